@@ -1,0 +1,92 @@
+//! The repository config: a clear header (so tools can recognise a repository and its id
+//! without the password) followed by the sealed parameters.
+//!
+//! ```text
+//! "STRATACF" (8) || version u16 LE (=1) || repository id (32)
+//! sealed envelope, kind "config", associated data "strata:config" || the 42 header bytes
+//! ```
+
+use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::chunker::ChunkerParams;
+use crate::crypto::MasterKey;
+use crate::envelope::{decode_postcard, encode_versioned, open_object, seal_object, split_version};
+use crate::id::{Digest, RepoId};
+use crate::FormatError;
+
+/// First bytes of the config file. Never change.
+pub const CONFIG_MAGIC: &[u8; 8] = b"STRATACF";
+/// Version of the config layout written by this program.
+pub const CONFIG_VERSION: u16 = 1;
+const HEADER_LEN: usize = 42;
+
+/// Repository-wide parameters fixed at `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub repo_id: RepoId,
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level for blobs.
+    pub compression_level: i32,
+    pub created_ns: i64,
+}
+
+impl ConfigFile {
+    pub fn validate(&self) -> Result<(), FormatError> {
+        self.chunker.validate()?;
+        if !(1 << 16..=1 << 30).contains(&self.pack_size) {
+            return Err(FormatError::InvalidParameter {
+                what: "pack size",
+                reason: format!("{} is outside 64 KiB..1 GiB", self.pack_size),
+            });
+        }
+        if !(-7..=22).contains(&self.compression_level) {
+            return Err(FormatError::InvalidParameter {
+                what: "compression level",
+                reason: format!("{} is outside -7..22", self.compression_level),
+            });
+        }
+        Ok(())
+    }
+
+    fn header(repo_id: &RepoId) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(CONFIG_MAGIC);
+        h[8..10].copy_from_slice(&CONFIG_VERSION.to_le_bytes());
+        h[10..].copy_from_slice(repo_id.as_bytes());
+        h
+    }
+
+    pub fn encode(&self, key: &MasterKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<u8> {
+        let header = Self::header(&self.repo_id);
+        let body = encode_versioned(CONFIG_VERSION, self);
+        let mut out = header.to_vec();
+        out.extend_from_slice(&seal_object(key, rng, "config", &header, &body, 3));
+        out
+    }
+
+    /// Reads the clear header: the repository id, without any key.
+    pub fn peek_repo_id(stored: &[u8]) -> Result<RepoId, FormatError> {
+        if stored.len() < HEADER_LEN || &stored[..8] != CONFIG_MAGIC {
+            return Err(FormatError::malformed("config", "not a Strata config (missing STRATACF magic)"));
+        }
+        split_version("config", &stored[8..10], CONFIG_VERSION)?;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&stored[10..HEADER_LEN]);
+        Ok(RepoId(Digest(id)))
+    }
+
+    pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<Self, FormatError> {
+        let repo_id = Self::peek_repo_id(stored)?;
+        let data = open_object(key, "config", "config", &stored[..HEADER_LEN], &stored[HEADER_LEN..])?;
+        let (_, body) = split_version("config", &data, CONFIG_VERSION)?;
+        let config: ConfigFile = decode_postcard("config", body)?;
+        if config.repo_id != repo_id {
+            return Err(FormatError::malformed("config", "sealed repository id differs from the header"));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,188 @@
+//! The envelope shared by every encrypted object file (config body, index, snapshot, lock)
+//! and the versioned encoding of structured values.
+//!
+//! ```text
+//! stored   = seal(enc_key, aad = "strata:" || kind [|| extra], plaintext)
+//! plaintext = compression (u8: 0 none, 1 zstd) || raw_length (u32 LE) || data
+//! data      = version (u16 LE) || postcard(value)        (after decompression)
+//! ```
+
+use rand::{CryptoRng, RngCore};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::crypto::MasterKey;
+use crate::{FormatError, MAX_OBJECT_SIZE};
+
+/// Compression of a blob or object payload. Values are stored; never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None = 0,
+    Zstd = 1,
+}
+
+impl Compression {
+    pub fn from_byte(object: &'static str, b: u8) -> Result<Self, FormatError> {
+        match b {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Zstd),
+            other => Err(FormatError::malformed(object, format!("unknown compression {other}"))),
+        }
+    }
+}
+
+/// Compresses with zstd at `level`, unless that does not make the data smaller.
+pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
+    if data.len() >= 64 {
+        if let Ok(c) = zstd::bulk::compress(data, level) {
+            if c.len() < data.len() {
+                return (Compression::Zstd, c);
+            }
+        }
+    }
+    (Compression::None, data.to_vec())
+}
+
+/// Reverses [`compress`], checking the result is exactly `raw_length` bytes.
+pub fn decompress(object: &'static str, compression: Compression, data: &[u8], raw_length: usize) -> Result<Vec<u8>, FormatError> {
+    if raw_length > MAX_OBJECT_SIZE {
+        return Err(FormatError::malformed(object, format!("declared size {raw_length} exceeds the limit")));
+    }
+    let out = match compression {
+        Compression::None => data.to_vec(),
+        Compression::Zstd => zstd::bulk::decompress(data, raw_length)
+            .map_err(|e| FormatError::malformed(object, format!("zstd: {e}")))?,
+    };
+    if out.len() != raw_length {
+        return Err(FormatError::malformed(
+            object,
+            format!("decompressed to {} bytes, header says {raw_length}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+/// Encodes `value` as `version (u16 LE) || postcard(value)`.
+pub fn encode_versioned<T: Serialize>(version: u16, value: &T) -> Vec<u8> {
+    let out = version.to_le_bytes().to_vec();
+    postcard::to_extend(value, out).expect("postcard encodes into a Vec")
+}
+
+/// Splits off the version of a versioned encoding, refusing versions above `supported`.
+pub fn split_version<'a>(object: &'static str, data: &'a [u8], supported: u16) -> Result<(u16, &'a [u8]), FormatError> {
+    if data.len() < 2 {
+        return Err(FormatError::malformed(object, "shorter than its version"));
+    }
+    let version = u16::from_le_bytes([data[0], data[1]]);
+    if version == 0 || version > supported {
+        return Err(FormatError::UnknownVersion {
+            object,
+            found: version,
+            supported,
+        });
+    }
+    Ok((version, &data[2..]))
+}
+
+/// Decodes a postcard body, requiring that it consumes every byte.
+pub fn decode_postcard<T: DeserializeOwned>(object: &'static str, body: &[u8]) -> Result<T, FormatError> {
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| FormatError::malformed(object, e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FormatError::malformed(object, format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+/// The associated data of an object of `kind`, optionally bound to `extra` bytes.
+pub fn aad(kind: &str, extra: &[u8]) -> Vec<u8> {
+    let mut a = b"strata:".to_vec();
+    a.extend_from_slice(kind.as_bytes());
+    a.extend_from_slice(extra);
+    a
+}
+
+/// Compresses and seals an already versioned encoding.
+pub fn seal_object(key: &MasterKey, rng: &mut (impl RngCore + CryptoRng), kind: &str, extra_aad: &[u8], data: &[u8], level: i32) -> Vec<u8> {
+    let (compression, payload) = compress(data, level);
+    let mut plain = Vec::with_capacity(payload.len() + 5);
+    plain.push(compression as u8);
+    plain.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    plain.extend_from_slice(&payload);
+    key.seal(rng, &aad(kind, extra_aad), &plain)
+}
+
+/// Opens and decompresses an object sealed by [`seal_object`], returning the versioned data.
+pub fn open_object(key: &MasterKey, object: &'static str, kind: &str, extra_aad: &[u8], stored: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let plain = key.open(object, &aad(kind, extra_aad), stored)?;
+    if plain.len() < 5 {
+        return Err(FormatError::malformed(object, "envelope shorter than 5 bytes"));
+    }
+    let compression = Compression::from_byte(object, plain[0])?;
+    let raw_length = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
+    decompress(object, compression, &plain[5..], raw_length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn object_round_trip_and_future_version() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let key = MasterKey::random(&mut rng);
+        let data = encode_versioned(1, &vec![String::from("x"); 100]);
+        let stored = seal_object(&key, &mut rng, "test", b"", &data, 3);
+        let opened = open_object(&key, "test", "test", b"", &stored).unwrap();
+        assert_eq!(opened, data);
+        assert!(open_object(&key, "test", "other", b"", &stored).is_err());
+        let future = encode_versioned(9, &1u8);
+        assert!(matches!(
+            split_version("test", &future, 1),
+            Err(FormatError::UnknownVersion { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn decompress_rejects_wrong_length() {
+        let (c, d) = compress(&[7u8; 1000], 3);
+        assert_eq!(c, Compression::Zstd);
+        assert!(decompress("t", c, &d, 999).is_err());
+        assert!(decompress("t", c, &d, MAX_OBJECT_SIZE + 1).is_err());
+        assert_eq!(decompress("t", c, &d, 1000).unwrap(), vec![7u8; 1000]);
+    }
+}
+
+/// A structured object stored as its own encrypted file (index, snapshot, lock).
+pub trait EncryptedObject: Serialize + DeserializeOwned {
+    /// The kind bound into the associated data (`"strata:" || KIND`). Never change.
+    const KIND: &'static str;
+    /// Human name for messages.
+    const OBJECT: &'static str;
+    /// The version this program writes (and the highest it reads).
+    const VERSION: u16;
+
+    /// Checks invariants serde cannot express; called by `decode`.
+    fn validate(&self) -> Result<(), FormatError> {
+        Ok(())
+    }
+
+    /// Versioned, compressed and sealed bytes, ready to store.
+    fn encode(&self, key: &MasterKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<u8> {
+        seal_object(key, rng, Self::KIND, b"", &encode_versioned(Self::VERSION, self), 3)
+    }
+
+    /// Opens, checks the version, decodes and validates.
+    fn decode(key: &MasterKey, stored: &[u8]) -> Result<Self, FormatError> {
+        let data = open_object(key, Self::OBJECT, Self::KIND, b"", stored)?;
+        Self::decode_plain(&data)
+    }
+
+    /// Decodes the versioned plaintext (what `cat` shows, what fuzzers feed).
+    fn decode_plain(data: &[u8]) -> Result<Self, FormatError> {
+        let (_version, body) = split_version(Self::OBJECT, data, Self::VERSION)?;
+        let value: Self = decode_postcard(Self::OBJECT, body)?;
+        value.validate()?;
+        Ok(value)
+    }
+}
