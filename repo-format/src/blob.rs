@@ -40,7 +40,10 @@ impl BlobType {
         match b {
             0 => Ok(BlobType::Data),
             1 => Ok(BlobType::Tree),
-            other => Err(FormatError::malformed("blob header", format!("unknown blob type {other}"))),
+            other => Err(FormatError::malformed(
+                "blob header",
+                format!("unknown blob type {other}"),
+            )),
         }
     }
 
@@ -76,13 +79,22 @@ impl BlobHeader {
 
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
         if bytes.len() < BLOB_HEADER_LEN {
-            return Err(FormatError::malformed("blob header", format!("{} bytes, need 44", bytes.len())));
+            return Err(FormatError::malformed(
+                "blob header",
+                format!("{} bytes, need 44", bytes.len()),
+            ));
         }
         if bytes[0] != BLOB_MAGIC {
-            return Err(FormatError::malformed("blob header", format!("bad magic {:#04x}", bytes[0])));
+            return Err(FormatError::malformed(
+                "blob header",
+                format!("bad magic {:#04x}", bytes[0]),
+            ));
         }
         if bytes[3] != 0 {
-            return Err(FormatError::malformed("blob header", "reserved byte is not zero"));
+            return Err(FormatError::malformed(
+                "blob header",
+                "reserved byte is not zero",
+            ));
         }
         let mut id = [0u8; 32];
         id.copy_from_slice(&bytes[12..44]);
@@ -128,29 +140,58 @@ pub fn encode_blob(
 
 /// Opens a stored blob, checking its type, its declared id and that the plaintext hashes to
 /// that id. Returns the header and the plaintext.
-pub fn decode_blob(key: &MasterKey, expected: Option<(BlobType, BlobId)>, stored: &[u8]) -> Result<(BlobHeader, Vec<u8>), FormatError> {
+pub fn decode_blob(
+    key: &MasterKey,
+    expected: Option<(BlobType, BlobId)>,
+    stored: &[u8],
+) -> Result<(BlobHeader, Vec<u8>), FormatError> {
     let header = BlobHeader::parse(stored)?;
     if stored.len() != header.stored_length() {
         return Err(FormatError::malformed(
             "blob",
-            format!("{} stored bytes, header says {}", stored.len(), header.stored_length()),
+            format!(
+                "{} stored bytes, header says {}",
+                stored.len(),
+                header.stored_length()
+            ),
         ));
     }
     if let Some((t, id)) = expected {
         if header.blob_type != t || header.id != id {
             return Err(FormatError::malformed(
                 "blob",
-                format!("expected {} blob {}, found {} blob {}", t.name(), id, header.blob_type.name(), header.id),
+                format!(
+                    "expected {} blob {}, found {} blob {}",
+                    t.name(),
+                    id,
+                    header.blob_type.name(),
+                    header.id
+                ),
             ));
         }
     }
     if header.raw_length as usize > MAX_OBJECT_SIZE {
-        return Err(FormatError::malformed("blob", "raw length exceeds the limit"));
+        return Err(FormatError::malformed(
+            "blob",
+            "raw length exceeds the limit",
+        ));
     }
-    let payload = key.open("blob", &stored[..BLOB_HEADER_LEN], &stored[BLOB_HEADER_LEN..])?;
-    let plain = decompress("blob", header.compression, &payload, header.raw_length as usize)?;
+    let payload = key.open(
+        "blob",
+        &stored[..BLOB_HEADER_LEN],
+        &stored[BLOB_HEADER_LEN..],
+    )?;
+    let plain = decompress(
+        "blob",
+        header.compression,
+        &payload,
+        header.raw_length as usize,
+    )?;
     if key.blob_id(&plain) != header.id {
-        return Err(FormatError::malformed("blob", format!("content does not hash to its id {}", header.id)));
+        return Err(FormatError::malformed(
+            "blob",
+            format!("content does not hash to its id {}", header.id),
+        ));
     }
     Ok((header, plain))
 }
@@ -174,7 +215,10 @@ mod tests {
         for i in [0, 1, 2, 5, 9, 20, 50, stored.len() - 1] {
             let mut bad = stored.clone();
             bad[i] ^= 0x40;
-            assert!(decode_blob(&key, None, &bad).is_err(), "flip at {i} undetected");
+            assert!(
+                decode_blob(&key, None, &bad).is_err(),
+                "flip at {i} undetected"
+            );
         }
         assert!(decode_blob(&key, None, &stored[..stored.len() - 1]).is_err());
     }

@@ -65,10 +65,18 @@ mod tests {
     #[test]
     fn rejects_out_of_range() {
         assert!(ChunkerParams::FILES.validate().is_ok());
-        let bad = ChunkerParams { min_size: 1, avg_size: 2, max_size: 3 };
+        let bad = ChunkerParams {
+            min_size: 1,
+            avg_size: 2,
+            max_size: 3,
+        };
         assert!(bad.validate().is_err());
         assert!(bad.chunk_lengths(b"abc", 0).is_err());
-        let inverted = ChunkerParams { min_size: 4096, avg_size: 2048, max_size: 8192 };
+        let inverted = ChunkerParams {
+            min_size: 4096,
+            avg_size: 2048,
+            max_size: 8192,
+        };
         assert!(inverted.validate().is_err());
     }
 }

@@ -70,7 +70,10 @@ impl ConfigFile {
     /// Reads the clear header: the repository id, without any key.
     pub fn peek_repo_id(stored: &[u8]) -> Result<RepoId, FormatError> {
         if stored.len() < HEADER_LEN || &stored[..8] != CONFIG_MAGIC {
-            return Err(FormatError::malformed("config", "not a Strata config (missing STRATACF magic)"));
+            return Err(FormatError::malformed(
+                "config",
+                "not a Strata config (missing STRATACF magic)",
+            ));
         }
         split_version("config", &stored[8..10], CONFIG_VERSION)?;
         let mut id = [0u8; 32];
@@ -80,11 +83,20 @@ impl ConfigFile {
 
     pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<Self, FormatError> {
         let repo_id = Self::peek_repo_id(stored)?;
-        let data = open_object(key, "config", "config", &stored[..HEADER_LEN], &stored[HEADER_LEN..])?;
+        let data = open_object(
+            key,
+            "config",
+            "config",
+            &stored[..HEADER_LEN],
+            &stored[HEADER_LEN..],
+        )?;
         let (_, body) = split_version("config", &data, CONFIG_VERSION)?;
         let config: ConfigFile = decode_postcard("config", body)?;
         if config.repo_id != repo_id {
-            return Err(FormatError::malformed("config", "sealed repository id differs from the header"));
+            return Err(FormatError::malformed(
+                "config",
+                "sealed repository id differs from the header",
+            ));
         }
         config.validate()?;
         Ok(config)

@@ -53,24 +53,41 @@ impl MasterKey {
 
     /// The id of a blob: keyed BLAKE3 of its plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
-        BlobId(Digest(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes()))
+        BlobId(Digest(
+            *blake3::keyed_hash(&self.id_key, plaintext).as_bytes(),
+        ))
     }
 
     /// Seals `plaintext` under the encryption key with a fresh random nonce.
-    pub fn seal(&self, rng: &mut (impl RngCore + CryptoRng), aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        rng: &mut (impl RngCore + CryptoRng),
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         seal_with_nonce(&self.enc_key, &nonce, aad, plaintext)
     }
 
     /// Opens a message sealed by [`MasterKey::seal`]; `object` names it in errors.
-    pub fn open(&self, object: &'static str, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
+    pub fn open(
+        &self,
+        object: &'static str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, FormatError> {
         open(&self.enc_key, object, aad, sealed)
     }
 }
 
 /// Seals with an explicit nonce (for golden vectors and key wrapping).
-pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub fn seal_with_nonce(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(nonce);
@@ -83,7 +100,12 @@ pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plai
 }
 
 /// Opens `nonce || ciphertext || tag`.
-pub fn open(key: &[u8; 32], object: &'static str, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
+pub fn open(
+    key: &[u8; 32],
+    object: &'static str,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, FormatError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(FormatError::malformed(
             object,
@@ -112,7 +134,10 @@ mod tests {
         let sealed = key.seal(&mut rng, b"kind", b"hello");
         assert_eq!(sealed.len(), 5 + SEAL_OVERHEAD);
         assert_eq!(key.open("t", b"kind", &sealed).unwrap(), b"hello");
-        assert!(matches!(key.open("t", b"other", &sealed), Err(FormatError::Authentication { .. })));
+        assert!(matches!(
+            key.open("t", b"other", &sealed),
+            Err(FormatError::Authentication { .. })
+        ));
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(key.open("t", b"kind", &bad).is_err());

@@ -26,7 +26,10 @@ impl Compression {
         match b {
             0 => Ok(Compression::None),
             1 => Ok(Compression::Zstd),
-            other => Err(FormatError::malformed(object, format!("unknown compression {other}"))),
+            other => Err(FormatError::malformed(
+                object,
+                format!("unknown compression {other}"),
+            )),
         }
     }
 }
@@ -44,9 +47,17 @@ pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
 }
 
 /// Reverses [`compress`], checking the result is exactly `raw_length` bytes.
-pub fn decompress(object: &'static str, compression: Compression, data: &[u8], raw_length: usize) -> Result<Vec<u8>, FormatError> {
+pub fn decompress(
+    object: &'static str,
+    compression: Compression,
+    data: &[u8],
+    raw_length: usize,
+) -> Result<Vec<u8>, FormatError> {
     if raw_length > MAX_OBJECT_SIZE {
-        return Err(FormatError::malformed(object, format!("declared size {raw_length} exceeds the limit")));
+        return Err(FormatError::malformed(
+            object,
+            format!("declared size {raw_length} exceeds the limit"),
+        ));
     }
     let out = match compression {
         Compression::None => data.to_vec(),
@@ -56,7 +67,10 @@ pub fn decompress(object: &'static str, compression: Compression, data: &[u8], r
     if out.len() != raw_length {
         return Err(FormatError::malformed(
             object,
-            format!("decompressed to {} bytes, header says {raw_length}", out.len()),
+            format!(
+                "decompressed to {} bytes, header says {raw_length}",
+                out.len()
+            ),
         ));
     }
     Ok(out)
@@ -69,7 +83,11 @@ pub fn encode_versioned<T: Serialize>(version: u16, value: &T) -> Vec<u8> {
 }
 
 /// Splits off the version of a versioned encoding, refusing versions above `supported`.
-pub fn split_version<'a>(object: &'static str, data: &'a [u8], supported: u16) -> Result<(u16, &'a [u8]), FormatError> {
+pub fn split_version<'a>(
+    object: &'static str,
+    data: &'a [u8],
+    supported: u16,
+) -> Result<(u16, &'a [u8]), FormatError> {
     if data.len() < 2 {
         return Err(FormatError::malformed(object, "shorter than its version"));
     }
@@ -85,10 +103,17 @@ pub fn split_version<'a>(object: &'static str, data: &'a [u8], supported: u16) -
 }
 
 /// Decodes a postcard body, requiring that it consumes every byte.
-pub fn decode_postcard<T: DeserializeOwned>(object: &'static str, body: &[u8]) -> Result<T, FormatError> {
-    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| FormatError::malformed(object, e.to_string()))?;
+pub fn decode_postcard<T: DeserializeOwned>(
+    object: &'static str,
+    body: &[u8],
+) -> Result<T, FormatError> {
+    let (value, rest) = postcard::take_from_bytes(body)
+        .map_err(|e| FormatError::malformed(object, e.to_string()))?;
     if !rest.is_empty() {
-        return Err(FormatError::malformed(object, format!("{} trailing bytes", rest.len())));
+        return Err(FormatError::malformed(
+            object,
+            format!("{} trailing bytes", rest.len()),
+        ));
     }
     Ok(value)
 }
@@ -102,7 +127,14 @@ pub fn aad(kind: &str, extra: &[u8]) -> Vec<u8> {
 }
 
 /// Compresses and seals an already versioned encoding.
-pub fn seal_object(key: &MasterKey, rng: &mut (impl RngCore + CryptoRng), kind: &str, extra_aad: &[u8], data: &[u8], level: i32) -> Vec<u8> {
+pub fn seal_object(
+    key: &MasterKey,
+    rng: &mut (impl RngCore + CryptoRng),
+    kind: &str,
+    extra_aad: &[u8],
+    data: &[u8],
+    level: i32,
+) -> Vec<u8> {
     let (compression, payload) = compress(data, level);
     let mut plain = Vec::with_capacity(payload.len() + 5);
     plain.push(compression as u8);
@@ -112,10 +144,19 @@ pub fn seal_object(key: &MasterKey, rng: &mut (impl RngCore + CryptoRng), kind: 
 }
 
 /// Opens and decompresses an object sealed by [`seal_object`], returning the versioned data.
-pub fn open_object(key: &MasterKey, object: &'static str, kind: &str, extra_aad: &[u8], stored: &[u8]) -> Result<Vec<u8>, FormatError> {
+pub fn open_object(
+    key: &MasterKey,
+    object: &'static str,
+    kind: &str,
+    extra_aad: &[u8],
+    stored: &[u8],
+) -> Result<Vec<u8>, FormatError> {
     let plain = key.open(object, &aad(kind, extra_aad), stored)?;
     if plain.len() < 5 {
-        return Err(FormatError::malformed(object, "envelope shorter than 5 bytes"));
+        return Err(FormatError::malformed(
+            object,
+            "envelope shorter than 5 bytes",
+        ));
     }
     let compression = Compression::from_byte(object, plain[0])?;
     let raw_length = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
@@ -169,7 +210,14 @@ pub trait EncryptedObject: Serialize + DeserializeOwned {
 
     /// Versioned, compressed and sealed bytes, ready to store.
     fn encode(&self, key: &MasterKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<u8> {
-        seal_object(key, rng, Self::KIND, b"", &encode_versioned(Self::VERSION, self), 3)
+        seal_object(
+            key,
+            rng,
+            Self::KIND,
+            b"",
+            &encode_versioned(Self::VERSION, self),
+            3,
+        )
     }
 
     /// Opens, checks the version, decodes and validates.

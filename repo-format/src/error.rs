@@ -23,7 +23,10 @@ pub enum FormatError {
     WrongPassword,
     /// The bytes are not a valid encoding.
     #[error("{object} is malformed: {reason}")]
-    Malformed { object: &'static str, reason: String },
+    Malformed {
+        object: &'static str,
+        reason: String,
+    },
     /// Parameters (chunker, KDF, sizes) are outside the supported range.
     #[error("invalid {what}: {reason}")]
     InvalidParameter { what: &'static str, reason: String },

@@ -8,9 +8,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::FormatError;
 
-/// A raw 32-byte digest.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// A raw 32-byte digest. In binary encodings (postcard) it is 32 raw bytes; in
+/// human-readable ones (JSON, for `cat` and `--json`) a 64-digit hex string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Digest(pub [u8; 32]);
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Digest::from_hex(&s).map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(Digest)
+        }
+    }
+}
 
 impl Digest {
     /// Lowercase hex of all 32 bytes.
@@ -21,8 +43,9 @@ impl Digest {
     /// Parses 64 lowercase or uppercase hex digits.
     pub fn from_hex(s: &str) -> Result<Self, FormatError> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|e| FormatError::malformed("id", format!("{s:?} is not a 64-digit hex id: {e}")))?;
+        hex::decode_to_slice(s, &mut out).map_err(|e| {
+            FormatError::malformed("id", format!("{s:?} is not a 64-digit hex id: {e}"))
+        })?;
         Ok(Digest(out))
     }
 

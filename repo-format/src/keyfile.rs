@@ -33,11 +33,18 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The defaults from the design: 64 MiB, 3 iterations, 1 lane.
-    pub const DEFAULT: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 1,
+    };
 
     /// Bounds accepted when reading, so a hostile key file cannot demand absurd memory.
     pub fn validate(&self) -> Result<(), FormatError> {
-        if !(8..=4 * 1024 * 1024).contains(&self.m_kib) || !(1..=64).contains(&self.t) || !(1..=16).contains(&self.p) {
+        if !(8..=4 * 1024 * 1024).contains(&self.m_kib)
+            || !(1..=64).contains(&self.t)
+            || !(1..=16).contains(&self.p)
+        {
             return Err(FormatError::InvalidParameter {
                 what: "argon2id parameters",
                 reason: format!("{self:?} outside m 8 KiB..4 GiB, t 1..64, p 1..16"),
@@ -49,9 +56,11 @@ impl KdfParams {
     /// Derives the 32-byte wrapping key.
     pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], FormatError> {
         self.validate()?;
-        let params = Params::new(self.m_kib, self.t, self.p, Some(32)).map_err(|e| FormatError::InvalidParameter {
-            what: "argon2id parameters",
-            reason: e.to_string(),
+        let params = Params::new(self.m_kib, self.t, self.p, Some(32)).map_err(|e| {
+            FormatError::InvalidParameter {
+                what: "argon2id parameters",
+                reason: e.to_string(),
+            }
         })?;
         let mut out = [0u8; 32];
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -95,16 +104,24 @@ impl KeyFile {
         let wrapping = kdf.derive(password, &salt)?;
         let plain = postcard::to_stdvec(master).expect("postcard encodes a master key");
         let wrapped = crypto::seal_with_nonce(&wrapping, &nonce, &aad("masterkey", b""), &plain);
-        Ok(KeyFile { kdf, salt, wrapped, created_ns, hostname, username })
+        Ok(KeyFile {
+            kdf,
+            salt,
+            wrapped,
+            created_ns,
+            hostname,
+            username,
+        })
     }
 
     /// Unwraps the master key; a wrong password gives [`FormatError::WrongPassword`].
     pub fn unwrap_key(&self, password: &[u8]) -> Result<MasterKey, FormatError> {
         let wrapping = self.kdf.derive(password, &self.salt)?;
-        let plain = crypto::open(&wrapping, "key file", &aad("masterkey", b""), &self.wrapped).map_err(|e| match e {
-            FormatError::Authentication { .. } => FormatError::WrongPassword,
-            other => other,
-        })?;
+        let plain = crypto::open(&wrapping, "key file", &aad("masterkey", b""), &self.wrapped)
+            .map_err(|e| match e {
+                FormatError::Authentication { .. } => FormatError::WrongPassword,
+                other => other,
+            })?;
         decode_postcard("master key", &plain)
     }
 
@@ -122,7 +139,10 @@ impl KeyFile {
         let kf: KeyFile = decode_postcard("key file", body)?;
         kf.kdf.validate()?;
         if kf.salt.len() < 8 {
-            return Err(FormatError::malformed("key file", "salt shorter than 8 bytes"));
+            return Err(FormatError::malformed(
+                "key file",
+                "salt shorter than 8 bytes",
+            ));
         }
         Ok(kf)
     }
@@ -137,11 +157,18 @@ mod tests {
     fn wrap_unwrap_wrong_password() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
         let mk = MasterKey::random(&mut rng);
-        let kdf = KdfParams { m_kib: 64, t: 1, p: 1 };
+        let kdf = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
         let kf = KeyFile::wrap(&mk, b"secret", kdf, &mut rng, 0, "h".into(), "u".into()).unwrap();
         let decoded = KeyFile::decode(&kf.encode()).unwrap();
         assert_eq!(decoded.unwrap_key(b"secret").unwrap(), mk);
-        assert!(matches!(decoded.unwrap_key(b"nope"), Err(FormatError::WrongPassword)));
+        assert!(matches!(
+            decoded.unwrap_key(b"nope"),
+            Err(FormatError::WrongPassword)
+        ));
         let mut huge = kf.clone();
         huge.kdf.m_kib = u32::MAX;
         assert!(KeyFile::decode(&huge.encode()).is_err());

@@ -58,7 +58,10 @@ impl PackBuilder {
         let mut buf = Vec::with_capacity(1 << 20);
         buf.extend_from_slice(PACK_MAGIC);
         buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
-        PackBuilder { buf, blobs: Vec::new() }
+        PackBuilder {
+            buf,
+            blobs: Vec::new(),
+        }
     }
 
     /// Appends a stored blob (as made by `encode_blob`).
@@ -87,11 +90,16 @@ impl PackBuilder {
     }
 
     /// Seals the header, appends it and its length, and returns the bytes and the blob list.
-    pub fn finish(mut self, key: &MasterKey, rng: &mut (impl RngCore + CryptoRng)) -> (Vec<u8>, Vec<PackBlob>) {
+    pub fn finish(
+        mut self,
+        key: &MasterKey,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Vec<u8>, Vec<PackBlob>) {
         let data = encode_versioned(PACK_HEADER_VERSION, &self.blobs);
         let sealed = seal_object(key, rng, "packheader", b"", &data, 3);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         (self.buf, self.blobs)
     }
 }
@@ -119,17 +127,29 @@ pub fn read_pack_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackBlob>, F
     let n = pack.len();
     let hlen = u32::from_le_bytes(pack[n - 4..].try_into().expect("4 bytes")) as usize;
     if hlen > n - 4 - PACK_PREAMBLE_LEN {
-        return Err(FormatError::malformed("pack", format!("header length {hlen} exceeds the pack")));
+        return Err(FormatError::malformed(
+            "pack",
+            format!("header length {hlen} exceeds the pack"),
+        ));
     }
     let header_start = n - 4 - hlen;
-    let data = open_object(key, "pack header", "packheader", b"", &pack[header_start..n - 4])?;
+    let data = open_object(
+        key,
+        "pack header",
+        "packheader",
+        b"",
+        &pack[header_start..n - 4],
+    )?;
     let (_, body) = split_version("pack header", &data, PACK_HEADER_VERSION)?;
     let blobs: Vec<PackBlob> = decode_postcard("pack header", body)?;
     let mut pos = PACK_PREAMBLE_LEN;
     for b in &blobs {
         let (off, len) = (b.offset as usize, b.length as usize);
         if off < pos || len < BLOB_HEADER_LEN || off + len > header_start {
-            return Err(FormatError::malformed("pack header", format!("blob {} has an invalid extent", b.id)));
+            return Err(FormatError::malformed(
+                "pack header",
+                format!("blob {} has an invalid extent", b.id),
+            ));
         }
         pos = off + len;
     }
@@ -160,7 +180,10 @@ mod tests {
         assert_eq!(read, blobs);
         for (b, data) in read.iter().zip(&want) {
             let s = &bytes[b.offset as usize..(b.offset + b.length) as usize];
-            assert_eq!(&decode_blob(&key, Some((b.blob_type, b.id)), s).unwrap().1, data);
+            assert_eq!(
+                &decode_blob(&key, Some((b.blob_type, b.id)), s).unwrap().1,
+                data
+            );
         }
         let mut bad = bytes.clone();
         let n = bad.len();

@@ -34,6 +34,7 @@ pub struct Node {
     pub user: Option<String>,
     pub group: Option<String>,
     pub mtime_ns: i64,
+    /// Access time; 0 when not recorded (the archiver's default), restored as the mtime.
     pub atime_ns: i64,
     pub ctime_ns: i64,
     /// Inode and device: change detection and hardlink groups.
@@ -58,15 +59,23 @@ pub struct Xattr {
 /// What an entry is. Append new variants at the end only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
-    File { content: Vec<BlobId> },
-    Dir { subtree: BlobId },
+    File {
+        content: Vec<BlobId>,
+    },
+    Dir {
+        subtree: BlobId,
+    },
     Symlink {
         #[serde(with = "serde_bytes")]
         target: Vec<u8>,
     },
     Fifo,
-    CharDevice { rdev: u64 },
-    BlockDevice { rdev: u64 },
+    CharDevice {
+        rdev: u64,
+    },
+    BlockDevice {
+        rdev: u64,
+    },
     Socket,
 }
 
@@ -124,12 +133,18 @@ impl Tree {
             }
             if let Some(p) = prev {
                 if p >= n.name.as_slice() {
-                    return Err(FormatError::malformed("tree", "entries not sorted or not unique"));
+                    return Err(FormatError::malformed(
+                        "tree",
+                        "entries not sorted or not unique",
+                    ));
                 }
             }
             if let NodeKind::Symlink { target } = &n.kind {
                 if target.contains(&0) {
-                    return Err(FormatError::malformed("tree", "symlink target contains NUL"));
+                    return Err(FormatError::malformed(
+                        "tree",
+                        "symlink target contains NUL",
+                    ));
                 }
             }
             prev = Some(&n.name);
@@ -173,14 +188,22 @@ mod tests {
     #[test]
     fn refuses_hostile_names() {
         for bad in [&b".."[..], b".", b"", b"a/b", b"a\0b", b"/"] {
-            let t = Tree { nodes: vec![node(bad)] };
+            let t = Tree {
+                nodes: vec![node(bad)],
+            };
             assert!(Tree::decode(&t.encode()).is_err(), "{bad:?} accepted");
         }
-        let unsorted = Tree { nodes: vec![node(b"b"), node(b"a")] };
+        let unsorted = Tree {
+            nodes: vec![node(b"b"), node(b"a")],
+        };
         assert!(Tree::decode(&unsorted.encode()).is_err());
-        let dup = Tree { nodes: vec![node(b"a"), node(b"a")] };
+        let dup = Tree {
+            nodes: vec![node(b"a"), node(b"a")],
+        };
         assert!(Tree::decode(&dup.encode()).is_err());
-        let mut ok = Tree { nodes: vec![node(b"b"), node(&[0xff, 0xfe]), node(b"a")] };
+        let mut ok = Tree {
+            nodes: vec![node(b"b"), node(&[0xff, 0xfe]), node(b"a")],
+        };
         ok.sort();
         assert_eq!(Tree::decode(&ok.encode()).unwrap(), ok);
         assert!(ok.get(&[0xff, 0xfe]).is_some());

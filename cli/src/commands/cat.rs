@@ -1,0 +1,54 @@
+//! `strata cat`
+
+use anyhow::Result;
+use strata_format::id::IndexId;
+use strata_format::index::IndexFile;
+use strata_storage::FileType;
+
+use crate::output::json;
+use crate::{exit, open, Cli};
+
+/// Print a decrypted repository object as JSON (for debugging).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// The repository config.
+    Config,
+    /// A snapshot (`latest`, an id or a unique prefix).
+    Snapshot { id: String },
+    /// An index file (full id).
+    Index { id: String },
+    /// A tree blob (full id).
+    Tree { id: String },
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    match &args.what {
+        What::Config => {
+            let repo = open::repository_without_index(cli)?;
+            json(repo.config())?;
+        }
+        What::Snapshot { id } => {
+            let repo = open::repository_without_index(cli)?;
+            let (_, snap) = strata_engine::snapshots::find(&repo, id)?;
+            json(&snap)?;
+        }
+        What::Index { id } => {
+            let repo = open::repository_without_index(cli)?;
+            let id: IndexId = id.parse()?;
+            let index: IndexFile = repo.load_object(FileType::Index, &id.to_hex())?;
+            json(&index)?;
+        }
+        What::Tree { id } => {
+            let repo = open::repository(cli)?;
+            let tree = repo.load_tree(&id.parse()?)?;
+            json(&tree)?;
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,32 @@
+//! `strata dump`
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use strata_engine::restorer;
+use strata_engine::treewalk::{self, Found};
+
+use crate::{exit, open, Cli};
+
+/// Write the content of one file of a snapshot to standard output.
+///
+/// PATH is the file's absolute path in the snapshot (see `strata ls`); for a standard input
+/// backup it is `/NAME`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    snapshot: String,
+    path: String,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let repo = open::repository(cli)?;
+    let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
+    let node = match treewalk::resolve(&repo, &snap.tree, args.path.as_bytes())? {
+        Found::Root(_) => bail!("{} is the snapshot root, not a file", args.path),
+        Found::Node { node, .. } => node,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    restorer::write_content(&repo, &node, &mut out)?;
+    out.flush()?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,28 @@
+//! One module per subcommand.
+
+pub mod backup;
+pub mod cat;
+pub mod check;
+pub mod dump;
+pub mod init;
+pub mod ls;
+pub mod restore;
+pub mod snapshots;
+
+use anyhow::Result;
+
+use crate::{Cli, Command};
+
+/// Runs the chosen command; returns the exit code.
+pub fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Init(a) => init::run(cli, a),
+        Command::Backup(a) => backup::run(cli, a),
+        Command::Snapshots(a) => snapshots::run(cli, a),
+        Command::Ls(a) => ls::run(cli, a),
+        Command::Restore(a) => restore::run(cli, a),
+        Command::Dump(a) => dump::run(cli, a),
+        Command::Cat(a) => cat::run(cli, a),
+        Command::Check(a) => check::run(cli, a),
+    }
+}

@@ -1,0 +1,100 @@
+//! `strata`: the command-line front end. It parses arguments, opens the repository, calls
+//! the engine and renders results; it holds no backup logic of its own.
+
+mod commands;
+mod open;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use strata_engine::{EngineError, ErrorKind};
+
+/// Exit codes, as restic users already script against them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FATAL: u8 = 1;
+    pub const PARTIAL: u8 = 3;
+    pub const NO_REPOSITORY: u8 = 10;
+    pub const LOCKED: u8 = 11;
+    pub const WRONG_PASSWORD: u8 = 12;
+}
+
+/// Strata: deduplicating, encrypted backups of file trees and streams.
+///
+/// The repository is given with -r/--repo or STRATA_REPOSITORY; the password comes from
+/// --password-file / STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND, or a prompt on a
+/// terminal.
+///
+/// Exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 snapshot written but some sources were
+/// unreadable, 10 repository does not exist, 11 repository locked, 12 wrong password.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, max_term_width = 100)]
+pub struct Cli {
+    /// Repository location: a directory path or file:///path.
+    #[arg(short = 'r', long = "repo", env = "STRATA_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+
+    /// File holding the repository password (first line).
+    #[arg(long, env = "STRATA_PASSWORD_FILE", global = true)]
+    pub password_file: Option<std::path::PathBuf>,
+
+    /// Shell command whose output is the password.
+    #[arg(long, env = "STRATA_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+
+    /// Show no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(commands::init::Args),
+    Backup(commands::backup::Args),
+    Snapshots(commands::snapshots::Args),
+    Ls(commands::ls::Args),
+    Restore(commands::restore::Args),
+    Dump(commands::dump::Args),
+    Cat(commands::cat::Args),
+    Check(commands::check::Args),
+}
+
+fn exit_code_for(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<EngineError>().map(EngineError::kind) {
+        Some(ErrorKind::RepoNotFound) => exit::NO_REPOSITORY,
+        Some(ErrorKind::Locked) => exit::LOCKED,
+        Some(ErrorKind::WrongPassword) => exit::WRONG_PASSWORD,
+        _ => exit::FATAL,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match commands::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("strata: {}", output::one_line(&e));
+            ExitCode::from(exit_code_for(&e))
+        }
+    }
+}

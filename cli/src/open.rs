@@ -1,0 +1,76 @@
+//! Opening the repository named on the command line with the password from the
+//! environment.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use strata_engine::Repository;
+use strata_storage::{Backend, OpendalBackend};
+
+use crate::Cli;
+
+/// The storage backend for `-r/--repo`.
+pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
+    let Some(location) = cli.repo.as_deref() else {
+        bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
+    };
+    Ok(Arc::new(OpendalBackend::from_location(location)?))
+}
+
+fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
+    if s.last() == Some(&b'\n') {
+        s.pop();
+        if s.last() == Some(&b'\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// The password, from a file, a command, or a prompt (twice when `confirm`).
+pub fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
+    if let Some(file) = &cli.password_file {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("reading password file {}", file.display()))?;
+        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
+        return Ok(strip_newline(first_line));
+    }
+    if let Some(cmd) = &cli.password_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running password command {cmd:?}"))?;
+        if !out.status.success() {
+            bail!("password command {cmd:?} failed with {}", out.status);
+        }
+        return Ok(strip_newline(out.stdout));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password given: set STRATA_PASSWORD_FILE or STRATA_PASSWORD_COMMAND, or run on a terminal");
+    }
+    let pw = rpassword::prompt_password("repository password: ").context("reading password")?;
+    if confirm {
+        let again = rpassword::prompt_password("repeat password: ").context("reading password")?;
+        if again != pw {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(pw.into_bytes())
+}
+
+/// Opens the repository with its index.
+pub fn repository(cli: &Cli) -> Result<Repository> {
+    let backend = backend(cli)?;
+    let pw = password(cli, false)?;
+    Ok(Repository::open(backend, &pw)?)
+}
+
+/// Opens the repository without loading the index (listing snapshots, cat).
+pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
+    let backend = backend(cli)?;
+    let pw = password(cli, false)?;
+    Ok(Repository::open_without_index(backend, &pw)?)
+}

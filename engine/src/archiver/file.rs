@@ -1,0 +1,98 @@
+//! Chunking file and stream content into data blobs.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
+use strata_format::blob::BlobType;
+use strata_format::id::BlobId;
+
+use super::Ctx;
+use crate::EngineError;
+
+/// Why a file could not be archived.
+pub(super) enum FileError {
+    /// The source could not be read: skip it and report.
+    Source(std::io::Error),
+    /// Storage or repository failure: abort the backup.
+    Fatal(EngineError),
+}
+
+impl FileError {
+    pub fn into_engine(self, what: &str) -> EngineError {
+        match self {
+            FileError::Source(e) => EngineError::io(what, e),
+            FileError::Fatal(e) => e,
+        }
+    }
+}
+
+fn add_chunk(ctx: &Ctx<'_>, chunk: &[u8], content: &mut Vec<BlobId>) -> Result<(), FileError> {
+    let id = ctx.repo.key().blob_id(chunk);
+    ctx.packer
+        .add(BlobType::Data, id, chunk)
+        .map_err(FileError::Fatal)?;
+    ctx.counters
+        .bytes_read
+        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    ctx.progress.add_bytes(chunk.len() as u64);
+    content.push(id);
+    Ok(())
+}
+
+/// Chunks a regular file. Files up to the maximum chunk size are read whole and cut in
+/// memory; larger ones are streamed. Both cut at the same places.
+pub(super) fn chunk_file(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    md: &std::fs::Metadata,
+) -> Result<Vec<BlobId>, FileError> {
+    let mut f = std::fs::File::open(path).map_err(FileError::Source)?;
+    let params = ctx.repo.config().chunker;
+    if md.len() <= params.max_size as u64 {
+        let mut buf = Vec::with_capacity(md.len() as usize);
+        f.read_to_end(&mut buf).map_err(FileError::Source)?;
+        let mut content = Vec::new();
+        let seed = ctx.repo.key().chunker_seed;
+        for c in FastCDC::with_level_and_seed(
+            &buf,
+            params.min_size,
+            params.avg_size,
+            params.max_size,
+            Normalization::Level1,
+            seed,
+        ) {
+            add_chunk(ctx, &buf[c.offset..c.offset + c.length], &mut content)?;
+        }
+        return Ok(content);
+    }
+    chunk_stream(ctx, &mut f).map(|(content, _)| content)
+}
+
+/// Chunks a stream of unknown length; returns the blob ids and the byte count.
+pub(super) fn chunk_stream(
+    ctx: &Ctx<'_>,
+    reader: &mut dyn Read,
+) -> Result<(Vec<BlobId>, u64), FileError> {
+    let params = ctx.repo.config().chunker;
+    let seed = ctx.repo.key().chunker_seed;
+    let mut content = Vec::new();
+    let mut size = 0u64;
+    for chunk in StreamCDC::with_level_and_seed(
+        reader,
+        params.min_size,
+        params.avg_size,
+        params.max_size,
+        Normalization::Level1,
+        seed,
+    ) {
+        let chunk = chunk.map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(io) => FileError::Source(io),
+            other => FileError::Source(std::io::Error::other(other.to_string())),
+        })?;
+        size += chunk.data.len() as u64;
+        add_chunk(ctx, &chunk.data, &mut content)?;
+    }
+    Ok((content, size))
+}

@@ -1,0 +1,264 @@
+//! The archiver: turns file trees and streams into blobs, trees and a snapshot.
+//!
+//! Directories are walked recursively; the entries of each directory are archived in
+//! parallel on rayon (nested directories too, by work stealing), so both cores chunk, hash,
+//! compress and encrypt. Full packs go to uploader threads over a bounded queue. Files whose
+//! size, mtime, ctime and inode match the parent snapshot are not read: their blob list is
+//! reused. Order of writes: packs, then the index, then the snapshot.
+
+mod file;
+mod roots;
+mod walk;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use strata_format::blob::BlobType;
+use strata_format::id::{BlobId, IndexId, SnapshotId};
+use strata_format::index::IndexFile;
+use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
+use strata_format::tree::{Node, NodeKind, Tree};
+use strata_storage::FileType;
+
+use crate::filter::Filter;
+use crate::meta::NameCache;
+use crate::packer::Packer;
+use crate::progress::Progress;
+use crate::{snapshots, EngineError, Repository, Result};
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub tags: Vec<String>,
+    /// Host name recorded in the snapshot (default: this machine's).
+    pub hostname: Option<String>,
+    pub excludes: Vec<String>,
+    /// Do not descend into directories on other filesystems than the backed-up path.
+    pub one_file_system: bool,
+    /// Parent snapshot for change detection (default: latest of the same host and paths).
+    pub parent: Option<SnapshotId>,
+    /// Snapshot time (default: now).
+    pub time_ns: Option<i64>,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    pub snapshot_id: SnapshotId,
+    pub snapshot: SnapshotFile,
+    /// Source entries that could not be read and were left out, with the reason.
+    pub errors: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unchanged: AtomicU64,
+    dirs: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+/// State shared by every thread of one backup.
+struct Ctx<'a> {
+    repo: &'a Repository,
+    packer: Packer<'a>,
+    excludes: Filter,
+    names: NameCache,
+    progress: &'a dyn Progress,
+    one_file_system: bool,
+    counters: Counters,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Ctx<'_> {
+    fn source_error(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.errors
+            .lock()
+            .expect("no panics while locked")
+            .push(msg);
+    }
+
+    /// Encodes and stores a tree, returning its id.
+    fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
+        tree.sort();
+        let bytes = tree.encode();
+        let id = self.repo.key().blob_id(&bytes);
+        self.packer.add(BlobType::Tree, id, &bytes)?;
+        Ok(id)
+    }
+
+    fn load_parent_tree(&self, id: Option<&BlobId>) -> Option<Tree> {
+        let id = id?;
+        match self.repo.load_tree(id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("parent tree {id} unreadable, reading everything: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Backs up file trees.
+pub fn backup_paths(
+    repo: &Repository,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupResult> {
+    let started = Instant::now();
+    let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
+    let roots = roots::Roots::new(paths)?;
+    let hostname = opts.hostname.clone().unwrap_or_else(crate::hostname);
+    let path_strings = roots.path_strings();
+    let parent = match opts.parent {
+        Some(id) => Some((id, snapshots::load(repo, &id)?)),
+        None => snapshots::find_parent(repo, &hostname, &path_strings)?,
+    };
+    let ctx = Ctx {
+        repo,
+        packer: Packer::new(repo),
+        excludes: Filter::new(&opts.excludes)?,
+        names: NameCache::default(),
+        progress,
+        one_file_system: opts.one_file_system,
+        counters: Counters::default(),
+        errors: Mutex::new(Vec::new()),
+    };
+    let parent_root = parent
+        .as_ref()
+        .and_then(|(_, s)| ctx.load_parent_tree(Some(&s.tree)));
+    let tree = roots.archive(&ctx, parent_root.as_ref())?;
+    let snapshot = SnapshotFile {
+        time_ns,
+        hostname,
+        username: crate::username(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        paths: path_strings,
+        tags: opts.tags.clone(),
+        project: None,
+        excludes: opts.excludes.clone(),
+        source: SourceKind::Files,
+        source_meta: Vec::new(),
+        tree,
+        parent: parent.map(|(id, _)| id),
+        program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
+        summary: SnapshotSummary::default(),
+        keep_until_ns: None,
+    };
+    finish(ctx, snapshot, started)
+}
+
+/// Backs up one stream as a file named `filename` at the root of the snapshot.
+pub fn backup_stream(
+    repo: &Repository,
+    filename: &str,
+    reader: &mut dyn Read,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupResult> {
+    let started = Instant::now();
+    if !strata_format::tree::valid_name(filename.as_bytes()) {
+        return Err(EngineError::Invalid(format!(
+            "invalid stdin file name {filename:?}"
+        )));
+    }
+    let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
+    let ctx = Ctx {
+        repo,
+        packer: Packer::new(repo),
+        excludes: Filter::new(&[])?,
+        names: NameCache::default(),
+        progress,
+        one_file_system: false,
+        counters: Counters::default(),
+        errors: Mutex::new(Vec::new()),
+    };
+    let (content, size) = file::chunk_stream(&ctx, reader).map_err(|e| e.into_engine("stdin"))?;
+    ctx.counters.files_new.fetch_add(1, Ordering::Relaxed);
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let node = Node {
+        name: filename.as_bytes().to_vec(),
+        kind: NodeKind::File { content },
+        mode: 0o600,
+        uid,
+        gid,
+        user: Some(crate::username()),
+        group: None,
+        mtime_ns: time_ns,
+        atime_ns: time_ns,
+        ctime_ns: time_ns,
+        inode: 0,
+        device: 0,
+        links: 1,
+        size,
+        xattrs: Vec::new(),
+    };
+    let tree = ctx.save_tree(Tree { nodes: vec![node] })?;
+    let snapshot = SnapshotFile {
+        time_ns,
+        hostname: opts.hostname.clone().unwrap_or_else(crate::hostname),
+        username: crate::username(),
+        uid,
+        gid,
+        paths: vec![format!("/{filename}")],
+        tags: opts.tags.clone(),
+        project: None,
+        excludes: Vec::new(),
+        source: SourceKind::Stdin {
+            filename: filename.to_string(),
+        },
+        source_meta: Vec::new(),
+        tree,
+        parent: None,
+        program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
+        summary: SnapshotSummary::default(),
+        keep_until_ns: None,
+    };
+    finish(ctx, snapshot, started)
+}
+
+/// Waits for every pack, writes the index, then the snapshot.
+fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<BackupResult> {
+    let (packs, stats) = ctx.packer.finish()?;
+    let mut index_bytes = 0;
+    if !packs.is_empty() {
+        let index = IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        };
+        let id = IndexId(ctx.repo.save_object(FileType::Index, &index)?);
+        index_bytes = ctx
+            .repo
+            .block_on(ctx.repo.backend().stat(FileType::Index, &id.to_hex()))?
+            .unwrap_or(0);
+    }
+    let errors = ctx.errors.into_inner().expect("no panics while locked");
+    let c = &ctx.counters;
+    snapshot.summary = SnapshotSummary {
+        files_new: c.files_new.load(Ordering::Relaxed),
+        files_changed: c.files_changed.load(Ordering::Relaxed),
+        files_unchanged: c.files_unchanged.load(Ordering::Relaxed),
+        dirs: c.dirs.load(Ordering::Relaxed),
+        bytes_read: c.bytes_read.load(Ordering::Relaxed),
+        bytes_added: stats.bytes_added + index_bytes,
+        data_blobs_added: stats.data_blobs,
+        tree_blobs_added: stats.tree_blobs,
+        duration_secs: started.elapsed().as_secs_f64(),
+        errors: errors.len() as u64,
+    };
+    let snapshot_id = SnapshotId(ctx.repo.save_object(FileType::Snapshot, &snapshot)?);
+    ctx.progress.finish();
+    Ok(BackupResult {
+        snapshot_id,
+        snapshot,
+        errors,
+    })
+}

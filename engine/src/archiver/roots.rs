@@ -1,0 +1,168 @@
+//! The top of a snapshot: the backed-up paths laid out under `/` as in the filesystem, with
+//! the metadata of their real parent directories.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use strata_format::id::BlobId;
+use strata_format::tree::{NodeKind, Tree};
+
+use super::{walk, Ctx};
+use crate::meta::node_from_metadata;
+use crate::{EngineError, Result};
+
+enum Entry {
+    /// A path given to backup: archived whole.
+    Real(PathBuf),
+    /// A parent directory of given paths: only the listed children are archived.
+    Virtual(PathBuf, BTreeMap<Vec<u8>, Entry>),
+}
+
+pub(super) struct Roots {
+    paths: Vec<PathBuf>,
+    /// `None` when `/` itself is backed up.
+    top: Option<BTreeMap<Vec<u8>, Entry>>,
+}
+
+/// Makes a path absolute and removes `.` and `..` without following symlinks.
+fn normalize(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| EngineError::io(p, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Roots {
+    pub fn new(paths: &[PathBuf]) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(EngineError::Invalid(
+                "nothing to back up: give at least one path".into(),
+            ));
+        }
+        let mut normalized = Vec::new();
+        for p in paths {
+            let n = normalize(p)?;
+            std::fs::symlink_metadata(&n).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    EngineError::NotFound(format!("{}: no such file or directory", p.display()))
+                }
+                _ => EngineError::io(p, e),
+            })?;
+            normalized.push(n);
+        }
+        normalized.sort();
+        normalized.dedup();
+        let mut top = Some(BTreeMap::new());
+        for p in &normalized {
+            let comps: Vec<Vec<u8>> = p
+                .components()
+                .skip(1)
+                .map(|c| c.as_os_str().as_bytes().to_vec())
+                .collect();
+            if comps.is_empty() {
+                top = None;
+                break;
+            }
+            insert(
+                top.as_mut().expect("set above"),
+                &comps,
+                PathBuf::from("/"),
+                p,
+            );
+        }
+        Ok(Roots {
+            paths: normalized,
+            top,
+        })
+    }
+
+    pub fn path_strings(&self) -> Vec<String> {
+        self.paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Archives everything and returns the root tree id.
+    pub fn archive(&self, ctx: &Ctx<'_>, parent: Option<&Tree>) -> Result<BlobId> {
+        match &self.top {
+            None => {
+                let md = std::fs::symlink_metadata("/").map_err(|e| EngineError::io("/", e))?;
+                walk::archive_dir(ctx, Path::new("/"), parent, md.dev_of())
+            }
+            Some(children) => archive_virtual(ctx, children, parent),
+        }
+    }
+}
+
+trait DevOf {
+    fn dev_of(&self) -> u64;
+}
+
+impl DevOf for std::fs::Metadata {
+    fn dev_of(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::dev(self)
+    }
+}
+
+fn insert(map: &mut BTreeMap<Vec<u8>, Entry>, comps: &[Vec<u8>], prefix: PathBuf, full: &Path) {
+    let here = prefix.join(std::ffi::OsStr::from_bytes(&comps[0]));
+    if comps.len() == 1 {
+        map.insert(comps[0].clone(), Entry::Real(full.to_path_buf()));
+        return;
+    }
+    let entry = map
+        .entry(comps[0].clone())
+        .or_insert_with(|| Entry::Virtual(here.clone(), BTreeMap::new()));
+    if let Entry::Virtual(_, children) = entry {
+        insert(children, &comps[1..], here, full);
+    }
+    // A `Real` entry already covers everything below it.
+}
+
+fn archive_virtual(
+    ctx: &Ctx<'_>,
+    children: &BTreeMap<Vec<u8>, Entry>,
+    parent: Option<&Tree>,
+) -> Result<BlobId> {
+    let mut tree = Tree::default();
+    for (name, entry) in children {
+        let parent_node = parent.and_then(|t| t.get(name));
+        match entry {
+            Entry::Real(path) => {
+                let md = std::fs::symlink_metadata(path).map_err(|e| EngineError::io(path, e))?;
+                if let Some(node) =
+                    walk::archive_entry(ctx, path, name.clone(), parent_node, md.dev_of())?
+                {
+                    tree.nodes.push(node);
+                }
+            }
+            Entry::Virtual(path, grandchildren) => {
+                let md = std::fs::symlink_metadata(path).map_err(|e| EngineError::io(path, e))?;
+                let parent_sub = match parent_node.map(|n| &n.kind) {
+                    Some(NodeKind::Dir { subtree }) => ctx.load_parent_tree(Some(subtree)),
+                    _ => None,
+                };
+                let subtree = archive_virtual(ctx, grandchildren, parent_sub.as_ref())?;
+                let node = node_from_metadata(
+                    name.clone(),
+                    path,
+                    &md,
+                    NodeKind::Dir { subtree },
+                    &ctx.names,
+                );
+                tree.nodes.push(node);
+            }
+        }
+    }
+    ctx.save_tree(tree)
+}

@@ -1,0 +1,142 @@
+//! Archiving one filesystem entry, and directories recursively in parallel.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+use strata_format::id::BlobId;
+use strata_format::tree::{Node, NodeKind, Tree};
+
+use super::{file, Ctx};
+use crate::meta::{node_from_metadata, special_kind};
+use crate::Result;
+
+/// Whether a file is unchanged since the parent snapshot, by its metadata.
+fn unchanged(md: &std::fs::Metadata, parent: &Node) -> bool {
+    let mtime = md
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.mtime_nsec());
+    let ctime = md
+        .ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.ctime_nsec());
+    matches!(parent.kind, NodeKind::File { .. })
+        && parent.size == md.size()
+        && parent.mtime_ns == mtime
+        && parent.ctime_ns == ctime
+        && parent.inode == md.ino()
+}
+
+/// Archives one entry. `Ok(None)` means it was excluded or unreadable (the latter recorded
+/// as a source error); `Err` is fatal for the whole backup (storage failure).
+pub(super) fn archive_entry(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    name: Vec<u8>,
+    parent: Option<&Node>,
+    root_dev: u64,
+) -> Result<Option<Node>> {
+    if ctx.excludes.matches(path) {
+        return Ok(None);
+    }
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) => {
+            ctx.source_error(format!("{}: {e}", path.display()));
+            return Ok(None);
+        }
+    };
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        let parent_tree = match parent.map(|n| &n.kind) {
+            Some(NodeKind::Dir { subtree }) => ctx.load_parent_tree(Some(subtree)),
+            _ => None,
+        };
+        let subtree = if ctx.one_file_system && md.dev() != root_dev {
+            ctx.save_tree(Tree::default())?
+        } else {
+            archive_dir(ctx, path, parent_tree.as_ref(), root_dev)?
+        };
+        NodeKind::Dir { subtree }
+    } else if ft.is_file() {
+        ctx.progress.current(path);
+        let reusable = parent
+            .filter(|p| unchanged(&md, p))
+            .and_then(|p| match &p.kind {
+                NodeKind::File { content } if content.iter().all(|id| ctx.packer.has(id)) => {
+                    Some(content.clone())
+                }
+                _ => None,
+            });
+        let content = match reusable {
+            Some(content) => {
+                ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                content
+            }
+            None => match file::chunk_file(ctx, path, &md) {
+                Ok(content) => {
+                    let counter = if parent.is_some() {
+                        &ctx.counters.files_changed
+                    } else {
+                        &ctx.counters.files_new
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    content
+                }
+                Err(file::FileError::Source(e)) => {
+                    ctx.source_error(format!("{}: {e}", path.display()));
+                    return Ok(None);
+                }
+                Err(file::FileError::Fatal(e)) => return Err(e),
+            },
+        };
+        ctx.progress.add_item();
+        NodeKind::File { content }
+    } else {
+        match special_kind(path, &md) {
+            Ok(k) => k,
+            Err(e) => {
+                ctx.source_error(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        }
+    };
+    Ok(Some(node_from_metadata(name, path, &md, kind, &ctx.names)))
+}
+
+/// Archives a directory's entries in parallel and stores its tree.
+pub(super) fn archive_dir(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    parent: Option<&Tree>,
+    root_dev: u64,
+) -> Result<BlobId> {
+    ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    match std::fs::read_dir(path) {
+        Ok(rd) => {
+            for entry in rd {
+                match entry {
+                    Ok(e) => names.push(e.file_name().as_bytes().to_vec()),
+                    Err(e) => ctx.source_error(format!("{}: {e}", path.display())),
+                }
+            }
+        }
+        Err(e) => ctx.source_error(format!("{}: {e}", path.display())),
+    }
+    names.sort();
+    let nodes: Vec<Option<Node>> = names
+        .into_par_iter()
+        .map(|name| {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            let parent_node = parent.and_then(|t| t.get(&name));
+            archive_entry(ctx, &child, name, parent_node, root_dev)
+        })
+        .collect::<Result<_>>()?;
+    ctx.save_tree(Tree {
+        nodes: nodes.into_iter().flatten().collect(),
+    })
+}

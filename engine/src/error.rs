@@ -1,0 +1,97 @@
+//! Engine errors.
+//!
+//! Policy: every error says what failed and on which object (repository path, snapshot id,
+//! or source path), and carries an [`ErrorKind`] that callers (the CLI's exit codes) match
+//! on. Storage and format errors are wrapped with the object they concern; nothing that
+//! comes from the repository may panic.
+
+use std::path::PathBuf;
+
+use strata_format::FormatError;
+use strata_storage::StorageError;
+
+/// Broad classes of failure callers react to differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// There is no repository at the given location.
+    RepoNotFound,
+    /// No key file opens with the given password.
+    WrongPassword,
+    /// Another process holds a conflicting lock.
+    Locked,
+    /// A repository object is damaged or missing.
+    Corrupt,
+    /// A snapshot, path or other named thing does not exist.
+    NotFound,
+    /// The user asked for something invalid.
+    Invalid,
+    /// Local I/O failed (source or restore target).
+    Io,
+    /// Storage failed.
+    Storage,
+}
+
+/// An engine failure with the context that names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no repository at {0} (run `strata init` to create one)")]
+    RepoNotFound(String),
+    #[error("wrong password: no key in {0} opens with it")]
+    WrongPassword(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{object}: {source}")]
+    Format {
+        object: String,
+        #[source]
+        source: FormatError,
+    },
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::RepoNotFound(_) => ErrorKind::RepoNotFound,
+            EngineError::WrongPassword(_) => ErrorKind::WrongPassword,
+            EngineError::Locked(_) => ErrorKind::Locked,
+            EngineError::Format {
+                source: FormatError::WrongPassword,
+                ..
+            } => ErrorKind::WrongPassword,
+            EngineError::Format { .. } | EngineError::Corrupt(_) => ErrorKind::Corrupt,
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Invalid(_) => ErrorKind::Invalid,
+            EngineError::Io { .. } => ErrorKind::Io,
+            EngineError::Storage(_) => ErrorKind::Storage,
+        }
+    }
+
+    /// Wraps a format error with the object it concerns.
+    pub fn format(object: impl Into<String>, source: FormatError) -> Self {
+        EngineError::Format {
+            object: object.into(),
+            source,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

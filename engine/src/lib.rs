@@ -1,0 +1,68 @@
+//! Strata engine: everything a backup program does, without printing anything.
+//!
+//! # Concurrency and crash design
+//! - Writes happen in the order packs → index → snapshot. Each backend write is atomic and
+//!   durable when it returns, and the archiver waits for every pack upload before it writes
+//!   the index, and for the index before the snapshot. A killed backup therefore leaves at
+//!   most unreferenced packs, never a snapshot pointing at missing data.
+//! - CPU work (chunking, hashing, compression, encryption) runs on rayon; storage I/O runs on
+//!   a tokio runtime owned by the [`Repository`]; queues between them are bounded.
+//!
+//! # Lock matrix
+//! | running \ wants | backup | restore | check | prune/repair (later) |
+//! |---|---|---|---|---|
+//! | backup          | yes    | yes     | yes   | no |
+//! | restore         | yes    | yes     | yes   | no |
+//! | check           | yes    | yes     | yes   | no |
+//! | prune/repair    | no     | no      | no    | no |
+//!
+//! Shared locks for backup, restore and check; exclusive for prune and repair. A lock whose
+//! process is gone on this host is removed automatically.
+
+pub mod archiver;
+pub mod checker;
+mod error;
+pub mod filter;
+mod index;
+pub mod lock;
+mod meta;
+mod packer;
+pub mod progress;
+mod repository;
+pub mod restorer;
+pub mod snapshots;
+pub mod treewalk;
+
+pub use error::{EngineError, ErrorKind};
+pub use index::{BlobLocation, MasterIndex};
+pub use repository::{InitOptions, Repository};
+
+/// Result of engine operations.
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Current time as Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The current user's name (from the password database, else `$USER`, else the uid).
+pub fn username() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,347 @@
+//! Opening, creating and reading a repository.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_format::blob::{decode_blob, BlobType};
+use strata_format::chunker::ChunkerParams;
+use strata_format::config::ConfigFile;
+use strata_format::crypto::MasterKey;
+use strata_format::envelope::EncryptedObject;
+use strata_format::id::{BlobId, Digest, IndexId, KeyId, RepoId};
+use strata_format::index::IndexFile;
+use strata_format::keyfile::{KdfParams, KeyFile};
+use strata_format::tree::Tree;
+use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
+
+use crate::index::MasterIndex;
+use crate::{EngineError, Result};
+
+/// How many storage requests run at once when reading many objects.
+const READ_CONCURRENCY: usize = 16;
+
+/// Parameters of a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub kdf: KdfParams,
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression_level: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::DEFAULT,
+            chunker: ChunkerParams::FILES,
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+        }
+    }
+}
+
+/// An open repository: its storage, its keys, its config and its index.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    rt: tokio::runtime::Runtime,
+    key: MasterKey,
+    config: ConfigFile,
+    index: MasterIndex,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.backend.location())
+            .field("id", &self.config.repo_id)
+            .finish()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::io("tokio runtime", e))
+}
+
+impl Repository {
+    /// Creates a repository: layout, one key file for `password`, and the config.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<RepoId> {
+        let rt = runtime()?;
+        if rt.block_on(backend.stat(FileType::Config, ""))?.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "a repository already exists at {}",
+                backend.location()
+            )));
+        }
+        let mut rng = rand::thread_rng();
+        let key = MasterKey::random(&mut rng);
+        let mut repo_id = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rng, &mut repo_id);
+        let config = ConfigFile {
+            repo_id: RepoId(Digest(repo_id)),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression_level: opts.compression_level,
+            created_ns: crate::now_ns(),
+        };
+        config
+            .validate()
+            .map_err(|e| EngineError::format("config", e))?;
+        let keyfile = KeyFile::wrap(
+            &key,
+            password,
+            opts.kdf,
+            &mut rng,
+            crate::now_ns(),
+            crate::hostname(),
+            crate::username(),
+        )
+        .map_err(|e| EngineError::format("key file", e))?;
+        let key_bytes = keyfile.encode();
+        let key_id = KeyId(Digest::of_stored(&key_bytes));
+        let config_bytes = config.encode(&key, &mut rng);
+        rt.block_on(async {
+            backend.create_layout().await?;
+            backend
+                .write(FileType::Key, &key_id.to_hex(), Bytes::from(key_bytes))
+                .await?;
+            backend
+                .write(FileType::Config, "", Bytes::from(config_bytes))
+                .await
+        })?;
+        Ok(config.repo_id)
+    }
+
+    /// Opens a repository and loads its index.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        let mut repo = Self::open_without_index(backend, password)?;
+        repo.index = repo.load_index()?;
+        Ok(repo)
+    }
+
+    /// Opens a repository without reading its index (for commands that list snapshots).
+    pub fn open_without_index(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        let rt = runtime()?;
+        let location = backend.location();
+        let config_bytes = match rt.block_on(backend.read(FileType::Config, "")) {
+            Ok(b) => b,
+            Err(e) if e.kind == StorageKind::NotFound => {
+                return Err(EngineError::RepoNotFound(location))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ConfigFile::peek_repo_id(&config_bytes)
+            .map_err(|e| EngineError::format(format!("config of {location}"), e))?;
+        let keys = rt.block_on(backend.list(FileType::Key))?;
+        if keys.is_empty() {
+            return Err(EngineError::Corrupt(format!(
+                "repository {location} has no key files"
+            )));
+        }
+        let mut key = None;
+        for (name, _) in &keys {
+            let bytes = rt.block_on(backend.read(FileType::Key, name))?;
+            let kf = match KeyFile::decode(&bytes) {
+                Ok(kf) => kf,
+                Err(e) => {
+                    tracing::warn!("skipping unreadable key file keys/{name}: {e}");
+                    continue;
+                }
+            };
+            match kf.unwrap_key(password) {
+                Ok(k) => {
+                    key = Some(k);
+                    break;
+                }
+                Err(strata_format::FormatError::WrongPassword) => continue,
+                Err(e) => return Err(EngineError::format(format!("keys/{name}"), e)),
+            }
+        }
+        let key = key.ok_or_else(|| EngineError::WrongPassword(location.clone()))?;
+        let config = ConfigFile::decode(&key, &config_bytes)
+            .map_err(|e| EngineError::format("config", e))?;
+        Ok(Repository {
+            backend,
+            rt,
+            key,
+            config,
+            index: MasterIndex::default(),
+        })
+    }
+
+    /// Runs a storage future to completion from synchronous code.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A handle to the storage runtime, for threads that outlive a borrow of `self`.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.rt.handle().clone()
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    pub fn config(&self) -> &ConfigFile {
+        &self.config
+    }
+
+    pub fn index(&self) -> &MasterIndex {
+        &self.index
+    }
+
+    /// Reads an object and checks that its bytes hash to its name.
+    pub fn read_verified(&self, ft: FileType, name: &str) -> Result<Bytes> {
+        let bytes = self.block_on(self.backend.read(ft, name))?;
+        verify_name(ft, name, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads many objects concurrently, verifying each against its name. Results are in
+    /// the order of `names`.
+    pub fn read_many_verified(&self, ft: FileType, names: &[String]) -> Vec<Result<Bytes>> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+        self.block_on(async {
+            let handles: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    let backend = self.backend.clone();
+                    let sem = sem.clone();
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        let _permit = sem.acquire().await.expect("semaphore is never closed");
+                        let bytes = backend.read(ft, &name).await?;
+                        verify_name(ft, &name, &bytes)?;
+                        Ok(bytes)
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                out.push(h.await.unwrap_or_else(|e| {
+                    Err(EngineError::Invalid(format!("storage task failed: {e}")))
+                }));
+            }
+            out
+        })
+    }
+
+    /// Loads and decrypts an encrypted object stored under its hash.
+    pub fn load_object<T: EncryptedObject>(&self, ft: FileType, name: &str) -> Result<T> {
+        let bytes = self.read_verified(ft, name)?;
+        T::decode(&self.key, &bytes).map_err(|e| EngineError::format(ft.path(name), e))
+    }
+
+    /// Encrypts and stores an object under the hash of its stored bytes.
+    pub fn save_object<T: EncryptedObject>(&self, ft: FileType, value: &T) -> Result<Digest> {
+        let bytes = value.encode(&self.key, &mut rand::thread_rng());
+        let id = Digest::of_stored(&bytes);
+        self.block_on(self.backend.write(ft, &id.to_hex(), Bytes::from(bytes)))?;
+        Ok(id)
+    }
+
+    /// Every index file, decoded, or the error for the ones that are not readable.
+    pub fn load_index_files(&self) -> Result<Vec<(IndexId, Result<IndexFile>)>> {
+        let names: Vec<String> = self
+            .block_on(self.backend.list(FileType::Index))?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let reads = self.read_many_verified(FileType::Index, &names);
+        Ok(names
+            .iter()
+            .zip(reads)
+            .map(|(name, r)| {
+                let id = name.parse::<IndexId>().unwrap_or_default();
+                let file = r.and_then(|b| {
+                    IndexFile::decode(&self.key, &b)
+                        .map_err(|e| EngineError::format(format!("index/{name}"), e))
+                });
+                (id, file)
+            })
+            .collect())
+    }
+
+    fn load_index(&self) -> Result<MasterIndex> {
+        let mut index = MasterIndex::default();
+        for (id, file) in self.load_index_files()? {
+            index.add_file(id, &file?);
+        }
+        Ok(index)
+    }
+
+    /// Reads one blob through the index, verifying its id.
+    pub fn read_blob(&self, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        self.read_blob_in(&self.index, blob_type, id)
+    }
+
+    /// Reads one blob through the given index (for `check`, which builds its own).
+    pub fn read_blob_in(
+        &self,
+        index: &MasterIndex,
+        blob_type: BlobType,
+        id: &BlobId,
+    ) -> Result<Vec<u8>> {
+        let loc = *index.get(id).ok_or_else(|| {
+            EngineError::Corrupt(format!(
+                "{} blob {id} is not in the index",
+                blob_type.name()
+            ))
+        })?;
+        let (pack, _) = index.pack(loc.pack);
+        let bytes = self
+            .block_on(self.backend.read_range(
+                FileType::Pack,
+                &pack.to_hex(),
+                loc.offset as u64,
+                loc.length as u64,
+            ))
+            .map_err(|e| match e.kind {
+                StorageKind::NotFound => EngineError::Corrupt(format!(
+                    "pack {pack} holding {} blob {id} is missing",
+                    blob_type.name()
+                )),
+                _ => e.into(),
+            })?;
+        decode_blob(&self.key, Some((blob_type, *id)), &bytes)
+            .map(|(_, plain)| plain)
+            .map_err(|e| {
+                EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
+            })
+    }
+
+    /// Loads and decodes a tree blob.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        self.load_tree_in(&self.index, id)
+    }
+
+    /// Loads a tree through the given index.
+    pub fn load_tree_in(&self, index: &MasterIndex, id: &BlobId) -> Result<Tree> {
+        let plain = self.read_blob_in(index, BlobType::Tree, id)?;
+        Tree::decode(&plain).map_err(|e| EngineError::format(format!("tree {id}"), e))
+    }
+}
+
+/// Checks that stored bytes hash to the object's name (not for config, whose name is fixed).
+fn verify_name(ft: FileType, name: &str, bytes: &[u8]) -> Result<()> {
+    if ft == FileType::Config {
+        return Ok(());
+    }
+    if Digest::of_stored(bytes).to_hex() != name {
+        return Err(EngineError::Corrupt(format!(
+            "{} is damaged: its content does not match its name ({} bytes)",
+            ft.path(name),
+            bytes.len()
+        )));
+    }
+    Ok(())
+}

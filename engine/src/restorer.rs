@@ -1,0 +1,328 @@
+//! Restoring a snapshot into a directory.
+//!
+//! Safety: names come from trees that `Tree::decode` validated (no `..`, `/` or NUL), so
+//! every path is `target` joined with plain components. Existing entries in the way are
+//! removed rather than written through, files are created with `O_EXCL | O_NOFOLLOW`, and a
+//! directory is entered only after checking it is a real directory, so a restore never
+//! writes outside the target, even through symlinks it restored itself. Every blob is
+//! verified against its id before a byte of it is written.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use strata_format::blob::BlobType;
+use strata_format::id::BlobId;
+use strata_format::snapshot::SnapshotFile;
+use strata_format::tree::{Node, NodeKind};
+
+use crate::filter::Filter;
+use crate::meta::apply_metadata;
+use crate::progress::Progress;
+use crate::{EngineError, Repository, Result};
+
+/// Which parts of a snapshot to restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restore only entries matching these patterns (and what they contain).
+    pub includes: Vec<String>,
+    /// Leave out entries matching these patterns (and what they contain).
+    pub excludes: Vec<String>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub other: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored, with the reason.
+    pub errors: Vec<String>,
+}
+
+struct Item {
+    /// Absolute path in the snapshot.
+    path: Vec<u8>,
+    node: Node,
+}
+
+struct Plan {
+    dirs: Vec<Item>,
+    files: Vec<Item>,
+    links: Vec<(Item, Vec<u8>)>,
+    special: Vec<Item>,
+}
+
+/// Walks the snapshot and decides what to restore.
+struct Planner<'a> {
+    repo: &'a Repository,
+    inc: Filter,
+    exc: Filter,
+    /// No include patterns: everything not excluded is restored.
+    included_all: bool,
+    out: Plan,
+    /// First path of each hard-link group (device, inode).
+    seen: HashMap<(u64, u64), Vec<u8>>,
+}
+
+impl Planner<'_> {
+    /// Plans the entries of `tree`; returns whether anything below was planned.
+    fn visit(&mut self, tree: &BlobId, prefix: &[u8], included: bool) -> Result<bool> {
+        let tree = self.repo.load_tree(tree)?;
+        let mut any = false;
+        for node in tree.nodes {
+            let mut path = prefix.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(&node.name);
+            if self.exc.matches_bytes(&path) {
+                continue;
+            }
+            let here = included || self.inc.matches_bytes(&path);
+            match &node.kind {
+                NodeKind::Dir { subtree } => {
+                    let subtree = *subtree;
+                    let pos = self.out.dirs.len();
+                    self.out.dirs.push(Item {
+                        path: path.clone(),
+                        node,
+                    });
+                    if !self.visit(&subtree, &path, here)? && !here {
+                        self.out.dirs.truncate(pos);
+                        continue;
+                    }
+                }
+                _ if !here => continue,
+                NodeKind::File { .. } if node.links > 1 => {
+                    match self.seen.get(&(node.device, node.inode)) {
+                        Some(first) => self.out.links.push((Item { path, node }, first.clone())),
+                        None => {
+                            self.seen.insert((node.device, node.inode), path.clone());
+                            self.out.files.push(Item { path, node });
+                        }
+                    }
+                }
+                NodeKind::File { .. } => self.out.files.push(Item { path, node }),
+                _ => self.out.special.push(Item { path, node }),
+            }
+            any = true;
+        }
+        Ok(any)
+    }
+}
+
+fn target_path(target: &Path, snapshot_path: &[u8]) -> PathBuf {
+    target.join(OsStr::from_bytes(&snapshot_path[1..]))
+}
+
+/// Removes whatever is at `path` (not following symlinks), unless it is a directory and
+/// `keep_dir` is set.
+fn clear(path: &Path, keep_dir: bool) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => {
+            if keep_dir {
+                Ok(())
+            } else {
+                std::fs::remove_dir_all(path)
+            }
+        }
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Restores `snapshot` (filtered by `opts`) under `target`.
+pub fn restore(
+    repo: &Repository,
+    snapshot: &SnapshotFile,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let inc = Filter::new(&opts.includes)?;
+    let mut planner = Planner {
+        repo,
+        exc: Filter::new(&opts.excludes)?,
+        included_all: inc.is_empty(),
+        inc,
+        out: Plan {
+            dirs: Vec::new(),
+            files: Vec::new(),
+            links: Vec::new(),
+            special: Vec::new(),
+        },
+        seen: HashMap::new(),
+    };
+    planner.visit(&snapshot.tree, b"", planner.included_all)?;
+    let p = planner.out;
+    progress.set_total(p.files.iter().map(|i| i.node.size).sum());
+    std::fs::create_dir_all(target).map_err(|e| EngineError::io(target, e))?;
+    let is_root = nix::unistd::geteuid().is_root();
+    let errors = Mutex::new(Vec::new());
+    let fail = |path: &[u8], msg: String| {
+        let m = format!("{}: {msg}", String::from_utf8_lossy(path));
+        progress.warn(&m);
+        errors.lock().expect("no panics while locked").push(m);
+    };
+    let mut stats = RestoreStats::default();
+
+    for d in &p.dirs {
+        let path = target_path(target, &d.path);
+        let r = clear(&path, true).and_then(|_| match std::fs::create_dir(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        });
+        match r {
+            Ok(()) => stats.dirs += 1,
+            Err(e) => fail(&d.path, e.to_string()),
+        }
+    }
+    for s in &p.special {
+        let path = target_path(target, &s.path);
+        match clear(&path, false).and_then(|_| create_special(&path, &s.node)) {
+            Ok(()) => stats.other += 1,
+            Err(e) => fail(&s.path, e.to_string()),
+        }
+    }
+    let written: Vec<u64> = p
+        .files
+        .par_iter()
+        .map(
+            |f| match write_file(repo, &target_path(target, &f.path), &f.node, progress) {
+                Ok(n) => n,
+                Err(e) => {
+                    fail(&f.path, e.to_string());
+                    0
+                }
+            },
+        )
+        .collect();
+    stats.files = p.files.len() as u64;
+    stats.bytes = written.iter().sum();
+    for (l, first) in &p.links {
+        let path = target_path(target, &l.path);
+        match clear(&path, false)
+            .and_then(|_| std::fs::hard_link(target_path(target, first), &path))
+        {
+            Ok(()) => stats.files += 1,
+            Err(e) => fail(
+                &l.path,
+                format!("hard link to {}: {e}", String::from_utf8_lossy(first)),
+            ),
+        }
+    }
+    p.files
+        .par_iter()
+        .chain(p.special.par_iter())
+        .for_each(|i| {
+            if let Err(e) = apply_metadata(&target_path(target, &i.path), &i.node, is_root) {
+                fail(&i.path, e);
+            }
+        });
+    for d in p.dirs.iter().rev() {
+        if let Err(e) = apply_metadata(&target_path(target, &d.path), &d.node, is_root) {
+            fail(&d.path, e);
+        }
+    }
+    stats.errors = errors.into_inner().expect("no panics while locked");
+    progress.finish();
+    Ok(stats)
+}
+
+fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let mode = Mode::from_bits_truncate(node.mode & 0o777);
+    let res = match &node.kind {
+        NodeKind::Symlink { target } => {
+            return std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
+        }
+        NodeKind::Fifo => nix::unistd::mkfifo(path, mode),
+        NodeKind::CharDevice { rdev } => mknod(path, SFlag::S_IFCHR, mode, *rdev as libc::dev_t),
+        NodeKind::BlockDevice { rdev } => mknod(path, SFlag::S_IFBLK, mode, *rdev as libc::dev_t),
+        NodeKind::Socket => mknod(path, SFlag::S_IFSOCK, mode, 0),
+        NodeKind::File { .. } | NodeKind::Dir { .. } => {
+            unreachable!("files and dirs are restored elsewhere")
+        }
+    };
+    res.map_err(std::io::Error::from)
+}
+
+/// Writes `data` at `offset`, skipping all-zero blocks so they stay holes (the file is
+/// new, so unwritten ranges read as zeros).
+fn write_sparse(f: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: usize = 64 * 1024;
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + BLOCK).min(data.len());
+        let block = &data[start..end];
+        if block.iter().any(|&b| b != 0) {
+            f.write_all_at(block, offset + start as u64)?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Writes one file's content, leaving all-zero chunks as holes. Returns bytes written.
+fn write_file(repo: &Repository, path: &Path, node: &Node, progress: &dyn Progress) -> Result<u64> {
+    let NodeKind::File { content } = &node.kind else {
+        unreachable!("only files are planned as files")
+    };
+    clear(path, false).map_err(|e| EngineError::io(path, e))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| EngineError::io(path, e))?;
+    let mut offset = 0u64;
+    let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
+    for id in content {
+        if last.as_ref().map(|(l, _, _)| l) != Some(id) {
+            let data = repo.read_blob(BlobType::Data, id)?;
+            let zero = data.iter().all(|&b| b == 0);
+            last = Some((*id, data, zero));
+        }
+        let (_, data, zero) = last.as_ref().expect("set above");
+        if !zero {
+            write_sparse(&f, data, offset).map_err(|e| EngineError::io(path, e))?;
+        }
+        offset += data.len() as u64;
+        progress.add_bytes(data.len() as u64);
+    }
+    f.set_len(offset).map_err(|e| EngineError::io(path, e))?;
+    if offset != node.size {
+        return Err(EngineError::Corrupt(format!(
+            "content is {offset} bytes but the snapshot recorded {}",
+            node.size
+        )));
+    }
+    progress.add_item();
+    Ok(offset)
+}
+
+/// Writes a file node's content to `out` (for `dump`), verifying every blob.
+pub fn write_content(repo: &Repository, node: &Node, out: &mut dyn std::io::Write) -> Result<u64> {
+    let NodeKind::File { content } = &node.kind else {
+        return Err(EngineError::Invalid(format!(
+            "{} is a {}, not a file",
+            String::from_utf8_lossy(&node.name),
+            node.kind.name()
+        )));
+    };
+    let mut n = 0u64;
+    for id in content {
+        let data = repo.read_blob(BlobType::Data, id)?;
+        out.write_all(&data)
+            .map_err(|e| EngineError::io("standard output", e))?;
+        n += data.len() as u64;
+    }
+    Ok(n)
+}

@@ -1,0 +1,97 @@
+//! Finding snapshots: all of them, by id prefix, `latest`, and the parent of a backup.
+
+use strata_format::envelope::EncryptedObject;
+use strata_format::id::SnapshotId;
+use strata_format::snapshot::SnapshotFile;
+use strata_storage::FileType;
+
+use crate::{EngineError, Repository, Result};
+
+/// Loads one snapshot.
+pub fn load(repo: &Repository, id: &SnapshotId) -> Result<SnapshotFile> {
+    repo.load_object(FileType::Snapshot, &id.to_hex())
+}
+
+/// Every snapshot, oldest first; an unreadable one is an error naming it.
+pub fn list(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
+    let mut out = Vec::new();
+    for (id, s) in list_lenient(repo)? {
+        out.push((id, s?));
+    }
+    Ok(out)
+}
+
+/// Every snapshot with its own result, oldest readable first (for `check`).
+pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<SnapshotFile>)>> {
+    let names: Vec<String> = repo
+        .block_on(repo.backend().list(FileType::Snapshot))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let reads = repo.read_many_verified(FileType::Snapshot, &names);
+    let mut out: Vec<(SnapshotId, Result<SnapshotFile>)> = names
+        .iter()
+        .zip(reads)
+        .map(|(name, r)| {
+            let id = name.parse::<SnapshotId>().unwrap_or_default();
+            let s = r.and_then(|b| {
+                SnapshotFile::decode(repo.key(), &b)
+                    .map_err(|e| EngineError::format(format!("snapshots/{name}"), e))
+            });
+            (id, s)
+        })
+        .collect();
+    out.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
+    Ok(out)
+}
+
+/// Resolves `latest`, a full id or a unique hex prefix.
+pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)> {
+    if spec == "latest" {
+        return list(repo)?
+            .pop()
+            .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()));
+    }
+    if spec.is_empty() || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(EngineError::Invalid(format!(
+            "{spec:?} is not a snapshot id: give `latest`, an id or a hex prefix of one"
+        )));
+    }
+    let spec_lc = spec.to_ascii_lowercase();
+    let matches: Vec<String> = repo
+        .block_on(repo.backend().list(FileType::Snapshot))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(&spec_lc))
+        .collect();
+    match matches.as_slice() {
+        [] => Err(EngineError::NotFound(format!("no snapshot matches {spec}"))),
+        [one] => {
+            let id: SnapshotId = one
+                .parse()
+                .map_err(|e| EngineError::format(format!("snapshots/{one}"), e))?;
+            Ok((id, load(repo, &id)?))
+        }
+        many => Err(EngineError::Invalid(format!(
+            "snapshot prefix {spec} is ambiguous: it matches {} snapshots; give more digits",
+            many.len()
+        ))),
+    }
+}
+
+/// The latest snapshot of the same host and paths, if any.
+pub fn find_parent(
+    repo: &Repository,
+    hostname: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, SnapshotFile)>> {
+    let mut sorted = paths.to_vec();
+    sorted.sort();
+    Ok(list(repo)?.into_iter().rev().find(|(_, s)| {
+        let mut p = s.paths.clone();
+        p.sort();
+        s.hostname == hostname
+            && p == sorted
+            && s.source == strata_format::snapshot::SourceKind::Files
+    }))
+}

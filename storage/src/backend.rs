@@ -1,0 +1,92 @@
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// The kinds of objects a repository stores; each lives under its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// `config` (the name is ignored).
+    Config,
+    /// `keys/<name>`
+    Key,
+    /// `data/<first 2 chars of name>/<name>`
+    Pack,
+    /// `index/<name>`
+    Index,
+    /// `snapshots/<name>`
+    Snapshot,
+    /// `locks/<name>`
+    Lock,
+}
+
+impl FileType {
+    /// Every file type, in layout order.
+    pub const ALL: [FileType; 6] = [
+        FileType::Config,
+        FileType::Key,
+        FileType::Pack,
+        FileType::Index,
+        FileType::Snapshot,
+        FileType::Lock,
+    ];
+
+    /// The directory holding objects of this type (`""` for config).
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileType::Config => "",
+            FileType::Key => "keys",
+            FileType::Pack => "data",
+            FileType::Index => "index",
+            FileType::Snapshot => "snapshots",
+            FileType::Lock => "locks",
+        }
+    }
+
+    /// The path of an object relative to the repository root.
+    pub fn path(self, name: &str) -> String {
+        match self {
+            FileType::Config => "config".to_string(),
+            FileType::Pack => {
+                let prefix = name.get(..2).unwrap_or("00");
+                format!("data/{prefix}/{name}")
+            }
+            other => format!("{}/{name}", other.dir()),
+        }
+    }
+}
+
+/// A repository store. Implementations must be safe to share between threads.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// A human-readable location (path or URL without secrets), for messages.
+    fn location(&self) -> String;
+
+    /// Reads a whole object. Missing objects give `ErrorKind::NotFound`.
+    async fn read(&self, ft: FileType, name: &str) -> Result<Bytes>;
+
+    /// Reads `length` bytes at `offset`. Reading past the end is an error (`Corrupt` kind is
+    /// not known here, so it is reported as `ErrorKind::Other` or `NotFound` for a missing
+    /// object); a short result is never returned silently.
+    async fn read_range(&self, ft: FileType, name: &str, offset: u64, length: u64)
+        -> Result<Bytes>;
+
+    /// Writes an object atomically and durably. Objects are content addressed by their
+    /// callers, so writing an existing name with the same content is harmless.
+    async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()>;
+
+    /// Lists every object of a type as `(name, size)`, sorted by name. Names are the last
+    /// path component (for packs, without the `data/xx/` prefix). A missing directory is an
+    /// empty list.
+    async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>>;
+
+    /// Deletes an object. Deleting a missing object is not an error.
+    async fn delete(&self, ft: FileType, name: &str) -> Result<()>;
+
+    /// The size of an object, or `None` if it does not exist.
+    async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>>;
+
+    /// Creates the directory layout of a new repository (no-op where directories do not
+    /// exist, like S3).
+    async fn create_layout(&self) -> Result<()>;
+}

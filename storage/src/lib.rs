@@ -1,0 +1,20 @@
+//! Strata storage: a small backend trait keyed by (file type, name), implemented over opendal.
+//!
+//! This crate knows nothing of the repository format: it moves opaque bytes. Its contract:
+//! - `write` is atomic (a reader never sees a half-written object) and durable when it
+//!   returns (fsync of the file and its directory on local disks).
+//! - `list` returns every object of a type with its size, sorted by name.
+//! - errors carry a [`ErrorKind`] so callers can tell "not found" from "transient".
+
+mod backend;
+mod error;
+mod local;
+mod location;
+mod opendal_backend;
+
+pub use backend::{Backend, FileType};
+pub use error::{ErrorKind, StorageError};
+pub use opendal_backend::OpendalBackend;
+
+/// Result of storage operations.
+pub type Result<T> = std::result::Result<T, StorageError>;

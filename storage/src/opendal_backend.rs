@@ -1,0 +1,369 @@
+//! [`Backend`] over Apache OpenDAL (0.59).
+//!
+//! Reads, ranged reads, listings, stats and deletes go through an opendal `Operator` for
+//! every service. Writes and `create_layout` on the local filesystem go through
+//! [`crate::local`] instead, which gives what opendal's fs writer does not: a directory
+//! fsync after the rename, and modes 0600/0700 whatever the umask.
+//!
+//! All methods must run inside a tokio runtime (local writes use `spawn_blocking`).
+//! opendal errors are mapped by kind: not found, permission denied, temporary (retryable)
+//! or other; every error names the operation and the object path.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use opendal::services::{Fs, Memory};
+use opendal::Operator;
+use tracing::{debug, debug_span, Instrument};
+
+use crate::local;
+use crate::location::Location;
+use crate::{Backend, ErrorKind, FileType, Result, StorageError};
+
+/// A repository store backed by an opendal service (local filesystem or memory for now).
+#[derive(Debug, Clone)]
+pub struct OpendalBackend {
+    /// What [`Backend::location`] shows.
+    location: String,
+    /// The absolute repository root, for the local filesystem only.
+    local_root: Option<PathBuf>,
+    /// The operator. For the local filesystem it is built only once the root exists,
+    /// because opendal's fs builder creates a missing root: opening a mistyped path must
+    /// not leave an empty directory behind.
+    op: OnceLock<Operator>,
+}
+
+impl OpendalBackend {
+    /// A repository in the local directory `root` (which need not exist yet:
+    /// [`Backend::create_layout`] creates it).
+    pub fn fs(root: &Path) -> Result<Self> {
+        let root = std::path::absolute(root).map_err(|e| StorageError::from_io("open", "", e))?;
+        if root.to_str().is_none() {
+            return Err(StorageError::other(
+                "open",
+                "",
+                format!("repository path {} is not valid UTF-8", root.display()),
+            ));
+        }
+        let backend = OpendalBackend {
+            location: root.display().to_string(),
+            local_root: Some(root),
+            op: OnceLock::new(),
+        };
+        backend.operator("open", "")?;
+        Ok(backend)
+    }
+
+    /// A fresh, empty in-memory repository (for tests).
+    pub fn memory() -> Result<Self> {
+        let op = Operator::new(Memory::default()).map_err(|e| map_err("open", "", e))?;
+        Ok(OpendalBackend {
+            location: "memory://".to_string(),
+            local_root: None,
+            op: OnceLock::from(op),
+        })
+    }
+
+    /// A backend for a location given by a user: a plain path, `file:///abs/path` or
+    /// `memory://`. Other URLs are refused with an `ErrorKind::Other` error.
+    pub fn from_location(s: &str) -> Result<Self> {
+        match Location::parse(s)? {
+            Location::Fs(path) => Self::fs(&path),
+            Location::Memory => Self::memory(),
+        }
+    }
+
+    /// The operator, or `None` while a local root does not exist.
+    fn operator(&self, op: &'static str, path: &str) -> Result<Option<&Operator>> {
+        if let Some(operator) = self.op.get() {
+            return Ok(Some(operator));
+        }
+        let Some(root) = &self.local_root else {
+            return Err(StorageError::other(op, path, "backend has no operator"));
+        };
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                let msg = format!("repository path {} is not a directory", root.display());
+                return Err(StorageError::other(op, path, msg));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::from_io(op, path, e)),
+        }
+        let root_str = root.to_str().unwrap_or_default();
+        let built =
+            Operator::new(Fs::default().root(root_str)).map_err(|e| map_err(op, path, e))?;
+        Ok(Some(self.op.get_or_init(|| built)))
+    }
+
+    /// The operator, or a `NotFound` error naming the missing root.
+    fn existing_operator(&self, op: &'static str, path: &str) -> Result<&Operator> {
+        self.operator(op, path)?.ok_or_else(|| {
+            let msg = format!("repository directory {} does not exist", self.location);
+            StorageError::new(ErrorKind::NotFound, op, path, msg)
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for OpendalBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn read(&self, ft: FileType, name: &str) -> Result<Bytes> {
+        let path = object_path("read", ft, name)?;
+        async {
+            let op = self.existing_operator("read", &path)?;
+            let buf = op
+                .read(&path)
+                .await
+                .map_err(|e| map_err("read", &path, e))?;
+            let bytes = buf.to_bytes();
+            debug!(bytes = bytes.len(), "read done");
+            Ok(bytes)
+        }
+        .instrument(span("read", &path))
+        .await
+    }
+
+    async fn read_range(
+        &self,
+        ft: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes> {
+        const OP: &str = "read_range";
+        let path = object_path(OP, ft, name)?;
+        async {
+            let op = self.existing_operator(OP, &path)?;
+            let past_end = |size: u64| {
+                let msg = format!("range {offset}+{length} is beyond the end ({size} bytes)");
+                StorageError::other(OP, &path, msg)
+            };
+            let Some(end) = offset.checked_add(length) else {
+                let msg = format!("range {offset}+{length} overflows");
+                return Err(StorageError::other(OP, &path, msg));
+            };
+            if length == 0 {
+                // opendal has no empty range; check the bounds with a stat instead.
+                let size = op.stat(&path).await.map_err(|e| map_err(OP, &path, e))?;
+                let size = size.content_length();
+                return if offset <= size {
+                    Ok(Bytes::new())
+                } else {
+                    Err(past_end(size))
+                };
+            }
+            let buf = op
+                .read_with(&path)
+                .range(offset..end)
+                .await
+                .map_err(|e| map_err(OP, &path, e))?;
+            if buf.len() as u64 != length {
+                let msg = format!("short read: {} of {length} bytes at {offset}", buf.len());
+                return Err(StorageError::other(OP, &path, msg));
+            }
+            debug!(offset, bytes = length, "read_range done");
+            Ok(buf.to_bytes())
+        }
+        .instrument(span(OP, &path))
+        .await
+    }
+
+    async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
+        let path = object_path("write", ft, name)?;
+        async {
+            let bytes = data.len();
+            if let Some(root) = self.local_root.clone() {
+                let rel = path.clone();
+                tokio::task::spawn_blocking(move || local::write_atomic(&root, &rel, &data))
+                    .await
+                    .map_err(|e| StorageError::other("write", &path, e.to_string()))?
+                    .map_err(|e| StorageError::from_io("write", &path, e))?;
+            } else {
+                let op = self.existing_operator("write", &path)?;
+                op.write(&path, data)
+                    .await
+                    .map_err(|e| map_err("write", &path, e))?;
+            }
+            debug!(bytes, "write done");
+            Ok(())
+        }
+        .instrument(span("write", &path))
+        .await
+    }
+
+    async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
+        if ft == FileType::Config {
+            let size = self.stat(ft, "").await?;
+            return Ok(size
+                .map(|s| ("config".to_string(), s))
+                .into_iter()
+                .collect());
+        }
+        let dir = format!("{}/", ft.dir());
+        async {
+            let Some(op) = self.operator("list", &dir)? else {
+                return Ok(Vec::new());
+            };
+            let entries = op
+                .list_with(&dir)
+                .recursive(ft == FileType::Pack)
+                .await
+                .map_err(|e| map_err("list", &dir, e))?;
+            let mut objects: Vec<(String, u64)> = entries
+                .iter()
+                .filter(|e| e.metadata().is_file() && !local::is_temp_name(e.name()))
+                .map(|e| (e.name().to_string(), e.metadata().content_length()))
+                .collect();
+            objects.sort_unstable();
+            debug!(objects = objects.len(), "list done");
+            Ok(objects)
+        }
+        .instrument(span("list", &dir))
+        .await
+    }
+
+    async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
+        let path = object_path("delete", ft, name)?;
+        async {
+            let Some(op) = self.operator("delete", &path)? else {
+                return Ok(());
+            };
+            match op.delete(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => return Err(map_err("delete", &path, e)),
+            }
+            debug!("delete done");
+            Ok(())
+        }
+        .instrument(span("delete", &path))
+        .await
+    }
+
+    async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>> {
+        let path = object_path("stat", ft, name)?;
+        async {
+            let Some(op) = self.operator("stat", &path)? else {
+                return Ok(None);
+            };
+            let size = match op.stat(&path).await {
+                Ok(meta) => Some(meta.content_length()),
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => None,
+                Err(e) => return Err(map_err("stat", &path, e)),
+            };
+            debug!(bytes = size, "stat done");
+            Ok(size)
+        }
+        .instrument(span("stat", &path))
+        .await
+    }
+
+    async fn create_layout(&self) -> Result<()> {
+        let dirs = layout_dirs();
+        async {
+            if let Some(root) = self.local_root.clone() {
+                tokio::task::spawn_blocking(move || local::create_layout(&root, &dirs))
+                    .await
+                    .map_err(|e| StorageError::other("create_layout", "", e.to_string()))?
+                    .map_err(|e| StorageError::from_io("create_layout", "", e))?;
+                // Build the operator now that the root exists.
+                self.operator("create_layout", "")?;
+            } else {
+                let op = self.existing_operator("create_layout", "")?;
+                if op.info().capability().create_dir {
+                    for dir in &dirs {
+                        let dir = format!("{dir}/");
+                        op.create_dir(&dir)
+                            .await
+                            .map_err(|e| map_err("create_layout", &dir, e))?;
+                    }
+                }
+            }
+            debug!("create_layout done");
+            Ok(())
+        }
+        .instrument(span("create_layout", ""))
+        .await
+    }
+}
+
+/// The directories of a repository, parents first.
+fn layout_dirs() -> Vec<String> {
+    let mut dirs = vec!["keys".to_string(), "data".to_string()];
+    dirs.extend((0..=255u8).map(|b| format!("data/{b:02x}")));
+    dirs.extend(["index", "snapshots", "locks"].map(String::from));
+    dirs
+}
+
+/// The path of an object, refusing names that could escape its directory or be mistaken
+/// for temp files.
+fn object_path(op: &'static str, ft: FileType, name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && !local::is_temp_name(name)
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control);
+    if ft != FileType::Config && !valid {
+        return Err(StorageError::other(op, name, "invalid object name"));
+    }
+    Ok(ft.path(name))
+}
+
+fn span(op: &'static str, path: &str) -> tracing::Span {
+    debug_span!("storage", op, path)
+}
+
+/// Maps an opendal error onto our kinds.
+fn map_err(op: &'static str, path: &str, err: opendal::Error) -> StorageError {
+    let kind = match err.kind() {
+        opendal::ErrorKind::NotFound => ErrorKind::NotFound,
+        opendal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ if err.is_temporary() => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    };
+    StorageError::new(kind, op, path, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_has_every_pack_dir() {
+        let dirs = layout_dirs();
+        assert_eq!(dirs.len(), 2 + 256 + 3);
+        assert_eq!(dirs[2], "data/00");
+        assert_eq!(dirs[257], "data/ff");
+    }
+
+    #[test]
+    fn object_names_are_checked() {
+        assert_eq!(object_path("read", FileType::Key, "ab").unwrap(), "keys/ab");
+        assert_eq!(object_path("read", FileType::Config, "").unwrap(), "config");
+        for bad in ["", ".x", "../x", "a/b", "a\\b", "a\nb"] {
+            let err = object_path("read", FileType::Index, bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Other, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn opendal_kinds_map() {
+        let e = opendal::Error::new(opendal::ErrorKind::NotFound, "gone");
+        assert_eq!(map_err("read", "x", e).kind, ErrorKind::NotFound);
+        let e = opendal::Error::new(opendal::ErrorKind::PermissionDenied, "no");
+        assert_eq!(map_err("read", "x", e).kind, ErrorKind::PermissionDenied);
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "503").set_temporary();
+        assert_eq!(map_err("read", "x", e).kind, ErrorKind::Transient);
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "bad");
+        let err = map_err("read", "keys/x", e);
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(err
+            .to_string()
+            .starts_with("storage read of keys/x: failed: "));
+    }
+}
