@@ -40,7 +40,10 @@ fn report(stage: &str, bytes: usize, f: impl Fn()) {
         f();
     }
     let secs = start.elapsed().as_secs_f64() / runs as f64;
-    println!("{stage:<28} {:>9.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0));
+    println!(
+        "{stage:<28} {:>9.1} MiB/s",
+        bytes as f64 / secs / (1024.0 * 1024.0)
+    );
 }
 
 fn main() {
@@ -48,16 +51,26 @@ fn main() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
     let key = MasterKey::random(&mut rng);
     let params = ChunkerParams::FILES;
-    let lengths = params.chunk_lengths(&data, key.chunker_seed).expect("valid parameters");
+    let lengths = params
+        .chunk_lengths(&data, key.chunker_seed)
+        .expect("valid parameters");
     let mut chunks = Vec::new();
     let mut pos = 0;
     for l in &lengths {
         chunks.push(&data[pos..pos + l]);
         pos += l;
     }
-    println!("{} chunks of 64 MiB (avg {} KiB)", chunks.len(), (64 << 10) / chunks.len());
+    println!(
+        "{} chunks of 64 MiB (avg {} KiB)",
+        chunks.len(),
+        (64 << 10) / chunks.len()
+    );
     report("fastcdc chunking", data.len(), || {
-        black_box(params.chunk_lengths(&data, key.chunker_seed).expect("valid"));
+        black_box(
+            params
+                .chunk_lengths(&data, key.chunker_seed)
+                .expect("valid"),
+        );
     });
     report("keyed blake3", data.len(), || {
         for c in &chunks {

@@ -118,6 +118,14 @@ impl<'r> Packer<'r> {
 
     /// Adds a blob unless it is already known. Returns whether it was new.
     pub fn add(&self, blob_type: BlobType, id: BlobId, plain: &[u8]) -> Result<bool> {
+        if plain.len() > strata_format::MAX_OBJECT_SIZE {
+            return Err(EngineError::Invalid(format!(
+                "{} blob of {} bytes exceeds the format's limit of {} bytes",
+                blob_type.name(),
+                plain.len(),
+                strata_format::MAX_OBJECT_SIZE
+            )));
+        }
         if self.repo.index().contains(&id) {
             return Ok(false);
         }

@@ -29,6 +29,8 @@ impl ChunkerParams {
         let ok = (v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX).contains(&self.min_size)
             && (v2020::AVERAGE_MIN..=v2020::AVERAGE_MAX).contains(&self.avg_size)
             && (v2020::MAXIMUM_MIN..=v2020::MAXIMUM_MAX).contains(&self.max_size)
+            // fastcdc cuts odd minimums one byte short; only even ones mean what they say.
+            && self.min_size.is_multiple_of(2)
             && self.min_size <= self.avg_size
             && self.avg_size <= self.max_size;
         if ok {

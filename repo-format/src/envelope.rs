@@ -92,7 +92,10 @@ pub fn split_version<'a>(
         return Err(FormatError::malformed(object, "shorter than its version"));
     }
     let version = u16::from_le_bytes([data[0], data[1]]);
-    if version == 0 || version > supported {
+    if version == 0 {
+        return Err(FormatError::malformed(object, "version 0 is never written"));
+    }
+    if version > supported {
         return Err(FormatError::UnknownVersion {
             object,
             found: version,
@@ -163,37 +166,6 @@ pub fn open_object(
     decompress(object, compression, &plain[5..], raw_length)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn object_round_trip_and_future_version() {
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-        let key = MasterKey::random(&mut rng);
-        let data = encode_versioned(1, &vec![String::from("x"); 100]);
-        let stored = seal_object(&key, &mut rng, "test", b"", &data, 3);
-        let opened = open_object(&key, "test", "test", b"", &stored).unwrap();
-        assert_eq!(opened, data);
-        assert!(open_object(&key, "test", "other", b"", &stored).is_err());
-        let future = encode_versioned(9, &1u8);
-        assert!(matches!(
-            split_version("test", &future, 1),
-            Err(FormatError::UnknownVersion { found: 9, .. })
-        ));
-    }
-
-    #[test]
-    fn decompress_rejects_wrong_length() {
-        let (c, d) = compress(&[7u8; 1000], 3);
-        assert_eq!(c, Compression::Zstd);
-        assert!(decompress("t", c, &d, 999).is_err());
-        assert!(decompress("t", c, &d, MAX_OBJECT_SIZE + 1).is_err());
-        assert_eq!(decompress("t", c, &d, 1000).unwrap(), vec![7u8; 1000]);
-    }
-}
-
 /// A structured object stored as its own encrypted file (index, snapshot, lock).
 pub trait EncryptedObject: Serialize + DeserializeOwned {
     /// The kind bound into the associated data (`"strata:" || KIND`). Never change.
@@ -232,5 +204,36 @@ pub trait EncryptedObject: Serialize + DeserializeOwned {
         let value: Self = decode_postcard(Self::OBJECT, body)?;
         value.validate()?;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn object_round_trip_and_future_version() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let key = MasterKey::random(&mut rng);
+        let data = encode_versioned(1, &vec![String::from("x"); 100]);
+        let stored = seal_object(&key, &mut rng, "test", b"", &data, 3);
+        let opened = open_object(&key, "test", "test", b"", &stored).unwrap();
+        assert_eq!(opened, data);
+        assert!(open_object(&key, "test", "other", b"", &stored).is_err());
+        let future = encode_versioned(9, &1u8);
+        assert!(matches!(
+            split_version("test", &future, 1),
+            Err(FormatError::UnknownVersion { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn decompress_rejects_wrong_length() {
+        let (c, d) = compress(&[7u8; 1000], 3);
+        assert_eq!(c, Compression::Zstd);
+        assert!(decompress("t", c, &d, 999).is_err());
+        assert!(decompress("t", c, &d, MAX_OBJECT_SIZE + 1).is_err());
+        assert_eq!(decompress("t", c, &d, 1000).unwrap(), vec![7u8; 1000]);
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::BLOB_HEADER_LEN;
 use crate::envelope::EncryptedObject;
 use crate::id::{IndexId, PackId};
-use crate::pack::PackBlob;
+use crate::pack::{PackBlob, PACK_PREAMBLE_LEN};
 use crate::FormatError;
 
 /// An index file.
@@ -35,7 +35,10 @@ impl EncryptedObject for IndexFile {
         for p in &self.packs {
             for b in &p.blobs {
                 let end = b.offset as u64 + b.length as u64;
-                if (b.length as usize) < BLOB_HEADER_LEN || end > p.size {
+                if (b.offset as usize) < PACK_PREAMBLE_LEN
+                    || (b.length as usize) < BLOB_HEADER_LEN
+                    || end > p.size
+                {
                     return Err(FormatError::malformed(
                         "index",
                         format!("blob {} lies outside pack {}", b.id, p.id),

@@ -110,7 +110,10 @@ pub fn check_preamble(pack: &[u8]) -> Result<(), FormatError> {
         return Err(FormatError::malformed("pack", "missing STRATAPK magic"));
     }
     let version = u16::from_le_bytes([pack[8], pack[9]]);
-    if version == 0 || version > PACK_VERSION {
+    if version == 0 {
+        return Err(FormatError::malformed("pack", "version 0 is never written"));
+    }
+    if version > PACK_VERSION {
         return Err(FormatError::UnknownVersion {
             object: "pack",
             found: version,

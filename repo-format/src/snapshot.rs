@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::EncryptedObject;
 use crate::id::{BlobId, SnapshotId};
 
-/// Where a snapshot's content came from. Append new variants at the end only.
+/// Where a snapshot's content came from. New variants go at the end, with a new snapshot
+/// version (so old readers ask for an upgrade instead of calling the snapshot malformed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourceKind {
     Files,

@@ -56,7 +56,8 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
-/// What an entry is. Append new variants at the end only.
+/// What an entry is. New variants go at the end, with a new tree version (old readers
+/// must refuse a tree they cannot fully read with an upgrade message).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
     File {
