@@ -37,11 +37,21 @@ pub struct Cli {
     pub repo: Option<String>,
 
     /// File holding the repository password (first line).
-    #[arg(long, env = "STRATA_PASSWORD_FILE", global = true)]
+    #[arg(
+        long,
+        env = "STRATA_PASSWORD_FILE",
+        global = true,
+        hide_env_values = true
+    )]
     pub password_file: Option<std::path::PathBuf>,
 
     /// Shell command whose output is the password.
-    #[arg(long, env = "STRATA_PASSWORD_COMMAND", global = true)]
+    #[arg(
+        long,
+        env = "STRATA_PASSWORD_COMMAND",
+        global = true,
+        hide_env_values = true
+    )]
     pub password_command: Option<String>,
 
     /// Show no progress.

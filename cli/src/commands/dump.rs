@@ -1,6 +1,7 @@
 //! `strata dump`
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Result};
 use strata_engine::restorer;
@@ -15,14 +16,15 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
-    path: String,
+    /// Absolute path of the file in the snapshot (any bytes, not only UTF-8).
+    path: std::path::PathBuf,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let repo = open::repository(cli)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
-    let node = match treewalk::resolve(&repo, &snap.tree, args.path.as_bytes())? {
-        Found::Root(_) => bail!("{} is the snapshot root, not a file", args.path),
+    let node = match treewalk::resolve(&repo, &snap.tree, args.path.as_os_str().as_bytes())? {
+        Found::Root(_) => bail!("{} is the snapshot root, not a file", args.path.display()),
         Found::Node { node, .. } => node,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -1,6 +1,7 @@
 //! `strata ls`
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -16,8 +17,8 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
-    /// Absolute path inside the snapshot.
-    path: Option<String>,
+    /// Absolute path inside the snapshot (any bytes, not only UTF-8).
+    path: Option<std::path::PathBuf>,
     /// Show mode, owner, size and modification time.
     #[arg(short, long)]
     long: bool,
@@ -100,8 +101,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let repo = open::repository(cli)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let path = args.path.as_deref().unwrap_or("/");
-    let (tree, prefix) = match treewalk::resolve(&repo, &snap.tree, path.as_bytes())? {
+    let path = args
+        .path
+        .as_deref()
+        .map(|p| p.as_os_str().as_bytes())
+        .unwrap_or(b"/");
+    let (tree, prefix) = match treewalk::resolve(&repo, &snap.tree, path)? {
         Found::Root(t) => (Some(t), Vec::new()),
         Found::Node { path, node } => {
             print(&mut out, args, &path, &node)?;

@@ -1,0 +1,13 @@
+//! End-to-end tests: every test drives the real `strata` binary against a
+//! repository in its own temporary directory.
+//!
+//! The tests run as root (CI and development machines alike): they create
+//! device nodes, change owners and, for the unreadable-file test, drop
+//! privileges with `setpriv`. Nothing is written outside the tests' temporary
+//! directories, and no test asserts timings.
+
+mod cli;
+mod dedup;
+mod errors;
+mod roundtrip;
+mod util;
