@@ -50,6 +50,16 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+fn backup(repo: &Repository, dir: &Path) -> strata_engine::archiver::BackupResult {
+    backup_paths(
+        repo,
+        &[dir.to_path_buf()],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap()
+}
+
 fn make_tree(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
     std::fs::write(dir.join("a.txt"), b"hello").unwrap();
@@ -63,25 +73,13 @@ fn round_trip_dedup_and_parent() {
     let (backend, repo) = init();
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
-    let first = backup_paths(
-        &repo,
-        &[src.path().to_path_buf()],
-        &BackupOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let first = backup(&repo, src.path());
     assert!(first.errors.is_empty());
     assert!(first.snapshot.summary.data_blobs_added > 10);
     assert_eq!(first.snapshot.summary.files_new, 3);
 
     let repo = reopen(&backend);
-    let second = backup_paths(
-        &repo,
-        &[src.path().to_path_buf()],
-        &BackupOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let second = backup(&repo, src.path());
     assert_eq!(second.snapshot.parent, Some(first.snapshot_id));
     assert_eq!(second.snapshot.summary.data_blobs_added, 0);
     assert_eq!(second.snapshot.summary.files_unchanged, 3);
@@ -176,13 +174,7 @@ fn check_names_snapshot_and_path_of_missing_pack() {
     let (backend, repo) = init();
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
-    let r = backup_paths(
-        &repo,
-        &[src.path().to_path_buf()],
-        &BackupOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let r = backup(&repo, src.path());
     let repo = reopen(&backend);
     // Delete the pack holding big.bin's first chunk (a data pack).
     let packs = repo.block_on(backend.list(FileType::Pack)).unwrap();
@@ -211,13 +203,7 @@ fn corrupt_blob_is_detected_on_restore() {
     let (backend, repo) = init();
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
-    let r = backup_paths(
-        &repo,
-        &[src.path().to_path_buf()],
-        &BackupOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let r = backup(&repo, src.path());
     let repo = reopen(&backend);
     for (name, _) in repo.block_on(backend.list(FileType::Pack)).unwrap() {
         let mut bytes = repo

@@ -74,7 +74,54 @@ struct Ctx<'a> {
     errors: Mutex<Vec<String>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(
+        repo: &'a Repository,
+        excludes: &[String],
+        one_file_system: bool,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
+        Ok(Ctx {
+            repo,
+            packer: Packer::new(repo),
+            excludes: Filter::new(excludes)?,
+            names: NameCache::default(),
+            progress,
+            one_file_system,
+            counters: Counters::default(),
+            errors: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A snapshot of this backup with the fields every source kind shares.
+    fn snapshot(
+        &self,
+        opts: &BackupOptions,
+        time_ns: i64,
+        paths: Vec<String>,
+        source: SourceKind,
+        tree: BlobId,
+    ) -> SnapshotFile {
+        SnapshotFile {
+            time_ns,
+            hostname: opts.hostname.clone().unwrap_or_else(crate::hostname),
+            username: crate::username(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            paths,
+            tags: opts.tags.clone(),
+            project: None,
+            excludes: opts.excludes.clone(),
+            source,
+            source_meta: Vec::new(),
+            tree,
+            parent: None,
+            program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
+            summary: SnapshotSummary::default(),
+            keep_until_ns: None,
+        }
+    }
+
     fn source_error(&self, msg: String) {
         self.progress.warn(&msg);
         self.errors
@@ -120,38 +167,13 @@ pub fn backup_paths(
         Some(id) => Some((id, snapshots::load(repo, &id)?)),
         None => snapshots::find_parent(repo, &hostname, &path_strings)?,
     };
-    let ctx = Ctx {
-        repo,
-        packer: Packer::new(repo),
-        excludes: Filter::new(&opts.excludes)?,
-        names: NameCache::default(),
-        progress,
-        one_file_system: opts.one_file_system,
-        counters: Counters::default(),
-        errors: Mutex::new(Vec::new()),
-    };
+    let ctx = Ctx::new(repo, &opts.excludes, opts.one_file_system, progress)?;
     let parent_root = parent
         .as_ref()
         .and_then(|(_, s)| ctx.load_parent_tree(Some(&s.tree)));
     let tree = roots.archive(&ctx, parent_root.as_ref())?;
-    let snapshot = SnapshotFile {
-        time_ns,
-        hostname,
-        username: crate::username(),
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        paths: path_strings,
-        tags: opts.tags.clone(),
-        project: None,
-        excludes: opts.excludes.clone(),
-        source: SourceKind::Files,
-        source_meta: Vec::new(),
-        tree,
-        parent: parent.map(|(id, _)| id),
-        program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
-        summary: SnapshotSummary::default(),
-        keep_until_ns: None,
-    };
+    let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);
+    snapshot.parent = parent.map(|(id, _)| id);
     finish(ctx, snapshot, started)
 }
 
@@ -170,16 +192,7 @@ pub fn backup_stream(
         )));
     }
     let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
-    let ctx = Ctx {
-        repo,
-        packer: Packer::new(repo),
-        excludes: Filter::new(&[])?,
-        names: NameCache::default(),
-        progress,
-        one_file_system: false,
-        counters: Counters::default(),
-        errors: Mutex::new(Vec::new()),
-    };
+    let ctx = Ctx::new(repo, &[], false, progress)?;
     let (content, size) = file::chunk_stream(&ctx, reader).map_err(|e| e.into_engine("stdin"))?;
     ctx.counters.files_new.fetch_add(1, Ordering::Relaxed);
     let uid = nix::unistd::getuid().as_raw();
@@ -202,26 +215,16 @@ pub fn backup_stream(
         xattrs: Vec::new(),
     };
     let tree = ctx.save_tree(Tree { nodes: vec![node] })?;
-    let snapshot = SnapshotFile {
+    let mut snapshot = ctx.snapshot(
+        opts,
         time_ns,
-        hostname: opts.hostname.clone().unwrap_or_else(crate::hostname),
-        username: crate::username(),
-        uid,
-        gid,
-        paths: vec![format!("/{filename}")],
-        tags: opts.tags.clone(),
-        project: None,
-        excludes: Vec::new(),
-        source: SourceKind::Stdin {
+        vec![format!("/{filename}")],
+        SourceKind::Stdin {
             filename: filename.to_string(),
         },
-        source_meta: Vec::new(),
         tree,
-        parent: None,
-        program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
-        summary: SnapshotSummary::default(),
-        keep_until_ns: None,
-    };
+    );
+    snapshot.excludes.clear();
     finish(ctx, snapshot, started)
 }
 
