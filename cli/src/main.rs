@@ -72,6 +72,7 @@ pub enum Command {
     Dump(commands::dump::Args),
     Cat(commands::cat::Args),
     Check(commands::check::Args),
+    Unlock(commands::unlock::Args),
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
@@ -99,7 +100,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match commands::run(&cli) {
+    // Tree walks recurse once per directory level; give them the stack the engine asks for.
+    let result = std::thread::Builder::new()
+        .name("strata".into())
+        .stack_size(strata_engine::STACK_SIZE)
+        .spawn(move || commands::run(&cli))
+        .map_err(anyhow::Error::from)
+        .and_then(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: the command panicked")))
+        });
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
         Err(e) => {

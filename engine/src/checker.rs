@@ -6,10 +6,11 @@
 //! report type, one more pass over the packs.)
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, PackId};
-use strata_format::tree::NodeKind;
+use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
 use crate::index::MasterIndex;
@@ -81,7 +82,12 @@ pub fn check(repo: &Repository, progress: &dyn Progress) -> Result<CheckReport> 
     report.packs = stored.len() as u64;
     report.blobs = index.len() as u64;
 
-    let mut checked_trees: HashSet<BlobId> = HashSet::new();
+    let mut trees = TreeChecker {
+        repo,
+        index: &index,
+        bad_packs: &bad_packs,
+        memo: HashMap::new(),
+    };
     for (sid, snap) in crate::snapshots::list_lenient(repo)? {
         let snap = match snap {
             Ok(s) => s,
@@ -93,98 +99,116 @@ pub fn check(repo: &Repository, progress: &dyn Progress) -> Result<CheckReport> 
         report.snapshots += 1;
         progress.add_item();
         let short = sid.short();
-        let blob_problem = |t: BlobType, id: &BlobId| -> Option<String> {
-            match index.get(id) {
-                None => Some(format!("{} blob {id} is not in the index", t.name())),
-                Some(loc) if loc.blob_type != t => Some(format!(
-                    "blob {id} is indexed as {}, used as {}",
-                    loc.blob_type.name(),
-                    t.name()
-                )),
-                Some(loc) => {
-                    let (pack, _) = index.pack(loc.pack);
-                    bad_packs.contains(&pack).then(|| {
-                        format!(
-                            "{} blob {id} is in damaged or missing pack {pack}",
-                            t.name()
-                        )
-                    })
-                }
-            }
-        };
-        if let Some(p) = blob_problem(BlobType::Tree, &snap.tree) {
+        if let Some(p) = trees.blob_problem(BlobType::Tree, &snap.tree) {
             report
                 .errors
                 .push(format!("snapshot {short}: root tree: {p}"));
             continue;
         }
-        if let Err(e) = check_tree(
-            repo,
-            &index,
-            &snap.tree,
-            b"",
-            &short,
-            &blob_problem,
-            &mut checked_trees,
-            &mut report,
-        ) {
+        for (path, problem) in trees.problems(&snap.tree, 0).iter() {
+            let shown = if path.is_empty() {
+                "root tree".into()
+            } else {
+                String::from_utf8_lossy(path).into_owned()
+            };
             report
                 .errors
-                .push(format!("snapshot {short}: root tree: {e}"));
+                .push(format!("snapshot {short}: {shown}: {problem}"));
         }
     }
-    report.trees = checked_trees.len() as u64;
+    report.trees = trees.memo.len() as u64;
     progress.finish();
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_tree(
-    repo: &Repository,
-    index: &MasterIndex,
-    tree: &BlobId,
-    prefix: &[u8],
-    snap: &str,
-    blob_problem: &dyn Fn(BlobType, &BlobId) -> Option<String>,
-    seen: &mut HashSet<BlobId>,
-    report: &mut CheckReport,
-) -> Result<()> {
-    if !seen.insert(*tree) {
-        return Ok(());
-    }
-    let loaded = repo.load_tree_in(index, tree)?;
-    for node in &loaded.nodes {
-        let mut path = prefix.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(&node.name);
-        let shown = String::from_utf8_lossy(&path).into_owned();
-        match &node.kind {
-            NodeKind::File { content } => {
-                if let Some(p) = content
-                    .iter()
-                    .find_map(|id| blob_problem(BlobType::Data, id))
-                {
-                    report.errors.push(format!("snapshot {snap}: {shown}: {p}"));
-                }
+/// Problems reported below one tree at most (a damaged tree shared many times over must not
+/// multiply its report without bound).
+const MAX_PROBLEMS_PER_TREE: usize = 1000;
+
+/// What is wrong below a tree: (path relative to it, description), shared between the
+/// snapshots that reach the tree.
+type Problems = Rc<Vec<(Vec<u8>, String)>>;
+
+/// Checks trees once each, remembering what is wrong below every tree so that each
+/// snapshot sharing a damaged tree is named.
+struct TreeChecker<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    bad_packs: &'a HashSet<PackId>,
+    /// Problems below each checked tree: (path relative to the tree, description).
+    memo: HashMap<BlobId, Problems>,
+}
+
+impl TreeChecker<'_> {
+    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<String> {
+        match self.index.get(id) {
+            None => Some(format!("{} blob {id} is not in the index", t.name())),
+            Some(loc) if loc.blob_type != t => Some(format!(
+                "blob {id} is indexed as {}, used as {}",
+                loc.blob_type.name(),
+                t.name()
+            )),
+            Some(loc) => {
+                let (pack, _) = self.index.pack(loc.pack);
+                self.bad_packs.contains(&pack).then(|| {
+                    format!(
+                        "{} blob {id} is in damaged or missing pack {pack}",
+                        t.name()
+                    )
+                })
             }
-            NodeKind::Dir { subtree } => {
-                if let Some(p) = blob_problem(BlobType::Tree, subtree) {
-                    report.errors.push(format!("snapshot {snap}: {shown}: {p}"));
-                } else if let Err(e) = check_tree(
-                    repo,
-                    index,
-                    subtree,
-                    &path,
-                    snap,
-                    blob_problem,
-                    seen,
-                    report,
-                ) {
-                    report.errors.push(format!("snapshot {snap}: {shown}: {e}"));
-                }
-            }
-            _ => {}
         }
     }
-    Ok(())
+
+    fn problems(&mut self, tree: &BlobId, depth: usize) -> Problems {
+        if let Some(p) = self.memo.get(tree) {
+            return p.clone();
+        }
+        let mut out = Vec::new();
+        if depth > MAX_TREE_DEPTH {
+            out.push((
+                Vec::new(),
+                format!("trees nest deeper than {MAX_TREE_DEPTH} levels"),
+            ));
+        } else {
+            match self.repo.load_tree_in(self.index, tree) {
+                Err(e) => out.push((Vec::new(), e.to_string())),
+                Ok(loaded) => {
+                    for node in &loaded.nodes {
+                        let mut path = vec![b'/'];
+                        path.extend_from_slice(&node.name);
+                        match &node.kind {
+                            NodeKind::File { content } => {
+                                if let Some(p) = content
+                                    .iter()
+                                    .find_map(|id| self.blob_problem(BlobType::Data, id))
+                                {
+                                    out.push((path, p));
+                                }
+                            }
+                            NodeKind::Dir { subtree } => {
+                                if let Some(p) = self.blob_problem(BlobType::Tree, subtree) {
+                                    out.push((path, p));
+                                    continue;
+                                }
+                                for (below, p) in self
+                                    .problems(subtree, depth + 1)
+                                    .iter()
+                                    .take(MAX_PROBLEMS_PER_TREE)
+                                {
+                                    let mut full = path.clone();
+                                    full.extend_from_slice(below);
+                                    out.push((full, p.clone()));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        let out = Rc::new(out);
+        self.memo.insert(*tree, out.clone());
+        out
+    }
 }

@@ -37,6 +37,11 @@ pub use error::{EngineError, ErrorKind};
 pub use index::{BlobLocation, MasterIndex};
 pub use repository::{InitOptions, Repository};
 
+/// Stack size a thread needs to walk trees nested `MAX_TREE_DEPTH` deep (tree walks
+/// recurse once per level). The CLI runs commands on a thread of this size; it is virtual
+/// memory, touched only as deep as a tree really goes.
+pub const STACK_SIZE: usize = 64 << 20;
+
 /// Result of engine operations.
 pub type Result<T> = std::result::Result<T, EngineError>;
 

@@ -64,8 +64,10 @@ pub fn lock<'r>(repo: &'r Repository, operation: &str, exclusive: bool) -> Resul
 
 fn check_conflicts(repo: &Repository, exclusive: bool, mine: Option<&LockId>) -> Result<()> {
     let host = crate::hostname();
-    for (name, _) in repo.block_on(repo.backend().list(FileType::Lock))? {
-        if mine.is_some_and(|m| m.to_hex() == name) {
+    for (name, size) in repo.block_on(repo.backend().list(FileType::Lock))? {
+        if mine.is_some_and(|m| m.to_hex() == name)
+            || crate::repository::check_size(FileType::Lock, &name, size).is_err()
+        {
             continue;
         }
         let bytes = match repo.read_verified(FileType::Lock, &name) {
@@ -83,10 +85,45 @@ fn check_conflicts(repo: &Repository, exclusive: bool, mine: Option<&LockId>) ->
         }
         if exclusive || other.exclusive {
             return Err(EngineError::Locked(format!(
-                "repository is locked: {}; run `strata unlock` if that process is gone",
+                "repository is locked: {}; if that process is gone, remove the lock with `strata unlock --remove-all`",
                 describe(&other)
             )));
         }
     }
     Ok(())
+}
+
+/// What `unlock` did with one lock.
+#[derive(Debug, Clone)]
+pub struct UnlockedLock {
+    pub name: String,
+    pub description: String,
+    pub removed: bool,
+}
+
+/// Removes stale locks (of processes gone from this host, or undecodable), or every lock
+/// with `all`. Reports each lock found and whether it was removed.
+pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<UnlockedLock>> {
+    let host = crate::hostname();
+    let mut out = Vec::new();
+    for (name, size) in repo.block_on(repo.backend().list(FileType::Lock))? {
+        let decoded = crate::repository::check_size(FileType::Lock, &name, size)
+            .and_then(|_| repo.read_verified(FileType::Lock, &name))
+            .ok()
+            .and_then(|b| LockFile::decode(repo.key(), &b).ok());
+        let (description, stale) = match &decoded {
+            Some(l) => (describe(l), l.hostname == host && !process_alive(l.pid)),
+            None => ("unreadable lock".to_string(), true),
+        };
+        let removed = all || stale;
+        if removed {
+            repo.block_on(repo.backend().delete(FileType::Lock, &name))?;
+        }
+        out.push(UnlockedLock {
+            name,
+            description,
+            removed,
+        });
+    }
+    Ok(out)
 }

@@ -114,9 +114,9 @@ fn read_xattrs(path: &Path) -> Vec<Xattr> {
     out
 }
 
-/// Applies ownership, mode, xattrs and times to a restored entry (in that order, since
-/// chown clears setuid bits and writing xattrs may change times). Returns a description of
-/// what could not be applied, if anything.
+/// Applies ownership, xattrs, mode and times to a restored entry, in that order: chown
+/// clears setuid bits, and xattrs need write permission the final mode may not give.
+/// Returns a description of what could not be applied, if anything.
 pub(crate) fn apply_metadata(path: &Path, node: &Node, is_root: bool) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt;
     let mut problems = Vec::new();
@@ -126,16 +126,17 @@ pub(crate) fn apply_metadata(path: &Path, node: &Node, is_root: bool) -> Result<
             problems.push(format!("chown: {e}"));
         }
     }
-    if !is_symlink {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
-            problems.push(format!("chmod: {e}"));
-        }
-    }
+    // xattrs before chmod: writing them needs write permission the final mode may not give.
     for x in &node.xattrs {
         let name = std::ffi::OsStr::from_bytes(&x.name);
         if let Err(e) = xattr::set(path, name, &x.value) {
             problems.push(format!("xattr {}: {e}", name.to_string_lossy()));
+        }
+    }
+    if !is_symlink {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
+            problems.push(format!("chmod: {e}"));
         }
     }
     let ft = |ns: i64| {

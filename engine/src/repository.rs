@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_format::blob::{decode_blob, BlobType};
+use strata_format::blob::{decode_blob, BlobHeader, BlobType};
 use strata_format::chunker::ChunkerParams;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
@@ -143,12 +143,18 @@ impl Repository {
             )));
         }
         let mut key = None;
-        for (name, _) in &keys {
-            let bytes = rt.block_on(backend.read(FileType::Key, name))?;
-            let kf = match KeyFile::decode(&bytes) {
+        for (name, size) in &keys {
+            // One unreadable or hostile key file must not lock everyone out: skip it.
+            let kf = check_size(FileType::Key, name, *size)
+                .and_then(|_| Ok(rt.block_on(backend.read(FileType::Key, name))?))
+                .and_then(|bytes| {
+                    KeyFile::decode(&bytes)
+                        .map_err(|e| EngineError::format(format!("keys/{name}"), e))
+                });
+            let kf = match kf {
                 Ok(kf) => kf,
                 Err(e) => {
-                    tracing::warn!("skipping unreadable key file keys/{name}: {e}");
+                    tracing::warn!("skipping key file keys/{name}: {e}");
                     continue;
                 }
             };
@@ -158,7 +164,7 @@ impl Repository {
                     break;
                 }
                 Err(strata_format::FormatError::WrongPassword) => continue,
-                Err(e) => return Err(EngineError::format(format!("keys/{name}"), e)),
+                Err(e) => tracing::warn!("skipping key file keys/{name}: {e}"),
             }
         }
         let key = key.ok_or_else(|| EngineError::WrongPassword(location.clone()))?;
@@ -235,6 +241,19 @@ impl Repository {
         })
     }
 
+    /// Like [`Repository::read_many_verified`] for `(name, size)` pairs from a listing,
+    /// refusing objects too large to be valid without reading them.
+    pub fn read_many_listed(&self, ft: FileType, listed: &[(String, u64)]) -> Vec<Result<Bytes>> {
+        let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
+        let mut reads = self.read_many_verified(ft, &names);
+        for (r, (name, size)) in reads.iter_mut().zip(listed) {
+            if let Err(e) = check_size(ft, name, *size) {
+                *r = Err(e);
+            }
+        }
+        reads
+    }
+
     /// Loads and decrypts an encrypted object stored under its hash.
     pub fn load_object<T: EncryptedObject>(&self, ft: FileType, name: &str) -> Result<T> {
         let bytes = self.read_verified(ft, name)?;
@@ -251,12 +270,9 @@ impl Repository {
 
     /// Every index file, decoded, or the error for the ones that are not readable.
     pub fn load_index_files(&self) -> Result<Vec<(IndexId, Result<IndexFile>)>> {
-        let names: Vec<String> = self
-            .block_on(self.backend.list(FileType::Index))?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let reads = self.read_many_verified(FileType::Index, &names);
+        let listed = self.block_on(self.backend.list(FileType::Index))?;
+        let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
+        let reads = self.read_many_listed(FileType::Index, &listed);
         Ok(names
             .iter()
             .zip(reads)
@@ -312,6 +328,15 @@ impl Repository {
                 )),
                 _ => e.into(),
             })?;
+        let header = BlobHeader::parse(&bytes).map_err(|e| {
+            EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
+        })?;
+        if blob_type == BlobType::Data && header.raw_length > self.config.chunker.max_size {
+            return Err(EngineError::Corrupt(format!(
+                "data blob {id} in pack {pack} declares {} bytes, more than the largest chunk",
+                header.raw_length
+            )));
+        }
         decode_blob(&self.key, Some((blob_type, *id)), &bytes)
             .map(|(_, plain)| plain)
             .map_err(|e| {
@@ -329,6 +354,22 @@ impl Repository {
         let plain = self.read_blob_in(index, BlobType::Tree, id)?;
         Tree::decode(&plain).map_err(|e| EngineError::format(format!("tree {id}"), e))
     }
+}
+
+/// Refuses listed objects larger than any valid one, before they are read into memory.
+pub(crate) fn check_size(ft: FileType, name: &str, size: u64) -> Result<()> {
+    let limit = match ft {
+        FileType::Key => 64 * 1024,
+        FileType::Pack => u64::MAX,
+        _ => strata_format::MAX_OBJECT_SIZE as u64 + 1024 * 1024,
+    };
+    if size > limit {
+        return Err(EngineError::Corrupt(format!(
+            "{} is {size} bytes, larger than any valid object of its kind",
+            ft.path(name)
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that stored bytes hash to the object's name (not for config, whose name is fixed).

@@ -7,7 +7,7 @@
 //! writes outside the target, even through symlinks it restored itself. Every blob is
 //! verified against its id before a byte of it is written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
@@ -73,7 +73,14 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// Plans the entries of `tree`; returns whether anything below was planned.
-    fn visit(&mut self, tree: &BlobId, prefix: &[u8], included: bool) -> Result<bool> {
+    fn visit(
+        &mut self,
+        tree: &BlobId,
+        prefix: &[u8],
+        included: bool,
+        depth: usize,
+    ) -> Result<bool> {
+        crate::treewalk::check_depth(depth, prefix)?;
         let tree = self.repo.load_tree(tree)?;
         let mut any = false;
         for node in tree.nodes {
@@ -92,7 +99,7 @@ impl Planner<'_> {
                         path: path.clone(),
                         node,
                     });
-                    if !self.visit(&subtree, &path, here)? && !here {
+                    if !self.visit(&subtree, &path, here, depth + 1)? && !here {
                         self.out.dirs.truncate(pos);
                         continue;
                     }
@@ -120,21 +127,35 @@ fn target_path(target: &Path, snapshot_path: &[u8]) -> PathBuf {
     target.join(OsStr::from_bytes(&snapshot_path[1..]))
 }
 
-/// Removes whatever is at `path` (not following symlinks), unless it is a directory and
-/// `keep_dir` is set.
-fn clear(path: &Path, keep_dir: bool) -> std::io::Result<()> {
+/// Makes room for a new entry at `path` without following symlinks. An existing directory
+/// is kept when a directory is wanted and is otherwise an error: a restore never deletes a
+/// directory (on a case-insensitive file system `a` and `A` are one entry, and removing one
+/// to make room for the other would discard restored data or let a symlink take its place).
+fn clear(path: &Path, want_dir: bool) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(md) if md.is_dir() => {
-            if keep_dir {
+            if want_dir {
                 Ok(())
             } else {
-                std::fs::remove_dir_all(path)
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a directory is in the way (not replaced)",
+                ))
             }
         }
         Ok(_) => std::fs::remove_file(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `path` lies below one of the directories that could not be created.
+fn under_failed(failed: &HashSet<Vec<u8>>, path: &[u8]) -> bool {
+    !failed.is_empty()
+        && path
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'/' && i > 0 && failed.contains(&path[..i]))
 }
 
 /// Restores `snapshot` (filtered by `opts`) under `target`.
@@ -159,9 +180,13 @@ pub fn restore(
         },
         seen: HashMap::new(),
     };
-    planner.visit(&snapshot.tree, b"", planner.included_all)?;
+    planner.visit(&snapshot.tree, b"", planner.included_all, 0)?;
     let p = planner.out;
-    progress.set_total(p.files.iter().map(|i| i.node.size).sum());
+    progress.set_total(
+        p.files
+            .iter()
+            .fold(0u64, |a, i| a.saturating_add(i.node.size)),
+    );
     std::fs::create_dir_all(target).map_err(|e| EngineError::io(target, e))?;
     let is_root = nix::unistd::geteuid().is_root();
     let errors = Mutex::new(Vec::new());
@@ -172,7 +197,15 @@ pub fn restore(
     };
     let mut stats = RestoreStats::default();
 
+    // Order matters for safety: directories, then file contents, hard links and file
+    // metadata, then special entries (symlinks last among creations, so nothing is ever
+    // written or chmod-ed through a symlink this restore made), then directory metadata.
+    let mut failed: HashSet<Vec<u8>> = HashSet::new();
     for d in &p.dirs {
+        if under_failed(&failed, &d.path) {
+            failed.insert(d.path.clone());
+            continue;
+        }
         let path = target_path(target, &d.path);
         let r = clear(&path, true).and_then(|_| match std::fs::create_dir(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -180,18 +213,15 @@ pub fn restore(
         });
         match r {
             Ok(()) => stats.dirs += 1,
-            Err(e) => fail(&d.path, e.to_string()),
+            Err(e) => {
+                fail(&d.path, format!("{e}; nothing below it is restored"));
+                failed.insert(d.path.clone());
+            }
         }
     }
-    for s in &p.special {
-        let path = target_path(target, &s.path);
-        match clear(&path, false).and_then(|_| create_special(&path, &s.node)) {
-            Ok(()) => stats.other += 1,
-            Err(e) => fail(&s.path, e.to_string()),
-        }
-    }
-    let written: Vec<u64> = p
-        .files
+    let usable = |i: &&Item| !under_failed(&failed, &i.path);
+    let files: Vec<&Item> = p.files.iter().filter(usable).collect();
+    let written: Vec<u64> = files
         .par_iter()
         .map(
             |f| match write_file(repo, &target_path(target, &f.path), &f.node, progress) {
@@ -203,9 +233,13 @@ pub fn restore(
             },
         )
         .collect();
-    stats.files = p.files.len() as u64;
-    stats.bytes = written.iter().sum();
-    for (l, first) in &p.links {
+    stats.files = files.len() as u64;
+    stats.bytes = written.iter().fold(0u64, |a, n| a.saturating_add(*n));
+    for (l, first) in p
+        .links
+        .iter()
+        .filter(|(l, _)| !under_failed(&failed, &l.path))
+    {
         let path = target_path(target, &l.path);
         match clear(&path, false)
             .and_then(|_| std::fs::hard_link(target_path(target, first), &path))
@@ -217,16 +251,34 @@ pub fn restore(
             ),
         }
     }
-    p.files
-        .par_iter()
-        .chain(p.special.par_iter())
-        .for_each(|i| {
-            if let Err(e) = apply_metadata(&target_path(target, &i.path), &i.node, is_root) {
-                fail(&i.path, e);
-            }
-        });
-    for d in p.dirs.iter().rev() {
-        if let Err(e) = apply_metadata(&target_path(target, &d.path), &d.node, is_root) {
+    files.par_iter().for_each(|i| {
+        if let Err(e) = apply_metadata(&target_path(target, &i.path), &i.node, is_root) {
+            fail(&i.path, e);
+        }
+    });
+    for s in p.special.iter().filter(usable) {
+        let path = target_path(target, &s.path);
+        // Metadata right away: a later entry may legitimately take this name's place on a
+        // case-insensitive file system, and must not receive this entry's chmod.
+        match clear(&path, false)
+            .and_then(|_| create_special(&path, &s.node))
+            .map_err(|e| e.to_string())
+            .and_then(|_| apply_metadata(&path, &s.node, is_root))
+        {
+            Ok(()) => stats.other += 1,
+            Err(e) => fail(&s.path, e),
+        }
+    }
+    for d in p.dirs.iter().rev().filter(|d| !failed.contains(&d.path)) {
+        let path = target_path(target, &d.path);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            fail(
+                &d.path,
+                "no longer a directory; metadata not applied".into(),
+            );
+            continue;
+        }
+        if let Err(e) = apply_metadata(&path, &d.node, is_root) {
             fail(&d.path, e);
         }
     }

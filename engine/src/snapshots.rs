@@ -23,12 +23,9 @@ pub fn list(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
 
 /// Every snapshot with its own result, oldest readable first (for `check`).
 pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<SnapshotFile>)>> {
-    let names: Vec<String> = repo
-        .block_on(repo.backend().list(FileType::Snapshot))?
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let reads = repo.read_many_verified(FileType::Snapshot, &names);
+    let listed = repo.block_on(repo.backend().list(FileType::Snapshot))?;
+    let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
+    let reads = repo.read_many_listed(FileType::Snapshot, &listed);
     let mut out: Vec<(SnapshotId, Result<SnapshotFile>)> = names
         .iter()
         .zip(reads)
@@ -45,10 +42,25 @@ pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<Snapsho
     Ok(out)
 }
 
+/// Every readable snapshot, oldest first; unreadable ones are skipped with a warning (so
+/// one damaged snapshot does not stop backups or `latest`; `check` reports it).
+pub fn list_readable(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
+    Ok(list_lenient(repo)?
+        .into_iter()
+        .filter_map(|(id, s)| match s {
+            Ok(s) => Some((id, s)),
+            Err(e) => {
+                tracing::warn!("skipping unreadable snapshot {id}: {e}");
+                None
+            }
+        })
+        .collect())
+}
+
 /// Resolves `latest`, a full id or a unique hex prefix.
 pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)> {
     if spec == "latest" {
-        return list(repo)?
+        return list_readable(repo)?
             .pop()
             .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()));
     }
@@ -87,7 +99,7 @@ pub fn find_parent(
 ) -> Result<Option<(SnapshotId, SnapshotFile)>> {
     let mut sorted = paths.to_vec();
     sorted.sort();
-    Ok(list(repo)?.into_iter().rev().find(|(_, s)| {
+    Ok(list_readable(repo)?.into_iter().rev().find(|(_, s)| {
         let mut p = s.paths.clone();
         p.sort();
         s.hostname == hostname

@@ -1,7 +1,7 @@
 //! Walking snapshot trees: resolving a path, and visiting every node under one.
 
 use strata_format::id::BlobId;
-use strata_format::tree::{Node, NodeKind, Tree};
+use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 
 use crate::{EngineError, Repository, Result};
 
@@ -61,6 +61,29 @@ pub fn walk(
     prefix: &[u8],
     visit: &mut dyn FnMut(&[u8], &Node) -> Result<bool>,
 ) -> Result<()> {
+    walk_at(repo, tree, prefix, 0, visit)
+}
+
+/// Refuses trees nested deeper than the format allows (a hostile chain of trees must not
+/// exhaust the stack).
+pub fn check_depth(depth: usize, path: &[u8]) -> Result<()> {
+    if depth > MAX_TREE_DEPTH {
+        return Err(EngineError::Corrupt(format!(
+            "{}: trees nest deeper than {MAX_TREE_DEPTH} levels",
+            String::from_utf8_lossy(&path[..path.len().min(200)])
+        )));
+    }
+    Ok(())
+}
+
+fn walk_at(
+    repo: &Repository,
+    tree: &BlobId,
+    prefix: &[u8],
+    depth: usize,
+    visit: &mut dyn FnMut(&[u8], &Node) -> Result<bool>,
+) -> Result<()> {
+    check_depth(depth, prefix)?;
     let tree: Tree = repo.load_tree(tree)?;
     for node in &tree.nodes {
         let mut path = prefix.to_vec();
@@ -68,7 +91,7 @@ pub fn walk(
         path.extend_from_slice(&node.name);
         let descend = visit(&path, node)?;
         if let (true, NodeKind::Dir { subtree }) = (descend, &node.kind) {
-            walk(repo, subtree, &path, visit)?;
+            walk_at(repo, subtree, &path, depth + 1, visit)?;
         }
     }
     Ok(())

@@ -84,12 +84,26 @@ fn round_trip_dedup_and_parent() {
     assert_eq!(second.snapshot.summary.data_blobs_added, 0);
     assert_eq!(second.snapshot.summary.files_unchanged, 3);
     assert_eq!(second.snapshot.summary.bytes_read, 0);
-    assert_eq!(
-        second.snapshot.tree, first.snapshot.tree,
-        "unchanged tree, same root id"
-    );
 
     let repo = reopen(&backend);
+    // The backed-up directory's tree is reused as is (its parents, like /tmp, may change
+    // while other tests run, so compare the subtree, not the root).
+    let subtree =
+        |snap: &strata_format::snapshot::SnapshotFile| match strata_engine::treewalk::resolve(
+            &repo,
+            &snap.tree,
+            src.path().as_os_str().as_encoded_bytes(),
+        )
+        .unwrap()
+        {
+            strata_engine::treewalk::Found::Node { node, .. } => node.kind,
+            _ => panic!("source dir not found"),
+        };
+    assert_eq!(
+        subtree(&second.snapshot),
+        subtree(&first.snapshot),
+        "unchanged tree, same id"
+    );
     let out = tempfile::tempdir().unwrap();
     let stats = restore(
         &repo,
@@ -175,6 +189,15 @@ fn check_names_snapshot_and_path_of_missing_pack() {
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
     let r = backup(&repo, src.path());
+    // A second snapshot of a different path list that shares the damaged subtree.
+    let repo = reopen(&backend);
+    let r2 = backup_paths(
+        &repo,
+        &[src.path().join("sub")],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
     let repo = reopen(&backend);
     // Delete the pack holding big.bin's first chunk (a data pack).
     let packs = repo.block_on(backend.list(FileType::Pack)).unwrap();
@@ -195,6 +218,10 @@ fn check_names_snapshot_and_path_of_missing_pack() {
     let all = report.errors.join("\n");
     assert!(all.contains(&data_pack), "{all}");
     assert!(all.contains(&r.snapshot_id.short()), "{all}");
+    assert!(
+        all.contains(&r2.snapshot_id.short()),
+        "shared damaged tree names every snapshot: {all}"
+    );
     assert!(all.contains("big.bin"), "{all}");
 }
 
@@ -226,4 +253,85 @@ fn corrupt_blob_is_detected_on_restore() {
         Err(e) => assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}"),
         Ok(stats) => assert!(!stats.errors.is_empty(), "damage went unnoticed"),
     }
+}
+
+#[test]
+fn size_is_what_was_read_not_what_lstat_said() {
+    // /proc files report size 0 but have content.
+    let (backend, repo) = init();
+    let want = std::fs::read("/proc/version").unwrap();
+    assert!(!want.is_empty());
+    let r = backup(&repo, Path::new("/proc/version"));
+    let repo = reopen(&backend);
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &r.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    assert_eq!(
+        std::fs::read(out.path().join("proc/version")).unwrap(),
+        want
+    );
+}
+
+#[test]
+fn a_damaged_snapshot_does_not_block_latest_or_backups() {
+    let (backend, repo) = init();
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path());
+    let r = backup(&repo, src.path());
+    // Garbage stored under its own hash: passes the name check, fails decryption.
+    let garbage = vec![7u8; 300];
+    let name = strata_format::id::Digest::of_stored(&garbage).to_hex();
+    repo.block_on(backend.write(FileType::Snapshot, &name, Bytes::from(garbage)))
+        .unwrap();
+    let repo = reopen(&backend);
+    assert_eq!(snapshots::find(&repo, "latest").unwrap().0, r.snapshot_id);
+    let again = backup(&repo, src.path());
+    assert_eq!(again.snapshot.parent, Some(r.snapshot_id));
+    let report = checker::check(&repo, &NoProgress).unwrap();
+    assert!(
+        report.errors.iter().any(|e| e.contains(&name)),
+        "{:?}",
+        report.errors
+    );
+}
+
+#[test]
+fn stale_locks_are_removed_and_unlock_reports() {
+    let (_backend, repo) = init();
+    // A lock of a process that cannot exist on this host (pids stay below 2^22).
+    let dead = strata_format::lock::LockFile {
+        exclusive: true,
+        hostname: strata_engine::hostname(),
+        username: "ghost".into(),
+        pid: 4_999_999,
+        time_ns: 0,
+        operation: "prune".into(),
+    };
+    repo.save_object(FileType::Lock, &dead).unwrap();
+    // Removed automatically: a killed cron job must not block the next one.
+    drop(lock::lock(&repo, "backup", false).unwrap());
+    assert!(repo
+        .block_on(repo.backend().list(FileType::Lock))
+        .unwrap()
+        .is_empty());
+
+    let live = lock::lock(&repo, "backup", false).unwrap();
+    repo.save_object(FileType::Lock, &dead).unwrap();
+    let found = lock::unlock(&repo, false).unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        found.iter().filter(|l| l.removed).count(),
+        1,
+        "only the dead one: {found:?}"
+    );
+    let found = lock::unlock(&repo, true).unwrap();
+    assert!(found.iter().all(|l| l.removed));
+    std::mem::forget(live); // its file is gone already
 }

@@ -231,3 +231,135 @@ fn blob_with_wrong_content_for_its_id_is_refused() {
     assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
     assert!(stats.errors[0].contains("/f"), "{:?}", stats.errors);
 }
+
+/// A chain of `depth` trees, each holding only the next as directory "d".
+fn chain(repo: &Repository, depth: usize) -> (Vec<(BlobType, Vec<u8>)>, BlobId) {
+    let mut blobs = Vec::new();
+    let mut id = {
+        let leaf = Tree::default().encode();
+        let id = repo.key().blob_id(&leaf);
+        blobs.push((BlobType::Tree, leaf));
+        id
+    };
+    for _ in 0..depth {
+        let t = Tree {
+            nodes: vec![node(b"d", NodeKind::Dir { subtree: id }, 0)],
+        }
+        .encode();
+        id = repo.key().blob_id(&t);
+        blobs.push((BlobType::Tree, t));
+    }
+    (blobs, id)
+}
+
+/// Runs `f` on a thread with the stack the CLI gives commands.
+fn on_cli_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(strata_engine::STACK_SIZE)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn deeply_nested_trees_are_refused_not_recursed() {
+    let backend = init();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let (blobs, root) = chain(&repo, strata_format::tree::MAX_TREE_DEPTH + 50);
+    let snap = store(&backend, &blobs, root);
+    on_cli_stack(move || {
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let err = restore(
+            &repo,
+            &snap,
+            target.path(),
+            &RestoreOptions::default(),
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("deeper than"), "{err}");
+        let mut n = 0;
+        let err = strata_engine::treewalk::walk(&repo, &snap.tree, b"", &mut |_, _| {
+            n += 1;
+            Ok(true)
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        let report = strata_engine::checker::check(&repo, &NoProgress).unwrap();
+        assert!(
+            report.errors.iter().any(|e| e.contains("deeper than")),
+            "{:?}",
+            report.errors
+        );
+    });
+}
+
+#[test]
+fn restore_never_deletes_a_directory_in_the_way() {
+    let backend = init();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let content = b"file".to_vec();
+    let cid = repo.key().blob_id(&content);
+    let root = Tree {
+        nodes: vec![node(b"x", NodeKind::File { content: vec![cid] }, 4)],
+    }
+    .encode();
+    let root_id = repo.key().blob_id(&root);
+    let snap = store(
+        &backend,
+        &[(BlobType::Data, content), (BlobType::Tree, root)],
+        root_id,
+    );
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let target = tempfile::tempdir().unwrap();
+    std::fs::create_dir(target.path().join("x")).unwrap();
+    std::fs::write(target.path().join("x/keep"), b"precious").unwrap();
+    let stats = restore(
+        &repo,
+        &snap,
+        target.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
+    assert!(
+        stats.errors[0].contains("directory is in the way"),
+        "{:?}",
+        stats.errors
+    );
+    assert_eq!(
+        std::fs::read(target.path().join("x/keep")).unwrap(),
+        b"precious"
+    );
+}
+
+#[test]
+fn a_hostile_key_file_does_not_lock_out_the_real_one() {
+    let backend = init();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let bogus = strata_format::keyfile::KeyFile {
+        kdf: KdfParams {
+            m_kib: 4,
+            t: 1,
+            p: 1,
+        }, // below argon2's minimum of 8 KiB a lane
+        salt: vec![0; 16],
+        wrapped: vec![0; 100],
+        created_ns: 0,
+        hostname: "h".into(),
+        username: "u".into(),
+    }
+    .encode();
+    let name = Digest::of_stored(&bogus).to_hex();
+    repo.block_on(backend.write(FileType::Key, &name, Bytes::from(bogus)))
+        .unwrap();
+    assert!(Repository::open(backend.clone(), b"pw").is_ok());
+    assert_eq!(
+        Repository::open(backend, b"wrong").unwrap_err().kind(),
+        ErrorKind::WrongPassword
+    );
+}

@@ -41,13 +41,13 @@ impl KdfParams {
 
     /// Bounds accepted when reading, so a hostile key file cannot demand absurd memory.
     pub fn validate(&self) -> Result<(), FormatError> {
-        if !(8..=4 * 1024 * 1024).contains(&self.m_kib)
-            || !(1..=64).contains(&self.t)
-            || !(1..=16).contains(&self.p)
+        if !(1..=16).contains(&self.p)
+            || !(8 * self.p..=1024 * 1024).contains(&self.m_kib)
+            || !(1..=16).contains(&self.t)
         {
             return Err(FormatError::InvalidParameter {
                 what: "argon2id parameters",
-                reason: format!("{self:?} outside m 8 KiB..4 GiB, t 1..64, p 1..16"),
+                reason: format!("{self:?} outside p 1..16, m 8·p KiB..1 GiB, t 1..16"),
             });
         }
         Ok(())

@@ -14,6 +14,10 @@ use crate::FormatError;
 pub const TREE_VERSION: u16 = 1;
 /// Longest accepted entry name (Linux NAME_MAX is 255; leave room for other systems).
 pub const MAX_NAME_LEN: usize = 4096;
+/// Deepest directory nesting readers follow. Linux paths are at most 4096 bytes, so no
+/// restorable tree is deeper than 2048 levels; a deeper chain of trees is refused as
+/// damaged rather than recursed into.
+pub const MAX_TREE_DEPTH: usize = 2048;
 
 /// A directory listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,6 +22,7 @@ const SUBCOMMANDS: &[&str] = &[
     "dump",
     "cat",
     "check",
+    "unlock",
 ];
 
 fn small_tree(env: &Env, name: &str) -> PathBuf {

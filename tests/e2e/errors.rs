@@ -385,3 +385,37 @@ fn killed_backup_leaves_a_usable_repository() {
     assert_same_tree(&src, &restored(&target, &src));
     assert!(!env.snapshots().is_empty());
 }
+
+#[test]
+fn unlock_keeps_live_locks_and_removes_those_of_dead_processes() {
+    let env = Env::init();
+    env.strata(["unlock"]).success();
+    // A stdin backup holds its lock while it waits for input that never comes.
+    let (mut command, cmdline) = env
+        .cmd()
+        .args(["backup", "--stdin", "--stdin-filename", "wait.sql"])
+        .build();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.repo_files("locks").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = env.strata(["unlock"]).success();
+    assert!(out.stdout_str().contains("kept"), "{}", out.describe());
+    assert_eq!(env.repo_files("locks").len(), 1, "a live lock was removed");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = env.strata(["unlock"]).success();
+    assert!(out.stdout_str().contains("removed"), "{}", out.describe());
+    assert!(env.repo_files("locks").is_empty());
+}

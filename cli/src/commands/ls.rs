@@ -61,15 +61,37 @@ fn mode_string(node: &Node) -> String {
     s
 }
 
+/// A name for a terminal: invalid UTF-8 replaced, control characters escaped (a file
+/// name must not be able to send escape sequences to the reader's terminal).
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<()> {
-    let shown = String::from_utf8_lossy(path);
+    let shown = if args.json {
+        String::from_utf8_lossy(path).into_owned()
+    } else {
+        printable(path)
+    };
     let target = match &node.kind {
-        NodeKind::Symlink { target } => Some(String::from_utf8_lossy(target).into_owned()),
+        NodeKind::Symlink { target } if args.json => {
+            Some(String::from_utf8_lossy(target).into_owned())
+        }
+        NodeKind::Symlink { target } => Some(printable(target)),
         _ => None,
     };
     if args.json {
         let e = EntryJson {
-            path: shown.into_owned(),
+            path: shown,
             kind: node.kind.name(),
             size: node.size,
             mode: node.mode,

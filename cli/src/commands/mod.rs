@@ -8,6 +8,7 @@ pub mod init;
 pub mod ls;
 pub mod restore;
 pub mod snapshots;
+pub mod unlock;
 
 use anyhow::Result;
 
@@ -24,5 +25,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dump(a) => dump::run(cli, a),
         Command::Cat(a) => cat::run(cli, a),
         Command::Check(a) => check::run(cli, a),
+        Command::Unlock(a) => unlock::run(cli, a),
     }
 }

@@ -41,33 +41,35 @@ fn add_chunk(ctx: &Ctx<'_>, chunk: &[u8], content: &mut Vec<BlobId>) -> Result<(
     Ok(())
 }
 
-/// Chunks a regular file. Files up to the maximum chunk size are read whole and cut in
-/// memory; larger ones are streamed. Both cut at the same places.
-pub(super) fn chunk_file(
-    ctx: &Ctx<'_>,
-    path: &Path,
-    md: &std::fs::Metadata,
-) -> Result<Vec<BlobId>, FileError> {
+/// Chunks a regular file; returns the blob ids and the bytes actually read (which is the
+/// size recorded: files that grow while read, or `/proc` files that claim size 0, differ
+/// from their `lstat` size). Up to the maximum chunk size is read at once and cut in
+/// memory; anything longer is streamed. Both cut at the same places.
+pub(super) fn chunk_file(ctx: &Ctx<'_>, path: &Path) -> Result<(Vec<BlobId>, u64), FileError> {
     let mut f = std::fs::File::open(path).map_err(FileError::Source)?;
     let params = ctx.repo.config().chunker;
-    if md.len() <= params.max_size as u64 {
-        let mut buf = Vec::with_capacity(md.len() as usize);
-        f.read_to_end(&mut buf).map_err(FileError::Source)?;
-        let mut content = Vec::new();
-        let seed = ctx.repo.key().chunker_seed;
-        for c in FastCDC::with_level_and_seed(
-            &buf,
-            params.min_size,
-            params.avg_size,
-            params.max_size,
-            Normalization::Level1,
-            seed,
-        ) {
-            add_chunk(ctx, &buf[c.offset..c.offset + c.length], &mut content)?;
-        }
-        return Ok(content);
+    let max = params.max_size as usize;
+    let mut buf = Vec::new();
+    (&mut f)
+        .take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(FileError::Source)?;
+    if buf.len() > max {
+        return chunk_stream(ctx, &mut std::io::Cursor::new(buf).chain(f));
     }
-    chunk_stream(ctx, &mut f).map(|(content, _)| content)
+    let mut content = Vec::new();
+    let seed = ctx.repo.key().chunker_seed;
+    for c in FastCDC::with_level_and_seed(
+        &buf,
+        params.min_size,
+        params.avg_size,
+        params.max_size,
+        Normalization::Level1,
+        seed,
+    ) {
+        add_chunk(ctx, &buf[c.offset..c.offset + c.length], &mut content)?;
+    }
+    Ok((content, buf.len() as u64))
 }
 
 /// Chunks a stream of unknown length; returns the blob ids and the byte count.

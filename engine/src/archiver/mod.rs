@@ -171,7 +171,13 @@ pub fn backup_paths(
     let parent_root = parent
         .as_ref()
         .and_then(|(_, s)| ctx.load_parent_tree(Some(&s.tree)));
-    let tree = roots.archive(&ctx, parent_root.as_ref())?;
+    // Directories are archived recursively on rayon threads; give them room for the
+    // deepest trees a path can name (about 2048 levels).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(crate::STACK_SIZE)
+        .build()
+        .map_err(|e| EngineError::Invalid(format!("starting worker threads: {e}")))?;
+    let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()))?;
     let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);
     snapshot.parent = parent.map(|(id, _)| id);
     finish(ctx, snapshot, started)

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 use strata_format::id::BlobId;
-use strata_format::tree::{Node, NodeKind, Tree};
+use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 
 use super::{file, Ctx};
 use crate::meta::{node_from_metadata, special_kind};
@@ -50,6 +50,13 @@ pub(super) fn archive_entry(
         }
     };
     let ft = md.file_type();
+    if ft.is_dir() && path.components().count() > MAX_TREE_DEPTH {
+        ctx.source_error(format!(
+            "{}: nested deeper than {MAX_TREE_DEPTH} levels, which snapshots cannot hold",
+            path.display()
+        ));
+        return Ok(None);
+    }
     let kind = if ft.is_dir() {
         let parent_tree = match parent.map(|n| &n.kind) {
             Some(NodeKind::Dir { subtree }) => ctx.load_parent_tree(Some(subtree)),
@@ -71,20 +78,20 @@ pub(super) fn archive_entry(
                 }
                 _ => None,
             });
-        let content = match reusable {
+        let (content, size) = match reusable {
             Some(content) => {
                 ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
-                content
+                (content, md.len())
             }
-            None => match file::chunk_file(ctx, path, &md) {
-                Ok(content) => {
+            None => match file::chunk_file(ctx, path) {
+                Ok(read) => {
                     let counter = if parent.is_some() {
                         &ctx.counters.files_changed
                     } else {
                         &ctx.counters.files_new
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    content
+                    read
                 }
                 Err(file::FileError::Source(e)) => {
                     ctx.source_error(format!("{}: {e}", path.display()));
@@ -94,7 +101,9 @@ pub(super) fn archive_entry(
             },
         };
         ctx.progress.add_item();
-        NodeKind::File { content }
+        let mut node = node_from_metadata(name, path, &md, NodeKind::File { content }, &ctx.names);
+        node.size = size;
+        return Ok(Some(node));
     } else {
         match special_kind(path, &md) {
             Ok(k) => k,

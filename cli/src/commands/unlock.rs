@@ -1,0 +1,36 @@
+//! `strata unlock`
+
+use anyhow::Result;
+use strata_engine::lock;
+
+use crate::{exit, open, Cli};
+
+/// Remove stale locks.
+///
+/// Without options, removes locks of processes that no longer run on this host (those are
+/// also removed automatically by every command) and unreadable locks. With --remove-all,
+/// removes every lock: use it only when you know no other strata process uses the
+/// repository, for example after a machine holding a lock died.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove every lock, also live ones and those of other hosts.
+    #[arg(long)]
+    remove_all: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let repo = open::repository_without_index(cli)?;
+    let found = lock::unlock(&repo, args.remove_all)?;
+    for l in &found {
+        let what = if l.removed { "removed" } else { "kept" };
+        println!(
+            "{what} {}: {}",
+            &l.name[..l.name.len().min(8)],
+            l.description
+        );
+    }
+    if found.is_empty() && !cli.quiet {
+        println!("no locks");
+    }
+    Ok(exit::OK)
+}
