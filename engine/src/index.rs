@@ -24,13 +24,11 @@ pub struct MasterIndex {
     packs: Vec<(PackId, u64)>,
     /// Which index file named each pack (for messages).
     pack_index: Vec<IndexId>,
-    files: Vec<IndexId>,
 }
 
 impl MasterIndex {
     /// Adds every pack and blob of one index file.
     pub fn add_file(&mut self, id: IndexId, file: &IndexFile) {
-        self.files.push(id);
         for p in &file.packs {
             let pack = self.packs.len() as u32;
             self.packs.push((p.id, p.size));
@@ -70,20 +68,11 @@ impl MasterIndex {
         &self.packs
     }
 
-    pub fn index_files(&self) -> &[IndexId] {
-        &self.files
-    }
-
     pub fn len(&self) -> usize {
         self.blobs.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
-    }
-
-    /// Iterates over every blob.
-    pub fn iter(&self) -> impl Iterator<Item = (&BlobId, &BlobLocation)> {
-        self.blobs.iter()
     }
 }

@@ -244,14 +244,26 @@ impl Repository {
     /// Like [`Repository::read_many_verified`] for `(name, size)` pairs from a listing,
     /// refusing objects too large to be valid without reading them.
     pub fn read_many_listed(&self, ft: FileType, listed: &[(String, u64)]) -> Vec<Result<Bytes>> {
-        let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
-        let mut reads = self.read_many_verified(ft, &names);
-        for (r, (name, size)) in reads.iter_mut().zip(listed) {
-            if let Err(e) = check_size(ft, name, *size) {
-                *r = Err(e);
-            }
-        }
-        reads
+        let sized: Vec<Result<()>> = listed
+            .iter()
+            .map(|(n, size)| check_size(ft, n, *size))
+            .collect();
+        let to_read: Vec<String> = listed
+            .iter()
+            .zip(&sized)
+            .filter(|(_, ok)| ok.is_ok())
+            .map(|((n, _), _)| n.clone())
+            .collect();
+        let mut reads = self.read_many_verified(ft, &to_read).into_iter();
+        sized
+            .into_iter()
+            .map(|ok| match ok {
+                Ok(()) => reads
+                    .next()
+                    .expect("one read per object within the size limit"),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 
     /// Loads and decrypts an encrypted object stored under its hash.
