@@ -39,13 +39,14 @@ impl CheckReport {
 /// Checks the repository's structure (no pack content is read except tree blobs).
 pub fn check(repo: &Repository, progress: &dyn Progress) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let mut index = MasterIndex::default();
+    let mut files = Vec::new();
     for (id, file) in repo.load_index_files()? {
         match file {
-            Ok(f) => index.add_file(id, &f),
+            Ok(f) => files.push((id, f)),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
+    let index = MasterIndex::from_files(files);
     let stored: HashMap<String, u64> = repo
         .block_on(repo.backend().list(FileType::Pack))?
         .into_iter()

@@ -1,6 +1,11 @@
-//! The in-memory index: where every blob lives. Built from all index files at open.
-
-use std::collections::HashMap;
+//! The in-memory index: where every blob lives. Built once from all index files at open.
+//!
+//! Compact by design, since it holds every blob of the repository: one sorted array of
+//! 52-byte entries (the 32-byte id, pack position, offset, lengths and type) and a table of
+//! bucket starts by id prefix, about one `u32` per two to four blobs. Ids are keyed hashes,
+//! so prefixes are uniform and a bucket holds a handful of entries; a lookup is one table
+//! read and a short binary search. That is about 54 bytes a blob, against about 80 for a
+//! `HashMap<BlobId, BlobLocation>` at its usual load.
 
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, IndexId, PackId};
@@ -17,40 +22,104 @@ pub struct BlobLocation {
     pub raw_length: u32,
 }
 
-/// Every blob of the repository, keyed by id; about 56 bytes a blob.
+/// One blob, as stored in the sorted array.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: [u8; 32],
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+    blob_type: BlobType,
+}
+
+/// Every blob of the repository, keyed by id.
 #[derive(Debug, Default)]
 pub struct MasterIndex {
-    blobs: HashMap<BlobId, BlobLocation>,
+    /// Sorted by id, one entry per id (the first one listed wins).
+    entries: Vec<Entry>,
+    /// `buckets[p]..buckets[p + 1]` are the entries whose id starts with prefix `p`
+    /// (the first `bits` bits).
+    buckets: Vec<u32>,
+    bits: u32,
     packs: Vec<(PackId, u64)>,
     /// Which index file named each pack (for messages).
     pack_index: Vec<IndexId>,
 }
 
 impl MasterIndex {
-    /// Adds every pack and blob of one index file.
-    pub fn add_file(&mut self, id: IndexId, file: &IndexFile) {
-        for p in &file.packs {
-            let pack = self.packs.len() as u32;
-            self.packs.push((p.id, p.size));
-            self.pack_index.push(id);
-            for b in &p.blobs {
-                self.blobs.entry(b.id).or_insert(BlobLocation {
+    /// Builds the index from index files. A blob listed more than once (in several packs)
+    /// is found in the first pack that lists it, in the order given.
+    pub fn from_files(files: impl IntoIterator<Item = (IndexId, IndexFile)>) -> Self {
+        let mut index = MasterIndex::default();
+        for (id, file) in files {
+            for p in file.packs {
+                let pack = index.packs.len() as u32;
+                index.packs.push((p.id, p.size));
+                index.pack_index.push(id);
+                index.entries.extend(p.blobs.iter().map(|b| Entry {
+                    id: b.id.0 .0,
                     pack,
-                    blob_type: b.blob_type,
                     offset: b.offset,
                     length: b.length,
                     raw_length: b.raw_length,
-                });
+                    blob_type: b.blob_type,
+                }));
             }
         }
+        // Stable: among equal ids the first listed stays first, and dedup keeps it.
+        index.entries.sort_by_key(|e| e.id);
+        index.entries.dedup_by(|later, first| later.id == first.id);
+        index.entries.shrink_to_fit();
+        index.build_buckets();
+        index
     }
 
-    pub fn get(&self, id: &BlobId) -> Option<&BlobLocation> {
-        self.blobs.get(id)
+    fn build_buckets(&mut self) {
+        let n = self.entries.len();
+        // About two to four entries per bucket.
+        self.bits = (usize::BITS - n.leading_zeros())
+            .saturating_sub(2)
+            .clamp(1, 24);
+        let count = 1usize << self.bits;
+        let mut buckets = Vec::with_capacity(count + 1);
+        let mut pos = 0usize;
+        for p in 0..count {
+            buckets.push(pos as u32);
+            while pos < n && self.prefix(&self.entries[pos].id) == p {
+                pos += 1;
+            }
+        }
+        buckets.push(n as u32);
+        self.buckets = buckets;
+    }
+
+    fn prefix(&self, id: &[u8; 32]) -> usize {
+        (u32::from_be_bytes([id[0], id[1], id[2], id[3]]) >> (32 - self.bits)) as usize
+    }
+
+    /// Where a blob is stored, if the index knows it.
+    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let id = &id.0 .0;
+        let p = self.prefix(id);
+        let range = self.buckets[p] as usize..self.buckets[p + 1] as usize;
+        let bucket = &self.entries[range];
+        let i = bucket.binary_search_by(|e| e.id.cmp(id)).ok()?;
+        let e = &bucket[i];
+        Some(BlobLocation {
+            pack: e.pack,
+            blob_type: e.blob_type,
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        })
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.get(id).is_some()
     }
 
     /// The pack id and size at a position.
@@ -69,10 +138,97 @@ impl MasterIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.blobs.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Heap bytes held by the blob lookup structures (for reports and benchmarks).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.buckets.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use strata_format::id::Digest;
+    use strata_format::index::IndexPack;
+    use strata_format::pack::PackBlob;
+
+    fn blob(n: u32) -> PackBlob {
+        PackBlob {
+            blob_type: if n.is_multiple_of(7) {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            },
+            id: BlobId(Digest::of_stored(&n.to_le_bytes())),
+            offset: n,
+            length: n + 1,
+            raw_length: n + 2,
+        }
+    }
+
+    fn file(pack: u8, blobs: impl Iterator<Item = u32>) -> IndexFile {
+        IndexFile {
+            supersedes: Vec::new(),
+            packs: vec![IndexPack {
+                id: PackId(Digest::of_stored(&[pack])),
+                size: 1,
+                blobs: blobs.map(blob).collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn lookups_match_a_hash_map_and_the_first_listing_wins() {
+        for n in [0u32, 1, 2, 5, 100, 10_000] {
+            let a = file(1, 0..n);
+            // Half of these are duplicates of the first file (at other offsets there).
+            let b = file(2, n / 2..n + n / 2);
+            let mut reference = HashMap::new();
+            for (pos, f) in [&a, &b].into_iter().enumerate() {
+                for x in &f.packs[0].blobs {
+                    reference.entry(x.id).or_insert((pos as u32, *x));
+                }
+            }
+            let index = MasterIndex::from_files([
+                (IndexId(Digest::of_stored(b"a")), a),
+                (IndexId(Digest::of_stored(b"b")), b),
+            ]);
+            assert_eq!(index.len(), reference.len());
+            for (id, (pack, x)) in &reference {
+                let loc = index.get(id).expect("indexed blob is found");
+                assert_eq!(
+                    loc,
+                    BlobLocation {
+                        pack: *pack,
+                        blob_type: x.blob_type,
+                        offset: x.offset,
+                        length: x.length,
+                        raw_length: x.raw_length,
+                    }
+                );
+            }
+            for m in n + n / 2..n + n / 2 + 50 {
+                assert!(!index.contains(&blob(m).id), "{m} is not indexed");
+            }
+        }
+    }
+
+    #[test]
+    fn entries_are_compact() {
+        assert_eq!(std::mem::size_of::<Entry>(), 52);
+        let index = MasterIndex::from_files([(IndexId(Digest::of_stored(b"a")), file(1, 0..4096))]);
+        assert!(
+            index.memory_bytes() <= 4096 * 56,
+            "{}",
+            index.memory_bytes()
+        );
     }
 }

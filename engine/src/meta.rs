@@ -139,6 +139,55 @@ pub(crate) fn apply_metadata(path: &Path, node: &Node, is_root: bool) -> Result<
             problems.push(format!("chmod: {e}"));
         }
     }
+    let (atime, mtime) = times(node);
+    if let Err(e) = filetime::set_symlink_file_times(path, atime, mtime) {
+        problems.push(format!("times: {e}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Applies ownership, xattrs, mode and times to a restored regular file through its open
+/// descriptor (same order and meaning as [`apply_metadata`], without path lookups).
+pub(crate) fn apply_file_metadata(
+    file: &std::fs::File,
+    node: &Node,
+    is_root: bool,
+) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use xattr::FileExt;
+    let mut problems = Vec::new();
+    if is_root {
+        if let Err(e) = std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid)) {
+            problems.push(format!("chown: {e}"));
+        }
+    }
+    for x in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(&x.name);
+        if let Err(e) = file.set_xattr(name, &x.value) {
+            problems.push(format!("xattr {}: {e}", name.to_string_lossy()));
+        }
+    }
+    if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode)) {
+        problems.push(format!("chmod: {e}"));
+    }
+    let (atime, mtime) = times(node);
+    if let Err(e) = filetime::set_file_handle_times(file, Some(atime), Some(mtime)) {
+        problems.push(format!("times: {e}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// The access and modification times to restore (atime is mtime when not recorded).
+fn times(node: &Node) -> (FileTime, FileTime) {
     let ft = |ns: i64| {
         FileTime::from_unix_time(
             ns.div_euclid(1_000_000_000),
@@ -151,12 +200,5 @@ pub(crate) fn apply_metadata(path: &Path, node: &Node, is_root: bool) -> Result<
     } else {
         ft(node.atime_ns)
     };
-    if let Err(e) = filetime::set_symlink_file_times(path, atime, mtime) {
-        problems.push(format!("times: {e}"));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    (atime, mtime)
 }

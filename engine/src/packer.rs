@@ -52,7 +52,7 @@ pub(crate) struct Packer<'r> {
 
 impl<'r> Packer<'r> {
     pub fn new(repo: &'r Repository) -> Self {
-        let (tx, rx) = bounded::<(Vec<u8>, Vec<strata_format::pack::PackBlob>)>(1);
+        let (tx, rx) = bounded::<(Vec<u8>, Vec<strata_format::pack::PackBlob>)>(0);
         let shared = Arc::new(Shared {
             error: Mutex::new(None),
             uploaded: Mutex::new(Vec::new()),
@@ -94,8 +94,8 @@ impl<'r> Packer<'r> {
         Packer {
             repo,
             state: Mutex::new(State {
-                data: PackBuilder::new(),
-                tree: PackBuilder::new(),
+                data: new_builder(repo),
+                tree: new_builder(repo),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
             }),
@@ -163,7 +163,7 @@ impl<'r> Packer<'r> {
             };
             builder.add(blob_type, id, plain.len() as u32, &stored);
             if builder.len() >= self.repo.config().pack_size as usize {
-                Some(std::mem::take(builder))
+                Some(std::mem::replace(builder, new_builder(self.repo)))
             } else {
                 None
             }
@@ -223,6 +223,13 @@ impl<'r> Packer<'r> {
             std::mem::take(&mut *self.shared.uploaded.lock().expect("no panics while locked"));
         Ok((packs, stats))
     }
+}
+
+/// A pack builder that never reallocates: room for a full pack plus the largest blob (the
+/// pages are only touched as blobs arrive).
+fn new_builder(repo: &Repository) -> PackBuilder {
+    let config = repo.config();
+    PackBuilder::with_capacity(config.pack_size as usize + config.chunker.max_size as usize + 4096)
 }
 
 impl Drop for Packer<'_> {

@@ -9,7 +9,7 @@ use strata_format::chunker::ChunkerParams;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
 use strata_format::envelope::EncryptedObject;
-use strata_format::id::{BlobId, Digest, IndexId, KeyId, RepoId};
+use strata_format::id::{BlobId, Digest, IndexId, KeyId, PackId, RepoId};
 use strata_format::index::IndexFile;
 use strata_format::keyfile::{KdfParams, KeyFile};
 use strata_format::tree::Tree;
@@ -300,11 +300,12 @@ impl Repository {
     }
 
     fn load_index(&self) -> Result<MasterIndex> {
-        let mut index = MasterIndex::default();
-        for (id, file) in self.load_index_files()? {
-            index.add_file(id, &file?);
-        }
-        Ok(index)
+        let files = self
+            .load_index_files()?
+            .into_iter()
+            .map(|(id, file)| file.map(|f| (id, f)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MasterIndex::from_files(files))
     }
 
     /// Reads one blob through the index, verifying its id.
@@ -319,7 +320,7 @@ impl Repository {
         blob_type: BlobType,
         id: &BlobId,
     ) -> Result<Vec<u8>> {
-        let loc = *index.get(id).ok_or_else(|| {
+        let loc = index.get(id).ok_or_else(|| {
             EngineError::Corrupt(format!(
                 "{} blob {id} is not in the index",
                 blob_type.name()
@@ -340,7 +341,19 @@ impl Repository {
                 )),
                 _ => e.into(),
             })?;
-        let header = BlobHeader::parse(&bytes).map_err(|e| {
+        self.decode_stored_blob(blob_type, id, &pack, &bytes)
+    }
+
+    /// Decodes a blob's stored bytes as read from `pack`, verifying its type, id and
+    /// content (data blobs may not be longer than the largest chunk).
+    pub fn decode_stored_blob(
+        &self,
+        blob_type: BlobType,
+        id: &BlobId,
+        pack: &PackId,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>> {
+        let header = BlobHeader::parse(bytes).map_err(|e| {
             EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
         })?;
         if blob_type == BlobType::Data && header.raw_length > self.config.chunker.max_size {
@@ -349,7 +362,7 @@ impl Repository {
                 header.raw_length
             )));
         }
-        decode_blob(&self.key, Some((blob_type, *id)), &bytes)
+        decode_blob(&self.key, Some((blob_type, *id)), bytes)
             .map(|(_, plain)| plain)
             .map_err(|e| {
                 EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)

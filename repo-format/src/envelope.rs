@@ -7,6 +7,8 @@
 //! data      = version (u16 LE) || postcard(value)        (after decompression)
 //! ```
 
+use std::cell::RefCell;
+
 use rand::{CryptoRng, RngCore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -34,10 +36,41 @@ impl Compression {
     }
 }
 
+thread_local! {
+    /// One zstd compression context per thread (and level), reused: creating one costs
+    /// more than compressing a small blob.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    /// One zstd decompression context per thread, reused for the same reason.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !matches!(&*slot, Some((l, _)) if *l == level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        c.compress(data)
+    })
+}
+
+fn zstd_decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut().expect("set above").decompress(data, capacity)
+    })
+}
+
 /// Compresses with zstd at `level`, unless that does not make the data smaller.
 pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
     if data.len() >= 64 {
-        if let Ok(c) = zstd::bulk::compress(data, level) {
+        if let Ok(c) = zstd_compress(data, level) {
             if c.len() < data.len() {
                 return (Compression::Zstd, c);
             }
@@ -61,7 +94,7 @@ pub fn decompress(
     }
     let out = match compression {
         Compression::None => data.to_vec(),
-        Compression::Zstd => zstd::bulk::decompress(data, raw_length)
+        Compression::Zstd => zstd_decompress(data, raw_length)
             .map_err(|e| FormatError::malformed(object, format!("zstd: {e}")))?,
     };
     if out.len() != raw_length {

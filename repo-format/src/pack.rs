@@ -55,7 +55,13 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(1 << 20);
+        Self::with_capacity(1 << 20)
+    }
+
+    /// A builder whose buffer holds `capacity` bytes before it must grow (growing doubles
+    /// it, so a caller that knows its pack size passes it plus the largest blob).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(PACK_PREAMBLE_LEN));
         buf.extend_from_slice(PACK_MAGIC);
         buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
         PackBuilder {

@@ -1,4 +1,10 @@
-//! Local-disk writes for the fs backend, done with `std::fs` rather than through opendal.
+//! Local-disk writes and ranged reads for the fs backend, done with `std::fs` rather than
+//! through opendal.
+//!
+//! Ranged reads (blobs, pack headers) are one `pread` each, done inline on the calling
+//! thread: going through opendal's fs service costs a hand-off to tokio's blocking pool and
+//! back per read, which dominated restores of many small files. The engine drives the
+//! backend with `block_on` from its own threads, so no runtime worker is blocked.
 //!
 //! opendal 0.59's fs writer fsyncs the file but not its directory, creates files and
 //! directories with the process umask, and keeps its temp files in one flat
@@ -59,6 +65,30 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, data: &[u8]) -> io::Result<()
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reads `length` bytes at `offset` of `root/rel` with one positional read. `Ok(None)` means
+/// the file is shorter than the range (the caller names the problem).
+pub(crate) fn read_range(
+    root: &Path,
+    rel: &str,
+    offset: u64,
+    length: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(root.join(rel))?;
+    let size = file.metadata()?.len();
+    let Some(end) = offset.checked_add(length) else {
+        return Ok(None);
+    };
+    if end > size {
+        return Ok(None);
+    }
+    let len = usize::try_from(length)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "range too long"))?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(Some(buf))
 }
 
 /// Creates `root` (with any missing ancestors) and then each directory of `dirs`, given

@@ -9,17 +9,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rayon::prelude::*;
 use strata_format::blob::BlobType;
 use strata_format::id::BlobId;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind};
+
+mod content;
 
 use crate::filter::Filter;
 use crate::meta::apply_metadata;
@@ -49,7 +49,7 @@ pub struct RestoreStats {
 struct Item {
     /// Absolute path in the snapshot.
     path: Vec<u8>,
-    node: Node,
+    node: Box<Node>,
 }
 
 struct Plan {
@@ -97,7 +97,7 @@ impl Planner<'_> {
                     let pos = self.out.dirs.len();
                     self.out.dirs.push(Item {
                         path: path.clone(),
-                        node,
+                        node: Box::new(node),
                     });
                     if !self.visit(&subtree, &path, here, depth + 1)? && !here {
                         self.out.dirs.truncate(pos);
@@ -107,15 +107,30 @@ impl Planner<'_> {
                 _ if !here => continue,
                 NodeKind::File { .. } if node.links > 1 => {
                     match self.seen.get(&(node.device, node.inode)) {
-                        Some(first) => self.out.links.push((Item { path, node }, first.clone())),
+                        Some(first) => self.out.links.push((
+                            Item {
+                                path,
+                                node: Box::new(node),
+                            },
+                            first.clone(),
+                        )),
                         None => {
                             self.seen.insert((node.device, node.inode), path.clone());
-                            self.out.files.push(Item { path, node });
+                            self.out.files.push(Item {
+                                path,
+                                node: Box::new(node),
+                            });
                         }
                     }
                 }
-                NodeKind::File { .. } => self.out.files.push(Item { path, node }),
-                _ => self.out.special.push(Item { path, node }),
+                NodeKind::File { .. } => self.out.files.push(Item {
+                    path,
+                    node: Box::new(node),
+                }),
+                _ => self.out.special.push(Item {
+                    path,
+                    node: Box::new(node),
+                }),
             }
             any = true;
         }
@@ -220,21 +235,20 @@ pub fn restore(
         }
     }
     let usable = |i: &&Item| !under_failed(&failed, &i.path);
-    let files: Vec<&Item> = p.files.iter().filter(usable).collect();
-    let written: Vec<u64> = files
-        .par_iter()
-        .map(
-            |f| match write_file(repo, &target_path(target, &f.path), &f.node, progress) {
-                Ok(n) => n,
-                Err(e) => {
-                    fail(&f.path, e.to_string());
-                    0
-                }
-            },
-        )
+    let files: Vec<content::FileToWrite<'_>> = p
+        .files
+        .iter()
+        .filter(usable)
+        .map(|f| content::FileToWrite {
+            snapshot_path: &f.path,
+            node: &f.node,
+        })
         .collect();
-    stats.files = files.len() as u64;
-    stats.bytes = written.iter().fold(0u64, |a, n| a.saturating_add(*n));
+    // Contents, then each file's metadata as soon as its last blob is written.
+    let outcome = content::write_files(repo, target, &files, is_root, progress, &fail);
+    stats.files = files.len() as u64 - outcome.failed;
+    stats.bytes = outcome.bytes;
+    drop(files);
     for (l, first) in p
         .links
         .iter()
@@ -251,11 +265,6 @@ pub fn restore(
             ),
         }
     }
-    files.par_iter().for_each(|i| {
-        if let Err(e) = apply_metadata(&target_path(target, &i.path), &i.node, is_root) {
-            fail(&i.path, e);
-        }
-    });
     for s in p.special.iter().filter(usable) {
         let path = target_path(target, &s.path);
         // Metadata right away: a later entry may legitimately take this name's place on a
@@ -303,61 +312,6 @@ fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
         }
     };
     res.map_err(std::io::Error::from)
-}
-
-/// Writes `data` at `offset`, skipping all-zero blocks so they stay holes (the file is
-/// new, so unwritten ranges read as zeros).
-fn write_sparse(f: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    const BLOCK: usize = 64 * 1024;
-    let mut start = 0;
-    while start < data.len() {
-        let end = (start + BLOCK).min(data.len());
-        let block = &data[start..end];
-        if block.iter().any(|&b| b != 0) {
-            f.write_all_at(block, offset + start as u64)?;
-        }
-        start = end;
-    }
-    Ok(())
-}
-
-/// Writes one file's content, leaving all-zero chunks as holes. Returns bytes written.
-fn write_file(repo: &Repository, path: &Path, node: &Node, progress: &dyn Progress) -> Result<u64> {
-    let NodeKind::File { content } = &node.kind else {
-        unreachable!("only files are planned as files")
-    };
-    clear(path, false).map_err(|e| EngineError::io(path, e))?;
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| EngineError::io(path, e))?;
-    let mut offset = 0u64;
-    let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
-    for id in content {
-        if last.as_ref().map(|(l, _, _)| l) != Some(id) {
-            let data = repo.read_blob(BlobType::Data, id)?;
-            let zero = data.iter().all(|&b| b == 0);
-            last = Some((*id, data, zero));
-        }
-        let (_, data, zero) = last.as_ref().expect("set above");
-        if !zero {
-            write_sparse(&f, data, offset).map_err(|e| EngineError::io(path, e))?;
-        }
-        offset += data.len() as u64;
-        progress.add_bytes(data.len() as u64);
-    }
-    f.set_len(offset).map_err(|e| EngineError::io(path, e))?;
-    if offset != node.size {
-        return Err(EngineError::Corrupt(format!(
-            "content is {offset} bytes but the snapshot recorded {}",
-            node.size
-        )));
-    }
-    progress.add_item();
-    Ok(offset)
 }
 
 /// Writes a file node's content to `out` (for `dump`), verifying every blob.
