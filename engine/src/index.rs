@@ -118,6 +118,22 @@ impl MasterIndex {
         })
     }
 
+    /// Every blob with its location, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
+        self.entries.iter().map(|e| {
+            (
+                BlobId(strata_format::id::Digest(e.id)),
+                BlobLocation {
+                    pack: e.pack,
+                    blob_type: e.blob_type,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                },
+            )
+        })
+    }
+
     pub fn contains(&self, id: &BlobId) -> bool {
         self.get(id).is_some()
     }

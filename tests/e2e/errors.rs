@@ -165,6 +165,67 @@ fn corrupted_byte_in_a_pack() {
     );
 }
 
+/// Flips one byte in the middle of the largest pack.
+fn flip_byte_in_largest_pack(env: &Env) -> String {
+    let pack = env.largest_pack();
+    let len = fs::metadata(&pack).unwrap().len();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pack)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&[byte[0] ^ 0x01]).unwrap();
+    file_name(&pack)
+}
+
+#[test]
+fn check_read_data_names_the_damaged_pack_snapshot_and_path() {
+    let mut env = Env::init();
+    let src = source(&env);
+    let id = env.backup(&[&src]);
+    let healthy = env
+        .strata(["check", "--read-data", "--json"])
+        .success()
+        .json();
+    let pack_bytes: u64 = env
+        .repo_files("data")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(healthy["ok"], true);
+    assert_eq!(healthy["bytes_read"].as_u64(), Some(pack_bytes));
+
+    let pack_id = flip_byte_in_largest_pack(&env);
+    env.fresh_cache();
+    // The structure alone is intact: only reading the data finds the damage.
+    env.strata(["check"]).success();
+    let out = env.strata(["check", "--read-data"]).code(1);
+    assert!(
+        names_id(&out.stderr, &pack_id),
+        "check --read-data should name the damaged pack {pack_id}\n{}",
+        out.describe()
+    );
+    let snapshot_line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains(&format!("snapshot {}", &id[..8])))
+        .unwrap_or_else(|| panic!("no line names snapshot {id}\n{}", out.describe()));
+    assert!(
+        snapshot_line.contains("/src/random-1.bin") || snapshot_line.contains("/src/random-2.bin"),
+        "the snapshot line should name the damaged file: {snapshot_line}"
+    );
+    let report = env
+        .strata(["check", "--read-data", "--json"])
+        .code(1)
+        .json();
+    assert_eq!(report["ok"], false);
+    assert!(report["errors"].as_array().unwrap().len() >= 2);
+}
+
 #[test]
 fn truncated_index() {
     let mut env = Env::init();
