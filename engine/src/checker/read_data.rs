@@ -22,6 +22,9 @@ pub(super) struct Damage {
     pub bytes_read: u64,
 }
 
+/// A pack, its size, and the blobs the index places in it.
+type PackToCheck = (PackId, u64, Vec<(BlobId, BlobLocation)>);
+
 struct PackOutcome {
     errors: Vec<String>,
     bad: Vec<(BlobId, String)>,
@@ -38,7 +41,7 @@ pub(super) fn check_packs(
 ) -> Damage {
     // The blobs the index places in each pack (by pack id: a pack can be listed twice).
     let mut pos_of: HashMap<PackId, usize> = HashMap::new();
-    let mut packs: Vec<(PackId, u64, Vec<(BlobId, BlobLocation)>)> = Vec::new();
+    let mut packs: Vec<PackToCheck> = Vec::new();
     for &(id, size) in index.packs() {
         if !skip.contains(&id) && !pos_of.contains_key(&id) {
             pos_of.insert(id, packs.len());
