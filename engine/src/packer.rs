@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::{bounded, Sender};
-use strata_format::blob::{encode_blob, BlobType};
+use strata_format::blob::{encode_blob_with, BlobType};
+use strata_format::dict::Dictionary;
 use strata_format::id::{BlobId, Digest, PackId};
 use strata_format::index::IndexPack;
 use strata_format::pack::PackBuilder;
@@ -16,7 +17,7 @@ use strata_storage::FileType;
 
 use crate::{EngineError, Repository, Result};
 
-const UPLOADERS: usize = 2;
+const UPLOADERS: usize = 1;
 
 /// What a packer added to the repository.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,11 +30,49 @@ pub struct PackerStats {
     pub raw_added: u64,
 }
 
+/// Data blobs up to this size are compressed against the repository's dictionary.
+const SMALL_BLOB: usize = 64 << 10;
+/// Bytes of small blobs held back as samples before a dictionary is trained.
+const SAMPLE_TARGET: usize = 4 << 20;
+/// Largest dictionary trained (zstd's default).
+const DICT_SIZE: usize = 110 << 10;
+
+/// Small blobs held back as training samples: their bytes end to end, and their ids and
+/// sizes in the same order (one buffer, so training needs no copy).
+#[derive(Default)]
+struct Held {
+    data: Vec<u8>,
+    blobs: Vec<BlobId>,
+    sizes: Vec<usize>,
+}
+
+impl Held {
+    fn push(&mut self, id: BlobId, plain: &[u8]) {
+        self.data.extend_from_slice(plain);
+        self.blobs.push(id);
+        self.sizes.push(plain.len());
+    }
+}
+
+/// The dictionary for small data blobs.
+enum Dict {
+    /// None: a format v1 repository, or training failed.
+    Off,
+    /// The repository has none yet: small data blobs are held back, uncompressed, as
+    /// training samples (they are in `pending`, so duplicates are still skipped).
+    Collecting(Held),
+    /// One thread is training; small blobs arriving meanwhile are held back too, and
+    /// stored with the dictionary once it is ready.
+    Training(Held),
+    On(Arc<Dictionary>),
+}
+
 struct State {
     data: PackBuilder,
     tree: PackBuilder,
     pending: HashSet<BlobId>,
     stats: PackerStats,
+    dict: Dict,
 }
 
 struct Shared {
@@ -98,6 +137,15 @@ impl<'r> Packer<'r> {
                 tree: new_builder(repo),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
+                dict: if !repo.config().allows_dictionaries()
+                    || std::env::var_os("STRATA_TMP_NODICT").is_some()
+                {
+                    Dict::Off
+                } else if let Some(d) = repo.dictionaries().iter().last() {
+                    Dict::On(d.clone())
+                } else {
+                    Dict::Collecting(Held::default())
+                },
             }),
             tx: Some(tx),
             uploaders,
@@ -129,28 +177,111 @@ impl<'r> Packer<'r> {
         if self.repo.index().contains(&id) {
             return Ok(false);
         }
-        if !self
-            .state
-            .lock()
-            .expect("no panics while locked")
-            .pending
-            .insert(id)
-        {
-            return Ok(false);
+        let small = blob_type == BlobType::Data && plain.len() <= SMALL_BLOB;
+        let dict = {
+            let mut s = self.state.lock().expect("no panics while locked");
+            if !s.pending.insert(id) {
+                return Ok(false);
+            }
+            match &mut s.dict {
+                Dict::On(d) if small => Some(d.clone()),
+                Dict::Training(held) if small => {
+                    held.push(id, plain);
+                    return Ok(true);
+                }
+                Dict::Collecting(held) if small => {
+                    held.push(id, plain);
+                    if held.data.len() < SAMPLE_TARGET {
+                        return Ok(true);
+                    }
+                    let held = std::mem::take(held);
+                    s.dict = Dict::Training(Held::default());
+                    drop(s);
+                    self.train_and_store(held)?;
+                    return Ok(true);
+                }
+                _ => None,
+            }
+        };
+        self.store(blob_type, id, plain, dict.as_deref())?;
+        Ok(true)
+    }
+
+    /// Trains a dictionary from the held-back small blobs, stores it, and stores the blobs
+    /// compressed against it. If training fails the blobs are stored without one.
+    fn train_and_store(&self, held: Held) -> Result<()> {
+        let trained = Dictionary::train(&held.data, &held.sizes, DICT_SIZE);
+        let dict = match trained {
+            Ok(d) => {
+                let d = Arc::new(d);
+                let id = self.repo.key().blob_id(d.bytes());
+                let fresh = !self.repo.index().contains(&id)
+                    && self
+                        .state
+                        .lock()
+                        .expect("no panics while locked")
+                        .pending
+                        .insert(id);
+                if fresh {
+                    self.store(BlobType::Dictionary, id, d.bytes(), None)?;
+                }
+                tracing::debug!(id = d.id(), bytes = d.bytes().len(), "trained a dictionary");
+                Some(d)
+            }
+            Err(e) => {
+                tracing::warn!("no dictionary for small blobs: {e}");
+                None
+            }
+        };
+        let late = {
+            let mut s = self.state.lock().expect("no panics while locked");
+            let next = match &dict {
+                Some(d) => Dict::On(d.clone()),
+                None => Dict::Off,
+            };
+            match std::mem::replace(&mut s.dict, next) {
+                Dict::Training(late) => late,
+                _ => Held::default(),
+            }
+        };
+        self.store_held(held, dict.as_deref())?;
+        self.store_held(late, dict.as_deref())
+    }
+
+    /// Stores held-back blobs, compressed against `dict` if given.
+    fn store_held(&self, held: Held, dict: Option<&Dictionary>) -> Result<()> {
+        let mut pos = 0;
+        for (id, size) in held.blobs.into_iter().zip(held.sizes) {
+            self.store(BlobType::Data, id, &held.data[pos..pos + size], dict)?;
+            pos += size;
         }
+        Ok(())
+    }
+
+    /// Compresses, encrypts and appends a blob already marked pending.
+    fn store(
+        &self,
+        blob_type: BlobType,
+        id: BlobId,
+        plain: &[u8],
+        dict: Option<&Dictionary>,
+    ) -> Result<()> {
         let level = self.repo.config().compression_level;
-        let stored = encode_blob(
+        let stored = encode_blob_with(
             self.repo.key(),
             &mut rand::thread_rng(),
             blob_type,
             id,
             plain,
             level,
+            dict,
         );
         let full = {
             let mut s = self.state.lock().expect("no panics while locked");
             s.stats.bytes_added += stored.len() as u64;
             s.stats.raw_added += plain.len() as u64;
+            // Dictionaries are metadata: they go with the trees, which are cached and read
+            // without touching data packs.
             let builder = match blob_type {
                 BlobType::Data => {
                     s.stats.data_blobs += 1;
@@ -160,6 +291,7 @@ impl<'r> Packer<'r> {
                     s.stats.tree_blobs += 1;
                     &mut s.tree
                 }
+                BlobType::Dictionary => &mut s.tree,
             };
             builder.add(blob_type, id, plain.len() as u32, &stored);
             if builder.len() >= self.repo.config().pack_size as usize {
@@ -171,7 +303,7 @@ impl<'r> Packer<'r> {
         if let Some(pack) = full {
             self.send(pack)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     fn send(&self, pack: PackBuilder) -> Result<()> {
@@ -200,6 +332,12 @@ impl<'r> Packer<'r> {
 
     /// Flushes open packs and waits until every pack is durable.
     pub fn finish(mut self) -> Result<(Vec<IndexPack>, PackerStats)> {
+        // Too few small blobs to be worth a dictionary: store them as they are.
+        let held = match &mut self.state.lock().expect("no panics while locked").dict {
+            Dict::Collecting(held) | Dict::Training(held) => std::mem::take(held),
+            _ => Held::default(),
+        };
+        self.store_held(held, None)?;
         let (data, tree, stats) = {
             let mut s = self.state.lock().expect("no panics while locked");
             (

@@ -4,10 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_format::blob::{decode_blob, BlobHeader, BlobType};
+use strata_format::blob::{decode_blob_with, BlobHeader, BlobType};
 use strata_format::chunker::ChunkerParams;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
+use strata_format::dict::{Dictionaries, Dictionary, MAX_DICT_SIZE};
 use strata_format::envelope::EncryptedObject;
 use strata_format::id::{BlobId, Digest, IndexId, KeyId, PackId, RepoId};
 use strata_format::index::IndexFile;
@@ -48,6 +49,8 @@ pub struct Repository {
     key: MasterKey,
     config: ConfigFile,
     index: MasterIndex,
+    /// Dictionaries for small data blobs, loaded with an index.
+    dicts: std::sync::OnceLock<Dictionaries>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -87,6 +90,7 @@ impl Repository {
             pack_size: opts.pack_size,
             compression_level: opts.compression_level,
             created_ns: crate::now_ns(),
+            format_version: strata_format::config::CONFIG_VERSION,
         };
         config
             .validate()
@@ -120,6 +124,9 @@ impl Repository {
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
         let mut repo = Self::open_without_index(backend, password)?;
         repo.index = repo.load_index()?;
+        let index = std::mem::take(&mut repo.index);
+        repo.load_dictionaries(&index);
+        repo.index = index;
         Ok(repo)
     }
 
@@ -176,6 +183,7 @@ impl Repository {
             key,
             config,
             index: MasterIndex::default(),
+            dicts: std::sync::OnceLock::new(),
         })
     }
 
@@ -203,6 +211,37 @@ impl Repository {
 
     pub fn index(&self) -> &MasterIndex {
         &self.index
+    }
+
+    /// The dictionaries for small data blobs (empty until an index was loaded).
+    pub fn dictionaries(&self) -> &Dictionaries {
+        self.dicts.get().unwrap_or(Dictionaries::none())
+    }
+
+    /// Loads every dictionary blob `index` lists (once per repository handle; `check`
+    /// calls it with the index it builds). A dictionary that cannot be read is skipped with
+    /// a warning: only the blobs compressed against it become unreadable, and they say so.
+    pub fn load_dictionaries(&self, index: &MasterIndex) {
+        if self.dicts.get().is_some() {
+            return;
+        }
+        let mut dicts = Dictionaries::default();
+        for (id, loc) in index.iter() {
+            if loc.blob_type != BlobType::Dictionary {
+                continue;
+            }
+            let loaded = self
+                .read_blob_in(index, BlobType::Dictionary, &id)
+                .and_then(|bytes| {
+                    Dictionary::from_bytes(bytes)
+                        .map_err(|e| EngineError::format(format!("dictionary blob {id}"), e))
+                });
+            match loaded {
+                Ok(d) => dicts.add(std::sync::Arc::new(d)),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        let _ = self.dicts.set(dicts);
     }
 
     /// Reads an object and checks that its bytes hash to its name.
@@ -362,11 +401,22 @@ impl Repository {
                 header.raw_length
             )));
         }
-        decode_blob(&self.key, Some((blob_type, *id)), bytes)
-            .map(|(_, plain)| plain)
-            .map_err(|e| {
-                EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
-            })
+        if blob_type == BlobType::Dictionary && header.raw_length as usize > MAX_DICT_SIZE {
+            return Err(EngineError::Corrupt(format!(
+                "dictionary blob {id} in pack {pack} declares {} bytes, more than a dictionary",
+                header.raw_length
+            )));
+        }
+        decode_blob_with(
+            &self.key,
+            self.dictionaries(),
+            Some((blob_type, *id)),
+            bytes,
+        )
+        .map(|(_, plain)| plain)
+        .map_err(|e| {
+            EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
+        })
     }
 
     /// Loads and decodes a tree blob.

@@ -335,3 +335,160 @@ fn stale_locks_are_removed_and_unlock_reports() {
     assert!(found.iter().all(|l| l.removed));
     std::mem::forget(live); // its file is gone already
 }
+
+/// Source-like small files with shared structure (like a code base), about 5 MiB in all:
+/// more than the packer holds back before it trains a dictionary.
+fn small_source_files(dir: &Path, count: usize) {
+    for i in 0..count {
+        let mut text = String::new();
+        text.push_str("// SPDX-License-Identifier: GPL-2.0-only\n");
+        text.push_str("/*\n * Copyright (C) 2024 Example Authors\n */\n");
+        text.push_str("#include <linux/kernel.h>\n#include <linux/module.h>\n\n");
+        for f in 0..30 {
+            text.push_str(&format!(
+                "static int driver_{i}_probe_{f}(struct platform_device *pdev)\n{{\n\
+                 \tstruct device *dev = &pdev->dev;\n\tint ret = {};\n\n\
+                 \tif (!dev)\n\t\treturn -ENODEV;\n\treturn ret;\n}}\n\n",
+                (i * 31 + f * 7) % 97
+            ));
+        }
+        let sub = dir.join(format!("d{}", i % 20));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("file{i}.c")), text).unwrap();
+    }
+}
+
+/// (dictionary blobs, data blobs compressed against a dictionary) in the repository.
+fn dictionary_use(backend: &Arc<dyn Backend>, repo: &Repository) -> (usize, usize) {
+    use strata_format::blob::{BlobHeader, BlobType};
+    use strata_format::envelope::Compression;
+    let index = repo.index();
+    let (mut dicts, mut compressed) = (0, 0);
+    for (_, loc) in index.iter() {
+        let (pack, _) = index.pack(loc.pack);
+        let header = repo
+            .block_on(backend.read_range(FileType::Pack, &pack.to_hex(), loc.offset as u64, 44))
+            .unwrap();
+        let h = BlobHeader::parse(&header).unwrap();
+        match h.blob_type {
+            BlobType::Dictionary => dicts += 1,
+            BlobType::Data if h.compression == Compression::ZstdDict => compressed += 1,
+            _ => {}
+        }
+    }
+    (dicts, compressed)
+}
+
+#[test]
+fn small_files_share_a_trained_dictionary() {
+    use strata_format::blob::BlobType;
+    let (backend, repo) = init();
+    let src = tempfile::tempdir().unwrap();
+    small_source_files(src.path(), 1500);
+    let first = backup(&repo, src.path());
+    assert!(first.errors.is_empty());
+
+    let repo = reopen(&backend);
+    assert_eq!(repo.dictionaries().len(), 1, "one dictionary was trained");
+    let (dicts, compressed) = dictionary_use(&backend, &repo);
+    assert_eq!(dicts, 1);
+    assert!(compressed > 1400, "{compressed} of 1500 small blobs use it");
+    // Against the dictionary the small files take less room than compressed one by one.
+    let mut alone = 0usize;
+    let mut stored = 0usize;
+    for entry in walk_files(src.path()) {
+        let data = std::fs::read(&entry).unwrap();
+        alone += strata_format::envelope::compress(&data, 3).1.len();
+        let id = repo.key().blob_id(&data);
+        stored += repo.index().get(&id).unwrap().length as usize - 84;
+    }
+    assert!(
+        stored * 10 < alone * 9,
+        "dictionary {stored} vs alone {alone}"
+    );
+
+    // Restore is byte-identical, and reading every byte finds nothing wrong.
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &first.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    let restored = out.path().join(src.path().strip_prefix("/").unwrap());
+    for entry in walk_files(src.path()) {
+        let rel = entry.strip_prefix(src.path()).unwrap();
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            std::fs::read(restored.join(rel)).unwrap()
+        );
+    }
+    let opts = checker::CheckOptions { read_data: true };
+    let report = checker::check_with(&repo, &opts, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.errors);
+
+    // A later backup uses the same dictionary for new small files.
+    std::fs::write(src.path().join("d0/new.c"), "// SPDX-License-Identifier: GPL-2.0-only\n#include <linux/kernel.h>\nstatic int driver_new_probe(struct platform_device *pdev)\n{\n\treturn 0;\n}\n").unwrap();
+    backup(&repo, src.path());
+    let repo = reopen(&backend);
+    assert_eq!(repo.dictionaries().len(), 1, "no second dictionary");
+    assert_eq!(dictionary_use(&backend, &repo), (1, compressed + 1));
+
+    // Damage the dictionary: files that need it fail to restore and say why; check
+    // --read-data names the damaged dictionary blob.
+    let (dict_id, loc) = repo
+        .index()
+        .iter()
+        .find(|(_, l)| l.blob_type == BlobType::Dictionary)
+        .unwrap();
+    let (pack, _) = repo.index().pack(loc.pack);
+    let mut bytes = repo
+        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
+        .unwrap()
+        .to_vec();
+    bytes[loc.offset as usize + 60] ^= 1;
+    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
+        .unwrap();
+    let repo = reopen(&backend);
+    assert!(repo.dictionaries().is_empty());
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &first.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(stats.errors.len() > 1400, "{}", stats.errors.len());
+    assert!(
+        stats.errors[0].contains("dictionary"),
+        "the error names the missing dictionary: {}",
+        stats.errors[0]
+    );
+    let report = checker::check_with(&repo, &opts, &NoProgress).unwrap();
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains(&format!("dictionary blob {dict_id} is damaged"))),
+        "{:?}",
+        &report.errors[..report.errors.len().min(5)]
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -19,7 +19,8 @@ use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MasterKey, SEAL_OVERHEAD};
-use crate::envelope::{compress, decompress, Compression};
+use crate::dict::{Dictionaries, Dictionary};
+use crate::envelope::{compress_with, decompress_with, Compression};
 use crate::id::{BlobId, Digest};
 use crate::{FormatError, MAX_OBJECT_SIZE};
 
@@ -33,6 +34,8 @@ pub const BLOB_HEADER_LEN: usize = 44;
 pub enum BlobType {
     Data = 0,
     Tree = 1,
+    /// A zstd dictionary for small data blobs (format v2, [`crate::dict`]).
+    Dictionary = 2,
 }
 
 impl BlobType {
@@ -40,6 +43,7 @@ impl BlobType {
         match b {
             0 => Ok(BlobType::Data),
             1 => Ok(BlobType::Tree),
+            2 => Ok(BlobType::Dictionary),
             other => Err(FormatError::malformed(
                 "blob header",
                 format!("unknown blob type {other}"),
@@ -51,6 +55,7 @@ impl BlobType {
         match self {
             BlobType::Data => "data",
             BlobType::Tree => "tree",
+            BlobType::Dictionary => "dictionary",
         }
     }
 }
@@ -122,7 +127,21 @@ pub fn encode_blob(
     plaintext: &[u8],
     level: i32,
 ) -> Vec<u8> {
-    let (compression, payload) = compress(plaintext, level);
+    encode_blob_with(key, rng, blob_type, id, plaintext, level, None)
+}
+
+/// Like [`encode_blob`], compressing against `dict` when one is given (data blobs of
+/// format v2 repositories only).
+pub fn encode_blob_with(
+    key: &MasterKey,
+    rng: &mut (impl RngCore + CryptoRng),
+    blob_type: BlobType,
+    id: BlobId,
+    plaintext: &[u8],
+    level: i32,
+    dict: Option<&Dictionary>,
+) -> Vec<u8> {
+    let (compression, payload) = compress_with(plaintext, level, dict);
     let header = BlobHeader {
         blob_type,
         compression,
@@ -131,10 +150,9 @@ pub fn encode_blob(
         id,
     };
     let hb = header.to_bytes();
-    let sealed = key.seal(rng, &hb, &payload);
-    let mut out = Vec::with_capacity(BLOB_HEADER_LEN + sealed.len());
+    let mut out = Vec::with_capacity(BLOB_HEADER_LEN + payload.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&hb);
-    out.extend_from_slice(&sealed);
+    key.seal_into(rng, &hb, &payload, &mut out);
     out
 }
 
@@ -142,6 +160,17 @@ pub fn encode_blob(
 /// that id. Returns the header and the plaintext.
 pub fn decode_blob(
     key: &MasterKey,
+    expected: Option<(BlobType, BlobId)>,
+    stored: &[u8],
+) -> Result<(BlobHeader, Vec<u8>), FormatError> {
+    decode_blob_with(key, Dictionaries::none(), expected, stored)
+}
+
+/// Like [`decode_blob`], for repositories whose blobs may be compressed against one of
+/// `dicts`.
+pub fn decode_blob_with(
+    key: &MasterKey,
+    dicts: &Dictionaries,
     expected: Option<(BlobType, BlobId)>,
     stored: &[u8],
 ) -> Result<(BlobHeader, Vec<u8>), FormatError> {
@@ -181,11 +210,12 @@ pub fn decode_blob(
         &stored[..BLOB_HEADER_LEN],
         &stored[BLOB_HEADER_LEN..],
     )?;
-    let plain = decompress(
+    let plain = decompress_with(
         "blob",
         header.compression,
         &payload,
         header.raw_length as usize,
+        dicts,
     )?;
     if key.blob_id(&plain) != header.id {
         return Err(FormatError::malformed(

@@ -2,7 +2,7 @@
 //! without the password) followed by the sealed parameters.
 //!
 //! ```text
-//! "STRATACF" (8) || version u16 LE (=1) || repository id (32)
+//! "STRATACF" (8) || version u16 LE (1 or 2) || repository id (32)
 //! sealed envelope, kind "config", associated data "strata:config" || the 42 header bytes
 //! ```
 
@@ -17,8 +17,10 @@ use crate::FormatError;
 
 /// First bytes of the config file. Never change.
 pub const CONFIG_MAGIC: &[u8; 8] = b"STRATACF";
-/// Version of the config layout written by this program.
-pub const CONFIG_VERSION: u16 = 1;
+/// Repository format version written by this program for new repositories. The config
+/// layout is the same in both; version 2 allows dictionary blobs and dictionary-compressed
+/// data blobs ([`crate::dict`]), which version 1 readers cannot decode.
+pub const CONFIG_VERSION: u16 = 2;
 const HEADER_LEN: usize = 42;
 
 /// Repository-wide parameters fixed at `init`.
@@ -31,6 +33,9 @@ pub struct ConfigFile {
     /// zstd level for blobs.
     pub compression_level: i32,
     pub created_ns: i64,
+    /// The repository format version (from the header; not part of the sealed body).
+    #[serde(skip)]
+    pub format_version: u16,
 }
 
 impl ConfigFile {
@@ -51,17 +56,26 @@ impl ConfigFile {
         Ok(())
     }
 
-    fn header(repo_id: &RepoId) -> [u8; HEADER_LEN] {
+    /// Whether blobs may be compressed against repository dictionaries (format v2).
+    pub fn allows_dictionaries(&self) -> bool {
+        self.format_version >= 2
+    }
+
+    fn header(repo_id: &RepoId, version: u16) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(CONFIG_MAGIC);
-        h[8..10].copy_from_slice(&CONFIG_VERSION.to_le_bytes());
+        h[8..10].copy_from_slice(&version.to_le_bytes());
         h[10..].copy_from_slice(repo_id.as_bytes());
         h
     }
 
     pub fn encode(&self, key: &MasterKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<u8> {
-        let header = Self::header(&self.repo_id);
-        let body = encode_versioned(CONFIG_VERSION, self);
+        let version = match self.format_version {
+            0 => CONFIG_VERSION,
+            v => v,
+        };
+        let header = Self::header(&self.repo_id, version);
+        let body = encode_versioned(version, self);
         let mut out = header.to_vec();
         out.extend_from_slice(&seal_object(key, rng, "config", &header, &body, 3));
         out
@@ -90,8 +104,16 @@ impl ConfigFile {
             &stored[..HEADER_LEN],
             &stored[HEADER_LEN..],
         )?;
-        let (_, body) = split_version("config", &data, CONFIG_VERSION)?;
-        let config: ConfigFile = decode_postcard("config", body)?;
+        let header_version = u16::from_le_bytes([stored[8], stored[9]]);
+        let (version, body) = split_version("config", &data, CONFIG_VERSION)?;
+        if version != header_version {
+            return Err(FormatError::malformed(
+                "config",
+                "sealed version differs from the header",
+            ));
+        }
+        let mut config: ConfigFile = decode_postcard("config", body)?;
+        config.format_version = version;
         if config.repo_id != repo_id {
             return Err(FormatError::malformed(
                 "config",

@@ -70,6 +70,19 @@ impl MasterKey {
         seal_with_nonce(&self.enc_key, &nonce, aad, plaintext)
     }
 
+    /// Like [`MasterKey::seal`], appending the sealed bytes to `out`.
+    pub fn seal_into(
+        &self,
+        rng: &mut (impl RngCore + CryptoRng),
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        seal_append(&self.enc_key, &nonce, aad, plaintext, out);
+    }
+
     /// Opens a message sealed by [`MasterKey::seal`]; `object` names it in errors.
     pub fn open(
         &self,
@@ -88,15 +101,28 @@ pub fn seal_with_nonce(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+    seal_append(key, nonce, aad, plaintext, &mut out);
+    out
+}
+
+/// Appends `nonce || ciphertext || tag` to `out` (encrypting in place there, no copy).
+pub fn seal_append(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
+    out.reserve(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(nonce);
+    let start = out.len();
     out.extend_from_slice(plaintext);
     let tag = cipher
-        .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut out[NONCE_LEN..])
+        .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut out[start..])
         .expect("XChaCha20-Poly1305 encrypts any message shorter than 256 GiB");
     out.extend_from_slice(&tag);
-    out
 }
 
 /// Opens `nonce || ciphertext || tag`.

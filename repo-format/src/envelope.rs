@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::crypto::MasterKey;
+use zstd::zstd_safe::{CCtx, CParameter, DCtx, DictAttachPref, ResetDirective};
+
+use crate::dict::{Dictionaries, Dictionary};
 use crate::{FormatError, MAX_OBJECT_SIZE};
 
 /// Compression of a blob or object payload. Values are stored; never renumber.
@@ -21,6 +24,8 @@ use crate::{FormatError, MAX_OBJECT_SIZE};
 pub enum Compression {
     None = 0,
     Zstd = 1,
+    /// zstd against a repository dictionary named by the frame (blobs only, format v2).
+    ZstdDict = 2,
 }
 
 impl Compression {
@@ -28,6 +33,7 @@ impl Compression {
         match b {
             0 => Ok(Compression::None),
             1 => Ok(Compression::Zstd),
+            2 => Ok(Compression::ZstdDict),
             other => Err(FormatError::malformed(
                 object,
                 format!("unknown compression {other}"),
@@ -44,6 +50,61 @@ thread_local! {
     /// One zstd decompression context per thread, reused for the same reason.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    /// Contexts for compressing against prepared dictionaries.
+    static DICT_CCTX: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    static DICT_DCTX: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
+fn zstd_compress_dict(data: &[u8], level: i32, dict: &Dictionary) -> std::io::Result<Vec<u8>> {
+    DICT_CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = match &mut *slot {
+            Some(c) => c,
+            none => none
+                .insert(CCtx::try_create().ok_or_else(|| std::io::Error::other("zstd context"))?),
+        };
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+        // Attach the prepared dictionary rather than letting zstd copy its tables into the
+        // context, which it does for inputs over a few KiB and which costs more than
+        // compressing a small blob. The reset afterwards drops the reference.
+        let result = dict
+            .with_cdict(level, |cdict| {
+                cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach))?;
+                cctx.ref_cdict(cdict)?;
+                cctx.compress2(&mut out, data)
+            })
+            .ok_or_else(|| std::io::Error::other("zstd could not prepare the dictionary"));
+        cctx.reset(ResetDirective::SessionAndParameters)
+            .map_err(zstd_error)?;
+        result?.map_err(zstd_error)?;
+        Ok(out)
+    })
+}
+
+fn zstd_decompress_dict(
+    data: &[u8],
+    capacity: usize,
+    dict: &Dictionary,
+) -> std::io::Result<Vec<u8>> {
+    let ddict = dict
+        .ddict()
+        .ok_or_else(|| std::io::Error::other("zstd could not load the dictionary"))?;
+    DICT_DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = match &mut *slot {
+            Some(c) => c,
+            none => none
+                .insert(DCtx::try_create().ok_or_else(|| std::io::Error::other("zstd context"))?),
+        };
+        let mut out = Vec::with_capacity(capacity);
+        dctx.decompress_using_ddict(&mut out, data, ddict)
+            .map_err(zstd_error)?;
+        Ok(out)
+    })
 }
 
 fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
@@ -79,12 +140,39 @@ pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
     (Compression::None, data.to_vec())
 }
 
+/// Compresses like [`compress`], against `dict` when one is given (compression
+/// [`Compression::ZstdDict`]; the frame records the dictionary id).
+pub fn compress_with(data: &[u8], level: i32, dict: Option<&Dictionary>) -> (Compression, Vec<u8>) {
+    let Some(dict) = dict else {
+        return compress(data, level);
+    };
+    if data.len() >= 64 {
+        if let Ok(c) = zstd_compress_dict(data, level, dict) {
+            if c.len() < data.len() {
+                return (Compression::ZstdDict, c);
+            }
+        }
+    }
+    (Compression::None, data.to_vec())
+}
+
 /// Reverses [`compress`], checking the result is exactly `raw_length` bytes.
 pub fn decompress(
     object: &'static str,
     compression: Compression,
     data: &[u8],
     raw_length: usize,
+) -> Result<Vec<u8>, FormatError> {
+    decompress_with(object, compression, data, raw_length, Dictionaries::none())
+}
+
+/// Reverses [`compress_with`]: a dictionary-compressed frame must name one of `dicts`.
+pub fn decompress_with(
+    object: &'static str,
+    compression: Compression,
+    data: &[u8],
+    raw_length: usize,
+    dicts: &Dictionaries,
 ) -> Result<Vec<u8>, FormatError> {
     if raw_length > MAX_OBJECT_SIZE {
         return Err(FormatError::malformed(
@@ -96,6 +184,19 @@ pub fn decompress(
         Compression::None => data.to_vec(),
         Compression::Zstd => zstd_decompress(data, raw_length)
             .map_err(|e| FormatError::malformed(object, format!("zstd: {e}")))?,
+        Compression::ZstdDict => {
+            let id = zstd::zstd_safe::get_dict_id_from_frame(data).ok_or_else(|| {
+                FormatError::malformed(object, "dictionary-compressed frame names no dictionary")
+            })?;
+            let dict = dicts.get(id.get()).ok_or_else(|| {
+                FormatError::malformed(
+                    object,
+                    format!("compressed with dictionary {id}, which the repository does not hold"),
+                )
+            })?;
+            zstd_decompress_dict(data, raw_length, dict)
+                .map_err(|e| FormatError::malformed(object, format!("zstd: {e}")))?
+        }
     };
     if out.len() != raw_length {
         return Err(FormatError::malformed(

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
+pub mod dict;
 pub mod envelope;
 mod error;
 pub mod id;

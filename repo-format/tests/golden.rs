@@ -19,10 +19,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
 
-use strata_format::blob::{decode_blob, encode_blob, BlobHeader, BlobType, BLOB_HEADER_LEN};
+use strata_format::blob::{
+    decode_blob, decode_blob_with, encode_blob, encode_blob_with, BlobHeader, BlobType,
+    BLOB_HEADER_LEN,
+};
 use strata_format::chunker::ChunkerParams;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::{self, MasterKey, NONCE_LEN};
+use strata_format::dict::{Dictionaries, Dictionary};
 use strata_format::envelope::{
     aad, encode_versioned, open_object, seal_object, Compression, EncryptedObject,
 };
@@ -182,6 +186,7 @@ fn compression_name(c: Compression) -> &'static str {
     match c {
         Compression::None => "none",
         Compression::Zstd => "zstd",
+        Compression::ZstdDict => "zstd-dict",
     }
 }
 
@@ -1095,6 +1100,7 @@ fn golden_config() -> ConfigFile {
         pack_size: 16 << 20,
         compression_level: 3,
         created_ns: 1_700_000_000_000_000_000,
+        format_version: strata_format::config::CONFIG_VERSION,
     }
 }
 
@@ -1119,7 +1125,7 @@ fn config() {
         },
         "header": hx(header),
         "aad": hx(&aad("config", header)),
-        "versioned_data": hx(&encode_versioned(1, &cfg)),
+        "versioned_data": hx(&encode_versioned(cfg.format_version, &cfg)),
         "compression": compression_name(Compression::from_byte("vector", env[0]).unwrap()),
         "envelope_plaintext": hx(&env),
         "nonce": hx(&sealed[..NONCE_LEN]),
@@ -1139,7 +1145,9 @@ fn config() {
         pack_size: num(val, "pack_size") as u32,
         compression_level: field(val, "compression_level").as_i64().unwrap() as i32,
         created_ns: field(val, "created_ns").as_i64().unwrap(),
+        format_version: u16::from_le_bytes([stored[8], stored[9]]),
     };
+    assert_eq!(decoded.format_version, 2);
     assert_eq!(decoded, cfg);
     assert_eq!(ConfigFile::peek_repo_id(&stored).unwrap(), cfg.repo_id);
     assert_eq!(ConfigFile::decode(&key, &stored).unwrap(), cfg);
@@ -1151,6 +1159,93 @@ fn config() {
         &stored[42..],
         &bytes(&v, "versioned_data"),
     );
+}
+
+/// A format version 1 config (written by Strata before dictionaries) still decodes, as
+/// version 1, so that writers know not to use dictionaries in that repository.
+#[test]
+fn config_version_1_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("config-v1.json")).expect("config-v1.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let stored = bytes(&v, "stored");
+    assert_eq!(&stored[8..10], &[1, 0]);
+    let cfg = ConfigFile::decode(&key, &stored).unwrap();
+    assert_eq!(cfg.format_version, 1);
+    assert!(!cfg.allows_dictionaries());
+    let mut want = golden_config();
+    want.format_version = 1;
+    assert_eq!(cfg, want);
+    // Re-encoding keeps the version it was read with.
+    let again = ConfigFile::decode(&key, &cfg.encode(&key, &mut rng(1))).unwrap();
+    assert_eq!(again.format_version, 1);
+}
+
+/// Samples for the dictionary vector: source-like lines with shared structure.
+fn dictionary_samples() -> (Vec<u8>, Vec<usize>) {
+    let mut data = Vec::new();
+    let mut sizes = Vec::new();
+    for i in 0..400u32 {
+        let s = format!(
+            "// SPDX-License-Identifier: GPL-2.0\n#include <linux/module.h>\n\
+             static int probe_{i}(struct device *dev)\n{{\n\treturn {};\n}}\n",
+            i * 7 % 13
+        );
+        sizes.push(s.len());
+        data.extend_from_slice(s.as_bytes());
+    }
+    (data, sizes)
+}
+
+#[test]
+fn dictionary() {
+    let key = master();
+    let (samples, sizes) = dictionary_samples();
+    let dict = Dictionary::train(&samples, &sizes, 2048).expect("training succeeds");
+    let dict_id = key.blob_id(dict.bytes());
+    let dict_blob = encode_blob(
+        &key,
+        &mut rng(30),
+        BlobType::Dictionary,
+        dict_id,
+        dict.bytes(),
+        3,
+    );
+    let plaintext = b"// SPDX-License-Identifier: GPL-2.0\n#include <linux/module.h>\nstatic int probe_9999(struct device *dev)\n{\n\treturn 4;\n}\n".to_vec();
+    let data_id = key.blob_id(&plaintext);
+    let data_blob = encode_blob_with(
+        &key,
+        &mut rng(31),
+        BlobType::Data,
+        data_id,
+        &plaintext,
+        3,
+        Some(&dict),
+    );
+    let generated = json!({
+        "description": "A dictionary trained with zstd's default trainer (max 2048 bytes) from the samples in dictionary_samples() of repo-format/tests/golden.rs, stored as a blob of type 2 (rng seed 30), and a data blob compressed against it (compression 2, rng seed 31).",
+        "dictionary": hx(dict.bytes()),
+        "zstd_dictionary_id": dict.id(),
+        "cases": [
+            blob_json("dictionary blob", 30, BlobType::Dictionary, dict.bytes(), &dict_blob),
+            blob_json("data blob compressed against the dictionary", 31, BlobType::Data, &plaintext, &data_blob),
+        ],
+    });
+    let v = golden("dictionary.json", generated);
+    let dict = Dictionary::from_bytes(bytes(&v, "dictionary")).unwrap();
+    assert_eq!(dict.id() as u64, num(&v, "zstd_dictionary_id"));
+    let cases = items(&v, "cases");
+    check_blob(&cases[0], BlobType::Dictionary);
+    let stored = bytes(&cases[1], "stored");
+    let id = BlobId(digest(&cases[1], "id"));
+    assert_eq!(field(&cases[1], "compression").as_str(), Some("zstd-dict"));
+    // Without its dictionary the blob cannot be read, and says which one it needs.
+    let err = decode_blob(&key, Some((BlobType::Data, id)), &stored).unwrap_err();
+    assert!(err.to_string().contains(&dict.id().to_string()), "{err}");
+    let mut dicts = Dictionaries::default();
+    dicts.add(std::sync::Arc::new(dict));
+    let (_, plain) = decode_blob_with(&key, &dicts, Some((BlobType::Data, id)), &stored).unwrap();
+    assert_eq!(plain, bytes(&cases[1], "plaintext"));
 }
 
 const PASSWORD: &[u8] = b"correct horse battery staple";

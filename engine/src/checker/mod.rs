@@ -69,6 +69,7 @@ pub fn check_with(
         }
     }
     let index = MasterIndex::from_files(files);
+    repo.load_dictionaries(&index);
     let stored: HashMap<String, u64> = repo
         .block_on(repo.backend().list(FileType::Pack))?
         .into_iter()
