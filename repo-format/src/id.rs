@@ -53,6 +53,12 @@ impl Digest {
     pub fn of_stored(bytes: &[u8]) -> Self {
         Digest(*blake3::hash(bytes).as_bytes())
     }
+
+    /// Hashes stored bytes that arrive in pieces; the result equals [`Digest::of_stored`]
+    /// of the whole.
+    pub fn stored_hasher() -> StoredHasher {
+        StoredHasher(blake3::Hasher::new())
+    }
 }
 
 impl fmt::Debug for Digest {
@@ -150,5 +156,19 @@ mod tests {
         assert_eq!(id.short(), &id.to_hex()[..8]);
         assert!("xyz".parse::<SnapshotId>().is_err());
         assert!("ab".repeat(31).parse::<SnapshotId>().is_err());
+    }
+}
+
+/// See [`Digest::stored_hasher`].
+#[derive(Debug, Clone)]
+pub struct StoredHasher(blake3::Hasher);
+
+impl StoredHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finalize(&self) -> Digest {
+        Digest(*self.0.finalize().as_bytes())
     }
 }

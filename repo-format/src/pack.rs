@@ -133,9 +133,24 @@ pub fn check_preamble(pack: &[u8]) -> Result<(), FormatError> {
 /// area, in order, without overlap.
 pub fn read_pack_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackBlob>, FormatError> {
     check_preamble(pack)?;
-    let n = pack.len();
-    let hlen = u32::from_le_bytes(pack[n - 4..].try_into().expect("4 bytes")) as usize;
-    if hlen > n - 4 - PACK_PREAMBLE_LEN {
+    read_pack_header_tail(key, pack, pack.len())
+}
+
+/// Like [`read_pack_header`], from only the last bytes of a pack of `pack_len` bytes
+/// (`tail` must hold the sealed header and the trailer; more is fine). The preamble is not
+/// checked here: see [`check_preamble`].
+pub fn read_pack_header_tail(
+    key: &MasterKey,
+    tail: &[u8],
+    pack_len: usize,
+) -> Result<Vec<PackBlob>, FormatError> {
+    let n = pack_len;
+    let t = tail.len();
+    if t < 4 || t > n || n < PACK_PREAMBLE_LEN + 4 {
+        return Err(FormatError::malformed("pack", "too short for a trailer"));
+    }
+    let hlen = u32::from_le_bytes(tail[t - 4..].try_into().expect("4 bytes")) as usize;
+    if hlen > n - 4 - PACK_PREAMBLE_LEN || hlen > t - 4 {
         return Err(FormatError::malformed(
             "pack",
             format!("header length {hlen} exceeds the pack"),
@@ -147,7 +162,7 @@ pub fn read_pack_header(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackBlob>, F
         "pack header",
         "packheader",
         b"",
-        &pack[header_start..n - 4],
+        &tail[t - 4 - hlen..t - 4],
     )?;
     let (_, body) = split_version("pack header", &data, PACK_HEADER_VERSION)?;
     let blobs: Vec<PackBlob> = decode_postcard("pack header", body)?;

@@ -22,12 +22,13 @@ use strata_format::blob::{decode_blob, encode_blob, BlobHeader, BlobType, BLOB_M
 use strata_format::chunker::ChunkerParams;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
+use strata_format::dict::{Dictionaries, Dictionary};
 use strata_format::envelope::{aad, encode_versioned, open_object, seal_object, EncryptedObject};
 use strata_format::id::{BlobId, Digest, IndexId, PackId, RepoId, SnapshotId};
 use strata_format::index::{IndexFile, IndexPack};
 use strata_format::keyfile::{KdfParams, KeyFile};
 use strata_format::lock::LockFile;
-use strata_format::pack::{read_pack_header, PackBuilder, PACK_MAGIC};
+use strata_format::pack::{read_pack_header, read_pack_header_tail, PackBuilder, PACK_MAGIC};
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{valid_name, Node, NodeKind, Tree, Xattr, MAX_NAME_LEN};
 
@@ -44,6 +45,25 @@ fn rng(seed: u64) -> ChaCha20Rng {
 // Every decoder, on the same bytes
 
 /// Feeds `bytes` to every decoder of repository bytes. Only panics (which fail the test) matter.
+/// A real dictionary, so hostile frames reach the dictionary decoder.
+fn dictionaries() -> &'static Dictionaries {
+    static D: std::sync::OnceLock<Dictionaries> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let mut data = Vec::new();
+        let mut sizes = Vec::new();
+        for i in 0..300u32 {
+            let s = format!("static int probe_{i}(void) {{ return {}; }}\n", i % 7);
+            sizes.push(s.len());
+            data.extend_from_slice(s.as_bytes());
+        }
+        let mut d = Dictionaries::default();
+        d.add(std::sync::Arc::new(
+            Dictionary::train(&data, &sizes, 1024).expect("trains"),
+        ));
+        d
+    })
+}
+
 fn decode_everything(bytes: &[u8]) {
     let k = key();
     if let Ok(kf) = KeyFile::decode(bytes) {
@@ -58,6 +78,17 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode_blob(k, None, bytes);
     let _ = decode_blob(k, Some((BlobType::Tree, BlobId::default())), bytes);
     let _ = read_pack_header(k, bytes);
+    for claimed in [bytes.len(), bytes.len() + 1, bytes.len() * 2, 0, 13] {
+        let _ = read_pack_header_tail(k, bytes, claimed);
+    }
+    let _ = Dictionary::from_bytes(bytes.to_vec());
+    let _ = strata_format::envelope::decompress_with(
+        "blob",
+        strata_format::envelope::Compression::ZstdDict,
+        bytes,
+        bytes.len() * 4,
+        dictionaries(),
+    );
     let _ = Tree::decode(bytes);
     let _ = IndexFile::decode(k, bytes);
     let _ = IndexFile::decode_plain(bytes);

@@ -4,12 +4,15 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use strata_format::id::{BlobId, Digest, PackId};
-use strata_format::pack::read_pack_header;
+use strata_format::pack::{check_preamble, read_pack_header_tail, PACK_PREAMBLE_LEN};
 use strata_storage::FileType;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::progress::Progress;
 use crate::Repository;
+
+/// Bytes read from a pack at a time.
+const PIECE: u64 = 4 << 20;
 
 /// Damaged blobs listed one by one per pack, at most; the rest are counted.
 const MAX_LISTED_PER_PACK: usize = 20;
@@ -92,24 +95,84 @@ fn check_pack(
         bad: Vec::new(),
         bytes: 0,
     };
-    let read = crate::repository::check_size(FileType::Pack, &name, size)
-        .and_then(|_| Ok(repo.block_on(repo.backend().read(FileType::Pack, &name))?));
-    let bytes = match read {
-        Ok(b) => b,
-        Err(e) => {
-            let msg = format!("pack {name} could not be read: {e}");
-            out.errors.push(msg.clone());
-            out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
-            return out;
+    if let Err(e) = crate::repository::check_size(FileType::Pack, &name, size) {
+        let msg = format!("pack {name} could not be read: {e}");
+        out.errors.push(msg.clone());
+        out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+        return out;
+    }
+    // The pack is read front to back in pieces, hashed as it goes, and each blob is
+    // verified as soon as it is complete: memory stays at a piece plus one blob.
+    let mut hasher = Digest::stored_hasher();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = 0u64;
+    let mut preamble = Vec::new();
+    let mut next = 0usize;
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let len = PIECE.min(size - pos);
+        let piece = match repo.block_on(repo.backend().read_range(FileType::Pack, &name, pos, len))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = format!("pack {name} could not be read: {e}");
+                out.errors.push(msg.clone());
+                out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+                return out;
+            }
+        };
+        hasher.update(&piece);
+        if pos == 0 {
+            preamble = piece[..piece.len().min(PACK_PREAMBLE_LEN + 4)].to_vec();
         }
-    };
-    out.bytes = bytes.len() as u64;
-    if Digest::of_stored(&bytes) != pack.0 {
+        buf.extend_from_slice(&piece);
+        pos += len;
+        out.bytes += len;
+        while let Some((id, loc)) = blobs.get(next) {
+            let (start, end) = (loc.offset as u64, loc.offset as u64 + loc.length as u64);
+            if end > size {
+                problems.push((next, "lies beyond the end of its pack".into()));
+            } else if start < buf_start {
+                problems.push((next, "overlaps the blob before it".into()));
+            } else if end > pos {
+                break;
+            } else {
+                let stored = &buf[(start - buf_start) as usize..(end - buf_start) as usize];
+                match repo.decode_stored_blob(loc.blob_type, id, pack, stored) {
+                    Err(e) => problems.push((next, e.to_string())),
+                    Ok(plain) if plain.len() != loc.raw_length as usize => problems.push((
+                        next,
+                        format!(
+                            "decodes to {} bytes, the index records {}",
+                            plain.len(),
+                            loc.raw_length
+                        ),
+                    )),
+                    Ok(_) => {}
+                }
+            }
+            next += 1;
+        }
+        let keep_from = blobs
+            .get(next)
+            .map_or(pos, |(_, l)| (l.offset as u64).clamp(buf_start, pos));
+        buf.drain(..(keep_from - buf_start) as usize);
+        buf_start = keep_from;
+    }
+    drop(buf);
+    if hasher.finalize() != pack.0 {
         out.errors.push(format!(
             "pack {name}: content does not hash to its name (damaged)"
         ));
     }
-    match read_pack_header(repo.key(), &bytes) {
+    let tail = pack_tail(repo, &name, size);
+    let header = tail.and_then(|t| {
+        check_preamble(&preamble)
+            .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
+            .map_err(|e| e.to_string())
+    });
+    match header {
         Err(e) => out.errors.push(format!("pack {name}: header: {e}")),
         Ok(header) => {
             let listed: HashMap<BlobId, _> = header.iter().map(|b| (b.id, b)).collect();
@@ -131,30 +194,16 @@ fn check_pack(
         }
     }
     let mut damaged = 0usize;
-    for (id, loc) in blobs {
-        let start = loc.offset as usize;
-        let problem = match bytes.get(start..start + loc.length as usize) {
-            None => Some("lies beyond the end of its pack".to_string()),
-            Some(stored) => match repo.decode_stored_blob(loc.blob_type, id, pack, stored) {
-                Err(e) => Some(e.to_string()),
-                Ok(plain) if plain.len() != loc.raw_length as usize => Some(format!(
-                    "decodes to {} bytes, the index records {}",
-                    plain.len(),
-                    loc.raw_length
-                )),
-                Ok(_) => None,
-            },
-        };
-        if let Some(p) = problem {
-            damaged += 1;
-            if damaged <= MAX_LISTED_PER_PACK {
-                out.errors.push(format!(
-                    "pack {name}: {} blob {id} is damaged: {p}",
-                    loc.blob_type.name()
-                ));
-            }
-            out.bad.push((*id, format!("in pack {name}: {p}")));
+    for (i, p) in problems {
+        let (id, loc) = &blobs[i];
+        damaged += 1;
+        if damaged <= MAX_LISTED_PER_PACK {
+            out.errors.push(format!(
+                "pack {name}: {} blob {id} is damaged: {p}",
+                loc.blob_type.name()
+            ));
         }
+        out.bad.push((*id, format!("in pack {name}: {p}")));
     }
     if damaged > MAX_LISTED_PER_PACK {
         out.errors.push(format!(
@@ -163,4 +212,22 @@ fn check_pack(
         ));
     }
     out
+}
+
+/// The sealed header and trailer at the end of a pack (read again: the pieces were not
+/// kept; the pack's hash already covers these bytes).
+fn pack_tail(repo: &Repository, name: &str, size: u64) -> Result<Vec<u8>, String> {
+    let read = |offset: u64, len: u64| {
+        repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
+            .map_err(|e| e.to_string())
+    };
+    if size < 4 {
+        return Err("too short for a trailer".into());
+    }
+    let trailer = read(size - 4, 4)?;
+    let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
+    if hlen + 4 > size {
+        return Err(format!("header length {hlen} exceeds the pack"));
+    }
+    Ok(read(size - 4 - hlen, hlen + 4)?.to_vec())
 }
