@@ -1,6 +1,9 @@
 //! `strata`: the command-line front end. It parses arguments, opens the repository, calls
 //! the engine and renders results; it holds no backup logic of its own.
 
+// The only module allowed `unsafe`: one mallopt call (see its docs).
+#[allow(unsafe_code)]
+mod alloc;
 mod commands;
 mod open;
 mod output;
@@ -92,6 +95,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")

@@ -74,3 +74,11 @@ pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
     let pw = password(cli, false)?;
     Ok(Repository::open_without_index(backend, &pw)?)
 }
+
+/// Opens the repository with only the metadata part of its index (trees, dictionaries):
+/// for listing snapshot contents.
+pub fn repository_metadata(cli: &Cli) -> Result<Repository> {
+    let backend = backend(cli)?;
+    let pw = password(cli, false)?;
+    Ok(Repository::open_metadata(backend, &pw)?)
+}

@@ -51,28 +51,11 @@ impl MasterIndex {
     /// Builds the index from index files. A blob listed more than once (in several packs)
     /// is found in the first pack that lists it, in the order given.
     pub fn from_files(files: impl IntoIterator<Item = (IndexId, IndexFile)>) -> Self {
-        let mut index = MasterIndex::default();
+        let mut b = IndexBuilder::new(false);
         for (id, file) in files {
-            for p in file.packs {
-                let pack = index.packs.len() as u32;
-                index.packs.push((p.id, p.size));
-                index.pack_index.push(id);
-                index.entries.extend(p.blobs.iter().map(|b| Entry {
-                    id: b.id.0 .0,
-                    pack,
-                    offset: b.offset,
-                    length: b.length,
-                    raw_length: b.raw_length,
-                    blob_type: b.blob_type,
-                }));
-            }
+            b.add_file(id, file);
         }
-        // Stable: among equal ids the first listed stays first, and dedup keeps it.
-        index.entries.sort_by_key(|e| e.id);
-        index.entries.dedup_by(|later, first| later.id == first.id);
-        index.entries.shrink_to_fit();
-        index.build_buckets();
-        index
+        b.build()
     }
 
     fn build_buckets(&mut self) {
@@ -165,6 +148,59 @@ impl MasterIndex {
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.buckets.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Builds a [`MasterIndex`] one index file at a time, so that only one decoded file is held
+/// besides the compact entries.
+#[derive(Debug)]
+pub struct IndexBuilder {
+    index: MasterIndex,
+    metadata_only: bool,
+}
+
+impl IndexBuilder {
+    /// With `metadata_only`, data blobs are left out (every pack is still listed): enough
+    /// for commands that only read trees, for a fraction of the memory.
+    pub fn new(metadata_only: bool) -> Self {
+        IndexBuilder {
+            index: MasterIndex::default(),
+            metadata_only,
+        }
+    }
+
+    pub fn add_file(&mut self, id: IndexId, file: IndexFile) {
+        let index = &mut self.index;
+        for p in file.packs {
+            let pack = index.packs.len() as u32;
+            index.packs.push((p.id, p.size));
+            index.pack_index.push(id);
+            let keep = |b: &&strata_format::pack::PackBlob| {
+                !self.metadata_only || b.blob_type != BlobType::Data
+            };
+            index
+                .entries
+                .extend(p.blobs.iter().filter(keep).map(|b| Entry {
+                    id: b.id.0 .0,
+                    pack,
+                    offset: b.offset,
+                    length: b.length,
+                    raw_length: b.raw_length,
+                    blob_type: b.blob_type,
+                }));
+        }
+    }
+
+    pub fn build(self) -> MasterIndex {
+        let mut index = self.index;
+        // Stable: among equal ids the first listed stays first, and dedup keeps it.
+        index.entries.sort_by_key(|e| e.id);
+        index.entries.dedup_by(|later, first| later.id == first.id);
+        index.entries.shrink_to_fit();
+        index.packs.shrink_to_fit();
+        index.pack_index.shrink_to_fit();
+        index.build_buckets();
+        index
     }
 }
 

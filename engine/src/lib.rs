@@ -34,7 +34,7 @@ pub mod snapshots;
 pub mod treewalk;
 
 pub use error::{EngineError, ErrorKind};
-pub use index::{BlobLocation, MasterIndex};
+pub use index::{BlobLocation, IndexBuilder, MasterIndex};
 pub use repository::{InitOptions, Repository};
 
 /// Stack size a thread needs to walk trees nested `MAX_TREE_DEPTH` deep (tree walks

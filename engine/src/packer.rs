@@ -11,13 +11,15 @@ use crossbeam_channel::{bounded, Sender};
 use strata_format::blob::{encode_blob_with, BlobType};
 use strata_format::dict::Dictionary;
 use strata_format::id::{BlobId, Digest, PackId};
-use strata_format::index::IndexPack;
+use strata_format::index::{IndexFile, IndexPack};
 use strata_format::pack::PackBuilder;
 use strata_storage::FileType;
 
 use crate::{EngineError, Repository, Result};
 
 const UPLOADERS: usize = 1;
+/// An index file is written once this many blobs are in uploaded packs.
+const INDEX_BLOBS: usize = 50_000;
 
 /// What a packer added to the repository.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,6 +30,9 @@ pub struct PackerStats {
     pub bytes_added: u64,
     /// Plaintext bytes of new blobs.
     pub raw_added: u64,
+    /// Index files written, and their stored bytes.
+    pub index_files: u64,
+    pub index_bytes: u64,
 }
 
 /// Data blobs up to this size are compressed against the repository's dictionary.
@@ -137,9 +142,7 @@ impl<'r> Packer<'r> {
                 tree: new_builder(repo),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
-                dict: if !repo.config().allows_dictionaries()
-                    || std::env::var_os("STRATA_TMP_NODICT").is_some()
-                {
+                dict: if !repo.config().allows_dictionaries() {
                     Dict::Off
                 } else if let Some(d) = repo.dictionaries().iter().last() {
                     Dict::On(d.clone())
@@ -314,6 +317,33 @@ impl<'r> Packer<'r> {
             self.check_error()?;
             return Err(EngineError::Invalid("pack uploaders stopped".into()));
         }
+        // Index what is durable once there is a lot of it: the index of a large backup is
+        // not held (and encoded) in memory all at once, and a long backup that dies leaves
+        // most of its packs indexed, ready for the next one to reuse.
+        let batch = {
+            let mut up = self.shared.uploaded.lock().expect("no panics while locked");
+            if up.iter().map(|p| p.blobs.len()).sum::<usize>() >= INDEX_BLOBS {
+                std::mem::take(&mut *up)
+            } else {
+                Vec::new()
+            }
+        };
+        self.write_index(batch)
+    }
+
+    /// Writes an index file for packs that are durable.
+    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let index = IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        };
+        let (_, size) = self.repo.save_object_sized(FileType::Index, &index)?;
+        let mut s = self.state.lock().expect("no panics while locked");
+        s.stats.index_files += 1;
+        s.stats.index_bytes += size;
         Ok(())
     }
 
@@ -330,21 +360,17 @@ impl<'r> Packer<'r> {
         }
     }
 
-    /// Flushes open packs and waits until every pack is durable.
-    pub fn finish(mut self) -> Result<(Vec<IndexPack>, PackerStats)> {
+    /// Flushes open packs, waits until every pack is durable, and indexes them all.
+    pub fn finish(mut self) -> Result<PackerStats> {
         // Too few small blobs to be worth a dictionary: store them as they are.
         let held = match &mut self.state.lock().expect("no panics while locked").dict {
             Dict::Collecting(held) | Dict::Training(held) => std::mem::take(held),
             _ => Held::default(),
         };
         self.store_held(held, None)?;
-        let (data, tree, stats) = {
+        let (data, tree) = {
             let mut s = self.state.lock().expect("no panics while locked");
-            (
-                std::mem::take(&mut s.data),
-                std::mem::take(&mut s.tree),
-                s.stats,
-            )
+            (std::mem::take(&mut s.data), std::mem::take(&mut s.tree))
         };
         for pack in [data, tree] {
             if !pack.is_empty() {
@@ -359,7 +385,9 @@ impl<'r> Packer<'r> {
         self.check_error()?;
         let packs =
             std::mem::take(&mut *self.shared.uploaded.lock().expect("no panics while locked"));
-        Ok((packs, stats))
+        self.write_index(packs)?;
+        let stats = self.state.lock().expect("no panics while locked").stats;
+        Ok(stats)
     }
 }
 

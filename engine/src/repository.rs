@@ -16,7 +16,7 @@ use strata_format::keyfile::{KdfParams, KeyFile};
 use strata_format::tree::Tree;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
-use crate::index::MasterIndex;
+use crate::index::{IndexBuilder, MasterIndex};
 use crate::{EngineError, Result};
 
 /// How many storage requests run at once when reading many objects.
@@ -51,6 +51,7 @@ pub struct Repository {
     index: MasterIndex,
     /// Dictionaries for small data blobs, loaded with an index.
     dicts: std::sync::OnceLock<Dictionaries>,
+    metadata_only: bool,
 }
 
 impl std::fmt::Debug for Repository {
@@ -122,12 +123,29 @@ impl Repository {
 
     /// Opens a repository and loads its index.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        Self::open_with(backend, password, false)
+    }
+
+    /// Opens a repository and loads only the metadata part of its index (trees and
+    /// dictionaries): for commands that list and compare snapshots without reading file
+    /// content. Reading a data blob through it fails ("not in the index"), and backups
+    /// refuse it.
+    pub fn open_metadata(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        Self::open_with(backend, password, true)
+    }
+
+    fn open_with(backend: Arc<dyn Backend>, password: &[u8], metadata_only: bool) -> Result<Self> {
         let mut repo = Self::open_without_index(backend, password)?;
-        repo.index = repo.load_index()?;
-        let index = std::mem::take(&mut repo.index);
+        let index = repo.load_index(metadata_only)?;
         repo.load_dictionaries(&index);
         repo.index = index;
+        repo.metadata_only = metadata_only;
         Ok(repo)
+    }
+
+    /// Whether only the metadata part of the index was loaded ([`Repository::open_metadata`]).
+    pub fn index_is_metadata_only(&self) -> bool {
+        self.metadata_only
     }
 
     /// Opens a repository without reading its index (for commands that list snapshots).
@@ -184,6 +202,7 @@ impl Repository {
             config,
             index: MasterIndex::default(),
             dicts: std::sync::OnceLock::new(),
+            metadata_only: false,
         })
     }
 
@@ -313,38 +332,61 @@ impl Repository {
 
     /// Encrypts and stores an object under the hash of its stored bytes.
     pub fn save_object<T: EncryptedObject>(&self, ft: FileType, value: &T) -> Result<Digest> {
+        Ok(self.save_object_sized(ft, value)?.0)
+    }
+
+    /// Like [`Repository::save_object`], also returning the stored size.
+    pub fn save_object_sized<T: EncryptedObject>(
+        &self,
+        ft: FileType,
+        value: &T,
+    ) -> Result<(Digest, u64)> {
         let bytes = value.encode(&self.key, &mut rand::thread_rng());
         let id = Digest::of_stored(&bytes);
+        let size = bytes.len() as u64;
         self.block_on(self.backend.write(ft, &id.to_hex(), Bytes::from(bytes)))?;
-        Ok(id)
+        Ok((id, size))
     }
 
     /// Every index file, decoded, or the error for the ones that are not readable.
     pub fn load_index_files(&self) -> Result<Vec<(IndexId, Result<IndexFile>)>> {
+        let mut out = Vec::new();
+        self.for_each_index_file(|id, file| out.push((id, file)))?;
+        Ok(out)
+    }
+
+    /// Reads and decodes the index files a few at a time (in parallel within a batch),
+    /// handing each to `f`, so that only a batch is in memory at once.
+    pub fn for_each_index_file(&self, mut f: impl FnMut(IndexId, Result<IndexFile>)) -> Result<()> {
+        const BATCH: usize = 8;
         let listed = self.block_on(self.backend.list(FileType::Index))?;
-        let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
-        let reads = self.read_many_listed(FileType::Index, &listed);
-        Ok(names
-            .iter()
-            .zip(reads)
-            .map(|(name, r)| {
+        for batch in listed.chunks(BATCH) {
+            let reads = self.read_many_listed(FileType::Index, batch);
+            for ((name, _), r) in batch.iter().zip(reads) {
                 let id = name.parse::<IndexId>().unwrap_or_default();
                 let file = r.and_then(|b| {
                     IndexFile::decode(&self.key, &b)
                         .map_err(|e| EngineError::format(format!("index/{name}"), e))
                 });
-                (id, file)
-            })
-            .collect())
+                f(id, file);
+            }
+        }
+        Ok(())
     }
 
-    fn load_index(&self) -> Result<MasterIndex> {
-        let files = self
-            .load_index_files()?
-            .into_iter()
-            .map(|(id, file)| file.map(|f| (id, f)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(MasterIndex::from_files(files))
+    fn load_index(&self, metadata_only: bool) -> Result<MasterIndex> {
+        let mut builder = IndexBuilder::new(metadata_only);
+        let mut first_error = None;
+        self.for_each_index_file(|id, file| match file {
+            Ok(file) => builder.add_file(id, file),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        })?;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(builder.build()),
+        }
     }
 
     /// Reads one blob through the index, verifying its id.

@@ -492,3 +492,53 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// More files than one restore batch: every file, and hard links whose first path is in an
+/// earlier batch, come back.
+#[test]
+fn restore_in_batches_keeps_every_file_and_hard_link() {
+    use std::os::unix::fs::MetadataExt;
+    let (backend, repo) = init();
+    let src = tempfile::tempdir().unwrap();
+    let n = 20_500;
+    for i in 0..n {
+        let dir = src.path().join(format!("d{:03}", i % 100));
+        if i < 100 {
+            std::fs::create_dir(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::write(src.path().join("d000/linked"), b"shared").unwrap();
+    std::fs::hard_link(src.path().join("d000/linked"), src.path().join("d099/link")).unwrap();
+    std::fs::create_dir(src.path().join("empty")).unwrap();
+    let snap = backup(&repo, src.path());
+    let repo = reopen(&backend);
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &snap.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        stats.errors.is_empty(),
+        "{:?}",
+        &stats.errors[..stats.errors.len().min(3)]
+    );
+    assert_eq!(stats.files, n as u64 + 2);
+    let restored = out.path().join(src.path().strip_prefix("/").unwrap());
+    for i in 0..n {
+        let p = restored.join(format!("d{:03}/f{i}", i % 100));
+        assert_eq!(std::fs::read(&p).unwrap(), format!("file {i}\n").as_bytes());
+    }
+    let a = std::fs::metadata(restored.join("d000/linked")).unwrap();
+    let b = std::fs::metadata(restored.join("d099/link")).unwrap();
+    assert_eq!(
+        (a.dev(), a.ino()),
+        (b.dev(), b.ino()),
+        "hard link restored as a link"
+    );
+    assert!(restored.join("empty").is_dir());
+}

@@ -49,7 +49,10 @@ pub(super) fn chunk_file(ctx: &Ctx<'_>, path: &Path) -> Result<(Vec<BlobId>, u64
     let mut f = std::fs::File::open(path).map_err(FileError::Source)?;
     let params = ctx.repo.config().chunker;
     let max = params.max_size as usize;
-    let mut buf = Vec::new();
+    // Sized from the file's length, so reading it whole does not grow (and copy) the
+    // buffer step by step; the extra byte detects a file longer than one chunk.
+    let expected = f.metadata().map_or(0, |m| m.len()).min(max as u64) as usize;
+    let mut buf = Vec::with_capacity(expected + 1);
     (&mut f)
         .take(max as u64 + 1)
         .read_to_end(&mut buf)

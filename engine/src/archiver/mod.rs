@@ -17,8 +17,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use strata_format::blob::BlobType;
-use strata_format::id::{BlobId, IndexId, SnapshotId};
-use strata_format::index::IndexFile;
+use strata_format::id::{BlobId, SnapshotId};
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree};
 use strata_storage::FileType;
@@ -81,6 +80,11 @@ impl<'a> Ctx<'a> {
         one_file_system: bool,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
+        if repo.index_is_metadata_only() {
+            return Err(EngineError::Invalid(
+                "a backup needs the repository's whole index (opened for metadata only)".into(),
+            ));
+        }
         Ok(Ctx {
             repo,
             packer: Packer::new(repo),
@@ -234,21 +238,9 @@ pub fn backup_stream(
     finish(ctx, snapshot, started)
 }
 
-/// Waits for every pack, writes the index, then the snapshot.
+/// Waits for every pack and its index, then writes the snapshot.
 fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<BackupResult> {
-    let (packs, stats) = ctx.packer.finish()?;
-    let mut index_bytes = 0;
-    if !packs.is_empty() {
-        let index = IndexFile {
-            supersedes: Vec::new(),
-            packs,
-        };
-        let id = IndexId(ctx.repo.save_object(FileType::Index, &index)?);
-        index_bytes = ctx
-            .repo
-            .block_on(ctx.repo.backend().stat(FileType::Index, &id.to_hex()))?
-            .unwrap_or(0);
-    }
+    let stats = ctx.packer.finish()?;
     let errors = ctx.errors.into_inner().expect("no panics while locked");
     let c = &ctx.counters;
     snapshot.summary = SnapshotSummary {
@@ -257,7 +249,7 @@ fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<
         files_unchanged: c.files_unchanged.load(Ordering::Relaxed),
         dirs: c.dirs.load(Ordering::Relaxed),
         bytes_read: c.bytes_read.load(Ordering::Relaxed),
-        bytes_added: stats.bytes_added + index_bytes,
+        bytes_added: stats.bytes_added + stats.index_bytes,
         data_blobs_added: stats.data_blobs,
         tree_blobs_added: stats.tree_blobs,
         duration_secs: started.elapsed().as_secs_f64(),

@@ -17,7 +17,7 @@ use strata_storage::FileType;
 
 mod read_data;
 
-use crate::index::MasterIndex;
+use crate::index::{IndexBuilder, MasterIndex};
 use crate::progress::Progress;
 use crate::{Repository, Result};
 
@@ -61,14 +61,12 @@ pub fn check_with(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let mut files = Vec::new();
-    for (id, file) in repo.load_index_files()? {
-        match file {
-            Ok(f) => files.push((id, f)),
-            Err(e) => report.errors.push(e.to_string()),
-        }
-    }
-    let index = MasterIndex::from_files(files);
+    let mut builder = IndexBuilder::new(false);
+    repo.for_each_index_file(|id, file| match file {
+        Ok(f) => builder.add_file(id, f),
+        Err(e) => report.errors.push(e.to_string()),
+    })?;
+    let index = builder.build();
     repo.load_dictionaries(&index);
     let stored: HashMap<String, u64> = repo
         .block_on(repo.backend().list(FileType::Pack))?

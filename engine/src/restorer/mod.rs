@@ -52,37 +52,39 @@ struct Item {
     node: Box<Node>,
 }
 
-struct Plan {
+/// Files restored per batch: the walk collects this many, restores their content, and goes
+/// on, so memory follows the batch rather than the snapshot's file count.
+const BATCH_FILES: usize = 20_000;
+
+/// Walks the snapshot and restores as it goes: directories are created when something in
+/// them is restored, files in batches; hard links, special entries and directory metadata
+/// are kept for the end.
+struct Walker<'a> {
+    repo: &'a Repository,
+    target: &'a Path,
+    inc: Filter,
+    exc: Filter,
+    is_root: bool,
+    progress: &'a dyn Progress,
+    fail: &'a (dyn Fn(&[u8], String) + Sync),
+    /// The directories on the way to the current one; `Some` while not yet created.
+    stack: Vec<(Vec<u8>, Option<Box<Node>>)>,
+    /// Directories created, in creation order (parents first).
     dirs: Vec<Item>,
+    failed: HashSet<Vec<u8>>,
     files: Vec<Item>,
     links: Vec<(Item, Vec<u8>)>,
     special: Vec<Item>,
-}
-
-/// Walks the snapshot and decides what to restore.
-struct Planner<'a> {
-    repo: &'a Repository,
-    inc: Filter,
-    exc: Filter,
-    /// No include patterns: everything not excluded is restored.
-    included_all: bool,
-    out: Plan,
     /// First path of each hard-link group (device, inode).
     seen: HashMap<(u64, u64), Vec<u8>>,
+    stats: RestoreStats,
 }
 
-impl Planner<'_> {
-    /// Plans the entries of `tree`; returns whether anything below was planned.
-    fn visit(
-        &mut self,
-        tree: &BlobId,
-        prefix: &[u8],
-        included: bool,
-        depth: usize,
-    ) -> Result<bool> {
+impl Walker<'_> {
+    /// Restores the entries of `tree` (files in batches).
+    fn visit(&mut self, tree: &BlobId, prefix: &[u8], included: bool, depth: usize) -> Result<()> {
         crate::treewalk::check_depth(depth, prefix)?;
         let tree = self.repo.load_tree(tree)?;
-        let mut any = false;
         for node in tree.nodes {
             let mut path = prefix.to_vec();
             path.push(b'/');
@@ -91,50 +93,100 @@ impl Planner<'_> {
                 continue;
             }
             let here = included || self.inc.matches_bytes(&path);
-            match &node.kind {
-                NodeKind::Dir { subtree } => {
-                    let subtree = *subtree;
-                    let pos = self.out.dirs.len();
-                    self.out.dirs.push(Item {
-                        path: path.clone(),
-                        node: Box::new(node),
-                    });
-                    if !self.visit(&subtree, &path, here, depth + 1)? && !here {
-                        self.out.dirs.truncate(pos);
-                        continue;
-                    }
+            if let NodeKind::Dir { subtree } = &node.kind {
+                let subtree = *subtree;
+                self.stack.push((path.clone(), Some(Box::new(node))));
+                if here {
+                    self.create_dirs();
                 }
-                _ if !here => continue,
-                NodeKind::File { .. } if node.links > 1 => {
-                    match self.seen.get(&(node.device, node.inode)) {
-                        Some(first) => self.out.links.push((
-                            Item {
-                                path,
-                                node: Box::new(node),
-                            },
-                            first.clone(),
-                        )),
+                self.visit(&subtree, &path, here, depth + 1)?;
+                self.stack.pop();
+                continue;
+            }
+            if !here {
+                continue;
+            }
+            self.create_dirs();
+            if under_failed(&self.failed, &path) {
+                continue;
+            }
+            let item = Item {
+                path,
+                node: Box::new(node),
+            };
+            match &item.node.kind {
+                NodeKind::File { .. } if item.node.links > 1 => {
+                    let key = (item.node.device, item.node.inode);
+                    match self.seen.get(&key) {
+                        Some(first) => {
+                            let first = first.clone();
+                            self.links.push((item, first));
+                        }
                         None => {
-                            self.seen.insert((node.device, node.inode), path.clone());
-                            self.out.files.push(Item {
-                                path,
-                                node: Box::new(node),
-                            });
+                            self.seen.insert(key, item.path.clone());
+                            self.files.push(item);
                         }
                     }
                 }
-                NodeKind::File { .. } => self.out.files.push(Item {
-                    path,
-                    node: Box::new(node),
-                }),
-                _ => self.out.special.push(Item {
-                    path,
-                    node: Box::new(node),
-                }),
+                NodeKind::File { .. } => self.files.push(item),
+                _ => self.special.push(item),
             }
-            any = true;
+            if self.files.len() >= BATCH_FILES {
+                self.write_files();
+            }
         }
-        Ok(any)
+        Ok(())
+    }
+
+    /// Creates the directories on the way to the current entry that do not exist yet.
+    fn create_dirs(&mut self) {
+        for (path, node) in self.stack.iter_mut() {
+            let Some(node) = node.take() else { continue };
+            if under_failed(&self.failed, path) {
+                self.failed.insert(path.clone());
+                continue;
+            }
+            let full = target_path(self.target, path);
+            let r = clear(&full, true).and_then(|_| match std::fs::create_dir(&full) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            });
+            match r {
+                Ok(()) => {
+                    self.stats.dirs += 1;
+                    self.dirs.push(Item {
+                        path: path.clone(),
+                        node,
+                    });
+                }
+                Err(e) => {
+                    (self.fail)(path, format!("{e}; nothing below it is restored"));
+                    self.failed.insert(path.clone());
+                }
+            }
+        }
+    }
+
+    /// Restores the content and metadata of the files collected so far.
+    fn write_files(&mut self) {
+        let batch = std::mem::take(&mut self.files);
+        let files: Vec<content::FileToWrite<'_>> = batch
+            .iter()
+            .map(|f| content::FileToWrite {
+                snapshot_path: &f.path,
+                node: &f.node,
+            })
+            .collect();
+        let outcome = content::write_files(
+            self.repo,
+            self.target,
+            &files,
+            self.is_root,
+            self.progress,
+            self.fail,
+        );
+        self.stats.files += files.len() as u64 - outcome.failed;
+        self.stats.bytes = self.stats.bytes.saturating_add(outcome.bytes);
     }
 }
 
@@ -182,74 +234,42 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
     let inc = Filter::new(&opts.includes)?;
-    let mut planner = Planner {
-        repo,
-        exc: Filter::new(&opts.excludes)?,
-        included_all: inc.is_empty(),
-        inc,
-        out: Plan {
-            dirs: Vec::new(),
-            files: Vec::new(),
-            links: Vec::new(),
-            special: Vec::new(),
-        },
-        seen: HashMap::new(),
-    };
-    planner.visit(&snapshot.tree, b"", planner.included_all, 0)?;
-    let p = planner.out;
-    progress.set_total(
-        p.files
-            .iter()
-            .fold(0u64, |a, i| a.saturating_add(i.node.size)),
-    );
+    let included_all = inc.is_empty();
     std::fs::create_dir_all(target).map_err(|e| EngineError::io(target, e))?;
-    let is_root = nix::unistd::geteuid().is_root();
     let errors = Mutex::new(Vec::new());
     let fail = |path: &[u8], msg: String| {
         let m = format!("{}: {msg}", String::from_utf8_lossy(path));
         progress.warn(&m);
         errors.lock().expect("no panics while locked").push(m);
     };
-    let mut stats = RestoreStats::default();
+    let is_root = nix::unistd::geteuid().is_root();
+    let mut w = Walker {
+        repo,
+        target,
+        inc,
+        exc: Filter::new(&opts.excludes)?,
+        is_root,
+        progress,
+        fail: &fail,
+        stack: Vec::new(),
+        dirs: Vec::new(),
+        failed: HashSet::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+        special: Vec::new(),
+        seen: HashMap::new(),
+        stats: RestoreStats::default(),
+    };
 
-    // Order matters for safety: directories, then file contents, hard links and file
-    // metadata, then special entries (symlinks last among creations, so nothing is ever
-    // written or chmod-ed through a symlink this restore made), then directory metadata.
-    let mut failed: HashSet<Vec<u8>> = HashSet::new();
-    for d in &p.dirs {
-        if under_failed(&failed, &d.path) {
-            failed.insert(d.path.clone());
-            continue;
-        }
-        let path = target_path(target, &d.path);
-        let r = clear(&path, true).and_then(|_| match std::fs::create_dir(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            other => other,
-        });
-        match r {
-            Ok(()) => stats.dirs += 1,
-            Err(e) => {
-                fail(&d.path, format!("{e}; nothing below it is restored"));
-                failed.insert(d.path.clone());
-            }
-        }
-    }
-    let usable = |i: &&Item| !under_failed(&failed, &i.path);
-    let files: Vec<content::FileToWrite<'_>> = p
-        .files
-        .iter()
-        .filter(usable)
-        .map(|f| content::FileToWrite {
-            snapshot_path: &f.path,
-            node: &f.node,
-        })
-        .collect();
-    // Contents, then each file's metadata as soon as its last blob is written.
-    let outcome = content::write_files(repo, target, &files, is_root, progress, &fail);
-    stats.files = files.len() as u64 - outcome.failed;
-    stats.bytes = outcome.bytes;
-    drop(files);
-    for (l, first) in p
+    // Order matters for safety: directories and file contents (each file's metadata as
+    // soon as its last blob is written), then hard links, then special entries (symlinks
+    // last among creations, so nothing is ever written or chmod-ed through a symlink this
+    // restore made), then directory metadata, children before parents.
+    w.visit(&snapshot.tree, b"", included_all, 0)?;
+    w.write_files();
+    let failed = std::mem::take(&mut w.failed);
+    let mut stats = std::mem::take(&mut w.stats);
+    for (l, first) in w
         .links
         .iter()
         .filter(|(l, _)| !under_failed(&failed, &l.path))
@@ -265,7 +285,7 @@ pub fn restore(
             ),
         }
     }
-    for s in p.special.iter().filter(usable) {
+    for s in w.special.iter().filter(|i| !under_failed(&failed, &i.path)) {
         let path = target_path(target, &s.path);
         // Metadata right away: a later entry may legitimately take this name's place on a
         // case-insensitive file system, and must not receive this entry's chmod.
@@ -278,7 +298,7 @@ pub fn restore(
             Err(e) => fail(&s.path, e),
         }
     }
-    for d in p.dirs.iter().rev().filter(|d| !failed.contains(&d.path)) {
+    for d in w.dirs.iter().rev().filter(|d| !failed.contains(&d.path)) {
         let path = target_path(target, &d.path);
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             fail(
@@ -291,6 +311,7 @@ pub fn restore(
             fail(&d.path, e);
         }
     }
+    drop(w);
     stats.errors = errors.into_inner().expect("no panics while locked");
     progress.finish();
     Ok(stats)
