@@ -92,6 +92,8 @@ pub(crate) struct Packer<'r> {
     tx: Option<Sender<(Vec<u8>, Vec<strata_format::pack::PackBlob>)>>,
     uploaders: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
+    /// Held while a full pack waits to be taken by the uploader.
+    gate: Mutex<()>,
 }
 
 impl<'r> Packer<'r> {
@@ -153,6 +155,7 @@ impl<'r> Packer<'r> {
             tx: Some(tx),
             uploaders,
             shared,
+            gate: Mutex::new(()),
         }
     }
 
@@ -270,6 +273,8 @@ impl<'r> Packer<'r> {
         dict: Option<&Dictionary>,
     ) -> Result<()> {
         let level = self.repo.config().compression_level;
+        // Wait here while a full pack waits for the uploader (see `send`).
+        drop(self.gate.lock().expect("no panics while locked"));
         let stored = encode_blob_with(
             self.repo.key(),
             &mut rand::thread_rng(),
@@ -313,7 +318,12 @@ impl<'r> Packer<'r> {
         self.check_error()?;
         let finished = pack.finish(self.repo.key(), &mut rand::thread_rng());
         let tx = self.tx.as_ref().expect("sender lives until finish");
-        if tx.send(finished).is_err() {
+        // While this full pack waits for the uploader, nobody fills the next one: memory
+        // stays at the pack being uploaded plus this one, not a third.
+        let gate = self.gate.lock().expect("no panics while locked");
+        let sent = tx.send(finished);
+        drop(gate);
+        if sent.is_err() {
             self.check_error()?;
             return Err(EngineError::Invalid("pack uploaders stopped".into()));
         }

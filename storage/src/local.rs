@@ -39,7 +39,10 @@ pub(crate) fn is_temp_name(name: &str) -> bool {
 
 /// Writes `data` to `root/rel` atomically and durably. `root` must exist; missing
 /// directories below it are created.
-pub(crate) fn write_atomic(root: &Path, rel: &str, data: &[u8]) -> io::Result<()> {
+///
+/// `data` is dropped as soon as it is in the file, before the fsyncs: a pack's buffer is not
+/// held for the (much longer) time the disk takes to make it durable.
+pub(crate) fn write_atomic(root: &Path, rel: &str, data: impl AsRef<[u8]>) -> io::Result<()> {
     let target = root.join(rel);
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
@@ -55,7 +58,8 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, data: &[u8]) -> io::Result<()
         .open(&tmp)?;
     let result = (|| {
         file.set_permissions(Permissions::from_mode(FILE_MODE))?;
-        file.write_all(data)?;
+        file.write_all(data.as_ref())?;
+        drop(data);
         file.sync_all()?;
         fs::rename(&tmp, &target)?;
         sync_dir(dir)

@@ -200,7 +200,7 @@ impl Backend for OpendalBackend {
             let bytes = data.len();
             if let Some(root) = self.local_root.clone() {
                 let rel = path.clone();
-                tokio::task::spawn_blocking(move || local::write_atomic(&root, &rel, &data))
+                tokio::task::spawn_blocking(move || local::write_atomic(&root, &rel, data))
                     .await
                     .map_err(|e| StorageError::other("write", &path, e.to_string()))?
                     .map_err(|e| StorageError::from_io("write", &path, e))?;
