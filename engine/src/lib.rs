@@ -31,6 +31,7 @@ pub mod progress;
 mod repository;
 pub mod restorer;
 pub mod snapshots;
+mod spool;
 pub mod treewalk;
 
 pub use error::{EngineError, ErrorKind};

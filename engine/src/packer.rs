@@ -6,15 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use crossbeam_channel::{bounded, Sender};
 use strata_format::blob::{encode_blob_with, BlobType};
 use strata_format::dict::Dictionary;
-use strata_format::id::{BlobId, Digest, PackId};
+use strata_format::id::BlobId;
 use strata_format::index::{IndexFile, IndexPack};
-use strata_format::pack::PackBuilder;
 use strata_storage::FileType;
 
+use crate::spool::{Finished, SpoolPack};
 use crate::{EngineError, Repository, Result};
 
 const UPLOADERS: usize = 1;
@@ -73,8 +72,8 @@ enum Dict {
 }
 
 struct State {
-    data: PackBuilder,
-    tree: PackBuilder,
+    data: SpoolPack,
+    tree: SpoolPack,
     pending: HashSet<BlobId>,
     stats: PackerStats,
     dict: Dict,
@@ -89,7 +88,7 @@ struct Shared {
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     state: Mutex<State>,
-    tx: Option<Sender<(Vec<u8>, Vec<strata_format::pack::PackBlob>)>>,
+    tx: Option<Sender<Finished>>,
     uploaders: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     /// Held while a full pack waits to be taken by the uploader.
@@ -98,7 +97,11 @@ pub(crate) struct Packer<'r> {
 
 impl<'r> Packer<'r> {
     pub fn new(repo: &'r Repository) -> Self {
-        let (tx, rx) = bounded::<(Vec<u8>, Vec<strata_format::pack::PackBlob>)>(0);
+        let (tx, rx) = bounded::<Finished>(0);
+        let spool_dir = repo
+            .backend()
+            .spool_dir()
+            .unwrap_or_else(std::env::temp_dir);
         let shared = Arc::new(Shared {
             error: Mutex::new(None),
             uploaded: Mutex::new(Vec::new()),
@@ -110,20 +113,23 @@ impl<'r> Packer<'r> {
                 let backend = repo.backend().clone();
                 let handle = repo.handle();
                 std::thread::spawn(move || {
-                    for (bytes, blobs) in rx {
-                        let id = PackId(Digest::of_stored(&bytes));
-                        let size = bytes.len() as u64;
+                    for mut pack in rx {
+                        let (id, size) = (pack.id, pack.size);
                         let _span = tracing::debug_span!("upload pack", pack = %id, size).entered();
-                        match handle.block_on(backend.write(
+                        match handle.block_on(backend.write_file(
                             FileType::Pack,
                             &id.to_hex(),
-                            Bytes::from(bytes),
+                            &pack.path,
                         )) {
                             Ok(()) => shared
                                 .uploaded
                                 .lock()
                                 .expect("no panics while locked")
-                                .push(IndexPack { id, size, blobs }),
+                                .push(IndexPack {
+                                    id,
+                                    size,
+                                    blobs: std::mem::take(&mut pack.blobs),
+                                }),
                             Err(e) => {
                                 shared
                                     .error
@@ -140,8 +146,8 @@ impl<'r> Packer<'r> {
         Packer {
             repo,
             state: Mutex::new(State {
-                data: new_builder(repo),
-                tree: new_builder(repo),
+                data: SpoolPack::new(spool_dir.clone()),
+                tree: SpoolPack::new(spool_dir),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
                 dict: if !repo.config().allows_dictionaries() {
@@ -301,9 +307,9 @@ impl<'r> Packer<'r> {
                 }
                 BlobType::Dictionary => &mut s.tree,
             };
-            builder.add(blob_type, id, plain.len() as u32, &stored);
-            if builder.len() >= self.repo.config().pack_size as usize {
-                Some(std::mem::replace(builder, new_builder(self.repo)))
+            builder.add(blob_type, id, plain.len() as u32, &stored)?;
+            if builder.len() >= self.repo.config().pack_size as u64 {
+                builder.finish(self.repo.key(), &mut rand::thread_rng())?
             } else {
                 None
             }
@@ -314,9 +320,8 @@ impl<'r> Packer<'r> {
         Ok(())
     }
 
-    fn send(&self, pack: PackBuilder) -> Result<()> {
+    fn send(&self, finished: Finished) -> Result<()> {
         self.check_error()?;
-        let finished = pack.finish(self.repo.key(), &mut rand::thread_rng());
         let tx = self.tx.as_ref().expect("sender lives until finish");
         // While this full pack waits for the uploader, nobody fills the next one: memory
         // stays at the pack being uploaded plus this one, not a third.
@@ -380,12 +385,14 @@ impl<'r> Packer<'r> {
         self.store_held(held, None)?;
         let (data, tree) = {
             let mut s = self.state.lock().expect("no panics while locked");
-            (std::mem::take(&mut s.data), std::mem::take(&mut s.tree))
+            let mut rng = rand::thread_rng();
+            (
+                s.data.finish(self.repo.key(), &mut rng)?,
+                s.tree.finish(self.repo.key(), &mut rng)?,
+            )
         };
-        for pack in [data, tree] {
-            if !pack.is_empty() {
-                self.send(pack)?;
-            }
+        for pack in [data, tree].into_iter().flatten() {
+            self.send(pack)?;
         }
         drop(self.tx.take());
         for h in self.uploaders.drain(..) {
@@ -399,13 +406,6 @@ impl<'r> Packer<'r> {
         let stats = self.state.lock().expect("no panics while locked").stats;
         Ok(stats)
     }
-}
-
-/// A pack builder that never reallocates: room for a full pack plus the largest blob (the
-/// pages are only touched as blobs arrive).
-fn new_builder(repo: &Repository) -> PackBuilder {
-    let config = repo.config();
-    PackBuilder::with_capacity(config.pack_size as usize + config.chunker.max_size as usize + 4096)
 }
 
 impl Drop for Packer<'_> {

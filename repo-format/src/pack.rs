@@ -62,8 +62,7 @@ impl PackBuilder {
     /// it, so a caller that knows its pack size passes it plus the largest blob).
     pub fn with_capacity(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity.max(PACK_PREAMBLE_LEN));
-        buf.extend_from_slice(PACK_MAGIC);
-        buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
+        buf.extend_from_slice(&preamble());
         PackBuilder {
             buf,
             blobs: Vec::new(),
@@ -101,13 +100,31 @@ impl PackBuilder {
         key: &MasterKey,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (Vec<u8>, Vec<PackBlob>) {
-        let data = encode_versioned(PACK_HEADER_VERSION, &self.blobs);
-        let sealed = seal_object(key, rng, "packheader", b"", &data, 3);
-        self.buf.extend_from_slice(&sealed);
-        self.buf
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&trailer(key, rng, &self.blobs));
         (self.buf, self.blobs)
     }
+}
+
+/// The first bytes of every pack: magic and version.
+pub fn preamble() -> [u8; PACK_PREAMBLE_LEN] {
+    let mut p = [0u8; PACK_PREAMBLE_LEN];
+    p[..8].copy_from_slice(PACK_MAGIC);
+    p[8..].copy_from_slice(&PACK_VERSION.to_le_bytes());
+    p
+}
+
+/// What follows the blobs of a pack: the sealed header listing `blobs`, and its length
+/// (u32 LE). For writers that stream blobs elsewhere than a [`PackBuilder`].
+pub fn trailer(
+    key: &MasterKey,
+    rng: &mut (impl RngCore + CryptoRng),
+    blobs: &[PackBlob],
+) -> Vec<u8> {
+    let data = encode_versioned(PACK_HEADER_VERSION, &blobs);
+    let mut out = seal_object(key, rng, "packheader", b"", &data, 3);
+    let len = out.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out
 }
 
 /// Checks the preamble of a pack.

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::Result;
+use crate::{Result, StorageError};
 
 /// The kinds of objects a repository stores; each lives under its own prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +75,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// callers, so writing an existing name with the same content is harmless.
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()>;
 
+    /// A local directory where callers should create the files they pass to
+    /// [`Backend::write_file`], so that it can move them into place without copying (same
+    /// file system). `None`: any local temporary directory will do.
+    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Writes an object from a local file, like [`Backend::write`], and consumes the file
+    /// (it is moved into place or deleted, also on error when possible). The default reads
+    /// it into memory; the local backend renames it.
+    async fn write_file(&self, ft: FileType, name: &str, file: &std::path::Path) -> Result<()> {
+        let data = read_and_remove(name, file).await?;
+        self.write(ft, name, data).await
+    }
+
     /// Lists every object of a type as `(name, size)`, sorted by name. Names are the last
     /// path component (for packs, without the `data/xx/` prefix). A missing directory is an
     /// empty list.
@@ -89,4 +104,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Creates the directory layout of a new repository (no-op where directories do not
     /// exist, like S3).
     async fn create_layout(&self) -> Result<()>;
+}
+
+/// Reads a spooled file into memory and removes it (for backends that cannot move it).
+pub(crate) async fn read_and_remove(name: &str, file: &std::path::Path) -> Result<Bytes> {
+    let path = file.to_path_buf();
+    let data = tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .map_err(|e| StorageError::other("write", name, e.to_string()))?
+        .map_err(|e| StorageError::from_io("write", name, e));
+    let _ = std::fs::remove_file(file);
+    Ok(Bytes::from(data?))
 }

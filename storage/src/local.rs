@@ -71,6 +71,30 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, data: impl AsRef<[u8]>) -> io
     result
 }
 
+/// Moves the finished file `src` (on the same file system as `root`) to `root/rel`
+/// durably: fsync the file, create missing directories, rename, fsync the directory. The
+/// file is removed if anything fails.
+pub(crate) fn install_file(root: &Path, rel: &str, src: &Path) -> io::Result<()> {
+    let target = root.join(rel);
+    let result = (|| {
+        let Some(dir) = target.parent() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
+        };
+        fs::metadata(root)?;
+        let file = OpenOptions::new().write(true).open(src)?;
+        file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+        file.sync_all()?;
+        drop(file);
+        ensure_dirs(root, dir)?;
+        fs::rename(src, &target)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(src);
+    }
+    result
+}
+
 /// Reads `length` bytes at `offset` of `root/rel` with one positional read. `Ok(None)` means
 /// the file is shorter than the range (the caller names the problem).
 pub(crate) fn read_range(

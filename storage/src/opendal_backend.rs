@@ -217,6 +217,33 @@ impl Backend for OpendalBackend {
         .await
     }
 
+    fn spool_dir(&self) -> Option<PathBuf> {
+        // Temp names start with '.', so listings skip them.
+        self.local_root
+            .as_ref()
+            .map(|r| r.join(FileType::Pack.dir()))
+    }
+
+    async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            let data = crate::backend::read_and_remove(name, file).await?;
+            return self.write(ft, name, data).await;
+        };
+        let path = object_path("write", ft, name)?;
+        let src = file.to_path_buf();
+        let rel = path.clone();
+        async {
+            tokio::task::spawn_blocking(move || local::install_file(&root, &rel, &src))
+                .await
+                .map_err(|e| StorageError::other("write", &path, e.to_string()))?
+                .map_err(|e| StorageError::from_io("write", &path, e))?;
+            debug!("write_file done");
+            Ok(())
+        }
+        .instrument(span("write", &path))
+        .await
+    }
+
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
         if ft == FileType::Config {
             let size = self.stat(ft, "").await?;

@@ -68,6 +68,7 @@ conformance!(
     overwrite,
     invalid_names,
     create_layout_twice,
+    write_file_consumes_the_file,
 );
 
 /// `len` deterministic bytes.
@@ -87,6 +88,26 @@ async fn round_trip(b: &dyn Backend) {
         .await
         .unwrap();
     assert!(b.read(FileType::Index, "empty").await.unwrap().is_empty());
+}
+
+async fn write_file_consumes_the_file(b: &dyn Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = b.spool_dir().unwrap_or_else(|| tmp.path().to_path_buf());
+    let bytes = data(300_000, 9);
+    let file = dir.join(".spooled.tmp");
+    std::fs::write(&file, &bytes).unwrap();
+    b.write_file(FileType::Pack, "ab12cd", &file).await.unwrap();
+    assert!(!file.exists(), "the spooled file is moved or removed");
+    assert_eq!(b.read(FileType::Pack, "ab12cd").await.unwrap(), bytes);
+    let listed = b.list(FileType::Pack).await.unwrap();
+    assert_eq!(listed, vec![("ab12cd".to_string(), bytes.len() as u64)]);
+    // A missing file is an error, and writes nothing.
+    let err = b
+        .write_file(FileType::Pack, "ef34", &dir.join(".missing.tmp"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(b.stat(FileType::Pack, "ef34").await.unwrap().is_none());
 }
 
 async fn read_range(b: &dyn Backend) {
