@@ -93,6 +93,10 @@ pub(crate) struct Packer<'r> {
     shared: Arc<Shared>,
     /// Held while a full pack waits to be taken by the uploader.
     gate: Mutex<()>,
+    /// Where pack files are assembled.
+    spool_dir: std::path::PathBuf,
+    /// Set by a failure that may have left a pack inconsistent.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl<'r> Packer<'r> {
@@ -147,7 +151,7 @@ impl<'r> Packer<'r> {
             repo,
             state: Mutex::new(State {
                 data: SpoolPack::new(spool_dir.clone()),
-                tree: SpoolPack::new(spool_dir),
+                tree: SpoolPack::new(spool_dir.clone()),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
                 dict: if !repo.config().allows_dictionaries() {
@@ -162,6 +166,8 @@ impl<'r> Packer<'r> {
             uploaders,
             shared,
             gate: Mutex::new(()),
+            spool_dir,
+            failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -235,7 +241,10 @@ impl<'r> Packer<'r> {
                         .pending
                         .insert(id);
                 if fresh {
-                    self.store(BlobType::Dictionary, id, d.bytes(), None)?;
+                    if let Err(e) = self.store_dictionary(id, &d) {
+                        self.state.lock().expect("no panics while locked").dict = Dict::Off;
+                        return Err(self.poison(e));
+                    }
                 }
                 tracing::debug!(id = d.id(), bytes = d.bytes().len(), "trained a dictionary");
                 Some(d)
@@ -260,6 +269,57 @@ impl<'r> Packer<'r> {
         self.store_held(late, dict.as_deref())
     }
 
+    /// Stores a new dictionary in a pack of its own and indexes it, before any blob
+    /// compressed against it can be stored: no index may ever list such a blob while the
+    /// dictionary it needs is not durable and indexed.
+    fn store_dictionary(&self, id: BlobId, dict: &Dictionary) -> Result<()> {
+        let mut rng = rand::thread_rng();
+        let key = self.repo.key();
+        let level = self.repo.config().compression_level;
+        let stored = encode_blob_with(
+            key,
+            &mut rng,
+            BlobType::Dictionary,
+            id,
+            dict.bytes(),
+            level,
+            None,
+        );
+        let mut pack = SpoolPack::new(self.spool_dir.clone());
+        pack.add(BlobType::Dictionary, id, dict.bytes().len() as u32, &stored)?;
+        let mut finished = pack.finish(key, &mut rng)?.expect("holds the dictionary");
+        self.repo.block_on(self.repo.backend().write_file(
+            FileType::Pack,
+            &finished.id.to_hex(),
+            &finished.path,
+        ))?;
+        let indexed = IndexPack {
+            id: finished.id,
+            size: finished.size,
+            blobs: std::mem::take(&mut finished.blobs),
+        };
+        self.write_index(vec![indexed])?;
+        let mut s = self.state.lock().expect("no panics while locked");
+        s.stats.bytes_added += stored.len() as u64;
+        s.stats.raw_added += dict.bytes().len() as u64;
+        Ok(())
+    }
+
+    /// Records that the backup failed: nothing more is packed or indexed.
+    fn poison(&self, e: EngineError) -> EngineError {
+        self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        e
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::Invalid(
+                "an earlier error stopped this backup".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Stores held-back blobs, compressed against `dict` if given.
     fn store_held(&self, held: Held, dict: Option<&Dictionary>) -> Result<()> {
         let mut pos = 0;
@@ -278,6 +338,7 @@ impl<'r> Packer<'r> {
         plain: &[u8],
         dict: Option<&Dictionary>,
     ) -> Result<()> {
+        self.check_poisoned()?;
         let level = self.repo.config().compression_level;
         // Wait here while a full pack waits for the uploader (see `send`).
         drop(self.gate.lock().expect("no panics while locked"));
@@ -307,12 +368,16 @@ impl<'r> Packer<'r> {
                 }
                 BlobType::Dictionary => &mut s.tree,
             };
-            builder.add(blob_type, id, plain.len() as u32, &stored)?;
-            if builder.len() >= self.repo.config().pack_size as u64 {
-                builder.finish(self.repo.key(), &mut rand::thread_rng())?
-            } else {
-                None
-            }
+            let added = builder
+                .add(blob_type, id, plain.len() as u32, &stored)
+                .and_then(|_| {
+                    if builder.len() >= self.repo.config().pack_size as u64 {
+                        builder.finish(self.repo.key(), &mut rand::thread_rng())
+                    } else {
+                        Ok(None)
+                    }
+                });
+            added.map_err(|e| self.poison(e))?
         };
         if let Some(pack) = full {
             self.send(pack)?;
@@ -321,6 +386,7 @@ impl<'r> Packer<'r> {
     }
 
     fn send(&self, finished: Finished) -> Result<()> {
+        self.check_poisoned()?;
         self.check_error()?;
         let tx = self.tx.as_ref().expect("sender lives until finish");
         // While this full pack waits for the uploader, nobody fills the next one: memory
@@ -351,6 +417,7 @@ impl<'r> Packer<'r> {
         if packs.is_empty() {
             return Ok(());
         }
+        self.check_poisoned()?;
         let index = IndexFile {
             supersedes: Vec::new(),
             packs,

@@ -82,6 +82,13 @@ impl SpoolPack {
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("created above");
+        if let Err(e) = o.out.write_all(stored) {
+            // Part of the blob may be in the file: this pack is unusable. Dropping it
+            // deletes the file; the caller fails the backup.
+            let err = spool_error(&o.path, e);
+            self.open = None;
+            return Err(err);
+        }
         o.blobs.push(PackBlob {
             blob_type,
             id,
@@ -89,9 +96,6 @@ impl SpoolPack {
             length: stored.len() as u32,
             raw_length,
         });
-        o.out
-            .write_all(stored)
-            .map_err(|e| spool_error(&o.path, e))?;
         o.hasher.update(stored);
         o.len += stored.len() as u64;
         Ok(())

@@ -444,6 +444,15 @@ fn small_files_share_a_trained_dictionary() {
         .iter()
         .find(|(_, l)| l.blob_type == BlobType::Dictionary)
         .unwrap();
+    // The dictionary has a pack of its own, written and indexed before any blob needing it.
+    assert_eq!(
+        repo.index()
+            .iter()
+            .filter(|(_, l)| l.pack == loc.pack)
+            .count(),
+        1,
+        "the dictionary's pack holds only the dictionary"
+    );
     let (pack, _) = repo.index().pack(loc.pack);
     let mut bytes = repo
         .block_on(backend.read(FileType::Pack, &pack.to_hex()))
@@ -541,4 +550,53 @@ fn restore_in_batches_keeps_every_file_and_hard_link() {
         "hard link restored as a link"
     );
     assert!(restored.join("empty").is_dir());
+}
+
+/// A damaged subtree is reported with its path, and everything else is still restored.
+#[test]
+fn restore_goes_on_past_a_damaged_subtree() {
+    let (backend, repo) = init();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("good")).unwrap();
+    std::fs::create_dir_all(src.path().join("bad/inner")).unwrap();
+    std::fs::write(src.path().join("good/kept.txt"), b"kept").unwrap();
+    std::fs::write(src.path().join("bad/inner/lost.txt"), b"lost").unwrap();
+    let snap = backup(&repo, src.path());
+    let repo = reopen(&backend);
+    let bad = [src.path().as_os_str().as_encoded_bytes(), b"/bad"].concat();
+    let subtree = match strata_engine::treewalk::resolve(&repo, &snap.snapshot.tree, &bad).unwrap()
+    {
+        strata_engine::treewalk::Found::Node { node, .. } => match node.kind {
+            strata_format::tree::NodeKind::Dir { subtree } => subtree,
+            _ => panic!("bad is a directory"),
+        },
+        _ => panic!("bad not found"),
+    };
+    let loc = repo.index().get(&subtree).unwrap();
+    let (pack, _) = repo.index().pack(loc.pack);
+    let mut bytes = repo
+        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
+        .unwrap()
+        .to_vec();
+    bytes[loc.offset as usize + loc.length as usize - 1] ^= 1;
+    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
+        .unwrap();
+    let repo = reopen(&backend);
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &snap.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
+    assert!(stats.errors[0].contains("/bad:"), "{:?}", stats.errors);
+    let restored = out.path().join(src.path().strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("good/kept.txt")).unwrap(),
+        b"kept"
+    );
+    assert!(!restored.join("bad/inner").exists());
 }

@@ -48,6 +48,8 @@ struct BlobJob {
     id: BlobId,
     offset: u64,
     length: u64,
+    /// Plaintext length the index records: where the next blob of a file starts.
+    raw_length: u64,
     /// Most blobs go to one place; others are listed in `more` (no allocation otherwise).
     first: Target,
     more: Vec<Target>,
@@ -71,7 +73,9 @@ struct Run {
 struct FileState {
     /// Blob writes still to do.
     remaining: u32,
-    created: bool,
+    /// (device, inode) of the file once created: a later open by path must find the same
+    /// file (on a case-insensitive file system another entry may have taken the name).
+    created: Option<(u64, u64)>,
     /// Failed and already reported: nothing more is done to it.
     failed: bool,
 }
@@ -173,6 +177,7 @@ impl Writer<'_, '_> {
                                     id: *id,
                                     offset: loc.offset as u64,
                                     length: loc.length as u64,
+                                    raw_length: loc.raw_length as u64,
                                     first: target,
                                     more: Vec::new(),
                                 });
@@ -223,7 +228,10 @@ impl Writer<'_, '_> {
             match index.get(id) {
                 None => return Err(format!("data blob {id} is not in the index")),
                 Some(loc) if loc.blob_type != BlobType::Data => {
-                    return Err(format!("blob {id} is a tree, not data"))
+                    return Err(format!(
+                        "blob {id} is a {} blob, not data",
+                        loc.blob_type.name()
+                    ))
                 }
                 Some(loc) => total = total.saturating_add(loc.raw_length as u64),
             }
@@ -265,6 +273,15 @@ impl Writer<'_, '_> {
                 .repo
                 .decode_stored_blob(BlobType::Data, &b.id, &pack, stored)
             {
+                Ok(data) if data.len() as u64 != b.raw_length => self.fail_targets(
+                    b,
+                    &format!(
+                        "blob {} decodes to {} bytes, the index records {}",
+                        b.id,
+                        data.len(),
+                        b.raw_length
+                    ),
+                ),
                 Ok(data) => {
                     let zero = data.iter().all(|&x| x == 0);
                     for t in b.targets() {
@@ -300,14 +317,24 @@ impl Writer<'_, '_> {
         }
         let path = super::target_path(self.target, f.snapshot_path);
         let result = (|| {
-            let handle = if s.created {
-                OpenOptions::new()
+            use std::os::unix::fs::MetadataExt;
+            let handle = if let Some(identity) = s.created {
+                let h = OpenOptions::new()
                     .write(true)
                     .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)?
+                    .open(&path)?;
+                let md = h.metadata()?;
+                if (md.dev(), md.ino()) != identity {
+                    return Err(std::io::Error::other(
+                        "replaced by another entry of the same name while restored \
+                         (case-insensitive file system?)",
+                    ));
+                }
+                h
             } else {
                 let h = create(&path)?;
-                s.created = true;
+                let md = h.metadata()?;
+                s.created = Some((md.dev(), md.ino()));
                 if f.node.size > 0 {
                     // Holes (all-zero blocks are not written) up to the end.
                     h.set_len(f.node.size)?;

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use strata_format::blob::BlobType;
-use strata_format::id::BlobId;
 use strata_format::snapshot::SnapshotFile;
-use strata_format::tree::{Node, NodeKind};
+use strata_format::tree::{Node, NodeKind, Tree};
 
 mod content;
 
@@ -82,9 +81,10 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     /// Restores the entries of `tree` (files in batches).
-    fn visit(&mut self, tree: &BlobId, prefix: &[u8], included: bool, depth: usize) -> Result<()> {
+    /// A damaged subtree is reported and skipped; nesting deeper than the format allows
+    /// aborts (hostile).
+    fn visit(&mut self, tree: Tree, prefix: &[u8], included: bool, depth: usize) -> Result<()> {
         crate::treewalk::check_depth(depth, prefix)?;
-        let tree = self.repo.load_tree(tree)?;
         for node in tree.nodes {
             let mut path = prefix.to_vec();
             path.push(b'/');
@@ -99,7 +99,10 @@ impl Walker<'_> {
                 if here {
                     self.create_dirs();
                 }
-                self.visit(&subtree, &path, here, depth + 1)?;
+                match self.repo.load_tree(&subtree) {
+                    Ok(sub) => self.visit(sub, &path, here, depth + 1)?,
+                    Err(e) => (self.fail)(&path, format!("{e}; nothing below it is restored")),
+                }
                 self.stack.pop();
                 continue;
             }
@@ -265,7 +268,7 @@ pub fn restore(
     // soon as its last blob is written), then hard links, then special entries (symlinks
     // last among creations, so nothing is ever written or chmod-ed through a symlink this
     // restore made), then directory metadata, children before parents.
-    w.visit(&snapshot.tree, b"", included_all, 0)?;
+    w.visit(repo.load_tree(&snapshot.tree)?, b"", included_all, 0)?;
     w.write_files();
     let failed = std::mem::take(&mut w.failed);
     let mut stats = std::mem::take(&mut w.stats);
