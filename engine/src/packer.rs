@@ -38,6 +38,8 @@ pub struct PackerStats {
 const SMALL_BLOB: usize = 64 << 10;
 /// Bytes of small blobs held back as samples before a dictionary is trained.
 const SAMPLE_TARGET: usize = 4 << 20;
+/// Most bytes of small blobs held back while a dictionary is being trained.
+const TRAINING_HOLD: usize = 16 << 20;
 /// Largest dictionary trained (zstd's default).
 const DICT_SIZE: usize = 110 << 10;
 
@@ -203,7 +205,8 @@ impl<'r> Packer<'r> {
             }
             match &mut s.dict {
                 Dict::On(d) if small => Some(d.clone()),
-                Dict::Training(held) if small => {
+                // Held while training, up to a bound; past it, stored without.
+                Dict::Training(held) if small && held.data.len() < TRAINING_HOLD => {
                     held.push(id, plain);
                     return Ok(true);
                 }
@@ -230,6 +233,12 @@ impl<'r> Packer<'r> {
     fn train_and_store(&self, held: Held) -> Result<()> {
         let trained = Dictionary::train(&held.data, &held.sizes, DICT_SIZE);
         let dict = match trained {
+            // Blobs name their dictionary by its 32-bit id: never store a second one with
+            // an id the repository already uses.
+            Ok(d) if self.repo.dictionaries().get(d.id()).is_some() => {
+                tracing::warn!("trained dictionary id {} is taken; none used", d.id());
+                None
+            }
             Ok(d) => {
                 let d = Arc::new(d);
                 let id = self.repo.key().blob_id(d.bytes());

@@ -147,10 +147,11 @@ pub fn compress_with(data: &[u8], level: i32, dict: Option<&Dictionary>) -> (Com
         return compress(data, level);
     };
     if data.len() >= 64 {
-        if let Ok(c) = zstd_compress_dict(data, level, dict) {
-            if c.len() < data.len() {
-                return (Compression::ZstdDict, c);
-            }
+        match zstd_compress_dict(data, level, dict) {
+            Ok(c) if c.len() < data.len() => return (Compression::ZstdDict, c),
+            Ok(_) => {}
+            // The dictionary could not be used: plain zstd still applies.
+            Err(_) => return compress(data, level),
         }
     }
     (Compression::None, data.to_vec())
