@@ -1,6 +1,8 @@
 //! Packing blobs: deduplicate, compress + encrypt (on the caller's thread), append to the
-//! open pack of the blob's type, and hand full packs to uploader threads over a bounded
-//! queue. `finish` flushes, waits for every upload, and returns what the index must record.
+//! open pack file of the blob's kind (data, or metadata), and hand full packs to the
+//! uploader over a rendezvous channel. Uploaded packs are indexed in batches; `finish`
+//! flushes, waits for every upload and writes the last index file. Small data blobs may be
+//! compressed against a repository dictionary, trained here from the first ones.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -364,8 +366,8 @@ impl<'r> Packer<'r> {
             let mut s = self.state.lock().expect("no panics while locked");
             s.stats.bytes_added += stored.len() as u64;
             s.stats.raw_added += plain.len() as u64;
-            // Dictionaries are metadata: they go with the trees, which are cached and read
-            // without touching data packs.
+            // Metadata packs hold trees (and dictionaries, though new ones get a pack of
+            // their own: see `store_dictionary`).
             let builder = match blob_type {
                 BlobType::Data => {
                     s.stats.data_blobs += 1;

@@ -348,13 +348,6 @@ impl Repository {
         Ok((id, size))
     }
 
-    /// Every index file, decoded, or the error for the ones that are not readable.
-    pub fn load_index_files(&self) -> Result<Vec<(IndexId, Result<IndexFile>)>> {
-        let mut out = Vec::new();
-        self.for_each_index_file(|id, file| out.push((id, file)))?;
-        Ok(out)
-    }
-
     /// Reads and decodes the index files a few at a time (in parallel within a batch),
     /// handing each to `f`, so that only a batch is in memory at once.
     pub fn for_each_index_file(&self, mut f: impl FnMut(IndexId, Result<IndexFile>)) -> Result<()> {

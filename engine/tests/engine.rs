@@ -50,6 +50,27 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Restores the whole snapshot under `target` (errors are in the stats).
+fn restore_all(
+    repo: &Repository,
+    snap: &strata_format::snapshot::SnapshotFile,
+    target: &Path,
+) -> strata_engine::restorer::RestoreStats {
+    restore(repo, snap, target, &RestoreOptions::default(), &NoProgress).unwrap()
+}
+
+/// Flips one bit of the pack byte at `offset` of the pack at position `pack` in the index.
+fn flip_pack_byte(backend: &Arc<dyn Backend>, repo: &Repository, pack: u32, offset: usize) {
+    let (pack, _) = repo.index().pack(pack);
+    let mut bytes = repo
+        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
+        .unwrap()
+        .to_vec();
+    bytes[offset] ^= 1;
+    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
+        .unwrap();
+}
+
 fn backup(repo: &Repository, dir: &Path) -> strata_engine::archiver::BackupResult {
     backup_paths(
         repo,
@@ -105,14 +126,7 @@ fn round_trip_dedup_and_parent() {
         "unchanged tree, same id"
     );
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &second.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &second.snapshot, out.path());
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     let restored = out.path().join(src.path().strip_prefix("/").unwrap());
     assert_eq!(
@@ -264,14 +278,7 @@ fn size_is_what_was_read_not_what_lstat_said() {
     let r = backup(&repo, Path::new("/proc/version"));
     let repo = reopen(&backend);
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &r.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &r.snapshot, out.path());
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     assert_eq!(
         std::fs::read(out.path().join("proc/version")).unwrap(),
@@ -409,14 +416,7 @@ fn small_files_share_a_trained_dictionary() {
 
     // Restore is byte-identical, and reading every byte finds nothing wrong.
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &first.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &first.snapshot, out.path());
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     let restored = out.path().join(src.path().strip_prefix("/").unwrap());
     for entry in walk_files(src.path()) {
@@ -453,25 +453,11 @@ fn small_files_share_a_trained_dictionary() {
         1,
         "the dictionary's pack holds only the dictionary"
     );
-    let (pack, _) = repo.index().pack(loc.pack);
-    let mut bytes = repo
-        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
-        .unwrap()
-        .to_vec();
-    bytes[loc.offset as usize + 60] ^= 1;
-    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
-        .unwrap();
+    flip_pack_byte(&backend, &repo, loc.pack, loc.offset as usize + 60);
     let repo = reopen(&backend);
     assert!(repo.dictionaries().is_empty());
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &first.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &first.snapshot, out.path());
     assert!(stats.errors.len() > 1400, "{}", stats.errors.len());
     assert!(
         stats.errors[0].contains("dictionary"),
@@ -523,14 +509,7 @@ fn restore_in_batches_keeps_every_file_and_hard_link() {
     let snap = backup(&repo, src.path());
     let repo = reopen(&backend);
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &snap.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &snap.snapshot, out.path());
     assert!(
         stats.errors.is_empty(),
         "{:?}",
@@ -573,24 +552,15 @@ fn restore_goes_on_past_a_damaged_subtree() {
         _ => panic!("bad not found"),
     };
     let loc = repo.index().get(&subtree).unwrap();
-    let (pack, _) = repo.index().pack(loc.pack);
-    let mut bytes = repo
-        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
-        .unwrap()
-        .to_vec();
-    bytes[loc.offset as usize + loc.length as usize - 1] ^= 1;
-    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
-        .unwrap();
+    flip_pack_byte(
+        &backend,
+        &repo,
+        loc.pack,
+        loc.offset as usize + loc.length as usize - 1,
+    );
     let repo = reopen(&backend);
     let out = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &snap.snapshot,
-        out.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let stats = restore_all(&repo, &snap.snapshot, out.path());
     assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
     assert!(stats.errors[0].contains("/bad:"), "{:?}", stats.errors);
     let restored = out.path().join(src.path().strip_prefix("/").unwrap());
