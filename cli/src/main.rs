@@ -61,6 +61,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// When the repository is locked by another process, keep retrying for this long
+    /// (e.g. `10m`) instead of failing at once.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub retry_lock: Option<humantime::Duration>,
+
     #[command(subcommand)]
     pub command: Command,
 }

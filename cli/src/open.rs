@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use strata_engine::lock::{self, LockGuard, LockTiming};
 use strata_engine::Repository;
 use strata_storage::{Backend, OpendalBackend};
 
@@ -61,13 +62,6 @@ pub fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
     Ok(pw.into_bytes())
 }
 
-/// Opens the repository with its index.
-pub fn repository(cli: &Cli) -> Result<Repository> {
-    let backend = backend(cli)?;
-    let pw = password(cli, false)?;
-    Ok(Repository::open(backend, &pw)?)
-}
-
 /// Opens the repository without loading the index (listing snapshots, cat).
 pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
     let backend = backend(cli)?;
@@ -75,10 +69,31 @@ pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
     Ok(Repository::open_without_index(backend, &pw)?)
 }
 
-/// Opens the repository with only the metadata part of its index (trees, dictionaries):
-/// for listing snapshot contents.
-pub fn repository_metadata(cli: &Cli) -> Result<Repository> {
-    let backend = backend(cli)?;
-    let pw = password(cli, false)?;
-    Ok(Repository::open_metadata(backend, &pw)?)
+
+/// How much of the index a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    None,
+    /// Trees and dictionaries only.
+    Metadata,
+    Full,
+}
+
+/// Opens the repository, takes a lock for `operation` (waiting up to --retry-lock), and
+/// only then loads the index, so that no prune changes the repository under it.
+pub fn locked(
+    cli: &Cli,
+    operation: &str,
+    exclusive: bool,
+    index: Index,
+) -> Result<(Repository, LockGuard)> {
+    let mut repo = repository_without_index(cli)?;
+    let wait = cli.retry_lock.map(Into::into).unwrap_or_default();
+    let guard = lock::lock_with(&repo, operation, exclusive, wait, LockTiming::default())?;
+    match index {
+        Index::None => {}
+        Index::Metadata => repo.load_index(true)?,
+        Index::Full => repo.load_index(false)?,
+    }
+    Ok((repo, guard))
 }

@@ -45,7 +45,7 @@ impl Default for InitOptions {
 /// An open repository: its storage, its keys, its config and its index.
 pub struct Repository {
     backend: Arc<dyn Backend>,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     key: MasterKey,
     config: ConfigFile,
     index: MasterIndex,
@@ -136,11 +136,20 @@ impl Repository {
 
     fn open_with(backend: Arc<dyn Backend>, password: &[u8], metadata_only: bool) -> Result<Self> {
         let mut repo = Self::open_without_index(backend, password)?;
-        let index = repo.load_index(metadata_only)?;
-        repo.load_dictionaries(&index);
-        repo.index = index;
-        repo.metadata_only = metadata_only;
+        repo.load_index(metadata_only)?;
         Ok(repo)
+    }
+
+    /// Loads the index (whole, or only its metadata part) and the dictionaries into a
+    /// repository opened without one. Commands that take a lock load the index after the
+    /// lock is held, so that no prune can change the repository under the index they use.
+    pub fn load_index(&mut self, metadata_only: bool) -> Result<()> {
+        let index = self.read_index(metadata_only)?;
+        self.dicts = std::sync::OnceLock::new();
+        self.load_dictionaries(&index);
+        self.index = index;
+        self.metadata_only = metadata_only;
+        Ok(())
     }
 
     /// Whether only the metadata part of the index was loaded ([`Repository::open_metadata`]).
@@ -197,7 +206,7 @@ impl Repository {
             .map_err(|e| EngineError::format("config", e))?;
         Ok(Repository {
             backend,
-            rt,
+            rt: Arc::new(rt),
             key,
             config,
             index: MasterIndex::default(),
@@ -214,6 +223,11 @@ impl Repository {
     /// A handle to the storage runtime, for threads that outlive a borrow of `self`.
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.rt.handle().clone()
+    }
+
+    /// The storage runtime itself, shared (a lock guard keeps it alive to remove its lock).
+    pub(crate) fn runtime(&self) -> Arc<tokio::runtime::Runtime> {
+        self.rt.clone()
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -367,7 +381,7 @@ impl Repository {
         Ok(())
     }
 
-    fn load_index(&self, metadata_only: bool) -> Result<MasterIndex> {
+    fn read_index(&self, metadata_only: bool) -> Result<MasterIndex> {
         let mut builder = IndexBuilder::new(metadata_only);
         let mut first_error = None;
         self.for_each_index_file(|id, file| match file {

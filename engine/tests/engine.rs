@@ -426,7 +426,10 @@ fn small_files_share_a_trained_dictionary() {
             std::fs::read(restored.join(rel)).unwrap()
         );
     }
-    let opts = checker::CheckOptions { read_data: true };
+    let opts = checker::CheckOptions {
+        read_data: true,
+        ..Default::default()
+    };
     let report = checker::check_with(&repo, &opts, &NoProgress).unwrap();
     assert!(report.is_ok(), "{:?}", report.errors);
 

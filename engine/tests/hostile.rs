@@ -94,6 +94,8 @@ fn store(backend: &Arc<dyn Backend>, blobs: &[(BlobType, Vec<u8>)], root: BlobId
         program_version: "test".into(),
         summary: SnapshotSummary::default(),
         keep_until_ns: None,
+        original: None,
+        rewrites: Vec::new(),
     };
     let bytes = snap.encode(repo.key(), &mut rng);
     repo.block_on(backend.write(

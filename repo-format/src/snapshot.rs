@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::EncryptedObject;
+use crate::envelope::{decode_postcard, split_version, EncryptedObject};
 use crate::id::{BlobId, SnapshotId};
+use crate::FormatError;
 
 /// Where a snapshot's content came from. New variants go at the end, with a new snapshot
 /// version (so old readers ask for an upgrade instead of calling the snapshot malformed).
@@ -56,10 +57,81 @@ pub struct SnapshotFile {
     pub summary: SnapshotSummary,
     /// Retention hold: never forget before this time (Unix nanoseconds).
     pub keep_until_ns: Option<i64>,
+    /// The id this snapshot had when its backup wrote it, if it was rewritten since
+    /// (a hold set, damaged files dropped by repair). Version 2.
+    pub original: Option<SnapshotId>,
+    /// Every rewrite of this snapshot, oldest first. Version 2.
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// One rewrite of a snapshot: when, by whom, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// Unix nanoseconds.
+    pub time_ns: i64,
+    pub hostname: String,
+    pub username: String,
+    /// What changed, for people: "hold set until 2032-01-01 00:00:00", "dropped /srv/a.db:
+    /// data blob 1f2e… is missing".
+    pub change: String,
+}
+
+/// Version 1 snapshots: the same fields, without `original` and `rewrites`.
+#[derive(Deserialize)]
+struct SnapshotFileV1 {
+    time_ns: i64,
+    hostname: String,
+    username: String,
+    uid: u32,
+    gid: u32,
+    paths: Vec<String>,
+    tags: Vec<String>,
+    project: Option<String>,
+    excludes: Vec<String>,
+    source: SourceKind,
+    source_meta: Vec<(String, String)>,
+    tree: BlobId,
+    parent: Option<SnapshotId>,
+    program_version: String,
+    summary: SnapshotSummary,
+    keep_until_ns: Option<i64>,
+}
+
+impl From<SnapshotFileV1> for SnapshotFile {
+    fn from(v: SnapshotFileV1) -> Self {
+        SnapshotFile {
+            time_ns: v.time_ns,
+            hostname: v.hostname,
+            username: v.username,
+            uid: v.uid,
+            gid: v.gid,
+            paths: v.paths,
+            tags: v.tags,
+            project: v.project,
+            excludes: v.excludes,
+            source: v.source,
+            source_meta: v.source_meta,
+            tree: v.tree,
+            parent: v.parent,
+            program_version: v.program_version,
+            summary: v.summary,
+            keep_until_ns: v.keep_until_ns,
+            original: None,
+            rewrites: Vec::new(),
+        }
+    }
 }
 
 impl EncryptedObject for SnapshotFile {
     const KIND: &'static str = "snapshot";
     const OBJECT: &'static str = "snapshot";
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
+
+    fn decode_plain(data: &[u8]) -> Result<Self, FormatError> {
+        let (version, body) = split_version(Self::OBJECT, data, Self::VERSION)?;
+        if version == 1 {
+            return Ok(decode_postcard::<SnapshotFileV1>(Self::OBJECT, body)?.into());
+        }
+        decode_postcard(Self::OBJECT, body)
+    }
 }

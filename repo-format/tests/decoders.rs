@@ -253,6 +253,8 @@ fn sample_snapshot(tree: BlobId) -> SnapshotFile {
             ..SnapshotSummary::default()
         },
         keep_until_ns: Some(2),
+        original: None,
+        rewrites: Vec::new(),
     }
 }
 
@@ -572,6 +574,13 @@ fn snapshot_strategy() -> impl Strategy<Value = SnapshotFile> {
             program_version,
             summary,
             keep_until_ns,
+            original: parent,
+            rewrites: vec![strata_format::snapshot::Rewrite {
+                time_ns,
+                hostname: String::new(),
+                username: String::new(),
+                change: "hold".into(),
+            }],
         },
     )
 }

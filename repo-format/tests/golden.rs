@@ -35,7 +35,7 @@ use strata_format::index::{IndexFile, IndexPack};
 use strata_format::keyfile::{KdfParams, KeyFile};
 use strata_format::lock::LockFile;
 use strata_format::pack::{read_pack_header, PackBlob, PackBuilder, PACK_HEADER_VERSION};
-use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
+use strata_format::snapshot::{Rewrite, SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree, Xattr};
 
 // ---------------------------------------------------------------------------------------------
@@ -723,6 +723,8 @@ fn golden_snapshots() -> Vec<(&'static str, u64, SnapshotFile)> {
             ..SnapshotSummary::default()
         },
         keep_until_ns: None,
+        original: None,
+        rewrites: Vec::new(),
     };
     let stdin = SnapshotFile {
         time_ns: 1_700_086_400_000_000_000,
@@ -757,6 +759,13 @@ fn golden_snapshots() -> Vec<(&'static str, u64, SnapshotFile)> {
             errors: 0,
         },
         keep_until_ns: Some(1_920_000_000_000_000_000),
+        original: Some(SnapshotId(Digest::of_stored(b"the snapshot as first written"))),
+        rewrites: vec![Rewrite {
+            time_ns: 1_700_090_000_000_000_000,
+            hostname: "db1".into(),
+            username: "auditor".into(),
+            change: "hold set until 2030-11-05 00:00:00 UTC".into(),
+        }],
     };
     vec![
         ("files snapshot, minimal options", 13, files),
@@ -801,6 +810,13 @@ fn snapshot_json(s: &SnapshotFile) -> Value {
             "errors": m.errors,
         },
         "keep_until_ns": s.keep_until_ns,
+        "original": s.original.map(|o| o.to_hex()),
+        "rewrites": s.rewrites.iter().map(|r| json!({
+            "time_ns": r.time_ns,
+            "hostname": r.hostname,
+            "username": r.username,
+            "change": r.change,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -825,6 +841,30 @@ fn snapshot() {
         assert_eq!(field(val, "hostname").as_str().unwrap(), s.hostname);
         assert_eq!(digest(val, "tree"), s.tree.0);
         check_encrypted_object(c, s);
+    }
+}
+
+/// Version 1 snapshots (written before `original` and `rewrites`) still decode, with
+/// neither. `snapshot-v1.json` is the v1 `snapshot.json`, kept as it was.
+#[test]
+fn snapshot_version_1_still_decodes() {
+    let key = master();
+    let text =
+        fs::read_to_string(vectors_dir().join("snapshot-v1.json")).expect("snapshot-v1.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let cases = items(&v, "cases");
+    let want = golden_snapshots();
+    assert_eq!(cases.len(), want.len());
+    for (c, (_, _, s)) in cases.iter().zip(want) {
+        let data = bytes(c, "versioned_data");
+        assert_eq!(&data[..2], &[1, 0]);
+        let s = SnapshotFile {
+            original: None,
+            rewrites: Vec::new(),
+            ..s
+        };
+        assert_eq!(SnapshotFile::decode(&key, &bytes(c, "stored")).unwrap(), s);
+        assert_eq!(SnapshotFile::decode_plain(&data).unwrap(), s);
     }
 }
 

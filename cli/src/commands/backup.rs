@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
-use strata_engine::lock;
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -66,8 +65,7 @@ struct Summary<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let repo = open::repository(cli)?;
-    let _lock = lock::lock(&repo, "backup", false)?;
+    let (repo, _lock) = open::locked(cli, "backup", false, open::Index::Full)?;
     let parent = match &args.parent {
         Some(spec) => Some(strata_engine::snapshots::find(&repo, spec)?.0),
         None => None,

@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let repo = open::repository(cli)?;
+    let (repo, _lock) = open::locked(cli, "dump", false, open::Index::Full)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let node = match treewalk::resolve(&repo, &snap.tree, args.path.as_os_str().as_bytes())? {
         Found::Root(_) => bail!("{} is the snapshot root, not a file", args.path.display()),

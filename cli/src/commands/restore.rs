@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata_engine::lock;
 use strata_engine::restorer::{self, RestoreOptions};
 
 use crate::output::bytes;
@@ -31,8 +30,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let repo = open::repository(cli)?;
-    let _lock = lock::lock(&repo, "restore", false)?;
+    let (repo, _lock) = open::locked(cli, "restore", false, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let opts = RestoreOptions {
         includes: args.includes.clone(),

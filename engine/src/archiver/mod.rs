@@ -123,6 +123,8 @@ impl<'a> Ctx<'a> {
             program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
             summary: SnapshotSummary::default(),
             keep_until_ns: None,
+            original: None,
+            rewrites: Vec::new(),
         }
     }
 
