@@ -6,6 +6,7 @@
 //! privileges with `setpriv`. Nothing is written outside the tests' temporary
 //! directories, and no test asserts timings.
 
+mod check_subset;
 mod cli;
 mod dedup;
 mod errors;
