@@ -101,6 +101,21 @@ impl MasterIndex {
         })
     }
 
+    /// The position of a blob in [`MasterIndex::iter`] order (for bit sets over blobs).
+    pub fn position(&self, id: &BlobId) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let id = &id.0 .0;
+        let p = self.prefix(id);
+        let start = self.buckets[p] as usize;
+        let bucket = &self.entries[start..self.buckets[p + 1] as usize];
+        bucket
+            .binary_search_by(|e| e.id.cmp(id))
+            .ok()
+            .map(|i| start + i)
+    }
+
     /// Every blob with its location, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
         self.entries.iter().map(|e| {

@@ -28,6 +28,8 @@ pub mod lock;
 mod meta;
 mod packer;
 pub mod progress;
+pub mod prune;
+pub mod repair;
 mod repository;
 pub mod restorer;
 pub mod snapshots;

@@ -101,10 +101,24 @@ pub(crate) struct Packer<'r> {
     spool_dir: std::path::PathBuf,
     /// Set by a failure that may have left a pack inconsistent.
     failed: std::sync::atomic::AtomicBool,
+    /// Copying already stored blobs for prune or repair: no dedup against the index, no
+    /// dictionaries, and no index files (the caller writes the new index).
+    repack: bool,
 }
 
 impl<'r> Packer<'r> {
+    /// A packer for a backup.
     pub fn new(repo: &'r Repository) -> Self {
+        Self::with_mode(repo, false)
+    }
+
+    /// A packer for blobs copied as stored ([`Packer::add_stored`]) by prune and repair;
+    /// [`Packer::finish_repack`] returns the packs for the caller to index.
+    pub fn for_repack(repo: &'r Repository) -> Self {
+        Self::with_mode(repo, true)
+    }
+
+    fn with_mode(repo: &'r Repository, repack: bool) -> Self {
         let (tx, rx) = bounded::<Finished>(0);
         let spool_dir = repo
             .backend()
@@ -158,7 +172,7 @@ impl<'r> Packer<'r> {
                 tree: SpoolPack::new(spool_dir.clone()),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
-                dict: if !repo.config().allows_dictionaries() {
+                dict: if repack || !repo.config().allows_dictionaries() {
                     Dict::Off
                 } else if let Some(d) = repo.dictionaries().iter().last() {
                     Dict::On(d.clone())
@@ -172,7 +186,33 @@ impl<'r> Packer<'r> {
             gate: Mutex::new(()),
             spool_dir,
             failed: std::sync::atomic::AtomicBool::new(false),
+            repack,
         }
+    }
+
+    /// Appends a blob exactly as it is stored elsewhere (verified by the caller), unless
+    /// this packer already has it. Returns whether it was added.
+    pub fn add_stored(
+        &self,
+        blob_type: BlobType,
+        id: BlobId,
+        raw_length: u32,
+        stored: &[u8],
+    ) -> Result<bool> {
+        debug_assert!(self.repack);
+        if !self
+            .state
+            .lock()
+            .expect("no panics while locked")
+            .pending
+            .insert(id)
+        {
+            return Ok(false);
+        }
+        self.check_poisoned()?;
+        drop(self.gate.lock().expect("no panics while locked"));
+        self.append(blob_type, id, raw_length, stored)?;
+        Ok(true)
     }
 
     /// Whether the repository or this packer already has the blob.
@@ -362,10 +402,15 @@ impl<'r> Packer<'r> {
             level,
             dict,
         );
+        self.append(blob_type, id, plain.len() as u32, &stored)
+    }
+
+    /// Appends a stored blob to the open pack of its kind, sending the pack when full.
+    fn append(&self, blob_type: BlobType, id: BlobId, raw_length: u32, stored: &[u8]) -> Result<()> {
         let full = {
             let mut s = self.state.lock().expect("no panics while locked");
             s.stats.bytes_added += stored.len() as u64;
-            s.stats.raw_added += plain.len() as u64;
+            s.stats.raw_added += raw_length as u64;
             // Metadata packs hold trees (and dictionaries, though new ones get a pack of
             // their own: see `store_dictionary`).
             let builder = match blob_type {
@@ -380,7 +425,7 @@ impl<'r> Packer<'r> {
                 BlobType::Dictionary => &mut s.tree,
             };
             let added = builder
-                .add(blob_type, id, plain.len() as u32, &stored)
+                .add(blob_type, id, raw_length, stored)
                 .and_then(|_| {
                     if builder.len() >= self.repo.config().pack_size as u64 {
                         builder.finish(self.repo.key(), &mut rand::thread_rng())
@@ -408,6 +453,9 @@ impl<'r> Packer<'r> {
         if sent.is_err() {
             self.check_error()?;
             return Err(EngineError::Invalid("pack uploaders stopped".into()));
+        }
+        if self.repack {
+            return Ok(());
         }
         // Index what is durable once there is a lot of it: the index of a large backup is
         // not held (and encoded) in memory all at once, and a long backup that dies leaves
@@ -455,6 +503,21 @@ impl<'r> Packer<'r> {
 
     /// Flushes open packs, waits until every pack is durable, and indexes them all.
     pub fn finish(mut self) -> Result<PackerStats> {
+        debug_assert!(!self.repack);
+        let (_, packs) = self.flush()?;
+        self.write_index(packs)?;
+        // Counted again: writing the index adds to the stats.
+        Ok(self.state.lock().expect("no panics while locked").stats)
+    }
+
+    /// For a repack packer: flushes open packs and waits until every pack is durable,
+    /// returning them unindexed.
+    pub fn finish_repack(mut self) -> Result<(PackerStats, Vec<IndexPack>)> {
+        debug_assert!(self.repack);
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(PackerStats, Vec<IndexPack>)> {
         // Too few small blobs to be worth a dictionary: store them as they are.
         let held = match &mut self.state.lock().expect("no panics while locked").dict {
             Dict::Collecting(held) | Dict::Training(held) => std::mem::take(held),
@@ -480,9 +543,8 @@ impl<'r> Packer<'r> {
         self.check_error()?;
         let packs =
             std::mem::take(&mut *self.shared.uploaded.lock().expect("no panics while locked"));
-        self.write_index(packs)?;
         let stats = self.state.lock().expect("no panics while locked").stats;
-        Ok(stats)
+        Ok((stats, packs))
     }
 }
 

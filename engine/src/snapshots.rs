@@ -107,3 +107,36 @@ pub fn find_parent(
             && s.source == strata_format::snapshot::SourceKind::Files
     }))
 }
+
+/// Deletes snapshot files (what `forget` does; the data goes with the next prune).
+pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+    let names: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
+    crate::prune::delete_all(repo, FileType::Snapshot, &names)
+}
+
+/// Rewrites a snapshot: applies `edit` to a copy, records the rewrite (keeping the id the
+/// backup first wrote in `original`), writes the copy, and only then deletes the old file.
+/// Returns the new id (the old one when the edit changed nothing).
+pub fn rewrite(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &SnapshotFile,
+    change: String,
+    edit: impl FnOnce(&mut SnapshotFile),
+) -> Result<SnapshotId> {
+    let mut new = snap.clone();
+    edit(&mut new);
+    if new == *snap {
+        return Ok(*id);
+    }
+    new.original.get_or_insert(*id);
+    new.rewrites.push(strata_format::snapshot::Rewrite {
+        time_ns: crate::now_ns(),
+        hostname: crate::hostname(),
+        username: crate::username(),
+        change,
+    });
+    let new_id = SnapshotId(repo.save_object(FileType::Snapshot, &new)?);
+    repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))?;
+    Ok(new_id)
+}

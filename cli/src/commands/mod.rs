@@ -6,6 +6,8 @@ pub mod check;
 pub mod dump;
 pub mod init;
 pub mod ls;
+pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod snapshots;
 pub mod unlock;
@@ -25,6 +27,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dump(a) => dump::run(cli, a),
         Command::Cat(a) => cat::run(cli, a),
         Command::Check(a) => check::run(cli, a),
+        Command::Prune(a) => prune::run(cli, a),
+        Command::Repair(a) => repair::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
     }
 }

@@ -1,0 +1,149 @@
+//! `strata prune`
+
+use anyhow::Result;
+use strata_engine::prune::{self, PruneOptions, PruneStats};
+use strata_engine::Repository;
+
+use crate::output::{bytes, json};
+use crate::progress::Bar;
+use crate::{exit, open, Cli};
+
+/// Remove data that no snapshot needs.
+///
+/// Takes an exclusive lock (no backup may run meanwhile). Marks every blob the snapshots
+/// need; deletes packs that hold nothing needed and packs no index names (left by killed
+/// backups); rewrites packs whose unneeded share exceeds --max-unused, and merges tiny
+/// packs. New packs and the new index are durable before any index file or pack is
+/// deleted, so a crash at any moment loses nothing and the next prune finishes the job.
+/// Prune refuses to run when any index file or snapshot is unreadable or a needed blob is
+/// missing: run `check` and `repair` first.
+///
+/// With --json the summary fields are: snapshots, packs, pack_bytes, used_blobs, used_bytes,
+/// unused_blobs, unused_bytes, keep_packs, repack_packs, repack_pack_bytes, repack_blobs,
+/// repack_blob_bytes, unused_packs, unused_pack_bytes, unindexed_packs,
+/// unindexed_pack_bytes, packs_written, bytes_written, index_files_written, packs_deleted,
+/// bytes_freed, temp_files_removed, and dry_run.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub opts: PruneArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options prune shares with `forget --prune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PruneArgs {
+    /// Rewrite a pack when more than this percentage of it is unneeded.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0,
+          value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// Only show what would be done.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("{s} is not between 0 and 100"));
+    }
+    Ok(v)
+}
+
+#[derive(serde::Serialize)]
+struct Json<'a> {
+    #[serde(flatten)]
+    stats: &'a PruneStats,
+    dry_run: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let (repo, _lock) = open::locked(cli, "prune", true, open::Index::Full)?;
+    let stats = prune_locked(cli, &repo, &args.opts, args.json)?;
+    if args.json {
+        json(&Json {
+            stats: &stats,
+            dry_run: args.opts.dry_run,
+        })?;
+    }
+    Ok(exit::OK)
+}
+
+/// Plans and (unless --dry-run) runs a prune on a repository opened under an exclusive
+/// lock with its whole index; prints the plan and the outcome unless `json` or --quiet.
+pub fn prune_locked(
+    cli: &Cli,
+    repo: &Repository,
+    args: &PruneArgs,
+    json: bool,
+) -> Result<PruneStats> {
+    let opts = PruneOptions {
+        max_unused_percent: args.max_unused,
+        ..PruneOptions::default()
+    };
+    let talk = !json && !cli.quiet;
+    let bar = Bar::new("marking", cli.quiet || json);
+    let plan = prune::plan(repo, &opts, &bar)?;
+    let s = &plan.stats;
+    if talk {
+        println!(
+            "{} snapshots need {} blobs ({}); {} blobs ({}) are unneeded",
+            s.snapshots,
+            s.used_blobs,
+            bytes(s.used_bytes),
+            s.unused_blobs,
+            bytes(s.unused_bytes)
+        );
+        println!(
+            "packs: {} in storage ({}): keep {}, repack {} ({}, copying {} blobs of {}), \
+             delete {} unneeded ({}) and {} not in any index ({})",
+            s.packs,
+            bytes(s.pack_bytes),
+            s.keep_packs,
+            s.repack_packs,
+            bytes(s.repack_pack_bytes),
+            s.repack_blobs,
+            bytes(s.repack_blob_bytes),
+            s.unused_packs,
+            bytes(s.unused_pack_bytes),
+            s.unindexed_packs,
+            bytes(s.unindexed_pack_bytes)
+        );
+    }
+    if args.dry_run {
+        if talk {
+            println!("dry run: nothing changed");
+        }
+        return Ok(plan.stats);
+    }
+    if plan.is_noop() {
+        if talk {
+            println!("nothing to prune");
+        }
+        return Ok(plan.stats);
+    }
+    let bar = Bar::new("prune", cli.quiet || json);
+    let done = prune::execute(repo, plan, &bar)?;
+    if talk {
+        println!(
+            "wrote {} packs ({}) and {} index files; deleted {} packs; freed {}",
+            done.packs_written,
+            bytes(done.bytes_written),
+            done.index_files_written,
+            done.packs_deleted,
+            bytes(done.bytes_freed.max(0) as u64)
+        );
+        if done.temp_files_removed > 0 {
+            println!(
+                "removed {} temporary pack files of interrupted backups",
+                done.temp_files_removed
+            );
+        }
+    }
+    Ok(done)
+}
