@@ -9,15 +9,17 @@
 //!   a tokio runtime owned by the [`Repository`]; queues between them are bounded.
 //!
 //! # Lock matrix
-//! | running \ wants | backup | restore | check | prune/repair (later) |
-//! |---|---|---|---|---|
-//! | backup          | yes    | yes     | yes   | no |
-//! | restore         | yes    | yes     | yes   | no |
-//! | check           | yes    | yes     | yes   | no |
-//! | prune/repair    | no     | no      | no    | no |
+//! | running \\ wants | backup | restore, check, ls, dump | forget, hold, prune, repair |
+//! |---|---|---|---|
+//! | backup                       | yes | yes | no |
+//! | restore, check, ls, dump     | yes | yes | no |
+//! | forget, hold, prune, repair  | no  | no  | no |
 //!
-//! Shared locks for backup, restore and check; exclusive for prune and repair. A lock whose
-//! process is gone on this host is removed automatically.
+//! Shared locks for reading and for backups (two backups may run at once: each writes its
+//! own packs and index files); exclusive for everything that deletes or rewrites. Commands
+//! load the index only once they hold their lock. Locks are refreshed while held; a lock
+//! whose process is gone on this host is removed automatically, one not refreshed in time
+//! is reported with its holder (see [`lock`]).
 
 pub mod archiver;
 pub mod checker;
@@ -32,6 +34,7 @@ pub mod prune;
 pub mod repair;
 mod repository;
 pub mod restorer;
+pub mod retention;
 pub mod snapshots;
 mod spool;
 pub mod treewalk;

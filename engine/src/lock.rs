@@ -101,8 +101,7 @@ impl LockGuard {
             .name("lock refresh".into())
             .spawn(move || {
                 // Ends when the guard drops the sender.
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    rx.recv_timeout(every)
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every)
                 {
                     if let Err(e) = holder.refresh() {
                         tracing::warn!("could not refresh the repository lock: {e}");
@@ -173,7 +172,13 @@ fn staleness(l: &LockFile, timing: &LockTiming) -> Option<&'static str> {
 
 /// Takes a lock for `operation`. Fails with `Locked` when a conflicting live lock exists.
 pub fn lock(repo: &Repository, operation: &str, exclusive: bool) -> Result<LockGuard> {
-    lock_with(repo, operation, exclusive, Duration::ZERO, LockTiming::default())
+    lock_with(
+        repo,
+        operation,
+        exclusive,
+        Duration::ZERO,
+        LockTiming::default(),
+    )
 }
 
 /// Takes a lock, retrying for up to `wait` while a conflicting lock is held.

@@ -406,7 +406,13 @@ impl<'r> Packer<'r> {
     }
 
     /// Appends a stored blob to the open pack of its kind, sending the pack when full.
-    fn append(&self, blob_type: BlobType, id: BlobId, raw_length: u32, stored: &[u8]) -> Result<()> {
+    fn append(
+        &self,
+        blob_type: BlobType,
+        id: BlobId,
+        raw_length: u32,
+        stored: &[u8],
+    ) -> Result<()> {
         let full = {
             let mut s = self.state.lock().expect("no panics while locked");
             s.stats.bytes_added += stored.len() as u64;

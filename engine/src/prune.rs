@@ -40,13 +40,15 @@ const DELETE_CONCURRENCY: usize = 16;
 const MAX_LISTED_MISSING: usize = 10;
 
 /// How prune decides.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PruneOptions {
     /// Repack a pack when more than this percentage of its bytes is unneeded.
     pub max_unused_percent: f64,
     /// Packs smaller than this fraction of the target pack size are merged when there
     /// are at least two of a kind.
     pub tiny_fraction: f64,
+    /// Plan as if these snapshots were already gone (for `forget --prune --dry-run`).
+    pub ignore_snapshots: Vec<strata_format::id::SnapshotId>,
 }
 
 impl Default for PruneOptions {
@@ -54,6 +56,7 @@ impl Default for PruneOptions {
         PruneOptions {
             max_unused_percent: 5.0,
             tiny_fraction: 0.125,
+            ignore_snapshots: Vec::new(),
         }
     }
 }
@@ -147,10 +150,15 @@ fn set(bits: &mut [u64], i: usize) -> bool {
 }
 
 /// Marks every blob the repository's snapshots need. Errors name what is missing.
-fn mark_used(repo: &Repository, progress: &dyn Progress) -> Result<(Vec<u64>, u64)> {
+fn mark_used(
+    repo: &Repository,
+    ignore: &[strata_format::id::SnapshotId],
+    progress: &dyn Progress,
+) -> Result<(Vec<u64>, u64)> {
     let index = repo.index();
     let mut used = vec![0u64; index.len().div_ceil(64)];
-    let snapshots = crate::snapshots::list(repo)?;
+    let mut snapshots = crate::snapshots::list(repo)?;
+    snapshots.retain(|(id, _)| !ignore.contains(id));
     let mut missing: Vec<String> = Vec::new();
     let mut missing_count = 0usize;
     let mut note_missing = |what: String| {
@@ -238,7 +246,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let (used, snapshots) = mark_used(repo, progress)?;
+    let (used, snapshots) = mark_used(repo, &opts.ignore_snapshots, progress)?;
 
     // One entry per pack id.
     let mut by_id: HashMap<PackId, u32> = HashMap::new();
@@ -419,10 +427,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     // 2. The new index: every kept pack with its blobs, and the new packs. Each file
     //    supersedes every index file read; all are durable before anything is deleted.
     if index_changes {
-        let supersedes: Vec<IndexId> = index_files
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let supersedes: Vec<IndexId> = index_files.iter().filter_map(|n| n.parse().ok()).collect();
         // (pack, entry position) for every entry of a kept pack, grouped by pack.
         let mut order: Vec<(u32, u32)> = index
             .iter()
@@ -524,10 +529,11 @@ fn copy_pack(
     };
     let name = pack.to_hex();
     let start = blobs[0].1.offset as u64;
-    let bytes = repo.block_on(
-        repo.backend()
-            .read_range(FileType::Pack, &name, start, end - start),
-    )?;
+    let bytes =
+        repo.block_on(
+            repo.backend()
+                .read_range(FileType::Pack, &name, start, end - start),
+        )?;
     for (id, loc) in blobs {
         let from = (loc.offset as u64 - start) as usize;
         let stored = bytes

@@ -49,13 +49,16 @@ pub struct IndexRepair {
     pub problems: Vec<String>,
 }
 
+/// Blobs that verified, with their stored bytes.
+type Salvaged = Vec<(PackBlob, Vec<u8>)>;
+
 /// One pack as repair found it.
 enum Found {
     /// Header readable (and, with `read_data`, every byte verified).
     Intact(IndexPack),
     /// Damaged: the blobs that verified (with their stored bytes), and what was wrong.
     Damaged {
-        good: Vec<(PackBlob, Vec<u8>)>,
+        good: Salvaged,
         lost: u64,
         problem: String,
     },
@@ -106,7 +109,7 @@ fn salvage(
     pack: &PackId,
     size: u64,
     header: Option<&[PackBlob]>,
-) -> Result<(Vec<(PackBlob, Vec<u8>)>, u64)> {
+) -> Result<(Salvaged, u64)> {
     let name = pack.to_hex();
     let bytes = repo.block_on(repo.backend().read_range(FileType::Pack, &name, 0, size))?;
     let mut good = Vec::new();
@@ -187,10 +190,7 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
         (Err(e), _) => {
             let (good, lost) = salvage(repo, &pack, size, None)?;
             Ok(Found::Damaged {
-                problem: format!(
-                    "{e}: scanned its blobs, {} intact, {lost} lost",
-                    good.len()
-                ),
+                problem: format!("{e}: scanned its blobs, {} intact, {lost} lost", good.len()),
                 good,
                 lost,
             })

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
+use strata_engine::retention;
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -44,6 +45,19 @@ pub struct Args {
     /// File name for the standard input content in the snapshot.
     #[arg(long, value_name = "NAME")]
     stdin_filename: Option<String>,
+    /// Project the snapshot belongs to (forget groups by host, paths and project).
+    #[arg(long)]
+    project: Option<String>,
+    /// Record this as the snapshot's time instead of now, in local time
+    /// ("2025-01-31 03:00:00", "2025-01-31") or RFC 3339 (for imports and tests).
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
+    /// Hold the snapshot: `forget` keeps it until this date (local time, as for --time).
+    #[arg(long, value_name = "DATE", conflicts_with = "hold_for")]
+    hold_until: Option<String>,
+    /// Hold the snapshot for this long after its time: `7y`, `18m`, `90d`, `1y6m`.
+    #[arg(long, value_name = "SPAN")]
+    hold_for: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -65,6 +79,22 @@ struct Summary<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let tz = jiff::tz::TimeZone::system();
+    let time_ns = match &args.time {
+        Some(t) => Some(retention::parse_time(t, &tz).map_err(|e| anyhow!("--time: {e}"))?),
+        None => None,
+    };
+    let keep_until_ns = match (&args.hold_until, &args.hold_for) {
+        (Some(d), _) => {
+            Some(retention::parse_time(d, &tz).map_err(|e| anyhow!("--hold-until: {e}"))?)
+        }
+        (None, Some(span)) => {
+            let span = retention::parse_span(span).map_err(|e| anyhow!("--hold-for: {e}"))?;
+            let base = time_ns.unwrap_or_else(strata_engine::now_ns);
+            Some(retention::add_span(base, span, &tz))
+        }
+        (None, None) => None,
+    };
     let (repo, _lock) = open::locked(cli, "backup", false, open::Index::Full)?;
     let parent = match &args.parent {
         Some(spec) => Some(strata_engine::snapshots::find(&repo, spec)?.0),
@@ -76,7 +106,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         excludes: args.excludes.clone(),
         one_file_system: args.one_file_system,
         parent,
-        time_ns: None,
+        time_ns,
+        project: args.project.clone(),
+        keep_until_ns,
     };
     let bar = Bar::new("backup", cli.quiet || args.json);
     let result: BackupResult = if args.stdin {

@@ -4,6 +4,8 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod dump;
+pub mod forget;
+pub mod hold;
 pub mod init;
 pub mod ls;
 pub mod prune;
@@ -27,6 +29,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dump(a) => dump::run(cli, a),
         Command::Cat(a) => cat::run(cli, a),
         Command::Check(a) => check::run(cli, a),
+        Command::Forget(a) => forget::run(cli, a),
+        Command::Hold(a) => hold::run(cli, a),
         Command::Prune(a) => prune::run(cli, a),
         Command::Repair(a) => repair::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),

@@ -64,7 +64,7 @@ struct Json<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "prune", true, open::Index::Full)?;
-    let stats = prune_locked(cli, &repo, &args.opts, args.json)?;
+    let stats = prune_locked(cli, &repo, &args.opts, args.json, Vec::new())?;
     if args.json {
         json(&Json {
             stats: &stats,
@@ -81,9 +81,11 @@ pub fn prune_locked(
     repo: &Repository,
     args: &PruneArgs,
     json: bool,
+    ignore_snapshots: Vec<strata_format::id::SnapshotId>,
 ) -> Result<PruneStats> {
     let opts = PruneOptions {
         max_unused_percent: args.max_unused,
+        ignore_snapshots,
         ..PruneOptions::default()
     };
     let talk = !json && !cli.quiet;

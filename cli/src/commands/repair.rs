@@ -81,7 +81,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                         r.blobs_lost
                     );
                     if r.blobs_lost > 0 {
-                        println!("run `strata repair snapshots` to drop the files that needed them");
+                        println!(
+                            "run `strata repair snapshots` to drop the files that needed them"
+                        );
                     }
                 }
             }

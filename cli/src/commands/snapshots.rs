@@ -29,6 +29,11 @@ pub struct SnapshotJson<'a> {
     tags: &'a [String],
     tree: String,
     parent: Option<String>,
+    project: Option<&'a str>,
+    /// End of the retention hold, if any.
+    keep_until: Option<String>,
+    /// The id the backup first wrote, if the snapshot was rewritten (hold, repair).
+    original: Option<String>,
     summary: &'a SnapshotSummary,
 }
 
@@ -44,6 +49,9 @@ impl<'a> SnapshotJson<'a> {
             tags: &s.tags,
             tree: s.tree.to_hex(),
             parent: s.parent.map(|p| p.to_hex()),
+            project: s.project.as_deref(),
+            keep_until: s.keep_until_ns.map(time),
+            original: s.original.map(|o| o.to_hex()),
             summary: &s.summary,
         }
     }

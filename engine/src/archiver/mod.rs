@@ -41,6 +41,10 @@ pub struct BackupOptions {
     pub parent: Option<SnapshotId>,
     /// Snapshot time (default: now).
     pub time_ns: Option<i64>,
+    /// Project the snapshot belongs to (retention groups by it).
+    pub project: Option<String>,
+    /// Retention hold: `forget` keeps the snapshot until this time (Unix nanoseconds).
+    pub keep_until_ns: Option<i64>,
 }
 
 /// The outcome of a backup.
@@ -114,7 +118,7 @@ impl<'a> Ctx<'a> {
             gid: nix::unistd::getgid().as_raw(),
             paths,
             tags: opts.tags.clone(),
-            project: None,
+            project: opts.project.clone(),
             excludes: opts.excludes.clone(),
             source,
             source_meta: Vec::new(),
@@ -122,7 +126,7 @@ impl<'a> Ctx<'a> {
             parent: None,
             program_version: format!("strata {}", env!("CARGO_PKG_VERSION")),
             summary: SnapshotSummary::default(),
-            keep_until_ns: None,
+            keep_until_ns: opts.keep_until_ns,
             original: None,
             rewrites: Vec::new(),
         }

@@ -1,0 +1,248 @@
+//! `strata forget`
+
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+use strata_engine::prune::PruneStats;
+use strata_engine::retention::{self, GroupBy, KeepPolicy, PlanOptions};
+use strata_engine::snapshots;
+use strata_format::id::SnapshotId;
+
+use crate::commands::prune::{prune_locked, PruneArgs};
+use crate::output::json;
+use crate::{exit, open, Cli};
+
+/// Remove snapshots by retention policy (or by id); with --prune, also their data.
+///
+/// Snapshots are grouped by host, paths and project (see --group-by); within each group the
+/// policy keeps the newest N snapshots (--keep-last), the newest snapshot of each of the
+/// last N hours, days, ISO weeks, months and years that have one (--keep-hourly ...
+/// --keep-yearly), every snapshot within a span of the group's newest (--keep-within), and
+/// every snapshot with a given tag (--keep-tag). Buckets are calendar periods in local time.
+/// A snapshot under a hold (`backup --hold-for`, `strata hold`) is kept whatever the policy
+/// says, and a group never loses its last snapshot unless --allow-empty. Every snapshot is
+/// listed with the reasons it is kept or that it is removed. Forgetting only deletes
+/// snapshot files; the data they alone referenced is removed by `prune` (or --prune).
+///
+/// With --json: {"groups": [{"key", "snapshots": [{"id", "short_id", "time", "keep",
+/// "reasons"}]}], "removed": [ids], "dry_run", "prune": {prune summary} or null}.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Forget these snapshots (ids or prefixes) instead of applying a policy.
+    #[arg(value_name = "SNAPSHOT", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily",
+          "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tag"])]
+    ids: Vec<String>,
+    /// Keep the N newest snapshots of each group.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_hourly: u32,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_daily: u32,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_weekly: u32,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_monthly: u32,
+    /// Keep the newest snapshot of each of the last N years that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_yearly: u32,
+    /// Keep every snapshot within this span of its group's newest: `30d`, `1y2m`, `12h`.
+    #[arg(long, value_name = "SPAN")]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    keep_tag: Vec<String>,
+    /// Group snapshots by these fields: any of host, paths, project, tags, comma-separated;
+    /// "" puts all snapshots in one group.
+    #[arg(long, value_name = "FIELDS", default_value = "host,paths,project")]
+    group_by: String,
+    /// Only consider snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only consider snapshots of this project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Let a group lose all its snapshots when the policy keeps none of them.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Run prune afterwards (in the same exclusive lock).
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_args: PruneArgs,
+    /// Print the plan (and prune summary) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonSnapshot {
+    id: String,
+    short_id: String,
+    time: String,
+    keep: bool,
+    reasons: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct JsonGroup {
+    key: retention::GroupKey,
+    snapshots: Vec<JsonSnapshot>,
+}
+
+#[derive(Serialize)]
+struct JsonOut {
+    groups: Vec<JsonGroup>,
+    removed: Vec<String>,
+    dry_run: bool,
+    prune: Option<PruneStats>,
+}
+
+fn policy(args: &Args) -> Result<KeepPolicy> {
+    let within = match &args.keep_within {
+        Some(s) => Some(retention::parse_span(s).map_err(|e| anyhow!("--keep-within: {e}"))?),
+        None => None,
+    };
+    Ok(KeepPolicy {
+        last: args.keep_last,
+        hourly: args.keep_hourly,
+        daily: args.keep_daily,
+        weekly: args.keep_weekly,
+        monthly: args.keep_monthly,
+        yearly: args.keep_yearly,
+        within,
+        tags: args.keep_tag.clone(),
+    })
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let group_by = GroupBy::parse(&args.group_by).map_err(|e| anyhow!("--group-by: {e}"))?;
+    let policy = policy(args)?;
+    if args.ids.is_empty() && policy.is_empty() {
+        bail!(
+            "no policy given: say what to keep (--keep-last, --keep-daily, ..., --keep-within, \
+             --keep-tag) or name the snapshots to forget"
+        );
+    }
+    let index = if args.prune {
+        open::Index::Full
+    } else {
+        open::Index::None
+    };
+    let (repo, _lock) = open::locked(cli, "forget", true, index)?;
+    let tz = jiff::tz::TimeZone::system();
+    let now = strata_engine::now_ns();
+    let dry = args.prune_args.dry_run;
+    let talk = !args.json && !cli.quiet;
+
+    let (groups, remove) = if args.ids.is_empty() {
+        let all: Vec<_> = snapshots::list(&repo)?
+            .into_iter()
+            .filter(|(_, s)| args.host.as_ref().is_none_or(|h| &s.hostname == h))
+            .filter(|(_, s)| {
+                args.project
+                    .as_ref()
+                    .is_none_or(|p| s.project.as_ref() == Some(p))
+            })
+            .collect();
+        let plan = retention::plan(
+            &all,
+            &PlanOptions {
+                policy: &policy,
+                group_by,
+                now_ns: now,
+                tz: &tz,
+                allow_empty: args.allow_empty,
+            },
+        );
+        let remove: Vec<SnapshotId> = plan.remove().collect();
+        let groups: Vec<JsonGroup> = plan
+            .groups
+            .iter()
+            .map(|g| JsonGroup {
+                key: g.key.clone(),
+                snapshots: g
+                    .decisions
+                    .iter()
+                    .map(|d| JsonSnapshot {
+                        id: d.id.to_hex(),
+                        short_id: d.id.short(),
+                        time: retention::format_time(d.time_ns, &tz),
+                        keep: d.keep,
+                        reasons: d.reasons.iter().map(|r| r.describe(&tz)).collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        (groups, remove)
+    } else {
+        let mut remove = Vec::new();
+        let mut held = Vec::new();
+        for spec in &args.ids {
+            let (id, s) = snapshots::find(&repo, spec)?;
+            match s.keep_until_ns {
+                Some(until) if until > now => held.push(format!(
+                    "{} (held until {})",
+                    id.short(),
+                    retention::format_time(until, &tz)
+                )),
+                _ => remove.push(id),
+            }
+        }
+        if !held.is_empty() {
+            bail!(
+                "refusing to forget held snapshots: {}; nothing was removed",
+                held.join(", ")
+            );
+        }
+        (Vec::new(), remove)
+    };
+
+    if talk {
+        for g in &groups {
+            println!("group {}:", g.key);
+            for s in &g.snapshots {
+                if s.keep {
+                    println!(
+                        "  keep    {}  {}  {}",
+                        s.short_id,
+                        s.time,
+                        s.reasons.join(", ")
+                    );
+                } else {
+                    println!("  remove  {}  {}", s.short_id, s.time);
+                }
+            }
+        }
+        let verb = if dry { "would remove" } else { "removing" };
+        println!("{verb} {} snapshots", remove.len());
+    }
+    if !dry {
+        snapshots::forget(&repo, &remove)?;
+    }
+    let prune = if args.prune {
+        // A dry run plans as if the snapshots were gone.
+        let ignore = if dry { remove.clone() } else { Vec::new() };
+        Some(prune_locked(
+            cli,
+            &repo,
+            &args.prune_args,
+            args.json,
+            ignore,
+        )?)
+    } else {
+        None
+    };
+    if args.json {
+        json(&JsonOut {
+            groups,
+            removed: remove.iter().map(|i| i.to_hex()).collect(),
+            dry_run: dry,
+            prune,
+        })?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,119 @@
+//! `strata hold`
+
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+use strata_engine::{retention, snapshots};
+
+use crate::output::json;
+use crate::{exit, open, Cli};
+
+/// Put snapshots under a retention hold (or release one).
+///
+/// `forget` never removes a held snapshot, whatever its policy says. A hold only ever
+/// extends: a snapshot already held longer keeps its hold. --release ends a hold. Since a
+/// snapshot is named by the hash of its content, holding it writes a new snapshot file
+/// (recording the old id and the change, see `cat snapshot`) and then deletes the old one,
+/// so the snapshot's id changes.
+///
+/// With --json: [{"id", "new_id", "keep_until", "changed"}].
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["until", "for_span", "release"])))]
+pub struct Args {
+    /// Snapshots to hold (ids, prefixes or `latest`).
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    snapshots: Vec<String>,
+    /// Hold until this date, in local time ("2032-01-31", "2032-01-31 12:00") or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Hold for this long after the snapshot's time: `7y`, `18m`, `90d`.
+    #[arg(long = "for", value_name = "SPAN")]
+    for_span: Option<String>,
+    /// End the hold.
+    #[arg(long)]
+    release: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    id: String,
+    new_id: String,
+    keep_until: Option<String>,
+    changed: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let tz = jiff::tz::TimeZone::system();
+    let until = match &args.until {
+        Some(d) => Some(retention::parse_time(d, &tz).map_err(|e| anyhow!("--until: {e}"))?),
+        None => None,
+    };
+    let span = match &args.for_span {
+        Some(s) => Some(retention::parse_span(s).map_err(|e| anyhow!("--for: {e}"))?),
+        None => None,
+    };
+    let (repo, _lock) = open::locked(cli, "hold", true, open::Index::None)?;
+    let mut found = Vec::new();
+    for spec in &args.snapshots {
+        found.push(snapshots::find(&repo, spec)?);
+    }
+    let mut out = Vec::new();
+    for (id, snap) in found {
+        let want = if args.release {
+            None
+        } else if let Some(u) = until {
+            Some(u)
+        } else if let Some(span) = span {
+            Some(retention::add_span(snap.time_ns, span, &tz))
+        } else {
+            bail!("say --until, --for or --release");
+        };
+        // A hold only extends.
+        let new_until = match (snap.keep_until_ns, want) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (_, w) => w,
+        };
+        let change = match new_until {
+            Some(u) => format!(
+                "hold set until {} UTC",
+                retention::format_time(u, &jiff::tz::TimeZone::UTC)
+            ),
+            None => "hold released".to_string(),
+        };
+        let new_id =
+            snapshots::rewrite(&repo, &id, &snap, change, |s| s.keep_until_ns = new_until)?;
+        let o = Outcome {
+            id: id.to_hex(),
+            new_id: new_id.to_hex(),
+            keep_until: new_until.map(|u| retention::format_time(u, &tz)),
+            changed: new_id != id,
+        };
+        if !args.json && !cli.quiet {
+            match (&o.keep_until, o.changed) {
+                (Some(u), true) => println!(
+                    "snapshot {} held until {u}: now {}",
+                    id.short(),
+                    new_id.short()
+                ),
+                (Some(u), false) => println!("snapshot {} already held until {u}", id.short()),
+                (None, true) => {
+                    println!("snapshot {} released: now {}", id.short(), new_id.short())
+                }
+                (None, false) => println!("snapshot {} was not held", id.short()),
+            }
+        }
+        if new_until.is_some_and(|u| u <= strata_engine::now_ns()) {
+            eprintln!(
+                "strata: note: the hold of {} has already ended (holds with --for count from the snapshot's time)",
+                new_id.short()
+            );
+        }
+        out.push(o);
+    }
+    if args.json {
+        json(&out)?;
+    }
+    Ok(exit::OK)
+}
