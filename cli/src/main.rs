@@ -80,6 +80,8 @@ pub enum Command {
     Dump(commands::dump::Args),
     Cat(commands::cat::Args),
     Check(commands::check::Args),
+    Forget(commands::forget::Args),
+    Hold(commands::hold::Args),
     Prune(commands::prune::Args),
     Repair(commands::repair::Args),
     Unlock(commands::unlock::Args),

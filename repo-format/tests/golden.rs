@@ -759,7 +759,9 @@ fn golden_snapshots() -> Vec<(&'static str, u64, SnapshotFile)> {
             errors: 0,
         },
         keep_until_ns: Some(1_920_000_000_000_000_000),
-        original: Some(SnapshotId(Digest::of_stored(b"the snapshot as first written"))),
+        original: Some(SnapshotId(Digest::of_stored(
+            b"the snapshot as first written",
+        ))),
         rewrites: vec![Rewrite {
             time_ns: 1_700_090_000_000_000_000,
             hostname: "db1".into(),
