@@ -116,20 +116,24 @@ impl MasterIndex {
             .map(|i| start + i)
     }
 
+    /// The blob at a position of [`MasterIndex::iter`] order.
+    pub fn at(&self, pos: usize) -> (BlobId, BlobLocation) {
+        let e = &self.entries[pos];
+        (
+            BlobId(strata_format::id::Digest(e.id)),
+            BlobLocation {
+                pack: e.pack,
+                blob_type: e.blob_type,
+                offset: e.offset,
+                length: e.length,
+                raw_length: e.raw_length,
+            },
+        )
+    }
+
     /// Every blob with its location, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.entries.iter().map(|e| {
-            (
-                BlobId(strata_format::id::Digest(e.id)),
-                BlobLocation {
-                    pack: e.pack,
-                    blob_type: e.blob_type,
-                    offset: e.offset,
-                    length: e.length,
-                    raw_length: e.raw_length,
-                },
-            )
-        })
+        (0..self.entries.len()).map(|pos| self.at(pos))
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {

@@ -438,7 +438,6 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             })
             .collect();
         order.sort_unstable();
-        let entries: Vec<(BlobId, crate::BlobLocation)> = index.iter().collect();
         let mut kept: Vec<IndexPack> = Vec::new();
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let info = &packs[group[0].0 as usize];
@@ -448,7 +447,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                 blobs: group
                     .iter()
                     .map(|&(_, pos)| {
-                        let (id, loc) = entries[pos as usize];
+                        let (id, loc) = index.at(pos as usize);
                         PackBlob {
                             blob_type: loc.blob_type,
                             id,
@@ -460,7 +459,6 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                     .collect(),
             });
         }
-        drop(entries);
         kept.extend(new_packs);
         let mut file = IndexFile {
             supersedes: supersedes.clone(),

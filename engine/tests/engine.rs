@@ -573,3 +573,69 @@ fn restore_goes_on_past_a_damaged_subtree() {
     );
     assert!(!restored.join("bad/inner").exists());
 }
+
+#[test]
+fn held_locks_are_refreshed_and_expired_ones_reported() {
+    use std::time::Duration;
+    let (_backend, repo) = init();
+    let timing = lock::LockTiming {
+        refresh_every: Duration::from_millis(100),
+        stale_after: Duration::from_secs(60),
+    };
+    let list = |repo: &Repository| -> Vec<String> {
+        repo.block_on(repo.backend().list(FileType::Lock))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    {
+        let guard = lock::lock_with(&repo, "backup", false, Duration::ZERO, timing).unwrap();
+        let first = guard.id();
+        std::thread::sleep(Duration::from_millis(450));
+        let now = guard.id();
+        assert_ne!(first, now, "the lock was refreshed");
+        // The refresh replaced the file: one lock, the current one.
+        assert_eq!(list(&repo), vec![now.to_hex()]);
+    }
+    assert!(
+        list(&repo).is_empty(),
+        "dropping the guard removes the lock"
+    );
+
+    // A lock of another host that has not been refreshed for two hours.
+    let old = strata_format::lock::LockFile {
+        exclusive: false,
+        hostname: "elsewhere".into(),
+        username: "ops".into(),
+        pid: 4242,
+        time_ns: strata_engine::now_ns() - 2 * 3600 * 1_000_000_000,
+        operation: "backup".into(),
+    };
+    repo.save_object(FileType::Lock, &old).unwrap();
+    // Shared locks coexist with it; an exclusive one is refused, naming the holder and
+    // saying the lock looks stale.
+    drop(lock::lock(&repo, "check", false).unwrap());
+    let err = lock::lock(&repo, "prune", true)
+        .err()
+        .expect("must conflict");
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ops@elsewhere") && msg.contains("stale"),
+        "{msg}"
+    );
+    // A fresh lock of another host is not called stale, and unlock keeps it.
+    let fresh = strata_format::lock::LockFile {
+        time_ns: strata_engine::now_ns(),
+        pid: 4243,
+        ..old.clone()
+    };
+    repo.save_object(FileType::Lock, &fresh).unwrap();
+    let found = lock::unlock(&repo, false).unwrap();
+    assert_eq!(found.len(), 2);
+    let removed: Vec<_> = found.iter().filter(|l| l.removed).collect();
+    assert_eq!(removed.len(), 1, "{found:?}");
+    assert!(removed[0].description.contains("pid 4242"), "{found:?}");
+    assert_eq!(list(&repo).len(), 1);
+}
