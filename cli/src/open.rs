@@ -16,7 +16,12 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let Some(location) = cli.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
     };
-    Ok(Arc::new(OpendalBackend::from_location(location)?))
+    let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::from_location(location)?);
+    // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
+    match strata_storage::FaultPlan::from_env().map_err(anyhow::Error::msg)? {
+        Some(plan) => Ok(Arc::new(strata_storage::FaultBackend::new(backend, plan))),
+        None => Ok(backend),
+    }
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
@@ -68,7 +73,6 @@ pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
     let pw = password(cli, false)?;
     Ok(Repository::open_without_index(backend, &pw)?)
 }
-
 
 /// How much of the index a command needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

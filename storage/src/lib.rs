@@ -8,12 +8,14 @@
 
 mod backend;
 mod error;
+pub mod fault;
 mod local;
 mod location;
 mod opendal_backend;
 
 pub use backend::{Backend, FileType};
 pub use error::{ErrorKind, StorageError};
+pub use fault::{FaultBackend, FaultPlan};
 pub use opendal_backend::OpendalBackend;
 
 /// Result of storage operations.

@@ -10,5 +10,6 @@ mod check_subset;
 mod cli;
 mod dedup;
 mod errors;
+mod fault;
 mod roundtrip;
 mod util;

@@ -1,0 +1,525 @@
+//! Fault injection: a [`Backend`] decorator that kills the process, fails a mutation or
+//! fails reads at chosen points. **This is a test hook**, for crash tests (SIGKILL at every
+//! step of backup and prune) and for retry tests; nothing in normal operation uses it.
+//!
+//! Mutations (`write`, `write_file`, `delete`) are numbered from 1 in the order they start;
+//! reads (`read`, `read_range`) are numbered separately. `list`, `stat`, `create_layout`,
+//! `location` and `spool_dir` are passed through untouched (so local packs are still
+//! renamed into place from the inner backend's spool directory).
+//!
+//! The CLI builds a plan from the environment with [`FaultPlan::from_env`]:
+//! - `STRATA_TEST_FAULT`: comma-separated items `kill-before=N`, `kill-after=N`, `fail=N`,
+//!   `fail-reads-every=N` (N ≥ 1; at most one kill item), e.g. `kill-after=3,fail-reads-every=5`.
+//! - `STRATA_TEST_FAULT_LOG=path`: one line per mutation, `<n> <op> <path>`, is appended to
+//!   that file (and flushed) when the mutation is numbered, before it runs. A test counts
+//!   the lines of a clean run, then kills a run at each of them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::{Backend, FileType, Result, StorageError};
+
+/// The environment variable holding a fault specification (test hook).
+pub const FAULT_ENV: &str = "STRATA_TEST_FAULT";
+/// The environment variable naming the mutation log file (test hook).
+pub const FAULT_LOG_ENV: &str = "STRATA_TEST_FAULT_LOG";
+
+/// The message of every injected error.
+const INJECTED: &str = "injected fault";
+
+/// Whether a kill happens before or after the chosen mutation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// The mutation never runs: tests a crash before a write or delete.
+    Before,
+    /// The mutation completes (durably), then the process dies: tests the window between a
+    /// durable write and the next step.
+    After,
+}
+
+/// What faults to inject (test hook). The default injects nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Kill the process with SIGKILL at the N-th mutation (counted from 1).
+    pub kill_at_mutation: Option<(u64, When)>,
+    /// The N-th mutation fails with an `ErrorKind::Other` "injected fault" error without
+    /// running; later ones run normally.
+    pub fail_at_mutation: Option<u64>,
+    /// Every N-th read or ranged read fails with an `ErrorKind::Transient` error without
+    /// running.
+    pub fail_reads_every: Option<u64>,
+    /// Append one line per mutation (`<n> <op> <path>`) to this file.
+    pub log: Option<PathBuf>,
+}
+
+impl FaultPlan {
+    /// The plan given by `STRATA_TEST_FAULT` and `STRATA_TEST_FAULT_LOG` (test hook).
+    /// `Ok(None)` when both are unset or empty; an error naming the variable on bad syntax.
+    pub fn from_env() -> std::result::Result<Option<FaultPlan>, String> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let spec = var(FAULT_ENV);
+        let log = var(FAULT_LOG_ENV);
+        if spec.is_none() && log.is_none() {
+            return Ok(None);
+        }
+        let mut plan = match spec {
+            Some(spec) => {
+                let spec = spec
+                    .to_str()
+                    .ok_or_else(|| format!("{FAULT_ENV} (a test hook) is not valid UTF-8"))?;
+                FaultPlan::parse(spec)
+                    .map_err(|e| format!("{FAULT_ENV}={spec:?} (a test hook): {e}"))?
+            }
+            None => FaultPlan::default(),
+        };
+        plan.log = log.map(PathBuf::from);
+        Ok(Some(plan))
+    }
+
+    /// Parses the `STRATA_TEST_FAULT` syntax: comma-separated `kill-before=N`,
+    /// `kill-after=N`, `fail=N`, `fail-reads-every=N`, each at most once, at most one kill
+    /// item, N ≥ 1. The empty string is the empty plan. `log` is left unset.
+    pub fn parse(spec: &str) -> std::result::Result<FaultPlan, String> {
+        let mut plan = FaultPlan::default();
+        if spec.trim().is_empty() {
+            return Ok(plan);
+        }
+        for item in spec.split(',') {
+            let item = item.trim();
+            let Some((key, value)) = item.split_once('=') else {
+                return Err(format!("`{item}` is not KEY=N"));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let n: u64 = match value.parse() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(format!("`{item}`: {value:?} is not a number ≥ 1")),
+            };
+            let slot_taken = match key {
+                "kill-before" | "kill-after" => {
+                    let when = if key == "kill-before" {
+                        When::Before
+                    } else {
+                        When::After
+                    };
+                    plan.kill_at_mutation.replace((n, when)).is_some()
+                }
+                "fail" => plan.fail_at_mutation.replace(n).is_some(),
+                "fail-reads-every" => plan.fail_reads_every.replace(n).is_some(),
+                _ => {
+                    return Err(format!(
+                        "unknown item `{item}` (expected kill-before=N, kill-after=N, fail=N \
+                         or fail-reads-every=N)"
+                    ))
+                }
+            };
+            if slot_taken {
+                return Err(format!("`{item}` repeats an earlier item"));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// A [`Backend`] that injects the faults of a [`FaultPlan`] around an inner backend.
+/// Clones share their counters.
+#[derive(Debug, Clone)]
+pub struct FaultBackend {
+    inner: Arc<dyn Backend>,
+    plan: FaultPlan,
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    mutations: AtomicU64,
+    reads: AtomicU64,
+    /// Serializes lines of the mutation log.
+    log: Mutex<()>,
+}
+
+impl FaultBackend {
+    /// Wraps `inner`, injecting the faults of `plan`.
+    pub fn new(inner: Arc<dyn Backend>, plan: FaultPlan) -> Self {
+        FaultBackend {
+            inner,
+            plan,
+            state: Arc::default(),
+        }
+    }
+
+    /// How many mutations have started so far (including failed and injected ones).
+    pub fn mutations(&self) -> u64 {
+        self.state.mutations.load(Ordering::SeqCst)
+    }
+
+    /// How many reads and ranged reads have started so far.
+    pub fn reads(&self) -> u64 {
+        self.state.reads.load(Ordering::SeqCst)
+    }
+
+    /// Numbers a mutation about to run, logs it, and applies the plan: kills the process
+    /// (`When::Before`), returns the injected error, or returns whether to kill after it.
+    fn start_mutation(&self, op: &'static str, path: &str) -> Result<bool> {
+        let n = self.state.mutations.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(log) = &self.plan.log {
+            self.log_line(log, &format!("{n} {op} {path}\n"))
+                .map_err(|e| {
+                    let msg = format!("fault log {}: {e}", log.display());
+                    StorageError::other(op, path, msg)
+                })?;
+        }
+        match self.plan.kill_at_mutation {
+            Some((at, When::Before)) if at == n => kill(n, op, path),
+            Some((at, When::After)) if at == n => return Ok(true),
+            _ => {}
+        }
+        if self.plan.fail_at_mutation == Some(n) {
+            debug!(n, op, path, "fault injection: failing mutation");
+            return Err(StorageError::from_io(
+                op,
+                path,
+                std::io::Error::other(INJECTED),
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Finishes a mutation started by [`Self::start_mutation`].
+    fn end_mutation<T>(
+        &self,
+        kill_after: bool,
+        op: &'static str,
+        path: &str,
+        r: Result<T>,
+    ) -> Result<T> {
+        if kill_after {
+            kill(self.mutations(), op, path);
+        }
+        r
+    }
+
+    /// Numbers a read and fails it if the plan says so.
+    fn start_read(&self, op: &'static str, path: &str) -> Result<()> {
+        let n = self.state.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.plan.fail_reads_every {
+            Some(every) if n.is_multiple_of(every) => {
+                debug!(n, op, path, "fault injection: failing read");
+                let io = std::io::Error::new(std::io::ErrorKind::TimedOut, INJECTED);
+                Err(StorageError::from_io(op, path, io))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn log_line(&self, log: &Path, line: &str) -> std::io::Result<()> {
+        let _serial = self.state.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        file.write_all(line.as_bytes())?;
+        file.flush()
+    }
+}
+
+/// Kills this process with SIGKILL: no destructor, flush or unwinding runs.
+fn kill(n: u64, op: &str, path: &str) -> ! {
+    debug!(n, op, path, "fault injection: SIGKILL");
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    // SIGKILL cannot be caught; should raise fail, still die without cleanup.
+    std::process::abort()
+}
+
+#[async_trait]
+impl Backend for FaultBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    async fn read(&self, ft: FileType, name: &str) -> Result<Bytes> {
+        self.start_read("read", &ft.path(name))?;
+        self.inner.read(ft, name).await
+    }
+
+    async fn read_range(
+        &self,
+        ft: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes> {
+        self.start_read("read_range", &ft.path(name))?;
+        self.inner.read_range(ft, name, offset, length).await
+    }
+
+    async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
+        let path = ft.path(name);
+        let kill_after = self.start_mutation("write", &path)?;
+        let r = self.inner.write(ft, name, data).await;
+        self.end_mutation(kill_after, "write", &path, r)
+    }
+
+    fn spool_dir(&self) -> Option<PathBuf> {
+        self.inner.spool_dir()
+    }
+
+    async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
+        let path = ft.path(name);
+        let kill_after = match self.start_mutation("write_file", &path) {
+            Ok(kill_after) => kill_after,
+            Err(e) => {
+                // The contract: the file is consumed, also on error.
+                let _ = std::fs::remove_file(file);
+                return Err(e);
+            }
+        };
+        let r = self.inner.write_file(ft, name, file).await;
+        self.end_mutation(kill_after, "write_file", &path, r)
+    }
+
+    async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
+        self.inner.list(ft).await
+    }
+
+    async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
+        let path = ft.path(name);
+        let kill_after = self.start_mutation("delete", &path)?;
+        let r = self.inner.delete(ft, name).await;
+        self.end_mutation(kill_after, "delete", &path, r)
+    }
+
+    async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>> {
+        self.inner.stat(ft, name).await
+    }
+
+    async fn create_layout(&self) -> Result<()> {
+        self.inner.create_layout().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorKind, OpendalBackend};
+
+    fn memory() -> Arc<dyn Backend> {
+        Arc::new(OpendalBackend::memory().unwrap())
+    }
+
+    fn plan(spec: &str) -> FaultPlan {
+        FaultPlan::parse(spec).unwrap()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn fail_fails_exactly_the_nth_mutation() {
+        rt().block_on(async {
+            let inner = memory();
+            let fb = FaultBackend::new(inner.clone(), plan("fail=2"));
+            fb.write(FileType::Key, "a", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+            let err = fb
+                .write(FileType::Key, "b", Bytes::from_static(b"2"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Other);
+            assert_eq!(err.op, "write");
+            assert_eq!(err.path, "keys/b");
+            assert!(err.to_string().contains("injected fault"), "{err}");
+            // Nothing of the failed write happened.
+            assert_eq!(inner.stat(FileType::Key, "b").await.unwrap(), None);
+            // Later mutations run normally.
+            fb.write(FileType::Key, "c", Bytes::from_static(b"3"))
+                .await
+                .unwrap();
+            fb.delete(FileType::Key, "a").await.unwrap();
+            let names: Vec<String> = inner
+                .list(FileType::Key)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(names, ["c"]);
+            assert_eq!(fb.mutations(), 4);
+        });
+    }
+
+    #[test]
+    fn failed_delete_and_write_file_do_nothing() {
+        rt().block_on(async {
+            let inner = memory();
+            let fb = FaultBackend::new(inner.clone(), plan("fail=1"));
+            inner
+                .write(FileType::Index, "x", Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+            let err = fb.delete(FileType::Index, "x").await.unwrap_err();
+            assert_eq!((err.op, err.kind), ("delete", ErrorKind::Other));
+            assert_eq!(inner.stat(FileType::Index, "x").await.unwrap(), Some(1));
+
+            let fb = FaultBackend::new(inner.clone(), plan("fail=1"));
+            let dir = tempfile::tempdir().unwrap();
+            let spooled = dir.path().join("pack");
+            std::fs::write(&spooled, b"pack bytes").unwrap();
+            let err = fb
+                .write_file(FileType::Pack, "abcd", &spooled)
+                .await
+                .unwrap_err();
+            assert_eq!((err.op, err.path.as_str()), ("write_file", "data/ab/abcd"));
+            assert_eq!(inner.stat(FileType::Pack, "abcd").await.unwrap(), None);
+            assert!(
+                !spooled.exists(),
+                "the spooled file is consumed on error too"
+            );
+
+            // The next write_file goes through.
+            std::fs::write(&spooled, b"pack bytes").unwrap();
+            fb.write_file(FileType::Pack, "abcd", &spooled)
+                .await
+                .unwrap();
+            assert_eq!(
+                inner.read(FileType::Pack, "abcd").await.unwrap(),
+                &b"pack bytes"[..]
+            );
+        });
+    }
+
+    #[test]
+    fn counts_mutations_not_other_operations() {
+        rt().block_on(async {
+            let fb = FaultBackend::new(memory(), FaultPlan::default());
+            let shared = fb.clone();
+            fb.create_layout().await.unwrap();
+            fb.write(FileType::Snapshot, "s", Bytes::from_static(b"s"))
+                .await
+                .unwrap();
+            fb.read(FileType::Snapshot, "s").await.unwrap();
+            fb.read_range(FileType::Snapshot, "s", 0, 1).await.unwrap();
+            fb.stat(FileType::Snapshot, "s").await.unwrap();
+            fb.list(FileType::Snapshot).await.unwrap();
+            fb.delete(FileType::Snapshot, "s").await.unwrap();
+            fb.delete(FileType::Snapshot, "missing").await.unwrap();
+            assert_eq!(shared.mutations(), 3);
+            assert_eq!(shared.reads(), 2);
+            assert_eq!(fb.location(), "memory://");
+        });
+    }
+
+    #[test]
+    fn every_nth_read_fails_as_transient() {
+        rt().block_on(async {
+            let inner = memory();
+            inner
+                .write(FileType::Index, "i", Bytes::from_static(b"index"))
+                .await
+                .unwrap();
+            let fb = FaultBackend::new(inner, plan("fail-reads-every=3"));
+            let mut failed = Vec::new();
+            for n in 1..=7u64 {
+                let r = if n % 2 == 0 {
+                    fb.read(FileType::Index, "i").await
+                } else {
+                    fb.read_range(FileType::Index, "i", 1, 2).await
+                };
+                if let Err(e) = r {
+                    assert_eq!(e.kind, ErrorKind::Transient);
+                    assert!(e.to_string().contains("injected fault"), "{e}");
+                    failed.push(n);
+                }
+            }
+            assert_eq!(failed, [3, 6]);
+            assert_eq!(fb.mutations(), 0);
+        });
+    }
+
+    #[test]
+    fn log_has_one_line_per_mutation() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("faults.log");
+            let plan = FaultPlan {
+                fail_at_mutation: Some(2),
+                log: Some(log.clone()),
+                ..FaultPlan::default()
+            };
+            let fb = FaultBackend::new(memory(), plan);
+            fb.write(FileType::Pack, "abcd", Bytes::from_static(b"p"))
+                .await
+                .unwrap();
+            fb.delete(FileType::Lock, "l").await.unwrap_err();
+            fb.write(FileType::Config, "", Bytes::from_static(b"c"))
+                .await
+                .unwrap();
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert_eq!(
+                text,
+                "1 write data/ab/abcd\n2 delete locks/l\n3 write config\n"
+            );
+        });
+    }
+
+    #[test]
+    fn spool_dir_is_the_inner_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Backend> = Arc::new(OpendalBackend::fs(dir.path()).unwrap());
+        let fb = FaultBackend::new(inner.clone(), FaultPlan::default());
+        assert!(fb.spool_dir().is_some());
+        assert_eq!(fb.spool_dir(), inner.spool_dir());
+        assert_eq!(
+            FaultBackend::new(memory(), FaultPlan::default()).spool_dir(),
+            None
+        );
+    }
+
+    #[test]
+    fn parses_the_syntax() {
+        assert_eq!(plan(""), FaultPlan::default());
+        assert_eq!(
+            plan("kill-before=3"),
+            FaultPlan {
+                kill_at_mutation: Some((3, When::Before)),
+                ..FaultPlan::default()
+            }
+        );
+        assert_eq!(
+            plan(" kill-after = 7 , fail=2,fail-reads-every=5"),
+            FaultPlan {
+                kill_at_mutation: Some((7, When::After)),
+                fail_at_mutation: Some(2),
+                fail_reads_every: Some(5),
+                log: None,
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_syntax() {
+        for (bad, needle) in [
+            ("kill=3", "unknown item"),
+            ("fail", "not KEY=N"),
+            ("fail=0", "not a number"),
+            ("fail=-1", "not a number"),
+            ("fail=x", "not a number"),
+            ("fail=", "not a number"),
+            ("fail=1,", "not KEY=N"),
+            ("fail=1,fail=2", "repeats"),
+            ("kill-before=1,kill-after=2", "repeats"),
+        ] {
+            let err = FaultPlan::parse(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad:?}: {err}");
+        }
+    }
+}
