@@ -124,7 +124,7 @@ fn backup_killed_at_any_mutation_leaves_a_usable_repository() {
         let src = source(&env);
         killed_backup(&env, &src, &fault);
         // At most unreferenced packs are left; the dead process's lock is removed.
-        env.strata(["check"]).success();
+        env.strata(["check", "--read-data"]).success();
         let id = env.backup(&[&src]);
         let target = env.path("restore");
         env.restore(&id, &target);

@@ -8,6 +8,7 @@
 
 mod check_subset;
 mod cli;
+mod crash;
 mod dedup;
 mod errors;
 mod fault;
