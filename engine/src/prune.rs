@@ -460,29 +460,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             });
         }
         kept.extend(new_packs);
-        let mut file = IndexFile {
-            supersedes: supersedes.clone(),
-            packs: Vec::new(),
-        };
-        let mut blobs_in_file = 0usize;
-        let mut flush = |file: &mut IndexFile| -> Result<()> {
-            if file.packs.is_empty() && stats.index_files_written > 0 {
-                return Ok(());
-            }
-            repo.save_object(FileType::Index, &*file)?;
-            stats.index_files_written += 1;
-            file.packs.clear();
-            Ok(())
-        };
-        for p in kept {
-            blobs_in_file += p.blobs.len();
-            file.packs.push(p);
-            if blobs_in_file >= INDEX_BLOBS {
-                flush(&mut file)?;
-                blobs_in_file = 0;
-            }
-        }
-        flush(&mut file)?;
+        stats.index_files_written = write_index_files(repo, kept, &supersedes)?;
 
         // 3. Superseded index files.
         delete_all(repo, FileType::Index, &index_files)?;
@@ -557,6 +535,36 @@ fn copy_pack(
         packer.add_stored(loc.blob_type, *id, loc.raw_length, stored)?;
     }
     Ok(())
+}
+
+/// Writes index files naming `packs` (at most [`INDEX_BLOBS`] blobs each, at least one
+/// file), each superseding `supersedes`. Returns how many were written.
+pub(crate) fn write_index_files(
+    repo: &Repository,
+    packs: Vec<IndexPack>,
+    supersedes: &[IndexId],
+) -> Result<u64> {
+    let mut file = IndexFile {
+        supersedes: supersedes.to_vec(),
+        packs: Vec::new(),
+    };
+    let mut written = 0;
+    let mut blobs = 0usize;
+    for p in packs {
+        blobs += p.blobs.len();
+        file.packs.push(p);
+        if blobs >= INDEX_BLOBS {
+            repo.save_object(FileType::Index, &file)?;
+            written += 1;
+            file.packs.clear();
+            blobs = 0;
+        }
+    }
+    if !file.packs.is_empty() || written == 0 {
+        repo.save_object(FileType::Index, &file)?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// Deletes objects, several at a time. An object already gone is not an error.

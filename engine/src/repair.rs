@@ -28,8 +28,6 @@ use crate::packer::Packer;
 use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 
-/// Blobs per index file written by repair.
-const INDEX_BLOBS: usize = 50_000;
 /// Dropped entries recorded one by one in a snapshot's rewrite note, at most.
 const MAX_NOTED: usize = 100;
 
@@ -275,25 +273,7 @@ pub fn repair_index(
     report.blobs_indexed = intact.iter().map(|p| p.blobs.len() as u64).sum();
 
     let supersedes: Vec<IndexId> = old_index.iter().filter_map(|n| n.parse().ok()).collect();
-    let mut file = IndexFile {
-        supersedes,
-        packs: Vec::new(),
-    };
-    let mut in_file = 0usize;
-    for p in intact {
-        in_file += p.blobs.len();
-        file.packs.push(p);
-        if in_file >= INDEX_BLOBS {
-            repo.save_object(FileType::Index, &file)?;
-            report.index_files_written += 1;
-            file.packs.clear();
-            in_file = 0;
-        }
-    }
-    if !file.packs.is_empty() || report.index_files_written == 0 {
-        repo.save_object(FileType::Index, &file)?;
-        report.index_files_written += 1;
-    }
+    report.index_files_written = crate::prune::write_index_files(repo, intact, &supersedes)?;
     crate::prune::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
     crate::prune::delete_all(repo, FileType::Pack, &doomed)?;
