@@ -12,5 +12,6 @@ mod crash;
 mod dedup;
 mod errors;
 mod fault;
+mod maintenance;
 mod roundtrip;
 mod util;

@@ -82,7 +82,10 @@ pub struct Args {
 struct JsonSnapshot {
     id: String,
     short_id: String,
+    /// RFC 3339, UTC.
     time: String,
+    #[serde(skip)]
+    time_ns: i64,
     keep: bool,
     reasons: Vec<String>,
 }
@@ -170,7 +173,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     .map(|d| JsonSnapshot {
                         id: d.id.to_hex(),
                         short_id: d.id.short(),
-                        time: retention::format_time(d.time_ns, &tz),
+                        time: crate::output::time(d.time_ns),
+                        time_ns: d.time_ns,
                         keep: d.keep,
                         reasons: d.reasons.iter().map(|r| r.describe(&tz)).collect(),
                     })
@@ -205,15 +209,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         for g in &groups {
             println!("group {}:", g.key);
             for s in &g.snapshots {
+                let t = retention::format_time(s.time_ns, &tz);
                 if s.keep {
-                    println!(
-                        "  keep    {}  {}  {}",
-                        s.short_id,
-                        s.time,
-                        s.reasons.join(", ")
-                    );
+                    println!("  keep    {}  {t}  {}", s.short_id, s.reasons.join(", "));
                 } else {
-                    println!("  remove  {}  {}", s.short_id, s.time);
+                    println!("  remove  {}  {t}", s.short_id);
                 }
             }
         }

@@ -87,11 +87,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let o = Outcome {
             id: id.to_hex(),
             new_id: new_id.to_hex(),
-            keep_until: new_until.map(|u| retention::format_time(u, &tz)),
+            keep_until: new_until.map(crate::output::time),
             changed: new_id != id,
         };
         if !args.json && !cli.quiet {
-            match (&o.keep_until, o.changed) {
+            let local = new_until.map(|u| retention::format_time(u, &tz));
+            match (&local, o.changed) {
                 (Some(u), true) => println!(
                     "snapshot {} held until {u}: now {}",
                     id.short(),

@@ -22,7 +22,7 @@ use crate::{exit, open, Cli};
 /// unused_blobs, unused_bytes, keep_packs, repack_packs, repack_pack_bytes, repack_blobs,
 /// repack_blob_bytes, unused_packs, unused_pack_bytes, unindexed_packs,
 /// unindexed_pack_bytes, packs_written, bytes_written, index_files_written, packs_deleted,
-/// bytes_freed, temp_files_removed, and dry_run.
+/// bytes_freed (bytes deleted minus bytes written), temp_files_removed, and dry_run.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
