@@ -12,17 +12,7 @@ use crate::util::*;
 /// in several files, so that there are many packs. Returns the environment and the snapshot
 /// id.
 fn repo_with_many_packs() -> (Env, String) {
-    let env = Env::new();
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
+    let env = Env::init_small_packs();
     let src = env.path("src");
     for i in 0..6u64 {
         write_file(

@@ -12,17 +12,8 @@ use crate::util::*;
 /// A repository with 1 MiB packs holding three snapshots of a changing tree, the first of
 /// them forgotten (so prune has packs to delete and packs to repack). Returns the kept
 /// snapshot ids with copies of their sources.
-fn repository_with_garbage(env: &Env) -> Vec<(String, PathBuf)> {
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
+fn repository_with_garbage() -> (Env, Vec<(String, PathBuf)>) {
+    let env = Env::init_small_packs();
     let src = env.path("src");
     let mut kept = Vec::new();
     for round in 0..3u64 {
@@ -48,7 +39,7 @@ fn repository_with_garbage(env: &Env) -> Vec<(String, PathBuf)> {
             env.strata(["forget", id.as_str()]).success();
         }
     }
-    kept
+    (env, kept)
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
@@ -76,8 +67,7 @@ fn assert_intact(env: &Env, kept: &[(String, PathBuf)], what: &str) {
 
 /// The mutations of one prune of a fresh repository (from the mutation log).
 fn clean_prune_mutations() -> u64 {
-    let env = Env::new();
-    repository_with_garbage(&env);
+    let (env, _) = repository_with_garbage();
     let log = env.path("mutations.log");
     env.cmd()
         .env("STRATA_TEST_FAULT_LOG", &log)
@@ -97,8 +87,7 @@ fn prune_killed_at_every_mutation_loses_nothing() {
     faults.extend([2, m / 2, m].iter().map(|n| format!("kill-after={n}")));
     let mut killed = 0;
     for fault in faults {
-        let env = Env::new();
-        let kept = repository_with_garbage(&env);
+        let (env, kept) = repository_with_garbage();
         let (mut command, cmdline) = env
             .cmd()
             .env("STRATA_TEST_FAULT", &fault)

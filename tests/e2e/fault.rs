@@ -8,22 +8,6 @@ use std::process::Stdio;
 
 use crate::util::*;
 
-/// A repository with 1 MiB packs, so that a small backup still writes several packs.
-fn env_with_small_packs() -> Env {
-    let env = Env::new();
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
-    env
-}
-
 /// A small tree: random files smaller than the minimum chunk (so each is one blob whatever
 /// the repository's chunker key) of one size (so the number of packs does not depend on the
 /// order blobs reach the packer), and some small files. Every fresh repository then makes
@@ -44,7 +28,7 @@ fn source(env: &Env) -> PathBuf {
 
 /// The mutation log of one clean backup of a fresh repository: one line per mutation.
 fn clean_run_mutations() -> Vec<String> {
-    let env = env_with_small_packs();
+    let env = Env::init_small_packs();
     let src = source(&env);
     let log = env.path("mutations.log");
     env.cmd()
@@ -120,7 +104,7 @@ fn backup_killed_at_any_mutation_leaves_a_usable_repository() {
     runs.push(format!("kill-after={m}"));
 
     for fault in runs {
-        let env = env_with_small_packs();
+        let env = Env::init_small_packs();
         let src = source(&env);
         killed_backup(&env, &src, &fault);
         // At most unreferenced packs are left; the dead process's lock is removed.

@@ -24,17 +24,6 @@ const EXIT_LOCKED: i32 = 11;
 /// exactly one blob whatever the repository's chunker key.
 const SMALL_FILE: usize = 400 * 1024;
 
-/// A repository with 1 MiB packs, so that a few MiB of data make several packs.
-fn env_with_small_packs() -> Env {
-    let env = Env::new();
-    run_line(
-        &env,
-        "init --kdf-memory 1024 --kdf-iterations 1 --pack-size 1",
-    )
-    .success();
-    env
-}
-
 /// `strata ARGS...` in `env` with `TZ=UTC`.
 fn run<I, S>(env: &Env, args: I) -> Output
 where
@@ -511,7 +500,7 @@ fn forget_never_empties_a_group_unless_allowed() {
 /// packs so that only what the second needs is left, and everything it needs is kept.
 #[test]
 fn prune_frees_unneeded_data_and_keeps_what_is_needed() {
-    let mut env = env_with_small_packs();
+    let mut env = Env::init_small_packs();
     let src = env.path("src");
     data_tree(&src, 8, 1000);
     let first = env.backup(&[&src]);
@@ -613,7 +602,7 @@ fn prune_frees_unneeded_data_and_keeps_what_is_needed() {
 /// threshold.
 #[test]
 fn forget_with_prune_honours_max_unused() {
-    let env = env_with_small_packs();
+    let env = Env::init_small_packs();
     let src = env.path("src");
     data_tree(&src, 6, 9000);
     let first = env.backup(&[&src]);
@@ -676,7 +665,7 @@ fn forget_with_prune_honours_max_unused() {
 /// `check` warns about them without failing, `prune` removes them.
 #[test]
 fn prune_removes_what_a_killed_backup_left() {
-    let env = env_with_small_packs();
+    let env = Env::init_small_packs();
     let src = env.path("src");
     for i in 0..8u64 {
         write_file(
@@ -899,7 +888,7 @@ fn repair_snapshots(env: &Env, id: &str, src: &Path, lost: &BTreeSet<String>) ->
 /// the pack's other blobs and drop that file alone.
 #[test]
 fn damaged_pack_is_repaired_dropping_only_the_damaged_file() {
-    let mut env = env_with_small_packs();
+    let mut env = Env::init_small_packs();
     let src = env.path("src");
     data_tree(&src, 8, 4000);
     let id = env.backup(&[&src]);
@@ -940,7 +929,7 @@ fn damaged_pack_is_repaired_dropping_only_the_damaged_file() {
 /// the index and repairing the snapshot leave a clean repository without those files.
 #[test]
 fn missing_pack_is_repaired_dropping_the_files_it_held() {
-    let mut env = env_with_small_packs();
+    let mut env = Env::init_small_packs();
     let src = env.path("src");
     data_tree(&src, 8, 5000);
     let id = env.backup(&[&src]);
@@ -1000,7 +989,7 @@ fn missing_pack_is_repaired_dropping_the_files_it_held() {
 /// Two backups at once share the repository; both snapshots are whole.
 #[test]
 fn concurrent_backups_both_succeed() {
-    let env = env_with_small_packs();
+    let env = Env::init_small_packs();
     let a = env.path("a");
     let b = env.path("b");
     data_tree(&a, 5, 6000);
@@ -1044,7 +1033,7 @@ fn concurrent_backups_both_succeed() {
 /// its input: no timing decides the outcome.
 #[test]
 fn prune_waits_for_a_running_backup_only_with_retry_lock() {
-    let env = env_with_small_packs();
+    let env = Env::init_small_packs();
     let (mut command, cmdline) = env
         .cmd()
         .args([

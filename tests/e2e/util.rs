@@ -390,6 +390,22 @@ impl Env {
         env
     }
 
+    /// Like [`Env::init`], with 1 MiB packs, so that a few MiB of data make several packs.
+    pub fn init_small_packs() -> Env {
+        let env = Env::new();
+        env.strata([
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--pack-size",
+            "1",
+        ])
+        .success();
+        env
+    }
+
     /// A path inside the temporary directory.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
