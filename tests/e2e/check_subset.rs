@@ -1,9 +1,6 @@
 //! `check --read-data-subset`: reading a part of the packs (N/M, chosen by pack id) or a
 //! random sample (P%), reporting damage in what it reads, and refusing bad subsets.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-
 use serde_json::Value;
 
 use crate::util::*;
@@ -23,23 +20,6 @@ fn repo_with_many_packs() -> (Env, String) {
     write_file(&src.join("sub/notes.txt"), b"some notes\n");
     let id = env.backup(&[&src]);
     (env, id)
-}
-
-/// Flips one byte in the middle of the largest pack; returns the pack's id.
-fn flip_byte_in_largest_pack(env: &Env) -> String {
-    let pack = env.largest_pack();
-    let len = fs::metadata(&pack).unwrap().len();
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&pack)
-        .unwrap();
-    let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.read_exact(&mut byte).unwrap();
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.write_all(&[byte[0] ^ 0x01]).unwrap();
-    file_name(&pack)
 }
 
 fn counter(v: &Value, key: &str) -> u64 {
@@ -118,7 +98,7 @@ fn parts_cover_every_pack_once_and_exactly_one_finds_the_damage() {
         .json();
     assert_eq!(counter(&both, "packs_read"), healthy_parts[1]);
 
-    let pack_id = flip_byte_in_largest_pack(&env);
+    let pack_id = env.flip_byte_in_largest_pack();
     let damaged_part = part_of(&pack_id, 3);
     env.fresh_cache();
 

@@ -165,23 +165,6 @@ fn corrupted_byte_in_a_pack() {
     );
 }
 
-/// Flips one byte in the middle of the largest pack.
-fn flip_byte_in_largest_pack(env: &Env) -> String {
-    let pack = env.largest_pack();
-    let len = fs::metadata(&pack).unwrap().len();
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&pack)
-        .unwrap();
-    let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.read_exact(&mut byte).unwrap();
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.write_all(&[byte[0] ^ 0x01]).unwrap();
-    file_name(&pack)
-}
-
 #[test]
 fn check_read_data_names_the_damaged_pack_snapshot_and_path() {
     let mut env = Env::init();
@@ -199,7 +182,7 @@ fn check_read_data_names_the_damaged_pack_snapshot_and_path() {
     assert_eq!(healthy["ok"], true);
     assert_eq!(healthy["bytes_read"].as_u64(), Some(pack_bytes));
 
-    let pack_id = flip_byte_in_largest_pack(&env);
+    let pack_id = env.flip_byte_in_largest_pack();
     env.fresh_cache();
     // The structure alone is intact: only reading the data finds the damage.
     env.strata(["check"]).success();

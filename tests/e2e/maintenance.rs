@@ -6,8 +6,8 @@
 //! the calendar buckets of the retention policy are the ones the tests compute by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -790,23 +790,6 @@ fn prune_removes_what_a_killed_backup_left() {
 // repair
 // ---------------------------------------------------------------------------
 
-/// Flips one byte in the middle of the largest pack (a data pack of three blobs: the
-/// middle one is hit).
-fn flip_byte_in_largest_pack(env: &Env) {
-    let pack = env.largest_pack();
-    let len = fs::metadata(&pack).unwrap().len();
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&pack)
-        .unwrap();
-    let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.read_exact(&mut byte).unwrap();
-    f.seek(SeekFrom::Start(len / 2)).unwrap();
-    f.write_all(&[byte[0] ^ 0x01]).unwrap();
-}
-
 /// The paths (relative to `src`) that lines of the form `snapshot SHORT: PATH: ...` name
 /// for `snapshot`.
 fn damaged_paths<'a>(
@@ -892,7 +875,7 @@ fn damaged_pack_is_repaired_dropping_only_the_damaged_file() {
     let src = env.path("src");
     data_tree(&src, 8, 4000);
     let id = env.backup(&[&src]);
-    flip_byte_in_largest_pack(&env);
+    env.flip_byte_in_largest_pack();
     env.fresh_cache();
 
     // Structure alone does not see it; the data read does.

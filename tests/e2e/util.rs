@@ -406,6 +406,23 @@ impl Env {
         env
     }
 
+    /// Flips one byte in the middle of the largest pack; returns the pack's id.
+    pub fn flip_byte_in_largest_pack(&self) -> String {
+        let pack = self.largest_pack();
+        let len = fs::metadata(&pack).unwrap().len();
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&pack)
+            .unwrap();
+        let mut byte = [0u8; 1];
+        f.seek(SeekFrom::Start(len / 2)).unwrap();
+        f.read_exact(&mut byte).unwrap();
+        f.seek(SeekFrom::Start(len / 2)).unwrap();
+        f.write_all(&[byte[0] ^ 0x01]).unwrap();
+        file_name(&pack)
+    }
+
     /// A path inside the temporary directory.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
