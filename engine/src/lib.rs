@@ -28,6 +28,7 @@ pub mod filter;
 mod index;
 pub mod lock;
 mod meta;
+mod objects;
 mod packer;
 pub mod progress;
 pub mod prune;

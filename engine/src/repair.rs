@@ -273,10 +273,10 @@ pub fn repair_index(
     report.blobs_indexed = intact.iter().map(|p| p.blobs.len() as u64).sum();
 
     let supersedes: Vec<IndexId> = old_index.iter().filter_map(|n| n.parse().ok()).collect();
-    report.index_files_written = crate::prune::write_index_files(repo, intact, &supersedes)?;
-    crate::prune::delete_all(repo, FileType::Index, &old_index)?;
+    report.index_files_written = crate::objects::write_index_files(repo, intact, &supersedes)?;
+    crate::objects::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
-    crate::prune::delete_all(repo, FileType::Pack, &doomed)?;
+    crate::objects::delete_all(repo, FileType::Pack, &doomed)?;
     progress.finish();
     Ok(report)
 }

@@ -111,7 +111,7 @@ pub fn find_parent(
 /// Deletes snapshot files (what `forget` does; the data goes with the next prune).
 pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
     let names: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
-    crate::prune::delete_all(repo, FileType::Snapshot, &names)
+    crate::objects::delete_all(repo, FileType::Snapshot, &names)
 }
 
 /// Rewrites a snapshot: applies `edit` to a copy, records the rewrite (keeping the id the

@@ -18,8 +18,9 @@ use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
 mod read_data;
+mod subset;
 
-pub use read_data::{Subset, SubsetError};
+pub use subset::{Subset, SubsetError};
 
 use crate::index::{IndexBuilder, MasterIndex};
 use crate::progress::Progress;

@@ -1,0 +1,73 @@
+//! Writing and deleting many repository objects at once: the index files prune and repair
+//! write, and the deletes of forget, prune and repair.
+
+use strata_format::id::IndexId;
+use strata_format::index::{IndexFile, IndexPack};
+use strata_storage::FileType;
+
+use crate::{EngineError, Repository, Result};
+
+/// Blobs per index file written by prune and repair.
+const INDEX_BLOBS: usize = 50_000;
+/// Storage deletes in flight at once.
+const DELETE_CONCURRENCY: usize = 16;
+
+/// Writes index files naming `packs` (at most [`INDEX_BLOBS`] blobs each, at least one
+/// file), each superseding `supersedes`. Returns how many were written.
+pub(crate) fn write_index_files(
+    repo: &Repository,
+    packs: Vec<IndexPack>,
+    supersedes: &[IndexId],
+) -> Result<u64> {
+    let mut file = IndexFile {
+        supersedes: supersedes.to_vec(),
+        packs: Vec::new(),
+    };
+    let mut written = 0;
+    let mut blobs = 0usize;
+    for p in packs {
+        blobs += p.blobs.len();
+        file.packs.push(p);
+        if blobs >= INDEX_BLOBS {
+            repo.save_object(FileType::Index, &file)?;
+            written += 1;
+            file.packs.clear();
+            blobs = 0;
+        }
+    }
+    if !file.packs.is_empty() || written == 0 {
+        repo.save_object(FileType::Index, &file)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Deletes objects, several at a time. An object already gone is not an error.
+pub(crate) fn delete_all(repo: &Repository, ft: FileType, names: &[String]) -> Result<()> {
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(DELETE_CONCURRENCY));
+    let results: Vec<Result<()>> = repo.block_on(async {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let backend = repo.backend().clone();
+                let sem = sem.clone();
+                let name = name.clone();
+                tokio::spawn(async move {
+                    let _permit = sem.acquire().await.expect("semaphore is never closed");
+                    match backend.delete(ft, &name).await {
+                        Err(e) if e.kind != strata_storage::ErrorKind::NotFound => Err(e.into()),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(h.await.unwrap_or_else(|e| {
+                Err(EngineError::Invalid(format!("storage task failed: {e}")))
+            }));
+        }
+        out
+    });
+    results.into_iter().collect()
+}

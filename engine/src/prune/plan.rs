@@ -1,0 +1,260 @@
+//! Planning a prune: marking what the snapshots need and deciding the fate of every pack.
+
+use std::collections::HashMap;
+
+use strata_format::blob::BlobType;
+use strata_format::id::PackId;
+use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
+use strata_storage::FileType;
+
+use crate::progress::Progress;
+use crate::{EngineError, Repository, Result};
+
+use super::{Fate, PackInfo, PruneOptions, PrunePlan, PruneStats};
+
+/// Needed-but-missing blobs named one by one in the error, at most.
+const MAX_LISTED_MISSING: usize = 10;
+
+pub(super) fn is_set(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+/// Sets bit `i`; returns whether it was clear.
+fn set(bits: &mut [u64], i: usize) -> bool {
+    let was = is_set(bits, i);
+    bits[i / 64] |= 1 << (i % 64);
+    !was
+}
+
+/// Marks every blob the repository's snapshots need. Errors name what is missing.
+fn mark_used(
+    repo: &Repository,
+    ignore: &[strata_format::id::SnapshotId],
+    progress: &dyn Progress,
+) -> Result<(Vec<u64>, u64)> {
+    let index = repo.index();
+    let mut used = vec![0u64; index.len().div_ceil(64)];
+    let mut snapshots = crate::snapshots::list(repo)?;
+    snapshots.retain(|(id, _)| !ignore.contains(id));
+    let mut missing: Vec<String> = Vec::new();
+    let mut missing_count = 0usize;
+    let mut note_missing = |what: String| {
+        missing_count += 1;
+        if missing.len() < MAX_LISTED_MISSING {
+            missing.push(what);
+        }
+    };
+    for (pos, (_, loc)) in index.iter().enumerate() {
+        if loc.blob_type == BlobType::Dictionary {
+            set(&mut used, pos);
+        }
+    }
+    for (sid, snap) in &snapshots {
+        progress.add_item();
+        // (tree, depth) still to walk, depth first.
+        let mut stack = vec![(snap.tree, 0usize)];
+        while let Some((tree_id, depth)) = stack.pop() {
+            let Some(pos) = index.position(&tree_id) else {
+                note_missing(format!("snapshot {}: tree {tree_id}", sid.short()));
+                continue;
+            };
+            if !set(&mut used, pos) {
+                continue;
+            }
+            if depth > MAX_TREE_DEPTH {
+                return Err(EngineError::Corrupt(format!(
+                    "snapshot {}: trees nest deeper than {MAX_TREE_DEPTH} levels",
+                    sid.short()
+                )));
+            }
+            let tree = repo.load_tree(&tree_id).map_err(|e| {
+                EngineError::Corrupt(format!(
+                    "snapshot {}: {e}; prune changed nothing (run `strata check`)",
+                    sid.short()
+                ))
+            })?;
+            for node in tree.nodes {
+                match node.kind {
+                    NodeKind::File { content } => {
+                        for id in content {
+                            match index.position(&id) {
+                                Some(p) => {
+                                    set(&mut used, p);
+                                }
+                                None => note_missing(format!(
+                                    "snapshot {}: data blob {id} of {}",
+                                    sid.short(),
+                                    String::from_utf8_lossy(&node.name)
+                                )),
+                            }
+                        }
+                    }
+                    NodeKind::Dir { subtree } => stack.push((subtree, depth + 1)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if missing_count > 0 {
+        return Err(EngineError::Corrupt(format!(
+            "{missing_count} blobs needed by snapshots are not in the index ({}{}); prune changed \
+             nothing: run `strata check`, then `strata repair index` and `strata repair snapshots`",
+            missing.join("; "),
+            if missing_count > missing.len() {
+                "; …"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok((used, snapshots.len() as u64))
+}
+
+/// Plans a prune of the repository (opened with its whole index, under an exclusive lock).
+pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PrunePlan> {
+    if repo.index_is_metadata_only() {
+        return Err(EngineError::Invalid(
+            "prune needs the repository's whole index".into(),
+        ));
+    }
+    let index = repo.index();
+    let index_files: Vec<String> = repo
+        .block_on(repo.backend().list(FileType::Index))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let (used, snapshots) = mark_used(repo, &opts.ignore_snapshots, progress)?;
+
+    // One entry per pack id.
+    let mut by_id: HashMap<PackId, u32> = HashMap::new();
+    let mut packs: Vec<PackInfo> = Vec::new();
+    let canon: Vec<u32> = index
+        .packs()
+        .iter()
+        .map(|&(id, size)| {
+            *by_id.entry(id).or_insert_with(|| {
+                packs.push(PackInfo {
+                    id,
+                    size,
+                    fate: Fate::Keep,
+                    data: false,
+                    total_bytes: 0,
+                    used_bytes: 0,
+                    used_blobs: 0,
+                });
+                packs.len() as u32 - 1
+            })
+        })
+        .collect();
+    let mut stats = PruneStats {
+        snapshots,
+        index_files: index_files.len() as u64,
+        ..PruneStats::default()
+    };
+    for (pos, (_, loc)) in index.iter().enumerate() {
+        let p = &mut packs[canon[loc.pack as usize] as usize];
+        p.total_bytes += loc.length as u64;
+        p.data |= loc.blob_type == BlobType::Data;
+        if is_set(&used, pos) {
+            p.used_bytes += loc.length as u64;
+            p.used_blobs += 1;
+            stats.used_blobs += 1;
+            stats.used_bytes += loc.length as u64;
+        } else {
+            stats.unused_blobs += 1;
+            stats.unused_bytes += loc.length as u64;
+        }
+    }
+
+    let stored: HashMap<String, u64> = repo
+        .block_on(repo.backend().list(FileType::Pack))?
+        .into_iter()
+        .collect();
+    stats.packs = stored.len() as u64;
+    stats.pack_bytes = stored.values().sum();
+    let tiny = (repo.config().pack_size as f64 * opts.tiny_fraction) as u64;
+    let mut tiny_count = [0u32; 2];
+    for p in &mut packs {
+        let name = p.id.to_hex();
+        let stored_size = stored.get(&name).copied();
+        p.fate = match stored_size {
+            None if p.used_blobs > 0 => {
+                return Err(EngineError::Corrupt(format!(
+                    "pack {name} holds {} blobs that snapshots need but is missing; prune changed \
+                     nothing: run `strata repair index`, then `strata repair snapshots`",
+                    p.used_blobs
+                )))
+            }
+            None => Fate::Gone,
+            Some(s) if s != p.size && p.used_blobs > 0 => {
+                return Err(EngineError::Corrupt(format!(
+                    "pack {name} has {s} bytes but its index records {}; prune changed nothing: \
+                     run `strata check --read-data` and `strata repair index`",
+                    p.size
+                )))
+            }
+            Some(_) if p.used_blobs == 0 => Fate::Delete,
+            Some(_) => {
+                // Blob bytes only: pack headers are overhead, not garbage.
+                let unused = p.total_bytes.saturating_sub(p.used_bytes);
+                if unused as f64 * 100.0 > opts.max_unused_percent * p.total_bytes as f64 {
+                    Fate::Repack
+                } else {
+                    if p.size < tiny {
+                        tiny_count[p.data as usize] += 1;
+                    }
+                    Fate::Keep
+                }
+            }
+        };
+    }
+    // Tiny packs are merged only when there are at least two of a kind (or a repack of
+    // that kind writes a new pack anyway).
+    let mut repacking = [false; 2];
+    for p in &packs {
+        if p.fate == Fate::Repack {
+            repacking[p.data as usize] = true;
+        }
+    }
+    for p in &mut packs {
+        let kind = p.data as usize;
+        if p.fate == Fate::Keep && p.size < tiny && (tiny_count[kind] >= 2 || repacking[kind]) {
+            p.fate = Fate::Repack;
+        }
+    }
+    for p in &packs {
+        match p.fate {
+            Fate::Keep => stats.keep_packs += 1,
+            Fate::Repack => {
+                stats.repack_packs += 1;
+                stats.repack_pack_bytes += p.size;
+                stats.repack_blobs += p.used_blobs;
+                stats.repack_blob_bytes += p.used_bytes;
+            }
+            Fate::Delete => {
+                stats.unused_packs += 1;
+                stats.unused_pack_bytes += p.size;
+            }
+            Fate::Gone => {}
+        }
+    }
+    let mut unindexed: Vec<(String, u64)> = stored
+        .into_iter()
+        .filter(|(name, _)| {
+            name.parse::<PackId>()
+                .map_or(true, |id| !by_id.contains_key(&id))
+        })
+        .collect();
+    unindexed.sort();
+    stats.unindexed_packs = unindexed.len() as u64;
+    stats.unindexed_pack_bytes = unindexed.iter().map(|(_, s)| s).sum();
+    progress.finish();
+    Ok(PrunePlan {
+        stats,
+        packs,
+        canon,
+        used,
+        unindexed,
+        index_files,
+    })
+}
