@@ -227,3 +227,60 @@ fn prune_interrupted_at_every_mutation_loses_nothing() {
         );
     }
 }
+
+/// The state of a prune that died right after writing its new index: the old index files
+/// and packs are all still there. Check warns about the superseded index files (and is
+/// otherwise clean), and the next prune removes them.
+#[test]
+fn superseded_index_files_are_reported_and_removed() {
+    let work = tempfile::tempdir().unwrap();
+    let (backend, kept, sources) = repository_with_garbage(work.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let objects = |ft: FileType| -> Vec<(String, bytes::Bytes)> {
+        rt.block_on(backend.list(ft))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| {
+                let b = rt.block_on(backend.read(ft, &n)).unwrap();
+                (n, b)
+            })
+            .collect()
+    };
+    let old_index = objects(FileType::Index);
+    let old_packs = objects(FileType::Pack);
+    prune(&backend).unwrap();
+    // Undo every delete: what is left is exactly the state after the new index was written.
+    for (ft, old) in [(FileType::Index, &old_index), (FileType::Pack, &old_packs)] {
+        for (name, bytes) in old {
+            rt.block_on(backend.write(ft, name, bytes.clone())).unwrap();
+        }
+    }
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let report = check_with(&repo, &CheckOptions::default(), &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.errors);
+    for (name, _) in &old_index {
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains(name.as_str()) && w.contains("superseded")),
+            "{name} not reported: {:?}",
+            report.warnings
+        );
+    }
+    drop(repo);
+    assert_intact(&backend, &kept, &sources);
+    prune(&backend).unwrap();
+    let left: Vec<String> = objects(FileType::Index)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for (name, _) in &old_index {
+        assert!(!left.contains(name), "prune left superseded index {name}");
+    }
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let report = check_with(&repo, &CheckOptions::default(), &NoProgress).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    drop(repo);
+    assert_intact(&backend, &kept, &sources);
+}

@@ -7,8 +7,9 @@ use crate::{exit, open, Cli};
 
 /// Remove stale locks.
 ///
-/// Without options, removes locks of processes that no longer run on this host (those are
-/// also removed automatically by every command) and unreadable locks. With --remove-all,
+/// Without options, removes stale locks: those of processes that no longer run on this host
+/// (also removed automatically by every command), those not refreshed for 30 minutes (a
+/// live process refreshes its lock every 5), and unreadable ones. With --remove-all,
 /// removes every lock: use it only when you know no other strata process uses the
 /// repository, for example after a machine holding a lock died.
 #[derive(Debug, clap::Args)]

@@ -72,10 +72,23 @@ pub fn check_with(
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut builder = IndexBuilder::new(false);
+    let mut read = HashSet::new();
+    let mut superseded = HashSet::new();
     repo.for_each_index_file(|id, file| match file {
-        Ok(f) => builder.add_file(id, f),
+        Ok(f) => {
+            read.insert(id);
+            superseded.extend(f.supersedes.iter().copied());
+            builder.add_file(id, f)
+        }
         Err(e) => report.errors.push(e.to_string()),
     })?;
+    let mut leftover: Vec<_> = read.intersection(&superseded).collect();
+    leftover.sort();
+    for id in leftover {
+        report.warnings.push(format!(
+            "index {id} is superseded by a newer index file (left by an interrupted prune or repair; the next prune removes it)"
+        ));
+    }
     let index = builder.build();
     repo.load_dictionaries(&index);
     let stored: HashMap<String, u64> = repo
