@@ -391,6 +391,10 @@ impl Repository {
             }
         })?;
         match first_error {
+            // A storage failure stays what it is; damage gets the way out.
+            Some(e) if e.kind() == crate::ErrorKind::Corrupt => Err(EngineError::Corrupt(format!(
+                "{e}; rebuild the index from the packs with `strata repair index`"
+            ))),
             Some(e) => Err(e),
             None => Ok(builder.build()),
         }

@@ -965,6 +965,52 @@ fn missing_pack_is_repaired_dropping_the_files_it_held() {
     assert_same_tree_except(&src, &restored(&target, &src), &lost);
 }
 
+/// A damaged index file: `check` reports it, `prune` refuses to run (it could not tell
+/// which packs are needed), and `repair index` rebuilds the index from the packs, after
+/// which everything checks clean and restores identical.
+#[test]
+fn damaged_index_file_is_rebuilt_from_the_packs() {
+    let env = Env::init_small_packs();
+    let src = env.path("src");
+    data_tree(&src, 6, 6000);
+    let id = env.backup(&[&src]);
+    let index_files = env.repo_files("index");
+    assert!(!index_files.is_empty());
+    let victim = &index_files[0];
+    let mut bytes = fs::read(victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(victim, &bytes).unwrap();
+    let packs_before = pack_names(&env);
+
+    let out = run_line(&env, "check --json").code(1);
+    let errors = strings(&out.json(), "errors");
+    assert!(
+        errors.iter().any(|e| e.contains(&file_name(victim))),
+        "no error names the damaged index file\n{}",
+        out.describe()
+    );
+    run_line(&env, "prune").code(1).stderr_contains("index");
+    assert_eq!(
+        pack_names(&env),
+        packs_before,
+        "a refused prune deleted packs"
+    );
+
+    let v = json_of(&env, "repair index --json");
+    assert_eq!(counter(&v, "packs_salvaged"), 0, "{v}");
+    assert_eq!(counter(&v, "blobs_lost"), 0, "{v}");
+    assert!(!victim.exists(), "the damaged index file is replaced");
+    let report = json_of(&env, "check --read-data --json");
+    assert!(strings(&report, "errors").is_empty(), "{report}");
+    let target = env.path("restore");
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
+    // Nothing was lost, so prune has nothing to free.
+    let v = json_of(&env, "prune --json");
+    assert_eq!(counter(&v, "packs_deleted"), 0, "{v}");
+}
+
 // ---------------------------------------------------------------------------
 // Locks
 // ---------------------------------------------------------------------------

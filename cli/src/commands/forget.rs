@@ -213,7 +213,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 if s.keep {
                     println!("  keep    {}  {t}  {}", s.short_id, s.reasons.join(", "));
                 } else {
-                    println!("  remove  {}  {t}", s.short_id);
+                    println!("  remove  {}  {t}  no rule keeps it", s.short_id);
                 }
             }
         }
