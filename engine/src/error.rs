@@ -80,6 +80,18 @@ impl EngineError {
         }
     }
 
+    /// Whether this is a blob compressed against a dictionary that was not loaded (the
+    /// blob itself may be intact).
+    pub fn is_missing_dictionary(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Format {
+                source: FormatError::MissingDictionary { .. },
+                ..
+            }
+        )
+    }
+
     /// Wraps a format error with the object it concerns.
     pub fn format(object: impl Into<String>, source: FormatError) -> Self {
         EngineError::Format {

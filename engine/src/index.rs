@@ -45,6 +45,8 @@ pub struct MasterIndex {
     packs: Vec<(PackId, u64)>,
     /// Which index file named each pack (for messages).
     pack_index: Vec<IndexId>,
+    /// Index files that some loaded index file supersedes, sorted.
+    superseded: Vec<IndexId>,
 }
 
 impl MasterIndex {
@@ -145,6 +147,12 @@ impl MasterIndex {
         self.packs[pos as usize]
     }
 
+    /// Whether a loaded index file supersedes index file `id` (which an interrupted prune
+    /// or repair left behind).
+    pub fn is_superseded(&self, id: &IndexId) -> bool {
+        self.superseded.binary_search(id).is_ok()
+    }
+
     /// The index file that named the pack at a position.
     pub fn pack_source(&self, pos: u32) -> IndexId {
         self.pack_index[pos as usize]
@@ -190,6 +198,7 @@ impl IndexBuilder {
 
     pub fn add_file(&mut self, id: IndexId, file: IndexFile) {
         let index = &mut self.index;
+        index.superseded.extend(file.supersedes);
         for p in file.packs {
             let pack = index.packs.len() as u32;
             index.packs.push((p.id, p.size));
@@ -218,6 +227,8 @@ impl IndexBuilder {
         index.entries.shrink_to_fit();
         index.packs.shrink_to_fit();
         index.pack_index.shrink_to_fit();
+        index.superseded.sort_unstable();
+        index.superseded.dedup();
         index.build_buckets();
         index
     }

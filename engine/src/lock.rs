@@ -254,9 +254,9 @@ fn check_conflicts(
         {
             continue;
         }
-        let bytes = match repo.read_verified(FileType::Lock, &name) {
-            Ok(b) => b,
-            Err(_) => continue, // removed meanwhile, or damaged: not a live lock
+        let bytes = match read_lock(repo, &name)? {
+            Some(b) => b,
+            None => continue,
         };
         let Ok(other) = LockFile::decode(repo.key(), &bytes) else {
             tracing::warn!("ignoring undecodable lock locks/{name}");
@@ -283,6 +283,21 @@ fn check_conflicts(
     Ok(())
 }
 
+/// Reads a lock file: `None` when it is gone (removed meanwhile) or damaged (a live holder
+/// replaces it at its next refresh). Any other failure is an error: a lock that cannot be
+/// read might be live, so nothing may proceed as if it were not there.
+fn read_lock(repo: &Repository, name: &str) -> Result<Option<bytes::Bytes>> {
+    match repo.read_verified(FileType::Lock, name) {
+        Ok(b) => Ok(Some(b)),
+        Err(EngineError::Storage(e)) if e.kind == strata_storage::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+            tracing::warn!("ignoring damaged lock locks/{name}: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What `unlock` did with one lock.
 #[derive(Debug, Clone)]
 pub struct UnlockedLock {
@@ -302,10 +317,23 @@ pub fn unlock(repo: &Repository, all: bool) -> Result<Vec<UnlockedLock>> {
 pub fn unlock_with(repo: &Repository, all: bool, timing: LockTiming) -> Result<Vec<UnlockedLock>> {
     let mut out = Vec::new();
     for (name, size) in repo.block_on(repo.backend().list(FileType::Lock))? {
-        let decoded = crate::repository::check_size(FileType::Lock, &name, size)
-            .and_then(|_| repo.read_verified(FileType::Lock, &name))
-            .ok()
-            .and_then(|b| LockFile::decode(repo.key(), &b).ok());
+        // Unreadable for a reason other than damage: it may be live; keep it (unless all).
+        let read = match crate::repository::check_size(FileType::Lock, &name, size) {
+            Ok(()) => match read_lock(repo, &name) {
+                Ok(r) => r,
+                Err(e) if !all => {
+                    out.push(UnlockedLock {
+                        name,
+                        description: format!("lock that could not be read ({e})"),
+                        removed: false,
+                    });
+                    continue;
+                }
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        let decoded = read.and_then(|b| LockFile::decode(repo.key(), &b).ok());
         let (description, stale) = match &decoded {
             Some(l) => {
                 let why = staleness(l, &timing);

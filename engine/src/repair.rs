@@ -87,8 +87,13 @@ fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>
 }
 
 /// Verifies one stored blob against what its pack header says.
+/// A blob compressed against a dictionary that is not loaded has passed authenticated
+/// decryption before decompression failed: its bytes are intact, and it is kept.
 fn verify(repo: &Repository, pack: &PackId, b: &PackBlob, stored: &[u8]) -> Result<()> {
-    let plain = repo.decode_stored_blob(b.blob_type, &b.id, pack, stored)?;
+    let plain = match repo.decode_stored_blob(b.blob_type, &b.id, pack, stored) {
+        Err(e) if e.is_missing_dictionary() => return Ok(()),
+        other => other?,
+    };
     if plain.len() != b.raw_length as usize {
         return Err(EngineError::Corrupt(format!(
             "blob {} decodes to {} bytes, the pack header says {}",
@@ -149,7 +154,11 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
     let pack: PackId = name
         .parse()
         .map_err(|e| EngineError::format(format!("pack name {name}"), e))?;
-    let header = read_header(repo, name, size);
+    let header = match read_header(repo, name, size) {
+        // Only damage is salvaged; a storage failure stops the repair.
+        Err(e) if e.kind() != crate::ErrorKind::Corrupt => return Err(e),
+        h => h,
+    };
     match (header, read_data) {
         (Ok(blobs), false) => Ok(Found::Intact(IndexPack {
             id: pack,
@@ -188,7 +197,11 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
         (Err(e), _) => {
             let (good, lost) = salvage(repo, &pack, size, None)?;
             Ok(Found::Damaged {
-                problem: format!("{e}: scanned its blobs, {} intact, {lost} lost", good.len()),
+                problem: format!(
+                    "{e}: scanned its blobs, {} intact, {lost} damaged (blobs after a damaged \
+                     one cannot be found without the header and are lost too)",
+                    good.len()
+                ),
                 good,
                 lost,
             })
@@ -214,7 +227,7 @@ pub fn repair_index(
         ..IndexRepair::default()
     };
     // Dictionary-compressed blobs verify only with their dictionaries: headers first.
-    if read_data {
+    {
         let headers: Vec<IndexPack> = packs
             .par_iter()
             .filter_map(|(name, size)| {
@@ -337,7 +350,12 @@ impl TreeRepairer<'_> {
             None if depth > MAX_TREE_DEPTH => {
                 Err(format!("trees nest deeper than {MAX_TREE_DEPTH} levels"))
             }
-            None => self.repo.load_tree(tree_id).map_err(|e| e.to_string()),
+            None => match self.repo.load_tree(tree_id) {
+                Ok(t) => Ok(t),
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Err(e.to_string()),
+                // A storage failure is not lost data: stop rather than drop a directory.
+                Err(e) => return Err(e),
+            },
         };
         let result = match loaded {
             Err(why) => {
@@ -405,7 +423,8 @@ impl TreeRepairer<'_> {
 
 /// Rewrites every snapshot that needs lost blobs (repository opened with its whole index,
 /// under an exclusive lock). With `dry_run`, only reports. Unrepairable snapshots (root
-/// tree lost) are removed only with `forget_unrepairable`.
+/// tree lost, or the snapshot file itself damaged) are removed only with
+/// `forget_unrepairable`.
 pub fn repair_snapshots(
     repo: &Repository,
     dry_run: bool,
@@ -416,7 +435,27 @@ pub fn repair_snapshots(
         .block_on(repo.backend().list(FileType::Pack))?
         .into_iter()
         .collect();
-    let snapshots = crate::snapshots::list(repo)?;
+    let mut out = Vec::new();
+    let mut snapshots = Vec::new();
+    for (id, s) in crate::snapshots::list_lenient(repo)? {
+        match s {
+            Ok(s) => snapshots.push((id, s)),
+            Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+                let remove = forget_unrepairable && !dry_run;
+                if remove {
+                    crate::snapshots::forget(repo, &[id])?;
+                }
+                out.push(SnapshotRepair {
+                    id: id.to_hex(),
+                    new_id: None,
+                    dropped: Vec::new(),
+                    unrepairable: Some(e.to_string()),
+                    removed: remove,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let packer = Packer::new(repo);
     let mut repairer = TreeRepairer {
         repo,
@@ -437,7 +476,6 @@ pub fn repair_snapshots(
     packer.finish()?;
     let by_id: HashMap<SnapshotId, &strata_format::snapshot::SnapshotFile> =
         snapshots.iter().map(|(i, s)| (*i, s)).collect();
-    let mut out = Vec::new();
     for (id, new_tree, dropped) in plans {
         let snap = by_id[&id];
         let lines: Vec<String> = dropped

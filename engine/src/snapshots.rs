@@ -64,6 +64,13 @@ pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)>
             .pop()
             .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()));
     }
+    let id = resolve(repo, spec)?;
+    Ok((id, load(repo, &id)?))
+}
+
+/// Resolves a full id or a unique hex prefix to a snapshot id by name only, without
+/// reading the snapshot (which may be damaged).
+pub fn resolve(repo: &Repository, spec: &str) -> Result<SnapshotId> {
     if spec.is_empty() || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(EngineError::Invalid(format!(
             "{spec:?} is not a snapshot id: give `latest`, an id or a hex prefix of one"
@@ -78,12 +85,9 @@ pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)>
         .collect();
     match matches.as_slice() {
         [] => Err(EngineError::NotFound(format!("no snapshot matches {spec}"))),
-        [one] => {
-            let id: SnapshotId = one
-                .parse()
-                .map_err(|e| EngineError::format(format!("snapshots/{one}"), e))?;
-            Ok((id, load(repo, &id)?))
-        }
+        [one] => one
+            .parse()
+            .map_err(|e| EngineError::format(format!("snapshots/{one}"), e)),
         many => Err(EngineError::Invalid(format!(
             "snapshot prefix {spec} is ambiguous: it matches {} snapshots; give more digits",
             many.len()

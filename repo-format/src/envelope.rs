@@ -189,11 +189,9 @@ pub fn decompress_with(
             let id = zstd::zstd_safe::get_dict_id_from_frame(data).ok_or_else(|| {
                 FormatError::malformed(object, "dictionary-compressed frame names no dictionary")
             })?;
-            let dict = dicts.get(id.get()).ok_or_else(|| {
-                FormatError::malformed(
-                    object,
-                    format!("compressed with dictionary {id}, which the repository does not hold"),
-                )
+            let dict = dicts.get(id.get()).ok_or(FormatError::MissingDictionary {
+                object,
+                id: id.get(),
             })?;
             zstd_decompress_dict(data, raw_length, dict)
                 .map_err(|e| FormatError::malformed(object, format!("zstd: {e}")))?

@@ -27,6 +27,10 @@ pub enum FormatError {
         object: &'static str,
         reason: String,
     },
+    /// A blob is compressed against a dictionary the reader was not given (its bytes may be
+    /// intact: this is not damage of the blob).
+    #[error("{object} is compressed with dictionary {id}, which the repository does not hold")]
+    MissingDictionary { object: &'static str, id: u32 },
     /// Parameters (chunker, KDF, sizes) are outside the supported range.
     #[error("invalid {what}: {reason}")]
     InvalidParameter { what: &'static str, reason: String },

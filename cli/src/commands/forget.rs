@@ -186,7 +186,26 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let mut remove = Vec::new();
         let mut held = Vec::new();
         for spec in &args.ids {
-            let (id, s) = snapshots::find(&repo, spec)?;
+            let (id, s) = if spec == "latest" {
+                let (id, s) = snapshots::find(&repo, spec)?;
+                (id, Ok(s))
+            } else {
+                let id = snapshots::resolve(&repo, spec)?;
+                (id, snapshots::load(&repo, &id))
+            };
+            let s = match s {
+                Ok(s) => s,
+                // A damaged snapshot restores nothing and would block prune for ever.
+                Err(e) if e.kind() == strata_engine::ErrorKind::Corrupt => {
+                    eprintln!(
+                        "strata: snapshot {} is unreadable ({e}); forgetting it",
+                        id.short()
+                    );
+                    remove.push(id);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             match s.keep_until_ns {
                 Some(until) if until > now => held.push(format!(
                     "{} (held until {})",

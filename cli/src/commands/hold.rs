@@ -57,7 +57,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "hold", true, open::Index::None)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {
-        found.push(snapshots::find(&repo, spec)?);
+        let (id, snap) = snapshots::find(&repo, spec)?;
+        // Named twice (say `latest` and its id): rewrite it once.
+        if !found.iter().any(|(f, _)| *f == id) {
+            found.push((id, snap));
+        }
     }
     let mut out = Vec::new();
     for (id, snap) in found {

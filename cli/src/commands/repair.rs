@@ -80,9 +80,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                         r.packs_written,
                         r.blobs_lost
                     );
-                    if r.blobs_lost > 0 {
+                    if r.packs_salvaged > 0 {
                         println!(
-                            "run `strata repair snapshots` to drop the files that needed them"
+                            "run `strata repair snapshots` to drop the files whose data was lost"
                         );
                     }
                 }

@@ -61,6 +61,8 @@ impl Default for PruneOptions {
 pub struct PruneStats {
     pub snapshots: u64,
     pub index_files: u64,
+    /// Index files a newer one supersedes (left by an interrupted prune or repair).
+    pub superseded_index_files: u64,
     /// Packs in storage, and their bytes.
     pub packs: u64,
     pub pack_bytes: u64,
@@ -129,7 +131,9 @@ pub struct PrunePlan {
 impl PrunePlan {
     /// Whether running the plan would change anything.
     pub fn is_noop(&self) -> bool {
-        self.packs.iter().all(|p| p.fate == Fate::Keep) && self.unindexed.is_empty()
+        self.packs.iter().all(|p| p.fate == Fate::Keep)
+            && self.unindexed.is_empty()
+            && self.stats.superseded_index_files == 0
     }
 }
 
@@ -145,7 +149,8 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         index_files,
     } = plan;
     let index = repo.index();
-    let index_changes = packs.iter().any(|p| p.fate != Fate::Keep);
+    let index_changes =
+        packs.iter().any(|p| p.fate != Fate::Keep) || stats.superseded_index_files > 0;
 
     // 1. Copy what is needed out of the packs to repack, into new packs (durable).
     let mut new_packs = Vec::new();

@@ -34,7 +34,20 @@ fn mark_used(
 ) -> Result<(Vec<u64>, u64)> {
     let index = repo.index();
     let mut used = vec![0u64; index.len().div_ceil(64)];
-    let mut snapshots = crate::snapshots::list(repo)?;
+    let mut snapshots = Vec::new();
+    for (id, s) in crate::snapshots::list_lenient(repo)? {
+        match s {
+            Ok(s) => snapshots.push((id, s)),
+            Err(e) => {
+                return Err(EngineError::Corrupt(format!(
+                    "{e}; prune changed nothing: a snapshot that cannot be read might need any \
+                     blob. Remove it with `strata forget {}` (or `strata repair snapshots \
+                     --forget`) if it cannot be recovered",
+                    id.short()
+                )))
+            }
+        }
+    }
     snapshots.retain(|(id, _)| !ignore.contains(id));
     let mut missing: Vec<String> = Vec::new();
     let mut missing_count = 0usize;
@@ -149,6 +162,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
     let mut stats = PruneStats {
         snapshots,
         index_files: index_files.len() as u64,
+        superseded_index_files: index_files
+            .iter()
+            .filter_map(|n| n.parse::<strata_format::id::IndexId>().ok())
+            .filter(|id| index.is_superseded(id))
+            .count() as u64,
         ..PruneStats::default()
     };
     for (pos, (_, loc)) in index.iter().enumerate() {
