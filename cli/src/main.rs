@@ -35,7 +35,10 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, max_term_width = 100)]
 pub struct Cli {
-    /// Repository location: a directory path or file:///path.
+    /// Repository location: a directory path, file:///path, sftp://user@host[:port]/path
+    /// (key login, host checked against known_hosts; STRATA_SSH_KEY names a key file) or
+    /// s3://bucket/prefix (credentials, region and endpoint from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL).
     #[arg(short = 'r', long = "repo", env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<String>,
 

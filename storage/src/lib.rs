@@ -12,6 +12,7 @@ pub mod fault;
 mod local;
 mod location;
 mod opendal_backend;
+mod remote;
 
 pub use backend::{Backend, FileType};
 pub use error::{ErrorKind, StorageError};

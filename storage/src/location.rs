@@ -3,7 +3,11 @@
 //! Accepted forms:
 //! - a plain path, absolute or relative (`/srv/backup`, `backup`, `./a:b`);
 //! - `file:///absolute/path` (percent-escapes such as `%20` are decoded);
-//! - `memory://` (a fresh in-memory store, for tests).
+//! - `memory://` (a fresh in-memory store, for tests);
+//! - `sftp://[user@]host[:port]/absolute/path` (`sftp://host/~/path` for a path below the
+//!   login's home directory);
+//! - `s3://bucket[/prefix]` (endpoint, region and credentials come from the standard AWS
+//!   environment variables; path-style addressing, as S3-compatible servers want).
 //!
 //! Anything that starts like a URL scheme (`name:`, at least two characters, as in
 //! `sftp://host/x` or `s3:bucket`) and is not one of the above is refused rather than
@@ -21,6 +25,16 @@ pub(crate) enum Location {
     Fs(PathBuf),
     /// The in-memory store.
     Memory,
+    /// A directory on an SFTP server.
+    Sftp {
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+        /// Absolute, or relative to the login's home directory (from `/~/`).
+        path: String,
+    },
+    /// A bucket (and a prefix in it) of an S3-compatible store.
+    S3 { bucket: String, prefix: String },
 }
 
 const OP: &str = "open";
@@ -49,16 +63,80 @@ impl Location {
                 }
                 Ok(Location::Fs(PathBuf::from(percent_decode(s, path)?)))
             }
+            "sftp" => parse_sftp(s, s[scheme.len()..].strip_prefix("://").unwrap_or("")),
+            "s3" => parse_s3(s, s[scheme.len()..].strip_prefix("://").unwrap_or("")),
             _ => Err(StorageError::other(
                 OP,
                 "",
                 format!(
-                    "unsupported repository URL {s:?}: use a local path, file:///path or \
-                     memory:// (write ./{s} for a relative path containing ':')"
+                    "unsupported repository URL {s:?}: use a local path, file:///path, \
+                     sftp://user@host/path, s3://bucket/prefix or memory:// (write ./{s} for a \
+                     relative path containing ':')"
                 ),
             )),
         }
     }
+}
+
+fn invalid(url: &str, what: &str) -> StorageError {
+    StorageError::other(OP, "", format!("invalid repository URL {url:?}: {what}"))
+}
+
+/// `[user@]host[:port]/path` after `sftp://`.
+fn parse_sftp(url: &str, rest: &str) -> Result<Location> {
+    let Some(slash) = rest.find('/') else {
+        return Err(invalid(url, "expected sftp://[user@]host[:port]/path"));
+    };
+    let (authority, path) = rest.split_at(slash);
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) if !u.is_empty() => (Some(percent_decode(url, u)?), h),
+        Some(_) => return Err(invalid(url, "empty user name")),
+        None => (None, authority),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => {
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| invalid(url, "the port is not a number"))?;
+            (h, Some(port))
+        }
+        _ => (hostport, None),
+    };
+    if host.is_empty() {
+        return Err(invalid(url, "no host name"));
+    }
+    let path = percent_decode(url, path)?;
+    let path = match path.strip_prefix("/~/") {
+        Some(rel) if !rel.is_empty() => rel.to_string(),
+        _ if path.len() > 1 => path,
+        _ => return Err(invalid(url, "no repository path after the host")),
+    };
+    Ok(Location::Sftp {
+        user,
+        host: host.to_string(),
+        port,
+        path: path.trim_end_matches('/').to_string(),
+    })
+}
+
+/// `bucket[/prefix]` after `s3://`.
+fn parse_s3(url: &str, rest: &str) -> Result<Location> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    if !valid {
+        return Err(invalid(
+            url,
+            "expected s3://bucket/prefix with a bucket name of 3 to 63 lowercase letters, \
+             digits, '-' or '.'",
+        ));
+    }
+    Ok(Location::S3 {
+        bucket: bucket.to_string(),
+        prefix: percent_decode(url, prefix)?.trim_matches('/').to_string(),
+    })
 }
 
 /// The URL scheme `s` starts with, if it looks like one (RFC 3986 scheme characters, at
@@ -133,11 +211,58 @@ mod tests {
     }
 
     #[test]
+    fn sftp_urls() {
+        let sftp = |user: Option<&str>, host: &str, port, path: &str| Location::Sftp {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        };
+        assert_eq!(
+            Location::parse("sftp://ana@box.example:2222/srv/backup/").unwrap(),
+            sftp(Some("ana"), "box.example", Some(2222), "/srv/backup")
+        );
+        assert_eq!(
+            Location::parse("sftp://box/~/backups/repo").unwrap(),
+            sftp(None, "box", None, "backups/repo")
+        );
+        assert_eq!(
+            Location::parse("sftp://u@[::1]:22/r").unwrap(),
+            sftp(Some("u"), "[::1]", Some(22), "/r")
+        );
+        for bad in [
+            "sftp://host",
+            "sftp://host/",
+            "sftp://@h/r",
+            "sftp://h:x/r",
+            "sftp:///r",
+        ] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn s3_urls() {
+        let s3 = |b: &str, p: &str| Location::S3 {
+            bucket: b.to_string(),
+            prefix: p.to_string(),
+        };
+        assert_eq!(Location::parse("s3://strata").unwrap(), s3("strata", ""));
+        assert_eq!(
+            Location::parse("s3://my-bucket/hosts/web1/").unwrap(),
+            s3("my-bucket", "hosts/web1")
+        );
+        for bad in ["s3://", "s3://ab", "s3://Upper/x", "s3://a_b/x"] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn memory_and_unsupported() {
         assert_eq!(Location::parse("memory://").unwrap(), Location::Memory);
         assert!(Location::parse("memory://x").is_err());
         assert!(Location::parse("").is_err());
-        let err = Location::parse("sftp://host/repo").unwrap_err();
+        let err = Location::parse("ftp://host/repo").unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::Other);
         assert!(err.to_string().contains("unsupported repository URL"));
         assert!(Location::parse("s3:bucket/repo").is_err());

@@ -33,6 +33,9 @@ pub struct OpendalBackend {
     /// because opendal's fs builder creates a missing root: opening a mistyped path must
     /// not leave an empty directory behind.
     op: OnceLock<Operator>,
+    /// Writes go to a temporary name and are renamed into place (SFTP, where opendal writes
+    /// in place and a reader could see half an object).
+    rename_writes: bool,
 }
 
 impl OpendalBackend {
@@ -51,6 +54,7 @@ impl OpendalBackend {
             location: root.display().to_string(),
             local_root: Some(root),
             op: OnceLock::new(),
+            rename_writes: false,
         };
         backend.operator("open", "")?;
         Ok(backend)
@@ -63,15 +67,34 @@ impl OpendalBackend {
             location: "memory://".to_string(),
             local_root: None,
             op: OnceLock::from(op),
+            rename_writes: false,
         })
     }
 
-    /// A backend for a location given by a user: a plain path, `file:///abs/path` or
-    /// `memory://`. Other URLs are refused with an `ErrorKind::Other` error.
+    /// A backend over a remote service's operator (built by [`crate::remote`]).
+    pub(crate) fn remote(location: String, op: Operator, rename_writes: bool) -> Self {
+        OpendalBackend {
+            location,
+            local_root: None,
+            op: OnceLock::from(op),
+            rename_writes,
+        }
+    }
+
+    /// A backend for a location given by a user: a plain path, `file:///abs/path`,
+    /// `sftp://…`, `s3://…` or `memory://` (see [`crate::location`]). Other URLs are
+    /// refused with an `ErrorKind::Other` error.
     pub fn from_location(s: &str) -> Result<Self> {
         match Location::parse(s)? {
             Location::Fs(path) => Self::fs(&path),
             Location::Memory => Self::memory(),
+            Location::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => crate::remote::sftp(s, user.as_deref(), &host, port, &path),
+            Location::S3 { bucket, prefix } => crate::remote::s3(s, &bucket, &prefix),
         }
     }
 
@@ -204,6 +227,17 @@ impl Backend for OpendalBackend {
                     .await
                     .map_err(|e| StorageError::other("write", &path, e.to_string()))?
                     .map_err(|e| StorageError::from_io("write", &path, e))?;
+            } else if self.rename_writes {
+                let op = self.existing_operator("write", &path)?;
+                let (dir, _) = path.rsplit_once('/').unwrap_or(("", &path));
+                let tmp = format!("{dir}/.tmp-{:016x}", rand_u64());
+                op.write(&tmp, data)
+                    .await
+                    .map_err(|e| map_err("write", &path, e))?;
+                if let Err(e) = op.rename(&tmp, &path).await {
+                    let _ = op.delete(&tmp).await;
+                    return Err(map_err("write", &path, e));
+                }
             } else {
                 let op = self.existing_operator("write", &path)?;
                 op.write(&path, data)
@@ -365,8 +399,21 @@ fn span(op: &'static str, path: &str) -> tracing::Span {
     debug_span!("storage", op, path)
 }
 
+/// A random number for temporary names (no cryptographic strength needed).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
 /// Maps an opendal error onto our kinds.
-fn map_err(op: &'static str, path: &str, err: opendal::Error) -> StorageError {
+pub(crate) fn map_err(op: &'static str, path: &str, err: opendal::Error) -> StorageError {
     let kind = match err.kind() {
         opendal::ErrorKind::NotFound => ErrorKind::NotFound,
         opendal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,

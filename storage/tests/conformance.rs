@@ -374,11 +374,22 @@ fn from_location_parsing() {
     assert_eq!(url.location(), path);
     let mem = OpendalBackend::from_location("memory://").unwrap();
     assert_eq!(mem.location(), "memory://");
-    for bad in ["sftp://host/repo", "s3:bucket/x", "file://relative", ""] {
+    // Remote locations build without contacting the server.
+    let sftp = OpendalBackend::from_location("sftp://backup@host:2222/srv/repo").unwrap();
+    assert_eq!(sftp.location(), "sftp://backup@host:2222/srv/repo");
+    let s3 = OpendalBackend::from_location("s3://bucket/prefix").unwrap();
+    assert_eq!(s3.location(), "s3://bucket/prefix");
+    for bad in [
+        "ftp://host/repo",
+        "s3:bucket/x",
+        "sftp://host",
+        "file://relative",
+        "",
+    ] {
         let err = OpendalBackend::from_location(bad).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Other, "{bad:?}");
     }
-    let err = OpendalBackend::from_location("sftp://host/repo").unwrap_err();
+    let err = OpendalBackend::from_location("ftp://host/repo").unwrap_err();
     assert!(
         err.to_string().contains("unsupported repository URL"),
         "{err}"

@@ -13,5 +13,6 @@ mod dedup;
 mod errors;
 mod fault;
 mod maintenance;
+mod remote;
 mod roundtrip;
 mod util;

@@ -356,6 +356,8 @@ pub struct Env {
     pub password_file: PathBuf,
     pub home: PathBuf,
     pub cache: PathBuf,
+    /// More environment for every command (remote repositories: credentials, `PATH`).
+    pub extra_env: Vec<(OsString, OsString)>,
 }
 
 impl Env {
@@ -379,6 +381,7 @@ impl Env {
             home,
             cache,
             root,
+            extra_env: Vec::new(),
         }
     }
 
@@ -430,12 +433,16 @@ impl Env {
 
     /// A command with this environment's repository, password and HOME.
     pub fn cmd(&self) -> Cmd {
-        Cmd::new()
+        let mut cmd = Cmd::new()
             .env("STRATA_REPOSITORY", &self.repo)
             .env("STRATA_PASSWORD_FILE", &self.password_file)
             .env("HOME", &self.home)
             .env("XDG_CACHE_HOME", &self.cache)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"));
+        for (k, v) in &self.extra_env {
+            cmd = cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Runs `strata ARGS...` in this environment.

