@@ -18,10 +18,13 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     };
     let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::from_location(location)?);
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
-    match strata_storage::FaultPlan::from_env().map_err(anyhow::Error::msg)? {
-        Some(plan) => Ok(Arc::new(strata_storage::FaultBackend::new(backend, plan))),
-        None => Ok(backend),
-    }
+    let backend: Arc<dyn Backend> =
+        match strata_storage::FaultPlan::from_env().map_err(anyhow::Error::msg)? {
+            Some(plan) => Arc::new(strata_storage::FaultBackend::new(backend, plan)),
+            None => backend,
+        };
+    // Transient failures (of the network, or injected above) are retried.
+    Ok(Arc::new(strata_storage::RetryBackend::new(backend)))
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {

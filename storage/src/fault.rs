@@ -54,6 +54,10 @@ pub struct FaultPlan {
     /// Every N-th read or ranged read fails with an `ErrorKind::Transient` error without
     /// running.
     pub fail_reads_every: Option<u64>,
+    /// Fail this percentage of all requests, chosen at random, with an
+    /// `ErrorKind::Transient` error before they run (a failed `write_file` leaves its source
+    /// file in place, so that it can be retried).
+    pub fail_percent: Option<u64>,
     /// Append one line per mutation (`<n> <op> <path>`) to this file.
     pub log: Option<PathBuf>,
 }
@@ -111,10 +115,11 @@ impl FaultPlan {
                 }
                 "fail" => plan.fail_at_mutation.replace(n).is_some(),
                 "fail-reads-every" => plan.fail_reads_every.replace(n).is_some(),
+                "fail-percent" if n <= 100 => plan.fail_percent.replace(n).is_some(),
                 _ => {
                     return Err(format!(
-                        "unknown item `{item}` (expected kill-before=N, kill-after=N, fail=N \
-                         or fail-reads-every=N)"
+                        "unknown item `{item}` (expected kill-before=N, kill-after=N, fail=N, \
+                         fail-reads-every=N or fail-percent=N with N ≤ 100)"
                     ))
                 }
             };
@@ -139,6 +144,7 @@ pub struct FaultBackend {
 struct State {
     mutations: AtomicU64,
     reads: AtomicU64,
+    requests: AtomicU64,
     /// Serializes lines of the mutation log.
     log: Mutex<()>,
 }
@@ -217,6 +223,22 @@ impl FaultBackend {
         }
     }
 
+    /// Fails a request at random, as often as `fail_percent` says.
+    fn maybe_fail(&self, op: &'static str, path: &str) -> Result<()> {
+        let Some(p) = self.plan.fail_percent else {
+            return Ok(());
+        };
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(self.state.requests.fetch_add(1, Ordering::Relaxed));
+        if h.finish() % 100 < p {
+            debug!(op, path, "fault injection: failing a request at random");
+            let io = std::io::Error::new(std::io::ErrorKind::TimedOut, INJECTED);
+            return Err(StorageError::from_io(op, path, io));
+        }
+        Ok(())
+    }
+
     fn log_line(&self, log: &Path, line: &str) -> std::io::Result<()> {
         let _serial = self.state.log.lock().unwrap_or_else(|p| p.into_inner());
         let mut file = std::fs::OpenOptions::new()
@@ -243,6 +265,7 @@ impl Backend for FaultBackend {
     }
 
     async fn read(&self, ft: FileType, name: &str) -> Result<Bytes> {
+        self.maybe_fail("read", &ft.path(name))?;
         self.start_read("read", &ft.path(name))?;
         self.inner.read(ft, name).await
     }
@@ -254,12 +277,14 @@ impl Backend for FaultBackend {
         offset: u64,
         length: u64,
     ) -> Result<Bytes> {
+        self.maybe_fail("read_range", &ft.path(name))?;
         self.start_read("read_range", &ft.path(name))?;
         self.inner.read_range(ft, name, offset, length).await
     }
 
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
         let path = ft.path(name);
+        self.maybe_fail("write", &path)?;
         let kill_after = self.start_mutation("write", &path)?;
         let r = self.inner.write(ft, name, data).await;
         self.end_mutation(kill_after, "write", &path, r)
@@ -271,6 +296,7 @@ impl Backend for FaultBackend {
 
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         let path = ft.path(name);
+        self.maybe_fail("write_file", &path)?;
         let kill_after = match self.start_mutation("write_file", &path) {
             Ok(kill_after) => kill_after,
             Err(e) => {
@@ -284,17 +310,20 @@ impl Backend for FaultBackend {
     }
 
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
+        self.maybe_fail("list", ft.dir())?;
         self.inner.list(ft).await
     }
 
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         let path = ft.path(name);
+        self.maybe_fail("delete", &path)?;
         let kill_after = self.start_mutation("delete", &path)?;
         let r = self.inner.delete(ft, name).await;
         self.end_mutation(kill_after, "delete", &path, r)
     }
 
     async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>> {
+        self.maybe_fail("stat", &ft.path(name))?;
         self.inner.stat(ft, name).await
     }
 

@@ -13,11 +13,13 @@ mod local;
 mod location;
 mod opendal_backend;
 mod remote;
+mod retry;
 
 pub use backend::{Backend, FileType};
 pub use error::{ErrorKind, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
 pub use opendal_backend::OpendalBackend;
+pub use retry::RetryBackend;
 
 /// Result of storage operations.
 pub type Result<T> = std::result::Result<T, StorageError>;

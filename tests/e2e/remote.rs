@@ -296,3 +296,46 @@ fn s3_refuses_wrong_credentials() {
         .failure()
         .stderr_contains("permission denied");
 }
+
+/// With 10% of all storage requests failing at random (the fault layer), init, backup,
+/// restore and check still succeed, and `check --read-data` is clean: transient errors
+/// are retried.
+#[test]
+fn ten_percent_of_requests_failing_is_survived() {
+    let mut local = Env::new();
+    local.extra_env = Vec::new();
+    for mut env in [local, s3_env()] {
+        env.extra_env
+            .push(("STRATA_TEST_FAULT".into(), "fail-percent=10".into()));
+        env.strata([
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--pack-size",
+            "1",
+        ])
+        .success();
+        let src = env.path("src");
+        for i in 0..6u64 {
+            write_file(&src.join(format!("f{i}.bin")), &random_bytes(i, 700 * 1024));
+        }
+        write_file(&src.join("sub/small.txt"), b"small\n");
+        let id = env.backup(&[&src]);
+        let target = env.path("restore");
+        std::fs::create_dir(&target).unwrap();
+        env.restore(&id, &target).success();
+        assert_same_tree(&src, &restored(&target, &src));
+        let report = env
+            .strata(["check", "--read-data", "--json"])
+            .success()
+            .json();
+        assert_eq!(
+            report["errors"].as_array().map(Vec::len),
+            Some(0),
+            "{report}"
+        );
+        assert!(report["packs_read"].as_u64().unwrap() >= 4, "{report}");
+    }
+}

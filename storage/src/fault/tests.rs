@@ -195,6 +195,7 @@ fn parses_the_syntax() {
             kill_at_mutation: Some((7, When::After)),
             fail_at_mutation: Some(2),
             fail_reads_every: Some(5),
+            fail_percent: None,
             log: None,
         }
     );
@@ -216,4 +217,14 @@ fn rejects_bad_syntax() {
         let err = FaultPlan::parse(bad).unwrap_err();
         assert!(err.contains(needle), "{bad:?}: {err}");
     }
+}
+
+#[test]
+fn fail_percent_parses_within_range() {
+    assert_eq!(
+        FaultPlan::parse("fail-percent=10").unwrap().fail_percent,
+        Some(10)
+    );
+    assert!(FaultPlan::parse("fail-percent=101").is_err());
+    assert!(FaultPlan::parse("fail-percent=0").is_err());
 }
