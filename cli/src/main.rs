@@ -112,8 +112,9 @@ fn main() -> ExitCode {
     alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,openssh_sftp_client=off,openssh=off")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

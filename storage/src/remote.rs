@@ -1,7 +1,7 @@
 //! Remote services through opendal: SFTP (which drives the system `ssh`) and S3.
 //!
-//! Every request goes through a timeout layer and a retry layer (exponential backoff with
-//! jitter, for errors opendal marks temporary). Writes are atomic: S3 replaces an object
+//! Every request has timeouts (opendal's timeout layer); transient failures are retried
+//! above, by [`crate::RetryBackend`], for every backend alike. Writes are atomic: S3 replaces an object
 //! with one PUT (or one completed multipart upload); SFTP writes a temporary name and
 //! renames it into place (`posix-rename`, which replaces atomically on OpenSSH).
 //!
@@ -15,28 +15,18 @@
 
 use std::time::Duration;
 
-use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::layers::TimeoutLayer;
 use opendal::services::{Sftp, S3};
 use opendal::Operator;
 
 use crate::opendal_backend::map_err;
 use crate::{OpendalBackend, Result};
 
-/// Attempts per request (the first and the retries).
-const MAX_RETRIES: usize = 6;
-
 fn finish(op: Operator) -> Operator {
     op.layer(
         TimeoutLayer::new()
             .with_timeout(Duration::from_secs(120))
             .with_io_timeout(Duration::from_secs(60)),
-    )
-    .layer(
-        RetryLayer::new()
-            .with_jitter()
-            .with_max_times(MAX_RETRIES)
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(10)),
     )
 }
 

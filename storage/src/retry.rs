@@ -1,7 +1,8 @@
 //! Retrying transient storage errors with exponential backoff and jitter, for any backend.
 //!
-//! opendal's retry layer already retries inside each remote service; this layer sits above
-//! every backend (and above the fault-injection layer, so that tests exercise it). Only
+//! The one retry layer: it sits above every backend, remote or local (and above the
+//! fault-injection layer, so that tests exercise it); opendal's own is not used, so that
+//! retries do not multiply. Only
 //! errors of kind [`ErrorKind::Transient`] are retried; a write is retried only when it can
 //! be repeated (a `write_file` whose source file was consumed is not).
 
@@ -15,10 +16,10 @@ use tracing::info;
 
 use crate::{Backend, ErrorKind, FileType, Result};
 
-/// Attempts per request.
-const ATTEMPTS: u32 = 8;
+/// Attempts per request: a request keeps failing for about 25 s before its error is final.
+const ATTEMPTS: u32 = 10;
 const FIRST_DELAY: Duration = Duration::from_millis(50);
-const MAX_DELAY: Duration = Duration::from_secs(5);
+const MAX_DELAY: Duration = Duration::from_secs(10);
 
 /// A [`Backend`] that retries transient failures of an inner backend.
 #[derive(Debug, Clone)]
@@ -173,8 +174,8 @@ mod tests {
     use super::*;
     use crate::{FaultBackend, FaultPlan, OpendalBackend};
 
-    /// A fifth of all requests fail; through the retry layer every one succeeds (all eight
-    /// attempts fail with odds of 1 in 390,625), and the data is intact.
+    /// A fifth of all requests fail; through the retry layer every one succeeds (all ten
+    /// attempts fail with odds of 1 in ten million), and the data is intact.
     #[tokio::test]
     async fn transient_failures_are_retried() {
         let memory: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
