@@ -83,6 +83,7 @@ pub enum Command {
     Dump(commands::dump::Args),
     Cat(commands::cat::Args),
     Check(commands::check::Args),
+    Copy(commands::copy::Args),
     Forget(commands::forget::Args),
     Hold(commands::hold::Args),
     Prune(commands::prune::Args),

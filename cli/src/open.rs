@@ -16,6 +16,11 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let Some(location) = cli.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
     };
+    backend_at(location)
+}
+
+/// The storage backend for a repository location.
+pub fn backend_at(location: &str) -> Result<Arc<dyn Backend>> {
     let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::from_location(location)?);
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
     let backend: Arc<dyn Backend> =
@@ -39,13 +44,26 @@ fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
 
 /// The password, from a file, a command, or a prompt (twice when `confirm`).
 pub fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
-    if let Some(file) = &cli.password_file {
+    password_from(
+        cli.password_file.as_deref(),
+        cli.password_command.as_deref(),
+        confirm,
+    )
+}
+
+/// A password from `file` (first line), else `command`'s output, else a prompt.
+pub fn password_from(
+    file: Option<&std::path::Path>,
+    command: Option<&str>,
+    confirm: bool,
+) -> Result<Vec<u8>> {
+    if let Some(file) = file {
         let bytes = std::fs::read(file)
             .with_context(|| format!("reading password file {}", file.display()))?;
         let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
         return Ok(strip_newline(first_line));
     }
-    if let Some(cmd) = &cli.password_command {
+    if let Some(cmd) = command {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
@@ -94,7 +112,18 @@ pub fn locked(
     exclusive: bool,
     index: Index,
 ) -> Result<(Repository, LockGuard)> {
-    let mut repo = repository_without_index(cli)?;
+    let repo = repository_without_index(cli)?;
+    lock_then_load(cli, repo, operation, exclusive, index)
+}
+
+/// Takes a lock on an open repository, then loads the index it needs.
+pub fn lock_then_load(
+    cli: &Cli,
+    mut repo: Repository,
+    operation: &str,
+    exclusive: bool,
+    index: Index,
+) -> Result<(Repository, LockGuard)> {
     let wait = cli.retry_lock.map(Into::into).unwrap_or_default();
     let guard = lock::lock_with(&repo, operation, exclusive, wait, LockTiming::default())?;
     match index {

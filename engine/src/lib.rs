@@ -23,6 +23,7 @@
 
 pub mod archiver;
 pub mod checker;
+pub mod copy;
 mod error;
 pub mod filter;
 mod index;

@@ -485,3 +485,70 @@ fn sftp_server_killed_mid_backup() {
     assert_same_tree(&src, &restored(&target, &src));
     kill_sshd(&mut sshd);
 }
+
+/// `copy` from a local repository to an SFTP and an S3 repository (other passwords, other
+/// keys): each copy restores identical, records the source snapshot's id, and a second
+/// copy transfers nothing.
+#[test]
+fn copy_local_to_sftp_and_s3() {
+    let s = servers();
+    let local = Env::init();
+    let src = local.path("src");
+    let tree = make_rich_tree(&src);
+    write_file(&tree.root.join("big.bin"), &random_bytes(9, 2 << 20));
+    let first = local.backup(&[&tree.root]);
+
+    for dest in [sftp_env(&s.user_key), s3_env()] {
+        // The destination has its own password.
+        let dest_pw = dest.path("dest-password");
+        std::fs::write(&dest_pw, "another password").unwrap();
+        dest.cmd()
+            .env("STRATA_PASSWORD_FILE", &dest_pw)
+            .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+            .run()
+            .success();
+        let copy = |env: &Env| {
+            let mut cmd = local
+                .cmd()
+                .args(["copy", "--json", "--to-repo"])
+                .arg(&dest.repo)
+                .arg("--to-password-file")
+                .arg(&dest_pw);
+            for (k, v) in &env.extra_env {
+                cmd = cmd.env(k, v);
+            }
+            cmd.run().success().json()
+        };
+        let report = copy(&dest);
+        assert_eq!(report["copied"].as_array().unwrap().len(), 1, "{report}");
+        assert!(report["data_blobs_added"].as_u64().unwrap() > 0, "{report}");
+        let new_id = report["copied"][0][1].as_str().unwrap().to_string();
+        assert_ne!(
+            new_id, first,
+            "a copy is a new object in another repository"
+        );
+
+        let dest_cmd = |args: &[&str]| {
+            dest.cmd()
+                .env("STRATA_PASSWORD_FILE", &dest_pw)
+                .args(args)
+                .run()
+        };
+        let target = dest.path("restore");
+        std::fs::create_dir(&target).unwrap();
+        dest_cmd(&["restore", &new_id, "--target", target.to_str().unwrap()]).success();
+        assert_same_tree(&tree.root, &restored(&target, &tree.root));
+        let check = dest_cmd(&["check", "--read-data", "--json"])
+            .success()
+            .json();
+        assert_eq!(check["errors"].as_array().map(Vec::len), Some(0), "{check}");
+        let cat = dest_cmd(&["cat", "snapshot", &new_id]).success().json();
+        assert_eq!(cat["original"].as_str(), Some(first.as_str()), "{cat}");
+
+        // Again: nothing to do.
+        let again = copy(&dest);
+        assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
+        assert_eq!(again["skipped"].as_array().unwrap().len(), 1, "{again}");
+        assert_eq!(again["data_blobs_added"], 0, "{again}");
+    }
+}

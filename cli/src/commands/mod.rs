@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod cat;
 pub mod check;
+pub mod copy;
 pub mod dump;
 pub mod forget;
 pub mod hold;
@@ -29,6 +30,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dump(a) => dump::run(cli, a),
         Command::Cat(a) => cat::run(cli, a),
         Command::Check(a) => check::run(cli, a),
+        Command::Copy(a) => copy::run(cli, a),
         Command::Forget(a) => forget::run(cli, a),
         Command::Hold(a) => hold::run(cli, a),
         Command::Prune(a) => prune::run(cli, a),

@@ -1,0 +1,141 @@
+//! `strata copy`
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use strata_engine::{copy, snapshots, Repository};
+
+use crate::output::{bytes, json};
+use crate::progress::Bar;
+use crate::{exit, open, Cli};
+
+/// Copy snapshots to another repository (replication).
+///
+/// Copies the named snapshots (default: all of them, or those matching --host, --project
+/// and --tag) from --from-repo to --to-repo. The repositories may have different passwords
+/// and keys; only the data the destination lacks is transferred. Copying is idempotent:
+/// a snapshot already copied is skipped, and an interrupted copy resumes (blobs already
+/// uploaded are not sent again). Copied snapshots keep their time, host, paths, tags and
+/// hold; each records the source snapshot's id (`cat snapshot`).
+///
+/// Each repository's password comes from its own --from-/--to-password-file or -command,
+/// else from --password-file / STRATA_PASSWORD_FILE / STRATA_PASSWORD_COMMAND.
+///
+/// With --json: {"copied": [[source id, new id], …], "skipped": [ids], "data_blobs_added",
+/// "tree_blobs_added", "bytes_added"}.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Snapshots to copy (ids, prefixes or `latest`; default: all that match the filters).
+    #[arg(value_name = "SNAPSHOT")]
+    snapshots: Vec<String>,
+    /// Source repository (default: -r/--repo).
+    #[arg(long, value_name = "REPO")]
+    from_repo: Option<String>,
+    /// Destination repository.
+    #[arg(long, value_name = "REPO")]
+    to_repo: String,
+    /// File holding the source repository's password.
+    #[arg(long, value_name = "FILE")]
+    from_password_file: Option<PathBuf>,
+    /// Command printing the source repository's password.
+    #[arg(long, value_name = "CMD")]
+    from_password_command: Option<String>,
+    /// File holding the destination repository's password.
+    #[arg(long, value_name = "FILE")]
+    to_password_file: Option<PathBuf>,
+    /// Command printing the destination repository's password.
+    #[arg(long, value_name = "CMD")]
+    to_password_command: Option<String>,
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots of this project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Only snapshots with this tag (repeatable: any of them).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open_repo(
+    cli: &Cli,
+    location: &str,
+    file: Option<&std::path::Path>,
+    command: Option<&str>,
+) -> Result<Repository> {
+    let backend = open::backend_at(location)?;
+    let file = file.or(cli.password_file.as_deref());
+    let command = if file.is_some() {
+        None
+    } else {
+        command.or(cli.password_command.as_deref())
+    };
+    let pw = open::password_from(file, command, false)?;
+    Ok(Repository::open_without_index(backend, &pw)?)
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let Some(from_location) = args.from_repo.as_deref().or(cli.repo.as_deref()) else {
+        bail!("no source repository: use --from-repo or -r/--repo");
+    };
+    let from = open_repo(
+        cli,
+        from_location,
+        args.from_password_file.as_deref(),
+        args.from_password_command.as_deref(),
+    )?;
+    let to = open_repo(
+        cli,
+        &args.to_repo,
+        args.to_password_file.as_deref(),
+        args.to_password_command.as_deref(),
+    )?;
+    if from.config().repo_id == to.config().repo_id {
+        bail!("source and destination are the same repository");
+    }
+    let (from, _from_lock) = open::lock_then_load(cli, from, "copy", false, open::Index::Full)?;
+    let (to, _to_lock) = open::lock_then_load(cli, to, "copy", false, open::Index::Full)?;
+
+    let selected = if args.snapshots.is_empty() {
+        snapshots::list(&from)?
+            .into_iter()
+            .filter(|(_, s)| args.host.as_ref().is_none_or(|h| &s.hostname == h))
+            .filter(|(_, s)| {
+                args.project
+                    .as_ref()
+                    .is_none_or(|p| s.project.as_ref() == Some(p))
+            })
+            .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for spec in &args.snapshots {
+            let found = snapshots::find(&from, spec)?;
+            if !v.iter().any(|(id, _)| *id == found.0) {
+                v.push(found);
+            }
+        }
+        v
+    };
+    let bar = Bar::new("copy", cli.quiet || args.json);
+    let report = copy::copy(&from, &to, &selected, &bar)?;
+    if args.json {
+        json(&report)?;
+    } else if !cli.quiet {
+        for (src, dst) in &report.copied {
+            println!("copied snapshot {} as {}", &src[..8], &dst[..8]);
+        }
+        println!(
+            "{} snapshots copied, {} already there; added {} ({} data blobs, {} tree blobs)",
+            report.copied.len(),
+            report.skipped.len(),
+            bytes(report.bytes_added),
+            report.data_blobs_added,
+            report.tree_blobs_added
+        );
+    }
+    Ok(exit::OK)
+}
