@@ -19,9 +19,23 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     backend_at(location)
 }
 
+/// Where index files and snapshots of remote repositories are cached.
+fn cache_root() -> Option<std::path::PathBuf> {
+    let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+    if let Some(d) = var("STRATA_CACHE_DIR") {
+        return Some(d.into());
+    }
+    var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+        .map(|d| d.join("strata"))
+}
+
 /// The storage backend for a repository location.
 pub fn backend_at(location: &str) -> Result<Arc<dyn Backend>> {
-    let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::from_location(location)?);
+    let opendal = OpendalBackend::from_location(location)?;
+    let remote = opendal.is_remote();
+    let backend: Arc<dyn Backend> = Arc::new(opendal);
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
     let backend: Arc<dyn Backend> =
         match strata_storage::FaultPlan::from_env().map_err(anyhow::Error::msg)? {
@@ -29,7 +43,15 @@ pub fn backend_at(location: &str) -> Result<Arc<dyn Backend>> {
             None => backend,
         };
     // Transient failures (of the network, or injected above) are retried.
-    Ok(Arc::new(strata_storage::RetryBackend::new(backend)))
+    let backend: Arc<dyn Backend> = Arc::new(strata_storage::RetryBackend::new(backend));
+    // Remote index files and snapshots are kept locally (STRATA_NO_CACHE=1 turns it off).
+    let no_cache = std::env::var_os("STRATA_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
+    match cache_root() {
+        Some(root) if remote && !no_cache => Ok(Arc::new(strata_storage::CachingBackend::new(
+            backend, &root,
+        ))),
+        _ => Ok(backend),
+    }
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {

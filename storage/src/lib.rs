@@ -7,6 +7,7 @@
 //! - errors carry a [`ErrorKind`] so callers can tell "not found" from "transient".
 
 mod backend;
+mod cache;
 mod error;
 pub mod fault;
 mod local;
@@ -16,6 +17,7 @@ mod remote;
 mod retry;
 
 pub use backend::{Backend, FileType};
+pub use cache::CachingBackend;
 pub use error::{ErrorKind, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
 pub use opendal_backend::OpendalBackend;

@@ -98,6 +98,11 @@ impl OpendalBackend {
         }
     }
 
+    /// Whether the repository is on a remote service (SFTP, S3).
+    pub fn is_remote(&self) -> bool {
+        self.local_root.is_none() && self.location != "memory://"
+    }
+
     /// The operator, or `None` while a local root does not exist.
     fn operator(&self, op: &'static str, path: &str) -> Result<Option<&Operator>> {
         if let Some(operator) = self.op.get() {

@@ -552,3 +552,53 @@ fn copy_local_to_sftp_and_s3() {
         assert_eq!(again["data_blobs_added"], 0, "{again}");
     }
 }
+
+/// Index files and snapshots of a remote repository are cached locally: the second
+/// listing reads them from the cache (debug log "cache hit"), and a damaged cache copy is
+/// noticed and fetched again.
+#[test]
+fn remote_metadata_is_cached() {
+    let env = s3_env();
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    let src = env.path("src");
+    write_file(&src.join("a.txt"), b"cached\n");
+    let id = env.backup(&[&src]);
+    let cache = env.cache.join("strata");
+    std::fs::remove_dir_all(&cache).unwrap();
+    let debug = |args: &[&str]| {
+        env.cmd()
+            .env("STRATA_LOG", "strata_storage=debug")
+            .args(args)
+            .run()
+            .success()
+    };
+    let first = debug(&["snapshots", "--json"]);
+    assert!(!first.stderr.contains("cache hit"), "{}", first.stderr);
+    let second = debug(&["snapshots", "--json"]);
+    assert!(
+        second.stderr.contains(&format!("snapshots/{id}")) && second.stderr.contains("cache hit"),
+        "{}",
+        second.stderr
+    );
+    // Damage the cached snapshot: it is fetched again, and the listing is right.
+    let cached: Vec<PathBuf> = walk(&cache)
+        .into_iter()
+        .map(|e| cache.join(&e.path))
+        .filter(|p| p.to_string_lossy().ends_with(&id))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    std::fs::write(&cached[0], b"damaged").unwrap();
+    let listed = env.snapshots();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    // Without the cache, the same.
+    let plain = env
+        .cmd()
+        .env("STRATA_NO_CACHE", "1")
+        .args(["snapshots", "--json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(plain[0]["id"], id);
+}
