@@ -69,6 +69,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<humantime::Duration>,
 
+    /// Packs uploaded at once (default: 1 for a local repository, 2 for a remote one).
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: Option<u16>,
+
+    /// After every upload, read the object back and check its hash (doubles the traffic).
+    #[arg(long, global = true)]
+    pub verify_uploads: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

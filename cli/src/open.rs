@@ -16,7 +16,7 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let Some(location) = cli.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
     };
-    backend_at(location)
+    backend_at(location, cli.verify_uploads)
 }
 
 /// Where index files and snapshots of remote repositories are cached.
@@ -32,7 +32,7 @@ fn cache_root() -> Option<std::path::PathBuf> {
 }
 
 /// The storage backend for a repository location.
-pub fn backend_at(location: &str) -> Result<Arc<dyn Backend>> {
+pub fn backend_at(location: &str, verify_uploads: bool) -> Result<Arc<dyn Backend>> {
     let opendal = OpendalBackend::from_location(location)?;
     let remote = opendal.is_remote();
     let backend: Arc<dyn Backend> = Arc::new(opendal);
@@ -43,7 +43,10 @@ pub fn backend_at(location: &str) -> Result<Arc<dyn Backend>> {
             None => backend,
         };
     // Transient failures (of the network, or injected above) are retried.
-    let backend: Arc<dyn Backend> = Arc::new(strata_storage::RetryBackend::new(backend));
+    let mut backend: Arc<dyn Backend> = Arc::new(strata_storage::RetryBackend::new(backend));
+    if verify_uploads {
+        backend = Arc::new(strata_storage::VerifyingBackend::new(backend));
+    }
     // Remote index files and snapshots are kept locally (STRATA_NO_CACHE=1 turns it off).
     let no_cache = std::env::var_os("STRATA_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
     match cache_root() {
@@ -114,7 +117,16 @@ pub fn password_from(
 pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
     let backend = backend(cli)?;
     let pw = password(cli, false)?;
-    Ok(Repository::open_without_index(backend, &pw)?)
+    let mut repo = Repository::open_without_index(backend, &pw)?;
+    tune(cli, &mut repo);
+    Ok(repo)
+}
+
+/// Applies the global options that shape how a repository is used.
+pub fn tune(cli: &Cli, repo: &mut Repository) {
+    if let Some(n) = cli.connections {
+        repo.set_connections(n.into());
+    }
 }
 
 /// How much of the index a command needs.

@@ -18,7 +18,6 @@ use strata_storage::FileType;
 use crate::spool::{Finished, SpoolPack};
 use crate::{EngineError, Repository, Result};
 
-const UPLOADERS: usize = 1;
 /// An index file is written once this many blobs are in uploaded packs.
 const INDEX_BLOBS: usize = 50_000;
 
@@ -128,7 +127,7 @@ impl<'r> Packer<'r> {
             error: Mutex::new(None),
             uploaded: Mutex::new(Vec::new()),
         });
-        let uploaders = (0..UPLOADERS)
+        let uploaders = (0..repo.connections())
             .map(|_| {
                 let rx = rx.clone();
                 let shared = shared.clone();

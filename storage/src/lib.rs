@@ -15,6 +15,7 @@ mod location;
 mod opendal_backend;
 mod remote;
 mod retry;
+mod verify;
 
 pub use backend::{Backend, FileType};
 pub use cache::CachingBackend;
@@ -22,6 +23,7 @@ pub use error::{ErrorKind, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
 pub use opendal_backend::OpendalBackend;
 pub use retry::RetryBackend;
+pub use verify::VerifyingBackend;
 
 /// Result of storage operations.
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -249,6 +249,19 @@ impl Backend for OpendalBackend {
                     .await
                     .map_err(|e| map_err("write", &path, e))?;
             }
+            if self.local_root.is_none() {
+                // What the server kept must at least have the size that was sent.
+                let op = self.existing_operator("write", &path)?;
+                let kept = op
+                    .stat(&path)
+                    .await
+                    .map_err(|e| map_err("write", &path, e))?
+                    .content_length();
+                if kept != bytes as u64 {
+                    let msg = format!("the server kept {kept} bytes of the {bytes} written");
+                    return Err(StorageError::new(ErrorKind::Transient, "write", &path, msg));
+                }
+            }
             debug!(bytes, "write done");
             Ok(())
         }

@@ -602,3 +602,52 @@ fn remote_metadata_is_cached() {
         .json();
     assert_eq!(plain[0]["id"], id);
 }
+
+/// Four uploads at once, each read back and verified: the backup is whole.
+#[test]
+fn s3_parallel_verified_uploads() {
+    let env = s3_env();
+    env.strata([
+        "init",
+        "--kdf-memory",
+        "1024",
+        "--kdf-iterations",
+        "1",
+        "--pack-size",
+        "1",
+    ])
+    .success();
+    let src = env.path("src");
+    for i in 0..8u64 {
+        write_file(
+            &src.join(format!("f{i}.bin")),
+            &random_bytes(50 + i, 900 * 1024),
+        );
+    }
+    let out = env
+        .cmd()
+        .args(["--connections", "4", "--verify-uploads", "backup", "--json"])
+        .arg(&src)
+        .run()
+        .success()
+        .json();
+    let id = out["snapshot_id"].as_str().unwrap().to_string();
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
+    let report = env
+        .strata(["check", "--read-data", "--json"])
+        .success()
+        .json();
+    assert!(report["packs_read"].as_u64().unwrap() >= 4, "{report}");
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    env.cmd()
+        .args(["--connections", "0", "snapshots"])
+        .run()
+        .code(2);
+}

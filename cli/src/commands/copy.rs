@@ -66,7 +66,7 @@ fn open_repo(
     file: Option<&std::path::Path>,
     command: Option<&str>,
 ) -> Result<Repository> {
-    let backend = open::backend_at(location)?;
+    let backend = open::backend_at(location, cli.verify_uploads)?;
     let file = file.or(cli.password_file.as_deref());
     let command = if file.is_some() {
         None
@@ -74,7 +74,9 @@ fn open_repo(
         command.or(cli.password_command.as_deref())
     };
     let pw = open::password_from(file, command, false)?;
-    Ok(Repository::open_without_index(backend, &pw)?)
+    let mut repo = Repository::open_without_index(backend, &pw)?;
+    open::tune(cli, &mut repo);
+    Ok(repo)
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
