@@ -58,6 +58,11 @@ pub struct FaultPlan {
     /// `ErrorKind::Transient` error before they run (a failed `write_file` leaves its source
     /// file in place, so that it can be retried).
     pub fail_percent: Option<u64>,
+    /// The N-th mutation that is a write stores only the first half of the object and
+    /// reports success (a store that loses data silently).
+    pub truncate_write: Option<u64>,
+    /// Every request waits this many milliseconds first (a slow link).
+    pub delay_ms: Option<u64>,
     /// Append one line per mutation (`<n> <op> <path>`) to this file.
     pub log: Option<PathBuf>,
 }
@@ -116,10 +121,12 @@ impl FaultPlan {
                 "fail" => plan.fail_at_mutation.replace(n).is_some(),
                 "fail-reads-every" => plan.fail_reads_every.replace(n).is_some(),
                 "fail-percent" if n <= 100 => plan.fail_percent.replace(n).is_some(),
+                "truncate" => plan.truncate_write.replace(n).is_some(),
+                "delay-ms" => plan.delay_ms.replace(n).is_some(),
                 _ => {
                     return Err(format!(
                         "unknown item `{item}` (expected kill-before=N, kill-after=N, fail=N, \
-                         fail-reads-every=N or fail-percent=N with N ≤ 100)"
+                         fail-reads-every=N, fail-percent=N with N ≤ 100, truncate=N or delay-ms=N)"
                     ))
                 }
             };
@@ -145,6 +152,7 @@ struct State {
     mutations: AtomicU64,
     reads: AtomicU64,
     requests: AtomicU64,
+    writes: AtomicU64,
     /// Serializes lines of the mutation log.
     log: Mutex<()>,
 }
@@ -223,8 +231,12 @@ impl FaultBackend {
         }
     }
 
-    /// Fails a request at random, as often as `fail_percent` says.
-    fn maybe_fail(&self, op: &'static str, path: &str) -> Result<()> {
+    /// Fails a request at random, as often as `fail_percent` says (after the delay, if
+    /// any).
+    async fn maybe_fail(&self, op: &'static str, path: &str) -> Result<()> {
+        if let Some(ms) = self.plan.delay_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         let Some(p) = self.plan.fail_percent else {
             return Ok(());
         };
@@ -265,7 +277,7 @@ impl Backend for FaultBackend {
     }
 
     async fn read(&self, ft: FileType, name: &str) -> Result<Bytes> {
-        self.maybe_fail("read", &ft.path(name))?;
+        self.maybe_fail("read", &ft.path(name)).await?;
         self.start_read("read", &ft.path(name))?;
         self.inner.read(ft, name).await
     }
@@ -277,15 +289,22 @@ impl Backend for FaultBackend {
         offset: u64,
         length: u64,
     ) -> Result<Bytes> {
-        self.maybe_fail("read_range", &ft.path(name))?;
+        self.maybe_fail("read_range", &ft.path(name)).await?;
         self.start_read("read_range", &ft.path(name))?;
         self.inner.read_range(ft, name, offset, length).await
     }
 
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
         let path = ft.path(name);
-        self.maybe_fail("write", &path)?;
+        self.maybe_fail("write", &path).await?;
         let kill_after = self.start_mutation("write", &path)?;
+        let writes = self.state.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        let data = if self.plan.truncate_write == Some(writes) {
+            debug!(path, "fault injection: truncating a write");
+            data.slice(..data.len() / 2)
+        } else {
+            data
+        };
         let r = self.inner.write(ft, name, data).await;
         self.end_mutation(kill_after, "write", &path, r)
     }
@@ -296,7 +315,7 @@ impl Backend for FaultBackend {
 
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         let path = ft.path(name);
-        self.maybe_fail("write_file", &path)?;
+        self.maybe_fail("write_file", &path).await?;
         let kill_after = match self.start_mutation("write_file", &path) {
             Ok(kill_after) => kill_after,
             Err(e) => {
@@ -310,20 +329,20 @@ impl Backend for FaultBackend {
     }
 
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
-        self.maybe_fail("list", ft.dir())?;
+        self.maybe_fail("list", ft.dir()).await?;
         self.inner.list(ft).await
     }
 
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         let path = ft.path(name);
-        self.maybe_fail("delete", &path)?;
+        self.maybe_fail("delete", &path).await?;
         let kill_after = self.start_mutation("delete", &path)?;
         let r = self.inner.delete(ft, name).await;
         self.end_mutation(kill_after, "delete", &path, r)
     }
 
     async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>> {
-        self.maybe_fail("stat", &ft.path(name))?;
+        self.maybe_fail("stat", &ft.path(name)).await?;
         self.inner.stat(ft, name).await
     }
 

@@ -651,3 +651,44 @@ fn s3_parallel_verified_uploads() {
         .run()
         .code(2);
 }
+
+/// A store that keeps half of an upload and reports success (the fault layer's
+/// `truncate`): `--verify-uploads` stops the backup at that object, before any snapshot
+/// names it; without it, `check` names the damaged object and `repair index` mends the
+/// repository. Slow requests (`delay-ms`) only slow things down.
+#[test]
+fn truncated_uploads_are_caught() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("a.bin"), &random_bytes(3, 200 * 1024));
+    // Write 1 is the lock; write 2 is the backup's index file.
+    let out = env
+        .cmd()
+        .env("STRATA_TEST_FAULT", "truncate=2")
+        .args(["--verify-uploads", "backup"])
+        .arg(&src)
+        .run()
+        .failure()
+        .stderr_contains("differs");
+    assert!(out.stderr.contains("index/"), "{}", out.describe());
+    assert!(
+        env.snapshots().is_empty(),
+        "no snapshot may name the damaged index"
+    );
+
+    let env = Env::init();
+    env.cmd()
+        .env("STRATA_TEST_FAULT", "truncate=2,delay-ms=5")
+        .arg("backup")
+        .arg(&src)
+        .run()
+        .success();
+    env.strata(["check"]).failure().stderr_contains("index/");
+    env.strata(["repair", "index"]).success();
+    env.strata(["check", "--read-data"]).success();
+    let id = env.snapshots()[0]["id"].as_str().unwrap().to_string();
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
+}

@@ -196,6 +196,8 @@ fn parses_the_syntax() {
             fail_at_mutation: Some(2),
             fail_reads_every: Some(5),
             fail_percent: None,
+            truncate_write: None,
+            delay_ms: None,
             log: None,
         }
     );
@@ -227,4 +229,38 @@ fn fail_percent_parses_within_range() {
     );
     assert!(FaultPlan::parse("fail-percent=101").is_err());
     assert!(FaultPlan::parse("fail-percent=0").is_err());
+}
+
+#[test]
+fn truncate_and_delay_parse() {
+    let plan = FaultPlan::parse("truncate=3,delay-ms=20").unwrap();
+    assert_eq!(plan.truncate_write, Some(3));
+    assert_eq!(plan.delay_ms, Some(20));
+}
+
+/// The chosen write stores half the object and reports success; the others are whole.
+#[tokio::test]
+async fn truncate_keeps_half_of_one_write() {
+    let inner = memory();
+    let faulty = FaultBackend::new(
+        inner.clone(),
+        FaultPlan {
+            truncate_write: Some(2),
+            ..FaultPlan::default()
+        },
+    );
+    for name in ["a", "b", "c"] {
+        faulty
+            .write(FileType::Key, name, Bytes::from(vec![7u8; 100]))
+            .await
+            .unwrap();
+    }
+    let sizes: Vec<u64> = inner
+        .list(FileType::Key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(sizes, vec![100, 50, 100]);
 }
