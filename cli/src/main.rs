@@ -78,6 +78,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub verify_uploads: bool,
 
+    /// S3 endpoint URL, for S3-compatible servers (default: AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// SSH private key for sftp:// repositories (default: STRATA_SSH_KEY, else ssh's own).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_key: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -16,7 +16,7 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let Some(location) = cli.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
     };
-    backend_at(location, cli.verify_uploads)
+    backend_at(cli, location)
 }
 
 /// Where index files and snapshots of remote repositories are cached.
@@ -32,8 +32,13 @@ fn cache_root() -> Option<std::path::PathBuf> {
 }
 
 /// The storage backend for a repository location.
-pub fn backend_at(location: &str, verify_uploads: bool) -> Result<Arc<dyn Backend>> {
-    let opendal = OpendalBackend::from_location(location)?;
+pub fn backend_at(cli: &Cli, location: &str) -> Result<Arc<dyn Backend>> {
+    let remote_opts = strata_storage::RemoteOptions {
+        s3_endpoint: cli.s3_endpoint.clone(),
+        s3_region: cli.s3_region.clone(),
+        ssh_key: cli.ssh_key.clone(),
+    };
+    let opendal = OpendalBackend::from_location_with(location, &remote_opts)?;
     let remote = opendal.is_remote();
     let backend: Arc<dyn Backend> = Arc::new(opendal);
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
@@ -44,7 +49,7 @@ pub fn backend_at(location: &str, verify_uploads: bool) -> Result<Arc<dyn Backen
         };
     // Transient failures (of the network, or injected above) are retried.
     let mut backend: Arc<dyn Backend> = Arc::new(strata_storage::RetryBackend::new(backend));
-    if verify_uploads {
+    if cli.verify_uploads {
         backend = Arc::new(strata_storage::VerifyingBackend::new(backend));
     }
     // Remote index files and snapshots are kept locally (STRATA_NO_CACHE=1 turns it off).

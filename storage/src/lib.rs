@@ -21,7 +21,7 @@ pub use backend::{Backend, FileType};
 pub use cache::CachingBackend;
 pub use error::{ErrorKind, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
-pub use opendal_backend::OpendalBackend;
+pub use opendal_backend::{OpendalBackend, RemoteOptions};
 pub use retry::RetryBackend;
 pub use verify::VerifyingBackend;
 

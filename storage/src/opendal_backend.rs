@@ -20,6 +20,7 @@ use tracing::{debug, debug_span, Instrument};
 
 use crate::local;
 use crate::location::Location;
+pub use crate::remote::RemoteOptions;
 use crate::{Backend, ErrorKind, FileType, Result, StorageError};
 
 /// A repository store backed by an opendal service (local filesystem or memory for now).
@@ -85,6 +86,12 @@ impl OpendalBackend {
     /// `sftp://…`, `s3://…` or `memory://` (see [`crate::location`]). Other URLs are
     /// refused with an `ErrorKind::Other` error.
     pub fn from_location(s: &str) -> Result<Self> {
+        Self::from_location_with(s, &RemoteOptions::default())
+    }
+
+    /// Like [`OpendalBackend::from_location`], with options for remote services (which
+    /// override the environment).
+    pub fn from_location_with(s: &str, opts: &RemoteOptions) -> Result<Self> {
         match Location::parse(s)? {
             Location::Fs(path) => Self::fs(&path),
             Location::Memory => Self::memory(),
@@ -93,8 +100,8 @@ impl OpendalBackend {
                 host,
                 port,
                 path,
-            } => crate::remote::sftp(s, user.as_deref(), &host, port, &path),
-            Location::S3 { bucket, prefix } => crate::remote::s3(s, &bucket, &prefix),
+            } => crate::remote::sftp(s, user.as_deref(), &host, port, &path, opts),
+            Location::S3 { bucket, prefix } => crate::remote::s3(s, &bucket, &prefix, opts),
         }
     }
 

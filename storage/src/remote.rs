@@ -30,6 +30,18 @@ fn finish(op: Operator) -> Operator {
     )
 }
 
+/// Settings of remote services given on the command line; each overrides its environment
+/// variable.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// S3 endpoint URL (else `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else `AWS_REGION`, else `us-east-1`).
+    pub s3_region: Option<String>,
+    /// SSH private key file (else `STRATA_SSH_KEY`, else ssh's defaults).
+    pub ssh_key: Option<String>,
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -41,6 +53,7 @@ pub(crate) fn sftp(
     host: &str,
     port: Option<u16>,
     path: &str,
+    opts: &RemoteOptions,
 ) -> Result<OpendalBackend> {
     let mut endpoint = String::from("ssh://");
     if let Some(u) = user {
@@ -58,7 +71,7 @@ pub(crate) fn sftp(
     if let Some(u) = user {
         builder = builder.user(u);
     }
-    if let Some(key) = env("STRATA_SSH_KEY") {
+    if let Some(key) = opts.ssh_key.clone().or_else(|| env("STRATA_SSH_KEY")) {
         builder = builder.key(&key);
     }
     let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
@@ -66,9 +79,17 @@ pub(crate) fn sftp(
 }
 
 /// A repository under `prefix` in an S3 bucket.
-pub(crate) fn s3(url: &str, bucket: &str, prefix: &str) -> Result<OpendalBackend> {
+pub(crate) fn s3(
+    url: &str,
+    bucket: &str,
+    prefix: &str,
+    opts: &RemoteOptions,
+) -> Result<OpendalBackend> {
     opendal::install_default();
-    let region = env("AWS_REGION")
+    let region = opts
+        .s3_region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".to_string());
     let mut builder = S3::default()
@@ -77,7 +98,12 @@ pub(crate) fn s3(url: &str, bucket: &str, prefix: &str) -> Result<OpendalBackend
         .region(&region)
         // No instance-metadata probing: outside EC2 it only delays the error.
         .disable_ec2_metadata();
-    if let Some(endpoint) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+    let endpoint = opts
+        .s3_endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    if let Some(endpoint) = endpoint {
         builder = builder.endpoint(&endpoint);
     }
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {

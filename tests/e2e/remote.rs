@@ -692,3 +692,38 @@ fn truncated_uploads_are_caught() {
     env.restore(&id, &target).success();
     assert_same_tree(&src, &restored(&target, &src));
 }
+
+/// The S3 endpoint and region and the SSH key can be given as flags instead of
+/// environment variables.
+#[test]
+fn remote_settings_from_flags() {
+    let s = servers();
+    let mut s3 = s3_env();
+    s3.extra_env
+        .retain(|(k, _)| k != "AWS_ENDPOINT_URL" && k != "AWS_REGION");
+    let init = ["init", "--kdf-memory", "1024", "--kdf-iterations", "1"];
+    // The flag wins over a wrong AWS_ENDPOINT_URL (a closed port).
+    s3.cmd()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["--s3-endpoint", &format!("http://127.0.0.1:{S3_PORT}")])
+        .args(["--s3-region", "us-east-1"])
+        .args(init)
+        .run()
+        .success();
+
+    let mut sftp = sftp_env(&s.user_key);
+    sftp.extra_env.retain(|(k, _)| k != "STRATA_SSH_KEY");
+    sftp.cmd()
+        .arg("--ssh-key")
+        .arg(&s.user_key)
+        .args(init)
+        .run()
+        .success();
+    sftp.cmd()
+        .arg("--ssh-key")
+        .arg(&s.other_key)
+        .arg("snapshots")
+        .run()
+        .failure()
+        .stderr_contains("Permission denied");
+}

@@ -66,7 +66,7 @@ fn open_repo(
     file: Option<&std::path::Path>,
     command: Option<&str>,
 ) -> Result<Repository> {
-    let backend = open::backend_at(location, cli.verify_uploads)?;
+    let backend = open::backend_at(cli, location)?;
     let file = file.or(cli.password_file.as_deref());
     let command = if file.is_some() {
         None
