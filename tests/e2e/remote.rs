@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -86,6 +86,8 @@ fn write_sshd_config(dir: &Path, port: u16) {
 /// The running servers, and what a client needs to reach them.
 struct Servers {
     dir: tempfile::TempDir,
+    /// The command line that starts the S3 server (to start it again).
+    s3_command: String,
     sftp_port: u16,
     /// A directory with an `ssh` wrapper that trusts only the test server's host key.
     ssh_bin: PathBuf,
@@ -122,13 +124,14 @@ fn servers() -> &'static Servers {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
+        let s3_command = format!(
+            "AWS_ACCESS_KEY_ID={S3_KEY} AWS_SECRET_ACCESS_KEY={S3_SECRET} weed mini \
+             -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket={S3_BUCKET}",
+            data.display()
+        );
         start_server(
             "weed mini (S3)",
-            &format!(
-                "AWS_ACCESS_KEY_ID={S3_KEY} AWS_SECRET_ACCESS_KEY={S3_SECRET} weed mini \
-                 -dir={} -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket={S3_BUCKET}",
-                data.display()
-            ),
+            &s3_command,
             S3_PORT,
             &d.join("s3.log"),
             None,
@@ -176,6 +179,7 @@ fn servers() -> &'static Servers {
         .unwrap();
         chmod(&wrapper, 0o755);
         Servers {
+            s3_command,
             sftp_port: port,
             ssh_bin,
             user_key: d.join("user_key"),
@@ -211,8 +215,20 @@ fn sftp_env(key: &Path) -> Env {
     env
 }
 
-/// An environment whose repository is a fresh prefix of the S3 bucket.
-fn s3_env() -> Env {
+/// S3 tests share one server; the test that kills it takes this lock exclusively.
+static S3_IN_USE: RwLock<()> = RwLock::new(());
+
+type S3Guard = RwLockReadGuard<'static, ()>;
+
+/// An environment whose repository is a fresh prefix of the S3 bucket, and a guard that
+/// keeps the server from being killed while the test uses it.
+fn s3_env() -> (Env, S3Guard) {
+    let guard = S3_IN_USE.read().unwrap_or_else(|p| p.into_inner());
+    (s3_env_unlocked(), guard)
+}
+
+/// Like [`s3_env`], for a test that holds the lock itself.
+fn s3_env_unlocked() -> Env {
     servers();
     let mut env = Env::new();
     let prefix = env
@@ -270,7 +286,7 @@ fn sftp_round_trip() {
 
 #[test]
 fn s3_round_trip() {
-    let env = s3_env();
+    let (env, _s3) = s3_env();
     round_trip(&env);
 }
 
@@ -297,7 +313,7 @@ fn sftp_refuses_unknown_hosts_and_bad_keys() {
 /// Wrong S3 credentials are refused as such.
 #[test]
 fn s3_refuses_wrong_credentials() {
-    let mut env = s3_env();
+    let (mut env, _s3) = s3_env();
     for (k, v) in env.extra_env.iter_mut() {
         if k == "AWS_SECRET_ACCESS_KEY" {
             *v = "wrong".into();
@@ -315,7 +331,8 @@ fn s3_refuses_wrong_credentials() {
 fn ten_percent_of_requests_failing_is_survived() {
     let mut local = Env::new();
     local.extra_env = Vec::new();
-    for mut env in [local, s3_env()] {
+    let (s3, _s3) = s3_env();
+    for mut env in [local, s3] {
         env.extra_env
             .push(("STRATA_TEST_FAULT".into(), "fail-percent=10".into()));
         env.strata([
@@ -498,7 +515,8 @@ fn copy_local_to_sftp_and_s3() {
     write_file(&tree.root.join("big.bin"), &random_bytes(9, 2 << 20));
     let first = local.backup(&[&tree.root]);
 
-    for dest in [sftp_env(&s.user_key), s3_env()] {
+    let (s3, _s3) = s3_env();
+    for dest in [sftp_env(&s.user_key), s3] {
         // The destination has its own password.
         let dest_pw = dest.path("dest-password");
         std::fs::write(&dest_pw, "another password").unwrap();
@@ -558,7 +576,7 @@ fn copy_local_to_sftp_and_s3() {
 /// noticed and fetched again.
 #[test]
 fn remote_metadata_is_cached() {
-    let env = s3_env();
+    let (env, _s3) = s3_env();
     env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .success();
     let src = env.path("src");
@@ -606,7 +624,7 @@ fn remote_metadata_is_cached() {
 /// Four uploads at once, each read back and verified: the backup is whole.
 #[test]
 fn s3_parallel_verified_uploads() {
-    let env = s3_env();
+    let (env, _s3) = s3_env();
     env.strata([
         "init",
         "--kdf-memory",
@@ -698,7 +716,7 @@ fn truncated_uploads_are_caught() {
 #[test]
 fn remote_settings_from_flags() {
     let s = servers();
-    let mut s3 = s3_env();
+    let (mut s3, _s3) = s3_env();
     s3.extra_env
         .retain(|(k, _)| k != "AWS_ENDPOINT_URL" && k != "AWS_REGION");
     let init = ["init", "--kdf-memory", "1024", "--kdf-iterations", "1"];
@@ -726,4 +744,81 @@ fn remote_settings_from_flags() {
         .run()
         .failure()
         .stderr_contains("Permission denied");
+}
+
+/// The S3 server dies in the middle of a backup: after its retries the backup fails with
+/// one error naming the storage failure; once the server is back (same data), the
+/// repository checks clean and the next backup succeeds and restores identical.
+#[test]
+fn s3_server_killed_mid_backup() {
+    let s = servers();
+    // Every other S3 test waits until the server is back.
+    let _exclusive = S3_IN_USE.write().unwrap_or_else(|p| p.into_inner());
+    let env = s3_env_unlocked();
+    env.strata([
+        "init",
+        "--kdf-memory",
+        "1024",
+        "--kdf-iterations",
+        "1",
+        "--pack-size",
+        "1",
+    ])
+    .success();
+    let src = env.path("src");
+    for i in 0..40u64 {
+        write_file(
+            &src.join(format!("f{i:02}.bin")),
+            &random_bytes(200 + i, 1 << 20),
+        );
+    }
+    let (mut backup, cmdline) = env.cmd().arg("backup").arg(&src).build();
+    let backup = backup
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let data_dir = s.dir.path().join("s3");
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f"])
+        .arg(format!("weed mini -dir={}", data_dir.display()))
+        .status();
+    let out = backup.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprintln!("note: the backup finished before the server was killed");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{cmdline}: {stderr}");
+        let last = stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(last.starts_with("strata: storage "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Back, with the same data.
+    let addr = SocketAddr::from(([127, 0, 0, 1], S3_PORT));
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    start_server(
+        "weed mini (S3, again)",
+        &s.s3_command,
+        S3_PORT,
+        &s.dir.path().join("s3-again.log"),
+        None,
+    );
+    let report = env
+        .strata(["check", "--read-data", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    let id = env.backup(&[&src]);
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
 }
