@@ -250,11 +250,75 @@ fn s3_env_unlocked() -> Env {
     env
 }
 
+/// `strata init` with a cheap KDF (and 1 MiB packs with `small_packs`).
+fn init_repo(env: &Env, small_packs: bool) {
+    let mut args = vec!["init", "--kdf-memory", "1024", "--kdf-iterations", "1"];
+    if small_packs {
+        args.extend(["--pack-size", "1"]);
+    }
+    env.strata(args).success();
+}
+
+/// Starts a backup of 40 MiB (40 files) into `env`'s repository, in the background.
+fn start_big_backup(env: &Env, seed: u64) -> (std::process::Child, String, PathBuf) {
+    let src = env.path("src");
+    for i in 0..40u64 {
+        write_file(
+            &src.join(format!("f{i:02}.bin")),
+            &random_bytes(seed + i, 1 << 20),
+        );
+    }
+    let (mut backup, cmdline) = env.cmd().arg("backup").arg(&src).build();
+    let child = backup
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, cmdline, src)
+}
+
+/// A backup whose server died: it failed with one final line naming the storage failure,
+/// and no logs of the storage libraries (unless it finished before the kill).
+fn assert_failed_cleanly(backup: std::process::Child, cmdline: &str) {
+    let out = backup.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprintln!("note: the backup finished before the server was killed");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{cmdline}: {stderr}");
+    // The error last; a warning that the lock could not be removed is fine (the next
+    // command removes a dead process's lock).
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("strata: storage "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("openssh"), "{stderr}");
+}
+
+/// Once the server is back: `check --read-data` is clean, and a new backup of `src`
+/// succeeds and restores identical.
+fn assert_recovers(env: &Env, src: &Path) {
+    let report = env
+        .strata(["check", "--read-data", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    let id = env.backup(&[src]);
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(src, &restored(&target, src));
+}
+
 /// The round trip of #2 on a remote repository: init, backup of the rich tree, restore
 /// identical, check --read-data clean; then an incremental backup.
 fn round_trip(env: &Env) {
-    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .success();
+    init_repo(env, false);
     let tree = make_rich_tree(&env.path("src"));
     write_file(&tree.root.join("big.bin"), &random_bytes(7, 3 << 20));
     let id = env.backup(&[&tree.root]);
@@ -335,16 +399,7 @@ fn ten_percent_of_requests_failing_is_survived() {
     for mut env in [local, s3] {
         env.extra_env
             .push(("STRATA_TEST_FAULT".into(), "fail-percent=10".into()));
-        env.strata([
-            "init",
-            "--kdf-memory",
-            "1024",
-            "--kdf-iterations",
-            "1",
-            "--pack-size",
-            "1",
-        ])
-        .success();
+        init_repo(&env, true);
         let src = env.path("src");
         for i in 0..6u64 {
             write_file(&src.join(format!("f{i}.bin")), &random_bytes(i, 700 * 1024));
@@ -425,30 +480,8 @@ fn sftp_server_killed_mid_backup() {
         "sftp://root@127.0.0.1:{port}{}",
         remote_dir.display()
     ));
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
-    let src = env.path("src");
-    for i in 0..40u64 {
-        write_file(
-            &src.join(format!("f{i:02}.bin")),
-            &random_bytes(100 + i, 1 << 20),
-        );
-    }
-    let (mut backup, cmdline) = env.cmd().arg("backup").arg(&src).build();
-    let backup = backup
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    init_repo(&env, true);
+    let (backup, cmdline, src) = start_big_backup(&env, 100);
     // Wait until some packs have arrived, then kill the server.
     let data = remote_dir.join("data");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -466,40 +499,10 @@ fn sftp_server_killed_mid_backup() {
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_sshd(&mut sshd);
-    let out = backup.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        // The backup won the race: nothing to test about the failure itself.
-        eprintln!("note: the backup finished before the server was killed");
-    } else {
-        assert_eq!(out.status.code(), Some(1), "{cmdline}: {stderr}");
-        assert!(
-            stderr.contains("strata: ") && stderr.contains("storage"),
-            "{cmdline} failed without naming the storage failure: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        // The error last; no logs of the ssh libraries (a warning that the lock could not be
-        // removed is fine: the next command removes a dead process's lock).
-        let last = stderr.trim_end().lines().last().unwrap_or_default();
-        assert!(last.starts_with("strata: storage "), "{stderr}");
-        assert!(!stderr.contains("openssh"), "{stderr}");
-    }
+    assert_failed_cleanly(backup, &cmdline);
 
     let mut sshd = start();
-    let report = env
-        .strata(["check", "--read-data", "--json"])
-        .success()
-        .json();
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
-    let id = env.backup(&[&src]);
-    let target = env.path("restore");
-    std::fs::create_dir(&target).unwrap();
-    env.restore(&id, &target).success();
-    assert_same_tree(&src, &restored(&target, &src));
+    assert_recovers(&env, &src);
     kill_sshd(&mut sshd);
 }
 
@@ -577,8 +580,7 @@ fn copy_local_to_sftp_and_s3() {
 #[test]
 fn remote_metadata_is_cached() {
     let (env, _s3) = s3_env();
-    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .success();
+    init_repo(&env, false);
     let src = env.path("src");
     write_file(&src.join("a.txt"), b"cached\n");
     let id = env.backup(&[&src]);
@@ -625,16 +627,7 @@ fn remote_metadata_is_cached() {
 #[test]
 fn s3_parallel_verified_uploads() {
     let (env, _s3) = s3_env();
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
+    init_repo(&env, true);
     let src = env.path("src");
     for i in 0..8u64 {
         write_file(
@@ -755,46 +748,15 @@ fn s3_server_killed_mid_backup() {
     // Every other S3 test waits until the server is back.
     let _exclusive = S3_IN_USE.write().unwrap_or_else(|p| p.into_inner());
     let env = s3_env_unlocked();
-    env.strata([
-        "init",
-        "--kdf-memory",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size",
-        "1",
-    ])
-    .success();
-    let src = env.path("src");
-    for i in 0..40u64 {
-        write_file(
-            &src.join(format!("f{i:02}.bin")),
-            &random_bytes(200 + i, 1 << 20),
-        );
-    }
-    let (mut backup, cmdline) = env.cmd().arg("backup").arg(&src).build();
-    let backup = backup
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    init_repo(&env, true);
+    let (backup, cmdline, src) = start_big_backup(&env, 200);
     std::thread::sleep(Duration::from_millis(700));
     let data_dir = s.dir.path().join("s3");
     let _ = Command::new("pkill")
         .args(["-KILL", "-f"])
         .arg(format!("weed mini -dir={}", data_dir.display()))
         .status();
-    let out = backup.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        eprintln!("note: the backup finished before the server was killed");
-    } else {
-        assert_eq!(out.status.code(), Some(1), "{cmdline}: {stderr}");
-        let last = stderr.trim_end().lines().last().unwrap_or_default();
-        assert!(last.starts_with("strata: storage "), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-    }
+    assert_failed_cleanly(backup, &cmdline);
     // Back, with the same data.
     let addr = SocketAddr::from(([127, 0, 0, 1], S3_PORT));
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -807,18 +769,5 @@ fn s3_server_killed_mid_backup() {
         &s.dir.path().join("s3-again.log"),
         None,
     );
-    let report = env
-        .strata(["check", "--read-data", "--json"])
-        .success()
-        .json();
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
-    let id = env.backup(&[&src]);
-    let target = env.path("restore");
-    std::fs::create_dir(&target).unwrap();
-    env.restore(&id, &target).success();
-    assert_same_tree(&src, &restored(&target, &src));
+    assert_recovers(&env, &src);
 }
