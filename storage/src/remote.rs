@@ -9,6 +9,9 @@
 //! file in `STRATA_SSH_KEY`) and checks the host key against `known_hosts` strictly: an
 //! unknown host is an error, never silently trusted.
 //!
+//! Modes of SFTP files and directories are the server's (its umask): opendal's sftp service
+//! cannot set them.
+//!
 //! S3 reads the standard AWS environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
 //! (and `AWS_SESSION_TOKEN`), `AWS_REGION` (default `us-east-1`) and `AWS_ENDPOINT_URL` for
 //! S3-compatible servers, which are addressed path-style.
