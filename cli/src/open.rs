@@ -16,7 +16,7 @@ pub fn backend(cli: &Cli) -> Result<Arc<dyn Backend>> {
     let Some(location) = cli.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
     };
-    backend_at(cli, location)
+    backend_at(cli, location, true)
 }
 
 /// Where index files and snapshots of remote repositories are cached.
@@ -32,7 +32,9 @@ fn cache_root() -> Option<std::path::PathBuf> {
 }
 
 /// The storage backend for a repository location.
-pub fn backend_at(cli: &Cli, location: &str) -> Result<Arc<dyn Backend>> {
+/// With `cache`, index files and snapshots of a remote repository go through the local
+/// cache; `check` and `repair` read the repository itself, so that they see its damage.
+pub fn backend_at(cli: &Cli, location: &str, cache: bool) -> Result<Arc<dyn Backend>> {
     let remote_opts = strata_storage::RemoteOptions {
         s3_endpoint: cli.s3_endpoint.clone(),
         s3_region: cli.s3_region.clone(),
@@ -55,9 +57,9 @@ pub fn backend_at(cli: &Cli, location: &str) -> Result<Arc<dyn Backend>> {
     // Remote index files and snapshots are kept locally (STRATA_NO_CACHE=1 turns it off).
     let no_cache = std::env::var_os("STRATA_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
     match cache_root() {
-        Some(root) if remote && !no_cache => Ok(Arc::new(strata_storage::CachingBackend::new(
-            backend, &root,
-        ))),
+        Some(root) if remote && cache && !no_cache => Ok(Arc::new(
+            strata_storage::CachingBackend::new(backend, &root),
+        )),
         _ => Ok(backend),
     }
 }
@@ -120,7 +122,15 @@ pub fn password_from(
 
 /// Opens the repository without loading the index (listing snapshots, cat).
 pub fn repository_without_index(cli: &Cli) -> Result<Repository> {
-    let backend = backend(cli)?;
+    repository_without_index_cached(cli, true)
+}
+
+/// Like [`repository_without_index`], choosing whether the metadata cache is used.
+pub fn repository_without_index_cached(cli: &Cli, cache: bool) -> Result<Repository> {
+    let Some(location) = cli.repo.as_deref() else {
+        bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
+    };
+    let backend = backend_at(cli, location, cache)?;
     let pw = password(cli, false)?;
     let mut repo = Repository::open_without_index(backend, &pw)?;
     tune(cli, &mut repo);
@@ -151,7 +161,9 @@ pub fn locked(
     exclusive: bool,
     index: Index,
 ) -> Result<(Repository, LockGuard)> {
-    let repo = repository_without_index(cli)?;
+    // What checks and mends the repository must see it as it is, not as cached.
+    let cache = !matches!(operation, "check" | "repair index" | "repair snapshots");
+    let repo = repository_without_index_cached(cli, cache)?;
     lock_then_load(cli, repo, operation, exclusive, index)
 }
 

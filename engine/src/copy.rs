@@ -30,6 +30,8 @@ pub struct CopyReport {
     pub copied: Vec<(String, String)>,
     /// Source snapshots the destination already had.
     pub skipped: Vec<String>,
+    /// Copies in the destination whose hold was extended to the source's.
+    pub holds_updated: Vec<String>,
     pub data_blobs_added: u64,
     pub tree_blobs_added: u64,
     /// Stored bytes added to the destination.
@@ -62,17 +64,30 @@ pub fn copy(
             "copy needs the destination's whole index".into(),
         ));
     }
-    let present: std::collections::HashSet<SnapshotId> = crate::snapshots::list_readable(to)?
-        .iter()
-        .map(|(id, s)| identity(id, s))
-        .collect();
+    let present: HashMap<SnapshotId, (SnapshotId, SnapshotFile)> =
+        crate::snapshots::list_readable(to)?
+            .into_iter()
+            .map(|(id, s)| (identity(&id, &s), (id, s)))
+            .collect();
     let mut report = CopyReport::default();
     let mut todo = Vec::new();
     for (id, s) in snapshots {
-        if present.contains(&identity(id, s)) {
-            report.skipped.push(id.to_hex());
-        } else {
-            todo.push((id, s));
+        match present.get(&identity(id, s)) {
+            Some((copy_id, copy)) => {
+                // Already there; a hold set on the source since then is carried over.
+                if s.keep_until_ns > copy.keep_until_ns {
+                    crate::snapshots::rewrite(
+                        to,
+                        copy_id,
+                        copy,
+                        format!("hold carried over from snapshot {} by copy", id.short()),
+                        |c| c.keep_until_ns = s.keep_until_ns,
+                    )?;
+                    report.holds_updated.push(copy_id.to_hex());
+                }
+                report.skipped.push(id.to_hex());
+            }
+            None => todo.push((id, s)),
         }
     }
     if todo.is_empty() {

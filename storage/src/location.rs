@@ -4,8 +4,7 @@
 //! - a plain path, absolute or relative (`/srv/backup`, `backup`, `./a:b`);
 //! - `file:///absolute/path` (percent-escapes such as `%20` are decoded);
 //! - `memory://` (a fresh in-memory store, for tests);
-//! - `sftp://[user@]host[:port]/absolute/path` (`sftp://host/~/path` for a path below the
-//!   login's home directory);
+//! - `sftp://[user@]host[:port]/absolute/path` (absolute: `~` is refused);
 //! - `s3://bucket[/prefix]` (endpoint, region and credentials come from the standard AWS
 //!   environment variables; path-style addressing, as S3-compatible servers want).
 //!
@@ -93,8 +92,9 @@ fn parse_sftp(url: &str, rest: &str) -> Result<Location> {
         Some(_) => return Err(invalid(url, "empty user name")),
         None => (None, authority),
     };
+    let bracketed = hostport.starts_with('[') && hostport.ends_with(']');
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.contains(']') || h.ends_with(']') => {
+        Some((h, p)) if !bracketed && (!h.starts_with('[') || h.ends_with(']')) => {
             let port = p
                 .parse::<u16>()
                 .map_err(|_| invalid(url, "the port is not a number"))?;
@@ -106,11 +106,17 @@ fn parse_sftp(url: &str, rest: &str) -> Result<Location> {
         return Err(invalid(url, "no host name"));
     }
     let path = percent_decode(url, path)?;
-    let path = match path.strip_prefix("/~/") {
-        Some(rel) if !rel.is_empty() => rel.to_string(),
-        _ if path.len() > 1 => path,
-        _ => return Err(invalid(url, "no repository path after the host")),
-    };
+    if path.starts_with("/~") {
+        // opendal's sftp service makes every root absolute: `~` would silently become `/~`
+        // or `/`. Refuse rather than write somewhere unexpected.
+        return Err(invalid(
+            url,
+            "paths relative to the home directory are not supported; give the absolute path",
+        ));
+    }
+    if path.len() <= 1 {
+        return Err(invalid(url, "no repository path after the host"));
+    }
     Ok(Location::Sftp {
         user,
         host: host.to_string(),
@@ -222,9 +228,14 @@ mod tests {
             Location::parse("sftp://ana@box.example:2222/srv/backup/").unwrap(),
             sftp(Some("ana"), "box.example", Some(2222), "/srv/backup")
         );
+        assert!(Location::parse("sftp://box/~/backups/repo").is_err());
         assert_eq!(
-            Location::parse("sftp://box/~/backups/repo").unwrap(),
-            sftp(None, "box", None, "backups/repo")
+            Location::parse("sftp://box/srv/r").unwrap(),
+            sftp(None, "box", None, "/srv/r")
+        );
+        assert_eq!(
+            Location::parse("sftp://[::1]/r").unwrap(),
+            sftp(None, "[::1]", None, "/r")
         );
         assert_eq!(
             Location::parse("sftp://u@[::1]:22/r").unwrap(),

@@ -285,8 +285,16 @@ impl Backend for OpendalBackend {
 
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         let Some(root) = self.local_root.clone() else {
-            let data = crate::backend::read_and_remove(name, file).await?;
-            return self.write(ft, name, data).await;
+            // The file is removed only once the upload succeeded, so that a transient
+            // failure can be retried with it (the caller removes it after a final failure).
+            let path = file.to_path_buf();
+            let data = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(|e| StorageError::other("write", name, e.to_string()))?
+                .map_err(|e| StorageError::from_io("write", name, e))?;
+            self.write(ft, name, Bytes::from(data)).await?;
+            let _ = std::fs::remove_file(file);
+            return Ok(());
         };
         let path = object_path("write", ft, name)?;
         let src = file.to_path_buf();

@@ -28,8 +28,9 @@ use crate::{OpendalBackend, Result};
 fn finish(op: Operator) -> Operator {
     op.layer(
         TimeoutLayer::new()
-            .with_timeout(Duration::from_secs(120))
-            .with_io_timeout(Duration::from_secs(60)),
+            .with_timeout(Duration::from_secs(900))
+            // A whole pack may go up in one request: allow a slow link its time.
+            .with_io_timeout(Duration::from_secs(900)),
     )
 }
 

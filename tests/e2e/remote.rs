@@ -771,3 +771,45 @@ fn s3_server_killed_mid_backup() {
     );
     assert_recovers(&env, &src);
 }
+
+/// A hold set on a source snapshot after it was copied reaches the copy at the next
+/// `copy`, so a replica never forgets what the source must keep.
+#[test]
+fn copy_carries_later_holds() {
+    let source = Env::init();
+    let dest = Env::init();
+    let src = source.path("src");
+    write_file(&src.join("a.txt"), b"keep me\n");
+    let first = source.backup(&[&src]);
+    let copy = || {
+        source
+            .cmd()
+            .args(["copy", "--json", "--to-repo"])
+            .arg(&dest.repo)
+            .run()
+            .success()
+            .json()
+    };
+    copy();
+    source
+        .cmd()
+        .env("TZ", "UTC")
+        .args(["hold", &first, "--until", "2099-01-01"])
+        .run()
+        .success();
+    let again = copy();
+    assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(
+        again["holds_updated"].as_array().unwrap().len(),
+        1,
+        "{again}"
+    );
+    let listed = dest.snapshots();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["keep_until"], "2099-01-01T00:00:00Z",
+        "{listed:?}"
+    );
+    // Nothing more to carry over.
+    assert_eq!(copy()["holds_updated"].as_array().unwrap().len(), 0);
+}

@@ -66,12 +66,15 @@ fn open_repo(
     file: Option<&std::path::Path>,
     command: Option<&str>,
 ) -> Result<Repository> {
-    let backend = open::backend_at(cli, location)?;
-    let file = file.or(cli.password_file.as_deref());
-    let command = if file.is_some() {
-        None
+    let backend = open::backend_at(cli, location, true)?;
+    // This repository's own password options win; else the global ones.
+    let (file, command) = if file.is_some() || command.is_some() {
+        (file, command)
     } else {
-        command.or(cli.password_command.as_deref())
+        (
+            cli.password_file.as_deref(),
+            cli.password_command.as_deref(),
+        )
     };
     let pw = open::password_from(file, command, false)?;
     let mut repo = Repository::open_without_index(backend, &pw)?;
