@@ -172,9 +172,13 @@ fn prune_refuses_when_a_needed_pack_is_missing() {
     let work = tempfile::tempdir().unwrap();
     let (backend, _, _) = repository_with_garbage(work.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let packs = rt.block_on(backend.list(FileType::Pack)).unwrap();
-    // Delete the largest pack: the kept snapshots need it.
-    let (victim, _) = packs.iter().max_by_key(|(_, s)| *s).unwrap().clone();
+    // Delete the pack holding the root tree of the newest snapshot: it is needed.
+    let victim = {
+        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        let (_, snap) = snapshots::find(&repo, "latest").unwrap();
+        let loc = repo.index().get(&snap.tree).unwrap();
+        repo.index().pack(loc.pack).0.to_hex()
+    };
     rt.block_on(backend.delete(FileType::Pack, &victim))
         .unwrap();
     let left = rt.block_on(backend.list(FileType::Pack)).unwrap();

@@ -82,7 +82,8 @@ fn mark_used(
             }
             let tree = repo.load_tree(&tree_id).map_err(|e| {
                 EngineError::Corrupt(format!(
-                    "snapshot {}: {e}; prune changed nothing (run `strata check`)",
+                    "snapshot {}: {e}; prune changed nothing: run `strata check`, then `strata repair \
+                     index` and `strata repair snapshots`",
                     sid.short()
                 ))
             })?;
