@@ -76,13 +76,8 @@ pub fn copy(
             Some((copy_id, copy)) => {
                 // Already there; a hold set on the source since then is carried over.
                 if s.keep_until_ns > copy.keep_until_ns {
-                    crate::snapshots::rewrite(
-                        to,
-                        copy_id,
-                        copy,
-                        format!("hold carried over from snapshot {} by copy", id.short()),
-                        |c| c.keep_until_ns = s.keep_until_ns,
-                    )?;
+                    let why = format!("carried over from snapshot {} by copy", id.short());
+                    crate::snapshots::hold(to, copy_id, copy, s.keep_until_ns, Some(&why))?;
                     report.holds_updated.push(copy_id.to_hex());
                 }
                 report.skipped.push(id.to_hex());

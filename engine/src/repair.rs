@@ -73,21 +73,16 @@ fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>
         )));
     }
     let preamble = read(0, PACK_PREAMBLE_LEN as u64 + 4)?;
-    let trailer = read(size - 4, 4)?;
-    let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
-    if hlen + 4 > size {
-        return Err(EngineError::Corrupt(format!(
-            "pack {name}: header length {hlen} exceeds the pack"
-        )));
-    }
-    let tail = read(size - 4 - hlen, hlen + 4)?;
+    let tail = crate::checker::pack_tail(repo, name, size).map_err(|e| match e {
+        EngineError::Corrupt(what) => EngineError::Corrupt(format!("pack {name}: {what}")),
+        other => other,
+    })?;
     check_preamble(&preamble)
         .and_then(|_| read_pack_header_tail(repo.key(), &tail, size as usize))
         .map_err(|e| EngineError::format(format!("pack {name}"), e))
 }
 
-/// Verifies one stored blob against what its pack header says.
-/// A blob compressed against a dictionary that is not loaded has passed authenticated
+/// Verifies one stored blob against what its pack header says. A blob compressed against a dictionary that is not loaded has passed authenticated
 /// decryption before decompression failed: its bytes are intact, and it is kept.
 fn verify(repo: &Repository, pack: &PackId, b: &PackBlob, stored: &[u8]) -> Result<()> {
     let plain = match repo.decode_stored_blob(b.blob_type, &b.id, pack, stored) {
@@ -110,11 +105,9 @@ fn verify(repo: &Repository, pack: &PackId, b: &PackBlob, stored: &[u8]) -> Resu
 fn salvage(
     repo: &Repository,
     pack: &PackId,
-    size: u64,
+    bytes: &[u8],
     header: Option<&[PackBlob]>,
 ) -> Result<(Salvaged, u64)> {
-    let name = pack.to_hex();
-    let bytes = repo.block_on(repo.backend().read_range(FileType::Pack, &name, 0, size))?;
     let mut good = Vec::new();
     let mut lost = 0u64;
     let candidates: Vec<PackBlob> = match header {
@@ -174,7 +167,6 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
                         .get(b.offset as usize..b.offset as usize + b.length as usize)
                         .is_some_and(|s| verify(repo, &pack, b, s).is_ok())
                 });
-            drop(bytes);
             if all_ok {
                 return Ok(Found::Intact(IndexPack {
                     id: pack,
@@ -182,7 +174,8 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
                     blobs,
                 }));
             }
-            let (good, lost) = salvage(repo, &pack, size, Some(&blobs))?;
+            // The pack is already in memory: salvage from these bytes, not a second read.
+            let (good, lost) = salvage(repo, &pack, &bytes, Some(&blobs))?;
             let problem = if hash_ok {
                 format!("pack {name}: {lost} blobs do not verify")
             } else {
@@ -195,7 +188,8 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
             })
         }
         (Err(e), _) => {
-            let (good, lost) = salvage(repo, &pack, size, None)?;
+            let bytes = repo.block_on(repo.backend().read_range(FileType::Pack, name, 0, size))?;
+            let (good, lost) = salvage(repo, &pack, &bytes, None)?;
             Ok(Found::Damaged {
                 problem: format!(
                     "{e}: scanned its blobs, {} intact, {lost} damaged (blobs after a damaged \

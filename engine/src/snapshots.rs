@@ -144,3 +144,51 @@ pub fn rewrite(
     repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))?;
     Ok(new_id)
 }
+
+/// Which snapshots a command acts on: those of a host, of a project, and with any of some
+/// tags (each criterion only when given).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub host: Option<String>,
+    pub project: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, s: &SnapshotFile) -> bool {
+        self.host.as_ref().is_none_or(|h| &s.hostname == h)
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| s.project.as_ref() == Some(p))
+            && (self.tags.is_empty() || s.tags.iter().any(|t| self.tags.contains(t)))
+    }
+}
+
+/// Puts a snapshot under a hold until `until` (a hold only ever extends: a later existing
+/// hold stays), or releases its hold with `None`, recording the change (and `why`, if
+/// given). Returns the snapshot's id afterwards (the same when nothing changed) and its hold.
+pub fn hold(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &SnapshotFile,
+    until: Option<i64>,
+    why: Option<&str>,
+) -> Result<(SnapshotId, Option<i64>)> {
+    let new_until = match (snap.keep_until_ns, until) {
+        (Some(old), Some(new)) => Some(old.max(new)),
+        (_, u) => u,
+    };
+    let mut change = match new_until {
+        Some(u) => format!(
+            "hold set until {} UTC",
+            crate::retention::format_time(u, &jiff::tz::TimeZone::UTC)
+        ),
+        None => "hold released".to_string(),
+    };
+    if let Some(why) = why {
+        change.push_str(&format!(" ({why})"));
+    }
+    let new_id = rewrite(repo, id, snap, change, |s| s.keep_until_ns = new_until)?;
+    Ok((new_id, new_until))
+}

@@ -105,15 +105,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (to, _to_lock) = open::lock_then_load(cli, to, "copy", false, open::Index::Full)?;
 
     let selected = if args.snapshots.is_empty() {
+        let filter = snapshots::Filter {
+            host: args.host.clone(),
+            project: args.project.clone(),
+            tags: args.tags.clone(),
+        };
         snapshots::list(&from)?
             .into_iter()
-            .filter(|(_, s)| args.host.as_ref().is_none_or(|h| &s.hostname == h))
-            .filter(|(_, s)| {
-                args.project
-                    .as_ref()
-                    .is_none_or(|p| s.project.as_ref() == Some(p))
-            })
-            .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
+            .filter(|(_, s)| filter.matches(s))
             .collect()
     } else {
         let mut v = Vec::new();

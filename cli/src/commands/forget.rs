@@ -142,14 +142,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let talk = !args.json && !cli.quiet;
 
     let (groups, remove) = if args.ids.is_empty() {
+        let filter = snapshots::Filter {
+            host: args.host.clone(),
+            project: args.project.clone(),
+            tags: Vec::new(),
+        };
         let all: Vec<_> = snapshots::list(&repo)?
             .into_iter()
-            .filter(|(_, s)| args.host.as_ref().is_none_or(|h| &s.hostname == h))
-            .filter(|(_, s)| {
-                args.project
-                    .as_ref()
-                    .is_none_or(|p| s.project.as_ref() == Some(p))
-            })
+            .filter(|(_, s)| filter.matches(s))
             .collect();
         let plan = retention::plan(
             &all,

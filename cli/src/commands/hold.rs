@@ -74,20 +74,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         } else {
             bail!("say --until, --for or --release");
         };
-        // A hold only extends.
-        let new_until = match (snap.keep_until_ns, want) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (_, w) => w,
-        };
-        let change = match new_until {
-            Some(u) => format!(
-                "hold set until {} UTC",
-                retention::format_time(u, &jiff::tz::TimeZone::UTC)
-            ),
-            None => "hold released".to_string(),
-        };
-        let new_id =
-            snapshots::rewrite(&repo, &id, &snap, change, |s| s.keep_until_ns = new_until)?;
+        let (new_id, new_until) = snapshots::hold(&repo, &id, &snap, want, None)?;
         let o = Outcome {
             id: id.to_hex(),
             new_id: new_id.to_hex(),

@@ -185,7 +185,7 @@ fn check_pack(
             "pack {name}: content does not hash to its name (damaged)"
         ));
     }
-    let tail = pack_tail(repo, &name, size);
+    let tail = pack_tail(repo, &name, size).map_err(|e| e.to_string());
     let header = tail.and_then(|t| {
         check_preamble(&preamble)
             .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
@@ -233,20 +233,24 @@ fn check_pack(
     out
 }
 
-/// The sealed header and trailer at the end of a pack (read again: the pieces were not
-/// kept; the pack's hash already covers these bytes).
-fn pack_tail(repo: &Repository, name: &str, size: u64) -> Result<Vec<u8>, String> {
+/// The sealed header and trailer at the end of a pack of `size` bytes, read with two
+/// ranged reads (for `check`, which did not keep the pieces, and `repair index`, which
+/// reads only headers). Damage is a `Corrupt` error; storage failures stay what they are.
+pub(crate) fn pack_tail(repo: &Repository, name: &str, size: u64) -> crate::Result<Vec<u8>> {
     let read = |offset: u64, len: u64| {
         repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
-            .map_err(|e| e.to_string())
     };
+    let corrupt = |what: String| Err(crate::EngineError::Corrupt(what));
     if size < 4 {
-        return Err("too short for a trailer".into());
+        return corrupt("too short for a trailer".into());
     }
     let trailer = read(size - 4, 4)?;
-    let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
+    let Some(len) = trailer.get(..4) else {
+        return corrupt(format!("its trailer reads as {} bytes", trailer.len()));
+    };
+    let hlen = u32::from_le_bytes(len.try_into().expect("4 bytes")) as u64;
     if hlen + 4 > size {
-        return Err(format!("header length {hlen} exceeds the pack"));
+        return corrupt(format!("header length {hlen} exceeds the pack"));
     }
     Ok(read(size - 4 - hlen, hlen + 4)?.to_vec())
 }
