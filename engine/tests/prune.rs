@@ -3,6 +3,8 @@
 //! restores every kept snapshot and is finished by the next prune. The real process is
 //! killed with SIGKILL at every step in `tests/e2e`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,30 +12,10 @@ use strata_engine::archiver::{backup_paths, BackupOptions};
 use strata_engine::checker::{check_with, CheckOptions};
 use strata_engine::progress::NoProgress;
 use strata_engine::prune::{execute, plan, PruneOptions};
-use strata_engine::restorer::{restore, RestoreOptions};
-use strata_engine::{snapshots, InitOptions, Repository};
-use strata_format::chunker::ChunkerParams;
+use strata_engine::{snapshots, Repository};
 use strata_format::id::SnapshotId;
-use strata_format::keyfile::KdfParams;
 use strata_storage::fault::{FaultBackend, FaultPlan};
-use strata_storage::{Backend, FileType, OpendalBackend};
-
-fn options() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        chunker: ChunkerParams {
-            min_size: 16 * 1024,
-            avg_size: 64 * 1024,
-            max_size: 256 * 1024,
-        },
-        pack_size: 256 * 1024,
-        compression_level: 3,
-    }
-}
+use strata_storage::{Backend, FileType};
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -52,8 +34,7 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
 fn repository_with_garbage(
     work: &Path,
 ) -> (Arc<dyn Backend>, Vec<SnapshotId>, Vec<std::path::PathBuf>) {
-    let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-    Repository::init(backend.clone(), b"pw", &options()).unwrap();
+    let backend = common::init_memory(256 * 1024);
     let mut ids = Vec::new();
     let mut sources = Vec::new();
     for round in 0..3u64 {
@@ -91,29 +72,11 @@ fn prune(backend: &Arc<dyn Backend>) -> strata_engine::Result<strata_engine::pru
 /// Checks every byte and restores every kept snapshot, comparing with its source.
 fn assert_intact(backend: &Arc<dyn Backend>, kept: &[SnapshotId], sources: &[std::path::PathBuf]) {
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
-    let report = check_with(
-        &repo,
-        &CheckOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(report.is_ok(), "{:?}", report.errors);
+    common::assert_checks_clean(&repo);
     for (id, src) in kept.iter().zip(sources) {
         let snap = snapshots::load(&repo, id).unwrap();
         let target = tempfile::tempdir().unwrap();
-        let stats = restore(
-            &repo,
-            &snap,
-            target.path(),
-            &RestoreOptions::default(),
-            &NoProgress,
-        )
-        .unwrap();
-        assert!(stats.errors.is_empty(), "{:?}", stats.errors);
-        let restored = target.path().join(src.strip_prefix("/").unwrap());
+        let restored = common::restore_clean(&repo, &snap, target.path(), src);
         for entry in walk(src) {
             let rel = entry.strip_prefix(src).unwrap();
             assert_eq!(

@@ -2,40 +2,22 @@
 //! of dictionary-compressed blobs whose header (or whose dictionary's pack) is damaged, and
 //! storage failures that must stop a repair or a lock check rather than pass for damage.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_engine::archiver::{backup_paths, BackupOptions};
-use strata_engine::checker::{check_with, CheckOptions};
 use strata_engine::progress::NoProgress;
 use strata_engine::repair::repair_index;
-use strata_engine::restorer::{restore, RestoreOptions};
-use strata_engine::{lock, snapshots, ErrorKind, InitOptions, Repository};
+use strata_engine::{lock, snapshots, ErrorKind, Repository};
 use strata_format::blob::BlobType;
-use strata_format::chunker::ChunkerParams;
-use strata_format::keyfile::KdfParams;
 use strata_storage::fault::{FaultBackend, FaultPlan};
-use strata_storage::{Backend, FileType, OpendalBackend};
+use strata_storage::{Backend, FileType};
 
 fn init() -> Arc<dyn Backend> {
-    let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-    let opts = InitOptions {
-        kdf: KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        chunker: ChunkerParams {
-            min_size: 16 * 1024,
-            avg_size: 64 * 1024,
-            max_size: 256 * 1024,
-        },
-        pack_size: 1 << 20,
-        compression_level: 3,
-    };
-    Repository::init(backend.clone(), b"pw", &opts).unwrap();
-    backend
+    common::init_memory(1 << 20)
 }
 
 /// Source-like small files, about 5 MiB (more than the packer samples before it trains): enough for the packer to train a dictionary and
@@ -105,28 +87,10 @@ fn break_header(backend: &Arc<dyn Backend>, name: &str) {
 /// Checks every byte and restores the snapshot identical to `src`.
 fn assert_intact(backend: &Arc<dyn Backend>, src: &Path) {
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
-    let report = check_with(
-        &repo,
-        &CheckOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(report.is_ok(), "{:?}", report.errors);
+    common::assert_checks_clean(&repo);
     let (_, snap) = snapshots::find(&repo, "latest").unwrap();
     let target = tempfile::tempdir().unwrap();
-    let stats = restore(
-        &repo,
-        &snap,
-        target.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
-    let restored = target.path().join(src.strip_prefix("/").unwrap());
+    let restored = common::restore_clean(&repo, &snap, target.path(), src);
     let status = std::process::Command::new("diff")
         .arg("-r")
         .arg(src)
