@@ -60,6 +60,10 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Work stopped because of an earlier failure on another thread; carries that
+    /// failure's kind and message, so whichever thread reports it names the cause.
+    #[error("{message}")]
+    Stopped { kind: ErrorKind, message: String },
 }
 
 impl EngineError {
@@ -77,6 +81,7 @@ impl EngineError {
             EngineError::Invalid(_) => ErrorKind::Invalid,
             EngineError::Io { .. } => ErrorKind::Io,
             EngineError::Storage(_) => ErrorKind::Storage,
+            EngineError::Stopped { kind, .. } => *kind,
         }
     }
 

@@ -16,7 +16,7 @@ use strata_format::index::{IndexFile, IndexPack};
 use strata_storage::FileType;
 
 use crate::spool::{Finished, SpoolPack};
-use crate::{EngineError, Repository, Result};
+use crate::{EngineError, ErrorKind, Repository, Result};
 
 /// An index file is written once this many blobs are in uploaded packs.
 const INDEX_BLOBS: usize = 50_000;
@@ -83,7 +83,11 @@ struct State {
 }
 
 struct Shared {
+    /// An uploader's failure, until a packing thread takes it.
     error: Mutex<Option<EngineError>>,
+    /// The first failure of this packer (kind and message), repeated to every thread that
+    /// finds the packer stopped.
+    cause: Mutex<Option<(ErrorKind, String)>>,
     uploaded: Mutex<Vec<IndexPack>>,
 }
 
@@ -125,6 +129,7 @@ impl<'r> Packer<'r> {
             .unwrap_or_else(std::env::temp_dir);
         let shared = Arc::new(Shared {
             error: Mutex::new(None),
+            cause: Mutex::new(None),
             uploaded: Mutex::new(Vec::new()),
         });
         let uploaders = (0..repo.connections())
@@ -235,6 +240,8 @@ impl<'r> Packer<'r> {
                 strata_format::MAX_OBJECT_SIZE
             )));
         }
+        // A stopped backup stops reading its sources too.
+        self.check_poisoned()?;
         if self.repo.index().contains(&id) {
             return Ok(false);
         }
@@ -357,15 +364,30 @@ impl<'r> Packer<'r> {
 
     /// Records that the backup failed: nothing more is packed or indexed.
     fn poison(&self, e: EngineError) -> EngineError {
+        self.shared
+            .cause
+            .lock()
+            .expect("no panics while locked")
+            .get_or_insert_with(|| (e.kind(), e.to_string()));
         self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
         e
     }
 
+    /// The error for a thread that finds the packer stopped: the first failure's.
+    fn stopped(&self) -> EngineError {
+        let cause = self.shared.cause.lock().expect("no panics while locked");
+        let (kind, message) = cause.clone().unwrap_or_else(|| {
+            (
+                ErrorKind::Invalid,
+                "an earlier error stopped this backup".into(),
+            )
+        });
+        EngineError::Stopped { kind, message }
+    }
+
     fn check_poisoned(&self) -> Result<()> {
         if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(EngineError::Invalid(
-                "an earlier error stopped this backup".into(),
-            ));
+            return Err(self.stopped());
         }
         Ok(())
     }
@@ -456,8 +478,9 @@ impl<'r> Packer<'r> {
         let sent = tx.send(finished);
         drop(gate);
         if sent.is_err() {
+            // Every uploader has stopped, so one of them recorded why.
             self.check_error()?;
-            return Err(EngineError::Invalid("pack uploaders stopped".into()));
+            return Err(self.stopped());
         }
         if self.repack {
             return Ok(());
@@ -493,15 +516,17 @@ impl<'r> Packer<'r> {
         Ok(())
     }
 
+    /// Returns an uploader's failure to the first thread that asks, and stops the
+    /// packer, so that later callers get the same message.
     fn check_error(&self) -> Result<()> {
-        match self
+        let taken = self
             .shared
             .error
             .lock()
             .expect("no panics while locked")
-            .take()
-        {
-            Some(e) => Err(e),
+            .take();
+        match taken {
+            Some(e) => Err(self.poison(e)),
             None => Ok(()),
         }
     }
@@ -558,6 +583,50 @@ impl Drop for Packer<'_> {
         drop(self.tx.take());
         for h in self.uploaders.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_format::keyfile::KdfParams;
+    use strata_storage::{Backend, OpendalBackend, StorageError};
+
+    /// Whichever thread finds the packer stopped after an upload failed reports that
+    /// failure, not a bare "stopped": the first takes the error itself, later ones a copy.
+    #[test]
+    fn every_caller_after_a_failed_upload_names_it() {
+        let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
+        let opts = crate::InitOptions {
+            kdf: KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        Repository::init(backend.clone(), b"pw", &opts).unwrap();
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let packer = Packer::new(&repo);
+        let failure = || StorageError::other("write", "data/ab/abcd", "connection refused");
+        let message = EngineError::from(failure()).to_string();
+        *packer.shared.error.lock().unwrap() = Some(failure().into());
+        let first = packer.check_error().unwrap_err();
+        assert!(matches!(first, EngineError::Storage(_)), "{first}");
+        for later in [
+            packer.check_poisoned().unwrap_err(),
+            packer.stopped(),
+            packer
+                .add(
+                    BlobType::Data,
+                    BlobId(strata_format::id::Digest([7; 32])),
+                    b"x",
+                )
+                .unwrap_err(),
+        ] {
+            assert_eq!(later.kind(), ErrorKind::Storage);
+            assert_eq!(later.to_string(), message);
         }
     }
 }

@@ -639,3 +639,47 @@ fn held_locks_are_refreshed_and_expired_ones_reported() {
     assert!(removed[0].description.contains("pid 4242"), "{found:?}");
     assert_eq!(list(&repo).len(), 1);
 }
+
+/// A storage failure in the middle of a backup stops it with that failure's message and
+/// kind, whichever of the backup's threads reports it (not a bare "uploaders stopped").
+#[test]
+fn a_failed_upload_is_reported_by_name() {
+    use strata_storage::fault::{FaultBackend, FaultPlan};
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..16u64 {
+        std::fs::write(
+            src.path().join(format!("f{i:02}.bin")),
+            pseudo_random(1 << 20, i + 100),
+        )
+        .unwrap();
+    }
+    let (backend, _) = init();
+    for n in [1, 2, 3, 5, 8] {
+        for connections in [1, 2] {
+            let faulty: Arc<dyn Backend> = Arc::new(FaultBackend::new(
+                backend.clone(),
+                FaultPlan {
+                    fail_at_mutation: Some(n),
+                    // Slow uploads: packing threads wait at the uploaders when one fails.
+                    delay_ms: Some(10),
+                    ..FaultPlan::default()
+                },
+            ));
+            let mut repo = Repository::open(faulty, b"pw").unwrap();
+            repo.set_connections(connections);
+            let Err(err) = backup_paths(
+                &repo,
+                &[src.path().to_path_buf()],
+                &BackupOptions::default(),
+                &NoProgress,
+            ) else {
+                panic!("mutation {n} failed, yet the backup succeeded");
+            };
+            assert_eq!(err.kind(), ErrorKind::Storage, "mutation {n}: {err}");
+            assert!(
+                err.to_string().contains("injected fault"),
+                "mutation {n}, {connections} connections: {err}"
+            );
+        }
+    }
+}

@@ -280,8 +280,7 @@ fn start_big_backup(env: &Env, seed: u64) -> (std::process::Child, String, PathB
 
 /// A backup whose server died: it failed with one final line naming the storage failure,
 /// and no logs of the storage libraries (unless it finished before the kill).
-fn assert_failed_cleanly(backup: std::process::Child, cmdline: &str) {
-    let out = backup.wait_with_output().unwrap();
+fn assert_failed_cleanly(out: std::process::Output, cmdline: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         eprintln!("note: the backup finished before the server was killed");
@@ -499,7 +498,7 @@ fn sftp_server_killed_mid_backup() {
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_sshd(&mut sshd);
-    assert_failed_cleanly(backup, &cmdline);
+    assert_failed_cleanly(backup.wait_with_output().unwrap(), &cmdline);
 
     let mut sshd = start();
     assert_recovers(&env, &src);
@@ -756,8 +755,8 @@ fn s3_server_killed_mid_backup() {
         .args(["-KILL", "-f"])
         .arg(format!("weed mini -dir={}", data_dir.display()))
         .status();
-    assert_failed_cleanly(backup, &cmdline);
-    // Back, with the same data.
+    let out = backup.wait_with_output().unwrap();
+    // Back, with the same data, before anything is asserted: the other S3 tests need it.
     let addr = SocketAddr::from(([127, 0, 0, 1], S3_PORT));
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
         std::thread::sleep(Duration::from_millis(200));
@@ -769,6 +768,7 @@ fn s3_server_killed_mid_backup() {
         &s.dir.path().join("s3-again.log"),
         None,
     );
+    assert_failed_cleanly(out, &cmdline);
     assert_recovers(&env, &src);
 }
 
