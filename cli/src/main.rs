@@ -110,6 +110,7 @@ pub enum Command {
     Prune(commands::prune::Args),
     Repair(commands::repair::Args),
     Unlock(commands::unlock::Args),
+    Verify(commands::verify::Args),
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
@@ -135,7 +136,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,openssh_sftp_client=off,openssh=off")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,openssh_sftp_client=off,openssh=off,sqlx=error",
+                )
             }),
         )
         .with_writer(std::io::stderr)

@@ -51,12 +51,12 @@ pub fn copy(
     snapshots: &[(SnapshotId, SnapshotFile)],
     progress: &dyn Progress,
 ) -> Result<CopyReport> {
-    if from.config().chunker.max_size > to.config().chunker.max_size {
+    if from.config().max_chunk_size() > to.config().max_chunk_size() {
         return Err(EngineError::Invalid(format!(
             "the destination's largest chunk ({} bytes) is smaller than the source's ({} \
              bytes): its blobs would not fit",
-            to.config().chunker.max_size,
-            from.config().chunker.max_size
+            to.config().max_chunk_size(),
+            from.config().max_chunk_size()
         )));
     }
     if to.index_is_metadata_only() {

@@ -38,6 +38,7 @@ mod repository;
 pub mod restorer;
 pub mod retention;
 pub mod snapshots;
+pub mod sources;
 mod spool;
 pub mod treewalk;
 

@@ -27,6 +27,8 @@ const READ_CONCURRENCY: usize = 16;
 pub struct InitOptions {
     pub kdf: KdfParams,
     pub chunker: ChunkerParams,
+    /// The chunker for database dumps.
+    pub db_chunker: ChunkerParams,
     pub pack_size: u32,
     pub compression_level: i32,
 }
@@ -36,6 +38,7 @@ impl Default for InitOptions {
         InitOptions {
             kdf: KdfParams::DEFAULT,
             chunker: ChunkerParams::FILES,
+            db_chunker: ChunkerParams::DATABASE,
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
         }
@@ -93,6 +96,7 @@ impl Repository {
             pack_size: opts.pack_size,
             compression_level: opts.compression_level,
             created_ns: crate::now_ns(),
+            db_chunker: opts.db_chunker,
             format_version: strata_format::config::CONFIG_VERSION,
         };
         config
@@ -464,7 +468,7 @@ impl Repository {
         let header = BlobHeader::parse(bytes).map_err(|e| {
             EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
         })?;
-        if blob_type == BlobType::Data && header.raw_length > self.config.chunker.max_size {
+        if blob_type == BlobType::Data && header.raw_length > self.config.max_chunk_size() {
             return Err(EngineError::Corrupt(format!(
                 "data blob {id} in pack {pack} declares {} bytes, more than the largest chunk",
                 header.raw_length

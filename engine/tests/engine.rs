@@ -26,6 +26,7 @@ fn init() -> (Arc<dyn Backend>, Repository) {
             avg_size: 64 * 1024,
             max_size: 256 * 1024,
         },
+        db_chunker: ChunkerParams::DATABASE,
         pack_size: 1 << 20,
         compression_level: 3,
     };

@@ -2,7 +2,7 @@
 //! without the password) followed by the sealed parameters.
 //!
 //! ```text
-//! "STRATACF" (8) || version u16 LE (1 or 2) || repository id (32)
+//! "STRATACF" (8) || version u16 LE (1, 2 or 3) || repository id (32)
 //! sealed envelope, kind "config", associated data "strata:config" || the 42 header bytes
 //! ```
 
@@ -17,10 +17,12 @@ use crate::FormatError;
 
 /// First bytes of the config file. Never change.
 pub const CONFIG_MAGIC: &[u8; 8] = b"STRATACF";
-/// Repository format version written by this program for new repositories. The config
-/// layout is the same in both; version 2 allows dictionary blobs and dictionary-compressed
-/// data blobs ([`crate::dict`]), which version 1 readers cannot decode.
-pub const CONFIG_VERSION: u16 = 2;
+/// Repository format version written by this program for new repositories. Version 2
+/// allows dictionary blobs and dictionary-compressed data blobs ([`crate::dict`]), which
+/// version 1 readers cannot decode; version 3 adds the chunker parameters for database
+/// dumps (`db_chunker`) to the config. Versions 1 and 2 share one layout and chunk dumps
+/// with [`ChunkerParams::DATABASE`].
+pub const CONFIG_VERSION: u16 = 3;
 const HEADER_LEN: usize = 42;
 
 /// Repository-wide parameters fixed at `init`.
@@ -33,14 +35,41 @@ pub struct ConfigFile {
     /// zstd level for blobs.
     pub compression_level: i32,
     pub created_ns: i64,
+    /// Chunker for database dumps (version 3; [`ChunkerParams::DATABASE`] before).
+    pub db_chunker: ChunkerParams,
     /// The repository format version (from the header; not part of the sealed body).
     #[serde(skip)]
     pub format_version: u16,
 }
 
+/// The body of version 1 and 2 configs: no `db_chunker`.
+#[derive(Serialize, Deserialize)]
+struct ConfigFileV2 {
+    repo_id: RepoId,
+    chunker: ChunkerParams,
+    pack_size: u32,
+    compression_level: i32,
+    created_ns: i64,
+}
+
+impl From<ConfigFileV2> for ConfigFile {
+    fn from(v: ConfigFileV2) -> Self {
+        ConfigFile {
+            repo_id: v.repo_id,
+            chunker: v.chunker,
+            pack_size: v.pack_size,
+            compression_level: v.compression_level,
+            created_ns: v.created_ns,
+            db_chunker: ChunkerParams::DATABASE,
+            format_version: 0,
+        }
+    }
+}
+
 impl ConfigFile {
     pub fn validate(&self) -> Result<(), FormatError> {
         self.chunker.validate()?;
+        self.db_chunker.validate()?;
         if !(1 << 16..=1 << 30).contains(&self.pack_size) {
             return Err(FormatError::InvalidParameter {
                 what: "pack size",
@@ -61,6 +90,11 @@ impl ConfigFile {
         self.format_version >= 2
     }
 
+    /// The largest data blob either chunker cuts.
+    pub fn max_chunk_size(&self) -> u32 {
+        self.chunker.max_size.max(self.db_chunker.max_size)
+    }
+
     fn header(repo_id: &RepoId, version: u16) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(CONFIG_MAGIC);
@@ -75,7 +109,19 @@ impl ConfigFile {
             v => v,
         };
         let header = Self::header(&self.repo_id, version);
-        let body = encode_versioned(version, self);
+        let body = if version < 3 {
+            // An older repository keeps its layout (its database chunker is the default).
+            let old = ConfigFileV2 {
+                repo_id: self.repo_id,
+                chunker: self.chunker,
+                pack_size: self.pack_size,
+                compression_level: self.compression_level,
+                created_ns: self.created_ns,
+            };
+            encode_versioned(version, &old)
+        } else {
+            encode_versioned(version, self)
+        };
         let mut out = header.to_vec();
         out.extend_from_slice(&seal_object(key, rng, "config", &header, &body, 3));
         out
@@ -112,7 +158,11 @@ impl ConfigFile {
                 "sealed version differs from the header",
             ));
         }
-        let mut config: ConfigFile = decode_postcard("config", body)?;
+        let mut config: ConfigFile = if version < 3 {
+            decode_postcard::<ConfigFileV2>("config", body)?.into()
+        } else {
+            decode_postcard("config", body)?
+        };
         config.format_version = version;
         if config.repo_id != repo_id {
             return Err(FormatError::malformed(

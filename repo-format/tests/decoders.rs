@@ -147,7 +147,8 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
             pack_size: 16 << 20,
             compression_level: 3,
             created_ns: 5,
-            format_version: 2,
+            db_chunker: ChunkerParams::DATABASE,
+            format_version: 3,
         };
         let kdf = KdfParams {
             m_kib: 64,

@@ -1142,6 +1142,7 @@ fn golden_config() -> ConfigFile {
         pack_size: 16 << 20,
         compression_level: 3,
         created_ns: 1_700_000_000_000_000_000,
+        db_chunker: ChunkerParams::DATABASE,
         format_version: strata_format::config::CONFIG_VERSION,
     }
 }
@@ -1164,6 +1165,7 @@ fn config() {
             "pack_size": cfg.pack_size,
             "compression_level": cfg.compression_level,
             "created_ns": cfg.created_ns,
+            "db_chunker": { "min_size": cfg.db_chunker.min_size, "avg_size": cfg.db_chunker.avg_size, "max_size": cfg.db_chunker.max_size },
         },
         "header": hx(header),
         "aad": hx(&aad("config", header)),
@@ -1176,20 +1178,24 @@ fn config() {
     let v = golden("config.json", generated);
     let stored = bytes(&v, "stored");
     let val = field(&v, "value");
-    let ch = field(val, "chunker");
-    let decoded = ConfigFile {
-        repo_id: RepoId(digest(val, "repo_id")),
-        chunker: ChunkerParams {
+    let chunker = |name| {
+        let ch = field(val, name);
+        ChunkerParams {
             min_size: num(ch, "min_size") as u32,
             avg_size: num(ch, "avg_size") as u32,
             max_size: num(ch, "max_size") as u32,
-        },
+        }
+    };
+    let decoded = ConfigFile {
+        repo_id: RepoId(digest(val, "repo_id")),
+        chunker: chunker("chunker"),
         pack_size: num(val, "pack_size") as u32,
         compression_level: field(val, "compression_level").as_i64().unwrap() as i32,
         created_ns: field(val, "created_ns").as_i64().unwrap(),
+        db_chunker: chunker("db_chunker"),
         format_version: u16::from_le_bytes([stored[8], stored[9]]),
     };
-    assert_eq!(decoded.format_version, 2);
+    assert_eq!(decoded.format_version, 3);
     assert_eq!(decoded, cfg);
     assert_eq!(ConfigFile::peek_repo_id(&stored).unwrap(), cfg.repo_id);
     assert_eq!(ConfigFile::decode(&key, &stored).unwrap(), cfg);
@@ -1201,6 +1207,25 @@ fn config() {
         &stored[42..],
         &bytes(&v, "versioned_data"),
     );
+}
+
+/// A format version 2 config (before the database chunker was recorded) still decodes, as
+/// version 2, with the database chunker every version 2 repository used.
+#[test]
+fn config_version_2_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("config-v2.json")).expect("config-v2.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let stored = bytes(&v, "stored");
+    assert_eq!(&stored[8..10], &[2, 0]);
+    let cfg = ConfigFile::decode(&key, &stored).unwrap();
+    assert_eq!(cfg.format_version, 2);
+    assert!(cfg.allows_dictionaries());
+    let mut want = golden_config();
+    want.format_version = 2;
+    assert_eq!(cfg, want);
+    let again = ConfigFile::decode(&key, &cfg.encode(&key, &mut rng(1))).unwrap();
+    assert_eq!(again, want);
 }
 
 /// A format version 1 config (written by Strata before dictionaries) still decodes, as

@@ -5,6 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Result};
 use strata_engine::restorer;
+use strata_engine::sources;
 use strata_engine::treewalk::{self, Found};
 
 use crate::{exit, open, Cli};
@@ -12,20 +13,25 @@ use crate::{exit, open, Cli};
 /// Write the content of one file of a snapshot to standard output.
 ///
 /// PATH is the file's absolute path in the snapshot (see `strata ls`); for a standard input
-/// backup it is `/NAME`.
+/// backup it is `/NAME`. For a database snapshot PATH may be left out: the plain SQL dump
+/// is written.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
     /// Absolute path of the file in the snapshot (any bytes, not only UTF-8).
-    path: std::path::PathBuf,
+    path: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "dump", false, open::Index::Full)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
-    let node = match treewalk::resolve(&repo, &snap.tree, args.path.as_os_str().as_bytes())? {
-        Found::Root(_) => bail!("{} is the snapshot root, not a file", args.path.display()),
-        Found::Node { node, .. } => node,
+    let node = match &args.path {
+        None if sources::is_database(&snap) => sources::dump_node(&repo, &snap)?,
+        None => bail!("the snapshot holds files: name the file to dump (see `strata ls`)"),
+        Some(path) => match treewalk::resolve(&repo, &snap.tree, path.as_os_str().as_bytes())? {
+            Found::Root(_) => bail!("{} is the snapshot root, not a file", path.display()),
+            Found::Node { node, .. } => node,
+        },
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     restorer::write_content(&repo, &node, &mut out)?;

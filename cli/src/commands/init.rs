@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use strata_engine::{InitOptions, Repository};
+use strata_format::chunker::ChunkerParams;
 use strata_format::keyfile::KdfParams;
 
 use crate::{exit, open, Cli};
@@ -21,6 +22,12 @@ pub struct Args {
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pack_size: u32,
+    /// Average chunk size in KiB for database dumps (minimum a quarter of it, maximum four
+    /// times it). Smaller chunks dedup scattered row changes better and cost more index
+    /// entries. Fixed for the repository's life.
+    #[arg(long, default_value_t = ChunkerParams::DATABASE.avg_size / 1024, value_name = "KiB",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    db_chunk_size: u32,
     /// zstd compression level for blobs (1-22).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     compression_level: i32,
@@ -38,6 +45,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         },
         pack_size: args.pack_size * 1024 * 1024,
         compression_level: args.compression_level,
+        db_chunker: ChunkerParams {
+            min_size: args.db_chunk_size * 256,
+            avg_size: args.db_chunk_size * 1024,
+            max_size: args.db_chunk_size * 4096,
+        },
         ..InitOptions::default()
     };
     let id = Repository::init(backend, &pw, &opts)?;

@@ -14,6 +14,7 @@ pub mod repair;
 pub mod restore;
 pub mod snapshots;
 pub mod unlock;
+pub mod verify;
 
 use anyhow::Result;
 
@@ -36,5 +37,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => prune::run(cli, a),
         Command::Repair(a) => repair::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
+        Command::Verify(a) => verify::run(cli, a),
     }
 }

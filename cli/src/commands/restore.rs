@@ -3,24 +3,48 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata_engine::archiver::BackupOptions;
 use strata_engine::restorer::{self, RestoreOptions};
+use strata_engine::sources::{self, Database};
 
-use crate::output::bytes;
+use crate::output::{bytes, json};
 use crate::progress::Bar;
 use crate::{exit, open, Cli};
 
-/// Restore a snapshot into a directory.
+/// Restore a snapshot into a directory, or a database snapshot into a database.
 ///
 /// Entries are recreated under TARGET at their absolute path in the snapshot, with their
 /// content (verified against its ids), mode, owner (when run as root), times, extended
 /// attributes, hard links, and holes in sparse files. Nothing is ever written outside
 /// TARGET. SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one.
+///
+/// A database snapshot restores with --to-postgres, --to-mysql or --to-sqlite into the
+/// original database or any other (created if missing), through psql / mysql / sqlite3.
+/// A target that already holds tables is replaced only with --force, and only after a
+/// snapshot of it, tagged `pre-restore`, has been saved.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("into")
+    .args(["target", "to_postgres", "to_mysql", "to_sqlite"]).required(true)))]
 pub struct Args {
     snapshot: String,
     /// Directory to restore into (created if missing).
     #[arg(short, long)]
-    target: PathBuf,
+    target: Option<PathBuf>,
+    /// Restore a PostgreSQL snapshot into this database: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    #[arg(long, value_name = "URL")]
+    to_postgres: Option<String>,
+    /// Restore a MySQL/MariaDB snapshot into this database: mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    #[arg(long, value_name = "URL")]
+    to_mysql: Option<String>,
+    /// Restore a SQLite snapshot into this file (written beside it, checked, then renamed over it).
+    #[arg(long, value_name = "FILE")]
+    to_sqlite: Option<PathBuf>,
+    /// Replace a target database that holds tables (after a pre-restore snapshot of it).
+    #[arg(long)]
+    force: bool,
+    /// Print the outcome of a database restore as JSON.
+    #[arg(long)]
+    json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
     #[arg(long = "include", value_name = "GLOB")]
     includes: Vec<String>,
@@ -30,19 +54,55 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let database = if let Some(url) = &args.to_postgres {
+        Some(Database::postgres(url)?)
+    } else if let Some(url) = &args.to_mysql {
+        Some(Database::mysql(url)?)
+    } else if let Some(file) = &args.to_sqlite {
+        Some(Database::sqlite(file)?)
+    } else {
+        None
+    };
     let (repo, _lock) = open::locked(cli, "restore", false, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
+    let Some(target) = &args.target else {
+        let db = database.expect("clap requires a target");
+        let bar = Bar::new("restore", cli.quiet || args.json);
+        let safety = BackupOptions {
+            tags: vec!["pre-restore".into()],
+            project: snap.project.clone(),
+            ..BackupOptions::default()
+        };
+        let report = sources::restore_database(&repo, &snap, &db, args.force, &safety, &bar)?;
+        if args.json {
+            json(&report)?;
+        } else if !cli.quiet {
+            if let Some(pre) = &report.pre_restore_snapshot {
+                println!(
+                    "saved the target's previous content as snapshot {} (tag pre-restore)",
+                    &pre[..8]
+                );
+            }
+            println!(
+                "restored snapshot {} into {}: {}",
+                id.short(),
+                report.target,
+                bytes(report.bytes)
+            );
+        }
+        return Ok(exit::OK);
+    };
     let opts = RestoreOptions {
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
     };
     let bar = Bar::new("restore", cli.quiet);
-    let stats = restorer::restore(&repo, &snap, &args.target, &opts, &bar)?;
+    let stats = restorer::restore(&repo, &snap, target, &opts, &bar)?;
     if !cli.quiet {
         println!(
             "restored snapshot {} to {}: {} files, {} directories, {} other, {}",
             id.short(),
-            args.target.display(),
+            target.display(),
             stats.files,
             stats.dirs,
             stats.other,

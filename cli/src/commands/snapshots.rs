@@ -35,6 +35,10 @@ pub struct SnapshotJson<'a> {
     /// The id the backup first wrote, if the snapshot was rewritten (hold, repair).
     original: Option<String>,
     summary: &'a SnapshotSummary,
+    /// "files", "stdin", "postgres", "mysql" or "sqlite".
+    source: &'static str,
+    /// What the source recorded (database, server_version, rows:<table>, …).
+    source_meta: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 impl<'a> SnapshotJson<'a> {
@@ -53,6 +57,12 @@ impl<'a> SnapshotJson<'a> {
             keep_until: s.keep_until_ns.map(time),
             original: s.original.map(|o| o.to_hex()),
             summary: &s.summary,
+            source: strata_engine::sources::kind_name(&s.source),
+            source_meta: s
+                .source_meta
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
 use strata_format::blob::BlobType;
+use strata_format::chunker::ChunkerParams;
 use strata_format::id::BlobId;
 
 use super::Ctx;
@@ -58,7 +59,7 @@ pub(super) fn chunk_file(ctx: &Ctx<'_>, path: &Path) -> Result<(Vec<BlobId>, u64
         .read_to_end(&mut buf)
         .map_err(FileError::Source)?;
     if buf.len() > max {
-        return chunk_stream(ctx, &mut std::io::Cursor::new(buf).chain(f));
+        return chunk_stream(ctx, &mut std::io::Cursor::new(buf).chain(f), params);
     }
     let mut content = Vec::new();
     let seed = ctx.repo.key().chunker_seed;
@@ -75,12 +76,13 @@ pub(super) fn chunk_file(ctx: &Ctx<'_>, path: &Path) -> Result<(Vec<BlobId>, u64
     Ok((content, buf.len() as u64))
 }
 
-/// Chunks a stream of unknown length; returns the blob ids and the byte count.
+/// Chunks a stream of unknown length with `params`; returns the blob ids and the byte
+/// count.
 pub(super) fn chunk_stream(
     ctx: &Ctx<'_>,
     reader: &mut dyn Read,
+    params: ChunkerParams,
 ) -> Result<(Vec<BlobId>, u64), FileError> {
-    let params = ctx.repo.config().chunker;
     let seed = ctx.repo.key().chunker_seed;
     let mut content = Vec::new();
     let mut size = 0u64;

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use strata_format::blob::BlobType;
+use strata_format::chunker::ChunkerParams;
 use strata_format::id::{BlobId, SnapshotId};
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree};
@@ -201,47 +202,124 @@ pub fn backup_stream(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupResult> {
-    let started = Instant::now();
     if !strata_format::tree::valid_name(filename.as_bytes()) {
         return Err(EngineError::Invalid(format!(
             "invalid stdin file name {filename:?}"
         )));
     }
-    let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
-    let ctx = Ctx::new(repo, &[], false, progress)?;
-    let (content, size) = file::chunk_stream(&ctx, reader).map_err(|e| e.into_engine("stdin"))?;
-    ctx.counters.files_new.fetch_add(1, Ordering::Relaxed);
-    let uid = nix::unistd::getuid().as_raw();
-    let gid = nix::unistd::getgid().as_raw();
-    let node = Node {
-        name: filename.as_bytes().to_vec(),
-        kind: NodeKind::File { content },
-        mode: 0o600,
-        uid,
-        gid,
-        user: Some(crate::username()),
-        group: None,
-        mtime_ns: time_ns,
-        atime_ns: time_ns,
-        ctime_ns: time_ns,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size,
-        xattrs: Vec::new(),
-    };
-    let tree = ctx.save_tree(Tree { nodes: vec![node] })?;
-    let mut snapshot = ctx.snapshot(
-        opts,
-        time_ns,
-        vec![format!("/{filename}")],
+    let backup = StreamBackup::new(repo, opts, progress)?;
+    let (content, size) = backup.read(reader, repo.config().chunker, "stdin")?;
+    backup.finish(
+        StreamFile {
+            name: filename.to_string(),
+            content,
+            size,
+        },
         SourceKind::Stdin {
             filename: filename.to_string(),
         },
-        tree,
-    );
-    snapshot.excludes.clear();
-    finish(ctx, snapshot, started)
+        vec![format!("/{filename}")],
+        Vec::new(),
+    )
+}
+
+/// A file made of one stream, the only entry of a snapshot's root.
+pub struct StreamFile {
+    pub name: String,
+    pub content: Vec<BlobId>,
+    pub size: u64,
+}
+
+/// A backup of one stream (standard input, a database dump) in two steps: [`read`] chunks
+/// it, [`finish`] writes the snapshot. In between the caller can decide that the stream
+/// was not complete (a dump tool that failed at the end) and drop the backup, which then
+/// writes no snapshot.
+///
+/// [`read`]: StreamBackup::read
+/// [`finish`]: StreamBackup::finish
+pub struct StreamBackup<'a> {
+    ctx: Ctx<'a>,
+    opts: BackupOptions,
+    time_ns: i64,
+    started: Instant,
+}
+
+impl<'a> StreamBackup<'a> {
+    pub fn new(
+        repo: &'a Repository,
+        opts: &BackupOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
+        Ok(StreamBackup {
+            ctx: Ctx::new(repo, &[], false, progress)?,
+            opts: opts.clone(),
+            time_ns: opts.time_ns.unwrap_or_else(crate::now_ns),
+            started: Instant::now(),
+        })
+    }
+
+    /// Chunks `reader` to its end with `chunker` (one of the repository's parameter sets:
+    /// the same input must always be cut the same way). A read error fails the backup,
+    /// named `what`.
+    pub fn read(
+        &self,
+        reader: &mut dyn Read,
+        chunker: ChunkerParams,
+        what: &str,
+    ) -> Result<(Vec<BlobId>, u64)> {
+        let config = self.ctx.repo.config();
+        if chunker != config.chunker && chunker != config.db_chunker {
+            return Err(EngineError::Invalid(format!(
+                "chunker {chunker:?} is not one of the repository's"
+            )));
+        }
+        let read =
+            file::chunk_stream(&self.ctx, reader, chunker).map_err(|e| e.into_engine(what))?;
+        self.ctx.counters.files_new.fetch_add(1, Ordering::Relaxed);
+        Ok(read)
+    }
+
+    /// Writes the file's tree and, once everything is durable, the snapshot.
+    pub fn finish(
+        self,
+        file: StreamFile,
+        source: SourceKind,
+        paths: Vec<String>,
+        source_meta: Vec<(String, String)>,
+    ) -> Result<BackupResult> {
+        if !strata_format::tree::valid_name(file.name.as_bytes()) {
+            return Err(EngineError::Invalid(format!(
+                "invalid file name {:?}",
+                file.name
+            )));
+        }
+        let ctx = self.ctx;
+        let time_ns = self.time_ns;
+        let node = Node {
+            name: file.name.into_bytes(),
+            kind: NodeKind::File {
+                content: file.content,
+            },
+            mode: 0o600,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            user: Some(crate::username()),
+            group: None,
+            mtime_ns: time_ns,
+            atime_ns: time_ns,
+            ctime_ns: time_ns,
+            inode: 0,
+            device: 0,
+            links: 1,
+            size: file.size,
+            xattrs: Vec::new(),
+        };
+        let tree = ctx.save_tree(Tree { nodes: vec![node] })?;
+        let mut snapshot = ctx.snapshot(&self.opts, time_ns, paths, source, tree);
+        snapshot.excludes.clear();
+        snapshot.source_meta = source_meta;
+        finish(ctx, snapshot, self.started)
+    }
 }
 
 /// Waits for every pack and its index, then writes the snapshot.

@@ -28,6 +28,7 @@ pub fn init_memory(pack_size: u32) -> Arc<dyn Backend> {
             avg_size: 64 * 1024,
             max_size: 256 * 1024,
         },
+        db_chunker: ChunkerParams::DATABASE,
         pack_size,
         compression_level: 3,
     };

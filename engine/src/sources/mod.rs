@@ -1,0 +1,785 @@
+//! Database sources: PostgreSQL (`pg_dump`), MySQL/MariaDB (`mysqldump`) and SQLite
+//! (`sqlite3 .dump`), backed up as one plain SQL stream each; restores into a database; and
+//! restore tests in a scratch database.
+//!
+//! A dump streams from the tool's standard output through a row counter ([`scan`]) into the
+//! archiver, chunked with the repository's database chunker (small chunks, so a night's
+//! scattered row changes touch few of them). The snapshot is written only after the tool
+//! exited successfully; a failed tool fails the backup with its message and leaves no
+//! snapshot (the blobs already stored are garbage for `prune`).
+//!
+//! What the snapshot records (`source_meta`): `database`, `server`, `server_version`,
+//! `dump_tool`, `chunker`, `tables` (how many), and per table `rows:<table>` (rows in the
+//! dump, counted as it streamed) and, where the server reports it, `bytes:<table>`.
+//! Connections for metadata, checks and restore tests use sqlx; passwords never reach a
+//! command line (they go to the tools through their environment) nor the snapshot.
+
+mod child;
+mod mysql;
+mod postgres;
+pub mod scan;
+mod sqlite;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+use strata_format::id::SnapshotId;
+use strata_format::snapshot::{SnapshotFile, SourceKind};
+use strata_format::tree::{Node, NodeKind};
+
+use crate::archiver::{BackupOptions, BackupResult, StreamBackup, StreamFile};
+use crate::progress::Progress;
+use crate::{EngineError, Repository, Result};
+use child::{DumpStream, LoadSink};
+use scan::{CountingReader, Dialect};
+
+/// A database: where to back up from, restore into, or test a restore in.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `postgres://user[:password]@host[:port]/database[?options]` (libpq's URL form).
+    Postgres(url::Url),
+    /// `mysql://user[:password]@host[:port]/database`.
+    Mysql(url::Url),
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+/// What the server says about the database, before the dump.
+struct ServerInfo {
+    server: String,
+    version: String,
+    database: String,
+    /// Bytes per table, as the server reports them, by the name the dump uses.
+    sizes: Vec<(String, u64)>,
+}
+
+impl Database {
+    /// Parses a `postgres://` or `postgresql://` URL.
+    pub fn postgres(url: &str) -> Result<Self> {
+        let u = parse_url(url, &["postgres", "postgresql"])?;
+        Ok(Database::Postgres(u))
+    }
+
+    /// Parses a `mysql://` or `mariadb://` URL.
+    pub fn mysql(url: &str) -> Result<Self> {
+        let u = parse_url(url, &["mysql", "mariadb"])?;
+        Ok(Database::Mysql(u))
+    }
+
+    /// A SQLite file (made absolute).
+    pub fn sqlite(path: &Path) -> Result<Self> {
+        let abs = std::path::absolute(path).map_err(|e| EngineError::io(path, e))?;
+        Ok(Database::Sqlite(abs))
+    }
+
+    /// The snapshot source kind for this database.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Database::Postgres(_) => SourceKind::Postgres,
+            Database::Mysql(_) => SourceKind::Mysql,
+            Database::Sqlite(_) => SourceKind::Sqlite,
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Database::Postgres(_) => Dialect::Postgres,
+            Database::Mysql(_) => Dialect::Mysql,
+            Database::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The database's name: the URL's path, or the SQLite file's name without extension.
+    pub fn name(&self) -> String {
+        match self {
+            Database::Postgres(u) | Database::Mysql(u) => url_database(u),
+            Database::Sqlite(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "database".into()),
+        }
+    }
+
+    /// Where it is, for people and for the snapshot's paths: the URL without its password
+    /// (and query), or the file's path.
+    pub fn display(&self) -> String {
+        match self {
+            Database::Postgres(u) | Database::Mysql(u) => {
+                let mut u = u.clone();
+                let _ = u.set_password(None);
+                u.set_query(None);
+                u.to_string()
+            }
+            Database::Sqlite(p) => p.display().to_string(),
+        }
+    }
+
+    /// The same server with another database (for scratch databases).
+    fn with_database(&self, name: &str) -> Database {
+        match self {
+            Database::Postgres(u) => Database::Postgres(url_with_database(u, name)),
+            Database::Mysql(u) => Database::Mysql(url_with_database(u, name)),
+            Database::Sqlite(p) => Database::Sqlite(p.with_file_name(format!("{name}.db"))),
+        }
+    }
+
+    fn info(&self, repo: &Repository) -> Result<ServerInfo> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::info(u)),
+            Database::Mysql(u) => repo.block_on(mysql::info(u)),
+            Database::Sqlite(p) => repo.block_on(sqlite::info(p)),
+        }
+    }
+
+    /// The dump tool: its name, its command, and the package that has it.
+    fn dump_command(&self) -> (&'static str, Command, &'static str) {
+        match self {
+            Database::Postgres(u) => ("pg_dump", postgres::dump_command(u), "postgresql-client"),
+            Database::Mysql(u) => ("mysqldump", mysql::dump_command(u), "mariadb-client"),
+            Database::Sqlite(p) => ("sqlite3", sqlite::dump_command(p), "sqlite3"),
+        }
+    }
+
+    fn dump_tool_version(&self) -> String {
+        let (tool, _, _) = self.dump_command();
+        let out = Command::new(tool).arg("--version").output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let first = text.lines().next().unwrap_or_default().trim().to_string();
+                if first.is_empty() {
+                    tool.to_string()
+                } else if first.starts_with(tool) {
+                    first
+                } else {
+                    format!("{tool} {first}")
+                }
+            }
+            _ => tool.to_string(),
+        }
+    }
+
+    /// How many tables the database holds; `None` if it does not exist.
+    fn table_count(&self, repo: &Repository) -> Result<Option<u64>> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::table_count(u)),
+            Database::Mysql(u) => repo.block_on(mysql::table_count(u)),
+            Database::Sqlite(p) => repo.block_on(sqlite::table_count(p)),
+        }
+    }
+
+    /// Names of its tables, as the dumps write them.
+    fn tables(&self, repo: &Repository) -> Result<Vec<String>> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::tables(u)),
+            Database::Mysql(u) => repo.block_on(mysql::tables(u)),
+            Database::Sqlite(p) => repo.block_on(sqlite::tables(p)),
+        }
+    }
+
+    fn count_rows(&self, repo: &Repository, table: &str) -> Result<u64> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::count_rows(u, table)),
+            Database::Mysql(u) => repo.block_on(mysql::count_rows(u, table)),
+            Database::Sqlite(p) => repo.block_on(sqlite::count_rows(p, table)),
+        }
+    }
+
+    /// The engine's own integrity checks of a restored database.
+    fn integrity(&self, repo: &Repository) -> Result<Vec<Check>> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::integrity(u)),
+            Database::Mysql(u) => repo.block_on(mysql::integrity(u)),
+            Database::Sqlite(p) => repo.block_on(sqlite::integrity(p)),
+        }
+    }
+
+    /// Drops the database if it exists and creates it empty (SQLite: nothing to do, the
+    /// restored file replaces the old one).
+    fn recreate(&self, repo: &Repository) -> Result<()> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::recreate(u)),
+            Database::Mysql(u) => repo.block_on(mysql::recreate(u)),
+            Database::Sqlite(_) => Ok(()),
+        }
+    }
+
+    fn drop_database(&self, repo: &Repository) -> Result<()> {
+        match self {
+            Database::Postgres(u) => repo.block_on(postgres::drop_database(u)),
+            Database::Mysql(u) => repo.block_on(mysql::drop_database(u)),
+            Database::Sqlite(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(EngineError::io(p, e)),
+            },
+        }
+    }
+}
+
+fn parse_url(text: &str, schemes: &[&str]) -> Result<url::Url> {
+    let u = url::Url::parse(text)
+        .map_err(|e| EngineError::Invalid(format!("{}: {e}", redact(text))))?;
+    if !schemes.contains(&u.scheme()) {
+        return Err(EngineError::Invalid(format!(
+            "{}: expected a {}:// URL",
+            redact(text),
+            schemes[0]
+        )));
+    }
+    if url_database(&u).is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "{}: the URL names no database (…/DATABASE)",
+            redact(text)
+        )));
+    }
+    Ok(u)
+}
+
+/// The URL text without a password, for error messages.
+fn redact(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "the database URL".into(),
+    }
+}
+
+fn url_database(u: &url::Url) -> String {
+    let path = u.path().trim_start_matches('/');
+    percent_decode(path)
+}
+
+fn url_with_database(u: &url::Url, name: &str) -> url::Url {
+    let mut u = u.clone();
+    u.set_path(&format!("/{name}"));
+    u
+}
+
+/// The URL's user (percent-decoded), if any.
+fn url_user(u: &url::Url) -> Option<String> {
+    (!u.username().is_empty()).then(|| percent_decode(u.username()))
+}
+
+/// The URL's password (percent-decoded), if any.
+fn url_password(u: &url::Url) -> Option<String> {
+    u.password().map(percent_decode)
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A database error, naming where.
+fn db_error(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Invalid(format!("{what}: {e}"))
+}
+
+/// Backs up `db` as one SQL dump: a snapshot with the dump as `/<database>.sql` and what the
+/// server said about it in `source_meta`.
+pub fn backup_database(
+    repo: &Repository,
+    db: &Database,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupResult> {
+    // Connecting first finds a wrong password or a missing database before anything runs.
+    let info = db.info(repo)?;
+    let tool_version = db.dump_tool_version();
+    let (tool, cmd, package) = db.dump_command();
+    let stream = DumpStream::spawn(tool, cmd, package)?;
+    let mut reader = CountingReader::new(stream, db.dialect());
+    let backup = StreamBackup::new(repo, opts, progress)?;
+    let chunker = repo.config().db_chunker;
+    let (content, size) = backup.read(&mut reader, chunker, &db.display())?;
+    let tables = reader.finish();
+
+    let mut meta = vec![
+        ("database".to_string(), info.database.clone()),
+        ("server".to_string(), info.server),
+        ("server_version".to_string(), info.version),
+        ("dump_tool".to_string(), tool_version),
+        (
+            "chunker".to_string(),
+            format!(
+                "{}/{}/{}",
+                chunker.min_size, chunker.avg_size, chunker.max_size
+            ),
+        ),
+        ("tables".to_string(), tables.len().to_string()),
+    ];
+    for (table, rows) in &tables {
+        meta.push((format!("rows:{table}"), rows.to_string()));
+    }
+    for (table, bytes) in &info.sizes {
+        if tables.iter().any(|(t, _)| t == table) {
+            meta.push((format!("bytes:{table}"), bytes.to_string()));
+        }
+    }
+    backup.finish(
+        StreamFile {
+            name: dump_file_name(&info.database),
+            content,
+            size,
+        },
+        db.kind(),
+        vec![db.display()],
+        meta,
+    )
+}
+
+/// The name of the dump file in a database snapshot.
+fn dump_file_name(database: &str) -> String {
+    let clean: String = database
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    let clean = if clean.is_empty() || clean == "." || clean == ".." {
+        "database".to_string()
+    } else {
+        clean
+    };
+    format!("{clean}.sql")
+}
+
+/// Whether a snapshot holds a database dump.
+pub fn is_database(snap: &SnapshotFile) -> bool {
+    matches!(
+        snap.source,
+        SourceKind::Postgres | SourceKind::Mysql | SourceKind::Sqlite
+    )
+}
+
+/// The dump file of a database snapshot (the only file at its root).
+pub fn dump_node(repo: &Repository, snap: &SnapshotFile) -> Result<Node> {
+    let tree = repo.load_tree(&snap.tree)?;
+    let mut files = tree
+        .nodes
+        .into_iter()
+        .filter(|n| matches!(n.kind, NodeKind::File { .. }));
+    match (files.next(), files.next()) {
+        (Some(node), None) => Ok(node),
+        _ => Err(EngineError::Invalid(
+            "the snapshot does not hold exactly one dump file".into(),
+        )),
+    }
+}
+
+/// The value of a `source_meta` key.
+pub fn meta<'a>(snap: &'a SnapshotFile, key: &str) -> Option<&'a str> {
+    snap.source_meta
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The tables and row counts a database snapshot recorded.
+pub fn recorded_rows(snap: &SnapshotFile) -> Vec<(String, Option<u64>)> {
+    snap.source_meta
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("rows:")
+                .map(|t| (t.to_string(), v.parse::<u64>().ok()))
+        })
+        .collect()
+}
+
+/// The outcome of a restore into a database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbRestoreReport {
+    /// Where it went (without password).
+    pub target: String,
+    pub bytes: u64,
+    /// The snapshot of the target taken before it was replaced.
+    pub pre_restore_snapshot: Option<String>,
+}
+
+/// Writes the dump of `snap` into a tool's input, counting bytes for the progress.
+fn load_dump(
+    repo: &Repository,
+    node: &Node,
+    target: &Database,
+    sqlite_file: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let (tool, cmd, package) = match (target, sqlite_file) {
+        (Database::Postgres(u), _) => ("psql", postgres::load_command(u), "postgresql-client"),
+        (Database::Mysql(u), _) => ("mysql", mysql::load_command(u), "mariadb-client"),
+        (Database::Sqlite(p), file) => (
+            "sqlite3",
+            sqlite::load_command(file.unwrap_or(p)),
+            "sqlite3",
+        ),
+    };
+    let sink = LoadSink::spawn(tool, cmd, package)?;
+    progress.set_total(node.size);
+    let mut counting = Counting {
+        sink,
+        progress,
+        failed: None,
+    };
+    let written = crate::restorer::write_content(repo, node, &mut counting);
+    let Counting { sink, failed, .. } = counting;
+    match (written, failed) {
+        (Ok(n), _) => {
+            sink.finish()?;
+            Ok(n)
+        }
+        // The tool stopped reading: its own message says why.
+        (Err(_), Some(e)) => Err(sink.failed(e)),
+        (Err(e), None) => Err(e),
+    }
+}
+
+struct Counting<'a> {
+    sink: LoadSink,
+    progress: &'a dyn Progress,
+    failed: Option<std::io::Error>,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.sink.write(buf) {
+            Ok(n) => {
+                self.progress.add_bytes(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+fn check_kind(snap: &SnapshotFile, target: &Database) -> Result<()> {
+    if !is_database(snap) {
+        return Err(EngineError::Invalid(
+            "the snapshot holds files, not a database dump".into(),
+        ));
+    }
+    if std::mem::discriminant(&snap.source) != std::mem::discriminant(&target.kind()) {
+        return Err(EngineError::Invalid(format!(
+            "the snapshot holds a {} dump; it cannot be restored into {}",
+            kind_name(&snap.source),
+            kind_name(&target.kind())
+        )));
+    }
+    Ok(())
+}
+
+/// "postgres", "mysql", "sqlite", "files", "stdin".
+pub fn kind_name(kind: &SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Files => "files",
+        SourceKind::Stdin { .. } => "stdin",
+        SourceKind::Postgres => "postgres",
+        SourceKind::Mysql => "mysql",
+        SourceKind::Sqlite => "sqlite",
+    }
+}
+
+/// Restores the dump of `snap` into `target`. A target that exists and holds tables is
+/// replaced only with `force`, and only after a snapshot of it (tagged `pre-restore`, with
+/// `safety`'s labels) is durable.
+pub fn restore_database(
+    repo: &Repository,
+    snap: &SnapshotFile,
+    target: &Database,
+    force: bool,
+    safety: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<DbRestoreReport> {
+    check_kind(snap, target)?;
+    let node = dump_node(repo, snap)?;
+    let mut pre_restore = None;
+    if let Some(n) = target.table_count(repo)? {
+        if n > 0 {
+            if !force {
+                return Err(EngineError::Invalid(format!(
+                    "{} holds {n} tables; restoring replaces them: pass --force (a snapshot \
+                     of it, tagged pre-restore, is taken first)",
+                    target.display()
+                )));
+            }
+            let mut opts = safety.clone();
+            if !opts.tags.iter().any(|t| t == "pre-restore") {
+                opts.tags.push("pre-restore".into());
+            }
+            let saved = backup_database(repo, target, &opts, progress)?;
+            pre_restore = Some(saved.snapshot_id.to_hex());
+        }
+    }
+    let bytes = match target {
+        Database::Sqlite(path) => {
+            // Into a new file beside the target, checked, then renamed over it: the old
+            // database stays whole until the new one is.
+            let tmp = sqlite::temp_beside(path)?;
+            let loaded = load_dump(repo, &node, target, Some(&tmp), progress).and_then(|n| {
+                let checks = repo.block_on(sqlite::integrity(&tmp))?;
+                if let Some(bad) = checks.iter().find(|c| !c.ok) {
+                    return Err(EngineError::Corrupt(format!(
+                        "the restored database fails {}: {}",
+                        bad.name, bad.detail
+                    )));
+                }
+                sqlite::copy_owner_and_mode(path, &tmp)?;
+                sqlite::sync_file(&tmp)?;
+                std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
+                sqlite::sync_dir(path);
+                Ok(n)
+            });
+            if loaded.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            loaded?
+        }
+        _ => {
+            target.recreate(repo)?;
+            load_dump(repo, &node, target, None, progress)?
+        }
+    };
+    progress.finish();
+    Ok(DbRestoreReport {
+        target: target.display(),
+        bytes,
+        pre_restore_snapshot: pre_restore,
+    })
+}
+
+/// One table's row count: recorded at backup and found after the restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    pub table: String,
+    pub expected_rows: Option<u64>,
+    pub restored_rows: Option<u64>,
+    pub ok: bool,
+}
+
+/// One integrity check of the restored database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The outcome of a restore test.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreTestReport {
+    pub snapshot_id: String,
+    pub source: &'static str,
+    pub database: String,
+    /// Where the scratch database was (dropped afterwards).
+    pub scratch: String,
+    pub passed: bool,
+    pub tables: Vec<TableCheck>,
+    pub checks: Vec<Check>,
+    pub bytes: u64,
+}
+
+/// Restores `snap` into a scratch database (created here, dropped afterwards whatever
+/// happens), compares its tables and row counts with what the snapshot recorded, and runs
+/// the database's integrity checks. `scratch` names the server (its database part is
+/// ignored); without it, the server the snapshot came from (PostgreSQL, MySQL; credentials
+/// from the environment) or a temporary directory (SQLite).
+pub fn restore_test(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &SnapshotFile,
+    scratch: Option<&Database>,
+    progress: &dyn Progress,
+) -> Result<RestoreTestReport> {
+    if !is_database(snap) {
+        return Err(EngineError::Invalid(format!(
+            "snapshot {} holds files, not a database dump: a restore test needs one",
+            id.short()
+        )));
+    }
+    let node = dump_node(repo, snap)?;
+    let name = format!("strata_verify_{}", hex::encode(rand::random::<[u8; 4]>()));
+    let tmpdir;
+    let server = match (scratch, &snap.source) {
+        (Some(db), _) => db.clone(),
+        (None, SourceKind::Sqlite) => {
+            tmpdir = tempdir()?;
+            Database::Sqlite(tmpdir.join("scratch.db"))
+        }
+        (None, SourceKind::Postgres) => Database::postgres(snap.paths.first().map_or("", |p| p))?,
+        (None, _) => Database::mysql(snap.paths.first().map_or("", |p| p))?,
+    };
+    check_kind(snap, &server)?;
+    let target = server.with_database(&name);
+    if target.table_count(repo)?.is_some() {
+        return Err(EngineError::Invalid(format!(
+            "scratch database {} already exists",
+            target.display()
+        )));
+    }
+    let result = run_restore_test(repo, snap, &node, &target, progress);
+    let dropped = target.drop_database(repo);
+    if let Database::Sqlite(p) = &server {
+        if scratch.is_none() {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap_or(p));
+        }
+    }
+    let (tables, checks, bytes) = result?;
+    dropped?;
+    let passed = tables.iter().all(|t| t.ok) && checks.iter().all(|c| c.ok);
+    progress.finish();
+    Ok(RestoreTestReport {
+        snapshot_id: id.to_hex(),
+        source: kind_name(&snap.source),
+        database: meta(snap, "database").unwrap_or_default().to_string(),
+        scratch: target.display(),
+        passed,
+        tables,
+        checks,
+        bytes,
+    })
+}
+
+type TestOutcome = (Vec<TableCheck>, Vec<Check>, u64);
+
+fn run_restore_test(
+    repo: &Repository,
+    snap: &SnapshotFile,
+    node: &Node,
+    target: &Database,
+    progress: &dyn Progress,
+) -> Result<TestOutcome> {
+    target.recreate(repo)?;
+    let mut checks = Vec::new();
+    let bytes = match load_dump(repo, node, target, None, progress) {
+        Ok(n) => {
+            checks.push(Check {
+                name: "load".into(),
+                ok: true,
+                detail: "the dump loaded without an error".into(),
+            });
+            n
+        }
+        Err(e) => {
+            checks.push(Check {
+                name: "load".into(),
+                ok: false,
+                detail: e.to_string(),
+            });
+            return Ok((Vec::new(), checks, 0));
+        }
+    };
+    let recorded = recorded_rows(snap);
+    let mut tables = Vec::new();
+    for (table, expected) in &recorded {
+        let restored = target.count_rows(repo, table).ok();
+        tables.push(TableCheck {
+            table: table.clone(),
+            expected_rows: *expected,
+            restored_rows: restored,
+            ok: expected.is_some() && restored == *expected,
+        });
+    }
+    // Tables the restore has that the snapshot did not record.
+    for table in target.tables(repo)? {
+        if !recorded.iter().any(|(t, _)| *t == table) {
+            let restored = target.count_rows(repo, &table).ok();
+            tables.push(TableCheck {
+                table,
+                expected_rows: None,
+                restored_rows: restored,
+                ok: false,
+            });
+        }
+    }
+    if let Some(n) = meta(snap, "tables").and_then(|v| v.parse::<usize>().ok()) {
+        let ok = n == recorded.len();
+        checks.push(Check {
+            name: "table count".into(),
+            ok,
+            detail: format!("{n} tables recorded, {} with row counts", recorded.len()),
+        });
+    }
+    checks.extend(target.integrity(repo)?);
+    Ok((tables, checks, bytes))
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for _ in 0..16 {
+        let p = base.join(format!(
+            "strata-verify-{}",
+            hex::encode(rand::random::<[u8; 6]>())
+        ));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(EngineError::io(&p, e)),
+        }
+    }
+    Err(EngineError::Invalid(
+        "cannot create a scratch directory".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords_for_display() {
+        let db =
+            Database::postgres("postgres://u:s%40cret@127.0.0.1:5433/app?sslmode=disable").unwrap();
+        assert_eq!(db.display(), "postgres://u@127.0.0.1:5433/app");
+        assert_eq!(db.name(), "app");
+        let Database::Postgres(u) = &db else { panic!() };
+        assert_eq!(url_password(u).as_deref(), Some("s@cret"));
+        assert_eq!(url_user(u).as_deref(), Some("u"));
+        let scratch = db.with_database("strata_verify_1");
+        assert_eq!(scratch.name(), "strata_verify_1");
+        let err = Database::mysql("mysql://u:pw@host/")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("names no database") && !err.contains("pw"),
+            "{err}"
+        );
+        let err = Database::mysql("postgres://u:pw@host/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql://") && !err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn dump_names_are_plain_file_names() {
+        assert_eq!(dump_file_name("app"), "app.sql");
+        assert_eq!(dump_file_name("a/b"), "a_b.sql");
+        assert_eq!(dump_file_name(".."), "database.sql");
+        assert_eq!(percent_decode("a%2Fb%"), "a/b%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,272 @@
+//! PostgreSQL: `pg_dump` (plain SQL, one consistent snapshot of the database) to back up,
+//! `psql` (one transaction, stop at the first error) to restore, sqlx for the rest.
+
+use std::process::Command;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
+
+use super::{db_error, url_database, url_password, url_with_database, Check, ServerInfo};
+use crate::{EngineError, Result};
+
+/// The URL for the tools: without the password (which goes to `PGPASSWORD`).
+fn tool_url(u: &url::Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+fn with_password(cmd: &mut Command, u: &url::Url) {
+    if let Some(pw) = url_password(u) {
+        cmd.env("PGPASSWORD", pw);
+    }
+}
+
+pub(super) fn dump_command(u: &url::Url) -> Command {
+    let mut cmd = Command::new("pg_dump");
+    cmd.arg("--no-password").arg("--dbname").arg(tool_url(u));
+    with_password(&mut cmd, u);
+    cmd
+}
+
+pub(super) fn load_command(u: &url::Url) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "--no-password",
+        "--no-psqlrc",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--dbname",
+    ])
+    .arg(tool_url(u));
+    with_password(&mut cmd, u);
+    cmd
+}
+
+fn options(u: &url::Url) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(u.as_str()).map_err(|e| db_error(&super::redact(u.as_str()), e))
+}
+
+async fn connect(u: &url::Url) -> Result<PgConnection> {
+    PgConnection::connect_with(&options(u)?)
+        .await
+        .map_err(|e| connect_error(u, e))
+}
+
+fn connect_error(u: &url::Url, e: sqlx::Error) -> EngineError {
+    db_error(&super::redact(u.as_str()), e)
+}
+
+/// Whether the error says the database does not exist.
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000"))
+}
+
+/// A connection to another database of the same server, for creating and dropping.
+async fn maintenance(u: &url::Url) -> Result<PgConnection> {
+    let target = url_database(u);
+    let admin = if target == "postgres" {
+        "template1"
+    } else {
+        "postgres"
+    };
+    connect(&url_with_database(u, admin)).await
+}
+
+/// `"name"`, quoted for PostgreSQL.
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A table name as pg_dump writes it (`schema.table`, parts quoted where needed), parsed
+/// and quoted again: a name recorded in a snapshot never reaches SQL as it is.
+pub(super) fn quote_qualified(name: &str) -> Result<String> {
+    let parts = super::sqlite::split_identifiers(name)
+        .ok_or_else(|| EngineError::Invalid(format!("{name:?} is not a table name")))?;
+    Ok(parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join("."))
+}
+
+const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r', 'p') \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
+    let what = super::redact(u.as_str());
+    let mut c = connect(u).await?;
+    let version: String = sqlx::query_scalar("SELECT pg_catalog.version()")
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let database: String = sqlx::query_scalar("SELECT pg_catalog.current_database()::text")
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let sizes: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), \
+                pg_catalog.pg_total_relation_size(c.oid) {USER_TABLES} ORDER BY 1"
+    ))
+    .fetch_all(&mut c)
+    .await
+    .map_err(|e| db_error(&what, e))?;
+    let _ = c.close().await;
+    let host = u.host_str().unwrap_or("local socket");
+    Ok(ServerInfo {
+        server: match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        },
+        version,
+        database,
+        sizes: sizes
+            .into_iter()
+            .map(|(t, b)| (t, b.max(0) as u64))
+            .collect(),
+    })
+}
+
+pub(super) async fn table_count(u: &url::Url) -> Result<Option<u64>> {
+    let mut c = match PgConnection::connect_with(&options(u)?).await {
+        Ok(c) => c,
+        Err(e) if is_missing_database(&e) => return Ok(None),
+        Err(e) => return Err(connect_error(u, e)),
+    };
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) {USER_TABLES}"))
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    let _ = c.close().await;
+    Ok(Some(n.max(0) as u64))
+}
+
+pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
+    let mut c = connect(u).await?;
+    let names: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         {USER_TABLES} ORDER BY 1"
+    ))
+    .fetch_all(&mut c)
+    .await
+    .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    let _ = c.close().await;
+    Ok(names)
+}
+
+pub(super) async fn count_rows(u: &url::Url, table: &str) -> Result<u64> {
+    let quoted = quote_qualified(table)?;
+    let mut c = connect(u).await?;
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {quoted}"))
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(table, e))?;
+    let _ = c.close().await;
+    Ok(n.max(0) as u64)
+}
+
+/// Every index valid, and (where the amcheck extension can be loaded) every B-tree index
+/// consistent with its table.
+pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
+    let what = super::redact(u.as_str());
+    let mut c = connect(u).await?;
+    let invalid: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_catalog.pg_index WHERE NOT indisvalid")
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| db_error(&what, e))?;
+    let mut checks = vec![Check {
+        name: "valid indexes".into(),
+        ok: invalid == 0,
+        detail: format!("{invalid} invalid indexes"),
+    }];
+    let amcheck = match sqlx::query("CREATE EXTENSION IF NOT EXISTS amcheck")
+        .execute(&mut c)
+        .await
+    {
+        Ok(_) => {
+            // Materialized first: the check must only ever see B-tree indexes.
+            let checked: std::result::Result<i64, _> = sqlx::query_scalar(
+                "WITH idx AS MATERIALIZED ( \
+                   SELECT c.oid FROM pg_catalog.pg_index i \
+                   JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+                   JOIN pg_catalog.pg_am am ON am.oid = c.relam \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready \
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                     AND n.nspname NOT LIKE 'pg\\_toast%') \
+                 SELECT count(*) FROM (SELECT bt_index_check(oid, true) FROM idx) checked",
+            )
+            .fetch_one(&mut c)
+            .await;
+            match checked {
+                Ok(n) => Check {
+                    name: "amcheck".into(),
+                    ok: true,
+                    detail: format!("{n} B-tree indexes agree with their tables (bt_index_check)"),
+                },
+                Err(e) => Check {
+                    name: "amcheck".into(),
+                    ok: false,
+                    detail: e.to_string(),
+                },
+            }
+        }
+        Err(e) => Check {
+            name: "amcheck".into(),
+            ok: true,
+            detail: format!("skipped: the amcheck extension cannot be loaded ({e})"),
+        },
+    };
+    checks.push(amcheck);
+    let _ = c.close().await;
+    Ok(checks)
+}
+
+pub(super) async fn recreate(u: &url::Url) -> Result<()> {
+    let name = quote(&url_database(u));
+    let mut c = maintenance(u).await?;
+    let what = super::redact(u.as_str());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let _ = c.close().await;
+    Ok(())
+}
+
+pub(super) async fn drop_database(u: &url::Url) -> Result<()> {
+    let name = quote(&url_database(u));
+    let mut c = maintenance(u).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await
+        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    let _ = c.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_requoted() {
+        assert_eq!(
+            quote_qualified("public.pgbench_accounts").unwrap(),
+            "\"public\".\"pgbench_accounts\""
+        );
+        assert_eq!(
+            quote_qualified("public.\"My \"\"T\"\"\"").unwrap(),
+            "\"public\".\"My \"\"T\"\"\""
+        );
+        assert!(quote_qualified("t; DROP DATABASE x").is_err());
+        assert!(quote_qualified("").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! SQLite: `sqlite3 FILE .dump` (inside one read transaction: a consistent state even while
+//! the application writes) to back up; `sqlite3 NEWFILE` reading the dump to restore, into a
+//! new file that replaces the target only once it is complete and checked.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::Connection;
+
+use super::{db_error, Check, ServerInfo};
+use crate::{EngineError, Result};
+
+pub(super) fn dump_command(path: &Path) -> Command {
+    let mut cmd = Command::new("sqlite3");
+    // Read-only, and waiting (up to a minute) for a writer's lock rather than failing.
+    cmd.args(["-readonly", "-batch", "-cmd", ".timeout 60000"])
+        .arg(path)
+        .arg(".dump");
+    cmd
+}
+
+pub(super) fn load_command(path: &Path) -> Command {
+    let mut cmd = Command::new("sqlite3");
+    cmd.args(["-batch", "-bail"]).arg(path);
+    cmd
+}
+
+async fn connect(path: &Path, read_only: bool) -> Result<SqliteConnection> {
+    if !path.is_file() {
+        return Err(EngineError::NotFound(format!(
+            "{}: no such SQLite database file",
+            path.display()
+        )));
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(read_only)
+        .busy_timeout(std::time::Duration::from_secs(60));
+    SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(|e| db_error(&path.display().to_string(), e))
+}
+
+/// `"name"`, quoted for SQLite.
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Splits `a.b` / `"a b"."c"` / `t` into its identifiers; `None` for anything else.
+/// Bare identifiers are letters, digits, `_` and `$` (and any non-ASCII character).
+pub(super) fn split_identifiers(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = name.chars().peekable();
+    loop {
+        let mut part = String::new();
+        match chars.peek() {
+            Some('"') => {
+                chars.next();
+                loop {
+                    match chars.next()? {
+                        '"' if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            part.push('"');
+                        }
+                        '"' => break,
+                        c => part.push(c),
+                    }
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c.is_alphanumeric() || c == '_' || c == '$' || !c.is_ascii() {
+                        part.push(c);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if part.is_empty() {
+                    return None;
+                }
+            }
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+fn quote_name(name: &str) -> Result<String> {
+    let parts = split_identifiers(name)
+        .ok_or_else(|| EngineError::Invalid(format!("{name:?} is not a table name")))?;
+    Ok(parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join("."))
+}
+
+/// The SQLite library version that last wrote the file (its header, bytes 96..100).
+fn writer_version(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    std::fs::File::open(path)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return None;
+    }
+    let n = u32::from_be_bytes([header[96], header[97], header[98], header[99]]);
+    Some(format!(
+        "{}.{}.{}",
+        n / 1_000_000,
+        n / 1000 % 1000,
+        n % 1000
+    ))
+}
+
+pub(super) async fn info(path: &Path) -> Result<ServerInfo> {
+    let what = path.display().to_string();
+    let mut c = connect(path, true).await?;
+    // Reading proves it is a database (and waits out a writer's lock).
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let _ = c.close().await;
+    let version = writer_version(path).unwrap_or_else(|| "unknown".into());
+    Ok(ServerInfo {
+        server: what,
+        version: format!("SQLite {version} (last writer)"),
+        database: super::Database::Sqlite(path.to_path_buf()).name(),
+        sizes: Vec::new(),
+    })
+}
+
+/// Tables as `.dump` names them: bare when that is a plain identifier, else quoted.
+fn dump_name(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        quote(name)
+    }
+}
+
+async fn table_names(c: &mut SqliteConnection, what: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+         ESCAPE '\\' ORDER BY name",
+    )
+    .fetch_all(c)
+    .await
+    .map_err(|e| db_error(what, e))?;
+    Ok(names.iter().map(|n| dump_name(n)).collect())
+}
+
+pub(super) async fn table_count(path: &Path) -> Result<Option<u64>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::io(path, e)),
+        Ok(m) if m.len() == 0 => return Ok(Some(0)),
+        Ok(_) => {}
+    }
+    let what = path.display().to_string();
+    let mut c = connect(path, true).await?;
+    let n = table_names(&mut c, &what).await?.len();
+    let _ = c.close().await;
+    Ok(Some(n as u64))
+}
+
+pub(super) async fn tables(path: &Path) -> Result<Vec<String>> {
+    let what = path.display().to_string();
+    let mut c = connect(path, true).await?;
+    let names = table_names(&mut c, &what).await?;
+    let _ = c.close().await;
+    Ok(names)
+}
+
+pub(super) async fn count_rows(path: &Path, table: &str) -> Result<u64> {
+    let quoted = quote_name(table)?;
+    let mut c = connect(path, true).await?;
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {quoted}"))
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(table, e))?;
+    let _ = c.close().await;
+    Ok(n.max(0) as u64)
+}
+
+/// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`.
+pub(super) async fn integrity(path: &Path) -> Result<Vec<Check>> {
+    let what = path.display().to_string();
+    let mut c = connect(path, true).await?;
+    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    let _ = c.close().await;
+    let ok = integrity.len() == 1 && integrity[0] == "ok";
+    Ok(vec![
+        Check {
+            name: "integrity_check".into(),
+            ok,
+            detail: integrity.join("; "),
+        },
+        Check {
+            name: "foreign_key_check".into(),
+            ok: fk.is_empty(),
+            detail: format!("{} rows violate a foreign key", fk.len()),
+        },
+    ])
+}
+
+/// A new, unused file name beside `path`.
+pub(super) fn temp_beside(path: &Path) -> Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "database".into());
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            ".{name}.strata-restore-{}",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(_) => return Ok(tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(EngineError::io(&tmp, e)),
+        }
+    }
+    Err(EngineError::Invalid(format!(
+        "cannot create a temporary file beside {}",
+        path.display()
+    )))
+}
+
+/// Gives `file` the owner and mode of `like`, if that exists: a restored database stays
+/// writable by the application that owns the original.
+pub(super) fn copy_owner_and_mode(like: &Path, file: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(md) = std::fs::metadata(like) else {
+        return Ok(());
+    };
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+        .map_err(|e| EngineError::io(file, e))?;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(file, Some(md.uid()), Some(md.gid()))
+            .map_err(|e| EngineError::io(file, e))?;
+    }
+    Ok(())
+}
+
+pub(super) fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| EngineError::io(path, e))
+}
+
+pub(super) fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_split_and_requote() {
+        assert_eq!(split_identifiers("t").unwrap(), vec!["t"]);
+        assert_eq!(
+            split_identifiers("\"my \"\"t\"\"\".x").unwrap(),
+            vec!["my \"t\"", "x"]
+        );
+        assert!(split_identifiers("t;drop").is_none());
+        assert!(split_identifiers("\"open").is_none());
+        assert!(split_identifiers("a..b").is_none());
+        assert_eq!(quote_name("\"my t\"").unwrap(), "\"my t\"");
+        assert_eq!(dump_name("my t"), "\"my t\"");
+        assert_eq!(dump_name("ledger"), "ledger");
+    }
+}
