@@ -9,6 +9,7 @@
 mod check_subset;
 mod cli;
 mod crash;
+mod db;
 mod dedup;
 mod errors;
 mod fault;
