@@ -110,6 +110,7 @@ pub enum Command {
     Prune(commands::prune::Args),
     Repair(commands::repair::Args),
     Unlock(commands::unlock::Args),
+    Key(commands::key::Args),
     Verify(commands::verify::Args),
 }
 

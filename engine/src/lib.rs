@@ -27,6 +27,7 @@ pub mod copy;
 mod error;
 pub mod filter;
 mod index;
+pub mod keys;
 pub mod lock;
 mod meta;
 mod objects;

@@ -50,6 +50,8 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     rt: Arc<tokio::runtime::Runtime>,
     key: MasterKey,
+    /// The key file (`keys/<name>`) the password opened.
+    key_name: String,
     config: ConfigFile,
     index: MasterIndex,
     /// Dictionaries for small data blobs, loaded with an index.
@@ -183,6 +185,7 @@ impl Repository {
             )));
         }
         let mut key = None;
+        let mut key_name = String::new();
         for (name, size) in &keys {
             // One unreadable or hostile key file must not lock everyone out: skip it.
             let kf = check_size(FileType::Key, name, *size)
@@ -201,6 +204,7 @@ impl Repository {
             match kf.unwrap_key(password) {
                 Ok(k) => {
                     key = Some(k);
+                    key_name = name.clone();
                     break;
                 }
                 Err(strata_format::FormatError::WrongPassword) => continue,
@@ -215,6 +219,7 @@ impl Repository {
             backend,
             rt: Arc::new(rt),
             key,
+            key_name,
             config,
             index: MasterIndex::default(),
             dicts: std::sync::OnceLock::new(),
@@ -252,6 +257,11 @@ impl Repository {
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The name of the key file the password opened (its id).
+    pub fn key_name(&self) -> &str {
+        &self.key_name
     }
 
     pub fn key(&self) -> &MasterKey {

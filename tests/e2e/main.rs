@@ -13,6 +13,7 @@ mod db;
 mod dedup;
 mod errors;
 mod fault;
+mod keys;
 mod maintenance;
 mod remote;
 mod roundtrip;

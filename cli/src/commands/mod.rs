@@ -8,6 +8,7 @@ pub mod dump;
 pub mod forget;
 pub mod hold;
 pub mod init;
+pub mod key;
 pub mod ls;
 pub mod prune;
 pub mod repair;
@@ -24,6 +25,7 @@ use crate::{Cli, Command};
 pub fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Init(a) => init::run(cli, a),
+        Command::Key(a) => key::run(cli, a),
         Command::Backup(a) => backup::run(cli, a),
         Command::Snapshots(a) => snapshots::run(cli, a),
         Command::Ls(a) => ls::run(cli, a),

@@ -1,0 +1,148 @@
+//! `strata key`
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use strata_engine::keys;
+use strata_format::keyfile::KdfParams;
+
+use crate::output::{json, time};
+use crate::{exit, open, Cli};
+
+/// Manage the repository's passwords (key files).
+///
+/// Every password is one key file wrapping the same master key, so adding or removing a
+/// password never re-encrypts data. Each key records the host, user and time it was made.
+/// The last key can never be removed, and neither can the key the command was opened with
+/// (open with another password to remove it).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// List the keys: id, host, user, creation time; `*` marks the one in use.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a password (a new key file).
+    Add(NewPassword),
+    /// Remove a key by id or unique prefix.
+    Remove {
+        /// Key id (see `strata key list`).
+        id: String,
+    },
+    /// Change the password of the key in use: a new key is written, then the old one removed.
+    Passwd(NewPassword),
+}
+
+#[derive(Debug, clap::Args)]
+struct NewPassword {
+    /// File holding the new password (first line); without it, asked twice on a terminal.
+    #[arg(long, env = "STRATA_NEW_PASSWORD_FILE", hide_env_values = true)]
+    new_password_file: Option<std::path::PathBuf>,
+    /// argon2id memory in KiB for the new key.
+    #[arg(long, hide = true, default_value_t = KdfParams::DEFAULT.m_kib)]
+    kdf_memory: u32,
+    /// argon2id iterations for the new key.
+    #[arg(long, hide = true, default_value_t = KdfParams::DEFAULT.t)]
+    kdf_iterations: u32,
+}
+
+impl NewPassword {
+    fn read(&self) -> Result<(Vec<u8>, KdfParams)> {
+        let pw = open::password_from(self.new_password_file.as_deref(), None, true)?;
+        if pw.is_empty() {
+            bail!("the new password is empty");
+        }
+        let kdf = KdfParams {
+            m_kib: self.kdf_memory,
+            t: self.kdf_iterations,
+            p: 1,
+        };
+        Ok((pw, kdf))
+    }
+}
+
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    id: &'a str,
+    current: bool,
+    created: String,
+    host: &'a str,
+    user: &'a str,
+    error: Option<&'a str>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    match &args.action {
+        Action::List { json: as_json } => {
+            let repo = open::repository_without_index_cached(cli, false)?;
+            let list = keys::list(&repo)?;
+            if *as_json {
+                let items: Vec<KeyJson> = list
+                    .iter()
+                    .map(|k| KeyJson {
+                        id: &k.id,
+                        current: k.current,
+                        created: time(k.created_ns),
+                        host: &k.hostname,
+                        user: &k.username,
+                        error: k.error.as_deref(),
+                    })
+                    .collect();
+                json(&items)?;
+            } else {
+                println!(" {:<8}  {:<20}  {:<16}  user", "id", "created", "host");
+                for k in &list {
+                    let mark = if k.current { '*' } else { ' ' };
+                    match &k.error {
+                        Some(e) => {
+                            println!("{mark}{:<8}  unreadable: {e}", &k.id[..8.min(k.id.len())])
+                        }
+                        None => println!(
+                            "{mark}{:<8}  {:<20}  {:<16}  {}",
+                            &k.id[..8.min(k.id.len())],
+                            time(k.created_ns),
+                            k.hostname,
+                            k.username
+                        ),
+                    }
+                }
+            }
+        }
+        Action::Add(new) => {
+            let (repo, _lock) = open::locked(cli, "key add", true, open::Index::None)?;
+            let (pw, kdf) = new.read()?;
+            let id = keys::add(&repo, &pw, kdf)?;
+            if !cli.quiet {
+                println!("added key {}", &id[..8]);
+            }
+        }
+        Action::Remove { id } => {
+            let (repo, _lock) = open::locked(cli, "key remove", true, open::Index::None)?;
+            let id = keys::resolve(&repo, id)?;
+            keys::remove(&repo, &id)?;
+            if !cli.quiet {
+                println!("removed key {}", &id[..8]);
+            }
+        }
+        Action::Passwd(new) => {
+            let (repo, _lock) = open::locked(cli, "key passwd", true, open::Index::None)?;
+            let (pw, kdf) = new.read()?;
+            let old = repo.key_name().to_string();
+            let id = keys::change_password(&repo, &pw, kdf)?;
+            if !cli.quiet {
+                println!(
+                    "changed the password: key {} replaces {}",
+                    &id[..8],
+                    &old[..8.min(old.len())]
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}

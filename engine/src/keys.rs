@@ -1,0 +1,139 @@
+//! Key management: every password is one key file (`keys/<id>`) wrapping the same master key
+//! under argon2id. Adding a key writes a new file; removing one deletes it. The last key
+//! can never be removed, nor the key the running command opened the repository with (open
+//! with another password to remove it), so that nobody locks themselves out by accident.
+//! Changing a password writes the new key file before the old one is deleted.
+
+use bytes::Bytes;
+use serde::Serialize;
+use strata_format::id::{Digest, KeyId};
+use strata_format::keyfile::{KdfParams, KeyFile};
+use strata_storage::FileType;
+
+use crate::repository::check_size;
+use crate::{EngineError, Repository, Result};
+
+/// One key file, as `key list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    /// Whether this command opened the repository with it.
+    pub current: bool,
+    /// Unix nanoseconds.
+    pub created_ns: i64,
+    pub hostname: String,
+    pub username: String,
+    /// argon2id memory (KiB), iterations and lanes.
+    pub kdf: (u32, u32, u32),
+    /// Why the file could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Every key file of the repository, oldest first (unreadable ones last, with the reason).
+pub fn list(repo: &Repository) -> Result<Vec<KeyInfo>> {
+    let names = repo.block_on(repo.backend().list(FileType::Key))?;
+    let mut keys = Vec::new();
+    for (name, size) in names {
+        let read = check_size(FileType::Key, &name, size)
+            .and_then(|_| Ok(repo.block_on(repo.backend().read(FileType::Key, &name))?))
+            .and_then(|bytes| {
+                KeyFile::decode(&bytes).map_err(|e| EngineError::format(format!("keys/{name}"), e))
+            });
+        let current = name == repo.key_name();
+        keys.push(match read {
+            Ok(kf) => KeyInfo {
+                id: name,
+                current,
+                created_ns: kf.created_ns,
+                hostname: kf.hostname,
+                username: kf.username,
+                kdf: (kf.kdf.m_kib, kf.kdf.t, kf.kdf.p),
+                error: None,
+            },
+            Err(e) => KeyInfo {
+                id: name,
+                current,
+                created_ns: 0,
+                hostname: String::new(),
+                username: String::new(),
+                kdf: (0, 0, 0),
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    keys.sort_by_key(|k| (k.error.is_some(), k.created_ns));
+    Ok(keys)
+}
+
+/// Adds a key file for `password` (recording this host, user and time); returns its id.
+pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String> {
+    if password.is_empty() {
+        return Err(EngineError::Invalid("the new password is empty".into()));
+    }
+    let kf = KeyFile::wrap(
+        repo.key(),
+        password,
+        kdf,
+        &mut rand::thread_rng(),
+        crate::now_ns(),
+        crate::hostname(),
+        crate::username(),
+    )
+    .map_err(|e| EngineError::format("key file", e))?;
+    let bytes = kf.encode();
+    let id = KeyId(Digest::of_stored(&bytes)).to_hex();
+    repo.block_on(repo.backend().write(FileType::Key, &id, Bytes::from(bytes)))?;
+    Ok(id)
+}
+
+/// Resolves a key id or unique prefix of one.
+pub fn resolve(repo: &Repository, prefix: &str) -> Result<String> {
+    let names: Vec<String> = repo
+        .block_on(repo.backend().list(FileType::Key))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let found: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
+    match found.as_slice() {
+        [one] if !prefix.is_empty() => Ok((*one).clone()),
+        [] | [_] => Err(EngineError::NotFound(format!("no key {prefix:?}"))),
+        _ => Err(EngineError::Invalid(format!(
+            "key prefix {prefix:?} is ambiguous ({} keys)",
+            found.len()
+        ))),
+    }
+}
+
+/// Removes key `id` (a full id): never the last readable key, never the current one.
+pub fn remove(repo: &Repository, id: &str) -> Result<()> {
+    if id == repo.key_name() {
+        return Err(EngineError::Invalid(format!(
+            "key {} is the one this command opened the repository with; open it with \
+             another password to remove this one (or use `key passwd` to change it)",
+            &id[..id.len().min(8)]
+        )));
+    }
+    let keys = list(repo)?;
+    if !keys.iter().any(|k| k.id == id) {
+        return Err(EngineError::NotFound(format!("no key {id}")));
+    }
+    let others = keys
+        .iter()
+        .filter(|k| k.id != id && k.error.is_none())
+        .count();
+    if others == 0 {
+        return Err(EngineError::Invalid(
+            "the last key cannot be removed: the repository could never be opened again".into(),
+        ));
+    }
+    repo.block_on(repo.backend().delete(FileType::Key, id))?;
+    Ok(())
+}
+
+/// Changes the current key's password: the new key file is written (and durable) before
+/// the old one is deleted. Returns the new key's id.
+pub fn change_password(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String> {
+    let new = add(repo, password, kdf)?;
+    repo.block_on(repo.backend().delete(FileType::Key, repo.key_name()))?;
+    Ok(new)
+}
