@@ -123,13 +123,21 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether the error is our standard output closing early (`strata ls | head`), which is
+/// not a failure. A broken pipe to anything else (a dump or load tool, storage) is one.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
-    })
+    let elsewhere = e.chain().any(|c| {
+        c.downcast_ref::<EngineError>().is_some_and(|engine| {
+            !matches!(engine, EngineError::Io { path, .. } if path.as_os_str() == "standard output")
+        })
+    });
+    !elsewhere
+        && e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                || c.downcast_ref::<serde_json::Error>()
+                    .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+        })
 }
 
 fn main() -> ExitCode {

@@ -157,11 +157,19 @@ impl<'r> Packer<'r> {
                                     blobs: std::mem::take(&mut pack.blobs),
                                 }),
                             Err(e) => {
+                                let e = EngineError::from(e);
+                                // The cause first: a thread that finds every uploader gone
+                                // before the error is taken still names it.
+                                shared
+                                    .cause
+                                    .lock()
+                                    .expect("no panics while locked")
+                                    .get_or_insert_with(|| (e.kind(), e.to_string()));
                                 shared
                                     .error
                                     .lock()
                                     .expect("no panics while locked")
-                                    .get_or_insert(e.into());
+                                    .get_or_insert(e);
                                 return;
                             }
                         }

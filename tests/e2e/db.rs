@@ -1371,7 +1371,88 @@ fn sqlite_failed_dump_writes_no_snapshot() {
         .run()
         .code(1)
         .stderr_contains("not a database");
+
+    // A database damaged past its first page: `sqlite3 .dump` reports the error inside the
+    // dump, ends it with ROLLBACK and exits 0. The dump lacks its COMMIT: no snapshot.
+    let damaged = env.path("damaged.db");
+    make_sqlite(&damaged, 20_000);
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let len = bytes.len();
+    assert!(len > 64 * 1024, "{len}");
+    for b in &mut bytes[len / 2..len / 2 + 3 * 4096] {
+        *b = 0x55;
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    strata(&env)
+        .args(["backup", "--sqlite", damaged.to_str().unwrap()])
+        .run()
+        .code(1)
+        .stderr_contains("completion marker");
     assert_eq!(env.snapshots(), Vec::<Value>::new());
+}
+
+/// Restoring over a SQLite database that an application holds open in WAL mode, with
+/// changes not yet checkpointed: the restore goes through SQLite's own locking and WAL, so
+/// a new connection sees the restored content, not the old WAL replayed onto it.
+#[test]
+fn sqlite_restore_over_a_database_in_use() {
+    let env = Env::init();
+    let src = env.path("src.db");
+    make_sqlite(&src, 500);
+    let id = id_of(&backup(&env, &["--sqlite", src.to_str().unwrap()]));
+
+    let app = env.path("app.db");
+    sqlite(
+        &app,
+        "PRAGMA journal_mode=WAL; CREATE TABLE other (x); INSERT INTO other VALUES (1);",
+    );
+    // The application: a connection that keeps the database open, with a write in its WAL.
+    let mut holder = std::process::Command::new("sqlite3")
+        .arg(&app)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = holder.stdin.as_mut().unwrap();
+        writeln!(
+            stdin,
+            "PRAGMA wal_autocheckpoint=0; INSERT INTO other VALUES (2);"
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    strata(&env)
+        .args([
+            "restore",
+            &id,
+            "--to-sqlite",
+            app.to_str().unwrap(),
+            "--force",
+        ])
+        .run()
+        .success();
+    assert_eq!(sqlite(&app, "SELECT count(*) FROM t"), "500");
+    assert_eq!(
+        sqlite(
+            &app,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'other'"
+        ),
+        "0"
+    );
+    assert_eq!(sqlite(&app, "PRAGMA integrity_check"), "ok");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert_eq!(sqlite(&app, "SELECT count(*) FROM t"), "500");
+    // The pre-restore snapshot holds the application's table, with both rows.
+    let pre = env
+        .snapshots()
+        .into_iter()
+        .find(|s| s["tags"][0] == "pre-restore")
+        .unwrap();
+    assert_eq!(meta(&pre)["rows:other"], "2");
 }
 
 // ---------------------------------------------------------------------------

@@ -13,8 +13,8 @@ use crate::{exit, open, Cli};
 /// Write the content of one file of a snapshot to standard output.
 ///
 /// PATH is the file's absolute path in the snapshot (see `strata ls`); for a standard input
-/// backup it is `/NAME`. For a database snapshot PATH may be left out: the plain SQL dump
-/// is written.
+/// backup it is `/NAME`. For a database or standard input snapshot PATH may be left out:
+/// its one file (the plain SQL dump) is written.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
@@ -26,7 +26,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "dump", false, open::Index::Full)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let node = match &args.path {
-        None if sources::is_database(&snap) => sources::dump_node(&repo, &snap)?,
+        None if sources::is_database(&snap)
+            || matches!(
+                snap.source,
+                strata_format::snapshot::SourceKind::Stdin { .. }
+            ) =>
+        {
+            sources::dump_node(&repo, &snap)?
+        }
         None => bail!("the snapshot holds files: name the file to dump (see `strata ls`)"),
         Some(path) => match treewalk::resolve(&repo, &snap.tree, path.as_os_str().as_bytes())? {
             Found::Root(_) => bail!("{} is the snapshot root, not a file", path.display()),

@@ -39,17 +39,17 @@ pub struct Args {
     /// Restore a SQLite snapshot into this file (written beside it, checked, then renamed over it).
     #[arg(long, value_name = "FILE")]
     to_sqlite: Option<PathBuf>,
-    /// Replace a target database that holds tables (after a pre-restore snapshot of it).
-    #[arg(long)]
+    /// Replace a target database that holds anything (after a pre-restore snapshot of it).
+    #[arg(long, conflicts_with = "target")]
     force: bool,
     /// Print the outcome of a database restore as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target")]
     json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "include", value_name = "GLOB")]
+    #[arg(long = "include", value_name = "GLOB", requires = "target")]
     includes: Vec<String>,
     /// Leave out entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "exclude", value_name = "GLOB")]
+    #[arg(long = "exclude", value_name = "GLOB", requires = "target")]
     excludes: Vec<String>,
 }
 

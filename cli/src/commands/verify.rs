@@ -21,9 +21,10 @@ pub struct Args {
     #[arg(long, value_name = "SNAPSHOT")]
     restore_test: String,
     /// The server to create the scratch database on, with credentials
-    /// (postgres://USER:PASSWORD@HOST:PORT/ANY or mysql://…; the database part is ignored).
-    /// Default: the server the snapshot came from, with PGPASSWORD / MYSQL_PWD; for SQLite,
-    /// a temporary directory.
+    /// (postgres://USER[:PASSWORD]@HOST:PORT/ANY or mysql://…; the database part is ignored;
+    /// passwords also from PGPASSWORD / MYSQL_PWD). Required for PostgreSQL and MySQL
+    /// snapshots: the server a snapshot names is never trusted with credentials. SQLite
+    /// snapshots are tested in a private temporary directory.
     #[arg(long, value_name = "URL")]
     scratch: Option<String>,
     /// Print the report as JSON.

@@ -76,6 +76,8 @@ pub struct DumpStream {
     stdout: ChildStdout,
     stderr: Option<JoinHandle<Vec<u8>>>,
     finished: bool,
+    /// Why the stream failed: every later read fails the same way.
+    failed: Option<String>,
 }
 
 impl DumpStream {
@@ -89,6 +91,7 @@ impl DumpStream {
             stdout,
             stderr: Some(stderr),
             finished: false,
+            failed: None,
         })
     }
 
@@ -101,7 +104,9 @@ impl DumpStream {
             .unwrap_or_default();
         self.finished = true;
         if !status.success() {
-            return Err(std::io::Error::other(failure(&self.tool, status, &stderr)));
+            let message = failure(&self.tool, status, &stderr);
+            self.failed = Some(message.clone());
+            return Err(std::io::Error::other(message));
         }
         let said = message(&stderr);
         if !said.is_empty() {
@@ -113,6 +118,9 @@ impl DumpStream {
 
 impl Read for DumpStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(message) = &self.failed {
+            return Err(std::io::Error::other(message.clone()));
+        }
         if self.finished {
             return Ok(0);
         }
@@ -177,19 +185,27 @@ impl LoadSink {
         Ok(())
     }
 
-    /// The tool's message after a write failed (it stopped reading: it failed).
+    /// The tool's message after a write failed: it stopped reading before the end.
     pub fn failed(mut self, write_error: std::io::Error) -> EngineError {
         drop(self.stdin.take());
-        match self.child.wait() {
+        let status = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        match status {
             Ok(status) if !status.success() => {
-                let stderr = self
-                    .stderr
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default();
                 EngineError::Invalid(failure(&self.tool, status, &stderr))
             }
-            _ => EngineError::io(&self.tool, write_error),
+            _ => EngineError::Invalid(format!(
+                "{} stopped reading before the end of the dump ({write_error}){}",
+                self.tool,
+                match message(&stderr) {
+                    m if m.is_empty() => String::new(),
+                    m => format!(": {m}"),
+                }
+            )),
         }
     }
 }

@@ -161,12 +161,13 @@ impl Database {
         }
     }
 
-    /// How many tables the database holds; `None` if it does not exist.
-    fn table_count(&self, repo: &Repository) -> Result<Option<u64>> {
+    /// How many objects of its own (tables, views, functions, …) the database holds;
+    /// `None` if it does not exist.
+    fn object_count(&self, repo: &Repository) -> Result<Option<u64>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::table_count(u)),
-            Database::Mysql(u) => repo.block_on(mysql::table_count(u)),
-            Database::Sqlite(p) => repo.block_on(sqlite::table_count(p)),
+            Database::Postgres(u) => repo.block_on(postgres::object_count(u)),
+            Database::Mysql(u) => repo.block_on(mysql::object_count(u)),
+            Database::Sqlite(p) => repo.block_on(sqlite::object_count(p)),
         }
     }
 
@@ -229,6 +230,21 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<url::Url> {
             schemes[0]
         )));
     }
+    if u.cannot_be_a_base() || u.host_str().is_none_or(str::is_empty) {
+        return Err(EngineError::Invalid(format!(
+            "{}: expected {}://USER@HOST[:PORT]/DATABASE",
+            redact(text),
+            schemes[0]
+        )));
+    }
+    if u.query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
+        return Err(EngineError::Invalid(format!(
+            "{}: give the password in PGPASSWORD / MYSQL_PWD (or ~/.pgpass), not in the URL's query",
+            redact(text)
+        )));
+    }
     if url_database(&u).is_empty() {
         return Err(EngineError::Invalid(format!(
             "{}: the URL names no database (…/DATABASE)",
@@ -238,14 +254,15 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<url::Url> {
     Ok(u)
 }
 
-/// The URL text without a password, for error messages.
+/// The URL text without a password (or query), for error messages.
 fn redact(text: &str) -> String {
     match url::Url::parse(text) {
-        Ok(mut u) => {
+        Ok(mut u) if !u.cannot_be_a_base() => {
             let _ = u.set_password(None);
+            u.set_query(None);
             u.to_string()
         }
-        Err(_) => "the database URL".into(),
+        _ => "the database URL".into(),
     }
 }
 
@@ -291,6 +308,57 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Fails the end of a dump that lacks its tool's completion marker: a tool that stopped
+/// early without saying so (`sqlite3 .dump` exits 0 after read errors, ending with
+/// `ROLLBACK; -- due to errors`) must not pass for a complete dump.
+struct EndCheck<R> {
+    inner: R,
+    dialect: Dialect,
+    tail: Vec<u8>,
+}
+
+const TAIL: usize = 512;
+
+impl<R: std::io::Read> EndCheck<R> {
+    fn new(inner: R, dialect: Dialect) -> Self {
+        EndCheck {
+            inner,
+            dialect,
+            tail: Vec::new(),
+        }
+    }
+}
+
+/// Whether `tail` (the last bytes of a dump) ends the way a complete dump does.
+fn complete(dialect: Dialect, tail: &[u8]) -> bool {
+    let has = |marker: &[u8]| tail.windows(marker.len()).any(|w| w == marker);
+    match dialect {
+        Dialect::Postgres => has(b"-- PostgreSQL database dump complete"),
+        Dialect::Mysql => has(b"-- Dump completed"),
+        Dialect::Sqlite => tail.trim_ascii_end().ends_with(b"COMMIT;"),
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for EndCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if !complete(self.dialect, &self.tail) {
+                return Err(std::io::Error::other(
+                    "the dump ended without its completion marker: the dump tool stopped \
+                     early (see its messages above)",
+                ));
+            }
+            return Ok(0);
+        }
+        self.tail.extend_from_slice(&buf[..n]);
+        if self.tail.len() > 2 * TAIL {
+            self.tail.drain(..self.tail.len() - TAIL);
+        }
+        Ok(n)
+    }
+}
+
 /// A database error, naming where.
 fn db_error(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Invalid(format!("{what}: {e}"))
@@ -309,7 +377,7 @@ pub fn backup_database(
     let tool_version = db.dump_tool_version();
     let (tool, cmd, package) = db.dump_command();
     let stream = DumpStream::spawn(tool, cmd, package)?;
-    let mut reader = CountingReader::new(stream, db.dialect());
+    let mut reader = CountingReader::new(EndCheck::new(stream, db.dialect()), db.dialect());
     let backup = StreamBackup::new(repo, opts, progress)?;
     let chunker = repo.config().db_chunker;
     let (content, size) = backup.read(&mut reader, chunker, &db.display())?;
@@ -504,7 +572,7 @@ pub fn kind_name(kind: &SourceKind) -> &'static str {
     }
 }
 
-/// Restores the dump of `snap` into `target`. A target that exists and holds tables is
+/// Restores the dump of `snap` into `target`. A target that exists and holds anything is
 /// replaced only with `force`, and only after a snapshot of it (tagged `pre-restore`, with
 /// `safety`'s labels) is durable.
 pub fn restore_database(
@@ -518,12 +586,12 @@ pub fn restore_database(
     check_kind(snap, target)?;
     let node = dump_node(repo, snap)?;
     let mut pre_restore = None;
-    if let Some(n) = target.table_count(repo)? {
+    if let Some(n) = target.object_count(repo)? {
         if n > 0 {
             if !force {
                 return Err(EngineError::Invalid(format!(
-                    "{} holds {n} tables; restoring replaces them: pass --force (a snapshot \
-                     of it, tagged pre-restore, is taken first)",
+                    "{} holds {n} objects (tables, views, functions, …); restoring replaces \
+                     them: pass --force (a snapshot of it, tagged pre-restore, is taken first)",
                     target.display()
                 )));
             }
@@ -536,32 +604,20 @@ pub fn restore_database(
         }
     }
     let bytes = match target {
-        Database::Sqlite(path) => {
-            // Into a new file beside the target, checked, then renamed over it: the old
-            // database stays whole until the new one is.
-            let tmp = sqlite::temp_beside(path)?;
-            let loaded = load_dump(repo, &node, target, Some(&tmp), progress).and_then(|n| {
-                let checks = repo.block_on(sqlite::integrity(&tmp))?;
-                if let Some(bad) = checks.iter().find(|c| !c.ok) {
-                    return Err(EngineError::Corrupt(format!(
-                        "the restored database fails {}: {}",
-                        bad.name, bad.detail
-                    )));
-                }
-                sqlite::copy_owner_and_mode(path, &tmp)?;
-                sqlite::sync_file(&tmp)?;
-                std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
-                sqlite::sync_dir(path);
-                Ok(n)
-            });
-            if loaded.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            loaded?
-        }
+        Database::Sqlite(path) => restore_sqlite(repo, snap, &node, path, progress)?,
         _ => {
-            target.recreate(repo)?;
-            load_dump(repo, &node, target, None, progress)?
+            // From here on the old content is gone: every failure says where it went.
+            let replaced = |e: EngineError| match &pre_restore {
+                Some(id) => EngineError::Invalid(format!(
+                    "{e}\n{} was emptied for the restore and may now be empty or partial; its \
+                     previous content is snapshot {} (tag pre-restore)",
+                    target.display(),
+                    &id[..8]
+                )),
+                None => e,
+            };
+            target.recreate(repo).map_err(replaced)?;
+            load_dump(repo, &node, target, None, progress).map_err(replaced)?
         }
     };
     progress.finish();
@@ -570,6 +626,52 @@ pub fn restore_database(
         bytes,
         pre_restore_snapshot: pre_restore,
     })
+}
+
+/// Loads the dump into a new file beside `path`, checks it (integrity, and every table's
+/// row count against the snapshot), and only then puts it in place: by renaming when there
+/// is no database yet, else through SQLite's own backup (`.restore`), which takes the
+/// database's locks and goes through its journal or WAL, so that an application that has
+/// it open sees the restored content, not a mix. The old database stays whole until then.
+fn restore_sqlite(
+    repo: &Repository,
+    snap: &SnapshotFile,
+    node: &Node,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let tmp = sqlite::temp_beside(path)?;
+    let tmp_db = Database::Sqlite(tmp.clone());
+    let result = (|| {
+        let n = load_dump(repo, node, &tmp_db, Some(&tmp), progress)?;
+        let checks = repo.block_on(sqlite::integrity(&tmp))?;
+        if let Some(bad) = checks.iter().find(|c| !c.ok) {
+            return Err(EngineError::Corrupt(format!(
+                "the restored database fails {}: {}",
+                bad.name, bad.detail
+            )));
+        }
+        for (table, expected) in recorded_rows(snap) {
+            let found = tmp_db.count_rows(repo, &table).ok();
+            if expected.is_some() && found != expected {
+                return Err(EngineError::Corrupt(format!(
+                    "the restored table {table} has {} rows where the snapshot recorded {}",
+                    found.map_or("no".to_string(), |n| n.to_string()),
+                    expected.unwrap_or_default()
+                )));
+            }
+        }
+        if path.exists() {
+            sqlite::restore_into(&tmp, path)?;
+        } else {
+            sqlite::sync_file(&tmp)?;
+            std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
+            sqlite::sync_dir(path);
+        }
+        Ok(n)
+    })();
+    sqlite::remove_with_journals(&tmp);
+    result
 }
 
 /// One table's row count: recorded at backup and found after the restore.
@@ -606,8 +708,9 @@ pub struct RestoreTestReport {
 /// Restores `snap` into a scratch database (created here, dropped afterwards whatever
 /// happens), compares its tables and row counts with what the snapshot recorded, and runs
 /// the database's integrity checks. `scratch` names the server (its database part is
-/// ignored); without it, the server the snapshot came from (PostgreSQL, MySQL; credentials
-/// from the environment) or a temporary directory (SQLite).
+/// ignored) and is required for PostgreSQL and MySQL: the server a snapshot names is
+/// repository content, and is never sent credentials on its say-so. SQLite restores into a
+/// private temporary directory.
 pub fn restore_test(
     repo: &Repository,
     id: &SnapshotId,
@@ -617,39 +720,65 @@ pub fn restore_test(
 ) -> Result<RestoreTestReport> {
     if !is_database(snap) {
         return Err(EngineError::Invalid(format!(
-            "snapshot {} holds files, not a database dump: a restore test needs one",
-            id.short()
+            "snapshot {} holds {}, not a database dump: a restore test needs one",
+            id.short(),
+            kind_name(&snap.source)
         )));
     }
     let node = dump_node(repo, snap)?;
     let name = format!("strata_verify_{}", hex::encode(rand::random::<[u8; 4]>()));
-    let tmpdir;
+    let mut tmpdir = None;
     let server = match (scratch, &snap.source) {
         (Some(db), _) => db.clone(),
         (None, SourceKind::Sqlite) => {
-            tmpdir = tempdir()?;
-            Database::Sqlite(tmpdir.join("scratch.db"))
+            let dir = tempdir()?;
+            let db = Database::Sqlite(dir.join("scratch.db"));
+            tmpdir = Some(dir);
+            db
         }
-        (None, SourceKind::Postgres) => Database::postgres(snap.paths.first().map_or("", |p| p))?,
-        (None, _) => Database::mysql(snap.paths.first().map_or("", |p| p))?,
+        (None, kind) => {
+            return Err(EngineError::Invalid(format!(
+                "a {} restore test needs --scratch URL: the server to create the scratch \
+                 database on, with credentials",
+                kind_name(kind)
+            )))
+        }
     };
-    check_kind(snap, &server)?;
     let target = server.with_database(&name);
-    if target.table_count(repo)?.is_some() {
-        return Err(EngineError::Invalid(format!(
-            "scratch database {} already exists",
-            target.display()
-        )));
-    }
-    let result = run_restore_test(repo, snap, &node, &target, progress);
-    let dropped = target.drop_database(repo);
-    if let Database::Sqlite(p) = &server {
-        if scratch.is_none() {
-            let _ = std::fs::remove_dir_all(p.parent().unwrap_or(p));
+    let outcome = (|| {
+        check_kind(snap, &server)?;
+        if target.object_count(repo)?.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "scratch database {} already exists",
+                target.display()
+            )));
         }
+        run_restore_test(repo, snap, &node, &target, progress)
+    })();
+    let dropped = target.drop_database(repo);
+    if let Some(dir) = &tmpdir {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    let (tables, checks, bytes) = result?;
-    dropped?;
+    let (tables, mut checks, bytes) = match (outcome, &dropped) {
+        (Ok(o), _) => o,
+        (Err(e), Ok(())) => return Err(e),
+        (Err(e), Err(d)) => {
+            return Err(EngineError::Invalid(format!(
+                "{e}; and the scratch database {} could not be dropped: {d}",
+                target.display()
+            )))
+        }
+    };
+    if let Err(d) = &dropped {
+        checks.push(Check {
+            name: "cleanup".into(),
+            ok: false,
+            detail: format!(
+                "the scratch database {} could not be dropped: {d}",
+                target.display()
+            ),
+        });
+    }
     let passed = tables.iter().all(|t| t.ok) && checks.iter().all(|c| c.ok);
     progress.finish();
     Ok(RestoreTestReport {
@@ -665,6 +794,17 @@ pub fn restore_test(
 }
 
 type TestOutcome = (Vec<TableCheck>, Vec<Check>, u64);
+
+/// Whether two table names, as dumps and servers write them, name the same table.
+fn same_table(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (sqlite::split_identifiers(a), sqlite::split_identifiers(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
 
 fn run_restore_test(
     repo: &Repository,
@@ -706,7 +846,7 @@ fn run_restore_test(
     }
     // Tables the restore has that the snapshot did not record.
     for table in target.tables(repo)? {
-        if !recorded.iter().any(|(t, _)| *t == table) {
+        if !recorded.iter().any(|(t, _)| same_table(t, &table)) {
             let restored = target.count_rows(repo, &table).ok();
             tables.push(TableCheck {
                 table,
@@ -716,26 +856,20 @@ fn run_restore_test(
             });
         }
     }
-    if let Some(n) = meta(snap, "tables").and_then(|v| v.parse::<usize>().ok()) {
-        let ok = n == recorded.len();
-        checks.push(Check {
-            name: "table count".into(),
-            ok,
-            detail: format!("{n} tables recorded, {} with row counts", recorded.len()),
-        });
-    }
     checks.extend(target.integrity(repo)?);
     Ok((tables, checks, bytes))
 }
 
+/// A new directory only this user can read (restored data is plaintext).
 fn tempdir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     for _ in 0..16 {
         let p = base.join(format!(
             "strata-verify-{}",
             hex::encode(rand::random::<[u8; 6]>())
         ));
-        match std::fs::create_dir(&p) {
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(EngineError::io(&p, e)),
@@ -772,6 +906,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mysql://") && !err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn urls_that_would_leak_a_password_are_refused() {
+        for bad in [
+            "postgres:user:pw@host/db",
+            "postgres:///db",
+            "postgres://u@host/db?password=pw",
+        ] {
+            let err = Database::postgres(bad).unwrap_err().to_string();
+            assert!(!err.contains("pw@") && !err.contains("=pw"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_dump_without_its_end_is_an_error() {
+        use std::io::Read;
+        let read = |d: Dialect, text: &str| {
+            let mut out = Vec::new();
+            EndCheck::new(text.as_bytes(), d).read_to_end(&mut out)
+        };
+        assert!(read(Dialect::Sqlite, "BEGIN TRANSACTION;\nCOMMIT;\n").is_ok());
+        assert!(read(Dialect::Sqlite, "BEGIN;\nROLLBACK; -- due to errors\n").is_err());
+        assert!(read(Dialect::Sqlite, "").is_err());
+        assert!(read(
+            Dialect::Postgres,
+            "x\n-- PostgreSQL database dump complete\n--\n\n"
+        )
+        .is_ok());
+        assert!(read(Dialect::Postgres, "COPY t (a) FROM stdin;\n1\n").is_err());
+        assert!(read(Dialect::Mysql, "INSERT ...;\n-- Dump completed\n").is_ok());
+        let long = format!("-- Dump completed\n{}", "x".repeat(4000));
+        assert!(read(Dialect::Mysql, &long).is_err());
     }
 
     #[test]

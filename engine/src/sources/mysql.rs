@@ -145,21 +145,31 @@ async fn base_tables(c: &mut MySqlConnection, what: &str) -> Result<Vec<String>>
     .map_err(|e| db_error(what, e))
 }
 
-pub(super) async fn table_count(u: &url::Url) -> Result<Option<u64>> {
+/// How many tables, views, routines and events the database holds; `None` if it does not
+/// exist.
+pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
     let what = super::redact(u.as_str());
     let mut c = match MySqlConnection::connect_with(&options(u, true)?).await {
         Ok(c) => c,
-        // ER_BAD_DB_ERROR: unknown database.
         Err(sqlx::Error::Database(d))
-            if d.code().as_deref() == Some("42000") && d.message().contains("Unknown database") =>
+            if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| m.number() == 1049) =>
         {
-            return Ok(None)
+            // ER_BAD_DB_ERROR: unknown database.
+            return Ok(None);
         }
         Err(e) => return Err(db_error(&what, e)),
     };
-    let n = base_tables(&mut c, &what).await?.len();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()) \
+              + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE()) \
+              + (SELECT COUNT(*) FROM information_schema.events WHERE event_schema = DATABASE())",
+    )
+    .fetch_one(&mut c)
+    .await
+    .map_err(|e| db_error(&what, e))?;
     let _ = c.close().await;
-    Ok(Some(n as u64))
+    Ok(Some(n.max(0) as u64))
 }
 
 pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {

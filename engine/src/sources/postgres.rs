@@ -91,7 +91,7 @@ pub(super) fn quote_qualified(name: &str) -> Result<String> {
 
 const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind IN ('r', 'p') \
+     WHERE c.relkind = 'r' \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
@@ -129,16 +129,30 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
     })
 }
 
-pub(super) async fn table_count(u: &url::Url) -> Result<Option<u64>> {
+/// How many objects (relations, functions, schemas, extensions) of its own the database
+/// holds; `None` if it does not exist.
+pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
     let mut c = match PgConnection::connect_with(&options(u)?).await {
         Ok(c) => c,
         Err(e) if is_missing_database(&e) => return Ok(None),
         Err(e) => return Err(connect_error(u, e)),
     };
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) {USER_TABLES}"))
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') \
+              + (SELECT count(*) FROM pg_catalog.pg_proc p \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+              + (SELECT count(*) FROM pg_catalog.pg_namespace \
+                 WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') \
+                   AND nspname NOT LIKE 'pg\\_%') \
+              + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
     let _ = c.close().await;
     Ok(Some(n.max(0) as u64))
 }
@@ -233,7 +247,9 @@ pub(super) async fn recreate(u: &url::Url) -> Result<()> {
         .execute(&mut c)
         .await
         .map_err(|e| db_error(&what, e))?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    // From template0, as pg_dump's documentation asks: nothing local in template1 may
+    // collide with what the dump creates.
+    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0"))
         .execute(&mut c)
         .await
         .map_err(|e| db_error(&what, e))?;

@@ -152,7 +152,7 @@ fn dump_name(name: &str) -> String {
 async fn table_names(c: &mut SqliteConnection, what: &str) -> Result<Vec<String>> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
-         ESCAPE '\\' ORDER BY name",
+         ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
     )
     .fetch_all(c)
     .await
@@ -160,7 +160,9 @@ async fn table_names(c: &mut SqliteConnection, what: &str) -> Result<Vec<String>
     Ok(names.iter().map(|n| dump_name(n)).collect())
 }
 
-pub(super) async fn table_count(path: &Path) -> Result<Option<u64>> {
+/// How many schema objects (tables, views, indexes, triggers) the file holds; `None` if it
+/// does not exist.
+pub(super) async fn object_count(path: &Path) -> Result<Option<u64>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EngineError::io(path, e)),
@@ -169,9 +171,12 @@ pub(super) async fn table_count(path: &Path) -> Result<Option<u64>> {
     }
     let what = path.display().to_string();
     let mut c = connect(path, true).await?;
-    let n = table_names(&mut c, &what).await?.len();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| db_error(&what, e))?;
     let _ = c.close().await;
-    Ok(Some(n as u64))
+    Ok(Some(n.max(0) as u64))
 }
 
 pub(super) async fn tables(path: &Path) -> Result<Vec<String>> {
@@ -221,8 +226,10 @@ pub(super) async fn integrity(path: &Path) -> Result<Vec<Check>> {
     ])
 }
 
-/// A new, unused file name beside `path`.
+/// A new, unused file beside `path`, readable by this user only (restored data is
+/// plaintext).
 pub(super) fn temp_beside(path: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -236,6 +243,7 @@ pub(super) fn temp_beside(path: &Path) -> Result<PathBuf> {
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
         {
             Ok(_) => return Ok(tmp),
@@ -249,20 +257,39 @@ pub(super) fn temp_beside(path: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Gives `file` the owner and mode of `like`, if that exists: a restored database stays
-/// writable by the application that owns the original.
-pub(super) fn copy_owner_and_mode(like: &Path, file: &Path) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(md) = std::fs::metadata(like) else {
-        return Ok(());
-    };
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-        .map_err(|e| EngineError::io(file, e))?;
-    if nix::unistd::geteuid().is_root() {
-        std::os::unix::fs::chown(file, Some(md.uid()), Some(md.gid()))
-            .map_err(|e| EngineError::io(file, e))?;
+/// Copies the database `from` into the existing database `into` with SQLite's backup
+/// (`.restore`), under its locks (waiting up to a minute for other connections).
+pub(super) fn restore_into(from: &Path, into: &Path) -> Result<()> {
+    let out = Command::new("sqlite3")
+        .args(["-batch", "-bail"])
+        .arg(into)
+        .arg(".timeout 60000")
+        .arg(format!(
+            ".restore '{}'",
+            from.display().to_string().replace('\'', "''")
+        ))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| EngineError::io("sqlite3", e))?;
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() || !said.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "sqlite3 could not restore into {} ({}): {said}",
+            into.display(),
+            out.status
+        )));
     }
     Ok(())
+}
+
+/// Removes a temporary database and whatever journal files SQLite left beside it.
+pub(super) fn remove_with_journals(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
 }
 
 pub(super) fn sync_file(path: &Path) -> Result<()> {
