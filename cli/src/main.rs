@@ -5,6 +5,7 @@
 #[allow(unsafe_code)]
 mod alloc;
 mod commands;
+mod mount;
 mod open;
 mod output;
 mod progress;
@@ -100,6 +101,7 @@ pub enum Command {
     Backup(commands::backup::Args),
     Snapshots(commands::snapshots::Args),
     Ls(commands::ls::Args),
+    Mount(commands::mount::Args),
     Restore(commands::restore::Args),
     Dump(commands::dump::Args),
     Cat(commands::cat::Args),
@@ -110,6 +112,9 @@ pub enum Command {
     Prune(commands::prune::Args),
     Repair(commands::repair::Args),
     Unlock(commands::unlock::Args),
+    Find(commands::find::Args),
+    Diff(commands::diff::Args),
+    Stats(commands::stats::Args),
     Key(commands::key::Args),
     Verify(commands::verify::Args),
 }

@@ -50,3 +50,18 @@ pub fn json<T: Serialize>(value: &T) -> Result<()> {
     writeln!(out)?;
     Ok(())
 }
+
+/// A name for a terminal: invalid UTF-8 replaced, control characters escaped (a file
+/// name must not be able to send escape sequences to the reader's terminal).
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}

@@ -22,6 +22,7 @@
 //! is reported with its holder (see [`lock`]).
 
 pub mod archiver;
+pub mod browse;
 pub mod checker;
 pub mod copy;
 mod error;

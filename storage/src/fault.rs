@@ -13,6 +13,10 @@
 //! - `STRATA_TEST_FAULT_LOG=path`: one line per mutation, `<n> <op> <path>`, is appended to
 //!   that file (and flushed) when the mutation is numbered, before it runs. A test counts
 //!   the lines of a clean run, then kills a run at each of them.
+//! - `STRATA_TEST_READ_LOG=path`: one line per read, `read <path>` for a whole object or
+//!   `read <path> <offset> <length>` for a ranged read, is appended to that file when the
+//!   read starts. A test counts what a command fetched (`strata mount` reading one byte).
+//!   Setting only this variable installs the layer with no faults.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,8 @@ use crate::{Backend, FileType, Result, StorageError};
 pub const FAULT_ENV: &str = "STRATA_TEST_FAULT";
 /// The environment variable naming the mutation log file (test hook).
 pub const FAULT_LOG_ENV: &str = "STRATA_TEST_FAULT_LOG";
+/// The environment variable naming the read log file (test hook).
+pub const READ_LOG_ENV: &str = "STRATA_TEST_READ_LOG";
 
 /// The message of every injected error.
 const INJECTED: &str = "injected fault";
@@ -65,16 +71,20 @@ pub struct FaultPlan {
     pub delay_ms: Option<u64>,
     /// Append one line per mutation (`<n> <op> <path>`) to this file.
     pub log: Option<PathBuf>,
+    /// Append one line per read (`read <path> [<offset> <length>]`) to this file.
+    pub read_log: Option<PathBuf>,
 }
 
 impl FaultPlan {
-    /// The plan given by `STRATA_TEST_FAULT` and `STRATA_TEST_FAULT_LOG` (test hook).
-    /// `Ok(None)` when both are unset or empty; an error naming the variable on bad syntax.
+    /// The plan given by `STRATA_TEST_FAULT`, `STRATA_TEST_FAULT_LOG` and
+    /// `STRATA_TEST_READ_LOG` (test hook). `Ok(None)` when all are unset or empty; an error
+    /// naming the variable on bad syntax.
     pub fn from_env() -> std::result::Result<Option<FaultPlan>, String> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let spec = var(FAULT_ENV);
         let log = var(FAULT_LOG_ENV);
-        if spec.is_none() && log.is_none() {
+        let read_log = var(READ_LOG_ENV);
+        if spec.is_none() && log.is_none() && read_log.is_none() {
             return Ok(None);
         }
         let mut plan = match spec {
@@ -88,6 +98,7 @@ impl FaultPlan {
             None => FaultPlan::default(),
         };
         plan.log = log.map(PathBuf::from);
+        plan.read_log = read_log.map(PathBuf::from);
         Ok(Some(plan))
     }
 
@@ -153,7 +164,7 @@ struct State {
     reads: AtomicU64,
     requests: AtomicU64,
     writes: AtomicU64,
-    /// Serializes lines of the mutation log.
+    /// Serializes lines of the mutation and read logs.
     log: Mutex<()>,
 }
 
@@ -218,9 +229,20 @@ impl FaultBackend {
         r
     }
 
-    /// Numbers a read and fails it if the plan says so.
-    fn start_read(&self, op: &'static str, path: &str) -> Result<()> {
+    /// Numbers a read, logs it (`range`: offset and length of a ranged read) and fails it
+    /// if the plan says so.
+    fn start_read(&self, op: &'static str, path: &str, range: Option<(u64, u64)>) -> Result<()> {
         let n = self.state.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(log) = &self.plan.read_log {
+            let line = match range {
+                Some((offset, length)) => format!("read {path} {offset} {length}\n"),
+                None => format!("read {path}\n"),
+            };
+            self.log_line(log, &line).map_err(|e| {
+                let msg = format!("read log {}: {e}", log.display());
+                StorageError::other(op, path, msg)
+            })?;
+        }
         match self.plan.fail_reads_every {
             Some(every) if n.is_multiple_of(every) => {
                 debug!(n, op, path, "fault injection: failing read");
@@ -278,7 +300,7 @@ impl Backend for FaultBackend {
 
     async fn read(&self, ft: FileType, name: &str) -> Result<Bytes> {
         self.maybe_fail("read", &ft.path(name)).await?;
-        self.start_read("read", &ft.path(name))?;
+        self.start_read("read", &ft.path(name), None)?;
         self.inner.read(ft, name).await
     }
 
@@ -290,7 +312,7 @@ impl Backend for FaultBackend {
         length: u64,
     ) -> Result<Bytes> {
         self.maybe_fail("read_range", &ft.path(name)).await?;
-        self.start_read("read_range", &ft.path(name))?;
+        self.start_read("read_range", &ft.path(name), Some((offset, length)))?;
         self.inner.read_range(ft, name, offset, length).await
     }
 

@@ -23,6 +23,17 @@ const SUBCOMMANDS: &[&str] = &[
     "cat",
     "check",
     "unlock",
+    "copy",
+    "forget",
+    "hold",
+    "prune",
+    "repair",
+    "verify",
+    "key",
+    "find",
+    "diff",
+    "stats",
+    "mount",
 ];
 
 fn small_tree(env: &Env, name: &str) -> PathBuf {
@@ -106,7 +117,7 @@ fn usage_errors_exit_2() {
     env.strata(["frobnicate"]).code(2);
     env.strata(["restore", "latest"]).code(2); // no --target
     env.strata(["ls"]).code(2); // no snapshot
-    env.strata(["dump", "latest"]).code(2); // no path
+    env.strata(["dump"]).code(2); // no snapshot (a path is optional: database dumps)
     env.strata(["backup", "--no-such-flag", "/tmp"]).code(2);
     env.strata(["snapshots", "--json", "extra-argument"])
         .code(2);

@@ -6,6 +6,7 @@
 //! privileges with `setpriv`. Nothing is written outside the tests' temporary
 //! directories, and no test asserts timings.
 
+mod browse;
 mod check_subset;
 mod cli;
 mod crash;
@@ -15,6 +16,7 @@ mod errors;
 mod fault;
 mod keys;
 mod maintenance;
+mod mount;
 mod remote;
 mod roundtrip;
 mod util;

@@ -8,12 +8,13 @@ use serde::Serialize;
 use strata_engine::treewalk::{self, Found};
 use strata_format::tree::{Node, NodeKind};
 
-use crate::output::time;
+use crate::output::{printable, time};
 use crate::{exit, open, Cli};
 
 /// List the entries of a snapshot below PATH (default: everything), recursively.
 ///
-/// SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one.
+/// SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one. `--long` shows mode,
+/// owner, size and modification time; `--json` one object per line.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
@@ -22,6 +23,10 @@ pub struct Args {
     /// Show mode, owner, size and modification time.
     #[arg(short, long)]
     long: bool,
+    /// Descend into every directory below PATH (what ls does anyway; accepted for scripts
+    /// written for restic).
+    #[arg(short = 'R', long)]
+    recursive: bool,
     /// Print one JSON object per entry and line.
     #[arg(long)]
     json: bool,
@@ -59,21 +64,6 @@ fn mode_string(node: &Node) -> String {
         s.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     s
-}
-
-/// A name for a terminal: invalid UTF-8 replaced, control characters escaped (a file
-/// name must not be able to send escape sequences to the reader's terminal).
-fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<()> {

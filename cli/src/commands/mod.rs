@@ -4,16 +4,20 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod copy;
+pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod hold;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
 pub mod unlock;
 pub mod verify;
 
@@ -29,6 +33,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Backup(a) => backup::run(cli, a),
         Command::Snapshots(a) => snapshots::run(cli, a),
         Command::Ls(a) => ls::run(cli, a),
+        Command::Mount(a) => mount::run(cli, a),
         Command::Restore(a) => restore::run(cli, a),
         Command::Dump(a) => dump::run(cli, a),
         Command::Cat(a) => cat::run(cli, a),
@@ -39,6 +44,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Prune(a) => prune::run(cli, a),
         Command::Repair(a) => repair::run(cli, a),
         Command::Unlock(a) => unlock::run(cli, a),
+        Command::Find(a) => find::run(cli, a),
+        Command::Diff(a) => diff::run(cli, a),
+        Command::Stats(a) => stats::run(cli, a),
         Command::Verify(a) => verify::run(cli, a),
     }
 }

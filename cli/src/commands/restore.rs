@@ -42,8 +42,8 @@ pub struct Args {
     /// Replace a target database that holds anything (after a pre-restore snapshot of it).
     #[arg(long, conflicts_with = "target")]
     force: bool,
-    /// Print the outcome of a database restore as JSON.
-    #[arg(long, conflicts_with = "target")]
+    /// Print the outcome as JSON.
+    #[arg(long)]
     json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
     #[arg(long = "include", value_name = "GLOB", requires = "target")]
@@ -96,9 +96,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
     };
-    let bar = Bar::new("restore", cli.quiet);
+    let bar = Bar::new("restore", cli.quiet || args.json);
     let stats = restorer::restore(&repo, &snap, target, &opts, &bar)?;
-    if !cli.quiet {
+    if args.json {
+        json(&stats)?;
+    } else if !cli.quiet {
         println!(
             "restored snapshot {} to {}: {} files, {} directories, {} other, {}",
             id.short(),

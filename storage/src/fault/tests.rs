@@ -167,6 +167,27 @@ fn log_has_one_line_per_mutation() {
 }
 
 #[test]
+fn read_log_has_one_line_per_read_and_none_per_mutation() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("reads.log");
+        let plan = FaultPlan {
+            read_log: Some(log.clone()),
+            ..FaultPlan::default()
+        };
+        let fb = FaultBackend::new(memory(), plan);
+        fb.write(FileType::Pack, "abcd", Bytes::from_static(b"packdata"))
+            .await
+            .unwrap();
+        fb.read(FileType::Pack, "abcd").await.unwrap();
+        let part = fb.read_range(FileType::Pack, "abcd", 2, 3).await.unwrap();
+        assert_eq!(&part[..], b"ckd");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "read data/ab/abcd\nread data/ab/abcd 2 3\n");
+    });
+}
+
+#[test]
 fn spool_dir_is_the_inner_one() {
     let dir = tempfile::tempdir().unwrap();
     let inner: Arc<dyn Backend> = Arc::new(OpendalBackend::fs(dir.path()).unwrap());
@@ -199,6 +220,7 @@ fn parses_the_syntax() {
             truncate_write: None,
             delay_ms: None,
             log: None,
+            read_log: None,
         }
     );
 }

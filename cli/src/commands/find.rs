@@ -1,0 +1,141 @@
+//! `strata find`
+
+use std::io::Write;
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+use strata_engine::browse::{self, Entry, FindQuery};
+use strata_engine::filter::Filter;
+use strata_engine::retention;
+use strata_engine::snapshots;
+
+use crate::output::{json, time};
+use crate::{exit, open, Cli};
+
+/// Find which snapshots hold a path: every matching entry, per snapshot, with its size and
+/// modification time.
+///
+/// PATTERN is a glob as for `backup --exclude`: without `/` it matches base names at any
+/// depth (`*.pdf`, `invoice-2025*`); with `/` the whole absolute path (`/srv/app/**/*.db`).
+/// Only trees are read, never file content, and a directory unchanged between snapshots
+/// is searched once. Exit code 0 when something matched, 1 when nothing did.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to look for (repeatable: an entry matching any of them is listed).
+    #[arg(required = true)]
+    patterns: Vec<String>,
+    /// Look only in this snapshot (repeatable; `latest`, an id or a prefix).
+    #[arg(long = "snapshot", short = 's', value_name = "SNAPSHOT")]
+    snapshots: Vec<String>,
+    /// Only entries modified at or after this time (local time, "2025-01-31" or
+    /// "2025-01-31 03:00:00", or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    newer: Option<String>,
+    /// Only entries modified before this time.
+    #[arg(long, value_name = "DATE")]
+    older: Option<String>,
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots of this project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Only snapshots with this tag (repeatable: any of them).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Print a JSON array: one object per snapshot with matches.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ResultJson<'a> {
+    snapshot: String,
+    time: String,
+    matches: Vec<MatchJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MatchJson<'a> {
+    #[serde(flatten)]
+    entry: &'a Entry,
+    mtime: String,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let tz = jiff::tz::TimeZone::system();
+    let date = |d: &Option<String>, flag: &str| -> Result<Option<i64>> {
+        d.as_deref()
+            .map(|d| retention::parse_time(d, &tz).map_err(|e| anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    let query = FindQuery {
+        filter: Filter::new(&args.patterns)?,
+        newer_ns: date(&args.newer, "newer")?,
+        older_ns: date(&args.older, "older")?,
+    };
+    let (repo, _lock) = open::locked(cli, "find", false, open::Index::Metadata)?;
+    let mut list = if args.snapshots.is_empty() {
+        snapshots::list_readable(&repo)?
+    } else {
+        args.snapshots
+            .iter()
+            .map(|s| snapshots::find(&repo, s))
+            .collect::<strata_engine::Result<Vec<_>>>()?
+    };
+    let filter = snapshots::Filter {
+        host: args.host.clone(),
+        project: args.project.clone(),
+        tags: args.tags.clone(),
+    };
+    list.retain(|(_, s)| filter.matches(s));
+    list.sort_by_key(|(id, s)| (s.time_ns, *id));
+    let results = browse::find(&repo, &list, &query)?;
+    if args.json {
+        let items: Vec<ResultJson> = results
+            .iter()
+            .map(|r| ResultJson {
+                snapshot: r.snapshot.to_hex(),
+                time: time(r.time_ns),
+                matches: r
+                    .matches
+                    .iter()
+                    .map(|e| MatchJson {
+                        entry: e,
+                        mtime: time(e.mtime_ns),
+                    })
+                    .collect(),
+            })
+            .collect();
+        json(&items)?;
+    } else {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for r in &results {
+            writeln!(
+                out,
+                "snapshot {} of {}:",
+                r.snapshot.short(),
+                time(r.time_ns)
+            )?;
+            for e in &r.matches {
+                writeln!(
+                    out,
+                    "  {:<8} {:>12}  {}  {}",
+                    e.kind,
+                    e.size,
+                    time(e.mtime_ns),
+                    crate::output::printable(&e.path_bytes)
+                )?;
+            }
+        }
+        if results.is_empty() && !cli.quiet {
+            writeln!(out, "no matches in {} snapshots", list.len())?;
+        }
+        out.flush()?;
+    }
+    Ok(if results.is_empty() {
+        exit::FATAL
+    } else {
+        exit::OK
+    })
+}
