@@ -14,7 +14,7 @@ use strata_format::tree::{Node, NodeKind, Tree};
 
 use crate::filter::Filter;
 use crate::treewalk::check_depth;
-use crate::{EngineError, Repository, Result};
+use crate::{Repository, Result};
 
 /// An entry of a snapshot, as `find` and `diff` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,7 +70,9 @@ pub struct FindResult {
 }
 
 /// Finds the entries matching `query` in each of `snapshots` (in the order given; those
-/// without a match are left out). A subtree met again at the same path is not walked again.
+/// without a match are left out). A subtree met again at the same path is not walked again
+/// (its matches are remembered when there are few: a broad pattern over a big tree must
+/// not keep every match at every level in memory).
 pub fn find(
     repo: &Repository,
     snapshots: &[(SnapshotId, SnapshotFile)],
@@ -117,9 +119,14 @@ fn find_in(
             found.extend(find_in(repo, subtree, &path, depth + 1, query, memo)?);
         }
     }
-    memo.insert(key, found.clone());
+    if found.len() <= MEMO_MATCHES {
+        memo.insert(key, found.clone());
+    }
     Ok(found)
 }
+
+/// Subtrees with more matches than this are searched again when met again.
+const MEMO_MATCHES: usize = 256;
 
 /// How an entry differs between two snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -326,7 +333,11 @@ fn diff_trees(
                     }
                     (NodeKind::File { content: ca }, NodeKind::File { content: cb }) => {
                         if ca != cb {
-                            stats.modified_bytes_delta += y.size as i64 - x.size as i64;
+                            let delta = (y.size as i128 - x.size as i128)
+                                .clamp(i64::MIN as i128, i64::MAX as i128)
+                                as i64;
+                            stats.modified_bytes_delta =
+                                stats.modified_bytes_delta.saturating_add(delta);
                             record(out, stats, Change::Modified, &path, y);
                         } else if metadata && metadata_differs(x, y) {
                             record(out, stats, Change::Metadata, &path, y);
@@ -371,6 +382,9 @@ pub struct SnapshotStats {
     pub blobs: u64,
     pub blob_raw_bytes: u64,
     pub blob_stored_bytes: u64,
+    /// Data blobs the snapshot references that the index does not know (lost data:
+    /// `check` and `repair` say more).
+    pub missing_blobs: u64,
 }
 
 /// Stats of each snapshot, and of all of them together (the union of their blobs).
@@ -396,9 +410,13 @@ pub fn stats(
             ..SnapshotStats::default()
         };
         for id in &blobs {
-            let loc = repo.index().get(id).ok_or_else(|| {
-                EngineError::Corrupt(format!("data blob {id} is not in the index"))
-            })?;
+            let Some(loc) = repo.index().get(id) else {
+                s.missing_blobs += 1;
+                if all_blobs.insert(*id) {
+                    total.missing_blobs += 1;
+                }
+                continue;
+            };
             s.blobs += 1;
             s.blob_raw_bytes += loc.raw_length as u64;
             s.blob_stored_bytes += loc.length as u64;

@@ -104,36 +104,66 @@ pub fn resolve(repo: &Repository, prefix: &str) -> Result<String> {
     }
 }
 
-/// Removes key `id` (a full id): never the last readable key, never the current one.
+/// The first 8 characters of a key id, for messages (any file name is safe here).
+pub fn short(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
+}
+
+/// Removes key `id` (a full id). Never the key this command opened the repository with:
+/// that key is known to open it, so as long as it stays, nobody is locked out, whatever
+/// the other key files are (forgotten, foreign, damaged). Call under an exclusive lock.
 pub fn remove(repo: &Repository, id: &str) -> Result<()> {
     if id == repo.key_name() {
         return Err(EngineError::Invalid(format!(
             "key {} is the one this command opened the repository with; open it with \
              another password to remove this one (or use `key passwd` to change it)",
-            &id[..id.len().min(8)]
+            short(id)
         )));
     }
     let keys = list(repo)?;
     if !keys.iter().any(|k| k.id == id) {
         return Err(EngineError::NotFound(format!("no key {id}")));
     }
-    let others = keys
+    // Another process may have removed the key in use since this one opened the
+    // repository: then removing one more could leave no key that opens it.
+    if !keys
         .iter()
-        .filter(|k| k.id != id && k.error.is_none())
-        .count();
-    if others == 0 {
-        return Err(EngineError::Invalid(
-            "the last key cannot be removed: the repository could never be opened again".into(),
-        ));
+        .any(|k| k.id == repo.key_name() && k.error.is_none())
+    {
+        return Err(EngineError::Invalid(format!(
+            "the key this command opened the repository with ({}) is gone (removed by \
+             another process?); the last key that opens the repository cannot be removed",
+            short(repo.key_name())
+        )));
     }
     repo.block_on(repo.backend().delete(FileType::Key, id))?;
     Ok(())
 }
 
-/// Changes the current key's password: the new key file is written (and durable) before
-/// the old one is deleted. Returns the new key's id.
+/// Changes the current key's password: the new key file is written, read back and checked
+/// to open the repository's master key with the new password, and only then is the old one
+/// deleted. Returns the new key's id.
 pub fn change_password(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String> {
     let new = add(repo, password, kdf)?;
-    repo.block_on(repo.backend().delete(FileType::Key, repo.key_name()))?;
+    let back = repo.block_on(repo.backend().read(FileType::Key, &new))?;
+    let opens = KeyFile::decode(&back)
+        .and_then(|kf| kf.unwrap_key(password))
+        .is_ok_and(|k| &k == repo.key());
+    if !opens {
+        return Err(EngineError::Corrupt(format!(
+            "the new key {} does not read back as written; the old key is kept",
+            short(&new)
+        )));
+    }
+    repo.block_on(repo.backend().delete(FileType::Key, repo.key_name()))
+        .map_err(|e| {
+            EngineError::Invalid(format!(
+                "the new key {} works, but the old key {} could not be removed ({e}): run \
+                 `strata key remove {}` with the new password",
+                short(&new),
+                short(repo.key_name()),
+                short(repo.key_name())
+            ))
+        })?;
     Ok(new)
 }

@@ -186,6 +186,9 @@ impl Repository {
         }
         let mut key = None;
         let mut key_name = String::new();
+        // A key that unwraps but does not open the config (a key file from another
+        // repository with the same password): remembered, and the next key tried.
+        let mut foreign = None;
         for (name, size) in &keys {
             // One unreadable or hostile key file must not lock everyone out: skip it.
             let kf = check_size(FileType::Key, name, *size)
@@ -202,19 +205,29 @@ impl Repository {
                 }
             };
             match kf.unwrap_key(password) {
-                Ok(k) => {
-                    key = Some(k);
-                    key_name = name.clone();
-                    break;
-                }
+                Ok(k) => match ConfigFile::decode(&k, &config_bytes) {
+                    Ok(config) => {
+                        key = Some((k, config));
+                        key_name = name.clone();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "key file keys/{name} does not open this repository's config: {e}"
+                        );
+                        foreign.get_or_insert(e);
+                    }
+                },
                 Err(strata_format::FormatError::WrongPassword) => continue,
                 Err(e) => tracing::warn!("skipping key file keys/{name}: {e}"),
             }
         }
-        let key = key.ok_or_else(|| EngineError::WrongPassword(location.clone()))?;
+        let (key, config) = match (key, foreign) {
+            (Some(found), _) => found,
+            (None, Some(e)) => return Err(EngineError::format("config", e)),
+            (None, None) => return Err(EngineError::WrongPassword(location.clone())),
+        };
         let backend_is_local = backend.spool_dir().is_some();
-        let config = ConfigFile::decode(&key, &config_bytes)
-            .map_err(|e| EngineError::format("config", e))?;
         Ok(Repository {
             backend,
             rt: Arc::new(rt),

@@ -158,8 +158,9 @@ fn find_lists_every_snapshot_holding_a_match() {
             ),
         ]
     );
-    // Nothing matches: exit 1.
-    env.strata(["find", "*.docx"]).code(1);
+    // Nothing matches: an empty list, not an error.
+    let none = env.strata(["find", "*.docx", "--json"]).success().json();
+    assert_eq!(none, json!([]));
 }
 
 #[test]

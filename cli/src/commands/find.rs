@@ -18,7 +18,7 @@ use crate::{exit, open, Cli};
 /// PATTERN is a glob as for `backup --exclude`: without `/` it matches base names at any
 /// depth (`*.pdf`, `invoice-2025*`); with `/` the whole absolute path (`/srv/app/**/*.db`).
 /// Only trees are read, never file content, and a directory unchanged between snapshots
-/// is searched once. Exit code 0 when something matched, 1 when nothing did.
+/// is searched once. Finding nothing is not an error (exit code 0, an empty list).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What to look for (repeatable: an entry matching any of them is listed).
@@ -89,6 +89,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         tags: args.tags.clone(),
     };
     list.retain(|(_, s)| filter.matches(s));
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|(id, _)| seen.insert(*id));
     list.sort_by_key(|(id, s)| (s.time_ns, *id));
     let results = browse::find(&repo, &list, &query)?;
     if args.json {
@@ -133,9 +135,5 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         out.flush()?;
     }
-    Ok(if results.is_empty() {
-        exit::FATAL
-    } else {
-        exit::OK
-    })
+    Ok(exit::OK)
 }

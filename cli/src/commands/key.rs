@@ -53,8 +53,23 @@ struct NewPassword {
 }
 
 impl NewPassword {
+    /// The new password: from the file, else asked twice on a terminal. Read before the
+    /// repository is locked, so that an unanswered prompt blocks nobody.
     fn read(&self) -> Result<(Vec<u8>, KdfParams)> {
-        let pw = open::password_from(self.new_password_file.as_deref(), None, true)?;
+        let pw = match &self.new_password_file {
+            Some(file) => open::password_from(Some(file), None, false)?,
+            None => {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    bail!("no new password given: use --new-password-file or STRATA_NEW_PASSWORD_FILE, or run on a terminal");
+                }
+                let pw = rpassword::prompt_password("new password: ")?;
+                if rpassword::prompt_password("repeat new password: ")? != pw {
+                    bail!("the new passwords do not match");
+                }
+                pw.into_bytes()
+            }
+        };
         if pw.is_empty() {
             bail!("the new password is empty");
         }
@@ -101,11 +116,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     let mark = if k.current { '*' } else { ' ' };
                     match &k.error {
                         Some(e) => {
-                            println!("{mark}{:<8}  unreadable: {e}", &k.id[..8.min(k.id.len())])
+                            println!("{mark}{:<8}  unreadable: {e}", keys::short(&k.id))
                         }
                         None => println!(
                             "{mark}{:<8}  {:<20}  {:<16}  {}",
-                            &k.id[..8.min(k.id.len())],
+                            keys::short(&k.id),
                             time(k.created_ns),
                             k.hostname,
                             k.username
@@ -115,11 +130,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             }
         }
         Action::Add(new) => {
-            let (repo, _lock) = open::locked(cli, "key add", true, open::Index::None)?;
             let (pw, kdf) = new.read()?;
+            let (repo, _lock) = open::locked(cli, "key add", true, open::Index::None)?;
             let id = keys::add(&repo, &pw, kdf)?;
             if !cli.quiet {
-                println!("added key {}", &id[..8]);
+                println!("added key {}", keys::short(&id));
             }
         }
         Action::Remove { id } => {
@@ -127,19 +142,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             let id = keys::resolve(&repo, id)?;
             keys::remove(&repo, &id)?;
             if !cli.quiet {
-                println!("removed key {}", &id[..8]);
+                println!("removed key {}", keys::short(&id));
             }
         }
         Action::Passwd(new) => {
-            let (repo, _lock) = open::locked(cli, "key passwd", true, open::Index::None)?;
             let (pw, kdf) = new.read()?;
+            let (repo, _lock) = open::locked(cli, "key passwd", true, open::Index::None)?;
             let old = repo.key_name().to_string();
             let id = keys::change_password(&repo, &pw, kdf)?;
             if !cli.quiet {
                 println!(
                     "changed the password: key {} replaces {}",
-                    &id[..8],
-                    &old[..8.min(old.len())]
+                    keys::short(&id),
+                    keys::short(&old)
                 );
             }
         }

@@ -47,6 +47,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     };
     list.sort_by_key(|(id, s)| (s.time_ns, *id));
     let (each, total) = browse::stats(&repo, &list)?;
+    let code = if total.missing_blobs > 0 {
+        eprintln!(
+            "strata: {} data blobs these snapshots reference are missing from the index \
+             (see `strata check`)",
+            total.missing_blobs
+        );
+        exit::FATAL
+    } else {
+        exit::OK
+    };
     if args.json {
         json(&StatsJson {
             snapshots: list
@@ -60,7 +70,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 .collect(),
             total: &total,
         })?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     println!(
         "{:<8}  {:<20}  {:>9}  {:>7}  {:>11}  {:>8}  {:>11}  {:>11}",
@@ -85,5 +95,5 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if list.len() > 1 {
         line("total", "", &total);
     }
-    Ok(exit::OK)
+    Ok(code)
 }

@@ -93,12 +93,20 @@ pub fn serve(fs: StrataFs, mountpoint: &Path, opts: &MountOptions) -> Result<()>
     let thread = std::thread::Builder::new()
         .name("fuse".into())
         .spawn(move || {
+            // Tells the waiter when this thread ends, even by a panic: the process must
+            // not sit on its lock with nothing mounted.
+            struct Ended(signals::Notifier);
+            impl Drop for Ended {
+                fn drop(&mut self) {
+                    self.0.ended();
+                }
+            }
+            let _ended = Ended(notifier);
             let r = session.run();
             // Not dropped: after an unmount from outside, dropping the session would try to
             // unmount again (fuser 0.16 takes the dead connection for a live mount) and log
             // a spurious error. The process ends right after; nothing else is held.
             std::mem::forget(session);
-            notifier.ended();
             r
         })
         .context("starting the FUSE session")?;
