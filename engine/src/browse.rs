@@ -395,13 +395,15 @@ pub fn stats(
     // Counts per tree id (the same subtree always counts the same).
     let mut counts: HashMap<BlobId, (u64, u64, u64, u64)> = HashMap::new();
     let mut all_blobs: HashSet<BlobId> = HashSet::new();
+    // Every tree is read from storage once for the whole command (snapshots share most).
+    let mut trees = TreeCache::default();
     let mut total = SnapshotStats::default();
     let mut each = Vec::new();
     for (_, snap) in snapshots {
-        let (files, dirs, other, size) = count_tree(repo, &snap.tree, 0, &mut counts)?;
+        let (files, dirs, other, size) = count_tree(repo, &snap.tree, 0, &mut counts, &mut trees)?;
         let mut blobs = HashSet::new();
         let mut seen = HashSet::new();
-        collect_blobs(repo, &snap.tree, 0, &mut seen, &mut blobs)?;
+        collect_blobs(repo, &snap.tree, 0, &mut seen, &mut blobs, &mut trees)?;
         let mut s = SnapshotStats {
             files,
             dirs,
@@ -435,18 +437,34 @@ pub fn stats(
     Ok((each, total))
 }
 
+/// Trees already read, by id.
+#[derive(Default)]
+struct TreeCache(HashMap<BlobId, std::sync::Arc<Tree>>);
+
+impl TreeCache {
+    fn get(&mut self, repo: &Repository, id: &BlobId) -> Result<std::sync::Arc<Tree>> {
+        if let Some(t) = self.0.get(id) {
+            return Ok(t.clone());
+        }
+        let t = std::sync::Arc::new(repo.load_tree(id)?);
+        self.0.insert(*id, t.clone());
+        Ok(t)
+    }
+}
+
 fn count_tree(
     repo: &Repository,
     tree: &BlobId,
     depth: usize,
     memo: &mut HashMap<BlobId, (u64, u64, u64, u64)>,
+    trees: &mut TreeCache,
 ) -> Result<(u64, u64, u64, u64)> {
     check_depth(depth, b"")?;
     if let Some(c) = memo.get(tree) {
         return Ok(*c);
     }
     let (mut files, mut dirs, mut other, mut size) = (0, 0, 0, 0u64);
-    for node in repo.load_tree(tree)?.nodes {
+    for node in &trees.get(repo, tree)?.nodes {
         match &node.kind {
             NodeKind::File { .. } => {
                 files += 1;
@@ -454,7 +472,7 @@ fn count_tree(
             }
             NodeKind::Dir { subtree } => {
                 dirs += 1;
-                let (f, d, o, s) = count_tree(repo, subtree, depth + 1, memo)?;
+                let (f, d, o, s) = count_tree(repo, subtree, depth + 1, memo, trees)?;
                 files += f;
                 dirs += d;
                 other += o;
@@ -473,15 +491,18 @@ fn collect_blobs(
     depth: usize,
     seen: &mut HashSet<BlobId>,
     blobs: &mut HashSet<BlobId>,
+    trees: &mut TreeCache,
 ) -> Result<()> {
     check_depth(depth, b"")?;
     if !seen.insert(*tree) {
         return Ok(());
     }
-    for node in repo.load_tree(tree)?.nodes {
+    for node in &trees.get(repo, tree)?.nodes {
         match &node.kind {
             NodeKind::File { content } => blobs.extend(content.iter().copied()),
-            NodeKind::Dir { subtree } => collect_blobs(repo, subtree, depth + 1, seen, blobs)?,
+            NodeKind::Dir { subtree } => {
+                collect_blobs(repo, subtree, depth + 1, seen, blobs, trees)?
+            }
             _ => {}
         }
     }
