@@ -165,6 +165,23 @@ impl Filter {
     }
 }
 
+/// The snapshots `specs` name (`latest`, ids, prefixes), or every readable one when none
+/// is given; each once, oldest first.
+pub fn select(repo: &Repository, specs: &[String]) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
+    let mut list = if specs.is_empty() {
+        list_readable(repo)?
+    } else {
+        specs
+            .iter()
+            .map(|s| find(repo, s))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|(id, _)| seen.insert(*id));
+    list.sort_by_key(|(id, s)| (s.time_ns, *id));
+    Ok(list)
+}
+
 /// Puts a snapshot under a hold until `until` (a hold only ever extends: a later existing
 /// hold stays), or releases its hold with `None`, recording the change (and `why`, if
 /// given). Returns the snapshot's id afterwards (the same when nothing changed) and its hold.

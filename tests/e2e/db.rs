@@ -15,8 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -33,61 +31,6 @@ const DB_PASSWORD: &str = "strata-pw";
 // ---------------------------------------------------------------------------
 // Starting servers
 // ---------------------------------------------------------------------------
-
-fn require(tool: impl AsRef<Path>, package: &str) {
-    let tool = tool.as_ref();
-    assert!(
-        have_tool(&tool.to_string_lossy()),
-        "{} is missing: install {package} (bash .ci/run does)",
-        tool.display()
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `command` (a shell command line) in the background under a watchdog, and returns
-/// once `port` accepts connections. When this test process exits, the watchdog sends the
-/// server `signal`, waits for it to stop and removes `dir` (which holds its data and log).
-/// The watchdog has a process group of its own, so a Ctrl-C of the test run reaches only
-/// the test process, and the watchdog still cleans up. (remote.rs's `start_server`, with a
-/// choice of signal: SIGTERM would make PostgreSQL wait for its clients to leave.)
-fn start_watched(what: &str, command: &str, signal: &str, port: u16, log: &Path, dir: &Path) {
-    let script = format!(
-        "{command} >'{log}' 2>&1 & child=$!; \
-         while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         kill -s {signal} $child 2>/dev/null; wait $child; rm -rf '{dir}'",
-        log = log.display(),
-        pid = std::process::id(),
-        dir = dir.display(),
-    );
-    // The outer shell puts the watchdog in the background and exits at once.
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("( {script} ) &"))
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    assert!(status.success(), "cannot start {what}");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on {addr}; its log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A client tool with an environment of our own: no PG*/MYSQL* settings of whoever runs
 /// the tests, and a HOME without ~/.pgpass, ~/.my.cnf or ~/.sqliterc.
@@ -261,13 +204,13 @@ fn postgres() -> &'static Postgres {
             postgres = bin.join("postgres").display(),
             d = d.display()
         );
-        start_watched(
+        start_server(
             "postgres",
             &command,
-            "INT",
             port,
             &d.join("postgres.log"),
-            d,
+            "INT",
+            Some(d),
         );
         run_ok(
             tool("psql", d)
@@ -420,13 +363,13 @@ fn mariadb() -> &'static Mariadb {
             socket = socket.display(),
             d = d.display()
         );
-        start_watched(
+        start_server(
             "mariadbd",
             &command,
-            "TERM",
             port,
             &d.join("mariadbd.log"),
-            d,
+            "TERM",
+            Some(d),
         );
         // root logs in over the socket (unix_socket authentication): it makes the test user.
         run_ok(

@@ -5,7 +5,7 @@
 //! one fails the test with a message saying what to install.
 
 use std::ffi::OsString;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard};
@@ -17,57 +17,6 @@ const S3_PORT: u16 = 8333;
 const S3_KEY: &str = "stratakey";
 const S3_SECRET: &str = "stratasecret";
 const S3_BUCKET: &str = "strata";
-
-/// Runs `command` (a shell command line) in the background under a watchdog that kills it
-/// when this test process exits (and then removes `cleanup`, if given), and returns once
-/// `port` accepts connections.
-fn start_server(what: &str, command: &str, port: u16, log: &Path, cleanup: Option<&Path>) {
-    let cleanup = cleanup.map_or(String::new(), |d| {
-        format!("; sleep 2; rm -rf '{}'", d.display())
-    });
-    let script = format!(
-        "{command} >{log} 2>&1 & child=$!; \
-         while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
-         kill $child 2>/dev/null; wait $child{cleanup}",
-        log = log.display(),
-        pid = std::process::id()
-    );
-    // The outer shell puts the watchdog in the background and exits at once.
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("( {script} ) &"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    assert!(status.success(), "cannot start {what}");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on {addr}; its log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn require(tool: &str, package: &str) {
-    assert!(
-        have_tool(tool),
-        "{tool} is missing: install {package} (bash .ci/run does)"
-    );
-}
 
 /// Writes `dir/sshd_config` for an sshd on 127.0.0.1:`port` that accepts the keys in
 /// `dir/authorized_keys`, with host key `dir/host_key`.
@@ -134,6 +83,7 @@ fn servers() -> &'static Servers {
             &s3_command,
             S3_PORT,
             &d.join("s3.log"),
+            "TERM",
             None,
         );
 
@@ -154,6 +104,7 @@ fn servers() -> &'static Servers {
             &format!("/usr/sbin/sshd -D -e -f {}/sshd-{port}.conf", d.display()),
             port,
             &d.join("sshd.log"),
+            "TERM",
             // The static is never dropped: the last watchdog removes the directory.
             Some(&d),
         );
@@ -766,6 +717,7 @@ fn s3_server_killed_mid_backup() {
         &s.s3_command,
         S3_PORT,
         &s.dir.path().join("s3-again.log"),
+        "TERM",
         None,
     );
     assert_failed_cleanly(out, &cmdline);

@@ -26,6 +26,75 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// not a timing assertion: no healthy command comes anywhere near it.
 const WATCHDOG: Duration = Duration::from_secs(10 * 60);
 
+/// Fails the test with what to install when `tool` is not on PATH (or not at its path).
+pub fn require(tool: impl AsRef<Path>, package: &str) {
+    let tool = tool.as_ref();
+    assert!(
+        have_tool(&tool.to_string_lossy()),
+        "{} is missing: install {package} (bash .ci/run does)",
+        tool.display()
+    );
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `command` (a shell command line) in the background under a watchdog, and returns
+/// once `port` accepts connections. When this test process exits (or the server does),
+/// the watchdog sends the server `signal` (`TERM`; `INT` makes PostgreSQL stop without
+/// waiting for its clients), waits for it, and removes `cleanup` if given. The watchdog
+/// has a process group of its own: a Ctrl-C of the test run reaches only the test process,
+/// and the watchdog still cleans up.
+pub fn start_server(
+    what: &str,
+    command: &str,
+    port: u16,
+    log: &Path,
+    signal: &str,
+    cleanup: Option<&Path>,
+) {
+    use std::net::{SocketAddr, TcpStream};
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+    let cleanup = cleanup.map_or(String::new(), |d| {
+        format!("; sleep 2; rm -rf '{}'", d.display())
+    });
+    let script = format!(
+        "{command} >'{log}' 2>&1 & child=$!; \
+         while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
+         kill -s {signal} $child 2>/dev/null; wait $child{cleanup}",
+        log = log.display(),
+        pid = std::process::id()
+    );
+    // The outer shell puts the watchdog in the background and exits at once.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("( {script} ) &"))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    assert!(status.success(), "cannot start {what}");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {addr}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn strata_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_strata"))
 }

@@ -46,15 +46,8 @@ pub struct Args {
     /// Command printing the destination repository's password.
     #[arg(long, value_name = "CMD")]
     to_password_command: Option<String>,
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only snapshots of this project.
-    #[arg(long)]
-    project: Option<String>,
-    /// Only snapshots with this tag (repeatable: any of them).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -105,11 +98,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (to, _to_lock) = open::lock_then_load(cli, to, "copy", false, open::Index::Full)?;
 
     let selected = if args.snapshots.is_empty() {
-        let filter = snapshots::Filter {
-            host: args.host.clone(),
-            project: args.project.clone(),
-            tags: args.tags.clone(),
-        };
+        let filter = args.filter.engine();
         snapshots::list(&from)?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))

@@ -34,15 +34,8 @@ pub struct Args {
     /// Only entries modified before this time.
     #[arg(long, value_name = "DATE")]
     older: Option<String>,
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only snapshots of this project.
-    #[arg(long)]
-    project: Option<String>,
-    /// Only snapshots with this tag (repeatable: any of them).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Print a JSON array: one object per snapshot with matches.
     #[arg(long)]
     json: bool,
@@ -75,23 +68,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         older_ns: date(&args.older, "older")?,
     };
     let (repo, _lock) = open::locked(cli, "find", false, open::Index::Metadata)?;
-    let mut list = if args.snapshots.is_empty() {
-        snapshots::list_readable(&repo)?
-    } else {
-        args.snapshots
-            .iter()
-            .map(|s| snapshots::find(&repo, s))
-            .collect::<strata_engine::Result<Vec<_>>>()?
-    };
-    let filter = snapshots::Filter {
-        host: args.host.clone(),
-        project: args.project.clone(),
-        tags: args.tags.clone(),
-    };
+    let mut list = snapshots::select(&repo, &args.snapshots)?;
+    let filter = args.filter.engine();
     list.retain(|(_, s)| filter.matches(s));
-    let mut seen = std::collections::HashSet::new();
-    list.retain(|(id, _)| seen.insert(*id));
-    list.sort_by_key(|(id, s)| (s.time_ns, *id));
     let results = browse::find(&repo, &list, &query)?;
     if args.json {
         let items: Vec<ResultJson> = results

@@ -25,6 +25,30 @@ use anyhow::Result;
 
 use crate::{Cli, Command};
 
+/// `--host`, `--project`, `--tag`: which snapshots a command considers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotFilter {
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots of this project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Only snapshots with this tag (repeatable: any of them).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+impl SnapshotFilter {
+    pub fn engine(&self) -> strata_engine::snapshots::Filter {
+        strata_engine::snapshots::Filter {
+            host: self.host.clone(),
+            project: self.project.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
 /// Runs the chosen command; returns the exit code.
 pub fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {

@@ -37,15 +37,7 @@ struct OneJson<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "stats", false, open::Index::Full)?;
-    let mut list = if args.snapshots.is_empty() {
-        snapshots::list_readable(&repo)?
-    } else {
-        args.snapshots
-            .iter()
-            .map(|s| snapshots::find(&repo, s))
-            .collect::<strata_engine::Result<Vec<_>>>()?
-    };
-    list.sort_by_key(|(id, s)| (s.time_ns, *id));
+    let list = snapshots::select(&repo, &args.snapshots)?;
     let (each, total) = browse::stats(&repo, &list)?;
     let code = if total.missing_blobs > 0 {
         eprintln!(
