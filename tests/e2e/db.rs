@@ -1525,3 +1525,29 @@ fn sqlite_restore_test() {
         "the restore tests left files beside the database"
     );
 }
+
+/// What `sqlite3 .dump` leaves out of the dump (the header's user_version, where
+/// applications keep their schema version, and application_id) is recorded at backup and
+/// set again on restore.
+#[test]
+fn sqlite_header_fields_survive_a_restore() {
+    let env = Env::init();
+    let src = env.path("versioned.db");
+    make_sqlite(&src, 10);
+    sqlite(
+        &src,
+        "PRAGMA user_version = 7; PRAGMA application_id = 1234;",
+    );
+    let id = id_of(&backup(&env, &["--sqlite", src.to_str().unwrap()]));
+    let m = meta(&listed(&env, &id));
+    assert_eq!(m["user_version"], "7");
+    assert_eq!(m["application_id"], "1234");
+    let dst = env.path("restored.db");
+    strata(&env)
+        .args(["restore", &id, "--to-sqlite", dst.to_str().unwrap()])
+        .run()
+        .success();
+    assert_eq!(sqlite(&dst, "PRAGMA user_version"), "7");
+    assert_eq!(sqlite(&dst, "PRAGMA application_id"), "1234");
+    assert_eq!(sqlite(&dst, "SELECT count(*) FROM t"), "10");
+}

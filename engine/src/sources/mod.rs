@@ -53,6 +53,8 @@ struct ServerInfo {
     database: String,
     /// Bytes per table, as the server reports them, by the name the dump uses.
     sizes: Vec<(String, u64)>,
+    /// More facts for `source_meta` (SQLite: `user_version`, `application_id`).
+    extra: Vec<(String, String)>,
 }
 
 impl Database {
@@ -397,6 +399,7 @@ pub fn backup_database(
         ),
         ("tables".to_string(), tables.len().to_string()),
     ];
+    meta.extend(info.extra);
     for (table, rows) in &tables {
         meta.push((format!("rows:{table}"), rows.to_string()));
     }
@@ -644,6 +647,13 @@ fn restore_sqlite(
     let tmp_db = Database::Sqlite(tmp.clone());
     let result = (|| {
         let n = load_dump(repo, node, &tmp_db, Some(&tmp), progress)?;
+        // What `.dump` leaves out, recorded at backup.
+        let pragma = |key: &str| meta(snap, key).and_then(|v| v.parse::<i32>().ok());
+        repo.block_on(sqlite::set_header_fields(
+            &tmp,
+            pragma("user_version"),
+            pragma("application_id"),
+        ))?;
         let checks = repo.block_on(sqlite::integrity(&tmp))?;
         if let Some(bad) = checks.iter().find(|c| !c.ok) {
             return Err(EngineError::Corrupt(format!(

@@ -132,6 +132,7 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
         version,
         database,
         sizes,
+        extra: Vec::new(),
     })
 }
 

@@ -126,6 +126,7 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
             .into_iter()
             .map(|(t, b)| (t, b.max(0) as u64))
             .collect(),
+        extra: Vec::new(),
     })
 }
 

@@ -125,6 +125,16 @@ pub(super) async fn info(path: &Path) -> Result<ServerInfo> {
         .fetch_one(&mut c)
         .await
         .map_err(|e| db_error(&what, e))?;
+    // Header fields `.dump` does not write (applications keep their schema version in
+    // user_version): recorded, and set again on restore.
+    let mut extra = Vec::new();
+    for pragma in ["user_version", "application_id"] {
+        let v: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        extra.push((pragma.to_string(), v.to_string()));
+    }
     let _ = c.close().await;
     let version = writer_version(path).unwrap_or_else(|| "unknown".into());
     Ok(ServerInfo {
@@ -132,7 +142,35 @@ pub(super) async fn info(path: &Path) -> Result<ServerInfo> {
         version: format!("SQLite {version} (last writer)"),
         database: super::Database::Sqlite(path.to_path_buf()).name(),
         sizes: Vec::new(),
+        extra,
     })
+}
+
+/// Sets the header fields `.dump` leaves out on a restored database.
+pub(super) async fn set_header_fields(
+    path: &Path,
+    user_version: Option<i32>,
+    application_id: Option<i32>,
+) -> Result<()> {
+    if user_version.is_none() && application_id.is_none() {
+        return Ok(());
+    }
+    let what = path.display().to_string();
+    let mut c = connect(path, false).await?;
+    for (pragma, value) in [
+        ("user_version", user_version),
+        ("application_id", application_id),
+    ] {
+        if let Some(v) = value {
+            // An integer, formatted here: nothing from the snapshot reaches SQL as text.
+            sqlx::query(&format!("PRAGMA {pragma} = {v}"))
+                .execute(&mut c)
+                .await
+                .map_err(|e| db_error(&what, e))?;
+        }
+    }
+    let _ = c.close().await;
+    Ok(())
 }
 
 /// Tables as `.dump` names them: bare when that is a plain identifier, else quoted.
