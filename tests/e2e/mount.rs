@@ -589,3 +589,61 @@ fn mount_help_explains_the_layout() {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
+
+/// Inodes the kernel forgets are freed: after every file was looked up and the kernel
+/// dropped its caches, the mount frees them (memory follows what the kernel holds, not
+/// everything ever visited), and the same entries still read correctly afterwards.
+#[test]
+fn forgotten_inodes_are_freed() {
+    let env = Env::init();
+    let src = env.path("src");
+    for d in 0..20 {
+        for f in 0..20 {
+            write_file(
+                &src.join(format!("d{d}/f{f}")),
+                format!("{d} {f}\n").as_bytes(),
+            );
+        }
+    }
+    env.backup(&[&src]);
+    let point = env.path("mnt");
+    let m = Mounted::start(
+        &env,
+        &point,
+        &[("STRATA_LOG", Path::new("strata::mount::fs=trace"))],
+    );
+    let snap = &snapshot_list(&env)[0];
+    let root = inside(
+        &point
+            .join("snapshots")
+            .join(format!("{}-{}", s(snap, "time"), s(snap, "short_id"))),
+        &src,
+    );
+    for d in 0..20 {
+        for f in 0..20 {
+            let len = fs::metadata(root.join(format!("d{d}/f{f}"))).unwrap().len();
+            assert_eq!(len, format!("{d} {f}\n").len() as u64);
+        }
+    }
+    let forgotten = || m.stderr().matches("forgotten").count();
+    assert_eq!(forgotten(), 0);
+    // The kernel drops its unused dentries and inodes, and tells the mount.
+    let deadline = Instant::now() + PATIENCE;
+    while forgotten() < 400 {
+        nix::unistd::sync();
+        fs::write("/proc/sys/vm/drop_caches", "2").expect("drop caches (needs root)");
+        assert!(
+            Instant::now() < deadline,
+            "the mount freed only {} of 420 inodes:\n{}",
+            forgotten(),
+            m.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut text = String::new();
+    File::open(root.join("d13/f7"))
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "13 7\n");
+}

@@ -2,8 +2,11 @@
 //! and, lazily, from the snapshots' trees, with the caches that serve reads ([`super::ops`]
 //! answers the kernel from them).
 //!
-//! Inodes are numbered as they are first met and kept for the life of the mount (the
-//! kernel may ask for any inode it has seen, and memory grows only with what is visited).
+//! Inodes are numbered as they are first looked up, counted as the kernel holds them, and
+//! freed when it forgets them (their numbers are reused with a new generation), so memory
+//! follows what the kernel caches, not everything ever visited. A directory listing does
+//! not make inodes: an entry not looked up yet is listed with a number outside the range
+//! of real ones (as `d_ino` only).
 //! Every appearance of a snapshot (`snapshots/…`, `projects/…`, `tags/…`, `hosts/…`) is a
 //! view of its own: a directory has one parent, as the kernel expects. Within a view, the
 //! names of a hard-link group (files with equal device and inode at backup) share one
@@ -52,6 +55,8 @@ pub(super) enum Kind {
     SnapshotRoot(usize),
     /// An entry of a snapshot.
     Node(Box<Node>),
+    /// Forgotten by the kernel; the number is free for reuse.
+    Free,
 }
 
 pub(super) struct Inode {
@@ -60,7 +65,14 @@ pub(super) struct Inode {
     /// The snapshot root this entry is seen through (0 for virtual entries).
     view: u64,
     pub(super) kind: Kind,
+    /// How many lookups the kernel holds (snapshot entries only).
+    lookups: u64,
+    /// Bumped each time the number is reused.
+    pub(super) generation: u64,
 }
+
+/// Listed-only entries get numbers from here up: never a real inode's.
+const UNLOOKED: u64 = 1 << 63;
 
 /// A directory listing for readdir: (inode, type, name).
 pub(super) type Listing = Arc<Vec<(u64, FileType, Vec<u8>)>>;
@@ -70,6 +82,8 @@ pub struct StrataFs {
     snaps: Vec<(SnapshotId, SnapshotFile)>,
     /// Inode `n` is `inodes[n - 1]`.
     inodes: Vec<Inode>,
+    /// Freed inode numbers.
+    free: Vec<u64>,
     by_name: HashMap<(u64, Vec<u8>), u64>,
     /// (view, device, inode) of hard-linked files.
     hardlinks: HashMap<(u64, u64, u64), u64>,
@@ -90,6 +104,7 @@ impl StrataFs {
             repo,
             snaps,
             inodes: Vec::new(),
+            free: Vec::new(),
             by_name: HashMap::new(),
             hardlinks: HashMap::new(),
             trees: Lru::new(TREE_CACHE_ENTRIES, TREE_CACHE_BYTES),
@@ -105,9 +120,66 @@ impl StrataFs {
         fs
     }
 
-    fn push(&mut self, inode: Inode) -> u64 {
+    fn push(&mut self, mut inode: Inode) -> u64 {
+        if let Some(ino) = self.free.pop() {
+            let slot = &mut self.inodes[ino as usize - 1];
+            inode.generation = slot.generation + 1;
+            *slot = inode;
+            return ino;
+        }
         self.inodes.push(inode);
         self.inodes.len() as u64
+    }
+
+    /// The kernel took one more reference to `ino` (a lookup answered with it).
+    pub(super) fn looked_up(&mut self, ino: u64) {
+        if let Some(i) = ino
+            .checked_sub(1)
+            .and_then(|i| self.inodes.get_mut(i as usize))
+        {
+            i.lookups += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`: at none, a snapshot entry's inode is
+    /// freed (the layout's own directories live as long as the mount).
+    pub(super) fn forget(&mut self, ino: u64, n: u64) {
+        let Some(inode) = ino
+            .checked_sub(1)
+            .and_then(|i| self.inodes.get_mut(i as usize))
+        else {
+            return;
+        };
+        if !matches!(inode.kind, Kind::Node(_)) {
+            return;
+        }
+        inode.lookups = inode.lookups.saturating_sub(n);
+        if inode.lookups > 0 {
+            return;
+        }
+        let name = std::mem::take(&mut inode.name);
+        let parent = inode.parent;
+        let view = inode.view;
+        let Kind::Node(node) = std::mem::replace(&mut inode.kind, Kind::Free) else {
+            return;
+        };
+        if node.links > 1 {
+            // Every name of the hard-link group led here.
+            self.by_name.retain(|_, v| *v != ino);
+            let key = (view, node.device, node.inode);
+            if self.hardlinks.get(&key) == Some(&ino) {
+                self.hardlinks.remove(&key);
+            }
+        } else if self.by_name.get(&(parent, name.clone())) == Some(&ino) {
+            self.by_name.remove(&(parent, name));
+        }
+        self.free.push(ino);
+        tracing::trace!("inode {ino} forgotten; {} in use", self.live_inodes());
+    }
+
+    /// How many inodes are in use (for tests and logs).
+    pub(super) fn live_inodes(&self) -> usize {
+        self.inodes.len() - self.free.len()
     }
 
     /// Adds layout directory `dir` and everything below it; returns its inode.
@@ -121,6 +193,8 @@ impl StrataFs {
                 entries: Vec::new(),
                 time_ns: d.time_ns,
             },
+            lookups: 0,
+            generation: 0,
         });
         let mut entries = Vec::with_capacity(d.entries.len());
         for (child_name, entry) in &d.entries {
@@ -133,6 +207,8 @@ impl StrataFs {
                         name: child_name.clone(),
                         view: 0,
                         kind: Kind::SnapshotRoot(*snap),
+                        lookups: 0,
+                        generation: 0,
                     });
                     self.inodes[child as usize - 1].view = child;
                     child
@@ -145,6 +221,8 @@ impl StrataFs {
                         target: target.as_bytes().to_vec(),
                         time_ns: *time_ns,
                     },
+                    lookups: 0,
+                    generation: 0,
                 }),
             };
             entries.push((child_name, child));
@@ -241,6 +319,8 @@ impl StrataFs {
                     name: node.name.clone(),
                     view,
                     kind: Kind::Node(Box::new(node.clone())),
+                    lookups: 0,
+                    generation: 0,
                 });
                 if let Some(k) = link_key {
                     self.hardlinks.insert(k, ino);
@@ -271,7 +351,11 @@ impl StrataFs {
             .load_tree(&id)
             .map_err(|e| self.failed(ino, "listing", e))?;
         for node in &tree.nodes {
-            let child = self.child(ino, node);
+            // Listing makes no inode: the kernel looks up what it uses.
+            let child = match self.by_name.get(&(ino, node.name.clone())) {
+                Some(&child) => child,
+                None => unlooked(ino, &node.name),
+            };
             out.push((child, file_type(&node.kind), node.name.clone()));
         }
         Ok(Arc::new(out))
@@ -318,6 +402,7 @@ impl StrataFs {
                 ..dir_attr(ino, *time_ns, 1)
             },
             Kind::Node(node) => node_attr(ino, node),
+            Kind::Free => dir_attr(ino, 0, 2),
         }
     }
 
@@ -376,6 +461,14 @@ impl StrataFs {
             .read(offset, size, |id| self.load_blob(id))
             .map_err(|e| self.failed(ino, "reading", e))
     }
+}
+
+/// The `d_ino` of an entry listed but not looked up: stable, and never a real inode.
+fn unlooked(parent: u64, name: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (parent, name).hash(&mut h);
+    UNLOOKED | (h.finish() >> 1)
 }
 
 fn content_len(n: &Node) -> usize {

@@ -28,9 +28,17 @@ fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
 impl Filesystem for StrataFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_name(parent, name.as_bytes()) {
-            Ok(ino) => reply.entry(&TTL, &self.attr(ino), 0),
+            Ok(ino) => {
+                self.looked_up(ino);
+                let generation = self.inode(ino).map_or(0, |i| i.generation);
+                reply.entry(&TTL, &self.attr(ino), generation)
+            }
             Err(e) => reply.error(e),
         }
+    }
+
+    fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+        StrataFs::forget(self, ino, nlookup);
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
