@@ -135,15 +135,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         keep_until_ns,
     };
     let bar = Bar::new("backup", cli.quiet || args.json);
-    let database = if let Some(url) = &args.postgres {
-        Some(Database::postgres(url)?)
-    } else if let Some(url) = &args.mysql {
-        Some(Database::mysql(url)?)
-    } else if let Some(file) = &args.sqlite {
-        Some(Database::sqlite(file)?)
-    } else {
-        None
-    };
+    let database = Database::from_options(
+        args.postgres.as_deref(),
+        args.mysql.as_deref(),
+        args.sqlite.as_deref(),
+    )?;
     let result: BackupResult = if let Some(db) = &database {
         sources::backup_database(&repo, db, &opts, &bar)?
     } else if args.stdin {

@@ -54,15 +54,11 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let database = if let Some(url) = &args.to_postgres {
-        Some(Database::postgres(url)?)
-    } else if let Some(url) = &args.to_mysql {
-        Some(Database::mysql(url)?)
-    } else if let Some(file) = &args.to_sqlite {
-        Some(Database::sqlite(file)?)
-    } else {
-        None
-    };
+    let database = Database::from_options(
+        args.to_postgres.as_deref(),
+        args.to_mysql.as_deref(),
+        args.to_sqlite.as_deref(),
+    )?;
     let (repo, _lock) = open::locked(cli, "restore", false, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let Some(target) = &args.target else {

@@ -76,6 +76,21 @@ impl Database {
         Ok(Database::Sqlite(abs))
     }
 
+    /// The database one of three exclusive options names (`--postgres`, `--mysql`,
+    /// `--sqlite` and their restore twins), if any.
+    pub fn from_options(
+        postgres: Option<&str>,
+        mysql: Option<&str>,
+        sqlite: Option<&Path>,
+    ) -> Result<Option<Self>> {
+        match (postgres, mysql, sqlite) {
+            (Some(url), _, _) => Self::postgres(url).map(Some),
+            (None, Some(url), _) => Self::mysql(url).map(Some),
+            (None, None, Some(file)) => Self::sqlite(file).map(Some),
+            (None, None, None) => Ok(None),
+        }
+    }
+
     /// The snapshot source kind for this database.
     pub fn kind(&self) -> SourceKind {
         match self {
