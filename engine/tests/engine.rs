@@ -1,6 +1,8 @@
 //! Engine tests over the in-memory backend (the real backends are tested end to end in
 //! `tests/e2e`): round trips, dedup, locks, damage detection.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,29 +10,11 @@ use bytes::Bytes;
 use strata_engine::archiver::{backup_paths, backup_stream, BackupOptions};
 use strata_engine::progress::NoProgress;
 use strata_engine::restorer::{restore, RestoreOptions};
-use strata_engine::{checker, lock, snapshots, ErrorKind, InitOptions, Repository};
-use strata_format::chunker::ChunkerParams;
-use strata_format::keyfile::KdfParams;
+use strata_engine::{checker, lock, snapshots, ErrorKind, Repository};
 use strata_storage::{Backend, FileType, OpendalBackend};
 
 fn init() -> (Arc<dyn Backend>, Repository) {
-    let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-    let opts = InitOptions {
-        kdf: KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        chunker: ChunkerParams {
-            min_size: 16 * 1024,
-            avg_size: 64 * 1024,
-            max_size: 256 * 1024,
-        },
-        db_chunker: ChunkerParams::DATABASE,
-        pack_size: 1 << 20,
-        compression_level: 3,
-    };
-    Repository::init(backend.clone(), b"pw", &opts).unwrap();
+    let backend = common::init_memory(1 << 20);
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
     (backend, repo)
 }
@@ -344,28 +328,6 @@ fn stale_locks_are_removed_and_unlock_reports() {
     std::mem::forget(live); // its file is gone already
 }
 
-/// Source-like small files with shared structure (like a code base), about 5 MiB in all:
-/// more than the packer holds back before it trains a dictionary.
-fn small_source_files(dir: &Path, count: usize) {
-    for i in 0..count {
-        let mut text = String::new();
-        text.push_str("// SPDX-License-Identifier: GPL-2.0-only\n");
-        text.push_str("/*\n * Copyright (C) 2024 Example Authors\n */\n");
-        text.push_str("#include <linux/kernel.h>\n#include <linux/module.h>\n\n");
-        for f in 0..30 {
-            text.push_str(&format!(
-                "static int driver_{i}_probe_{f}(struct platform_device *pdev)\n{{\n\
-                 \tstruct device *dev = &pdev->dev;\n\tint ret = {};\n\n\
-                 \tif (!dev)\n\t\treturn -ENODEV;\n\treturn ret;\n}}\n\n",
-                (i * 31 + f * 7) % 97
-            ));
-        }
-        let sub = dir.join(format!("d{}", i % 20));
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(sub.join(format!("file{i}.c")), text).unwrap();
-    }
-}
-
 /// (dictionary blobs, data blobs compressed against a dictionary) in the repository.
 fn dictionary_use(backend: &Arc<dyn Backend>, repo: &Repository) -> (usize, usize) {
     use strata_format::blob::{BlobHeader, BlobType};
@@ -392,7 +354,7 @@ fn small_files_share_a_trained_dictionary() {
     use strata_format::blob::BlobType;
     let (backend, repo) = init();
     let src = tempfile::tempdir().unwrap();
-    small_source_files(src.path(), 1500);
+    common::small_source_files(src.path(), 1500);
     let first = backup(&repo, src.path());
     assert!(first.errors.is_empty());
 

@@ -20,31 +20,12 @@ fn init() -> Arc<dyn Backend> {
     common::init_memory(1 << 20)
 }
 
-/// Source-like small files, about 5 MiB (more than the packer samples before it trains): enough for the packer to train a dictionary and
-/// compress most of them against it.
-fn small_source_files(dir: &Path) {
-    for i in 0..1200 {
-        let mut text = format!("// file {i}\n#include <linux/module.h>\n\n");
-        for f in 0..30 {
-            text.push_str(&format!(
-                "static int driver_{i}_probe_{f}(struct platform_device *pdev)\n{{\n\
-                 \tstruct device *dev = &pdev->dev;\n\tint ret = {};\n\n\
-                 \tif (!dev)\n\t\treturn -ENODEV;\n\treturn ret;\n}}\n\n",
-                (i * 31 + f * 7) % 97
-            ));
-        }
-        let sub = dir.join(format!("d{}", i % 20));
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(sub.join(format!("file{i}.c")), text).unwrap();
-    }
-}
-
 /// A repository holding one snapshot of small source files; returns the backend, the
 /// source, and the packs holding the dictionary and the data blobs.
 fn repository(work: &Path) -> (Arc<dyn Backend>, std::path::PathBuf, String, Vec<String>) {
     let backend = init();
     let src = work.join("src");
-    small_source_files(&src);
+    common::small_source_files(&src, 1200);
     let repo = Repository::open(backend.clone(), b"pw").unwrap();
     backup_paths(
         &repo,

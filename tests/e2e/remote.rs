@@ -249,15 +249,7 @@ fn assert_failed_cleanly(out: std::process::Output, cmdline: &str) {
 /// Once the server is back: `check --read-data` is clean, and a new backup of `src`
 /// succeeds and restores identical.
 fn assert_recovers(env: &Env, src: &Path) {
-    let report = env
-        .strata(["check", "--read-data", "--json"])
-        .success()
-        .json();
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
+    env.check_read_data_clean();
     let id = env.backup(&[src]);
     let target = env.path("restore");
     std::fs::create_dir(&target).unwrap();
@@ -276,15 +268,7 @@ fn round_trip(env: &Env) {
     std::fs::create_dir(&target).unwrap();
     env.restore(&id, &target).success();
     assert_same_tree(&tree.root, &restored(&target, &tree.root));
-    let report = env
-        .strata(["check", "--read-data", "--json"])
-        .success()
-        .json();
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
+    let report = env.check_read_data_clean();
     assert!(report["packs_read"].as_u64().unwrap() >= 2, "{report}");
     // An unchanged re-backup reads nothing and adds almost nothing.
     let again = env.backup_json(&[&tree.root], &[]);
@@ -360,15 +344,7 @@ fn ten_percent_of_requests_failing_is_survived() {
         std::fs::create_dir(&target).unwrap();
         env.restore(&id, &target).success();
         assert_same_tree(&src, &restored(&target, &src));
-        let report = env
-            .strata(["check", "--read-data", "--json"])
-            .success()
-            .json();
-        assert_eq!(
-            report["errors"].as_array().map(Vec::len),
-            Some(0),
-            "{report}"
-        );
+        let report = env.check_read_data_clean();
         assert!(report["packs_read"].as_u64().unwrap() >= 4, "{report}");
     }
 }
@@ -597,16 +573,8 @@ fn s3_parallel_verified_uploads() {
     std::fs::create_dir(&target).unwrap();
     env.restore(&id, &target).success();
     assert_same_tree(&src, &restored(&target, &src));
-    let report = env
-        .strata(["check", "--read-data", "--json"])
-        .success()
-        .json();
+    let report = env.check_read_data_clean();
     assert!(report["packs_read"].as_u64().unwrap() >= 4, "{report}");
-    assert_eq!(
-        report["errors"].as_array().map(Vec::len),
-        Some(0),
-        "{report}"
-    );
     env.cmd()
         .args(["--connections", "0", "snapshots"])
         .run()

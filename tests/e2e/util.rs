@@ -514,6 +514,22 @@ impl Env {
         cmd
     }
 
+    /// `check --read-data --json`, asserting that it succeeds and reports no error;
+    /// returns the report.
+    #[track_caller]
+    pub fn check_read_data_clean(&self) -> Value {
+        let report = self
+            .strata(["check", "--read-data", "--json"])
+            .success()
+            .json();
+        assert_eq!(
+            report["errors"].as_array().map(Vec::len),
+            Some(0),
+            "{report}"
+        );
+        report
+    }
+
     /// Runs `strata ARGS...` in this environment.
     pub fn strata<I, S>(&self, args: I) -> Output
     where

@@ -58,3 +58,25 @@ pub fn restore_clean(
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     target.join(src.strip_prefix("/").unwrap())
 }
+
+/// Source-like small files with shared structure (like a code base), about 5 MiB in all:
+/// more than the packer holds back before it trains a dictionary.
+pub fn small_source_files(dir: &Path, count: usize) {
+    for i in 0..count {
+        let mut text = String::new();
+        text.push_str("// SPDX-License-Identifier: GPL-2.0-only\n");
+        text.push_str("/*\n * Copyright (C) 2024 Example Authors\n */\n");
+        text.push_str("#include <linux/kernel.h>\n#include <linux/module.h>\n\n");
+        for f in 0..30 {
+            text.push_str(&format!(
+                "static int driver_{i}_probe_{f}(struct platform_device *pdev)\n{{\n\
+                 \tstruct device *dev = &pdev->dev;\n\tint ret = {};\n\n\
+                 \tif (!dev)\n\t\treturn -ENODEV;\n\treturn ret;\n}}\n\n",
+                (i * 31 + f * 7) % 97
+            ));
+        }
+        let sub = dir.join(format!("d{}", i % 20));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("file{i}.c")), text).unwrap();
+    }
+}
