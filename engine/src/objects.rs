@@ -5,7 +5,7 @@ use strata_format::id::IndexId;
 use strata_format::index::{IndexFile, IndexPack};
 use strata_storage::FileType;
 
-use crate::{EngineError, Repository, Result};
+use crate::{Repository, Result};
 
 /// Blobs per index file written by prune and repair.
 const INDEX_BLOBS: usize = 50_000;
@@ -44,30 +44,12 @@ pub(crate) fn write_index_files(
 
 /// Deletes objects, several at a time. An object already gone is not an error.
 pub(crate) fn delete_all(repo: &Repository, ft: FileType, names: &[String]) -> Result<()> {
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(DELETE_CONCURRENCY));
-    let results: Vec<Result<()>> = repo.block_on(async {
-        let handles: Vec<_> = names
-            .iter()
-            .map(|name| {
-                let backend = repo.backend().clone();
-                let sem = sem.clone();
-                let name = name.clone();
-                tokio::spawn(async move {
-                    let _permit = sem.acquire().await.expect("semaphore is never closed");
-                    match backend.delete(ft, &name).await {
-                        Err(e) if e.kind != strata_storage::ErrorKind::NotFound => Err(e.into()),
-                        _ => Ok(()),
-                    }
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            out.push(h.await.unwrap_or_else(|e| {
-                Err(EngineError::Invalid(format!("storage task failed: {e}")))
-            }));
+    repo.for_each_name(names, DELETE_CONCURRENCY, move |backend, name| async move {
+        match backend.delete(ft, &name).await {
+            Err(e) if e.kind != strata_storage::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
         }
-        out
-    });
-    results.into_iter().collect()
+    })
+    .into_iter()
+    .collect()
 }

@@ -330,19 +330,36 @@ impl Repository {
     /// Reads many objects concurrently, verifying each against its name. Results are in
     /// the order of `names`.
     pub fn read_many_verified(&self, ft: FileType, names: &[String]) -> Vec<Result<Bytes>> {
-        let sem = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+        self.for_each_name(names, READ_CONCURRENCY, move |backend, name| async move {
+            let bytes = backend.read(ft, &name).await?;
+            verify_name(ft, &name, &bytes)?;
+            Ok(bytes)
+        })
+    }
+
+    /// Runs `op` on each name as a storage task, at most `limit` at a time; the results
+    /// are in the order of `names`.
+    pub(crate) fn for_each_name<T, F, Fut>(
+        &self,
+        names: &[String],
+        limit: usize,
+        op: F,
+    ) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<dyn Backend>, String) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let sem = Arc::new(tokio::sync::Semaphore::new(limit));
         self.block_on(async {
             let handles: Vec<_> = names
                 .iter()
                 .map(|name| {
-                    let backend = self.backend.clone();
                     let sem = sem.clone();
-                    let name = name.clone();
+                    let task = op(self.backend.clone(), name.clone());
                     tokio::spawn(async move {
                         let _permit = sem.acquire().await.expect("semaphore is never closed");
-                        let bytes = backend.read(ft, &name).await?;
-                        verify_name(ft, &name, &bytes)?;
-                        Ok(bytes)
+                        task.await
                     })
                 })
                 .collect();

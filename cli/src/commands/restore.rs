@@ -64,8 +64,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");
         let bar = Bar::new("restore", cli.quiet || args.json);
+        // The engine tags the safety snapshot `pre-restore`.
         let safety = BackupOptions {
-            tags: vec!["pre-restore".into()],
             project: snap.project.clone(),
             ..BackupOptions::default()
         };

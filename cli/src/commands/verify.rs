@@ -35,13 +35,9 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "verify", false, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
-    let scratch = match (&args.scratch, &snap.source) {
-        (None, _) => None,
-        (Some(url), strata_format::snapshot::SourceKind::Mysql) => Some(Database::mysql(url)?),
-        (Some(url), strata_format::snapshot::SourceKind::Sqlite) => {
-            Some(Database::sqlite(std::path::Path::new(url))?)
-        }
-        (Some(url), _) => Some(Database::postgres(url)?),
+    let scratch = match &args.scratch {
+        Some(text) if sources::is_database(&snap) => Some(Database::of_kind(&snap.source, text)?),
+        _ => None,
     };
     let bar = Bar::new("restore test", cli.quiet || args.json);
     let report = sources::restore_test(&repo, &id, &snap, scratch.as_ref(), &bar)?;

@@ -15,6 +15,7 @@
 //! command line (they go to the tools through their environment) nor the snapshot.
 
 mod child;
+mod ident;
 mod mysql;
 mod postgres;
 pub mod scan;
@@ -88,6 +89,20 @@ impl Database {
             (None, Some(url), _) => Self::mysql(url).map(Some),
             (None, None, Some(file)) => Self::sqlite(file).map(Some),
             (None, None, None) => Ok(None),
+        }
+    }
+
+    /// A database of the same kind as the snapshot source `kind`: a URL, or a file for
+    /// SQLite (for `--scratch`, which names a server of the snapshot's kind).
+    pub fn of_kind(kind: &SourceKind, text: &str) -> Result<Self> {
+        match kind {
+            SourceKind::Postgres => Self::postgres(text),
+            SourceKind::Mysql => Self::mysql(text),
+            SourceKind::Sqlite => Self::sqlite(Path::new(text)),
+            other => Err(EngineError::Invalid(format!(
+                "a {} snapshot is not a database dump",
+                kind_name(other)
+            ))),
         }
     }
 
@@ -197,11 +212,12 @@ impl Database {
         }
     }
 
-    fn count_rows(&self, repo: &Repository, table: &str) -> Result<u64> {
+    /// Rows of each table (`None`: that table could not be counted), over one connection.
+    fn count_rows(&self, repo: &Repository, tables: &[String]) -> Result<Vec<Option<u64>>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::count_rows(u, table)),
-            Database::Mysql(u) => repo.block_on(mysql::count_rows(u, table)),
-            Database::Sqlite(p) => repo.block_on(sqlite::count_rows(p, table)),
+            Database::Postgres(u) => repo.block_on(postgres::count_rows(u, tables)),
+            Database::Mysql(u) => repo.block_on(mysql::count_rows(u, tables)),
+            Database::Sqlite(p) => repo.block_on(sqlite::count_rows(p, tables)),
         }
     }
 
@@ -676,8 +692,10 @@ fn restore_sqlite(
                 bad.name, bad.detail
             )));
         }
-        for (table, expected) in recorded_rows(snap) {
-            let found = tmp_db.count_rows(repo, &table).ok();
+        let recorded = recorded_rows(snap);
+        let names: Vec<String> = recorded.iter().map(|(t, _)| t.clone()).collect();
+        let counts = tmp_db.count_rows(repo, &names)?;
+        for ((table, expected), found) in recorded.into_iter().zip(counts) {
             if expected.is_some() && found != expected {
                 return Err(EngineError::Corrupt(format!(
                     "the restored table {table} has {} rows where the snapshot recorded {}",
@@ -825,7 +843,7 @@ fn same_table(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    match (sqlite::split_identifiers(a), sqlite::split_identifiers(b)) {
+    match (ident::split(a), ident::split(b)) {
         (Some(x), Some(y)) => x == y,
         _ => false,
     }
@@ -859,28 +877,33 @@ fn run_restore_test(
         }
     };
     let recorded = recorded_rows(snap);
-    let mut tables = Vec::new();
-    for (table, expected) in &recorded {
-        let restored = target.count_rows(repo, table).ok();
-        tables.push(TableCheck {
-            table: table.clone(),
-            expected_rows: *expected,
-            restored_rows: restored,
-            ok: expected.is_some() && restored == *expected,
-        });
-    }
     // Tables the restore has that the snapshot did not record.
-    for table in target.tables(repo)? {
-        if !recorded.iter().any(|(t, _)| same_table(t, &table)) {
-            let restored = target.count_rows(repo, &table).ok();
-            tables.push(TableCheck {
-                table,
-                expected_rows: None,
-                restored_rows: restored,
-                ok: false,
-            });
-        }
-    }
+    let unrecorded: Vec<String> = target
+        .tables(repo)?
+        .into_iter()
+        .filter(|table| !recorded.iter().any(|(t, _)| same_table(t, table)))
+        .collect();
+    let names: Vec<String> = recorded
+        .iter()
+        .map(|(t, _)| t.clone())
+        .chain(unrecorded.iter().cloned())
+        .collect();
+    let counts = target.count_rows(repo, &names)?;
+    let expected = recorded
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(unrecorded.iter().map(|_| None));
+    let tables = names
+        .into_iter()
+        .zip(expected)
+        .zip(counts)
+        .map(|((table, expected_rows), restored_rows)| TableCheck {
+            ok: expected_rows.is_some() && restored_rows == expected_rows,
+            table,
+            expected_rows,
+            restored_rows,
+        })
+        .collect();
     checks.extend(target.integrity(repo)?);
     Ok((tables, checks, bytes))
 }

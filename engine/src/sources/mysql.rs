@@ -181,14 +181,19 @@ pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
     Ok(names)
 }
 
-pub(super) async fn count_rows(u: &url::Url, table: &str) -> Result<u64> {
+/// Rows of each table, over one connection (`None`: the table could not be counted).
+pub(super) async fn count_rows(u: &url::Url, tables: &[String]) -> Result<Vec<Option<u64>>> {
     let mut c = connect(u, true).await?;
-    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", quote(table)))
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| db_error(table, e))?;
+    let mut out = Vec::with_capacity(tables.len());
+    for table in tables {
+        let n = sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", quote(table)))
+            .fetch_one(&mut c)
+            .await
+            .ok();
+        out.push(n.map(|n| n.max(0) as u64));
+    }
     let _ = c.close().await;
-    Ok(n.max(0) as u64)
+    Ok(out)
 }
 
 /// `CHECK TABLE` on every table.

@@ -42,61 +42,6 @@ async fn connect(path: &Path, read_only: bool) -> Result<SqliteConnection> {
         .map_err(|e| db_error(&path.display().to_string(), e))
 }
 
-/// `"name"`, quoted for SQLite.
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Splits `a.b` / `"a b"."c"` / `t` into its identifiers; `None` for anything else.
-/// Bare identifiers are letters, digits, `_` and `$` (and any non-ASCII character).
-pub(super) fn split_identifiers(name: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    let mut chars = name.chars().peekable();
-    loop {
-        let mut part = String::new();
-        match chars.peek() {
-            Some('"') => {
-                chars.next();
-                loop {
-                    match chars.next()? {
-                        '"' if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            part.push('"');
-                        }
-                        '"' => break,
-                        c => part.push(c),
-                    }
-                }
-            }
-            _ => {
-                while let Some(&c) = chars.peek() {
-                    if c.is_alphanumeric() || c == '_' || c == '$' || !c.is_ascii() {
-                        part.push(c);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                if part.is_empty() {
-                    return None;
-                }
-            }
-        }
-        parts.push(part);
-        match chars.next() {
-            None => return Some(parts),
-            Some('.') => continue,
-            Some(_) => return None,
-        }
-    }
-}
-
-fn quote_name(name: &str) -> Result<String> {
-    let parts = split_identifiers(name)
-        .ok_or_else(|| EngineError::Invalid(format!("{name:?} is not a table name")))?;
-    Ok(parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join("."))
-}
-
 /// The SQLite library version that last wrote the file (its header, bytes 96..100).
 fn writer_version(path: &Path) -> Option<String> {
     use std::io::Read;
@@ -183,7 +128,7 @@ fn dump_name(name: &str) -> String {
     if plain {
         name.to_string()
     } else {
-        quote(name)
+        super::ident::quote(name)
     }
 }
 
@@ -225,15 +170,22 @@ pub(super) async fn tables(path: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-pub(super) async fn count_rows(path: &Path, table: &str) -> Result<u64> {
-    let quoted = quote_name(table)?;
+/// Rows of each table, over one connection (`None`: the table could not be counted).
+pub(super) async fn count_rows(path: &Path, tables: &[String]) -> Result<Vec<Option<u64>>> {
     let mut c = connect(path, true).await?;
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {quoted}"))
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| db_error(table, e))?;
+    let mut out = Vec::with_capacity(tables.len());
+    for table in tables {
+        let n = match super::ident::quote_qualified(table) {
+            Ok(quoted) => sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {quoted}"))
+                .fetch_one(&mut c)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        out.push(n.map(|n| n.max(0) as u64));
+    }
     let _ = c.close().await;
-    Ok(n.max(0) as u64)
+    Ok(out)
 }
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`.
@@ -349,16 +301,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identifiers_split_and_requote() {
-        assert_eq!(split_identifiers("t").unwrap(), vec!["t"]);
-        assert_eq!(
-            split_identifiers("\"my \"\"t\"\"\".x").unwrap(),
-            vec!["my \"t\"", "x"]
-        );
-        assert!(split_identifiers("t;drop").is_none());
-        assert!(split_identifiers("\"open").is_none());
-        assert!(split_identifiers("a..b").is_none());
-        assert_eq!(quote_name("\"my t\"").unwrap(), "\"my t\"");
+    fn dump_names_quote_only_what_needs_it() {
         assert_eq!(dump_name("my t"), "\"my t\"");
         assert_eq!(dump_name("ledger"), "ledger");
     }
