@@ -359,7 +359,7 @@ fn mariadb() -> &'static Mariadb {
         let command = format!(
             "{mariadbd} {server_args} --bind-address=127.0.0.1 --port={port} \
              --socket={socket} --pid-file={d}/mariadbd.pid --skip-name-resolve --skip-log-bin \
-             --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0",
+             --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --event-scheduler=ON",
             socket = socket.display(),
             d = d.display()
         );
@@ -1495,6 +1495,78 @@ fn mariadb_restore_test() {
     my.create_db(db);
     my.sysbench_prepare(db, 2, 5_000);
     restore_test_on_server(my, db, &my.sysbench_tables(2, 5_000));
+}
+
+/// A scheduled event must not run in a restore test's scratch copy: the server runs events
+/// (`--event-scheduler=ON`, MySQL 8's default) and an event's body may write to any schema.
+/// The copy's event is loaded disabled and the report says so, while a real restore keeps it
+/// enabled.
+#[test]
+fn mariadb_restore_test_loads_events_disabled() {
+    let my = mariadb();
+    let (db, witness, copy) = ("events", "events_witness", "events_copy");
+    my.create_db(db);
+    my.create_db(witness);
+    register_database(my, copy);
+    my.sql(witness, "CREATE TABLE hits (db VARCHAR(64) NOT NULL)");
+    my.sql(
+        db,
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3); \
+             CREATE EVENT tick ON SCHEDULE EVERY 1 SECOND \
+             DO INSERT INTO `{witness}`.hits VALUES (DATABASE())"
+        ),
+    );
+    // The scheduler runs the source's event: a run in the scratch copy would show.
+    let ran_in = |pattern: &str| {
+        my.sql(
+            witness,
+            &format!("SELECT COUNT(*) FROM hits WHERE db LIKE '{pattern}'"),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ran_in(db) == "0" {
+        assert!(std::time::Instant::now() < deadline, "the event never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let env = Env::init();
+    let id = id_of(&backup(&env, &["--mysql", &my.url(db)]));
+    let scratch_url = my.url("mysql");
+    let report = restore_test(&env, &id, &["--scratch", &scratch_url], 0);
+    assert_restore_test_passed(&report, &[("t".to_string(), 3)]);
+    let events = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "events disabled")
+        .unwrap_or_else(|| panic!("no events check: {report}"));
+    assert_eq!(
+        events["detail"], "1 scheduled event, none enabled in the scratch database",
+        "{report}"
+    );
+    assert_eq!(
+        ran_in("strata\\_verify\\_%"),
+        "0",
+        "the event ran in the scratch copy"
+    );
+
+    strata(&env)
+        .args(["restore", &id, "--to-mysql", &my.url(copy)])
+        .run()
+        .success();
+    assert_eq!(
+        my.sql(
+            copy,
+            "SELECT CONCAT(event_name, ' ', status) FROM information_schema.events \
+             WHERE event_schema = DATABASE()"
+        ),
+        "tick ENABLED"
+    );
+    // No event keeps writing into the shared server.
+    for d in [db, copy, witness] {
+        my.drop_db(d);
+    }
 }
 
 /// SQLite needs no --scratch (the scratch file is temporary, and goes away); a forged row

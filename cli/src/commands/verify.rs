@@ -13,8 +13,10 @@ use crate::{exit, open, Cli};
 /// (`strata_verify_<random>`) and always drops afterwards, then compares every table's row
 /// count with what the snapshot recorded at backup, and runs the database's own integrity
 /// checks (SQLite: integrity_check and foreign_key_check; MySQL/MariaDB: CHECK TABLE;
-/// PostgreSQL: index validity and amcheck where it can be loaded). Exit code 0 when
-/// everything agrees, 1 when anything does not.
+/// PostgreSQL: index validity and amcheck where it can be loaded). MySQL scheduled events
+/// are created disabled in the scratch database, so that none runs there (its body might
+/// write elsewhere); the report checks that none is enabled. Exit code 0 when everything
+/// agrees, 1 when anything does not.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The database snapshot to test (`latest`, an id or a unique prefix).

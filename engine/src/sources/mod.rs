@@ -517,12 +517,22 @@ pub struct DbRestoreReport {
     pub pre_restore_snapshot: Option<String>,
 }
 
+/// How a dump is loaded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// As it was: a restore.
+    Restore,
+    /// Into a scratch database next to live ones: MySQL events are created disabled.
+    Scratch,
+}
+
 /// Writes the dump of `snap` into a tool's input, counting bytes for the progress.
 fn load_dump(
     repo: &Repository,
     node: &Node,
     target: &Database,
     sqlite_file: Option<&Path>,
+    load: Load,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let (tool, cmd, package) = match (target, sqlite_file) {
@@ -541,7 +551,23 @@ fn load_dump(
         progress,
         failed: None,
     };
-    let written = crate::restorer::write_content(repo, node, &mut counting);
+    let written = if load == Load::Scratch && matches!(target, Database::Mysql(_)) {
+        let mut filter = mysql::DisableEvents::new(&mut counting);
+        match crate::restorer::write_content(repo, node, &mut filter) {
+            Ok(n) => match filter.finish() {
+                Ok(_) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Err(EngineError::Invalid(e.to_string()))
+                }
+                Err(e) => Err(EngineError::io("mysql's input", e)),
+            },
+            Err(e) => Err(filter
+                .refused()
+                .map_or(e, |why| EngineError::Invalid(why.to_string()))),
+        }
+    } else {
+        crate::restorer::write_content(repo, node, &mut counting)
+    };
     let Counting { sink, failed, .. } = counting;
     match (written, failed) {
         (Ok(n), _) => {
@@ -651,7 +677,7 @@ pub fn restore_database(
                 None => e,
             };
             target.recreate(repo).map_err(replaced)?;
-            load_dump(repo, &node, target, None, progress).map_err(replaced)?
+            load_dump(repo, &node, target, None, Load::Restore, progress).map_err(replaced)?
         }
     };
     progress.finish();
@@ -677,7 +703,7 @@ fn restore_sqlite(
     let tmp = sqlite::temp_beside(path)?;
     let tmp_db = Database::Sqlite(tmp.clone());
     let result = (|| {
-        let n = load_dump(repo, node, &tmp_db, Some(&tmp), progress)?;
+        let n = load_dump(repo, node, &tmp_db, Some(&tmp), Load::Restore, progress)?;
         // What `.dump` leaves out, recorded at backup.
         let pragma = |key: &str| meta(snap, key).and_then(|v| v.parse::<i32>().ok());
         repo.block_on(sqlite::set_header_fields(
@@ -858,7 +884,7 @@ fn run_restore_test(
 ) -> Result<TestOutcome> {
     target.recreate(repo)?;
     let mut checks = Vec::new();
-    let bytes = match load_dump(repo, node, target, None, progress) {
+    let bytes = match load_dump(repo, node, target, None, Load::Scratch, progress) {
         Ok(n) => {
             checks.push(Check {
                 name: "load".into(),

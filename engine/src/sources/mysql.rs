@@ -2,6 +2,7 @@
 //! primary key order, no dump date, so that unchanged data dumps to the same bytes) to back
 //! up, `mysql` (stops at the first error) to restore, sqlx for the rest.
 
+use std::io::Write;
 use std::process::Command;
 use std::str::FromStr;
 
@@ -219,16 +220,40 @@ pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
             None => bad.push(format!("{t}: no verdict")),
         }
     }
+    // Events were loaded disabled (see `DisableEvents`): none may be able to run here.
+    let (events, enabled): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(status = 'ENABLED'), 0) AS SIGNED) \
+         FROM information_schema.events WHERE event_schema = DATABASE()",
+    )
+    .fetch_one(&mut c)
+    .await
+    .map_err(|e| db_error(&what, e))?;
     let _ = c.close().await;
-    Ok(vec![Check {
-        name: "check table".into(),
-        ok: bad.is_empty(),
-        detail: if bad.is_empty() {
-            format!("{} tables OK", names.len())
-        } else {
-            bad.join("; ")
+    Ok(vec![
+        Check {
+            name: "check table".into(),
+            ok: bad.is_empty(),
+            detail: if bad.is_empty() {
+                format!("{} tables OK", names.len())
+            } else {
+                bad.join("; ")
+            },
         },
-    }])
+        Check {
+            name: "events disabled".into(),
+            ok: enabled == 0,
+            detail: if enabled == 0 {
+                format!(
+                    "{events} scheduled event{}, none enabled in the scratch database",
+                    if events == 1 { "" } else { "s" }
+                )
+            } else {
+                format!(
+                    "{enabled} of {events} scheduled events are enabled in the scratch database"
+                )
+            },
+        },
+    ])
 }
 
 pub(super) async fn recreate(u: &url::Url) -> Result<()> {
@@ -257,4 +282,229 @@ pub(super) async fn drop_database(u: &url::Url) -> Result<()> {
         .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
     let _ = c.close().await;
     Ok(())
+}
+
+/// How mysqldump starts the line of a `CREATE EVENT` statement.
+const EVENT_LINE: &[u8] = b"/*!50106 CREATE*/ ";
+/// The longest first line of an event statement held back to be rewritten.
+const MAX_EVENT_LINE: usize = 1 << 20;
+
+/// Passes a mysqldump stream on, with every scheduled event created disabled.
+///
+/// A restore test loads the dump into a scratch database on a live server. An enabled event
+/// would run there on its schedule (with `event_scheduler=ON`, MySQL 8's default) while the
+/// test lasts, and its body may write to other schemas, production's included. mysqldump
+/// writes an event as one statement whose first line is
+/// ``/*!50106 CREATE*/ /*!50117 DEFINER=…*/ /*!50106 EVENT `name` ON SCHEDULE … ON COMPLETION
+/// [NOT] PRESERVE ENABLE [COMMENT '…'] DO …``; the status word after `PRESERVE` becomes
+/// `DISABLE`. An event line this cannot read fails the load rather than create the event.
+pub(super) struct DisableEvents<W: Write> {
+    inner: W,
+    /// The current line, while it may still be (or is) an event's first line.
+    line: Vec<u8>,
+    /// Whether `line` is known to be an event's first line.
+    event: bool,
+    /// Whether the current line is being passed on unchanged.
+    passing: bool,
+    /// Why an event line was refused.
+    refused: Option<String>,
+}
+
+impl<W: Write> DisableEvents<W> {
+    pub(super) fn new(inner: W) -> Self {
+        DisableEvents {
+            inner,
+            line: Vec::new(),
+            event: false,
+            passing: false,
+            refused: None,
+        }
+    }
+
+    /// Why the stream was refused, if an event line could not be disabled.
+    pub(super) fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    fn refuse(&mut self, e: std::io::Error) -> std::io::Error {
+        self.refused = Some(e.to_string());
+        e
+    }
+
+    /// Writes what is held back (a last line without a newline) and returns the sink.
+    pub(super) fn finish(mut self) -> std::io::Result<W> {
+        self.end_line()?;
+        Ok(self.inner)
+    }
+
+    fn end_line(&mut self) -> std::io::Result<()> {
+        if self.event {
+            disable_event(&mut self.line).map_err(|e| self.refuse(e))?;
+        }
+        self.inner.write_all(&self.line)?;
+        self.line.clear();
+        self.event = false;
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for DisableEvents<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|&b| b == b'\n');
+            let (part, ends_line) = match newline {
+                Some(i) => (&rest[..=i], true),
+                None => (rest, false),
+            };
+            rest = &rest[part.len()..];
+            if self.passing {
+                self.inner.write_all(part)?;
+            } else {
+                self.line.extend_from_slice(part);
+                if !self.event {
+                    let n = self.line.len().min(EVENT_LINE.len());
+                    if self.line[..n] != EVENT_LINE[..n] {
+                        // Not an event: the held bytes go, and so does the rest of the line.
+                        self.inner.write_all(&self.line)?;
+                        self.line.clear();
+                        self.passing = !ends_line;
+                        continue;
+                    }
+                    self.event = self.line.len() >= EVENT_LINE.len();
+                }
+                if self.event && self.line.len() > MAX_EVENT_LINE && !ends_line {
+                    return Err(self.refuse(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "an event statement's first line is longer than 1 MiB; the restore \
+                         test does not load an event it cannot disable",
+                    )));
+                }
+                if ends_line {
+                    self.end_line()?;
+                }
+            }
+            if ends_line {
+                self.passing = false;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Turns ``… EVENT `name` … PRESERVE ENABLE …`` into ``… PRESERVE DISABLE …``; an event
+/// already disabled is left alone.
+fn disable_event(line: &mut Vec<u8>) -> std::io::Result<()> {
+    let unreadable = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "cannot read the event statement {:?}; the restore test does not load an \
+                 event it cannot disable",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            ),
+        )
+    };
+    let start = find(line, b"/*!50106 EVENT `").ok_or_else(unreadable)? + 16;
+    // The name is quoted with backquotes, and a backquote in it is doubled.
+    let mut i = start;
+    loop {
+        match line.get(i) {
+            None => return Err(unreadable()),
+            Some(b'`') if line.get(i + 1) == Some(&b'`') => i += 2,
+            Some(b'`') => break,
+            Some(_) => i += 1,
+        }
+    }
+    let after = i + 1;
+    let status = find(&line[after..], b" PRESERVE ").ok_or_else(unreadable)? + after + 10;
+    if line[status..].starts_with(b"ENABLE ") {
+        line.splice(status..status + 6, b"DISABLE".iter().copied());
+        Ok(())
+    } else if line[status..].starts_with(b"DISABLE") {
+        Ok(())
+    } else {
+        Err(unreadable())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "-- a comment\n\
+        /*!50003 SET time_zone = 'SYSTEM' */ ;;\n\
+        /*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `ev PRESERVE \
+        ENABLE` ON SCHEDULE EVERY 1 DAY STARTS '2026-11-24 02:56:11' ON COMPLETION NOT PRESERVE \
+        ENABLE DO SELECT 1 \n*/ ;;\n\
+        /*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `ev2` ON SCHEDULE \
+        AT '2030-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE DO BEGIN\n INSERT INTO \
+        witness.hits VALUES ('two');\nEND \n*/ ;;\n\
+        /*!50106 CREATE*/ /*!50117 DEFINER=`a``b`@`%`*/ /*!50106 EVENT `x``y` ON SCHEDULE \
+        EVERY 1 SECOND STARTS '2026-11-24 02:56:09' ON COMPLETION NOT PRESERVE ENABLE COMMENT \
+        'x ENABLE DO y' DO INSERT INTO w.h VALUES (DATABASE()) \n*/ ;;\n\
+        INSERT INTO `t` VALUES ('/*!50106 CREATE*/ ENABLE');\n\
+        /*!50106 CREATE";
+
+    fn filtered(input: &[u8], piece: usize) -> std::io::Result<Vec<u8>> {
+        let mut f = DisableEvents::new(Vec::new());
+        for chunk in input.chunks(piece) {
+            f.write_all(chunk)?;
+        }
+        f.finish()
+    }
+
+    #[test]
+    fn events_are_created_disabled_and_nothing_else_changes() {
+        let want = DUMP
+            .replacen(
+                "NOT PRESERVE ENABLE DO SELECT",
+                "NOT PRESERVE DISABLE DO SELECT",
+                1,
+            )
+            .replacen(
+                "NOT PRESERVE ENABLE COMMENT",
+                "NOT PRESERVE DISABLE COMMENT",
+                1,
+            );
+        assert_ne!(want, DUMP);
+        for piece in [1, 2, 3, 7, 18, 19, 64, 4096] {
+            let got = filtered(DUMP.as_bytes(), piece).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn an_event_line_it_cannot_read_fails() {
+        for line in [
+            "/*!50106 CREATE*/ /*!50106 EVENT `unterminated ON COMPLETION PRESERVE ENABLE DO\n",
+            "/*!50106 CREATE*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1\n",
+            "/*!50106 CREATE*/ /*!50106 EVENT `e` ON COMPLETION PRESERVE SOMEDAY DO x\n",
+            "/*!50106 CREATE*/ /*!50106 PROCEDURE `p`() SELECT 1\n",
+        ] {
+            let err = filtered(line.as_bytes(), 5).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{line}");
+            assert!(err.to_string().contains("cannot read the event"), "{err}");
+        }
+    }
+
+    #[test]
+    fn any_other_stream_passes_unchanged() {
+        use proptest::prelude::*;
+        proptest!(|(data in proptest::collection::vec(any::<u8>(), 0..2000), piece in 1usize..300)| {
+            let has_event = data
+                .split(|&b| b == b'\n')
+                .any(|l| l.starts_with(EVENT_LINE));
+            prop_assume!(!has_event);
+            prop_assert_eq!(filtered(&data, piece).unwrap(), data);
+        });
+    }
 }
