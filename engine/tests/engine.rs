@@ -154,6 +154,88 @@ fn stream_backup_and_snapshot_lookup() {
     assert_eq!(out, data);
 }
 
+/// The node of the only file of a stream snapshot.
+fn stream_node(
+    repo: &Repository,
+    snap: &strata_format::snapshot::SnapshotFile,
+    path: &[u8],
+) -> strata_format::tree::Node {
+    match strata_engine::treewalk::resolve(repo, &snap.tree, path).unwrap() {
+        strata_engine::treewalk::Found::Node { node, .. } => node,
+        _ => panic!("not a node"),
+    }
+}
+
+/// A stream (a database dump) is written back with a ranged read per run of nearby blobs
+/// in one pack, not a read per blob; a damaged blob stops it, named with its pack, after
+/// exactly the content before it.
+#[test]
+fn a_stream_is_read_a_run_at_a_time_and_verified() {
+    use strata_storage::fault::{FaultBackend, FaultPlan};
+    let (backend, repo) = init();
+    let data = pseudo_random(6 << 20, 17);
+    let r = backup_stream(
+        &repo,
+        "dump.sql",
+        &mut &data[..],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let counting = Arc::new(FaultBackend::new(backend.clone(), FaultPlan::default()));
+    let repo = Repository::open(counting.clone(), b"pw").unwrap();
+    let snap = snapshots::load(&repo, &r.snapshot_id).unwrap();
+    let node = stream_node(&repo, &snap, b"/dump.sql");
+    let strata_format::tree::NodeKind::File { content } = &node.kind else {
+        panic!("not a file")
+    };
+    let blobs = content.len() as u64;
+    assert!(blobs >= 40, "{blobs} blobs");
+    let before = counting.reads();
+    let mut out = Vec::new();
+    let n = strata_engine::restorer::write_content(&repo, &node, &mut out).unwrap();
+    let reads = counting.reads() - before;
+    assert!(out == data, "the stream differs");
+    assert_eq!(n, data.len() as u64);
+    // Packs of about 1 MiB hold the blobs, and a ranged read covers up to 2 MiB: one read
+    // per pack, however the packer spread consecutive chunks over them.
+    let packs: std::collections::HashSet<u32> = content
+        .iter()
+        .map(|id| repo.index().get(id).unwrap().pack)
+        .collect();
+    assert!(packs.len() >= 4, "{} packs", packs.len());
+    assert_eq!(reads, packs.len() as u64, "reads for {blobs} blobs");
+
+    // Damage the blob in the middle of the stream.
+    let middle = &content[content.len() / 2];
+    let loc = repo.index().get(middle).unwrap();
+    let pack = repo.index().pack(loc.pack).0.to_hex();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut bytes = rt
+        .block_on(backend.read(FileType::Pack, &pack))
+        .unwrap()
+        .to_vec();
+    bytes[loc.offset as usize + loc.length as usize - 3] ^= 0x40;
+    rt.block_on(backend.write(FileType::Pack, &pack, Bytes::from(bytes)))
+        .unwrap();
+    let mut out = Vec::new();
+    let err = strata_engine::restorer::write_content(&repo, &node, &mut out).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&middle.to_string()) && msg.contains(&pack),
+        "{msg}"
+    );
+    let expected: u64 = content[..content.len() / 2]
+        .iter()
+        .map(|id| repo.index().get(id).unwrap().raw_length as u64)
+        .sum();
+    assert_eq!(out.len() as u64, expected);
+    assert!(
+        out[..] == data[..out.len()],
+        "the content before the damage differs"
+    );
+}
+
 #[test]
 fn wrong_password_and_missing_repository() {
     let (backend, _repo) = init();

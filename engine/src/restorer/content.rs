@@ -26,9 +26,9 @@ use crate::progress::Progress;
 use crate::{EngineError, Repository};
 
 /// The most bytes one ranged read covers (unless a single blob is larger).
-const RUN_LIMIT: u64 = 2 << 20;
+pub(super) const RUN_LIMIT: u64 = 2 << 20;
 /// Needed blobs at most this far apart are read together, gap included.
-const MAX_GAP: u64 = 256 << 10;
+pub(super) const MAX_GAP: u64 = 256 << 10;
 
 /// A file whose content is restored.
 pub(super) struct FileToWrite<'a> {

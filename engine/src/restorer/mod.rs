@@ -14,16 +14,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use strata_format::blob::BlobType;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
 
 mod content;
+mod stream;
 
 use crate::filter::Filter;
 use crate::meta::apply_metadata;
 use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
+
+pub use stream::write_content;
 
 /// Which parts of a snapshot to restore.
 #[derive(Debug, Clone, Default)]
@@ -336,23 +338,4 @@ fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
         }
     };
     res.map_err(std::io::Error::from)
-}
-
-/// Writes a file node's content to `out` (for `dump`), verifying every blob.
-pub fn write_content(repo: &Repository, node: &Node, out: &mut dyn std::io::Write) -> Result<u64> {
-    let NodeKind::File { content } = &node.kind else {
-        return Err(EngineError::Invalid(format!(
-            "{} is a {}, not a file",
-            String::from_utf8_lossy(&node.name),
-            node.kind.name()
-        )));
-    };
-    let mut n = 0u64;
-    for id in content {
-        let data = repo.read_blob(BlobType::Data, id)?;
-        out.write_all(&data)
-            .map_err(|e| EngineError::io("standard output", e))?;
-        n += data.len() as u64;
-    }
-    Ok(n)
 }
