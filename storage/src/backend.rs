@@ -104,6 +104,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Creates the directory layout of a new repository (no-op where directories do not
     /// exist, like S3).
     async fn create_layout(&self) -> Result<()>;
+
+    /// Removes the temporary files that killed writers left behind (local and SFTP writes
+    /// go to a temporary name first; pack spool files); returns how many. Only for a caller
+    /// that holds the exclusive lock: a running writer's temporary file looks the same.
+    /// Backends that write in one request (S3) have none.
+    async fn remove_leftovers(&self) -> Result<u64>;
 }
 
 /// Reads a spooled file into memory and removes it (for backends that cannot move it).

@@ -152,6 +152,10 @@ impl Backend for CachingBackend {
     async fn create_layout(&self) -> Result<()> {
         self.inner.create_layout().await
     }
+
+    async fn remove_leftovers(&self) -> Result<u64> {
+        self.inner.remove_leftovers().await
+    }
 }
 
 #[cfg(test)]

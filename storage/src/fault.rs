@@ -371,6 +371,10 @@ impl Backend for FaultBackend {
     async fn create_layout(&self) -> Result<()> {
         self.inner.create_layout().await
     }
+
+    async fn remove_leftovers(&self) -> Result<u64> {
+        self.inner.remove_leftovers().await
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,25 @@ pub(crate) fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
 }
 
+/// Whether a name is one of the temporary names this crate and the pack spool write:
+/// `.NAME.tmp-<16 hex>` (local atomic writes), `.tmp-<16 hex>` (SFTP writes) or
+/// `.pack-<16 hex>.tmp` (pack spool files). Nothing else is ever removed as a leftover.
+pub(crate) fn is_leftover_name(name: &str) -> bool {
+    let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = name
+        .strip_prefix(".pack-")
+        .and_then(|r| r.strip_suffix(".tmp"))
+    {
+        return hex16(rest);
+    }
+    match name.strip_prefix('.').and_then(|r| r.rsplit_once("tmp-")) {
+        Some((head, tail)) => {
+            (head.is_empty() || (head.len() > 1 && head.ends_with('.'))) && hex16(tail)
+        }
+        None => false,
+    }
+}
+
 /// Writes `data` to `root/rel` atomically and durably. `root` must exist; missing
 /// directories below it are created.
 ///

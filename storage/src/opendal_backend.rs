@@ -405,6 +405,40 @@ impl Backend for OpendalBackend {
         .instrument(span("create_layout", ""))
         .await
     }
+
+    async fn remove_leftovers(&self) -> Result<u64> {
+        const OP: &str = "remove_leftovers";
+        if self.local_root.is_none() && !self.rename_writes {
+            return Ok(0);
+        }
+        async {
+            let Some(op) = self.operator(OP, "")? else {
+                return Ok(0);
+            };
+            let mut removed = 0;
+            for dir in ["", "keys/", "data/", "index/", "snapshots/", "locks/"] {
+                let entries = match op.list_with(dir).recursive(dir == "data/").await {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(map_err(OP, dir, e)),
+                };
+                for e in entries {
+                    if !e.metadata().is_file() || !local::is_leftover_name(e.name()) {
+                        continue;
+                    }
+                    match op.delete(e.path()).await {
+                        Ok(()) => removed += 1,
+                        Err(err) if err.kind() == opendal::ErrorKind::NotFound => {}
+                        Err(err) => return Err(map_err(OP, e.path(), err)),
+                    }
+                }
+            }
+            debug!(removed, "remove_leftovers done");
+            Ok(removed)
+        }
+        .instrument(span(OP, ""))
+        .await
+    }
 }
 
 /// The directories of a repository, parents first.

@@ -167,6 +167,16 @@ impl Backend for RetryBackend {
         )
         .await
     }
+
+    async fn remove_leftovers(&self) -> Result<u64> {
+        with_retries(
+            "remove",
+            "temporary files left by killed writers",
+            || true,
+            || self.inner.remove_leftovers(),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

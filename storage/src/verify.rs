@@ -92,6 +92,10 @@ impl Backend for VerifyingBackend {
     async fn create_layout(&self) -> Result<()> {
         self.inner.create_layout().await
     }
+
+    async fn remove_leftovers(&self) -> Result<u64> {
+        self.inner.remove_leftovers().await
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +136,9 @@ mod tests {
         }
         async fn create_layout(&self) -> Result<()> {
             self.0.create_layout().await
+        }
+        async fn remove_leftovers(&self) -> Result<u64> {
+            self.0.remove_leftovers().await
         }
     }
 

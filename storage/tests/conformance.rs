@@ -271,6 +271,63 @@ async fn fs_temp_files_are_not_listed() {
     assert!(f.backend.list(FileType::Key).await.unwrap().is_empty());
 }
 
+/// Temporary files of killed writers, in every directory, are removed; objects and hidden
+/// files of other names stay. The memory backend has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_leftovers_are_removed() {
+    let f = Fixture::fs().await;
+    let root = f._dir.as_ref().unwrap().path().join("repo");
+    for (ft, name) in [
+        (FileType::Config, ""),
+        (FileType::Pack, "ab02"),
+        (FileType::Index, "i1"),
+        (FileType::Snapshot, "s1"),
+    ] {
+        f.backend.write(ft, name, data(3, 0)).await.unwrap();
+    }
+    let leftovers = [
+        ".config.tmp-0123456789abcdef",
+        "data/.pack-0123456789abcdef.tmp",
+        "data/ab/.ab01.tmp-0123456789abcdef",
+        "data/ab/.tmp-0123456789abcdef",
+        "keys/.k.tmp-0123456789abcdef",
+        "index/.i2.tmp-fedcba9876543210",
+        "snapshots/.tmp-fedcba9876543210",
+        "locks/.l.tmp-fedcba9876543210",
+    ];
+    let kept = [
+        ".hidden",
+        "data/ab/.ab03.tmp-0123",
+        "index/.tmp-0123456789abcdeg",
+        "snapshots/.pack-0123456789abcdef.tmp.more",
+        "keys/not.tmp-0123456789abcdef",
+    ];
+    for rel in leftovers.iter().chain(&kept) {
+        std::fs::write(root.join(rel), b"half").unwrap();
+    }
+    assert_eq!(
+        f.backend.remove_leftovers().await.unwrap(),
+        leftovers.len() as u64
+    );
+    for rel in leftovers {
+        assert!(!root.join(rel).exists(), "{rel} is left");
+    }
+    for rel in kept {
+        assert_eq!(std::fs::read(root.join(rel)).unwrap(), b"half", "{rel}");
+    }
+    for (ft, name) in [
+        (FileType::Config, ""),
+        (FileType::Pack, "ab02"),
+        (FileType::Index, "i1"),
+        (FileType::Snapshot, "s1"),
+    ] {
+        assert_eq!(f.backend.stat(ft, name).await.unwrap(), Some(3), "{name}");
+    }
+    assert_eq!(f.backend.remove_leftovers().await.unwrap(), 0);
+    let memory = Fixture::memory().await;
+    assert_eq!(memory.backend.remove_leftovers().await.unwrap(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_missing_root_is_not_created_until_layout() {
     let dir = tempfile::tempdir().unwrap();

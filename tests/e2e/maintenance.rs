@@ -676,6 +676,14 @@ fn prune_removes_what_a_killed_backup_left() {
     // A spool file as a backup killed while filling a pack leaves it.
     let fake_spool = env.repo.join("data/.pack-0123456789abcdef.tmp");
     write_file(&fake_spool, &random_bytes(1, 1000));
+    // And the temporary name of an index write killed before its rename; a hidden file
+    // that is no temporary name of ours stays.
+    let fake_temp = env
+        .repo
+        .join(format!("index/.{}.tmp-00112233aabbccdd", "ab".repeat(32)));
+    write_file(&fake_temp, &random_bytes(2, 1000));
+    let not_ours = env.repo.join("index/.not-a-temporary-file");
+    write_file(&not_ours, b"kept");
 
     let (mut command, cmdline) = env.cmd().arg("backup").arg(&src).build();
     let mut child = command
@@ -763,10 +771,12 @@ fn prune_removes_what_a_killed_backup_left() {
     assert!(counter(&stats, "packs_deleted") >= unindexed.len() as u64);
     assert_eq!(
         counter(&stats, "temp_files_removed"),
-        spools.len() as u64,
+        spools.len() as u64 + 1,
         "{stats}"
     );
     assert!(spool_files(&env).is_empty(), "spool files left after prune");
+    assert!(!fake_temp.exists(), "the temporary index file is left");
+    assert_eq!(std::fs::read(&not_ours).unwrap(), b"kept");
     let remaining = pack_names(&env);
     assert!(
         remaining.is_disjoint(&unindexed),

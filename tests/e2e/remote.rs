@@ -429,7 +429,64 @@ fn sftp_server_killed_mid_backup() {
 
     let mut sshd = start();
     assert_recovers(&env, &src);
+    // What the killed writes left (temporary names never renamed into place) goes with
+    // the next prune.
+    let left = temporary_files(&remote_dir);
+    eprintln!("temporary files left by the killed backup: {left:?}");
+    let stats = env.strata(["prune", "--json"]).success().json();
+    assert_eq!(stats["temp_files_removed"], left.len() as u64, "{stats}");
+    assert_eq!(temporary_files(&remote_dir), Vec::<PathBuf>::new());
+    env.check_read_data_clean();
     kill_sshd(&mut sshd);
+}
+
+/// Files below `dir` with the temporary names of SFTP writes (`.tmp-<16 hex>`).
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(temporary_files(&p));
+        } else if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Temporary files of writes killed before their rename, in any directory of an SFTP
+/// repository, are removed by prune; other hidden files and every object stay.
+#[test]
+fn sftp_prune_removes_temporary_files() {
+    let env = sftp_env(&servers().user_key);
+    let remote_dir = env.path("remote-repo");
+    init_repo(&env, false);
+    let src = env.path("src");
+    write_file(&src.join("a.bin"), &random_bytes(31, 200_000));
+    let id = env.backup(&[&src]);
+    let planted = [
+        remote_dir.join("data/ab/.tmp-0123456789abcdef"),
+        remote_dir.join("index/.tmp-fedcba9876543210"),
+        remote_dir.join("snapshots/.tmp-00000000ffffffff"),
+        remote_dir.join(".tmp-1111222233334444"),
+    ];
+    for p in &planted {
+        write_file(p, &random_bytes(32, 5000));
+    }
+    let not_ours = remote_dir.join("index/.tmp-not-hex");
+    write_file(&not_ours, b"kept");
+    assert_eq!(temporary_files(&remote_dir).len(), planted.len() + 1);
+
+    let stats = env.strata(["prune", "--json"]).success().json();
+    assert_eq!(stats["temp_files_removed"], planted.len() as u64, "{stats}");
+    assert_eq!(temporary_files(&remote_dir), vec![not_ours.clone()]);
+    assert_eq!(std::fs::read(&not_ours).unwrap(), b"kept");
+    env.check_read_data_clean();
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
 }
 
 /// `copy` from a local repository to an SFTP and an S3 repository (other passwords, other

@@ -15,7 +15,8 @@ use crate::{exit, open, Cli};
 /// backups); rewrites packs whose unneeded share exceeds --max-unused, and merges tiny
 /// packs. New packs and the new index are durable before any index file or pack is
 /// deleted, so a crash at any moment loses nothing and the next prune finishes the job.
-/// Prune refuses to run when any index file or snapshot is unreadable or a needed blob is
+/// Last, it removes the temporary files of writes that were killed before they were renamed
+/// into place (local and SFTP repositories). Prune refuses to run when any index file or snapshot is unreadable or a needed blob is
 /// missing: run `check` and `repair` first.
 ///
 /// With --json the summary fields are: snapshots, packs, pack_bytes, used_blobs, used_bytes,
@@ -123,26 +124,26 @@ pub fn prune_locked(
         }
         return Ok(plan.stats);
     }
-    if plan.is_noop() {
-        if talk {
-            println!("nothing to prune");
-        }
-        return Ok(plan.stats);
-    }
-    let bar = Bar::new("prune", cli.quiet || json);
+    // A plan with nothing to do still removes what killed writers left (its last step).
+    let noop = plan.is_noop();
+    let bar = Bar::new("prune", cli.quiet || json || noop);
     let done = prune::execute(repo, plan, &bar)?;
     if talk {
-        println!(
-            "wrote {} packs ({}) and {} index files; deleted {} packs; freed {}",
-            done.packs_written,
-            bytes(done.bytes_written),
-            done.index_files_written,
-            done.packs_deleted,
-            bytes(done.bytes_freed.max(0) as u64)
-        );
+        if noop {
+            println!("nothing to prune");
+        } else {
+            println!(
+                "wrote {} packs ({}) and {} index files; deleted {} packs; freed {}",
+                done.packs_written,
+                bytes(done.bytes_written),
+                done.index_files_written,
+                done.packs_deleted,
+                bytes(done.bytes_freed.max(0) as u64)
+            );
+        }
         if done.temp_files_removed > 0 {
             println!(
-                "removed {} temporary pack files of interrupted backups",
+                "removed {} temporary files of interrupted writes",
                 done.temp_files_removed
             );
         }

@@ -10,7 +10,7 @@
 //! 4. Copy the needed blobs of the packs to repack, verified, into new packs (durable
 //!    before the next step). Write the new index, which names every kept and new pack and
 //!    supersedes every index file read in step 1. Then delete the superseded index files,
-//!    then the packs. Last, remove temporary pack files that killed backups left behind.
+//!    then the packs. Last, remove the temporary files that killed writers left behind.
 //!
 //! A crash at any moment leaves a valid repository: before the new index is complete, the
 //! old one still names every pack (nothing has been deleted); after it, every pack that is
@@ -239,8 +239,15 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     stats.packs_deleted = doomed.len() as u64;
     stats.bytes_freed = freed as i64 - stats.bytes_written as i64;
 
-    // 5. Temporary pack files of killed backups (no backup runs: the lock is exclusive).
-    stats.temp_files_removed = remove_spool_leftovers(repo);
+    // 5. Temporary files of killed writers (none is at work: the lock is exclusive). The
+    //    repository is whole without this step, so a failure is only a warning.
+    stats.temp_files_removed = match repo.block_on(repo.backend().remove_leftovers()) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("could not remove temporary files left by killed writers: {e}");
+            0
+        }
+    };
     progress.finish();
     Ok(stats)
 }
@@ -291,26 +298,4 @@ fn copy_pack(
         packer.add_stored(loc.blob_type, *id, loc.raw_length, stored)?;
     }
     Ok(())
-}
-
-/// Removes `.pack-*.tmp` files from the local spool directory (left by killed backups).
-fn remove_spool_leftovers(repo: &Repository) -> u64 {
-    let Some(dir) = repo.backend().spool_dir() else {
-        return 0;
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(".pack-")
-            && name.ends_with(".tmp")
-            && std::fs::remove_file(e.path()).is_ok()
-        {
-            removed += 1;
-        }
-    }
-    removed
 }
