@@ -105,10 +105,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// exist, like S3).
     async fn create_layout(&self) -> Result<()>;
 
-    /// Removes the temporary files that killed writers left behind (local and SFTP writes
-    /// go to a temporary name first; pack spool files); returns how many. Only for a caller
-    /// that holds the exclusive lock: a running writer's temporary file looks the same.
-    /// Backends that write in one request (S3) have none.
+    /// Removes the temporary files that killed writers left in the repository (local and
+    /// SFTP writes go to a temporary name first; a local repository's pack spool files);
+    /// returns how many. `locks/` is left alone. Only for a caller that holds the exclusive
+    /// lock: a running writer's temporary file looks the same. Backends that write in one
+    /// request (S3) leave none. A file that cannot be removed does not keep the others; the
+    /// first such failure is returned.
     async fn remove_leftovers(&self) -> Result<u64>;
 }
 

@@ -416,7 +416,9 @@ impl Backend for OpendalBackend {
                 return Ok(0);
             };
             let mut removed = 0;
-            for dir in ["", "keys/", "data/", "index/", "snapshots/", "locks/"] {
+            let mut first_error = None;
+            // Not `locks/`: the caller's own lock refresher may be writing there right now.
+            for dir in ["", "keys/", "data/", "index/", "snapshots/"] {
                 let entries = match op.list_with(dir).recursive(dir == "data/").await {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
@@ -426,15 +428,21 @@ impl Backend for OpendalBackend {
                     if !e.metadata().is_file() || !local::is_leftover_name(e.name()) {
                         continue;
                     }
+                    // One that cannot be removed does not keep the others.
                     match op.delete(e.path()).await {
                         Ok(()) => removed += 1,
                         Err(err) if err.kind() == opendal::ErrorKind::NotFound => {}
-                        Err(err) => return Err(map_err(OP, e.path(), err)),
+                        Err(err) => {
+                            first_error.get_or_insert_with(|| map_err(OP, e.path(), err));
+                        }
                     }
                 }
             }
             debug!(removed, "remove_leftovers done");
-            Ok(removed)
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(removed),
+            }
         }
         .instrument(span(OP, ""))
         .await

@@ -8,7 +8,8 @@
 //! few. The next segment's reads are under way while one is written, at most
 //! `connections` at a time: a stream from S3 or SFTP waits on the network about once per
 //! segment, not once per blob. Every blob is verified against its id before it is
-//! written. Memory is bounded by two segments' reads.
+//! written. Memory is bounded by two segments' reads, each at most twice [`SEGMENT`] (the
+//! gaps read between nearby blobs are capped at one segment's worth).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -76,16 +77,22 @@ fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
     let mut slots: Vec<Option<Slot>> = (0..covered).map(|_| None).collect();
     located.sort_unstable();
     let mut runs: Vec<Run> = Vec::new();
+    // Gap bytes read along with the blobs: at most one segment's worth, so that a segment's
+    // reads stay within twice its stored bytes however its blobs are spread.
+    let mut gaps = 0u64;
     for &(pack, offset, length, pos) in &located {
         let end = offset + length;
         let joins = runs.last().is_some_and(|r| {
+            let gap = offset.saturating_sub(r.end);
             r.pack == pack
                 && offset >= r.start
-                && (offset < r.end || offset - r.end <= MAX_GAP)
+                && gap <= MAX_GAP
+                && gaps + gap <= SEGMENT
                 && end.max(r.end) - r.start <= RUN_LIMIT
         });
         if joins {
             let r = runs.last_mut().expect("checked above");
+            gaps += offset.saturating_sub(r.end);
             r.end = r.end.max(end);
         } else {
             runs.push(Run {
@@ -135,9 +142,20 @@ fn start(repo: &Repository, segment: &Segment, limit: &Arc<Semaphore>) -> Reads 
                 let limit = limit.clone();
                 repo.handle().spawn(async move {
                     let _permit = limit.acquire().await.expect("never closed");
-                    backend
-                        .read_range(FileType::Pack, &name, offset, length)
-                        .await
+                    // The local backend reads with a blocking pread: not on a runtime worker.
+                    let runtime = tokio::runtime::Handle::current();
+                    let path = FileType::Pack.path(&name);
+                    tokio::task::spawn_blocking(move || {
+                        runtime.block_on(backend.read_range(FileType::Pack, &name, offset, length))
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(strata_storage::StorageError::other(
+                            "read_range",
+                            path,
+                            format!("the read stopped: {e}"),
+                        ))
+                    })
                 })
             })
             .collect(),
@@ -173,7 +191,10 @@ pub fn write_content(repo: &Repository, node: &Node, out: &mut dyn Write) -> Res
             let pack = repo.index().pack(run.pack).0;
             let bytes = repo
                 .block_on(handle)
-                .map_err(|e| EngineError::Corrupt(format!("the read of pack {pack} stopped: {e}")))?
+                .map_err(|e| {
+                    let path = FileType::Pack.path(&pack.to_hex());
+                    strata_storage::StorageError::other("read_range", path, e.to_string())
+                })?
                 .map_err(|e| match e.kind {
                     StorageKind::NotFound => {
                         EngineError::Corrupt(format!("pack {pack} holding stream data is missing"))

@@ -396,8 +396,11 @@ impl<W: Write> Write for DisableEvents<W> {
     }
 }
 
-/// Turns ``… EVENT `name` … PRESERVE ENABLE …`` into ``… PRESERVE DISABLE …``; an event
-/// already disabled is left alone.
+/// Turns the first line of an event statement, ``/*!50106 CREATE*/ [/*!50117
+/// DEFINER=`user`@`host`*/ ]/*!50106 EVENT `name` ON SCHEDULE … ON COMPLETION [NOT] PRESERVE
+/// ENABLE …``, into ``… PRESERVE DISABLE …``; an event already disabled is left alone. The
+/// line is read from its start, quoted names as quoted names, so that no name can pass for
+/// a part of the statement.
 fn disable_event(line: &mut Vec<u8>) -> std::io::Result<()> {
     let unreadable = || {
         std::io::Error::new(
@@ -409,19 +412,38 @@ fn disable_event(line: &mut Vec<u8>) -> std::io::Result<()> {
             ),
         )
     };
-    let start = find(line, b"/*!50106 EVENT `").ok_or_else(unreadable)? + 16;
-    // The name is quoted with backquotes, and a backquote in it is doubled.
-    let mut i = start;
-    loop {
-        match line.get(i) {
-            None => return Err(unreadable()),
-            Some(b'`') if line.get(i + 1) == Some(&b'`') => i += 2,
-            Some(b'`') => break,
-            Some(_) => i += 1,
+    // The end of the backquoted name at `i` (a backquote in it is doubled).
+    let quoted = |i: usize| -> Option<usize> {
+        if line.get(i) != Some(&b'`') {
+            return None;
         }
-    }
-    let after = i + 1;
-    let status = find(&line[after..], b" PRESERVE ").ok_or_else(unreadable)? + after + 10;
+        let mut j = i + 1;
+        loop {
+            match line.get(j)? {
+                b'`' if line.get(j + 1) == Some(&b'`') => j += 2,
+                b'`' => return Some(j + 1),
+                _ => j += 1,
+            }
+        }
+    };
+    let expect = |i: usize, text: &[u8]| -> Option<usize> {
+        line.get(i..)?.starts_with(text).then_some(i + text.len())
+    };
+    let parse = || -> Option<usize> {
+        let mut i = EVENT_LINE.len();
+        if let Some(at) = expect(i, b"/*!50117 DEFINER=") {
+            let user = quoted(at)?;
+            let host = quoted(expect(user, b"@")?)?;
+            i = expect(host, b"*/ ")?;
+        }
+        let name = quoted(expect(i, b"/*!50106 EVENT ")?)?;
+        let schedule = expect(name, b" ON SCHEDULE ")?;
+        let completion = schedule + find(&line[schedule..], b" ON COMPLETION ")? + 15;
+        let status =
+            expect(completion, b"NOT PRESERVE ").or_else(|| expect(completion, b"PRESERVE "))?;
+        Some(status)
+    };
+    let status = parse().ok_or_else(unreadable)?;
     if line[status..].starts_with(b"ENABLE ") {
         line.splice(status..status + 6, b"DISABLE".iter().copied());
         Ok(())
@@ -451,6 +473,9 @@ mod tests {
         /*!50106 CREATE*/ /*!50117 DEFINER=`a``b`@`%`*/ /*!50106 EVENT `x``y` ON SCHEDULE \
         EVERY 1 SECOND STARTS '2026-11-24 02:56:09' ON COMPLETION NOT PRESERVE ENABLE COMMENT \
         'x ENABLE DO y' DO INSERT INTO w.h VALUES (DATABASE()) \n*/ ;;\n\
+        /*!50106 CREATE*/ /*!50117 DEFINER=`x /*!50106 EVENT ``y`` ON SCHEDULE AT 1 ON \
+        COMPLETION PRESERVE DISABLE `@`%`*/ /*!50106 EVENT `z` ON SCHEDULE EVERY 1 HOUR ON \
+        COMPLETION PRESERVE ENABLE DO SELECT 1\n*/ ;;\n\
         INSERT INTO `t` VALUES ('/*!50106 CREATE*/ ENABLE');\n\
         /*!50106 CREATE";
 
@@ -474,6 +499,11 @@ mod tests {
                 "NOT PRESERVE ENABLE COMMENT",
                 "NOT PRESERVE DISABLE COMMENT",
                 1,
+            )
+            .replacen(
+                "PRESERVE ENABLE DO SELECT 1\n",
+                "PRESERVE DISABLE DO SELECT 1\n",
+                1,
             );
         assert_ne!(want, DUMP);
         for piece in [1, 2, 3, 7, 18, 19, 64, 4096] {
@@ -489,6 +519,12 @@ mod tests {
             "/*!50106 CREATE*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1\n",
             "/*!50106 CREATE*/ /*!50106 EVENT `e` ON COMPLETION PRESERVE SOMEDAY DO x\n",
             "/*!50106 CREATE*/ /*!50106 PROCEDURE `p`() SELECT 1\n",
+            "/*!50106 CREATE*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY ON COMPLETION \
+             PRESERVE SOMEDAY DO x\n",
+            "/*!50106 CREATE*/ /*!50117 DEFINER=root@`%`*/ /*!50106 EVENT `e` ON SCHEDULE \
+             EVERY 1 DAY ON COMPLETION PRESERVE ENABLE DO x\n",
+            "/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`%` /*!50106 EVENT `e` ON SCHEDULE \
+             EVERY 1 DAY ON COMPLETION PRESERVE ENABLE DO x\n",
         ] {
             let err = filtered(line.as_bytes(), 5).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{line}");
