@@ -125,30 +125,33 @@ fn round_trip_dedup_and_parent() {
     assert!(checker::check(&repo, &NoProgress).unwrap().is_ok());
 }
 
-#[test]
-fn stream_backup_and_snapshot_lookup() {
-    let (backend, repo) = init();
-    let data = pseudo_random(1 << 20, 9);
-    let r = backup_stream(
-        &repo,
+/// Backs up `data` as the stream `/dump.sql`; returns the snapshot's id.
+fn backup_dump(repo: &Repository, data: &[u8]) -> strata_format::id::SnapshotId {
+    backup_stream(
+        repo,
         "dump.sql",
         &mut &data[..],
         &BackupOptions::default(),
         &NoProgress,
     )
-    .unwrap();
+    .unwrap()
+    .snapshot_id
+}
+
+#[test]
+fn stream_backup_and_snapshot_lookup() {
+    let (backend, repo) = init();
+    let data = pseudo_random(1 << 20, 9);
+    let snapshot_id = backup_dump(&repo, &data);
     let repo = reopen(&backend);
-    let (id, snap) = snapshots::find(&repo, &r.snapshot_id.to_hex()[..6]).unwrap();
-    assert_eq!(id, r.snapshot_id);
+    let (id, snap) = snapshots::find(&repo, &snapshot_id.to_hex()[..6]).unwrap();
+    assert_eq!(id, snapshot_id);
     assert_eq!(snapshots::find(&repo, "latest").unwrap().0, id);
     assert_eq!(
         snapshots::find(&repo, "ffffffffff").unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    let node = match strata_engine::treewalk::resolve(&repo, &snap.tree, b"/dump.sql").unwrap() {
-        strata_engine::treewalk::Found::Node { node, .. } => node,
-        _ => panic!("not a node"),
-    };
+    let node = stream_node(&repo, &snap, b"/dump.sql");
     let mut out = Vec::new();
     strata_engine::restorer::write_content(&repo, &node, &mut out).unwrap();
     assert_eq!(out, data);
@@ -166,25 +169,17 @@ fn stream_node(
     }
 }
 
-/// A stream (a database dump) is written back with a ranged read per run of nearby blobs
-/// in one pack, not a read per blob; a damaged blob stops it, named with its pack, after
-/// exactly the content before it.
+/// A stream (a database dump) is written back with one ranged read per pack, not a read per
+/// blob; a damaged blob stops it, named with its pack, after exactly the content before it.
 #[test]
-fn a_stream_is_read_a_run_at_a_time_and_verified() {
+fn a_stream_is_read_a_pack_at_a_time_and_verified() {
     use strata_storage::fault::{FaultBackend, FaultPlan};
     let (backend, repo) = init();
     let data = pseudo_random(6 << 20, 17);
-    let r = backup_stream(
-        &repo,
-        "dump.sql",
-        &mut &data[..],
-        &BackupOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let snapshot_id = backup_dump(&repo, &data);
     let counting = Arc::new(FaultBackend::new(backend.clone(), FaultPlan::default()));
     let repo = Repository::open(counting.clone(), b"pw").unwrap();
-    let snap = snapshots::load(&repo, &r.snapshot_id).unwrap();
+    let snap = snapshots::load(&repo, &snapshot_id).unwrap();
     let node = stream_node(&repo, &snap, b"/dump.sql");
     let strata_format::tree::NodeKind::File { content } = &node.kind else {
         panic!("not a file")
