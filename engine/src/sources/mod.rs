@@ -165,17 +165,28 @@ impl Database {
         }
     }
 
-    /// The dump tool: its name, its command, and the package that has it.
-    fn dump_command(&self) -> (&'static str, Command, &'static str) {
+    /// The dump tool's program name.
+    fn dump_tool(&self) -> &'static str {
         match self {
-            Database::Postgres(u) => ("pg_dump", postgres::dump_command(u), "postgresql-client"),
-            Database::Mysql(u) => ("mysqldump", mysql::dump_command(u), "mariadb-client"),
-            Database::Sqlite(p) => ("sqlite3", sqlite::dump_command(p), "sqlite3"),
+            Database::Postgres(_) => "pg_dump",
+            Database::Mysql(_) => "mysqldump",
+            Database::Sqlite(_) => "sqlite3",
+        }
+    }
+
+    /// The dump tool: its name, its command (for the tool whose `--version` line is
+    /// `tool_version`), and the package that has it.
+    fn dump_command(&self, tool_version: &str) -> (&'static str, Command, &'static str) {
+        let tool = self.dump_tool();
+        match self {
+            Database::Postgres(u) => (tool, postgres::dump_command(u), "postgresql-client"),
+            Database::Mysql(u) => (tool, mysql::dump_command(u, tool_version), "mariadb-client"),
+            Database::Sqlite(p) => (tool, sqlite::dump_command(p), "sqlite3"),
         }
     }
 
     fn dump_tool_version(&self) -> String {
-        let (tool, _, _) = self.dump_command();
+        let tool = self.dump_tool();
         let out = Command::new(tool).arg("--version").output();
         match out {
             Ok(o) if o.status.success() => {
@@ -408,7 +419,7 @@ pub fn backup_database(
     // Connecting first finds a wrong password or a missing database before anything runs.
     let info = db.info(repo)?;
     let tool_version = db.dump_tool_version();
-    let (tool, cmd, package) = db.dump_command();
+    let (tool, cmd, package) = db.dump_command(&tool_version);
     let stream = DumpStream::spawn(tool, cmd, package)?;
     let mut reader = CountingReader::new(EndCheck::new(stream, db.dialect()), db.dialect());
     let backup = StreamBackup::new(repo, opts, progress)?;

@@ -38,7 +38,8 @@ fn tool_command(program: &str, u: &url::Url) -> Command {
     cmd
 }
 
-pub(super) fn dump_command(u: &url::Url) -> Command {
+/// mysqldump for the database of `u`; `tool_version` is its `--version` line.
+pub(super) fn dump_command(u: &url::Url, tool_version: &str) -> Command {
     let mut cmd = tool_command("mysqldump", u);
     cmd.args([
         "--single-transaction",
@@ -49,9 +50,38 @@ pub(super) fn dump_command(u: &url::Url) -> Command {
         "--skip-dump-date",
         "--no-tablespaces",
         "--default-character-set=utf8mb4",
-    ])
-    .arg(url_database(u));
+    ]);
+    if writes_gtid_purged(tool_version) {
+        cmd.arg("--set-gtid-purged=OFF");
+    }
+    cmd.arg(url_database(u));
     cmd
+}
+
+/// Whether this mysqldump (by its `--version` line) is MySQL's own, 5.6 or newer. Of a server
+/// with GTIDs on, it writes `SET @@GLOBAL.GTID_PURGED` into the dump, which fails a restore
+/// into any server that has run transactions of its own (the original included); a backup
+/// is not a replica's seed, so `--set-gtid-purged=OFF`. MariaDB's tool has no such option,
+/// and a line this cannot read gets none.
+fn writes_gtid_purged(version: &str) -> bool {
+    if version.contains("MariaDB") {
+        return false;
+    }
+    // "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)" or
+    // "mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)".
+    let number = match version.split_once("Distrib ") {
+        Some((_, rest)) => rest,
+        None => match version.split_once("Ver ") {
+            Some((_, rest)) => rest,
+            None => return false,
+        },
+    };
+    let mut parts = number.split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (next(), next()) {
+        (Some(major), Some(minor)) => (major, minor) >= (5, 6),
+        _ => false,
+    }
 }
 
 pub(super) fn load_command(u: &url::Url) -> Command {
@@ -461,6 +491,55 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gtids_are_left_out_by_mysqls_own_dump_tool() {
+        for (line, off) in [
+            (
+                "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 8.4.3 for Linux on aarch64 (MySQL Community Server - GPL)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 10.13 Distrib 5.6.51, for Linux (x86_64)",
+                true,
+            ),
+            (
+                "mysqldump  Ver 10.13 Distrib 5.5.62, for Linux (x86_64)",
+                false,
+            ),
+            (
+                "mysqldump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)",
+                false,
+            ),
+            (
+                "mysqldump from 11.4.2-MariaDB, client 10.19 for Linux (x86_64)",
+                false,
+            ),
+            ("mysqldump", false),
+            ("mysqldump  Ver x", false),
+        ] {
+            assert_eq!(writes_gtid_purged(line), off, "{line}");
+            let u = url::Url::parse("mysql://u@h/db").unwrap();
+            let args: Vec<String> = dump_command(&u, line)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(
+                args.iter().any(|a| a == "--set-gtid-purged=OFF"),
+                off,
+                "{line}: {args:?}"
+            );
+            assert_eq!(args.last().map(String::as_str), Some("db"), "{args:?}");
+        }
+    }
 
     const DUMP: &str = "-- a comment\n\
         /*!50003 SET time_zone = 'SYSTEM' */ ;;\n\
