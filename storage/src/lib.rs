@@ -15,6 +15,7 @@ mod location;
 mod opendal_backend;
 mod remote;
 mod retry;
+mod sftp;
 mod verify;
 
 pub use backend::{Backend, FileType};

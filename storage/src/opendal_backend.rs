@@ -10,7 +10,7 @@
 //! or other; every error names the operation and the object path.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -37,6 +37,9 @@ pub struct OpendalBackend {
     /// Writes go to a temporary name and are renamed into place (SFTP, where opendal writes
     /// in place and a reader could see half an object).
     rename_writes: bool,
+    /// SFTP: the side channel that makes each temporary file 0600 and durable before the
+    /// rename, and the layout's directories 0700.
+    sealer: Option<Arc<crate::sftp::Sealer>>,
 }
 
 impl OpendalBackend {
@@ -56,6 +59,7 @@ impl OpendalBackend {
             local_root: Some(root),
             op: OnceLock::new(),
             rename_writes: false,
+            sealer: None,
         };
         backend.operator("open", "")?;
         Ok(backend)
@@ -69,16 +73,23 @@ impl OpendalBackend {
             local_root: None,
             op: OnceLock::from(op),
             rename_writes: false,
+            sealer: None,
         })
     }
 
-    /// A backend over a remote service's operator (built by [`crate::remote`]).
-    pub(crate) fn remote(location: String, op: Operator, rename_writes: bool) -> Self {
+    /// A backend over a remote service's operator (built by [`crate::remote`]). An SFTP
+    /// backend (with a sealer) writes to temporary names and renames them into place.
+    pub(crate) fn remote(
+        location: String,
+        op: Operator,
+        sealer: Option<crate::sftp::Sealer>,
+    ) -> Self {
         OpendalBackend {
             location,
             local_root: None,
             op: OnceLock::from(op),
-            rename_writes,
+            rename_writes: sealer.is_some(),
+            sealer: sealer.map(Arc::new),
         }
     }
 
@@ -246,6 +257,12 @@ impl Backend for OpendalBackend {
                 op.write(&tmp, data)
                     .await
                     .map_err(|e| map_err("write", &path, e))?;
+                if let Some(sealer) = &self.sealer {
+                    if let Err(e) = sealer.seal(&tmp).await {
+                        let _ = op.delete(&tmp).await;
+                        return Err(StorageError::new(e.kind, "write", &path, e.to_string()));
+                    }
+                }
                 if let Err(e) = op.rename(&tmp, &path).await {
                     let _ = op.delete(&tmp).await;
                     return Err(map_err("write", &path, e));
@@ -397,6 +414,9 @@ impl Backend for OpendalBackend {
                             .await
                             .map_err(|e| map_err("create_layout", &dir, e))?;
                     }
+                }
+                if let Some(sealer) = &self.sealer {
+                    sealer.restrict_dirs(&dirs).await?;
                 }
             }
             debug!("create_layout done");

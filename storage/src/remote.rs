@@ -9,8 +9,9 @@
 //! file in `STRATA_SSH_KEY`) and checks the host key against `known_hosts` strictly: an
 //! unknown host is an error, never silently trusted.
 //!
-//! Modes of SFTP files and directories are the server's (its umask): opendal's sftp service
-//! cannot set them.
+//! opendal's sftp service can neither fsync nor set modes: a second SFTP channel
+//! ([`crate::sftp`]) makes each written file 0600 and durable before its rename, and the
+//! directories of a new repository 0700.
 //!
 //! S3 reads the standard AWS environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
 //! (and `AWS_SESSION_TOKEN`), `AWS_REGION` (default `us-east-1`) and `AWS_ENDPOINT_URL` for
@@ -75,11 +76,18 @@ pub(crate) fn sftp(
     if let Some(u) = user {
         builder = builder.user(u);
     }
-    if let Some(key) = opts.ssh_key.clone().or_else(|| env("STRATA_SSH_KEY")) {
-        builder = builder.key(&key);
+    let key = opts.ssh_key.clone().or_else(|| env("STRATA_SSH_KEY"));
+    if let Some(key) = &key {
+        builder = builder.key(key);
     }
     let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
-    Ok(OpendalBackend::remote(url.to_string(), finish(op), true))
+    let sealer =
+        crate::sftp::Sealer::new(endpoint, user.map(str::to_string), key, path.to_string());
+    Ok(OpendalBackend::remote(
+        url.to_string(),
+        finish(op),
+        Some(sealer),
+    ))
 }
 
 /// A repository under `prefix` in an S3 bucket.
@@ -114,5 +122,5 @@ pub(crate) fn s3(
         builder = builder.access_key_id(&id).secret_access_key(&secret);
     }
     let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
-    Ok(OpendalBackend::remote(url.to_string(), finish(op), false))
+    Ok(OpendalBackend::remote(url.to_string(), finish(op), None))
 }

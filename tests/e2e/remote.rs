@@ -20,13 +20,16 @@ const S3_BUCKET: &str = "strata";
 
 /// Writes `dir/sshd_config` for an sshd on 127.0.0.1:`port` that accepts the keys in
 /// `dir/authorized_keys`, with host key `dir/host_key`.
-fn write_sshd_config(dir: &Path, port: u16) {
+/// The stock SFTP subsystem.
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+fn write_sshd_config(dir: &Path, port: u16, subsystem: &str) {
     std::fs::create_dir_all("/run/sshd").unwrap();
     let config = format!(
         "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\nPidFile {d}/sshd-{port}.pid\n\
          AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
          KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
-         StrictModes no\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+         StrictModes no\nSubsystem sftp {subsystem}\n",
         d = dir.display()
     );
     std::fs::write(dir.join(format!("sshd-{port}.conf")), config).unwrap();
@@ -98,7 +101,7 @@ fn servers() -> &'static Servers {
         }
         std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
         let port = free_port();
-        write_sshd_config(&d, port);
+        write_sshd_config(&d, port, SFTP_SERVER);
         start_server(
             "sshd",
             &format!("/usr/sbin/sshd -D -e -f {}/sshd-{port}.conf", d.display()),
@@ -370,18 +373,18 @@ fn kill_sshd(child: &mut std::process::Child) {
 /// The SFTP server dies in the middle of a backup: the backup fails with an error naming
 /// the storage failure (it does not hang); once the server is back the repository checks
 /// clean, and the next backup succeeds and restores identical.
-#[test]
-fn sftp_server_killed_mid_backup() {
-    let s = servers();
-    let dir = s.dir.path();
-    // A server of this test's own (same keys, another port), so that killing it disturbs
-    // no other test.
+/// An sshd of a test's own (the shared server's keys, another port, `subsystem` as its SFTP
+/// subsystem), whose host key the `ssh` wrapper trusts; its port, and a function that starts
+/// it (again).
+fn own_sshd(subsystem: &str) -> (u16, impl Fn() -> std::process::Child) {
+    let dir = servers().dir.path();
     let port = free_port();
-    write_sshd_config(dir, port);
-    let start = || {
+    write_sshd_config(dir, port, subsystem);
+    let config = dir.join(format!("sshd-{port}.conf"));
+    let start = move || {
         let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
-            .arg(dir.join(format!("sshd-{port}.conf")))
+            .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -395,7 +398,6 @@ fn sftp_server_killed_mid_backup() {
         }
         child
     };
-    let mut sshd = start();
     // The known_hosts of the shared server names its port: add this one.
     let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
     let mut f = host_pub.split_whitespace();
@@ -404,10 +406,24 @@ fn sftp_server_killed_mid_backup() {
         f.next().unwrap(),
         f.next().unwrap()
     );
-    let known = dir.join("known_hosts");
-    let mut text = std::fs::read_to_string(&known).unwrap();
-    text.push_str(&line);
-    std::fs::write(&known, text).unwrap();
+    // Appended in one write: other tests' ssh read the file meanwhile, and must never see
+    // it truncated.
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("known_hosts"))
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    (port, start)
+}
+
+#[test]
+fn sftp_server_killed_mid_backup() {
+    let s = servers();
+    // A server of this test's own, so that killing it disturbs no other test.
+    let (port, start) = own_sshd(SFTP_SERVER);
+    let mut sshd = start();
 
     let mut env = sftp_env(&s.user_key);
     let remote_dir = env.path("remote-repo");
@@ -447,6 +463,81 @@ fn sftp_server_killed_mid_backup() {
     assert_eq!(temporary_files(&remote_dir), Vec::<PathBuf>::new());
     env.check_read_data_clean();
     kill_sshd(&mut sshd);
+}
+
+/// Every object written to an SFTP repository is fsynced (`fsync@openssh.com`) before its
+/// rename and has mode 0600; the repository's directories have 0700, whatever the server's
+/// umask. The server's SFTP subsystem records what the client sends.
+#[test]
+fn sftp_writes_are_fsynced_and_private() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests");
+    // What the client sends passes through tee (the subsystem runs under the login shell).
+    let (port, start) = own_sshd(&format!("tee -a {} | {SFTP_SERVER}", requests.display()));
+    let mut sshd = start();
+    let mut env = sftp_env(&s.user_key);
+    let remote_dir = env.path("remote-repo");
+    env.repo = PathBuf::from(format!(
+        "sftp://root@127.0.0.1:{port}{}",
+        remote_dir.display()
+    ));
+    init_repo(&env, true);
+    let src = env.path("src");
+    for i in 0..3u64 {
+        write_file(
+            &src.join(format!("f{i}.bin")),
+            &random_bytes(40 + i, 700_000),
+        );
+    }
+    let id = env.backup(&[&src]);
+    kill_sshd(&mut sshd);
+
+    let sent = std::fs::read(&requests).unwrap();
+    let fsyncs = sent
+        .windows(b"fsync@openssh.com".len())
+        .filter(|w| w == b"fsync@openssh.com")
+        .count();
+    let mut files = Vec::new();
+    let mut dirs = vec![remote_dir.clone()];
+    let mut todo = vec![remote_dir.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+                todo.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    // config, a key, packs, an index file, a snapshot (and locks, since removed).
+    assert!(files.len() >= 6, "{files:?}");
+    assert!(
+        fsyncs >= files.len(),
+        "{fsyncs} fsync requests for {} objects",
+        files.len()
+    );
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    assert!(dirs.len() > 256, "{} directories", dirs.len());
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+
+    // The repository works as ever.
+    let mut sshd = start();
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
+    kill_sshd(&mut sshd);
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 /// Files below `dir` with the temporary names of SFTP writes (`.tmp-<16 hex>`), but for
