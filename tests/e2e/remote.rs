@@ -18,11 +18,11 @@ const S3_KEY: &str = "stratakey";
 const S3_SECRET: &str = "stratasecret";
 const S3_BUCKET: &str = "strata";
 
-/// Writes `dir/sshd_config` for an sshd on 127.0.0.1:`port` that accepts the keys in
-/// `dir/authorized_keys`, with host key `dir/host_key`.
 /// The stock SFTP subsystem.
 const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
+/// Writes `dir/sshd-PORT.conf` for an sshd on 127.0.0.1:`port` that accepts the keys in
+/// `dir/authorized_keys`, with host key `dir/host_key` and `subsystem` as its SFTP server.
 fn write_sshd_config(dir: &Path, port: u16, subsystem: &str) {
     std::fs::create_dir_all("/run/sshd").unwrap();
     let config = format!(
@@ -370,9 +370,6 @@ fn kill_sshd(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-/// The SFTP server dies in the middle of a backup: the backup fails with an error naming
-/// the storage failure (it does not hang); once the server is back the repository checks
-/// clean, and the next backup succeeds and restores identical.
 /// An sshd of a test's own (the shared server's keys, another port, `subsystem` as its SFTP
 /// subsystem), whose host key the `ssh` wrapper trusts; its port, and a function that starts
 /// it (again).
@@ -418,6 +415,9 @@ fn own_sshd(subsystem: &str) -> (u16, impl Fn() -> std::process::Child) {
     (port, start)
 }
 
+/// The SFTP server dies in the middle of a backup: the backup fails with an error naming
+/// the storage failure (it does not hang); once the server is back the repository checks
+/// clean, and the next backup succeeds and restores identical.
 #[test]
 fn sftp_server_killed_mid_backup() {
     let s = servers();
@@ -472,9 +472,12 @@ fn sftp_server_killed_mid_backup() {
 fn sftp_writes_are_fsynced_and_private() {
     let s = servers();
     let dir = tempfile::tempdir().unwrap();
-    let requests = dir.path().join("requests");
-    // What the client sends passes through tee (the subsystem runs under the login shell).
-    let (port, start) = own_sshd(&format!("tee -a {} | {SFTP_SERVER}", requests.display()));
+    // What the client sends passes through tee (the subsystem runs under the login shell),
+    // one file per session, so that the two channels' bytes do not interleave.
+    let (port, start) = own_sshd(&format!(
+        "tee {}/requests.$$ | {SFTP_SERVER}",
+        dir.path().display()
+    ));
     let mut sshd = start();
     let mut env = sftp_env(&s.user_key);
     let remote_dir = env.path("remote-repo");
@@ -493,11 +496,14 @@ fn sftp_writes_are_fsynced_and_private() {
     let id = env.backup(&[&src]);
     kill_sshd(&mut sshd);
 
-    let sent = std::fs::read(&requests).unwrap();
-    let fsyncs = sent
-        .windows(b"fsync@openssh.com".len())
-        .filter(|w| w == b"fsync@openssh.com")
-        .count();
+    let mut fsyncs = 0;
+    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let sent = std::fs::read(e.path()).unwrap();
+        fsyncs += sent
+            .windows(b"fsync@openssh.com".len())
+            .filter(|w| w == b"fsync@openssh.com")
+            .count();
+    }
     let mut files = Vec::new();
     let mut dirs = vec![remote_dir.clone()];
     let mut todo = vec![remote_dir.clone()];
@@ -528,6 +534,47 @@ fn sftp_writes_are_fsynced_and_private() {
 
     // The repository works as ever.
     let mut sshd = start();
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
+    kill_sshd(&mut sshd);
+}
+
+/// A server that refuses to set modes (some hosted SFTP services do) still takes backups:
+/// the client warns once, and the files keep the modes the server gives them.
+#[test]
+fn sftp_server_refusing_modes_still_works() {
+    let s = servers();
+    let (port, start) = own_sshd(&format!("{SFTP_SERVER} -P fsetstat,setstat"));
+    let mut sshd = start();
+    let mut env = sftp_env(&s.user_key);
+    let remote_dir = env.path("remote-repo");
+    env.repo = PathBuf::from(format!(
+        "sftp://root@127.0.0.1:{port}{}",
+        remote_dir.display()
+    ));
+    let init = env
+        .strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    assert!(
+        init.stderr.contains("refuses to set modes"),
+        "{}",
+        init.describe()
+    );
+    let src = env.path("src");
+    write_file(&src.join("a.bin"), &random_bytes(50, 300_000));
+    let out = env
+        .cmd()
+        .arg("backup")
+        .arg(&src)
+        .arg("--json")
+        .run()
+        .success();
+    let warnings = out.stderr.matches("refuses to set modes").count();
+    assert_eq!(warnings, 1, "{}", out.describe());
+    let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
+    env.check_read_data_clean();
     let target = env.path("restore");
     std::fs::create_dir(&target).unwrap();
     env.restore(&id, &target).success();
