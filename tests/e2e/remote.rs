@@ -155,11 +155,16 @@ fn path_with(dir: &Path) -> OsString {
 
 /// An environment whose repository is a fresh directory on the SFTP server.
 fn sftp_env(key: &Path) -> Env {
+    sftp_env_at(key, servers().sftp_port)
+}
+
+/// An environment whose repository is the fresh directory `remote-repo` (below the
+/// environment's root) on the SFTP server at `port`.
+fn sftp_env_at(key: &Path, port: u16) -> Env {
     let s = servers();
     let mut env = Env::new();
     env.repo = PathBuf::from(format!(
-        "sftp://root@127.0.0.1:{}{}",
-        s.sftp_port,
+        "sftp://root@127.0.0.1:{port}{}",
         env.path("remote-repo").display()
     ));
     env.extra_env = vec![
@@ -425,12 +430,8 @@ fn sftp_server_killed_mid_backup() {
     let (port, start) = own_sshd(SFTP_SERVER);
     let mut sshd = start();
 
-    let mut env = sftp_env(&s.user_key);
+    let env = sftp_env_at(&s.user_key, port);
     let remote_dir = env.path("remote-repo");
-    env.repo = PathBuf::from(format!(
-        "sftp://root@127.0.0.1:{port}{}",
-        remote_dir.display()
-    ));
     init_repo(&env, true);
     let (backup, cmdline, src) = start_big_backup(&env, 100);
     // Wait until some packs have arrived, then kill the server.
@@ -479,12 +480,8 @@ fn sftp_writes_are_fsynced_and_private() {
         dir.path().display()
     ));
     let mut sshd = start();
-    let mut env = sftp_env(&s.user_key);
+    let env = sftp_env_at(&s.user_key, port);
     let remote_dir = env.path("remote-repo");
-    env.repo = PathBuf::from(format!(
-        "sftp://root@127.0.0.1:{port}{}",
-        remote_dir.display()
-    ));
     init_repo(&env, true);
     let src = env.path("src");
     for i in 0..3u64 {
@@ -548,12 +545,7 @@ fn sftp_server_refusing_modes_still_works() {
     let s = servers();
     let (port, start) = own_sshd(&format!("{SFTP_SERVER} -P fsetstat,setstat"));
     let mut sshd = start();
-    let mut env = sftp_env(&s.user_key);
-    let remote_dir = env.path("remote-repo");
-    env.repo = PathBuf::from(format!(
-        "sftp://root@127.0.0.1:{port}{}",
-        remote_dir.display()
-    ));
+    let env = sftp_env_at(&s.user_key, port);
     let init = env
         .strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .success();
