@@ -54,7 +54,7 @@ struct Segment {
 /// Plans the segment starting at `content[0]`; returns it and how many blobs it covers.
 fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
     let index = repo.index();
-    // (pack, offset, length, position in the stream)
+    // (pack, offset, length, position in the stream, raw length)
     let mut located = Vec::new();
     let mut stored = 0u64;
     for (pos, id) in content.iter().enumerate() {
@@ -71,7 +71,13 @@ fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
             break;
         }
         stored += loc.length as u64;
-        located.push((loc.pack, loc.offset as u64, loc.length as u64, pos));
+        located.push((
+            loc.pack,
+            loc.offset as u64,
+            loc.length as u64,
+            pos,
+            loc.raw_length as u64,
+        ));
     }
     let covered = located.len();
     let mut slots: Vec<Option<Slot>> = (0..covered).map(|_| None).collect();
@@ -80,7 +86,7 @@ fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
     // Gap bytes read along with the blobs: at most one segment's worth, so that a segment's
     // reads stay within twice its stored bytes however its blobs are spread.
     let mut gaps = 0u64;
-    for &(pack, offset, length, pos) in &located {
+    for &(pack, offset, length, pos, raw_length) in &located {
         let end = offset + length;
         let joins = runs.last().is_some_and(|r| {
             let gap = offset.saturating_sub(r.end);
@@ -102,13 +108,12 @@ fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
             });
         }
         let run = runs.len() - 1;
-        let loc = index.get(&content[pos]).expect("located above");
         slots[pos] = Some(Slot {
             id: content[pos],
             run,
             at: (offset - runs[run].start) as usize,
             length: length as usize,
-            raw_length: loc.raw_length as u64,
+            raw_length,
         });
     }
     let slots = slots

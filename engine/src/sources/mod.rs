@@ -403,6 +403,30 @@ impl<R: std::io::Read> std::io::Read for EndCheck<R> {
     }
 }
 
+/// `SELECT COUNT(*)` of each table, given quoted (`None`: it could not be quoted), over one
+/// connection; `None` where a count fails. The connection is closed afterwards.
+async fn count_each<C>(mut c: C, quoted: Vec<Option<String>>) -> Vec<Option<u64>>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    (i64,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    for<'q> <C::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, C::Database>,
+{
+    let mut out = Vec::with_capacity(quoted.len());
+    for table in quoted {
+        let n = match table {
+            Some(quoted) => sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {quoted}"))
+                .fetch_one(&mut c)
+                .await
+                .ok(),
+            None => None,
+        };
+        out.push(n.map(|n| n.max(0) as u64));
+    }
+    let _ = c.close().await;
+    out
+}
+
 /// A database error, naming where.
 fn db_error(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Invalid(format!("{what}: {e}"))

@@ -214,17 +214,9 @@ pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
 
 /// Rows of each table, over one connection (`None`: the table could not be counted).
 pub(super) async fn count_rows(u: &url::Url, tables: &[String]) -> Result<Vec<Option<u64>>> {
-    let mut c = connect(u, true).await?;
-    let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let n = sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", quote(table)))
-            .fetch_one(&mut c)
-            .await
-            .ok();
-        out.push(n.map(|n| n.max(0) as u64));
-    }
-    let _ = c.close().await;
-    Ok(out)
+    let c = connect(u, true).await?;
+    let quoted = tables.iter().map(|t| Some(quote(t))).collect();
+    Ok(super::count_each(c, quoted).await)
 }
 
 /// `CHECK TABLE` on every table.

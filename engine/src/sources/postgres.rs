@@ -162,20 +162,9 @@ pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
 
 /// Rows of each table, over one connection (`None`: the table could not be counted).
 pub(super) async fn count_rows(u: &url::Url, tables: &[String]) -> Result<Vec<Option<u64>>> {
-    let mut c = connect(u).await?;
-    let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let n = match quote_qualified(table) {
-            Ok(quoted) => sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {quoted}"))
-                .fetch_one(&mut c)
-                .await
-                .ok(),
-            Err(_) => None,
-        };
-        out.push(n.map(|n| n.max(0) as u64));
-    }
-    let _ = c.close().await;
-    Ok(out)
+    let c = connect(u).await?;
+    let quoted = tables.iter().map(|t| quote_qualified(t).ok()).collect();
+    Ok(super::count_each(c, quoted).await)
 }
 
 /// Every index valid, and (where the amcheck extension can be loaded) every B-tree index

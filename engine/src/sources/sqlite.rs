@@ -172,20 +172,12 @@ pub(super) async fn tables(path: &Path) -> Result<Vec<String>> {
 
 /// Rows of each table, over one connection (`None`: the table could not be counted).
 pub(super) async fn count_rows(path: &Path, tables: &[String]) -> Result<Vec<Option<u64>>> {
-    let mut c = connect(path, true).await?;
-    let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let n = match super::ident::quote_qualified(table) {
-            Ok(quoted) => sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {quoted}"))
-                .fetch_one(&mut c)
-                .await
-                .ok(),
-            Err(_) => None,
-        };
-        out.push(n.map(|n| n.max(0) as u64));
-    }
-    let _ = c.close().await;
-    Ok(out)
+    let c = connect(path, true).await?;
+    let quoted = tables
+        .iter()
+        .map(|t| super::ident::quote_qualified(t).ok())
+        .collect();
+    Ok(super::count_each(c, quoted).await)
 }
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check`.
