@@ -70,6 +70,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<humantime::Duration>,
 
+    /// Do not lock the repository: for commands that only read it (restore to a
+    /// directory, dump, ls, check, mount, find, diff, stats, cat, verify) on a read-only
+    /// medium or with read-only credentials. A prune running at the same time is not
+    /// excluded. (Reading commands also go on without a lock, with a warning, when they
+    /// cannot write one.)
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+
     /// Packs uploaded at once (default: 1 for a local repository, 2 for a remote one).
     #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -117,6 +125,14 @@ pub enum Command {
     Stats(commands::stats::Args),
     Key(commands::key::Args),
     Verify(commands::verify::Args),
+}
+
+/// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
+pub fn usage_error(message: impl std::fmt::Display) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {

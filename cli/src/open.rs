@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use strata_engine::lock::{self, LockGuard, LockTiming};
-use strata_engine::Repository;
+use strata_engine::{EngineError, Repository};
 use strata_storage::{Backend, OpendalBackend};
 
 use crate::Cli;
@@ -153,30 +153,67 @@ pub enum Index {
     Full,
 }
 
+/// How a command uses the repository, which decides the lock it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: a shared lock; none with --no-lock, or (with a warning) when the
+    /// repository cannot be written (a read-only medium, read-only credentials, a full
+    /// disk), which is exactly when a restore is needed most.
+    Read,
+    /// Adds data beside other writers (backup, copy): a shared lock.
+    Write,
+    /// Deletes or rewrites (forget, prune, repair, keys): an exclusive lock.
+    Exclusive,
+}
+
 /// Opens the repository, takes a lock for `operation` (waiting up to --retry-lock), and
 /// only then loads the index, so that no prune changes the repository under it.
 pub fn locked(
     cli: &Cli,
     operation: &str,
-    exclusive: bool,
+    access: Access,
     index: Index,
-) -> Result<(Repository, LockGuard)> {
+) -> Result<(Repository, Option<LockGuard>)> {
     // What checks and mends the repository must see it as it is, not as cached.
     let cache = !matches!(operation, "check" | "repair index" | "repair snapshots");
     let repo = repository_without_index_cached(cli, cache)?;
-    lock_then_load(cli, repo, operation, exclusive, index)
+    lock_then_load(cli, repo, operation, access, index)
 }
 
-/// Takes a lock on an open repository, then loads the index it needs.
+/// Takes a lock on an open repository (none for reading with --no-lock), then loads the
+/// index it needs.
 pub fn lock_then_load(
     cli: &Cli,
     mut repo: Repository,
     operation: &str,
-    exclusive: bool,
+    access: Access,
     index: Index,
-) -> Result<(Repository, LockGuard)> {
-    let wait = cli.retry_lock.map(Into::into).unwrap_or_default();
-    let guard = lock::lock_with(&repo, operation, exclusive, wait, LockTiming::default())?;
+) -> Result<(Repository, Option<LockGuard>)> {
+    let guard = if cli.no_lock {
+        if access != Access::Read {
+            crate::usage_error(format!(
+                "--no-lock is only for commands that only read the repository; `{operation}` \
+                 writes to it"
+            ));
+        }
+        None
+    } else {
+        let wait = cli.retry_lock.map(Into::into).unwrap_or_default();
+        let exclusive = access == Access::Exclusive;
+        match lock::lock_with(&repo, operation, exclusive, wait, LockTiming::default()) {
+            Ok(g) => Some(g),
+            Err(EngineError::Storage(e))
+                if access == Access::Read && e.kind != strata_storage::ErrorKind::Transient =>
+            {
+                tracing::warn!(
+                    "cannot lock the repository ({e}); reading it without a lock: a prune \
+                     running at the same time is not excluded (--no-lock skips the attempt)"
+                );
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     match index {
         Index::None => {}
         Index::Metadata => repo.load_index(true)?,

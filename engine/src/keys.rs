@@ -2,7 +2,8 @@
 //! under argon2id. Adding a key writes a new file; removing one deletes it. The last key
 //! can never be removed, nor the key the running command opened the repository with (open
 //! with another password to remove it), so that nobody locks themselves out by accident.
-//! Changing a password writes the new key file before the old one is deleted.
+//! Changing a password writes the new key file before the old one is deleted. Every key file
+//! written carries a copy of the config, from which `repair config` restores a lost one.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -70,7 +71,7 @@ pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String>
     if password.is_empty() {
         return Err(EngineError::Invalid("the new password is empty".into()));
     }
-    let kf = KeyFile::wrap(
+    let mut kf = KeyFile::wrap(
         repo.key(),
         password,
         kdf,
@@ -80,6 +81,7 @@ pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String>
         crate::username(),
     )
     .map_err(|e| EngineError::format("key file", e))?;
+    kf.config = Some(repo.config_bytes().to_vec());
     let bytes = kf.encode();
     let id = KeyId(Digest::of_stored(&bytes)).to_hex();
     repo.block_on(repo.backend().write(FileType::Key, &id, Bytes::from(bytes)))?;

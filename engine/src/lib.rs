@@ -24,6 +24,7 @@
 pub mod archiver;
 pub mod browse;
 pub mod checker;
+pub mod config_repair;
 pub mod copy;
 mod error;
 pub mod filter;

@@ -42,8 +42,13 @@ pub(crate) fn write_index_files(
     Ok(written)
 }
 
-/// Deletes objects, several at a time. An object already gone is not an error.
+/// Deletes objects, several at a time. An object already gone is not an error. Deletes
+/// only while this handle's exclusive lock is held and no other lock has appeared.
 pub(crate) fn delete_all(repo: &Repository, ft: FileType, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    crate::lock::before_delete(repo)?;
     repo.for_each_name(names, DELETE_CONCURRENCY, move |backend, name| async move {
         match backend.delete(ft, &name).await {
             Err(e) if e.kind != strata_storage::ErrorKind::NotFound => Err(e.into()),

@@ -53,12 +53,17 @@ pub struct Repository {
     /// The key file (`keys/<name>`) the password opened.
     key_name: String,
     config: ConfigFile,
+    /// The config file's stored bytes.
+    config_bytes: Bytes,
     index: MasterIndex,
     /// Dictionaries for small data blobs, loaded with an index.
     dicts: std::sync::OnceLock<Dictionaries>,
     metadata_only: bool,
     /// Uploads in flight at once (packs being written to storage).
     connections: usize,
+    /// The lock this handle took, once it took one ([`crate::lock`] checks it before
+    /// writes and deletes).
+    lock_slot: std::sync::Mutex<Option<std::sync::Weak<crate::lock::Holder>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -70,7 +75,7 @@ impl std::fmt::Debug for Repository {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,13 +84,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 impl Repository {
-    /// Creates a repository: layout, one key file for `password`, and the config.
+    /// Creates a repository: layout, one key file for `password` (carrying a copy of the
+    /// config), and the config. Refuses a location that holds anything of a repository,
+    /// whole or in part: a new master key beside old keys, packs and snapshots would make
+    /// them unreadable to every command, and `repair index` would delete them.
     pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<RepoId> {
         let rt = runtime()?;
-        if rt.block_on(backend.stat(FileType::Config, ""))?.is_some() {
+        let found = rt.block_on(Contents::survey(&*backend))?;
+        if !found.is_empty() {
             return Err(EngineError::Invalid(format!(
-                "a repository already exists at {}",
-                backend.location()
+                "{} already holds a repository, or part of one ({}); `strata init` creates                  repositories only where there is none. If its config is missing or damaged,                  `strata repair config` restores it; to start afresh, choose an empty location",
+                backend.location(),
+                found.describe()
             )));
         }
         let mut rng = rand::thread_rng();
@@ -104,7 +114,8 @@ impl Repository {
         config
             .validate()
             .map_err(|e| EngineError::format("config", e))?;
-        let keyfile = KeyFile::wrap(
+        let config_bytes = config.encode(&key, &mut rng);
+        let mut keyfile = KeyFile::wrap(
             &key,
             password,
             opts.kdf,
@@ -114,9 +125,9 @@ impl Repository {
             crate::username(),
         )
         .map_err(|e| EngineError::format("key file", e))?;
+        keyfile.config = Some(config_bytes.clone());
         let key_bytes = keyfile.encode();
         let key_id = KeyId(Digest::of_stored(&key_bytes));
-        let config_bytes = config.encode(&key, &mut rng);
         rt.block_on(async {
             backend.create_layout().await?;
             backend
@@ -172,61 +183,50 @@ impl Repository {
         let config_bytes = match rt.block_on(backend.read(FileType::Config, "")) {
             Ok(b) => b,
             Err(e) if e.kind == StorageKind::NotFound => {
-                return Err(EngineError::RepoNotFound(location))
+                let found = rt.block_on(Contents::survey(&*backend))?;
+                return Err(if found.is_empty() {
+                    EngineError::RepoNotFound(location)
+                } else {
+                    config_lost(&location, "is missing", &found)
+                });
             }
             Err(e) => return Err(e.into()),
         };
-        ConfigFile::peek_repo_id(&config_bytes)
-            .map_err(|e| EngineError::format(format!("config of {location}"), e))?;
+        if let Err(e) = ConfigFile::peek_repo_id(&config_bytes) {
+            let found = rt.block_on(Contents::survey(&*backend))?;
+            return Err(config_lost(&location, &format!("is damaged ({e})"), &found));
+        }
         let keys = rt.block_on(backend.list(FileType::Key))?;
         if keys.is_empty() {
             return Err(EngineError::Corrupt(format!(
                 "repository {location} has no key files"
             )));
         }
-        let mut key = None;
-        let mut key_name = String::new();
-        // A key that unwraps but does not open the config (a key file from another
-        // repository with the same password): remembered, and the next key tried.
-        let mut foreign = None;
-        for (name, size) in &keys {
-            // One unreadable or hostile key file must not lock everyone out: skip it.
-            let kf = check_size(FileType::Key, name, *size)
-                .and_then(|_| Ok(rt.block_on(backend.read(FileType::Key, name))?))
-                .and_then(|bytes| {
-                    KeyFile::decode(&bytes)
-                        .map_err(|e| EngineError::format(format!("keys/{name}"), e))
-                });
-            let kf = match kf {
-                Ok(kf) => kf,
-                Err(e) => {
-                    tracing::warn!("skipping key file keys/{name}: {e}");
-                    continue;
+        let opens = |k: &MasterKey| {
+            ConfigFile::decode(k, &config_bytes)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let (key, key_name) =
+            match rt.block_on(unlock_master_key(&*backend, &keys, password, &opens))? {
+                Unlocked::Key { key, name } => (key, name),
+                Unlocked::NoKey { damaged, refused } if refused.is_empty() => {
+                    return Err(no_key_opens(&location, &damaged))
+                }
+                Unlocked::NoKey { refused, .. } => {
+                    let found = rt.block_on(Contents::survey(&*backend))?;
+                    return Err(config_lost(
+                        &location,
+                        &format!(
+                            "does not open with any key this password unwraps ({})",
+                            refused.join("; ")
+                        ),
+                        &found,
+                    ));
                 }
             };
-            match kf.unwrap_key(password) {
-                Ok(k) => match ConfigFile::decode(&k, &config_bytes) {
-                    Ok(config) => {
-                        key = Some((k, config));
-                        key_name = name.clone();
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            "key file keys/{name} does not open this repository's config: {e}"
-                        );
-                        foreign.get_or_insert(e);
-                    }
-                },
-                Err(strata_format::FormatError::WrongPassword) => continue,
-                Err(e) => tracing::warn!("skipping key file keys/{name}: {e}"),
-            }
-        }
-        let (key, config) = match (key, foreign) {
-            (Some(found), _) => found,
-            (None, Some(e)) => return Err(EngineError::format("config", e)),
-            (None, None) => return Err(EngineError::WrongPassword(location.clone())),
-        };
+        let config = ConfigFile::decode(&key, &config_bytes)
+            .map_err(|e| EngineError::format("config", e))?;
         let backend_is_local = backend.spool_dir().is_some();
         Ok(Repository {
             backend,
@@ -234,13 +234,20 @@ impl Repository {
             key,
             key_name,
             config,
+            config_bytes,
             index: MasterIndex::default(),
             dicts: std::sync::OnceLock::new(),
             metadata_only: false,
             // A local disk gains nothing from parallel pack writes (measured in #3); a
             // remote one hides latency with a few.
             connections: if backend_is_local { 1 } else { 2 },
+            lock_slot: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The config file as stored (what key files keep a copy of).
+    pub fn config_bytes(&self) -> &Bytes {
+        &self.config_bytes
     }
 
     /// Runs a storage future to completion from synchronous code.
@@ -266,6 +273,13 @@ impl Repository {
     /// The storage runtime itself, shared (a lock guard keeps it alive to remove its lock).
     pub(crate) fn runtime(&self) -> Arc<tokio::runtime::Runtime> {
         self.rt.clone()
+    }
+
+    /// Where [`crate::lock`] registers the lock this handle took.
+    pub(crate) fn lock_slot(
+        &self,
+    ) -> &std::sync::Mutex<Option<std::sync::Weak<crate::lock::Holder>>> {
+        &self.lock_slot
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -415,6 +429,10 @@ impl Repository {
         ft: FileType,
         value: &T,
     ) -> Result<(Digest, u64)> {
+        // Index files and snapshots name data: only under a lock that is still held.
+        if matches!(ft, FileType::Index | FileType::Snapshot) {
+            crate::lock::before_write(self)?;
+        }
         let bytes = value.encode(&self.key, &mut rand::thread_rng());
         let id = Digest::of_stored(&bytes);
         let size = bytes.len() as u64;
@@ -544,6 +562,193 @@ impl Repository {
     }
 }
 
+/// What a location holds of a repository (counts of listed objects).
+#[derive(Debug, Default)]
+pub(crate) struct Contents {
+    pub config: bool,
+    pub keys: usize,
+    pub packs: usize,
+    pub index_files: usize,
+    pub snapshots: usize,
+}
+
+impl Contents {
+    /// Lists what is there (a missing root is an empty location).
+    pub(crate) async fn survey(backend: &dyn Backend) -> Result<Contents> {
+        let count = |ft| async move {
+            match backend.list(ft).await {
+                Ok(l) => Ok(l.len()),
+                Err(e) if e.kind == StorageKind::NotFound => Ok(0),
+                Err(e) => Err(EngineError::from(e)),
+            }
+        };
+        Ok(Contents {
+            config: match backend.stat(FileType::Config, "").await {
+                Ok(s) => s.is_some(),
+                Err(e) if e.kind == StorageKind::NotFound => false,
+                Err(e) => return Err(e.into()),
+            },
+            keys: count(FileType::Key).await?,
+            packs: count(FileType::Pack).await?,
+            index_files: count(FileType::Index).await?,
+            snapshots: count(FileType::Snapshot).await?,
+        })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.config && self.keys + self.packs + self.index_files + self.snapshots == 0
+    }
+
+    /// "a config, 2 key files, 14 packs, 3 index files and 3 snapshots".
+    pub(crate) fn describe(&self) -> String {
+        let plural = |n: usize, one: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {one}s"),
+        };
+        let mut parts = Vec::new();
+        if self.config {
+            parts.push("a config".to_string());
+        }
+        for (n, what) in [
+            (self.keys, "key file"),
+            (self.packs, "pack"),
+            (self.index_files, "index file"),
+            (self.snapshots, "snapshot"),
+        ] {
+            if n > 0 {
+                parts.push(plural(n, what));
+            }
+        }
+        match parts.len() {
+            0 => "nothing".to_string(),
+            1 => parts.remove(0),
+            n => {
+                let last = parts.remove(n - 1);
+                format!("{} and {last}", parts.join(", "))
+            }
+        }
+    }
+}
+
+/// The error for a repository whose config is missing or unreadable while the rest of it
+/// is there: never "no repository" (which invites `init`).
+fn config_lost(location: &str, what: &str, found: &Contents) -> EngineError {
+    EngineError::Corrupt(format!(
+        "the config of the repository at {location} {what}; the rest of it is still there \
+         ({}). Restore the config with `strata repair config` (from the copy each key file \
+         keeps); do not run `strata init` here",
+        found.describe()
+    ))
+}
+
+/// The error when no key file opens with the password: a wrong password, unless key files
+/// were damaged (then one of them may have been the password's).
+fn no_key_opens(location: &str, damaged: &[String]) -> EngineError {
+    if damaged.is_empty() {
+        return EngineError::WrongPassword(location.to_string());
+    }
+    EngineError::Corrupt(format!(
+        "no intact key file of {location} opens with this password, and {} damaged ({}): if \
+         the password is right, its key file is among them; restore it from a copy of the \
+         repository, or open with another password",
+        if damaged.len() == 1 {
+            "one is"
+        } else {
+            "some are"
+        },
+        damaged.join("; ")
+    ))
+}
+
+/// The master key a password unwraps, or why none was found.
+pub(crate) enum Unlocked {
+    Key {
+        key: MasterKey,
+        name: String,
+    },
+    NoKey {
+        /// Key files found damaged on the way, described.
+        damaged: Vec<String>,
+        /// Key files the password unwrapped whose master key `accept` refused.
+        refused: Vec<String>,
+    },
+}
+
+/// Reads key files one by one until one unwraps with `password` to a master key that
+/// `accept`s (opens this repository's config; a key file copied from another repository
+/// with the same password does not). A key file whose bytes do not hash to its name is
+/// damaged: it is reported, and still tried in case the damage spared what matters; so is
+/// one that cannot be decoded. Hostile or damaged key files never stop the search.
+pub(crate) async fn unlock_master_key(
+    backend: &dyn Backend,
+    keys: &[(String, u64)],
+    password: &[u8],
+    accept: &dyn Fn(&MasterKey) -> std::result::Result<(), String>,
+) -> Result<Unlocked> {
+    let mut damaged = Vec::new();
+    let mut refused = Vec::new();
+    for (name, size) in keys {
+        if let Err(e) = check_size(FileType::Key, name, *size) {
+            tracing::warn!("skipping key file keys/{name}: {e}");
+            damaged.push(e.to_string());
+            continue;
+        }
+        let bytes = match backend.read(FileType::Key, name).await {
+            Ok(b) => b,
+            Err(e) if e.kind == StorageKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let intact = verify_name(FileType::Key, name, &bytes);
+        let kf = match KeyFile::decode(&bytes) {
+            Ok(kf) => kf,
+            // Damaged in storage, it may have been the password's; intact but undecodable
+            // (hostile, or foreign), it is only skipped.
+            Err(e) => {
+                match intact {
+                    Err(damage) => {
+                        tracing::warn!("skipping key file keys/{name}: {damage}");
+                        damaged.push(damage.to_string());
+                    }
+                    Ok(()) => tracing::warn!("skipping key file keys/{name}: {e}"),
+                }
+                continue;
+            }
+        };
+        match kf.unwrap_key(password) {
+            Ok(key) => match accept(&key) {
+                Ok(()) => {
+                    if let Err(e) = intact {
+                        tracing::warn!("{e}; its master key still opens the repository");
+                    }
+                    return Ok(Unlocked::Key {
+                        key,
+                        name: name.clone(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "key file keys/{name} does not open this repository's config: {e}"
+                    );
+                    refused.push(format!("keys/{name}: {e}"));
+                }
+            },
+            Err(strata_format::FormatError::WrongPassword) => {
+                if let Err(e) = intact {
+                    tracing::warn!("{e}");
+                    damaged.push(e.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!("skipping key file keys/{name}: {e}");
+                if let Err(damage) = intact {
+                    damaged.push(damage.to_string());
+                }
+            }
+        }
+    }
+    Ok(Unlocked::NoKey { damaged, refused })
+}
+
 /// Refuses listed objects larger than any valid one, before they are read into memory.
 pub(crate) fn check_size(ft: FileType, name: &str, size: u64) -> Result<()> {
     let limit = match ft {
@@ -561,7 +766,7 @@ pub(crate) fn check_size(ft: FileType, name: &str, size: u64) -> Result<()> {
 }
 
 /// Checks that stored bytes hash to the object's name (not for config, whose name is fixed).
-fn verify_name(ft: FileType, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn verify_name(ft: FileType, name: &str, bytes: &[u8]) -> Result<()> {
     if ft == FileType::Config {
         return Ok(());
     }

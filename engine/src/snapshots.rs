@@ -141,6 +141,7 @@ pub fn rewrite(
         change,
     });
     let new_id = SnapshotId(repo.save_object(FileType::Snapshot, &new)?);
+    crate::lock::before_delete(repo)?;
     repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))?;
     Ok(new_id)
 }

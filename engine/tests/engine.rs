@@ -371,40 +371,6 @@ fn a_damaged_snapshot_does_not_block_latest_or_backups() {
     );
 }
 
-#[test]
-fn stale_locks_are_removed_and_unlock_reports() {
-    let (_backend, repo) = init();
-    // A lock of a process that cannot exist on this host (pids stay below 2^22).
-    let dead = strata_format::lock::LockFile {
-        exclusive: true,
-        hostname: strata_engine::hostname(),
-        username: "ghost".into(),
-        pid: 4_999_999,
-        time_ns: 0,
-        operation: "prune".into(),
-    };
-    repo.save_object(FileType::Lock, &dead).unwrap();
-    // Removed automatically: a killed cron job must not block the next one.
-    drop(lock::lock(&repo, "backup", false).unwrap());
-    assert!(repo
-        .block_on(repo.backend().list(FileType::Lock))
-        .unwrap()
-        .is_empty());
-
-    let live = lock::lock(&repo, "backup", false).unwrap();
-    repo.save_object(FileType::Lock, &dead).unwrap();
-    let found = lock::unlock(&repo, false).unwrap();
-    assert_eq!(found.len(), 2);
-    assert_eq!(
-        found.iter().filter(|l| l.removed).count(),
-        1,
-        "only the dead one: {found:?}"
-    );
-    let found = lock::unlock(&repo, true).unwrap();
-    assert!(found.iter().all(|l| l.removed));
-    std::mem::forget(live); // its file is gone already
-}
-
 /// (dictionary blobs, data blobs compressed against a dictionary) in the repository.
 fn dictionary_use(backend: &Arc<dyn Backend>, repo: &Repository) -> (usize, usize) {
     use strata_format::blob::{BlobHeader, BlobType};
@@ -612,72 +578,6 @@ fn restore_goes_on_past_a_damaged_subtree() {
         b"kept"
     );
     assert!(!restored.join("bad/inner").exists());
-}
-
-#[test]
-fn held_locks_are_refreshed_and_expired_ones_reported() {
-    use std::time::Duration;
-    let (_backend, repo) = init();
-    let timing = lock::LockTiming {
-        refresh_every: Duration::from_millis(100),
-        stale_after: Duration::from_secs(60),
-    };
-    let list = |repo: &Repository| -> Vec<String> {
-        repo.block_on(repo.backend().list(FileType::Lock))
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect()
-    };
-    {
-        let guard = lock::lock_with(&repo, "backup", false, Duration::ZERO, timing).unwrap();
-        let first = guard.id();
-        std::thread::sleep(Duration::from_millis(450));
-        let now = guard.id();
-        assert_ne!(first, now, "the lock was refreshed");
-        // The refresh replaced the file: one lock, the current one.
-        assert_eq!(list(&repo), vec![now.to_hex()]);
-    }
-    assert!(
-        list(&repo).is_empty(),
-        "dropping the guard removes the lock"
-    );
-
-    // A lock of another host that has not been refreshed for two hours.
-    let old = strata_format::lock::LockFile {
-        exclusive: false,
-        hostname: "elsewhere".into(),
-        username: "ops".into(),
-        pid: 4242,
-        time_ns: strata_engine::now_ns() - 2 * 3600 * 1_000_000_000,
-        operation: "backup".into(),
-    };
-    repo.save_object(FileType::Lock, &old).unwrap();
-    // Shared locks coexist with it; an exclusive one is refused, naming the holder and
-    // saying the lock looks stale.
-    drop(lock::lock(&repo, "check", false).unwrap());
-    let err = lock::lock(&repo, "prune", true)
-        .err()
-        .expect("must conflict");
-    assert_eq!(err.kind(), ErrorKind::Locked);
-    let msg = err.to_string();
-    assert!(
-        msg.contains("ops@elsewhere") && msg.contains("stale"),
-        "{msg}"
-    );
-    // A fresh lock of another host is not called stale, and unlock keeps it.
-    let fresh = strata_format::lock::LockFile {
-        time_ns: strata_engine::now_ns(),
-        pid: 4243,
-        ..old.clone()
-    };
-    repo.save_object(FileType::Lock, &fresh).unwrap();
-    let found = lock::unlock(&repo, false).unwrap();
-    assert_eq!(found.len(), 2);
-    let removed: Vec<_> = found.iter().filter(|l| l.removed).collect();
-    assert_eq!(removed.len(), 1, "{found:?}");
-    assert!(removed[0].description.contains("pid 4242"), "{found:?}");
-    assert_eq!(list(&repo).len(), 1);
 }
 
 /// A storage failure in the middle of a backup stops it with that failure's message and

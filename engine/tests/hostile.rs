@@ -354,6 +354,7 @@ fn a_hostile_key_file_does_not_lock_out_the_real_one() {
         created_ns: 0,
         hostname: "h".into(),
         username: "u".into(),
+        config: None,
     }
     .encode();
     let name = Digest::of_stored(&bogus).to_hex();

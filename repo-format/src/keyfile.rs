@@ -2,10 +2,14 @@
 //! clear (they are useless without the password).
 //!
 //! ```text
-//! "STRATAKY" (8) || version u16 LE (=1) || postcard(KeyFile)
+//! "STRATAKY" (8) || version u16 LE (1 or 2) || postcard(KeyFile)
 //! KeyFile.wrapped = seal(argon2id(password, salt, m, t, p) -> 32 bytes,
 //!                        aad "strata:masterkey", postcard(MasterKey))
 //! ```
+//!
+//! Version 2 adds `config`: a copy of the repository's stored config file (sealed under the
+//! master key, so the copy is as trustworthy as the original), from which `repair config`
+//! restores a config that was deleted or damaged.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::{CryptoRng, RngCore};
@@ -17,8 +21,11 @@ use crate::FormatError;
 
 /// First bytes of every key file. Never change.
 pub const KEY_MAGIC: &[u8; 8] = b"STRATAKY";
-/// Key file version written by this program.
-pub const KEY_VERSION: u16 = 1;
+/// Key file version written by this program (2: with a copy of the config). Never reuse a
+/// number.
+pub const KEY_VERSION: u16 = 2;
+/// The largest config copy a key file may carry (a config is under 200 bytes).
+pub const MAX_CONFIG_COPY: usize = 4096;
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +90,37 @@ pub struct KeyFile {
     pub created_ns: i64,
     pub hostname: String,
     pub username: String,
+    /// The repository's stored `config` file as it was when this key file was written
+    /// (version 2; `None` in version 1 key files).
+    #[serde(with = "serde_bytes_opt")]
+    pub config: Option<Vec<u8>>,
+}
+
+/// Version 1 key files: no config copy.
+#[derive(Deserialize)]
+struct KeyFileV1 {
+    kdf: KdfParams,
+    salt: Vec<u8>,
+    wrapped: Vec<u8>,
+    created_ns: i64,
+    hostname: String,
+    username: String,
+}
+
+/// `Option<Vec<u8>>` as postcard bytes (a length and the bytes, not one varint per byte).
+mod serde_bytes_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(serde_bytes::Bytes::new(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<serde_bytes::ByteBuf>::deserialize(d)?.map(|b| b.into_vec()))
+    }
 }
 
 impl KeyFile {
@@ -111,6 +149,7 @@ impl KeyFile {
             created_ns,
             hostname,
             username,
+            config: None,
         })
     }
 
@@ -135,8 +174,32 @@ impl KeyFile {
         if stored.len() < 10 || &stored[..8] != KEY_MAGIC {
             return Err(FormatError::malformed("key file", "missing STRATAKY magic"));
         }
-        let (_, body) = crate::envelope::split_version("key file", &stored[8..], KEY_VERSION)?;
-        let kf: KeyFile = decode_postcard("key file", body)?;
+        let (version, body) =
+            crate::envelope::split_version("key file", &stored[8..], KEY_VERSION)?;
+        let kf: KeyFile = if version == 1 {
+            let v1: KeyFileV1 = decode_postcard("key file", body)?;
+            KeyFile {
+                kdf: v1.kdf,
+                salt: v1.salt,
+                wrapped: v1.wrapped,
+                created_ns: v1.created_ns,
+                hostname: v1.hostname,
+                username: v1.username,
+                config: None,
+            }
+        } else {
+            decode_postcard("key file", body)?
+        };
+        if kf
+            .config
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_CONFIG_COPY)
+        {
+            return Err(FormatError::malformed(
+                "key file",
+                "config copy larger than any config",
+            ));
+        }
         kf.kdf.validate()?;
         if kf.salt.len() < 8 {
             return Err(FormatError::malformed(

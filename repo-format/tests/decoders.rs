@@ -140,6 +140,12 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
             pid: 42,
             time_ns: 1_700_000_000_000_000_000,
             operation: "prune".into(),
+            process: Some(strata_format::lock::ProcessIdentity {
+                boot_id: "b00t".into(),
+                pid_namespace: 4_026_531_836,
+                start_ticks: 99,
+                instance: [3; 16],
+            }),
         };
         let config = ConfigFile {
             repo_id: RepoId(Digest([7; 32])),

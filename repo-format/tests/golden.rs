@@ -33,7 +33,7 @@ use strata_format::envelope::{
 use strata_format::id::{BlobId, Digest, IndexId, PackId, RepoId, SnapshotId};
 use strata_format::index::{IndexFile, IndexPack};
 use strata_format::keyfile::{KdfParams, KeyFile};
-use strata_format::lock::LockFile;
+use strata_format::lock::{LockFile, ProcessIdentity};
 use strata_format::pack::{read_pack_header, PackBlob, PackBuilder, PACK_HEADER_VERSION};
 use strata_format::snapshot::{Rewrite, SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree, Xattr};
@@ -882,10 +882,16 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
                 pid: 4121,
                 time_ns: 1_700_000_000_000_000_000,
                 operation: "backup".into(),
+                process: Some(ProcessIdentity {
+                    boot_id: "5f1c1e0e-8d3a-4c59-9b1e-2a7d9c0f4b11".into(),
+                    pid_namespace: 4_026_531_836,
+                    start_ticks: 123_456,
+                    instance: *b"0123456789abcdef",
+                }),
             },
         ),
         (
-            "exclusive lock of a prune",
+            "exclusive lock of a prune, identity unknown",
             16,
             LockFile {
                 exclusive: true,
@@ -894,9 +900,52 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
                 pid: 77,
                 time_ns: 1_700_003_600_000_000_000,
                 operation: "prune".into(),
+                process: Some(ProcessIdentity {
+                    boot_id: String::new(),
+                    pid_namespace: 0,
+                    start_ticks: 0,
+                    instance: [0xa5; 16],
+                }),
             },
         ),
     ]
+}
+
+fn lock_json(l: &LockFile) -> Value {
+    json!({
+        "exclusive": l.exclusive,
+        "hostname": l.hostname,
+        "username": l.username,
+        "pid": l.pid,
+        "time_ns": l.time_ns,
+        "operation": l.operation,
+        "process": l.process.as_ref().map(|p| json!({
+            "boot_id": p.boot_id,
+            "pid_namespace": p.pid_namespace,
+            "start_ticks": p.start_ticks,
+            "instance": hex::encode(p.instance),
+        })),
+    })
+}
+
+fn lock_from_json(val: &Value) -> LockFile {
+    LockFile {
+        exclusive: field(val, "exclusive").as_bool().unwrap(),
+        hostname: field(val, "hostname").as_str().unwrap().into(),
+        username: field(val, "username").as_str().unwrap().into(),
+        pid: num(val, "pid") as u32,
+        time_ns: field(val, "time_ns").as_i64().unwrap(),
+        operation: field(val, "operation").as_str().unwrap().into(),
+        process: val
+            .get("process")
+            .filter(|p| !p.is_null())
+            .map(|p| ProcessIdentity {
+                boot_id: field(p, "boot_id").as_str().unwrap().into(),
+                pid_namespace: num(p, "pid_namespace"),
+                start_ticks: num(p, "start_ticks"),
+                instance: bytes(p, "instance").try_into().unwrap(),
+            }),
+    }
 }
 
 #[test]
@@ -904,34 +953,35 @@ fn lock() {
     let locks = golden_locks();
     let cases: Vec<Value> = locks
         .iter()
-        .map(|(name, seed, l)| {
-            let readable = json!({
-                "exclusive": l.exclusive,
-                "hostname": l.hostname,
-                "username": l.username,
-                "pid": l.pid,
-                "time_ns": l.time_ns,
-                "operation": l.operation,
-            });
-            encrypted_object_json(name, *seed, l, readable)
-        })
+        .map(|(name, seed, l)| encrypted_object_json(name, *seed, l, lock_json(l)))
         .collect();
     let v = golden(
         "lock.json",
         json!({ "description": "Lock files.", "cases": cases }),
     );
     for (c, (_, _, l)) in items(&v, "cases").iter().zip(&locks) {
-        let val = field(c, "value");
-        let decoded = LockFile {
-            exclusive: field(val, "exclusive").as_bool().unwrap(),
-            hostname: field(val, "hostname").as_str().unwrap().into(),
-            username: field(val, "username").as_str().unwrap().into(),
-            pid: num(val, "pid") as u32,
-            time_ns: field(val, "time_ns").as_i64().unwrap(),
-            operation: field(val, "operation").as_str().unwrap().into(),
-        };
-        assert_eq!(&decoded, l);
+        assert_eq!(&lock_from_json(field(c, "value")), l);
         check_encrypted_object(c, l);
+    }
+}
+
+/// Version 1 locks (written before `process`) still decode, with no identity: such a lock
+/// can only expire, never be judged stale for certain. `lock-v1.json` is the v1
+/// `lock.json`, kept as it was.
+#[test]
+fn lock_version_1_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("lock-v1.json")).expect("lock-v1.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let cases = items(&v, "cases");
+    assert_eq!(cases.len(), 2);
+    for c in cases {
+        let data = bytes(c, "versioned_data");
+        assert_eq!(&data[..2], &[1, 0]);
+        let want = lock_from_json(field(c, "value"));
+        assert_eq!(want.process, None);
+        assert_eq!(LockFile::decode(&key, &bytes(c, "stored")).unwrap(), want);
+        assert_eq!(LockFile::decode_plain(&data).unwrap(), want);
     }
 }
 
@@ -1326,7 +1376,7 @@ fn keyfile() {
         p: 1,
     };
     let seed = 21;
-    let kf = KeyFile::wrap(
+    let mut kf = KeyFile::wrap(
         &key,
         PASSWORD,
         kdf,
@@ -1336,6 +1386,8 @@ fn keyfile() {
         "root".into(),
     )
     .unwrap();
+    // The copy of the config: config.json's stored bytes.
+    kf.config = Some(golden_config().encode(&key, &mut rng(20)));
     let stored = kf.encode();
     let wrapping_key = kdf.derive(PASSWORD, &kf.salt).unwrap();
     let generated = json!({
@@ -1353,6 +1405,7 @@ fn keyfile() {
         "created_ns": kf.created_ns,
         "hostname": kf.hostname,
         "username": kf.username,
+        "config": kf.config.as_deref().map(hx),
         "stored": hx(&stored),
         "id": stored_id(&stored),
     });
@@ -1379,6 +1432,29 @@ fn keyfile() {
     let wrapping: [u8; 32] = bytes(&v, "wrapping_key").try_into().unwrap();
     let plain = crypto::open(&wrapping, "vector", &bytes(&v, "aad"), &decoded.wrapped).unwrap();
     assert_eq!(plain, bytes(&v, "master_key_postcard"));
+    // The copy is config.json's config, and opens with the master key.
+    let copy = decoded
+        .config
+        .expect("a version 2 key file carries the config");
+    assert_eq!(copy, bytes(&v, "config"));
+    assert_eq!(ConfigFile::decode(&key, &copy).unwrap(), golden_config());
+}
+
+/// Version 1 key files (no config copy) still decode and unwrap. `keyfile-v1.json` is the
+/// v1 `keyfile.json`, kept as it was.
+#[test]
+fn keyfile_version_1_still_decodes() {
+    let text = fs::read_to_string(vectors_dir().join("keyfile-v1.json")).expect("keyfile-v1.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let stored = bytes(&v, "stored");
+    assert_eq!(&stored[8..10], &[1, 0]);
+    let decoded = KeyFile::decode(&stored).unwrap();
+    assert_eq!(decoded.config, None);
+    assert_eq!(decoded.wrapped, bytes(&v, "wrapped"));
+    assert_eq!(
+        decoded.unwrap_key(&bytes(&v, "password")).unwrap(),
+        master()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

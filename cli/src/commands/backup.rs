@@ -119,7 +119,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         (None, None) => None,
     };
-    let (repo, _lock) = open::locked(cli, "backup", false, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "backup", open::Access::Write, open::Index::Full)?;
     let parent = match &args.parent {
         Some(spec) => Some(strata_engine::snapshots::find(&repo, spec)?.0),
         None => None,

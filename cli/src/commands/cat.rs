@@ -45,7 +45,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             json(&index)?;
         }
         What::Tree { id } => {
-            let (repo, _lock) = open::locked(cli, "cat", false, open::Index::Full)?;
+            let (repo, _lock) = open::locked(cli, "cat", open::Access::Read, open::Index::Full)?;
             let tree = repo.load_tree(&id.parse()?)?;
             json(&tree)?;
         }

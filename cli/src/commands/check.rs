@@ -53,7 +53,7 @@ struct Report<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "check", false, open::Index::None)?;
+    let (repo, _lock) = open::locked(cli, "check", open::Access::Read, open::Index::None)?;
     let bar = Bar::new("check", cli.quiet || args.json);
     let opts = checker::CheckOptions {
         read_data: args.read_data,

@@ -94,8 +94,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if from.config().repo_id == to.config().repo_id {
         bail!("source and destination are the same repository");
     }
-    let (from, _from_lock) = open::lock_then_load(cli, from, "copy", false, open::Index::Full)?;
-    let (to, _to_lock) = open::lock_then_load(cli, to, "copy", false, open::Index::Full)?;
+    let (from, _from_lock) =
+        open::lock_then_load(cli, from, "copy", open::Access::Write, open::Index::Full)?;
+    let (to, _to_lock) =
+        open::lock_then_load(cli, to, "copy", open::Access::Write, open::Index::Full)?;
 
     let selected = if args.snapshots.is_empty() {
         let filter = args.filter.engine();

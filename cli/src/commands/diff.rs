@@ -38,7 +38,7 @@ struct DiffJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "diff", false, open::Index::Metadata)?;
+    let (repo, _lock) = open::locked(cli, "diff", open::Access::Read, open::Index::Metadata)?;
     let (ida, a) = snapshots::find(&repo, &args.first)?;
     let (idb, b) = snapshots::find(&repo, &args.second)?;
     let (changes, stats) = browse::diff(&repo, &a, &b, args.metadata)?;

@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "dump", false, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "dump", open::Access::Read, open::Index::Full)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let node = match &args.path {
         None if sources::is_database(&snap)

@@ -67,7 +67,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         newer_ns: date(&args.newer, "newer")?,
         older_ns: date(&args.older, "older")?,
     };
-    let (repo, _lock) = open::locked(cli, "find", false, open::Index::Metadata)?;
+    let (repo, _lock) = open::locked(cli, "find", open::Access::Read, open::Index::Metadata)?;
     let mut list = snapshots::select(&repo, &args.snapshots)?;
     let filter = args.filter.engine();
     list.retain(|(_, s)| filter.matches(s));

@@ -135,7 +135,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     } else {
         open::Index::None
     };
-    let (repo, _lock) = open::locked(cli, "forget", true, index)?;
+    let (repo, _lock) = open::locked(cli, "forget", open::Access::Exclusive, index)?;
     let tz = jiff::tz::TimeZone::system();
     let now = strata_engine::now_ns();
     let dry = args.prune_args.dry_run;

@@ -54,7 +54,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         Some(s) => Some(retention::parse_span(s).map_err(|e| anyhow!("--for: {e}"))?),
         None => None,
     };
-    let (repo, _lock) = open::locked(cli, "hold", true, open::Index::None)?;
+    let (repo, _lock) = open::locked(cli, "hold", open::Access::Exclusive, open::Index::None)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {
         let (id, snap) = snapshots::find(&repo, spec)?;

@@ -33,6 +33,21 @@ pub struct Args {
     compression_level: i32,
 }
 
+/// The repository parameters from `--pack-size` (MiB), `--db-chunk-size` (KiB) and
+/// `--compression-level` (shared with `repair config --rebuild`).
+pub(crate) fn layout_options(pack_mib: u32, db_chunk_kib: u32, level: i32) -> InitOptions {
+    InitOptions {
+        pack_size: pack_mib * 1024 * 1024,
+        compression_level: level,
+        db_chunker: ChunkerParams {
+            min_size: db_chunk_kib * 256,
+            avg_size: db_chunk_kib * 1024,
+            max_size: db_chunk_kib * 4096,
+        },
+        ..InitOptions::default()
+    }
+}
+
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let backend = open::backend(cli)?;
     let location = backend.location();
@@ -43,14 +58,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             t: args.kdf_iterations,
             p: 1,
         },
-        pack_size: args.pack_size * 1024 * 1024,
-        compression_level: args.compression_level,
-        db_chunker: ChunkerParams {
-            min_size: args.db_chunk_size * 256,
-            avg_size: args.db_chunk_size * 1024,
-            max_size: args.db_chunk_size * 4096,
-        },
-        ..InitOptions::default()
+        ..layout_options(args.pack_size, args.db_chunk_size, args.compression_level)
     };
     let id = Repository::init(backend, &pw, &opts)?;
     println!("created repository {} at {location}", id.short());

@@ -131,14 +131,20 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         Action::Add(new) => {
             let (pw, kdf) = new.read()?;
-            let (repo, _lock) = open::locked(cli, "key add", true, open::Index::None)?;
+            let (repo, _lock) =
+                open::locked(cli, "key add", open::Access::Exclusive, open::Index::None)?;
             let id = keys::add(&repo, &pw, kdf)?;
             if !cli.quiet {
                 println!("added key {}", keys::short(&id));
             }
         }
         Action::Remove { id } => {
-            let (repo, _lock) = open::locked(cli, "key remove", true, open::Index::None)?;
+            let (repo, _lock) = open::locked(
+                cli,
+                "key remove",
+                open::Access::Exclusive,
+                open::Index::None,
+            )?;
             let id = keys::resolve(&repo, id)?;
             keys::remove(&repo, &id)?;
             if !cli.quiet {
@@ -147,7 +153,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         Action::Passwd(new) => {
             let (pw, kdf) = new.read()?;
-            let (repo, _lock) = open::locked(cli, "key passwd", true, open::Index::None)?;
+            let (repo, _lock) = open::locked(
+                cli,
+                "key passwd",
+                open::Access::Exclusive,
+                open::Index::None,
+            )?;
             let old = repo.key_name().to_string();
             let id = keys::change_password(&repo, &pw, kdf)?;
             if !cli.quiet {

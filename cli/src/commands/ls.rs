@@ -110,7 +110,7 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "ls", false, open::Index::Metadata)?;
+    let (repo, _lock) = open::locked(cli, "ls", open::Access::Read, open::Index::Metadata)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let path = args

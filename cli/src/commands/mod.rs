@@ -15,6 +15,7 @@ pub mod ls;
 pub mod mount;
 pub mod prune;
 pub mod repair;
+mod repair_config;
 pub mod restore;
 pub mod snapshots;
 pub mod stats;

@@ -41,7 +41,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     mount::check_mountpoint(&args.mountpoint)?;
-    let (repo, _lock) = open::locked(cli, "mount", false, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "mount", open::Access::Read, open::Index::Full)?;
     let snaps = strata_engine::snapshots::list_readable(&repo)?;
     let fs = StrataFs::new(repo, snaps);
     let opts = MountOptions {

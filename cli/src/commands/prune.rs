@@ -64,7 +64,7 @@ struct Json<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "prune", true, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "prune", open::Access::Exclusive, open::Index::Full)?;
     let stats = prune_locked(cli, &repo, &args.opts, args.json, Vec::new())?;
     if args.json {
         json(&Json {

@@ -1,4 +1,4 @@
-//! `strata repair index|snapshots`
+//! `strata repair index|snapshots|config`
 
 use anyhow::Result;
 use strata_engine::repair;
@@ -53,13 +53,20 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    Config(super::repair_config::Args),
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     match &args.what {
+        What::Config(a) => super::repair_config::run(cli, a),
         What::Index { read_data, json: j } => {
             // The index may be what is broken: it is not loaded.
-            let (repo, _lock) = open::locked(cli, "repair index", true, open::Index::None)?;
+            let (repo, _lock) = open::locked(
+                cli,
+                "repair index",
+                open::Access::Exclusive,
+                open::Index::None,
+            )?;
             let bar = Bar::new("repair index", cli.quiet || *j);
             let r = repair::repair_index(&repo, *read_data, &bar)?;
             if *j {
@@ -94,7 +101,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             forget,
             json: j,
         } => {
-            let (repo, _lock) = open::locked(cli, "repair snapshots", true, open::Index::Full)?;
+            let (repo, _lock) = open::locked(
+                cli,
+                "repair snapshots",
+                open::Access::Exclusive,
+                open::Index::Full,
+            )?;
             let bar = Bar::new("repair snapshots", cli.quiet || *j);
             let done = repair::repair_snapshots(&repo, *dry_run, *forget, &bar)?;
             let unrepaired = done.iter().any(|r| r.unrepairable.is_some() && !r.removed);

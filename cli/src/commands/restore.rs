@@ -59,7 +59,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         args.to_mysql.as_deref(),
         args.to_sqlite.as_deref(),
     )?;
-    let (repo, _lock) = open::locked(cli, "restore", false, open::Index::Full)?;
+    // A database restore first saves the target in a safety snapshot: it writes.
+    let access = match database {
+        Some(_) => open::Access::Write,
+        None => open::Access::Read,
+    };
+    let (repo, _lock) = open::locked(cli, "restore", access, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");

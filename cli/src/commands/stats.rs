@@ -36,7 +36,7 @@ struct OneJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "stats", false, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "stats", open::Access::Read, open::Index::Full)?;
     let list = snapshots::select(&repo, &args.snapshots)?;
     let (each, total) = browse::stats(&repo, &list)?;
     let code = if total.missing_blobs > 0 {

@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "verify", false, open::Index::Full)?;
+    let (repo, _lock) = open::locked(cli, "verify", open::Access::Read, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
     let scratch = match &args.scratch {
         Some(text) if sources::is_database(&snap) => Some(Database::of_kind(&snap.source, text)?),
