@@ -15,6 +15,7 @@ mod dedup;
 mod errors;
 mod fault;
 mod keys;
+mod locks;
 mod maintenance;
 mod mount;
 mod remote;
