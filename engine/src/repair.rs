@@ -1,28 +1,38 @@
 //! Repair: rebuilding the index from the packs themselves, and rewriting snapshots whose
 //! data is lost so that everything else in them stays restorable.
 //!
-//! `repair index` reads every pack's sealed header (and with `read_data` every byte) and
-//! writes a new index naming what is really there; it supersedes and then deletes every
-//! old index file. A pack whose header is unreadable is scanned blob by blob from the
-//! front; a pack that fails verification has its intact blobs copied, verified, into new
-//! packs, and is deleted once the new index naming the copies is durable.
+//! `repair index` reads every pack's sealed header (and with `read_data` every byte, a
+//! piece at a time) and writes a new index naming what is really there; it supersedes and
+//! then deletes every old index file. A pack whose header is unreadable is scanned blob by
+//! blob from the front; a pack that fails verification has its intact blobs copied,
+//! verified, into new packs, and is deleted once the new index naming the copies is
+//! durable.
+//!
+//! A pack is deleted only when something in it authenticates under the repository's key
+//! (its sealed header, or at least one blob), which proves that it was written with that
+//! key. A pack in which nothing does (not a file of ours at all, or its header does not
+//! open and no blob found in it verifies) is far more likely another repository's pack, or
+//! this repository's from before its key was replaced (a config deleted and `init` run
+//! again), than damage: it is reported, kept in place and out of the new index, and
+//! deleted only when the caller names it.
 //!
 //! `repair snapshots` drops from each snapshot the files whose blobs are not indexed (or
 //! whose pack is missing), and directories whose tree is unreadable, writes the new trees
 //! and a new snapshot that records what was dropped, and only then deletes the old one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use strata_format::blob::{BlobHeader, BlobType};
-use strata_format::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
+use strata_format::blob::{BlobHeader, BlobType, BLOB_HEADER_LEN};
+use strata_format::id::{BlobId, IndexId, PackId, SnapshotId};
 use strata_format::index::{IndexFile, IndexPack};
 use strata_format::pack::{check_preamble, read_pack_header_tail, PackBlob, PACK_PREAMBLE_LEN};
 use strata_format::tree::{NodeKind, Tree, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
+use crate::checker::PackReader;
 use crate::index::IndexBuilder;
 use crate::packer::Packer;
 use crate::progress::Progress;
@@ -31,10 +41,25 @@ use crate::{EngineError, Repository, Result};
 /// Dropped entries recorded one by one in a snapshot's rewrite note, at most.
 const MAX_NOTED: usize = 100;
 
+/// What `repair index` is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct IndexRepairOptions {
+    /// Read and verify every byte of every pack (finds and salvages damaged packs).
+    pub read_data: bool,
+    /// Packs to delete if this run finds them unreadable (see [`UnreadablePack`]): pack
+    /// ids, or prefixes of at least [`MIN_PACK_PREFIX`] hex digits naming one pack each.
+    pub delete_unreadable: Vec<String>,
+}
+
+/// Shortest prefix of a pack id accepted for deletion.
+pub const MIN_PACK_PREFIX: usize = 8;
+
 /// What `repair index` found and did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IndexRepair {
     pub packs: u64,
+    /// Packs the new index names (intact packs and new ones).
+    pub packs_indexed: u64,
     pub blobs_indexed: u64,
     /// Packs that were damaged: their intact blobs were copied, and the packs deleted.
     pub packs_salvaged: u64,
@@ -45,21 +70,36 @@ pub struct IndexRepair {
     pub index_files_removed: u64,
     /// One line per damaged pack.
     pub problems: Vec<String>,
+    /// Packs in which nothing authenticates: kept out of the index, deleted only if named.
+    pub unreadable_packs: Vec<UnreadablePack>,
 }
 
-/// Blobs that verified, with their stored bytes.
-type Salvaged = Vec<(PackBlob, Vec<u8>)>;
+/// A pack in which nothing authenticates under the repository's key: its sealed header
+/// does not open, and no blob found in it verifies. That is more likely a pack of another repository, or of this one before its key was replaced,
+/// than damage: `repair index` leaves it in place and out of the new index, and deletes it
+/// only when asked to by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadablePack {
+    pub id: String,
+    pub size: u64,
+    /// What failed.
+    pub problem: String,
+    /// Deleted because it was named; otherwise still in storage.
+    pub deleted: bool,
+}
 
 /// One pack as repair found it.
 enum Found {
     /// Header readable (and, with `read_data`, every byte verified).
     Intact(IndexPack),
-    /// Damaged: the blobs that verified (with their stored bytes), and what was wrong.
+    /// Damaged, with blobs that verified (copied into new packs before it is deleted).
     Damaged {
-        good: Salvaged,
+        good: Vec<PackBlob>,
         lost: u64,
         problem: String,
     },
+    /// Nothing in it authenticates: see [`UnreadablePack`].
+    Unreadable { problem: String },
 }
 
 /// Reads the sealed header at the end of a pack.
@@ -82,8 +122,9 @@ fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>
         .map_err(|e| EngineError::format(format!("pack {name}"), e))
 }
 
-/// Verifies one stored blob against what its pack header says. A blob compressed against a dictionary that is not loaded has passed authenticated
-/// decryption before decompression failed: its bytes are intact, and it is kept.
+/// Verifies one stored blob against what its pack header says. A blob compressed against a
+/// dictionary that is not loaded has passed authenticated decryption before decompression
+/// failed: its bytes are intact, and it is kept.
 fn verify(repo: &Repository, pack: &PackId, b: &PackBlob, stored: &[u8]) -> Result<()> {
     let plain = match repo.decode_stored_blob(b.blob_type, &b.id, pack, stored) {
         Err(e) if e.is_missing_dictionary() => return Ok(()),
@@ -100,49 +141,60 @@ fn verify(repo: &Repository, pack: &PackId, b: &PackBlob, stored: &[u8]) -> Resu
     Ok(())
 }
 
-/// Reads a whole pack and keeps the blobs that verify: those its header lists when the
-/// header is readable, else those found by scanning blob headers from the front.
-fn salvage(
+/// Reads the blobs its header lists from a pack, streaming; returns those that verify and
+/// how many do not. A failed read stops the repair.
+fn verify_listed(
     repo: &Repository,
+    reader: &mut PackReader,
     pack: &PackId,
-    bytes: &[u8],
-    header: Option<&[PackBlob]>,
-) -> Result<(Salvaged, u64)> {
+    listed: &[PackBlob],
+) -> Result<(Vec<PackBlob>, u64)> {
     let mut good = Vec::new();
     let mut lost = 0u64;
-    let candidates: Vec<PackBlob> = match header {
-        Some(h) => h.to_vec(),
-        None => {
-            // Scan: clear blob headers follow each other from the preamble on.
-            let mut out = Vec::new();
-            let mut pos = PACK_PREAMBLE_LEN;
-            while let Ok(h) = BlobHeader::parse(bytes.get(pos..).unwrap_or(&[])) {
-                let len = h.stored_length();
-                if pos + len > bytes.len() {
-                    break;
-                }
-                out.push(PackBlob {
-                    blob_type: h.blob_type,
-                    id: h.id,
-                    offset: pos as u32,
-                    length: len as u32,
-                    raw_length: h.raw_length,
-                });
-                pos += len;
-            }
-            out
-        }
-    };
-    for b in candidates {
-        let stored = bytes.get(b.offset as usize..b.offset as usize + b.length as usize);
-        match stored.map(|s| (verify(repo, pack, &b, s), s)) {
-            Some((Ok(()), s)) => good.push((b, s.to_vec())),
+    for b in listed {
+        match reader.extent(b.offset as u64, b.length as u64)? {
+            Ok(stored) if verify(repo, pack, b, stored).is_ok() => good.push(*b),
             _ => lost += 1,
         }
     }
     Ok((good, lost))
 }
 
+/// Finds the blobs of a pack whose header is unreadable by scanning their clear headers
+/// from the front, streaming; returns those that verify and how many do not. The scan
+/// ends at the first blob header that does not parse or whose blob cannot be in the pack.
+fn scan(repo: &Repository, reader: &mut PackReader, pack: &PackId) -> Result<(Vec<PackBlob>, u64)> {
+    let mut good = Vec::new();
+    let mut lost = 0u64;
+    let mut pos = PACK_PREAMBLE_LEN as u64;
+    while pos <= u32::MAX as u64 {
+        let header = match reader.extent(pos, BLOB_HEADER_LEN as u64)? {
+            Ok(bytes) => match BlobHeader::parse(bytes) {
+                Ok(h) => h,
+                Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        let len = header.stored_length() as u64;
+        let b = PackBlob {
+            blob_type: header.blob_type,
+            id: header.id,
+            offset: pos as u32,
+            length: len as u32,
+            raw_length: header.raw_length,
+        };
+        match reader.extent(pos, len)? {
+            Ok(stored) if verify(repo, pack, &b, stored).is_ok() => good.push(b),
+            Ok(_) => lost += 1,
+            Err(_) => break,
+        }
+        pos += len;
+    }
+    Ok((good, lost))
+}
+
+/// Reads one pack (its header; with `read_data`, or when the header is unreadable, all of
+/// it, a piece at a time) and says what it is.
 fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<Found> {
     let pack: PackId = name
         .parse()
@@ -152,30 +204,25 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
         Err(e) if e.kind() != crate::ErrorKind::Corrupt => return Err(e),
         h => h,
     };
-    match (header, read_data) {
-        (Ok(blobs), false) => Ok(Found::Intact(IndexPack {
+    let mut reader = PackReader::new(repo, &pack, size);
+    match header {
+        Ok(blobs) if !read_data => Ok(Found::Intact(IndexPack {
             id: pack,
             size,
             blobs,
         })),
-        (Ok(blobs), true) => {
-            let bytes = repo.block_on(repo.backend().read_range(FileType::Pack, name, 0, size))?;
-            let hash_ok = Digest::of_stored(&bytes) == pack.0;
-            let all_ok = hash_ok
-                && blobs.iter().all(|b| {
-                    bytes
-                        .get(b.offset as usize..b.offset as usize + b.length as usize)
-                        .is_some_and(|s| verify(repo, &pack, b, s).is_ok())
-                });
-            if all_ok {
+        Ok(blobs) => {
+            let (good, lost) = verify_listed(repo, &mut reader, &pack, &blobs)?;
+            let hash_ok = reader.read_to_end()?;
+            if hash_ok && lost == 0 {
                 return Ok(Found::Intact(IndexPack {
                     id: pack,
                     size,
                     blobs,
                 }));
             }
-            // The pack is already in memory: salvage from these bytes, not a second read.
-            let (good, lost) = salvage(repo, &pack, &bytes, Some(&blobs))?;
+            // The header opened, so the pack was written with this key: what fails is
+            // damage, even if every blob does.
             let problem = if hash_ok {
                 format!("pack {name}: {lost} blobs do not verify")
             } else {
@@ -187,9 +234,15 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
                 problem,
             })
         }
-        (Err(e), _) => {
-            let bytes = repo.block_on(repo.backend().read_range(FileType::Pack, name, 0, size))?;
-            let (good, lost) = salvage(repo, &pack, &bytes, None)?;
+        Err(e) => {
+            let (good, lost) = scan(repo, &mut reader, &pack)?;
+            if good.is_empty() {
+                return Ok(Found::Unreadable {
+                    problem: format!(
+                        "{e}; scanned its blobs, none verifies ({lost} found that do not)"
+                    ),
+                });
+            }
             Ok(Found::Damaged {
                 problem: format!(
                     "{e}: scanned its blobs, {} intact, {lost} damaged (blobs after a damaged \
@@ -203,11 +256,71 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
     }
 }
 
+/// Copies the blobs of a damaged pack that verified when it was examined into `packer`,
+/// reading the pack again a piece at a time and verifying each blob again. Returns how
+/// many of them no longer verify.
+fn salvage(
+    repo: &Repository,
+    packer: &Packer,
+    name: &str,
+    size: u64,
+    good: &[PackBlob],
+) -> Result<u64> {
+    let pack: PackId = name
+        .parse()
+        .map_err(|e| EngineError::format(format!("pack name {name}"), e))?;
+    let mut reader = PackReader::new(repo, &pack, size);
+    let mut lost = 0;
+    for b in good {
+        match reader.extent(b.offset as u64, b.length as u64)? {
+            Ok(stored) if verify(repo, &pack, b, stored).is_ok() => {
+                packer.add_stored(b.blob_type, b.id, b.raw_length, stored)?;
+            }
+            _ => lost += 1,
+        }
+    }
+    Ok(lost)
+}
+
+/// The stored packs `named` designates (ids or unique prefixes).
+fn resolve_packs(named: &[String], packs: &[(String, u64)]) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for n in named {
+        let prefix = n.to_ascii_lowercase();
+        if prefix.len() < MIN_PACK_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::Invalid(format!(
+                "pack to delete {n:?}: give its id, or at least its first {MIN_PACK_PREFIX} \
+                 hex digits"
+            )));
+        }
+        let mut matching = packs.iter().filter(|(p, _)| p.starts_with(&prefix));
+        match (matching.next(), matching.next()) {
+            (Some((p, _)), None) => out.insert(p.clone()),
+            (None, _) => {
+                return Err(EngineError::Invalid(format!(
+                    "pack to delete {n}: no pack id in the repository starts with it"
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(EngineError::Invalid(format!(
+                    "pack to delete {n}: several pack ids start with it; give more of it"
+                )))
+            }
+        };
+    }
+    Ok(out)
+}
+
 /// Rebuilds the index from the packs in storage (under an exclusive lock; the repository
 /// may be opened without its index, which may be what is broken).
+///
+/// Every pack is examined first; a storage failure then stops the repair before anything
+/// is written. Then the intact blobs of damaged packs are copied into new packs, the new
+/// index is written, the old index files are deleted, and last the damaged packs (and the
+/// unreadable packs named in `opts.delete_unreadable`).
 pub fn repair_index(
     repo: &Repository,
-    read_data: bool,
+    opts: &IndexRepairOptions,
     progress: &dyn Progress,
 ) -> Result<IndexRepair> {
     let old_index: Vec<String> = repo
@@ -216,6 +329,7 @@ pub fn repair_index(
         .map(|(n, _)| n)
         .collect();
     let packs = repo.block_on(repo.backend().list(FileType::Pack))?;
+    let to_delete = resolve_packs(&opts.delete_unreadable, &packs)?;
     let mut report = IndexRepair {
         packs: packs.len() as u64,
         ..IndexRepair::default()
@@ -245,44 +359,83 @@ pub fn repair_index(
         repo.load_dictionaries(&b.build());
     }
     progress.set_total(packs.iter().map(|(_, s)| s).sum());
-    let found: Vec<(String, Result<Found>)> = packs
+    let found: Vec<(String, u64, Found)> = packs
         .par_iter()
         .map(|(name, size)| {
-            let f = examine(repo, name, *size, read_data);
+            let f = examine(repo, name, *size, opts.read_data)?;
             progress.add_bytes(*size);
-            (name.clone(), f)
+            Ok((name.clone(), *size, f))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut intact = Vec::new();
-    let mut doomed = Vec::new();
-    let packer = Packer::for_repack(repo);
-    for (name, f) in found {
-        match f? {
-            Found::Intact(p) => intact.push(p),
+    let mut damaged = Vec::new();
+    for (name, size, f) in found {
+        match f {
+            Found::Intact(p) => {
+                if to_delete.contains(&name) {
+                    return Err(EngineError::Invalid(format!(
+                        "pack {name} is not unreadable (its header opens{}): nothing was \
+                         changed; name only packs that `repair index` reports as unreadable",
+                        if opts.read_data {
+                            " and every blob in it verifies"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                intact.push(p)
+            }
             Found::Damaged {
                 good,
                 lost,
                 problem,
             } => {
-                for (b, stored) in &good {
-                    packer.add_stored(b.blob_type, b.id, b.raw_length, stored)?;
+                if to_delete.contains(&name) {
+                    return Err(EngineError::Invalid(format!(
+                        "pack {name} is not unreadable ({} of its blobs verify, and are \
+                         salvaged when it is repaired): nothing was changed; name only packs \
+                         that `repair index` reports as unreadable",
+                        good.len()
+                    )));
                 }
                 report.packs_salvaged += 1;
                 report.blobs_lost += lost;
                 report.problems.push(problem);
-                doomed.push(name);
+                damaged.push((name, size, good));
             }
+            Found::Unreadable { problem } => report.unreadable_packs.push(UnreadablePack {
+                deleted: to_delete.contains(&name),
+                id: name,
+                size,
+                problem,
+            }),
         }
     }
+    // Nothing has been written so far. The damaged packs' intact blobs are copied now.
+    let packer = Packer::for_repack(repo);
+    let lost_since: Vec<u64> = damaged
+        .par_iter()
+        .map(|(name, size, good)| salvage(repo, &packer, name, *size, good))
+        .collect::<Result<_>>()?;
+    report.blobs_lost += lost_since.iter().sum::<u64>();
     let (_, written) = packer.finish_repack()?;
     report.packs_written = written.len() as u64;
     intact.extend(written);
+    report.packs_indexed = intact.len() as u64;
     report.blobs_indexed = intact.iter().map(|p| p.blobs.len() as u64).sum();
 
     let supersedes: Vec<IndexId> = old_index.iter().filter_map(|n| n.parse().ok()).collect();
     report.index_files_written = crate::objects::write_index_files(repo, intact, &supersedes)?;
     crate::objects::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
+    let mut doomed: Vec<String> = damaged.into_iter().map(|(name, _, _)| name).collect();
+    doomed.extend(
+        report
+            .unreadable_packs
+            .iter()
+            .filter(|u| u.deleted)
+            .map(|u| u.id.clone()),
+    );
     crate::objects::delete_all(repo, FileType::Pack, &doomed)?;
     progress.finish();
     Ok(report)
