@@ -1,5 +1,6 @@
-//! `check --read-data`: reading every pack whole (or a chosen subset of the packs) and
-//! verifying every byte of it.
+//! `check --read-data`: reading every pack (or a chosen subset of the packs) from end to
+//! end, a piece at a time, and verifying every byte of it; and the [`PackReader`] that
+//! does the reading, which `repair index` shares.
 
 use std::collections::{HashMap, HashSet};
 
