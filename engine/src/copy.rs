@@ -8,8 +8,12 @@
 //!
 //! The copy records the source snapshot's id in `original` (or the source's own
 //! `original`, if it was itself a copy or rewritten), so a second run skips what is already
-//! there: copying is idempotent, and an interrupted copy resumes where it stopped (the
-//! blobs already uploaded are found by id and not sent again).
+//! there: copying is idempotent. An interrupted copy resumes where it stopped: the packer
+//! indexes packs as they are stored (see `packer`), so the next run finds their blobs in
+//! the destination's index and does not send them again; only the packs stored since the
+//! last index file (a few packs, or at most about an eighth of what was stored) are sent
+//! again, and the orphaned ones are removed by the next prune. Every source blob is still
+//! read, to compute its id in the destination.
 
 use std::collections::HashMap;
 

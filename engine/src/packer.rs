@@ -3,10 +3,20 @@
 //! uploader over a rendezvous channel. Uploaded packs are indexed in batches; `finish`
 //! flushes, waits for every upload and writes the last index file. Small data blobs may be
 //! compressed against a repository dictionary, trained here from the first ones.
+//!
+//! Indexing as it goes is what lets a killed backup or copy resume: the next run finds
+//! the blobs of every indexed pack in the index and does not send them again, while packs
+//! no index names are sent again (and the old ones removed by prune). A batch is written
+//! once the uploaded packs not yet indexed hold [`INDEX_BLOBS`] blobs, or number
+//! [`INDEX_PACKS`] or an eighth of the packs this packer has indexed so far (whichever is
+//! more), or once [`INDEX_AGE`] has passed since the last index file. So a killed run has
+//! to send again at most about an eighth of what it sent (or a few packs, or a few
+//! minutes' worth), while a long run writes only tens of index files.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use strata_format::blob::{encode_blob_with, BlobType};
@@ -18,8 +28,12 @@ use strata_storage::FileType;
 use crate::spool::{Finished, SpoolPack};
 use crate::{EngineError, ErrorKind, Repository, Result};
 
-/// An index file is written once this many blobs are in uploaded packs.
+/// An index file is written once uploaded packs not yet indexed hold this many blobs,
 const INDEX_BLOBS: usize = 50_000;
+/// or they are this many packs (or an eighth of the packs indexed so far, if more),
+const INDEX_PACKS: usize = 8;
+/// or this long after the last index file (or the start).
+const INDEX_AGE: Duration = Duration::from_secs(300);
 
 /// What a packer added to the repository.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,6 +94,9 @@ struct State {
     pending: HashSet<BlobId>,
     stats: PackerStats,
     dict: Dict,
+    /// Packs indexed so far, and when the last index file was written.
+    packs_indexed: usize,
+    last_index: Instant,
 }
 
 struct Shared {
@@ -191,6 +208,8 @@ impl<'r> Packer<'r> {
                 } else {
                     Dict::Collecting(Held::default())
                 },
+                packs_indexed: 0,
+                last_index: Instant::now(),
             }),
             tx: Some(tx),
             uploaders,
@@ -493,12 +512,16 @@ impl<'r> Packer<'r> {
         if self.repack {
             return Ok(());
         }
-        // Index what is durable once there is a lot of it: the index of a large backup is
-        // not held (and encoded) in memory all at once, and a long backup that dies leaves
-        // most of its packs indexed, ready for the next one to reuse.
+        // Index what is durable as it goes (see the module docs): a killed run leaves most
+        // of its packs indexed, ready for the next one to reuse, and the index of a large
+        // backup is not held (and encoded) in memory all at once.
+        let (indexed, last) = {
+            let s = self.state.lock().expect("no panics while locked");
+            (s.packs_indexed, s.last_index)
+        };
         let batch = {
             let mut up = self.shared.uploaded.lock().expect("no panics while locked");
-            if up.iter().map(|p| p.blobs.len()).sum::<usize>() >= INDEX_BLOBS {
+            if index_due(&up, indexed, last.elapsed()) {
                 std::mem::take(&mut *up)
             } else {
                 Vec::new()
@@ -521,6 +544,8 @@ impl<'r> Packer<'r> {
         let mut s = self.state.lock().expect("no panics while locked");
         s.stats.index_files += 1;
         s.stats.index_bytes += size;
+        s.packs_indexed += index.packs.len();
+        s.last_index = Instant::now();
         Ok(())
     }
 
@@ -586,6 +611,15 @@ impl<'r> Packer<'r> {
     }
 }
 
+/// Whether the uploaded packs not yet indexed, `waiting`, are due for an index file, when
+/// `indexed` packs have been indexed so far and the last index file was written `age` ago.
+fn index_due(waiting: &[IndexPack], indexed: usize, age: Duration) -> bool {
+    !waiting.is_empty()
+        && (waiting.len() >= INDEX_PACKS.max(indexed / 8)
+            || waiting.iter().map(|p| p.blobs.len()).sum::<usize>() >= INDEX_BLOBS
+            || age >= INDEX_AGE)
+}
+
 impl Drop for Packer<'_> {
     fn drop(&mut self) {
         drop(self.tx.take());
@@ -600,6 +634,39 @@ mod tests {
     use super::*;
     use strata_format::keyfile::KdfParams;
     use strata_storage::{Backend, OpendalBackend, StorageError};
+
+    fn uploaded(blobs: usize) -> IndexPack {
+        IndexPack {
+            id: strata_format::id::PackId(strata_format::id::Digest([1; 32])),
+            size: 1,
+            blobs: vec![
+                strata_format::pack::PackBlob {
+                    blob_type: BlobType::Data,
+                    id: BlobId(strata_format::id::Digest([2; 32])),
+                    offset: 10,
+                    length: 50,
+                    raw_length: 6,
+                };
+                blobs
+            ],
+        }
+    }
+
+    /// Uploaded packs are indexed in batches of a few packs at first, then of an eighth of
+    /// what is indexed, or sooner when they hold many blobs or have waited long.
+    #[test]
+    fn uploaded_packs_are_indexed_in_bounded_batches() {
+        let fresh = Duration::ZERO;
+        let packs = |n: usize| vec![uploaded(3); n];
+        assert!(!index_due(&[], 0, INDEX_AGE));
+        assert!(!index_due(&packs(INDEX_PACKS - 1), 0, fresh));
+        assert!(index_due(&packs(INDEX_PACKS), 0, fresh));
+        assert!(index_due(&packs(INDEX_PACKS), 8 * INDEX_PACKS, fresh));
+        assert!(!index_due(&packs(INDEX_PACKS), 80 * INDEX_PACKS, fresh));
+        assert!(index_due(&packs(10 * INDEX_PACKS), 80 * INDEX_PACKS, fresh));
+        assert!(index_due(&[uploaded(INDEX_BLOBS)], 1000, fresh));
+        assert!(index_due(&packs(1), 1000, INDEX_AGE));
+    }
 
     /// Whichever thread finds the packer stopped after an upload failed reports that
     /// failure, not a bare "stopped": the first takes the error itself, later ones a copy.

@@ -1,6 +1,7 @@
 //! Repair over the in-memory backend, where the end-to-end tests cannot easily reach: packs
-//! of dictionary-compressed blobs whose header (or whose dictionary's pack) is damaged, and
-//! storage failures that must stop a repair or a lock check rather than pass for damage.
+//! of dictionary-compressed blobs whose header (or whose dictionary's pack) is damaged,
+//! storage failures that must stop a repair or a lock check rather than pass for damage,
+//! packs written under another key, and packs read a piece at a time.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_engine::archiver::{backup_paths, BackupOptions};
 use strata_engine::progress::NoProgress;
-use strata_engine::repair::repair_index;
+use strata_engine::repair::{repair_index, IndexRepair, IndexRepairOptions};
 use strata_engine::{lock, snapshots, ErrorKind, Repository};
 use strata_format::blob::BlobType;
 use strata_storage::fault::{FaultBackend, FaultPlan};
@@ -18,6 +19,14 @@ use strata_storage::{Backend, FileType};
 
 fn init() -> Arc<dyn Backend> {
     common::init_memory(1 << 20)
+}
+
+fn repair(repo: &Repository, read_data: bool) -> IndexRepair {
+    let opts = IndexRepairOptions {
+        read_data,
+        ..IndexRepairOptions::default()
+    };
+    repair_index(repo, &opts, &NoProgress).unwrap()
 }
 
 /// A repository holding one snapshot of small source files; returns the backend, the
@@ -90,7 +99,7 @@ fn scanning_a_pack_keeps_dictionary_compressed_blobs() {
         let (backend, src, _, data_packs) = repository(work.path());
         break_header(&backend, &data_packs[0]);
         let repo = Repository::open_without_index(backend.clone(), b"pw").unwrap();
-        let r = repair_index(&repo, read_data, &NoProgress).unwrap();
+        let r = repair(&repo, read_data);
         assert_eq!(r.packs_salvaged, 1, "read_data {read_data}: {r:?}");
         assert_eq!(r.blobs_lost, 0, "read_data {read_data}: {r:?}");
         assert_intact(&backend, &src);
@@ -105,7 +114,7 @@ fn a_damaged_dictionary_pack_loses_nothing() {
     let (backend, src, dict_pack, _) = repository(work.path());
     break_header(&backend, &dict_pack);
     let repo = Repository::open_without_index(backend.clone(), b"pw").unwrap();
-    let r = repair_index(&repo, true, &NoProgress).unwrap();
+    let r = repair(&repo, true);
     assert_eq!(r.packs_salvaged, 1, "{r:?}");
     assert_eq!(r.blobs_lost, 0, "{r:?}");
     assert_intact(&backend, &src);
@@ -138,7 +147,11 @@ fn a_storage_failure_stops_repair_index() {
         },
     ));
     let repo = Repository::open_without_index(faulty, b"pw").unwrap();
-    let err = repair_index(&repo, true, &NoProgress).unwrap_err();
+    let opts = IndexRepairOptions {
+        read_data: true,
+        ..IndexRepairOptions::default()
+    };
+    let err = repair_index(&repo, &opts, &NoProgress).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
     assert_eq!(list(FileType::Pack), packs, "packs changed");
     assert_eq!(list(FileType::Index), index, "index files changed");
@@ -172,4 +185,206 @@ fn an_unreadable_lock_is_not_taken_for_absent() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(backend.list(FileType::Lock)).unwrap().len(), 1);
     drop(held);
+}
+
+/// The pack names in storage, sorted.
+fn pack_names(backend: &Arc<dyn Backend>) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut v: Vec<String> = rt
+        .block_on(backend.list(FileType::Pack))
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    v.sort();
+    v
+}
+
+/// A repository with one snapshot of a few small random files (one data pack, one tree
+/// pack: 1 MiB packs, no dictionary); returns it and the source.
+fn small_repository(work: &Path, seed: u8) -> (Arc<dyn Backend>, std::path::PathBuf) {
+    let backend = init();
+    let src = work.join(format!("src-{seed}"));
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3u8 {
+        let bytes: Vec<u8> = (0..100_000u32)
+            .map(|n| (n.wrapping_mul(2_654_435_761) >> (seed % 7 + i)) as u8 ^ seed)
+            .collect();
+        std::fs::write(src.join(format!("f{i}.bin")), bytes).unwrap();
+    }
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    backup_paths(
+        &repo,
+        std::slice::from_ref(&src),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    (backend, src)
+}
+
+/// The sequence of issue #12: two packs written under one key, and the index rebuilt by a
+/// repository with another key (there, `init` over a repository whose config was lost; here
+/// the packs are moved into another repository). `repair index` used to find 0 blobs in them
+/// and delete both; it keeps them, out of the index, reports them, and deletes one only when
+/// it is named.
+#[test]
+fn packs_of_another_key_are_kept_and_deleted_only_when_named() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, _) = small_repository(work.path(), 1);
+    let (b, b_src) = small_repository(work.path(), 2);
+    let (a_packs, b_packs) = (pack_names(&a), pack_names(&b));
+    assert_eq!(a_packs.len(), 2, "a data pack and a tree pack");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut a_bytes = Vec::new();
+    for name in &a_packs {
+        let bytes = rt.block_on(a.read(FileType::Pack, name)).unwrap();
+        rt.block_on(b.write(FileType::Pack, name, bytes.clone()))
+            .unwrap();
+        a_bytes.push(bytes);
+    }
+    let mut all = [a_packs.clone(), b_packs.clone()].concat();
+    all.sort();
+
+    let repo = Repository::open_without_index(b.clone(), b"pw").unwrap();
+    for read_data in [false, true] {
+        let r = repair(&repo, read_data);
+        let mut kept: Vec<&str> = r.unreadable_packs.iter().map(|u| u.id.as_str()).collect();
+        kept.sort();
+        assert_eq!(kept, a_packs, "read_data {read_data}: {r:?}");
+        assert!(r.unreadable_packs.iter().all(|u| !u.deleted), "{r:?}");
+        assert_eq!(r.packs_salvaged, 0, "{r:?}");
+        assert_eq!(r.blobs_lost, 0, "{r:?}");
+        assert_eq!(r.packs_indexed, b_packs.len() as u64, "{r:?}");
+        assert_eq!(pack_names(&b), all, "read_data {read_data}: packs deleted");
+    }
+    assert_intact(&b, &b_src);
+
+    // Naming a pack that is readable, or too little of one, changes nothing.
+    let repo = Repository::open_without_index(b.clone(), b"pw").unwrap();
+    for named in [b_packs[0].clone(), a_packs[0][..7].to_string()] {
+        let opts = IndexRepairOptions {
+            read_data: true,
+            delete_unreadable: vec![named.clone()],
+        };
+        let err = repair_index(&repo, &opts, &NoProgress).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{named}: {err}");
+        assert_eq!(pack_names(&b), all, "{named}");
+    }
+
+    // Named (by a prefix), the first is deleted; the second stays as it was.
+    let opts = IndexRepairOptions {
+        read_data: false,
+        delete_unreadable: vec![a_packs[0][..12].to_uppercase()],
+    };
+    let r = repair_index(&repo, &opts, &NoProgress).unwrap();
+    let deleted: Vec<(&str, bool)> = r
+        .unreadable_packs
+        .iter()
+        .map(|u| (u.id.as_str(), u.deleted))
+        .collect();
+    assert_eq!(deleted.len(), 2, "{r:?}");
+    assert!(deleted.contains(&(a_packs[0].as_str(), true)), "{r:?}");
+    assert!(deleted.contains(&(a_packs[1].as_str(), false)), "{r:?}");
+    let mut left = [vec![a_packs[1].clone()], b_packs.clone()].concat();
+    left.sort();
+    assert_eq!(pack_names(&b), left);
+    assert_eq!(
+        rt.block_on(b.read(FileType::Pack, &a_packs[1])).unwrap(),
+        a_bytes[1]
+    );
+    assert_intact(&b, &b_src);
+}
+
+/// Bytes `repair index --read-data` reads from a pack at a time (the checker's piece).
+const PIECE: u64 = 4 << 20;
+
+/// `repair index --read-data` reads packs a piece at a time (a pack of 1 GiB is not read
+/// into memory whole), and still salvages a damaged pack blob by blob: every blob but the
+/// damaged one is copied into a new pack, and the damaged pack is deleted.
+#[test]
+fn repair_index_reads_packs_in_pieces_and_salvages_blob_by_blob() {
+    let work = tempfile::tempdir().unwrap();
+    let backend = common::init_memory(16 << 20);
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // 12 MiB that does not compress: one data pack of about 12 MiB, in blobs of ~64 KiB.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..12 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(src.join("big.bin"), &bytes).unwrap();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    backup_paths(
+        &repo,
+        std::slice::from_ref(&src),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let index = repo.index();
+    let blobs_before = index.len();
+    let (data_pack, size) = index
+        .iter()
+        .find(|(_, l)| l.blob_type == BlobType::Data)
+        .map(|(_, l)| index.pack(l.pack))
+        .unwrap();
+    let data_pack = data_pack.to_hex();
+    assert!(size > 3 * PIECE, "the data pack is {size} bytes");
+
+    // One flipped byte in the middle damages one blob.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut damaged = rt
+        .block_on(backend.read(FileType::Pack, &data_pack))
+        .unwrap()
+        .to_vec();
+    damaged[size as usize / 2] ^= 0x20;
+    rt.block_on(backend.write(FileType::Pack, &data_pack, Bytes::from(damaged)))
+        .unwrap();
+
+    let log = work.path().join("reads.log");
+    let logged: Arc<dyn Backend> = Arc::new(FaultBackend::new(
+        backend.clone(),
+        FaultPlan {
+            read_log: Some(log.clone()),
+            ..FaultPlan::default()
+        },
+    ));
+    let repo = Repository::open_without_index(logged, b"pw").unwrap();
+    let r = repair(&repo, true);
+    assert_eq!(r.packs_salvaged, 1, "{r:?}");
+    assert_eq!(r.blobs_lost, 1, "{r:?}");
+    assert_eq!(r.packs_written, 1, "{r:?}");
+    assert_eq!(r.blobs_indexed, blobs_before as u64 - 1, "{r:?}");
+    assert!(
+        !pack_names(&backend).contains(&data_pack),
+        "damaged pack kept"
+    );
+
+    // Every read of a pack was a piece at most.
+    let reads = std::fs::read_to_string(&log).unwrap();
+    let mut pack_reads = 0;
+    for line in reads.lines().filter(|l| l.starts_with("read data/")) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 4, "a pack read whole: {line}");
+        let len: u64 = fields[3].parse().unwrap();
+        assert!(len <= PIECE, "a read of {len} bytes: {line}");
+        pack_reads += 1;
+    }
+    assert!(pack_reads as u64 >= 2 * size / PIECE, "{reads}");
+
+    // Every blob left in the index reads back and verifies.
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let index = repo.index();
+    assert_eq!(index.len(), blobs_before - 1);
+    for (id, loc) in index.iter() {
+        repo.read_blob(loc.blob_type, &id)
+            .unwrap_or_else(|e| panic!("blob {id}: {e}"));
+    }
 }

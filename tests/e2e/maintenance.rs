@@ -1021,6 +1021,94 @@ fn damaged_index_file_is_rebuilt_from_the_packs() {
     assert_eq!(counter(&v, "packs_deleted"), 0, "{v}");
 }
 
+/// Issue #12: packs written under another key (there, a repository re-created by `init`
+/// over one whose config was lost; here, packs of another repository moved in). `repair
+/// index` used to find no blob in them and delete them all. It keeps them out of the index,
+/// names them and how to delete them (exit 1), and deletes only the packs it is asked to.
+#[test]
+fn repair_index_keeps_packs_of_another_key_until_named() {
+    let other = Env::init_small_packs();
+    let other_src = other.path("src");
+    data_tree(&other_src, 3, 7000);
+    other.backup(&[&other_src]);
+    let foreign: Vec<PathBuf> = other.repo_files("data");
+    assert!(foreign.len() >= 2, "{foreign:?}");
+
+    let env = Env::init_small_packs();
+    let src = env.path("src");
+    data_tree(&src, 3, 8000);
+    let id = env.backup(&[&src]);
+    let own = pack_names(&env);
+    for pack in &foreign {
+        let rel = pack.strip_prefix(&other.repo).unwrap();
+        fs::create_dir_all(env.repo.join(rel).parent().unwrap()).unwrap();
+        fs::copy(pack, env.repo.join(rel)).unwrap();
+    }
+    let foreign: BTreeSet<String> = foreign.iter().map(|p| file_name(p)).collect();
+    let all: BTreeSet<String> = own.union(&foreign).cloned().collect();
+
+    for line in ["repair index --json", "repair index --read-data --json"] {
+        let out = run_line(&env, line).code(1);
+        let v = out.json();
+        let kept: BTreeSet<String> = v["unreadable_packs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{line}: {v}"))
+            .iter()
+            .map(|u| {
+                assert_eq!(u["deleted"], false, "{v}");
+                u["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(kept, foreign, "{line}: {v}");
+        assert_eq!(counter(&v, "packs_salvaged"), 0, "{v}");
+        assert_eq!(counter(&v, "blobs_lost"), 0, "{v}");
+        assert_eq!(counter(&v, "packs_indexed"), own.len() as u64, "{v}");
+        assert_eq!(pack_names(&env), all, "{line} deleted packs");
+    }
+    let out = run_line(&env, "repair index").code(1);
+    for pack in &foreign {
+        assert!(
+            out.stderr.contains(&format!("unreadable: pack {pack}")),
+            "{}",
+            out.describe()
+        );
+    }
+    out.stderr_contains("--delete-unreadable");
+    env.check_read_data_clean();
+    let target = env.path("restore");
+    env.restore(&id, &target);
+    assert_same_tree(&src, &restored(&target, &src));
+
+    // A pack of this repository is not deleted as unreadable: nothing changes.
+    let mine = own.iter().next().unwrap();
+    run_line(&env, &format!("repair index --delete-unreadable {mine}"))
+        .code(1)
+        .stderr_contains("not unreadable");
+    assert_eq!(pack_names(&env), all);
+    // Named by a prefix, one goes; then the rest.
+    let mut foreign = foreign.into_iter();
+    let first = foreign.next().unwrap();
+    run_line(
+        &env,
+        &format!("repair index --delete-unreadable {}", &first[..10]),
+    )
+    .code(1);
+    let left: BTreeSet<String> = all.iter().filter(|p| **p != first).cloned().collect();
+    assert_eq!(pack_names(&env), left);
+    let rest: Vec<String> = foreign.collect();
+    let v = json_of(
+        &env,
+        &format!("repair index --json --delete-unreadable {}", rest.join(" ")),
+    );
+    assert_eq!(
+        v["unreadable_packs"].as_array().unwrap().len(),
+        rest.len(),
+        "{v}"
+    );
+    assert_eq!(pack_names(&env), own);
+    env.check_read_data_clean();
+}
+
 // ---------------------------------------------------------------------------
 // Locks
 // ---------------------------------------------------------------------------

@@ -14,9 +14,10 @@ use crate::{exit, open, Cli};
 /// Copies the named snapshots (default: all of them, or those matching --host, --project
 /// and --tag) from --from-repo to --to-repo. The repositories may have different passwords
 /// and keys; only the data the destination lacks is transferred. Copying is idempotent:
-/// a snapshot already copied is skipped, and an interrupted copy resumes (blobs already
-/// uploaded are not sent again). Copied snapshots keep their time, host, paths, tags and
-/// hold; each records the source snapshot's id (`cat snapshot`).
+/// a snapshot already copied is skipped, and an interrupted copy resumes (packs are
+/// indexed as they are stored: only the last few, at most about an eighth of what was
+/// stored, are sent again). Copied snapshots keep their time, host, paths, tags and hold;
+/// each records the source snapshot's id (`cat snapshot`).
 ///
 /// Each repository's password comes from its own --from-/--to-password-file or -command,
 /// else from --password-file / STRATA_PASSWORD_FILE / STRATA_PASSWORD_COMMAND.

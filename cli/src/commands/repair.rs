@@ -3,7 +3,7 @@
 use anyhow::Result;
 use strata_engine::repair;
 
-use crate::output::json;
+use crate::output::{bytes, json};
 use crate::progress::Bar;
 use crate::{exit, open, Cli};
 
@@ -17,24 +17,43 @@ pub struct Args {
     what: What,
 }
 
+#[derive(Debug, clap::Args)]
+struct IndexArgs {
+    /// Read and verify every byte of every pack (finds and salvages damaged packs).
+    #[arg(long)]
+    read_data: bool,
+    /// Delete these packs if this run finds them unreadable (ids, or their first 8 or
+    /// more hex digits). A pack that is readable after all is not deleted: the repair
+    /// then stops before changing anything.
+    #[arg(long, value_name = "PACK", num_args = 1..)]
+    delete_unreadable: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum What {
     /// Rebuild the index from the packs in storage.
     ///
     /// Reads the sealed header of every pack and writes a new index naming exactly what
     /// is there, then deletes the old index files. A pack whose header is unreadable is
-    /// scanned blob by blob. With --read-data every pack is read whole and every blob
-    /// verified; the intact blobs of a damaged pack are copied into new packs and the
-    /// damaged pack is deleted (after the new index is durable). Blobs that were lost are
-    /// then missing from the index: run `repair snapshots` next.
-    Index {
-        /// Read and verify every byte of every pack (finds and salvages damaged packs).
-        #[arg(long)]
-        read_data: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// scanned blob by blob. With --read-data every pack is read (a piece at a time) and
+    /// every blob verified; the intact blobs of a damaged pack are copied into new packs
+    /// and the damaged pack is deleted (after the new index is durable). Blobs that were
+    /// lost are then missing from the index: run `repair snapshots` next.
+    ///
+    /// A pack in which nothing can be read with this repository's key (neither its header
+    /// nor any blob) is never deleted as damaged: it more likely belongs to another
+    /// repository, or to this one before its key was replaced. It is reported as
+    /// unreadable, left in place and out of the index (exit code 1), and deleted only when
+    /// named with --delete-unreadable.
+    ///
+    /// With --json: {"packs", "packs_indexed", "blobs_indexed", "packs_salvaged",
+    /// "blobs_lost", "packs_written", "index_files_written", "index_files_removed",
+    /// "problems": [one line per damaged pack], "unreadable_packs": [{"id", "size",
+    /// "problem", "deleted"}]}.
+    Index(IndexArgs),
     /// Rewrite snapshots that need lost data, dropping only the damaged files.
     ///
     /// A file whose content blobs are not in the index (or whose pack is missing) is
@@ -42,105 +61,142 @@ enum What {
     /// snapshot records what was dropped and the id it replaces (`cat snapshot`). A
     /// snapshot whose root tree is lost cannot be repaired: it is reported, and removed
     /// with --forget.
-    Snapshots {
-        /// Only report what would be dropped.
-        #[arg(short = 'n', long)]
-        dry_run: bool,
-        /// Remove snapshots that cannot be repaired (their root tree is lost).
-        #[arg(long)]
-        forget: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Snapshots(SnapshotsArgs),
     Config(super::repair_config::Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct SnapshotsArgs {
+    /// Only report what would be dropped.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Remove snapshots that cannot be repaired (their root tree is lost).
+    #[arg(long)]
+    forget: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     match &args.what {
+        What::Index(a) => index(cli, a),
+        What::Snapshots(a) => snapshots(cli, a),
         What::Config(a) => super::repair_config::run(cli, a),
-        What::Index { read_data, json: j } => {
-            // The index may be what is broken: it is not loaded.
-            let (repo, _lock) = open::locked(
-                cli,
-                "repair index",
-                open::Access::Exclusive,
-                open::Index::None,
-            )?;
-            let bar = Bar::new("repair index", cli.quiet || *j);
-            let r = repair::repair_index(&repo, *read_data, &bar)?;
-            if *j {
-                json(&r)?;
-            } else {
-                for p in &r.problems {
-                    eprintln!("damaged: {p}");
-                }
-                if !cli.quiet {
-                    println!(
-                        "indexed {} blobs in {} packs ({} index files written, {} removed); \
-                         {} damaged packs salvaged into {} new packs, {} blobs lost",
-                        r.blobs_indexed,
-                        r.packs - r.packs_salvaged + r.packs_written,
-                        r.index_files_written,
-                        r.index_files_removed,
-                        r.packs_salvaged,
-                        r.packs_written,
-                        r.blobs_lost
-                    );
-                    if r.packs_salvaged > 0 {
-                        println!(
-                            "run `strata repair snapshots` to drop the files whose data was lost"
-                        );
-                    }
-                }
-            }
-            Ok(exit::OK)
+    }
+}
+
+fn index(cli: &Cli, args: &IndexArgs) -> Result<u8> {
+    // The index may be what is broken: it is not loaded.
+    let (repo, _lock) = open::locked(
+        cli,
+        "repair index",
+        open::Access::Exclusive,
+        open::Index::None,
+    )?;
+    let bar = Bar::new("repair index", cli.quiet || args.json);
+    let opts = repair::IndexRepairOptions {
+        read_data: args.read_data,
+        delete_unreadable: args.delete_unreadable.clone(),
+    };
+    let r = repair::repair_index(&repo, &opts, &bar)?;
+    let kept: Vec<&repair::UnreadablePack> =
+        r.unreadable_packs.iter().filter(|u| !u.deleted).collect();
+    if args.json {
+        json(&r)?;
+    } else {
+        for p in &r.problems {
+            eprintln!("damaged: {p}");
         }
-        What::Snapshots {
-            dry_run,
-            forget,
-            json: j,
-        } => {
-            let (repo, _lock) = open::locked(
-                cli,
-                "repair snapshots",
-                open::Access::Exclusive,
-                open::Index::Full,
-            )?;
-            let bar = Bar::new("repair snapshots", cli.quiet || *j);
-            let done = repair::repair_snapshots(&repo, *dry_run, *forget, &bar)?;
-            let unrepaired = done.iter().any(|r| r.unrepairable.is_some() && !r.removed);
-            if *j {
-                json(&done)?;
+        for u in &r.unreadable_packs {
+            let done = if u.deleted {
+                "deleted as asked"
             } else {
-                for r in &done {
-                    let short = &r.id[..8];
-                    match (&r.new_id, &r.unrepairable) {
-                        (_, Some(why)) if r.removed => {
-                            println!("snapshot {short}: removed, cannot be repaired ({why})")
-                        }
-                        (_, Some(why)) => println!(
-                            "snapshot {short}: cannot be repaired ({why}); `repair snapshots --forget` removes it"
-                        ),
-                        (Some(new), None) => println!(
-                            "snapshot {short}: rewritten as {}, dropping {} entries",
-                            &new[..8],
-                            r.dropped.len()
-                        ),
-                        (None, None) => println!(
-                            "snapshot {short}: would drop {} entries",
-                            r.dropped.len()
-                        ),
-                    }
-                    for d in &r.dropped {
-                        println!("  dropped {d}");
-                    }
-                }
-                if done.is_empty() && !cli.quiet {
-                    println!("every snapshot is intact");
-                }
+                "kept, not indexed"
+            };
+            eprintln!(
+                "unreadable: pack {} ({}): {}; {done}",
+                u.id,
+                bytes(u.size),
+                u.problem
+            );
+        }
+        if !cli.quiet {
+            println!(
+                "indexed {} blobs in {} packs ({} index files written, {} removed); \
+                 {} damaged packs salvaged into {} new packs, {} blobs lost",
+                r.blobs_indexed,
+                r.packs_indexed,
+                r.index_files_written,
+                r.index_files_removed,
+                r.packs_salvaged,
+                r.packs_written,
+                r.blobs_lost
+            );
+            if r.packs_salvaged > 0 {
+                println!("run `strata repair snapshots` to drop the files whose data was lost");
             }
-            Ok(if unrepaired { exit::FATAL } else { exit::OK })
+        }
+        if !kept.is_empty() {
+            let ids: Vec<&str> = kept.iter().map(|u| u.id.as_str()).collect();
+            eprintln!(
+                "{} packs ({}) were kept out of the index: nothing in them (header or \
+                 blob) can be read with this repository's key. They may belong to another \
+                 repository, or to this one before its config and key were replaced (see \
+                 `strata repair config`). They were not deleted. If they are not needed: \
+                 `strata repair index --delete-unreadable {}`",
+                kept.len(),
+                bytes(kept.iter().map(|u| u.size).sum()),
+                ids.join(" ")
+            );
         }
     }
+    Ok(if kept.is_empty() {
+        exit::OK
+    } else {
+        exit::FATAL
+    })
+}
+
+fn snapshots(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
+    let (repo, _lock) = open::locked(
+        cli,
+        "repair snapshots",
+        open::Access::Exclusive,
+        open::Index::Full,
+    )?;
+    let bar = Bar::new("repair snapshots", cli.quiet || args.json);
+    let done = repair::repair_snapshots(&repo, args.dry_run, args.forget, &bar)?;
+    let unrepaired = done.iter().any(|r| r.unrepairable.is_some() && !r.removed);
+    if args.json {
+        json(&done)?;
+    } else {
+        for r in &done {
+            let short = &r.id[..8];
+            match (&r.new_id, &r.unrepairable) {
+                (_, Some(why)) if r.removed => {
+                    println!("snapshot {short}: removed, cannot be repaired ({why})")
+                }
+                (_, Some(why)) => println!(
+                    "snapshot {short}: cannot be repaired ({why}); `repair snapshots --forget` removes it"
+                ),
+                (Some(new), None) => println!(
+                    "snapshot {short}: rewritten as {}, dropping {} entries",
+                    &new[..8],
+                    r.dropped.len()
+                ),
+                (None, None) => println!(
+                    "snapshot {short}: would drop {} entries",
+                    r.dropped.len()
+                ),
+            }
+            for d in &r.dropped {
+                println!("  dropped {d}");
+            }
+        }
+        if done.is_empty() && !cli.quiet {
+            println!("every snapshot is intact");
+        }
+    }
+    Ok(if unrepaired { exit::FATAL } else { exit::OK })
 }

@@ -18,7 +18,7 @@ use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
 mod read_data;
-pub(crate) use read_data::pack_tail;
+pub(crate) use read_data::{pack_tail, PackReader};
 mod subset;
 
 pub use subset::{Subset, SubsetError};

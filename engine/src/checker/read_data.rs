@@ -1,21 +1,26 @@
-//! `check --read-data`: reading every pack whole (or a chosen subset of the packs) and
-//! verifying every byte of it.
+//! `check --read-data`: reading every pack (or a chosen subset of the packs) from end to
+//! end, a piece at a time, and verifying every byte of it; and the [`PackReader`] that
+//! does the reading, which `repair index` shares.
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
-use strata_format::id::{BlobId, Digest, PackId};
+use strata_format::id::{BlobId, Digest, PackId, StoredHasher};
 use strata_format::pack::{check_preamble, read_pack_header_tail, PACK_PREAMBLE_LEN};
 use strata_storage::FileType;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::progress::Progress;
-use crate::Repository;
+use crate::{EngineError, Repository, Result};
 
 use super::Subset;
 
 /// Bytes read from a pack at a time.
 const PIECE: u64 = 4 << 20;
+
+/// Longest stored blob: the largest object, its blob header and what sealing adds, with room
+/// to spare. Longer extents are damage, never read into memory.
+const MAX_STORED_BLOB: u64 = strata_format::MAX_OBJECT_SIZE as u64 + (1 << 20);
 
 /// Damaged blobs listed one by one per pack, at most; the rest are counted.
 const MAX_LISTED_PER_PACK: usize = 20;
@@ -120,67 +125,52 @@ fn check_pack(
         out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
         return out;
     }
-    // The pack is read front to back in pieces, hashed as it goes, and each blob is
-    // verified as soon as it is complete: memory stays at a piece plus one blob.
-    let mut hasher = Digest::stored_hasher();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = 0u64;
-    let mut preamble = Vec::new();
-    let mut next = 0usize;
+    // Each blob is verified as soon as its bytes are read: memory stays at a piece plus
+    // one blob (see `PackReader`).
+    let mut reader = PackReader::new(repo, pack, size);
     let mut problems: Vec<(usize, String)> = Vec::new();
-    let mut pos = 0u64;
-    while pos < size {
-        let len = PIECE.min(size - pos);
-        let piece = match repo.block_on(repo.backend().read_range(FileType::Pack, &name, pos, len))
-        {
-            Ok(p) => p,
+    for (i, (id, loc)) in blobs.iter().enumerate() {
+        let stored = match reader.extent(loc.offset as u64, loc.length as u64) {
+            Ok(Ok(s)) => s,
+            Ok(Err(why)) => {
+                problems.push((i, why));
+                continue;
+            }
             Err(e) => {
                 let msg = format!("pack {name} could not be read: {e}");
                 out.errors.push(msg.clone());
                 out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+                out.bytes = reader.bytes_read();
                 return out;
             }
         };
-        hasher.update(&piece);
-        if pos == 0 {
-            preamble = piece[..piece.len().min(PACK_PREAMBLE_LEN + 4)].to_vec();
+        match repo.decode_stored_blob(loc.blob_type, id, pack, stored) {
+            Err(e) => problems.push((i, e.to_string())),
+            Ok(plain) if plain.len() != loc.raw_length as usize => problems.push((
+                i,
+                format!(
+                    "decodes to {} bytes, the index records {}",
+                    plain.len(),
+                    loc.raw_length
+                ),
+            )),
+            Ok(_) => {}
         }
-        buf.extend_from_slice(&piece);
-        pos += len;
-        out.bytes += len;
-        while let Some((id, loc)) = blobs.get(next) {
-            let (start, end) = (loc.offset as u64, loc.offset as u64 + loc.length as u64);
-            if end > size {
-                problems.push((next, "lies beyond the end of its pack".into()));
-            } else if start < buf_start {
-                problems.push((next, "overlaps the blob before it".into()));
-            } else if end > pos {
-                break;
-            } else {
-                let stored = &buf[(start - buf_start) as usize..(end - buf_start) as usize];
-                match repo.decode_stored_blob(loc.blob_type, id, pack, stored) {
-                    Err(e) => problems.push((next, e.to_string())),
-                    Ok(plain) if plain.len() != loc.raw_length as usize => problems.push((
-                        next,
-                        format!(
-                            "decodes to {} bytes, the index records {}",
-                            plain.len(),
-                            loc.raw_length
-                        ),
-                    )),
-                    Ok(_) => {}
-                }
-            }
-            next += 1;
-        }
-        let keep_from = blobs
-            .get(next)
-            .map_or(pos, |(_, l)| (l.offset as u64).clamp(buf_start, pos));
-        buf.drain(..(keep_from - buf_start) as usize);
-        buf_start = keep_from;
     }
-    drop(buf);
-    if hasher.finalize() != pack.0 {
+    let whole = reader.read_to_end();
+    out.bytes = reader.bytes_read();
+    let hash_ok = match whole {
+        Ok(ok) => ok,
+        Err(e) => {
+            let msg = format!("pack {name} could not be read: {e}");
+            out.errors.push(msg.clone());
+            out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+            return out;
+        }
+    };
+    let preamble = reader.preamble().to_vec();
+    drop(reader);
+    if !hash_ok {
         out.errors.push(format!(
             "pack {name}: content does not hash to its name (damaged)"
         ));
@@ -233,14 +223,136 @@ fn check_pack(
     out
 }
 
+/// Reads one pack front to back in pieces of [`PIECE`] bytes, hashing every byte, and hands
+/// out the stored bytes of extents asked for in increasing order of offset as soon as they
+/// are read. Bytes before the extent asked for are dropped, so memory stays at a piece
+/// plus one blob however large the pack is. `check --read-data` verifies packs through it,
+/// and `repair index` reads and salvages them through it.
+pub(crate) struct PackReader<'r> {
+    repo: &'r Repository,
+    pack: PackId,
+    name: String,
+    size: u64,
+    hasher: StoredHasher,
+    /// The pack's bytes from `buf_start` to `pos`.
+    buf: Vec<u8>,
+    buf_start: u64,
+    /// Bytes read (and hashed) so far.
+    pos: u64,
+    /// The first bytes of the pack (magic, version, and a little more).
+    preamble: Vec<u8>,
+}
+
+impl<'r> PackReader<'r> {
+    pub(crate) fn new(repo: &'r Repository, pack: &PackId, size: u64) -> Self {
+        PackReader {
+            repo,
+            pack: *pack,
+            name: pack.to_hex(),
+            size,
+            hasher: Digest::stored_hasher(),
+            buf: Vec::new(),
+            buf_start: 0,
+            pos: 0,
+            preamble: Vec::new(),
+        }
+    }
+
+    /// Bytes read from storage so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.pos
+    }
+
+    /// The first bytes of the pack, once read.
+    pub(crate) fn preamble(&self) -> &[u8] {
+        &self.preamble
+    }
+
+    /// Reads the next piece.
+    fn read_piece(&mut self) -> Result<()> {
+        let len = PIECE.min(self.size - self.pos);
+        let piece = self.repo.block_on(self.repo.backend().read_range(
+            FileType::Pack,
+            &self.name,
+            self.pos,
+            len,
+        ))?;
+        if piece.len() as u64 != len {
+            return Err(EngineError::Corrupt(format!(
+                "pack {}: {len} bytes asked for at offset {}, {} read (the pack is shorter \
+                 than listed)",
+                self.name,
+                self.pos,
+                piece.len()
+            )));
+        }
+        self.hasher.update(&piece);
+        if self.pos == 0 {
+            self.preamble = piece[..piece.len().min(PACK_PREAMBLE_LEN + 4)].to_vec();
+        }
+        self.buf.extend_from_slice(&piece);
+        self.pos += len;
+        Ok(())
+    }
+
+    /// The stored bytes of the `len` bytes at `offset`, reading on as far as needed; bytes
+    /// before `offset` are dropped. `Ok(Err(why))` for an extent that cannot be a blob's
+    /// (beyond the end of the pack, before bytes already dropped, longer than any blob),
+    /// with nothing read; `Err` when a read fails (storage failures as they are; a pack
+    /// shorter than listed is `Corrupt`), after which nothing more can be read.
+    pub(crate) fn extent(
+        &mut self,
+        offset: u64,
+        len: u64,
+    ) -> Result<std::result::Result<&[u8], String>> {
+        let end = offset.saturating_add(len);
+        if end > self.size {
+            return Ok(Err("lies beyond the end of its pack".into()));
+        }
+        if offset < self.buf_start {
+            return Ok(Err("overlaps the blob before it".into()));
+        }
+        if len > MAX_STORED_BLOB {
+            return Ok(Err(format!("is {len} bytes long, longer than any blob")));
+        }
+        // Drop what lies before the extent, also while reading up to it.
+        while self.pos < end {
+            self.drop_before(offset);
+            self.read_piece()?;
+        }
+        self.drop_before(offset);
+        let from = (offset - self.buf_start) as usize;
+        Ok(Ok(&self.buf[from..from + len as usize]))
+    }
+
+    fn drop_before(&mut self, offset: u64) {
+        let upto = offset.clamp(self.buf_start, self.pos);
+        self.buf.drain(..(upto - self.buf_start) as usize);
+        self.buf_start = upto;
+    }
+
+    /// Reads the rest of the pack, keeping none of it; returns whether the whole pack
+    /// hashes to its name.
+    pub(crate) fn read_to_end(&mut self) -> Result<bool> {
+        self.buf = Vec::new();
+        while self.pos < self.size {
+            self.buf_start = self.pos;
+            self.read_piece()?;
+            self.buf.clear();
+        }
+        self.buf_start = self.pos;
+        Ok(self.hasher.finalize() == self.pack.0)
+    }
+}
+
 /// The sealed header and trailer at the end of a pack of `size` bytes, read with two
 /// ranged reads (for `check`, which did not keep the pieces, and `repair index`, which
 /// reads only headers). Damage is a `Corrupt` error; storage failures stay what they are.
-pub(crate) fn pack_tail(repo: &Repository, name: &str, size: u64) -> crate::Result<Vec<u8>> {
+pub(crate) fn pack_tail(repo: &Repository, name: &str, size: u64) -> Result<Vec<u8>> {
     let read = |offset: u64, len: u64| {
         repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
     };
-    let corrupt = |what: String| Err(crate::EngineError::Corrupt(what));
+    let corrupt = |what: String| Err(EngineError::Corrupt(what));
     if size < 4 {
         return corrupt("too short for a trailer".into());
     }

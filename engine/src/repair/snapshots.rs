@@ -1,0 +1,247 @@
+//! `repair snapshots`: rewriting snapshots that need lost data, dropping only what is lost.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::Serialize;
+use strata_format::blob::BlobType;
+use strata_format::id::{BlobId, SnapshotId};
+use strata_format::tree::{NodeKind, Tree, MAX_TREE_DEPTH};
+use strata_storage::FileType;
+
+use crate::packer::Packer;
+use crate::progress::Progress;
+use crate::{Repository, Result};
+
+/// Dropped entries recorded one by one in a snapshot's rewrite note, at most.
+const MAX_NOTED: usize = 100;
+
+/// What `repair snapshots` did to one snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRepair {
+    pub id: String,
+    /// The rewritten snapshot's id (None when it could not be repaired or was removed).
+    pub new_id: Option<String>,
+    /// Dropped entries: "path: reason".
+    pub dropped: Vec<String>,
+    /// Set when the root tree is unreadable: nothing of it can be restored.
+    pub unrepairable: Option<String>,
+    /// The snapshot was removed (unrepairable, with `forget_unrepairable`).
+    pub removed: bool,
+}
+
+/// What was dropped below a tree: (path relative to it, reason).
+type Dropped = Rc<Vec<(Vec<u8>, String)>>;
+
+struct TreeRepairer<'a> {
+    repo: &'a Repository,
+    stored_packs: HashMap<String, u64>,
+    packer: Option<&'a Packer<'a>>,
+    /// Tree id → repaired tree id (None: unreadable) and what was dropped below it.
+    memo: HashMap<BlobId, (Option<BlobId>, Dropped)>,
+}
+
+impl TreeRepairer<'_> {
+    /// Why a blob cannot be read, if it cannot.
+    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<String> {
+        let index = self.repo.index();
+        let Some(loc) = index.get(id) else {
+            return Some(format!("{} blob {id} is lost", t.name()));
+        };
+        if loc.blob_type != t {
+            return Some(format!("blob {id} is not a {} blob", t.name()));
+        }
+        let (pack, size) = index.pack(loc.pack);
+        match self.stored_packs.get(&pack.to_hex()) {
+            None => Some(format!("{} blob {id} is in missing pack {pack}", t.name())),
+            Some(s) if *s != size => Some(format!(
+                "{} blob {id} is in pack {pack}, which has the wrong size",
+                t.name()
+            )),
+            Some(_) => None,
+        }
+    }
+
+    fn repair(&mut self, tree_id: &BlobId, depth: usize) -> Result<(Option<BlobId>, Dropped)> {
+        if let Some(r) = self.memo.get(tree_id) {
+            return Ok(r.clone());
+        }
+        let mut dropped: Vec<(Vec<u8>, String)> = Vec::new();
+        let loaded = match self.blob_problem(BlobType::Tree, tree_id) {
+            Some(p) => Err(p),
+            None if depth > MAX_TREE_DEPTH => {
+                Err(format!("trees nest deeper than {MAX_TREE_DEPTH} levels"))
+            }
+            None => match self.repo.load_tree(tree_id) {
+                Ok(t) => Ok(t),
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Err(e.to_string()),
+                // A storage failure is not lost data: stop rather than drop a directory.
+                Err(e) => return Err(e),
+            },
+        };
+        let result = match loaded {
+            Err(why) => {
+                dropped.push((Vec::new(), why));
+                None
+            }
+            Ok(tree) => {
+                let mut nodes = Vec::with_capacity(tree.nodes.len());
+                let mut changed = false;
+                for mut node in tree.nodes {
+                    let mut path = vec![b'/'];
+                    path.extend_from_slice(&node.name);
+                    match &mut node.kind {
+                        NodeKind::File { content } => {
+                            if let Some(p) = content
+                                .iter()
+                                .find_map(|id| self.blob_problem(BlobType::Data, id))
+                            {
+                                dropped.push((path, p));
+                                changed = true;
+                                continue;
+                            }
+                        }
+                        NodeKind::Dir { subtree } => {
+                            let (new, below) = self.repair(subtree, depth + 1)?;
+                            for (p, why) in below.iter() {
+                                let mut full = path.clone();
+                                full.extend_from_slice(p);
+                                dropped.push((full, why.clone()));
+                            }
+                            match new {
+                                None => {
+                                    changed = true;
+                                    continue;
+                                }
+                                Some(n) if n != *subtree => {
+                                    *subtree = n;
+                                    changed = true;
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                        _ => {}
+                    }
+                    nodes.push(node);
+                }
+                if changed {
+                    let tree = Tree { nodes };
+                    let enc = tree.encode();
+                    let id = self.repo.key().blob_id(&enc);
+                    if let Some(packer) = self.packer {
+                        packer.add(BlobType::Tree, id, &enc)?;
+                    }
+                    Some(id)
+                } else {
+                    Some(*tree_id)
+                }
+            }
+        };
+        let out = (result, Rc::new(dropped));
+        self.memo.insert(*tree_id, out.clone());
+        Ok(out)
+    }
+}
+
+/// Rewrites every snapshot that needs lost blobs (repository opened with its whole index,
+/// under an exclusive lock). With `dry_run`, only reports. Unrepairable snapshots (root
+/// tree lost, or the snapshot file itself damaged) are removed only with
+/// `forget_unrepairable`.
+pub fn repair_snapshots(
+    repo: &Repository,
+    dry_run: bool,
+    forget_unrepairable: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<SnapshotRepair>> {
+    let stored_packs: HashMap<String, u64> = repo
+        .block_on(repo.backend().list(FileType::Pack))?
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    let mut snapshots = Vec::new();
+    for (id, s) in crate::snapshots::list_lenient(repo)? {
+        match s {
+            Ok(s) => snapshots.push((id, s)),
+            Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+                let remove = forget_unrepairable && !dry_run;
+                if remove {
+                    crate::snapshots::forget(repo, &[id])?;
+                }
+                out.push(SnapshotRepair {
+                    id: id.to_hex(),
+                    new_id: None,
+                    dropped: Vec::new(),
+                    unrepairable: Some(e.to_string()),
+                    removed: remove,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let packer = Packer::new(repo);
+    let mut repairer = TreeRepairer {
+        repo,
+        stored_packs,
+        packer: (!dry_run).then_some(&packer),
+        memo: HashMap::new(),
+    };
+    let mut plans: Vec<(SnapshotId, Option<BlobId>, Dropped)> = Vec::new();
+    for (id, snap) in &snapshots {
+        progress.add_item();
+        let (new, dropped) = repairer.repair(&snap.tree, 0)?;
+        if new != Some(snap.tree) {
+            plans.push((*id, new, dropped));
+        }
+    }
+    drop(repairer);
+    // New trees are durable and indexed before any snapshot names them.
+    packer.finish()?;
+    let by_id: HashMap<SnapshotId, &strata_format::snapshot::SnapshotFile> =
+        snapshots.iter().map(|(i, s)| (*i, s)).collect();
+    for (id, new_tree, dropped) in plans {
+        let snap = by_id[&id];
+        let lines: Vec<String> = dropped
+            .iter()
+            .map(|(p, why)| {
+                let shown = if p.is_empty() {
+                    "/".to_string()
+                } else {
+                    String::from_utf8_lossy(p).into_owned()
+                };
+                format!("{shown}: {why}")
+            })
+            .collect();
+        let mut r = SnapshotRepair {
+            id: id.to_hex(),
+            new_id: None,
+            dropped: lines.clone(),
+            unrepairable: None,
+            removed: false,
+        };
+        match new_tree {
+            None => {
+                r.unrepairable = Some(lines.first().cloned().unwrap_or_default());
+                if forget_unrepairable && !dry_run {
+                    crate::snapshots::forget(repo, &[id])?;
+                    r.removed = true;
+                }
+            }
+            Some(tree) if !dry_run => {
+                let mut note = format!("repair: dropped {} entries", lines.len());
+                for l in lines.iter().take(MAX_NOTED) {
+                    note.push_str("; ");
+                    note.push_str(l);
+                }
+                if lines.len() > MAX_NOTED {
+                    note.push_str(&format!("; and {} more", lines.len() - MAX_NOTED));
+                }
+                let new_id = crate::snapshots::rewrite(repo, &id, snap, note, |s| s.tree = tree)?;
+                r.new_id = Some(new_id.to_hex());
+            }
+            Some(_) => {}
+        }
+        out.push(r);
+    }
+    progress.finish();
+    Ok(out)
+}
