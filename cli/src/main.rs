@@ -8,6 +8,7 @@ mod commands;
 mod mount;
 mod open;
 mod output;
+mod password;
 mod progress;
 
 use std::process::ExitCode;
@@ -43,7 +44,8 @@ pub struct Cli {
     #[arg(short = 'r', long = "repo", env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<String>,
 
-    /// File holding the repository password (first line).
+    /// File holding the repository password (first line). Only its owner should be able
+    /// to read it (chmod 600): strata warns otherwise.
     #[arg(
         long,
         env = "STRATA_PASSWORD_FILE",
@@ -52,7 +54,8 @@ pub struct Cli {
     )]
     pub password_file: Option<std::path::PathBuf>,
 
-    /// Shell command whose output is the password.
+    /// Shell command whose output is the password. It is killed if it has not finished
+    /// after 60 s (STRATA_PASSWORD_COMMAND_TIMEOUT sets another limit, e.g. `5m`).
     #[arg(
         long,
         env = "STRATA_PASSWORD_COMMAND",
