@@ -148,6 +148,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         })
 }
 
+/// Whether log lines may carry colour: only for a person at a terminal. Written to a file,
+/// a pipe, a journal or mail, escape codes are noise (and NO_COLOR turns them off anyway).
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     alloc::tune();
     tracing_subscriber::fmt()
@@ -159,6 +166,7 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .init();
     let cli = Cli::parse();
     // Tree walks recurse once per directory level; give them the stack the engine asks for.

@@ -1,5 +1,5 @@
 //! Secrets and small CLI contracts (issue #12, part 3): password commands that fail or never answer, password files open to
-//! others.
+//! others, no colour codes in logs written to files.
 
 use std::fs;
 use std::process::Stdio;
@@ -110,4 +110,25 @@ fn password_files_open_to_others_are_warned_about() {
             ))
             .stderr_contains(&format!("chmod 600 {file}"));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------
+
+/// Regression: warnings carried ANSI colour codes into files and mail when stderr was no
+/// terminal (here a pipe, and NO_COLOR unset).
+#[test]
+fn warnings_written_to_a_pipe_have_no_colour_codes() {
+    let env = Env::init();
+    chmod(&env.password_file, 0o644);
+    let out = env
+        .cmd()
+        .env_remove("NO_COLOR")
+        .arg("snapshots")
+        .run()
+        .success()
+        .stderr_contains("WARN")
+        .stderr_contains("chmod 600");
+    assert!(!out.stderr.contains("\x1b["), "{:?}", out.stderr);
 }
