@@ -1,6 +1,7 @@
 //! Passwords from files, commands and prompts: the repository's (`--password-file`,
-//! `--password-command`).
+//! `--password-command`) and a database's (`--db-password-file`, `--db-password-command`).
 //!
+//! Rules that hold for both:
 //! - A password is never shown. A command that fails is reported by its exit status and
 //!   the end of what it wrote to standard error, never by its text, which may hold a
 //!   password (`echo hunter2`).
@@ -12,16 +13,20 @@
 //!   terminal.
 //! - A password file that its group or others may read, or write, gets a warning, as ssh
 //!   gives for keys; it is still used.
+//! - A database password given in a URL on the command line can be read by every user of
+//!   the machine (`ps`) while strata runs: it is used, with a warning naming the options
+//!   that keep it off the command line.
 
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use strata_engine::sources::{Database, DbPassword};
 
 use crate::Cli;
 
@@ -63,6 +68,71 @@ pub fn password_from(file: Option<&Path>, command: Option<&str>, confirm: bool) 
         }
     }
     Ok(pw.into_bytes())
+}
+
+/// `--db-password-file` and `--db-password-command`, for the commands that log in to a
+/// database server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbPasswordArgs {
+    /// File holding the database password (first line), for PostgreSQL and MySQL URLs
+    /// that carry none. Unlike a password in the URL, it is not visible in the process
+    /// list. (Without it: PGPASSWORD or ~/.pgpass, MYSQL_PWD or ~/.my.cnf.)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "STRATA_DB_PASSWORD_FILE",
+        hide_env_values = true
+    )]
+    db_password_file: Option<PathBuf>,
+    /// Shell command whose output is the database password (used when no
+    /// --db-password-file is given).
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        env = "STRATA_DB_PASSWORD_COMMAND",
+        hide_env_values = true
+    )]
+    db_password_command: Option<String>,
+}
+
+impl DbPasswordArgs {
+    /// Gives `db` (named on the command line by `flag`) its password: from
+    /// --db-password-file or --db-password-command if given. A password in the URL itself
+    /// is used with a warning; both at once are refused.
+    pub fn apply(&self, db: &mut Database, flag: &str) -> Result<()> {
+        let Some(server) = db.server_mut() else {
+            return Ok(());
+        };
+        let in_url = server.password().is_some();
+        let given = match (&self.db_password_file, &self.db_password_command) {
+            (Some(file), _) => Some(read_file(file, "database password file")?),
+            (None, Some(cmd)) => Some(run_command(cmd, "database password command")?),
+            (None, None) => None,
+        };
+        match (in_url, given) {
+            (true, Some(_)) => bail!(
+                "the {flag} URL holds a password, and --db-password-file or \
+                 --db-password-command gives one too: take it out of the URL"
+            ),
+            (true, None) => tracing::warn!(
+                "the {flag} URL holds a password, which every user of this machine can read \
+                 in the process list while strata runs; give it with --db-password-file or \
+                 --db-password-command (STRATA_DB_PASSWORD_FILE, STRATA_DB_PASSWORD_COMMAND) \
+                 instead, or in {}",
+                match db {
+                    Database::Mysql(_) => "MYSQL_PWD or ~/.my.cnf",
+                    _ => "PGPASSWORD or ~/.pgpass",
+                }
+            ),
+            (false, Some(bytes)) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| anyhow::anyhow!("the database password is not UTF-8 text"))?;
+                server.set_password(DbPassword::new(text));
+            }
+            (false, None) => {}
+        }
+        Ok(())
+    }
 }
 
 fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {

@@ -1,33 +1,217 @@
-//! Secrets and small CLI contracts (issue #12, part 3): password commands that fail or never answer, password files open to
+//! Secrets and small CLI contracts (issue #12, part 3): database passwords kept off every
+//! command line, password commands that fail or never answer, password files open to
 //! others, no colour codes in logs written to files.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::db::{self, Server, DB_PASSWORD};
 use crate::util::*;
+
+// ---------------------------------------------------------------------------
+// Database passwords
+// ---------------------------------------------------------------------------
+
+/// A directory of stand-ins for the database tools: each appends its command line (and
+/// whether `var` is set in its environment, never its value) to `log`, then runs the real
+/// tool.
+struct ToolShims {
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl ToolShims {
+    fn new(env: &Env, tools: &[&str], var: &str) -> ToolShims {
+        let dir = env.path("shims");
+        let log = env.path("tools.log");
+        fs::create_dir_all(&dir).unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        for tool in tools {
+            let real = std::env::split_paths(&path)
+                .map(|d| d.join(tool))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| panic!("{tool} is not on PATH"));
+            let script = format!(
+                "#!/bin/sh\n\
+                 printf '%s\\n' \"{tool} $*\" >> '{log}'\n\
+                 if [ -n \"${var}\" ]; then echo '{tool} has {var}' >> '{log}'; fi\n\
+                 exec '{real}' \"$@\"\n",
+                log = log.display(),
+                real = real.display()
+            );
+            let shim = dir.join(tool);
+            fs::write(&shim, script).unwrap();
+            fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        ToolShims { dir, log }
+    }
+
+    /// `PATH` with the shims first.
+    fn path(&self) -> std::ffi::OsString {
+        let mut p = self.dir.clone().into_os_string();
+        p.push(":");
+        p.push(std::env::var_os("PATH").unwrap_or_default());
+        p
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Backup, restore and restore test of a database whose URL holds no password, with the
+/// password from --db-password-file, --db-password-command and STRATA_DB_PASSWORD_FILE: it
+/// reaches every tool in its environment and appears on no command line. A password in
+/// the URL still works, with a warning; in the URL and in a file at once, it is refused.
+fn db_password_off_the_command_line(server: &dyn Server, db: &str, tools: [&str; 2]) {
+    let env = Env::init();
+    let kind = server.kind();
+    let (from, to) = (format!("--{kind}"), format!("--to-{kind}"));
+    server.create_db(db);
+    server.sql(
+        db,
+        "CREATE TABLE notes (id INT PRIMARY KEY, body VARCHAR(40))",
+    );
+    server.sql(
+        db,
+        "INSERT INTO notes VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+    );
+    let before = server.normalise(&server.dump(db));
+    let (url, var) = server.url_without_password(db);
+    let pw_file = env.path("db-password");
+    fs::write(&pw_file, format!("{DB_PASSWORD}\n")).unwrap();
+    chmod(&pw_file, 0o600);
+    let pw = pw_file.to_str().unwrap();
+    let shims = ToolShims::new(&env, &tools, var);
+    let strata = || db::strata(&env).env("PATH", shims.path());
+
+    // No password at all: the server refuses (it asks for one over TCP).
+    strata().args(["backup", &from, &url]).run().code(1);
+
+    let out = strata()
+        .args(["backup", "--json", &from, &url, "--db-password-file", pw])
+        .run()
+        .success();
+    assert!(
+        !out.stderr.contains("holds a password") && !out.stderr.contains("chmod"),
+        "{}",
+        out.describe()
+    );
+    let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
+
+    server.drop_db(db);
+    let cat = format!("cat {pw}");
+    strata()
+        .args(["restore", &id, &to, &url, "--db-password-command", &cat])
+        .run()
+        .success();
+    db::assert_same_dump(
+        "the database restored with --db-password-command",
+        &before,
+        &server.normalise(&server.dump(db)),
+    );
+
+    let admin = if kind == "postgres" {
+        "postgres"
+    } else {
+        "mysql"
+    };
+    let report = strata()
+        .env("STRATA_DB_PASSWORD_FILE", pw)
+        .args(["verify", "--restore-test", &id, "--json", "--scratch"])
+        .arg(server.url_without_password(admin).0)
+        .run()
+        .success()
+        .json();
+    assert_eq!(report["passed"], true, "{report}");
+
+    // Every tool ran (the dump tool, and the load tool twice) with the password in its
+    // environment, and none had it on its command line.
+    let log = shims.log();
+    assert!(
+        !log.contains(DB_PASSWORD),
+        "a password on a command line:\n{log}"
+    );
+    for tool in tools {
+        assert!(
+            log.lines().any(|l| l.starts_with(&format!("{tool} --")))
+                && log.contains(&format!("{tool} has {var}")),
+            "{tool} did not run with {var} set:\n{log}"
+        );
+    }
+
+    // The password in the URL: it works, and the warning says what to use instead.
+    let with_pw = server.url(db);
+    let out = strata()
+        .args(["backup", &from, &with_pw])
+        .run()
+        .success()
+        .stderr_contains(&format!("the {from} URL holds a password"))
+        .stderr_contains("process list")
+        .stderr_contains("--db-password-file");
+    assert_eq!(
+        out.stderr.matches("holds a password").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(DB_PASSWORD), "{}", out.stderr);
+    strata()
+        .args(["backup", &from, &with_pw, "--db-password-file", pw])
+        .run()
+        .code(1)
+        .stderr_contains("take it out of the URL");
+    server.drop_db(db);
+}
+
+#[test]
+fn postgres_password_stays_off_command_lines() {
+    db_password_off_the_command_line(db::postgres(), "secrets_pw", ["pg_dump", "psql"]);
+}
+
+#[test]
+fn mariadb_password_stays_off_command_lines() {
+    db_password_off_the_command_line(db::mariadb(), "secrets_pw", ["mysqldump", "mysql"]);
+}
 
 // ---------------------------------------------------------------------------
 // Password commands and files
 // ---------------------------------------------------------------------------
 
 /// Regression: a failing password command's error repeated the command's text, which may
-/// hold the password. Now: its exit status and its standard error.
+/// hold the password. Now: its exit status and its standard error, for the repository's
+/// password command and a database's alike.
 #[test]
 fn failing_password_commands_are_not_echoed() {
     let env = Env::init();
     let cmd = "echo s3cret-in-the-command >/dev/null; echo 'vault is sealed' >&2; exit 7";
-    let out = env
-        .cmd()
-        .env_remove("STRATA_PASSWORD_FILE")
-        .env("STRATA_PASSWORD_COMMAND", cmd)
-        .arg("snapshots")
-        .run()
-        .code(1)
-        .one_line_error()
-        .stderr_contains("exit status 7")
-        .stderr_contains("vault is sealed");
-    assert!(!out.stderr.contains("s3cret"), "{}", out.describe());
+    for args in [
+        vec!["snapshots"],
+        vec![
+            "backup",
+            "--postgres",
+            "postgres://app@127.0.0.1:1/app",
+            "--db-password-command",
+            cmd,
+        ],
+    ] {
+        let mut run = env.cmd().args(&args);
+        if args[0] == "snapshots" {
+            run = run
+                .env_remove("STRATA_PASSWORD_FILE")
+                .env("STRATA_PASSWORD_COMMAND", cmd);
+        }
+        let out = run
+            .run()
+            .code(1)
+            .one_line_error()
+            .stderr_contains("exit status 7")
+            .stderr_contains("vault is sealed");
+        assert!(!out.stderr.contains("s3cret"), "{}", out.describe());
+    }
 }
 
 /// Regression: a password command that never returned hung strata for good. It is killed
@@ -94,7 +278,8 @@ fn gone(pid: &str) -> bool {
 }
 
 /// A password file its group or others can read is used, with a warning naming the file
-/// and the fix, as ssh warns about keys; a private one gets none.
+/// and the fix, as ssh warns about keys; a private one gets none. The same for a
+/// database password file.
 #[test]
 fn password_files_open_to_others_are_warned_about() {
     let env = Env::init();
@@ -110,6 +295,21 @@ fn password_files_open_to_others_are_warned_about() {
             ))
             .stderr_contains(&format!("chmod 600 {file}"));
     }
+    chmod(&env.password_file, 0o600);
+    let db_file = env.path("db-pw");
+    write_file(&db_file, b"pw\n");
+    chmod(&db_file, 0o644);
+    // The warning comes before the (failing) connection to a port nobody listens on.
+    env.cmd()
+        .args(["backup", "--postgres", "postgres://app@127.0.0.1:1/app"])
+        .arg("--db-password-file")
+        .arg(&db_file)
+        .run()
+        .code(1)
+        .stderr_contains(&format!(
+            "database password file {} is open to its group or others",
+            db_file.display()
+        ));
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use strata_engine::retention;
 use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
+use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
 use crate::{exit, open, Cli};
 
@@ -24,7 +25,9 @@ use crate::{exit, open, Cli};
 /// small chunks so that a night's changes add little. The snapshot holds `/<database>.sql`
 /// and records the server version, the dump tool and every table with its row count. If
 /// the dump tool fails, the backup fails with its message and no snapshot is written.
-/// Passwords are taken from the URL or from PGPASSWORD / MYSQL_PWD, and are never stored.
+/// The database password comes from --db-password-file or --db-password-command, else from
+/// PGPASSWORD / ~/.pgpass or MYSQL_PWD / ~/.my.cnf; it reaches the dump tool through its
+/// environment, never its command line, and is never stored.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source")
     .args(["paths", "stdin", "postgres", "mysql", "sqlite"]).required(true)))]
@@ -32,14 +35,16 @@ pub struct Args {
     /// Files and directories to back up.
     paths: Vec<PathBuf>,
     /// Back up a PostgreSQL database with pg_dump (consistent snapshot, plain SQL):
-    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
     /// Back up a MySQL or MariaDB database with mysqldump --single-transaction (routines,
     /// triggers and events included, rows in primary key order):
-    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// mysql://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     mysql: Option<String>,
+    #[command(flatten)]
+    db_password: DbPasswordArgs,
     /// Back up a SQLite database file (a consistent read while the application writes).
     #[arg(long, value_name = "FILE")]
     sqlite: Option<PathBuf>,
@@ -135,11 +140,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         keep_until_ns,
     };
     let bar = Bar::new("backup", cli.quiet || args.json);
-    let database = Database::from_options(
+    let mut database = Database::from_options(
         args.postgres.as_deref(),
         args.mysql.as_deref(),
         args.sqlite.as_deref(),
     )?;
+    if let Some(db) = &mut database {
+        let flag = if args.postgres.is_some() {
+            "--postgres"
+        } else {
+            "--mysql"
+        };
+        args.db_password.apply(db, flag)?;
+    }
     let result: BackupResult = if let Some(db) = &database {
         sources::backup_database(&repo, db, &opts, &bar)?
     } else if args.stdin {
