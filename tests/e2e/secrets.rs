@@ -1,6 +1,6 @@
 //! Secrets and small CLI contracts (issue #12, part 3): database passwords kept off every
 //! command line, password commands that fail or never answer, password files open to
-//! others, no colour codes in logs written to files.
+//! others, no colour codes in logs written to files, a private cache.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -331,4 +331,51 @@ fn warnings_written_to_a_pipe_have_no_colour_codes() {
         .stderr_contains("WARN")
         .stderr_contains("chmod 600");
     assert!(!out.stderr.contains("\x1b["), "{:?}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// The cache
+// ---------------------------------------------------------------------------
+
+/// Regression: the cache of a remote repository was made 0755 with 0644 files (whatever
+/// the umask allowed). Now it is 0700/0600 even under `umask 000`, and a cache an older
+/// version left open is closed on its next use.
+#[test]
+fn the_cache_is_private_whatever_the_umask() {
+    let (env, _s3) = crate::remote::s3_env();
+    crate::remote::init_repo(&env, false);
+    let src = env.path("src");
+    write_file(&src.join("a.txt"), b"cached\n");
+    let umask_000 = ["sh", "-c", "umask 000; exec \"$0\" \"$@\""];
+    let root = env.cache.join("strata");
+    let _ = fs::remove_dir_all(&root);
+    let check = |what: &str| {
+        let entries = walk(&root);
+        assert!(
+            entries.iter().any(|e| e.path.contains("snapshots/")),
+            "{what}: nothing cached: {entries:?}"
+        );
+        for e in entries {
+            let want = if e.kind == "dir" { 0o700 } else { 0o600 };
+            assert_eq!(e.mode, want, "{what}: {} ({})", e.path, e.kind);
+        }
+    };
+    env.cmd()
+        .wrap(umask_000)
+        .arg("backup")
+        .arg(&src)
+        .run()
+        .success();
+    env.cmd().wrap(umask_000).arg("snapshots").run().success();
+    check("made under umask 000");
+
+    // As an older version left it.
+    for e in walk(&root) {
+        chmod(
+            &root.join(&e.path),
+            if e.kind == "dir" { 0o755 } else { 0o644 },
+        );
+    }
+    env.strata(["snapshots"]).success();
+    check("left open by an older version");
 }
