@@ -10,11 +10,13 @@ mod open;
 mod output;
 mod password;
 mod progress;
+mod values;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use strata_engine::{EngineError, ErrorKind};
+use strata_storage::{ErrorKind as StorageKind, StorageError};
 
 /// Exit codes, as restic users already script against them.
 pub mod exit {
@@ -32,8 +34,10 @@ pub mod exit {
 /// --password-file / STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND, or a prompt on a
 /// terminal.
 ///
-/// Exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 snapshot written but some sources were
-/// unreadable, 10 repository does not exist, 11 repository locked, 12 wrong password.
+/// Exit codes: 0 ok, 1 fatal error, 2 bad usage (an unknown option, or a value that cannot
+/// be read, such as --time or --keep-within), 3 snapshot written but some sources were
+/// unreadable, 10 no repository at the location (nothing there, or a file in the way), 11
+/// repository locked, 12 wrong password.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, max_term_width = 100)]
 pub struct Cli {
@@ -123,6 +127,18 @@ pub enum Command {
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
+    // A repository path that is a file: nothing of a repository can be there. The check is
+    // made when the storage backend is built, before any engine call.
+    let not_a_directory = e.chain().any(|c| {
+        let storage = c.downcast_ref::<StorageError>().or(match c.downcast_ref() {
+            Some(EngineError::Storage(s)) => Some(s),
+            _ => None,
+        });
+        storage.is_some_and(|s| s.kind == StorageKind::NotADirectory)
+    });
+    if not_a_directory {
+        return exit::NO_REPOSITORY;
+    }
     match e.downcast_ref::<EngineError>().map(EngineError::kind) {
         Some(ErrorKind::RepoNotFound) => exit::NO_REPOSITORY,
         Some(ErrorKind::Locked) => exit::LOCKED,

@@ -1,6 +1,7 @@
 //! Secrets and small CLI contracts (issue #12, part 3): database passwords kept off every
 //! command line, password commands that fail or never answer, password files open to
-//! others, no colour codes in logs written to files, a private cache.
+//! others, no colour codes in logs written to files, a private cache, and exit codes as
+//! the README gives them.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -378,4 +379,72 @@ fn the_cache_is_private_whatever_the_umask() {
     }
     env.strata(["snapshots"]).success();
     check("left open by an older version");
+}
+
+// ---------------------------------------------------------------------------
+// Exit codes
+// ---------------------------------------------------------------------------
+
+/// Regression: bad values for --time, --keep-within, --hold-for (and their kin) exited 1;
+/// they are usage errors (2), reported by the argument parser before anything runs.
+#[test]
+fn unreadable_option_values_are_usage_errors() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("a"), b"a");
+    let id = env.backup(&[&src]);
+    let target = env.path("target");
+    let t = target.to_str().unwrap();
+    let s = src.to_str().unwrap();
+    let cases: [&[&str]; 11] = [
+        &["backup", "--time", "yesterday", s],
+        &["backup", "--hold-until", "soon", s],
+        &["backup", "--hold-for", "3x", s],
+        &["backup", "--exclude", "a[", s],
+        &["forget", "--keep-within", "10 days"],
+        &["forget", "--keep-last", "1", "--group-by", "colour"],
+        &["hold", &id, "--for", "0d"],
+        &["hold", &id, "--until", "2025-13-01"],
+        &["find", "*.pdf", "--newer", "last week"],
+        &["find", "b["],
+        &["restore", &id, "--target", t, "--include", "c["],
+    ];
+    let snapshots = env.repo_files("snapshots");
+    for args in cases {
+        env.strata(args).code(2).stderr_contains("invalid value");
+    }
+    assert_eq!(
+        env.repo_files("snapshots"),
+        snapshots,
+        "a refused command wrote"
+    );
+    assert!(!target.exists());
+}
+
+/// Regression: a repository path that is a regular file exited 1; it is "no repository"
+/// (10), and the message says a file is in the way.
+#[test]
+fn a_repository_path_that_is_a_file_is_no_repository() {
+    let env = Env::new();
+    let file = env.path("not-a-repo");
+    write_file(&file, b"just a file");
+    for (repo, in_the_way) in [
+        (file.clone(), "it is a file"),
+        (file.join("repo"), "is a file"),
+    ] {
+        let out = env
+            .cmd()
+            .env("STRATA_REPOSITORY", &repo)
+            .arg("snapshots")
+            .run()
+            .code(10)
+            .one_line_error()
+            .stderr_contains(&format!("no repository at {}", repo.display()))
+            .stderr_contains(in_the_way);
+        assert!(
+            out.stderr.contains(&file.display().to_string()),
+            "{}",
+            out.stderr
+        );
+    }
 }

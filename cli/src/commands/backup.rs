@@ -2,16 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
-use strata_engine::retention;
+use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Back up files and directories, standard input, or a database into a new snapshot.
 ///
@@ -56,7 +56,7 @@ pub struct Args {
     host: Option<String>,
     /// Leave out entries matching GLOB (repeatable). Without `/` it matches base names at any
     /// depth (`*.log`); with `/` the whole absolute path (`/var/cache/**`).
-    #[arg(long = "exclude", value_name = "GLOB")]
+    #[arg(long = "exclude", value_name = "GLOB", value_parser = values::glob)]
     excludes: Vec<String>,
     /// Do not cross into other filesystems below the given paths.
     #[arg(short = 'x', long)]
@@ -76,14 +76,15 @@ pub struct Args {
     project: Option<String>,
     /// Record this as the snapshot's time instead of now, in local time
     /// ("2025-01-31 03:00:00", "2025-01-31") or RFC 3339 (for imports and tests).
-    #[arg(long, value_name = "TIME")]
-    time: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::local_time)]
+    time: Option<i64>,
     /// Hold the snapshot: `forget` keeps it until this date (local time, as for --time).
-    #[arg(long, value_name = "DATE", conflicts_with = "hold_for")]
-    hold_until: Option<String>,
+    #[arg(long, value_name = "DATE", conflicts_with = "hold_for",
+          value_parser = values::local_time)]
+    hold_until: Option<i64>,
     /// Hold the snapshot for this long after its time: `7y`, `18m`, `90d`, `1y6m`.
     #[arg(long, value_name = "SPAN")]
-    hold_for: Option<String>,
+    hold_for: Option<CalendarSpan>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -109,16 +110,10 @@ struct Summary<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let tz = jiff::tz::TimeZone::system();
-    let time_ns = match &args.time {
-        Some(t) => Some(retention::parse_time(t, &tz).map_err(|e| anyhow!("--time: {e}"))?),
-        None => None,
-    };
-    let keep_until_ns = match (&args.hold_until, &args.hold_for) {
-        (Some(d), _) => {
-            Some(retention::parse_time(d, &tz).map_err(|e| anyhow!("--hold-until: {e}"))?)
-        }
+    let time_ns = args.time;
+    let keep_until_ns = match (args.hold_until, args.hold_for) {
+        (Some(until), _) => Some(until),
         (None, Some(span)) => {
-            let span = retention::parse_span(span).map_err(|e| anyhow!("--hold-for: {e}"))?;
             let base = time_ns.unwrap_or_else(strata_engine::now_ns);
             Some(retention::add_span(base, span, &tz))
         }

@@ -10,7 +10,7 @@ use strata_engine::sources::{self, Database};
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Restore a snapshot into a directory, or a database snapshot into a database.
 ///
@@ -51,10 +51,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "include", value_name = "GLOB", requires = "target")]
+    #[arg(long = "include", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     includes: Vec<String>,
     /// Leave out entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "exclude", value_name = "GLOB", requires = "target")]
+    #[arg(long = "exclude", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     excludes: Vec<String>,
 }
 
