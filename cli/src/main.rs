@@ -8,12 +8,15 @@ mod commands;
 mod mount;
 mod open;
 mod output;
+mod password;
 mod progress;
+mod values;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use strata_engine::{EngineError, ErrorKind};
+use strata_storage::{ErrorKind as StorageKind, StorageError};
 
 /// Exit codes, as restic users already script against them.
 pub mod exit {
@@ -31,8 +34,10 @@ pub mod exit {
 /// --password-file / STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND, or a prompt on a
 /// terminal.
 ///
-/// Exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 snapshot written but some sources were
-/// unreadable, 10 repository does not exist, 11 repository locked, 12 wrong password.
+/// Exit codes: 0 ok, 1 fatal error, 2 bad usage (an unknown option, or a value that cannot
+/// be read, such as --time or --keep-within), 3 snapshot written but some sources were
+/// unreadable, 10 no repository at the location (nothing there, or a file in the way), 11
+/// repository locked, 12 wrong password.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, max_term_width = 100)]
 pub struct Cli {
@@ -43,7 +48,8 @@ pub struct Cli {
     #[arg(short = 'r', long = "repo", env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<String>,
 
-    /// File holding the repository password (first line).
+    /// File holding the repository password (first line). Only its owner should be able
+    /// to read it (chmod 600): strata warns otherwise.
     #[arg(
         long,
         env = "STRATA_PASSWORD_FILE",
@@ -52,7 +58,8 @@ pub struct Cli {
     )]
     pub password_file: Option<std::path::PathBuf>,
 
-    /// Shell command whose output is the password.
+    /// Shell command whose output is the password. It is killed if it has not finished
+    /// after 60 s (STRATA_PASSWORD_COMMAND_TIMEOUT sets another limit, e.g. `5m`).
     #[arg(
         long,
         env = "STRATA_PASSWORD_COMMAND",
@@ -136,6 +143,18 @@ pub fn usage_error(message: impl std::fmt::Display) -> ! {
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
+    // A repository path that is a file: nothing of a repository can be there. The check is
+    // made when the storage backend is built, before any engine call.
+    let not_a_directory = e.chain().any(|c| {
+        let storage = c.downcast_ref::<StorageError>().or(match c.downcast_ref() {
+            Some(EngineError::Storage(s)) => Some(s),
+            _ => None,
+        });
+        storage.is_some_and(|s| s.kind == StorageKind::NotADirectory)
+    });
+    if not_a_directory {
+        return exit::NO_REPOSITORY;
+    }
     match e.downcast_ref::<EngineError>().map(EngineError::kind) {
         Some(ErrorKind::RepoNotFound) => exit::NO_REPOSITORY,
         Some(ErrorKind::Locked) => exit::LOCKED,
@@ -161,6 +180,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         })
 }
 
+/// Whether log lines may carry colour: only for a person at a terminal. Written to a file,
+/// a pipe, a journal or mail, escape codes are noise (and NO_COLOR turns them off anyway).
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     alloc::tune();
     tracing_subscriber::fmt()
@@ -172,6 +198,7 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .init();
     let cli = Cli::parse();
     // Tree walks recurse once per directory level; give them the stack the engine asks for.

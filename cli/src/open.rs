@@ -1,10 +1,9 @@
 //! Opening the repository named on the command line with the password from the
 //! environment.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use strata_engine::lock::{self, LockGuard, LockTiming};
 use strata_engine::{EngineError, Repository};
 use strata_storage::{Backend, OpendalBackend};
@@ -64,61 +63,8 @@ pub fn backend_at(cli: &Cli, location: &str, cache: bool) -> Result<Arc<dyn Back
     }
 }
 
-fn strip_newline(mut s: Vec<u8>) -> Vec<u8> {
-    if s.last() == Some(&b'\n') {
-        s.pop();
-        if s.last() == Some(&b'\r') {
-            s.pop();
-        }
-    }
-    s
-}
-
-/// The password, from a file, a command, or a prompt (twice when `confirm`).
-pub fn password(cli: &Cli, confirm: bool) -> Result<Vec<u8>> {
-    password_from(
-        cli.password_file.as_deref(),
-        cli.password_command.as_deref(),
-        confirm,
-    )
-}
-
-/// A password from `file` (first line), else `command`'s output, else a prompt.
-pub fn password_from(
-    file: Option<&std::path::Path>,
-    command: Option<&str>,
-    confirm: bool,
-) -> Result<Vec<u8>> {
-    if let Some(file) = file {
-        let bytes = std::fs::read(file)
-            .with_context(|| format!("reading password file {}", file.display()))?;
-        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
-        return Ok(strip_newline(first_line));
-    }
-    if let Some(cmd) = command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("running password command {cmd:?}"))?;
-        if !out.status.success() {
-            bail!("password command {cmd:?} failed with {}", out.status);
-        }
-        return Ok(strip_newline(out.stdout));
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no password given: set STRATA_PASSWORD_FILE or STRATA_PASSWORD_COMMAND, or run on a terminal");
-    }
-    let pw = rpassword::prompt_password("repository password: ").context("reading password")?;
-    if confirm {
-        let again = rpassword::prompt_password("repeat password: ").context("reading password")?;
-        if again != pw {
-            bail!("the passwords do not match");
-        }
-    }
-    Ok(pw.into_bytes())
-}
+// The password functions live in their own module; commands reach them here.
+pub use crate::password::{password, password_from};
 
 /// Opens the repository without loading the index (listing snapshots, cat).
 pub fn repository_without_index(cli: &Cli) -> Result<Repository> {

@@ -7,7 +7,17 @@
 //! read; a damaged copy is dropped and fetched again). Objects are cached as stored
 //! (encrypted). Listing a kind drops the cached objects the repository no longer has.
 //! Cache failures never fail an operation: the cache is only a shortcut.
+//!
+//! The cache is private, whatever the umask: directories 0700, files 0600 (the objects are
+//! encrypted, but their names, sizes and number tell about the repository). A cache left
+//! open by an older version is closed when it is next used: its repository directory and
+//! everything in it, and the cache root if it holds nothing but repository directories (a
+//! root given by `STRATA_CACHE_DIR` that holds anything else is left as it is; the
+//! repository directories inside it are private all the same).
 
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,13 +39,18 @@ fn cached(ft: FileType) -> bool {
 }
 
 impl CachingBackend {
-    /// Caches under `root`, in a directory of its own per repository location.
+    /// Caches under `root`, in a directory of its own per repository location. Both are
+    /// made private (see the module docs).
     pub fn new(inner: Arc<dyn Backend>, root: &Path) -> Self {
         let key = blake3::hash(inner.location().as_bytes()).to_hex();
-        CachingBackend {
-            dir: root.join(&key.as_str()[..32]),
+        let cache = CachingBackend {
+            dir: root.join(&key.as_str()[..KEY_LEN]),
             inner,
+        };
+        if let Err(e) = private_root(root).and_then(|()| private_tree(&cache.dir)) {
+            debug!("cannot make the cache {} private: {e}", cache.dir.display());
         }
+        cache
     }
 
     fn file(&self, ft: FileType, name: &str) -> PathBuf {
@@ -57,8 +72,8 @@ impl CachingBackend {
         let path = self.file(ft, name);
         let dir = path.parent().expect("cache files are in a directory");
         let tmp = dir.join(format!(".{name}.tmp"));
-        let stored = std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&tmp, data))
+        let stored = private_dir(dir)
+            .and_then(|_| write_private(&tmp, data))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = stored {
             debug!("cannot cache {}: {e}", ft.path(name));
@@ -80,6 +95,94 @@ impl CachingBackend {
             }
         }
     }
+}
+
+/// Length of a repository directory's name (hex digits of the location's hash).
+const KEY_LEN: usize = 32;
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// Sets `path`'s permission bits to `mode` unless they are already.
+fn set_mode(path: &Path, meta: &std::fs::Metadata, mode: u32) -> std::io::Result<()> {
+    if meta.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, Permissions::from_mode(mode))
+}
+
+/// Creates `dir` (and missing parents) 0700, or makes an existing one 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    // The umask may have taken bits away (or a dir was there already).
+    set_mode(dir, &std::fs::metadata(dir)?, DIR_MODE)
+}
+
+/// Writes a new file 0600 (whatever the umask).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    f.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    f.write_all(data)
+}
+
+fn is_repository_dir(entry: &std::fs::DirEntry) -> bool {
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    name.len() == KEY_LEN
+        && name.bytes().all(|b| b.is_ascii_hexdigit())
+        && entry.file_type().is_ok_and(|t| t.is_dir())
+}
+
+/// Creates the cache root 0700; an existing one is made 0700 only if it holds nothing
+/// but repository directories (it is then a strata cache, not a directory of the user's).
+fn private_root(root: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => private_dir(root),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_dir() || meta.permissions().mode() & 0o077 == 0 => Ok(()),
+        Ok(meta) => {
+            if std::fs::read_dir(root)?.all(|e| e.as_ref().is_ok_and(is_repository_dir)) {
+                set_mode(root, &meta, DIR_MODE)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Makes a repository's cache directory private: created 0700; one found open (made by an
+/// older version) is closed with everything in it.
+fn private_tree(dir: &Path) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return private_dir(dir),
+        other => other?,
+    };
+    if meta.permissions().mode() & 0o7777 == DIR_MODE || !meta.is_dir() {
+        return Ok(());
+    }
+    // Inside out: the directory is closed last, so that a failure leaves it to be
+    // found open, and fixed, next time.
+    for kind in std::fs::read_dir(dir)? {
+        let kind = kind?;
+        if !kind.file_type()?.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(kind.path())? {
+            let file = file?;
+            let m = file.metadata()?;
+            if m.is_file() {
+                set_mode(&file.path(), &m, FILE_MODE)?;
+            }
+        }
+        set_mode(&kind.path(), &kind.metadata()?, DIR_MODE)?;
+    }
+    set_mode(dir, &meta, DIR_MODE)
 }
 
 #[async_trait]
@@ -201,5 +304,58 @@ mod tests {
         counting.delete(FileType::Index, &name).await.unwrap();
         assert!(cache.list(FileType::Index).await.unwrap().is_empty());
         assert!(!cache.file(FileType::Index, &name).exists());
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// Regression: the cache was created 0755 with 0644 files (by the umask). Now it is
+    /// 0700/0600 even with a umask of 0, and a cache an older version left open is closed.
+    #[tokio::test]
+    async fn the_cache_is_private_whatever_the_umask() {
+        use nix::sys::stat::{umask, Mode};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cache").join("strata");
+        let memory: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
+        let data = Bytes::from_static(b"a snapshot");
+        let name = id(&data);
+        memory
+            .write(FileType::Snapshot, &name, data.clone())
+            .await
+            .unwrap();
+        // Only this test changes the umask, and files made meanwhile elsewhere only lose
+        // nothing: other tests' temporary directories are theirs alone.
+        let old = umask(Mode::empty());
+        let cache = CachingBackend::new(memory.clone(), &root);
+        let read = cache.read(FileType::Snapshot, &name).await;
+        umask(old);
+        assert_eq!(read.unwrap(), data);
+        let file = cache.file(FileType::Snapshot, &name);
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&cache.dir), 0o700);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        assert_eq!(mode(&file), 0o600);
+
+        // As an older version left it: everything open.
+        for p in [&root, &cache.dir, &file.parent().unwrap().to_path_buf()] {
+            std::fs::set_permissions(p, Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&file, Permissions::from_mode(0o644)).unwrap();
+        let again = CachingBackend::new(memory.clone(), &root);
+        assert_eq!(again.dir, cache.dir);
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&cache.dir), 0o700);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        assert_eq!(mode(&file), 0o600);
+
+        // A root that holds anything else is the user's: left alone, its cache private.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(shared.join("notes.txt"), b"mine").unwrap();
+        let inside = CachingBackend::new(memory, &shared);
+        assert_eq!(mode(&shared), 0o755);
+        assert_eq!(mode(&inside.dir), 0o700);
     }
 }

@@ -9,6 +9,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A failure that may go away when retried (network, timeouts, throttling).
     Transient,
+    /// The repository root is not a directory (a file is in its way): no repository can be
+    /// there.
+    NotADirectory,
     /// Anything else (full disk, invalid configuration, unexpected response).
     Other,
 }
@@ -31,6 +34,7 @@ impl fmt::Display for StorageError {
             ErrorKind::NotFound => "not found",
             ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::Transient => "temporary failure",
+            ErrorKind::NotADirectory => "not a directory",
             ErrorKind::Other => "failed",
         };
         if self.path.is_empty() {

@@ -131,11 +131,11 @@ impl OpendalBackend {
         };
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                let msg = format!("repository path {} is not a directory", root.display());
-                return Err(StorageError::other(op, path, msg));
-            }
+            Ok(_) => return Err(not_a_directory(op, path, root)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(not_a_directory(op, path, root))
+            }
             Err(e) => return Err(StorageError::from_io(op, path, e)),
         }
         let root_str = root.to_str().unwrap_or_default();
@@ -151,6 +151,27 @@ impl OpendalBackend {
             StorageError::new(ErrorKind::NotFound, op, path, msg)
         })
     }
+}
+
+/// The error for a local repository root that is not a directory, or lies below a file:
+/// it names the file in the way.
+fn not_a_directory(op: &'static str, path: &str, root: &Path) -> StorageError {
+    let file = root
+        .ancestors()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()));
+    let msg = match file {
+        Some(f) if f == root => format!(
+            "no repository at {}: it is a file, not a directory",
+            root.display()
+        ),
+        Some(f) => format!(
+            "no repository at {}: {} is a file, not a directory",
+            root.display(),
+            f.display()
+        ),
+        None => format!("no repository at {}: it is not a directory", root.display()),
+    };
+    StorageError::new(ErrorKind::NotADirectory, op, path, msg)
 }
 
 #[async_trait]
@@ -537,6 +558,28 @@ mod tests {
         for bad in ["", ".x", "../x", "a/b", "a\\b", "a\nb"] {
             let err = object_path("read", FileType::Index, bad).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Other, "{bad:?}");
+        }
+    }
+
+    /// Regression: a repository path that is a file was an `Other` error (exit code 1, not
+    /// "no repository").
+    #[test]
+    fn a_root_that_is_a_file_is_not_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        for (root, named) in [
+            (file.clone(), "it is a file"),
+            (file.join("sub"), "file is a file"),
+        ] {
+            let err = OpendalBackend::fs(&root).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NotADirectory, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("no repository at {}", root.display()))
+                    && text.contains(named),
+                "{text}"
+            );
         }
     }
 

@@ -26,7 +26,7 @@ use crate::util::*;
 
 /// The database user of the tests, on both servers (a superuser: it creates databases).
 const DB_USER: &str = "strata";
-const DB_PASSWORD: &str = "strata-pw";
+pub(crate) const DB_PASSWORD: &str = "strata-pw";
 
 // ---------------------------------------------------------------------------
 // Starting servers
@@ -75,7 +75,7 @@ fn run_ok(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// What the tests do with a database server, whichever it is.
-trait Server {
+pub(crate) trait Server {
     /// The snapshot's `source`, and the flags' names: `--postgres`, `--to-postgres`.
     fn kind(&self) -> &'static str;
     /// The URL of `db` with the test user's password.
@@ -121,7 +121,7 @@ fn leftover_databases(server: &dyn Server, before: &BTreeSet<String>) -> Vec<Str
 // PostgreSQL
 // ---------------------------------------------------------------------------
 
-struct Postgres {
+pub(crate) struct Postgres {
     /// Data directory `data/`, the unix socket and the log; the watchdog removes it.
     dir: tempfile::TempDir,
     port: u16,
@@ -149,7 +149,7 @@ fn postgres_bin_dir() -> PathBuf {
     })
 }
 
-fn postgres() -> &'static Postgres {
+pub(crate) fn postgres() -> &'static Postgres {
     static SERVER: OnceLock<Postgres> = OnceLock::new();
     SERVER.get_or_init(|| {
         let bin = postgres_bin_dir();
@@ -318,13 +318,13 @@ impl Server for Postgres {
 // MariaDB
 // ---------------------------------------------------------------------------
 
-struct Mariadb {
+pub(crate) struct Mariadb {
     /// Data directory `data/`, the socket and the log; the watchdog removes it.
     dir: tempfile::TempDir,
     port: u16,
 }
 
-fn mariadb() -> &'static Mariadb {
+pub(crate) fn mariadb() -> &'static Mariadb {
     static SERVER: OnceLock<Mariadb> = OnceLock::new();
     SERVER.get_or_init(|| {
         // Debian's root PATH has /usr/sbin; a CI runner's may not.
@@ -548,7 +548,7 @@ fn make_sqlite(file: &Path, rows: u32) {
 // ---------------------------------------------------------------------------
 
 /// `strata ...` in `env`, without database settings from the test runner's environment.
-fn strata(env: &Env) -> Cmd {
+pub(crate) fn strata(env: &Env) -> Cmd {
     CLIENT_VARS
         .iter()
         .fold(env.cmd(), |cmd, var| cmd.env_remove(var))
@@ -647,7 +647,7 @@ fn drop_lines(text: &[u8], prefixes: &[&str]) -> Vec<u8> {
 
 /// Two dumps are the same; if not, the failure shows the first line that differs.
 #[track_caller]
-fn assert_same_dump(what: &str, expected: &[u8], actual: &[u8]) {
+pub(crate) fn assert_same_dump(what: &str, expected: &[u8], actual: &[u8]) {
     if expected == actual {
         return;
     }

@@ -53,6 +53,7 @@ fn wrong_password() {
     let env = Env::init();
     let wrong = env.path("wrong-password");
     fs::write(&wrong, "not the password").unwrap();
+    chmod(&wrong, 0o600);
     env.cmd()
         .env("STRATA_PASSWORD_FILE", &wrong)
         .arg("snapshots")

@@ -20,4 +20,5 @@ mod maintenance;
 mod mount;
 mod remote;
 mod roundtrip;
+mod secrets;
 mod util;

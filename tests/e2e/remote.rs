@@ -177,11 +177,11 @@ fn sftp_env_at(key: &Path, port: u16) -> Env {
 /// S3 tests share one server; the test that kills it takes this lock exclusively.
 static S3_IN_USE: RwLock<()> = RwLock::new(());
 
-type S3Guard = RwLockReadGuard<'static, ()>;
+pub(crate) type S3Guard = RwLockReadGuard<'static, ()>;
 
 /// An environment whose repository is a fresh prefix of the S3 bucket, and a guard that
 /// keeps the server from being killed while the test uses it.
-fn s3_env() -> (Env, S3Guard) {
+pub(crate) fn s3_env() -> (Env, S3Guard) {
     let guard = S3_IN_USE.read().unwrap_or_else(|p| p.into_inner());
     (s3_env_unlocked(), guard)
 }
@@ -210,7 +210,7 @@ fn s3_env_unlocked() -> Env {
 }
 
 /// `strata init` with a cheap KDF (and 1 MiB packs with `small_packs`).
-fn init_repo(env: &Env, small_packs: bool) {
+pub(crate) fn init_repo(env: &Env, small_packs: bool) {
     let mut args = vec!["init", "--kdf-memory", "1024", "--kdf-iterations", "1"];
     if small_packs {
         args.extend(["--pack-size", "1"]);

@@ -2,15 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
-use strata_engine::retention;
+use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
+use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Back up files and directories, standard input, or a database into a new snapshot.
 ///
@@ -24,7 +25,9 @@ use crate::{exit, open, Cli};
 /// small chunks so that a night's changes add little. The snapshot holds `/<database>.sql`
 /// and records the server version, the dump tool and every table with its row count. If
 /// the dump tool fails, the backup fails with its message and no snapshot is written.
-/// Passwords are taken from the URL or from PGPASSWORD / MYSQL_PWD, and are never stored.
+/// The database password comes from --db-password-file or --db-password-command, else from
+/// PGPASSWORD / ~/.pgpass or MYSQL_PWD / ~/.my.cnf; it reaches the dump tool through its
+/// environment, never its command line, and is never stored.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source")
     .args(["paths", "stdin", "postgres", "mysql", "sqlite"]).required(true)))]
@@ -32,14 +35,16 @@ pub struct Args {
     /// Files and directories to back up.
     paths: Vec<PathBuf>,
     /// Back up a PostgreSQL database with pg_dump (consistent snapshot, plain SQL):
-    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
     /// Back up a MySQL or MariaDB database with mysqldump --single-transaction (routines,
     /// triggers and events included, rows in primary key order):
-    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// mysql://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     mysql: Option<String>,
+    #[command(flatten)]
+    db_password: DbPasswordArgs,
     /// Back up a SQLite database file (a consistent read while the application writes).
     #[arg(long, value_name = "FILE")]
     sqlite: Option<PathBuf>,
@@ -51,7 +56,7 @@ pub struct Args {
     host: Option<String>,
     /// Leave out entries matching GLOB (repeatable). Without `/` it matches base names at any
     /// depth (`*.log`); with `/` the whole absolute path (`/var/cache/**`).
-    #[arg(long = "exclude", value_name = "GLOB")]
+    #[arg(long = "exclude", value_name = "GLOB", value_parser = values::glob)]
     excludes: Vec<String>,
     /// Do not cross into other filesystems below the given paths.
     #[arg(short = 'x', long)]
@@ -71,14 +76,15 @@ pub struct Args {
     project: Option<String>,
     /// Record this as the snapshot's time instead of now, in local time
     /// ("2025-01-31 03:00:00", "2025-01-31") or RFC 3339 (for imports and tests).
-    #[arg(long, value_name = "TIME")]
-    time: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = values::local_time)]
+    time: Option<i64>,
     /// Hold the snapshot: `forget` keeps it until this date (local time, as for --time).
-    #[arg(long, value_name = "DATE", conflicts_with = "hold_for")]
-    hold_until: Option<String>,
+    #[arg(long, value_name = "DATE", conflicts_with = "hold_for",
+          value_parser = values::local_time)]
+    hold_until: Option<i64>,
     /// Hold the snapshot for this long after its time: `7y`, `18m`, `90d`, `1y6m`.
     #[arg(long, value_name = "SPAN")]
-    hold_for: Option<String>,
+    hold_for: Option<CalendarSpan>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -104,16 +110,10 @@ struct Summary<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let tz = jiff::tz::TimeZone::system();
-    let time_ns = match &args.time {
-        Some(t) => Some(retention::parse_time(t, &tz).map_err(|e| anyhow!("--time: {e}"))?),
-        None => None,
-    };
-    let keep_until_ns = match (&args.hold_until, &args.hold_for) {
-        (Some(d), _) => {
-            Some(retention::parse_time(d, &tz).map_err(|e| anyhow!("--hold-until: {e}"))?)
-        }
+    let time_ns = args.time;
+    let keep_until_ns = match (args.hold_until, args.hold_for) {
+        (Some(until), _) => Some(until),
         (None, Some(span)) => {
-            let span = retention::parse_span(span).map_err(|e| anyhow!("--hold-for: {e}"))?;
             let base = time_ns.unwrap_or_else(strata_engine::now_ns);
             Some(retention::add_span(base, span, &tz))
         }
@@ -135,11 +135,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         keep_until_ns,
     };
     let bar = Bar::new("backup", cli.quiet || args.json);
-    let database = Database::from_options(
+    let mut database = Database::from_options(
         args.postgres.as_deref(),
         args.mysql.as_deref(),
         args.sqlite.as_deref(),
     )?;
+    if let Some(db) = &mut database {
+        let flag = if args.postgres.is_some() {
+            "--postgres"
+        } else {
+            "--mysql"
+        };
+        args.db_password.apply(db, flag)?;
+    }
     let result: BackupResult = if let Some(db) = &database {
         sources::backup_database(&repo, db, &opts, &bar)?
     } else if args.stdin {

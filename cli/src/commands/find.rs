@@ -2,15 +2,14 @@
 
 use std::io::Write;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use serde::Serialize;
 use strata_engine::browse::{self, Entry, FindQuery};
 use strata_engine::filter::Filter;
-use strata_engine::retention;
 use strata_engine::snapshots;
 
 use crate::output::{json, time};
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Find which snapshots hold a path: every matching entry, per snapshot, with its size and
 /// modification time.
@@ -22,18 +21,18 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What to look for (repeatable: an entry matching any of them is listed).
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = values::glob)]
     patterns: Vec<String>,
     /// Look only in this snapshot (repeatable; `latest`, an id or a prefix).
     #[arg(long = "snapshot", short = 's', value_name = "SNAPSHOT")]
     snapshots: Vec<String>,
     /// Only entries modified at or after this time (local time, "2025-01-31" or
     /// "2025-01-31 03:00:00", or RFC 3339).
-    #[arg(long, value_name = "DATE")]
-    newer: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::local_time)]
+    newer: Option<i64>,
     /// Only entries modified before this time.
-    #[arg(long, value_name = "DATE")]
-    older: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::local_time)]
+    older: Option<i64>,
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Print a JSON array: one object per snapshot with matches.
@@ -56,16 +55,10 @@ struct MatchJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let tz = jiff::tz::TimeZone::system();
-    let date = |d: &Option<String>, flag: &str| -> Result<Option<i64>> {
-        d.as_deref()
-            .map(|d| retention::parse_time(d, &tz).map_err(|e| anyhow!("--{flag}: {e}")))
-            .transpose()
-    };
     let query = FindQuery {
         filter: Filter::new(&args.patterns)?,
-        newer_ns: date(&args.newer, "newer")?,
-        older_ns: date(&args.older, "older")?,
+        newer_ns: args.newer,
+        older_ns: args.older,
     };
     let (repo, _lock) = open::locked(cli, "find", open::Access::Read, open::Index::Metadata)?;
     let mut list = snapshots::select(&repo, &args.snapshots)?;

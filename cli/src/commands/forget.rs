@@ -1,9 +1,9 @@
 //! `strata forget`
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::prune::PruneStats;
-use strata_engine::retention::{self, GroupBy, KeepPolicy, PlanOptions};
+use strata_engine::retention::{self, CalendarSpan, GroupBy, KeepPolicy, PlanOptions};
 use strata_engine::snapshots;
 use strata_format::id::SnapshotId;
 
@@ -51,14 +51,15 @@ pub struct Args {
     keep_yearly: u32,
     /// Keep every snapshot within this span of its group's newest: `30d`, `1y2m`, `12h`.
     #[arg(long, value_name = "SPAN")]
-    keep_within: Option<String>,
+    keep_within: Option<CalendarSpan>,
     /// Keep every snapshot with this tag (repeatable).
     #[arg(long, value_name = "TAG")]
     keep_tag: Vec<String>,
     /// Group snapshots by these fields: any of host, paths, project, tags, comma-separated;
     /// "" puts all snapshots in one group.
-    #[arg(long, value_name = "FIELDS", default_value = "host,paths,project")]
-    group_by: String,
+    #[arg(long, value_name = "FIELDS", default_value = "host,paths,project",
+          value_parser = GroupBy::parse)]
+    group_by: GroupBy,
     /// Only consider snapshots of this host.
     #[arg(long)]
     host: Option<String>,
@@ -104,26 +105,22 @@ struct JsonOut {
     prune: Option<PruneStats>,
 }
 
-fn policy(args: &Args) -> Result<KeepPolicy> {
-    let within = match &args.keep_within {
-        Some(s) => Some(retention::parse_span(s).map_err(|e| anyhow!("--keep-within: {e}"))?),
-        None => None,
-    };
-    Ok(KeepPolicy {
+fn policy(args: &Args) -> KeepPolicy {
+    KeepPolicy {
         last: args.keep_last,
         hourly: args.keep_hourly,
         daily: args.keep_daily,
         weekly: args.keep_weekly,
         monthly: args.keep_monthly,
         yearly: args.keep_yearly,
-        within,
+        within: args.keep_within,
         tags: args.keep_tag.clone(),
-    })
+    }
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let group_by = GroupBy::parse(&args.group_by).map_err(|e| anyhow!("--group-by: {e}"))?;
-    let policy = policy(args)?;
+    let group_by = args.group_by;
+    let policy = policy(args);
     if args.ids.is_empty() && policy.is_empty() {
         bail!(
             "no policy given: say what to keep (--keep-last, --keep-daily, ..., --keep-within, \

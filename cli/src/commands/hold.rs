@@ -1,11 +1,12 @@
 //! `strata hold`
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
-use strata_engine::{retention, snapshots};
+use strata_engine::retention::{self, CalendarSpan};
+use strata_engine::snapshots;
 
 use crate::output::json;
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Put snapshots under a retention hold (or release one).
 ///
@@ -23,11 +24,11 @@ pub struct Args {
     #[arg(required = true, value_name = "SNAPSHOT")]
     snapshots: Vec<String>,
     /// Hold until this date, in local time ("2032-01-31", "2032-01-31 12:00") or RFC 3339.
-    #[arg(long, value_name = "DATE")]
-    until: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::local_time)]
+    until: Option<i64>,
     /// Hold for this long after the snapshot's time: `7y`, `18m`, `90d`.
     #[arg(long = "for", value_name = "SPAN")]
-    for_span: Option<String>,
+    for_span: Option<CalendarSpan>,
     /// End the hold.
     #[arg(long)]
     release: bool,
@@ -46,14 +47,7 @@ struct Outcome {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let tz = jiff::tz::TimeZone::system();
-    let until = match &args.until {
-        Some(d) => Some(retention::parse_time(d, &tz).map_err(|e| anyhow!("--until: {e}"))?),
-        None => None,
-    };
-    let span = match &args.for_span {
-        Some(s) => Some(retention::parse_span(s).map_err(|e| anyhow!("--for: {e}"))?),
-        None => None,
-    };
+    let (until, span) = (args.until, args.for_span);
     let (repo, _lock) = open::locked(cli, "hold", open::Access::Exclusive, open::Index::None)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {

@@ -8,8 +8,9 @@ use strata_engine::restorer::{self, RestoreOptions};
 use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
+use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
-use crate::{exit, open, Cli};
+use crate::{exit, open, values, Cli};
 
 /// Restore a snapshot into a directory, or a database snapshot into a database.
 ///
@@ -21,7 +22,9 @@ use crate::{exit, open, Cli};
 /// A database snapshot restores with --to-postgres, --to-mysql or --to-sqlite into the
 /// original database or any other (created if missing), through psql / mysql / sqlite3.
 /// A target that already holds tables is replaced only with --force, and only after a
-/// snapshot of it, tagged `pre-restore`, has been saved.
+/// snapshot of it, tagged `pre-restore`, has been saved. The database password comes from
+/// --db-password-file or --db-password-command, else from PGPASSWORD / ~/.pgpass or
+/// MYSQL_PWD / ~/.my.cnf.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("into")
     .args(["target", "to_postgres", "to_mysql", "to_sqlite"]).required(true)))]
@@ -30,12 +33,14 @@ pub struct Args {
     /// Directory to restore into (created if missing).
     #[arg(short, long)]
     target: Option<PathBuf>,
-    /// Restore a PostgreSQL snapshot into this database: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// Restore a PostgreSQL snapshot into this database: postgres://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     to_postgres: Option<String>,
-    /// Restore a MySQL/MariaDB snapshot into this database: mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    /// Restore a MySQL/MariaDB snapshot into this database: mysql://USER@HOST[:PORT]/DATABASE.
     #[arg(long, value_name = "URL")]
     to_mysql: Option<String>,
+    #[command(flatten)]
+    db_password: DbPasswordArgs,
     /// Restore a SQLite snapshot into this file (written beside it, checked, then renamed over it).
     #[arg(long, value_name = "FILE")]
     to_sqlite: Option<PathBuf>,
@@ -46,19 +51,27 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "include", value_name = "GLOB", requires = "target")]
+    #[arg(long = "include", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     includes: Vec<String>,
     /// Leave out entries matching GLOB and what they contain (repeatable).
-    #[arg(long = "exclude", value_name = "GLOB", requires = "target")]
+    #[arg(long = "exclude", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     excludes: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let database = Database::from_options(
+    let mut database = Database::from_options(
         args.to_postgres.as_deref(),
         args.to_mysql.as_deref(),
         args.to_sqlite.as_deref(),
     )?;
+    if let Some(db) = &mut database {
+        let flag = if args.to_postgres.is_some() {
+            "--to-postgres"
+        } else {
+            "--to-mysql"
+        };
+        args.db_password.apply(db, flag)?;
+    }
     // A database restore first saves the target in a safety snapshot: it writes.
     let access = match database {
         Some(_) => open::Access::Write,

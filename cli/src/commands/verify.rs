@@ -4,6 +4,7 @@ use anyhow::Result;
 use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
+use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
 use crate::{exit, open, Cli};
 
@@ -22,13 +23,15 @@ pub struct Args {
     /// The database snapshot to test (`latest`, an id or a unique prefix).
     #[arg(long, value_name = "SNAPSHOT")]
     restore_test: String,
-    /// The server to create the scratch database on, with credentials
-    /// (postgres://USER[:PASSWORD]@HOST:PORT/ANY or mysql://…; the database part is ignored;
-    /// passwords also from PGPASSWORD / MYSQL_PWD). Required for PostgreSQL and MySQL
-    /// snapshots: the server a snapshot names is never trusted with credentials. SQLite
-    /// snapshots are tested in a private temporary directory.
+    /// The server to create the scratch database on (postgres://USER@HOST:PORT/ANY or
+    /// mysql://…; the database part is ignored; the password from --db-password-file or
+    /// --db-password-command, else PGPASSWORD / MYSQL_PWD). Required for PostgreSQL and
+    /// MySQL snapshots: the server a snapshot names is never trusted with credentials.
+    /// SQLite snapshots are tested in a private temporary directory.
     #[arg(long, value_name = "URL")]
     scratch: Option<String>,
+    #[command(flatten)]
+    db_password: DbPasswordArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -38,7 +41,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::locked(cli, "verify", open::Access::Read, open::Index::Full)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
     let scratch = match &args.scratch {
-        Some(text) if sources::is_database(&snap) => Some(Database::of_kind(&snap.source, text)?),
+        Some(text) if sources::is_database(&snap) => {
+            let mut db = Database::of_kind(&snap.source, text)?;
+            args.db_password.apply(&mut db, "--scratch")?;
+            Some(db)
+        }
         _ => None,
     };
     let bar = Bar::new("restore test", cli.quiet || args.json);

@@ -11,14 +11,16 @@
 //! What the snapshot records (`source_meta`): `database`, `server`, `server_version`,
 //! `dump_tool`, `chunker`, `tables` (how many), and per table `rows:<table>` (rows in the
 //! dump, counted as it streamed) and, where the server reports it, `bytes:<table>`.
-//! Connections for metadata, checks and restore tests use sqlx; passwords never reach a
-//! command line (they go to the tools through their environment) nor the snapshot.
+//! Connections for metadata, checks and restore tests use sqlx; passwords are kept apart
+//! from URLs ([`server`]) and never reach a command line (they go to the tools through
+//! their environment) nor the snapshot.
 
 mod child;
 mod ident;
 mod mysql;
 mod postgres;
 pub mod scan;
+mod server;
 mod sqlite;
 
 use std::io::Write;
@@ -35,14 +37,15 @@ use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 use child::{DumpStream, LoadSink};
 use scan::{CountingReader, Dialect};
+pub use server::{DbPassword, Server};
 
 /// A database: where to back up from, restore into, or test a restore in.
 #[derive(Debug, Clone)]
 pub enum Database {
-    /// `postgres://user[:password]@host[:port]/database[?options]` (libpq's URL form).
-    Postgres(url::Url),
-    /// `mysql://user[:password]@host[:port]/database`.
-    Mysql(url::Url),
+    /// `postgres://user@host[:port]/database[?options]` (libpq's URL form).
+    Postgres(Server),
+    /// `mysql://user@host[:port]/database`.
+    Mysql(Server),
     /// A SQLite database file.
     Sqlite(PathBuf),
 }
@@ -59,16 +62,27 @@ struct ServerInfo {
 }
 
 impl Database {
-    /// Parses a `postgres://` or `postgresql://` URL.
+    /// Parses a `postgres://` or `postgresql://` URL (a password in it is taken out, see
+    /// [`Server`]).
     pub fn postgres(url: &str) -> Result<Self> {
-        let u = parse_url(url, &["postgres", "postgresql"])?;
-        Ok(Database::Postgres(u))
+        Ok(Database::Postgres(Server::parse(
+            url,
+            &["postgres", "postgresql"],
+        )?))
     }
 
-    /// Parses a `mysql://` or `mariadb://` URL.
+    /// Parses a `mysql://` or `mariadb://` URL (a password in it is taken out).
     pub fn mysql(url: &str) -> Result<Self> {
-        let u = parse_url(url, &["mysql", "mariadb"])?;
-        Ok(Database::Mysql(u))
+        Ok(Database::Mysql(Server::parse(url, &["mysql", "mariadb"])?))
+    }
+
+    /// The server of a PostgreSQL or MySQL database (`None` for SQLite, which has no
+    /// login): where its password is read and set.
+    pub fn server_mut(&mut self) -> Option<&mut Server> {
+        match self {
+            Database::Postgres(s) | Database::Mysql(s) => Some(s),
+            Database::Sqlite(_) => None,
+        }
     }
 
     /// A SQLite file (made absolute).
@@ -126,7 +140,7 @@ impl Database {
     /// The database's name: the URL's path, or the SQLite file's name without extension.
     pub fn name(&self) -> String {
         match self {
-            Database::Postgres(u) | Database::Mysql(u) => url_database(u),
+            Database::Postgres(s) | Database::Mysql(s) => s.database(),
             Database::Sqlite(p) => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -134,16 +148,11 @@ impl Database {
         }
     }
 
-    /// Where it is, for people and for the snapshot's paths: the URL without its password
-    /// (and query), or the file's path.
+    /// Where it is, for people and for the snapshot's paths: the URL (which holds no
+    /// password) without its query, or the file's path.
     pub fn display(&self) -> String {
         match self {
-            Database::Postgres(u) | Database::Mysql(u) => {
-                let mut u = u.clone();
-                let _ = u.set_password(None);
-                u.set_query(None);
-                u.to_string()
-            }
+            Database::Postgres(s) | Database::Mysql(s) => s.display(),
             Database::Sqlite(p) => p.display().to_string(),
         }
     }
@@ -151,16 +160,16 @@ impl Database {
     /// The same server with another database (for scratch databases).
     fn with_database(&self, name: &str) -> Database {
         match self {
-            Database::Postgres(u) => Database::Postgres(url_with_database(u, name)),
-            Database::Mysql(u) => Database::Mysql(url_with_database(u, name)),
+            Database::Postgres(s) => Database::Postgres(s.with_database(name)),
+            Database::Mysql(s) => Database::Mysql(s.with_database(name)),
             Database::Sqlite(p) => Database::Sqlite(p.with_file_name(format!("{name}.db"))),
         }
     }
 
     fn info(&self, repo: &Repository) -> Result<ServerInfo> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::info(u)),
-            Database::Mysql(u) => repo.block_on(mysql::info(u)),
+            Database::Postgres(s) => repo.block_on(postgres::info(s)),
+            Database::Mysql(s) => repo.block_on(mysql::info(s)),
             Database::Sqlite(p) => repo.block_on(sqlite::info(p)),
         }
     }
@@ -179,8 +188,8 @@ impl Database {
     fn dump_command(&self, tool_version: &str) -> (&'static str, Command, &'static str) {
         let tool = self.dump_tool();
         match self {
-            Database::Postgres(u) => (tool, postgres::dump_command(u), "postgresql-client"),
-            Database::Mysql(u) => (tool, mysql::dump_command(u, tool_version), "mariadb-client"),
+            Database::Postgres(s) => (tool, postgres::dump_command(s), "postgresql-client"),
+            Database::Mysql(s) => (tool, mysql::dump_command(s, tool_version), "mariadb-client"),
             Database::Sqlite(p) => (tool, sqlite::dump_command(p), "sqlite3"),
         }
     }
@@ -208,8 +217,8 @@ impl Database {
     /// `None` if it does not exist.
     fn object_count(&self, repo: &Repository) -> Result<Option<u64>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::object_count(u)),
-            Database::Mysql(u) => repo.block_on(mysql::object_count(u)),
+            Database::Postgres(s) => repo.block_on(postgres::object_count(s)),
+            Database::Mysql(s) => repo.block_on(mysql::object_count(s)),
             Database::Sqlite(p) => repo.block_on(sqlite::object_count(p)),
         }
     }
@@ -217,8 +226,8 @@ impl Database {
     /// Names of its tables, as the dumps write them.
     fn tables(&self, repo: &Repository) -> Result<Vec<String>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::tables(u)),
-            Database::Mysql(u) => repo.block_on(mysql::tables(u)),
+            Database::Postgres(s) => repo.block_on(postgres::tables(s)),
+            Database::Mysql(s) => repo.block_on(mysql::tables(s)),
             Database::Sqlite(p) => repo.block_on(sqlite::tables(p)),
         }
     }
@@ -226,8 +235,8 @@ impl Database {
     /// Rows of each table (`None`: that table could not be counted), over one connection.
     fn count_rows(&self, repo: &Repository, tables: &[String]) -> Result<Vec<Option<u64>>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::count_rows(u, tables)),
-            Database::Mysql(u) => repo.block_on(mysql::count_rows(u, tables)),
+            Database::Postgres(s) => repo.block_on(postgres::count_rows(s, tables)),
+            Database::Mysql(s) => repo.block_on(mysql::count_rows(s, tables)),
             Database::Sqlite(p) => repo.block_on(sqlite::count_rows(p, tables)),
         }
     }
@@ -235,8 +244,8 @@ impl Database {
     /// The engine's own integrity checks of a restored database.
     fn integrity(&self, repo: &Repository) -> Result<Vec<Check>> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::integrity(u)),
-            Database::Mysql(u) => repo.block_on(mysql::integrity(u)),
+            Database::Postgres(s) => repo.block_on(postgres::integrity(s)),
+            Database::Mysql(s) => repo.block_on(mysql::integrity(s)),
             Database::Sqlite(p) => repo.block_on(sqlite::integrity(p)),
         }
     }
@@ -245,16 +254,16 @@ impl Database {
     /// restored file replaces the old one).
     fn recreate(&self, repo: &Repository) -> Result<()> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::recreate(u)),
-            Database::Mysql(u) => repo.block_on(mysql::recreate(u)),
+            Database::Postgres(s) => repo.block_on(postgres::recreate(s)),
+            Database::Mysql(s) => repo.block_on(mysql::recreate(s)),
             Database::Sqlite(_) => Ok(()),
         }
     }
 
     fn drop_database(&self, repo: &Repository) -> Result<()> {
         match self {
-            Database::Postgres(u) => repo.block_on(postgres::drop_database(u)),
-            Database::Mysql(u) => repo.block_on(mysql::drop_database(u)),
+            Database::Postgres(s) => repo.block_on(postgres::drop_database(s)),
+            Database::Mysql(s) => repo.block_on(mysql::drop_database(s)),
             Database::Sqlite(p) => match std::fs::remove_file(p) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -262,94 +271,6 @@ impl Database {
             },
         }
     }
-}
-
-fn parse_url(text: &str, schemes: &[&str]) -> Result<url::Url> {
-    let u = url::Url::parse(text)
-        .map_err(|e| EngineError::Invalid(format!("{}: {e}", redact(text))))?;
-    if !schemes.contains(&u.scheme()) {
-        return Err(EngineError::Invalid(format!(
-            "{}: expected a {}:// URL",
-            redact(text),
-            schemes[0]
-        )));
-    }
-    if u.cannot_be_a_base() || u.host_str().is_none_or(str::is_empty) {
-        return Err(EngineError::Invalid(format!(
-            "{}: expected {}://USER@HOST[:PORT]/DATABASE",
-            redact(text),
-            schemes[0]
-        )));
-    }
-    if u.query_pairs()
-        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
-    {
-        return Err(EngineError::Invalid(format!(
-            "{}: give the password in PGPASSWORD / MYSQL_PWD (or ~/.pgpass), not in the URL's query",
-            redact(text)
-        )));
-    }
-    if url_database(&u).is_empty() {
-        return Err(EngineError::Invalid(format!(
-            "{}: the URL names no database (…/DATABASE)",
-            redact(text)
-        )));
-    }
-    Ok(u)
-}
-
-/// The URL text without a password (or query), for error messages.
-fn redact(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if !u.cannot_be_a_base() => {
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.to_string()
-        }
-        _ => "the database URL".into(),
-    }
-}
-
-fn url_database(u: &url::Url) -> String {
-    let path = u.path().trim_start_matches('/');
-    percent_decode(path)
-}
-
-fn url_with_database(u: &url::Url, name: &str) -> url::Url {
-    let mut u = u.clone();
-    u.set_path(&format!("/{name}"));
-    u
-}
-
-/// The URL's user (percent-decoded), if any.
-fn url_user(u: &url::Url) -> Option<String> {
-    (!u.username().is_empty()).then(|| percent_decode(u.username()))
-}
-
-/// The URL's password (percent-decoded), if any.
-fn url_password(u: &url::Url) -> Option<String> {
-    u.password().map(percent_decode)
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Fails the end of a dump that lacks its tool's completion marker: a tool that stopped
@@ -571,8 +492,8 @@ fn load_dump(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let (tool, cmd, package) = match (target, sqlite_file) {
-        (Database::Postgres(u), _) => ("psql", postgres::load_command(u), "postgresql-client"),
-        (Database::Mysql(u), _) => ("mysql", mysql::load_command(u), "mariadb-client"),
+        (Database::Postgres(s), _) => ("psql", postgres::load_command(s), "postgresql-client"),
+        (Database::Mysql(s), _) => ("mysql", mysql::load_command(s), "mariadb-client"),
         (Database::Sqlite(p), file) => (
             "sqlite3",
             sqlite::load_command(file.unwrap_or(p)),
@@ -999,11 +920,11 @@ mod tests {
             Database::postgres("postgres://u:s%40cret@127.0.0.1:5433/app?sslmode=disable").unwrap();
         assert_eq!(db.display(), "postgres://u@127.0.0.1:5433/app");
         assert_eq!(db.name(), "app");
-        let Database::Postgres(u) = &db else { panic!() };
-        assert_eq!(url_password(u).as_deref(), Some("s@cret"));
-        assert_eq!(url_user(u).as_deref(), Some("u"));
+        let Database::Postgres(s) = &db else { panic!() };
+        assert!(s.password().is_some());
         let scratch = db.with_database("strata_verify_1");
         assert_eq!(scratch.name(), "strata_verify_1");
+        assert!(!format!("{scratch:?}").contains("cret"), "{scratch:?}");
         let err = Database::mysql("mysql://u:pw@host/")
             .unwrap_err()
             .to_string();
@@ -1015,6 +936,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mysql://") && !err.contains("pw"), "{err}");
+    }
+
+    /// A password given apart (`--db-password-file`) reaches the dump and load tools in
+    /// their environment, never on their command line.
+    #[test]
+    fn passwords_reach_the_tools_only_through_their_environment() {
+        for (url, var) in [
+            ("postgres://u@127.0.0.1:5433/app", "PGPASSWORD"),
+            ("mysql://u@127.0.0.1:3306/app", "MYSQL_PWD"),
+        ] {
+            let mut db = Database::postgres(url)
+                .or_else(|_| Database::mysql(url))
+                .unwrap();
+            db.server_mut()
+                .unwrap()
+                .set_password(DbPassword::new("s3cret-pw"));
+            let (_, dump, _) = db.dump_command("mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB");
+            let load = match &db {
+                Database::Postgres(s) => postgres::load_command(s),
+                Database::Mysql(s) => mysql::load_command(s),
+                Database::Sqlite(_) => unreachable!(),
+            };
+            for cmd in [dump, load] {
+                let args: Vec<String> = cmd
+                    .get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                assert!(!args.iter().any(|a| a.contains("s3cret")), "{args:?}");
+                let env: Vec<_> = cmd.get_envs().collect();
+                assert!(
+                    env.contains(&(
+                        std::ffi::OsStr::new(var),
+                        Some(std::ffi::OsStr::new("s3cret-pw"))
+                    )),
+                    "{url}: {var} not set"
+                );
+            }
+            assert!(!format!("{db:?}").contains("s3cret"));
+        }
     }
 
     #[test]
@@ -1055,7 +1015,5 @@ mod tests {
         assert_eq!(dump_file_name("app"), "app.sql");
         assert_eq!(dump_file_name("a/b"), "a_b.sql");
         assert_eq!(dump_file_name(".."), "database.sql");
-        assert_eq!(percent_decode("a%2Fb%"), "a/b%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

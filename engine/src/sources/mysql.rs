@@ -9,38 +9,41 @@ use std::str::FromStr;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{Connection, Row};
 
-use super::{db_error, url_database, url_password, url_user, Check, ServerInfo};
+use super::{db_error, Check, Server, ServerInfo};
 use crate::{EngineError, Result};
 
-/// The password: the URL's, else `MYSQL_PWD` (which the tools read too).
-fn password(u: &url::Url) -> Option<String> {
-    url_password(u).or_else(|| std::env::var("MYSQL_PWD").ok())
+/// The password: the one given (with the URL or apart), else `MYSQL_PWD` (which the tools
+/// read too).
+fn password(s: &Server) -> Option<String> {
+    s.password()
+        .map(|pw| pw.expose().to_string())
+        .or_else(|| std::env::var("MYSQL_PWD").ok())
 }
 
 /// Connection flags for the command-line tools; the password goes to `MYSQL_PWD`.
-fn tool_command(program: &str, u: &url::Url) -> Command {
+fn tool_command(program: &str, s: &Server) -> Command {
     let mut cmd = Command::new(program);
-    if let Some(host) = u.host_str() {
+    if let Some(host) = s.url().host_str() {
         cmd.arg(format!(
             "--host={}",
             host.trim_start_matches('[').trim_end_matches(']')
         ));
     }
-    if let Some(port) = u.port() {
+    if let Some(port) = s.url().port() {
         cmd.arg(format!("--port={port}"));
     }
-    if let Some(user) = url_user(u) {
+    if let Some(user) = s.user() {
         cmd.arg(format!("--user={user}"));
     }
-    if let Some(pw) = password(u) {
+    if let Some(pw) = password(s) {
         cmd.env("MYSQL_PWD", pw);
     }
     cmd
 }
 
-/// mysqldump for the database of `u`; `tool_version` is its `--version` line.
-pub(super) fn dump_command(u: &url::Url, tool_version: &str) -> Command {
-    let mut cmd = tool_command("mysqldump", u);
+/// mysqldump for the database of `s`; `tool_version` is its `--version` line.
+pub(super) fn dump_command(s: &Server, tool_version: &str) -> Command {
+    let mut cmd = tool_command("mysqldump", s);
     cmd.args([
         "--single-transaction",
         "--routines",
@@ -54,7 +57,7 @@ pub(super) fn dump_command(u: &url::Url, tool_version: &str) -> Command {
     if writes_gtid_purged(tool_version) {
         cmd.arg("--set-gtid-purged=OFF");
     }
-    cmd.arg(url_database(u));
+    cmd.arg(s.database());
     cmd
 }
 
@@ -84,35 +87,33 @@ fn writes_gtid_purged(version: &str) -> bool {
     }
 }
 
-pub(super) fn load_command(u: &url::Url) -> Command {
-    let mut cmd = tool_command("mysql", u);
+pub(super) fn load_command(s: &Server) -> Command {
+    let mut cmd = tool_command("mysql", s);
     cmd.args(["--batch", "--default-character-set=utf8mb4"])
-        .arg(format!("--database={}", url_database(u)));
+        .arg(format!("--database={}", s.database()));
     cmd
 }
 
-fn options(u: &url::Url, with_database: bool) -> Result<MySqlConnectOptions> {
-    let mut plain = u.clone();
-    let _ = plain.set_password(None);
+fn options(s: &Server, with_database: bool) -> Result<MySqlConnectOptions> {
+    let mut plain = s.url().clone();
     plain.set_path("/");
     plain.set_query(None);
     // sqlx knows only mysql://.
     let text = plain.as_str().replacen("mariadb://", "mysql://", 1);
-    let mut opts = MySqlConnectOptions::from_str(&text)
-        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
-    if let Some(pw) = password(u) {
+    let mut opts = MySqlConnectOptions::from_str(&text).map_err(|e| db_error(&s.display(), e))?;
+    if let Some(pw) = password(s) {
         opts = opts.password(&pw);
     }
     if with_database {
-        opts = opts.database(&url_database(u));
+        opts = opts.database(&s.database());
     }
     Ok(opts)
 }
 
-async fn connect(u: &url::Url, with_database: bool) -> Result<MySqlConnection> {
-    MySqlConnection::connect_with(&options(u, with_database)?)
+async fn connect(s: &Server, with_database: bool) -> Result<MySqlConnection> {
+    MySqlConnection::connect_with(&options(s, with_database)?)
         .await
-        .map_err(|e| db_error(&super::redact(u.as_str()), e))
+        .map_err(|e| db_error(&s.display(), e))
 }
 
 /// `` `name` ``, quoted for MySQL.
@@ -129,10 +130,10 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
-    check_name(&url_database(u))?;
-    let what = super::redact(u.as_str());
-    let mut c = connect(u, true).await?;
+pub(super) async fn info(s: &Server) -> Result<ServerInfo> {
+    check_name(&s.database())?;
+    let what = s.display();
+    let mut c = connect(s, true).await?;
     let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
         .fetch_one(&mut c)
         .await
@@ -157,9 +158,9 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
         sizes.push((name, bytes));
     }
     let _ = c.close().await;
-    let host = u.host_str().unwrap_or("localhost");
+    let host = s.url().host_str().unwrap_or("localhost");
     Ok(ServerInfo {
-        server: format!("{host}:{}", u.port().unwrap_or(3306)),
+        server: format!("{host}:{}", s.url().port().unwrap_or(3306)),
         version,
         database,
         sizes,
@@ -179,9 +180,9 @@ async fn base_tables(c: &mut MySqlConnection, what: &str) -> Result<Vec<String>>
 
 /// How many tables, views, routines and events the database holds; `None` if it does not
 /// exist.
-pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
-    let what = super::redact(u.as_str());
-    let mut c = match MySqlConnection::connect_with(&options(u, true)?).await {
+pub(super) async fn object_count(s: &Server) -> Result<Option<u64>> {
+    let what = s.display();
+    let mut c = match MySqlConnection::connect_with(&options(s, true)?).await {
         Ok(c) => c,
         Err(sqlx::Error::Database(d))
             if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
@@ -204,25 +205,25 @@ pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
     Ok(Some(n.max(0) as u64))
 }
 
-pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
-    let what = super::redact(u.as_str());
-    let mut c = connect(u, true).await?;
+pub(super) async fn tables(s: &Server) -> Result<Vec<String>> {
+    let what = s.display();
+    let mut c = connect(s, true).await?;
     let names = base_tables(&mut c, &what).await?;
     let _ = c.close().await;
     Ok(names)
 }
 
 /// Rows of each table, over one connection (`None`: the table could not be counted).
-pub(super) async fn count_rows(u: &url::Url, tables: &[String]) -> Result<Vec<Option<u64>>> {
-    let c = connect(u, true).await?;
+pub(super) async fn count_rows(s: &Server, tables: &[String]) -> Result<Vec<Option<u64>>> {
+    let c = connect(s, true).await?;
     let quoted = tables.iter().map(|t| Some(quote(t))).collect();
     Ok(super::count_each(c, quoted).await)
 }
 
 /// `CHECK TABLE` on every table.
-pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
-    let what = super::redact(u.as_str());
-    let mut c = connect(u, true).await?;
+pub(super) async fn integrity(s: &Server) -> Result<Vec<Check>> {
+    let what = s.display();
+    let mut c = connect(s, true).await?;
     let mut bad = Vec::new();
     let names = base_tables(&mut c, &what).await?;
     for t in &names {
@@ -278,11 +279,11 @@ pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
     ])
 }
 
-pub(super) async fn recreate(u: &url::Url) -> Result<()> {
-    let name = url_database(u);
+pub(super) async fn recreate(s: &Server) -> Result<()> {
+    let name = s.database();
     check_name(&name)?;
-    let what = super::redact(u.as_str());
-    let mut c = connect(u, false).await?;
+    let what = s.display();
+    let mut c = connect(s, false).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote(&name)))
         .execute(&mut c)
         .await
@@ -295,13 +296,13 @@ pub(super) async fn recreate(u: &url::Url) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn drop_database(u: &url::Url) -> Result<()> {
-    let name = url_database(u);
-    let mut c = connect(u, false).await?;
+pub(super) async fn drop_database(s: &Server) -> Result<()> {
+    let name = s.database();
+    let mut c = connect(s, false).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote(&name)))
         .execute(&mut c)
         .await
-        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+        .map_err(|e| db_error(&s.display(), e))?;
     let _ = c.close().await;
     Ok(())
 }
@@ -519,8 +520,8 @@ mod tests {
             ("mysqldump  Ver x", false),
         ] {
             assert_eq!(writes_gtid_purged(line), off, "{line}");
-            let u = url::Url::parse("mysql://u@h/db").unwrap();
-            let args: Vec<String> = dump_command(&u, line)
+            let s = Server::parse("mysql://u@h/db", &["mysql"]).unwrap();
+            let args: Vec<String> = dump_command(&s, line)
                 .get_args()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();

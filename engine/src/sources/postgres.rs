@@ -7,30 +7,26 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 
-use super::{db_error, url_database, url_password, url_with_database, Check, ServerInfo};
+use super::{db_error, Check, Server, ServerInfo};
 use crate::{EngineError, Result};
 
-/// The URL for the tools: without the password (which goes to `PGPASSWORD`).
-fn tool_url(u: &url::Url) -> String {
-    let mut u = u.clone();
-    let _ = u.set_password(None);
-    u.to_string()
-}
-
-fn with_password(cmd: &mut Command, u: &url::Url) {
-    if let Some(pw) = url_password(u) {
-        cmd.env("PGPASSWORD", pw);
+/// The password goes to `PGPASSWORD`: the URL on the tools' command line has none.
+fn with_password(cmd: &mut Command, s: &Server) {
+    if let Some(pw) = s.password() {
+        cmd.env("PGPASSWORD", pw.expose());
     }
 }
 
-pub(super) fn dump_command(u: &url::Url) -> Command {
+pub(super) fn dump_command(s: &Server) -> Command {
     let mut cmd = Command::new("pg_dump");
-    cmd.arg("--no-password").arg("--dbname").arg(tool_url(u));
-    with_password(&mut cmd, u);
+    cmd.arg("--no-password")
+        .arg("--dbname")
+        .arg(s.url().as_str());
+    with_password(&mut cmd, s);
     cmd
 }
 
-pub(super) fn load_command(u: &url::Url) -> Command {
+pub(super) fn load_command(s: &Server) -> Command {
     let mut cmd = Command::new("psql");
     cmd.args([
         "--no-password",
@@ -41,23 +37,28 @@ pub(super) fn load_command(u: &url::Url) -> Command {
         "--single-transaction",
         "--dbname",
     ])
-    .arg(tool_url(u));
-    with_password(&mut cmd, u);
+    .arg(s.url().as_str());
+    with_password(&mut cmd, s);
     cmd
 }
 
-fn options(u: &url::Url) -> Result<PgConnectOptions> {
-    PgConnectOptions::from_str(u.as_str()).map_err(|e| db_error(&super::redact(u.as_str()), e))
+fn options(s: &Server) -> Result<PgConnectOptions> {
+    let opts =
+        PgConnectOptions::from_str(s.url().as_str()).map_err(|e| db_error(&s.display(), e))?;
+    Ok(match s.password() {
+        Some(pw) => opts.password(pw.expose()),
+        None => opts,
+    })
 }
 
-async fn connect(u: &url::Url) -> Result<PgConnection> {
-    PgConnection::connect_with(&options(u)?)
+async fn connect(s: &Server) -> Result<PgConnection> {
+    PgConnection::connect_with(&options(s)?)
         .await
-        .map_err(|e| connect_error(u, e))
+        .map_err(|e| connect_error(s, e))
 }
 
-fn connect_error(u: &url::Url, e: sqlx::Error) -> EngineError {
-    db_error(&super::redact(u.as_str()), e)
+fn connect_error(s: &Server, e: sqlx::Error) -> EngineError {
+    db_error(&s.display(), e)
 }
 
 /// Whether the error says the database does not exist.
@@ -66,14 +67,14 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
 }
 
 /// A connection to another database of the same server, for creating and dropping.
-async fn maintenance(u: &url::Url) -> Result<PgConnection> {
-    let target = url_database(u);
+async fn maintenance(s: &Server) -> Result<PgConnection> {
+    let target = s.database();
     let admin = if target == "postgres" {
         "template1"
     } else {
         "postgres"
     };
-    connect(&url_with_database(u, admin)).await
+    connect(&s.with_database(admin)).await
 }
 
 use super::ident::{quote, quote_qualified};
@@ -84,9 +85,9 @@ const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
-pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
-    let what = super::redact(u.as_str());
-    let mut c = connect(u).await?;
+pub(super) async fn info(s: &Server) -> Result<ServerInfo> {
+    let what = s.display();
+    let mut c = connect(s).await?;
     let version: String = sqlx::query_scalar("SELECT pg_catalog.version()")
         .fetch_one(&mut c)
         .await
@@ -103,9 +104,9 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
     .await
     .map_err(|e| db_error(&what, e))?;
     let _ = c.close().await;
-    let host = u.host_str().unwrap_or("local socket");
+    let host = s.url().host_str().unwrap_or("local socket");
     Ok(ServerInfo {
-        server: match u.port() {
+        server: match s.url().port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         },
@@ -121,11 +122,11 @@ pub(super) async fn info(u: &url::Url) -> Result<ServerInfo> {
 
 /// How many objects (relations, functions, schemas, extensions) of its own the database
 /// holds; `None` if it does not exist.
-pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
-    let mut c = match PgConnection::connect_with(&options(u)?).await {
+pub(super) async fn object_count(s: &Server) -> Result<Option<u64>> {
+    let mut c = match PgConnection::connect_with(&options(s)?).await {
         Ok(c) => c,
         Err(e) if is_missing_database(&e) => return Ok(None),
-        Err(e) => return Err(connect_error(u, e)),
+        Err(e) => return Err(connect_error(s, e)),
     };
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM pg_catalog.pg_class c \
@@ -142,36 +143,36 @@ pub(super) async fn object_count(u: &url::Url) -> Result<Option<u64>> {
     )
     .fetch_one(&mut c)
     .await
-    .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    .map_err(|e| db_error(&s.display(), e))?;
     let _ = c.close().await;
     Ok(Some(n.max(0) as u64))
 }
 
-pub(super) async fn tables(u: &url::Url) -> Result<Vec<String>> {
-    let mut c = connect(u).await?;
+pub(super) async fn tables(s: &Server) -> Result<Vec<String>> {
+    let mut c = connect(s).await?;
     let names: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
          {USER_TABLES} ORDER BY 1"
     ))
     .fetch_all(&mut c)
     .await
-    .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+    .map_err(|e| db_error(&s.display(), e))?;
     let _ = c.close().await;
     Ok(names)
 }
 
 /// Rows of each table, over one connection (`None`: the table could not be counted).
-pub(super) async fn count_rows(u: &url::Url, tables: &[String]) -> Result<Vec<Option<u64>>> {
-    let c = connect(u).await?;
+pub(super) async fn count_rows(s: &Server, tables: &[String]) -> Result<Vec<Option<u64>>> {
+    let c = connect(s).await?;
     let quoted = tables.iter().map(|t| quote_qualified(t).ok()).collect();
     Ok(super::count_each(c, quoted).await)
 }
 
 /// Every index valid, and (where the amcheck extension can be loaded) every B-tree index
 /// consistent with its table.
-pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
-    let what = super::redact(u.as_str());
-    let mut c = connect(u).await?;
+pub(super) async fn integrity(s: &Server) -> Result<Vec<Check>> {
+    let what = s.display();
+    let mut c = connect(s).await?;
     let invalid: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_catalog.pg_index WHERE NOT indisvalid")
             .fetch_one(&mut c)
@@ -225,10 +226,10 @@ pub(super) async fn integrity(u: &url::Url) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-pub(super) async fn recreate(u: &url::Url) -> Result<()> {
-    let name = quote(&url_database(u));
-    let mut c = maintenance(u).await?;
-    let what = super::redact(u.as_str());
+pub(super) async fn recreate(s: &Server) -> Result<()> {
+    let name = quote(&s.database());
+    let mut c = maintenance(s).await?;
+    let what = s.display();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut c)
         .await
@@ -243,13 +244,13 @@ pub(super) async fn recreate(u: &url::Url) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn drop_database(u: &url::Url) -> Result<()> {
-    let name = quote(&url_database(u));
-    let mut c = maintenance(u).await?;
+pub(super) async fn drop_database(s: &Server) -> Result<()> {
+    let name = quote(&s.database());
+    let mut c = maintenance(s).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut c)
         .await
-        .map_err(|e| db_error(&super::redact(u.as_str()), e))?;
+        .map_err(|e| db_error(&s.display(), e))?;
     let _ = c.close().await;
     Ok(())
 }
