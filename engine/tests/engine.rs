@@ -333,11 +333,15 @@ fn corrupt_blob_is_detected_on_restore() {
 
 #[test]
 fn size_is_what_was_read_not_what_lstat_said() {
-    // /proc files report size 0 but have content.
+    // /proc files report size 0 but have content (backed up when asked for).
     let (backend, repo) = init();
     let want = std::fs::read("/proc/version").unwrap();
     assert!(!want.is_empty());
-    let r = backup(&repo, Path::new("/proc/version"));
+    let opts = BackupOptions {
+        include_pseudo_fs: true,
+        ..BackupOptions::default()
+    };
+    let r = backup_paths(&repo, &["/proc/version".into()], &opts, &NoProgress).unwrap();
     let repo = reopen(&backend);
     let out = tempfile::tempdir().unwrap();
     let stats = restore_all(&repo, &r.snapshot, out.path());
