@@ -1,4 +1,5 @@
-//! Hostile sources: files that change between the listing and the read.
+//! Hostile sources and failed restores: files that change between the listing and the
+//! read, and restores that cannot write a file's whole content.
 
 mod common;
 
@@ -7,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use strata_engine::archiver::{backup_paths, BackupOptions};
-use strata_engine::progress::Progress;
+use strata_engine::progress::{NoProgress, Progress};
+use strata_engine::restorer::{restore, RestoreOptions};
 use strata_engine::Repository;
+use strata_storage::FileType;
 
 /// Swaps files at the moment the archiver announces it is about to read them (after their
 /// `lstat`): one for a FIFO, one for another file under the same name.
@@ -105,4 +109,83 @@ fn a_file_swapped_for_a_fifo_or_another_file_after_listing_is_skipped_not_waited
     );
     assert!(!restored.join("becomes-a-fifo").exists());
     assert!(!restored.join("replaced").exists());
+}
+
+/// Flips a bit in the middle of the stored blob `id`.
+fn damage_blob(repo: &Repository, id: &strata_format::id::BlobId) {
+    let loc = repo.index().get(id).unwrap();
+    let (pack, _) = repo.index().pack(loc.pack);
+    let backend = repo.backend();
+    let mut bytes = repo
+        .block_on(backend.read(FileType::Pack, &pack.to_hex()))
+        .unwrap()
+        .to_vec();
+    bytes[loc.offset as usize + loc.length as usize / 2] ^= 1;
+    repo.block_on(backend.write(FileType::Pack, &pack.to_hex(), Bytes::from(bytes)))
+        .unwrap();
+}
+
+#[test]
+fn a_file_that_cannot_be_restored_is_removed_and_reported_once() {
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let mut big = vec![0u8; 3 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(src.path().join("damaged.bin"), &big).unwrap();
+    std::fs::hard_link(src.path().join("damaged.bin"), src.path().join("link.bin")).unwrap();
+    std::fs::write(src.path().join("fine.txt"), b"fine").unwrap();
+    let r = backup_paths(
+        &repo,
+        &[src.path().to_path_buf()],
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let damaged = [src.path().as_os_str().as_encoded_bytes(), b"/damaged.bin"].concat();
+    let node = match strata_engine::treewalk::resolve(&repo, &r.snapshot.tree, &damaged).unwrap() {
+        strata_engine::treewalk::Found::Node { node, .. } => node,
+        _ => panic!("damaged.bin not found"),
+    };
+    let strata_format::tree::NodeKind::File { content } = &node.kind else {
+        panic!("damaged.bin is a file");
+    };
+    assert!(content.len() > 4, "several chunks: {}", content.len());
+    // The last chunk: by then the file has most likely been created and sized.
+    damage_blob(&repo, content.last().unwrap());
+    let repo = Repository::open(backend, b"pw").unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let stats = restore(
+        &repo,
+        &r.snapshot,
+        out.path(),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let restored = out.path().join(src.path().strip_prefix("/").unwrap());
+    // Nothing is left that looks restored: neither the file nor its hard link.
+    assert!(!restored.join("damaged.bin").exists());
+    assert!(!restored.join("link.bin").exists());
+    assert_eq!(std::fs::read(restored.join("fine.txt")).unwrap(), b"fine");
+    // One error for each of the two paths, each once.
+    assert_eq!(stats.errors.len(), 2, "{:?}", stats.errors);
+    for name in ["damaged.bin", "link.bin"] {
+        let path = format!("{}/{name}:", src.path().display());
+        assert_eq!(
+            stats.errors.iter().filter(|e| e.starts_with(&path)).count(),
+            1,
+            "{:?}",
+            stats.errors
+        );
+    }
+    assert_eq!(stats.files, 1);
 }
