@@ -43,7 +43,8 @@ pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<Snapsho
 }
 
 /// Every readable snapshot, oldest first; unreadable ones are skipped with a warning (so
-/// one damaged snapshot does not stop backups or `latest`; `check` reports it).
+/// one damaged snapshot does not stop backups or listings; `check` reports it). Not for
+/// `latest`: see [`find`].
 pub fn list_readable(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
     Ok(list_lenient(repo)?
         .into_iter()
@@ -58,14 +59,66 @@ pub fn list_readable(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)
 }
 
 /// Resolves `latest`, a full id or a unique hex prefix.
+///
+/// `latest` is the newest of all snapshots, and an unreadable snapshot could be the newest
+/// (its time is inside it): while any snapshot is unreadable, `latest` fails naming it,
+/// rather than silently meaning an older one. Every command that takes `latest` resolves it
+/// here. (The parent of a backup, [`find_parent`], does skip unreadable snapshots: a damaged
+/// old snapshot must not stop backups.)
 pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)> {
     if spec == "latest" {
-        return list_readable(repo)?
-            .pop()
-            .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()));
+        return latest(repo);
     }
     let id = resolve(repo, spec)?;
     Ok((id, load(repo, &id)?))
+}
+
+/// The newest snapshot, if every snapshot can be read.
+fn latest(repo: &Repository) -> Result<(SnapshotId, SnapshotFile)> {
+    let (mut readable, unreadable) = list_split(repo)?;
+    if !unreadable.is_empty() {
+        return Err(latest_unknown(&unreadable));
+    }
+    readable
+        .pop()
+        .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()))
+}
+
+/// Every snapshot: the readable ones, oldest first, and those that cannot be read, with
+/// why. Whoever shows a newest snapshot (a `latest` link) must show none while the second
+/// list is not empty (see [`find`]).
+#[allow(clippy::type_complexity)]
+pub fn list_split(
+    repo: &Repository,
+) -> Result<(
+    Vec<(SnapshotId, SnapshotFile)>,
+    Vec<(SnapshotId, EngineError)>,
+)> {
+    let mut readable = Vec::new();
+    let mut unreadable = Vec::new();
+    for (id, s) in list_lenient(repo)? {
+        match s {
+            Ok(s) => readable.push((id, s)),
+            Err(e) => unreadable.push((id, e)),
+        }
+    }
+    Ok((readable, unreadable))
+}
+
+/// Why there is no telling which snapshot is the latest while `unreadable` cannot be read,
+/// and what to do about it.
+pub fn latest_unknown(unreadable: &[(SnapshotId, EngineError)]) -> EngineError {
+    let named: Vec<String> = unreadable
+        .iter()
+        .map(|(id, e)| format!("snapshot {} ({e})", id.to_hex()))
+        .collect();
+    EngineError::Corrupt(format!(
+        "cannot tell which snapshot is the latest: {} cannot be read, and may be newer than \
+         every readable one; give the id of the snapshot you want (`strata snapshots` lists \
+         the readable ones), or remove the damaged snapshot with `strata repair snapshots \
+         --forget`",
+        named.join(", ")
+    ))
 }
 
 /// Resolves a full id or a unique hex prefix to a snapshot id by name only, without

@@ -333,11 +333,15 @@ fn corrupt_blob_is_detected_on_restore() {
 
 #[test]
 fn size_is_what_was_read_not_what_lstat_said() {
-    // /proc files report size 0 but have content.
+    // /proc files report size 0 but have content (backed up when asked for).
     let (backend, repo) = init();
     let want = std::fs::read("/proc/version").unwrap();
     assert!(!want.is_empty());
-    let r = backup(&repo, Path::new("/proc/version"));
+    let opts = BackupOptions {
+        include_pseudo_fs: true,
+        ..BackupOptions::default()
+    };
+    let r = backup_paths(&repo, &["/proc/version".into()], &opts, &NoProgress).unwrap();
     let repo = reopen(&backend);
     let out = tempfile::tempdir().unwrap();
     let stats = restore_all(&repo, &r.snapshot, out.path());
@@ -349,7 +353,7 @@ fn size_is_what_was_read_not_what_lstat_said() {
 }
 
 #[test]
-fn a_damaged_snapshot_does_not_block_latest_or_backups() {
+fn a_damaged_snapshot_does_not_block_backups_but_latest_names_it() {
     let (backend, repo) = init();
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
@@ -360,7 +364,16 @@ fn a_damaged_snapshot_does_not_block_latest_or_backups() {
     repo.block_on(backend.write(FileType::Snapshot, &name, Bytes::from(garbage)))
         .unwrap();
     let repo = reopen(&backend);
-    assert_eq!(snapshots::find(&repo, "latest").unwrap().0, r.snapshot_id);
+    // The damaged snapshot may be the newest: `latest` must not silently mean an older one.
+    let e = snapshots::find(&repo, "latest").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    let msg = e.to_string();
+    assert!(msg.contains(&name), "{msg}");
+    assert!(msg.contains("repair snapshots --forget"), "{msg}");
+    // Named by id, the readable snapshot is still found.
+    let by_id = snapshots::find(&repo, &r.snapshot_id.to_hex()).unwrap();
+    assert_eq!(by_id.0, r.snapshot_id);
+    // A backup still picks the readable parent: an old damaged snapshot must not stop it.
     let again = backup(&repo, src.path());
     assert_eq!(again.snapshot.parent, Some(r.snapshot_id));
     let report = checker::check(&repo, &NoProgress).unwrap();
@@ -368,6 +381,14 @@ fn a_damaged_snapshot_does_not_block_latest_or_backups() {
         report.errors.iter().any(|e| e.contains(&name)),
         "{:?}",
         report.errors
+    );
+    // Once the damaged file is gone, `latest` is the newest again.
+    repo.block_on(backend.delete(FileType::Snapshot, &name))
+        .unwrap();
+    let repo = reopen(&backend);
+    assert_eq!(
+        snapshots::find(&repo, "latest").unwrap().0,
+        again.snapshot_id
     );
 }
 

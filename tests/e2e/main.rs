@@ -14,6 +14,7 @@ mod db;
 mod dedup;
 mod errors;
 mod fault;
+mod hostile_sources;
 mod keys;
 mod locks;
 mod maintenance;

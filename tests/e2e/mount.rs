@@ -27,7 +27,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A running `strata mount`. Dropping it kills the process and unmounts, whatever state
 /// a failed test left it in.
-struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
     point: PathBuf,
     stderr: PathBuf,
@@ -53,7 +53,7 @@ fn is_mounted(point: &Path) -> bool {
 
 impl Mounted {
     /// Starts `strata mount POINT` (with `envs` added) and waits until it is mounted.
-    fn start(env: &Env, point: &Path, envs: &[(&str, &Path)]) -> Mounted {
+    pub(crate) fn start(env: &Env, point: &Path, envs: &[(&str, &Path)]) -> Mounted {
         require_fuse();
         fs::create_dir_all(point).unwrap();
         let mut cmd = env.cmd().arg("mount").arg(point);
@@ -95,7 +95,7 @@ impl Mounted {
         m
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 

@@ -18,7 +18,15 @@ use crate::{exit, open, values, Cli};
 /// Content is cut into chunks (FastCDC), deduplicated against everything already in the
 /// repository, compressed and encrypted. Files unchanged since the parent snapshot (same
 /// size, mtime, ctime and inode) are not read again. Unreadable files are reported and
-/// skipped; the snapshot is still written and the exit code is 3.
+/// skipped; the snapshot is still written and the exit code is 3. So is a file replaced
+/// between the listing and the read (by a FIFO, a symlink or another file): it is never
+/// followed or waited on.
+///
+/// Pseudo file systems (proc, sysfs, cgroup, devpts, debugfs, tracefs, securityfs, ...,
+/// recognised by their statfs type) are skipped where they are mounted: each mount point is
+/// kept as an empty directory and reported with a warning (not an error). A path given
+/// that is itself on one is refused. --include-pseudo-fs backs them up, reading their
+/// files without ever waiting (a file that would block is reported and skipped).
 ///
 /// A database (--postgres, --mysql, --sqlite) is backed up as one plain SQL dump that
 /// streams from the dump tool (pg_dump, mysqldump, sqlite3) into the repository, cut into
@@ -61,6 +69,9 @@ pub struct Args {
     /// Do not cross into other filesystems below the given paths.
     #[arg(short = 'x', long)]
     one_file_system: bool,
+    /// Back up pseudo file systems (proc, sysfs, cgroup, ...) too, instead of skipping them.
+    #[arg(long)]
+    include_pseudo_fs: bool,
     /// Snapshot to compare against for change detection (default: latest of the same host
     /// and paths).
     #[arg(long)]
@@ -103,6 +114,9 @@ struct Summary<'a> {
     tree_blobs_added: u64,
     duration_secs: f64,
     errors: &'a [String],
+    /// Mount points of pseudo file systems left out (not errors), and their count.
+    skipped_pseudo_fs: usize,
+    skipped_pseudo_fs_paths: Vec<String>,
     /// For a database: its tables and their row counts in the dump.
     #[serde(skip_serializing_if = "Option::is_none")]
     tables: Option<std::collections::BTreeMap<String, u64>>,
@@ -129,6 +143,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         hostname: args.host.clone(),
         excludes: args.excludes.clone(),
         one_file_system: args.one_file_system,
+        include_pseudo_fs: args.include_pseudo_fs,
         parent,
         time_ns,
         project: args.project.clone(),
@@ -173,6 +188,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             tree_blobs_added: s.tree_blobs_added,
             duration_secs: s.duration_secs,
             errors: &result.errors,
+            skipped_pseudo_fs: result.skipped_pseudo_fs.len(),
+            skipped_pseudo_fs_paths: result
+                .skipped_pseudo_fs
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
             tables: database.as_ref().map(|_| {
                 sources::recorded_rows(&result.snapshot)
                     .into_iter()
@@ -203,6 +224,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             "files: {} new, {} changed, {} unchanged; {} directories",
             s.files_new, s.files_changed, s.files_unchanged, s.dirs
         );
+        if !result.skipped_pseudo_fs.is_empty() {
+            println!(
+                "skipped {} pseudo file system(s) (--include-pseudo-fs backs them up)",
+                result.skipped_pseudo_fs.len()
+            );
+        }
         println!(
             "read {}, added {} to the repository ({} data blobs, {} tree blobs) in {:.1}s",
             bytes(s.bytes_read),

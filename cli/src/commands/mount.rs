@@ -17,6 +17,7 @@ use crate::{exit, open, Cli};
 ///   tags/TAG/TIME/              the snapshots carrying a tag
 ///   hosts/HOST/TIME/            the snapshots of a host
 ///
+/// While a snapshot cannot be read (it may be the newest), there are no latest links.
 /// Where two snapshots in one directory share a time, -SHORTID is appended to both. A
 /// snapshot directory holds the backed-up paths as absolute paths (a backup of /srv/x
 /// shows srv/x/...); a database snapshot holds its dump, DATABASE.sql.
@@ -42,8 +43,15 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     mount::check_mountpoint(&args.mountpoint)?;
     let (repo, _lock) = open::locked(cli, "mount", open::Access::Read, open::Index::Full)?;
-    let snaps = strata_engine::snapshots::list_readable(&repo)?;
-    let fs = StrataFs::new(repo, snaps);
+    let (snaps, unreadable) = strata_engine::snapshots::list_split(&repo)?;
+    // An unreadable snapshot may be the newest: no `latest` link may point past it.
+    if !unreadable.is_empty() {
+        eprintln!(
+            "warning: {}; the mount leaves out the `latest` links",
+            strata_engine::snapshots::latest_unknown(&unreadable)
+        );
+    }
+    let fs = StrataFs::new(repo, snaps, unreadable.is_empty());
     let opts = MountOptions {
         allow_other: args.allow_other,
         quiet: cli.quiet,

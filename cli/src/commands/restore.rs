@@ -17,7 +17,13 @@ use crate::{exit, open, values, Cli};
 /// Entries are recreated under TARGET at their absolute path in the snapshot, with their
 /// content (verified against its ids), mode, owner (when run as root), times, extended
 /// attributes, hard links, and holes in sparse files. Nothing is ever written outside
-/// TARGET. SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one.
+/// TARGET. SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one; `latest` fails
+/// while any snapshot cannot be read (the damaged one may be the newest): give an id then.
+///
+/// An entry that cannot be restored (damaged or missing data, a full disk) is reported
+/// once on stderr and the restore goes on; the exit code is then 1. A file whose content
+/// could not be restored in full is removed, never left in place with zeros where the
+/// content is missing (nor are hard links to it made).
 ///
 /// A database snapshot restores with --to-postgres, --to-mysql or --to-sqlite into the
 /// original database or any other (created if missing), through psql / mysql / sqlite3.
@@ -128,11 +134,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if stats.errors.is_empty() {
         Ok(exit::OK)
     } else {
-        for e in &stats.errors {
-            eprintln!("error: {e}");
-        }
+        // Each failure was printed as it happened (and is in the JSON): only the count here.
         eprintln!(
-            "strata: {} entries could not be restored",
+            "strata: {} entries could not be restored (listed above)",
             stats.errors.len()
         );
         Ok(exit::FATAL)

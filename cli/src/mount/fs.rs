@@ -97,9 +97,14 @@ pub struct StrataFs {
 }
 
 impl StrataFs {
-    /// The file system over `snaps` (oldest first). `repo` must have its full index loaded.
-    pub fn new(repo: Repository, snaps: Vec<(SnapshotId, SnapshotFile)>) -> StrataFs {
-        let layout = Layout::build(&snaps);
+    /// The file system over `snaps` (oldest first), with `latest` links when
+    /// `latest_links`. `repo` must have its full index loaded.
+    pub fn new(
+        repo: Repository,
+        snaps: Vec<(SnapshotId, SnapshotFile)>,
+        latest_links: bool,
+    ) -> StrataFs {
+        let layout = Layout::build(&snaps, latest_links);
         let mut fs = StrataFs {
             repo,
             snaps,

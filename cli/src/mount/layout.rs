@@ -45,8 +45,10 @@ pub struct Layout {
 pub const LATEST: &str = "latest";
 
 impl Layout {
-    /// Lays out `snaps` (oldest first, as `snapshots::list` returns them).
-    pub fn build(snaps: &[(SnapshotId, SnapshotFile)]) -> Layout {
+    /// Lays out `snaps` (oldest first, as `snapshots::list` returns them), with the
+    /// `latest` links only when `latest_links` (not while an unreadable snapshot may be the
+    /// newest: `snapshots::find`).
+    pub fn build(snaps: &[(SnapshotId, SnapshotFile)], latest_links: bool) -> Layout {
         let mut layout = Layout {
             dirs: vec![Dir::default()],
         };
@@ -65,7 +67,7 @@ impl Layout {
         }
 
         let listing = layout.add_dir(snapshot_dir(snaps, &all, true, false));
-        let projects = layout.add_groups(snaps, projects, true);
+        let projects = layout.add_groups(snaps, projects, latest_links);
         let tags = layout.add_groups(snaps, tags, false);
         let hosts = layout.add_groups(snaps, hosts, false);
         let mut root = Dir {
@@ -259,7 +261,7 @@ mod tests {
             snap(2, t + 60, "web1", Some("shop"), &["daily", "weekly"]),
             snap(3, t + 60, "db1", Some("crm"), &["daily"]),
         ];
-        let l = Layout::build(&snaps);
+        let l = Layout::build(&snaps, true);
         let short = |i: usize| snaps[i].0.short();
         let time = |s: i64| crate::output::time(s * SEC);
         assert_eq!(
@@ -306,8 +308,16 @@ mod tests {
     }
 
     #[test]
+    fn no_latest_link_while_a_snapshot_is_unreadable() {
+        let snaps = vec![snap(1, 1_000, "h", Some("shop"), &[])];
+        let l = Layout::build(&snaps, false);
+        assert_eq!(names(dir(&l, &["projects", "shop"])).len(), 1);
+        assert!(!names(dir(&l, &["projects", "shop"])).contains(&LATEST));
+    }
+
+    #[test]
     fn an_empty_repository_has_the_four_empty_directories() {
-        let l = Layout::build(&[]);
+        let l = Layout::build(&[], true);
         assert_eq!(
             names(&l.dirs[0]),
             ["hosts", "projects", "snapshots", "tags"]
@@ -329,7 +339,7 @@ mod tests {
         // A snapshot tagged twice with names that escape alike appears once.
         let snaps = vec![snap(1, 1_000, "h", None, &["a/b", "a/b"])];
         assert_eq!(
-            dir(&Layout::build(&snaps), &["tags", "a%2Fb"])
+            dir(&Layout::build(&snaps, true), &["tags", "a%2Fb"])
                 .entries
                 .len(),
             1

@@ -1,5 +1,6 @@
 //! Chunking file and stream content into data blobs.
 
+use std::fs::Metadata;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,7 @@ use strata_format::blob::BlobType;
 use strata_format::chunker::ChunkerParams;
 use strata_format::id::BlobId;
 
-use super::Ctx;
+use super::{source, Ctx};
 use crate::EngineError;
 
 /// Why a file could not be archived.
@@ -42,24 +43,39 @@ fn add_chunk(ctx: &Ctx<'_>, chunk: &[u8], content: &mut Vec<BlobId>) -> Result<(
     Ok(())
 }
 
-/// Chunks a regular file; returns the blob ids and the bytes actually read (which is the
-/// size recorded: files that grow while read, or `/proc` files that claim size 0, differ
-/// from their `lstat` size). Up to the maximum chunk size is read at once and cut in
-/// memory; anything longer is streamed. Both cut at the same places.
-pub(super) fn chunk_file(ctx: &Ctx<'_>, path: &Path) -> Result<(Vec<BlobId>, u64), FileError> {
-    let mut f = std::fs::File::open(path).map_err(FileError::Source)?;
+/// Chunks the regular file `listed` (its `lstat`) describes; returns the blob ids and the
+/// bytes actually read (which is the size recorded: files that grow while read, or `/proc`
+/// files that claim size 0, differ from their `lstat` size). Up to the maximum chunk size
+/// is read at once and cut in memory; anything longer is streamed. Both cut at the same
+/// places. A file no longer the one listed is not read (see [`source`]); `nonblocking`
+/// reads never wait (pseudo file systems).
+///
+/// [`source`]: super::source
+pub(super) fn chunk_file(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    listed: &Metadata,
+    nonblocking: bool,
+) -> Result<(Vec<BlobId>, u64), FileError> {
+    let (mut f, md) =
+        source::open_listed_file(path, listed, nonblocking).map_err(FileError::Source)?;
     let params = ctx.repo.config().chunker;
     let max = params.max_size as usize;
     // Sized from the file's length, so reading it whole does not grow (and copy) the
     // buffer step by step; the extra byte detects a file longer than one chunk.
-    let expected = f.metadata().map_or(0, |m| m.len()).min(max as u64) as usize;
+    let expected = md.len().min(max as u64) as usize;
     let mut buf = Vec::with_capacity(expected + 1);
     (&mut f)
         .take(max as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(FileError::Source)?;
+        .map_err(|e| FileError::Source(source::read_error(e)))?;
     if buf.len() > max {
-        return chunk_stream(ctx, &mut std::io::Cursor::new(buf).chain(f), params);
+        return chunk_stream(ctx, &mut std::io::Cursor::new(buf).chain(f), params).map_err(|e| {
+            match e {
+                FileError::Source(e) => FileError::Source(source::read_error(e)),
+                fatal => fatal,
+            }
+        });
     }
     let mut content = Vec::new();
     let seed = ctx.repo.key().chunker_seed;

@@ -5,9 +5,14 @@
 //! compress and encrypt. Full packs go to uploader threads over a bounded queue. Files whose
 //! size, mtime, ctime and inode match the parent snapshot are not read: their blob list is
 //! reused. Order of writes: packs, then the index, then the snapshot.
+//!
+//! The source is not trusted to hold still or to behave like stored data: pseudo file
+//! systems are skipped, and a file is read only if it is still the one listed, without
+//! ever waiting on a FIFO put in its place ([`source`]).
 
 mod file;
 mod roots;
+mod source;
 mod walk;
 
 use std::io::Read;
@@ -38,6 +43,9 @@ pub struct BackupOptions {
     pub excludes: Vec<String>,
     /// Do not descend into directories on other filesystems than the backed-up path.
     pub one_file_system: bool,
+    /// Back up pseudo file systems (proc, sysfs, cgroup, ...) too; by default each mount
+    /// of one is skipped and reported, and a path given on one is refused (see `source`).
+    pub include_pseudo_fs: bool,
     /// Parent snapshot for change detection (default: latest of the same host and paths).
     pub parent: Option<SnapshotId>,
     /// Snapshot time (default: now).
@@ -55,6 +63,16 @@ pub struct BackupResult {
     pub snapshot: SnapshotFile,
     /// Source entries that could not be read and were left out, with the reason.
     pub errors: Vec<String>,
+    /// Mount points of pseudo file systems that were left out (not errors).
+    pub skipped_pseudo_fs: Vec<SkippedFs>,
+}
+
+/// A mount point of a pseudo file system that a backup left out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedFs {
+    pub path: PathBuf,
+    /// The file system's type, as `mount` names it (`proc`, `sysfs`, ...).
+    pub fs_type: &'static str,
 }
 
 #[derive(Default)]
@@ -74,17 +92,14 @@ struct Ctx<'a> {
     names: NameCache,
     progress: &'a dyn Progress,
     one_file_system: bool,
+    include_pseudo_fs: bool,
     counters: Counters,
     errors: Mutex<Vec<String>>,
+    skipped: Mutex<Vec<SkippedFs>>,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(
-        repo: &'a Repository,
-        excludes: &[String],
-        one_file_system: bool,
-        progress: &'a dyn Progress,
-    ) -> Result<Self> {
+    fn new(repo: &'a Repository, opts: &BackupOptions, progress: &'a dyn Progress) -> Result<Self> {
         if repo.index_is_metadata_only() {
             return Err(EngineError::Invalid(
                 "a backup needs the repository's whole index (opened for metadata only)".into(),
@@ -93,12 +108,14 @@ impl<'a> Ctx<'a> {
         Ok(Ctx {
             repo,
             packer: Packer::new(repo),
-            excludes: Filter::new(excludes)?,
+            excludes: Filter::new(&opts.excludes)?,
             names: NameCache::default(),
             progress,
-            one_file_system,
+            one_file_system: opts.one_file_system,
+            include_pseudo_fs: opts.include_pseudo_fs,
             counters: Counters::default(),
             errors: Mutex::new(Vec::new()),
+            skipped: Mutex::new(Vec::new()),
         })
     }
 
@@ -141,6 +158,21 @@ impl<'a> Ctx<'a> {
             .push(msg);
     }
 
+    /// Reports a pseudo file system left out (a warning, not an error).
+    fn skipped_pseudo_fs(&self, path: &std::path::Path, fs_type: &'static str) {
+        self.progress.warn(&format!(
+            "{}: a {fs_type} file system (made by the kernel, not stored data): skipped",
+            path.display()
+        ));
+        self.skipped
+            .lock()
+            .expect("no panics while locked")
+            .push(SkippedFs {
+                path: path.to_path_buf(),
+                fs_type,
+            });
+    }
+
     /// Encodes and stores a tree, returning its id.
     fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
         tree.sort();
@@ -172,13 +204,14 @@ pub fn backup_paths(
     let started = Instant::now();
     let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
     let roots = roots::Roots::new(paths)?;
+    roots.refuse_pseudo_fs(opts.include_pseudo_fs)?;
     let hostname = opts.hostname.clone().unwrap_or_else(crate::hostname);
     let path_strings = roots.path_strings();
     let parent = match opts.parent {
         Some(id) => Some((id, snapshots::load(repo, &id)?)),
         None => snapshots::find_parent(repo, &hostname, &path_strings)?,
     };
-    let ctx = Ctx::new(repo, &opts.excludes, opts.one_file_system, progress)?;
+    let ctx = Ctx::new(repo, opts, progress)?;
     let parent_root = parent
         .as_ref()
         .and_then(|(_, s)| ctx.load_parent_tree(Some(&s.tree)));
@@ -251,7 +284,15 @@ impl<'a> StreamBackup<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self> {
         Ok(StreamBackup {
-            ctx: Ctx::new(repo, &[], false, progress)?,
+            ctx: Ctx::new(
+                repo,
+                &BackupOptions {
+                    excludes: Vec::new(),
+                    one_file_system: false,
+                    ..opts.clone()
+                },
+                progress,
+            )?,
             opts: opts.clone(),
             time_ns: opts.time_ns.unwrap_or_else(crate::now_ns),
             started: Instant::now(),
@@ -326,6 +367,8 @@ impl<'a> StreamBackup<'a> {
 fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<BackupResult> {
     let stats = ctx.packer.finish()?;
     let errors = ctx.errors.into_inner().expect("no panics while locked");
+    let mut skipped_pseudo_fs = ctx.skipped.into_inner().expect("no panics while locked");
+    skipped_pseudo_fs.sort_by(|a, b| a.path.cmp(&b.path));
     let c = &ctx.counters;
     snapshot.summary = SnapshotSummary {
         files_new: c.files_new.load(Ordering::Relaxed),
@@ -345,5 +388,6 @@ fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<
         snapshot_id,
         snapshot,
         errors,
+        skipped_pseudo_fs,
     })
 }

@@ -8,7 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use strata_format::id::BlobId;
 use strata_format::tree::{NodeKind, Tree};
 
-use super::{walk, Ctx};
+use super::walk::Place;
+use super::{source, walk, Ctx};
 use crate::meta::node_from_metadata;
 use crate::{EngineError, Result};
 
@@ -92,25 +93,41 @@ impl Roots {
             .collect()
     }
 
+    /// Refuses, unless `include` says to back them up, the given paths that lie on a pseudo
+    /// file system: named on purpose, they are not quietly left out (nor read, since some
+    /// of their files never end); the error says how to include them. A symlink is
+    /// recorded as such, never read, so its target does not count.
+    pub fn refuse_pseudo_fs(&self, include: bool) -> Result<()> {
+        if include {
+            return Ok(());
+        }
+        for p in &self.paths {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
+            if let Some(fs) = source::pseudo_fs_at(p) {
+                return Err(EngineError::Invalid(format!(
+                    "{} is on a {fs} file system, which the kernel makes up as it is read \
+                     (not stored data; some of its files never end or wait for ever): not \
+                     backed up; give --include-pseudo-fs to back it up anyway",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Archives everything and returns the root tree id.
     pub fn archive(&self, ctx: &Ctx<'_>, parent: Option<&Tree>) -> Result<BlobId> {
         match &self.top {
             None => {
-                let md = std::fs::symlink_metadata("/").map_err(|e| EngineError::io("/", e))?;
-                walk::archive_dir(ctx, Path::new("/"), parent, md.dev_of())
+                let root = Path::new("/");
+                let md = std::fs::symlink_metadata(root).map_err(|e| EngineError::io(root, e))?;
+                let place = Place::root(&md, source::pseudo_fs_at(root).is_some());
+                walk::archive_dir(ctx, root, parent, place)
             }
             Some(children) => archive_virtual(ctx, children, parent),
         }
-    }
-}
-
-trait DevOf {
-    fn dev_of(&self) -> u64;
-}
-
-impl DevOf for std::fs::Metadata {
-    fn dev_of(&self) -> u64 {
-        std::os::unix::fs::MetadataExt::dev(self)
     }
 }
 
@@ -140,8 +157,12 @@ fn archive_virtual(
         match entry {
             Entry::Real(path) => {
                 let md = std::fs::symlink_metadata(path).map_err(|e| EngineError::io(path, e))?;
+                // Given by name: on a pseudo file system only when asked for (see
+                // `refuse_pseudo_fs`), and then read without waiting.
+                let pseudo = !md.file_type().is_symlink() && source::pseudo_fs_at(path).is_some();
+                let place = Place::root(&md, pseudo);
                 if let Some(node) =
-                    walk::archive_entry(ctx, path, name.clone(), parent_node, md.dev_of())?
+                    walk::archive_entry(ctx, path, name.clone(), parent_node, place)?
                 {
                     tree.nodes.push(node);
                 }

@@ -30,6 +30,30 @@ fn unchanged(md: &std::fs::Metadata, parent: &Node) -> bool {
         && parent.inode == md.ino()
 }
 
+/// Where an entry lies: what the walk knows about the file systems above it.
+#[derive(Clone, Copy)]
+pub(super) struct Place {
+    /// The device of the backed-up path this entry is under (`--one-file-system`).
+    pub root_dev: u64,
+    /// The device of the directory holding the entry: an entry on another one is a mount
+    /// point, whose file system is examined.
+    pub dir_dev: u64,
+    /// The entry's directory is on a pseudo file system (included on request): its files
+    /// are read without waiting.
+    pub pseudo: bool,
+}
+
+impl Place {
+    /// The place of a path given to backup, with its `lstat` metadata.
+    pub fn root(md: &std::fs::Metadata, pseudo: bool) -> Place {
+        Place {
+            root_dev: md.dev(),
+            dir_dev: md.dev(),
+            pseudo,
+        }
+    }
+}
+
 /// Archives one entry. `Ok(None)` means it was excluded or unreadable (the latter recorded
 /// as a source error); `Err` is fatal for the whole backup (storage failure).
 pub(super) fn archive_entry(
@@ -37,7 +61,7 @@ pub(super) fn archive_entry(
     path: &Path,
     name: Vec<u8>,
     parent: Option<&Node>,
-    root_dev: u64,
+    place: Place,
 ) -> Result<Option<Node>> {
     if ctx.excludes.matches(path) {
         return Ok(None);
@@ -50,6 +74,30 @@ pub(super) fn archive_entry(
         }
     };
     let ft = md.file_type();
+    // A directory --one-file-system keeps empty.
+    let crosses_out = ft.is_dir() && ctx.one_file_system && md.dev() != place.root_dev;
+    // A mount point (an entry on another device than its directory): a pseudo file system
+    // is left out unless asked for; a directory stays, empty, as with --one-file-system.
+    let mut pseudo = place.pseudo;
+    if md.dev() != place.dir_dev && !crosses_out && (ft.is_dir() || ft.is_file()) {
+        pseudo = match super::source::pseudo_fs_at(path) {
+            Some(fs) if !ctx.include_pseudo_fs => {
+                ctx.skipped_pseudo_fs(path, fs);
+                if !ft.is_dir() {
+                    return Ok(None);
+                }
+                let subtree = ctx.save_tree(Tree::default())?;
+                return Ok(Some(node_from_metadata(
+                    name,
+                    path,
+                    &md,
+                    NodeKind::Dir { subtree },
+                    &ctx.names,
+                )));
+            }
+            found => found.is_some(),
+        };
+    }
     if ft.is_dir() && path.components().count() > MAX_TREE_DEPTH {
         ctx.source_error(format!(
             "{}: nested deeper than {MAX_TREE_DEPTH} levels, which snapshots cannot hold",
@@ -62,10 +110,15 @@ pub(super) fn archive_entry(
             Some(NodeKind::Dir { subtree }) => ctx.load_parent_tree(Some(subtree)),
             _ => None,
         };
-        let subtree = if ctx.one_file_system && md.dev() != root_dev {
+        let subtree = if crosses_out {
             ctx.save_tree(Tree::default())?
         } else {
-            archive_dir(ctx, path, parent_tree.as_ref(), root_dev)?
+            let inside = Place {
+                dir_dev: md.dev(),
+                pseudo,
+                ..place
+            };
+            archive_dir(ctx, path, parent_tree.as_ref(), inside)?
         };
         NodeKind::Dir { subtree }
     } else if ft.is_file() {
@@ -83,7 +136,7 @@ pub(super) fn archive_entry(
                 ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
                 (content, md.len())
             }
-            None => match file::chunk_file(ctx, path) {
+            None => match file::chunk_file(ctx, path, &md, pseudo) {
                 Ok(read) => {
                     let counter = if parent.is_some() {
                         &ctx.counters.files_changed
@@ -121,7 +174,7 @@ pub(super) fn archive_dir(
     ctx: &Ctx<'_>,
     path: &Path,
     parent: Option<&Tree>,
-    root_dev: u64,
+    place: Place,
 ) -> Result<BlobId> {
     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
     let mut names: Vec<Vec<u8>> = Vec::new();
@@ -142,7 +195,7 @@ pub(super) fn archive_dir(
         .map(|name| {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let parent_node = parent.and_then(|t| t.get(&name));
-            archive_entry(ctx, &child, name, parent_node, root_dev)
+            archive_entry(ctx, &child, name, parent_node, place)
         })
         .collect::<Result<_>>()?;
     ctx.save_tree(Tree {

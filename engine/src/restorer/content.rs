@@ -85,6 +85,8 @@ pub(super) struct Outcome {
     pub bytes: u64,
     /// Files whose content (and metadata) could not be restored; already reported.
     pub failed: u64,
+    /// Their paths in the snapshot (hard links to them are not made).
+    pub failed_paths: Vec<Vec<u8>>,
 }
 
 struct Writer<'a, 'f> {
@@ -122,14 +124,16 @@ pub(super) fn write_files(
     let mut out = Outcome {
         bytes: 0,
         failed: 0,
+        failed_paths: Vec::new(),
     };
     for (i, state) in w.states.iter().enumerate() {
-        let s = state.lock().expect("no panics while locked");
+        let mut s = state.lock().expect("no panics while locked");
+        if s.remaining > 0 && !s.failed {
+            w.fail_file(i as u32, &mut s, "not all content was written");
+        }
         if s.failed {
             out.failed += 1;
-        } else if s.remaining > 0 {
-            out.failed += 1;
-            (w.fail)(files[i].snapshot_path, "not all content was written".into());
+            out.failed_paths.push(files[i].snapshot_path.to_vec());
         } else {
             out.bytes = out.bytes.saturating_add(files[i].node.size);
         }
@@ -153,7 +157,7 @@ impl Writer<'_, '_> {
             let mut state = FileState::default();
             match self.check_content(content, f.node.size) {
                 Err(msg) => {
-                    (self.fail)(f.snapshot_path, msg);
+                    (self.fail)(f.snapshot_path, format!("{msg}; not restored"));
                     state.failed = true;
                 }
                 Ok(()) if content.is_empty() => empty.push(i),
@@ -299,10 +303,29 @@ impl Writer<'_, '_> {
                 .lock()
                 .expect("no panics while locked");
             if !s.failed {
-                s.failed = true;
-                (self.fail)(self.files[t.file as usize].snapshot_path, msg.to_string());
+                self.fail_file(t.file, &mut s, msg);
             }
         }
+    }
+
+    /// Marks a file failed and reports it, once. A file this restore already created is
+    /// incomplete (sized in full, holes where content is missing): it is removed, so that
+    /// nothing is left that looks restored. Called with the file's state locked, so no
+    /// write to it is under way.
+    fn fail_file(&self, file: u32, s: &mut FileState, msg: &str) {
+        s.failed = true;
+        let f = &self.files[file as usize];
+        let outcome = match s.created {
+            None => "not restored".to_string(),
+            Some(identity) => {
+                let path = super::target_path(self.target, f.snapshot_path);
+                match remove_if_same(&path, identity) {
+                    Ok(()) => "the incomplete file was removed".to_string(),
+                    Err(e) => format!("the incomplete file could not be removed: {e}"),
+                }
+            }
+        };
+        (self.fail)(f.snapshot_path, format!("{msg}; {outcome}"));
     }
 
     /// Writes one blob into a file (creating it first), and finishes the file when it was
@@ -357,12 +380,22 @@ impl Writer<'_, '_> {
                     self.progress.add_item();
                 }
             }
-            Err(e) => {
-                s.failed = true;
-                (self.fail)(f.snapshot_path, e.to_string());
-            }
+            Err(e) => self.fail_file(file, &mut s, &e.to_string()),
         }
     }
+}
+
+/// Removes the file at `path` if it is still the one this restore created (another entry
+/// may have taken the name on a case-insensitive file system).
+fn remove_if_same(path: &Path, identity: (u64, u64)) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(path)?;
+    if (md.dev(), md.ino()) != identity {
+        return Err(std::io::Error::other(
+            "another entry has taken its name (case-insensitive file system?)",
+        ));
+    }
+    std::fs::remove_file(path)
 }
 
 /// Creates a new file for writing, never following a symlink; an entry in the way (not a

@@ -6,6 +6,12 @@
 //! directory is entered only after checking it is a real directory, so a restore never
 //! writes outside the target, even through symlinks it restored itself. Every blob is
 //! verified against its id before a byte of it is written.
+//!
+//! Failures: an entry that cannot be restored is reported once (through
+//! [`Progress::warn`] and in [`RestoreStats::errors`]) and the restore goes on. A file whose
+//! content cannot be restored in full (a damaged or missing pack, a full disk) is removed
+//! again, and hard links to it are not made: nothing is left that looks restored but holds
+//! zeros where content is missing.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -73,6 +79,8 @@ struct Walker<'a> {
     /// Directories created, in creation order (parents first).
     dirs: Vec<Item>,
     failed: HashSet<Vec<u8>>,
+    /// Files whose content could not be restored (removed again), by snapshot path.
+    failed_files: HashSet<Vec<u8>>,
     files: Vec<Item>,
     links: Vec<(Item, Vec<u8>)>,
     special: Vec<Item>,
@@ -192,6 +200,7 @@ impl Walker<'_> {
         );
         self.stats.files += files.len() as u64 - outcome.failed;
         self.stats.bytes = self.stats.bytes.saturating_add(outcome.bytes);
+        self.failed_files.extend(outcome.failed_paths);
     }
 }
 
@@ -259,6 +268,7 @@ pub fn restore(
         stack: Vec::new(),
         dirs: Vec::new(),
         failed: HashSet::new(),
+        failed_files: HashSet::new(),
         files: Vec::new(),
         links: Vec::new(),
         special: Vec::new(),
@@ -279,6 +289,16 @@ pub fn restore(
         .iter()
         .filter(|(l, _)| !under_failed(&failed, &l.path))
     {
+        if w.failed_files.contains(first) {
+            fail(
+                &l.path,
+                format!(
+                    "not restored: a hard link to {}, whose content could not be restored",
+                    String::from_utf8_lossy(first)
+                ),
+            );
+            continue;
+        }
         let path = target_path(target, &l.path);
         match clear(&path, false)
             .and_then(|_| std::fs::hard_link(target_path(target, first), &path))
