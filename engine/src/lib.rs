@@ -9,17 +9,21 @@
 //!   a tokio runtime owned by the [`Repository`]; queues between them are bounded.
 //!
 //! # Lock matrix
-//! | running \\ wants | backup | restore, check, ls, dump | forget, hold, prune, repair |
+//! | running \\ wants | backup, copy | restore, check, ls, dump, find, diff, stats, cat, verify, mount | forget, hold, prune, repair, key add/remove/passwd |
 //! |---|---|---|---|
-//! | backup                       | yes | yes | no |
-//! | restore, check, ls, dump     | yes | yes | no |
-//! | forget, hold, prune, repair  | no  | no  | no |
+//! | backup, copy                          | yes | yes | no |
+//! | restore, check, ls, dump, find, … | yes | yes | no |
+//! | forget, hold, prune, repair, key …    | no  | no  | no |
 //!
 //! Shared locks for reading and for backups (two backups may run at once: each writes its
 //! own packs and index files); exclusive for everything that deletes or rewrites. Commands
 //! load the index only once they hold their lock. Locks are refreshed while held; a lock
-//! whose process is gone on this host is removed automatically, one not refreshed in time
-//! is reported with its holder (see [`lock`]).
+//! whose process is certainly gone (same kernel and PID namespace) or that expired is
+//! removed automatically; a holder checks that its lock still exists before it writes an
+//! index file or a snapshot, and an exclusive holder lists the locks again before its first
+//! delete (see [`lock`]). `key` changes and `hold` take the exclusive lock; `copy`, `find`,
+//! `diff`, `stats`, `cat`, `verify` and `mount` take shared ones; commands that only read
+//! may run without a lock on a repository they cannot write.
 
 pub mod archiver;
 pub mod browse;

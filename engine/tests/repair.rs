@@ -388,3 +388,60 @@ fn repair_index_reads_packs_in_pieces_and_salvages_blob_by_blob() {
             .unwrap_or_else(|e| panic!("blob {id}: {e}"));
     }
 }
+
+/// Prune deletes packs no index names (a killed backup's), but never one written with
+/// another key: it keeps it and names it. `repair snapshots --forget` likewise keeps a
+/// snapshot file that is intact but written with another key.
+#[test]
+fn prune_and_repair_snapshots_keep_what_another_key_wrote() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, _) = small_repository(work.path(), 1);
+    let (b, b_src) = small_repository(work.path(), 2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a_packs = pack_names(&a);
+    for name in &a_packs {
+        let bytes = rt.block_on(a.read(FileType::Pack, name)).unwrap();
+        rt.block_on(b.write(FileType::Pack, name, bytes)).unwrap();
+    }
+    let (a_snap, _) = rt.block_on(a.list(FileType::Snapshot)).unwrap().remove(0);
+    let bytes = rt.block_on(a.read(FileType::Snapshot, &a_snap)).unwrap();
+    rt.block_on(b.write(FileType::Snapshot, &a_snap, bytes))
+        .unwrap();
+
+    let repo = Repository::open(b.clone(), b"pw").unwrap();
+    let _lock = strata_engine::lock::lock(&repo, "repair snapshots", true).unwrap();
+    let done = strata_engine::repair::repair_snapshots(&repo, false, true, &NoProgress).unwrap();
+    let foreign = done.iter().find(|r| r.id == a_snap).expect("reported");
+    assert!(!foreign.removed, "{done:?}");
+    assert!(
+        foreign
+            .unrepairable
+            .as_deref()
+            .unwrap()
+            .contains("another repository"),
+        "{done:?}"
+    );
+    assert!(rt
+        .block_on(b.stat(FileType::Snapshot, &a_snap))
+        .unwrap()
+        .is_some());
+    rt.block_on(b.delete(FileType::Snapshot, &a_snap)).unwrap();
+    drop(_lock);
+
+    let repo = Repository::open(b.clone(), b"pw").unwrap();
+    let _lock = strata_engine::lock::lock(&repo, "prune", true).unwrap();
+    let plan = strata_engine::prune::plan(&repo, &Default::default(), &NoProgress).unwrap();
+    let mut kept = plan.stats.unreadable_packs.clone();
+    kept.sort();
+    assert_eq!(kept, a_packs);
+    assert_eq!(plan.stats.unindexed_packs, 0);
+    strata_engine::prune::execute(&repo, plan, &NoProgress).unwrap();
+    for name in &a_packs {
+        assert!(
+            rt.block_on(b.stat(FileType::Pack, name)).unwrap().is_some(),
+            "prune deleted {name}"
+        );
+    }
+    drop(_lock);
+    assert_intact(&b, &b_src);
+}

@@ -133,3 +133,68 @@ fn hostname() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// The sequence of issue #12 through the binary: a repository whose config was deleted is
+/// reported as such (not "no repository, run init"), `init` refuses to create a new one
+/// over it, `repair index` and `prune` refuse to run, and `repair config` restores it with
+/// every snapshot intact. A flipped byte in the key file is named, not "wrong password".
+#[test]
+fn a_lost_config_is_restored_by_repair_config_and_init_refuses() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("a.txt"), b"alpha\n");
+    write_file(&src.join("b.bin"), &random_bytes(7, 300_000));
+    let first = env.backup(&[&src]);
+    write_file(&src.join("a.txt"), b"alpha, edited\n");
+    let second = env.backup(&[&src]);
+    let packs = env.repo_files("data");
+    std::fs::remove_file(env.repo.join("config")).unwrap();
+
+    for cmd in [
+        &["snapshots"][..],
+        &["check"],
+        &["prune"],
+        &["repair", "index"],
+    ] {
+        env.strata(cmd)
+            .code(1)
+            .one_line_error()
+            .stderr_contains("config")
+            .stderr_contains("is missing")
+            .stderr_contains("2 snapshots")
+            .stderr_contains("strata repair config");
+    }
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .code(1)
+        .stderr_contains("already holds a repository");
+    assert!(!env.repo.join("config").exists(), "init wrote a config");
+    assert_eq!(env.repo_files("keys").len(), 1, "init wrote a key");
+    assert_eq!(env.repo_files("data"), packs);
+
+    let out = env.strata(["repair", "config"]).success();
+    assert!(
+        out.stdout_str().contains("restored from the copy"),
+        "{}",
+        out.describe()
+    );
+    env.check_read_data_clean();
+    for (id, content) in [(&first, &b"alpha\n"[..]), (&second, b"alpha, edited\n")] {
+        let target = env.path(format!("restore-{id}"));
+        env.restore(id, &target);
+        let back = restored(&target, &src);
+        assert_eq!(std::fs::read(back.join("a.txt")).unwrap(), content);
+        assert_eq!(
+            std::fs::read(back.join("b.bin")).unwrap(),
+            random_bytes(7, 300_000)
+        );
+    }
+
+    // One flipped byte in the only key file.
+    let key = env.repo_files("keys").remove(0);
+    let mut bytes = std::fs::read(&key).unwrap();
+    bytes[60] ^= 1;
+    std::fs::write(&key, bytes).unwrap();
+    env.strata(["snapshots"])
+        .code(1)
+        .stderr_contains(&format!("keys/{} is damaged", file_name(&key)));
+}

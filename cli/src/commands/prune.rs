@@ -22,7 +22,8 @@ use crate::{exit, open, Cli};
 /// With --json the summary fields are: snapshots, packs, pack_bytes, used_blobs, used_bytes,
 /// unused_blobs, unused_bytes, keep_packs, repack_packs, repack_pack_bytes, repack_blobs,
 /// repack_blob_bytes, unused_packs, unused_pack_bytes, unindexed_packs,
-/// unindexed_pack_bytes, packs_written, bytes_written, index_files_written, packs_deleted,
+/// unindexed_pack_bytes, unreadable_packs (ids kept because they do not open with the
+/// repository's key), packs_written, bytes_written, index_files_written, packs_deleted,
 /// bytes_freed (bytes deleted minus bytes written), temp_files_removed, and dry_run.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -116,6 +117,15 @@ pub fn prune_locked(
             bytes(s.unused_pack_bytes),
             s.unindexed_packs,
             bytes(s.unindexed_pack_bytes)
+        );
+    }
+    // Whatever else is printed, these are kept and named: they may be someone's data.
+    for name in &s.unreadable_packs {
+        eprintln!(
+            "warning: pack {name} is in no index and does not open with this repository's key \
+             (another repository's?): kept; `strata repair index --delete-unreadable {}` \
+             deletes it",
+            &name[..name.len().min(12)]
         );
     }
     if args.dry_run {

@@ -7,11 +7,15 @@ use crate::{exit, open, Cli};
 
 /// Remove stale locks.
 ///
-/// Without options, removes stale locks: those of processes that no longer run on this host
-/// (also removed automatically by every command), those not refreshed for 30 minutes (a
-/// live process refreshes its lock every 5), and unreadable ones. With --remove-all,
+/// Without options, removes stale locks (every command also removes them when it finds
+/// them): those whose process is certainly gone (written on this kernel, in this PID
+/// namespace, and the pid no longer runs or belongs to a later process), those not
+/// refreshed for 45 minutes (a live process refreshes its lock every 5; the expiry allows
+/// for clocks that differ between hosts), and damaged ones. A lock from another machine,
+/// container or boot whose process is gone stays until it expires. With --remove-all,
 /// removes every lock: use it only when you know no other strata process uses the
-/// repository, for example after a machine holding a lock died.
+/// repository, for example after a machine holding a lock died. A process whose lock was
+/// removed stops before it writes an index or a snapshot.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Remove every lock, also live ones and those of other hosts.

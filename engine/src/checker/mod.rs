@@ -59,6 +59,39 @@ pub struct CheckOptions {
     pub subset: Option<Subset>,
 }
 
+/// Key files: damaged ones are errors (a password may depend on one); those without a copy
+/// of the config (written by older versions) are warnings, since a lost config could then
+/// not be restored from them.
+fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    let keys = repo.block_on(repo.backend().list(FileType::Key))?;
+    let mut without_copy = Vec::new();
+    for (name, size) in &keys {
+        let read = crate::repository::check_size(FileType::Key, name, *size)
+            .and_then(|()| repo.read_verified(FileType::Key, name))
+            .and_then(|bytes| {
+                strata_format::keyfile::KeyFile::decode(&bytes)
+                    .map_err(|e| crate::EngineError::format(format!("keys/{name}"), e))
+            });
+        match read {
+            Ok(kf) if kf.config.is_none() => without_copy.push(name.clone()),
+            Ok(_) => {}
+            Err(e) if e.kind() == crate::ErrorKind::Storage => return Err(e),
+            Err(e) => report.errors.push(format!(
+                "{e} (a password whose only key file this is no longer opens the repository)"
+            )),
+        }
+    }
+    if !without_copy.is_empty() {
+        report.warnings.push(format!(
+            "{} of {} key files keep no copy of the config (written by an older Strata): run \
+             `strata repair config` once, so that a lost config can be restored",
+            without_copy.len(),
+            keys.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the repository's structure (no pack content is read except tree blobs).
 pub fn check(repo: &Repository, progress: &dyn Progress) -> Result<CheckReport> {
     check_with(repo, &CheckOptions::default(), progress)
@@ -72,6 +105,7 @@ pub fn check_with(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    check_key_files(repo, &mut report)?;
     let mut builder = IndexBuilder::new(false);
     let mut read = HashSet::new();
     let mut superseded = HashSet::new();

@@ -84,6 +84,9 @@ pub struct PruneStats {
     /// Packs deleted because no index names them (left by interrupted backups or prunes).
     pub unindexed_packs: u64,
     pub unindexed_pack_bytes: u64,
+    /// Packs no index names whose header does not authenticate under this repository's
+    /// key: kept (`repair index --delete-unreadable` removes them by name).
+    pub unreadable_packs: Vec<String>,
     /// After the run: packs and index files written, bytes written, bytes freed.
     pub packs_written: u64,
     pub bytes_written: u64,

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use strata_format::blob::BlobType;
 use strata_format::id::PackId;
 use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
@@ -265,6 +267,28 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
         })
         .collect();
     unindexed.sort();
+    // A pack whose header does not authenticate under this repository's key was not
+    // written with it (another repository's, or this one's before its key was replaced):
+    // it is kept, and reported, never deleted on a guess.
+    let foreign: Vec<Result<bool>> = unindexed
+        .par_iter()
+        .map(
+            |(name, size)| match crate::repair::read_header(repo, name, *size) {
+                Ok(_) => Ok(false),
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(true),
+                Err(e) => Err(e),
+            },
+        )
+        .collect();
+    let mut ours = Vec::with_capacity(unindexed.len());
+    for ((name, size), foreign) in unindexed.into_iter().zip(foreign) {
+        if foreign? {
+            stats.unreadable_packs.push(name);
+        } else {
+            ours.push((name, size));
+        }
+    }
+    let unindexed = ours;
     stats.unindexed_packs = unindexed.len() as u64;
     stats.unindexed_pack_bytes = unindexed.iter().map(|(_, s)| s).sum();
     progress.finish();

@@ -94,7 +94,7 @@ enum Found {
 }
 
 /// Reads the sealed header at the end of a pack.
-fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>> {
+pub(crate) fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>> {
     let read = |offset: u64, len: u64| {
         repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
     };

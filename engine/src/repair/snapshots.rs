@@ -11,7 +11,7 @@ use strata_storage::FileType;
 
 use crate::packer::Packer;
 use crate::progress::Progress;
-use crate::{Repository, Result};
+use crate::{EngineError, Repository, Result};
 
 /// Dropped entries recorded one by one in a snapshot's rewrite note, at most.
 const MAX_NOTED: usize = 100;
@@ -163,15 +163,33 @@ pub fn repair_snapshots(
         match s {
             Ok(s) => snapshots.push((id, s)),
             Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
-                let remove = forget_unrepairable && !dry_run;
+                // Storage damage changes a file's hash; a file whose bytes match its name
+                // but do not authenticate was written with another key (another
+                // repository's): kept, whatever --forget says.
+                let foreign = matches!(
+                    e,
+                    EngineError::Format {
+                        source: strata_format::FormatError::Authentication { .. },
+                        ..
+                    }
+                );
+                let remove = forget_unrepairable && !dry_run && !foreign;
                 if remove {
                     crate::snapshots::forget(repo, &[id])?;
                 }
+                let why = if foreign {
+                    format!(
+                        "{e}; the file is intact but does not open with this repository's key \
+                         (another repository's?): kept, also with --forget"
+                    )
+                } else {
+                    e.to_string()
+                };
                 out.push(SnapshotRepair {
                     id: id.to_hex(),
                     new_id: None,
                     dropped: Vec::new(),
-                    unrepairable: Some(e.to_string()),
+                    unrepairable: Some(why),
                     removed: remove,
                 });
             }
