@@ -4,15 +4,20 @@
 //! repository. Every key file written since key file version 2 carries a copy of it (sealed
 //! under the master key, like the original, so a copy cannot be forged without it).
 //! `repair config`:
-//! 1. finds the key file the password opens; the master key it unwraps must open the
-//!    config, or, when the config is missing or damaged, a copy in some key file;
-//! 2. if the config is missing or damaged, writes that copy as the config; with no copy
-//!    anywhere (key files of older versions only), it writes a new config only when asked
-//!    to rebuild, with the parameters given (a new repository id; every snapshot stays
-//!    readable, since reading needs only the master key);
-//! 3. under an exclusive lock, gives every key file that lacks a current copy one: the new
-//!    key file (same password wrapping, with the copy) is written before the old one is
-//!    deleted.
+//! 1. finds the master key: a key file the password unwraps whose master key opens the
+//!    config; when the config is missing or damaged, one whose master key opens this
+//!    repository's snapshots or index files (or pack headers, when there are neither), so
+//!    that a key file copied from another repository with the same password, carrying
+//!    that repository's config, is never taken for this one's;
+//! 2. if the config is missing or damaged, writes the copy that opens with that key (and
+//!    names the repository the damaged config's clear header names, if it is readable);
+//!    with no copy anywhere (key files of older versions only), it writes a new config
+//!    only when asked to rebuild, with the parameters given (a new repository id; every
+//!    snapshot stays readable, since reading needs only the master key). A damaged config
+//!    is replaced, and its bytes returned in the report;
+//! 3. under an exclusive lock, gives every intact key file that has no copy one: the new
+//!    key file is written and read back before the old one is deleted. A copy that is
+//!    there is never replaced.
 
 use std::sync::Arc;
 
@@ -21,13 +26,17 @@ use serde::Serialize;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
 use strata_format::envelope::EncryptedObject;
-use strata_format::id::{Digest, KeyId, RepoId};
-use strata_format::keyfile::KeyFile;
+use strata_format::id::{Digest, RepoId};
+use strata_format::index::IndexFile;
+use strata_format::pack::read_pack_header_tail;
 use strata_format::snapshot::SnapshotFile;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
-use crate::repository::{unlock_master_key, verify_name, Unlocked};
+use crate::repository::{unlock_master_key, Unlocked};
 use crate::{EngineError, InitOptions, Repository, Result};
+
+/// Objects read to prove that a master key belongs to this repository, of each kind.
+const SAMPLES: usize = 8;
 
 /// What state the config was found in, and what was done about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,48 +54,68 @@ pub enum ConfigState {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigRepair {
     pub config: ConfigState,
+    /// The damaged config's bytes (hex), as they were before they were replaced.
+    pub damaged_config: Option<String>,
     /// Key files given a copy of the config: (old name, new name).
     pub key_files_updated: Vec<(String, String)>,
     /// Key files left as they are because they are damaged or unreadable, with why.
     pub key_files_skipped: Vec<String>,
 }
 
-/// A key file as read, with the copy it carries.
-struct ReadKey {
-    name: String,
-    file: Option<KeyFile>,
-    /// Why it was not usable, if it was not.
-    problem: Option<String>,
+/// A few of the repository's encrypted objects, to prove that a master key is this
+/// repository's when its config cannot: snapshots and index files, or pack headers when
+/// there are neither. Empty only when the repository holds none of them (nothing to
+/// protect).
+enum Sample {
+    Snapshot(Bytes),
+    Index(Bytes),
+    /// A pack's tail (header and length) and the pack's size.
+    PackTail(Bytes, u64),
 }
 
-fn read_keys(
-    rt: &tokio::runtime::Runtime,
-    backend: &dyn Backend,
-    keys: &[(String, u64)],
-) -> Result<Vec<ReadKey>> {
-    let mut out = Vec::new();
-    for (name, size) in keys {
-        let read = crate::repository::check_size(FileType::Key, name, *size)
-            .and_then(|()| Ok(rt.block_on(backend.read(FileType::Key, name))?))
-            .and_then(|bytes| {
-                verify_name(FileType::Key, name, &bytes)?;
-                KeyFile::decode(&bytes).map_err(|e| EngineError::format(format!("keys/{name}"), e))
-            });
-        out.push(match read {
-            Ok(kf) => ReadKey {
-                name: name.clone(),
-                file: Some(kf),
-                problem: None,
-            },
-            Err(EngineError::Storage(e)) if e.kind != StorageKind::NotFound => {
-                return Err(EngineError::Storage(e))
+impl Sample {
+    fn opens_with(&self, key: &MasterKey) -> bool {
+        match self {
+            Sample::Snapshot(b) => SnapshotFile::decode(key, b).is_ok(),
+            Sample::Index(b) => IndexFile::decode(key, b).is_ok(),
+            Sample::PackTail(tail, size) => {
+                read_pack_header_tail(key, tail, *size as usize).is_ok()
             }
-            Err(e) => ReadKey {
-                name: name.clone(),
-                file: None,
-                problem: Some(e.to_string()),
-            },
-        });
+        }
+    }
+}
+
+async fn samples(backend: &dyn Backend) -> Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for ft in [FileType::Snapshot, FileType::Index] {
+        for (name, size) in backend.list(ft).await?.iter().take(SAMPLES) {
+            if crate::repository::check_size(ft, name, *size).is_err() {
+                continue;
+            }
+            let bytes = backend.read(ft, name).await?;
+            out.push(match ft {
+                FileType::Snapshot => Sample::Snapshot(bytes),
+                _ => Sample::Index(bytes),
+            });
+        }
+    }
+    if out.is_empty() {
+        for (name, size) in backend.list(FileType::Pack).await?.iter().take(SAMPLES) {
+            if *size < 4 {
+                continue;
+            }
+            let len = backend
+                .read_range(FileType::Pack, name, size - 4, 4)
+                .await?;
+            let header = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as u64;
+            let tail = (header + 4)
+                .min(*size)
+                .min(strata_format::MAX_OBJECT_SIZE as u64);
+            let bytes = backend
+                .read_range(FileType::Pack, name, size - tail, tail)
+                .await?;
+            out.push(Sample::PackTail(bytes, *size));
+        }
     }
     Ok(out)
 }
@@ -112,17 +141,6 @@ fn rebuilt_config(opts: &InitOptions, key: &MasterKey) -> Result<(ConfigFile, Ve
     Ok((config, bytes))
 }
 
-/// A few snapshot files, to prove for a rebuild (where there is no config to prove it)
-/// that a master key belongs to this repository.
-fn sample_snapshots(rt: &tokio::runtime::Runtime, backend: &dyn Backend) -> Result<Vec<Bytes>> {
-    let listed = rt.block_on(backend.list(FileType::Snapshot))?;
-    Ok(listed
-        .iter()
-        .take(8)
-        .filter_map(|(name, _)| rt.block_on(backend.read(FileType::Snapshot, name)).ok())
-        .collect())
-}
-
 /// Restores a missing or damaged config (see the module docs), and gives every key file a
 /// copy of it. With `rebuild`, a config is written from those parameters when no copy
 /// exists; without it, that case is an error that says so.
@@ -143,33 +161,45 @@ pub fn repair_config(
             Err(e) if e.kind == StorageKind::NotFound => Err("missing".into()),
             Err(e) => return Err(e.into()),
         };
-    let keys = read_keys(&rt, &*backend, &listed)?;
-    let snapshots = match rebuild {
-        Some(_) => sample_snapshots(&rt, &*backend)?,
-        None => Vec::new(),
+    // The repository the config names, if its clear header is still readable.
+    let named_id = config_now
+        .as_ref()
+        .ok()
+        .and_then(|b| ConfigFile::peek_repo_id(b).ok());
+    let healthy = |k: &MasterKey| {
+        config_now
+            .as_ref()
+            .is_ok_and(|b| ConfigFile::decode(k, b).is_ok())
     };
+    let keys = rt.block_on(crate::keys::read_all(&*backend, &listed));
     let copies: Vec<(&str, &[u8])> = keys
         .iter()
-        .filter_map(|k| Some((k.name.as_str(), k.file.as_ref()?.config.as_deref()?)))
+        .filter_map(|k| Some((k.name.as_str(), k.usable()?.config.as_deref()?)))
         .collect();
-    // Which master key counts as this repository's: one that opens the config, else one
-    // that opens a copy, else (rebuilding) one that opens a snapshot.
+    // A copy this key opens, naming the repository the damaged config names (if any).
+    let copy_for = |k: &MasterKey| {
+        copies.iter().copied().find(|(_, c)| {
+            ConfigFile::decode(k, c).is_ok_and(|cfg| named_id.is_none_or(|id| cfg.repo_id == id))
+        })
+    };
+    // What proves a key is this repository's when the config cannot.
+    let samples = rt.block_on(samples(&*backend))?;
+    let proven = |k: &MasterKey| samples.is_empty() || samples.iter().any(|s| s.opens_with(k));
     let accept = |k: &MasterKey| -> std::result::Result<(), String> {
-        let config = match &config_now {
-            Ok(b) => ConfigFile::decode(k, b)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(was) => Err(format!("the config is {was}")),
-        };
-        if config.is_ok()
-            || copies.iter().any(|(_, c)| ConfigFile::decode(k, c).is_ok())
-            || (rebuild.is_some()
-                && (snapshots.is_empty()
-                    || snapshots.iter().any(|b| SnapshotFile::decode(k, b).is_ok())))
-        {
+        if healthy(k) {
             return Ok(());
         }
-        config
+        if !proven(k) {
+            return Err(
+                "its master key opens neither the config nor this repository's snapshots, \
+                 index files or packs (a key file of another repository?)"
+                    .into(),
+            );
+        }
+        if copy_for(k).is_some() || rebuild.is_some() {
+            return Ok(());
+        }
+        Err("no copy of the config opens with its master key".into())
     };
     let key = match rt.block_on(unlock_master_key(&*backend, &listed, password, &accept))? {
         Unlocked::Key { key, .. } => key,
@@ -184,98 +214,93 @@ pub fn repair_config(
             })
         }
         Unlocked::NoKey { refused, .. } => {
-            return Err(EngineError::Corrupt(format!(
-                "the password opens key files, but their master key opens neither the config \
-                 nor any copy of it ({}); with `--rebuild`, a new config is written if the key \
-                 opens the repository's snapshots",
-                refused.join("; ")
-            )))
-        }
-    };
-
-    let state = match config_now
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|b| ConfigFile::decode(&key, b).map_err(|e| format!("damaged ({e})")))
-    {
-        Ok(_) => ConfigState::Healthy,
-        Err(was) => {
-            let copy = copies
-                .iter()
-                .find(|(_, c)| ConfigFile::decode(&key, c).is_ok());
-            let (bytes, state) = match (copy, rebuild) {
-                (Some((name, c)), _) => (
-                    c.to_vec(),
-                    ConfigState::Restored {
-                        from_key: name.to_string(),
-                        was: was.clone(),
-                    },
-                ),
-                (None, Some(opts)) => {
-                    let (config, bytes) = rebuilt_config(opts, &key)?;
-                    (
-                        bytes,
-                        ConfigState::Rebuilt {
-                            repo_id: config.repo_id.to_hex(),
-                            was: was.clone(),
-                        },
-                    )
-                }
-                (None, None) => {
-                    return Err(EngineError::Corrupt(format!(
-                        "the config of {location} is {was}, and no key file holds a copy of it \
-                         (they were written by a Strata older than key file version 2). \
-                         `strata repair config --rebuild` writes a new config: every snapshot \
-                         stays readable; give the --pack-size and --db-chunk-size the \
-                         repository was created with (defaults: 16 MiB, 64 KiB), or new \
-                         backups deduplicate less against old ones"
-                    )))
-                }
+            let how = if rebuild.is_some() {
+                ""
+            } else {
+                "; if no key file has a copy (they were written by a Strata older than key \
+                 file version 2), `strata repair config --rebuild` writes a new config"
             };
-            if config_now.is_ok() {
-                // Damaged: nothing reads it; the replacement takes its place.
-                rt.block_on(backend.delete(FileType::Config, ""))?;
-            }
-            rt.block_on(backend.write(FileType::Config, "", Bytes::from(bytes)))?;
-            state
+            return Err(EngineError::Corrupt(format!(
+                "the password opens key files, but none restores this repository's config \
+                 ({}){how}",
+                refused.join("; ")
+            )));
         }
     };
 
-    // The repository opens now: give every key file a current copy, under an exclusive
-    // lock (no `key passwd` or `key remove` runs beside it).
+    let mut damaged_config = None;
+    let state = if healthy(&key) {
+        ConfigState::Healthy
+    } else {
+        let was = match &config_now {
+            Ok(b) => {
+                damaged_config = Some(hex::encode(b));
+                match ConfigFile::decode(&key, b) {
+                    Err(e) => format!("damaged ({e})"),
+                    Ok(_) => unreachable!("healthy(&key) is false"),
+                }
+            }
+            Err(missing) => missing.clone(),
+        };
+        let (bytes, state) = match (copy_for(&key), rebuild) {
+            (Some((name, c)), _) => (
+                c.to_vec(),
+                ConfigState::Restored {
+                    from_key: name.to_string(),
+                    was,
+                },
+            ),
+            (None, Some(opts)) => {
+                let (config, bytes) = rebuilt_config(opts, &key)?;
+                (
+                    bytes,
+                    ConfigState::Rebuilt {
+                        repo_id: config.repo_id.to_hex(),
+                        was,
+                    },
+                )
+            }
+            (None, None) => unreachable!("accept() took the key only with a copy or --rebuild"),
+        };
+        // Written over a damaged one in place (atomically, where the storage can); where it
+        // cannot be overwritten, the damaged one (its bytes are in the report) goes first.
+        let bytes = Bytes::from(bytes);
+        if let Err(e) = rt.block_on(backend.write(FileType::Config, "", bytes.clone())) {
+            if config_now.is_err() {
+                return Err(e.into());
+            }
+            tracing::warn!("could not write the config over the damaged one ({e}); replacing it");
+            rt.block_on(backend.delete(FileType::Config, ""))?;
+            rt.block_on(backend.write(FileType::Config, "", bytes))?;
+        }
+        state
+    };
+
+    // The repository opens now: give every intact key file without a copy one, under an
+    // exclusive lock (no `key passwd` or `key remove` runs beside it).
     let repo = Repository::open_without_index(backend, password)?;
     let _lock = crate::lock::lock(&repo, "repair config", true)?;
     let current = repo.config_bytes().to_vec();
     let mut report = ConfigRepair {
         config: state,
+        damaged_config,
         key_files_updated: Vec::new(),
         key_files_skipped: Vec::new(),
     };
-    for k in read_keys(
-        &rt,
-        &**repo.backend(),
-        &rt.block_on(repo.backend().list(FileType::Key))?,
-    )? {
-        let Some(mut kf) = k.file else {
-            report.key_files_skipped.push(format!(
-                "keys/{}: {}",
-                k.name,
-                k.problem.unwrap_or_default()
-            ));
+    let listed = repo.block_on(repo.backend().list(FileType::Key))?;
+    for k in repo.block_on(crate::keys::read_all(&**repo.backend(), &listed)) {
+        let Some(kf) = k.usable() else {
+            report
+                .key_files_skipped
+                .push(k.problem().unwrap_or_default());
             continue;
         };
-        if kf.config.as_deref() == Some(&current[..]) {
+        if kf.config.is_some() {
             continue;
         }
+        let mut kf = kf.clone();
         kf.config = Some(current.clone());
-        let bytes = kf.encode();
-        let new = KeyId(Digest::of_stored(&bytes)).to_hex();
-        repo.block_on(
-            repo.backend()
-                .write(FileType::Key, &new, Bytes::from(bytes)),
-        )?;
-        // The new file first, then the old one goes.
-        repo.block_on(repo.backend().delete(FileType::Key, &k.name))?;
+        let new = crate::keys::replace(&repo, &k.name, &kf)?;
         report.key_files_updated.push((k.name, new));
     }
     Ok(report)

@@ -48,6 +48,10 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Corrupt(String),
+    /// An object whose stored bytes do not hash to its name: damaged in storage (as
+    /// opposed to intact but unreadable, e.g. written with another key).
+    #[error("{0}")]
+    Damaged(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -76,7 +80,9 @@ impl EngineError {
                 source: FormatError::WrongPassword,
                 ..
             } => ErrorKind::WrongPassword,
-            EngineError::Format { .. } | EngineError::Corrupt(_) => ErrorKind::Corrupt,
+            EngineError::Format { .. } | EngineError::Corrupt(_) | EngineError::Damaged(_) => {
+                ErrorKind::Corrupt
+            }
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Invalid(_) => ErrorKind::Invalid,
             EngineError::Io { .. } => ErrorKind::Io,

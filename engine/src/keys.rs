@@ -9,10 +9,95 @@ use bytes::Bytes;
 use serde::Serialize;
 use strata_format::id::{Digest, KeyId};
 use strata_format::keyfile::{KdfParams, KeyFile};
-use strata_storage::FileType;
+use strata_storage::{Backend, FileType};
 
-use crate::repository::check_size;
+use crate::repository::{check_size, verify_name};
 use crate::{EngineError, Repository, Result};
+
+/// One key file as read from storage, whatever state it is in.
+pub(crate) struct KeyRead {
+    pub name: String,
+    /// Damage in storage (its bytes do not hash to its name, or it is too large to be a
+    /// key file), or why it could not be read at all.
+    pub damage: Option<EngineError>,
+    /// The decoded file (also of a damaged one, if it decodes), or why it does not decode.
+    pub file: std::result::Result<KeyFile, EngineError>,
+}
+
+impl KeyRead {
+    /// Intact and decoded.
+    pub fn usable(&self) -> Option<&KeyFile> {
+        match (&self.damage, &self.file) {
+            (None, Ok(kf)) => Some(kf),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with it, if anything.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.damage, &self.file) {
+            (Some(e), _) | (None, Err(e)) => Some(e.to_string()),
+            (None, Ok(_)) => None,
+        }
+    }
+}
+
+/// Reads every listed key file. One unreadable, damaged or hostile key file never stops
+/// the others from being read (nobody is locked out by one bad file); a file removed
+/// meanwhile is left out.
+pub(crate) async fn read_all(backend: &dyn Backend, listed: &[(String, u64)]) -> Vec<KeyRead> {
+    let mut out = Vec::with_capacity(listed.len());
+    for (name, size) in listed {
+        let read = |damage: EngineError| KeyRead {
+            name: name.clone(),
+            file: Err(EngineError::Corrupt(format!("keys/{name} was not decoded"))),
+            damage: Some(damage),
+        };
+        if let Err(e) = check_size(FileType::Key, name, *size) {
+            out.push(read(e));
+            continue;
+        }
+        let bytes = match backend.read(FileType::Key, name).await {
+            Ok(b) => b,
+            Err(e) if e.kind == strata_storage::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.push(read(EngineError::Corrupt(format!(
+                    "key file keys/{name} could not be read ({e})"
+                ))));
+                continue;
+            }
+        };
+        out.push(KeyRead {
+            name: name.clone(),
+            damage: verify_name(FileType::Key, name, &bytes).err(),
+            file: KeyFile::decode(&bytes)
+                .map_err(|e| EngineError::format(format!("keys/{name}"), e)),
+        });
+    }
+    out
+}
+
+/// Writes `file` as a new key file in place of `old` (named by its hash): the new file is
+/// written and read back before the old one is deleted. Returns the new name.
+pub(crate) fn replace(repo: &Repository, old: &str, file: &KeyFile) -> Result<String> {
+    let bytes = file.encode();
+    let new = KeyId(Digest::of_stored(&bytes)).to_hex();
+    if new == old {
+        return Ok(new);
+    }
+    let backend = repo.backend();
+    repo.block_on(backend.write(FileType::Key, &new, Bytes::from(bytes)))?;
+    let back = repo.block_on(backend.read(FileType::Key, &new))?;
+    if KeyFile::decode(&back).ok().as_ref() != Some(file) {
+        return Err(EngineError::Corrupt(format!(
+            "the new key file {} does not read back as written; keys/{} is kept",
+            short(&new),
+            short(old)
+        )));
+    }
+    repo.block_on(backend.delete(FileType::Key, old))?;
+    Ok(new)
+}
 
 /// One key file, as `key list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,33 +117,28 @@ pub struct KeyInfo {
 
 /// Every key file of the repository, oldest first (unreadable ones last, with the reason).
 pub fn list(repo: &Repository) -> Result<Vec<KeyInfo>> {
-    let names = repo.block_on(repo.backend().list(FileType::Key))?;
+    let listed = repo.block_on(repo.backend().list(FileType::Key))?;
     let mut keys = Vec::new();
-    for (name, size) in names {
-        let read = check_size(FileType::Key, &name, size)
-            .and_then(|_| Ok(repo.block_on(repo.backend().read(FileType::Key, &name))?))
-            .and_then(|bytes| {
-                KeyFile::decode(&bytes).map_err(|e| EngineError::format(format!("keys/{name}"), e))
-            });
-        let current = name == repo.key_name();
-        keys.push(match read {
-            Ok(kf) => KeyInfo {
-                id: name,
+    for k in repo.block_on(read_all(&**repo.backend(), &listed)) {
+        let current = k.name == repo.key_name();
+        keys.push(match (k.usable(), k.problem()) {
+            (Some(kf), _) => KeyInfo {
+                id: k.name.clone(),
                 current,
                 created_ns: kf.created_ns,
-                hostname: kf.hostname,
-                username: kf.username,
+                hostname: kf.hostname.clone(),
+                username: kf.username.clone(),
                 kdf: (kf.kdf.m_kib, kf.kdf.t, kf.kdf.p),
                 error: None,
             },
-            Err(e) => KeyInfo {
-                id: name,
+            (None, problem) => KeyInfo {
+                id: k.name,
                 current,
                 created_ns: 0,
                 hostname: String::new(),
                 username: String::new(),
                 kdf: (0, 0, 0),
-                error: Some(e.to_string()),
+                error: problem,
             },
         });
     }

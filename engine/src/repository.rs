@@ -93,7 +93,9 @@ impl Repository {
         let found = rt.block_on(Contents::survey(&*backend))?;
         if !found.is_empty() {
             return Err(EngineError::Invalid(format!(
-                "{} already holds a repository, or part of one ({}); `strata init` creates                  repositories only where there is none. If its config is missing or damaged,                  `strata repair config` restores it; to start afresh, choose an empty location",
+                "{} already holds a repository, or part of one ({}); `strata init` creates \
+                 repositories only where there is none. If its config is missing or damaged, \
+                 `strata repair config` restores it; to start afresh, choose an empty location",
                 backend.location(),
                 found.describe()
             )));
@@ -674,11 +676,11 @@ pub(crate) enum Unlocked {
     },
 }
 
-/// Reads key files one by one until one unwraps with `password` to a master key that
-/// `accept`s (opens this repository's config; a key file copied from another repository
-/// with the same password does not). A key file whose bytes do not hash to its name is
-/// damaged: it is reported, and still tried in case the damage spared what matters; so is
-/// one that cannot be decoded. Hostile or damaged key files never stop the search.
+/// Tries key files one by one until one unwraps with `password` to a master key that
+/// `accept`s (one that opens this repository's config; a key file copied from another
+/// repository with the same password does not). A key file that is damaged in storage is
+/// reported, and still tried in case the damage spared what matters; one that cannot be
+/// read is reported and skipped. No key file, however broken, stops the search.
 pub(crate) async fn unlock_master_key(
     backend: &dyn Backend,
     keys: &[(String, u64)],
@@ -687,29 +689,19 @@ pub(crate) async fn unlock_master_key(
 ) -> Result<Unlocked> {
     let mut damaged = Vec::new();
     let mut refused = Vec::new();
-    for (name, size) in keys {
-        if let Err(e) = check_size(FileType::Key, name, *size) {
-            tracing::warn!("skipping key file keys/{name}: {e}");
-            damaged.push(e.to_string());
-            continue;
+    for k in crate::keys::read_all(backend, keys).await {
+        let name = &k.name;
+        if let Some(e) = &k.damage {
+            tracing::warn!("{e}");
         }
-        let bytes = match backend.read(FileType::Key, name).await {
-            Ok(b) => b,
-            Err(e) if e.kind == StorageKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let intact = verify_name(FileType::Key, name, &bytes);
-        let kf = match KeyFile::decode(&bytes) {
+        let kf = match &k.file {
             Ok(kf) => kf,
-            // Damaged in storage, it may have been the password's; intact but undecodable
-            // (hostile, or foreign), it is only skipped.
             Err(e) => {
-                match intact {
-                    Err(damage) => {
-                        tracing::warn!("skipping key file keys/{name}: {damage}");
-                        damaged.push(damage.to_string());
-                    }
-                    Ok(()) => tracing::warn!("skipping key file keys/{name}: {e}"),
+                match &k.damage {
+                    // Damaged in storage, it may have been the password's.
+                    Some(damage) => damaged.push(damage.to_string()),
+                    // Intact but undecodable (hostile, or a newer version): only skipped.
+                    None => tracing::warn!("skipping key file keys/{name}: {e}"),
                 }
                 continue;
             }
@@ -717,8 +709,8 @@ pub(crate) async fn unlock_master_key(
         match kf.unwrap_key(password) {
             Ok(key) => match accept(&key) {
                 Ok(()) => {
-                    if let Err(e) = intact {
-                        tracing::warn!("{e}; its master key still opens the repository");
+                    if k.damage.is_some() {
+                        tracing::warn!("key file keys/{name} still opens the repository");
                     }
                     return Ok(Unlocked::Key {
                         key,
@@ -726,21 +718,15 @@ pub(crate) async fn unlock_master_key(
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        "key file keys/{name} does not open this repository's config: {e}"
-                    );
+                    tracing::warn!("key file keys/{name} does not open this repository: {e}");
                     refused.push(format!("keys/{name}: {e}"));
                 }
             },
-            Err(strata_format::FormatError::WrongPassword) => {
-                if let Err(e) = intact {
-                    tracing::warn!("{e}");
-                    damaged.push(e.to_string());
-                }
-            }
             Err(e) => {
-                tracing::warn!("skipping key file keys/{name}: {e}");
-                if let Err(damage) = intact {
+                if !matches!(e, strata_format::FormatError::WrongPassword) {
+                    tracing::warn!("skipping key file keys/{name}: {e}");
+                }
+                if let Some(damage) = &k.damage {
                     damaged.push(damage.to_string());
                 }
             }
@@ -771,7 +757,7 @@ pub(crate) fn verify_name(ft: FileType, name: &str, bytes: &[u8]) -> Result<()> 
         return Ok(());
     }
     if Digest::of_stored(bytes).to_hex() != name {
-        return Err(EngineError::Corrupt(format!(
+        return Err(EngineError::Damaged(format!(
             "{} is damaged: its content does not match its name ({} bytes)",
             ft.path(name),
             bytes.len()

@@ -115,8 +115,8 @@ pub fn latest_unknown(unreadable: &[(SnapshotId, EngineError)]) -> EngineError {
     EngineError::Corrupt(format!(
         "cannot tell which snapshot is the latest: {} cannot be read, and may be newer than \
          every readable one; give the id of the snapshot you want (`strata snapshots` lists \
-         the readable ones), or remove the damaged snapshot with `strata repair snapshots \
-         --forget`",
+         the readable ones), or, if the unreadable one is of no use, remove it with `strata \
+         forget ID`",
         named.join(", ")
     ))
 }

@@ -186,8 +186,66 @@ fn without_a_copy_repair_config_asks_for_rebuild() {
         .is_none());
 }
 
+/// Copies the key file of another repository (same password) into `backend`, named as
+/// key files are (by its hash) and sorting first, so that it is tried first. It keeps
+/// that repository's config copy.
+fn plant_foreign_key(backend: &Arc<dyn Backend>) -> String {
+    let rt = rt();
+    loop {
+        let other = common::init_memory(1 << 20);
+        let (name, _) = rt.block_on(other.list(FileType::Key)).unwrap().remove(0);
+        if !name.starts_with('0') {
+            continue;
+        }
+        let bytes = rt.block_on(other.read(FileType::Key, &name)).unwrap();
+        rt.block_on(backend.write(FileType::Key, &name, bytes))
+            .unwrap();
+        assert_eq!(key_names(backend)[0], name);
+        return name;
+    }
+}
+
+/// A key file of another repository with the same password, carrying that repository's
+/// config, is never taken for this one's: not while the config is healthy (it would be
+/// replaced), not when it is missing (the wrong copy would be restored), not to rebuild.
+#[test]
+fn a_foreign_key_file_and_its_copy_are_never_taken_for_this_repository() {
+    let (backend, src) = with_a_snapshot();
+    let config = rt().block_on(backend.read(FileType::Config, "")).unwrap();
+    let foreign = plant_foreign_key(&backend);
+    let foreign_bytes = rt()
+        .block_on(backend.read(FileType::Key, &foreign))
+        .unwrap();
+
+    let r = repair_config(backend.clone(), b"pw", None).unwrap();
+    assert_eq!(r.config, ConfigState::Healthy, "{r:?}");
+    assert_eq!(
+        rt().block_on(backend.read(FileType::Config, "")).unwrap(),
+        config
+    );
+    // Its copy is left as it is.
+    assert_eq!(
+        rt().block_on(backend.read(FileType::Key, &foreign))
+            .unwrap(),
+        foreign_bytes
+    );
+
+    delete_config(&backend);
+    let r = repair_config(backend.clone(), b"pw", None).unwrap();
+    assert!(
+        matches!(&r.config, ConfigState::Restored { from_key, .. } if *from_key != foreign),
+        "{r:?}"
+    );
+    assert_eq!(
+        rt().block_on(backend.read(FileType::Config, "")).unwrap(),
+        config
+    );
+    assert_everything_restores(&backend, src.path());
+}
+
 /// With no copy anywhere, `--rebuild` writes a new config from the parameters given, and
-/// every snapshot stays readable; a password of another repository is refused.
+/// every snapshot stays readable; a key file of another repository with the same password
+/// (tried first) does not pass: its master key opens none of these snapshots.
 #[test]
 fn rebuild_writes_a_new_config_that_reads_every_snapshot() {
     let (backend, src) = with_a_snapshot();
@@ -201,20 +259,7 @@ fn rebuild_writes_a_new_config_that_reads_every_snapshot() {
         pack_size: 1 << 20,
         ..InitOptions::default()
     };
-    // A key file with the same password from another repository does not pass: its
-    // master key opens none of these snapshots.
-    let other = common::init_memory(1 << 20);
-    let rt = rt();
-    let (name, _) = rt.block_on(other.list(FileType::Key)).unwrap().remove(0);
-    let foreign = rt.block_on(other.read(FileType::Key, &name)).unwrap();
-    let mut kf = KeyFile::decode(&foreign).unwrap();
-    kf.config = None;
-    let foreign = kf.encode();
-    // Named to sort first, so it is tried first.
-    let foreign_name = format!("00{}", &Digest::of_stored(&foreign).to_hex()[2..]);
-    rt.block_on(backend.write(FileType::Key, &foreign_name, Bytes::from(foreign)))
-        .unwrap();
-
+    plant_foreign_key(&backend);
     let r = repair_config(backend.clone(), b"pw", Some(&opts)).unwrap();
     let ConfigState::Rebuilt { repo_id, .. } = &r.config else {
         panic!("{r:?}")

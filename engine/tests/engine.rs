@@ -369,7 +369,7 @@ fn a_damaged_snapshot_does_not_block_backups_but_latest_names_it() {
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     let msg = e.to_string();
     assert!(msg.contains(&name), "{msg}");
-    assert!(msg.contains("repair snapshots --forget"), "{msg}");
+    assert!(msg.contains("strata forget"), "{msg}");
     // Named by id, the readable snapshot is still found.
     let by_id = snapshots::find(&repo, &r.snapshot_id.to_hex()).unwrap();
     assert_eq!(by_id.0, r.snapshot_id);

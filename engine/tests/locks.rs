@@ -273,7 +273,7 @@ fn forget_deletes_nothing_when_a_live_lock_appeared() {
     let opts = BackupOptions::default();
     backup_paths(&repo, &[src.path().to_path_buf()], &opts, &NoProgress).unwrap();
     let snaps = snapshots::list(&repo).unwrap();
-    let _guard = lock::lock(&repo, "forget", true).unwrap();
+    let guard = lock::lock(&repo, "forget", true).unwrap();
     // A live backup of this same process (another instance id, this pid and start time).
     let appeared = other_process(false, std::process::id(), 0, |_| {});
     repo.save_object(FileType::Lock, &appeared).unwrap();
@@ -282,6 +282,7 @@ fn forget_deletes_nothing_when_a_live_lock_appeared() {
     assert!(err.to_string().contains("nothing was deleted"), "{err}");
     assert_eq!(snapshots::list(&repo).unwrap().len(), 1);
     // A stale lock found at that moment is removed, and the delete goes ahead.
+    drop(guard);
     lock::unlock(&repo, true).unwrap();
     let _guard = lock::lock(&repo, "forget", true).unwrap();
     repo.save_object(FileType::Lock, &other_process(false, GONE, 0, |_| {}))

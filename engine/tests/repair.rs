@@ -418,7 +418,7 @@ fn prune_and_repair_snapshots_keep_what_another_key_wrote() {
             .unrepairable
             .as_deref()
             .unwrap()
-            .contains("another repository"),
+            .contains("another repository's key"),
         "{done:?}"
     );
     assert!(rt
@@ -444,4 +444,48 @@ fn prune_and_repair_snapshots_keep_what_another_key_wrote() {
     }
     drop(_lock);
     assert_intact(&b, &b_src);
+}
+
+/// A pack whose header is unreadable and one of whose blobs is damaged in its clear
+/// header: the scan finds its way past the damage, and every other blob (before and after
+/// it) is salvaged; only the damaged one is lost.
+#[test]
+fn scanning_moves_past_a_damaged_blob_to_the_blobs_after_it() {
+    let work = tempfile::tempdir().unwrap();
+    let (backend, _) = small_repository(work.path(), 3);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let index = repo.index();
+    let mut data: Vec<(u32, String)> = index
+        .iter()
+        .filter(|(_, loc)| loc.blob_type == BlobType::Data)
+        .map(|(_, loc)| (loc.offset, index.pack(loc.pack).0.to_hex()))
+        .collect();
+    data.sort();
+    let n = data.len();
+    assert!(n >= 3, "several data blobs in one pack: {data:?}");
+    assert!(data.iter().all(|(_, p)| *p == data[0].1));
+    let pack = data[0].1.clone();
+    break_header(&backend, &pack);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut bytes = rt
+        .block_on(backend.read(FileType::Pack, &pack))
+        .unwrap()
+        .to_vec();
+    // The magic byte of a middle blob's clear header.
+    bytes[data[n / 2].0 as usize] ^= 0xff;
+    rt.block_on(backend.write(FileType::Pack, &pack, Bytes::from(bytes)))
+        .unwrap();
+    drop(repo);
+
+    let repo = Repository::open_without_index(backend.clone(), b"pw").unwrap();
+    let r = repair(&repo, true);
+    assert_eq!(r.packs_salvaged, 1, "{r:?}");
+    assert_eq!(r.blobs_lost, 1, "{r:?}");
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let data_blobs = repo
+        .index()
+        .iter()
+        .filter(|(_, loc)| loc.blob_type == BlobType::Data)
+        .count();
+    assert_eq!(data_blobs, n - 1, "the blobs before and after the damage");
 }

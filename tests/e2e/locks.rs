@@ -114,10 +114,12 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
         } else {
             // With --retry-lock the prune waits, then runs once the backup is done.
             std::thread::scope(|s| {
-                let prune = s.spawn(|| env.strata(["--retry-lock", "5m", "prune"]));
+                let prune = s.spawn(|| env.strata(["--retry-lock", "5m", "prune", "--json"]));
                 std::thread::sleep(Duration::from_millis(300));
                 let id = finish(stdin, backup);
-                prune.join().unwrap().success();
+                // It ran after the backup: it saw this round's snapshot.
+                let stats = prune.join().unwrap().success().json();
+                assert_eq!(stats["snapshots"], round + 1, "{stats}");
                 id
             })
         };

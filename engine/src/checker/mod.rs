@@ -18,7 +18,7 @@ use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
 mod read_data;
-pub(crate) use read_data::{pack_tail, PackReader};
+pub(crate) use read_data::{pack_header, PackReader};
 mod subset;
 
 pub use subset::{Subset, SubsetError};
@@ -63,30 +63,23 @@ pub struct CheckOptions {
 /// of the config (written by older versions) are warnings, since a lost config could then
 /// not be restored from them.
 fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
-    let keys = repo.block_on(repo.backend().list(FileType::Key))?;
-    let mut without_copy = Vec::new();
-    for (name, size) in &keys {
-        let read = crate::repository::check_size(FileType::Key, name, *size)
-            .and_then(|()| repo.read_verified(FileType::Key, name))
-            .and_then(|bytes| {
-                strata_format::keyfile::KeyFile::decode(&bytes)
-                    .map_err(|e| crate::EngineError::format(format!("keys/{name}"), e))
-            });
-        match read {
-            Ok(kf) if kf.config.is_none() => without_copy.push(name.clone()),
-            Ok(_) => {}
-            Err(e) if e.kind() == crate::ErrorKind::Storage => return Err(e),
-            Err(e) => report.errors.push(format!(
-                "{e} (a password whose only key file this is no longer opens the repository)"
+    let listed = repo.block_on(repo.backend().list(FileType::Key))?;
+    let mut without_copy = 0;
+    for k in repo.block_on(crate::keys::read_all(&**repo.backend(), &listed)) {
+        match (k.usable(), k.problem()) {
+            (Some(kf), _) if kf.config.is_none() => without_copy += 1,
+            (Some(_), _) => {}
+            (None, problem) => report.errors.push(format!(
+                "{} (a password whose only key file this is no longer opens the repository)",
+                problem.unwrap_or_default()
             )),
         }
     }
-    if !without_copy.is_empty() {
+    if without_copy > 0 {
         report.warnings.push(format!(
-            "{} of {} key files keep no copy of the config (written by an older Strata): run \
-             `strata repair config` once, so that a lost config can be restored",
-            without_copy.len(),
-            keys.len()
+            "{without_copy} of {} key files keep no copy of the config (written by an older \
+             Strata): run `strata repair config` once, so that a lost config can be restored",
+            listed.len()
         ));
     }
     Ok(())

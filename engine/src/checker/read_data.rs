@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use strata_format::id::{BlobId, Digest, PackId, StoredHasher};
-use strata_format::pack::{check_preamble, read_pack_header_tail, PACK_PREAMBLE_LEN};
+use strata_format::pack::{check_preamble, read_pack_header_tail, PackBlob, PACK_PREAMBLE_LEN};
 use strata_storage::FileType;
 
 use crate::index::{BlobLocation, MasterIndex};
@@ -365,4 +365,26 @@ pub(crate) fn pack_tail(repo: &Repository, name: &str, size: u64) -> Result<Vec<
         return corrupt(format!("header length {hlen} exceeds the pack"));
     }
     Ok(read(size - 4 - hlen, hlen + 4)?.to_vec())
+}
+
+/// Reads and opens the sealed header at the end of a pack (checking its preamble): the
+/// blobs it lists. Damage (or another key) is a `Corrupt` error; storage failures stay what
+/// they are.
+pub(crate) fn pack_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>> {
+    let read = |offset: u64, len: u64| {
+        repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
+    };
+    if size < (PACK_PREAMBLE_LEN + 4) as u64 {
+        return Err(EngineError::Corrupt(format!(
+            "pack {name} is too short to be a pack"
+        )));
+    }
+    let preamble = read(0, PACK_PREAMBLE_LEN as u64 + 4)?;
+    let tail = pack_tail(repo, name, size).map_err(|e| match e {
+        EngineError::Corrupt(what) => EngineError::Corrupt(format!("pack {name}: {what}")),
+        other => other,
+    })?;
+    check_preamble(&preamble)
+        .and_then(|_| read_pack_header_tail(repo.key(), &tail, size as usize))
+        .map_err(|e| EngineError::format(format!("pack {name}"), e))
 }

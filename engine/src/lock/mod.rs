@@ -169,6 +169,13 @@ impl Holder {
         let mut next = held.lock.clone();
         next.time_ns = crate::now_ns();
         let new = self.write(&next)?;
+        // The old file may have been removed while the new one was written (a slow write):
+        // then the lock was lost before the new file existed, and others may have acted on
+        // its absence. The new file goes, and the lock stays lost.
+        if let Err(e) = self.check(&mut held) {
+            let _ = self.delete(&new);
+            return Err(e);
+        }
         let old = std::mem::replace(&mut held.id, new);
         held.lock = next;
         self.delete(&old)
@@ -285,12 +292,17 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         // `copy` to carry a hold): nothing another process may need.
         return Ok(());
     }
-    let mine = holder.held().id;
     // A writer that raced the exclusive lock removes its own lock as soon as it sees ours;
     // give it a moment before calling the repository busy.
     let mut pause = Duration::from_millis(100);
     for attempt in 0..5 {
-        match check_conflicts(repo, true, Some(&mine), &holder.timing) {
+        // Held while the locks are listed, so that the refresher cannot replace ours with
+        // a file this check would take for another's.
+        let conflicts = {
+            let held = holder.held();
+            check_conflicts(repo, true, Some(&held.id), &holder.timing)
+        };
+        match conflicts {
             Ok(()) => return Ok(()),
             Err(EngineError::Locked(msg)) if attempt == 4 => {
                 return Err(EngineError::Locked(format!(
@@ -332,7 +344,7 @@ fn released() -> EngineError {
 
 fn describe(l: &LockFile) -> String {
     let kind = if l.exclusive { "exclusive" } else { "shared" };
-    let age = (crate::now_ns() - l.time_ns).max(0) / 1_000_000_000;
+    let age = crate::now_ns().saturating_sub(l.time_ns).max(0) / 1_000_000_000;
     format!(
         "{kind} lock of `{}` by {}@{} (pid {}), last refreshed {} ago",
         l.operation,
@@ -361,11 +373,11 @@ fn staleness(l: &LockFile, timing: &LockTiming) -> Option<String> {
     let expiry = timing.stale_after + timing.clock_skew;
     (age > expiry.as_nanos() as i64).then(|| {
         format!(
-            "it expired: not refreshed for over {} (holders refresh every {}; the {} allow for \
-             clocks that differ)",
+            "it expired: not refreshed for over {} (holders refresh every {}; {} of it allow \
+             for clocks that differ)",
             humanize_secs(expiry.as_secs() as i64),
             humanize_secs(timing.refresh_every.as_secs() as i64),
-            humanize_secs(expiry.as_secs() as i64),
+            humanize_secs(timing.clock_skew.as_secs() as i64),
         )
     })
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use strata_format::blob::{BlobHeader, BLOB_HEADER_LEN};
 use strata_format::id::{IndexId, PackId};
 use strata_format::index::{IndexFile, IndexPack};
-use strata_format::pack::{check_preamble, read_pack_header_tail, PackBlob, PACK_PREAMBLE_LEN};
+use strata_format::pack::{PackBlob, PACK_PREAMBLE_LEN};
 use strata_storage::FileType;
 
 use crate::checker::PackReader;
@@ -93,26 +93,6 @@ enum Found {
     Unreadable { problem: String },
 }
 
-/// Reads the sealed header at the end of a pack.
-pub(crate) fn read_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>> {
-    let read = |offset: u64, len: u64| {
-        repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
-    };
-    if size < (PACK_PREAMBLE_LEN + 4) as u64 {
-        return Err(EngineError::Corrupt(format!(
-            "pack {name} is too short to be a pack"
-        )));
-    }
-    let preamble = read(0, PACK_PREAMBLE_LEN as u64 + 4)?;
-    let tail = crate::checker::pack_tail(repo, name, size).map_err(|e| match e {
-        EngineError::Corrupt(what) => EngineError::Corrupt(format!("pack {name}: {what}")),
-        other => other,
-    })?;
-    check_preamble(&preamble)
-        .and_then(|_| read_pack_header_tail(repo.key(), &tail, size as usize))
-        .map_err(|e| EngineError::format(format!("pack {name}"), e))
-}
-
 /// Verifies one stored blob against what its pack header says. A blob compressed against a
 /// dictionary that is not loaded has passed authenticated decryption before decompression
 /// failed: its bytes are intact, and it is kept.
@@ -152,34 +132,57 @@ fn verify_listed(
 }
 
 /// Finds the blobs of a pack whose header is unreadable by scanning their clear headers
-/// from the front, streaming; returns those that verify and how many do not. The scan
-/// ends at the first blob header that does not parse or whose blob cannot be in the pack.
+/// from the front, streaming; returns those that verify and how many damaged stretches lie
+/// between them. After a blob that does not verify (or a header that does not parse) the
+/// scan moves on a byte at a time until the next blob that verifies, so that damage stays
+/// local to the blob it hit and every intact blob after it is still found.
 fn scan(repo: &Repository, reader: &mut PackReader, pack: &PackId) -> Result<(Vec<PackBlob>, u64)> {
     let mut good = Vec::new();
     let mut lost = 0u64;
     let mut pos = PACK_PREAMBLE_LEN as u64;
+    // Whether the bytes since the last good blob are damage (counted once per stretch).
+    let mut in_damage = false;
     while pos <= u32::MAX as u64 {
         let header = match reader.extent(pos, BLOB_HEADER_LEN as u64)? {
-            Ok(bytes) => match BlobHeader::parse(bytes) {
-                Ok(h) => h,
-                Err(_) => break,
-            },
+            Ok(bytes) => BlobHeader::parse(bytes).ok(),
+            // Too close to the end for a blob.
             Err(_) => break,
         };
-        let len = header.stored_length() as u64;
-        let b = PackBlob {
-            blob_type: header.blob_type,
-            id: header.id,
-            offset: pos as u32,
-            length: len as u32,
-            raw_length: header.raw_length,
+        let found = match header {
+            Some(header) => {
+                let len = header.stored_length() as u64;
+                let b = PackBlob {
+                    blob_type: header.blob_type,
+                    id: header.id,
+                    offset: pos as u32,
+                    length: len as u32,
+                    raw_length: header.raw_length,
+                };
+                match reader.extent(pos, len)? {
+                    Ok(stored) if verify(repo, pack, &b, stored).is_ok() => Some(b),
+                    _ => None,
+                }
+            }
+            None => None,
         };
-        match reader.extent(pos, len)? {
-            Ok(stored) if verify(repo, pack, &b, stored).is_ok() => good.push(b),
-            Ok(_) => lost += 1,
-            Err(_) => break,
+        match found {
+            Some(b) => {
+                good.push(b);
+                pos += b.length as u64;
+                in_damage = false;
+            }
+            None => {
+                if !in_damage {
+                    lost += 1;
+                    in_damage = true;
+                }
+                pos += 1;
+            }
         }
-        pos += len;
+    }
+    // The bytes after the last blob are the (unreadable) sealed header, not damage.
+    if in_damage && lost > 0 && good.last().is_some() {
+        lost -= 1;
     }
     Ok((good, lost))
 }
@@ -190,7 +193,7 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
     let pack: PackId = name
         .parse()
         .map_err(|e| EngineError::format(format!("pack name {name}"), e))?;
-    let header = match read_header(repo, name, size) {
+    let header = match crate::checker::pack_header(repo, name, size) {
         // Only damage is salvaged; a storage failure stops the repair.
         Err(e) if e.kind() != crate::ErrorKind::Corrupt => return Err(e),
         h => h,
@@ -236,8 +239,7 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
             }
             Ok(Found::Damaged {
                 problem: format!(
-                    "{e}: scanned its blobs, {} intact, {lost} damaged (blobs after a damaged \
-                     one cannot be found without the header and are lost too)",
+                    "{e}: scanned its blobs, {} intact, {lost} damaged stretches",
                     good.len()
                 ),
                 good,
@@ -314,11 +316,22 @@ pub fn repair_index(
     opts: &IndexRepairOptions,
     progress: &dyn Progress,
 ) -> Result<IndexRepair> {
-    let old_index: Vec<String> = repo
-        .block_on(repo.backend().list(FileType::Index))?
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    // Old index files are superseded and deleted, except those that are intact but do not
+    // open with this key (another repository's, or a newer Strata's): kept, and reported.
+    let mut old_index = Vec::new();
+    let mut foreign_index = Vec::new();
+    let mut failed = None;
+    repo.for_each_index_file(|id, file| match file {
+        Err(EngineError::Damaged(_)) | Ok(_) => old_index.push(id.to_hex()),
+        Err(e @ EngineError::Format { .. }) => foreign_index.push((id.to_hex(), e.to_string())),
+        Err(e) if e.kind() == crate::ErrorKind::Corrupt => old_index.push(id.to_hex()),
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let packs = repo.block_on(repo.backend().list(FileType::Pack))?;
     let to_delete = resolve_packs(&opts.delete_unreadable, &packs)?;
     let mut report = IndexRepair {
@@ -331,7 +344,7 @@ pub fn repair_index(
             .par_iter()
             .filter_map(|(name, size)| {
                 let id = name.parse().ok()?;
-                let blobs = read_header(repo, name, *size).ok()?;
+                let blobs = crate::checker::pack_header(repo, name, *size).ok()?;
                 Some(IndexPack {
                     id,
                     size: *size,
@@ -419,6 +432,12 @@ pub fn repair_index(
     report.index_files_written = crate::objects::write_index_files(repo, intact, &supersedes)?;
     crate::objects::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
+    for (name, why) in foreign_index {
+        report.problems.push(format!(
+            "index file {name} is intact but cannot be read ({why}): kept (another \
+             repository's, or a newer Strata's)"
+        ));
+    }
     let mut doomed: Vec<String> = damaged.into_iter().map(|(name, _, _)| name).collect();
     doomed.extend(
         report

@@ -16,6 +16,5 @@
 mod index;
 mod snapshots;
 
-pub(crate) use index::read_header;
 pub use index::{repair_index, IndexRepair, IndexRepairOptions, UnreadablePack, MIN_PACK_PREFIX};
 pub use snapshots::{repair_snapshots, SnapshotRepair};

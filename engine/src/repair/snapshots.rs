@@ -163,24 +163,20 @@ pub fn repair_snapshots(
         match s {
             Ok(s) => snapshots.push((id, s)),
             Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
-                // Storage damage changes a file's hash; a file whose bytes match its name
-                // but do not authenticate was written with another key (another
-                // repository's): kept, whatever --forget says.
-                let foreign = matches!(
-                    e,
-                    EngineError::Format {
-                        source: strata_format::FormatError::Authentication { .. },
-                        ..
-                    }
-                );
+                // Storage damage changes a file's hash. A file whose bytes match its name
+                // but do not open (another key's, a newer version's) or that is too large
+                // to be read is kept, whatever --forget says.
+                let foreign = !matches!(e, EngineError::Damaged(_));
                 let remove = forget_unrepairable && !dry_run && !foreign;
                 if remove {
                     crate::snapshots::forget(repo, &[id])?;
                 }
                 let why = if foreign {
                     format!(
-                        "{e}; the file is intact but does not open with this repository's key \
-                         (another repository's?): kept, also with --forget"
+                        "{e}; the file is intact (it matches its name) but this program cannot \
+                         read it (another repository's key, or a newer Strata): kept, also \
+                         with --forget (`strata forget {}` removes it)",
+                        id.short()
                     )
                 } else {
                     e.to_string()
