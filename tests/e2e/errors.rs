@@ -447,7 +447,7 @@ fn unlock_keeps_live_locks_and_removes_those_of_dead_processes() {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while env.repo_files("locks").is_empty() {
+    while env.repo_objects("locks").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the backup never took its lock"

@@ -76,7 +76,7 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
     for round in 0..20u64 {
         let pid = pid_free_here();
         let data = random_bytes(round, (13 * MIB + round * 1000) as usize);
-        let packs_before = env.repo_files("data").len();
+        let packs_before = env.repo_objects("data").len();
         let mut backup = backup_in_another_namespace(&env, pid);
         let mut stdin = backup.stdin.take().unwrap();
         // Full packs are written and uploaded, and no index names them yet: the backup
@@ -84,7 +84,8 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
         // chunker needs that much ahead to cut.)
         stdin.write_all(&data[..HEAD]).unwrap();
         wait_until("the backup's lock and packs", &mut backup, || {
-            !env.repo_files("locks").is_empty() && env.repo_files("data").len() >= packs_before + 2
+            !env.repo_objects("locks").is_empty()
+                && env.repo_objects("data").len() >= packs_before + 2
         });
         // The lock really names a pid that does not exist here.
         let shown = env.strata(["unlock"]).success().stdout_str();

@@ -1178,7 +1178,7 @@ fn prune_waits_for_a_running_backup_only_with_retry_lock() {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while env.repo_files("locks").is_empty() {
+    while env.repo_objects("locks").is_empty() {
         assert!(Instant::now() < deadline, "the backup never took its lock");
         assert!(backup.try_wait().unwrap().is_none(), "the backup ended");
         std::thread::sleep(Duration::from_millis(10));

@@ -625,6 +625,15 @@ impl Env {
         out
     }
 
+    /// The objects below `dir` of the repository: its files without the temporary ones
+    /// of writes under way (`.name.tmp-…`, renamed into place when complete).
+    pub fn repo_objects(&self, dir: &str) -> Vec<PathBuf> {
+        self.repo_files(dir)
+            .into_iter()
+            .filter(|p| !file_name(p).starts_with('.'))
+            .collect()
+    }
+
     /// Total size of the files below `dir` of the repository.
     pub fn repo_bytes(&self, dir: &str) -> u64 {
         self.repo_files(dir)
