@@ -149,7 +149,7 @@ pub fn repair_config(
     password: &[u8],
     rebuild: Option<&InitOptions>,
 ) -> Result<ConfigRepair> {
-    let rt = crate::repository::runtime()?;
+    let rt = crate::EngineRuntime::new()?;
     let location = backend.location();
     let listed = rt.block_on(backend.list(FileType::Key))?;
     if listed.is_empty() {
@@ -278,7 +278,7 @@ pub fn repair_config(
 
     // The repository opens now: give every intact key file without a copy one, under an
     // exclusive lock (no `key passwd` or `key remove` runs beside it).
-    let repo = Repository::open_without_index(backend, password)?;
+    let repo = Repository::open_without_index_on(rt.clone(), backend, password)?;
     let _lock = crate::lock::lock(&repo, "repair config", true)?;
     let current = repo.config_bytes().to_vec();
     let mut report = ConfigRepair {

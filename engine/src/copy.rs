@@ -102,6 +102,7 @@ pub fn copy(
         progress,
     };
     let mut new_snaps = Vec::new();
+    progress.phase(crate::progress::Phase::Copying);
     for (id, s) in todo {
         let tree = copier.tree(&s.tree, 0)?;
         let mut snap = s.clone();
@@ -122,6 +123,7 @@ pub fn copy(
         progress.add_item();
     }
     drop(copier);
+    crate::progress::check_stop(progress)?;
     // Everything the snapshots reference is durable and indexed before they are written.
     let stats = packer.finish()?;
     report.data_blobs_added = stats.data_blobs;
@@ -151,6 +153,7 @@ impl Copier<'_> {
         if let Some(new) = self.data.get(id) {
             return Ok(*new);
         }
+        crate::progress::check_stop(self.progress)?;
         let plain = self.from.read_blob(BlobType::Data, id)?;
         let new = self.to.key().blob_id(&plain);
         self.packer.add(BlobType::Data, new, &plain)?;

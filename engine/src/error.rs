@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Io,
     /// Storage failed.
     Storage,
+    /// The caller asked the operation to stop.
+    Cancelled,
 }
 
 /// An engine failure with the context that names the object.
@@ -64,6 +66,9 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The caller asked the operation to stop (see [`crate::progress::Progress::should_stop`]).
+    #[error("cancelled")]
+    Cancelled,
     /// Work stopped because of an earlier failure on another thread; carries that
     /// failure's kind and message, so whichever thread reports it names the cause.
     #[error("{message}")]
@@ -88,6 +93,7 @@ impl EngineError {
             EngineError::Io { .. } => ErrorKind::Io,
             EngineError::Storage(_) => ErrorKind::Storage,
             EngineError::Stopped { kind, .. } => *kind,
+            EngineError::Cancelled => ErrorKind::Cancelled,
         }
     }
 

@@ -44,6 +44,7 @@ pub mod repair;
 mod repository;
 pub mod restorer;
 pub mod retention;
+mod runtime;
 pub mod snapshots;
 pub mod sources;
 mod spool;
@@ -52,6 +53,7 @@ pub mod treewalk;
 pub use error::{EngineError, ErrorKind};
 pub use index::{BlobLocation, IndexBuilder, MasterIndex};
 pub use repository::{InitOptions, Repository};
+pub use runtime::EngineRuntime;
 
 /// Stack size a thread needs to walk trees nested `MAX_TREE_DEPTH` deep (tree walks
 /// recurse once per level). The CLI runs commands on a thread of this size; it is virtual

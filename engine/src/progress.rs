@@ -1,9 +1,37 @@
-//! Progress reporting. The engine calls these hooks; the CLI renders them (or not).
+//! Progress reporting and cancellation. The engine calls these hooks; the CLI renders them
+//! (or not), a server records them for a web page, and either may ask a running operation
+//! to stop.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-/// Receives progress of long operations. Every method has a no-op default.
+/// What a long operation is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading the index, listing snapshots, planning.
+    Preparing,
+    /// Walking and reading the sources of a backup.
+    BackingUp,
+    /// Writing what is left to storage (the last packs, index, snapshot).
+    Uploading,
+    /// Writing restored files.
+    Restoring,
+    /// Verifying the repository.
+    Checking,
+    /// Copying snapshots to another repository.
+    Copying,
+    /// Rewriting packs and the index, deleting what is not needed.
+    Pruning,
+}
+
+/// Receives progress of long operations, and may ask them to stop. Every method has a
+/// default: report nothing, never stop.
 pub trait Progress: Send + Sync {
+    /// The operation entered a phase.
+    fn phase(&self, _phase: Phase) {}
     /// Total bytes expected, when known.
     fn set_total(&self, _bytes: u64) {}
     /// Bytes processed (read for backup, written for restore, checked for check).
@@ -16,6 +44,13 @@ pub trait Progress: Send + Sync {
     fn warn(&self, _message: &str) {}
     /// The operation has ended.
     fn finish(&self) {}
+    /// Asked between files and packs: `true` stops the operation with
+    /// [`crate::EngineError::Cancelled`], leaving the repository as a kill at that moment
+    /// would (nothing names data before it is durable; what was written unreferenced is
+    /// what the next prune removes).
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Progress that shows nothing.
@@ -23,3 +58,63 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// A flag to stop an operation from another thread: clone it, hand one to a
+/// [`Cancellable`] progress, and call [`CancelToken::cancel`] on the other.
+#[derive(Debug, Default, Clone)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Another progress, stopped by a [`CancelToken`].
+pub struct Cancellable<'p> {
+    pub inner: &'p dyn Progress,
+    pub token: CancelToken,
+}
+
+impl Progress for Cancellable<'_> {
+    fn phase(&self, phase: Phase) {
+        self.inner.phase(phase)
+    }
+    fn set_total(&self, bytes: u64) {
+        self.inner.set_total(bytes)
+    }
+    fn add_bytes(&self, n: u64) {
+        self.inner.add_bytes(n)
+    }
+    fn add_item(&self) {
+        self.inner.add_item()
+    }
+    fn current(&self, path: &Path) {
+        self.inner.current(path)
+    }
+    fn warn(&self, message: &str) {
+        self.inner.warn(message)
+    }
+    fn finish(&self) {
+        self.inner.finish()
+    }
+    fn should_stop(&self) -> bool {
+        self.token.is_cancelled() || self.inner.should_stop()
+    }
+}
+
+/// Fails with [`crate::EngineError::Cancelled`] when the progress asks to stop.
+pub(crate) fn check_stop(progress: &dyn Progress) -> crate::Result<()> {
+    if progress.should_stop() {
+        return Err(crate::EngineError::Cancelled);
+    }
+    Ok(())
+}

@@ -17,6 +17,7 @@ use strata_format::tree::Tree;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
 use crate::index::{IndexBuilder, MasterIndex};
+use crate::runtime::EngineRuntime;
 use crate::{EngineError, Result};
 
 /// How many storage requests run at once when reading many objects.
@@ -48,7 +49,7 @@ impl Default for InitOptions {
 /// An open repository: its storage, its keys, its config and its index.
 pub struct Repository {
     backend: Arc<dyn Backend>,
-    rt: Arc<tokio::runtime::Runtime>,
+    rt: EngineRuntime,
     key: MasterKey,
     /// The key file (`keys/<name>`) the password opened.
     key_name: String,
@@ -75,21 +76,22 @@ impl std::fmt::Debug for Repository {
     }
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| EngineError::io("tokio runtime", e))
-}
-
 impl Repository {
     /// Creates a repository: layout, one key file for `password` (carrying a copy of the
     /// config), and the config. Refuses a location that holds anything of a repository,
     /// whole or in part: a new master key beside old keys, packs and snapshots would make
     /// them unreadable to every command, and `repair index` would delete them.
     pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<RepoId> {
-        let rt = runtime()?;
+        Self::init_on(&EngineRuntime::new()?, backend, password, opts)
+    }
+
+    /// [`Repository::init`] on a given runtime.
+    pub fn init_on(
+        rt: &EngineRuntime,
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<RepoId> {
         let found = rt.block_on(Contents::survey(&*backend))?;
         if !found.is_empty() {
             return Err(EngineError::Invalid(format!(
@@ -180,7 +182,15 @@ impl Repository {
 
     /// Opens a repository without reading its index (for commands that list snapshots).
     pub fn open_without_index(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
-        let rt = runtime()?;
+        Self::open_without_index_on(EngineRuntime::new()?, backend, password)
+    }
+
+    /// [`Repository::open_without_index`] on a given runtime (see [`EngineRuntime`]).
+    pub fn open_without_index_on(
+        rt: EngineRuntime,
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+    ) -> Result<Self> {
         let location = backend.location();
         let config_bytes = match rt.block_on(backend.read(FileType::Config, "")) {
             Ok(b) => b,
@@ -232,7 +242,7 @@ impl Repository {
         let backend_is_local = backend.spool_dir().is_some();
         Ok(Repository {
             backend,
-            rt: Arc::new(rt),
+            rt,
             key,
             key_name,
             config,
@@ -272,9 +282,10 @@ impl Repository {
         self.rt.handle().clone()
     }
 
-    /// The storage runtime itself, shared (a lock guard keeps it alive to remove its lock).
-    pub(crate) fn runtime(&self) -> Arc<tokio::runtime::Runtime> {
-        self.rt.clone()
+    /// The runtime this repository runs its storage futures on (shared: a lock guard keeps
+    /// it to remove its lock).
+    pub fn runtime(&self) -> &EngineRuntime {
+        &self.rt
     }
 
     /// Where [`crate::lock`] registers the lock this handle took.

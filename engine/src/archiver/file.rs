@@ -31,6 +31,8 @@ impl FileError {
 }
 
 fn add_chunk(ctx: &Ctx<'_>, chunk: &[u8], content: &mut Vec<BlobId>) -> Result<(), FileError> {
+    // Between chunks: a stream (a database dump) may be long.
+    crate::progress::check_stop(ctx.progress).map_err(FileError::Fatal)?;
     let id = ctx.repo.key().blob_id(chunk);
     ctx.packer
         .add(BlobType::Data, id, chunk)

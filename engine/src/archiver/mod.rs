@@ -31,7 +31,7 @@ use strata_storage::FileType;
 use crate::filter::Filter;
 use crate::meta::NameCache;
 use crate::packer::Packer;
-use crate::progress::Progress;
+use crate::progress::{Phase, Progress};
 use crate::{snapshots, EngineError, Repository, Result};
 
 /// What to back up and how to label it.
@@ -202,6 +202,7 @@ pub fn backup_paths(
     progress: &dyn Progress,
 ) -> Result<BackupResult> {
     let started = Instant::now();
+    progress.phase(Phase::Preparing);
     let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
     let roots = roots::Roots::new(paths)?;
     roots.refuse_pseudo_fs(opts.include_pseudo_fs)?;
@@ -221,6 +222,7 @@ pub fn backup_paths(
         .stack_size(crate::STACK_SIZE)
         .build()
         .map_err(|e| EngineError::Invalid(format!("starting worker threads: {e}")))?;
+    progress.phase(Phase::BackingUp);
     let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()))?;
     let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);
     snapshot.parent = parent.map(|(id, _)| id);
@@ -283,6 +285,7 @@ impl<'a> StreamBackup<'a> {
         opts: &BackupOptions,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
+        progress.phase(Phase::BackingUp);
         Ok(StreamBackup {
             ctx: Ctx::new(
                 repo,
@@ -365,6 +368,8 @@ impl<'a> StreamBackup<'a> {
 
 /// Waits for every pack and its index, then writes the snapshot.
 fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<BackupResult> {
+    crate::progress::check_stop(ctx.progress)?;
+    ctx.progress.phase(Phase::Uploading);
     let stats = ctx.packer.finish()?;
     let errors = ctx.errors.into_inner().expect("no panics while locked");
     let mut skipped_pseudo_fs = ctx.skipped.into_inner().expect("no panics while locked");

@@ -122,6 +122,7 @@ pub(super) fn archive_entry(
         };
         NodeKind::Dir { subtree }
     } else if ft.is_file() {
+        crate::progress::check_stop(ctx.progress)?;
         ctx.progress.current(path);
         let reusable = parent
             .filter(|p| unchanged(&md, p))

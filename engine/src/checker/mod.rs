@@ -98,6 +98,7 @@ pub fn check_with(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    progress.phase(crate::progress::Phase::Checking);
     check_key_files(repo, &mut report)?;
     let mut builder = IndexBuilder::new(false);
     let mut read = HashSet::new();
@@ -159,6 +160,7 @@ pub fn check_with(
     if opts.read_data || opts.subset.is_some() {
         let damage =
             read_data::check_packs(repo, &index, &bad_packs, opts.subset.as_ref(), progress);
+        crate::progress::check_stop(progress)?;
         report.errors.extend(damage.errors);
         report.bytes_read = damage.bytes_read;
         report.packs_read = damage.packs_read;
@@ -180,6 +182,7 @@ pub fn check_with(
                 continue;
             }
         };
+        crate::progress::check_stop(progress)?;
         report.snapshots += 1;
         progress.add_item();
         let short = sid.short();

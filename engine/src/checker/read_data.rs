@@ -38,6 +38,7 @@ pub(super) struct Damage {
 /// A pack, its size, and the blobs the index places in it.
 type PackToCheck = (PackId, u64, Vec<(BlobId, BlobLocation)>);
 
+#[derive(Default)]
 struct PackOutcome {
     errors: Vec<String>,
     bad: Vec<(BlobId, String)>,
@@ -85,6 +86,10 @@ pub(super) fn check_packs(
     let outcomes: Vec<PackOutcome> = packs
         .par_iter_mut()
         .map(|(pack, size, blobs)| {
+            // Cancelled: the packs not read yet are left out (the caller fails).
+            if progress.should_stop() {
+                return PackOutcome::default();
+            }
             blobs.sort_unstable_by_key(|(_, loc)| loc.offset);
             let out = check_pack(repo, pack, *size, blobs);
             progress.add_bytes(out.bytes);

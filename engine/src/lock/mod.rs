@@ -81,7 +81,7 @@ struct Held {
 /// What a lock guard needs after the repository handle that made it is gone.
 pub(crate) struct Holder {
     backend: Arc<dyn Backend>,
-    rt: Arc<tokio::runtime::Runtime>,
+    rt: crate::EngineRuntime,
     key: MasterKey,
     timing: LockTiming,
     held: Mutex<Held>,
@@ -435,7 +435,7 @@ fn try_lock(
     };
     let holder = Holder {
         backend: repo.backend().clone(),
-        rt: repo.runtime(),
+        rt: repo.runtime().clone(),
         key: repo.key().clone(),
         timing: *timing,
         held: Mutex::new(Held {

@@ -151,6 +151,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         unindexed,
         index_files,
     } = plan;
+    progress.phase(crate::progress::Phase::Pruning);
     let index = repo.index();
     let index_changes =
         packs.iter().any(|p| p.fate != Fate::Keep) || stats.superseded_index_files > 0;
@@ -171,6 +172,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             blobs_of.into_iter().collect();
         work.sort_by_key(|(c, _)| *c);
         work.into_par_iter().try_for_each(|(c, mut blobs)| {
+            crate::progress::check_stop(progress)?;
             blobs.sort_by_key(|(_, l)| l.offset);
             let pack = &packs[c as usize];
             copy_pack(repo, &packer, &pack.id, &blobs)?;
@@ -219,13 +221,16 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             });
         }
         kept.extend(new_packs);
+        crate::progress::check_stop(progress)?;
         stats.index_files_written = crate::objects::write_index_files(repo, kept, &supersedes)?;
 
         // 3. Superseded index files.
         crate::objects::delete_all(repo, FileType::Index, &index_files)?;
     }
 
-    // 4. Packs: unneeded, repacked, and those no index names.
+    // 4. Packs: unneeded, repacked, and those no index names. (Stopped before, the next
+    //    prune deletes them.)
+    crate::progress::check_stop(progress)?;
     let mut doomed: Vec<String> = packs
         .iter()
         .filter(|p| matches!(p.fate, Fate::Repack | Fate::Delete))

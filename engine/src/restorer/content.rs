@@ -250,6 +250,11 @@ impl Writer<'_, '_> {
 
     /// Reads, verifies and writes out one run of blobs.
     fn run(&self, run: &Run) {
+        // Cancelled: the files this run would have finished stay incomplete, and are
+        // removed as every file that could not be restored in full is.
+        if self.progress.should_stop() {
+            return;
+        }
         let (pack, _) = self.repo.index().pack(run.pack);
         let read = self.repo.block_on(self.repo.backend().read_range(
             FileType::Pack,

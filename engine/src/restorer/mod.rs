@@ -146,6 +146,7 @@ impl Walker<'_> {
             }
             if self.files.len() >= BATCH_FILES {
                 self.write_files();
+                crate::progress::check_stop(self.progress)?;
             }
         }
         Ok(())
@@ -280,8 +281,10 @@ pub fn restore(
     // soon as its last blob is written), then hard links, then special entries (symlinks
     // last among creations, so nothing is ever written or chmod-ed through a symlink this
     // restore made), then directory metadata, children before parents.
+    progress.phase(crate::progress::Phase::Restoring);
     w.visit(repo.load_tree(&snapshot.tree)?, b"", included_all, 0)?;
     w.write_files();
+    crate::progress::check_stop(progress)?;
     let failed = std::mem::take(&mut w.failed);
     let mut stats = std::mem::take(&mut w.stats);
     for (l, first) in w
