@@ -66,6 +66,10 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Snapshots under a retention hold, with the time each is held until (Unix ns): never
+    /// forgotten, whoever asks; nothing was removed.
+    #[error("refusing to forget held snapshots ({}); nothing was removed", held_list(.0))]
+    Held(Vec<(strata_format::id::SnapshotId, i64)>),
     /// The caller asked the operation to stop (see [`crate::progress::Progress::should_stop`]).
     #[error("cancelled")]
     Cancelled,
@@ -94,6 +98,7 @@ impl EngineError {
             EngineError::Storage(_) => ErrorKind::Storage,
             EngineError::Stopped { kind, .. } => *kind,
             EngineError::Cancelled => ErrorKind::Cancelled,
+            EngineError::Held(_) => ErrorKind::Invalid,
         }
     }
 
@@ -123,4 +128,18 @@ impl EngineError {
             source,
         }
     }
+}
+
+/// "1a2b3c4d held until 2030-01-01 00:00:00 UTC, …".
+fn held_list(held: &[(strata_format::id::SnapshotId, i64)]) -> String {
+    held.iter()
+        .map(|(id, until)| {
+            format!(
+                "{} held until {} UTC",
+                id.short(),
+                crate::retention::format_time(*until, &jiff::tz::TimeZone::UTC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

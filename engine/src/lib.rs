@@ -8,22 +8,16 @@
 //! - CPU work (chunking, hashing, compression, encryption) runs on rayon; storage I/O runs on
 //!   a tokio runtime owned by the [`Repository`]; queues between them are bounded.
 //!
-//! # Lock matrix
-//! | running \\ wants | backup, copy | restore, check, ls, dump, find, diff, stats, cat, verify, mount | forget, hold, prune, repair, key add/remove/passwd |
-//! |---|---|---|---|
-//! | backup, copy                          | yes | yes | no |
-//! | restore, check, ls, dump, find, … | yes | yes | no |
-//! | forget, hold, prune, repair, key …    | no  | no  | no |
-//!
+//! # Locks
 //! Shared locks for reading and for backups (two backups may run at once: each writes its
-//! own packs and index files); exclusive for everything that deletes or rewrites. Commands
-//! load the index only once they hold their lock. Locks are refreshed while held; a lock
-//! whose process is certainly gone (same kernel and PID namespace) or that expired is
-//! removed automatically; a holder checks that its lock still exists before it writes an
-//! index file or a snapshot, and an exclusive holder lists the locks again before its first
-//! delete (see [`lock`]). `key` changes and `hold` take the exclusive lock; `copy`, `find`,
-//! `diff`, `stats`, `cat`, `verify` and `mount` take shared ones; commands that only read
-//! may run without a lock on a repository they cannot write.
+//! own packs and index files); exclusive for everything that deletes or rewrites. Which
+//! operation takes which lock, and how much of the index, is decided in one place,
+//! [`Operation`] (its module docs hold the lock matrix, which a test checks with real
+//! locks). Commands load the index only once they hold their lock. Locks are refreshed
+//! while held; a lock whose process is certainly gone (same kernel and PID namespace) or
+//! that expired is removed automatically; a holder checks that its lock still exists before
+//! it writes an index file or a snapshot, and an exclusive holder lists the locks again
+//! before its first delete (see [`lock`]).
 
 pub mod archiver;
 pub mod browse;
@@ -37,6 +31,7 @@ pub mod keys;
 pub mod lock;
 mod meta;
 mod objects;
+mod operation;
 mod packer;
 pub mod progress;
 pub mod prune;
@@ -52,6 +47,7 @@ pub mod treewalk;
 
 pub use error::{EngineError, ErrorKind};
 pub use index::{BlobLocation, IndexBuilder, MasterIndex};
+pub use operation::{IndexNeed, LockMode, Operation};
 pub use repository::{InitOptions, Repository};
 pub use runtime::EngineRuntime;
 

@@ -175,6 +175,15 @@ impl Repository {
         Ok(())
     }
 
+    /// Loads what `op` needs of the index (see [`crate::Operation::index`]).
+    pub fn load_index_for(&mut self, op: crate::Operation) -> Result<()> {
+        match op.index() {
+            crate::IndexNeed::None => Ok(()),
+            crate::IndexNeed::Metadata => self.load_index(true),
+            crate::IndexNeed::Full => self.load_index(false),
+        }
+    }
+
     /// Whether only the metadata part of the index was loaded ([`Repository::open_metadata`]).
     pub fn index_is_metadata_only(&self) -> bool {
         self.metadata_only

@@ -167,6 +167,20 @@ pub fn find_parent(
 
 /// Deletes snapshot files (what `forget` does; the data goes with the next prune).
 pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+    // Held snapshots are never removed, whoever asks. (One that cannot be read has no hold
+    // anyone could honour: it may be removed by name.)
+    let now = crate::now_ns();
+    let mut held = Vec::new();
+    for id in ids {
+        if let Ok(s) = load(repo, id) {
+            if let Some(until) = s.keep_until_ns.filter(|u| *u > now) {
+                held.push((*id, until));
+            }
+        }
+    }
+    if !held.is_empty() {
+        return Err(EngineError::Held(held));
+    }
     let names: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
     crate::objects::delete_all(repo, FileType::Snapshot, &names)
 }

@@ -290,3 +290,113 @@ fn forget_deletes_nothing_when_a_live_lock_appeared() {
     snapshots::forget(&repo, &[snaps[0].0]).unwrap();
     assert!(snapshots::list(&repo).unwrap().is_empty());
 }
+
+/// The lock matrix of `strata_engine::Operation`'s docs, complete for every operation, and
+/// checked with the real locks of every pair: while one runs, may the other start?
+#[test]
+fn lock_matrix() {
+    use strata_engine::{LockMode, Operation::*};
+    // The matrix as documented (written out here, not taken from the code).
+    let none = [Init, Snapshots, CatObject, KeyList, Unlock, RepairConfig];
+    let shared = [
+        Restore,
+        Dump,
+        Ls,
+        Find,
+        Diff,
+        Stats,
+        CatBlob,
+        Mount,
+        Check,
+        Verify,
+        CopyFrom,
+        Backup,
+        RestoreDatabase,
+        CopyTo,
+    ];
+    let exclusive = [
+        Forget,
+        ForgetAndPrune,
+        Hold,
+        Prune,
+        RepairIndex,
+        RepairSnapshots,
+        KeyAdd,
+        KeyRemove,
+        KeyPasswd,
+    ];
+    for op in strata_engine::Operation::ALL {
+        let listed = [
+            none.contains(&op),
+            shared.contains(&op),
+            exclusive.contains(&op),
+        ];
+        assert_eq!(
+            listed.iter().filter(|l| **l).count(),
+            1,
+            "{op:?} is in the matrix once"
+        );
+        let mode = op.lock();
+        assert_eq!(none.contains(&op), mode == LockMode::None, "{op:?}");
+        assert_eq!(
+            exclusive.contains(&op),
+            mode == LockMode::Exclusive,
+            "{op:?}"
+        );
+    }
+    let (_b, repo) = init();
+    let locking: Vec<_> = shared.iter().chain(&exclusive).copied().collect();
+    for running in &locking {
+        let held = lock::lock_for(&repo, *running, Duration::ZERO)
+            .unwrap()
+            .expect("a lock");
+        for wants in strata_engine::Operation::ALL {
+            let may = !(exclusive.contains(running) || exclusive.contains(&wants))
+                || none.contains(&wants);
+            let got = lock::lock_for(&repo, wants, Duration::ZERO);
+            assert_eq!(
+                got.is_ok(),
+                may,
+                "{wants:?} while {running:?} runs: {:?}",
+                got.as_ref().err()
+            );
+            if let Ok(Some(g)) = got {
+                assert_eq!(
+                    names(&repo, FileType::Lock).len(),
+                    2,
+                    "{wants:?} beside {running:?}"
+                );
+                drop(g);
+            }
+        }
+        drop(held);
+        assert!(names(&repo, FileType::Lock).is_empty());
+    }
+}
+
+/// Held snapshots are never forgotten, whoever calls the engine (the CLI checks too, but a
+/// runner or a server calls the engine directly); nothing is removed then, not even the
+/// snapshots that are not held.
+#[test]
+fn the_engine_refuses_to_forget_held_snapshots() {
+    let (_b, repo) = init();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), b"x").unwrap();
+    let paths = [src.path().to_path_buf()];
+    let held = BackupOptions {
+        keep_until_ns: Some(strata_engine::now_ns() + 3600 * 1_000_000_000),
+        ..BackupOptions::default()
+    };
+    let h = backup_paths(&repo, &paths, &held, &NoProgress).unwrap();
+    let free = backup_paths(&repo, &paths, &BackupOptions::default(), &NoProgress).unwrap();
+    let err = snapshots::forget(&repo, &[free.snapshot_id, h.snapshot_id]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(
+        err.to_string()
+            .contains(&format!("{} held until", h.snapshot_id.short())),
+        "{err}"
+    );
+    assert_eq!(snapshots::list(&repo).unwrap().len(), 2);
+    snapshots::forget(&repo, &[free.snapshot_id]).unwrap();
+    assert_eq!(snapshots::list(&repo).unwrap().len(), 1);
+}

@@ -7,6 +7,7 @@ use serde::Serialize;
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
 use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::sources::{self, Database};
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
@@ -133,7 +134,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         (None, None) => None,
     };
-    let (repo, _lock) = open::locked(cli, "backup", open::Access::Write, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Backup)?;
     let parent = match &args.parent {
         Some(spec) => Some(strata_engine::snapshots::find(&repo, spec)?.0),
         None => None,

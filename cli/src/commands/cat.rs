@@ -1,6 +1,7 @@
 //! `strata cat`
 
 use anyhow::Result;
+use strata_engine::Operation;
 use strata_format::id::IndexId;
 use strata_format::index::IndexFile;
 use strata_storage::FileType;
@@ -30,22 +31,22 @@ enum What {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     match &args.what {
         What::Config => {
-            let repo = open::repository_without_index(cli)?;
+            let repo = open::open(cli, Operation::CatObject)?.0;
             json(repo.config())?;
         }
         What::Snapshot { id } => {
-            let repo = open::repository_without_index(cli)?;
+            let repo = open::open(cli, Operation::CatObject)?.0;
             let (_, snap) = strata_engine::snapshots::find(&repo, id)?;
             json(&snap)?;
         }
         What::Index { id } => {
-            let repo = open::repository_without_index(cli)?;
+            let repo = open::open(cli, Operation::CatObject)?.0;
             let id: IndexId = id.parse()?;
             let index: IndexFile = repo.load_object(FileType::Index, &id.to_hex())?;
             json(&index)?;
         }
         What::Tree { id } => {
-            let (repo, _lock) = open::locked(cli, "cat", open::Access::Read, open::Index::Full)?;
+            let (repo, _lock) = open::open(cli, Operation::CatBlob)?;
             let tree = repo.load_tree(&id.parse()?)?;
             json(&tree)?;
         }

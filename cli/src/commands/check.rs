@@ -3,6 +3,7 @@
 use anyhow::Result;
 use serde::Serialize;
 use strata_engine::checker;
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -53,7 +54,7 @@ struct Report<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "check", open::Access::Read, open::Index::None)?;
+    let (repo, _lock) = open::open(cli, Operation::Check)?;
     let bar = Bar::new("check", cli.quiet || args.json);
     let opts = checker::CheckOptions {
         read_data: args.read_data,

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use strata_engine::{copy, snapshots, Repository};
+use strata_engine::Operation;
+use strata_engine::{copy, snapshots};
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -54,14 +55,13 @@ pub struct Args {
     json: bool,
 }
 
-fn open_repo(
+/// The spec of one side of the copy: its own password options win; else the global ones.
+fn side(
     cli: &Cli,
     location: &str,
     file: Option<&std::path::Path>,
     command: Option<&str>,
-) -> Result<Repository> {
-    let backend = open::backend_at(cli, location, true)?;
-    // This repository's own password options win; else the global ones.
+) -> strata_app::RepoSpec {
     let (file, command) = if file.is_some() || command.is_some() {
         (file, command)
     } else {
@@ -70,35 +70,31 @@ fn open_repo(
             cli.password_command.as_deref(),
         )
     };
-    let pw = open::password_from(file, command, false)?;
-    let mut repo = Repository::open_without_index(backend, &pw)?;
-    open::tune(cli, &mut repo);
-    Ok(repo)
+    open::spec_at(cli, location, file, command)
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let Some(from_location) = args.from_repo.as_deref().or(cli.repo.as_deref()) else {
         bail!("no source repository: use --from-repo or -r/--repo");
     };
-    let from = open_repo(
+    let from = side(
         cli,
         from_location,
         args.from_password_file.as_deref(),
         args.from_password_command.as_deref(),
-    )?;
-    let to = open_repo(
+    );
+    let to = side(
         cli,
         &args.to_repo,
         args.to_password_file.as_deref(),
         args.to_password_command.as_deref(),
-    )?;
+    );
+    // The source is only read (it may be read-only); the destination is written.
+    let (from, _from_lock) = open::open_spec(cli, &from, Operation::CopyFrom)?;
+    let (to, _to_lock) = open::open_spec(cli, &to, Operation::CopyTo)?;
     if from.config().repo_id == to.config().repo_id {
         bail!("source and destination are the same repository");
     }
-    let (from, _from_lock) =
-        open::lock_then_load(cli, from, "copy", open::Access::Write, open::Index::Full)?;
-    let (to, _to_lock) =
-        open::lock_then_load(cli, to, "copy", open::Access::Write, open::Index::Full)?;
 
     let selected = if args.snapshots.is_empty() {
         let filter = args.filter.engine();

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use strata_engine::browse::{self, DiffStats, Difference};
 use strata_engine::snapshots;
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::{exit, open, Cli};
@@ -38,7 +39,7 @@ struct DiffJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "diff", open::Access::Read, open::Index::Metadata)?;
+    let (repo, _lock) = open::open(cli, Operation::Diff)?;
     let (ida, a) = snapshots::find(&repo, &args.first)?;
     let (idb, b) = snapshots::find(&repo, &args.second)?;
     let (changes, stats) = browse::diff(&repo, &a, &b, args.metadata)?;

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use strata_engine::restorer;
 use strata_engine::sources;
 use strata_engine::treewalk::{self, Found};
+use strata_engine::Operation;
 
 use crate::{exit, open, Cli};
 
@@ -23,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "dump", open::Access::Read, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Dump)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let node = match &args.path {
         None if sources::is_database(&snap)

@@ -7,6 +7,7 @@ use serde::Serialize;
 use strata_engine::browse::{self, Entry, FindQuery};
 use strata_engine::filter::Filter;
 use strata_engine::snapshots;
+use strata_engine::Operation;
 
 use crate::output::{json, time};
 use crate::{exit, open, values, Cli};
@@ -60,7 +61,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         newer_ns: args.newer,
         older_ns: args.older,
     };
-    let (repo, _lock) = open::locked(cli, "find", open::Access::Read, open::Index::Metadata)?;
+    let (repo, _lock) = open::open(cli, Operation::Find)?;
     let mut list = snapshots::select(&repo, &args.snapshots)?;
     let filter = args.filter.engine();
     list.retain(|(_, s)| filter.matches(s));

@@ -5,6 +5,7 @@ use serde::Serialize;
 use strata_engine::prune::PruneStats;
 use strata_engine::retention::{self, CalendarSpan, GroupBy, KeepPolicy, PlanOptions};
 use strata_engine::snapshots;
+use strata_engine::Operation;
 use strata_format::id::SnapshotId;
 
 use crate::commands::prune::{prune_locked, PruneArgs};
@@ -127,12 +128,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
              --keep-tag) or name the snapshots to forget"
         );
     }
-    let index = if args.prune {
-        open::Index::Full
+    let op = if args.prune {
+        Operation::ForgetAndPrune
     } else {
-        open::Index::None
+        Operation::Forget
     };
-    let (repo, _lock) = open::locked(cli, "forget", open::Access::Exclusive, index)?;
+    let (repo, _lock) = open::open(cli, op)?;
     let tz = jiff::tz::TimeZone::system();
     let now = strata_engine::now_ns();
     let dry = args.prune_args.dry_run;

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::snapshots;
+use strata_engine::Operation;
 
 use crate::output::json;
 use crate::{exit, open, values, Cli};
@@ -48,7 +49,7 @@ struct Outcome {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let tz = jiff::tz::TimeZone::system();
     let (until, span) = (args.until, args.for_span);
-    let (repo, _lock) = open::locked(cli, "hold", open::Access::Exclusive, open::Index::None)?;
+    let (repo, _lock) = open::open(cli, Operation::Hold)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {
         let (id, snap) = snapshots::find(&repo, spec)?;

@@ -49,7 +49,7 @@ pub(crate) fn layout_options(pack_mib: u32, db_chunk_kib: u32, level: i32) -> In
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let backend = open::backend(cli)?;
+    let backend = open::backend(cli, strata_engine::Operation::Init.uses_cache())?;
     let location = backend.location();
     let pw = open::password(cli, true)?;
     let opts = InitOptions {

@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_engine::keys;
+use strata_engine::Operation;
 use strata_format::keyfile::KdfParams;
 
 use crate::output::{json, time};
@@ -95,7 +96,7 @@ struct KeyJson<'a> {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     match &args.action {
         Action::List { json: as_json } => {
-            let repo = open::repository_without_index_cached(cli, false)?;
+            let (repo, _) = open::open(cli, Operation::KeyList)?;
             let list = keys::list(&repo)?;
             if *as_json {
                 let items: Vec<KeyJson> = list
@@ -131,20 +132,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         Action::Add(new) => {
             let (pw, kdf) = new.read()?;
-            let (repo, _lock) =
-                open::locked(cli, "key add", open::Access::Exclusive, open::Index::None)?;
+            let (repo, _lock) = open::open(cli, Operation::KeyAdd)?;
             let id = keys::add(&repo, &pw, kdf)?;
             if !cli.quiet {
                 println!("added key {}", keys::short(&id));
             }
         }
         Action::Remove { id } => {
-            let (repo, _lock) = open::locked(
-                cli,
-                "key remove",
-                open::Access::Exclusive,
-                open::Index::None,
-            )?;
+            let (repo, _lock) = open::open(cli, Operation::KeyRemove)?;
             let id = keys::resolve(&repo, id)?;
             keys::remove(&repo, &id)?;
             if !cli.quiet {
@@ -153,12 +148,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         Action::Passwd(new) => {
             let (pw, kdf) = new.read()?;
-            let (repo, _lock) = open::locked(
-                cli,
-                "key passwd",
-                open::Access::Exclusive,
-                open::Index::None,
-            )?;
+            let (repo, _lock) = open::open(cli, Operation::KeyPasswd)?;
             let old = repo.key_name().to_string();
             let id = keys::change_password(&repo, &pw, kdf)?;
             if !cli.quiet {

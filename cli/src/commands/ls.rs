@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::Result;
 use serde::Serialize;
 use strata_engine::treewalk::{self, Found};
+use strata_engine::Operation;
 use strata_format::tree::{Node, NodeKind};
 
 use crate::output::{printable, time};
@@ -110,7 +111,7 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "ls", open::Access::Read, open::Index::Metadata)?;
+    let (repo, _lock) = open::open(cli, Operation::Ls)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let path = args

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata_engine::Operation;
 
 use crate::mount::{self, MountOptions, StrataFs};
 use crate::{exit, open, Cli};
@@ -42,7 +43,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     mount::check_mountpoint(&args.mountpoint)?;
-    let (repo, _lock) = open::locked(cli, "mount", open::Access::Read, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Mount)?;
     let (snaps, unreadable) = strata_engine::snapshots::list_split(&repo)?;
     // An unreadable snapshot may be the newest: no `latest` link may point past it.
     if !unreadable.is_empty() {

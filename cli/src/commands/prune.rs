@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use strata_engine::prune::{self, PruneOptions, PruneStats};
+use strata_engine::Operation;
 use strata_engine::Repository;
 
 use crate::output::{bytes, json};
@@ -65,7 +66,7 @@ struct Json<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "prune", open::Access::Exclusive, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Prune)?;
     let stats = prune_locked(cli, &repo, &args.opts, args.json, Vec::new())?;
     if args.json {
         json(&Json {

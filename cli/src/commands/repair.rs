@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use strata_engine::repair;
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -88,12 +89,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
 
 fn index(cli: &Cli, args: &IndexArgs) -> Result<u8> {
     // The index may be what is broken: it is not loaded.
-    let (repo, _lock) = open::locked(
-        cli,
-        "repair index",
-        open::Access::Exclusive,
-        open::Index::None,
-    )?;
+    let (repo, _lock) = open::open(cli, Operation::RepairIndex)?;
     let bar = Bar::new("repair index", cli.quiet || args.json);
     let opts = repair::IndexRepairOptions {
         read_data: args.read_data,
@@ -159,12 +155,7 @@ fn index(cli: &Cli, args: &IndexArgs) -> Result<u8> {
 }
 
 fn snapshots(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
-    let (repo, _lock) = open::locked(
-        cli,
-        "repair snapshots",
-        open::Access::Exclusive,
-        open::Index::Full,
-    )?;
+    let (repo, _lock) = open::open(cli, Operation::RepairSnapshots)?;
     let bar = Bar::new("repair snapshots", cli.quiet || args.json);
     let done = repair::repair_snapshots(&repo, args.dry_run, args.forget, &bar)?;
     let unrepaired = done.iter().any(|r| r.unrepairable.is_some() && !r.removed);

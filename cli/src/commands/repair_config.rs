@@ -42,11 +42,8 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let Some(location) = cli.repo.as_deref() else {
-        anyhow::bail!("no repository given: use -r/--repo or set STRATA_REPOSITORY");
-    };
     // The repository itself, not a cache of it.
-    let backend = open::backend_at(cli, location, false)?;
+    let backend = open::backend(cli, false)?;
     let pw = open::password(cli, false)?;
     let rebuild = args.rebuild.then(|| {
         super::init::layout_options(args.pack_size, args.db_chunk_size, args.compression_level)

@@ -6,6 +6,7 @@ use anyhow::Result;
 use strata_engine::archiver::BackupOptions;
 use strata_engine::restorer::{self, RestoreOptions};
 use strata_engine::sources::{self, Database};
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
@@ -79,11 +80,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         args.db_password.apply(db, flag)?;
     }
     // A database restore first saves the target in a safety snapshot: it writes.
-    let access = match database {
-        Some(_) => open::Access::Write,
-        None => open::Access::Read,
+    let op = match database {
+        Some(_) => Operation::RestoreDatabase,
+        None => Operation::Restore,
     };
-    let (repo, _lock) = open::locked(cli, "restore", access, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, op)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");

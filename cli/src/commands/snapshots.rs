@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
+use strata_engine::Operation;
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary};
 
 use crate::output::{bytes, json, time};
@@ -68,7 +69,7 @@ impl<'a> SnapshotJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let repo = open::repository_without_index(cli)?;
+    let (repo, _) = open::open(cli, Operation::Snapshots)?;
     let list = strata_engine::snapshots::list(&repo)?;
     if args.json {
         let items: Vec<_> = list

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 use strata_engine::browse::{self, SnapshotStats};
 use strata_engine::snapshots;
+use strata_engine::Operation;
 
 use crate::output::{bytes, json, time};
 use crate::{exit, open, Cli};
@@ -36,7 +37,7 @@ struct OneJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "stats", open::Access::Read, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Stats)?;
     let list = snapshots::select(&repo, &args.snapshots)?;
     let (each, total) = browse::stats(&repo, &list)?;
     let code = if total.missing_blobs > 0 {

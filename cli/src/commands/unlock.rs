@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use strata_engine::lock;
+use strata_engine::Operation;
 
 use crate::{exit, open, Cli};
 
@@ -24,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let repo = open::repository_without_index(cli)?;
+    let (repo, _) = open::open(cli, Operation::Unlock)?;
     let found = lock::unlock(&repo, args.remove_all)?;
     for l in &found {
         let what = if l.removed { "removed" } else { "kept" };

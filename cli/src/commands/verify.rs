@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use strata_engine::sources::{self, Database};
+use strata_engine::Operation;
 
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
@@ -38,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::locked(cli, "verify", open::Access::Read, open::Index::Full)?;
+    let (repo, _lock) = open::open(cli, Operation::Verify)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
     let scratch = match &args.scratch {
         Some(text) if sources::is_database(&snap) => {

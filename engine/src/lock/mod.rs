@@ -382,6 +382,36 @@ fn staleness(l: &LockFile, timing: &LockTiming) -> Option<String> {
     })
 }
 
+/// Takes the lock `op` needs (none for some: see [`crate::Operation`]), retrying for up to
+/// `wait` while a conflicting lock is held. An operation that only reads goes on without
+/// a lock, with a warning, when none can be written (a read-only medium, read-only
+/// credentials, a full disk): a prune running at the same time is then not excluded.
+pub fn lock_for(
+    repo: &Repository,
+    op: crate::Operation,
+    wait: Duration,
+) -> Result<Option<LockGuard>> {
+    use crate::LockMode;
+    let exclusive = match op.lock() {
+        LockMode::None => return Ok(None),
+        LockMode::Exclusive => true,
+        LockMode::Read | LockMode::Shared => false,
+    };
+    match lock_with(repo, op.name(), exclusive, wait, LockTiming::default()) {
+        Ok(g) => Ok(Some(g)),
+        Err(EngineError::Storage(e))
+            if op.lock() == LockMode::Read && e.kind != strata_storage::ErrorKind::Transient =>
+        {
+            tracing::warn!(
+                "cannot lock the repository ({e}); reading it without a lock: a prune running \
+                 at the same time is not excluded (--no-lock skips the attempt)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes a lock for `operation`. Fails with `Locked` when a conflicting live lock exists.
 pub fn lock(repo: &Repository, operation: &str, exclusive: bool) -> Result<LockGuard> {
     lock_with(

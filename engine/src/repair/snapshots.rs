@@ -236,8 +236,15 @@ pub fn repair_snapshots(
             None => {
                 r.unrepairable = Some(lines.first().cloned().unwrap_or_default());
                 if forget_unrepairable && !dry_run {
-                    crate::snapshots::forget(repo, &[id])?;
-                    r.removed = true;
+                    match crate::snapshots::forget(repo, &[id]) {
+                        Ok(()) => r.removed = true,
+                        // Held: kept, whatever --forget says (its hold is in the message).
+                        Err(e @ EngineError::Held(_)) => {
+                            let why = r.unrepairable.take().unwrap_or_default();
+                            r.unrepairable = Some(format!("{why}; {e}"));
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             Some(tree) if !dry_run => {

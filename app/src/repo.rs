@@ -1,0 +1,149 @@
+//! A repository as the user names it ([`RepoSpec`]: where, with which password, how to
+//! reach it) turned into storage and into an opened, locked repository for an
+//! [`Operation`].
+//!
+//! The storage stack, from the bottom: opendal (local, SFTP, S3), the fault-injection hook
+//! of the crash tests (`STRATA_TEST_FAULT`), retries of transient failures, optionally a
+//! read-back of every upload, and, for remote repositories and operations that allow it,
+//! the local cache of index files and snapshots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_engine::lock::{self, LockGuard};
+use strata_engine::{EngineRuntime, LockMode, Operation, Repository};
+use strata_storage::{Backend, OpendalBackend, RemoteOptions};
+
+use crate::secret::SecretRef;
+use crate::{AppError, Result};
+
+/// A repository as the user names it.
+#[derive(Debug, Clone)]
+pub struct RepoSpec {
+    /// A directory path, `file:///path`, `sftp://user@host[:port]/path` or
+    /// `s3://bucket/prefix`.
+    pub location: String,
+    /// Where its password comes from (`None`: the caller supplies it, e.g. from a prompt).
+    pub password: Option<SecretRef>,
+    /// How remote repositories are reached (endpoint, region, SSH key).
+    pub remote: RemoteOptions,
+    /// Packs uploaded at once (default: 1 local, 2 remote).
+    pub connections: Option<u16>,
+    /// Read every upload back and check its hash.
+    pub verify_uploads: bool,
+}
+
+impl RepoSpec {
+    pub fn new(location: impl Into<String>) -> Self {
+        RepoSpec {
+            location: location.into(),
+            password: None,
+            remote: RemoteOptions::default(),
+            connections: None,
+            verify_uploads: false,
+        }
+    }
+}
+
+/// Where index files and snapshots of remote repositories are cached: `STRATA_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`; none when `STRATA_NO_CACHE` is
+/// set (not `0`) or no home is known.
+pub fn cache_root() -> Option<PathBuf> {
+    let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+    if var("STRATA_NO_CACHE").is_some_and(|v| v != "0") {
+        return None;
+    }
+    if let Some(d) = var("STRATA_CACHE_DIR") {
+        return Some(d.into());
+    }
+    var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("strata"))
+}
+
+/// The storage stack for `spec` (see the module docs); `cache`: whether reads may go
+/// through the local cache (remote repositories only).
+pub fn backend(spec: &RepoSpec, cache: bool) -> Result<Arc<dyn Backend>> {
+    let opendal = OpendalBackend::from_location_with(&spec.location, &spec.remote)?;
+    let remote = opendal.is_remote();
+    let backend: Arc<dyn Backend> = Arc::new(opendal);
+    // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
+    let backend: Arc<dyn Backend> = match strata_storage::FaultPlan::from_env()
+        .map_err(|e| AppError::Invalid(format!("STRATA_TEST_FAULT: {e}")))?
+    {
+        Some(plan) => Arc::new(strata_storage::FaultBackend::new(backend, plan)),
+        None => backend,
+    };
+    // Transient failures (of the network, or injected above) are retried.
+    let mut backend: Arc<dyn Backend> = Arc::new(strata_storage::RetryBackend::new(backend));
+    if spec.verify_uploads {
+        backend = Arc::new(strata_storage::VerifyingBackend::new(backend));
+    }
+    match cache_root() {
+        Some(root) if remote && cache => Ok(Arc::new(strata_storage::CachingBackend::new(
+            backend, &root,
+        ))),
+        _ => Ok(backend),
+    }
+}
+
+/// How to open a repository for an operation.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Keep retrying for this long while the repository is locked.
+    pub wait: Duration,
+    /// Take no lock (only for operations that only read).
+    pub no_lock: bool,
+    /// Run on this runtime (a server's); else the engine starts its own.
+    pub runtime: Option<EngineRuntime>,
+}
+
+/// A repository opened for an operation: its lock (none for operations that take none,
+/// or that read without one) is held as long as this lives.
+pub struct Opened {
+    pub repo: Repository,
+    pub lock: Option<LockGuard>,
+}
+
+/// Opens the repository for `op` with `password`: the storage `op` may use, the lock it
+/// needs, and only then the index it needs, so that no prune changes the repository under
+/// an index already loaded.
+pub fn open(spec: &RepoSpec, password: &[u8], op: Operation, opts: &OpenOptions) -> Result<Opened> {
+    if opts.no_lock && !matches!(op.lock(), LockMode::Read | LockMode::None) {
+        return Err(AppError::Invalid(format!(
+            "--no-lock is only for commands that only read the repository; `{op}` writes to it"
+        )));
+    }
+    let backend = backend(spec, op.uses_cache())?;
+    let rt = match &opts.runtime {
+        Some(rt) => rt.clone(),
+        None => EngineRuntime::new()?,
+    };
+    let mut repo = Repository::open_without_index_on(rt, backend, password)?;
+    if let Some(n) = spec.connections {
+        repo.set_connections(n.into());
+    }
+    let lock = if opts.no_lock {
+        None
+    } else {
+        lock::lock_for(&repo, op, opts.wait)?
+    };
+    repo.load_index_for(op)?;
+    Ok(Opened { repo, lock })
+}
+
+/// Reads `spec`'s password from its [`SecretRef`].
+pub fn password(spec: &RepoSpec) -> Result<crate::Secret> {
+    match &spec.password {
+        Some(s) => s.read(match s {
+            SecretRef::File(_) => "password file",
+            SecretRef::Command(_) => "password command",
+            SecretRef::Env(_) => "password",
+        }),
+        None => Err(AppError::Secret(
+            "no password given: set STRATA_PASSWORD_FILE or STRATA_PASSWORD_COMMAND".into(),
+        )),
+    }
+}

@@ -1,0 +1,210 @@
+//! Every operation on a repository, and what each needs: its lock, how much of the index,
+//! and whether it may read through a local cache. Front ends (the CLI, the runner, the
+//! server) name an [`Operation`] and open the repository for it; none of them picks a lock
+//! or an index on its own.
+//!
+//! # Lock matrix
+//! Whether an operation may start while another runs follows from their [`LockMode`]s:
+//!
+//! | running \\ wants | none | read, shared | exclusive |
+//! |---|---|---|---|
+//! | none          | yes | yes | yes |
+//! | read, shared  | yes | yes | no  |
+//! | exclusive     | yes | no  | no  |
+//!
+//! - **none**: `init`, `snapshots`, `cat` of a stored object, `key list`, `unlock`,
+//!   `repair config` (it takes the exclusive lock itself once the repository opens).
+//! - **read** (shared, or none on a repository that cannot be written): `restore` into a
+//!   directory, `dump`, `ls`, `find`, `diff`, `stats`, `cat` of a blob, `mount`, `check`,
+//!   `verify`, and the source of `copy`.
+//! - **shared**: `backup`, a database `restore` (it first backs up the target), and the
+//!   destination of `copy`. Two backups may run at once: each writes its own packs and
+//!   index files.
+//! - **exclusive**: `forget`, `hold`, `prune`, `repair index`, `repair snapshots`,
+//!   `key add`, `key remove`, `key passwd` — everything that deletes or rewrites.
+//!
+//! The test `lock_matrix` in `engine/tests` takes the real locks of every pair of
+//! operations and checks them against this table.
+
+use serde::Serialize;
+
+/// How an operation locks the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    /// No lock.
+    None,
+    /// A shared lock, or none (with a warning) when the repository cannot be written: a
+    /// read-only medium, read-only credentials, a full disk.
+    Read,
+    /// A shared lock.
+    Shared,
+    /// An exclusive lock.
+    Exclusive,
+}
+
+/// How much of the index an operation loads (after its lock is held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexNeed {
+    None,
+    /// Trees and dictionaries only.
+    Metadata,
+    Full,
+}
+
+/// An operation on a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Operation {
+    Init,
+    Backup,
+    /// Restore into a directory.
+    Restore,
+    /// Restore a database (after a safety snapshot of the target).
+    RestoreDatabase,
+    Dump,
+    Ls,
+    Find,
+    Diff,
+    Stats,
+    /// `cat` of a stored object (config, key, snapshot, index file).
+    CatObject,
+    /// `cat` of a blob or tree, found through the index.
+    CatBlob,
+    Snapshots,
+    Mount,
+    Check,
+    /// A restore test of a database snapshot.
+    Verify,
+    /// The repository `copy` reads from.
+    CopyFrom,
+    /// The repository `copy` writes to.
+    CopyTo,
+    Forget,
+    /// `forget --prune`.
+    ForgetAndPrune,
+    Hold,
+    Prune,
+    RepairIndex,
+    RepairSnapshots,
+    RepairConfig,
+    KeyList,
+    KeyAdd,
+    KeyRemove,
+    KeyPasswd,
+    Unlock,
+}
+
+impl Operation {
+    /// Every operation (for tests and documentation).
+    pub const ALL: [Operation; 29] = [
+        Operation::Init,
+        Operation::Backup,
+        Operation::Restore,
+        Operation::RestoreDatabase,
+        Operation::Dump,
+        Operation::Ls,
+        Operation::Find,
+        Operation::Diff,
+        Operation::Stats,
+        Operation::CatObject,
+        Operation::CatBlob,
+        Operation::Snapshots,
+        Operation::Mount,
+        Operation::Check,
+        Operation::Verify,
+        Operation::CopyFrom,
+        Operation::CopyTo,
+        Operation::Forget,
+        Operation::ForgetAndPrune,
+        Operation::Hold,
+        Operation::Prune,
+        Operation::RepairIndex,
+        Operation::RepairSnapshots,
+        Operation::RepairConfig,
+        Operation::KeyList,
+        Operation::KeyAdd,
+        Operation::KeyRemove,
+        Operation::KeyPasswd,
+        Operation::Unlock,
+    ];
+
+    /// The command's name, as locks record it and messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Init => "init",
+            Operation::Backup => "backup",
+            Operation::Restore | Operation::RestoreDatabase => "restore",
+            Operation::Dump => "dump",
+            Operation::Ls => "ls",
+            Operation::Find => "find",
+            Operation::Diff => "diff",
+            Operation::Stats => "stats",
+            Operation::CatObject | Operation::CatBlob => "cat",
+            Operation::Snapshots => "snapshots",
+            Operation::Mount => "mount",
+            Operation::Check => "check",
+            Operation::Verify => "verify",
+            Operation::CopyFrom | Operation::CopyTo => "copy",
+            Operation::Forget | Operation::ForgetAndPrune => "forget",
+            Operation::Hold => "hold",
+            Operation::Prune => "prune",
+            Operation::RepairIndex => "repair index",
+            Operation::RepairSnapshots => "repair snapshots",
+            Operation::RepairConfig => "repair config",
+            Operation::KeyList => "key list",
+            Operation::KeyAdd => "key add",
+            Operation::KeyRemove => "key remove",
+            Operation::KeyPasswd => "key passwd",
+            Operation::Unlock => "unlock",
+        }
+    }
+
+    /// The lock it takes (see the module docs).
+    pub fn lock(self) -> LockMode {
+        use Operation::*;
+        match self {
+            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig => LockMode::None,
+            Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
+            | CopyFrom => LockMode::Read,
+            Backup | RestoreDatabase | CopyTo => LockMode::Shared,
+            Forget | ForgetAndPrune | Hold | Prune | RepairIndex | RepairSnapshots | KeyAdd
+            | KeyRemove | KeyPasswd => LockMode::Exclusive,
+        }
+    }
+
+    /// How much of the index it loads once locked.
+    pub fn index(self) -> IndexNeed {
+        use Operation::*;
+        match self {
+            Ls | Find | Diff => IndexNeed::Metadata,
+            Backup | Restore | RestoreDatabase | Dump | Stats | CatBlob | Mount | Verify
+            | CopyFrom | CopyTo | ForgetAndPrune | Prune | RepairSnapshots => IndexNeed::Full,
+            // `check` builds its own from every index file (damaged ones included); `repair
+            // index` rebuilds it from the packs.
+            Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
+            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock => IndexNeed::None,
+        }
+    }
+
+    /// Whether it may read index files and snapshots of a remote repository through the
+    /// local cache. What checks or mends the repository reads it as it is.
+    pub fn uses_cache(self) -> bool {
+        !matches!(
+            self,
+            Operation::Check
+                | Operation::RepairIndex
+                | Operation::RepairSnapshots
+                | Operation::RepairConfig
+                | Operation::KeyList
+        )
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
