@@ -168,6 +168,17 @@ fn missing_paths_are_not_found_and_misuse_is_invalid() {
             String::from_utf8_lossy(&path)
         );
     }
+    // Messages name the path as far as it exists.
+    let err = vfs.lookup(b"//hosts/./db1/x").unwrap_err();
+    assert_eq!(err.to_string(), "/hosts/db1 does not exist");
+    let err = vfs.lookup(&[&a[..], b"/below"].concat()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "/hosts/web1/{t0}{} is not a directory",
+            src.path().join("a.txt").display()
+        )
+    );
     assert_eq!(vfs.list(&file).unwrap_err().kind(), ErrorKind::Invalid);
     assert_eq!(
         vfs.open(&vfs.root()).unwrap_err().kind(),

@@ -133,34 +133,33 @@ impl Vfs {
     /// last name is followed; at the end it is returned as the link. Symbolic links inside
     /// snapshots are never followed (their targets are paths of the machine backed up).
     pub fn lookup(&self, path: &[u8]) -> Result<Entry> {
-        let shown = || String::from_utf8_lossy(path).into_owned();
         let names: Vec<&[u8]> = path
             .split(|&b| b == b'/')
             .filter(|n| !n.is_empty() && *n != b".")
             .collect();
+        // The path of the first `k` names, for messages.
+        let at = |k: usize| format!("/{}", String::from_utf8_lossy(&names[..k].join(&b'/')));
         let mut entry = self.root();
         for (i, name) in names.iter().enumerate() {
             if *name == b".." {
                 return Err(EngineError::Invalid(format!(
                     "{}: `..` is not allowed; give the path from the root",
-                    shown()
+                    String::from_utf8_lossy(path)
                 )));
             }
-            let here = || String::from_utf8_lossy(&names[..=i].join(&b'/')).into_owned();
             if !entry.is_dir() {
                 return Err(EngineError::NotFound(format!(
-                    "/{}: {} is not a directory",
-                    shown(),
-                    entry.describe()
+                    "{} is not a directory",
+                    at(i)
                 )));
             }
             let dir = entry;
             entry = self
                 .child(&dir, name)?
-                .ok_or_else(|| EngineError::NotFound(format!("/{} does not exist", here())))?;
+                .ok_or_else(|| EngineError::NotFound(format!("{} does not exist", at(i + 1))))?;
             if let (Entry::Latest { target, .. }, true) = (&entry, i + 1 < names.len()) {
                 entry = self.child(&dir, target.as_bytes())?.ok_or_else(|| {
-                    EngineError::NotFound(format!("/{}: {target} does not exist", here()))
+                    EngineError::NotFound(format!("{}: {target} does not exist", at(i + 1)))
                 })?;
             }
         }
