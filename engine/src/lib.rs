@@ -44,6 +44,7 @@ pub mod snapshots;
 pub mod sources;
 mod spool;
 pub mod treewalk;
+pub mod vfs;
 
 pub use error::{EngineError, ErrorKind};
 pub use index::{BlobLocation, IndexBuilder, MasterIndex};

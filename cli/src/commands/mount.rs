@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata_engine::vfs::Vfs;
 use strata_engine::Operation;
 
 use crate::mount::{self, MountOptions, StrataFs};
@@ -44,15 +45,15 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     mount::check_mountpoint(&args.mountpoint)?;
     let (repo, _lock) = open::open(cli, Operation::Mount)?;
-    let (snaps, unreadable) = strata_engine::snapshots::list_split(&repo)?;
-    // An unreadable snapshot may be the newest: no `latest` link may point past it.
-    if !unreadable.is_empty() {
+    let vfs = Vfs::new(repo)?;
+    // An unreadable snapshot may be the newest: the vfs shows no `latest` link then.
+    if !vfs.unreadable().is_empty() {
         eprintln!(
             "warning: {}; the mount leaves out the `latest` links",
-            strata_engine::snapshots::latest_unknown(&unreadable)
+            strata_engine::snapshots::latest_unknown(vfs.unreadable())
         );
     }
-    let fs = StrataFs::new(repo, snaps, unreadable.is_empty());
+    let fs = StrataFs::new(vfs)?;
     let opts = MountOptions {
         allow_other: args.allow_other,
         quiet: cli.quiet,

@@ -3,9 +3,19 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType};
+use strata_engine::vfs::Entry;
 use strata_format::tree::{Node, NodeKind};
 
-pub(super) fn file_type(kind: &NodeKind) -> FileType {
+/// The type of an entry of the vfs.
+pub(super) fn file_type(entry: &Entry) -> FileType {
+    match entry {
+        Entry::Virtual(_) | Entry::Snapshot { .. } => FileType::Directory,
+        Entry::Latest { .. } => FileType::Symlink,
+        Entry::Node(node) => node_type(&node.kind),
+    }
+}
+
+fn node_type(kind: &NodeKind) -> FileType {
     match kind {
         NodeKind::File { .. } => FileType::RegularFile,
         NodeKind::Dir { .. } => FileType::Directory,
@@ -59,8 +69,25 @@ pub(super) fn dir_attr(ino: u64, time_ns: i64, nlink: u32) -> FileAttr {
     }
 }
 
+/// The attributes of an entry other than a virtual directory (whose link count only the
+/// inode table knows).
+pub(super) fn entry_attr(ino: u64, entry: &Entry) -> FileAttr {
+    match entry {
+        Entry::Virtual(dir) => dir_attr(ino, dir.time_ns(), 2),
+        Entry::Snapshot { time_ns, .. } => dir_attr(ino, *time_ns, 2),
+        Entry::Latest { target, time_ns } => FileAttr {
+            kind: FileType::Symlink,
+            perm: 0o777,
+            nlink: 1,
+            size: target.len() as u64,
+            ..dir_attr(ino, *time_ns, 1)
+        },
+        Entry::Node(node) => node_attr(ino, node),
+    }
+}
+
 /// An entry's attributes as recorded.
-pub(super) fn node_attr(ino: u64, node: &Node) -> FileAttr {
+fn node_attr(ino: u64, node: &Node) -> FileAttr {
     let size = match &node.kind {
         NodeKind::File { .. } => node.size,
         NodeKind::Symlink { target } => target.len() as u64,
@@ -85,7 +112,7 @@ pub(super) fn node_attr(ino: u64, node: &Node) -> FileAttr {
         mtime: fuse_time(node.mtime_ns),
         ctime: fuse_time(node.ctime_ns),
         crtime: fuse_time(node.mtime_ns),
-        kind: file_type(&node.kind),
+        kind: node_type(&node.kind),
         perm: (node.mode & 0o7777) as u16,
         nlink: node.links.clamp(1, u32::MAX.into()) as u32,
         uid: node.uid,

@@ -1,6 +1,6 @@
-//! The file system's state: inodes built from the snapshot list (the virtual directories)
-//! and, lazily, from the snapshots' trees, with the caches that serve reads ([`super::ops`]
-//! answers the kernel from them).
+//! The file system's state: an inode table over [`strata_engine::vfs`], which knows the
+//! virtual directories, the snapshots' trees, ranged reads and their caches ([`super::ops`]
+//! answers the kernel from here).
 //!
 //! Inodes are numbered as they are first looked up, counted as the kernel holds them, and
 //! freed when it forgets them (their numbers are reused with a new generation), so memory
@@ -19,42 +19,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
 use fuser::{FileAttr, FileType};
 use libc::{c_int, EIO, EISDIR, ENOENT, ENOTDIR};
-use strata_engine::Repository;
-use strata_format::blob::BlobType;
-use strata_format::id::{BlobId, SnapshotId};
-use strata_format::snapshot::SnapshotFile;
-use strata_format::tree::{Node, NodeKind, Tree};
+use strata_engine::vfs::{Entry, FileContent, Lru, Vfs};
+use strata_engine::{EngineError, ErrorKind};
+use strata_format::tree::{Node, NodeKind};
 
-use super::attr::{dir_attr, file_type, node_attr};
-use super::cache::Lru;
-use super::content::Chunks;
-use super::layout::{Entry, Layout};
+use super::attr::{dir_attr, entry_attr, file_type};
 
 /// How long the kernel may cache attributes and names: nothing here ever changes.
 pub(super) const TTL: Duration = Duration::from_secs(3600);
-/// Decoded data blobs kept: enough that reading a file sequentially in the kernel's small
-/// requests fetches each chunk once.
-const BLOB_CACHE_ENTRIES: usize = 32;
-const BLOB_CACHE_BYTES: usize = 64 << 20;
-const TREE_CACHE_ENTRIES: usize = 256;
-const TREE_CACHE_BYTES: usize = 32 << 20;
 const ROOT: u64 = fuser::FUSE_ROOT_ID;
 
 pub(super) enum Kind {
-    /// A directory of the layout; entries sorted by name.
+    /// A directory of the layout, with its entries' inodes sorted by name (all made at
+    /// mount; they live as long as it).
     Virtual {
-        entries: Vec<(Vec<u8>, u64)>,
-        time_ns: i64,
+        entry: Entry,
+        children: Vec<(Vec<u8>, u64)>,
     },
-    /// `latest`.
-    Link { target: Vec<u8>, time_ns: i64 },
-    /// The root tree of a snapshot (an index into `StrataFs::snaps`).
-    SnapshotRoot(usize),
-    /// An entry of a snapshot.
-    Node(Box<Node>),
+    /// Anything else: a `latest` link, a snapshot's root, an entry of a snapshot.
+    Entry(Entry),
     /// Forgotten by the kernel; the number is free for reuse.
     Free,
 }
@@ -71,6 +56,27 @@ pub(super) struct Inode {
     pub(super) generation: u64,
 }
 
+impl Inode {
+    fn new(parent: u64, name: Vec<u8>, view: u64, kind: Kind) -> Inode {
+        Inode {
+            parent,
+            name,
+            view,
+            kind,
+            lookups: 0,
+            generation: 0,
+        }
+    }
+
+    /// What the vfs says it is (`None` once freed).
+    pub(super) fn entry(&self) -> Option<&Entry> {
+        match &self.kind {
+            Kind::Virtual { entry, .. } | Kind::Entry(entry) => Some(entry),
+            Kind::Free => None,
+        }
+    }
+}
+
 /// Listed-only entries get numbers from here up: never a real inode's.
 const UNLOOKED: u64 = 1 << 63;
 
@@ -78,8 +84,7 @@ const UNLOOKED: u64 = 1 << 63;
 pub(super) type Listing = Arc<Vec<(u64, FileType, Vec<u8>)>>;
 
 pub struct StrataFs {
-    repo: Repository,
-    snaps: Vec<(SnapshotId, SnapshotFile)>,
+    vfs: Vfs,
     /// Inode `n` is `inodes[n - 1]`.
     inodes: Vec<Inode>,
     /// Freed inode numbers.
@@ -87,9 +92,7 @@ pub struct StrataFs {
     by_name: HashMap<(u64, Vec<u8>), u64>,
     /// (view, device, inode) of hard-linked files.
     hardlinks: HashMap<(u64, u64, u64), u64>,
-    trees: Lru<BlobId, Arc<Tree>>,
-    blobs: Lru<BlobId, Arc<Vec<u8>>>,
-    pub(super) open_files: HashMap<u64, Arc<Chunks>>,
+    pub(super) open_files: HashMap<u64, Arc<FileContent>>,
     pub(super) open_dirs: HashMap<u64, Listing>,
     next_handle: u64,
     /// Failures logged lately.
@@ -97,32 +100,24 @@ pub struct StrataFs {
 }
 
 impl StrataFs {
-    /// The file system over `snaps` (oldest first), with `latest` links when
-    /// `latest_links`. `repo` must have its full index loaded.
-    pub fn new(
-        repo: Repository,
-        snaps: Vec<(SnapshotId, SnapshotFile)>,
-        latest_links: bool,
-    ) -> StrataFs {
-        let layout = Layout::build(&snaps, latest_links);
+    /// The file system over `vfs`, with an inode for each directory and link of its layout.
+    pub fn new(vfs: Vfs) -> Result<StrataFs, EngineError> {
         let mut fs = StrataFs {
-            repo,
-            snaps,
+            vfs,
             inodes: Vec::new(),
             free: Vec::new(),
             by_name: HashMap::new(),
             hardlinks: HashMap::new(),
-            trees: Lru::new(TREE_CACHE_ENTRIES, TREE_CACHE_BYTES),
-            blobs: Lru::new(BLOB_CACHE_ENTRIES, BLOB_CACHE_BYTES),
             open_files: HashMap::new(),
             open_dirs: HashMap::new(),
             next_handle: 1,
             warned: Lru::new(64, usize::MAX),
         };
         // The root is its own parent.
-        let root = fs.add_virtual(&layout, 0, ROOT, Vec::new());
-        debug_assert_eq!(root, ROOT);
-        fs
+        let root = fs.vfs.root();
+        let ino = fs.add_virtual(root, ROOT, Vec::new())?;
+        debug_assert_eq!(ino, ROOT);
+        Ok(fs)
     }
 
     fn push(&mut self, mut inode: Inode) -> u64 {
@@ -155,7 +150,7 @@ impl StrataFs {
         else {
             return;
         };
-        if !matches!(inode.kind, Kind::Node(_)) {
+        if !matches!(inode.kind, Kind::Entry(Entry::Node(_))) {
             return;
         }
         inode.lookups = inode.lookups.saturating_sub(n);
@@ -165,7 +160,7 @@ impl StrataFs {
         let name = std::mem::take(&mut inode.name);
         let parent = inode.parent;
         let view = inode.view;
-        let Kind::Node(node) = std::mem::replace(&mut inode.kind, Kind::Free) else {
+        let Kind::Entry(Entry::Node(node)) = std::mem::replace(&mut inode.kind, Kind::Free) else {
             return;
         };
         if node.links > 1 {
@@ -187,55 +182,42 @@ impl StrataFs {
         self.inodes.len() - self.free.len()
     }
 
-    /// Adds layout directory `dir` and everything below it; returns its inode.
-    fn add_virtual(&mut self, layout: &Layout, dir: usize, parent: u64, name: Vec<u8>) -> u64 {
-        let d = &layout.dirs[dir];
-        let ino = self.push(Inode {
+    /// Adds virtual directory `entry` and everything below it; returns its inode.
+    fn add_virtual(
+        &mut self,
+        entry: Entry,
+        parent: u64,
+        name: Vec<u8>,
+    ) -> Result<u64, EngineError> {
+        let listed = self.vfs.list(&entry)?;
+        let ino = self.push(Inode::new(
             parent,
             name,
-            view: 0,
-            kind: Kind::Virtual {
-                entries: Vec::new(),
-                time_ns: d.time_ns,
+            0,
+            Kind::Virtual {
+                entry,
+                children: Vec::new(),
             },
-            lookups: 0,
-            generation: 0,
-        });
-        let mut entries = Vec::with_capacity(d.entries.len());
-        for (child_name, entry) in &d.entries {
-            let child_name = child_name.as_bytes().to_vec();
+        ));
+        let mut children = Vec::with_capacity(listed.len());
+        for (child_name, entry) in listed {
             let child = match entry {
-                Entry::Dir(sub) => self.add_virtual(layout, *sub, ino, child_name.clone()),
-                Entry::Snapshot(snap) => {
-                    let child = self.push(Inode {
-                        parent: ino,
-                        name: child_name.clone(),
-                        view: 0,
-                        kind: Kind::SnapshotRoot(*snap),
-                        lookups: 0,
-                        generation: 0,
-                    });
+                Entry::Virtual(_) => self.add_virtual(entry, ino, child_name.clone())?,
+                Entry::Snapshot { .. } => {
+                    let child =
+                        self.push(Inode::new(ino, child_name.clone(), 0, Kind::Entry(entry)));
+                    // A snapshot's root is the view its entries are seen through.
                     self.inodes[child as usize - 1].view = child;
                     child
                 }
-                Entry::Symlink { target, time_ns } => self.push(Inode {
-                    parent: ino,
-                    name: child_name.clone(),
-                    view: 0,
-                    kind: Kind::Link {
-                        target: target.as_bytes().to_vec(),
-                        time_ns: *time_ns,
-                    },
-                    lookups: 0,
-                    generation: 0,
-                }),
+                _ => self.push(Inode::new(ino, child_name.clone(), 0, Kind::Entry(entry))),
             };
-            entries.push((child_name, child));
+            children.push((child_name, child));
         }
-        if let Kind::Virtual { entries: e, .. } = &mut self.inodes[ino as usize - 1].kind {
-            *e = entries;
+        if let Kind::Virtual { children: c, .. } = &mut self.inodes[ino as usize - 1].kind {
+            *c = children;
         }
-        ino
+        Ok(ino)
     }
 
     pub(super) fn inode(&self, ino: u64) -> Option<&Inode> {
@@ -256,10 +238,12 @@ impl StrataFs {
         format!("/{}", parts.join("/"))
     }
 
-    /// Logs a repository error on `ino` and returns EIO for the reader. The kernel often
-    /// asks again at once (readahead, then the read itself): the same failure of the same
-    /// entry is logged once.
-    fn failed(&mut self, ino: u64, what: &str, e: anyhow::Error) -> c_int {
+    /// Logs a repository error on `ino` and returns its errno for the reader. The kernel
+    /// often asks again at once (readahead, then the read itself): the same failure of the
+    /// same entry is logged once.
+    fn failed(&mut self, ino: u64, what: &str, e: EngineError) -> c_int {
+        let errno = errno(&e);
+        let e = anyhow::Error::from(e);
         let msg = format!("{what} {}: {}", self.path(ino), crate::output::one_line(&e));
         if self.warned.get(&msg).is_none() {
             tracing::warn!("{msg}");
@@ -267,46 +251,11 @@ impl StrataFs {
         } else {
             tracing::debug!("again: {msg}");
         }
-        EIO
+        errno
     }
 
-    /// The tree a directory inode lists (`None`: not a snapshot directory).
-    fn tree_id(&self, ino: u64) -> Option<BlobId> {
-        match &self.inode(ino)?.kind {
-            Kind::SnapshotRoot(snap) => Some(self.snaps[*snap].1.tree),
-            Kind::Node(node) => match &node.kind {
-                NodeKind::Dir { subtree } => Some(*subtree),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn load_tree(&mut self, id: &BlobId) -> Result<Arc<Tree>> {
-        if let Some(t) = self.trees.get(id) {
-            return Ok(t);
-        }
-        let tree = Arc::new(self.repo.load_tree(id)?);
-        let weight = tree
-            .nodes
-            .iter()
-            .map(|n| 160 + n.name.len() + 32 * content_len(n))
-            .sum();
-        self.trees.insert(*id, tree.clone(), weight);
-        Ok(tree)
-    }
-
-    fn load_blob(&mut self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
-        if let Some(b) = self.blobs.get(id) {
-            return Ok(b);
-        }
-        let blob = Arc::new(self.repo.read_blob(BlobType::Data, id)?);
-        self.blobs.insert(*id, blob.clone(), blob.len());
-        Ok(blob)
-    }
-
-    /// The inode for `node`, an entry of directory `parent`.
-    fn child(&mut self, parent: u64, node: &Node) -> u64 {
+    /// The inode for snapshot entry `node`, an entry of directory `parent`.
+    fn child(&mut self, parent: u64, node: Box<Node>) -> u64 {
         let key = (parent, node.name.clone());
         if let Some(&ino) = self.by_name.get(&key) {
             return ino;
@@ -319,14 +268,13 @@ impl StrataFs {
         let ino = match link_key.and_then(|k| self.hardlinks.get(&k)) {
             Some(&ino) => ino,
             None => {
-                let ino = self.push(Inode {
+                let name = node.name.clone();
+                let ino = self.push(Inode::new(
                     parent,
-                    name: node.name.clone(),
+                    name,
                     view,
-                    kind: Kind::Node(Box::new(node.clone())),
-                    lookups: 0,
-                    generation: 0,
-                });
+                    Kind::Entry(Entry::Node(node)),
+                ));
                 if let Some(k) = link_key {
                     self.hardlinks.insert(k, ino);
                 }
@@ -340,47 +288,51 @@ impl StrataFs {
     /// The entries of a directory inode, with their inodes.
     pub(super) fn list(&mut self, ino: u64) -> Result<Listing, c_int> {
         let inode = self.inode(ino).ok_or(ENOENT)?;
-        let parent = inode.parent;
         let mut out = vec![
             (ino, FileType::Directory, b".".to_vec()),
-            (parent, FileType::Directory, b"..".to_vec()),
+            (inode.parent, FileType::Directory, b"..".to_vec()),
         ];
-        if let Kind::Virtual { entries, .. } = &inode.kind {
-            for (name, child) in entries {
-                out.push((*child, self.attr(*child).kind, name.clone()));
+        let listed = match &inode.kind {
+            Kind::Virtual { children, .. } => {
+                for (name, child) in children {
+                    out.push((*child, self.attr(*child).kind, name.clone()));
+                }
+                return Ok(Arc::new(out));
             }
-            return Ok(Arc::new(out));
-        }
-        let id = self.tree_id(ino).ok_or(ENOTDIR)?;
-        let tree = self
-            .load_tree(&id)
-            .map_err(|e| self.failed(ino, "listing", e))?;
-        for node in &tree.nodes {
+            Kind::Entry(entry) if entry.is_dir() => self.vfs.list(entry),
+            Kind::Entry(_) => return Err(ENOTDIR),
+            Kind::Free => return Err(ENOENT),
+        };
+        let listed = listed.map_err(|e| self.failed(ino, "listing", e))?;
+        for (name, entry) in listed {
             // Listing makes no inode: the kernel looks up what it uses.
-            let child = match self.by_name.get(&(ino, node.name.clone())) {
+            let child = match self.by_name.get(&(ino, name.clone())) {
                 Some(&child) => child,
-                None => unlooked(ino, &node.name),
+                None => unlooked(ino, &name),
             };
-            out.push((child, file_type(&node.kind), node.name.clone()));
+            out.push((child, file_type(&entry), name));
         }
         Ok(Arc::new(out))
     }
 
     pub(super) fn lookup_name(&mut self, parent: u64, name: &[u8]) -> Result<u64, c_int> {
-        let inode = self.inode(parent).ok_or(ENOENT)?;
-        if let Kind::Virtual { entries, .. } = &inode.kind {
-            return entries
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, ino)| *ino)
-                .ok_or(ENOENT);
+        let found = match &self.inode(parent).ok_or(ENOENT)?.kind {
+            Kind::Virtual { children, .. } => {
+                return children
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, ino)| *ino)
+                    .ok_or(ENOENT);
+            }
+            Kind::Entry(entry) if entry.is_dir() => self.vfs.child(entry, name),
+            Kind::Entry(_) => return Err(ENOTDIR),
+            Kind::Free => return Err(ENOENT),
+        };
+        match found.map_err(|e| self.failed(parent, "looking up in", e))? {
+            Some(Entry::Node(node)) => Ok(self.child(parent, node)),
+            // Below the layout's directories, the vfs names only snapshot entries.
+            Some(_) | None => Err(ENOENT),
         }
-        let id = self.tree_id(parent).ok_or(ENOTDIR)?;
-        let tree = self
-            .load_tree(&id)
-            .map_err(|e| self.failed(parent, "looking up in", e))?;
-        let node = tree.get(name).ok_or(ENOENT)?;
-        Ok(self.child(parent, node))
     }
 
     pub(super) fn attr(&self, ino: u64) -> FileAttr {
@@ -388,34 +340,24 @@ impl StrataFs {
             return dir_attr(ino, 0, 2);
         };
         match &inode.kind {
-            Kind::Virtual { entries, time_ns } => {
-                let subdirs = entries
+            Kind::Virtual { entry, children } => {
+                let subdirs = children
                     .iter()
                     .filter(|(_, c)| {
                         self.inode(*c)
-                            .is_some_and(|i| !matches!(i.kind, Kind::Link { .. }))
+                            .and_then(Inode::entry)
+                            .is_some_and(Entry::is_dir)
                     })
                     .count();
-                dir_attr(ino, *time_ns, 2 + subdirs as u32)
+                dir_attr(ino, entry.time_ns(), 2 + subdirs as u32)
             }
-            Kind::SnapshotRoot(snap) => dir_attr(ino, self.snaps[*snap].1.time_ns, 2),
-            Kind::Link { target, time_ns } => FileAttr {
-                kind: FileType::Symlink,
-                perm: 0o777,
-                nlink: 1,
-                size: target.len() as u64,
-                ..dir_attr(ino, *time_ns, 1)
-            },
-            Kind::Node(node) => node_attr(ino, node),
+            Kind::Entry(entry) => entry_attr(ino, entry),
             Kind::Free => dir_attr(ino, 0, 2),
         }
     }
 
     pub(super) fn node(&self, ino: u64) -> Option<&Node> {
-        match &self.inode(ino)?.kind {
-            Kind::Node(n) => Some(n),
-            _ => None,
-        }
+        self.inode(ino)?.entry()?.node()
     }
 
     pub(super) fn handle(&mut self) -> u64 {
@@ -423,30 +365,28 @@ impl StrataFs {
         self.next_handle
     }
 
-    /// The chunks of a file inode, from the index.
-    pub(super) fn chunks(&self, ino: u64) -> Result<Chunks, c_int> {
-        let inode = self.inode(ino).ok_or(ENOENT)?;
-        match &inode.kind {
-            Kind::Node(node) => match &node.kind {
-                NodeKind::File { content } => {
-                    let index = self.repo.index();
-                    let chunks =
-                        Chunks::new(content, |id| index.get(id).map(|l| l.raw_length.into()));
-                    if chunks.len().is_some_and(|len| len != node.size) {
-                        tracing::warn!(
-                            "{}: the snapshot records {} bytes, its chunks hold {:?}",
-                            self.path(ino),
-                            node.size,
-                            chunks.len()
-                        );
-                    }
-                    Ok(chunks)
-                }
-                NodeKind::Dir { .. } => Err(EISDIR),
-                _ => Err(libc::EINVAL),
-            },
-            _ => Err(EISDIR),
+    /// Opens a file inode: its chunks, from the index.
+    pub(super) fn open_file(&mut self, ino: u64) -> Result<FileContent, c_int> {
+        let entry = self.inode(ino).and_then(Inode::entry).ok_or(ENOENT)?;
+        match entry.node().map(|n| &n.kind) {
+            Some(NodeKind::File { .. }) => {}
+            Some(NodeKind::Dir { .. }) | None => return Err(EISDIR),
+            Some(_) => return Err(libc::EINVAL),
         }
+        let content = self.vfs.open(entry);
+        let content = content.map_err(|e| self.failed(ino, "opening", e))?;
+        if content
+            .stored_size()
+            .is_some_and(|stored| stored != content.size())
+        {
+            tracing::warn!(
+                "{}: the snapshot records {} bytes, its chunks hold {:?}",
+                self.path(ino),
+                content.size(),
+                content.stored_size()
+            );
+        }
+        Ok(content)
     }
 
     pub(super) fn read_range(
@@ -456,15 +396,22 @@ impl StrataFs {
         offset: u64,
         size: u64,
     ) -> Result<Vec<u8>, c_int> {
-        let chunks = match self.open_files.get(&fh) {
+        let content = match self.open_files.get(&fh) {
             Some(c) => c.clone(),
-            None => Arc::new(self.chunks(ino)?),
+            None => Arc::new(self.open_file(ino)?),
         };
-        let size_limit = self.node(ino).map_or(0, |n| n.size);
-        let size = size.min(size_limit.saturating_sub(offset));
-        chunks
-            .read(offset, size, |id| self.load_blob(id))
-            .map_err(|e| self.failed(ino, "reading", e))
+        let data = self.vfs.read(&content, offset, size);
+        data.map_err(|e| self.failed(ino, "reading", e))
+    }
+}
+
+/// The errno a failure of the vfs answers the kernel with: a repository that cannot be
+/// read is EIO (the message is in the log).
+fn errno(e: &EngineError) -> c_int {
+    match e.kind() {
+        ErrorKind::NotFound => ENOENT,
+        ErrorKind::Invalid => libc::EINVAL,
+        _ => EIO,
     }
 }
 
@@ -474,11 +421,4 @@ fn unlooked(parent: u64, name: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (parent, name).hash(&mut h);
     UNLOOKED | (h.finish() >> 1)
-}
-
-fn content_len(n: &Node) -> usize {
-    match &n.kind {
-        NodeKind::File { content } => content.len(),
-        _ => 0,
-    }
 }

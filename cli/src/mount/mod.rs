@@ -1,10 +1,9 @@
-//! `strata mount`: the repository as a read-only FUSE file system.
+//! `strata mount`: the repository as a read-only FUSE file system, a thin adapter over
+//! [`strata_engine::vfs`] (the virtual layout, the snapshots' trees, ranged reads and their
+//! caches live there, for a web server to share).
 //!
-//! - [`layout`]: the virtual directories (`snapshots/`, `projects/`, `tags/`, `hosts/`).
-//! - [`fs`]: the file system's state: inodes for the layout and the snapshots' trees;
-//!   [`ops`]: the FUSE operations on it; [`attr`]: attributes as recorded.
-//! - [`content`]: which chunks a read needs, from the index alone; [`cache`]: the small
-//!   caches of decoded blobs and trees.
+//! - [`fs`]: the inode table over the vfs, and errors as errnos; [`ops`]: the FUSE
+//!   operations on it; [`attr`]: attributes as the kernel wants them.
 //! - [`signals`]: waiting for Ctrl-C / SIGTERM (signal-hook) or the end of the session.
 //!
 //! The session runs on a thread of its own, serving one request at a time; the command's
@@ -13,10 +12,7 @@
 //! by the lock's own thread.
 
 mod attr;
-mod cache;
-mod content;
 mod fs;
-mod layout;
 mod ops;
 mod signals;
 
@@ -198,4 +194,32 @@ fn mount_error(mountpoint: &Path, e: std::io::Error) -> anyhow::Error {
         );
     }
     anyhow!("cannot mount at {at}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The mount names snapshots by the time `strata snapshots` shows (the engine's layout
+    /// and the CLI's rendering must agree, or a name found in one is missing in the other).
+    #[test]
+    fn snapshot_names_use_the_times_the_snapshot_list_shows() {
+        const SEC: i64 = 1_000_000_000;
+        for ns in [
+            0,
+            1,
+            SEC - 1,
+            1_795_000_000 * SEC + 999_999_999,
+            951_782_400 * SEC,
+            4_102_444_799 * SEC,
+            -1,
+            -86_400 * SEC,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(
+                strata_engine::vfs::time_name(ns),
+                crate::output::time(ns),
+                "{ns}"
+            );
+        }
+    }
 }

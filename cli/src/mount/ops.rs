@@ -1,18 +1,16 @@
-//! The FUSE operations, answered from [`StrataFs`]'s inodes and caches. Nothing can be
+//! The FUSE operations, answered from [`StrataFs`]'s inodes and its vfs. Nothing can be
 //! written: the mount is read-only, and `open` for writing and `access(W_OK)` say EROFS.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
+use super::fs::{Inode, StrataFs, TTL};
 use fuser::{
     Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
     ReplyXattr, Request,
 };
 use libc::{ENODATA, ENOENT, ERANGE, EROFS};
-use strata_format::tree::NodeKind;
-
-use super::fs::{Kind, StrataFs, TTL};
 
 /// Answers a size query (`size == 0`) or hands over `data` if it fits.
 fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
@@ -49,13 +47,11 @@ impl Filesystem for StrataFs {
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
-        match self.inode(ino).map(|i| &i.kind) {
-            Some(Kind::Link { target, .. }) => reply.data(target),
-            Some(Kind::Node(node)) => match &node.kind {
-                NodeKind::Symlink { target } => reply.data(target),
-                _ => reply.error(libc::EINVAL),
+        match self.inode(ino).and_then(Inode::entry) {
+            Some(entry) => match entry.link_target() {
+                Some(target) => reply.data(target),
+                None => reply.error(libc::EINVAL),
             },
-            Some(_) => reply.error(libc::EINVAL),
             None => reply.error(ENOENT),
         }
     }
@@ -64,10 +60,10 @@ impl Filesystem for StrataFs {
         if flags & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(EROFS);
         }
-        match self.chunks(ino) {
-            Ok(chunks) => {
+        match self.open_file(ino) {
+            Ok(content) => {
                 let fh = self.handle();
-                self.open_files.insert(fh, Arc::new(chunks));
+                self.open_files.insert(fh, Arc::new(content));
                 // The content never changes: the kernel may keep its pages across opens.
                 reply.opened(fh, fuser::consts::FOPEN_KEEP_CACHE);
             }

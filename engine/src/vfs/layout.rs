@@ -7,8 +7,9 @@
 //! tags/<tag>/<time>/                  snapshots carrying one tag
 //! hosts/<host>/<time>/                snapshots of one host
 //! ```
-//! Times are UTC (`2026-11-24T01:09:46Z`); where two snapshots in one directory share a
-//! time, both names get `-<shortid>` appended. Pure: built from the snapshot list alone.
+//! Times are UTC (`2026-11-24T01:09:46Z`, [`time_name`]); where two snapshots in one
+//! directory share a time, both names get `-<shortid>` appended. Pure: built from the
+//! snapshot list alone.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use strata_format::snapshot::SnapshotFile;
 
 /// What a name in a virtual directory stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub(super) enum Slot {
     /// Another virtual directory (an index into [`Layout::dirs`]).
     Dir(usize),
     /// The root of a snapshot (an index into the snapshot list given to [`Layout::build`]).
@@ -28,16 +29,16 @@ pub enum Entry {
 
 /// One virtual directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dir {
+pub(super) struct Dir {
     /// Entries sorted by name, names unique.
-    pub entries: Vec<(String, Entry)>,
+    pub entries: Vec<(String, Slot)>,
     /// The time of the newest snapshot below (0 when there is none).
     pub time_ns: i64,
 }
 
-/// Every virtual directory; `dirs[0]` is the root of the mount.
+/// Every virtual directory; `dirs[0]` is the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(super) struct Layout {
     pub dirs: Vec<Dir>,
 }
 
@@ -48,7 +49,7 @@ impl Layout {
     /// Lays out `snaps` (oldest first, as `snapshots::list` returns them), with the
     /// `latest` links only when `latest_links` (not while an unreadable snapshot may be the
     /// newest: `snapshots::find`).
-    pub fn build(snaps: &[(SnapshotId, SnapshotFile)], latest_links: bool) -> Layout {
+    pub(super) fn build(snaps: &[(SnapshotId, SnapshotFile)], latest_links: bool) -> Layout {
         let mut layout = Layout {
             dirs: vec![Dir::default()],
         };
@@ -72,10 +73,10 @@ impl Layout {
         let hosts = layout.add_groups(snaps, hosts, false);
         let mut root = Dir {
             entries: vec![
-                ("hosts".into(), Entry::Dir(hosts)),
-                ("projects".into(), Entry::Dir(projects)),
-                ("snapshots".into(), Entry::Dir(listing)),
-                ("tags".into(), Entry::Dir(tags)),
+                ("hosts".into(), Slot::Dir(hosts)),
+                ("projects".into(), Slot::Dir(projects)),
+                ("snapshots".into(), Slot::Dir(listing)),
+                ("tags".into(), Slot::Dir(tags)),
             ],
             time_ns: 0,
         };
@@ -100,7 +101,7 @@ impl Layout {
         let mut members = Vec::new();
         for (name, group) in groups {
             let dir = self.add_dir(snapshot_dir(snaps, &group, false, latest));
-            entries.push((name, Entry::Dir(dir)));
+            entries.push((name, Slot::Dir(dir)));
             members.extend(group);
         }
         self.add_dir(Dir {
@@ -131,13 +132,13 @@ fn snapshot_dir(
 ) -> Dir {
     let time_names: Vec<String> = group
         .iter()
-        .map(|&i| crate::output::time(snaps[i].1.time_ns))
+        .map(|&i| time_name(snaps[i].1.time_ns))
         .collect();
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for t in &time_names {
         *count.entry(t).or_default() += 1;
     }
-    let mut entries: Vec<(String, Entry)> = group
+    let mut entries: Vec<(String, Slot)> = group
         .iter()
         .zip(&time_names)
         .map(|(&i, t)| {
@@ -146,7 +147,7 @@ fn snapshot_dir(
             } else {
                 t.clone()
             };
-            (name, Entry::Snapshot(i))
+            (name, Slot::Snapshot(i))
         })
         .collect();
     // Two snapshots of one second whose ids share 8 digits: the full id tells them apart.
@@ -154,8 +155,8 @@ fn snapshot_dir(
     for k in 1..entries.len() {
         if entries[k].0 == entries[k - 1].0 {
             for j in [k - 1, k] {
-                if let Entry::Snapshot(i) = entries[j].1 {
-                    let t = crate::output::time(snaps[i].1.time_ns);
+                if let Slot::Snapshot(i) = entries[j].1 {
+                    let t = time_name(snaps[i].1.time_ns);
                     entries[j].0 = format!("{t}-{}", snaps[i].0.to_hex());
                 }
             }
@@ -165,12 +166,12 @@ fn snapshot_dir(
     if let (true, Some(&last)) = (latest, group.last()) {
         let target = entries
             .iter()
-            .find(|(_, e)| *e == Entry::Snapshot(last))
+            .find(|(_, e)| *e == Slot::Snapshot(last))
             .map(|(n, _)| n.clone())
             .expect("every member has an entry");
         entries.push((
             LATEST.into(),
-            Entry::Symlink {
+            Slot::Symlink {
                 target,
                 time_ns: snaps[last].1.time_ns,
             },
@@ -181,6 +182,15 @@ fn snapshot_dir(
         entries,
         time_ns: newest(snaps, group),
     }
+}
+
+/// A snapshot time as the layout names it: UTC to the second, `2026-11-24T01:09:46Z` (a
+/// time before 1970 as 1970-01-01T00:00:00Z). The same text `strata snapshots` shows, so
+/// that a name found there is a name in the mount.
+pub fn time_name(ns: i64) -> String {
+    let secs = ns.max(0) / 1_000_000_000;
+    let t = jiff::Timestamp::from_second(secs).expect("i64 nanoseconds are within jiff's range");
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// A project, tag or host name as one path component: `/` and NUL escaped as `%2F` and
@@ -242,7 +252,7 @@ mod tests {
         let mut d = &layout.dirs[0];
         for name in path {
             match d.entries.iter().find(|(n, _)| n == name) {
-                Some((_, Entry::Dir(i))) => d = &layout.dirs[*i],
+                Some((_, Slot::Dir(i))) => d = &layout.dirs[*i],
                 other => panic!("{name}: {other:?}"),
             }
         }
@@ -263,7 +273,7 @@ mod tests {
         ];
         let l = Layout::build(&snaps, true);
         let short = |i: usize| snaps[i].0.short();
-        let time = |s: i64| crate::output::time(s * SEC);
+        let time = |s: i64| time_name(s * SEC);
         assert_eq!(
             names(&l.dirs[0]),
             ["hosts", "projects", "snapshots", "tags"]
@@ -282,14 +292,14 @@ mod tests {
         assert_eq!(names(shop), [time(t), time(t + 60), LATEST.to_string()]);
         assert_eq!(
             shop.entries[2].1,
-            Entry::Symlink {
+            Slot::Symlink {
                 target: time(t + 60),
                 time_ns: (t + 60) * SEC + 123
             }
         );
         assert_eq!(
             dir(&l, &["projects", "shop"]).entries[0].1,
-            Entry::Snapshot(0)
+            Slot::Snapshot(0)
         );
         // Two daily snapshots share a time: both get their short id.
         let daily = dir(&l, &["tags", "daily"]);
@@ -325,6 +335,18 @@ mod tests {
         for d in ["hosts", "projects", "snapshots", "tags"] {
             assert!(dir(&l, &[d]).entries.is_empty());
         }
+    }
+
+    #[test]
+    fn times_are_named_in_utc_to_the_second() {
+        assert_eq!(time_name(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            time_name(1_795_000_000 * SEC + 999_999_999),
+            "2026-11-18T11:06:40Z"
+        );
+        assert_eq!(time_name(951_782_400 * SEC), "2000-02-29T00:00:00Z");
+        assert_eq!(time_name(-5 * SEC), "1970-01-01T00:00:00Z");
+        assert_eq!(time_name(i64::MAX), "2262-04-11T23:47:16Z");
     }
 
     #[test]

@@ -3,12 +3,35 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
 use strata_format::id::BlobId;
+
+use crate::{EngineError, Result};
+
+/// A file opened for reading ([`super::Vfs::open`]): its size as the snapshot records it
+/// and its chunks. Reads never go past the recorded size; where the chunks hold less, a
+/// read ends where they end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContent {
+    pub(super) chunks: Chunks,
+    pub(super) size: u64,
+}
+
+impl FileContent {
+    /// The size the snapshot records.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What the chunks hold, by the index (`None` while a chunk is not in it). Differs from
+    /// [`Self::size`] only in a damaged repository.
+    pub fn stored_size(&self) -> Option<u64> {
+        self.chunks.len()
+    }
+}
 
 /// A file's chunks and where each starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunks {
+pub(super) struct Chunks {
     ids: Vec<BlobId>,
     /// `starts[i]` is where chunk `i` starts; one more entry than chunks whose length is
     /// known. The lengths are known up to the first chunk the index does not list.
@@ -52,7 +75,9 @@ impl Chunks {
             None if end <= known_end => end,
             None => {
                 let missing = &self.ids[self.starts.len() - 1];
-                bail!("data blob {missing} is not in the index")
+                return Err(EngineError::Corrupt(format!(
+                    "data blob {missing} is not in the index"
+                )));
             }
         };
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
@@ -70,12 +95,12 @@ impl Chunks {
             }
             let data = fetch(&self.ids[i])?;
             if data.len() as u64 != next - start {
-                bail!(
+                return Err(EngineError::Corrupt(format!(
                     "data blob {} holds {} bytes, the index says {}",
                     self.ids[i],
                     data.len(),
                     next - start
-                );
+                )));
             }
             let from = (pos - start) as usize;
             let to = (end.min(next) - start) as usize;
@@ -141,17 +166,16 @@ mod tests {
         assert_eq!(chunks.len(), None);
         let fetch = |i: &BlobId| Ok(blobs[i].clone());
         assert_eq!(chunks.read(0, 3, fetch).unwrap(), vec![0, 1, 2]);
-        let err = chunks.read(2, 2, fetch).unwrap_err().to_string();
-        assert!(err.contains("not in the index"), "{err}");
+        let err = chunks.read(2, 2, fetch).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        assert!(err.to_string().contains("not in the index"), "{err}");
     }
 
     #[test]
     fn a_blob_of_the_wrong_length_is_an_error() {
         let (chunks, _) = setup();
-        let err = chunks
-            .read(0, 2, |_| Ok(Arc::new(vec![0; 7])))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("the index says 3"), "{err}");
+        let err = chunks.read(0, 2, |_| Ok(Arc::new(vec![0; 7]))).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        assert!(err.to_string().contains("the index says 3"), "{err}");
     }
 }
