@@ -45,7 +45,6 @@ mod repository;
 pub mod restorer;
 pub mod retention;
 pub mod snapshots;
-pub mod sources;
 mod spool;
 pub mod treewalk;
 

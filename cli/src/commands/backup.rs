@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
+use strata_db::{backup_database, meta, recorded_rows, Database};
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
 use strata_engine::retention::{self, CalendarSpan};
-use strata_engine::sources::{self, Database};
 
 use crate::output::{bytes, json};
 use crate::password::DbPasswordArgs;
@@ -164,7 +164,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         args.db_password.apply(db, flag)?;
     }
     let result: BackupResult = if let Some(db) = &database {
-        sources::backup_database(&repo, db, &opts, &bar)?
+        backup_database(&repo, db, &opts, &bar)?
     } else if args.stdin {
         let Some(name) = &args.stdin_filename else {
             bail!("--stdin needs --stdin-filename NAME");
@@ -195,7 +195,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 .map(|s| s.path.display().to_string())
                 .collect(),
             tables: database.as_ref().map(|_| {
-                sources::recorded_rows(&result.snapshot)
+                recorded_rows(&result.snapshot)
                     .into_iter()
                     .map(|(t, n)| (t, n.unwrap_or(0)))
                     .collect()
@@ -205,8 +205,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         println!(
             "dumped {} ({} tables, {} rows)",
             db.display(),
-            sources::meta(&result.snapshot, "tables").unwrap_or("0"),
-            sources::recorded_rows(&result.snapshot)
+            meta(&result.snapshot, "tables").unwrap_or("0"),
+            recorded_rows(&result.snapshot)
                 .iter()
                 .filter_map(|(_, n)| *n)
                 .sum::<u64>()

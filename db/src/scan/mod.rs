@@ -57,9 +57,9 @@ use std::io::{self, Read};
 /// A longer table name is cut to this length.
 const MAX_PREFIX: usize = 4096;
 
-/// Which dump tool wrote the stream.
+/// The SQL of the dump tool that wrote the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub enum Syntax {
     Postgres,
     Mysql,
     Sqlite,
@@ -69,7 +69,7 @@ pub enum Dialect {
 /// small per-statement prefix buffer, not whole lines). Never panics on any input.
 #[derive(Debug)]
 pub struct SqlScanner {
-    dialect: Dialect,
+    syntax: Syntax,
     tables: Tables,
     machine: Machine,
 }
@@ -81,14 +81,14 @@ enum Machine {
 }
 
 impl SqlScanner {
-    pub fn new(dialect: Dialect) -> Self {
-        let machine = match dialect {
-            Dialect::Postgres => Machine::Copy(CopyScanner::new()),
-            Dialect::Mysql => Machine::Statements(StatementScanner::new(false)),
-            Dialect::Sqlite => Machine::Statements(StatementScanner::new(true)),
+    pub fn new(syntax: Syntax) -> Self {
+        let machine = match syntax {
+            Syntax::Postgres => Machine::Copy(CopyScanner::new()),
+            Syntax::Mysql => Machine::Statements(StatementScanner::new(false)),
+            Syntax::Sqlite => Machine::Statements(StatementScanner::new(true)),
         };
         SqlScanner {
-            dialect,
+            syntax,
             tables: Tables::default(),
             machine,
         }
@@ -115,7 +115,7 @@ impl SqlScanner {
             bare == "sqlite_schema" || bare == "sqlite_master"
         };
         let mut counts = self.tables.counts;
-        if self.dialect == Dialect::Sqlite {
+        if self.syntax == Syntax::Sqlite {
             counts.retain(|(name, _)| !schema(name));
         }
         counts
@@ -130,10 +130,10 @@ pub struct CountingReader<R> {
 }
 
 impl<R: Read> CountingReader<R> {
-    pub fn new(inner: R, dialect: Dialect) -> Self {
+    pub fn new(inner: R, syntax: Syntax) -> Self {
         CountingReader {
             inner,
-            scanner: SqlScanner::new(dialect),
+            scanner: SqlScanner::new(syntax),
         }
     }
 
@@ -984,30 +984,30 @@ PRAGMA writable_schema=OFF;
 COMMIT;
 "#;
 
-    /// The samples with their tabs, and the dialect each is written in.
-    fn samples() -> Vec<(Dialect, Vec<u8>)> {
+    /// The samples with their tabs, and the syntax each is written in.
+    fn samples() -> Vec<(Syntax, Vec<u8>)> {
         [
-            (Dialect::Postgres, POSTGRES_DUMP),
-            (Dialect::Mysql, MYSQL_DUMP),
-            (Dialect::Sqlite, SQLITE_DUMP),
-            (Dialect::Sqlite, SQLITE_FTS_DUMP),
+            (Syntax::Postgres, POSTGRES_DUMP),
+            (Syntax::Mysql, MYSQL_DUMP),
+            (Syntax::Sqlite, SQLITE_DUMP),
+            (Syntax::Sqlite, SQLITE_FTS_DUMP),
         ]
         .into_iter()
         .map(|(d, text)| (d, text.replace('→', "\t").into_bytes()))
         .collect()
     }
 
-    fn scan(dialect: Dialect, input: &[u8]) -> Vec<(String, u64)> {
-        let mut s = SqlScanner::new(dialect);
+    fn scan(syntax: Syntax, input: &[u8]) -> Vec<(String, u64)> {
+        let mut s = SqlScanner::new(syntax);
         s.feed(input);
         s.finish()
     }
 
     /// Feeds `input` cut at `cuts` (positions in any order, repeats allowed).
-    fn scan_cut(dialect: Dialect, input: &[u8], cuts: &[usize]) -> Vec<(String, u64)> {
+    fn scan_cut(syntax: Syntax, input: &[u8], cuts: &[usize]) -> Vec<(String, u64)> {
         let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
         cuts.sort_unstable();
-        let mut s = SqlScanner::new(dialect);
+        let mut s = SqlScanner::new(syntax);
         let mut from = 0;
         for c in cuts {
             s.feed(&input[from..c]);
@@ -1033,7 +1033,7 @@ COMMIT;
     fn postgres_copy_blocks_count_their_lines() {
         let (_, dump) = &samples()[0];
         assert_eq!(
-            scan(Dialect::Postgres, dump),
+            scan(Syntax::Postgres, dump),
             expect(&[
                 ("public.\"My Table\"", 5),
                 ("public.empty", 0),
@@ -1053,7 +1053,7 @@ COMMIT;
             COPY public.c (x) FROM stdin; \n\
             copy public.d (x) FROM stdin;\n\
             \\.\n";
-        assert_eq!(scan(Dialect::Postgres, dump), expect(&[]));
+        assert_eq!(scan(Syntax::Postgres, dump), expect(&[]));
     }
 
     #[test]
@@ -1065,14 +1065,14 @@ COMMIT;
         );
         assert!(dump.len() > 4 * MAX_PREFIX);
         assert_eq!(
-            scan(Dialect::Postgres, dump.as_bytes()),
+            scan(Syntax::Postgres, dump.as_bytes()),
             expect(&[("public.wide", 2)])
         );
     }
 
     #[test]
     fn postgres_long_rows_and_names_keep_memory_bounded() {
-        let mut s = SqlScanner::new(Dialect::Postgres);
+        let mut s = SqlScanner::new(Syntax::Postgres);
         let capacity = buffer_capacity(&s);
         s.feed(b"COPY public.t (a) FROM stdin;\n");
         let row = vec![b'x'; 3 << 20];
@@ -1093,16 +1093,16 @@ COMMIT;
     #[test]
     fn postgres_unterminated_last_row_counts() {
         let dump = b"COPY public.t (a) FROM stdin;\n1\n2";
-        assert_eq!(scan(Dialect::Postgres, dump), expect(&[("public.t", 2)]));
+        assert_eq!(scan(Syntax::Postgres, dump), expect(&[("public.t", 2)]));
         let dump = b"COPY public.t (a) FROM stdin;\n1\n\\.";
-        assert_eq!(scan(Dialect::Postgres, dump), expect(&[("public.t", 1)]));
+        assert_eq!(scan(Syntax::Postgres, dump), expect(&[("public.t", 1)]));
     }
 
     #[test]
     fn mysql_extended_inserts_count_their_rows() {
         let (_, dump) = &samples()[1];
         assert_eq!(
-            scan(Dialect::Mysql, dump),
+            scan(Syntax::Mysql, dump),
             expect(&[
                 ("sbtest1", 4),
                 ("empty", 0),
@@ -1120,7 +1120,7 @@ COMMIT;
 INSERT INTO u VALUES ('new
 line; (');
 "#;
-        assert_eq!(scan(Dialect::Mysql, dump), expect(&[("t", 5), ("u", 1)]));
+        assert_eq!(scan(Syntax::Mysql, dump), expect(&[("t", 5), ("u", 1)]));
     }
 
     #[test]
@@ -1135,7 +1135,7 @@ line; (');
             (7);\n";
         // `--` without whitespace after it is two minus signs, so `--;` ends the statement
         // and `(7);` is not an insert.
-        assert_eq!(scan(Dialect::Mysql, dump), expect(&[("t", 5)]));
+        assert_eq!(scan(Syntax::Mysql, dump), expect(&[("t", 5)]));
     }
 
     #[test]
@@ -1145,7 +1145,7 @@ line; (');
             REPLACE `t` SET a=1;\n\
             insert into t values(7,8);\n\
             INSERT INTO `u` SELECT * FROM `t`;\n";
-        assert_eq!(scan(Dialect::Mysql, dump), expect(&[("t", 4), ("u", 0)]));
+        assert_eq!(scan(Syntax::Mysql, dump), expect(&[("t", 4), ("u", 0)]));
     }
 
     #[test]
@@ -1159,12 +1159,12 @@ line; (');
             INSERT INTO t VALUES (3)//\n\
             DELIMITER ;\n\
             INSERT INTO t VALUES (4);\n";
-        assert_eq!(scan(Dialect::Mysql, dump), expect(&[("t", 1)]));
+        assert_eq!(scan(Syntax::Mysql, dump), expect(&[("t", 1)]));
     }
 
     #[test]
     fn mysql_long_names_are_cut_and_memory_stays_bounded() {
-        let mut s = SqlScanner::new(Dialect::Mysql);
+        let mut s = SqlScanner::new(Syntax::Mysql);
         let capacity = buffer_capacity(&s);
         s.feed(b"CREATE TABLE `");
         s.feed(&vec![b'n'; 1 << 20]);
@@ -1183,7 +1183,7 @@ line; (');
     fn sqlite_dump_counts_inserts_and_names_tables_one_way() {
         let all = samples();
         assert_eq!(
-            scan(Dialect::Sqlite, &all[2].1),
+            scan(Syntax::Sqlite, &all[2].1),
             expect(&[
                 ("users", 3),
                 ("\"my t\"", 1),
@@ -1196,7 +1196,7 @@ line; (');
             ])
         );
         assert_eq!(
-            scan(Dialect::Sqlite, &all[3].1),
+            scan(Syntax::Sqlite, &all[3].1),
             // sqlite_schema (the virtual table's row) is left out.
             expect(&[
                 ("ft_data", 3),
@@ -1216,7 +1216,7 @@ line; (');
     fn sqlite_strings_have_no_backslash_escapes() {
         let dump = b"INSERT INTO t VALUES('a\\');\nINSERT INTO t VALUES('b\\''c');\n\
             INSERT INTO t VALUES('multi\nline;(');\nINSERT INTO t VALUES(1),(2)--;\n;\n";
-        assert_eq!(scan(Dialect::Sqlite, dump), expect(&[("t", 5)]));
+        assert_eq!(scan(Syntax::Sqlite, dump), expect(&[("t", 5)]));
     }
 
     #[test]
@@ -1225,7 +1225,7 @@ line; (');
             CREATE TABLE `_ok1`(a);\nINSERT INTO \"x y\" VALUES(1);\nINSERT INTO \"q's\" VALUES(1);\n\
             INSERT INTO \"tête\" VALUES(1);\nINSERT INTO _ok1 VALUES(1);\n";
         assert_eq!(
-            scan(Dialect::Sqlite, dump.as_bytes()),
+            scan(Syntax::Sqlite, dump.as_bytes()),
             expect(&[("\"x y\"", 1), ("\"q's\"", 1), ("\"tête\"", 1), ("_ok1", 1),])
         );
     }
@@ -1239,17 +1239,17 @@ line; (');
             END;\n\
             CREATE TEMP TRIGGER t2 AFTER DELETE ON e BEGIN INSERT INTO q VALUES(3); END;\n\
             INSERT INTO q VALUES(4);\n";
-        assert_eq!(scan(Dialect::Sqlite, dump), expect(&[("q", 1)]));
+        assert_eq!(scan(Syntax::Sqlite, dump), expect(&[("q", 1)]));
     }
 
     #[test]
     fn every_cut_gives_the_same_counts() {
-        for (dialect, dump) in samples() {
-            let whole = scan(dialect, &dump);
+        for (syntax, dump) in samples() {
+            let whole = scan(syntax, &dump);
             for cut in 0..=dump.len() {
-                assert_eq!(scan_cut(dialect, &dump, &[cut]), whole, "cut at {cut}");
+                assert_eq!(scan_cut(syntax, &dump, &[cut]), whole, "cut at {cut}");
             }
-            let mut s = SqlScanner::new(dialect);
+            let mut s = SqlScanner::new(syntax);
             for b in &dump {
                 s.feed(std::slice::from_ref(b));
             }
@@ -1271,8 +1271,8 @@ line; (');
 
     #[test]
     fn counting_reader_passes_bytes_through() {
-        for (dialect, dump) in samples() {
-            let mut reader = CountingReader::new(Trickle(&dump), dialect);
+        for (syntax, dump) in samples() {
+            let mut reader = CountingReader::new(Trickle(&dump), syntax);
             let mut out = Vec::new();
             let mut buf = [0u8; 5];
             loop {
@@ -1283,17 +1283,17 @@ line; (');
                 out.extend_from_slice(&buf[..n]);
             }
             assert_eq!(out, dump);
-            assert_eq!(reader.finish(), scan(dialect, &dump));
+            assert_eq!(reader.finish(), scan(syntax, &dump));
 
-            let mut reader = CountingReader::new(&dump[..], dialect);
+            let mut reader = CountingReader::new(&dump[..], syntax);
             let mut out = Vec::new();
             io::copy(&mut reader, &mut out).unwrap();
             assert_eq!(out, dump);
-            assert_eq!(reader.finish(), scan(dialect, &dump));
+            assert_eq!(reader.finish(), scan(syntax, &dump));
         }
     }
 
-    const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite];
+    const DIALECTS: [Syntax; 3] = [Syntax::Postgres, Syntax::Mysql, Syntax::Sqlite];
 
     /// Bytes that steer the scanners, often; any byte, sometimes.
     fn edit_byte() -> impl Strategy<Value = u8> {
@@ -1335,33 +1335,33 @@ line; (');
         #[test]
         fn samples_cut_anywhere_count_the_same(which in any::<Index>(), cuts in cuts()) {
             let all = samples();
-            let (dialect, dump) = &all[which.index(all.len())];
-            let whole = scan(*dialect, dump);
-            prop_assert_eq!(scan_cut(*dialect, dump, &positions(&cuts, dump.len())), whole);
+            let (syntax, dump) = &all[which.index(all.len())];
+            let whole = scan(*syntax, dump);
+            prop_assert_eq!(scan_cut(*syntax, dump, &positions(&cuts, dump.len())), whole);
         }
 
         #[test]
         fn mutated_samples_never_panic_and_cut_anywhere(
             dump in mutated_sample(),
-            dialect in prop::sample::select(DIALECTS.to_vec()),
+            syntax in prop::sample::select(DIALECTS.to_vec()),
             cuts in cuts(),
         ) {
-            let whole = scan(dialect, &dump);
-            prop_assert_eq!(scan_cut(dialect, &dump, &positions(&cuts, dump.len())), whole);
+            let whole = scan(syntax, &dump);
+            prop_assert_eq!(scan_cut(syntax, &dump, &positions(&cuts, dump.len())), whole);
         }
 
         #[test]
         fn arbitrary_bytes_never_panic_nor_grow_the_buffer(
             bytes in any::<Vec<u8>>(),
-            dialect in prop::sample::select(DIALECTS.to_vec()),
+            syntax in prop::sample::select(DIALECTS.to_vec()),
             cuts in cuts(),
         ) {
-            let mut s = SqlScanner::new(dialect);
+            let mut s = SqlScanner::new(syntax);
             let capacity = buffer_capacity(&s);
             s.feed(&bytes);
             prop_assert_eq!(buffer_capacity(&s), capacity);
             let whole = s.finish();
-            prop_assert_eq!(scan_cut(dialect, &bytes, &positions(&cuts, bytes.len())), whole);
+            prop_assert_eq!(scan_cut(syntax, &bytes, &positions(&cuts, bytes.len())), whole);
         }
 
         /// Random values, written the way each tool escapes them, are counted exactly.
@@ -1378,13 +1378,13 @@ line; (');
                 .iter()
                 .map(|row| row.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect())
                 .collect();
-            for (dialect, dump) in [
-                (Dialect::Postgres, pg_copy(&values)),
-                (Dialect::Mysql, mysql_inserts(&values, per_insert)),
-                (Dialect::Sqlite, sqlite_inserts(&values)),
+            for (syntax, dump) in [
+                (Syntax::Postgres, pg_copy(&values)),
+                (Syntax::Mysql, mysql_inserts(&values, per_insert)),
+                (Syntax::Sqlite, sqlite_inserts(&values)),
             ] {
-                let counted = scan_cut(dialect, dump.as_bytes(), &positions(&cuts, dump.len()));
-                let name = if dialect == Dialect::Postgres { "public.t" } else { "t" };
+                let counted = scan_cut(syntax, dump.as_bytes(), &positions(&cuts, dump.len()));
+                let name = if syntax == Syntax::Postgres { "public.t" } else { "t" };
                 prop_assert_eq!(counted, expect(&[(name, values.len() as u64)]), "{}", dump);
             }
         }
