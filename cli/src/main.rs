@@ -15,6 +15,7 @@ mod values;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use strata_db::{DbError, ErrorKind as DbKind};
 use strata_engine::{EngineError, ErrorKind};
 use strata_storage::{ErrorKind as StorageKind, StorageError};
 
@@ -155,7 +156,14 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     if not_a_directory {
         return exit::NO_REPOSITORY;
     }
-    match e.downcast_ref::<EngineError>().map(EngineError::kind) {
+    // A database error that is the engine's keeps its kind; one of the database's own
+    // (unavailable, invalid) is fatal.
+    let kind = match e.downcast_ref::<DbError>().map(DbError::kind) {
+        Some(DbKind::Engine(kind)) => Some(kind),
+        Some(_) => None,
+        None => e.downcast_ref::<EngineError>().map(EngineError::kind),
+    };
+    match kind {
         Some(ErrorKind::RepoNotFound) => exit::NO_REPOSITORY,
         Some(ErrorKind::Locked) => exit::LOCKED,
         Some(ErrorKind::WrongPassword) => exit::WRONG_PASSWORD,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use strata_app::SecretRef;
-use strata_engine::sources::{Database, DbPassword};
+use strata_db::{Database, DbPassword};
 
 use crate::Cli;
 
@@ -77,6 +77,7 @@ impl DbPasswordArgs {
     /// --db-password-file or --db-password-command if given. A password in the URL itself
     /// is used with a warning; both at once are refused.
     pub fn apply(&self, db: &mut Database, flag: &str) -> Result<()> {
+        let tool_sources = db.tool_password_sources().unwrap_or_default();
         let Some(server) = db.server_mut() else {
             return Ok(());
         };
@@ -102,10 +103,7 @@ impl DbPasswordArgs {
                  in the process list while strata runs; give it with --db-password-file or \
                  --db-password-command (STRATA_DB_PASSWORD_FILE, STRATA_DB_PASSWORD_COMMAND) \
                  instead, or in {}",
-                match db {
-                    Database::Mysql(_) => "MYSQL_PWD or ~/.my.cnf",
-                    _ => "PGPASSWORD or ~/.pgpass",
-                }
+                tool_sources
             ),
             (false, Some(bytes)) => {
                 let text = String::from_utf8(bytes)

@@ -41,7 +41,6 @@ pub mod restorer;
 pub mod retention;
 mod runtime;
 pub mod snapshots;
-pub mod sources;
 mod spool;
 pub mod treewalk;
 pub mod vfs;

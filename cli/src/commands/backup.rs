@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
+use strata_db::{backup_database, meta, recorded_rows, Database};
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
 use strata_engine::retention::{self, CalendarSpan};
-use strata_engine::sources::{self, Database};
 use strata_engine::Operation;
 
 use crate::output::{bytes, json};
@@ -165,7 +165,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         args.db_password.apply(db, flag)?;
     }
     let result: BackupResult = if let Some(db) = &database {
-        sources::backup_database(&repo, db, &opts, &bar)?
+        backup_database(&repo, db, &opts, &bar)?
     } else if args.stdin {
         let Some(name) = &args.stdin_filename else {
             bail!("--stdin needs --stdin-filename NAME");
@@ -196,7 +196,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 .map(|s| s.path.display().to_string())
                 .collect(),
             tables: database.as_ref().map(|_| {
-                sources::recorded_rows(&result.snapshot)
+                recorded_rows(&result.snapshot)
                     .into_iter()
                     .map(|(t, n)| (t, n.unwrap_or(0)))
                     .collect()
@@ -206,8 +206,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         println!(
             "dumped {} ({} tables, {} rows)",
             db.display(),
-            sources::meta(&result.snapshot, "tables").unwrap_or("0"),
-            sources::recorded_rows(&result.snapshot)
+            meta(&result.snapshot, "tables").unwrap_or("0"),
+            recorded_rows(&result.snapshot)
                 .iter()
                 .filter_map(|(_, n)| *n)
                 .sum::<u64>()

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Result};
+use strata_db::{dump_node, is_database};
 use strata_engine::restorer;
-use strata_engine::sources;
 use strata_engine::treewalk::{self, Found};
 use strata_engine::Operation;
 
@@ -27,13 +27,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Dump)?;
     let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
     let node = match &args.path {
-        None if sources::is_database(&snap)
+        None if is_database(&snap)
             || matches!(
                 snap.source,
                 strata_format::snapshot::SourceKind::Stdin { .. }
             ) =>
         {
-            sources::dump_node(&repo, &snap)?
+            dump_node(&repo, &snap)?
         }
         None => bail!("the snapshot holds files: name the file to dump (see `strata ls`)"),
         Some(path) => match treewalk::resolve(&repo, &snap.tree, path.as_os_str().as_bytes())? {

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata_db::{restore_database, Database};
 use strata_engine::archiver::BackupOptions;
 use strata_engine::restorer::{self, RestoreOptions};
-use strata_engine::sources::{self, Database};
 use strata_engine::Operation;
 
 use crate::output::{bytes, json};
@@ -94,7 +94,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             project: snap.project.clone(),
             ..BackupOptions::default()
         };
-        let report = sources::restore_database(&repo, &snap, &db, args.force, &safety, &bar)?;
+        let report = restore_database(&repo, &snap, &db, args.force, &safety, &bar)?;
         if args.json {
             json(&report)?;
         } else if !cli.quiet {

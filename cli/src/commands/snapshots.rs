@@ -58,7 +58,7 @@ impl<'a> SnapshotJson<'a> {
             keep_until: s.keep_until_ns.map(time),
             original: s.original.map(|o| o.to_hex()),
             summary: &s.summary,
-            source: strata_engine::sources::kind_name(&s.source),
+            source: strata_db::kind_name(&s.source),
             source_meta: s
                 .source_meta
                 .iter()

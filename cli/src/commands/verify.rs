@@ -1,7 +1,7 @@
 //! `strata verify`
 
 use anyhow::Result;
-use strata_engine::sources::{self, Database};
+use strata_db::{is_database, restore_test, Database};
 use strata_engine::Operation;
 
 use crate::output::{bytes, json};
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Verify)?;
     let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
     let scratch = match &args.scratch {
-        Some(text) if sources::is_database(&snap) => {
+        Some(text) if is_database(&snap) => {
             let mut db = Database::of_kind(&snap.source, text)?;
             args.db_password.apply(&mut db, "--scratch")?;
             Some(db)
@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         _ => None,
     };
     let bar = Bar::new("restore test", cli.quiet || args.json);
-    let report = sources::restore_test(&repo, &id, &snap, scratch.as_ref(), &bar)?;
+    let report = restore_test(&repo, &id, &snap, scratch.as_ref(), &bar)?;
     if args.json {
         json(&report)?;
     } else {

@@ -2,16 +2,16 @@
 //! quoted again before they reach SQL, so that a name recorded in a snapshot (repository
 //! content) is never spliced into a statement as it is.
 
-use crate::{EngineError, Result};
+use crate::error::{DbError, Result};
 
 /// `"name"`, double-quoted as PostgreSQL and SQLite quote identifiers.
-pub(super) fn quote(ident: &str) -> String {
+pub(crate) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// Splits `a.b` / `"a b"."c"` / `t` into its identifiers; `None` for anything else.
 /// Bare identifiers are letters, digits, `_` and `$` (and any non-ASCII character).
-pub(super) fn split(name: &str) -> Option<Vec<String>> {
+pub(crate) fn split(name: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut chars = name.chars().peekable();
     loop {
@@ -54,9 +54,9 @@ pub(super) fn split(name: &str) -> Option<Vec<String>> {
 }
 
 /// A (possibly qualified) table name, parsed and double-quoted again part by part.
-pub(super) fn quote_qualified(name: &str) -> Result<String> {
+pub(crate) fn quote_qualified(name: &str) -> Result<String> {
     let parts =
-        split(name).ok_or_else(|| EngineError::Invalid(format!("{name:?} is not a table name")))?;
+        split(name).ok_or_else(|| DbError::Invalid(format!("{name:?} is not a table name")))?;
     Ok(parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join("."))
 }
 

@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use crate::{EngineError, Result};
+use crate::error::{DbError, Result};
 
-/// A database password. Its `Debug` form hides it; only the sources module reads it.
+/// A database password. Its `Debug` form hides it; only this crate reads it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbPassword(String);
 
@@ -20,7 +20,7 @@ impl DbPassword {
         DbPassword(password.into())
     }
 
-    pub(super) fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -44,18 +44,18 @@ pub struct Server {
 impl Server {
     /// Parses a URL of one of `schemes` (the first names it in errors). A password in it is
     /// moved into [`Server::password`]; one in its query is refused.
-    pub(super) fn parse(text: &str, schemes: &[&str]) -> Result<Server> {
+    pub(crate) fn parse(text: &str, schemes: &[&str]) -> Result<Server> {
         let mut u = url::Url::parse(text)
-            .map_err(|e| EngineError::Invalid(format!("{}: {e}", redact(text))))?;
+            .map_err(|e| DbError::Invalid(format!("{}: {e}", redact(text))))?;
         if !schemes.contains(&u.scheme()) {
-            return Err(EngineError::Invalid(format!(
+            return Err(DbError::Invalid(format!(
                 "{}: expected a {}:// URL",
                 redact(text),
                 schemes[0]
             )));
         }
         if u.cannot_be_a_base() || u.host_str().is_none_or(str::is_empty) {
-            return Err(EngineError::Invalid(format!(
+            return Err(DbError::Invalid(format!(
                 "{}: expected {}://USER@HOST[:PORT]/DATABASE",
                 redact(text),
                 schemes[0]
@@ -64,7 +64,7 @@ impl Server {
         if u.query_pairs()
             .any(|(k, _)| k.eq_ignore_ascii_case("password"))
         {
-            return Err(EngineError::Invalid(format!(
+            return Err(DbError::Invalid(format!(
                 "{}: give the password with --db-password-file or --db-password-command \
                  (or PGPASSWORD / MYSQL_PWD, ~/.pgpass), not in the URL's query",
                 redact(text)
@@ -75,7 +75,7 @@ impl Server {
         let _ = u.set_password(None);
         let server = Server { url: u, password };
         if server.database().is_empty() {
-            return Err(EngineError::Invalid(format!(
+            return Err(DbError::Invalid(format!(
                 "{}: the URL names no database (…/DATABASE)",
                 redact(text)
             )));
@@ -84,7 +84,7 @@ impl Server {
     }
 
     /// The URL, which holds no password.
-    pub(super) fn url(&self) -> &url::Url {
+    pub(crate) fn url(&self) -> &url::Url {
         &self.url
     }
 
@@ -103,7 +103,7 @@ impl Server {
     }
 
     /// The user (percent-decoded), if the URL names one.
-    pub(super) fn user(&self) -> Option<String> {
+    pub(crate) fn user(&self) -> Option<String> {
         (!self.url.username().is_empty()).then(|| percent_decode(self.url.username()))
     }
 
@@ -115,7 +115,7 @@ impl Server {
     }
 
     /// The same server and credentials with another database.
-    pub(super) fn with_database(&self, name: &str) -> Server {
+    pub(crate) fn with_database(&self, name: &str) -> Server {
         let mut url = self.url.clone();
         url.set_path(&format!("/{name}"));
         Server {
@@ -137,7 +137,7 @@ fn redact(text: &str) -> String {
     }
 }
 
-pub(super) fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
-use crate::{EngineError, Result};
+use crate::error::{DbError, Result};
 
 /// How much of a tool's standard error is kept.
 const STDERR_KEEP: usize = 64 * 1024;
@@ -15,9 +15,9 @@ const STDERR_KEEP: usize = 64 * 1024;
 fn spawn(tool: &str, cmd: &mut Command, package: &str) -> Result<(Child, JoinHandle<Vec<u8>>)> {
     let mut child = cmd.stderr(Stdio::piped()).spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            EngineError::Invalid(format!("{tool} is not installed (install {package})"))
+            DbError::Unavailable(format!("{tool} is not installed (install {package})"))
         } else {
-            EngineError::io(tool, e)
+            DbError::io(tool, e)
         }
     })?;
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -67,6 +67,27 @@ fn failure(tool: &str, status: ExitStatus, stderr: &[u8]) -> String {
     }
 }
 
+/// The first line of `tool --version`, starting with the tool's name (the name alone when
+/// the tool does not answer): recorded in the snapshot, and read by dialects whose options
+/// depend on the tool's version.
+pub fn tool_version(tool: &str) -> String {
+    let out = Command::new(tool).arg("--version").output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            if first.is_empty() {
+                tool.to_string()
+            } else if first.starts_with(tool) {
+                first
+            } else {
+                format!("{tool} {first}")
+            }
+        }
+        _ => tool.to_string(),
+    }
+}
+
 /// A dump tool's standard output. Reading past its end waits for the tool: a tool that
 /// failed turns the end of its output into an error carrying its message, so that an
 /// incomplete dump can never pass for a complete one. Dropped early, the tool is killed.
@@ -93,6 +114,11 @@ impl DumpStream {
             finished: false,
             failed: None,
         })
+    }
+
+    /// Why the tool failed, once its output ended in its failure.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     fn wait(&mut self) -> std::io::Result<()> {
@@ -166,17 +192,14 @@ impl LoadSink {
     /// Closes the tool's input and waits for it; a failure carries its message.
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| EngineError::io(&self.tool, e))?;
+        let status = self.child.wait().map_err(|e| DbError::io(&self.tool, e))?;
         let stderr = self
             .stderr
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
         if !status.success() {
-            return Err(EngineError::Invalid(failure(&self.tool, status, &stderr)));
+            return Err(DbError::Unavailable(failure(&self.tool, status, &stderr)));
         }
         let said = message(&stderr);
         if !said.is_empty() {
@@ -186,7 +209,7 @@ impl LoadSink {
     }
 
     /// The tool's message after a write failed: it stopped reading before the end.
-    pub fn failed(mut self, write_error: std::io::Error) -> EngineError {
+    pub fn failed(mut self, write_error: std::io::Error) -> DbError {
         drop(self.stdin.take());
         let status = self.child.wait();
         let stderr = self
@@ -196,9 +219,9 @@ impl LoadSink {
             .unwrap_or_default();
         match status {
             Ok(status) if !status.success() => {
-                EngineError::Invalid(failure(&self.tool, status, &stderr))
+                DbError::Unavailable(failure(&self.tool, status, &stderr))
             }
-            _ => EngineError::Invalid(format!(
+            _ => DbError::Unavailable(format!(
                 "{} stopped reading before the end of the dump ({write_error}){}",
                 self.tool,
                 match message(&stderr) {

@@ -1,0 +1,345 @@
+//! PostgreSQL: `pg_dump` (plain SQL, one consistent snapshot of the database) to back up,
+//! `psql` (one transaction, stop at the first error) to restore, sqlx for the rest.
+
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
+use strata_format::snapshot::SourceKind;
+
+use crate::check::{count_each, Check};
+use crate::dialect::{holds, Dialect, Tools};
+use crate::error::{sql_error, DbError, Result};
+use crate::ident::{quote, quote_qualified};
+use crate::info::ServerInfo;
+use crate::scan::Syntax;
+use crate::server::Server;
+
+/// A PostgreSQL database: `postgres://user@host[:port]/database[?options]` (libpq's URL
+/// form).
+#[derive(Debug, Clone)]
+pub(crate) struct Postgres(Server);
+
+impl Postgres {
+    /// Parses a `postgres://` or `postgresql://` URL (a password in it is taken out, see
+    /// [`Server`]).
+    pub(crate) fn parse(url: &str) -> Result<Self> {
+        Ok(Postgres(Server::parse(url, &["postgres", "postgresql"])?))
+    }
+}
+
+const TOOLS: Tools = Tools {
+    dump: "pg_dump",
+    load: "psql",
+    package: "postgresql-client",
+};
+
+/// The password goes to `PGPASSWORD`: the URL on the tools' command line has none.
+fn with_password(cmd: &mut Command, s: &Server) {
+    if let Some(pw) = s.password() {
+        cmd.env("PGPASSWORD", pw.expose());
+    }
+}
+
+fn dump_command(s: &Server) -> Command {
+    let mut cmd = Command::new(TOOLS.dump);
+    cmd.arg("--no-password")
+        .arg("--dbname")
+        .arg(s.url().as_str());
+    with_password(&mut cmd, s);
+    cmd
+}
+
+fn load_command(s: &Server) -> Command {
+    let mut cmd = Command::new(TOOLS.load);
+    cmd.args([
+        "--no-password",
+        "--no-psqlrc",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--dbname",
+    ])
+    .arg(s.url().as_str());
+    with_password(&mut cmd, s);
+    cmd
+}
+
+fn options(s: &Server) -> Result<PgConnectOptions> {
+    let opts =
+        PgConnectOptions::from_str(s.url().as_str()).map_err(|e| sql_error(&s.display(), e))?;
+    Ok(match s.password() {
+        Some(pw) => opts.password(pw.expose()),
+        None => opts,
+    })
+}
+
+async fn connect(s: &Server) -> Result<PgConnection> {
+    PgConnection::connect_with(&options(s)?)
+        .await
+        .map_err(|e| connect_error(s, e))
+}
+
+fn connect_error(s: &Server, e: sqlx::Error) -> DbError {
+    sql_error(&s.display(), e)
+}
+
+/// Whether the error says the database does not exist.
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000"))
+}
+
+/// A connection to another database of the same server, for creating and dropping.
+async fn maintenance(s: &Server) -> Result<PgConnection> {
+    let target = s.database();
+    let admin = if target == "postgres" {
+        "template1"
+    } else {
+        "postgres"
+    };
+    connect(&s.with_database(admin)).await
+}
+
+const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+#[async_trait]
+impl Dialect for Postgres {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Postgres
+    }
+
+    fn syntax(&self) -> Syntax {
+        Syntax::Postgres
+    }
+
+    fn name(&self) -> String {
+        self.0.database()
+    }
+
+    fn display(&self) -> String {
+        self.0.display()
+    }
+
+    fn server_mut(&mut self) -> Option<&mut Server> {
+        Some(&mut self.0)
+    }
+
+    fn tool_password_sources(&self) -> Option<&'static str> {
+        Some("PGPASSWORD or ~/.pgpass")
+    }
+
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+
+    fn with_database(&self, name: &str) -> Box<dyn Dialect> {
+        Box::new(Postgres(self.0.with_database(name)))
+    }
+
+    fn clone_box(&self) -> Box<dyn Dialect> {
+        Box::new(self.clone())
+    }
+
+    fn tools(&self) -> Tools {
+        TOOLS
+    }
+
+    fn dump_command(&self, _tool_version: &str) -> Command {
+        dump_command(&self.0)
+    }
+
+    fn dump_complete(&self, tail: &[u8]) -> bool {
+        holds(tail, b"-- PostgreSQL database dump complete")
+    }
+
+    fn load_command(&self) -> Command {
+        load_command(&self.0)
+    }
+
+    async fn info(&self) -> Result<ServerInfo> {
+        let s = &self.0;
+        let what = s.display();
+        let mut c = connect(s).await?;
+        let version: String = sqlx::query_scalar("SELECT pg_catalog.version()")
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
+        let database: String = sqlx::query_scalar("SELECT pg_catalog.current_database()::text")
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
+        let sizes: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), \
+                    pg_catalog.pg_total_relation_size(c.oid) {USER_TABLES} ORDER BY 1"
+        ))
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| sql_error(&what, e))?;
+        let _ = c.close().await;
+        let host = s.url().host_str().unwrap_or("local socket");
+        Ok(ServerInfo {
+            server: match s.url().port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            },
+            version,
+            database,
+            sizes: sizes
+                .into_iter()
+                .map(|(t, b)| (t, b.max(0) as u64))
+                .collect(),
+            extra: Vec::new(),
+        })
+    }
+
+    /// How many objects (relations, functions, schemas, extensions) of its own the database
+    /// holds; `None` if it does not exist.
+    async fn object_count(&self) -> Result<Option<u64>> {
+        let s = &self.0;
+        let mut c = match PgConnection::connect_with(&options(s)?).await {
+            Ok(c) => c,
+            Err(e) if is_missing_database(&e) => return Ok(None),
+            Err(e) => return Err(connect_error(s, e)),
+        };
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') \
+                  + (SELECT count(*) FROM pg_catalog.pg_proc p \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+                  + (SELECT count(*) FROM pg_catalog.pg_namespace \
+                     WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') \
+                       AND nspname NOT LIKE 'pg\\_%') \
+                  + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')",
+        )
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| sql_error(&s.display(), e))?;
+        let _ = c.close().await;
+        Ok(Some(n.max(0) as u64))
+    }
+
+    async fn tables(&self) -> Result<Vec<String>> {
+        let s = &self.0;
+        let mut c = connect(s).await?;
+        let names: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+             {USER_TABLES} ORDER BY 1"
+        ))
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| sql_error(&s.display(), e))?;
+        let _ = c.close().await;
+        Ok(names)
+    }
+
+    /// Rows of each table, over one connection (`None`: the table could not be counted).
+    async fn count_rows(&self, tables: &[String]) -> Result<Vec<Option<u64>>> {
+        let s = &self.0;
+        let c = connect(s).await?;
+        let quoted = tables.iter().map(|t| quote_qualified(t).ok()).collect();
+        Ok(count_each(c, quoted).await)
+    }
+
+    /// Every index valid, and (where the amcheck extension can be loaded) every B-tree index
+    /// consistent with its table.
+    async fn integrity(&self) -> Result<Vec<Check>> {
+        let s = &self.0;
+        let what = s.display();
+        let mut c = connect(s).await?;
+        let invalid: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_catalog.pg_index WHERE NOT indisvalid")
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| sql_error(&what, e))?;
+        let mut checks = vec![Check {
+            name: "valid indexes".into(),
+            ok: invalid == 0,
+            detail: format!("{invalid} invalid indexes"),
+        }];
+        let amcheck = match sqlx::query("CREATE EXTENSION IF NOT EXISTS amcheck")
+            .execute(&mut c)
+            .await
+        {
+            Ok(_) => {
+                // Materialized first: the check must only ever see B-tree indexes.
+                let checked: std::result::Result<i64, _> = sqlx::query_scalar(
+                    "WITH idx AS MATERIALIZED ( \
+                       SELECT c.oid FROM pg_catalog.pg_index i \
+                       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+                       JOIN pg_catalog.pg_am am ON am.oid = c.relam \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready \
+                         AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                         AND n.nspname NOT LIKE 'pg\\_toast%') \
+                     SELECT count(*) FROM (SELECT bt_index_check(oid, true) FROM idx) checked",
+                )
+                .fetch_one(&mut c)
+                .await;
+                match checked {
+                    Ok(n) => Check {
+                        name: "amcheck".into(),
+                        ok: true,
+                        detail: format!(
+                            "{n} B-tree indexes agree with their tables (bt_index_check)"
+                        ),
+                    },
+                    Err(e) => Check {
+                        name: "amcheck".into(),
+                        ok: false,
+                        detail: e.to_string(),
+                    },
+                }
+            }
+            Err(e) => Check {
+                name: "amcheck".into(),
+                ok: true,
+                detail: format!("skipped: the amcheck extension cannot be loaded ({e})"),
+            },
+        };
+        checks.push(amcheck);
+        let _ = c.close().await;
+        Ok(checks)
+    }
+
+    async fn recreate(&self) -> Result<()> {
+        let s = &self.0;
+        let name = quote(&s.database());
+        let mut c = maintenance(s).await?;
+        let what = s.display();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
+        // From template0, as pg_dump's documentation asks: nothing local in template1 may
+        // collide with what the dump creates.
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0"))
+            .execute(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
+        let _ = c.close().await;
+        Ok(())
+    }
+
+    async fn drop_database(&self) -> Result<()> {
+        let s = &self.0;
+        let name = quote(&s.database());
+        let mut c = maintenance(s).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .map_err(|e| sql_error(&s.display(), e))?;
+        let _ = c.close().await;
+        Ok(())
+    }
+}
