@@ -66,22 +66,38 @@ pub fn list_readable(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)
 /// here. (The parent of a backup, [`find_parent`], does skip unreadable snapshots: a damaged
 /// old snapshot must not stop backups.)
 pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)> {
+    find_in(repo, spec, &Filter::default())
+}
+
+/// [`find`], where `latest` is the newest snapshot `filter` matches (of a host, a project,
+/// with a tag). An id names its snapshot whatever the filter says.
+pub fn find_in(
+    repo: &Repository,
+    spec: &str,
+    filter: &Filter,
+) -> Result<(SnapshotId, SnapshotFile)> {
     if spec == "latest" {
-        return latest(repo);
+        return latest(repo, filter);
     }
     let id = resolve(repo, spec)?;
     Ok((id, load(repo, &id)?))
 }
 
-/// The newest snapshot, if every snapshot can be read.
-fn latest(repo: &Repository) -> Result<(SnapshotId, SnapshotFile)> {
-    let (mut readable, unreadable) = list_split(repo)?;
+/// The newest snapshot `filter` matches, if every snapshot can be read (an unreadable one
+/// might be the newest match: its host and project are inside it).
+fn latest(repo: &Repository, filter: &Filter) -> Result<(SnapshotId, SnapshotFile)> {
+    let (readable, unreadable) = list_split(repo)?;
     if !unreadable.is_empty() {
         return Err(latest_unknown(&unreadable));
     }
-    readable
-        .pop()
-        .ok_or_else(|| EngineError::NotFound("the repository has no snapshots".into()))
+    let found = readable.into_iter().rev().find(|(_, s)| filter.matches(s));
+    found.ok_or_else(|| {
+        EngineError::NotFound(if filter.is_empty() {
+            "the repository has no snapshots".into()
+        } else {
+            format!("no snapshot {}", filter.describe())
+        })
+    })
 }
 
 /// Every snapshot: the readable ones, oldest first, and those that cannot be read, with
@@ -223,6 +239,26 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether it matches every snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none() && self.project.is_none() && self.tags.is_empty()
+    }
+
+    /// "of host web1, of project shop, tagged daily or audit".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.host {
+            parts.push(format!("of host {h}"));
+        }
+        if let Some(p) = &self.project {
+            parts.push(format!("of project {p}"));
+        }
+        if !self.tags.is_empty() {
+            parts.push(format!("tagged {}", self.tags.join(" or ")));
+        }
+        parts.join(", ")
+    }
+
     pub fn matches(&self, s: &SnapshotFile) -> bool {
         self.host.as_ref().is_none_or(|h| &s.hostname == h)
             && self
@@ -233,15 +269,21 @@ impl Filter {
     }
 }
 
-/// The snapshots `specs` name (`latest`, ids, prefixes), or every readable one when none
-/// is given; each once, oldest first.
-pub fn select(repo: &Repository, specs: &[String]) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
+/// The snapshots `specs` name (`latest`: the newest `filter` matches; ids, prefixes), or
+/// every readable one `filter` matches when none is given; each once, oldest first.
+pub fn select(
+    repo: &Repository,
+    specs: &[String],
+    filter: &Filter,
+) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
     let mut list = if specs.is_empty() {
-        list_readable(repo)?
+        let mut all = list_readable(repo)?;
+        all.retain(|(_, s)| filter.matches(s));
+        all
     } else {
         specs
             .iter()
-            .map(|s| find(repo, s))
+            .map(|s| find_in(repo, s, filter))
             .collect::<Result<Vec<_>>>()?
     };
     let mut seen = std::collections::HashSet::new();

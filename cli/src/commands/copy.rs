@@ -96,8 +96,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         bail!("source and destination are the same repository");
     }
 
+    let filter = args.filter.engine();
     let selected = if args.snapshots.is_empty() {
-        let filter = args.filter.engine();
         snapshots::list(&from)?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
@@ -105,7 +105,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     } else {
         let mut v = Vec::new();
         for spec in &args.snapshots {
-            let found = snapshots::find(&from, spec)?;
+            let found = snapshots::find_in(&from, spec, &filter)?;
             if !v.iter().any(|(id, _)| *id == found.0) {
                 v.push(found);
             }

@@ -22,6 +22,9 @@ pub struct Args {
     first: String,
     /// The newer snapshot.
     second: String,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Also list entries whose content is the same but whose metadata changed.
     #[arg(long)]
     metadata: bool,
@@ -40,8 +43,9 @@ struct DiffJson<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Diff)?;
-    let (ida, a) = snapshots::find(&repo, &args.first)?;
-    let (idb, b) = snapshots::find(&repo, &args.second)?;
+    let filter = args.filter.engine();
+    let (ida, a) = snapshots::find_in(&repo, &args.first, &filter)?;
+    let (idb, b) = snapshots::find_in(&repo, &args.second, &filter)?;
     let (changes, stats) = browse::diff(&repo, &a, &b, args.metadata)?;
     if args.json {
         json(&DiffJson {

@@ -19,13 +19,16 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Absolute path of the file in the snapshot (any bytes, not only UTF-8).
     path: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Dump)?;
-    let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
+    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let node = match &args.path {
         None if is_database(&snap)
             || matches!(

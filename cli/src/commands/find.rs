@@ -62,9 +62,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         older_ns: args.older,
     };
     let (repo, _lock) = open::open(cli, Operation::Find)?;
-    let mut list = snapshots::select(&repo, &args.snapshots)?;
-    let filter = args.filter.engine();
-    list.retain(|(_, s)| filter.matches(s));
+    let list = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
     let results = browse::find(&repo, &list, &query)?;
     if args.json {
         let items: Vec<ResultJson> = results

@@ -61,12 +61,10 @@ pub struct Args {
     #[arg(long, value_name = "FIELDS", default_value = "host,paths,project",
           value_parser = GroupBy::parse)]
     group_by: GroupBy,
-    /// Only consider snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only consider snapshots of this project.
-    #[arg(long)]
-    project: Option<String>,
+    /// Only consider snapshots of this host, project or tag (and `latest` among ids: the
+    /// newest of them).
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Let a group lose all its snapshots when the policy keeps none of them.
     #[arg(long)]
     allow_empty: bool,
@@ -140,11 +138,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let talk = !args.json && !cli.quiet;
 
     let (groups, remove) = if args.ids.is_empty() {
-        let filter = snapshots::Filter {
-            host: args.host.clone(),
-            project: args.project.clone(),
-            tags: Vec::new(),
-        };
+        let filter = args.filter.engine();
         let all: Vec<_> = snapshots::list(&repo)?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
@@ -185,7 +179,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let mut held = Vec::new();
         for spec in &args.ids {
             let (id, s) = if spec == "latest" {
-                let (id, s) = snapshots::find(&repo, spec)?;
+                let (id, s) = snapshots::find_in(&repo, spec, &args.filter.engine())?;
                 (id, Ok(s))
             } else {
                 let id = snapshots::resolve(&repo, spec)?;

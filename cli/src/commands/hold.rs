@@ -24,6 +24,9 @@ pub struct Args {
     /// Snapshots to hold (ids, prefixes or `latest`).
     #[arg(required = true, value_name = "SNAPSHOT")]
     snapshots: Vec<String>,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Hold until this date, in local time ("2032-01-31", "2032-01-31 12:00") or RFC 3339.
     #[arg(long, value_name = "DATE", value_parser = values::local_time)]
     until: Option<i64>,
@@ -52,7 +55,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Hold)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {
-        let (id, snap) = snapshots::find(&repo, spec)?;
+        let (id, snap) = snapshots::find_in(&repo, spec, &args.filter.engine())?;
         // Named twice (say `latest` and its id): rewrite it once.
         if !found.iter().any(|(f, _)| *f == id) {
             found.push((id, snap));

@@ -19,6 +19,9 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Absolute path inside the snapshot (any bytes, not only UTF-8).
     path: Option<std::path::PathBuf>,
     /// Show mode, owner, size and modification time.
@@ -112,7 +115,7 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Ls)?;
-    let (_, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
+    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let path = args
         .path

@@ -37,6 +37,9 @@ use crate::{exit, open, values, Cli};
     .args(["target", "to_postgres", "to_mysql", "to_sqlite"]).required(true)))]
 pub struct Args {
     snapshot: String,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Directory to restore into (created if missing).
     #[arg(short, long)]
     target: Option<PathBuf>,
@@ -85,7 +88,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         None => Operation::Restore,
     };
     let (repo, _lock) = open::open(cli, op)?;
-    let (id, snap) = strata_engine::snapshots::find(&repo, &args.snapshot)?;
+    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");
         let bar = Bar::new("restore", cli.quiet || args.json);

@@ -13,6 +13,9 @@ use crate::{exit, open, Cli};
 /// List the snapshots in the repository, oldest first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only snapshots of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
@@ -70,7 +73,9 @@ impl<'a> SnapshotJson<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _) = open::open(cli, Operation::Snapshots)?;
-    let list = strata_engine::snapshots::list(&repo)?;
+    let filter = args.filter.engine();
+    let mut list = strata_engine::snapshots::list(&repo)?;
+    list.retain(|(_, s)| filter.matches(s));
     if args.json {
         let items: Vec<_> = list
             .iter()

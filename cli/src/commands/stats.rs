@@ -17,6 +17,9 @@ use crate::{exit, open, Cli};
 pub struct Args {
     /// Snapshots (`latest`, ids or prefixes); default: every snapshot.
     snapshots: Vec<String>,
+    /// Only snapshots of this host, project or tag (`latest`: the newest of them).
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// Print JSON: one object per snapshot and a total.
     #[arg(long)]
     json: bool,
@@ -38,7 +41,7 @@ struct OneJson<'a> {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Stats)?;
-    let list = snapshots::select(&repo, &args.snapshots)?;
+    let list = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
     let (each, total) = browse::stats(&repo, &list)?;
     let code = if total.missing_blobs > 0 {
         eprintln!(

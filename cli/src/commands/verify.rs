@@ -24,6 +24,9 @@ pub struct Args {
     /// The database snapshot to test (`latest`, an id or a unique prefix).
     #[arg(long, value_name = "SNAPSHOT")]
     restore_test: String,
+    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    #[command(flatten)]
+    filter: super::SnapshotFilter,
     /// The server to create the scratch database on (postgres://USER@HOST:PORT/ANY or
     /// mysql://…; the database part is ignored; the password from --db-password-file or
     /// --db-password-command, else PGPASSWORD / MYSQL_PWD). Required for PostgreSQL and
@@ -40,7 +43,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Verify)?;
-    let (id, snap) = strata_engine::snapshots::find(&repo, &args.restore_test)?;
+    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.restore_test, &args.filter.engine())?;
     let scratch = match &args.scratch {
         Some(text) if is_database(&snap) => {
             let mut db = Database::of_kind(&snap.source, text)?;
