@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata_storage::{Backend, OpendalBackend, RemoteOptions};
+use strata_storage::{Backend, FileType, OpendalBackend, RemoteOptions};
 use tempfile::TempDir;
 
 use crate::servers;
@@ -101,11 +101,10 @@ impl Fixture {
                     s3_region: Some("us-east-1".to_string()),
                     ..RemoteOptions::default()
                 };
-                (
-                    OpendalBackend::from_location_with(&url, &opts).unwrap(),
-                    None,
-                    None,
-                )
+                static BUCKET: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+                BUCKET.get_or_init(|| wait_for_bucket(&opts)).await;
+                let backend = OpendalBackend::from_location_with(&url, &opts).unwrap();
+                (backend, None, None)
             }
         };
         backend.create_layout().await.unwrap();
@@ -119,6 +118,18 @@ impl Fixture {
     /// The backend, as callers see it.
     pub fn backend(&self) -> &dyn Backend {
         &self.backend
+    }
+}
+
+/// Waits until the S3 server serves its bucket: `weed mini` accepts connections about a
+/// second before it has created it, and a listing in between fails (NoSuchBucket).
+async fn wait_for_bucket(opts: &RemoteOptions) {
+    let url = format!("s3://{}/{}", servers::S3_BUCKET, unique_prefix());
+    let probe = OpendalBackend::from_location_with(&url, opts).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Err(e) = probe.list(FileType::Key).await {
+        assert!(std::time::Instant::now() < deadline, "no S3 bucket: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
