@@ -117,8 +117,6 @@ pub(crate) struct Packer<'r> {
     shared: Arc<Shared>,
     /// Held while a full pack waits to be taken by the uploader.
     gate: Mutex<()>,
-    /// Where pack files are assembled.
-    spool_dir: std::path::PathBuf,
     /// Set by a failure that may have left a pack inconsistent.
     failed: std::sync::atomic::AtomicBool,
     /// Copying already stored blobs for prune or repair: no dedup against the index, no
@@ -140,10 +138,6 @@ impl<'r> Packer<'r> {
 
     fn with_mode(repo: &'r Repository, repack: bool) -> Self {
         let (tx, rx) = bounded::<Finished>(0);
-        let spool_dir = repo
-            .backend()
-            .spool_dir()
-            .unwrap_or_else(std::env::temp_dir);
         let shared = Arc::new(Shared {
             error: Mutex::new(None),
             cause: Mutex::new(None),
@@ -162,7 +156,7 @@ impl<'r> Packer<'r> {
                         match handle.block_on(backend.write_file(
                             FileType::Pack,
                             &id.to_hex(),
-                            &pack.path,
+                            pack.path(),
                         )) {
                             Ok(()) => shared
                                 .uploaded
@@ -197,8 +191,8 @@ impl<'r> Packer<'r> {
         Packer {
             repo,
             state: Mutex::new(State {
-                data: SpoolPack::new(spool_dir.clone()),
-                tree: SpoolPack::new(spool_dir.clone()),
+                data: SpoolPack::new(repo.backend().clone()),
+                tree: SpoolPack::new(repo.backend().clone()),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
                 dict: if repack || !repo.config().allows_dictionaries() {
@@ -215,7 +209,6 @@ impl<'r> Packer<'r> {
             uploaders,
             shared,
             gate: Mutex::new(()),
-            spool_dir,
             failed: std::sync::atomic::AtomicBool::new(false),
             repack,
         }
@@ -369,13 +362,13 @@ impl<'r> Packer<'r> {
             level,
             None,
         );
-        let mut pack = SpoolPack::new(self.spool_dir.clone());
+        let mut pack = SpoolPack::new(self.repo.backend().clone());
         pack.add(BlobType::Dictionary, id, dict.bytes().len() as u32, &stored)?;
         let mut finished = pack.finish(key, &mut rng)?.expect("holds the dictionary");
         self.repo.block_on(self.repo.backend().write_file(
             FileType::Pack,
             &finished.id.to_hex(),
-            &finished.path,
+            finished.path(),
         ))?;
         let indexed = IndexPack {
             id: finished.id,

@@ -1,22 +1,23 @@
 //! Packs assembled in a local file rather than in memory.
 //!
-//! Blobs are appended to a temporary file (hashed as they are written), the sealed pack
-//! header follows, and the finished file is handed to the backend's `write_file`: the local
-//! backend renames it into place (the file is created in its spool directory, on the same
-//! file system), others upload it. So a pack costs no memory however large it is, and a
-//! local backup never copies pack bytes a second time. Temporary names start with `.`, which
-//! listings skip; a killed backup may leave one behind (harmless, never referenced).
+//! Blobs are appended to a spool file the backend makes ([`Backend::spool_file`]), hashed
+//! as they are written; the sealed pack header follows, and the finished file is handed to
+//! the backend's `write_file`: the local backend renames it into place (its spool files are
+//! on the same file system), others upload it. So a pack costs no memory however large it
+//! is, and a local backup never copies pack bytes a second time. Storage names the file,
+//! hides it from listings and removes it when it is dropped unstored; one a killed backup
+//! left behind (never referenced) goes with the next prune.
 
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use rand::{CryptoRng, RngCore};
 use strata_format::blob::BlobType;
 use strata_format::crypto::MasterKey;
 use strata_format::id::{BlobId, Digest, PackId, StoredHasher};
 use strata_format::pack::{preamble, trailer, PackBlob};
+use strata_storage::{Backend, SpoolError, SpoolFile};
 
 use crate::{EngineError, Result};
 
@@ -25,39 +26,32 @@ const BUFFER: usize = 256 << 10;
 
 /// The open pack of one blob type; the file is created with the first blob.
 pub(crate) struct SpoolPack {
-    dir: PathBuf,
+    backend: Arc<dyn Backend>,
     open: Option<Open>,
 }
 
+/// An unfinished pack: dropping it (the backup failed) drops the spool file, which removes
+/// it.
 struct Open {
-    out: BufWriter<File>,
-    path: PathBuf,
+    out: BufWriter<SpoolFile>,
     len: u64,
     hasher: StoredHasher,
     blobs: Vec<PackBlob>,
 }
 
-impl Drop for Open {
-    /// An unfinished pack (the backup failed) leaves no file behind.
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// A complete pack file, ready to be stored under its id.
+/// A complete pack file, ready to be stored under its id. Dropping it removes the file if
+/// the backend did not move it into place.
 pub(crate) struct Finished {
-    pub path: PathBuf,
+    file: SpoolFile,
     pub id: PackId,
     pub size: u64,
     pub blobs: Vec<PackBlob>,
 }
 
-impl Drop for Finished {
-    /// Stored packs were moved or deleted by the backend; this removes one that never was.
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+impl Finished {
+    /// The file to pass to `write_file`.
+    pub fn path(&self) -> &Path {
+        self.file.path()
     }
 }
 
@@ -65,9 +59,19 @@ fn spool_error(path: &Path, e: std::io::Error) -> EngineError {
     EngineError::io(format!("pack spool file {}", path.display()), e)
 }
 
+impl From<SpoolError> for EngineError {
+    fn from(e: SpoolError) -> Self {
+        spool_error(&e.path, e.source)
+    }
+}
+
 impl SpoolPack {
-    pub fn new(dir: PathBuf) -> Self {
-        SpoolPack { dir, open: None }
+    /// A pack whose file the backend makes ([`Backend::spool_file`]).
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        SpoolPack {
+            backend,
+            open: None,
+        }
     }
 
     /// Appends a stored blob (as made by `encode_blob`).
@@ -85,7 +89,7 @@ impl SpoolPack {
         if let Err(e) = o.out.write_all(stored) {
             // Part of the blob may be in the file: this pack is unusable. Dropping it
             // deletes the file; the caller fails the backup.
-            let err = spool_error(&o.path, e);
+            let err = spool_error(o.out.get_ref().path(), e);
             self.open = None;
             return Err(err);
         }
@@ -102,18 +106,9 @@ impl SpoolPack {
     }
 
     fn create(&self) -> Result<Open> {
-        let path = self
-            .dir
-            .join(format!(".pack-{:016x}.tmp", rand::random::<u64>()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| spool_error(&path, e))?;
+        let file = self.backend.spool_file()?;
         let mut open = Open {
             out: BufWriter::with_capacity(BUFFER, file),
-            path,
             len: 0,
             hasher: Digest::stored_hasher(),
             blobs: Vec::new(),
@@ -121,7 +116,7 @@ impl SpoolPack {
         let p = preamble();
         open.out
             .write_all(&p)
-            .map_err(|e| spool_error(&open.path, e))?;
+            .map_err(|e| spool_error(open.out.get_ref().path(), e))?;
         open.hasher.update(&p);
         open.len = p.len() as u64;
         Ok(open)
@@ -142,15 +137,19 @@ impl SpoolPack {
             return Ok(None);
         };
         let t = trailer(key, rng, &o.blobs);
-        o.out.write_all(&t).map_err(|e| spool_error(&o.path, e))?;
-        o.out.flush().map_err(|e| spool_error(&o.path, e))?;
+        o.out
+            .write_all(&t)
+            .map_err(|e| spool_error(o.out.get_ref().path(), e))?;
+        let file = o.out.into_inner().map_err(|e| {
+            let (e, out) = e.into_parts();
+            spool_error(out.get_ref().path(), e)
+        })?;
         o.hasher.update(&t);
         Ok(Some(Finished {
-            // Taken, so that dropping `o` (which closes the file) does not remove it.
-            path: std::mem::take(&mut o.path),
+            file,
             id: PackId(o.hasher.finalize()),
             size: o.len + t.len() as u64,
-            blobs: std::mem::take(&mut o.blobs),
+            blobs: o.blobs,
         }))
     }
 }

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::spool::{SpoolError, SpoolFile};
 use crate::{Result, StorageError};
 
 /// The kinds of objects a repository stores; each lives under its own prefix.
@@ -75,16 +76,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// callers, so writing an existing name with the same content is harmless.
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()>;
 
-    /// A local directory where callers should create the files they pass to
-    /// [`Backend::write_file`], so that it can move them into place without copying (same
-    /// file system). `None`: any local temporary directory will do.
+    /// The local directory where [`Backend::spool_file`] creates files, so that
+    /// [`Backend::write_file`] can move them into place without copying (same file system).
+    /// `None`: the system's temporary directory. Decorators pass the inner backend's on.
     fn spool_dir(&self) -> Option<std::path::PathBuf> {
         None
     }
 
-    /// Writes an object from a local file, like [`Backend::write`], and consumes the file
-    /// (it is moved into place or deleted, also on error when possible). The default reads
-    /// it into memory; the local backend renames it.
+    /// A new spool file (in [`Backend::spool_dir`], else the system's temporary directory)
+    /// in which to assemble an object for [`Backend::write_file`].
+    fn spool_file(&self) -> std::result::Result<SpoolFile, SpoolError> {
+        let dir = self.spool_dir().unwrap_or_else(std::env::temp_dir);
+        SpoolFile::create_in(&dir)
+    }
+
+    /// Writes an object from a local file (a [`SpoolFile`]'s path), like [`Backend::write`],
+    /// and consumes the file (it is moved into place or deleted, also on error when
+    /// possible). The default reads it into memory; the local backend renames it.
     async fn write_file(&self, ft: FileType, name: &str, file: &std::path::Path) -> Result<()> {
         let data = read_and_remove(name, file).await?;
         self.write(ft, name, data).await
@@ -106,7 +114,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn create_layout(&self) -> Result<()>;
 
     /// Removes the temporary files that killed writers left in the repository (local and
-    /// SFTP writes go to a temporary name first; a local repository's pack spool files);
+    /// SFTP writes go to a temporary name first; a local repository's spool files);
     /// returns how many. `locks/` is left alone. Only for a caller that holds the exclusive
     /// lock: a running writer's temporary file looks the same. Backends that write in one
     /// request (S3) leave none. A file that cannot be removed does not keep the others; the

@@ -1,5 +1,8 @@
 use std::fmt;
 
+/// Result of storage operations.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
 /// What kind of failure a storage operation hit; callers match on this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -82,6 +85,18 @@ impl StorageError {
         Self::new(kind, op, path, err)
     }
 
+    /// Wraps an opendal error, keeping its kind where it maps onto ours: not found,
+    /// permission denied, temporary (retryable) or other.
+    pub(crate) fn from_opendal(op: &'static str, path: &str, err: opendal::Error) -> Self {
+        let kind = match err.kind() {
+            opendal::ErrorKind::NotFound => ErrorKind::NotFound,
+            opendal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ if err.is_temporary() => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        };
+        Self::new(kind, op, path, err)
+    }
+
     /// Whether this is a `NotFound` error.
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
@@ -120,5 +135,22 @@ mod tests {
         let io = std::io::Error::from(std::io::ErrorKind::TimedOut);
         let err = StorageError::from_io("read", "config", io);
         assert_eq!(err.kind, ErrorKind::Transient);
+    }
+
+    #[test]
+    fn opendal_kinds_map() {
+        let map = |e| StorageError::from_opendal("read", "keys/x", e);
+        let e = opendal::Error::new(opendal::ErrorKind::NotFound, "gone");
+        assert_eq!(map(e).kind, ErrorKind::NotFound);
+        let e = opendal::Error::new(opendal::ErrorKind::PermissionDenied, "no");
+        assert_eq!(map(e).kind, ErrorKind::PermissionDenied);
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "503").set_temporary();
+        assert_eq!(map(e).kind, ErrorKind::Transient);
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "bad");
+        let err = map(e);
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(err
+            .to_string()
+            .starts_with("storage read of keys/x: failed: "));
     }
 }

@@ -1,15 +1,25 @@
-//! Fault injection: a [`Backend`] decorator that kills the process, fails a mutation or
-//! fails reads at chosen points. **This is a test hook**, for crash tests (SIGKILL at every
-//! step of backup and prune) and for retry tests; nothing in normal operation uses it.
+//! Fault injection: a [`Backend`] decorator that kills the process, fails, truncates or
+//! delays requests at chosen points. **This is a test hook**, for crash tests (SIGKILL at
+//! every step of backup and prune), retry tests and tests that need a slow link; nothing in
+//! normal operation uses it.
 //!
 //! Mutations (`write`, `write_file`, `delete`) are numbered from 1 in the order they start;
-//! reads (`read`, `read_range`) are numbered separately. `list`, `stat`, `create_layout`,
-//! `location` and `spool_dir` are passed through untouched (so local packs are still
+//! reads (`read`, `read_range`) are numbered separately. Delays and random failures apply
+//! to those and to `list` and `stat`. `create_layout`, `remove_leftovers`, `location`,
+//! `spool_dir` and `spool_file` are passed through untouched (so local packs are still
 //! renamed into place from the inner backend's spool directory).
 //!
 //! The CLI builds a plan from the environment with [`FaultPlan::from_env`]:
-//! - `STRATA_TEST_FAULT`: comma-separated items `kill-before=N`, `kill-after=N`, `fail=N`,
-//!   `fail-reads-every=N` (N ≥ 1; at most one kill item), e.g. `kill-after=3,fail-reads-every=5`.
+//! - `STRATA_TEST_FAULT`: comma-separated items, each at most once (N ≥ 1; at most one kill
+//!   item), e.g. `kill-after=3,fail-reads-every=5`; they set the [`FaultPlan`] fields of the
+//!   same names:
+//!   - `kill-before=N`, `kill-after=N`: SIGKILL at the N-th mutation, before or after it runs;
+//!   - `fail=N`: the N-th mutation fails;
+//!   - `fail-reads-every=N`: every N-th read fails (transient);
+//!   - `fail-percent=N` (N ≤ 100): N % of all requests fail at random (transient);
+//!   - `truncate=N`: the N-th write stores only the first half of the object, and succeeds;
+//!   - `delay-ms=N`: every request waits N ms first (a slow link; a test that kills a
+//!     server mid-backup uses it to make sure the backup is still running).
 //! - `STRATA_TEST_FAULT_LOG=path`: one line per mutation, `<n> <op> <path>`, is appended to
 //!   that file (and flushed) when the mutation is numbered, before it runs. A test counts
 //!   the lines of a clean run, then kills a run at each of them.
@@ -102,9 +112,10 @@ impl FaultPlan {
         Ok(Some(plan))
     }
 
-    /// Parses the `STRATA_TEST_FAULT` syntax: comma-separated `kill-before=N`,
-    /// `kill-after=N`, `fail=N`, `fail-reads-every=N`, each at most once, at most one kill
-    /// item, N ≥ 1. The empty string is the empty plan. `log` is left unset.
+    /// Parses the `STRATA_TEST_FAULT` syntax (see the module docs): comma-separated
+    /// `kill-before=N`, `kill-after=N`, `fail=N`, `fail-reads-every=N`, `fail-percent=N`,
+    /// `truncate=N` and `delay-ms=N`, each at most once, at most one kill item, N ≥ 1
+    /// (`fail-percent` ≤ 100). The empty string is the empty plan. `log` is left unset.
     pub fn parse(spec: &str) -> std::result::Result<FaultPlan, String> {
         let mut plan = FaultPlan::default();
         if spec.trim().is_empty() {

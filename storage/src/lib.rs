@@ -5,6 +5,13 @@
 //!   returns (fsync of the file and its directory on local disks).
 //! - `list` returns every object of a type with its size, sorted by name.
 //! - errors carry a [`ErrorKind`] so callers can tell "not found" from "transient".
+//! - large objects are assembled in a [`SpoolFile`] the backend makes
+//!   ([`Backend::spool_file`]) and stored with [`Backend::write_file`]; every temporary
+//!   name (spool files, writes in progress) is made and recognised in one module, so that
+//!   `remove_leftovers` removes exactly those.
+//!
+//! Decorators implement the same trait: [`RetryBackend`], [`CachingBackend`],
+//! [`VerifyingBackend`] and the test hook [`FaultBackend`].
 
 mod backend;
 mod cache;
@@ -16,15 +23,16 @@ mod opendal_backend;
 mod remote;
 mod retry;
 mod sftp;
+mod spool;
+mod temp_names;
 mod verify;
 
 pub use backend::{Backend, FileType};
 pub use cache::CachingBackend;
-pub use error::{ErrorKind, StorageError};
+pub use error::{ErrorKind, Result, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
-pub use opendal_backend::{OpendalBackend, RemoteOptions};
+pub use opendal_backend::OpendalBackend;
+pub use remote::RemoteOptions;
 pub use retry::RetryBackend;
+pub use spool::{SpoolError, SpoolFile};
 pub use verify::VerifyingBackend;
-
-/// Result of storage operations.
-pub type Result<T> = std::result::Result<T, StorageError>;

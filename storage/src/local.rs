@@ -15,46 +15,21 @@
 //! - directories are created 0700 (chmodded after creation) and their parent fsynced.
 //!
 //! Object names never start with `.`, so listings skip such names: they are temp files of
-//! writes in progress, or left behind by a crash (harmless; `prune` may delete them).
+//! writes in progress, or left behind by a crash (harmless; `prune` deletes them). Their
+//! names come from [`crate::temp_names`].
 //! Deletes are not fsynced: a crash can at worst bring back an object that was unreferenced.
 
-use std::collections::hash_map::RandomState;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+
+use crate::temp_names;
 
 /// Mode of every object file.
 pub(crate) const FILE_MODE: u32 = 0o600;
 /// Mode of every directory of the layout.
 pub(crate) const DIR_MODE: u32 = 0o700;
-
-/// Whether a listed name is a temp file (or other hidden file) rather than an object.
-pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.')
-}
-
-/// Whether a name is one of the temporary names this crate and the pack spool write:
-/// `.NAME.tmp-<16 hex>` (local atomic writes), `.tmp-<16 hex>` (SFTP writes) or
-/// `.pack-<16 hex>.tmp` (pack spool files). Nothing else is ever removed as a leftover.
-pub(crate) fn is_leftover_name(name: &str) -> bool {
-    let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if let Some(rest) = name
-        .strip_prefix(".pack-")
-        .and_then(|r| r.strip_suffix(".tmp"))
-    {
-        return hex16(rest);
-    }
-    match name.strip_prefix('.').and_then(|r| r.rsplit_once("tmp-")) {
-        Some((head, tail)) => {
-            (head.is_empty() || (head.len() > 1 && head.ends_with('.'))) && hex16(tail)
-        }
-        None => false,
-    }
-}
 
 /// Writes `data` to `root/rel` atomically and durably. `root` must exist; missing
 /// directories below it are created.
@@ -69,7 +44,7 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, data: impl AsRef<[u8]>) -> io
     fs::metadata(root)?;
     ensure_dirs(root, dir)?;
 
-    let tmp = dir.join(format!(".{}.tmp-{:016x}", name.to_string_lossy(), random()));
+    let tmp = dir.join(temp_names::local_write(&name.to_string_lossy()));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -202,16 +177,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A temp-name suffix unique across threads and, with overwhelming probability, processes.
-fn random() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    RandomState::new().hash_one((std::process::id(), count, nanos))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,12 +207,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = write_atomic(&dir.path().join("none"), "keys/k", b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn temp_names_are_distinct() {
-        assert_ne!(random(), random());
-        assert!(is_temp_name(".abc.tmp-0011"));
-        assert!(!is_temp_name("abc"));
     }
 }

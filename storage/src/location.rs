@@ -29,7 +29,8 @@ pub(crate) enum Location {
         user: Option<String>,
         host: String,
         port: Option<u16>,
-        /// Absolute, or relative to the login's home directory (from `/~/`).
+        /// Absolute, without a trailing `/` (`~` is refused: opendal's sftp service would
+        /// make it absolute).
         path: String,
     },
     /// A bucket (and a prefix in it) of an S3-compatible store.

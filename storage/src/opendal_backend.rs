@@ -1,13 +1,18 @@
-//! [`Backend`] over Apache OpenDAL (0.59).
+//! [`Backend`] over Apache OpenDAL (0.59): the local filesystem, memory, SFTP and S3.
 //!
-//! Reads, ranged reads, listings, stats and deletes go through an opendal `Operator` for
-//! every service. Writes and `create_layout` on the local filesystem go through
-//! [`crate::local`] instead, which gives what opendal's fs writer does not: a directory
-//! fsync after the rename, and modes 0600/0700 whatever the umask.
+//! Reads, listings, stats and deletes go through an opendal `Operator` for every service.
+//! On the local filesystem, ranged reads (one `pread` each), writes and `create_layout` go
+//! through [`crate::local`] instead, which gives what opendal's fs service does not: no
+//! hand-off to tokio's blocking pool per small read, a directory fsync after the rename,
+//! and modes 0600/0700 whatever the umask. Writes are in [`write`], the layout and the
+//! removal of leftovers in [`layout`]; remote operators are built by [`crate::remote`].
 //!
 //! All methods must run inside a tokio runtime (local writes use `spawn_blocking`).
-//! opendal errors are mapped by kind: not found, permission denied, temporary (retryable)
-//! or other; every error names the operation and the object path.
+//! opendal errors are mapped by kind ([`StorageError::from_opendal`]); every error names
+//! the operation and the object path.
+
+mod layout;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -18,12 +23,14 @@ use opendal::services::{Fs, Memory};
 use opendal::Operator;
 use tracing::{debug, debug_span, Instrument};
 
-use crate::local;
 use crate::location::Location;
-pub use crate::remote::RemoteOptions;
+use crate::remote::{self, RemoteOptions};
+use crate::sftp::Sealer;
+use crate::{local, temp_names};
 use crate::{Backend, ErrorKind, FileType, Result, StorageError};
 
-/// A repository store backed by an opendal service (local filesystem or memory for now).
+/// A repository store backed by an opendal service: the local filesystem, memory, SFTP or
+/// S3.
 #[derive(Debug, Clone)]
 pub struct OpendalBackend {
     /// What [`Backend::location`] shows.
@@ -39,7 +46,7 @@ pub struct OpendalBackend {
     rename_writes: bool,
     /// SFTP: the side channel that makes each temporary file 0600 and durable before the
     /// rename, and the layout's directories 0700.
-    sealer: Option<Arc<crate::sftp::Sealer>>,
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl OpendalBackend {
@@ -67,7 +74,8 @@ impl OpendalBackend {
 
     /// A fresh, empty in-memory repository (for tests).
     pub fn memory() -> Result<Self> {
-        let op = Operator::new(Memory::default()).map_err(|e| map_err("open", "", e))?;
+        let op = Operator::new(Memory::default())
+            .map_err(|e| StorageError::from_opendal("open", "", e))?;
         Ok(OpendalBackend {
             location: "memory://".to_string(),
             local_root: None,
@@ -79,11 +87,7 @@ impl OpendalBackend {
 
     /// A backend over a remote service's operator (built by [`crate::remote`]). An SFTP
     /// backend (with a sealer) writes to temporary names and renames them into place.
-    pub(crate) fn remote(
-        location: String,
-        op: Operator,
-        sealer: Option<crate::sftp::Sealer>,
-    ) -> Self {
+    fn remote(location: String, op: Operator, sealer: Option<Sealer>) -> Self {
         OpendalBackend {
             location,
             local_root: None,
@@ -111,8 +115,14 @@ impl OpendalBackend {
                 host,
                 port,
                 path,
-            } => crate::remote::sftp(s, user.as_deref(), &host, port, &path, opts),
-            Location::S3 { bucket, prefix } => crate::remote::s3(s, &bucket, &prefix, opts),
+            } => {
+                let (op, sealer) = remote::sftp(user.as_deref(), &host, port, &path, opts)?;
+                Ok(Self::remote(s.to_string(), op, Some(sealer)))
+            }
+            Location::S3 { bucket, prefix } => {
+                let op = remote::s3(&bucket, &prefix, opts)?;
+                Ok(Self::remote(s.to_string(), op, None))
+            }
         }
     }
 
@@ -139,8 +149,8 @@ impl OpendalBackend {
             Err(e) => return Err(StorageError::from_io(op, path, e)),
         }
         let root_str = root.to_str().unwrap_or_default();
-        let built =
-            Operator::new(Fs::default().root(root_str)).map_err(|e| map_err(op, path, e))?;
+        let built = Operator::new(Fs::default().root(root_str))
+            .map_err(|e| StorageError::from_opendal(op, path, e))?;
         Ok(Some(self.op.get_or_init(|| built)))
     }
 
@@ -187,7 +197,7 @@ impl Backend for OpendalBackend {
             let buf = op
                 .read(&path)
                 .await
-                .map_err(|e| map_err("read", &path, e))?;
+                .map_err(|e| StorageError::from_opendal("read", &path, e))?;
             let bytes = buf.to_bytes();
             debug!(bytes = bytes.len(), "read done");
             Ok(bytes)
@@ -237,7 +247,10 @@ impl Backend for OpendalBackend {
             };
             if length == 0 {
                 // opendal has no empty range; check the bounds with a stat instead.
-                let size = op.stat(&path).await.map_err(|e| map_err(OP, &path, e))?;
+                let size = op
+                    .stat(&path)
+                    .await
+                    .map_err(|e| StorageError::from_opendal(OP, &path, e))?;
                 let size = size.content_length();
                 return if offset <= size {
                     Ok(Bytes::new())
@@ -249,7 +262,7 @@ impl Backend for OpendalBackend {
                 .read_with(&path)
                 .range(offset..end)
                 .await
-                .map_err(|e| map_err(OP, &path, e))?;
+                .map_err(|e| StorageError::from_opendal(OP, &path, e))?;
             if buf.len() as u64 != length {
                 let msg = format!("short read: {} of {length} bytes at {offset}", buf.len());
                 return Err(StorageError::other(OP, &path, msg));
@@ -262,91 +275,18 @@ impl Backend for OpendalBackend {
     }
 
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
-        let path = object_path("write", ft, name)?;
-        async {
-            let bytes = data.len();
-            if let Some(root) = self.local_root.clone() {
-                let rel = path.clone();
-                tokio::task::spawn_blocking(move || local::write_atomic(&root, &rel, data))
-                    .await
-                    .map_err(|e| StorageError::other("write", &path, e.to_string()))?
-                    .map_err(|e| StorageError::from_io("write", &path, e))?;
-            } else if self.rename_writes {
-                let op = self.existing_operator("write", &path)?;
-                let (dir, _) = path.rsplit_once('/').unwrap_or(("", &path));
-                let tmp = format!("{dir}/.tmp-{:016x}", rand_u64());
-                op.write(&tmp, data)
-                    .await
-                    .map_err(|e| map_err("write", &path, e))?;
-                if let Some(sealer) = &self.sealer {
-                    if let Err(e) = sealer.seal(&tmp).await {
-                        let _ = op.delete(&tmp).await;
-                        return Err(StorageError::new(e.kind, "write", &path, e.to_string()));
-                    }
-                }
-                if let Err(e) = op.rename(&tmp, &path).await {
-                    let _ = op.delete(&tmp).await;
-                    return Err(map_err("write", &path, e));
-                }
-            } else {
-                let op = self.existing_operator("write", &path)?;
-                op.write(&path, data)
-                    .await
-                    .map_err(|e| map_err("write", &path, e))?;
-            }
-            if self.local_root.is_none() {
-                // What the server kept must at least have the size that was sent.
-                let op = self.existing_operator("write", &path)?;
-                let kept = op
-                    .stat(&path)
-                    .await
-                    .map_err(|e| map_err("write", &path, e))?
-                    .content_length();
-                if kept != bytes as u64 {
-                    let msg = format!("the server kept {kept} bytes of the {bytes} written");
-                    return Err(StorageError::new(ErrorKind::Transient, "write", &path, msg));
-                }
-            }
-            debug!(bytes, "write done");
-            Ok(())
-        }
-        .instrument(span("write", &path))
-        .await
+        self.write_object(ft, name, data).await
     }
 
     fn spool_dir(&self) -> Option<PathBuf> {
-        // Temp names start with '.', so listings skip them.
+        // Spool file names are hidden, so listings skip them.
         self.local_root
             .as_ref()
             .map(|r| r.join(FileType::Pack.dir()))
     }
 
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
-        let Some(root) = self.local_root.clone() else {
-            // The file is removed only once the upload succeeded, so that a transient
-            // failure can be retried with it (the caller removes it after a final failure).
-            let path = file.to_path_buf();
-            let data = tokio::task::spawn_blocking(move || std::fs::read(path))
-                .await
-                .map_err(|e| StorageError::other("write", name, e.to_string()))?
-                .map_err(|e| StorageError::from_io("write", name, e))?;
-            self.write(ft, name, Bytes::from(data)).await?;
-            let _ = std::fs::remove_file(file);
-            return Ok(());
-        };
-        let path = object_path("write", ft, name)?;
-        let src = file.to_path_buf();
-        let rel = path.clone();
-        async {
-            tokio::task::spawn_blocking(move || local::install_file(&root, &rel, &src))
-                .await
-                .map_err(|e| StorageError::other("write", &path, e.to_string()))?
-                .map_err(|e| StorageError::from_io("write", &path, e))?;
-            debug!("write_file done");
-            Ok(())
-        }
-        .instrument(span("write", &path))
-        .await
+        self.write_spooled(ft, name, file).await
     }
 
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
@@ -366,10 +306,10 @@ impl Backend for OpendalBackend {
                 .list_with(&dir)
                 .recursive(ft == FileType::Pack)
                 .await
-                .map_err(|e| map_err("list", &dir, e))?;
+                .map_err(|e| StorageError::from_opendal("list", &dir, e))?;
             let mut objects: Vec<(String, u64)> = entries
                 .iter()
-                .filter(|e| e.metadata().is_file() && !local::is_temp_name(e.name()))
+                .filter(|e| e.metadata().is_file() && !temp_names::is_hidden(e.name()))
                 .map(|e| (e.name().to_string(), e.metadata().content_length()))
                 .collect();
             objects.sort_unstable();
@@ -389,7 +329,7 @@ impl Backend for OpendalBackend {
             match op.delete(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
-                Err(e) => return Err(map_err("delete", &path, e)),
+                Err(e) => return Err(StorageError::from_opendal("delete", &path, e)),
             }
             debug!("delete done");
             Ok(())
@@ -407,7 +347,7 @@ impl Backend for OpendalBackend {
             let size = match op.stat(&path).await {
                 Ok(meta) => Some(meta.content_length()),
                 Err(e) if e.kind() == opendal::ErrorKind::NotFound => None,
-                Err(e) => return Err(map_err("stat", &path, e)),
+                Err(e) => return Err(StorageError::from_opendal("stat", &path, e)),
             };
             debug!(bytes = size, "stat done");
             Ok(size)
@@ -417,92 +357,19 @@ impl Backend for OpendalBackend {
     }
 
     async fn create_layout(&self) -> Result<()> {
-        let dirs = layout_dirs();
-        async {
-            if let Some(root) = self.local_root.clone() {
-                tokio::task::spawn_blocking(move || local::create_layout(&root, &dirs))
-                    .await
-                    .map_err(|e| StorageError::other("create_layout", "", e.to_string()))?
-                    .map_err(|e| StorageError::from_io("create_layout", "", e))?;
-                // Build the operator now that the root exists.
-                self.operator("create_layout", "")?;
-            } else {
-                let op = self.existing_operator("create_layout", "")?;
-                if op.info().capability().create_dir {
-                    for dir in &dirs {
-                        let dir = format!("{dir}/");
-                        op.create_dir(&dir)
-                            .await
-                            .map_err(|e| map_err("create_layout", &dir, e))?;
-                    }
-                }
-                if let Some(sealer) = &self.sealer {
-                    sealer.restrict_dirs(&dirs).await?;
-                }
-            }
-            debug!("create_layout done");
-            Ok(())
-        }
-        .instrument(span("create_layout", ""))
-        .await
+        self.create_dirs().await
     }
 
     async fn remove_leftovers(&self) -> Result<u64> {
-        const OP: &str = "remove_leftovers";
-        if self.local_root.is_none() && !self.rename_writes {
-            return Ok(0);
-        }
-        async {
-            let Some(op) = self.operator(OP, "")? else {
-                return Ok(0);
-            };
-            let mut removed = 0;
-            let mut first_error = None;
-            // Not `locks/`: the caller's own lock refresher may be writing there right now.
-            for dir in ["", "keys/", "data/", "index/", "snapshots/"] {
-                let entries = match op.list_with(dir).recursive(dir == "data/").await {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(map_err(OP, dir, e)),
-                };
-                for e in entries {
-                    if !e.metadata().is_file() || !local::is_leftover_name(e.name()) {
-                        continue;
-                    }
-                    // One that cannot be removed does not keep the others.
-                    match op.delete(e.path()).await {
-                        Ok(()) => removed += 1,
-                        Err(err) if err.kind() == opendal::ErrorKind::NotFound => {}
-                        Err(err) => {
-                            first_error.get_or_insert_with(|| map_err(OP, e.path(), err));
-                        }
-                    }
-                }
-            }
-            debug!(removed, "remove_leftovers done");
-            match first_error {
-                Some(e) => Err(e),
-                None => Ok(removed),
-            }
-        }
-        .instrument(span(OP, ""))
-        .await
+        self.remove_temp_files().await
     }
-}
-
-/// The directories of a repository, parents first.
-fn layout_dirs() -> Vec<String> {
-    let mut dirs = vec!["keys".to_string(), "data".to_string()];
-    dirs.extend((0..=255u8).map(|b| format!("data/{b:02x}")));
-    dirs.extend(["index", "snapshots", "locks"].map(String::from));
-    dirs
 }
 
 /// The path of an object, refusing names that could escape its directory or be mistaken
 /// for temp files.
 fn object_path(op: &'static str, ft: FileType, name: &str) -> Result<String> {
     let valid = !name.is_empty()
-        && !local::is_temp_name(name)
+        && !temp_names::is_hidden(name)
         && !name.contains(['/', '\\', '\0'])
         && !name.chars().any(char::is_control);
     if ft != FileType::Config && !valid {
@@ -515,41 +382,9 @@ fn span(op: &'static str, path: &str) -> tracing::Span {
     debug_span!("storage", op, path)
 }
 
-/// A random number for temporary names (no cryptographic strength needed).
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-/// Maps an opendal error onto our kinds.
-pub(crate) fn map_err(op: &'static str, path: &str, err: opendal::Error) -> StorageError {
-    let kind = match err.kind() {
-        opendal::ErrorKind::NotFound => ErrorKind::NotFound,
-        opendal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-        _ if err.is_temporary() => ErrorKind::Transient,
-        _ => ErrorKind::Other,
-    };
-    StorageError::new(kind, op, path, err)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn layout_has_every_pack_dir() {
-        let dirs = layout_dirs();
-        assert_eq!(dirs.len(), 2 + 256 + 3);
-        assert_eq!(dirs[2], "data/00");
-        assert_eq!(dirs[257], "data/ff");
-    }
 
     #[test]
     fn object_names_are_checked() {
@@ -581,21 +416,5 @@ mod tests {
                 "{text}"
             );
         }
-    }
-
-    #[test]
-    fn opendal_kinds_map() {
-        let e = opendal::Error::new(opendal::ErrorKind::NotFound, "gone");
-        assert_eq!(map_err("read", "x", e).kind, ErrorKind::NotFound);
-        let e = opendal::Error::new(opendal::ErrorKind::PermissionDenied, "no");
-        assert_eq!(map_err("read", "x", e).kind, ErrorKind::PermissionDenied);
-        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "503").set_temporary();
-        assert_eq!(map_err("read", "x", e).kind, ErrorKind::Transient);
-        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "bad");
-        let err = map_err("read", "keys/x", e);
-        assert_eq!(err.kind, ErrorKind::Other);
-        assert!(err
-            .to_string()
-            .starts_with("storage read of keys/x: failed: "));
     }
 }

@@ -1,4 +1,5 @@
-//! Remote services through opendal: SFTP (which drives the system `ssh`) and S3.
+//! The operators of remote services, for [`crate::OpendalBackend`]: SFTP (which drives the
+//! system `ssh`) and S3.
 //!
 //! Every request has timeouts (opendal's timeout layer); transient failures are retried
 //! above, by [`crate::RetryBackend`], for every backend alike. Writes are atomic: S3 replaces an object
@@ -23,8 +24,9 @@ use opendal::layers::TimeoutLayer;
 use opendal::services::{Sftp, S3};
 use opendal::Operator;
 
-use crate::opendal_backend::map_err;
-use crate::{OpendalBackend, Result};
+use crate::error::StorageError;
+use crate::sftp::Sealer;
+use crate::Result;
 
 fn finish(op: Operator) -> Operator {
     op.layer(
@@ -51,15 +53,15 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A repository in directory `path` of an SFTP server.
+/// The operator for directory `path` of an SFTP server, and the channel that seals its
+/// writes.
 pub(crate) fn sftp(
-    url: &str,
     user: Option<&str>,
     host: &str,
     port: Option<u16>,
     path: &str,
     opts: &RemoteOptions,
-) -> Result<OpendalBackend> {
+) -> Result<(Operator, Sealer)> {
     let mut endpoint = String::from("ssh://");
     if let Some(u) = user {
         endpoint.push_str(u);
@@ -80,23 +82,13 @@ pub(crate) fn sftp(
     if let Some(key) = &key {
         builder = builder.key(key);
     }
-    let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
-    let sealer =
-        crate::sftp::Sealer::new(endpoint, user.map(str::to_string), key, path.to_string());
-    Ok(OpendalBackend::remote(
-        url.to_string(),
-        finish(op),
-        Some(sealer),
-    ))
+    let op = Operator::new(builder).map_err(|e| StorageError::from_opendal("open", "", e))?;
+    let sealer = Sealer::new(endpoint, user.map(str::to_string), key, path.to_string());
+    Ok((finish(op), sealer))
 }
 
-/// A repository under `prefix` in an S3 bucket.
-pub(crate) fn s3(
-    url: &str,
-    bucket: &str,
-    prefix: &str,
-    opts: &RemoteOptions,
-) -> Result<OpendalBackend> {
+/// The operator for `prefix` in an S3 bucket.
+pub(crate) fn s3(bucket: &str, prefix: &str, opts: &RemoteOptions) -> Result<Operator> {
     opendal::install_default();
     let region = opts
         .s3_region
@@ -121,6 +113,6 @@ pub(crate) fn s3(
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         builder = builder.access_key_id(&id).secret_access_key(&secret);
     }
-    let op = Operator::new(builder).map_err(|e| map_err("open", "", e))?;
-    Ok(OpendalBackend::remote(url.to_string(), finish(op), None))
+    let op = Operator::new(builder).map_err(|e| StorageError::from_opendal("open", "", e))?;
+    Ok(finish(op))
 }

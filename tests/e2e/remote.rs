@@ -89,6 +89,7 @@ fn servers() -> &'static Servers {
             "TERM",
             None,
         );
+        wait_for_bucket();
 
         // SFTP: sshd on a free port, keys generated here.
         for key in ["host_key", "user_key", "other_key"] {
@@ -189,6 +190,11 @@ pub(crate) fn s3_env() -> (Env, S3Guard) {
 /// Like [`s3_env`], for a test that holds the lock itself.
 fn s3_env_unlocked() -> Env {
     servers();
+    s3_env_unchecked()
+}
+
+/// An environment whose repository is a fresh prefix of the S3 bucket, server or not.
+fn s3_env_unchecked() -> Env {
     let mut env = Env::new();
     let prefix = env
         .root
@@ -209,6 +215,25 @@ fn s3_env_unlocked() -> Env {
     env
 }
 
+/// Waits until the S3 server serves its bucket: `weed mini` accepts connections about a
+/// second before it has created the bucket, and a request in between fails (NoSuchBucket).
+fn wait_for_bucket() {
+    let env = s3_env_unchecked();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = env.strata(["snapshots"]);
+        if !out.stderr.contains("NoSuchBucket") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no bucket {S3_BUCKET}: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `strata init` with a cheap KDF (and 1 MiB packs with `small_packs`).
 pub(crate) fn init_repo(env: &Env, small_packs: bool) {
     let mut args = vec!["init", "--kdf-memory", "1024", "--kdf-iterations", "1"];
@@ -218,33 +243,84 @@ pub(crate) fn init_repo(env: &Env, small_packs: bool) {
     env.strata(args).success();
 }
 
-/// Starts a backup of 40 MiB (40 files) into `env`'s repository, in the background.
-fn start_big_backup(env: &Env, seed: u64) -> (std::process::Child, String, PathBuf) {
+/// Packs in a backup of 40 MiB with 1 MiB packs: the backup is not done before about this
+/// many pack uploads have started.
+const BIG_BACKUP_PACKS: usize = 40;
+
+/// Every storage request of the big backup waits this long first (the fault layer's
+/// `delay-ms`): its uploads alone take at least 40 × 200 ms / 2 connections = 4 s, so a
+/// server killed once a few packs are stored always dies in the middle of the backup.
+const BIG_BACKUP_DELAY_MS: u64 = 200;
+
+/// A backup of 40 MiB (40 files, 1 MiB packs with [`init_repo`]'s `small_packs`) into
+/// `env`'s repository, started in the background, throttled by [`BIG_BACKUP_DELAY_MS`].
+struct BigBackup {
+    cmdline: String,
+    src: PathBuf,
+    /// The fault layer's log: one line per write or delete, when it starts.
+    log: PathBuf,
+}
+
+fn start_big_backup(env: &Env, seed: u64) -> (std::process::Child, BigBackup) {
     let src = env.path("src");
-    for i in 0..40u64 {
+    for i in 0..BIG_BACKUP_PACKS as u64 {
         write_file(
             &src.join(format!("f{i:02}.bin")),
             &random_bytes(seed + i, 1 << 20),
         );
     }
-    let (mut backup, cmdline) = env.cmd().arg("backup").arg(&src).build();
+    let log = env.path("mutations.log");
+    let (mut backup, cmdline) = env
+        .cmd()
+        .env(
+            "STRATA_TEST_FAULT",
+            format!("delay-ms={BIG_BACKUP_DELAY_MS}"),
+        )
+        .env("STRATA_TEST_FAULT_LOG", &log)
+        .arg("backup")
+        .arg(&src)
+        .build();
     let child = backup
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    (child, cmdline, src)
+    (child, BigBackup { cmdline, src, log })
 }
 
-/// A backup whose server died: it failed with one final line naming the storage failure,
-/// and no logs of the storage libraries (unless it finished before the kill).
-fn assert_failed_cleanly(out: std::process::Output, cmdline: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        eprintln!("note: the backup finished before the server was killed");
-        return;
+/// Waits (up to two minutes) until `packs()` counts at least 3 packs, or `backup` has
+/// ended; returns the count.
+fn wait_for_packs(backup: &mut std::process::Child, packs: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while packs() < 3 && Instant::now() < deadline && backup.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    packs()
+}
+
+/// How many pack uploads the fault layer's `log` shows started.
+fn uploads_started(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" write_file data/"))
+        .count()
+}
+
+/// A backup whose server was killed once `packs` packs were counted (`out`: how it ended):
+/// it failed with one final line naming the storage failure, and no logs of the storage
+/// libraries. A backup that succeeded means the kill came too late and proves nothing: the
+/// test fails.
+fn assert_failed_cleanly(out: std::process::Output, backup: &BigBackup, packs: usize) {
+    let (cmdline, started) = (&backup.cmdline, uploads_started(&backup.log));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("the server was killed at {packs} packs ({started} upload attempts in all)");
+    assert!(
+        !out.status.success() && packs < BIG_BACKUP_PACKS,
+        "the backup finished before the server was killed ({packs} of {BIG_BACKUP_PACKS} \
+         packs at the kill): the kill came too late\n{cmdline}\n{stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "{cmdline}: {stderr}");
     // The error last; a warning that the lock could not be removed is fine (the next
     // command removes a dead process's lock).
@@ -433,28 +509,30 @@ fn sftp_server_killed_mid_backup() {
     let env = sftp_env_at(&s.user_key, port);
     let remote_dir = env.path("remote-repo");
     init_repo(&env, true);
-    let (backup, cmdline, src) = start_big_backup(&env, 100);
+    let (mut child, backup) = start_big_backup(&env, 100);
     // Wait until some packs have arrived, then kill the server.
     let data = remote_dir.join("data");
-    let deadline = Instant::now() + Duration::from_secs(120);
     let packs = || {
         std::fs::read_dir(&data)
             .map(|d| {
                 d.flatten()
                     .filter_map(|e| std::fs::read_dir(e.path()).ok())
-                    .map(|sub| sub.flatten().count())
+                    .map(|sub| {
+                        // Packs stored, not the temporary files of uploads in progress.
+                        sub.flatten()
+                            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                            .count()
+                    })
                     .sum::<usize>()
             })
             .unwrap_or(0)
     };
-    while packs() < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stored = wait_for_packs(&mut child, packs);
     kill_sshd(&mut sshd);
-    assert_failed_cleanly(backup.wait_with_output().unwrap(), &cmdline);
+    assert_failed_cleanly(child.wait_with_output().unwrap(), &backup, stored);
 
     let mut sshd = start();
-    assert_recovers(&env, &src);
+    assert_recovers(&env, &backup.src);
     // What the killed writes left (temporary names never renamed into place) goes with
     // the next prune.
     let left = temporary_files(&remote_dir);
@@ -866,14 +944,16 @@ fn s3_server_killed_mid_backup() {
     let _exclusive = S3_IN_USE.write().unwrap_or_else(|p| p.into_inner());
     let env = s3_env_unlocked();
     init_repo(&env, true);
-    let (backup, cmdline, src) = start_big_backup(&env, 200);
-    std::thread::sleep(Duration::from_millis(700));
+    let (mut child, backup) = start_big_backup(&env, 200);
+    // The server's objects are not countable from here: count the uploads started.
+    let packs = wait_for_packs(&mut child, || uploads_started(&backup.log));
     let data_dir = s.dir.path().join("s3");
     let _ = Command::new("pkill")
         .args(["-KILL", "-f"])
         .arg(format!("weed mini -dir={}", data_dir.display()))
         .status();
-    let out = backup.wait_with_output().unwrap();
+    // The backup ends before the server is back, so that it cannot finish on it.
+    let out = child.wait_with_output().unwrap();
     // Back, with the same data, before anything is asserted: the other S3 tests need it.
     let addr = SocketAddr::from(([127, 0, 0, 1], S3_PORT));
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -887,8 +967,9 @@ fn s3_server_killed_mid_backup() {
         "TERM",
         None,
     );
-    assert_failed_cleanly(out, &cmdline);
-    assert_recovers(&env, &src);
+    wait_for_bucket();
+    assert_failed_cleanly(out, &backup, packs);
+    assert_recovers(&env, &backup.src);
 }
 
 /// A hold set on a source snapshot after it was copied reaches the copy at the next

@@ -1,0 +1,103 @@
+//! Writes, one way per kind of service, all atomic:
+//! - the local filesystem: [`crate::local`] writes a temporary file, fsyncs it, renames it
+//!   into place and fsyncs the directory; a spool file is renamed into place (same file
+//!   system), never copied;
+//! - SFTP: opendal writes a temporary name ([`crate::temp_names`]), the sealer makes it 0600
+//!   and durable, and it is renamed into place (`posix-rename` replaces atomically);
+//! - S3 and memory: one request replaces the object whole.
+//!
+//! A remote write is then checked with a stat: an object the server kept shorter than what
+//! was sent is a transient failure (retried above), never a success.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use tracing::{debug, Instrument};
+
+use super::{object_path, span, OpendalBackend};
+use crate::{local, temp_names, ErrorKind, FileType, Result, StorageError};
+
+impl OpendalBackend {
+    /// [`crate::Backend::write`].
+    pub(super) async fn write_object(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
+        let path = object_path("write", ft, name)?;
+        async {
+            let bytes = data.len();
+            if let Some(root) = self.local_root.clone() {
+                let rel = path.clone();
+                tokio::task::spawn_blocking(move || local::write_atomic(&root, &rel, data))
+                    .await
+                    .map_err(|e| StorageError::other("write", &path, e.to_string()))?
+                    .map_err(|e| StorageError::from_io("write", &path, e))?;
+            } else if self.rename_writes {
+                let op = self.existing_operator("write", &path)?;
+                let (dir, _) = path.rsplit_once('/').unwrap_or(("", &path));
+                let tmp = format!("{dir}/{}", temp_names::rename_write());
+                op.write(&tmp, data)
+                    .await
+                    .map_err(|e| StorageError::from_opendal("write", &path, e))?;
+                if let Some(sealer) = &self.sealer {
+                    if let Err(e) = sealer.seal(&tmp).await {
+                        let _ = op.delete(&tmp).await;
+                        return Err(StorageError::new(e.kind, "write", &path, e.to_string()));
+                    }
+                }
+                if let Err(e) = op.rename(&tmp, &path).await {
+                    let _ = op.delete(&tmp).await;
+                    return Err(StorageError::from_opendal("write", &path, e));
+                }
+            } else {
+                let op = self.existing_operator("write", &path)?;
+                op.write(&path, data)
+                    .await
+                    .map_err(|e| StorageError::from_opendal("write", &path, e))?;
+            }
+            if self.local_root.is_none() {
+                // What the server kept must at least have the size that was sent.
+                let op = self.existing_operator("write", &path)?;
+                let kept = op
+                    .stat(&path)
+                    .await
+                    .map_err(|e| StorageError::from_opendal("write", &path, e))?
+                    .content_length();
+                if kept != bytes as u64 {
+                    let msg = format!("the server kept {kept} bytes of the {bytes} written");
+                    return Err(StorageError::new(ErrorKind::Transient, "write", &path, msg));
+                }
+            }
+            debug!(bytes, "write done");
+            Ok(())
+        }
+        .instrument(span("write", &path))
+        .await
+    }
+
+    /// [`crate::Backend::write_file`].
+    pub(super) async fn write_spooled(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            // The file is removed only once the upload succeeded, so that a transient
+            // failure can be retried with it (the caller removes it after a final failure).
+            let path = file.to_path_buf();
+            let data = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(|e| StorageError::other("write", name, e.to_string()))?
+                .map_err(|e| StorageError::from_io("write", name, e))?;
+            self.write_object(ft, name, Bytes::from(data)).await?;
+            let _ = std::fs::remove_file(file);
+            return Ok(());
+        };
+        let path = object_path("write", ft, name)?;
+        let src = file.to_path_buf();
+        let rel = path.clone();
+        async {
+            tokio::task::spawn_blocking(move || local::install_file(&root, &rel, &src))
+                .await
+                .map_err(|e| StorageError::other("write", &path, e.to_string()))?
+                .map_err(|e| StorageError::from_io("write", &path, e))?;
+            debug!("write_file done");
+            Ok(())
+        }
+        .instrument(span("write", &path))
+        .await
+    }
+}
