@@ -408,6 +408,89 @@ fn ambiguous_and_unknown_prefixes() {
     }
 }
 
+/// In a repository shared by several sites, `latest` narrowed by host, project or tag is
+/// the newest snapshot of that host, project or tag, for every command that takes one.
+#[test]
+fn latest_narrowed_by_host_project_or_tag() {
+    let env = Env::init();
+    let blog = env.path("blog");
+    write_file(&blog.join("wp-config.php"), b"<?php // blog\n");
+    let shop = env.path("shop");
+    write_file(&shop.join("config.php"), b"<?php // shop\n");
+    let backup = |src: &Path, extra: &[&str]| {
+        env.cmd()
+            .arg("backup")
+            .arg(src)
+            .args(extra)
+            .arg("--json")
+            .run()
+            .success()
+            .json()["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let b = backup(
+        &blog,
+        &["--host", "web1", "--project", "blog", "--tag", "nightly"],
+    );
+    let s = backup(&shop, &["--host", "web2", "--project", "shop"]);
+    // The newest of anything is the shop's.
+    let file = blog.join("wp-config.php");
+    env.cmd().args(["dump", "latest"]).arg(&file).run().code(1);
+    for filter in [
+        ["--host", "web1"],
+        ["--project", "blog"],
+        ["--tag", "nightly"],
+    ] {
+        let out = env
+            .cmd()
+            .args(["dump", "latest"])
+            .arg(&file)
+            .args(filter)
+            .run()
+            .success();
+        assert_eq!(out.stdout, b"<?php // blog\n", "{filter:?}");
+        let listed = env
+            .cmd()
+            .args(["ls", "latest"])
+            .args(filter)
+            .run()
+            .success();
+        assert!(listed.stdout_str().contains("wp-config.php"), "{filter:?}");
+        let shown = env
+            .cmd()
+            .args(["snapshots", "--json"])
+            .args(filter)
+            .run()
+            .success()
+            .json();
+        let ids: Vec<&str> = shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [b.as_str()], "{filter:?}");
+    }
+    let target = env.path("restored");
+    env.cmd()
+        .args(["restore", "latest", "--project", "shop", "--target"])
+        .arg(&target)
+        .run()
+        .success();
+    assert_same_tree(&shop, &restored(&target, &shop));
+    assert_eq!(
+        env.strata(["stats", "latest", "--host", "web2", "--json"])
+            .success()
+            .json()["snapshots"][0]["id"],
+        s.as_str()
+    );
+    env.strata(["ls", "latest", "--host", "nowhere"])
+        .code(1)
+        .stderr_contains("no snapshot of host nowhere");
+}
+
 #[test]
 fn latest_in_an_empty_repository() {
     let env = Env::init();

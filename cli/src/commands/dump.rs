@@ -28,7 +28,8 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Dump)?;
-    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (_, snap) =
+        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let node = match &args.path {
         None if is_database(&snap)
             || matches!(

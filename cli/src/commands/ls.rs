@@ -115,7 +115,8 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Ls)?;
-    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (_, snap) =
+        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let path = args
         .path

@@ -88,7 +88,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         None => Operation::Restore,
     };
     let (repo, _lock) = open::open(cli, op)?;
-    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (id, snap) =
+        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");
         let bar = Bar::new("restore", cli.quiet || args.json);

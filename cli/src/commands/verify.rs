@@ -43,7 +43,8 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Verify)?;
-    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.restore_test, &args.filter.engine())?;
+    let (id, snap) =
+        strata_engine::snapshots::find_in(&repo, &args.restore_test, &args.filter.engine())?;
     let scratch = match &args.scratch {
         Some(text) if is_database(&snap) => {
             let mut db = Database::of_kind(&snap.source, text)?;
