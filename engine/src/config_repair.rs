@@ -32,7 +32,7 @@ use strata_format::pack::read_pack_header_tail;
 use strata_format::snapshot::SnapshotFile;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
-use crate::repository::{unlock_master_key, Unlocked};
+use crate::keyfiles::{unlock_master_key, Unlocked};
 use crate::{EngineError, InitOptions, Repository, Result};
 
 /// Objects read to prove that a master key belongs to this repository, of each kind.
@@ -89,7 +89,7 @@ async fn samples(backend: &dyn Backend) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for ft in [FileType::Snapshot, FileType::Index] {
         for (name, size) in backend.list(ft).await?.iter().take(SAMPLES) {
-            if crate::repository::check_size(ft, name, *size).is_err() {
+            if crate::stored::check_size(ft, name, *size).is_err() {
                 continue;
             }
             let bytes = backend.read(ft, name).await?;
@@ -171,7 +171,7 @@ pub fn repair_config(
             .as_ref()
             .is_ok_and(|b| ConfigFile::decode(k, b).is_ok())
     };
-    let keys = rt.block_on(crate::keys::read_all(&*backend, &listed));
+    let keys = rt.block_on(crate::keyfiles::read_all(&*backend, &listed));
     let copies: Vec<(&str, &[u8])> = keys
         .iter()
         .filter_map(|k| Some((k.name.as_str(), k.usable()?.config.as_deref()?)))
@@ -288,7 +288,7 @@ pub fn repair_config(
         key_files_skipped: Vec::new(),
     };
     let listed = repo.block_on(repo.backend().list(FileType::Key))?;
-    for k in repo.block_on(crate::keys::read_all(&**repo.backend(), &listed)) {
+    for k in repo.block_on(crate::keyfiles::read_all(&**repo.backend(), &listed)) {
         let Some(kf) = k.usable() else {
             report
                 .key_files_skipped

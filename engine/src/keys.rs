@@ -9,73 +9,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use strata_format::id::{Digest, KeyId};
 use strata_format::keyfile::{KdfParams, KeyFile};
-use strata_storage::{Backend, FileType};
+use strata_storage::FileType;
 
-use crate::repository::{check_size, verify_name};
+use crate::keyfiles::read_all;
 use crate::{EngineError, Repository, Result};
-
-/// One key file as read from storage, whatever state it is in.
-pub(crate) struct KeyRead {
-    pub name: String,
-    /// Damage in storage (its bytes do not hash to its name, or it is too large to be a
-    /// key file), or why it could not be read at all.
-    pub damage: Option<EngineError>,
-    /// The decoded file (also of a damaged one, if it decodes), or why it does not decode.
-    pub file: std::result::Result<KeyFile, EngineError>,
-}
-
-impl KeyRead {
-    /// Intact and decoded.
-    pub fn usable(&self) -> Option<&KeyFile> {
-        match (&self.damage, &self.file) {
-            (None, Ok(kf)) => Some(kf),
-            _ => None,
-        }
-    }
-
-    /// What is wrong with it, if anything.
-    pub fn problem(&self) -> Option<String> {
-        match (&self.damage, &self.file) {
-            (Some(e), _) | (None, Err(e)) => Some(e.to_string()),
-            (None, Ok(_)) => None,
-        }
-    }
-}
-
-/// Reads every listed key file. One unreadable, damaged or hostile key file never stops
-/// the others from being read (nobody is locked out by one bad file); a file removed
-/// meanwhile is left out.
-pub(crate) async fn read_all(backend: &dyn Backend, listed: &[(String, u64)]) -> Vec<KeyRead> {
-    let mut out = Vec::with_capacity(listed.len());
-    for (name, size) in listed {
-        let read = |damage: EngineError| KeyRead {
-            name: name.clone(),
-            file: Err(EngineError::Corrupt(format!("keys/{name} was not decoded"))),
-            damage: Some(damage),
-        };
-        if let Err(e) = check_size(FileType::Key, name, *size) {
-            out.push(read(e));
-            continue;
-        }
-        let bytes = match backend.read(FileType::Key, name).await {
-            Ok(b) => b,
-            Err(e) if e.kind == strata_storage::ErrorKind::NotFound => continue,
-            Err(e) => {
-                out.push(read(EngineError::Corrupt(format!(
-                    "key file keys/{name} could not be read ({e})"
-                ))));
-                continue;
-            }
-        };
-        out.push(KeyRead {
-            name: name.clone(),
-            damage: verify_name(FileType::Key, name, &bytes).err(),
-            file: KeyFile::decode(&bytes)
-                .map_err(|e| EngineError::format(format!("keys/{name}"), e)),
-        });
-    }
-    out
-}
 
 /// Writes `file` as a new key file in place of `old` (named by its hash): the new file is
 /// written and read back before the old one is deleted. Returns the new name.

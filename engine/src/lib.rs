@@ -27,6 +27,7 @@ pub mod copy;
 mod error;
 pub mod filter;
 mod index;
+mod keyfiles;
 pub mod keys;
 pub mod lock;
 mod meta;
@@ -42,6 +43,7 @@ pub mod retention;
 mod runtime;
 pub mod snapshots;
 mod spool;
+mod stored;
 pub mod treewalk;
 pub mod vfs;
 

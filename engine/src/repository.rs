@@ -17,7 +17,9 @@ use strata_format::tree::Tree;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
 use crate::index::{IndexBuilder, MasterIndex};
+use crate::keyfiles::{unlock_master_key, Unlocked};
 use crate::runtime::EngineRuntime;
+use crate::stored::{check_size, verify_name};
 use crate::{EngineError, Result};
 
 /// How many storage requests run at once when reading many objects.
@@ -64,7 +66,7 @@ pub struct Repository {
     connections: usize,
     /// The lock this handle took, once it took one ([`crate::lock`] checks it before
     /// writes and deletes).
-    lock_slot: std::sync::Mutex<Option<std::sync::Weak<crate::lock::Holder>>>,
+    lock_slot: crate::lock::LockSlot,
 }
 
 impl std::fmt::Debug for Repository {
@@ -262,7 +264,7 @@ impl Repository {
             // A local disk gains nothing from parallel pack writes (measured in #3); a
             // remote one hides latency with a few.
             connections: if backend_is_local { 1 } else { 2 },
-            lock_slot: std::sync::Mutex::new(None),
+            lock_slot: crate::lock::LockSlot::default(),
         })
     }
 
@@ -298,9 +300,7 @@ impl Repository {
     }
 
     /// Where [`crate::lock`] registers the lock this handle took.
-    pub(crate) fn lock_slot(
-        &self,
-    ) -> &std::sync::Mutex<Option<std::sync::Weak<crate::lock::Holder>>> {
+    pub(crate) fn lock_slot(&self) -> &crate::lock::LockSlot {
         &self.lock_slot
     }
 
@@ -453,7 +453,7 @@ impl Repository {
     ) -> Result<(Digest, u64)> {
         // Index files and snapshots name data: only under a lock that is still held.
         if matches!(ft, FileType::Index | FileType::Snapshot) {
-            crate::lock::before_write(self)?;
+            self.lock_slot.before_write()?;
         }
         let bytes = value.encode(&self.key, &mut rand::thread_rng());
         let id = Digest::of_stored(&bytes);
@@ -680,108 +680,4 @@ fn no_key_opens(location: &str, damaged: &[String]) -> EngineError {
         },
         damaged.join("; ")
     ))
-}
-
-/// The master key a password unwraps, or why none was found.
-pub(crate) enum Unlocked {
-    Key {
-        key: MasterKey,
-        name: String,
-    },
-    NoKey {
-        /// Key files found damaged on the way, described.
-        damaged: Vec<String>,
-        /// Key files the password unwrapped whose master key `accept` refused.
-        refused: Vec<String>,
-    },
-}
-
-/// Tries key files one by one until one unwraps with `password` to a master key that
-/// `accept`s (one that opens this repository's config; a key file copied from another
-/// repository with the same password does not). A key file that is damaged in storage is
-/// reported, and still tried in case the damage spared what matters; one that cannot be
-/// read is reported and skipped. No key file, however broken, stops the search.
-pub(crate) async fn unlock_master_key(
-    backend: &dyn Backend,
-    keys: &[(String, u64)],
-    password: &[u8],
-    accept: &dyn Fn(&MasterKey) -> std::result::Result<(), String>,
-) -> Result<Unlocked> {
-    let mut damaged = Vec::new();
-    let mut refused = Vec::new();
-    for k in crate::keys::read_all(backend, keys).await {
-        let name = &k.name;
-        if let Some(e) = &k.damage {
-            tracing::warn!("{e}");
-        }
-        let kf = match &k.file {
-            Ok(kf) => kf,
-            Err(e) => {
-                match &k.damage {
-                    // Damaged in storage, it may have been the password's.
-                    Some(damage) => damaged.push(damage.to_string()),
-                    // Intact but undecodable (hostile, or a newer version): only skipped.
-                    None => tracing::warn!("skipping key file keys/{name}: {e}"),
-                }
-                continue;
-            }
-        };
-        match kf.unwrap_key(password) {
-            Ok(key) => match accept(&key) {
-                Ok(()) => {
-                    if k.damage.is_some() {
-                        tracing::warn!("key file keys/{name} still opens the repository");
-                    }
-                    return Ok(Unlocked::Key {
-                        key,
-                        name: name.clone(),
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("key file keys/{name} does not open this repository: {e}");
-                    refused.push(format!("keys/{name}: {e}"));
-                }
-            },
-            Err(e) => {
-                if !matches!(e, strata_format::FormatError::WrongPassword) {
-                    tracing::warn!("skipping key file keys/{name}: {e}");
-                }
-                if let Some(damage) = &k.damage {
-                    damaged.push(damage.to_string());
-                }
-            }
-        }
-    }
-    Ok(Unlocked::NoKey { damaged, refused })
-}
-
-/// Refuses listed objects larger than any valid one, before they are read into memory.
-pub(crate) fn check_size(ft: FileType, name: &str, size: u64) -> Result<()> {
-    let limit = match ft {
-        FileType::Key => 64 * 1024,
-        FileType::Pack => u64::MAX,
-        _ => strata_format::MAX_OBJECT_SIZE as u64 + 1024 * 1024,
-    };
-    if size > limit {
-        return Err(EngineError::Corrupt(format!(
-            "{} is {size} bytes, larger than any valid object of its kind",
-            ft.path(name)
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that stored bytes hash to the object's name (not for config, whose name is fixed).
-pub(crate) fn verify_name(ft: FileType, name: &str, bytes: &[u8]) -> Result<()> {
-    if ft == FileType::Config {
-        return Ok(());
-    }
-    if Digest::of_stored(bytes).to_hex() != name {
-        return Err(EngineError::Damaged(format!(
-            "{} is damaged: its content does not match its name ({} bytes)",
-            ft.path(name),
-            bytes.len()
-        )));
-    }
-    Ok(())
 }

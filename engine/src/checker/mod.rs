@@ -65,7 +65,7 @@ pub struct CheckOptions {
 fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     let listed = repo.block_on(repo.backend().list(FileType::Key))?;
     let mut without_copy = 0;
-    for k in repo.block_on(crate::keys::read_all(&**repo.backend(), &listed)) {
+    for k in repo.block_on(crate::keyfiles::read_all(&**repo.backend(), &listed)) {
         match (k.usable(), k.problem()) {
             (Some(kf), _) if kf.config.is_none() => without_copy += 1,
             (Some(_), _) => {}

@@ -124,7 +124,7 @@ fn check_pack(
         bad: Vec::new(),
         bytes: 0,
     };
-    if let Err(e) = crate::repository::check_size(FileType::Pack, &name, size) {
+    if let Err(e) = crate::stored::check_size(FileType::Pack, &name, size) {
         let msg = format!("pack {name} could not be read: {e}");
         out.errors.push(msg.clone());
         out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();

@@ -1,0 +1,120 @@
+//! Taking a lock: for an operation, or by name and mode, waiting while it is taken.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_format::id::LockId;
+use strata_format::lock::LockFile;
+
+use super::guard::{Held, Holder, LockGuard};
+use super::identity;
+use super::judge::check_conflicts;
+use super::timing::LockTiming;
+use crate::{EngineError, Repository, Result};
+
+/// Takes the lock `op` needs (none for some: see [`crate::Operation`]), retrying for up to
+/// `wait` while a conflicting lock is held. An operation that only reads goes on without
+/// a lock, with a warning, when none can be written (a read-only medium, read-only
+/// credentials, a full disk): a prune running at the same time is then not excluded.
+pub fn lock_for(
+    repo: &Repository,
+    op: crate::Operation,
+    wait: Duration,
+) -> Result<Option<LockGuard>> {
+    use crate::LockMode;
+    let exclusive = match op.lock() {
+        LockMode::None => return Ok(None),
+        LockMode::Exclusive => true,
+        LockMode::Read | LockMode::Shared => false,
+    };
+    match lock_with(repo, op.name(), exclusive, wait, LockTiming::default()) {
+        Ok(g) => Ok(Some(g)),
+        Err(EngineError::Storage(e))
+            if op.lock() == LockMode::Read && e.kind != strata_storage::ErrorKind::Transient =>
+        {
+            tracing::warn!(
+                "cannot lock the repository ({e}); reading it without a lock: a prune running \
+                 at the same time is not excluded (--no-lock skips the attempt)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes a lock for `operation`. Fails with `Locked` when a conflicting live lock exists.
+pub fn lock(repo: &Repository, operation: &str, exclusive: bool) -> Result<LockGuard> {
+    lock_with(
+        repo,
+        operation,
+        exclusive,
+        Duration::ZERO,
+        LockTiming::default(),
+    )
+}
+
+/// Takes a lock, retrying for up to `wait` while a conflicting lock is held.
+pub fn lock_with(
+    repo: &Repository,
+    operation: &str,
+    exclusive: bool,
+    wait: Duration,
+    timing: LockTiming,
+) -> Result<LockGuard> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match try_lock(repo, operation, exclusive, &timing) {
+            Err(EngineError::Locked(msg)) if Instant::now() < deadline => {
+                tracing::info!("waiting for the lock: {msg}");
+                // Jitter, so that two waiters do not keep colliding.
+                let jitter = Duration::from_millis(rand::random::<u64>() % 200);
+                std::thread::sleep((pause + jitter).min(deadline - Instant::now()));
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_lock(
+    repo: &Repository,
+    operation: &str,
+    exclusive: bool,
+    timing: &LockTiming,
+) -> Result<LockGuard> {
+    check_conflicts(repo, exclusive, None, timing)?;
+    let mine = LockFile {
+        exclusive,
+        hostname: crate::hostname(),
+        username: crate::username(),
+        pid: std::process::id(),
+        time_ns: crate::now_ns(),
+        operation: operation.to_string(),
+        process: Some(identity::this_process().clone()),
+    };
+    let holder = Holder {
+        backend: repo.backend().clone(),
+        rt: repo.runtime().clone(),
+        key: repo.key().clone(),
+        timing: *timing,
+        held: Mutex::new(Held {
+            id: LockId::default(),
+            lock: mine.clone(),
+            lost: None,
+        }),
+    };
+    let id = holder.write(&mine)?;
+    holder.held().id = id;
+    let mut guard = LockGuard {
+        holder: Arc::new(holder),
+        stop: None,
+        refresher: None,
+    };
+    // Another process may have locked between our check and our write: check again (the
+    // guard removes our lock file if we lose).
+    check_conflicts(repo, exclusive, Some(&id), timing)?;
+    guard.start_refresher(timing.refresh_every);
+    repo.lock_slot().register(&guard.holder);
+    Ok(guard)
+}

@@ -1,0 +1,50 @@
+//! What an exclusive holder checks before it deletes anything.
+
+use std::time::Duration;
+
+use super::guard::{released, Registration};
+use super::judge::check_conflicts;
+use crate::{EngineError, Repository, Result};
+
+/// Checks, before a delete, that this handle's lock is still held and, if it is exclusive,
+/// that it is the only lock: a lock that appeared after the holder judged the others (a
+/// live writer's) stops the delete. Stale locks found now are removed. Handles that never
+/// took a lock are not checked.
+pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
+    let holder = match repo.lock_slot().get() {
+        Registration::None => return Ok(()),
+        Registration::Released => return Err(released()),
+        Registration::Held(h) => h,
+    };
+    holder.verify()?;
+    if !holder.is_exclusive() {
+        // A shared holder deletes only what it replaced itself (a snapshot rewritten by
+        // `copy` to carry a hold): nothing another process may need.
+        return Ok(());
+    }
+    // A writer that raced the exclusive lock removes its own lock as soon as it sees ours;
+    // give it a moment before calling the repository busy.
+    let mut pause = Duration::from_millis(100);
+    for attempt in 0..5 {
+        // Held while the locks are listed, so that the refresher cannot replace ours with
+        // a file this check would take for another's.
+        let conflicts = {
+            let held = holder.held();
+            check_conflicts(repo, true, Some(&held.id), &holder.timing)
+        };
+        match conflicts {
+            Ok(()) => return Ok(()),
+            Err(EngineError::Locked(msg)) if attempt == 4 => {
+                return Err(EngineError::Locked(format!(
+                    "{msg} (a lock appeared after this command took its own; nothing was deleted)"
+                )))
+            }
+            Err(EngineError::Locked(_)) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
