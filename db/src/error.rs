@@ -95,8 +95,8 @@ mod tests {
             e.to_string(),
             "psql failed (exit status 3): bad\nthe target was emptied"
         );
-        let locked = DbError::from(EngineError::Locked("held by backup".into()))
-            .with_note("; and more".into());
+        let locked =
+            DbError::from(EngineError::locked("held by backup")).with_note("; and more".into());
         assert_eq!(
             locked.kind(),
             ErrorKind::Engine(strata_engine::ErrorKind::Locked)

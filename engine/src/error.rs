@@ -12,6 +12,7 @@ use strata_storage::StorageError;
 
 /// Broad classes of failure callers react to differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// There is no repository at the given location.
     RepoNotFound,
@@ -31,6 +32,23 @@ pub enum ErrorKind {
     Storage,
     /// The caller asked the operation to stop.
     Cancelled,
+    /// A failure of this program itself (a worker thread that panicked, a runtime that
+    /// could not start): not the user's input, not the repository, not the storage.
+    Internal,
+}
+
+/// Who holds a lock that stands in the way (what a person or a health check needs to act).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockHolder {
+    /// The command holding it, e.g. `"backup"`.
+    pub operation: String,
+    pub exclusive: bool,
+    pub hostname: String,
+    pub username: String,
+    /// Process id in the holder's own PID namespace.
+    pub pid: u32,
+    /// When it was last refreshed, Unix nanoseconds (by the holder's clock).
+    pub refreshed_ns: i64,
 }
 
 /// An engine failure with the context that names the object.
@@ -40,8 +58,16 @@ pub enum EngineError {
     RepoNotFound(String),
     #[error("wrong password: no key in {0} opens with it")]
     WrongPassword(String),
-    #[error("{0}")]
-    Locked(String),
+    /// The repository is locked (by `holder`, when it is known), or this process lost its
+    /// own lock.
+    #[error("{message}")]
+    Locked {
+        message: String,
+        holder: Option<Box<LockHolder>>,
+    },
+    /// A failure of this program itself (see [`ErrorKind::Internal`]).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{object}: {source}")]
     Format {
         object: String,
@@ -84,7 +110,8 @@ impl EngineError {
         match self {
             EngineError::RepoNotFound(_) => ErrorKind::RepoNotFound,
             EngineError::WrongPassword(_) => ErrorKind::WrongPassword,
-            EngineError::Locked(_) => ErrorKind::Locked,
+            EngineError::Locked { .. } => ErrorKind::Locked,
+            EngineError::Internal(_) => ErrorKind::Internal,
             EngineError::Format {
                 source: FormatError::WrongPassword,
                 ..
@@ -119,6 +146,14 @@ impl EngineError {
         EngineError::Format {
             object: object.into(),
             source,
+        }
+    }
+
+    /// A lock conflict or loss without a known holder.
+    pub fn locked(message: impl Into<String>) -> Self {
+        EngineError::Locked {
+            message: message.into(),
+            holder: None,
         }
     }
 

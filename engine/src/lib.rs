@@ -47,7 +47,7 @@ mod stored;
 pub mod treewalk;
 pub mod vfs;
 
-pub use error::{EngineError, ErrorKind};
+pub use error::{EngineError, ErrorKind, LockHolder};
 pub use index::{BlobLocation, IndexBuilder, MasterIndex};
 pub use operation::{IndexNeed, LockMode, Operation};
 pub use repository::{InitOptions, Repository};

@@ -402,7 +402,7 @@ impl Repository {
             let mut out = Vec::with_capacity(handles.len());
             for h in handles {
                 out.push(h.await.unwrap_or_else(|e| {
-                    Err(EngineError::Invalid(format!("storage task failed: {e}")))
+                    Err(EngineError::Internal(format!("storage task failed: {e}")))
                 }));
             }
             out

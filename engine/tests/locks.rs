@@ -86,6 +86,19 @@ fn a_fresh_lock_from_another_pid_namespace_blocks_prune_and_unlock_keeps_it() {
     .unwrap();
     let msg = prune_may_run(&repo).unwrap_err();
     assert!(msg.contains("ops@") && msg.contains("backup"), "{msg}");
+    // The error names the holder as data too (for a health check, a web page).
+    match lock::lock(&repo, "prune", true).map(drop).unwrap_err() {
+        strata_engine::EngineError::Locked {
+            holder: Some(h), ..
+        } => {
+            assert_eq!(
+                (h.operation.as_str(), h.pid, h.exclusive),
+                ("backup", GONE, false)
+            );
+            assert_eq!(h.username, "ops");
+        }
+        other => panic!("{other:?}"),
+    }
     let found = lock::unlock(&repo, false).unwrap();
     assert_eq!(found.len(), 1);
     assert!(!found[0].removed, "{found:?}");

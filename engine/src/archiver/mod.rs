@@ -221,7 +221,7 @@ pub fn backup_paths(
     let pool = rayon::ThreadPoolBuilder::new()
         .stack_size(crate::STACK_SIZE)
         .build()
-        .map_err(|e| EngineError::Invalid(format!("starting worker threads: {e}")))?;
+        .map_err(|e| EngineError::Internal(format!("starting worker threads: {e}")))?;
     progress.phase(Phase::BackingUp);
     let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()))?;
     let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);

@@ -65,7 +65,7 @@ pub fn lock_with(
     let mut pause = Duration::from_millis(200);
     loop {
         match try_lock(repo, operation, exclusive, &timing) {
-            Err(EngineError::Locked(msg)) if Instant::now() < deadline => {
+            Err(EngineError::Locked { message: msg, .. }) if Instant::now() < deadline => {
                 tracing::info!("waiting for the lock: {msg}");
                 // Jitter, so that two waiters do not keep colliding.
                 let jitter = Duration::from_millis(rand::random::<u64>() % 200);

@@ -34,12 +34,16 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         };
         match conflicts {
             Ok(()) => return Ok(()),
-            Err(EngineError::Locked(msg)) if attempt == 4 => {
-                return Err(EngineError::Locked(format!(
-                    "{msg} (a lock appeared after this command took its own; nothing was deleted)"
-                )))
+            Err(EngineError::Locked { message, holder }) if attempt == 4 => {
+                return Err(EngineError::Locked {
+                    message: format!(
+                        "{message} (a lock appeared after this command took its own; nothing \
+                         was deleted)"
+                    ),
+                    holder,
+                })
             }
-            Err(EngineError::Locked(_)) => {
+            Err(EngineError::Locked { .. }) => {
                 std::thread::sleep(pause);
                 pause *= 2;
             }

@@ -60,7 +60,7 @@ impl Holder {
     }
 
     fn lost_error(lock: &LockFile, id: &LockId, why: &str) -> EngineError {
-        EngineError::Locked(format!(
+        EngineError::locked(format!(
             "the {} lock of this `{}` (locks/{}) {why}; stopped before writing anything that \
              could name data another process may delete: run it again",
             if lock.exclusive {
@@ -181,7 +181,7 @@ impl LockGuard {
                     match holder.refresh() {
                         Ok(()) => {}
                         // Reported when it was found; the holder's next write fails.
-                        Err(EngineError::Locked(_)) => break,
+                        Err(EngineError::Locked { .. }) => break,
                         Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
                     }
                 }
@@ -253,7 +253,5 @@ impl LockSlot {
 }
 
 pub(super) fn released() -> EngineError {
-    EngineError::Locked(
-        "internal error: this command released its repository lock before writing".into(),
-    )
+    EngineError::Internal("this command released its repository lock before writing".into())
 }

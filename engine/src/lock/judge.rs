@@ -65,7 +65,7 @@ pub(super) fn check_conflicts(
             // A newer Strata's lock: who holds it and how cannot be told, so it is live
             // and conflicts with everything.
             Err(FormatError::UnknownVersion { found, .. }) => {
-                return Err(EngineError::Locked(format!(
+                return Err(EngineError::locked(format!(
                     "repository is locked by a newer Strata (lock version {found}, \
                      locks/{name}); upgrade strata on this host, or wait for it to finish"
                 )))
@@ -84,13 +84,23 @@ pub(super) fn check_conflicts(
             continue;
         }
         if exclusive || other.exclusive {
-            return Err(EngineError::Locked(format!(
-                "repository is locked: {}; wait for it to finish, or retry with --retry-lock \
-                 (if that process is gone, `strata unlock --remove-all` removes the lock; \
-                 otherwise it expires {} after its last refresh)",
-                describe(&other),
-                humanize_secs((timing.stale_after + timing.clock_skew).as_secs() as i64)
-            )));
+            return Err(EngineError::Locked {
+                message: format!(
+                    "repository is locked: {}; wait for it to finish, or retry with \
+                     --retry-lock (if that process is gone, `strata unlock --remove-all` removes \
+                     the lock; otherwise it expires {} after its last refresh)",
+                    describe(&other),
+                    humanize_secs((timing.stale_after + timing.clock_skew).as_secs() as i64)
+                ),
+                holder: Some(Box::new(crate::error::LockHolder {
+                    operation: other.operation.clone(),
+                    exclusive: other.exclusive,
+                    hostname: other.hostname.clone(),
+                    username: other.username.clone(),
+                    pid: other.pid,
+                    refreshed_ns: other.time_ns,
+                })),
+            });
         }
     }
     Ok(())
