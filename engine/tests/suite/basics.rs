@@ -1,7 +1,7 @@
 //! Engine tests over the in-memory backend (the real backends are tested end to end in
 //! `tests/e2e`): round trips, dedup, locks, damage detection.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! removed may still write. The PID-namespace reproduction with real processes is in
 //! `tests/e2e/locks.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! storage failures that must stop a repair or a lock check rather than pass for damage,
 //! packs written under another key, and packs read a piece at a time.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

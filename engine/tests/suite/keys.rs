@@ -1,6 +1,6 @@
 //! Key management over the in-memory backend: nobody is locked out.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

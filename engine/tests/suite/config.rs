@@ -2,7 +2,7 @@
 //! `init`), never re-initialised, and restored by `repair config` with every snapshot
 //! intact. Key files that are damaged are named, not taken for a wrong password.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

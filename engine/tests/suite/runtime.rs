@@ -1,7 +1,7 @@
 //! The engine driven from a caller's async runtime (as a server drives it), and
 //! operations stopped by their caller.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! restores every kept snapshot and is finished by the next prune. The real process is
 //! killed with SIGKILL at every step in `tests/e2e`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

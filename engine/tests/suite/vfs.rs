@@ -3,7 +3,7 @@
 //! chunk boundaries, `latest` links, and a repository with an unreadable snapshot or a
 //! damaged blob.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Hostile sources and failed restores: files that change between the listing and the
 //! read, and restores that cannot write a file's whole content.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,16 @@
+//! The engine's integration tests, one binary (one link, one process): each module is
+//! one subject, over the in-memory backend unless it says otherwise. The real backends and
+//! the binary are tested end to end in `tests/e2e`.
+
+mod basics;
+mod common;
+mod config;
+mod hostile;
+mod keys;
+mod locks;
+mod prune;
+mod repair;
+mod retention;
+mod runtime;
+mod sources;
+mod vfs;
