@@ -18,7 +18,6 @@ use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
 use strata_storage::FileType;
 
 mod read_data;
-pub(crate) use read_data::{pack_header, PackReader};
 mod subset;
 
 pub use subset::{Subset, SubsetError};

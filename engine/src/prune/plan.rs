@@ -273,7 +273,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
     let foreign: Vec<Result<bool>> = unindexed
         .par_iter()
         .map(
-            |(name, size)| match crate::checker::pack_header(repo, name, *size) {
+            |(name, size)| match crate::packread::pack_header(repo, name, *size) {
                 Ok(_) => Ok(false),
                 Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(true),
                 Err(e) => Err(e),
