@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use strata_format::blob::BlobType;
 use strata_format::id::PackId;
-use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
+use strata_format::tree::NodeKind;
 use strata_storage::FileType;
 
 use crate::progress::Progress;
@@ -76,12 +76,9 @@ fn mark_used(
             if !set(&mut used, pos) {
                 continue;
             }
-            if depth > MAX_TREE_DEPTH {
-                return Err(EngineError::Corrupt(format!(
-                    "snapshot {}: trees nest deeper than {MAX_TREE_DEPTH} levels",
-                    sid.short()
-                )));
-            }
+            crate::treewalk::guard(depth).map_err(|too_deep| {
+                EngineError::Corrupt(format!("snapshot {}: {too_deep}", sid.short()))
+            })?;
             let tree = repo.load_tree(&tree_id).map_err(|e| {
                 EngineError::Corrupt(format!(
                     "snapshot {}: {e}; prune changed nothing: run `strata check`, then `strata repair \
