@@ -13,7 +13,7 @@ use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
 
 use crate::filter::Filter;
-use crate::treewalk::check_depth;
+use crate::treewalk::{self, check_depth};
 use crate::{Repository, Result};
 
 /// An entry of a snapshot, as `find` and `diff` report it.
@@ -241,15 +241,10 @@ fn all_of(
     out: &mut Vec<Difference>,
     stats: &mut DiffStats,
 ) -> Result<()> {
-    check_depth(depth, prefix)?;
-    for node in repo.load_tree(tree)?.nodes {
-        let path = child_path(prefix, &node.name);
-        record(out, stats, change, &path, &node);
-        if let NodeKind::Dir { subtree } = &node.kind {
-            all_of(repo, subtree, &path, depth + 1, change, out, stats)?;
-        }
-    }
-    Ok(())
+    treewalk::walk_at(repo, tree, prefix, depth, &mut |path, node| {
+        record(out, stats, change, path, node);
+        Ok(true)
+    })
 }
 
 /// Whether two nodes of the same kind and content differ in metadata.

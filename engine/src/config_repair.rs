@@ -33,6 +33,7 @@ use strata_format::snapshot::SnapshotFile;
 use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
 use crate::keyfiles::{unlock_master_key, Unlocked};
+use crate::packread::PackFile;
 use crate::{EngineError, InitOptions, Repository, Result};
 
 /// Objects read to prove that a master key belongs to this repository, of each kind.
@@ -104,16 +105,13 @@ async fn samples(backend: &dyn Backend) -> Result<Vec<Sample>> {
             if *size < 4 {
                 continue;
             }
-            let len = backend
-                .read_range(FileType::Pack, name, size - 4, 4)
-                .await?;
+            let pack = PackFile::listed(name, *size);
+            let len = pack.read_on(backend, size - 4, 4).await?;
             let header = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as u64;
             let tail = (header + 4)
                 .min(*size)
                 .min(strata_format::MAX_OBJECT_SIZE as u64);
-            let bytes = backend
-                .read_range(FileType::Pack, name, size - tail, tail)
-                .await?;
+            let bytes = pack.read_on(backend, size - tail, tail).await?;
             out.push(Sample::PackTail(bytes, *size));
         }
     }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, SnapshotId};
 use strata_format::snapshot::{Rewrite, SnapshotFile};
-use strata_format::tree::{NodeKind, Tree, MAX_TREE_DEPTH};
+use strata_format::tree::{NodeKind, Tree};
 use strata_storage::FileType;
 
 use crate::packer::Packer;
@@ -166,11 +166,7 @@ impl Copier<'_> {
         if let Some(new) = self.trees.get(id) {
             return Ok(*new);
         }
-        if depth > MAX_TREE_DEPTH {
-            return Err(EngineError::Corrupt(format!(
-                "trees nest deeper than {MAX_TREE_DEPTH} levels"
-            )));
-        }
+        crate::treewalk::guard(depth).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let mut tree: Tree = self.from.load_tree(id)?;
         for node in &mut tree.nodes {
             match &mut node.kind {

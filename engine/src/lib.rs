@@ -34,6 +34,7 @@ mod meta;
 mod objects;
 mod operation;
 mod packer;
+mod packread;
 pub mod progress;
 pub mod prune;
 pub mod repair;

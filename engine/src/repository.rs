@@ -18,6 +18,7 @@ use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
 use crate::index::{IndexBuilder, MasterIndex};
 use crate::keyfiles::{unlock_master_key, Unlocked};
+use crate::packread::{Held, PackFile};
 use crate::runtime::EngineRuntime;
 use crate::stored::{check_size, verify_name};
 use crate::{EngineError, Result};
@@ -518,21 +519,12 @@ impl Repository {
                 blob_type.name()
             ))
         })?;
-        let (pack, _) = index.pack(loc.pack);
-        let bytes = self
-            .block_on(self.backend.read_range(
-                FileType::Pack,
-                &pack.to_hex(),
-                loc.offset as u64,
-                loc.length as u64,
-            ))
-            .map_err(|e| match e.kind {
-                StorageKind::NotFound => EngineError::Corrupt(format!(
-                    "pack {pack} holding {} blob {id} is missing",
-                    blob_type.name()
-                )),
-                _ => e.into(),
-            })?;
+        let (pack, size) = index.pack(loc.pack);
+        let bytes = PackFile::indexed(&pack, size, Held::Blob(blob_type, *id)).read(
+            self,
+            loc.offset as u64,
+            loc.length as u64,
+        )?;
         self.decode_stored_blob(blob_type, id, &pack, &bytes)
     }
 

@@ -1,4 +1,19 @@
-//! Walking snapshot trees: resolving a path, and visiting every node under one.
+//! Walking snapshot trees: resolving a path, visiting every node under one, and the depth
+//! guard every walk of trees passes.
+//!
+//! Trees nest as deep as their writer made them, and a hostile writer holding the key can
+//! chain them without end: every walk calls [`guard`] before it opens a tree, so that none
+//! goes deeper than [`MAX_TREE_DEPTH`] (what [`crate::STACK_SIZE`] is sized for, in walks
+//! that recurse once per level). `depth` counts the trees above the one about to be
+//! opened; a snapshot's root is at 0.
+//!
+//! The walks themselves take the shape of what they compute, and only those of one shape
+//! share a walker: [`walk`] visits every node with its path (`ls`, `diff`'s added and
+//! removed subtrees). Folds that remember a result per tree id and combine children
+//! before parents (`check`, `repair snapshots`, `copy`, `stats`), the restorer's walk
+//! (directories created on the way down, failures of one subtree kept to it), `find`
+//! (remembered per tree and path), `diff` (two trees in step), and prune's marking and
+//! `stats`' blob count (each distinct tree once) keep their own loops, each with the guard.
 
 use strata_format::id::BlobId;
 use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
@@ -64,19 +79,38 @@ pub fn walk(
     walk_at(repo, tree, prefix, 0, visit)
 }
 
-/// Refuses trees nested deeper than the format allows (a hostile chain of trees must not
-/// exhaust the stack).
-pub fn check_depth(depth: usize, path: &[u8]) -> Result<()> {
+/// Trees nested deeper than the format allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooDeep;
+
+impl std::fmt::Display for TooDeep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "trees nest deeper than {MAX_TREE_DEPTH} levels")
+    }
+}
+
+/// The depth guard: whether a walk may open a tree with `depth` trees above it. Walks that
+/// report damage rather than fail take the [`TooDeep`] as a finding; the rest fail with
+/// [`check_depth`].
+pub fn guard(depth: usize) -> std::result::Result<(), TooDeep> {
     if depth > MAX_TREE_DEPTH {
-        return Err(EngineError::Corrupt(format!(
-            "{}: trees nest deeper than {MAX_TREE_DEPTH} levels",
-            String::from_utf8_lossy(&path[..path.len().min(200)])
-        )));
+        return Err(TooDeep);
     }
     Ok(())
 }
 
-fn walk_at(
+/// [`guard`], failing with a `Corrupt` error that names the path of the tree refused.
+pub fn check_depth(depth: usize, path: &[u8]) -> Result<()> {
+    guard(depth).map_err(|too_deep| {
+        EngineError::Corrupt(format!(
+            "{}: {too_deep}",
+            String::from_utf8_lossy(&path[..path.len().min(200)])
+        ))
+    })
+}
+
+/// [`walk`] from a tree with `depth` trees above it (for walks that started higher up).
+pub(crate) fn walk_at(
     repo: &Repository,
     tree: &BlobId,
     prefix: &[u8],

@@ -5,9 +5,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
 use strata_format::blob::BlobType;
-use strata_format::chunker::ChunkerParams;
+use strata_format::chunker::{ChunkerParams, Cutter};
 use strata_format::id::BlobId;
 
 use super::{source, Ctx};
@@ -45,12 +44,18 @@ fn add_chunk(ctx: &Ctx<'_>, chunk: &[u8], content: &mut Vec<BlobId>) -> Result<(
     Ok(())
 }
 
+/// The repository's cutter for `params` (which the config validated when it was opened).
+fn cutter(ctx: &Ctx<'_>, params: ChunkerParams) -> Result<Cutter, FileError> {
+    Cutter::new(params, ctx.repo.key().chunker_seed)
+        .map_err(|e| FileError::Fatal(EngineError::format("config", e)))
+}
+
 /// Chunks the regular file `listed` (its `lstat`) describes; returns the blob ids and the
 /// bytes actually read (which is the size recorded: files that grow while read, or `/proc`
 /// files that claim size 0, differ from their `lstat` size). Up to the maximum chunk size
 /// is read at once and cut in memory; anything longer is streamed. Both cut at the same
-/// places. A file no longer the one listed is not read (see [`source`]); `nonblocking`
-/// reads never wait (pseudo file systems).
+/// places ([`Cutter`]). A file no longer the one listed is not read (see [`source`]);
+/// `nonblocking` reads never wait (pseudo file systems).
 ///
 /// [`source`]: super::source
 pub(super) fn chunk_file(
@@ -80,16 +85,8 @@ pub(super) fn chunk_file(
         });
     }
     let mut content = Vec::new();
-    let seed = ctx.repo.key().chunker_seed;
-    for c in FastCDC::with_level_and_seed(
-        &buf,
-        params.min_size,
-        params.avg_size,
-        params.max_size,
-        Normalization::Level1,
-        seed,
-    ) {
-        add_chunk(ctx, &buf[c.offset..c.offset + c.length], &mut content)?;
+    for chunk in cutter(ctx, params)?.cut(&buf) {
+        add_chunk(ctx, chunk, &mut content)?;
     }
     Ok((content, buf.len() as u64))
 }
@@ -101,23 +98,12 @@ pub(super) fn chunk_stream(
     reader: &mut dyn Read,
     params: ChunkerParams,
 ) -> Result<(Vec<BlobId>, u64), FileError> {
-    let seed = ctx.repo.key().chunker_seed;
     let mut content = Vec::new();
     let mut size = 0u64;
-    for chunk in StreamCDC::with_level_and_seed(
-        reader,
-        params.min_size,
-        params.avg_size,
-        params.max_size,
-        Normalization::Level1,
-        seed,
-    ) {
-        let chunk = chunk.map_err(|e| match e {
-            fastcdc::v2020::Error::IoError(io) => FileError::Source(io),
-            other => FileError::Source(std::io::Error::other(other.to_string())),
-        })?;
-        size += chunk.data.len() as u64;
-        add_chunk(ctx, &chunk.data, &mut content)?;
+    for chunk in cutter(ctx, params)?.cut_stream(reader) {
+        let chunk = chunk.map_err(FileError::Source)?;
+        size += chunk.len() as u64;
+        add_chunk(ctx, &chunk, &mut content)?;
     }
     Ok((content, size))
 }

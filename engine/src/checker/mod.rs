@@ -14,11 +14,10 @@ use std::rc::Rc;
 
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, PackId};
-use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
+use strata_format::tree::NodeKind;
 use strata_storage::FileType;
 
 mod read_data;
-pub(crate) use read_data::{pack_header, PackReader};
 mod subset;
 
 pub use subset::{Subset, SubsetError};
@@ -259,11 +258,8 @@ impl TreeChecker<'_> {
             return p.clone();
         }
         let mut out = Vec::new();
-        if depth > MAX_TREE_DEPTH {
-            out.push((
-                Vec::new(),
-                format!("trees nest deeper than {MAX_TREE_DEPTH} levels"),
-            ));
+        if let Err(too_deep) = crate::treewalk::guard(depth) {
+            out.push((Vec::new(), too_deep.to_string()));
         } else {
             match self.repo.load_tree_in(self.index, tree) {
                 Err(e) => out.push((Vec::new(), e.to_string())),

@@ -1,26 +1,20 @@
 //! `check --read-data`: reading every pack (or a chosen subset of the packs) from end to
-//! end, a piece at a time, and verifying every byte of it; and the [`PackReader`] that
-//! does the reading, which `repair index` shares.
+//! end, a piece at a time, and verifying every byte of it (through the [`PackReader`]
+//! `repair index` shares).
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
-use strata_format::id::{BlobId, Digest, PackId, StoredHasher};
-use strata_format::pack::{check_preamble, read_pack_header_tail, PackBlob, PACK_PREAMBLE_LEN};
+use strata_format::id::{BlobId, PackId};
+use strata_format::pack::{check_preamble, read_pack_header_tail};
 use strata_storage::FileType;
 
 use crate::index::{BlobLocation, MasterIndex};
+use crate::packread::{pack_tail, PackReader};
 use crate::progress::Progress;
-use crate::{EngineError, Repository, Result};
+use crate::Repository;
 
 use super::Subset;
-
-/// Bytes read from a pack at a time.
-const PIECE: u64 = 4 << 20;
-
-/// Longest stored blob: the largest object, its blob header and what sealing adds, with room
-/// to spare. Longer extents are damage, never read into memory.
-const MAX_STORED_BLOB: u64 = strata_format::MAX_OBJECT_SIZE as u64 + (1 << 20);
 
 /// Damaged blobs listed one by one per pack, at most; the rest are counted.
 const MAX_LISTED_PER_PACK: usize = 20;
@@ -180,14 +174,15 @@ fn check_pack(
             "pack {name}: content does not hash to its name (damaged)"
         ));
     }
-    let tail = pack_tail(repo, &name, size).map_err(|e| e.to_string());
-    let header = tail.and_then(|t| {
-        check_preamble(&preamble)
-            .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
-            .map_err(|e| e.to_string())
-    });
+    let header = pack_tail(repo, &name, size)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            check_preamble(&preamble)
+                .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
+                .map_err(|e| format!("pack {name}: header: {e}"))
+        });
     match header {
-        Err(e) => out.errors.push(format!("pack {name}: header: {e}")),
+        Err(e) => out.errors.push(e),
         Ok(header) => {
             let listed: HashMap<BlobId, _> = header.iter().map(|b| (b.id, b)).collect();
             for (id, loc) in blobs {
@@ -226,170 +221,4 @@ fn check_pack(
         ));
     }
     out
-}
-
-/// Reads one pack front to back in pieces of [`PIECE`] bytes, hashing every byte, and hands
-/// out the stored bytes of extents asked for in increasing order of offset as soon as they
-/// are read. Bytes before the extent asked for are dropped, so memory stays at a piece
-/// plus one blob however large the pack is. `check --read-data` verifies packs through it,
-/// and `repair index` reads and salvages them through it.
-pub(crate) struct PackReader<'r> {
-    repo: &'r Repository,
-    pack: PackId,
-    name: String,
-    size: u64,
-    hasher: StoredHasher,
-    /// The pack's bytes from `buf_start` to `pos`.
-    buf: Vec<u8>,
-    buf_start: u64,
-    /// Bytes read (and hashed) so far.
-    pos: u64,
-    /// The first bytes of the pack (magic, version, and a little more).
-    preamble: Vec<u8>,
-}
-
-impl<'r> PackReader<'r> {
-    pub(crate) fn new(repo: &'r Repository, pack: &PackId, size: u64) -> Self {
-        PackReader {
-            repo,
-            pack: *pack,
-            name: pack.to_hex(),
-            size,
-            hasher: Digest::stored_hasher(),
-            buf: Vec::new(),
-            buf_start: 0,
-            pos: 0,
-            preamble: Vec::new(),
-        }
-    }
-
-    /// Bytes read from storage so far.
-    pub(crate) fn bytes_read(&self) -> u64 {
-        self.pos
-    }
-
-    /// The first bytes of the pack, once read.
-    pub(crate) fn preamble(&self) -> &[u8] {
-        &self.preamble
-    }
-
-    /// Reads the next piece.
-    fn read_piece(&mut self) -> Result<()> {
-        let len = PIECE.min(self.size - self.pos);
-        let piece = self.repo.block_on(self.repo.backend().read_range(
-            FileType::Pack,
-            &self.name,
-            self.pos,
-            len,
-        ))?;
-        if piece.len() as u64 != len {
-            return Err(EngineError::Corrupt(format!(
-                "pack {}: {len} bytes asked for at offset {}, {} read (the pack is shorter \
-                 than listed)",
-                self.name,
-                self.pos,
-                piece.len()
-            )));
-        }
-        self.hasher.update(&piece);
-        if self.pos == 0 {
-            self.preamble = piece[..piece.len().min(PACK_PREAMBLE_LEN + 4)].to_vec();
-        }
-        self.buf.extend_from_slice(&piece);
-        self.pos += len;
-        Ok(())
-    }
-
-    /// The stored bytes of the `len` bytes at `offset`, reading on as far as needed; bytes
-    /// before `offset` are dropped. `Ok(Err(why))` for an extent that cannot be a blob's
-    /// (beyond the end of the pack, before bytes already dropped, longer than any blob),
-    /// with nothing read; `Err` when a read fails (storage failures as they are; a pack
-    /// shorter than listed is `Corrupt`), after which nothing more can be read.
-    pub(crate) fn extent(
-        &mut self,
-        offset: u64,
-        len: u64,
-    ) -> Result<std::result::Result<&[u8], String>> {
-        let end = offset.saturating_add(len);
-        if end > self.size {
-            return Ok(Err("lies beyond the end of its pack".into()));
-        }
-        if offset < self.buf_start {
-            return Ok(Err("overlaps the blob before it".into()));
-        }
-        if len > MAX_STORED_BLOB {
-            return Ok(Err(format!("is {len} bytes long, longer than any blob")));
-        }
-        // Drop what lies before the extent, also while reading up to it.
-        while self.pos < end {
-            self.drop_before(offset);
-            self.read_piece()?;
-        }
-        self.drop_before(offset);
-        let from = (offset - self.buf_start) as usize;
-        Ok(Ok(&self.buf[from..from + len as usize]))
-    }
-
-    fn drop_before(&mut self, offset: u64) {
-        let upto = offset.clamp(self.buf_start, self.pos);
-        self.buf.drain(..(upto - self.buf_start) as usize);
-        self.buf_start = upto;
-    }
-
-    /// Reads the rest of the pack, keeping none of it; returns whether the whole pack
-    /// hashes to its name.
-    pub(crate) fn read_to_end(&mut self) -> Result<bool> {
-        self.buf = Vec::new();
-        while self.pos < self.size {
-            self.buf_start = self.pos;
-            self.read_piece()?;
-            self.buf.clear();
-        }
-        self.buf_start = self.pos;
-        Ok(self.hasher.finalize() == self.pack.0)
-    }
-}
-
-/// The sealed header and trailer at the end of a pack of `size` bytes, read with two
-/// ranged reads (for `check`, which did not keep the pieces, and `repair index`, which
-/// reads only headers). Damage is a `Corrupt` error; storage failures stay what they are.
-pub(crate) fn pack_tail(repo: &Repository, name: &str, size: u64) -> Result<Vec<u8>> {
-    let read = |offset: u64, len: u64| {
-        repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
-    };
-    let corrupt = |what: String| Err(EngineError::Corrupt(what));
-    if size < 4 {
-        return corrupt("too short for a trailer".into());
-    }
-    let trailer = read(size - 4, 4)?;
-    let Some(len) = trailer.get(..4) else {
-        return corrupt(format!("its trailer reads as {} bytes", trailer.len()));
-    };
-    let hlen = u32::from_le_bytes(len.try_into().expect("4 bytes")) as u64;
-    if hlen + 4 > size {
-        return corrupt(format!("header length {hlen} exceeds the pack"));
-    }
-    Ok(read(size - 4 - hlen, hlen + 4)?.to_vec())
-}
-
-/// Reads and opens the sealed header at the end of a pack (checking its preamble): the
-/// blobs it lists. Damage (or another key) is a `Corrupt` error; storage failures stay what
-/// they are.
-pub(crate) fn pack_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<PackBlob>> {
-    let read = |offset: u64, len: u64| {
-        repo.block_on(repo.backend().read_range(FileType::Pack, name, offset, len))
-    };
-    if size < (PACK_PREAMBLE_LEN + 4) as u64 {
-        return Err(EngineError::Corrupt(format!(
-            "pack {name} is too short to be a pack"
-        )));
-    }
-    let preamble = read(0, PACK_PREAMBLE_LEN as u64 + 4)?;
-    let tail = pack_tail(repo, name, size).map_err(|e| match e {
-        EngineError::Corrupt(what) => EngineError::Corrupt(format!("pack {name}: {what}")),
-        other => other,
-    })?;
-    check_preamble(&preamble)
-        .and_then(|_| read_pack_header_tail(repo.key(), &tail, size as usize))
-        .map_err(|e| EngineError::format(format!("pack {name}"), e))
 }

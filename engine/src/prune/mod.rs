@@ -27,6 +27,7 @@ use strata_format::pack::PackBlob;
 use strata_storage::FileType;
 
 use crate::packer::Packer;
+use crate::packread::{Held, PackFile};
 use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 
@@ -175,7 +176,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             crate::progress::check_stop(progress)?;
             blobs.sort_by_key(|(_, l)| l.offset);
             let pack = &packs[c as usize];
-            copy_pack(repo, &packer, &pack.id, &blobs)?;
+            copy_pack(repo, &packer, pack, &blobs)?;
             progress.add_bytes(pack.size);
             Ok::<_, EngineError>(())
         })?;
@@ -264,7 +265,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
 fn copy_pack(
     repo: &Repository,
     packer: &Packer,
-    pack: &PackId,
+    pack: &PackInfo,
     blobs: &[(BlobId, crate::BlobLocation)],
 ) -> Result<()> {
     let Some(end) = blobs
@@ -274,20 +275,15 @@ fn copy_pack(
     else {
         return Ok(());
     };
-    let name = pack.to_hex();
+    let name = pack.id.to_hex();
     let start = blobs[0].1.offset as u64;
     let bytes =
-        repo.block_on(
-            repo.backend()
-                .read_range(FileType::Pack, &name, start, end - start),
-        )?;
+        PackFile::indexed(&pack.id, pack.size, Held::KeptBlobs).read(repo, start, end - start)?;
     for (id, loc) in blobs {
         let from = (loc.offset as u64 - start) as usize;
-        let stored = bytes
-            .get(from..from + loc.length as usize)
-            .ok_or_else(|| EngineError::Corrupt(format!("pack {name} is shorter than indexed")))?;
+        let stored = &bytes[from..from + loc.length as usize];
         let plain = repo
-            .decode_stored_blob(loc.blob_type, id, pack, stored)
+            .decode_stored_blob(loc.blob_type, id, &pack.id, stored)
             .map_err(|e| {
                 EngineError::Corrupt(format!(
                     "{e}; prune deleted nothing: run `strata check --read-data`, then \

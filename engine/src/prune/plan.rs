@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use strata_format::blob::BlobType;
 use strata_format::id::PackId;
-use strata_format::tree::{NodeKind, MAX_TREE_DEPTH};
+use strata_format::tree::NodeKind;
 use strata_storage::FileType;
 
 use crate::progress::Progress;
@@ -76,12 +76,9 @@ fn mark_used(
             if !set(&mut used, pos) {
                 continue;
             }
-            if depth > MAX_TREE_DEPTH {
-                return Err(EngineError::Corrupt(format!(
-                    "snapshot {}: trees nest deeper than {MAX_TREE_DEPTH} levels",
-                    sid.short()
-                )));
-            }
+            crate::treewalk::guard(depth).map_err(|too_deep| {
+                EngineError::Corrupt(format!("snapshot {}: {too_deep}", sid.short()))
+            })?;
             let tree = repo.load_tree(&tree_id).map_err(|e| {
                 EngineError::Corrupt(format!(
                     "snapshot {}: {e}; prune changed nothing: run `strata check`, then `strata repair \
@@ -273,7 +270,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
     let foreign: Vec<Result<bool>> = unindexed
         .par_iter()
         .map(
-            |(name, size)| match crate::checker::pack_header(repo, name, *size) {
+            |(name, size)| match crate::packread::pack_header(repo, name, *size) {
                 Ok(_) => Ok(false),
                 Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(true),
                 Err(e) => Err(e),

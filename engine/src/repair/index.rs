@@ -1,7 +1,7 @@
 //! `repair index`: a new index from the packs in storage.
 //!
 //! Every pack's sealed header is read (and with `read_data` every byte, a piece at a time
-//! through the checker's [`PackReader`]). A pack whose header is unreadable is scanned blob
+//! through the [`PackReader`]). A pack whose header is unreadable is scanned blob
 //! by blob from the front; a pack that fails verification has its intact blobs copied,
 //! verified, into new packs, and is deleted once the new index naming the copies is
 //! durable. Every pack is examined before anything is written, so a storage failure stops
@@ -26,9 +26,9 @@ use strata_format::index::{IndexFile, IndexPack};
 use strata_format::pack::{PackBlob, PACK_PREAMBLE_LEN};
 use strata_storage::FileType;
 
-use crate::checker::PackReader;
 use crate::index::IndexBuilder;
 use crate::packer::Packer;
+use crate::packread::PackReader;
 use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 
@@ -193,7 +193,7 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
     let pack: PackId = name
         .parse()
         .map_err(|e| EngineError::format(format!("pack name {name}"), e))?;
-    let header = match crate::checker::pack_header(repo, name, size) {
+    let header = match crate::packread::pack_header(repo, name, size) {
         // Only damage is salvaged; a storage failure stops the repair.
         Err(e) if e.kind() != crate::ErrorKind::Corrupt => return Err(e),
         h => h,
@@ -344,7 +344,7 @@ pub fn repair_index(
             .par_iter()
             .filter_map(|(name, size)| {
                 let id = name.parse().ok()?;
-                let blobs = crate::checker::pack_header(repo, name, *size).ok()?;
+                let blobs = crate::packread::pack_header(repo, name, *size).ok()?;
                 Some(IndexPack {
                     id,
                     size: *size,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use serde::Serialize;
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, SnapshotId};
-use strata_format::tree::{NodeKind, Tree, MAX_TREE_DEPTH};
+use strata_format::tree::{NodeKind, Tree};
 use strata_storage::FileType;
 
 use crate::packer::Packer;
@@ -67,12 +67,13 @@ impl TreeRepairer<'_> {
             return Ok(r.clone());
         }
         let mut dropped: Vec<(Vec<u8>, String)> = Vec::new();
-        let loaded = match self.blob_problem(BlobType::Tree, tree_id) {
-            Some(p) => Err(p),
-            None if depth > MAX_TREE_DEPTH => {
-                Err(format!("trees nest deeper than {MAX_TREE_DEPTH} levels"))
-            }
-            None => match self.repo.load_tree(tree_id) {
+        let loaded = match (
+            self.blob_problem(BlobType::Tree, tree_id),
+            crate::treewalk::guard(depth),
+        ) {
+            (Some(p), _) => Err(p),
+            (None, Err(too_deep)) => Err(too_deep.to_string()),
+            (None, Ok(())) => match self.repo.load_tree(tree_id) {
                 Ok(t) => Ok(t),
                 Err(e) if e.kind() == crate::ErrorKind::Corrupt => Err(e.to_string()),
                 // A storage failure is not lost data: stop rather than drop a directory.

@@ -18,12 +18,12 @@ use rayon::prelude::*;
 use strata_format::blob::BlobType;
 use strata_format::id::BlobId;
 use strata_format::tree::{Node, NodeKind};
-use strata_storage::{ErrorKind as StorageKind, FileType};
 
 use super::clear;
 use crate::meta::apply_file_metadata;
+use crate::packread::{Held, PackFile};
 use crate::progress::Progress;
-use crate::{EngineError, Repository};
+use crate::Repository;
 
 /// The most bytes one ranged read covers (unless a single blob is larger).
 pub(super) const RUN_LIMIT: u64 = 2 << 20;
@@ -255,20 +255,16 @@ impl Writer<'_, '_> {
         if self.progress.should_stop() {
             return;
         }
-        let (pack, _) = self.repo.index().pack(run.pack);
-        let read = self.repo.block_on(self.repo.backend().read_range(
-            FileType::Pack,
-            &pack.to_hex(),
+        let (pack, size) = self.repo.index().pack(run.pack);
+        let read = PackFile::indexed(&pack, size, Held::FileContent).read(
+            self.repo,
             run.start,
             run.end - run.start,
-        ));
+        );
         let bytes = match read {
             Ok(b) => b,
             Err(e) => {
-                let msg = match e.kind {
-                    StorageKind::NotFound => format!("pack {pack} is missing"),
-                    _ => EngineError::from(e).to_string(),
-                };
+                let msg = e.to_string();
                 for b in &run.blobs {
                     self.fail_targets(b, &msg);
                 }

@@ -19,11 +19,12 @@ use bytes::Bytes;
 use strata_format::blob::BlobType;
 use strata_format::id::BlobId;
 use strata_format::tree::{Node, NodeKind};
-use strata_storage::{ErrorKind as StorageKind, FileType};
+use strata_storage::FileType;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::content::{MAX_GAP, RUN_LIMIT};
+use crate::packread::{Held, PackFile};
 use crate::{EngineError, Repository, Result};
 
 /// Stored bytes of the content planned and read together.
@@ -124,7 +125,7 @@ fn plan(repo: &Repository, content: &[BlobId]) -> Result<(Segment, usize)> {
 }
 
 /// The reads of one segment, a task per run; those not awaited are cancelled when it goes.
-struct Reads(Vec<JoinHandle<strata_storage::Result<Bytes>>>);
+struct Reads(Vec<JoinHandle<Result<Bytes>>>);
 
 impl Drop for Reads {
     fn drop(&mut self) {
@@ -142,16 +143,17 @@ fn start(repo: &Repository, segment: &Segment, limit: &Arc<Semaphore>) -> Reads 
             .iter()
             .map(|run| {
                 let backend = repo.backend().clone();
-                let name = repo.index().pack(run.pack).0.to_hex();
+                let (pack, size) = repo.index().pack(run.pack);
+                let file = PackFile::indexed(&pack, size, Held::StreamData);
                 let (offset, length) = (run.start, run.end - run.start);
                 let limit = limit.clone();
                 repo.handle().spawn(async move {
                     let _permit = limit.acquire().await.expect("never closed");
                     // The local backend reads with a blocking pread: not on a runtime worker.
                     let runtime = tokio::runtime::Handle::current();
-                    let path = FileType::Pack.path(&name);
+                    let path = FileType::Pack.path(file.name());
                     tokio::task::spawn_blocking(move || {
-                        runtime.block_on(backend.read_range(FileType::Pack, &name, offset, length))
+                        runtime.block_on(file.read_on(&*backend, offset, length))
                     })
                     .await
                     .unwrap_or_else(|e| {
@@ -159,7 +161,8 @@ fn start(repo: &Repository, segment: &Segment, limit: &Arc<Semaphore>) -> Reads 
                             "read_range",
                             path,
                             format!("the read stopped: {e}"),
-                        ))
+                        )
+                        .into())
                     })
                 })
             })
@@ -194,26 +197,10 @@ pub fn write_content(repo: &Repository, node: &Node, out: &mut dyn Write) -> Res
         let mut read = Vec::with_capacity(segment.runs.len());
         for (run, handle) in segment.runs.iter().zip(reads.0.iter_mut()) {
             let pack = repo.index().pack(run.pack).0;
-            let bytes = repo
-                .block_on(handle)
-                .map_err(|e| {
-                    let path = FileType::Pack.path(&pack.to_hex());
-                    strata_storage::StorageError::other("read_range", path, e.to_string())
-                })?
-                .map_err(|e| match e.kind {
-                    StorageKind::NotFound => {
-                        EngineError::Corrupt(format!("pack {pack} holding stream data is missing"))
-                    }
-                    _ => e.into(),
-                })?;
-            if bytes.len() as u64 != run.end - run.start {
-                return Err(EngineError::Corrupt(format!(
-                    "pack {pack}: read {} bytes at {}, asked for {}",
-                    bytes.len(),
-                    run.start,
-                    run.end - run.start
-                )));
-            }
+            let bytes = repo.block_on(handle).map_err(|e| {
+                let path = FileType::Pack.path(&pack.to_hex());
+                strata_storage::StorageError::other("read_range", path, e.to_string())
+            })??;
             read.push(bytes);
         }
         for slot in &segment.slots {

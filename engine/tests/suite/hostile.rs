@@ -299,6 +299,65 @@ fn deeply_nested_trees_are_refused_not_recursed() {
     });
 }
 
+/// Every other walk of trees passes the same guard: `copy`, prune's marking, `repair
+/// snapshots`, `find`, `diff` (a subtree listed as removed) and `stats` refuse the chain
+/// (or, for repair, report it) instead of following it.
+#[test]
+fn every_walk_of_trees_refuses_a_chain_too_deep() {
+    let backend = init();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let (blobs, root) = chain(&repo, strata_format::tree::MAX_TREE_DEPTH + 50);
+    let empty = repo.key().blob_id(&Tree::default().encode());
+    store(&backend, &blobs, root);
+    on_cli_stack(move || {
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let (id, snap) = strata_engine::snapshots::find(&repo, "latest").unwrap();
+        let snapshots = [(id, snap.clone())];
+        let refused = |what: &str, r: strata_engine::Result<()>| {
+            let err = r.expect_err(what);
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{what}: {err}");
+            assert!(err.to_string().contains("deeper than"), "{what}: {err}");
+        };
+
+        let to = Repository::open(init(), b"pw").unwrap();
+        refused(
+            "copy",
+            strata_engine::copy::copy(&repo, &to, &snapshots, &NoProgress).map(drop),
+        );
+        refused(
+            "prune",
+            strata_engine::prune::plan(&repo, &Default::default(), &NoProgress).map(drop),
+        );
+        let query = strata_engine::browse::FindQuery {
+            filter: strata_engine::filter::Filter::new(&["nothing".to_string()]).unwrap(),
+            newer_ns: None,
+            older_ns: None,
+        };
+        refused(
+            "find",
+            strata_engine::browse::find(&repo, &snapshots, &query).map(drop),
+        );
+        let emptied = SnapshotFile {
+            tree: empty,
+            ..snap.clone()
+        };
+        refused(
+            "diff",
+            strata_engine::browse::diff(&repo, &snap, &emptied, false).map(drop),
+        );
+        refused(
+            "stats",
+            strata_engine::browse::stats(&repo, &snapshots).map(drop),
+        );
+        let repairs =
+            strata_engine::repair::repair_snapshots(&repo, true, false, &NoProgress).unwrap();
+        assert!(
+            format!("{repairs:?}").contains("deeper than"),
+            "{repairs:?}"
+        );
+    });
+}
+
 #[test]
 fn restore_never_deletes_a_directory_in_the_way() {
     let backend = init();

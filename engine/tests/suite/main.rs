@@ -3,6 +3,7 @@
 //! the binary are tested end to end in `tests/e2e`.
 
 mod basics;
+mod chunker;
 mod common;
 mod config;
 mod hostile;
