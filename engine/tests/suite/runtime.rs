@@ -11,27 +11,8 @@ use strata_engine::archiver::{backup_paths, BackupOptions};
 use strata_engine::checker::{check_with, CheckOptions};
 use strata_engine::progress::{CancelToken, Cancellable, NoProgress, Phase, Progress};
 use strata_engine::restorer::{restore, RestoreOptions};
-use strata_engine::{lock, snapshots, EngineRuntime, ErrorKind, InitOptions, Repository};
-use strata_format::chunker::ChunkerParams;
-use strata_format::keyfile::KdfParams;
+use strata_engine::{lock, snapshots, EngineRuntime, ErrorKind, Repository};
 use strata_storage::{Backend, FileType, OpendalBackend};
-
-fn options() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        chunker: ChunkerParams {
-            min_size: 16 * 1024,
-            avg_size: 64 * 1024,
-            max_size: 256 * 1024,
-        },
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    }
-}
 
 fn tree(dir: &Path, files: u64) {
     for i in 0..files {
@@ -144,7 +125,7 @@ async fn drive_from_async_code() {
             inner: Arc::new(OpendalBackend::memory().unwrap()),
             threads: recorded,
         });
-        Repository::init_on(&rt, backend.clone(), b"pw", &options()).unwrap();
+        Repository::init_on(&rt, backend.clone(), b"pw", &common::options(1 << 20)).unwrap();
         let mut repo = Repository::open_without_index_on(rt.clone(), backend, b"pw").unwrap();
         let _lock = lock::lock(&repo, "backup", false).unwrap();
         repo.load_index(false).unwrap();

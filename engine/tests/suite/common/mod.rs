@@ -17,7 +17,13 @@ use strata_storage::{Backend, OpendalBackend};
 /// A fresh in-memory repository (password `pw`, a cheap KDF, 16/64/256 KiB chunks).
 pub fn init_memory(pack_size: u32) -> Arc<dyn Backend> {
     let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-    let opts = InitOptions {
+    Repository::init(backend.clone(), b"pw", &options(pack_size)).unwrap();
+    backend
+}
+
+/// The test repositories' parameters: a cheap KDF, 16/64/256 KiB chunks.
+pub fn options(pack_size: u32) -> InitOptions {
+    InitOptions {
         kdf: KdfParams {
             m_kib: 64,
             t: 1,
@@ -31,9 +37,7 @@ pub fn init_memory(pack_size: u32) -> Arc<dyn Backend> {
         db_chunker: ChunkerParams::DATABASE,
         pack_size,
         compression_level: 3,
-    };
-    Repository::init(backend.clone(), b"pw", &opts).unwrap();
-    backend
+    }
 }
 
 /// Asserts that `check --read-data` finds nothing wrong.
