@@ -12,6 +12,7 @@ use serde::Serialize;
 use strata_engine::archiver::BackupOptions;
 use strata_engine::progress::Progress;
 use strata_engine::{EngineError, Repository};
+use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::Node;
 
@@ -30,7 +31,7 @@ pub struct DbRestoreReport {
     pub target: String,
     pub bytes: u64,
     /// The snapshot of the target taken before it was replaced.
-    pub pre_restore_snapshot: Option<String>,
+    pub pre_restore_snapshot: Option<SnapshotId>,
 }
 
 /// Restores the dump of `snap` into `target`. A target that exists and holds anything is
@@ -85,7 +86,7 @@ pub fn restore_database(
     Ok(DbRestoreReport {
         target: target.display(),
         bytes,
-        pre_restore_snapshot: pre_restore.map(|id| id.to_hex()),
+        pre_restore_snapshot: pre_restore,
     })
 }
 

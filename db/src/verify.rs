@@ -26,7 +26,7 @@ use crate::snapshot::{dump_node, is_database, kind_name, meta, recorded_rows};
 /// The outcome of a restore test.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreTestReport {
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     pub source: &'static str,
     pub database: String,
     /// Where the scratch database was (dropped afterwards).
@@ -113,7 +113,7 @@ pub fn restore_test(
     let passed = tables.iter().all(|t| t.ok) && checks.iter().all(|c| c.ok);
     progress.finish();
     Ok(RestoreTestReport {
-        snapshot_id: id.to_hex(),
+        snapshot_id: *id,
         source: kind_name(&snap.source),
         database: meta(snap, "database").unwrap_or_default().to_string(),
         scratch: target.display(),

@@ -28,14 +28,14 @@ use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 
 /// What a copy did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CopyReport {
     /// (source id, destination id) of every snapshot copied now.
-    pub copied: Vec<(String, String)>,
+    pub copied: Vec<(SnapshotId, SnapshotId)>,
     /// Source snapshots the destination already had.
-    pub skipped: Vec<String>,
+    pub skipped: Vec<SnapshotId>,
     /// Copies in the destination whose hold was extended to the source's.
-    pub holds_updated: Vec<String>,
+    pub holds_updated: Vec<SnapshotId>,
     pub data_blobs_added: u64,
     pub tree_blobs_added: u64,
     /// Stored bytes added to the destination.
@@ -82,9 +82,9 @@ pub fn copy(
                 if s.keep_until_ns > copy.keep_until_ns {
                     let why = format!("carried over from snapshot {} by copy", id.short());
                     crate::snapshots::hold(to, copy_id, copy, s.keep_until_ns, Some(&why))?;
-                    report.holds_updated.push(copy_id.to_hex());
+                    report.holds_updated.push(*copy_id);
                 }
-                report.skipped.push(id.to_hex());
+                report.skipped.push(*id);
             }
             None => todo.push((id, s)),
         }
@@ -131,7 +131,7 @@ pub fn copy(
     report.bytes_added = stats.bytes_added;
     for (id, snap) in new_snaps {
         let new_id = SnapshotId(to.save_object(FileType::Snapshot, &snap)?);
-        report.copied.push((id.to_hex(), new_id.to_hex()));
+        report.copied.push((id, new_id));
     }
     progress.finish();
     Ok(report)

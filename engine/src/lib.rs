@@ -38,6 +38,7 @@ mod packread;
 pub mod progress;
 pub mod prune;
 pub mod repair;
+pub mod report;
 mod repository;
 pub mod restorer;
 pub mod retention;

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use strata_db::{backup_database, meta, recorded_rows, Database};
 use strata_engine::archiver::{self, BackupOptions, BackupResult};
+use strata_engine::report::{messages, Finding};
 use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::Operation;
 
@@ -37,6 +38,13 @@ use crate::{exit, open, values, Cli};
 /// The database password comes from --db-password-file or --db-password-command, else from
 /// PGPASSWORD / ~/.pgpass or MYSQL_PWD / ~/.my.cnf; it reaches the dump tool through its
 /// environment, never its command line, and is never stored.
+///
+/// With --json, the summary is one object: snapshot_id, files_new, files_changed,
+/// files_unchanged, dirs, bytes_read, bytes_added, data_blobs_added, tree_blobs_added,
+/// duration_secs, errors (one line per source entry left out), skipped_pseudo_fs and
+/// skipped_pseudo_fs_paths, tables (a database's tables and row counts), and findings: the
+/// errors as objects {"kind" ("unreadable_source" or "too_deep"), "object" (null),
+/// "snapshot" (null), "path" (on the source), "message" (the line in errors)}.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source")
     .args(["paths", "stdin", "postgres", "mysql", "sqlite"]).required(true)))]
@@ -104,7 +112,7 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct Summary<'a> {
-    snapshot_id: String,
+    snapshot_id: strata_format::id::SnapshotId,
     files_new: u64,
     files_changed: u64,
     files_unchanged: u64,
@@ -114,13 +122,14 @@ struct Summary<'a> {
     data_blobs_added: u64,
     tree_blobs_added: u64,
     duration_secs: f64,
-    errors: &'a [String],
+    errors: Vec<String>,
     /// Mount points of pseudo file systems left out (not errors), and their count.
     skipped_pseudo_fs: usize,
     skipped_pseudo_fs_paths: Vec<String>,
     /// For a database: its tables and their row counts in the dump.
     #[serde(skip_serializing_if = "Option::is_none")]
     tables: Option<std::collections::BTreeMap<String, u64>>,
+    findings: &'a [Finding],
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -178,7 +187,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let s = &result.snapshot.summary;
     if args.json {
         json(&Summary {
-            snapshot_id: result.snapshot_id.to_hex(),
+            snapshot_id: result.snapshot_id,
             files_new: s.files_new,
             files_changed: s.files_changed,
             files_unchanged: s.files_unchanged,
@@ -188,7 +197,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             data_blobs_added: s.data_blobs_added,
             tree_blobs_added: s.tree_blobs_added,
             duration_secs: s.duration_secs,
-            errors: &result.errors,
+            errors: messages(&result.errors),
             skipped_pseudo_fs: result.skipped_pseudo_fs.len(),
             skipped_pseudo_fs_paths: result
                 .skipped_pseudo_fs
@@ -201,6 +210,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     .map(|(t, n)| (t, n.unwrap_or(0)))
                     .collect()
             }),
+            findings: &result.errors,
         })?;
     } else if let (Some(db), false) = (&database, cli.quiet) {
         println!(

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use serde::Serialize;
 use strata_engine::checker;
+use strata_engine::report::{messages, Finding};
 use strata_engine::Operation;
 
 use crate::output::{bytes, json};
@@ -20,7 +21,11 @@ use crate::{exit, open, Cli};
 ///
 /// With --json, the report is one object: ok, errors, warnings, snapshots, trees, packs,
 /// blobs, bytes_read and packs_read (packs whose content was read; 0 without --read-data or
-/// --read-data-subset).
+/// --read-data-subset), and findings: the errors and warnings as objects {"severity"
+/// ("error" or "warning"), "kind" (e.g. "missing_pack", "damaged_blob"), "object" (null,
+/// or the stored object at fault: {"pack": {"id"}}, likewise "index", "snapshot" and
+/// "key", or {"blob": {"blob_type", "id"}}), "snapshot" (id or null), "path" (in the
+/// snapshot, or null), "message" (the line in errors or warnings)}.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Also read and verify the content of every pack (reads the whole repository).
@@ -43,14 +48,29 @@ pub struct Args {
 #[derive(Serialize)]
 struct Report<'a> {
     ok: bool,
-    errors: &'a [String],
-    warnings: &'a [String],
+    errors: Vec<String>,
+    warnings: Vec<String>,
     snapshots: u64,
     trees: u64,
     packs: u64,
     blobs: u64,
     bytes_read: u64,
     packs_read: u64,
+    findings: Vec<Graded<'a>>,
+}
+
+/// A finding with its severity, for `findings` in the JSON report.
+#[derive(Serialize)]
+struct Graded<'a> {
+    severity: &'static str,
+    #[serde(flatten)]
+    finding: &'a Finding,
+}
+
+fn graded<'a>(severity: &'static str, findings: &'a [Finding]) -> impl Iterator<Item = Graded<'a>> {
+    findings
+        .iter()
+        .map(move |finding| Graded { severity, finding })
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -64,14 +84,17 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if args.json {
         json(&Report {
             ok: r.is_ok(),
-            errors: &r.errors,
-            warnings: &r.warnings,
+            errors: messages(&r.errors),
+            warnings: messages(&r.warnings),
             snapshots: r.snapshots,
             trees: r.trees,
             packs: r.packs,
             blobs: r.blobs,
             bytes_read: r.bytes_read,
             packs_read: r.packs_read,
+            findings: graded("error", &r.errors)
+                .chain(graded("warning", &r.warnings))
+                .collect(),
         })?;
     } else {
         for w in &r.warnings {

@@ -23,7 +23,8 @@ use crate::{exit, open, Cli};
 /// Each repository's password comes from its own --from-/--to-password-file or -command,
 /// else from --password-file / STRATA_PASSWORD_FILE / STRATA_PASSWORD_COMMAND.
 ///
-/// With --json: {"copied": [[source id, new id], …], "skipped": [ids], "data_blobs_added",
+/// With --json: {"copied": [[source id, new id], …], "skipped": [ids], "holds_updated":
+/// [ids of copies whose hold was extended to the source's], "data_blobs_added",
 /// "tree_blobs_added", "bytes_added"}.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -118,7 +119,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         json(&report)?;
     } else if !cli.quiet {
         for (src, dst) in &report.copied {
-            println!("copied snapshot {} as {}", &src[..8], &dst[..8]);
+            println!("copied snapshot {} as {}", src.short(), dst.short());
         }
         println!(
             "{} snapshots copied, {} already there; added {} ({} data blobs, {} tree blobs)",

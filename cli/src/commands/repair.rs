@@ -1,8 +1,11 @@
 //! `strata repair index|snapshots|config`
 
 use anyhow::Result;
+use serde::Serialize;
 use strata_engine::repair;
+use strata_engine::report::{messages, Finding};
 use strata_engine::Operation;
+use strata_format::id::SnapshotId;
 
 use crate::output::{bytes, json};
 use crate::progress::Bar;
@@ -53,7 +56,10 @@ enum What {
     /// With --json: {"packs", "packs_indexed", "blobs_indexed", "packs_salvaged",
     /// "blobs_lost", "packs_written", "index_files_written", "index_files_removed",
     /// "problems": [one line per damaged pack], "unreadable_packs": [{"id", "size",
-    /// "problem", "deleted"}]}.
+    /// "problem", "deleted"}], "findings": [the problems as objects {"kind"
+    /// ("damaged_pack", "damaged_pack_header" or "foreign_index"), "object" ({"pack":
+    /// {"id"}} or {"index": {"id"}}), "snapshot" (null), "path" (null), "message" (the
+    /// line in problems)}]}.
     Index(IndexArgs),
     /// Rewrite snapshots that need lost data, dropping only the damaged files.
     ///
@@ -62,6 +68,13 @@ enum What {
     /// snapshot records what was dropped and the id it replaces (`cat snapshot`). A
     /// snapshot whose root tree is lost cannot be repaired: it is reported, and removed
     /// with --forget.
+    ///
+    /// With --json: one object per snapshot that needs repair: {"id", "new_id" (null when
+    /// not rewritten), "dropped": ["path: reason", …], "unrepairable" (the reason, or
+    /// null), "removed", "dropped_findings": [the dropped entries as objects {"kind" (e.g.
+    /// "missing_blob", "blob_in_damaged_pack", "unreadable_tree"), "object" ({"blob":
+    /// {"blob_type", "id"}}), "snapshot", "path", "message" (the line in dropped)}],
+    /// "unrepairable_finding" (the same for unrepairable, or null)}.
     Snapshots(SnapshotsArgs),
     Config(super::repair_config::Args),
 }
@@ -77,6 +90,34 @@ struct SnapshotsArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// The JSON report of `repair index`.
+#[derive(Serialize)]
+struct IndexReport<'a> {
+    packs: u64,
+    packs_indexed: u64,
+    blobs_indexed: u64,
+    packs_salvaged: u64,
+    blobs_lost: u64,
+    packs_written: u64,
+    index_files_written: u64,
+    index_files_removed: u64,
+    problems: Vec<String>,
+    unreadable_packs: &'a [repair::UnreadablePack],
+    findings: &'a [Finding],
+}
+
+/// The JSON report of `repair snapshots`, for one snapshot.
+#[derive(Serialize)]
+struct SnapshotReport<'a> {
+    id: SnapshotId,
+    new_id: Option<SnapshotId>,
+    dropped: Vec<String>,
+    unrepairable: Option<&'a str>,
+    removed: bool,
+    dropped_findings: &'a [Finding],
+    unrepairable_finding: Option<&'a Finding>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -99,7 +140,19 @@ fn index(cli: &Cli, args: &IndexArgs) -> Result<u8> {
     let kept: Vec<&repair::UnreadablePack> =
         r.unreadable_packs.iter().filter(|u| !u.deleted).collect();
     if args.json {
-        json(&r)?;
+        json(&IndexReport {
+            packs: r.packs,
+            packs_indexed: r.packs_indexed,
+            blobs_indexed: r.blobs_indexed,
+            packs_salvaged: r.packs_salvaged,
+            blobs_lost: r.blobs_lost,
+            packs_written: r.packs_written,
+            index_files_written: r.index_files_written,
+            index_files_removed: r.index_files_removed,
+            problems: messages(&r.problems),
+            unreadable_packs: &r.unreadable_packs,
+            findings: &r.problems,
+        })?;
     } else {
         for p in &r.problems {
             eprintln!("damaged: {p}");
@@ -134,7 +187,7 @@ fn index(cli: &Cli, args: &IndexArgs) -> Result<u8> {
             }
         }
         if !kept.is_empty() {
-            let ids: Vec<&str> = kept.iter().map(|u| u.id.as_str()).collect();
+            let ids: Vec<String> = kept.iter().map(|u| u.id.to_hex()).collect();
             eprintln!(
                 "{} packs ({}) were kept out of the index: nothing in them (header or \
                  blob) can be read with this repository's key. They may belong to another \
@@ -160,10 +213,22 @@ fn snapshots(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
     let done = repair::repair_snapshots(&repo, args.dry_run, args.forget, &bar)?;
     let unrepaired = done.iter().any(|r| r.unrepairable.is_some() && !r.removed);
     if args.json {
-        json(&done)?;
+        let reports: Vec<SnapshotReport> = done
+            .iter()
+            .map(|r| SnapshotReport {
+                id: r.id,
+                new_id: r.new_id,
+                dropped: messages(&r.dropped),
+                unrepairable: r.unrepairable.as_ref().map(|f| f.message.as_str()),
+                removed: r.removed,
+                dropped_findings: &r.dropped,
+                unrepairable_finding: r.unrepairable.as_ref(),
+            })
+            .collect();
+        json(&reports)?;
     } else {
         for r in &done {
-            let short = &r.id[..8];
+            let short = r.id.short();
             match (&r.new_id, &r.unrepairable) {
                 (_, Some(why)) if r.removed => {
                     println!("snapshot {short}: removed, cannot be repaired ({why})")
@@ -173,7 +238,7 @@ fn snapshots(cli: &Cli, args: &SnapshotsArgs) -> Result<u8> {
                 ),
                 (Some(new), None) => println!(
                     "snapshot {short}: rewritten as {}, dropping {} entries",
-                    &new[..8],
+                    new.short(),
                     r.dropped.len()
                 ),
                 (None, None) => println!(

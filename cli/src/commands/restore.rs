@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use serde::Serialize;
 use strata_db::{restore_database, Database};
 use strata_engine::archiver::BackupOptions;
+use strata_engine::report::{messages, Finding};
 use strata_engine::restorer::{self, RestoreOptions};
 use strata_engine::Operation;
 
@@ -32,6 +34,13 @@ use crate::{exit, open, values, Cli};
 /// snapshot of it, tagged `pre-restore`, has been saved. The database password comes from
 /// --db-password-file or --db-password-command, else from PGPASSWORD / ~/.pgpass or
 /// MYSQL_PWD / ~/.my.cnf.
+///
+/// With --json, a restore into a directory prints {"files", "dirs", "other", "bytes",
+/// "errors": [one line per entry not restored], "findings": [the same as objects {"kind"
+/// (e.g. "missing_blob", "target_write_failed"), "object" (null, or {"pack": {"id"}} or
+/// {"blob": {"blob_type", "id"}}), "snapshot" (null), "path" (in the snapshot),
+/// "message"}]}; a restore into a database {"target", "bytes", "pre_restore_snapshot" (id
+/// or null)}.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("into")
     .args(["target", "to_postgres", "to_mysql", "to_sqlite"]).required(true)))]
@@ -66,6 +75,17 @@ pub struct Args {
     /// Leave out entries matching GLOB and what they contain (repeatable).
     #[arg(long = "exclude", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     excludes: Vec<String>,
+}
+
+/// The JSON report of a restore into a directory.
+#[derive(Serialize)]
+struct Report<'a> {
+    files: u64,
+    dirs: u64,
+    other: u64,
+    bytes: u64,
+    errors: Vec<String>,
+    findings: &'a [Finding],
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -105,7 +125,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             if let Some(pre) = &report.pre_restore_snapshot {
                 println!(
                     "saved the target's previous content as snapshot {} (tag pre-restore)",
-                    &pre[..8]
+                    pre.short()
                 );
             }
             println!(
@@ -124,7 +144,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let bar = Bar::new("restore", cli.quiet || args.json);
     let stats = restorer::restore(&repo, &snap, target, &opts, &bar)?;
     if args.json {
-        json(&stats)?;
+        json(&Report {
+            files: stats.files,
+            dirs: stats.dirs,
+            other: stats.other,
+            bytes: stats.bytes,
+            errors: messages(&stats.errors),
+            findings: &stats.errors,
+        })?;
     } else if !cli.quiet {
         println!(
             "restored snapshot {} to {}: {} files, {} directories, {} other, {}",

@@ -32,6 +32,7 @@ use crate::filter::Filter;
 use crate::meta::NameCache;
 use crate::packer::Packer;
 use crate::progress::{Phase, Progress};
+use crate::report::{Finding, FindingKind};
 use crate::{snapshots, EngineError, Repository, Result};
 
 /// What to back up and how to label it.
@@ -57,22 +58,23 @@ pub struct BackupOptions {
 }
 
 /// The outcome of a backup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackupResult {
     pub snapshot_id: SnapshotId,
     pub snapshot: SnapshotFile,
-    /// Source entries that could not be read and were left out, with the reason.
-    pub errors: Vec<String>,
+    /// Source entries that could not be read and were left out, each with its path on
+    /// the source; the message reads "path: reason".
+    pub errors: Vec<Finding>,
     /// Mount points of pseudo file systems that were left out (not errors).
     pub skipped_pseudo_fs: Vec<SkippedFs>,
 }
 
 /// A mount point of a pseudo file system that a backup left out.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkippedFs {
     pub path: PathBuf,
     /// The file system's type, as `mount` names it (`proc`, `sysfs`, ...).
-    pub fs_type: &'static str,
+    pub fs_type: String,
 }
 
 #[derive(Default)]
@@ -94,7 +96,7 @@ struct Ctx<'a> {
     one_file_system: bool,
     include_pseudo_fs: bool,
     counters: Counters,
-    errors: Mutex<Vec<String>>,
+    errors: Mutex<Vec<Finding>>,
     skipped: Mutex<Vec<SkippedFs>>,
 }
 
@@ -150,12 +152,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn source_error(&self, msg: String) {
-        self.progress.warn(&msg);
+    /// Reports a source entry left out (unreadable, or nested too deep): `path: why`.
+    fn source_error(&self, path: &std::path::Path, kind: FindingKind, why: impl std::fmt::Display) {
+        use std::os::unix::ffi::OsStrExt;
+        let finding = Finding::new(kind, None, format!("{}: {why}", path.display()))
+            .at_path(path.as_os_str().as_bytes());
+        self.progress.warn(&finding.message);
         self.errors
             .lock()
             .expect("no panics while locked")
-            .push(msg);
+            .push(finding);
     }
 
     /// Reports a pseudo file system left out (a warning, not an error).
@@ -169,7 +175,7 @@ impl<'a> Ctx<'a> {
             .expect("no panics while locked")
             .push(SkippedFs {
                 path: path.to_path_buf(),
-                fs_type,
+                fs_type: fs_type.to_string(),
             });
     }
 

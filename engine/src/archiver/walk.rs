@@ -11,6 +11,7 @@ use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 
 use super::{file, Ctx};
 use crate::meta::{node_from_metadata, special_kind};
+use crate::report::FindingKind;
 use crate::Result;
 
 /// Whether a file is unchanged since the parent snapshot, by its metadata.
@@ -69,7 +70,7 @@ pub(super) fn archive_entry(
     let md = match std::fs::symlink_metadata(path) {
         Ok(md) => md,
         Err(e) => {
-            ctx.source_error(format!("{}: {e}", path.display()));
+            ctx.source_error(path, FindingKind::UnreadableSource, e);
             return Ok(None);
         }
     };
@@ -99,10 +100,11 @@ pub(super) fn archive_entry(
         };
     }
     if ft.is_dir() && path.components().count() > MAX_TREE_DEPTH {
-        ctx.source_error(format!(
-            "{}: nested deeper than {MAX_TREE_DEPTH} levels, which snapshots cannot hold",
-            path.display()
-        ));
+        ctx.source_error(
+            path,
+            FindingKind::TooDeep,
+            format!("nested deeper than {MAX_TREE_DEPTH} levels, which snapshots cannot hold"),
+        );
         return Ok(None);
     }
     let kind = if ft.is_dir() {
@@ -148,7 +150,7 @@ pub(super) fn archive_entry(
                     read
                 }
                 Err(file::FileError::Source(e)) => {
-                    ctx.source_error(format!("{}: {e}", path.display()));
+                    ctx.source_error(path, FindingKind::UnreadableSource, e);
                     return Ok(None);
                 }
                 Err(file::FileError::Fatal(e)) => return Err(e),
@@ -162,7 +164,7 @@ pub(super) fn archive_entry(
         match special_kind(path, &md) {
             Ok(k) => k,
             Err(e) => {
-                ctx.source_error(format!("{}: {e}", path.display()));
+                ctx.source_error(path, FindingKind::UnreadableSource, e);
                 return Ok(None);
             }
         }
@@ -184,11 +186,11 @@ pub(super) fn archive_dir(
             for entry in rd {
                 match entry {
                     Ok(e) => names.push(e.file_name().as_bytes().to_vec()),
-                    Err(e) => ctx.source_error(format!("{}: {e}", path.display())),
+                    Err(e) => ctx.source_error(path, FindingKind::UnreadableSource, e),
                 }
             }
         }
-        Err(e) => ctx.source_error(format!("{}: {e}", path.display())),
+        Err(e) => ctx.source_error(path, FindingKind::UnreadableSource, e),
     }
     names.sort();
     let nodes: Vec<Option<Node>> = names

@@ -24,15 +24,17 @@ pub use subset::{Subset, SubsetError};
 
 use crate::index::{IndexBuilder, MasterIndex};
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{Repository, Result};
 
 /// What `check` found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CheckReport {
-    /// Damage: each line names the object, and the snapshot and path it affects.
-    pub errors: Vec<String>,
-    /// Oddities that lose no data (unreferenced packs).
-    pub warnings: Vec<String>,
+    /// Damage: each names the object, and the snapshot and path it affects.
+    pub errors: Vec<Finding>,
+    /// Oddities that lose no data (unreferenced packs, superseded index files, key files
+    /// without a copy of the config).
+    pub warnings: Vec<Finding>,
     pub snapshots: u64,
     pub trees: u64,
     pub packs: u64,
@@ -68,17 +70,26 @@ fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
         match (k.usable(), k.problem()) {
             (Some(kf), _) if kf.config.is_none() => without_copy += 1,
             (Some(_), _) => {}
-            (None, problem) => report.errors.push(format!(
-                "{} (a password whose only key file this is no longer opens the repository)",
-                problem.unwrap_or_default()
+            (None, problem) => report.errors.push(Finding::new(
+                FindingKind::DamagedKeyFile,
+                Some(ObjectRef::stored(FileType::Key, &k.name)),
+                format!(
+                    "{} (a password whose only key file this is no longer opens the repository)",
+                    problem.unwrap_or_default()
+                ),
             )),
         }
     }
     if without_copy > 0 {
-        report.warnings.push(format!(
-            "{without_copy} of {} key files keep no copy of the config (written by an older \
-             Strata): run `strata repair config` once, so that a lost config can be restored",
-            listed.len()
+        report.warnings.push(Finding::new(
+            FindingKind::KeyFilesWithoutConfigCopy,
+            None,
+            format!(
+                "{without_copy} of {} key files keep no copy of the config (written by an \
+                 older Strata): run `strata repair config` once, so that a lost config can be \
+                 restored",
+                listed.len()
+            ),
         ));
     }
     Ok(())
@@ -108,13 +119,22 @@ pub fn check_with(
             superseded.extend(f.supersedes.iter().copied());
             builder.add_file(id, f)
         }
-        Err(e) => report.errors.push(e.to_string()),
+        Err(e) => report.errors.push(Finding::new(
+            FindingKind::UnreadableIndex,
+            Some(ObjectRef::Index { id }),
+            e.to_string(),
+        )),
     })?;
     let mut leftover: Vec<_> = read.intersection(&superseded).collect();
     leftover.sort();
     for id in leftover {
-        report.warnings.push(format!(
-            "index {id} is superseded by a newer index file (left by an interrupted prune or repair; the next prune removes it)"
+        report.warnings.push(Finding::new(
+            FindingKind::SupersededIndex,
+            Some(ObjectRef::Index { id: *id }),
+            format!(
+                "index {id} is superseded by a newer index file (left by an interrupted prune \
+                 or repair; the next prune removes it)"
+            ),
         ));
     }
     let index = builder.build();
@@ -130,15 +150,21 @@ pub fn check_with(
         named.insert(name.clone());
         match stored.get(&name) {
             None => {
-                report.errors.push(format!(
-                    "pack {name} is missing (named by index {})",
-                    index.pack_source(pos as u32)
+                report.errors.push(Finding::new(
+                    FindingKind::MissingPack,
+                    Some(ObjectRef::pack(*pack)),
+                    format!(
+                        "pack {name} is missing (named by index {})",
+                        index.pack_source(pos as u32)
+                    ),
                 ));
                 bad_packs.insert(*pack);
             }
             Some(s) if s != size => {
-                report.errors.push(format!(
-                    "pack {name} has {s} bytes but its index records {size}"
+                report.errors.push(Finding::new(
+                    FindingKind::PackSizeMismatch,
+                    Some(ObjectRef::pack(*pack)),
+                    format!("pack {name} has {s} bytes but its index records {size}"),
                 ));
                 bad_packs.insert(*pack);
             }
@@ -147,8 +173,13 @@ pub fn check_with(
     }
     for name in stored.keys() {
         if !named.contains(name) {
-            report.warnings.push(format!(
-                "pack {name} is not in any index (left by an interrupted backup; prune removes it)"
+            report.warnings.push(Finding::new(
+                FindingKind::UnindexedPack,
+                Some(ObjectRef::stored(FileType::Pack, name)),
+                format!(
+                    "pack {name} is not in any index (left by an interrupted backup; prune \
+                     removes it)"
+                ),
             ));
         }
     }
@@ -177,7 +208,14 @@ pub fn check_with(
         let snap = match snap {
             Ok(s) => s,
             Err(e) => {
-                report.errors.push(e.to_string());
+                report.errors.push(
+                    Finding::new(
+                        FindingKind::UnreadableSnapshot,
+                        Some(ObjectRef::Snapshot { id: sid }),
+                        e.to_string(),
+                    )
+                    .in_snapshot(sid),
+                );
                 continue;
             }
         };
@@ -185,21 +223,26 @@ pub fn check_with(
         report.snapshots += 1;
         progress.add_item();
         let short = sid.short();
-        if let Some(p) = trees.blob_problem(BlobType::Tree, &snap.tree) {
-            report
-                .errors
-                .push(format!("snapshot {short}: root tree: {p}"));
-            continue;
-        }
-        for (path, problem) in trees.problems(&snap.tree, 0).iter() {
+        // A problem below a tree, placed in this snapshot: the root tree has path "/".
+        let place = |path: &[u8], problem: &Finding| {
             let shown = if path.is_empty() {
                 "root tree".into()
             } else {
-                String::from_utf8_lossy(path).into_owned()
+                String::from_utf8_lossy(path)
             };
-            report
-                .errors
-                .push(format!("snapshot {short}: {shown}: {problem}"));
+            let at: &[u8] = if path.is_empty() { b"/" } else { path };
+            problem
+                .clone()
+                .in_snapshot(sid)
+                .at_path(at)
+                .reworded(|p| format!("snapshot {short}: {shown}: {p}"))
+        };
+        if let Some(p) = trees.blob_problem(BlobType::Tree, &snap.tree) {
+            report.errors.push(place(b"", &p));
+            continue;
+        }
+        for (path, problem) in trees.problems(&snap.tree, 0).iter() {
+            report.errors.push(place(path, problem));
         }
     }
     report.trees = trees.memo.len() as u64;
@@ -211,9 +254,9 @@ pub fn check_with(
 /// multiply its report without bound).
 const MAX_PROBLEMS_PER_TREE: usize = 1000;
 
-/// What is wrong below a tree: (path relative to it, description), shared between the
-/// snapshots that reach the tree.
-type Problems = Rc<Vec<(Vec<u8>, String)>>;
+/// What is wrong below a tree: (path relative to it, the problem, its message naming
+/// neither snapshot nor path), shared between the snapshots that reach the tree.
+type Problems = Rc<Vec<(Vec<u8>, Finding)>>;
 
 /// Checks trees once each, remembering what is wrong below every tree so that each
 /// snapshot sharing a damaged tree is named.
@@ -223,32 +266,43 @@ struct TreeChecker<'a> {
     bad_packs: &'a HashSet<PackId>,
     /// Blobs whose content is damaged (found by reading the data), with the reason.
     bad_blobs: &'a HashMap<BlobId, String>,
-    /// Problems below each checked tree: (path relative to the tree, description).
+    /// Problems below each checked tree (see [`Problems`]).
     memo: HashMap<BlobId, Problems>,
 }
 
 impl TreeChecker<'_> {
-    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<String> {
+    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<Finding> {
+        let problem =
+            |kind, message| Some(Finding::new(kind, Some(ObjectRef::blob(t, *id)), message));
         match self.index.get(id) {
-            None => Some(format!("{} blob {id} is not in the index", t.name())),
-            Some(loc) if loc.blob_type != t => Some(format!(
-                "blob {id} is indexed as {}, used as {}",
-                loc.blob_type.name(),
-                t.name()
-            )),
-            Some(_) if self.bad_blobs.contains_key(id) => Some(format!(
-                "{} blob {id} is damaged: {}",
-                t.name(),
-                self.bad_blobs[id]
-            )),
+            None => problem(
+                FindingKind::MissingBlob,
+                format!("{} blob {id} is not in the index", t.name()),
+            ),
+            Some(loc) if loc.blob_type != t => problem(
+                FindingKind::BlobTypeMismatch,
+                format!(
+                    "blob {id} is indexed as {}, used as {}",
+                    loc.blob_type.name(),
+                    t.name()
+                ),
+            ),
+            Some(_) if self.bad_blobs.contains_key(id) => problem(
+                FindingKind::DamagedBlob,
+                format!("{} blob {id} is damaged: {}", t.name(), self.bad_blobs[id]),
+            ),
             Some(loc) => {
                 let (pack, _) = self.index.pack(loc.pack);
-                self.bad_packs.contains(&pack).then(|| {
+                if !self.bad_packs.contains(&pack) {
+                    return None;
+                }
+                problem(
+                    FindingKind::BlobInDamagedPack,
                     format!(
                         "{} blob {id} is in damaged or missing pack {pack}",
                         t.name()
-                    )
-                })
+                    ),
+                )
             }
         }
     }
@@ -258,11 +312,18 @@ impl TreeChecker<'_> {
             return p.clone();
         }
         let mut out = Vec::new();
+        let this_tree = Some(ObjectRef::blob(BlobType::Tree, *tree));
         if let Err(too_deep) = crate::treewalk::guard(depth) {
-            out.push((Vec::new(), too_deep.to_string()));
+            out.push((
+                Vec::new(),
+                Finding::new(FindingKind::TooDeep, this_tree, too_deep.to_string()),
+            ));
         } else {
             match self.repo.load_tree_in(self.index, tree) {
-                Err(e) => out.push((Vec::new(), e.to_string())),
+                Err(e) => out.push((
+                    Vec::new(),
+                    Finding::new(FindingKind::UnreadableTree, this_tree, e.to_string()),
+                )),
                 Ok(loaded) => {
                     for node in &loaded.nodes {
                         let mut path = vec![b'/'];

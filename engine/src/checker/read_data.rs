@@ -12,6 +12,7 @@ use strata_storage::FileType;
 use crate::index::{BlobLocation, MasterIndex};
 use crate::packread::{pack_tail, PackReader};
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::Repository;
 
 use super::Subset;
@@ -21,7 +22,7 @@ const MAX_LISTED_PER_PACK: usize = 20;
 
 /// What reading the data found.
 pub(super) struct Damage {
-    pub errors: Vec<String>,
+    pub errors: Vec<Finding>,
     /// Blobs that failed to verify, with the reason (for naming the snapshots and paths).
     pub bad_blobs: HashMap<BlobId, String>,
     pub bytes_read: u64,
@@ -34,7 +35,7 @@ type PackToCheck = (PackId, u64, Vec<(BlobId, BlobLocation)>);
 
 #[derive(Default)]
 struct PackOutcome {
-    errors: Vec<String>,
+    errors: Vec<Finding>,
     bad: Vec<(BlobId, String)>,
     bytes: u64,
 }
@@ -118,10 +119,16 @@ fn check_pack(
         bad: Vec::new(),
         bytes: 0,
     };
-    if let Err(e) = crate::stored::check_size(FileType::Pack, &name, size) {
-        let msg = format!("pack {name} could not be read: {e}");
-        out.errors.push(msg.clone());
+    let this_pack = Some(ObjectRef::pack(*pack));
+    let finding = |kind, message: String| Finding::new(kind, this_pack.clone(), message);
+    // A pack that could not be read: every blob in it is reported with it.
+    let unreadable = |out: &mut PackOutcome, msg: String| {
+        out.errors
+            .push(finding(FindingKind::UnreadablePack, msg.clone()));
         out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+    };
+    if let Err(e) = crate::stored::check_size(FileType::Pack, &name, size) {
+        unreadable(&mut out, format!("pack {name} could not be read: {e}"));
         return out;
     }
     // Each blob is verified as soon as its bytes are read: memory stays at a piece plus
@@ -136,9 +143,7 @@ fn check_pack(
                 continue;
             }
             Err(e) => {
-                let msg = format!("pack {name} could not be read: {e}");
-                out.errors.push(msg.clone());
-                out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+                unreadable(&mut out, format!("pack {name} could not be read: {e}"));
                 out.bytes = reader.bytes_read();
                 return out;
             }
@@ -161,26 +166,29 @@ fn check_pack(
     let hash_ok = match whole {
         Ok(ok) => ok,
         Err(e) => {
-            let msg = format!("pack {name} could not be read: {e}");
-            out.errors.push(msg.clone());
-            out.bad = blobs.iter().map(|(id, _)| (*id, msg.clone())).collect();
+            unreadable(&mut out, format!("pack {name} could not be read: {e}"));
             return out;
         }
     };
     let preamble = reader.preamble().to_vec();
     drop(reader);
     if !hash_ok {
-        out.errors.push(format!(
-            "pack {name}: content does not hash to its name (damaged)"
+        out.errors.push(finding(
+            FindingKind::DamagedPack,
+            format!("pack {name}: content does not hash to its name (damaged)"),
         ));
     }
-    let header = pack_tail(repo, &name, size)
-        .map_err(|e| e.to_string())
-        .and_then(|t| {
-            check_preamble(&preamble)
-                .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
-                .map_err(|e| format!("pack {name}: header: {e}"))
-        });
+    let header = match pack_tail(repo, &name, size) {
+        Err(e) => Err(finding(FindingKind::UnreadablePack, e.to_string())),
+        Ok(t) => check_preamble(&preamble)
+            .and_then(|_| read_pack_header_tail(repo.key(), &t, size as usize))
+            .map_err(|e| {
+                finding(
+                    FindingKind::DamagedPackHeader,
+                    format!("pack {name}: header: {e}"),
+                )
+            }),
+    };
     match header {
         Err(e) => out.errors.push(e),
         Ok(header) => {
@@ -193,10 +201,15 @@ fn check_pack(
                         && b.raw_length == loc.raw_length
                 });
                 if !agrees {
-                    out.errors.push(format!(
-                        "pack {name}: the index places {} blob {id} at offset {}, the pack header does not",
-                        loc.blob_type.name(),
-                        loc.offset
+                    out.errors.push(Finding::new(
+                        FindingKind::PackHeaderMismatch,
+                        Some(ObjectRef::blob(loc.blob_type, *id)),
+                        format!(
+                            "pack {name}: the index places {} blob {id} at offset {}, the pack \
+                             header does not",
+                            loc.blob_type.name(),
+                            loc.offset
+                        ),
                     ));
                 }
             }
@@ -207,17 +220,24 @@ fn check_pack(
         let (id, loc) = &blobs[i];
         damaged += 1;
         if damaged <= MAX_LISTED_PER_PACK {
-            out.errors.push(format!(
-                "pack {name}: {} blob {id} is damaged: {p}",
-                loc.blob_type.name()
+            out.errors.push(Finding::new(
+                FindingKind::DamagedBlob,
+                Some(ObjectRef::blob(loc.blob_type, *id)),
+                format!(
+                    "pack {name}: {} blob {id} is damaged: {p}",
+                    loc.blob_type.name()
+                ),
             ));
         }
         out.bad.push((*id, format!("in pack {name}: {p}")));
     }
     if damaged > MAX_LISTED_PER_PACK {
-        out.errors.push(format!(
-            "pack {name}: {} more damaged blobs not listed",
-            damaged - MAX_LISTED_PER_PACK
+        out.errors.push(finding(
+            FindingKind::UnlistedDamagedBlobs,
+            format!(
+                "pack {name}: {} more damaged blobs not listed",
+                damaged - MAX_LISTED_PER_PACK
+            ),
         ));
     }
     out

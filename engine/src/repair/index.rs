@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_format::blob::{BlobHeader, BLOB_HEADER_LEN};
 use strata_format::id::{IndexId, PackId};
 use strata_format::index::{IndexFile, IndexPack};
@@ -30,6 +30,7 @@ use crate::index::IndexBuilder;
 use crate::packer::Packer;
 use crate::packread::PackReader;
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
 /// What `repair index` is asked to do.
@@ -46,7 +47,7 @@ pub struct IndexRepairOptions {
 pub const MIN_PACK_PREFIX: usize = 8;
 
 /// What `repair index` found and did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IndexRepair {
     pub packs: u64,
     /// Packs the new index names (intact packs and new ones).
@@ -59,8 +60,8 @@ pub struct IndexRepair {
     pub packs_written: u64,
     pub index_files_written: u64,
     pub index_files_removed: u64,
-    /// One line per damaged pack.
-    pub problems: Vec<String>,
+    /// One per damaged pack (salvaged), and per index file kept because it does not open.
+    pub problems: Vec<Finding>,
     /// Packs in which nothing authenticates: kept out of the index, deleted only if named.
     pub unreadable_packs: Vec<UnreadablePack>,
 }
@@ -69,9 +70,9 @@ pub struct IndexRepair {
 /// does not open, and no blob found in it verifies. That is more likely a pack of another
 /// repository, or of this one before its key was replaced, than damage: `repair index`
 /// leaves it in place and out of the new index, and deletes it only when asked to by name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnreadablePack {
-    pub id: String,
+    pub id: PackId,
     pub size: u64,
     /// What failed.
     pub problem: String,
@@ -87,10 +88,10 @@ enum Found {
     Damaged {
         good: Vec<PackBlob>,
         lost: u64,
-        problem: String,
+        problem: Finding,
     },
     /// Nothing in it authenticates: see [`UnreadablePack`].
-    Unreadable { problem: String },
+    Unreadable { id: PackId, problem: String },
 }
 
 /// Verifies one stored blob against what its pack header says. A blob compressed against a
@@ -220,27 +221,39 @@ fn examine(repo: &Repository, name: &str, size: u64, read_data: bool) -> Result<
             let problem = if hash_ok {
                 format!("pack {name}: {lost} blobs do not verify")
             } else {
-                format!("pack {name} is damaged (its content does not hash to its name): {lost} blobs lost")
+                format!(
+                    "pack {name} is damaged (its content does not hash to its name): {lost} \
+                     blobs lost"
+                )
             };
             Ok(Found::Damaged {
                 good,
                 lost,
-                problem,
+                problem: Finding::new(
+                    FindingKind::DamagedPack,
+                    Some(ObjectRef::pack(pack)),
+                    problem,
+                ),
             })
         }
         Err(e) => {
             let (good, lost) = scan(repo, &mut reader, &pack)?;
             if good.is_empty() {
                 return Ok(Found::Unreadable {
+                    id: pack,
                     problem: format!(
                         "{e}; scanned its blobs, none verifies ({lost} found that do not)"
                     ),
                 });
             }
             Ok(Found::Damaged {
-                problem: format!(
-                    "{e}: scanned its blobs, {} intact, {lost} damaged stretches",
-                    good.len()
+                problem: Finding::new(
+                    FindingKind::DamagedPackHeader,
+                    Some(ObjectRef::pack(pack)),
+                    format!(
+                        "{e}: scanned its blobs, {} intact, {lost} damaged stretches",
+                        good.len()
+                    ),
                 ),
                 good,
                 lost,
@@ -323,7 +336,7 @@ pub fn repair_index(
     let mut failed = None;
     repo.for_each_index_file(|id, file| match file {
         Err(EngineError::Damaged(_)) | Ok(_) => old_index.push(id.to_hex()),
-        Err(e @ EngineError::Format { .. }) => foreign_index.push((id.to_hex(), e.to_string())),
+        Err(e @ EngineError::Format { .. }) => foreign_index.push((id, e.to_string())),
         Err(e) if e.kind() == crate::ErrorKind::Corrupt => old_index.push(id.to_hex()),
         Err(e) => {
             failed.get_or_insert(e);
@@ -407,9 +420,9 @@ pub fn repair_index(
                 report.problems.push(problem);
                 damaged.push((name, size, good));
             }
-            Found::Unreadable { problem } => report.unreadable_packs.push(UnreadablePack {
+            Found::Unreadable { id, problem } => report.unreadable_packs.push(UnreadablePack {
                 deleted: to_delete.contains(&name),
-                id: name,
+                id,
                 size,
                 problem,
             }),
@@ -432,10 +445,14 @@ pub fn repair_index(
     report.index_files_written = crate::objects::write_index_files(repo, intact, &supersedes)?;
     crate::objects::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
-    for (name, why) in foreign_index {
-        report.problems.push(format!(
-            "index file {name} is intact but cannot be read ({why}): kept (another \
-             repository's, or a newer Strata's)"
+    for (id, why) in foreign_index {
+        report.problems.push(Finding::new(
+            FindingKind::ForeignIndex,
+            Some(ObjectRef::Index { id }),
+            format!(
+                "index file {id} is intact but cannot be read ({why}): kept (another \
+                 repository's, or a newer Strata's)"
+            ),
         ));
     }
     let mut doomed: Vec<String> = damaged.into_iter().map(|(name, _, _)| name).collect();
@@ -444,7 +461,7 @@ pub fn repair_index(
             .unreadable_packs
             .iter()
             .filter(|u| u.deleted)
-            .map(|u| u.id.clone()),
+            .map(|u| u.id.to_hex()),
     );
     crate::objects::delete_all(repo, FileType::Pack, &doomed)?;
     progress.finish();

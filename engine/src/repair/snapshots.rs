@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, SnapshotId};
 use strata_format::tree::{NodeKind, Tree};
@@ -11,27 +11,29 @@ use strata_storage::FileType;
 
 use crate::packer::Packer;
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
 /// Dropped entries recorded one by one in a snapshot's rewrite note, at most.
 const MAX_NOTED: usize = 100;
 
 /// What `repair snapshots` did to one snapshot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotRepair {
-    pub id: String,
+    pub id: SnapshotId,
     /// The rewritten snapshot's id (None when it could not be repaired or was removed).
-    pub new_id: Option<String>,
-    /// Dropped entries: "path: reason".
-    pub dropped: Vec<String>,
-    /// Set when the root tree is unreadable: nothing of it can be restored.
-    pub unrepairable: Option<String>,
+    pub new_id: Option<SnapshotId>,
+    /// Dropped entries, each with its path; the message reads "path: reason".
+    pub dropped: Vec<Finding>,
+    /// Set when the root tree or the snapshot file is unreadable: nothing of it can be
+    /// restored.
+    pub unrepairable: Option<Finding>,
     /// The snapshot was removed (unrepairable, with `forget_unrepairable`).
     pub removed: bool,
 }
 
-/// What was dropped below a tree: (path relative to it, reason).
-type Dropped = Rc<Vec<(Vec<u8>, String)>>;
+/// What was dropped below a tree: (path relative to it, why, its message the reason alone).
+type Dropped = Rc<Vec<(Vec<u8>, Finding)>>;
 
 struct TreeRepairer<'a> {
     repo: &'a Repository,
@@ -43,21 +45,35 @@ struct TreeRepairer<'a> {
 
 impl TreeRepairer<'_> {
     /// Why a blob cannot be read, if it cannot.
-    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<String> {
+    fn blob_problem(&self, t: BlobType, id: &BlobId) -> Option<Finding> {
+        let problem =
+            |kind, message| Some(Finding::new(kind, Some(ObjectRef::blob(t, *id)), message));
         let index = self.repo.index();
         let Some(loc) = index.get(id) else {
-            return Some(format!("{} blob {id} is lost", t.name()));
+            return problem(
+                FindingKind::MissingBlob,
+                format!("{} blob {id} is lost", t.name()),
+            );
         };
         if loc.blob_type != t {
-            return Some(format!("blob {id} is not a {} blob", t.name()));
+            return problem(
+                FindingKind::BlobTypeMismatch,
+                format!("blob {id} is not a {} blob", t.name()),
+            );
         }
         let (pack, size) = index.pack(loc.pack);
         match self.stored_packs.get(&pack.to_hex()) {
-            None => Some(format!("{} blob {id} is in missing pack {pack}", t.name())),
-            Some(s) if *s != size => Some(format!(
-                "{} blob {id} is in pack {pack}, which has the wrong size",
-                t.name()
-            )),
+            None => problem(
+                FindingKind::BlobInDamagedPack,
+                format!("{} blob {id} is in missing pack {pack}", t.name()),
+            ),
+            Some(s) if *s != size => problem(
+                FindingKind::BlobInDamagedPack,
+                format!(
+                    "{} blob {id} is in pack {pack}, which has the wrong size",
+                    t.name()
+                ),
+            ),
             Some(_) => None,
         }
     }
@@ -66,16 +82,25 @@ impl TreeRepairer<'_> {
         if let Some(r) = self.memo.get(tree_id) {
             return Ok(r.clone());
         }
-        let mut dropped: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut dropped: Vec<(Vec<u8>, Finding)> = Vec::new();
+        let this_tree = Some(ObjectRef::blob(BlobType::Tree, *tree_id));
         let loaded = match (
             self.blob_problem(BlobType::Tree, tree_id),
             crate::treewalk::guard(depth),
         ) {
             (Some(p), _) => Err(p),
-            (None, Err(too_deep)) => Err(too_deep.to_string()),
+            (None, Err(too_deep)) => Err(Finding::new(
+                FindingKind::TooDeep,
+                this_tree,
+                too_deep.to_string(),
+            )),
             (None, Ok(())) => match self.repo.load_tree(tree_id) {
                 Ok(t) => Ok(t),
-                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Err(e.to_string()),
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Err(Finding::new(
+                    FindingKind::UnreadableTree,
+                    this_tree,
+                    e.to_string(),
+                )),
                 // A storage failure is not lost data: stop rather than drop a directory.
                 Err(e) => return Err(e),
             },
@@ -173,20 +198,28 @@ pub fn repair_snapshots(
                     crate::snapshots::forget(repo, &[id])?;
                 }
                 let why = if foreign {
-                    format!(
-                        "{e}; the file is intact (it matches its name) but this program cannot \
-                         read it (another repository's key, or a newer Strata): kept, also \
-                         with --forget (`strata forget {}` removes it)",
-                        id.short()
+                    Finding::new(
+                        FindingKind::ForeignSnapshot,
+                        Some(ObjectRef::Snapshot { id }),
+                        format!(
+                            "{e}; the file is intact (it matches its name) but this program \
+                             cannot read it (another repository's key, or a newer Strata): \
+                             kept, also with --forget (`strata forget {}` removes it)",
+                            id.short()
+                        ),
                     )
                 } else {
-                    e.to_string()
+                    Finding::new(
+                        FindingKind::UnreadableSnapshot,
+                        Some(ObjectRef::Snapshot { id }),
+                        e.to_string(),
+                    )
                 };
                 out.push(SnapshotRepair {
-                    id: id.to_hex(),
+                    id,
                     new_id: None,
                     dropped: Vec::new(),
-                    unrepairable: Some(why),
+                    unrepairable: Some(why.in_snapshot(id)),
                     removed: remove,
                 });
             }
@@ -215,50 +248,53 @@ pub fn repair_snapshots(
         snapshots.iter().map(|(i, s)| (*i, s)).collect();
     for (id, new_tree, dropped) in plans {
         let snap = by_id[&id];
-        let lines: Vec<String> = dropped
+        let dropped: Vec<Finding> = dropped
             .iter()
             .map(|(p, why)| {
-                let shown = if p.is_empty() {
-                    "/".to_string()
-                } else {
-                    String::from_utf8_lossy(p).into_owned()
-                };
-                format!("{shown}: {why}")
+                let at: &[u8] = if p.is_empty() { b"/" } else { p };
+                let shown = String::from_utf8_lossy(at).into_owned();
+                why.clone()
+                    .in_snapshot(id)
+                    .at_path(at)
+                    .reworded(|why| format!("{shown}: {why}"))
             })
             .collect();
         let mut r = SnapshotRepair {
-            id: id.to_hex(),
+            id,
             new_id: None,
-            dropped: lines.clone(),
+            dropped,
             unrepairable: None,
             removed: false,
         };
         match new_tree {
             None => {
-                r.unrepairable = Some(lines.first().cloned().unwrap_or_default());
+                // Only the root tree was dropped: its finding says why.
+                r.unrepairable = r.dropped.first().cloned();
                 if forget_unrepairable && !dry_run {
                     match crate::snapshots::forget(repo, &[id]) {
                         Ok(()) => r.removed = true,
                         // Held: kept, whatever --forget says (its hold is in the message).
                         Err(e @ EngineError::Held(_)) => {
-                            let why = r.unrepairable.take().unwrap_or_default();
-                            r.unrepairable = Some(format!("{why}; {e}"));
+                            r.unrepairable = r
+                                .unrepairable
+                                .take()
+                                .map(|f| f.reworded(|why| format!("{why}; {e}")));
                         }
                         Err(e) => return Err(e),
                     }
                 }
             }
             Some(tree) if !dry_run => {
-                let mut note = format!("repair: dropped {} entries", lines.len());
-                for l in lines.iter().take(MAX_NOTED) {
+                let mut note = format!("repair: dropped {} entries", r.dropped.len());
+                for l in r.dropped.iter().take(MAX_NOTED) {
                     note.push_str("; ");
-                    note.push_str(l);
+                    note.push_str(&l.message);
                 }
-                if lines.len() > MAX_NOTED {
-                    note.push_str(&format!("; and {} more", lines.len() - MAX_NOTED));
+                if r.dropped.len() > MAX_NOTED {
+                    note.push_str(&format!("; and {} more", r.dropped.len() - MAX_NOTED));
                 }
                 let new_id = crate::snapshots::rewrite(repo, &id, snap, note, |s| s.tree = tree)?;
-                r.new_id = Some(new_id.to_hex());
+                r.new_id = Some(new_id);
             }
             Some(_) => {}
         }

@@ -19,10 +19,11 @@ use strata_format::blob::BlobType;
 use strata_format::id::BlobId;
 use strata_format::tree::{Node, NodeKind};
 
-use super::clear;
+use super::{clear, target_problem, Fail};
 use crate::meta::apply_file_metadata;
 use crate::packread::{Held, PackFile};
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::Repository;
 
 /// The most bytes one ranged read covers (unless a single blob is larger).
@@ -96,7 +97,7 @@ struct Writer<'a, 'f> {
     states: Vec<Mutex<FileState>>,
     is_root: bool,
     progress: &'a dyn Progress,
-    fail: &'a (dyn Fn(&[u8], String) + Sync),
+    fail: Fail<'a>,
 }
 
 /// Restores the content and metadata of `files`. Problems are reported through `fail`, one
@@ -107,7 +108,7 @@ pub(super) fn write_files(
     files: &[FileToWrite<'_>],
     is_root: bool,
     progress: &dyn Progress,
-    fail: &(dyn Fn(&[u8], String) + Sync),
+    fail: Fail<'_>,
 ) -> Outcome {
     let mut w = Writer {
         repo,
@@ -129,7 +130,14 @@ pub(super) fn write_files(
     for (i, state) in w.states.iter().enumerate() {
         let mut s = state.lock().expect("no panics while locked");
         if s.remaining > 0 && !s.failed {
-            w.fail_file(i as u32, &mut s, "not all content was written");
+            w.fail_file(
+                i as u32,
+                &mut s,
+                target_problem(
+                    FindingKind::IncompleteContent,
+                    "not all content was written",
+                ),
+            );
         }
         if s.failed {
             out.failed += 1;
@@ -155,13 +163,16 @@ impl Writer<'_, '_> {
                 unreachable!("only files are planned as files")
             };
             let mut state = FileState::default();
-            match self.check_content(content, f.node.size) {
-                Err(msg) => {
-                    (self.fail)(f.snapshot_path, format!("{msg}; not restored"));
+            match self.content_problem(content, f.node.size) {
+                Some(problem) => {
+                    (self.fail)(
+                        f.snapshot_path,
+                        problem.reworded(|why| format!("{why}; not restored")),
+                    );
                     state.failed = true;
                 }
-                Ok(()) if content.is_empty() => empty.push(i),
-                Ok(()) => {
+                None if content.is_empty() => empty.push(i),
+                None => {
                     let mut offset = 0u64;
                     for id in content {
                         let loc = index.get(id).expect("checked above");
@@ -223,29 +234,38 @@ impl Writer<'_, '_> {
         (runs, empty)
     }
 
-    /// Checks that every blob of a file is an indexed data blob and that their lengths add
-    /// up to the recorded size.
-    fn check_content(&self, content: &[BlobId], size: u64) -> Result<(), String> {
+    /// What is wrong with a file's content, if anything: a blob that is not an indexed
+    /// data blob, or lengths that do not add up to the recorded size.
+    fn content_problem(&self, content: &[BlobId], size: u64) -> Option<Finding> {
         let index = self.repo.index();
         let mut total = 0u64;
         for id in content {
+            let blob = Some(ObjectRef::blob(BlobType::Data, *id));
             match index.get(id) {
-                None => return Err(format!("data blob {id} is not in the index")),
+                None => {
+                    return Some(Finding::new(
+                        FindingKind::MissingBlob,
+                        blob,
+                        format!("data blob {id} is not in the index"),
+                    ))
+                }
                 Some(loc) if loc.blob_type != BlobType::Data => {
-                    return Err(format!(
-                        "blob {id} is a {} blob, not data",
-                        loc.blob_type.name()
+                    return Some(Finding::new(
+                        FindingKind::BlobTypeMismatch,
+                        blob,
+                        format!("blob {id} is a {} blob, not data", loc.blob_type.name()),
                     ))
                 }
                 Some(loc) => total = total.saturating_add(loc.raw_length as u64),
             }
         }
-        if total != size {
-            return Err(format!(
-                "content is {total} bytes but the snapshot recorded {size}"
-            ));
-        }
-        Ok(())
+        (total != size).then(|| {
+            Finding::new(
+                FindingKind::ContentSizeMismatch,
+                None,
+                format!("content is {total} bytes but the snapshot recorded {size}"),
+            )
+        })
     }
 
     /// Reads, verifies and writes out one run of blobs.
@@ -264,9 +284,13 @@ impl Writer<'_, '_> {
         let bytes = match read {
             Ok(b) => b,
             Err(e) => {
-                let msg = e.to_string();
+                let problem = Finding::new(
+                    FindingKind::UnreadablePack,
+                    Some(ObjectRef::pack(pack)),
+                    e.to_string(),
+                );
                 for b in &run.blobs {
-                    self.fail_targets(b, &msg);
+                    self.fail_targets(b, &problem);
                 }
                 return;
             }
@@ -274,18 +298,25 @@ impl Writer<'_, '_> {
         for b in &run.blobs {
             let at = (b.offset - run.start) as usize;
             let stored = &bytes[at..at + b.length as usize];
+            let damaged = |message: String| {
+                Finding::new(
+                    FindingKind::DamagedBlob,
+                    Some(ObjectRef::blob(BlobType::Data, b.id)),
+                    message,
+                )
+            };
             match self
                 .repo
                 .decode_stored_blob(BlobType::Data, &b.id, &pack, stored)
             {
                 Ok(data) if data.len() as u64 != b.raw_length => self.fail_targets(
                     b,
-                    &format!(
+                    &damaged(format!(
                         "blob {} decodes to {} bytes, the index records {}",
                         b.id,
                         data.len(),
                         b.raw_length
-                    ),
+                    )),
                 ),
                 Ok(data) => {
                     let zero = data.iter().all(|&x| x == 0);
@@ -293,18 +324,18 @@ impl Writer<'_, '_> {
                         self.write(t.file, t.offset, &data, zero);
                     }
                 }
-                Err(e) => self.fail_targets(b, &e.to_string()),
+                Err(e) => self.fail_targets(b, &damaged(e.to_string())),
             }
         }
     }
 
-    fn fail_targets(&self, blob: &BlobJob, msg: &str) {
+    fn fail_targets(&self, blob: &BlobJob, problem: &Finding) {
         for t in blob.targets() {
             let mut s = self.states[t.file as usize]
                 .lock()
                 .expect("no panics while locked");
             if !s.failed {
-                self.fail_file(t.file, &mut s, msg);
+                self.fail_file(t.file, &mut s, problem.clone());
             }
         }
     }
@@ -313,7 +344,7 @@ impl Writer<'_, '_> {
     /// incomplete (sized in full, holes where content is missing): it is removed, so that
     /// nothing is left that looks restored. Called with the file's state locked, so no
     /// write to it is under way.
-    fn fail_file(&self, file: u32, s: &mut FileState, msg: &str) {
+    fn fail_file(&self, file: u32, s: &mut FileState, problem: Finding) {
         s.failed = true;
         let f = &self.files[file as usize];
         let outcome = match s.created {
@@ -326,7 +357,10 @@ impl Writer<'_, '_> {
                 }
             }
         };
-        (self.fail)(f.snapshot_path, format!("{msg}; {outcome}"));
+        (self.fail)(
+            f.snapshot_path,
+            problem.reworded(|why| format!("{why}; {outcome}")),
+        );
     }
 
     /// Writes one blob into a file (creating it first), and finishes the file when it was
@@ -376,12 +410,19 @@ impl Writer<'_, '_> {
                 s.remaining = s.remaining.saturating_sub(1);
                 if s.remaining == 0 {
                     if let Err(e) = apply_file_metadata(&handle, f.node, self.is_root) {
-                        (self.fail)(f.snapshot_path, e);
+                        (self.fail)(
+                            f.snapshot_path,
+                            target_problem(FindingKind::MetadataNotApplied, e),
+                        );
                     }
                     self.progress.add_item();
                 }
             }
-            Err(e) => self.fail_file(file, &mut s, &e.to_string()),
+            Err(e) => self.fail_file(
+                file,
+                &mut s,
+                target_problem(FindingKind::TargetWriteFailed, e.to_string()),
+            ),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use strata_format::blob::BlobType;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
 
@@ -29,6 +30,7 @@ mod stream;
 use crate::filter::Filter;
 use crate::meta::apply_metadata;
 use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
 pub use stream::write_content;
@@ -43,14 +45,24 @@ pub struct RestoreOptions {
 }
 
 /// What a restore did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RestoreStats {
     pub files: u64,
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
-    /// Entries that could not be restored, with the reason.
-    pub errors: Vec<String>,
+    /// Entries that could not be restored, each with its path in the snapshot; the
+    /// message reads "path: reason".
+    pub errors: Vec<Finding>,
+}
+
+/// Reports an entry that could not be restored: its path in the snapshot, and what went
+/// wrong (a finding whose message is the reason alone).
+type Fail<'a> = &'a (dyn Fn(&[u8], Finding) + Sync);
+
+/// A finding about the restore target (no stored object is at fault).
+fn target_problem(kind: FindingKind, message: impl Into<String>) -> Finding {
+    Finding::new(kind, None, message)
 }
 
 struct Item {
@@ -73,7 +85,7 @@ struct Walker<'a> {
     exc: Filter,
     is_root: bool,
     progress: &'a dyn Progress,
-    fail: &'a (dyn Fn(&[u8], String) + Sync),
+    fail: Fail<'a>,
     /// The directories on the way to the current one; `Some` while not yet created.
     stack: Vec<(Vec<u8>, Option<Box<Node>>)>,
     /// Directories created, in creation order (parents first).
@@ -111,7 +123,14 @@ impl Walker<'_> {
                 }
                 match self.repo.load_tree(&subtree) {
                     Ok(sub) => self.visit(sub, &path, here, depth + 1)?,
-                    Err(e) => (self.fail)(&path, format!("{e}; nothing below it is restored")),
+                    Err(e) => (self.fail)(
+                        &path,
+                        Finding::new(
+                            FindingKind::UnreadableTree,
+                            Some(ObjectRef::blob(BlobType::Tree, subtree)),
+                            format!("{e}; nothing below it is restored"),
+                        ),
+                    ),
                 }
                 self.stack.pop();
                 continue;
@@ -174,7 +193,13 @@ impl Walker<'_> {
                     });
                 }
                 Err(e) => {
-                    (self.fail)(path, format!("{e}; nothing below it is restored"));
+                    (self.fail)(
+                        path,
+                        target_problem(
+                            FindingKind::TargetWriteFailed,
+                            format!("{e}; nothing below it is restored"),
+                        ),
+                    );
                     self.failed.insert(path.clone());
                 }
             }
@@ -252,10 +277,13 @@ pub fn restore(
     let included_all = inc.is_empty();
     std::fs::create_dir_all(target).map_err(|e| EngineError::io(target, e))?;
     let errors = Mutex::new(Vec::new());
-    let fail = |path: &[u8], msg: String| {
-        let m = format!("{}: {msg}", String::from_utf8_lossy(path));
-        progress.warn(&m);
-        errors.lock().expect("no panics while locked").push(m);
+    let fail = |path: &[u8], problem: Finding| {
+        let shown = String::from_utf8_lossy(path).into_owned();
+        let f = problem
+            .at_path(path)
+            .reworded(|why| format!("{shown}: {why}"));
+        progress.warn(&f.message);
+        errors.lock().expect("no panics while locked").push(f);
     };
     let is_root = nix::unistd::geteuid().is_root();
     let mut w = Walker {
@@ -295,9 +323,12 @@ pub fn restore(
         if w.failed_files.contains(first) {
             fail(
                 &l.path,
-                format!(
-                    "not restored: a hard link to {}, whose content could not be restored",
-                    String::from_utf8_lossy(first)
+                target_problem(
+                    FindingKind::LinkTargetNotRestored,
+                    format!(
+                        "not restored: a hard link to {}, whose content could not be restored",
+                        String::from_utf8_lossy(first)
+                    ),
                 ),
             );
             continue;
@@ -309,7 +340,10 @@ pub fn restore(
             Ok(()) => stats.files += 1,
             Err(e) => fail(
                 &l.path,
-                format!("hard link to {}: {e}", String::from_utf8_lossy(first)),
+                target_problem(
+                    FindingKind::TargetWriteFailed,
+                    format!("hard link to {}: {e}", String::from_utf8_lossy(first)),
+                ),
             ),
         }
     }
@@ -317,11 +351,15 @@ pub fn restore(
         let path = target_path(target, &s.path);
         // Metadata right away: a later entry may legitimately take this name's place on a
         // case-insensitive file system, and must not receive this entry's chmod.
-        match clear(&path, false)
-            .and_then(|_| create_special(&path, &s.node))
-            .map_err(|e| e.to_string())
-            .and_then(|_| apply_metadata(&path, &s.node, is_root))
-        {
+        let made = match clear(&path, false).and_then(|_| create_special(&path, &s.node)) {
+            Err(e) => Err(target_problem(
+                FindingKind::TargetWriteFailed,
+                e.to_string(),
+            )),
+            Ok(()) => apply_metadata(&path, &s.node, is_root)
+                .map_err(|e| target_problem(FindingKind::MetadataNotApplied, e)),
+        };
+        match made {
             Ok(()) => stats.other += 1,
             Err(e) => fail(&s.path, e),
         }
@@ -331,12 +369,15 @@ pub fn restore(
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             fail(
                 &d.path,
-                "no longer a directory; metadata not applied".into(),
+                target_problem(
+                    FindingKind::MetadataNotApplied,
+                    "no longer a directory; metadata not applied",
+                ),
             );
             continue;
         }
         if let Err(e) = apply_metadata(&path, &d.node, is_root) {
-            fail(&d.path, e);
+            fail(&d.path, target_problem(FindingKind::MetadataNotApplied, e));
         }
     }
     drop(w);

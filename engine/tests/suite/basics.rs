@@ -291,7 +291,7 @@ fn check_names_snapshot_and_path_of_missing_pack() {
         .unwrap();
     let report = checker::check(&repo, &NoProgress).unwrap();
     assert!(!report.is_ok());
-    let all = report.errors.join("\n");
+    let all = strata_engine::report::messages(&report.errors).join("\n");
     assert!(all.contains(&data_pack), "{all}");
     assert!(all.contains(&r.snapshot_id.short()), "{all}");
     assert!(
@@ -378,7 +378,7 @@ fn a_damaged_snapshot_does_not_block_backups_but_latest_names_it() {
     assert_eq!(again.snapshot.parent, Some(r.snapshot_id));
     let report = checker::check(&repo, &NoProgress).unwrap();
     assert!(
-        report.errors.iter().any(|e| e.contains(&name)),
+        report.errors.iter().any(|e| e.message.contains(&name)),
         "{:?}",
         report.errors
     );
@@ -490,16 +490,15 @@ fn small_files_share_a_trained_dictionary() {
     let stats = restore_all(&repo, &first.snapshot, out.path());
     assert!(stats.errors.len() > 1400, "{}", stats.errors.len());
     assert!(
-        stats.errors[0].contains("dictionary"),
+        stats.errors[0].message.contains("dictionary"),
         "the error names the missing dictionary: {}",
         stats.errors[0]
     );
     let report = checker::check_with(&repo, &opts, &NoProgress).unwrap();
     assert!(
-        report
-            .errors
-            .iter()
-            .any(|e| e.contains(&format!("dictionary blob {dict_id} is damaged"))),
+        report.errors.iter().any(|e| e
+            .message
+            .contains(&format!("dictionary blob {dict_id} is damaged"))),
         "{:?}",
         &report.errors[..report.errors.len().min(5)]
     );
@@ -592,7 +591,11 @@ fn restore_goes_on_past_a_damaged_subtree() {
     let out = tempfile::tempdir().unwrap();
     let stats = restore_all(&repo, &snap.snapshot, out.path());
     assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
-    assert!(stats.errors[0].contains("/bad:"), "{:?}", stats.errors);
+    assert!(
+        stats.errors[0].message.contains("/bad:"),
+        "{:?}",
+        stats.errors
+    );
     let restored = out.path().join(src.path().strip_prefix("/").unwrap());
     assert_eq!(
         std::fs::read(restored.join("good/kept.txt")).unwrap(),

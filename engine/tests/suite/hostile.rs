@@ -231,7 +231,7 @@ fn blob_with_wrong_content_for_its_id_is_refused() {
     )
     .unwrap();
     assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
-    assert!(stats.errors[0].contains("/f"), "{:?}", stats.errors);
+    assert!(stats.errors[0].message.contains("/f"), "{:?}", stats.errors);
 }
 
 /// A chain of `depth` trees, each holding only the next as directory "d".
@@ -292,7 +292,10 @@ fn deeply_nested_trees_are_refused_not_recursed() {
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         let report = strata_engine::checker::check(&repo, &NoProgress).unwrap();
         assert!(
-            report.errors.iter().any(|e| e.contains("deeper than")),
+            report
+                .errors
+                .iter()
+                .any(|e| e.message.contains("deeper than")),
             "{:?}",
             report.errors
         );
@@ -388,7 +391,7 @@ fn restore_never_deletes_a_directory_in_the_way() {
     .unwrap();
     assert_eq!(stats.errors.len(), 1, "{:?}", stats.errors);
     assert!(
-        stats.errors[0].contains("directory is in the way"),
+        stats.errors[0].message.contains("directory is in the way"),
         "{:?}",
         stats.errors
     );

@@ -245,7 +245,7 @@ fn superseded_index_files_are_reported_and_removed() {
             report
                 .warnings
                 .iter()
-                .any(|w| w.contains(name.as_str()) && w.contains("superseded")),
+                .any(|w| w.message.contains(name.as_str()) && w.message.contains("superseded")),
             "{name} not reported: {:?}",
             report.warnings
         );

@@ -96,11 +96,14 @@ fn a_file_swapped_for_a_fifo_or_another_file_after_listing_is_skipped_not_waited
         let e = result
             .errors
             .iter()
-            .find(|e| e.starts_with(&format!("{}:", path.display())))
+            .find(|e| e.message.starts_with(&format!("{}:", path.display())))
             .unwrap_or_else(|| panic!("no error for {}: {:?}", path.display(), result.errors));
-        assert!(e.contains(&format!("replaced by {what}")), "{e}");
+        assert!(e.message.contains(&format!("replaced by {what}")), "{e}");
     }
-    assert_eq!(*swapper.warnings.lock().unwrap(), result.errors);
+    assert_eq!(
+        *swapper.warnings.lock().unwrap(),
+        strata_engine::report::messages(&result.errors)
+    );
     let out = tempfile::tempdir().unwrap();
     let restored = common::restore_clean(&repo, &result.snapshot, out.path(), src.path());
     assert_eq!(
@@ -181,7 +184,11 @@ fn a_file_that_cannot_be_restored_is_removed_and_reported_once() {
     for name in ["damaged.bin", "link.bin"] {
         let path = format!("{}/{name}:", src.path().display());
         assert_eq!(
-            stats.errors.iter().filter(|e| e.starts_with(&path)).count(),
+            stats
+                .errors
+                .iter()
+                .filter(|e| e.message.starts_with(&path))
+                .count(),
             1,
             "{:?}",
             stats.errors
