@@ -1,0 +1,13 @@
+//! Opening, creating and reading a repository: the handle and its accessors ([`handle`]),
+//! creating and opening one ([`open`]) with what a location already holds ([`contents`]),
+//! reading and writing stored objects ([`objects`]), and loading the index and reading
+//! blobs through it ([`index`]).
+
+mod contents;
+mod handle;
+mod index;
+mod objects;
+mod open;
+
+pub use handle::Repository;
+pub use open::InitOptions;
