@@ -6,7 +6,7 @@ use strata_engine::retention;
 
 /// A time in local time (`2025-01-31`, `2025-01-31 03:00[:00]`) or RFC 3339, as Unix
 /// nanoseconds (`--time`, `--hold-until`, `hold --until`, `find --newer/--older`).
-pub fn local_time(text: &str) -> Result<i64, String> {
+pub fn local_time(text: &str) -> Result<i64, retention::ParseError> {
     retention::parse_time(text, &jiff::tz::TimeZone::system())
 }
 
@@ -29,7 +29,7 @@ mod tests {
             local_time("2025-01-31T03:00:00Z"),
             Ok(1_738_292_400_000_000_000)
         );
-        let err = local_time("yesterday").unwrap_err();
+        let err = local_time("yesterday").unwrap_err().to_string();
         assert!(err.contains("YYYY-MM-DD"), "{err}");
     }
 

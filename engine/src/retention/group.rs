@@ -33,7 +33,11 @@ impl Default for GroupBy {
 impl GroupBy {
     /// Reads a comma-separated list of `host`, `paths`, `project` and `tags` (the default is
     /// `host,paths,project`); the empty string puts every snapshot into one group.
-    pub fn parse(s: &str) -> Result<GroupBy, String> {
+    pub fn parse(s: &str) -> Result<GroupBy, super::ParseError> {
+        Self::read(s).map_err(super::ParseError)
+    }
+
+    fn read(s: &str) -> Result<GroupBy, String> {
         let mut by = GroupBy {
             host: false,
             paths: false,

@@ -34,6 +34,18 @@ mod time;
 use group::sorted_set;
 pub use group::{group_key, GroupBy, GroupKey};
 use time::timestamp;
+/// Text that does not read as a time, a span or a grouping; its message says what was
+/// wrong and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+impl From<ParseError> for crate::EngineError {
+    fn from(e: ParseError) -> Self {
+        crate::EngineError::Invalid(e.0)
+    }
+}
+
 pub use time::{add_span, format_time, parse_span, parse_time, subtract_span, CalendarSpan};
 
 use std::collections::BTreeMap;

@@ -8,6 +8,8 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp};
 
+use super::ParseError;
+
 /// A calendar length such as `1y2m` or `30d`: years, months and days are counted on the
 /// calendar (a day is not always 24 hours), hours as elapsed time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,8 +60,8 @@ impl fmt::Display for CalendarSpan {
 }
 
 impl FromStr for CalendarSpan {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         parse_span(s)
     }
 }
@@ -70,7 +72,11 @@ const SPAN_HELP: &str = "write a span as numbers with units y (years), m (months
 /// Reads a span such as `30d`, `1y2m`, `7y`, `12h` or `1y2m3d4h`: each of the units y, m, d,
 /// h at most once and in that order. Zero units are allowed (`1y0m`) but not an all-zero
 /// span, nor one too large for the calendar.
-pub fn parse_span(s: &str) -> Result<CalendarSpan, String> {
+pub fn parse_span(s: &str) -> Result<CalendarSpan, ParseError> {
+    read_span(s).map_err(ParseError)
+}
+
+fn read_span(s: &str) -> Result<CalendarSpan, String> {
     const UNITS: [char; 4] = ['y', 'm', 'd', 'h'];
     if s.trim().is_empty() {
         return Err(format!("empty time span; {SPAN_HELP}"));
@@ -165,7 +171,11 @@ pub fn add_span(t_ns: i64, span: CalendarSpan, tz: &TimeZone) -> i64 {
 /// resolved the "compatible" way (RFC 5545, Temporal): a skipped time moves forward by the
 /// gap (Berlin 02:30 on the spring-forward day is 03:30 CEST); a repeated time is the
 /// earlier one.
-pub fn parse_time(s: &str, tz: &TimeZone) -> Result<i64, String> {
+pub fn parse_time(s: &str, tz: &TimeZone) -> Result<i64, ParseError> {
+    read_time(s, tz).map_err(ParseError)
+}
+
+fn read_time(s: &str, tz: &TimeZone) -> Result<i64, String> {
     let text = s.trim();
     let ts = match text.parse::<Timestamp>() {
         Ok(ts) => ts,

@@ -186,15 +186,27 @@ fn without_a_copy_repair_config_asks_for_rebuild() {
         .is_none());
 }
 
+/// [`with_a_snapshot`], whose key file's name is not among the smallest a hash can be (so
+/// that [`plant_foreign_key`] soon finds a name that sorts before it).
+fn with_a_snapshot_and_a_late_key() -> (Arc<dyn Backend>, tempfile::TempDir) {
+    loop {
+        let (backend, src) = with_a_snapshot();
+        if key_names(&backend).iter().all(|n| n.as_str() >= "4") {
+            return (backend, src);
+        }
+    }
+}
+
 /// Copies the key file of another repository (same password) into `backend`, named as
 /// key files are (by its hash) and sorting first, so that it is tried first. It keeps
 /// that repository's config copy.
 fn plant_foreign_key(backend: &Arc<dyn Backend>) -> String {
     let rt = rt();
+    let first = key_names(backend).into_iter().min().expect("a key file");
     loop {
         let other = common::init_memory(1 << 20);
         let (name, _) = rt.block_on(other.list(FileType::Key)).unwrap().remove(0);
-        if !name.starts_with('0') {
+        if name >= first {
             continue;
         }
         let bytes = rt.block_on(other.read(FileType::Key, &name)).unwrap();
@@ -210,7 +222,7 @@ fn plant_foreign_key(backend: &Arc<dyn Backend>) -> String {
 /// replaced), not when it is missing (the wrong copy would be restored), not to rebuild.
 #[test]
 fn a_foreign_key_file_and_its_copy_are_never_taken_for_this_repository() {
-    let (backend, src) = with_a_snapshot();
+    let (backend, src) = with_a_snapshot_and_a_late_key();
     let config = rt().block_on(backend.read(FileType::Config, "")).unwrap();
     let foreign = plant_foreign_key(&backend);
     let foreign_bytes = rt()
@@ -248,7 +260,7 @@ fn a_foreign_key_file_and_its_copy_are_never_taken_for_this_repository() {
 /// (tried first) does not pass: its master key opens none of these snapshots.
 #[test]
 fn rebuild_writes_a_new_config_that_reads_every_snapshot() {
-    let (backend, src) = with_a_snapshot();
+    let (backend, src) = with_a_snapshot_and_a_late_key();
     let old_id = Repository::open_without_index(backend.clone(), b"pw")
         .unwrap()
         .config()
