@@ -27,6 +27,8 @@ pub(crate) struct PackReader<'r> {
     /// The pack's bytes from `buf_start` to `pos`.
     buf: Vec<u8>,
     buf_start: u64,
+    /// The offset of the last extent handed out: extents before it are refused.
+    floor: u64,
     /// Bytes read (and hashed) so far.
     pos: u64,
     /// The first bytes of the pack (magic, version, and a little more).
@@ -42,6 +44,7 @@ impl<'r> PackReader<'r> {
             hasher: Digest::stored_hasher(),
             buf: Vec::new(),
             buf_start: 0,
+            floor: 0,
             pos: 0,
             preamble: Vec::new(),
         }
@@ -84,18 +87,19 @@ impl<'r> PackReader<'r> {
         if end > self.file.size() {
             return Ok(Err("lies beyond the end of its pack".into()));
         }
-        if offset < self.buf_start {
+        if offset < self.floor {
             return Ok(Err("overlaps the blob before it".into()));
         }
         if len > MAX_STORED_BLOB {
             return Ok(Err(format!("is {len} bytes long, longer than any blob")));
         }
-        // Drop what lies before the extent, also while reading up to it.
+        // Drop what lies before the extent when reading on (only then: moving the rest of
+        // the buffer down for every blob of a pack of small blobs costs more than reading).
         while self.pos < end {
             self.drop_before(offset);
             self.read_piece()?;
         }
-        self.drop_before(offset);
+        self.floor = offset;
         let from = (offset - self.buf_start) as usize;
         Ok(Ok(&self.buf[from..from + len as usize]))
     }
