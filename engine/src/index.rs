@@ -43,6 +43,9 @@ pub struct MasterIndex {
     buckets: Vec<u32>,
     bits: u32,
     packs: Vec<(PackId, u64)>,
+    /// Whether each pack holds metadata only (trees, dictionaries): the packs a reader
+    /// fetches whole and a local cache keeps.
+    metadata: Vec<bool>,
     /// Which index file named each pack (for messages).
     pack_index: Vec<IndexId>,
     /// Index files that some loaded index file supersedes, sorted.
@@ -163,6 +166,26 @@ impl MasterIndex {
         &self.packs
     }
 
+    /// Whether the pack at a position holds metadata only (trees, dictionaries; no file
+    /// data): such packs are read whole and cached (see `engine::metacache`).
+    pub fn is_metadata_pack(&self, pos: u32) -> bool {
+        self.metadata.get(pos as usize).copied().unwrap_or(false)
+    }
+
+    /// The packs that hold metadata only, each once, with their sizes.
+    pub fn metadata_packs(&self) -> Vec<(PackId, u64)> {
+        let mut packs: Vec<(PackId, u64)> = self
+            .packs
+            .iter()
+            .zip(&self.metadata)
+            .filter(|(_, m)| **m)
+            .map(|(p, _)| *p)
+            .collect();
+        packs.sort_unstable();
+        packs.dedup_by_key(|p| p.0);
+        packs
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -202,6 +225,9 @@ impl IndexBuilder {
         for p in file.packs {
             let pack = index.packs.len() as u32;
             index.packs.push((p.id, p.size));
+            index
+                .metadata
+                .push(!p.blobs.is_empty() && p.blobs.iter().all(|b| b.blob_type != BlobType::Data));
             index.pack_index.push(id);
             let keep = |b: &&strata_format::pack::PackBlob| {
                 !self.metadata_only || b.blob_type != BlobType::Data
@@ -226,6 +252,7 @@ impl IndexBuilder {
         index.entries.dedup_by(|later, first| later.id == first.id);
         index.entries.shrink_to_fit();
         index.packs.shrink_to_fit();
+        index.metadata.shrink_to_fit();
         index.pack_index.shrink_to_fit();
         index.superseded.sort_unstable();
         index.superseded.dedup();

@@ -189,6 +189,27 @@ impl Operation {
         }
     }
 
+    /// Whether it walks the trees of snapshots (of many directories, so that the local
+    /// cache of a remote repository is first brought to hold every metadata pack).
+    pub fn walks_trees(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            Backup
+                | Restore
+                | Dump
+                | Ls
+                | Find
+                | Diff
+                | Stats
+                | Mount
+                | Verify
+                | CopyFrom
+                | ForgetAndPrune
+                | Prune
+        )
+    }
+
     /// Whether it may read index files and snapshots of a remote repository through the
     /// local cache. What checks or mends the repository reads it as it is.
     pub fn uses_cache(self) -> bool {

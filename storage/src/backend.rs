@@ -63,6 +63,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A human-readable location (path or URL without secrets), for messages.
     fn location(&self) -> String;
 
+    /// Whether it is reached over a network (SFTP, S3), where every request costs a round
+    /// trip: readers then keep more requests in flight. Decorators pass the inner one's on.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// Reads a whole object. Missing objects give `ErrorKind::NotFound`.
     async fn read(&self, ft: FileType, name: &str) -> Result<Bytes>;
 
@@ -71,6 +77,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// object); a short result is never returned silently.
     async fn read_range(&self, ft: FileType, name: &str, offset: u64, length: u64)
         -> Result<Bytes>;
+
+    /// Reads a whole pack that holds metadata only (trees, dictionaries). A cache keeps such
+    /// packs ([`crate::CachingBackend`]); the default reads it like any object.
+    async fn read_metadata_pack(&self, name: &str) -> Result<Bytes> {
+        self.read(FileType::Pack, name).await
+    }
+
+    /// Writes a pack that holds metadata only from a local file, as
+    /// [`Backend::write_file`] does; a cache keeps a copy once it is stored, so that the
+    /// next walk of its trees needs no request. The default writes it like any pack.
+    async fn write_metadata_pack(&self, name: &str, file: &std::path::Path) -> Result<()> {
+        self.write_file(FileType::Pack, name, file).await
+    }
+
+    /// Makes the local cache hold these metadata packs (`(name, size)`: every metadata pack
+    /// the repository's index names), fetching the missing ones, up to `parallel` at once,
+    /// and dropping cached packs not among them. Returns how many were fetched. Without a
+    /// cache (the default), nothing. Cache failures are no error: the cache is a shortcut.
+    async fn sync_metadata_packs(&self, packs: &[(String, u64)], parallel: usize) -> Result<usize> {
+        let _ = (packs, parallel);
+        Ok(0)
+    }
 
     /// Writes an object atomically and durably. Objects are content addressed by their
     /// callers, so writing an existing name with the same content is harmless.

@@ -1,12 +1,17 @@
-//! A local cache of a remote repository's index files and snapshots, so that listing
-//! snapshots or opening the index of an SFTP or S3 repository does not download them
-//! every time.
+//! A local cache of a remote repository's index files, snapshots and metadata packs (packs
+//! of trees), so that listing snapshots, opening the index, or walking a snapshot's trees
+//! (`ls`, `find`, `diff`, `mount`, the parent of a backup) on an SFTP or S3 repository
+//! does not download them every time, nor make one request per directory.
 //!
-//! Both kinds are named by the BLAKE3 hash of their stored bytes and never change, so a
-//! cached copy is valid exactly when its bytes still hash to its name (checked on every
+//! All three kinds are named by the BLAKE3 hash of their stored bytes and never change, so
+//! a cached copy is valid exactly when its bytes still hash to its name (checked on every
 //! read; a damaged copy is dropped and fetched again). Objects are cached as stored
-//! (encrypted). Listing a kind drops the cached objects the repository no longer has.
-//! Cache failures never fail an operation: the cache is only a shortcut.
+//! (encrypted). Listing a kind drops the cached objects the repository no longer has; for
+//! metadata packs, so does [`Backend::sync_metadata_packs`], given the packs the index
+//! names. Metadata packs are kept up to a size bound ([`CachingBackend::with_pack_limit`],
+//! [`DEFAULT_PACK_LIMIT`]): beyond it they are read from the repository each time. Data
+//! packs are never cached. Cache failures never fail an operation: the cache is only a
+//! shortcut.
 //!
 //! The cache is private, whatever the umask: directories 0700, files 0600 (the objects are
 //! encrypted, but their names, sizes and number tell about the repository). A cache left
@@ -27,11 +32,16 @@ use tracing::debug;
 
 use crate::{Backend, FileType, Result};
 
-/// A [`Backend`] that keeps copies of index files and snapshots in a local directory.
+/// The bytes of metadata packs a cache keeps by default (per repository).
+pub const DEFAULT_PACK_LIMIT: u64 = 2 << 30;
+
+/// A [`Backend`] that keeps copies of index files, snapshots and metadata packs in a
+/// local directory.
 #[derive(Debug, Clone)]
 pub struct CachingBackend {
     inner: Arc<dyn Backend>,
     dir: PathBuf,
+    pack_limit: u64,
 }
 
 fn cached(ft: FileType) -> bool {
@@ -46,11 +56,47 @@ impl CachingBackend {
         let cache = CachingBackend {
             dir: root.join(&key.as_str()[..KEY_LEN]),
             inner,
+            pack_limit: DEFAULT_PACK_LIMIT,
         };
         if let Err(e) = private_root(root).and_then(|()| private_tree(&cache.dir)) {
             debug!("cannot make the cache {} private: {e}", cache.dir.display());
         }
         cache
+    }
+
+    /// Keeps at most `bytes` of metadata packs (0: none).
+    pub fn with_pack_limit(mut self, bytes: u64) -> Self {
+        self.pack_limit = bytes;
+        self
+    }
+
+    /// The bytes of metadata packs cached now.
+    fn packs_cached(&self) -> u64 {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(FileType::Pack.dir())) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Fetches metadata pack `name` and keeps it if it hashes to its name and fits.
+    async fn fetch_pack(&self, name: &str) -> Result<Bytes> {
+        let bytes = self.inner.read(FileType::Pack, name).await?;
+        self.keep_pack(name, &bytes);
+        Ok(bytes)
+    }
+
+    /// Keeps metadata pack `name` if `bytes` hash to its name and fit in the bound.
+    fn keep_pack(&self, name: &str, bytes: &[u8]) {
+        if blake3::hash(bytes).to_hex().as_str() == name
+            && self.packs_cached() + bytes.len() as u64 <= self.pack_limit
+        {
+            self.put(FileType::Pack, name, bytes);
+        }
     }
 
     fn file(&self, ft: FileType, name: &str) -> PathBuf {
@@ -216,6 +262,59 @@ impl Backend for CachingBackend {
         self.inner.read_range(ft, name, offset, length).await
     }
 
+    async fn read_metadata_pack(&self, name: &str) -> Result<Bytes> {
+        if let Some(b) = self.get(FileType::Pack, name) {
+            return Ok(b);
+        }
+        self.fetch_pack(name).await
+    }
+
+    async fn write_metadata_pack(&self, name: &str, file: &Path) -> Result<()> {
+        // Read before the upload consumes the file; kept once it is stored.
+        let copy = std::fs::read(file).ok();
+        self.inner.write_file(FileType::Pack, name, file).await?;
+        if let Some(bytes) = copy {
+            self.keep_pack(name, &bytes);
+        }
+        Ok(())
+    }
+
+    async fn sync_metadata_packs(&self, packs: &[(String, u64)], parallel: usize) -> Result<usize> {
+        self.forget_others(FileType::Pack, packs);
+        let dir = self.dir.join(FileType::Pack.dir());
+        let mut room = self.pack_limit.saturating_sub(self.packs_cached());
+        let mut missing = Vec::new();
+        for (name, size) in packs {
+            if dir.join(name).exists() {
+                continue;
+            }
+            if *size > room {
+                debug!(
+                    "the cache keeps no more metadata packs ({} bytes)",
+                    self.pack_limit
+                );
+                break;
+            }
+            room -= size;
+            missing.push(name.as_str());
+        }
+        // At most `parallel` fetches at once.
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut fetched = 0;
+        for name in missing {
+            if tasks.len() >= parallel.max(1) {
+                fetched += usize::from(matches!(tasks.join_next().await, Some(Ok(Ok(_)))));
+            }
+            let cache = self.clone();
+            let name = name.to_string();
+            tasks.spawn(async move { cache.fetch_pack(&name).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            fetched += usize::from(matches!(done, Ok(Ok(_))));
+        }
+        Ok(fetched)
+    }
+
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
         self.inner.write(ft, name, data.clone()).await?;
         if cached(ft) {
@@ -228,13 +327,17 @@ impl Backend for CachingBackend {
         self.inner.spool_dir()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         self.inner.write_file(ft, name, file).await
     }
 
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
         let listed = self.inner.list(ft).await?;
-        if cached(ft) {
+        if cached(ft) || ft == FileType::Pack {
             self.forget_others(ft, &listed);
         }
         Ok(listed)
@@ -242,7 +345,7 @@ impl Backend for CachingBackend {
 
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         self.inner.delete(ft, name).await?;
-        if cached(ft) {
+        if cached(ft) || ft == FileType::Pack {
             let _ = std::fs::remove_file(self.file(ft, name));
         }
         Ok(())
@@ -304,6 +407,81 @@ mod tests {
         counting.delete(FileType::Index, &name).await.unwrap();
         assert!(cache.list(FileType::Index).await.unwrap().is_empty());
         assert!(!cache.file(FileType::Index, &name).exists());
+    }
+
+    /// Metadata packs are read once and then from the cache; `sync_metadata_packs` fetches
+    /// the missing ones (and only those), drops cached packs no longer named, and keeps to
+    /// the size bound; a damaged copy is fetched again; data packs stay uncached.
+    #[tokio::test]
+    async fn metadata_packs_are_cached_whole_and_synced_with_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
+        let counting = Arc::new(FaultBackend::new(memory, FaultPlan::default()));
+        let cache = CachingBackend::new(counting.clone(), dir.path()).with_pack_limit(250);
+        let mut packs = Vec::new();
+        for i in 0..4u8 {
+            let data = Bytes::from(vec![i; 100]);
+            let name = id(&data);
+            counting
+                .write(FileType::Pack, &name, data.clone())
+                .await
+                .unwrap();
+            packs.push((name, 100u64, data));
+        }
+        let (a, _, a_bytes) = &packs[0];
+        for _ in 0..3 {
+            assert_eq!(&cache.read_metadata_pack(a).await.unwrap(), a_bytes);
+        }
+        assert_eq!(counting.reads(), 1, "read once, then from the cache");
+        // Synced with three packs: one is there, one more fits (250 bytes), the third not.
+        let named: Vec<(String, u64)> =
+            packs[..3].iter().map(|(n, s, _)| (n.clone(), *s)).collect();
+        assert_eq!(cache.sync_metadata_packs(&named, 4).await.unwrap(), 1);
+        assert_eq!(counting.reads(), 2);
+        assert!(cache.file(FileType::Pack, &packs[1].0).exists());
+        assert!(!cache.file(FileType::Pack, &packs[2].0).exists());
+        assert_eq!(
+            cache.read_metadata_pack(&packs[1].0).await.unwrap(),
+            packs[1].2
+        );
+        assert_eq!(counting.reads(), 2);
+        // Beyond the bound: read each time, never kept.
+        cache.read_metadata_pack(&packs[2].0).await.unwrap();
+        cache.read_metadata_pack(&packs[2].0).await.unwrap();
+        assert_eq!(counting.reads(), 4);
+        // A pack the index no longer names leaves the cache; room for another.
+        let named: Vec<(String, u64)> =
+            packs[1..].iter().map(|(n, s, _)| (n.clone(), *s)).collect();
+        assert_eq!(cache.sync_metadata_packs(&named, 4).await.unwrap(), 1);
+        assert!(!cache.file(FileType::Pack, a).exists());
+        assert_eq!(counting.reads(), 5);
+        // A damaged copy is fetched again.
+        std::fs::write(cache.file(FileType::Pack, &packs[1].0), b"damaged").unwrap();
+        assert_eq!(
+            cache.read_metadata_pack(&packs[1].0).await.unwrap(),
+            packs[1].2
+        );
+        assert_eq!(counting.reads(), 6);
+        // Data packs (read as objects or ranges) are not kept.
+        cache.read(FileType::Pack, &packs[3].0).await.unwrap();
+        cache
+            .read_range(FileType::Pack, &packs[3].0, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(counting.reads(), 8);
+        // Deleted: gone from the cache.
+        cache.delete(FileType::Pack, &packs[1].0).await.unwrap();
+        assert!(!cache.file(FileType::Pack, &packs[1].0).exists());
+        // One written is kept as it is stored, and read from the cache.
+        let data = Bytes::from(vec![9u8; 100]);
+        let name = id(&data);
+        let spooled = dir.path().join("spooled");
+        std::fs::write(&spooled, &data).unwrap();
+        cache.write_metadata_pack(&name, &spooled).await.unwrap();
+        assert_eq!(counting.read(FileType::Pack, &name).await.unwrap(), data);
+        let reads = counting.reads();
+        assert_eq!(cache.read_metadata_pack(&name).await.unwrap(), data);
+        assert_eq!(counting.reads(), reads, "from the cache");
     }
 
     fn mode(p: &Path) -> u32 {

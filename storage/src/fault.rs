@@ -346,6 +346,10 @@ impl Backend for FaultBackend {
         self.inner.spool_dir()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         let path = ft.path(name);
         self.maybe_fail("write_file", &path).await?;

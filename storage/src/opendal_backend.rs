@@ -186,6 +186,10 @@ fn not_a_directory(op: &'static str, path: &str, root: &Path) -> StorageError {
 
 #[async_trait]
 impl Backend for OpendalBackend {
+    fn is_remote(&self) -> bool {
+        OpendalBackend::is_remote(self)
+    }
+
     fn location(&self) -> String {
         self.location.clone()
     }

@@ -124,6 +124,10 @@ impl Backend for RetryBackend {
         self.inner.spool_dir()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         with_retries(
             "write",

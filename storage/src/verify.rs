@@ -72,6 +72,10 @@ impl Backend for VerifyingBackend {
         self.inner.spool_dir()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {
         self.inner.write_file(ft, name, file).await?;
         self.check(ft, name, None).await

@@ -826,6 +826,59 @@ fn remote_metadata_is_cached() {
     assert_eq!(plain[0]["id"], id);
 }
 
+/// Trees of a remote repository come from whole metadata packs, kept in the local cache:
+/// an unchanged re-backup over S3 reads no pack with a warm cache and makes a handful of
+/// requests in all (14: config, key, locks, listings, the new snapshot and its index, and a
+/// pack with the new tree of `/tmp`, whose time stamps other tests change), and
+/// with a cold cache one request per metadata pack, not one per directory (the tree has
+/// 301).
+#[test]
+fn an_unchanged_rebackup_over_s3_makes_no_request_per_directory() {
+    let (env, _s3) = s3_env();
+    init_repo(&env, false);
+    let src = env.path("src");
+    for d in 0..300 {
+        write_file(&src.join(format!("d{d:03}/f")), d.to_string().as_bytes());
+    }
+    env.backup(&[&src]);
+    let cache = env.cache.join("strata");
+    // (requests for packs, requests in all) of a re-backup.
+    let rebackup = || {
+        let out = env
+            .cmd()
+            .env("STRATA_LOG", "strata_storage=debug")
+            .arg("backup")
+            .arg(&src)
+            .run()
+            .success();
+        let done: Vec<String> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains(" done"))
+            .map(str::to_string)
+            .collect();
+        let packs = done
+            .iter()
+            .filter(|l| l.contains("op=\"read") && l.contains("data/"))
+            .count();
+        (packs, done)
+    };
+    std::fs::remove_dir_all(&cache).unwrap();
+    let (packs, done) = rebackup();
+    assert!(
+        (1..=2).contains(&packs),
+        "a cold cache: one request per metadata pack\n{}",
+        done.join("\n")
+    );
+    let (packs, done) = rebackup();
+    assert_eq!(packs, 0, "a warm cache: no pack read\n{}", done.join("\n"));
+    assert!(
+        done.len() <= 16,
+        "a handful of requests\n{}",
+        done.join("\n")
+    );
+}
+
 /// Four uploads at once, each read back and verified: the backup is whole.
 #[test]
 fn s3_parallel_verified_uploads() {

@@ -78,21 +78,24 @@ pub(super) fn check_packs(
     }
     drop(pos_of);
     progress.set_total(packs.iter().map(|p| p.1).sum());
-    let outcomes: Vec<PackOutcome> = packs
-        .par_iter_mut()
-        .map(|(pack, size, blobs)| {
-            // Cancelled: the packs not read yet are left out (the caller fails).
-            if progress.should_stop() {
-                return PackOutcome::default();
-            }
-            blobs.sort_unstable_by_key(|(_, loc)| loc.offset);
-            let out = check_pack(repo, pack, *size, blobs);
-            progress.add_bytes(out.bytes);
-            // Done with this pack's list: free it while the others are read.
-            *blobs = Vec::new();
-            out
-        })
-        .collect();
+    let read_all = |packs: &mut Vec<PackToCheck>| -> Vec<PackOutcome> {
+        packs
+            .par_iter_mut()
+            .map(|(pack, size, blobs)| {
+                // Cancelled: the packs not read yet are left out (the caller fails).
+                if progress.should_stop() {
+                    return PackOutcome::default();
+                }
+                blobs.sort_unstable_by_key(|(_, loc)| loc.offset);
+                let out = check_pack(repo, pack, *size, blobs);
+                progress.add_bytes(out.bytes);
+                // Done with this pack's list: free it while the others are read.
+                *blobs = Vec::new();
+                out
+            })
+            .collect()
+    };
+    let outcomes = repo.with_read_threads(|| read_all(&mut packs));
     let mut damage = Damage {
         errors: Vec::new(),
         bad_blobs: HashMap::new(),

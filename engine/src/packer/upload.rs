@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crossbeam_channel::bounded;
+use strata_format::blob::BlobType;
 use strata_format::index::IndexPack;
 use strata_storage::FileType;
 
@@ -42,11 +43,16 @@ impl<'r> Packer<'r> {
                     for mut pack in rx {
                         let (id, size) = (pack.id, pack.size);
                         let _span = tracing::debug_span!("upload pack", pack = %id, size).entered();
-                        match handle.block_on(backend.write_file(
-                            FileType::Pack,
-                            &id.to_hex(),
-                            pack.path(),
-                        )) {
+                        // Packs of trees are kept by a local cache as they are stored.
+                        let metadata = !pack.blobs.is_empty()
+                            && pack.blobs.iter().all(|b| b.blob_type != BlobType::Data);
+                        let name = id.to_hex();
+                        let stored = if metadata {
+                            handle.block_on(backend.write_metadata_pack(&name, pack.path()))
+                        } else {
+                            handle.block_on(backend.write_file(FileType::Pack, &name, pack.path()))
+                        };
+                        match stored {
                             Ok(()) => shared
                                 .uploaded
                                 .lock()

@@ -17,6 +17,7 @@
 //!   what to delete on `Corrupt`.
 //! - Every other storage failure stays what it is.
 
+mod metadata;
 mod stream;
 
 use std::fmt;
@@ -29,6 +30,7 @@ use strata_storage::{Backend, ErrorKind as StorageKind, FileType};
 
 use crate::{EngineError, Repository, Result};
 
+pub(crate) use metadata::MetadataPacks;
 pub(crate) use stream::PackReader;
 
 /// What a pack the index names was read for: named when the pack is missing.

@@ -28,9 +28,13 @@ pub struct Repository {
     pub(super) metadata_only: bool,
     /// Uploads in flight at once (packs being written to storage).
     pub(super) connections: usize,
+    /// Whether storage is reached over a network (not a local directory).
+    pub(super) remote: bool,
     /// The lock this handle took, once it took one ([`crate::lock`] checks it before
     /// writes and deletes).
     pub(super) lock_slot: crate::lock::LockSlot,
+    /// Metadata packs read whole, for the trees in them.
+    pub(super) metadata_packs: crate::packread::MetadataPacks,
 }
 
 impl std::fmt::Debug for Repository {
@@ -56,6 +60,39 @@ impl Repository {
     /// How many packs are uploaded at once (`--connections`).
     pub fn connections(&self) -> usize {
         self.connections
+    }
+
+    /// How many pack reads restore and `check --read-data` keep in flight: one per core on
+    /// a local disk; over a network, enough to hide the round trips (four per connection,
+    /// at least one per core).
+    pub fn read_parallelism(&self) -> usize {
+        let cores = rayon::current_num_threads();
+        if self.remote {
+            cores.max(self.connections * 4)
+        } else {
+            cores
+        }
+    }
+
+    /// Runs `f`, whose parallel iterators read packs, on [`Repository::read_parallelism`]
+    /// threads: the global pool on a local disk, a pool of its own over a network (its
+    /// threads mostly wait for the network, so there are more of them than cores).
+    pub(crate) fn with_read_threads<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let threads = self.read_parallelism();
+        if threads <= rayon::current_num_threads() {
+            return f();
+        }
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("strata-read-{i}"))
+            .build()
+        {
+            Ok(pool) => pool.install(f),
+            Err(e) => {
+                tracing::debug!("no pool of {threads} threads for reading packs ({e})");
+                f()
+            }
+        }
     }
 
     /// Sets how many packs are uploaded at once (at least one).

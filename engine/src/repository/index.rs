@@ -27,12 +27,20 @@ impl Repository {
     }
 
     /// Loads what `op` needs of the index (see [`crate::Operation::index`]).
+    /// Then, if `op` walks trees, brings the local cache (if any) to hold every metadata
+    /// pack ([`Repository::sync_metadata_cache`]).
     pub fn load_index_for(&mut self, op: crate::Operation) -> Result<()> {
         match op.index() {
-            crate::IndexNeed::None => Ok(()),
-            crate::IndexNeed::Metadata => self.load_index(true),
-            crate::IndexNeed::Full => self.load_index(false),
+            crate::IndexNeed::None => return Ok(()),
+            crate::IndexNeed::Metadata => self.load_index(true)?,
+            crate::IndexNeed::Full => self.load_index(false)?,
         }
+        if op.walks_trees() && op.uses_cache() {
+            if let Err(e) = self.sync_metadata_cache() {
+                tracing::debug!("the cache of metadata packs was not brought up to date: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Reads and decodes the index files a few at a time (in parallel within a batch),
@@ -118,11 +126,20 @@ impl Repository {
             ))
         })?;
         let (pack, size) = index.pack(loc.pack);
-        let bytes = PackFile::indexed(&pack, size, Held::Blob(blob_type, *id)).read(
-            self,
-            loc.offset as u64,
-            loc.length as u64,
-        )?;
+        let held = Held::Blob(blob_type, *id);
+        let (offset, length) = (loc.offset as u64, loc.length as u64);
+        let bytes = if blob_type != BlobType::Data && index.is_metadata_pack(loc.pack) {
+            self.block_on(self.metadata_packs.read(
+                &*self.backend,
+                &pack,
+                size,
+                held,
+                offset,
+                length,
+            ))?
+        } else {
+            PackFile::indexed(&pack, size, held).read(self, offset, length)?
+        };
         self.decode_stored_blob(blob_type, id, &pack, &bytes)
     }
 
@@ -160,6 +177,24 @@ impl Repository {
         .map_err(|e| {
             EngineError::format(format!("{} blob {id} in pack {pack}", blob_type.name()), e)
         })
+    }
+
+    /// Makes the local cache (of a remote repository; without one, nothing) hold every
+    /// metadata pack the loaded index names, fetching the missing ones in parallel and
+    /// dropping those no index names any more; returns how many it fetched. Called before
+    /// walking trees, so that a cold cache costs one request per metadata pack, made
+    /// `connections × 4` at a time, and a warm one none.
+    pub fn sync_metadata_cache(&self) -> Result<usize> {
+        let packs: Vec<(String, u64)> = self
+            .index
+            .metadata_packs()
+            .into_iter()
+            .map(|(id, size)| (id.to_hex(), size))
+            .collect();
+        Ok(self.block_on(
+            self.backend
+                .sync_metadata_packs(&packs, self.connections.max(1) * 4),
+        )?)
     }
 
     /// Loads and decodes a tree blob.

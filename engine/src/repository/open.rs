@@ -187,6 +187,7 @@ impl Repository {
         let config = ConfigFile::decode(&key, &config_bytes)
             .map_err(|e| EngineError::format("config", e))?;
         let backend_is_local = backend.spool_dir().is_some();
+        let remote = backend.is_remote();
         Ok(Repository {
             backend,
             rt,
@@ -200,7 +201,9 @@ impl Repository {
             // A local disk gains nothing from parallel pack writes (measured in #3); a
             // remote one hides latency with a few.
             connections: if backend_is_local { 1 } else { 2 },
+            remote,
             lock_slot: crate::lock::LockSlot::default(),
+            metadata_packs: Default::default(),
         })
     }
 }

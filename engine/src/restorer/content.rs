@@ -121,7 +121,7 @@ pub(super) fn write_files(
     };
     let (runs, empty) = w.plan();
     empty.par_iter().for_each(|&i| w.write(i, 0, &[], true));
-    runs.par_iter().for_each(|run| w.run(run));
+    repo.with_read_threads(|| runs.par_iter().for_each(|run| w.run(run)));
     let mut out = Outcome {
         bytes: 0,
         failed: 0,

@@ -10,6 +10,7 @@ mod findings;
 mod hostile;
 mod keys;
 mod locks;
+mod metadata;
 mod prune;
 mod repair;
 mod retention;
