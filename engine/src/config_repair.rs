@@ -26,7 +26,6 @@ use serde::Serialize;
 use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
 use strata_format::envelope::EncryptedObject;
-use strata_format::id::{Digest, RepoId};
 use strata_format::index::IndexFile;
 use strata_format::pack::read_pack_header_tail;
 use strata_format::snapshot::SnapshotFile;
@@ -116,27 +115,6 @@ async fn samples(backend: &dyn Backend) -> Result<Vec<Sample>> {
         }
     }
     Ok(out)
-}
-
-/// A new config for `--rebuild`, from the given parameters.
-fn rebuilt_config(opts: &InitOptions, key: &MasterKey) -> Result<(ConfigFile, Vec<u8>)> {
-    let mut rng = rand::thread_rng();
-    let mut id = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rng, &mut id);
-    let config = ConfigFile {
-        repo_id: RepoId(Digest(id)),
-        chunker: opts.chunker,
-        pack_size: opts.pack_size,
-        compression_level: opts.compression_level,
-        created_ns: crate::now_ns(),
-        db_chunker: opts.db_chunker,
-        format_version: strata_format::config::CONFIG_VERSION,
-    };
-    config
-        .validate()
-        .map_err(|e| EngineError::format("config", e))?;
-    let bytes = config.encode(key, &mut rng);
-    Ok((config, bytes))
 }
 
 /// Restores a missing or damaged config (see the module docs), and gives every key file a
@@ -249,7 +227,7 @@ pub fn repair_config(
                 },
             ),
             (None, Some(opts)) => {
-                let (config, bytes) = rebuilt_config(opts, &key)?;
+                let (config, bytes) = crate::repository::new_config(opts, &key)?;
                 (
                     bytes,
                     ConfigState::Rebuilt {

@@ -10,4 +10,5 @@ mod objects;
 mod open;
 
 pub use handle::Repository;
+pub(crate) use open::new_config;
 pub use open::InitOptions;

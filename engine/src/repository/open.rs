@@ -68,21 +68,7 @@ impl Repository {
         }
         let mut rng = rand::thread_rng();
         let key = MasterKey::random(&mut rng);
-        let mut repo_id = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rng, &mut repo_id);
-        let config = ConfigFile {
-            repo_id: RepoId(Digest(repo_id)),
-            chunker: opts.chunker,
-            pack_size: opts.pack_size,
-            compression_level: opts.compression_level,
-            created_ns: crate::now_ns(),
-            db_chunker: opts.db_chunker,
-            format_version: strata_format::config::CONFIG_VERSION,
-        };
-        config
-            .validate()
-            .map_err(|e| EngineError::format("config", e))?;
-        let config_bytes = config.encode(&key, &mut rng);
+        let (config, config_bytes) = new_config(opts, &key)?;
         let mut keyfile = KeyFile::wrap(
             &key,
             password,
@@ -206,4 +192,26 @@ impl Repository {
             metadata_packs: Default::default(),
         })
     }
+}
+
+/// A new config from `opts` (a fresh repository id, the current format version), checked,
+/// and its stored bytes sealed under `key`: for `init`, and for `repair config --rebuild`.
+pub(crate) fn new_config(opts: &InitOptions, key: &MasterKey) -> Result<(ConfigFile, Vec<u8>)> {
+    let mut rng = rand::thread_rng();
+    let mut id = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rng, &mut id);
+    let config = ConfigFile {
+        repo_id: RepoId(Digest(id)),
+        chunker: opts.chunker,
+        pack_size: opts.pack_size,
+        compression_level: opts.compression_level,
+        created_ns: crate::now_ns(),
+        db_chunker: opts.db_chunker,
+        format_version: strata_format::config::CONFIG_VERSION,
+    };
+    config
+        .validate()
+        .map_err(|e| EngineError::format("config", e))?;
+    let bytes = config.encode(key, &mut rng);
+    Ok((config, bytes))
 }
