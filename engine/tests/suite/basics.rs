@@ -23,18 +23,6 @@ fn reopen(backend: &Arc<dyn Backend>) -> Repository {
     Repository::open(backend.clone(), b"pw").unwrap()
 }
 
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Restores the whole snapshot under `target` (errors are in the stats).
 fn restore_all(
     repo: &Repository,
@@ -69,7 +57,7 @@ fn backup(repo: &Repository, dir: &Path) -> strata_engine::archiver::BackupResul
 fn make_tree(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
     std::fs::write(dir.join("a.txt"), b"hello").unwrap();
-    std::fs::write(dir.join("sub/big.bin"), pseudo_random(3 << 20, 1)).unwrap();
+    std::fs::write(dir.join("sub/big.bin"), common::pseudo_random(3 << 20, 1)).unwrap();
     std::fs::write(dir.join("sub/deeper/empty"), b"").unwrap();
     std::os::unix::fs::symlink("../a.txt", dir.join("sub/link")).unwrap();
 }
@@ -116,7 +104,7 @@ fn round_trip_dedup_and_parent() {
     let restored = out.path().join(src.path().strip_prefix("/").unwrap());
     assert_eq!(
         std::fs::read(restored.join("sub/big.bin")).unwrap(),
-        pseudo_random(3 << 20, 1)
+        common::pseudo_random(3 << 20, 1)
     );
     assert_eq!(
         std::fs::read_link(restored.join("sub/link")).unwrap(),
@@ -141,7 +129,7 @@ fn backup_dump(repo: &Repository, data: &[u8]) -> strata_format::id::SnapshotId 
 #[test]
 fn stream_backup_and_snapshot_lookup() {
     let (backend, repo) = init();
-    let data = pseudo_random(1 << 20, 9);
+    let data = common::pseudo_random(1 << 20, 9);
     let snapshot_id = backup_dump(&repo, &data);
     let repo = reopen(&backend);
     let (id, snap) = snapshots::find(&repo, &snapshot_id.to_hex()[..6]).unwrap();
@@ -175,7 +163,7 @@ fn stream_node(
 fn a_stream_is_read_a_pack_at_a_time_and_verified() {
     use strata_storage::fault::{FaultBackend, FaultPlan};
     let (backend, repo) = init();
-    let data = pseudo_random(6 << 20, 17);
+    let data = common::pseudo_random(6 << 20, 17);
     let snapshot_id = backup_dump(&repo, &data);
     let counting = Arc::new(FaultBackend::new(backend.clone(), FaultPlan::default()));
     let repo = Repository::open(counting.clone(), b"pw").unwrap();
@@ -613,7 +601,7 @@ fn a_failed_upload_is_reported_by_name() {
     for i in 0..16u64 {
         std::fs::write(
             src.path().join(format!("f{i:02}.bin")),
-            pseudo_random(1 << 20, i + 100),
+            common::pseudo_random(1 << 20, i + 100),
         )
         .unwrap();
     }

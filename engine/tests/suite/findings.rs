@@ -22,18 +22,6 @@ use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::NodeKind;
 use strata_storage::{Backend, FileType};
 
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A repository with small packs and two snapshots of a tree of a few files (the second
 /// with one file more); returns them with the source directory.
 fn two_snapshots() -> (
@@ -48,14 +36,18 @@ fn two_snapshots() -> (
     for (i, name) in ["a.bin", "sub/b.bin", "sub/c.bin"].into_iter().enumerate() {
         std::fs::write(
             src.path().join(name),
-            pseudo_random(300 << 10, i as u64 + 1),
+            common::pseudo_random(300 << 10, i as u64 + 1),
         )
         .unwrap();
     }
     let mut snaps = Vec::new();
     for round in 0..2 {
         if round == 1 {
-            std::fs::write(src.path().join("d.bin"), pseudo_random(200 << 10, 9)).unwrap();
+            std::fs::write(
+                src.path().join("d.bin"),
+                common::pseudo_random(200 << 10, 9),
+            )
+            .unwrap();
         }
         let r = backup_paths(
             &repo,

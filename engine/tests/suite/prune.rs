@@ -17,18 +17,6 @@ use strata_format::id::SnapshotId;
 use strata_storage::fault::{FaultBackend, FaultPlan};
 use strata_storage::{Backend, FileType};
 
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A repository with three snapshots of a changing tree; the first is then forgotten.
 /// Returns the backend, the kept snapshot ids, and the source trees of the kept ones.
 fn repository_with_garbage(
@@ -44,7 +32,7 @@ fn repository_with_garbage(
             // Half the files change every round, half stay.
             let seed = if f % 2 == 0 { f } else { f + 100 * round };
             let len = 20_000 + (f as usize) * 70_000;
-            std::fs::write(src.join(format!("f{f}")), pseudo_random(len, seed)).unwrap();
+            std::fs::write(src.join(format!("f{f}")), common::pseudo_random(len, seed)).unwrap();
         }
         std::fs::write(src.join("sub/small"), format!("round {round}")).unwrap();
         let repo = Repository::open(backend.clone(), b"pw").unwrap();

@@ -21,18 +21,6 @@ const SEC: i64 = 1_000_000_000;
 /// 2026-11-18T11:06:40Z.
 const T0: i64 = 1_795_000_000 * SEC;
 
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn open(backend: &Arc<dyn Backend>) -> Repository {
     Repository::open(backend.clone(), b"pw").unwrap()
 }
@@ -62,7 +50,7 @@ fn two_snapshots() -> (
 ) {
     let backend = common::init_memory(1 << 20);
     let src = tempfile::tempdir().unwrap();
-    let big = pseudo_random(1 << 20, 5);
+    let big = common::pseudo_random(1 << 20, 5);
     std::fs::create_dir_all(src.path().join("sub")).unwrap();
     std::fs::write(src.path().join("sub/big.bin"), &big).unwrap();
     std::fs::write(src.path().join("a.txt"), b"first\n").unwrap();

@@ -40,6 +40,20 @@ pub fn options(pack_size: u32) -> InitOptions {
     }
 }
 
+/// `n` bytes of a fixed pseudo-random sequence (xorshift from `seed`): incompressible
+/// test data, the same in every run.
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Asserts that `check --read-data` finds nothing wrong.
 pub fn assert_checks_clean(repo: &Repository) {
     let opts = CheckOptions {
