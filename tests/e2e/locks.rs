@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 const EXIT_LOCKED: i32 = 11;
-/// What the backup of each round reads before the prune starts.
-const HEAD: usize = 12 * MIB as usize;
+/// What the backup of each round reads before the prune starts: the chunker cuts all but
+/// the last 8 MiB (the largest chunk) of it, about 8 chunks, so that at least two full
+/// 1 MiB packs are uploaded however the chunks are spread over the packers (with 12 MiB,
+/// about 4 chunks over two packers, one round in a hundred had only one).
+const HEAD: usize = 16 * MIB as usize;
 
 /// A pid that no process on this host has now, so that a process given it inside another
 /// PID namespace cannot be found from here. The namespace's next pid is set to it.
@@ -75,7 +78,7 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
     let mut contents: Vec<(String, Vec<u8>)> = Vec::new();
     for round in 0..20u64 {
         let pid = pid_free_here();
-        let data = random_bytes(round, (13 * MIB + round * 1000) as usize);
+        let data = random_bytes(round, HEAD + (MIB + round * 1000) as usize);
         let packs_before = env.repo_objects("data").len();
         let mut backup = backup_in_another_namespace(&env, pid);
         let mut stdin = backup.stdin.take().unwrap();
