@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use strata_engine::lock::{self, LockGuard};
 use strata_engine::{EngineRuntime, LockMode, Operation, Repository};
-use strata_storage::{Backend, OpendalBackend, RemoteOptions};
+use strata_storage::{Backend, RemoteOptions};
 
 use crate::secret::SecretRef;
 use crate::{AppError, Result};
@@ -66,9 +66,11 @@ pub fn cache_root() -> Option<PathBuf> {
 /// The storage stack for `spec` (see the module docs); `cache`: whether reads may go
 /// through the local cache (remote repositories only).
 pub fn backend(spec: &RepoSpec, cache: bool) -> Result<Arc<dyn Backend>> {
-    let opendal = OpendalBackend::from_location_with(&spec.location, &spec.remote)?;
-    let remote = opendal.is_remote();
-    let backend: Arc<dyn Backend> = Arc::new(opendal);
+    // As many requests at once as packs are uploaded (the engine's default: two for a
+    // remote repository).
+    let connections = spec.connections.map_or(2, usize::from);
+    let backend = strata_storage::open(&spec.location, &spec.remote, connections)?;
+    let remote = backend.is_remote();
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
     let backend: Arc<dyn Backend> = match strata_storage::FaultPlan::from_env()
         .map_err(|e| AppError::Invalid(format!("STRATA_TEST_FAULT: {e}")))?

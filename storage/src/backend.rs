@@ -150,6 +150,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn remove_leftovers(&self) -> Result<u64>;
 }
 
+/// The path of an object, refusing names that could escape its directory or be mistaken
+/// for temp files.
+pub(crate) fn object_path(op: &'static str, ft: FileType, name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && !crate::temp_names::is_hidden(name)
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control);
+    if ft != FileType::Config && !valid {
+        return Err(StorageError::other(op, name, "invalid object name"));
+    }
+    Ok(ft.path(name))
+}
+
+/// The directories of a repository, parents first.
+pub(crate) fn layout_dirs() -> Vec<String> {
+    let mut dirs = vec!["keys".to_string(), "data".to_string()];
+    dirs.extend((0..=255u8).map(|b| format!("data/{b:02x}")));
+    dirs.extend(["index", "snapshots", "locks"].map(String::from));
+    dirs
+}
+
 /// Reads a spooled file into memory and removes it (for backends that cannot move it).
 pub(crate) async fn read_and_remove(name: &str, file: &std::path::Path) -> Result<Bytes> {
     let path = file.to_path_buf();
@@ -159,4 +180,28 @@ pub(crate) async fn read_and_remove(name: &str, file: &std::path::Path) -> Resul
         .map_err(|e| StorageError::from_io("write", name, e));
     let _ = std::fs::remove_file(file);
     Ok(Bytes::from(data?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn object_names_are_checked() {
+        assert_eq!(object_path("read", FileType::Key, "ab").unwrap(), "keys/ab");
+        assert_eq!(object_path("read", FileType::Config, "").unwrap(), "config");
+        for bad in ["", ".x", "../x", "a/b", "a\\b", "a\nb"] {
+            let err = object_path("read", FileType::Index, bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Other, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn layout_has_every_pack_dir() {
+        let dirs = layout_dirs();
+        assert_eq!(dirs.len(), 2 + 256 + 3);
+        assert_eq!(dirs[2], "data/00");
+        assert_eq!(dirs[257], "data/ff");
+    }
 }

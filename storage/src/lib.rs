@@ -1,4 +1,6 @@
-//! Strata storage: a small backend trait keyed by (file type, name), implemented over opendal.
+//! Strata storage: a small backend trait keyed by (file type, name), implemented over opendal
+//! (local disk, memory, S3) and over SFTP directly ([`SftpBackend`]); [`open`] picks the one
+//! a location names.
 //!
 //! This crate knows nothing of the repository format: it moves opaque bytes. Its contract:
 //! - `write` is atomic (a reader never sees a half-written object) and durable when it
@@ -19,6 +21,7 @@ mod error;
 pub mod fault;
 mod local;
 mod location;
+mod open;
 mod opendal_backend;
 mod remote;
 mod retry;
@@ -31,8 +34,10 @@ pub use backend::{Backend, FileType};
 pub use cache::CachingBackend;
 pub use error::{ErrorKind, Result, StorageError};
 pub use fault::{FaultBackend, FaultPlan};
+pub use open::open;
 pub use opendal_backend::OpendalBackend;
 pub use remote::RemoteOptions;
 pub use retry::RetryBackend;
+pub use sftp::SftpBackend;
 pub use spool::{SpoolError, SpoolFile};
 pub use verify::VerifyingBackend;

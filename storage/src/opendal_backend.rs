@@ -1,4 +1,5 @@
-//! [`Backend`] over Apache OpenDAL (0.59): the local filesystem, memory, SFTP and S3.
+//! [`Backend`] over Apache OpenDAL (0.59): the local filesystem, memory and S3 (SFTP has
+//! a backend of its own, [`crate::SftpBackend`]).
 //!
 //! Reads, listings, stats and deletes go through an opendal `Operator` for every service.
 //! On the local filesystem, ranged reads (one `pread` each), writes and `create_layout` go
@@ -15,7 +16,7 @@ mod layout;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,14 +24,13 @@ use opendal::services::{Fs, Memory};
 use opendal::Operator;
 use tracing::{debug, debug_span, Instrument};
 
+use crate::backend::object_path;
+use crate::local;
 use crate::location::Location;
 use crate::remote::{self, RemoteOptions};
-use crate::sftp::Sealer;
-use crate::{local, temp_names};
 use crate::{Backend, ErrorKind, FileType, Result, StorageError};
 
-/// A repository store backed by an opendal service: the local filesystem, memory, SFTP or
-/// S3.
+/// A repository store backed by an opendal service: the local filesystem, memory or S3.
 #[derive(Debug, Clone)]
 pub struct OpendalBackend {
     /// What [`Backend::location`] shows.
@@ -41,12 +41,6 @@ pub struct OpendalBackend {
     /// because opendal's fs builder creates a missing root: opening a mistyped path must
     /// not leave an empty directory behind.
     op: OnceLock<Operator>,
-    /// Writes go to a temporary name and are renamed into place (SFTP, where opendal writes
-    /// in place and a reader could see half an object).
-    rename_writes: bool,
-    /// SFTP: the side channel that makes each temporary file 0600 and durable before the
-    /// rename, and the layout's directories 0700.
-    sealer: Option<Arc<Sealer>>,
 }
 
 impl OpendalBackend {
@@ -65,8 +59,6 @@ impl OpendalBackend {
             location: root.display().to_string(),
             local_root: Some(root),
             op: OnceLock::new(),
-            rename_writes: false,
-            sealer: None,
         };
         backend.operator("open", "")?;
         Ok(backend)
@@ -80,26 +72,22 @@ impl OpendalBackend {
             location: "memory://".to_string(),
             local_root: None,
             op: OnceLock::from(op),
-            rename_writes: false,
-            sealer: None,
         })
     }
 
-    /// A backend over a remote service's operator (built by [`crate::remote`]). An SFTP
-    /// backend (with a sealer) writes to temporary names and renames them into place.
-    fn remote(location: String, op: Operator, sealer: Option<Sealer>) -> Self {
+    /// A backend over a remote service's operator (built by [`crate::remote`]).
+    fn remote(location: String, op: Operator) -> Self {
         OpendalBackend {
             location,
             local_root: None,
             op: OnceLock::from(op),
-            rename_writes: sealer.is_some(),
-            sealer: sealer.map(Arc::new),
         }
     }
 
     /// A backend for a location given by a user: a plain path, `file:///abs/path`,
-    /// `sftp://…`, `s3://…` or `memory://` (see [`crate::location`]). Other URLs are
-    /// refused with an `ErrorKind::Other` error.
+    /// `s3://…` or `memory://` (see [`crate::location`]). Other URLs, and `sftp://…`
+    /// (which [`crate::open`] gives to [`crate::SftpBackend`]), are refused with an
+    /// `ErrorKind::Other` error.
     pub fn from_location(s: &str) -> Result<Self> {
         Self::from_location_with(s, &RemoteOptions::default())
     }
@@ -110,18 +98,14 @@ impl OpendalBackend {
         match Location::parse(s)? {
             Location::Fs(path) => Self::fs(&path),
             Location::Memory => Self::memory(),
-            Location::Sftp {
-                user,
-                host,
-                port,
-                path,
-            } => {
-                let (op, sealer) = remote::sftp(user.as_deref(), &host, port, &path, opts)?;
-                Ok(Self::remote(s.to_string(), op, Some(sealer)))
-            }
+            Location::Sftp { .. } => Err(StorageError::other(
+                "open",
+                "",
+                format!("{s}: SFTP repositories are opened by strata_storage::open"),
+            )),
             Location::S3 { bucket, prefix } => {
                 let op = remote::s3(&bucket, &prefix, opts)?;
-                Ok(Self::remote(s.to_string(), op, None))
+                Ok(Self::remote(s.to_string(), op))
             }
         }
     }
@@ -306,17 +290,14 @@ impl Backend for OpendalBackend {
             let Some(op) = self.operator("list", &dir)? else {
                 return Ok(Vec::new());
             };
-            let entries = if ft == FileType::Pack && self.sealer.is_some() {
-                list_fanned_out(op, &dir).await?
-            } else {
-                op.list_with(&dir)
-                    .recursive(ft == FileType::Pack)
-                    .await
-                    .map_err(|e| StorageError::from_opendal("list", &dir, e))?
-            };
+            let entries = op
+                .list_with(&dir)
+                .recursive(ft == FileType::Pack)
+                .await
+                .map_err(|e| StorageError::from_opendal("list", &dir, e))?;
             let mut objects: Vec<(String, u64)> = entries
                 .iter()
-                .filter(|e| e.metadata().is_file() && !temp_names::is_hidden(e.name()))
+                .filter(|e| e.metadata().is_file() && !crate::temp_names::is_hidden(e.name()))
                 .map(|e| (e.name().to_string(), e.metadata().content_length()))
                 .collect();
             objects.sort_unstable();
@@ -372,58 +353,6 @@ impl Backend for OpendalBackend {
     }
 }
 
-/// The path of an object, refusing names that could escape its directory or be mistaken
-/// for temp files.
-fn object_path(op: &'static str, ft: FileType, name: &str) -> Result<String> {
-    let valid = !name.is_empty()
-        && !temp_names::is_hidden(name)
-        && !name.contains(['/', '\\', '\0'])
-        && !name.chars().any(char::is_control);
-    if ft != FileType::Config && !valid {
-        return Err(StorageError::other(op, name, "invalid object name"));
-    }
-    Ok(ft.path(name))
-}
-
-/// Directories listed at once by [`list_fanned_out`].
-const LISTS_IN_FLIGHT: usize = 4;
-
-/// The files below `dir` and in its subdirectories (one level: `data/xx/`), listing the
-/// subdirectories [`LISTS_IN_FLIGHT`] at a time. Over SFTP a directory listing costs a few
-/// round trips, and a recursive listing walks the 256 pack directories one after another:
-/// at 80 ms a round trip, over a minute for `check` or `prune` to list the packs.
-async fn list_fanned_out(op: &Operator, dir: &str) -> Result<Vec<opendal::Entry>> {
-    let top = op
-        .list(dir)
-        .await
-        .map_err(|e| StorageError::from_opendal("list", dir, e))?;
-    let (subdirs, mut files): (Vec<_>, Vec<_>) = top
-        .into_iter()
-        .filter(|e| e.path() != dir)
-        .partition(|e| e.metadata().is_dir());
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut pending = subdirs.into_iter().map(|e| e.path().to_string());
-    loop {
-        while tasks.len() < LISTS_IN_FLIGHT {
-            let Some(sub) = pending.next() else { break };
-            let op = op.clone();
-            tasks.spawn(async move {
-                op.list(&sub)
-                    .await
-                    .map_err(|e| StorageError::from_opendal("list", &sub, e))
-            });
-        }
-        let Some(done) = tasks.join_next().await else {
-            break;
-        };
-        let listed = done.map_err(|e| {
-            StorageError::other("list", dir, format!("a listing task failed: {e}"))
-        })??;
-        files.extend(listed.into_iter().filter(|e| !e.metadata().is_dir()));
-    }
-    Ok(files)
-}
-
 fn span(op: &'static str, path: &str) -> tracing::Span {
     debug_span!("storage", op, path)
 }
@@ -431,16 +360,6 @@ fn span(op: &'static str, path: &str) -> tracing::Span {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn object_names_are_checked() {
-        assert_eq!(object_path("read", FileType::Key, "ab").unwrap(), "keys/ab");
-        assert_eq!(object_path("read", FileType::Config, "").unwrap(), "config");
-        for bad in ["", ".x", "../x", "a/b", "a\\b", "a\nb"] {
-            let err = object_path("read", FileType::Index, bad).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::Other, "{bad:?}");
-        }
-    }
 
     /// Regression: a repository path that is a file was an `Other` error (exit code 1, not
     /// "no repository").

@@ -1,18 +1,9 @@
-//! The operators of remote services, for [`crate::OpendalBackend`]: SFTP (which drives the
-//! system `ssh`) and S3.
+//! The settings of remote services, and the operator of S3 for [`crate::OpendalBackend`]
+//! (SFTP has a backend of its own, [`crate::SftpBackend`]).
 //!
 //! Every request has timeouts (opendal's timeout layer); transient failures are retried
-//! above, by [`crate::RetryBackend`], for every backend alike. Writes are atomic: S3 replaces an object
-//! with one PUT (or one completed multipart upload); SFTP writes a temporary name and
-//! renames it into place (`posix-rename`, which replaces atomically on OpenSSH).
-//!
-//! SFTP logs in with a key (the ssh agent, `~/.ssh/config` and the default keys, or the key
-//! file in `STRATA_SSH_KEY`) and checks the host key against `known_hosts` strictly: an
-//! unknown host is an error, never silently trusted.
-//!
-//! opendal's sftp service can neither fsync nor set modes: a second SFTP channel
-//! ([`crate::sftp`]) makes each written file 0600 and durable before its rename, and the
-//! directories of a new repository 0700.
+//! above, by [`crate::RetryBackend`], for every backend alike. Writes are atomic: S3
+//! replaces an object with one PUT (or one completed multipart upload).
 //!
 //! S3 reads the standard AWS environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
 //! (and `AWS_SESSION_TOKEN`), `AWS_REGION` (default `us-east-1`) and `AWS_ENDPOINT_URL` for
@@ -21,11 +12,10 @@
 use std::time::Duration;
 
 use opendal::layers::TimeoutLayer;
-use opendal::services::{Sftp, S3};
+use opendal::services::S3;
 use opendal::Operator;
 
 use crate::error::StorageError;
-use crate::sftp::Sealer;
 use crate::Result;
 
 fn finish(op: Operator) -> Operator {
@@ -49,42 +39,8 @@ pub struct RemoteOptions {
     pub ssh_key: Option<String>,
 }
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The operator for directory `path` of an SFTP server, and the channel that seals its
-/// writes.
-pub(crate) fn sftp(
-    user: Option<&str>,
-    host: &str,
-    port: Option<u16>,
-    path: &str,
-    opts: &RemoteOptions,
-) -> Result<(Operator, Sealer)> {
-    let mut endpoint = String::from("ssh://");
-    if let Some(u) = user {
-        endpoint.push_str(u);
-        endpoint.push('@');
-    }
-    endpoint.push_str(host);
-    if let Some(p) = port {
-        endpoint.push_str(&format!(":{p}"));
-    }
-    let mut builder = Sftp::default()
-        .endpoint(&endpoint)
-        .root(path)
-        .known_hosts_strategy("strict");
-    if let Some(u) = user {
-        builder = builder.user(u);
-    }
-    let key = opts.ssh_key.clone().or_else(|| env("STRATA_SSH_KEY"));
-    if let Some(key) = &key {
-        builder = builder.key(key);
-    }
-    let op = Operator::new(builder).map_err(|e| StorageError::from_opendal("open", "", e))?;
-    let sealer = Sealer::new(endpoint, user.map(str::to_string), key, path.to_string());
-    Ok((finish(op), sealer))
 }
 
 /// The operator for `prefix` in an S3 bucket.

@@ -616,6 +616,80 @@ fn sftp_writes_are_fsynced_and_private() {
     kill_sshd(&mut sshd);
 }
 
+/// Each command makes one SSH connection, and over it as many SFTP channels as
+/// `--connections` says (two by default): not one connection per request, and not a second
+/// one for fsyncs (opendal's sftp service with a side channel made two or three, each
+/// costing about ten round trips). The server's subsystem records the sshd session process
+/// (one per connection) of every channel it serves.
+#[test]
+fn one_ssh_connection_per_command() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("channels");
+    let (port, start) = own_sshd(&format!(
+        "echo $PPID >> {}; exec {SFTP_SERVER}",
+        record.display()
+    ));
+    let mut sshd = start();
+    let env = sftp_env_at(&s.user_key, port);
+    let src = env.path("src");
+    for i in 0..12u64 {
+        write_file(
+            &src.join(format!("f{i}.bin")),
+            &random_bytes(60 + i, 1 << 20),
+        );
+    }
+    // (distinct sshd sessions, channels) of the commands since the last call, once their
+    // connections are closed and no subsystem is still starting (a channel being made as a
+    // command ends is counted then).
+    let sshd_pid = sshd.id().to_string();
+    let record_path = record.display().to_string();
+    let running = |args: &[&str]| {
+        Command::new("pgrep")
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let seen = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while running(&["-P", &sshd_pid]) || running(&["-f", &record_path]) {
+            assert!(Instant::now() < deadline, "the connections stay open");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        std::fs::remove_file(&record).ok();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut sessions = lines.clone();
+        sessions.sort_unstable();
+        sessions.dedup();
+        (sessions.len(), lines.len())
+    };
+    init_repo(&env, true);
+    let (sessions, channels) = seen();
+    assert_eq!(sessions, 1, "init: {channels} channels");
+    assert!((1..=2).contains(&channels), "init: {channels} channels");
+    let id = env.backup(&[&src]);
+    assert_eq!(
+        seen(),
+        (1, 2),
+        "backup of 12 packs: one connection, two channels"
+    );
+    env.cmd()
+        .args(["--connections", "4", "check", "--read-data"])
+        .run()
+        .success();
+    assert_eq!(seen(), (1, 4), "check --read-data --connections 4");
+    let target = env.path("restore");
+    std::fs::create_dir(&target).unwrap();
+    env.restore(&id, &target).success();
+    let (sessions, _) = seen();
+    assert_eq!(sessions, 1, "restore");
+    assert_same_tree(&src, &restored(&target, &src));
+    kill_sshd(&mut sshd);
+}
+
 /// A server that refuses to set modes (some hosted SFTP services do) still takes backups:
 /// the client warns once, and the files keep the modes the server gives them.
 #[test]

@@ -1,14 +1,15 @@
 //! The directory layout of a new repository, and the removal of what killed writers left.
 //!
 //! `create_layout` makes every directory of the layout up front (`data/00` to `data/ff`
-//! included): mode 0700 on a local disk and over SFTP, and wherever a service has
-//! directories at all (opendal's `create_dir` capability). Temporary files exist only where
-//! writes are renamed into place (local disk and SFTP); `remove_leftovers` looks for them in
-//! every directory but `locks/`.
+//! included): mode 0700 on a local disk, and wherever a service has directories at all
+//! (opendal's `create_dir` capability). Temporary files exist only where writes are renamed
+//! into place (the local disk); `remove_leftovers` looks for them in every directory but
+//! `locks/`.
 
 use tracing::{debug, Instrument};
 
 use super::{span, OpendalBackend};
+use crate::backend::layout_dirs;
 use crate::{local, temp_names, Result, StorageError};
 
 impl OpendalBackend {
@@ -33,9 +34,6 @@ impl OpendalBackend {
                             .map_err(|e| StorageError::from_opendal("create_layout", &dir, e))?;
                     }
                 }
-                if let Some(sealer) = &self.sealer {
-                    sealer.restrict_dirs(&dirs).await?;
-                }
             }
             debug!("create_layout done");
             Ok(())
@@ -47,7 +45,7 @@ impl OpendalBackend {
     /// [`crate::Backend::remove_leftovers`]: only names [`temp_names::is_leftover`] knows.
     pub(super) async fn remove_temp_files(&self) -> Result<u64> {
         const OP: &str = "remove_leftovers";
-        if self.local_root.is_none() && !self.rename_writes {
+        if self.local_root.is_none() {
             return Ok(0);
         }
         async {
@@ -87,26 +85,5 @@ impl OpendalBackend {
         }
         .instrument(span(OP, ""))
         .await
-    }
-}
-
-/// The directories of a repository, parents first.
-fn layout_dirs() -> Vec<String> {
-    let mut dirs = vec!["keys".to_string(), "data".to_string()];
-    dirs.extend((0..=255u8).map(|b| format!("data/{b:02x}")));
-    dirs.extend(["index", "snapshots", "locks"].map(String::from));
-    dirs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_has_every_pack_dir() {
-        let dirs = layout_dirs();
-        assert_eq!(dirs.len(), 2 + 256 + 3);
-        assert_eq!(dirs[2], "data/00");
-        assert_eq!(dirs[257], "data/ff");
     }
 }

@@ -2,8 +2,6 @@
 //! - the local filesystem: [`crate::local`] writes a temporary file, fsyncs it, renames it
 //!   into place and fsyncs the directory; a spool file is renamed into place (same file
 //!   system), never copied;
-//! - SFTP: opendal writes a temporary name ([`crate::temp_names`]), the sealer makes it 0600
-//!   and durable, and it is renamed into place (`posix-rename` replaces atomically);
 //! - S3 and memory: one request replaces the object whole.
 //!
 //! A remote write is then checked with a stat: an object the server kept shorter than what
@@ -14,8 +12,9 @@ use std::path::Path;
 use bytes::Bytes;
 use tracing::{debug, Instrument};
 
-use super::{object_path, span, OpendalBackend};
-use crate::{local, temp_names, ErrorKind, FileType, Result, StorageError};
+use super::{span, OpendalBackend};
+use crate::backend::object_path;
+use crate::{local, ErrorKind, FileType, Result, StorageError};
 
 impl OpendalBackend {
     /// [`crate::Backend::write`].
@@ -29,23 +28,6 @@ impl OpendalBackend {
                     .await
                     .map_err(|e| StorageError::other("write", &path, e.to_string()))?
                     .map_err(|e| StorageError::from_io("write", &path, e))?;
-            } else if self.rename_writes {
-                let op = self.existing_operator("write", &path)?;
-                let (dir, _) = path.rsplit_once('/').unwrap_or(("", &path));
-                let tmp = format!("{dir}/{}", temp_names::rename_write());
-                op.write(&tmp, data)
-                    .await
-                    .map_err(|e| StorageError::from_opendal("write", &path, e))?;
-                if let Some(sealer) = &self.sealer {
-                    if let Err(e) = sealer.seal(&tmp).await {
-                        let _ = op.delete(&tmp).await;
-                        return Err(StorageError::new(e.kind, "write", &path, e.to_string()));
-                    }
-                }
-                if let Err(e) = op.rename(&tmp, &path).await {
-                    let _ = op.delete(&tmp).await;
-                    return Err(StorageError::from_opendal("write", &path, e));
-                }
             } else {
                 let op = self.existing_operator("write", &path)?;
                 op.write(&path, data)

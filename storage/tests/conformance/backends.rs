@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use strata_storage::{Backend, FileType, OpendalBackend, RemoteOptions};
 use tempfile::TempDir;
 
@@ -54,7 +56,7 @@ impl Kind {
 
 /// A backend with its layout created, and what holds it.
 pub struct Fixture {
-    backend: OpendalBackend,
+    backend: Arc<dyn Backend>,
     /// Where the repository's files lie on this machine (the local directory, or the
     /// directory the SFTP server serves), for checks of what a backend leaves on disk.
     pub local_dir: Option<PathBuf>,
@@ -70,11 +72,19 @@ impl Fixture {
             return None;
         }
         let (backend, dir, local_dir) = match kind {
-            Kind::Memory => (OpendalBackend::memory().unwrap(), None, None),
+            Kind::Memory => (
+                Arc::new(OpendalBackend::memory().unwrap()) as Arc<dyn Backend>,
+                None,
+                None,
+            ),
             Kind::Fs => {
                 let dir = tempfile::tempdir().unwrap();
                 let root = dir.path().join("repo");
-                (OpendalBackend::fs(&root).unwrap(), Some(dir), Some(root))
+                (
+                    Arc::new(OpendalBackend::fs(&root).unwrap()) as _,
+                    Some(dir),
+                    Some(root),
+                )
             }
             Kind::Sftp => {
                 let server = servers::sftp();
@@ -90,7 +100,7 @@ impl Fixture {
                     ssh_key: Some(server.key.display().to_string()),
                     ..RemoteOptions::default()
                 };
-                let backend = OpendalBackend::from_location_with(&url, &opts).unwrap();
+                let backend = strata_storage::open(&url, &opts, 2).unwrap();
                 (backend, Some(dir), Some(root))
             }
             Kind::S3 => {
@@ -103,7 +113,7 @@ impl Fixture {
                 };
                 static BUCKET: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
                 BUCKET.get_or_init(|| wait_for_bucket(&opts)).await;
-                let backend = OpendalBackend::from_location_with(&url, &opts).unwrap();
+                let backend = strata_storage::open(&url, &opts, 2).unwrap();
                 (backend, None, None)
             }
         };
@@ -117,7 +127,7 @@ impl Fixture {
 
     /// The backend, as callers see it.
     pub fn backend(&self) -> &dyn Backend {
-        &self.backend
+        self.backend.as_ref()
     }
 }
 

@@ -36,8 +36,10 @@ fn from_location_parsing() {
     let mem = OpendalBackend::from_location("memory://").unwrap();
     assert_eq!(mem.location(), "memory://");
     // Remote locations build without contacting the server.
-    let sftp = OpendalBackend::from_location("sftp://backup@host:2222/srv/repo").unwrap();
+    let sftp =
+        strata_storage::open("sftp://backup@host:2222/srv/repo", &Default::default(), 2).unwrap();
     assert_eq!(sftp.location(), "sftp://backup@host:2222/srv/repo");
+    assert!(sftp.is_remote());
     let s3 = OpendalBackend::from_location("s3://bucket/prefix").unwrap();
     assert_eq!(s3.location(), "s3://bucket/prefix");
     for bad in [

@@ -1,0 +1,253 @@
+//! One SSH connection per backend, and the SFTP channels over it.
+//!
+//! The connection is the system `ssh` as a control master (the `openssh` crate), with the
+//! user's configuration, a strict host key check, a connect timeout and keepalives; it is
+//! made on first use. Over it run `channels` SFTP sessions (each a `sftp-server` process
+//! on the server), made as they are first needed and handed out in turn: one channel
+//! keeps any number of requests in flight, but the server answers them one after another,
+//! so a second channel lets one file's fsync proceed beside another file's writes.
+//!
+//! A channel whose transport fails is forgotten, and with it the connection it ran on:
+//! the next request makes new ones (after a restarted server, or a dropped link).
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
+use tokio::sync::Mutex;
+
+use crate::error::{ErrorKind, StorageError};
+use crate::Result;
+
+/// How long making the SSH connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keepalives: a dead link is noticed within a few of these.
+const ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Whether the server answered (with a status): the channel itself is fine.
+pub(super) fn answered(e: &SftpError) -> bool {
+    matches!(e, SftpError::SftpError(..))
+}
+
+/// The storage error for a failed SFTP request on `path`.
+pub(super) fn error(op: &'static str, path: &str, e: &SftpError) -> StorageError {
+    use openssh_sftp_client::error::SftpErrorKind;
+    let kind = match e {
+        SftpError::SftpError(SftpErrorKind::NoSuchFile, _) => ErrorKind::NotFound,
+        SftpError::SftpError(SftpErrorKind::PermDenied, _) => ErrorKind::PermissionDenied,
+        SftpError::SftpError(..) => ErrorKind::Other,
+        // The server or the connection went away: worth another try, on a new channel.
+        _ => ErrorKind::Transient,
+    };
+    StorageError::new(kind, op, path, e.to_string())
+}
+
+/// The storage error for a connection that could not be made: ssh's own words (an unknown
+/// host key, a refused login) are kept, and only what may pass (a refused or dropped
+/// connection, a timeout) is transient.
+fn connect_error(op: &'static str, path: &str, e: &openssh::Error) -> StorageError {
+    let mut message = format!("ssh: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        let text = text.trim();
+        if !text.is_empty() && !message.ends_with(text) {
+            message.push_str(": ");
+            message.push_str(text);
+        }
+        source = cause.source();
+    }
+    let kind = if message.contains("Permission denied") {
+        ErrorKind::PermissionDenied
+    } else if message.contains("Host key verification failed")
+        || message.contains("Could not resolve hostname")
+        || message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    {
+        ErrorKind::Other
+    } else {
+        ErrorKind::Transient
+    };
+    StorageError::new(kind, op, path, message)
+}
+
+/// A channel, and the connection it runs on.
+#[derive(Clone)]
+pub(super) struct Channel {
+    pub(super) sftp: Arc<Sftp>,
+    session: Arc<Session>,
+    slot: usize,
+}
+
+/// How to reach the server, the connection once made, and its channels (shared with the
+/// tasks that make channels in the background).
+pub(super) struct Connector(Arc<Shared>);
+
+struct Shared {
+    endpoint: String,
+    user: Option<String>,
+    key: Option<String>,
+    session: Mutex<Option<Arc<Session>>>,
+    channels: Vec<Mutex<Option<Channel>>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("endpoint", &self.0.endpoint)
+            .field("channels", &self.0.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// `endpoint`: `ssh://[user@]host[:port]`; `channels`: at least one.
+    pub(super) fn new(
+        endpoint: String,
+        user: Option<String>,
+        key: Option<String>,
+        channels: usize,
+    ) -> Self {
+        Connector(Arc::new(Shared {
+            endpoint,
+            user,
+            key,
+            session: Mutex::new(None),
+            channels: (0..channels.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }))
+    }
+
+    pub(super) fn endpoint(&self) -> &str {
+        &self.0.endpoint
+    }
+
+    /// A channel: the next ready one in turn; if none is ready yet, this turn's one, made
+    /// now (and the connection with it), while the others are made in the background.
+    pub(super) async fn channel(&self, op: &'static str, path: &str) -> Result<Channel> {
+        let shared = &self.0;
+        let n = shared.channels.len();
+        let turn = shared.next.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            // A slot being made is locked: skipped, not waited for.
+            if let Ok(slot) = shared.channels[(turn + k) % n].try_lock() {
+                if let Some(channel) = &*slot {
+                    return Ok(channel.clone());
+                }
+            }
+        }
+        let mut slot = shared.channels[turn].lock().await;
+        if let Some(channel) = &*slot {
+            return Ok(channel.clone());
+        }
+        let channel = shared.make(turn, op, path).await?;
+        *slot = Some(channel.clone());
+        drop(slot);
+        for other in (0..n).filter(|&j| j != turn) {
+            let shared = self.0.clone();
+            tokio::spawn(async move {
+                let mut slot = shared.channels[other].lock().await;
+                if slot.is_none() {
+                    // A failure here is no one's: the next request finds no channel there
+                    // and makes one, or reports why it cannot.
+                    if let Ok(channel) = shared.make(other, "connect", "").await {
+                        *slot = Some(channel);
+                    }
+                }
+            });
+        }
+        Ok(channel)
+    }
+
+    /// After `e` on `channel`: a failed transport makes the next request use a new
+    /// channel on a new connection; a status from the server changes nothing.
+    pub(super) async fn failed(&self, channel: &Channel, e: &SftpError) {
+        if answered(e) {
+            return;
+        }
+        self.forget(channel).await;
+    }
+
+    /// Forgets `channel` and its connection (if they are still the ones in use).
+    pub(super) async fn forget(&self, channel: &Channel) {
+        tracing::debug!(
+            slot = channel.slot,
+            "sftp channel and its connection forgotten"
+        );
+        {
+            let mut slot = self.0.channels[channel.slot].lock().await;
+            if slot
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.sftp, &channel.sftp))
+            {
+                slot.take();
+            }
+        }
+        self.0.forget_session(&channel.session).await;
+    }
+}
+
+impl Shared {
+    /// The SSH connection, made if there is none.
+    async fn session(&self, op: &'static str, path: &str) -> Result<Arc<Session>> {
+        let mut slot = self.session.lock().await;
+        if let Some(session) = &*slot {
+            return Ok(session.clone());
+        }
+        let mut builder = SessionBuilder::default();
+        if let Some(user) = &self.user {
+            builder.user(user.clone());
+        }
+        if let Some(key) = &self.key {
+            builder.keyfile(key);
+        }
+        builder
+            .known_hosts_check(KnownHosts::Strict)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .server_alive_interval(ALIVE_INTERVAL)
+            // The ssh master goes a minute after its last channel (a killed process's too).
+            .control_persist(ControlPersist::IdleFor(
+                NonZeroUsize::new(60).expect("not zero"),
+            ));
+        let session = builder
+            .connect(&self.endpoint)
+            .await
+            .map_err(|e| connect_error(op, path, &e))?;
+        tracing::debug!(endpoint = %self.endpoint, "ssh connection made");
+        let session = Arc::new(session);
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// A new channel for slot `slot`, on the connection (made if there is none).
+    async fn make(&self, slot: usize, op: &'static str, path: &str) -> Result<Channel> {
+        let session = self.session(op, path).await?;
+        let options = SftpOptions::new()
+            // Requests are sent at once rather than gathered for half a millisecond: each
+            // one waits a round trip anyway, and many are in flight.
+            .flush_interval(Duration::ZERO);
+        let sftp = match Sftp::from_clonable_session(session.clone(), options).await {
+            Ok(sftp) => sftp,
+            Err(e) => {
+                self.forget_session(&session).await;
+                return Err(error(op, path, &e));
+            }
+        };
+        tracing::debug!(slot, "sftp channel made");
+        Ok(Channel {
+            sftp: Arc::new(sftp),
+            session,
+            slot,
+        })
+    }
+
+    async fn forget_session(&self, session: &Arc<Session>) {
+        let mut slot = self.session.lock().await;
+        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
+            slot.take();
+        }
+    }
+}
