@@ -29,8 +29,8 @@ pub(crate) enum Location {
         user: Option<String>,
         host: String,
         port: Option<u16>,
-        /// Absolute, without a trailing `/` (`~` is refused: opendal's sftp service would
-        /// make it absolute).
+        /// Absolute, without a trailing `/` (`~` is refused: it would not mean the home
+        /// directory).
         path: String,
     },
     /// A bucket (and a prefix in it) of an S3-compatible store.
@@ -108,8 +108,8 @@ fn parse_sftp(url: &str, rest: &str) -> Result<Location> {
     }
     let path = percent_decode(url, path)?;
     if path.starts_with("/~") {
-        // opendal's sftp service makes every root absolute: `~` would silently become `/~`
-        // or `/`. Refuse rather than write somewhere unexpected.
+        // SFTP paths are taken as given: `~` would be a directory named `~` below `/`.
+        // Refuse rather than write somewhere unexpected.
         return Err(invalid(
             url,
             "paths relative to the home directory are not supported; give the absolute path",
