@@ -19,6 +19,7 @@ mod keys;
 mod locks;
 mod maintenance;
 mod mount;
+mod passwords;
 mod remote;
 mod roundtrip;
 mod secrets;
