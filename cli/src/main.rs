@@ -43,7 +43,7 @@ pub mod exit {
 /// unreadable, 10 no repository at the location (nothing there, or a file in the way), 11
 /// repository locked, 12 wrong password.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, max_term_width = 100)]
+#[command(name = "strata", version, long_version = env!("STRATA_LONG_VERSION"), max_term_width = 100)]
 pub struct Cli {
     /// Repository location: a directory path, file:///path, sftp://user@host[:port]/path
     /// (key login, host checked against known_hosts; STRATA_SSH_KEY names a key file) or
@@ -158,6 +158,8 @@ pub enum Command {
     Stats(commands::stats::Args),
     Key(commands::key::Args),
     Verify(commands::verify::Args),
+    Version(commands::version::Args),
+    Generate(commands::generate::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
@@ -234,9 +236,13 @@ fn main() -> ExitCode {
         .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Err(e) = open::resolve_sources(&mut cli, &matches) {
-        eprintln!("strata: {}", output::one_line(&e));
-        return ExitCode::from(exit::FATAL);
+    // `version` and `generate` need no repository: a broken repository file or password
+    // setting must not stop them.
+    if !matches!(cli.command, Command::Version(_) | Command::Generate(_)) {
+        if let Err(e) = open::resolve_sources(&mut cli, &matches) {
+            eprintln!("strata: {}", output::one_line(&e));
+            return ExitCode::from(exit::FATAL);
+        }
     }
     // Tree walks recurse once per directory level; give them the stack the engine asks for.
     let result = std::thread::Builder::new()

@@ -15,6 +15,7 @@ mod dedup;
 mod errors;
 mod fault;
 mod hostile_sources;
+mod install;
 mod keys;
 mod locks;
 mod maintenance;

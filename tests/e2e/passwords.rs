@@ -399,6 +399,12 @@ fn the_repository_location_from_a_file() {
         .code(1)
         .one_line_error()
         .stderr_contains("missing");
+    // `version` needs no repository, even a broken one.
+    bare()
+        .env("STRATA_REPOSITORY_FILE", env.path("missing"))
+        .arg("version")
+        .run()
+        .success();
 }
 
 #[test]
