@@ -103,13 +103,17 @@ fn generate_writes_completions_for_every_shell() {
             let file = tmp.path().join("strata.bash");
             fs::write(&file, &script).unwrap();
             run_ok(Command::new("bash").arg("-n").arg(&file));
-            // Sourced, it registers a completion for strata.
-            let complete = run_ok(
-                Command::new("bash")
-                    .arg("-c")
-                    .arg(format!("source {}; complete -p strata", file.display())),
-            );
-            assert!(complete.contains("strata"), "{complete}");
+            // Sourced, it completes: `strata ba<TAB>` to backup, `strata key a<TAB>` to add.
+            let complete = run_ok(Command::new("bash").arg("-c").arg(format!(
+                "source {}; complete -p strata; \
+                 COMP_WORDS=(strata ba); COMP_CWORD=1; _strata strata ba strata; \
+                 echo \"[${{COMPREPLY[*]}}]\"; \
+                 COMP_WORDS=(strata key a); COMP_CWORD=2; _strata strata a key; \
+                 echo \"[${{COMPREPLY[*]}}]\"",
+                file.display()
+            )));
+            assert!(complete.contains("-F _strata strata"), "{complete}");
+            assert!(complete.contains("[backup]\n[add]"), "{complete}");
         }
     }
     Cmd::new()
