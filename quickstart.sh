@@ -63,7 +63,8 @@ repo=$HOME/.local/share/strata/quickstart-repo
 password_file=$HOME/.config/strata/quickstart-password
 export STRATA_REPOSITORY=$repo
 export STRATA_PASSWORD_FILE=$password_file
-unset STRATA_PASSWORD_COMMAND
+# The only password and location sources: two in the environment would be a usage error.
+unset STRATA_PASSWORD_COMMAND STRATA_PASSWORD STRATA_REPOSITORY_FILE
 
 mkdir -p -- "$(dirname -- "$repo")" "$(dirname -- "$password_file")"
 if [[ ! -s $password_file ]]; then

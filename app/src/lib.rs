@@ -16,4 +16,4 @@ pub mod secret;
 
 pub use error::{AppError, Result};
 pub use repo::{OpenOptions, Opened, RepoSpec};
-pub use secret::{Secret, SecretRef};
+pub use secret::{check_password, EmptyPassword, Secret, SecretRef};

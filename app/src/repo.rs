@@ -15,7 +15,7 @@ use strata_engine::lock::{self, LockGuard};
 use strata_engine::{EngineRuntime, LockMode, Operation, Repository};
 use strata_storage::{Backend, RemoteOptions};
 
-use crate::secret::SecretRef;
+use crate::secret::{check_password, EmptyPassword, SecretRef};
 use crate::{AppError, Result};
 
 /// A repository as the user names it.
@@ -136,16 +136,28 @@ pub fn open(spec: &RepoSpec, password: &[u8], op: Operation, opts: &OpenOptions)
     Ok(Opened { repo, lock })
 }
 
-/// Reads `spec`'s password from its [`SecretRef`].
+/// Reads `spec`'s password from its [`SecretRef`]; an empty one is refused.
 pub fn password(spec: &RepoSpec) -> Result<crate::Secret> {
     match &spec.password {
-        Some(s) => s.read(match s {
-            SecretRef::File(_) => "password file",
-            SecretRef::Command(_) => "password command",
-            SecretRef::Env(_) => "password",
-        }),
+        Some(s) => {
+            let (what, source) = match s {
+                SecretRef::File(_) => ("password file", "password file".to_string()),
+                SecretRef::Command(_) => ("password command", "password command".to_string()),
+                SecretRef::Env(var) => ("password", format!("{var} variable")),
+            };
+            let secret = s.read(what)?;
+            check_password(
+                secret.as_bytes(),
+                &source,
+                EmptyPassword::Refuse,
+                "--insecure-no-password",
+            )?;
+            Ok(secret)
+        }
         None => Err(AppError::Secret(
-            "no password given: set STRATA_PASSWORD_FILE or STRATA_PASSWORD_COMMAND".into(),
+            "no password given: set STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND or \
+             STRATA_PASSWORD"
+                .into(),
         )),
     }
 }

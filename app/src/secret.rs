@@ -14,6 +14,11 @@
 //!   terminal.
 //! - A file that its group or others may read, or write, gets a warning, as ssh gives for
 //!   keys; it is still used. Only its first line is the secret.
+//! - An empty repository password (an empty file, a command that prints nothing, Enter at
+//!   a prompt) is refused ([`check_password`]) unless the user asked for none in so many
+//!   words ([`EmptyPassword::Allow`], the command line's `--insecure-no-password`): a
+//!   repository "protected" by an empty password is readable by whoever can read its
+//!   files, and one made by accident is not noticed until it is too late.
 
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -70,6 +75,35 @@ impl Secret {
     }
 }
 
+/// Whether an empty password is acceptable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EmptyPassword {
+    /// An empty password is an error (the default).
+    #[default]
+    Refuse,
+    /// The user asked for no password (`--insecure-no-password`).
+    Allow,
+}
+
+/// Refuses an empty password, read from `source` ("password file", "prompt",
+/// "STRATA_PASSWORD variable"), unless `empty` allows it; `allow` names what would allow it
+/// ("--insecure-no-password").
+pub fn check_password(
+    password: &[u8],
+    source: &str,
+    empty: EmptyPassword,
+    allow: &str,
+) -> Result<()> {
+    if password.is_empty() && empty == EmptyPassword::Refuse {
+        return Err(AppError::Secret(format!(
+            "empty password (from the {source}): strata refuses empty passwords, since \
+             anyone who can read the repository could then read its data; give a password, \
+             or {allow} if you really want none"
+        )));
+    }
+    Ok(())
+}
+
 impl SecretRef {
     /// Reads the secret; `what` names it in messages ("password file", "database password
     /// command").
@@ -105,8 +139,12 @@ fn read_file(file: &Path, what: &str) -> Result<Vec<u8>> {
     let bytes = std::fs::read(file)
         .map_err(|e| AppError::Secret(format!("reading {what} {}: {e}", file.display())))?;
     warn_if_open(file, what);
-    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
-    Ok(strip_newline(first_line))
+    let mut first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]).to_vec();
+    // A file written on Windows ends its lines with CR LF: the CR is not the password's.
+    if first_line.last() == Some(&b'\r') {
+        first_line.pop();
+    }
+    Ok(first_line)
 }
 
 /// Warns when a regular file's mode lets its group or others read (or write) it. Pipes
@@ -387,6 +425,41 @@ mod tests {
     fn a_background_child_holding_the_output_does_not_hang_it() {
         let err = err_of("sleep 600 & echo pw", Duration::from_millis(500));
         assert!(err.contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn empty_passwords_are_refused_unless_allowed() {
+        let flag = "--insecure-no-password";
+        let err = check_password(b"", "password file", EmptyPassword::Refuse, flag).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("empty password (from the password file)"),
+            "{err}"
+        );
+        assert!(err.contains(flag), "{err}");
+        assert!(check_password(b"", "password file", EmptyPassword::Allow, flag).is_ok());
+        assert!(check_password(b"x", "password file", EmptyPassword::Refuse, flag).is_ok());
+    }
+
+    /// Regression: a password file written on Windows gave its password with a CR.
+    #[test]
+    fn a_password_file_gives_its_first_line_without_the_line_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        for (content, want) in [
+            (&b"pw\r\nsecond"[..], &b"pw"[..]),
+            (b"pw\n", b"pw"),
+            (b"pw", b"pw"),
+            (b"\r\n", b""),
+            (b"", b""),
+        ] {
+            std::fs::write(&file, content).unwrap();
+            assert_eq!(
+                read_file(&file, "password file").unwrap(),
+                want,
+                "{content:?}"
+            );
+        }
     }
 
     #[test]

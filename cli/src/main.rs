@@ -14,7 +14,7 @@ mod values;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_db::{DbError, ErrorKind as DbKind};
 use strata_engine::{EngineError, ErrorKind};
 use strata_storage::{ErrorKind as StorageKind, StorageError};
@@ -31,16 +31,19 @@ pub mod exit {
 
 /// Strata: deduplicating, encrypted backups of file trees and streams.
 ///
-/// The repository is given with -r/--repo or STRATA_REPOSITORY; the password comes from
-/// --password-file / STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND, or a prompt on a
-/// terminal.
+/// The repository is given with -r/--repo or --repo-file (STRATA_REPOSITORY,
+/// STRATA_REPOSITORY_FILE); the password comes from --password-file or --password-command
+/// (STRATA_PASSWORD_FILE, STRATA_PASSWORD_COMMAND), STRATA_PASSWORD, or a prompt on a
+/// terminal. An option on the command line wins over the environment; two sources of the
+/// same thing on the command line, or two in the environment, are a usage error. Empty
+/// passwords are refused unless --insecure-no-password is given.
 ///
 /// Exit codes: 0 ok, 1 fatal error, 2 bad usage (an unknown option, or a value that cannot
 /// be read, such as --time or --keep-within), 3 snapshot written but some sources were
 /// unreadable, 10 no repository at the location (nothing there, or a file in the way), 11
 /// repository locked, 12 wrong password.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, max_term_width = 100)]
+#[command(name = "strata", version, long_version = env!("STRATA_LONG_VERSION"), max_term_width = 100)]
 pub struct Cli {
     /// Repository location: a directory path, file:///path, sftp://user@host[:port]/path
     /// (key login, host checked against known_hosts; STRATA_SSH_KEY names a key file) or
@@ -48,6 +51,15 @@ pub struct Cli {
     /// AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL).
     #[arg(short = 'r', long = "repo", env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<String>,
+
+    /// File whose first line is the repository location (instead of -r/--repo).
+    #[arg(
+        long,
+        env = "STRATA_REPOSITORY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub repo_file: Option<std::path::PathBuf>,
 
     /// File holding the repository password (first line). Only its owner should be able
     /// to read it (chmod 600): strata warns otherwise.
@@ -68,6 +80,19 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub password_command: Option<String>,
+
+    /// Use no password: `init` creates a repository without one, other commands open such
+    /// a repository. Insecure: whoever can read the repository's files can read the data.
+    /// Without it, an empty password (an empty file, a command printing nothing, Enter at
+    /// the prompt) is refused. (The password itself may also be given in STRATA_PASSWORD,
+    /// which every process of the same user can read in /proc/PID/environ.)
+    #[arg(long, global = true)]
+    pub insecure_no_password: bool,
+
+    /// The repository password's source after the rules above (`None`: a prompt, or none
+    /// with --insecure-no-password); set by `open::resolve_sources`.
+    #[arg(skip)]
+    pub password_source: Option<strata_app::SecretRef>,
 
     /// Show no progress.
     #[arg(short, long, global = true)]
@@ -133,11 +158,12 @@ pub enum Command {
     Stats(commands::stats::Args),
     Key(commands::key::Args),
     Verify(commands::verify::Args),
+    Version(commands::version::Args),
+    Generate(commands::generate::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
 pub fn usage_error(message: impl std::fmt::Display) -> ! {
-    use clap::CommandFactory;
     Cli::command()
         .error(clap::error::ErrorKind::ArgumentConflict, message)
         .exit()
@@ -208,7 +234,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(log_colours())
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `version` and `generate` need no repository: a broken repository file or password
+    // setting must not stop them.
+    if !matches!(cli.command, Command::Version(_) | Command::Generate(_)) {
+        if let Err(e) = open::resolve_sources(&mut cli, &matches) {
+            eprintln!("strata: {}", output::one_line(&e));
+            return ExitCode::from(exit::FATAL);
+        }
+    }
     // Tree walks recurse once per directory level; give them the stack the engine asks for.
     let result = std::thread::Builder::new()
         .name("strata".into())

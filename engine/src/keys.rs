@@ -84,10 +84,11 @@ pub fn list(repo: &Repository) -> Result<Vec<KeyInfo>> {
 }
 
 /// Adds a key file for `password` (recording this host, user and time); returns its id.
+///
+/// An empty password is allowed here, as at `Repository::init`: refusing one unless the
+/// user asked for it is the front ends' policy, kept in one place for all of them
+/// (`strata_app::check_password`, the command line's `--new-insecure-no-password`).
 pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<String> {
-    if password.is_empty() {
-        return Err(EngineError::Invalid("the new password is empty".into()));
-    }
     let mut kf = KeyFile::wrap(
         repo.key(),
         password,

@@ -256,6 +256,8 @@ impl Cmd {
             "STRATA_PASSWORD_FILE",
             "STRATA_PASSWORD_COMMAND",
             "STRATA_PASSWORD",
+            "STRATA_REPOSITORY_FILE",
+            "STRATA_NEW_PASSWORD_FILE",
             "RUST_LOG",
             "STRATA_LOG",
         ] {

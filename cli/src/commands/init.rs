@@ -11,6 +11,8 @@ use crate::{exit, open, Cli};
 ///
 /// The repository gets a random master key, wrapped under the password with argon2id
 /// (64 MiB, 3 iterations by default), and a config with the chunker and pack parameters.
+/// An empty password is refused (and nothing is created) unless --insecure-no-password
+/// is given.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// argon2id memory in KiB (for tests and small machines).
@@ -62,5 +64,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     };
     let id = Repository::init(backend, &pw, &opts)?;
     println!("created repository {} at {location}", id.short());
+    if pw.is_empty() {
+        tracing::warn!(
+            "the repository has no password (--insecure-no-password): whoever can read its \
+             files can read its data; add one with `strata key passwd`"
+        );
+    }
     Ok(exit::OK)
 }

@@ -6,8 +6,10 @@ use strata_engine::keys;
 use strata_engine::Operation;
 use strata_format::keyfile::KdfParams;
 
+use strata_app::{check_password, EmptyPassword, SecretRef};
+
 use crate::output::{json, time};
-use crate::{exit, open, Cli};
+use crate::{exit, open, password, Cli};
 
 /// Manage the repository's passwords (key files).
 ///
@@ -45,6 +47,10 @@ struct NewPassword {
     /// File holding the new password (first line); without it, asked twice on a terminal.
     #[arg(long, env = "STRATA_NEW_PASSWORD_FILE", hide_env_values = true)]
     new_password_file: Option<std::path::PathBuf>,
+    /// Make the new key's password empty. Insecure: whoever can read the repository's
+    /// files can then read its data. Without it, an empty new password is refused.
+    #[arg(long, conflicts_with = "new_password_file")]
+    new_insecure_no_password: bool,
     /// argon2id memory in KiB for the new key.
     #[arg(long, hide = true, default_value_t = KdfParams::DEFAULT.m_kib)]
     kdf_memory: u32,
@@ -54,31 +60,39 @@ struct NewPassword {
 }
 
 impl NewPassword {
-    /// The new password: from the file, else asked twice on a terminal. Read before the
+    /// The new password: from the file, else asked twice on a terminal (none at all with
+    /// --new-insecure-no-password; an empty one is refused otherwise). Read before the
     /// repository is locked, so that an unanswered prompt blocks nobody.
     fn read(&self) -> Result<(Vec<u8>, KdfParams)> {
-        let pw = match &self.new_password_file {
-            Some(file) => open::password_from(Some(file), None, false)?,
-            None => {
-                use std::io::IsTerminal;
-                if !std::io::stdin().is_terminal() {
-                    bail!("no new password given: use --new-password-file or STRATA_NEW_PASSWORD_FILE, or run on a terminal");
-                }
-                let pw = rpassword::prompt_password("new password: ")?;
-                if rpassword::prompt_password("repeat new password: ")? != pw {
-                    bail!("the new passwords do not match");
-                }
-                pw.into_bytes()
-            }
-        };
-        if pw.is_empty() {
-            bail!("the new password is empty");
-        }
         let kdf = KdfParams {
             m_kib: self.kdf_memory,
             t: self.kdf_iterations,
             p: 1,
         };
+        if self.new_insecure_no_password {
+            return Ok((Vec::new(), kdf));
+        }
+        let (pw, from) = match &self.new_password_file {
+            Some(file) => (
+                password::read(SecretRef::File(file.clone()), "new password file")?,
+                "new password file",
+            ),
+            None => {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    bail!("no new password given: use --new-password-file or STRATA_NEW_PASSWORD_FILE, or run on a terminal");
+                }
+                let pw = password::prompt("new password: ", "repeat new password: ", true)?;
+                (pw, "prompt")
+            }
+        };
+        check_password(
+            &pw,
+            from,
+            EmptyPassword::Refuse,
+            "--new-insecure-no-password",
+        )
+        .map_err(open::app_error)?;
         Ok((pw, kdf))
     }
 }

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod dump;
 pub mod find;
 pub mod forget;
+pub mod generate;
 pub mod hold;
 pub mod init;
 pub mod key;
@@ -21,6 +22,7 @@ pub mod snapshots;
 pub mod stats;
 pub mod unlock;
 pub mod verify;
+pub mod version;
 
 use anyhow::Result;
 
@@ -73,5 +75,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Diff(a) => diff::run(cli, a),
         Command::Stats(a) => stats::run(cli, a),
         Command::Verify(a) => verify::run(cli, a),
+        Command::Version(a) => version::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }
