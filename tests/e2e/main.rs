@@ -20,6 +20,7 @@ mod locks;
 mod maintenance;
 mod mount;
 mod remote;
+mod restore_safety;
 mod roundtrip;
 mod secrets;
 mod util;
