@@ -22,7 +22,10 @@ impl Site {
     fn new() -> Site {
         let env = Env::init();
         let src = env.path("src/site");
-        write_file(&src.join("wp-config.php"), b"define('DB_PASSWORD', 'original');\n");
+        write_file(
+            &src.join("wp-config.php"),
+            b"define('DB_PASSWORD', 'original');\n",
+        );
         write_file(&src.join("index.php"), b"<?php echo 'hello';\n");
         write_file(&src.join("sub/page.html"), b"<p>page</p>\n");
         let snap = env.backup(&[&src]);
@@ -68,7 +71,10 @@ impl Site {
 }
 
 /// Every entry of a tree with its size, mtime and content hash.
-fn state(root: &Path) -> Vec<(String, &'static str, Option<u64>, i128, Option<String>)> {
+/// An entry's path, kind, size, mtime and content hash.
+type EntryState = (String, &'static str, Option<u64>, i128, Option<String>);
+
+fn state(root: &Path) -> Vec<EntryState> {
     walk(root)
         .into_iter()
         .map(|e| (e.path, e.kind, e.size, e.mtime_ns, e.blake3))
@@ -164,7 +170,10 @@ fn dry_run_lists_what_would_change_and_touches_nothing() {
         "{}",
         text.describe()
     );
-    assert!(listed.contains("would create 1, overwrite 1, delete 1"), "{listed}");
+    assert!(
+        listed.contains("would create 1, overwrite 1, delete 1"),
+        "{listed}"
+    );
 
     assert_eq!(state(&site.target), before, "a dry run changed the target");
     assert_eq!(site.env.snapshots().len(), 1, "a dry run wrote a snapshot");
@@ -192,7 +201,10 @@ fn overwrite_if_changed_replaces_the_edited_file_after_saving_it_in_a_safety_sna
         "an identical file was rewritten"
     );
     assert_eq!(out["overwritten"], 1, "{out}");
-    let safety = out["safety_snapshot"].as_str().expect("a safety snapshot").to_owned();
+    let safety = out["safety_snapshot"]
+        .as_str()
+        .expect("a safety snapshot")
+        .to_owned();
 
     let snaps = site.env.snapshots();
     let saved = snaps
@@ -200,9 +212,16 @@ fn overwrite_if_changed_replaces_the_edited_file_after_saving_it_in_a_safety_sna
         .find(|s| s["id"].as_str().unwrap().starts_with(&safety[..8]))
         .unwrap_or_else(|| panic!("{safety} not in {snaps:?}"));
     assert_eq!(saved["tags"], serde_json::json!(["pre-restore"]), "{saved}");
-    assert_eq!(saved["paths"], serde_json::json!([cfg.to_string_lossy()]), "{saved}");
+    assert_eq!(
+        saved["paths"],
+        serde_json::json!([cfg.to_string_lossy()]),
+        "{saved}"
+    );
     // Restored back, the safety snapshot gives the edited file at its real path.
-    assert_eq!(fs::read(site.restore_elsewhere(&safety, &cfg)).unwrap(), edited);
+    assert_eq!(
+        fs::read(site.restore_elsewhere(&safety, &cfg)).unwrap(),
+        edited
+    );
 }
 
 #[test]
@@ -257,8 +276,15 @@ fn overwrite_never_keeps_existing_files() {
         .success()
         .json();
     assert_eq!(fs::read(&cfg).unwrap(), edited);
-    assert!(site.restored("index.php").exists(), "missing files are created");
-    assert_eq!((&out["kept"], &out["overwritten"]), (&1.into(), &0.into()), "{out}");
+    assert!(
+        site.restored("index.php").exists(),
+        "missing files are created"
+    );
+    assert_eq!(
+        (&out["kept"], &out["overwritten"]),
+        (&1.into(), &0.into()),
+        "{out}"
+    );
     assert_eq!(out["safety_snapshot"], Value::Null, "{out}");
 }
 
@@ -285,7 +311,11 @@ fn overwrite_if_newer_replaces_only_files_older_than_the_snapshot() {
         fs::read(site.src.join("wp-config.php")).unwrap()
     );
     assert_eq!(fs::read(&newer).unwrap(), b"changed later");
-    assert_eq!((&out["overwritten"], &out["kept"]), (&1.into(), &1.into()), "{out}");
+    assert_eq!(
+        (&out["overwritten"], &out["kept"]),
+        (&1.into(), &1.into()),
+        "{out}"
+    );
 }
 
 #[test]
@@ -310,7 +340,13 @@ fn an_include_that_matches_nothing_is_an_error() {
     let target = site.env.path("nothing");
     site.env
         .cmd()
-        .args(["restore", &site.snap, "--include", "site/wp-config.php", "--target"])
+        .args([
+            "restore",
+            &site.snap,
+            "--include",
+            "site/wp-config.php",
+            "--target",
+        ])
         .arg(&target)
         .run()
         .code(1)

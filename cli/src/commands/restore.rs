@@ -245,7 +245,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         return Ok(exit::OK);
     }
     if args.overwrite.is_none() && plan.totals.overwrite > 0 {
-        for e in plan.entries.iter().filter(|e| e.action == Action::Overwrite) {
+        for e in plan
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Overwrite)
+        {
             eprintln!(
                 "would overwrite {} ({})",
                 printable(e.path.as_os_str().as_encoded_bytes()),

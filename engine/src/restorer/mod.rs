@@ -380,10 +380,7 @@ pub fn execute(
             Ok(()) => deleted += 1,
             Err(e) => fail(
                 &d.snapshot_path,
-                target_problem(
-                    FindingKind::TargetWriteFailed,
-                    format!("not deleted: {e}"),
-                ),
+                target_problem(FindingKind::TargetWriteFailed, format!("not deleted: {e}")),
             ),
         }
     }
@@ -502,12 +499,15 @@ fn safety_snapshot(
     let saved = crate::archiver::backup_paths(repo, &paths, &opts, progress)
         .map_err(|e| failed(e.kind(), e.to_string()))?;
     if let Some(first) = saved.errors.first() {
-        return Err(failed(crate::ErrorKind::Invalid, format!(
-            "{} entries could not be read (the first: {}); snapshot {} is incomplete",
-            saved.errors.len(),
-            first.message,
-            saved.snapshot_id.short()
-        )));
+        return Err(failed(
+            crate::ErrorKind::Invalid,
+            format!(
+                "{} entries could not be read (the first: {}); snapshot {} is incomplete",
+                saved.errors.len(),
+                first.message,
+                saved.snapshot_id.short()
+            ),
+        ));
     }
     Ok(Some(saved.snapshot_id))
 }

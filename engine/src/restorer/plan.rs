@@ -159,7 +159,11 @@ pub fn plan(
         target: &target,
         overwrite: opts.overwrite,
         delete: opts.delete,
-        roots: snapshot.paths.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        roots: snapshot
+            .paths
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect(),
         inc: Filter::new(&opts.includes)?,
         includes,
         used: vec![false; opts.includes.len()],
@@ -168,7 +172,13 @@ pub fn plan(
         totals: PlanTotals::default(),
     };
     let included_all = opts.includes.is_empty();
-    p.dir(repo.load_tree(&snapshot.tree)?, b"", included_all, exists, 0)?;
+    p.dir(
+        repo.load_tree(&snapshot.tree)?,
+        b"",
+        included_all,
+        exists,
+        0,
+    )?;
     if let Some(i) = p.used.iter().position(|u| !u) {
         return Err(EngineError::Invalid(format!(
             "--include {:?} matches nothing in the snapshot (patterns with `/` match the \
@@ -360,7 +370,9 @@ impl Planner<'_> {
             if self.exc.matches_bytes(&path) {
                 continue;
             }
-            let md = entry.metadata().map_err(|e| EngineError::io(entry.path(), e))?;
+            let md = entry
+                .metadata()
+                .map_err(|e| EngineError::io(entry.path(), e))?;
             found.push((path, kind_of(&md), if md.is_file() { md.len() } else { 0 }));
         }
         found.sort();
@@ -487,7 +499,10 @@ pub fn content_differs(
         buf.resize(loc.raw_length as usize, 0);
         if let Err(e) = file.read_exact(&mut buf) {
             return match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Ok(Some(format!("ends before byte {}", offset + buf.len() as u64))),
+                std::io::ErrorKind::UnexpectedEof => Ok(Some(format!(
+                    "ends before byte {}",
+                    offset + buf.len() as u64
+                ))),
                 _ => Err(e),
             };
         }

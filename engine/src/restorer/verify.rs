@@ -148,8 +148,13 @@ mod tests {
         std::fs::write(src.join("big"), &content).unwrap();
         std::fs::write(src.join("small"), b"small file").unwrap();
         let repo = Repository::open(backend.clone(), b"pw").unwrap();
-        let saved = backup_paths(&repo, &[src.clone()], &BackupOptions::default(), &NoProgress)
-            .unwrap();
+        let saved = backup_paths(
+            &repo,
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
         let repo = Repository::open(backend, b"pw").unwrap();
         let target = tmp.path().join("target");
         let restore_opts = RestoreOptions {
