@@ -260,7 +260,12 @@ fn delete_with_include_deletes_below_included_paths_only() {
     let in_site = site.restored("extra.txt");
     fs::write(&in_site, b"y").unwrap();
     let include = format!("{}/sub", site.src.display());
-    site.restore(&["--delete", "--include", &include]).success();
+    let out = site.restore(&["--delete", "--include", &include]).success();
+    assert!(
+        out.stdout_str().contains("(tag pre-restore)"),
+        "the safety snapshot is not named\n{}",
+        out.describe()
+    );
     assert!(!in_sub.exists());
     assert_eq!(fs::read(&in_site).unwrap(), b"y");
 }
@@ -352,4 +357,16 @@ fn an_include_that_matches_nothing_is_an_error() {
         .code(1)
         .stderr_contains("\"site/wp-config.php\" matches nothing");
     assert!(!target.exists(), "the target was created");
+}
+
+#[test]
+fn a_directory_in_the_way_of_a_file_is_reported_not_replaced() {
+    let site = Site::new();
+    let page = site.restored("index.php");
+    fs::remove_file(&page).unwrap();
+    write_file(&page.join("inside.txt"), b"kept");
+    site.restore(&["--overwrite", "always"])
+        .code(1)
+        .stderr_contains("a directory is in the way");
+    assert_eq!(fs::read(page.join("inside.txt")).unwrap(), b"kept");
 }

@@ -311,7 +311,6 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
-    progress.phase(crate::progress::Phase::Preparing);
     let plan = plan(repo, snapshot, target, opts)?;
     execute(repo, snapshot, &plan, opts, progress)
 }

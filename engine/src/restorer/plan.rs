@@ -115,10 +115,15 @@ impl RestorePlan {
         self.entries
             .iter()
             .filter(|e| matches!(e.action, Action::Unchanged | Action::Keep))
+            // Not skipped: the restore reports it as an entry it could not restore.
+            .filter(|e| e.reason != Some(DIR_IN_THE_WAY))
             .map(|e| e.snapshot_path.clone())
             .collect()
     }
 }
+
+/// Why a non-directory entry of the snapshot cannot be restored where a directory is.
+const DIR_IN_THE_WAY: &str = "a directory is in the way (never replaced by a restore)";
 
 fn lossy<S: Serializer>(p: &Path, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&p.to_string_lossy())
@@ -311,13 +316,9 @@ impl Planner<'_> {
             let kind = node.kind.name();
             match &existing {
                 None => self.add(Action::Create, &path, kind, node.size, None),
-                Some(md) if md.is_dir() => self.add(
-                    Action::Keep,
-                    &path,
-                    kind,
-                    node.size,
-                    Some("a directory is in the way (never replaced by a restore)"),
-                ),
+                Some(md) if md.is_dir() => {
+                    self.add(Action::Keep, &path, kind, node.size, Some(DIR_IN_THE_WAY))
+                }
                 Some(md) => {
                     let (action, reason) = match &node.kind {
                         NodeKind::File { content } if md.is_file() => {
