@@ -370,3 +370,32 @@ fn a_directory_in_the_way_of_a_file_is_reported_not_replaced() {
         .stderr_contains("a directory is in the way");
     assert_eq!(fs::read(page.join("inside.txt")).unwrap(), b"kept");
 }
+
+#[test]
+fn a_failed_safety_snapshot_leaves_the_target_untouched() {
+    let site = Site::new();
+    let cfg = site.edit_config();
+    let extra = site.restored("extra.txt");
+    fs::write(&extra, b"extra").unwrap();
+    let before = state(&site.target);
+    // Mutation 1 is the lock; 2 is the first upload of the safety snapshot.
+    let log = site.env.path("mutations.log");
+    site.env
+        .cmd()
+        .env("STRATA_TEST_FAULT", "fail=2")
+        .env("STRATA_TEST_FAULT_LOG", &log)
+        .args(["restore", &site.snap, "--overwrite", "always", "--delete", "--target"])
+        .arg(&site.target)
+        .run()
+        .code(1)
+        .stderr_contains("safety snapshot")
+        .stderr_contains("nothing was restored");
+    let mutations = fs::read_to_string(&log).unwrap();
+    assert!(
+        mutations.lines().nth(1).is_some_and(|l| !l.contains("locks/")),
+        "mutation 2 is not the safety snapshot's:\n{mutations}"
+    );
+    assert_eq!(state(&site.target), before);
+    assert!(cfg.exists() && extra.exists());
+    assert_eq!(site.env.snapshots().len(), 1);
+}
