@@ -227,6 +227,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         overwrite: args.overwrite.map_or(Overwrite::IfChanged, Overwrite::from),
         delete: args.delete,
         verify: args.verify,
+        list_created: args.dry_run,
         safety: (!args.no_safety_snapshot).then(|| BackupOptions {
             project: snap.project.clone(),
             ..BackupOptions::default()

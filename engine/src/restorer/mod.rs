@@ -65,6 +65,9 @@ pub struct RestoreOptions {
     pub delete: bool,
     /// Read every restored file back and check it against the snapshot's content ids.
     pub verify: bool,
+    /// List the entries to create in the plan, too (a dry run shows them; a restore needs
+    /// only their count, and a plan of a large restore into an empty target stays small).
+    pub list_created: bool,
     /// Back up what the restore replaces or deletes first, into a snapshot with these
     /// labels and the tag [`SAFETY_TAG`]; `None`: no safety snapshot.
     pub safety: Option<BackupOptions>,

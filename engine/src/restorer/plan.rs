@@ -92,7 +92,8 @@ pub struct PlanTotals {
 }
 
 /// What a restore will do, entry by entry (directories only when created, replaced or
-/// deleted).
+/// deleted; entries to create only with [`RestoreOptions::list_created`], their count
+/// always).
 #[derive(Debug, Clone, Serialize)]
 pub struct RestorePlan {
     /// The target, made absolute (symlinks resolved) when it exists.
@@ -164,6 +165,7 @@ pub fn plan(
         target: &target,
         overwrite: opts.overwrite,
         delete: opts.delete,
+        list_created: opts.list_created,
         roots: snapshot
             .paths
             .iter()
@@ -205,6 +207,7 @@ struct Planner<'a> {
     target: &'a Path,
     overwrite: Overwrite,
     delete: bool,
+    list_created: bool,
     /// The snapshot's backed-up paths: deletions happen only below them.
     roots: Vec<Vec<u8>>,
     inc: Filter,
@@ -240,6 +243,9 @@ impl Planner<'_> {
             Action::Delete => t.delete += 1,
             Action::Unchanged => t.unchanged += 1,
             Action::Keep => t.keep += 1,
+        }
+        if action == Action::Create && !self.list_created {
+            return;
         }
         self.entries.push(PlannedEntry {
             action,
