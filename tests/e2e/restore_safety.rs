@@ -384,7 +384,14 @@ fn a_failed_safety_snapshot_leaves_the_target_untouched() {
         .cmd()
         .env("STRATA_TEST_FAULT", "fail=2")
         .env("STRATA_TEST_FAULT_LOG", &log)
-        .args(["restore", &site.snap, "--overwrite", "always", "--delete", "--target"])
+        .args([
+            "restore",
+            &site.snap,
+            "--overwrite",
+            "always",
+            "--delete",
+            "--target",
+        ])
         .arg(&site.target)
         .run()
         .code(1)
@@ -392,10 +399,27 @@ fn a_failed_safety_snapshot_leaves_the_target_untouched() {
         .stderr_contains("nothing was restored");
     let mutations = fs::read_to_string(&log).unwrap();
     assert!(
-        mutations.lines().nth(1).is_some_and(|l| !l.contains("locks/")),
+        mutations
+            .lines()
+            .nth(1)
+            .is_some_and(|l| !l.contains("locks/")),
         "mutation 2 is not the safety snapshot's:\n{mutations}"
     );
     assert_eq!(state(&site.target), before);
     assert!(cfg.exists() && extra.exists());
     assert_eq!(site.env.snapshots().len(), 1);
+}
+
+#[test]
+fn an_exclude_that_leaves_nothing_is_an_error() {
+    let site = Site::new();
+    let target = site.env.path("nothing");
+    site.env
+        .cmd()
+        .args(["restore", &site.snap, "--exclude", "/*", "--target"])
+        .arg(&target)
+        .run()
+        .code(1)
+        .stderr_contains("\"/*\" leaves nothing");
+    assert!(!target.exists(), "the target was created");
 }

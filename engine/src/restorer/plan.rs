@@ -166,6 +166,7 @@ pub fn plan(
         overwrite: opts.overwrite,
         delete: opts.delete,
         list_created: opts.list_created,
+        selected: 0,
         roots: snapshot
             .paths
             .iter()
@@ -194,6 +195,16 @@ pub fn plan(
             opts.includes[i]
         )));
     }
+    if p.selected == 0 && !opts.excludes.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "--exclude {} leaves nothing of the snapshot to restore; nothing was restored",
+            opts.excludes
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+                .join(" --exclude ")
+        )));
+    }
     let (entries, totals) = (p.entries, p.totals);
     Ok(RestorePlan {
         target,
@@ -208,6 +219,8 @@ struct Planner<'a> {
     overwrite: Overwrite,
     delete: bool,
     list_created: bool,
+    /// Entries the filters let through.
+    selected: u64,
     /// The snapshot's backed-up paths: deletions happen only below them.
     roots: Vec<Vec<u8>>,
     inc: Filter,
@@ -286,6 +299,9 @@ impl Planner<'_> {
                 continue;
             }
             let here = included || self.matches_include(&path);
+            if here {
+                self.selected += 1;
+            }
             let full = target_path(self.target, &path);
             let existing = if exists {
                 std::fs::symlink_metadata(&full).ok()
