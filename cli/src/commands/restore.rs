@@ -34,7 +34,9 @@ use crate::{exit, open, values, Cli};
 /// Before anything that exists is overwritten or deleted (--delete), exactly those entries
 /// are backed up into a snapshot tagged `pre-restore`, at their real absolute paths (so
 /// `strata restore ID --target / --overwrite always` puts them back); if that backup fails,
-/// nothing is touched. --dry-run shows the whole plan and touches nothing.
+/// nothing is touched. --dry-run shows the whole plan and touches nothing. An --include
+/// that matches nothing in the snapshot, or --exclude patterns that leave nothing of it, are
+/// an error.
 ///
 /// A database snapshot restores with --to-postgres, --to-mysql or --to-sqlite into the
 /// original database or any other (created if missing), through psql / mysql / sqlite3.
