@@ -32,8 +32,10 @@ use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
 
+mod compare;
 mod content;
 mod plan;
+mod safety;
 mod stream;
 mod verify;
 
@@ -44,7 +46,8 @@ use crate::progress::Progress;
 use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
-pub use plan::{content_differs, plan, Action, Overwrite, PlanTotals, PlannedEntry, RestorePlan};
+pub use compare::content_differs;
+pub use plan::{plan, Action, Overwrite, PlanTotals, PlannedEntry, RestorePlan};
 pub use stream::write_content;
 pub use verify::VerifyStats;
 
@@ -330,7 +333,7 @@ pub fn execute(
 ) -> Result<RestoreStats> {
     let target = plan.target.as_path();
     let safety_snapshot = match &opts.safety {
-        Some(labels) => safety_snapshot(repo, plan, labels, progress)?,
+        Some(labels) => safety::snapshot(repo, plan, labels, progress)?,
         None => None,
     };
     let inc = Filter::new(&opts.includes)?;
@@ -471,47 +474,6 @@ pub fn execute(
     }
     progress.finish();
     Ok(stats)
-}
-
-/// Backs up what `plan` replaces or deletes (nothing when it replaces and deletes
-/// nothing) into a snapshot tagged [`SAFETY_TAG`]; returns its id. Any entry it could not
-/// back up fails it: nothing may then be touched.
-fn safety_snapshot(
-    repo: &Repository,
-    plan: &RestorePlan,
-    labels: &BackupOptions,
-    progress: &dyn Progress,
-) -> Result<Option<SnapshotId>> {
-    let paths: Vec<PathBuf> = plan.at_risk().map(|e| e.path.clone()).collect();
-    if paths.is_empty() {
-        return Ok(None);
-    }
-    let mut opts = labels.clone();
-    if !opts.tags.iter().any(|t| t == SAFETY_TAG) {
-        opts.tags.push(SAFETY_TAG.into());
-    }
-    let failed = |kind: crate::ErrorKind, why: String| EngineError::Stopped {
-        kind,
-        message: format!(
-            "the safety snapshot of the {} entries this restore would replace or delete \
-             failed: {why}; nothing was restored, replaced or deleted",
-            paths.len()
-        ),
-    };
-    let saved = crate::archiver::backup_paths(repo, &paths, &opts, progress)
-        .map_err(|e| failed(e.kind(), e.to_string()))?;
-    if let Some(first) = saved.errors.first() {
-        return Err(failed(
-            crate::ErrorKind::Invalid,
-            format!(
-                "{} entries could not be read (the first: {}); snapshot {} is incomplete",
-                saved.errors.len(),
-                first.message,
-                saved.snapshot_id.short()
-            ),
-        ));
-    }
-    Ok(Some(saved.snapshot_id))
 }
 
 fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
