@@ -22,6 +22,7 @@ mod maintenance;
 mod mount;
 mod passwords;
 mod remote;
+mod restore_safety;
 mod roundtrip;
 mod secrets;
 mod util;

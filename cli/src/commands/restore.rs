@@ -7,10 +7,10 @@ use serde::Serialize;
 use strata_db::{restore_database, Database};
 use strata_engine::archiver::BackupOptions;
 use strata_engine::report::{messages, Finding};
-use strata_engine::restorer::{self, RestoreOptions};
+use strata_engine::restorer::{self, Action, Overwrite, RestoreOptions, RestorePlan};
 use strata_engine::Operation;
 
-use crate::output::{bytes, json};
+use crate::output::{bytes, json, printable};
 use crate::password::DbPasswordArgs;
 use crate::progress::Bar;
 use crate::{exit, open, values, Cli};
@@ -28,6 +28,16 @@ use crate::{exit, open, values, Cli};
 /// could not be restored in full is removed, never left in place with zeros where the
 /// content is missing (nor are hard links to it made).
 ///
+/// Into a directory that already holds entries of the snapshot, a restore needs an
+/// --overwrite choice: without one it lists what it would overwrite and exits 1, touching
+/// nothing (entries it would only create, or that are already identical, need no choice).
+/// Before anything that exists is overwritten or deleted (--delete), exactly those entries
+/// are backed up into a snapshot tagged `pre-restore`, at their real absolute paths (so
+/// `strata restore ID --target / --overwrite always` puts them back); if that backup fails,
+/// nothing is touched. --dry-run shows the whole plan and touches nothing. An --include
+/// that matches nothing in the snapshot, or --exclude patterns that leave nothing of it, are
+/// an error.
+///
 /// A database snapshot restores with --to-postgres, --to-mysql or --to-sqlite into the
 /// original database or any other (created if missing), through psql / mysql / sqlite3.
 /// A target that already holds tables is replaced only with --force, and only after a
@@ -36,10 +46,15 @@ use crate::{exit, open, values, Cli};
 /// MYSQL_PWD / ~/.my.cnf.
 ///
 /// With --json, a restore into a directory prints {"files", "dirs", "other", "bytes",
+/// "overwritten", "deleted", "unchanged", "kept", "safety_snapshot" (id or null), "verify"
+/// (null, or {"files", "bytes", "mismatches": [one line per file]}),
 /// "errors": [one line per entry not restored], "findings": [the same as objects {"kind"
 /// (e.g. "missing_blob", "target_write_failed"), "object" (null, or {"pack": {"id"}} or
 /// {"blob": {"blob_type", "id"}}), "snapshot" (null), "path" (in the snapshot),
-/// "message"}]}; a restore into a database {"target", "bytes", "pre_restore_snapshot" (id
+/// "message"}]}; --dry-run --json prints {"dry_run": true, "target", "entries": [{"action"
+/// ("create", "overwrite", "delete", "unchanged", "keep"), "path" (in the target), "kind",
+/// "size", "reason"}], "totals": {"create", "overwrite", "delete", "unchanged", "keep",
+/// "bytes"}}; a restore into a database {"target", "bytes", "pre_restore_snapshot" (id
 /// or null)}.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("into")
@@ -75,6 +90,48 @@ pub struct Args {
     /// Leave out entries matching GLOB and what they contain (repeatable).
     #[arg(long = "exclude", value_name = "GLOB", requires = "target", value_parser = values::glob)]
     excludes: Vec<String>,
+    /// What to do with entries that already exist in the target: never (leave them),
+    /// if-changed (replace those whose size, or content when only the mtime differs, is
+    /// not the snapshot's), if-newer (replace those older than the snapshot's), always.
+    /// Needed when the restore would overwrite anything.
+    #[arg(long, value_enum, value_name = "MODE", requires = "target")]
+    overwrite: Option<OverwriteMode>,
+    /// Delete what the target holds below the snapshot's paths (below included paths,
+    /// with --include) that the snapshot does not hold; never above or beside them.
+    #[arg(long, requires = "target")]
+    delete: bool,
+    /// List what would be created, overwritten, deleted and left alone, with totals;
+    /// change nothing.
+    #[arg(long, requires = "target")]
+    dry_run: bool,
+    /// After restoring, read every restored file back and check it against the snapshot's
+    /// content ids; a mismatch is reported and the exit code is 1.
+    #[arg(long, requires = "target")]
+    verify: bool,
+    /// UNSAFE: overwrite and delete without first saving those entries in a `pre-restore`
+    /// snapshot (what is overwritten or deleted is then lost).
+    #[arg(long, requires = "target")]
+    no_safety_snapshot: bool,
+}
+
+/// `--overwrite`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OverwriteMode {
+    Never,
+    IfChanged,
+    IfNewer,
+    Always,
+}
+
+impl From<OverwriteMode> for Overwrite {
+    fn from(m: OverwriteMode) -> Overwrite {
+        match m {
+            OverwriteMode::Never => Overwrite::Never,
+            OverwriteMode::IfChanged => Overwrite::IfChanged,
+            OverwriteMode::IfNewer => Overwrite::IfNewer,
+            OverwriteMode::Always => Overwrite::Always,
+        }
+    }
 }
 
 /// The JSON report of a restore into a directory.
@@ -84,8 +141,29 @@ struct Report<'a> {
     dirs: u64,
     other: u64,
     bytes: u64,
+    overwritten: u64,
+    deleted: u64,
+    unchanged: u64,
+    kept: u64,
+    safety_snapshot: Option<String>,
+    verify: Option<VerifyReport>,
     errors: Vec<String>,
     findings: &'a [Finding],
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    files: u64,
+    bytes: u64,
+    mismatches: Vec<String>,
+}
+
+/// The JSON of `--dry-run`.
+#[derive(Serialize)]
+struct DryRun<'a> {
+    dry_run: bool,
+    #[serde(flatten)]
+    plan: &'a RestorePlan,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -102,10 +180,17 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         };
         args.db_password.apply(db, flag)?;
     }
-    // A database restore first saves the target in a safety snapshot: it writes.
-    let op = match database {
-        Some(_) => Operation::RestoreDatabase,
-        None => Operation::Restore,
+    // A database restore first saves the target in a safety snapshot: it writes; so does
+    // a restore into a directory that holds anything (it may overwrite or delete).
+    let may_save = |t: &PathBuf| {
+        !args.dry_run
+            && !args.no_safety_snapshot
+            && std::fs::read_dir(t).is_ok_and(|mut d| d.next().is_some())
+    };
+    let op = match (&database, &args.target) {
+        (Some(_), _) => Operation::RestoreDatabase,
+        (None, Some(t)) if may_save(t) => Operation::RestoreDatabase,
+        (None, _) => Operation::Restore,
     };
     let (repo, _lock) = open::open(cli, op)?;
     let (id, snap) =
@@ -140,19 +225,82 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let opts = RestoreOptions {
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
+        // Without a choice, nothing that differs may be overwritten (checked below).
+        overwrite: args.overwrite.map_or(Overwrite::IfChanged, Overwrite::from),
+        delete: args.delete,
+        verify: args.verify,
+        list_created: args.dry_run,
+        safety: (!args.no_safety_snapshot).then(|| BackupOptions {
+            project: snap.project.clone(),
+            ..BackupOptions::default()
+        }),
     };
+    let plan = restorer::plan(&repo, &snap, target, &opts)?;
+    if args.dry_run {
+        if args.json {
+            json(&DryRun {
+                dry_run: true,
+                plan: &plan,
+            })?;
+        } else {
+            print_plan(&plan);
+        }
+        return Ok(exit::OK);
+    }
+    if args.overwrite.is_none() && plan.totals.overwrite > 0 {
+        for e in plan
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Overwrite)
+        {
+            eprintln!(
+                "would overwrite {} ({})",
+                printable(e.path.as_os_str().as_encoded_bytes()),
+                e.reason.unwrap_or("exists")
+            );
+        }
+        eprintln!(
+            "strata: {} holds {} entries that this restore would overwrite (listed above); \
+             nothing was changed. Choose --overwrite if-changed (or never, if-newer, always): \
+             what is overwritten is first saved in a snapshot tagged pre-restore; --dry-run \
+             shows the whole plan",
+            plan.target.display(),
+            plan.totals.overwrite
+        );
+        return Ok(exit::FATAL);
+    }
     let bar = Bar::new("restore", cli.quiet || args.json);
-    let stats = restorer::restore(&repo, &snap, target, &opts, &bar)?;
+    let stats = restorer::execute(&repo, &snap, &plan, &opts, &bar)?;
+    let mismatches = stats.verify.as_ref().map_or(0, |v| v.mismatches.len());
     if args.json {
         json(&Report {
             files: stats.files,
             dirs: stats.dirs,
             other: stats.other,
             bytes: stats.bytes,
+            overwritten: stats.overwritten,
+            deleted: stats.deleted,
+            unchanged: stats.unchanged,
+            kept: stats.kept,
+            safety_snapshot: stats.safety_snapshot.as_ref().map(|id| id.to_hex()),
+            verify: stats.verify.as_ref().map(|v| VerifyReport {
+                files: v.files,
+                bytes: v.bytes,
+                mismatches: messages(&v.mismatches),
+            }),
             errors: messages(&stats.errors),
             findings: &stats.errors,
         })?;
     } else if !cli.quiet {
+        if let Some(safety) = &stats.safety_snapshot {
+            println!(
+                "saved the {} entries this restore overwrites or deletes as snapshot {} (tag \
+                 pre-restore); `strata restore {} --target / --overwrite always` puts them back",
+                plan.totals.overwrite + plan.totals.delete,
+                safety.short(),
+                safety.short()
+            );
+        }
         println!(
             "restored snapshot {} to {}: {} files, {} directories, {} other, {}",
             id.short(),
@@ -162,15 +310,62 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             stats.other,
             bytes(stats.bytes)
         );
+        if stats.overwritten + stats.deleted + stats.unchanged + stats.kept > 0 {
+            println!(
+                "existing entries: {} overwritten, {} deleted, {} unchanged, {} kept",
+                stats.overwritten, stats.deleted, stats.unchanged, stats.kept
+            );
+        }
+        if let Some(v) = &stats.verify {
+            println!(
+                "verified {} files ({}): {} mismatches",
+                v.files,
+                bytes(v.bytes),
+                v.mismatches.len()
+            );
+        }
     }
-    if stats.errors.is_empty() {
-        Ok(exit::OK)
-    } else {
-        // Each failure was printed as it happened (and is in the JSON): only the count here.
+    if stats.errors.is_empty() && mismatches == 0 {
+        return Ok(exit::OK);
+    }
+    // Each failure was printed as it happened (and is in the JSON): only the count here.
+    if !stats.errors.is_empty() {
         eprintln!(
             "strata: {} entries could not be restored (listed above)",
             stats.errors.len()
         );
-        Ok(exit::FATAL)
     }
+    if mismatches > 0 {
+        eprintln!("strata: {mismatches} restored files do not read back as the snapshot holds them (listed above)");
+    }
+    Ok(exit::FATAL)
+}
+
+/// Prints a plan: one line per entry, then the totals.
+fn print_plan(plan: &RestorePlan) {
+    for e in &plan.entries {
+        let action = match e.action {
+            Action::Create => "create",
+            Action::Overwrite => "overwrite",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+            Action::Keep => "keep",
+        };
+        let path = printable(e.path.as_os_str().as_encoded_bytes());
+        match e.reason {
+            Some(why) => println!("{action:<9} {} {path} ({why})", e.kind),
+            None => println!("{action:<9} {} {path}", e.kind),
+        }
+    }
+    let t = &plan.totals;
+    println!(
+        "dry run, nothing changed: would create {}, overwrite {}, delete {}; {} unchanged, {} \
+         kept; {} to write",
+        t.create,
+        t.overwrite,
+        t.delete,
+        t.unchanged,
+        t.keep,
+        bytes(t.bytes)
+    );
 }

@@ -7,6 +7,13 @@
 //! writes outside the target, even through symlinks it restored itself. Every blob is
 //! verified against its id before a byte of it is written.
 //!
+//! Existing entries: a restore is planned first ([`plan`]): an entry already in the target
+//! is replaced, kept or left alone as [`RestoreOptions::overwrite`] says, and with
+//! [`RestoreOptions::delete`] what the target holds below the restored paths beyond the
+//! snapshot is deleted. Before anything that exists is replaced or deleted, those entries
+//! (and only they) are backed up into a safety snapshot tagged `pre-restore`, when
+//! [`RestoreOptions::safety`] asks for one; if that backup fails, nothing is touched.
+//!
 //! Failures: an entry that cannot be restored is reported once (through
 //! [`Progress::warn`] and in [`RestoreStats::errors`]) and the restore goes on. A file whose
 //! content cannot be restored in full (a damaged or missing pack, a full disk) is removed
@@ -21,19 +28,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use strata_format::blob::BlobType;
+use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
 
+mod compare;
 mod content;
+mod plan;
+mod safety;
 mod stream;
+mod verify;
 
+use crate::archiver::BackupOptions;
 use crate::filter::Filter;
 use crate::meta::apply_metadata;
 use crate::progress::Progress;
 use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
+pub use compare::content_differs;
+pub use plan::{plan, Action, Overwrite, PlanTotals, PlannedEntry, RestorePlan};
 pub use stream::write_content;
+pub use verify::VerifyStats;
+
+/// The tag of safety snapshots (of what a restore replaces or deletes).
+pub const SAFETY_TAG: &str = "pre-restore";
 
 /// Which parts of a snapshot to restore.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +61,19 @@ pub struct RestoreOptions {
     pub includes: Vec<String>,
     /// Leave out entries matching these patterns (and what they contain).
     pub excludes: Vec<String>,
+    /// What to do with entries that already exist in the target.
+    pub overwrite: Overwrite,
+    /// Delete what the target holds below the restored paths (below included paths, with
+    /// includes) that the snapshot does not hold.
+    pub delete: bool,
+    /// Read every restored file back and check it against the snapshot's content ids.
+    pub verify: bool,
+    /// List the entries to create in the plan, too (a dry run shows them; a restore needs
+    /// only their count, and a plan of a large restore into an empty target stays small).
+    pub list_created: bool,
+    /// Back up what the restore replaces or deletes first, into a snapshot with these
+    /// labels and the tag [`SAFETY_TAG`]; `None`: no safety snapshot.
+    pub safety: Option<BackupOptions>,
 }
 
 /// What a restore did.
@@ -51,6 +83,16 @@ pub struct RestoreStats {
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
+    /// Existing entries replaced, deleted, left alone as identical, and kept (by the
+    /// overwrite mode).
+    pub overwritten: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub kept: u64,
+    /// The snapshot of what was replaced or deleted, taken before it was.
+    pub safety_snapshot: Option<SnapshotId>,
+    /// The read-back of every restored file, when asked for.
+    pub verify: Option<VerifyStats>,
     /// Entries that could not be restored, each with its path in the snapshot; the
     /// message reads "path: reason".
     pub errors: Vec<Finding>,
@@ -93,6 +135,8 @@ struct Walker<'a> {
     failed: HashSet<Vec<u8>>,
     /// Files whose content could not be restored (removed again), by snapshot path.
     failed_files: HashSet<Vec<u8>>,
+    /// Entries the plan leaves alone (directories with everything below them).
+    skip: HashSet<Vec<u8>>,
     files: Vec<Item>,
     links: Vec<(Item, Vec<u8>)>,
     special: Vec<Item>,
@@ -111,7 +155,7 @@ impl Walker<'_> {
             let mut path = prefix.to_vec();
             path.push(b'/');
             path.extend_from_slice(&node.name);
-            if self.exc.matches_bytes(&path) {
+            if self.exc.matches_bytes(&path) || self.skip.contains(&path) {
                 continue;
             }
             let here = included || self.inc.matches_bytes(&path);
@@ -265,7 +309,7 @@ fn under_failed(failed: &HashSet<Vec<u8>>, path: &[u8]) -> bool {
             .any(|(i, &b)| b == b'/' && i > 0 && failed.contains(&path[..i]))
 }
 
-/// Restores `snapshot` (filtered by `opts`) under `target`.
+/// Restores `snapshot` (filtered by `opts`) under `target`: [`plan`], then [`execute`].
 pub fn restore(
     repo: &Repository,
     snapshot: &SnapshotFile,
@@ -273,6 +317,25 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
+    let plan = plan(repo, snapshot, target, opts)?;
+    execute(repo, snapshot, &plan, opts, progress)
+}
+
+/// Carries out `plan` (made by [`plan`] with the same `opts`): takes the safety snapshot
+/// of what it replaces or deletes (when `opts.safety` asks; if it fails, nothing is
+/// touched), deletes, restores, then reads back (`opts.verify`).
+pub fn execute(
+    repo: &Repository,
+    snapshot: &SnapshotFile,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let target = plan.target.as_path();
+    let safety_snapshot = match &opts.safety {
+        Some(labels) => safety::snapshot(repo, plan, labels, progress)?,
+        None => None,
+    };
     let inc = Filter::new(&opts.includes)?;
     let included_all = inc.is_empty();
     std::fs::create_dir_all(target).map_err(|e| EngineError::io(target, e))?;
@@ -298,6 +361,7 @@ pub fn restore(
         dirs: Vec::new(),
         failed: HashSet::new(),
         failed_files: HashSet::new(),
+        skip: plan.skipped(),
         files: Vec::new(),
         links: Vec::new(),
         special: Vec::new(),
@@ -310,6 +374,21 @@ pub fn restore(
     // last among creations, so nothing is ever written or chmod-ed through a symlink this
     // restore made), then directory metadata, children before parents.
     progress.phase(crate::progress::Phase::Restoring);
+    let mut deleted = 0;
+    for d in plan.entries.iter().filter(|e| e.action == Action::Delete) {
+        let removed = match std::fs::symlink_metadata(&d.path) {
+            Ok(md) if md.is_dir() => std::fs::remove_dir_all(&d.path),
+            Ok(_) => std::fs::remove_file(&d.path),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) => deleted += 1,
+            Err(e) => fail(
+                &d.snapshot_path,
+                target_problem(FindingKind::TargetWriteFailed, format!("not deleted: {e}")),
+            ),
+        }
+    }
     w.visit(repo.load_tree(&snapshot.tree)?, b"", included_all, 0)?;
     w.write_files();
     crate::progress::check_stop(progress)?;
@@ -380,8 +459,19 @@ pub fn restore(
             fail(&d.path, target_problem(FindingKind::MetadataNotApplied, e));
         }
     }
+    let skip = std::mem::take(&mut w.skip);
     drop(w);
+    stats.deleted = deleted;
+    stats.overwritten = plan.totals.overwrite;
+    stats.unchanged = plan.totals.unchanged;
+    stats.kept = plan.totals.keep;
+    stats.safety_snapshot = safety_snapshot;
     stats.errors = errors.into_inner().expect("no panics while locked");
+    if opts.verify {
+        let failed: HashSet<Vec<u8>> = stats.errors.iter().filter_map(|f| f.path.clone()).collect();
+        let checker = verify::Verifier::new(repo, target, opts, &skip, &failed, progress)?;
+        stats.verify = Some(checker.run(snapshot)?);
+    }
     progress.finish();
     Ok(stats)
 }
