@@ -66,6 +66,17 @@ pub struct SftpBackend {
     conn: Connector,
     warned_no_fsync: AtomicBool,
     warned_no_chmod: AtomicBool,
+    warned_no_posix_rename: AtomicBool,
+}
+
+/// What a write found out about the server.
+struct Written {
+    /// Why the server refused to set the mode, if it did.
+    chmod_refused: Option<String>,
+    /// Whether it offers `fsync@openssh.com`.
+    fsync: bool,
+    /// Whether it offers `posix-rename@openssh.com`.
+    posix_rename: bool,
 }
 
 /// An entry of a directory listing.
@@ -103,6 +114,7 @@ impl SftpBackend {
             conn: Connector::new(endpoint, user.map(str::to_string), key, channels),
             warned_no_fsync: AtomicBool::new(false),
             warned_no_chmod: AtomicBool::new(false),
+            warned_no_posix_rename: AtomicBool::new(false),
         }
     }
 
@@ -173,10 +185,24 @@ impl SftpBackend {
                         let (mut f, mut g) = (file.clone(), file.clone());
                         let (first, meta) =
                             tokio::join!(f.read(PIECE as u32, BytesMut::new()), g.metadata());
-                        let first = first?.unwrap_or_default();
-                        let size = meta?.len().unwrap_or(0).max(first.len() as u64);
+                        let mut first = first?.unwrap_or_default();
                         let got = first.len() as u64;
-                        (first, got, size - got)
+                        match meta?.len() {
+                            Some(size) => (first, got, size.max(got) - got),
+                            None => {
+                                // No size given: the rest piece by piece, to its end.
+                                loop {
+                                    let at = first.len() as u64;
+                                    let piece = read_piece(&mut f, at, PIECE).await?;
+                                    first.extend_from_slice(&piece);
+                                    if (piece.len() as u64) < PIECE {
+                                        break;
+                                    }
+                                }
+                                let got = first.len() as u64;
+                                (first, got, 0)
+                            }
+                        }
                     }
                 };
                 let pieces = split(offset, length, PIECE);
@@ -191,7 +217,7 @@ impl SftpBackend {
                 // The last handle's drop sends the close; its answer is not waited for.
                 drop(file);
                 let wanted = head.len() as u64 + length;
-                head.reserve(length as usize);
+                head.reserve(parts.iter().map(BytesMut::len).sum());
                 for part in parts {
                     head.extend_from_slice(&part);
                 }
@@ -267,7 +293,9 @@ impl SftpBackend {
         Ok(files.collect())
     }
 
-    /// Writes `data` to `path` through a temporary name (see the module docs).
+    /// Writes `data` to `path` through a temporary name (see the module docs). A directory
+    /// of the layout that is missing (a repository copied without its empty directories)
+    /// is made, and the write tried again.
     async fn write_object(&self, path: &str, data: Bytes) -> Result<()> {
         const OP: &str = "write";
         let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
@@ -276,60 +304,16 @@ impl SftpBackend {
         } else {
             format!("{dir}/{}", temp_names::rename_write())
         };
-        let (tmp_full, full) = (self.full(&tmp), self.full(path));
-        let outcome = self
-            .on_channel(OP, path, |ch| {
-                let data = data.clone();
-                async move {
-                    let mut file = ch
-                        .sftp
-                        .options()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&tmp_full)
-                        .await?;
-                    let pieces = split(0, data.len() as u64, PIECE);
-                    let mut mode = file.clone();
-                    let chmod =
-                        async move { mode.set_permissions(Permissions::from(FILE_MODE)).await };
-                    let writes = futures::stream::iter(pieces)
-                        .map(|(at, len)| {
-                            let mut f = file.clone();
-                            let bytes = data.slice(at as usize..(at + len) as usize);
-                            async move {
-                                f.seek(std::io::SeekFrom::Start(at))
-                                    .await
-                                    .map_err(SftpError::from)?;
-                                f.write_all(&bytes).await
-                            }
-                        })
-                        .buffer_unordered(PIECES_IN_FLIGHT)
-                        .try_collect::<Vec<()>>();
-                    let (chmod, writes) = tokio::join!(chmod, writes);
-                    writes?;
-                    let chmod_refused = match chmod {
-                        Ok(()) => None,
-                        Err(e) if answered(&e) => Some(e.to_string()),
-                        Err(e) => return Err(e),
-                    };
-                    let fsync = ch.sftp.support_fsync();
-                    if fsync {
-                        file.sync_all().await?;
-                    }
-                    // The close and the rename go together: the file is durable already,
-                    // and the server handles them in order.
-                    let mut fs = ch.sftp.fs();
-                    let (closed, renamed) = tokio::join!(file.close(), fs.rename(&tmp_full, &full));
-                    renamed?;
-                    closed?;
-                    Ok((chmod_refused, fsync))
-                }
-            })
-            .await;
+        let mut outcome = self.write_through(path, &tmp, &data).await;
+        if matches!(&outcome, Err(e) if e.kind == ErrorKind::NotFound) && !dir.is_empty() {
+            let _ = self.remove(&tmp).await;
+            if self.make_dir(dir).await.is_ok() {
+                outcome = self.write_through(path, &tmp, &data).await;
+            }
+        }
         match outcome {
-            Ok((chmod_refused, fsync)) => {
-                if let Some(e) = chmod_refused {
+            Ok(done) => {
+                if let Some(e) = done.chmod_refused {
                     self.warn_once(
                         &self.warned_no_chmod,
                         &format!(
@@ -337,11 +321,18 @@ impl SftpBackend {
                         ),
                     );
                 }
-                if !fsync {
+                if !done.fsync {
                     self.warn_once(
                         &self.warned_no_fsync,
                         "does not offer fsync@openssh.com: writes are not made durable before \
                          they are renamed into place",
+                    );
+                }
+                if !done.posix_rename {
+                    self.warn_once(
+                        &self.warned_no_posix_rename,
+                        "does not offer posix-rename@openssh.com: an object that exists is not \
+                         replaced",
                     );
                 }
                 Ok(())
@@ -356,6 +347,78 @@ impl SftpBackend {
                 })
             }
         }
+    }
+
+    /// One try of [`SftpBackend::write_object`]: `data` written to `tmp`, made 0600 and
+    /// durable, and renamed to `path`.
+    async fn write_through(&self, path: &str, tmp: &str, data: &Bytes) -> Result<Written> {
+        let (tmp_full, full) = (self.full(tmp), self.full(path));
+        self.on_channel("write", path, |ch| async move {
+            let mut file = ch
+                .sftp
+                .options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp_full)
+                .await?;
+            let pieces = split(0, data.len() as u64, PIECE);
+            let mut mode = file.clone();
+            let chmod = async move { mode.set_permissions(Permissions::from(FILE_MODE)).await };
+            let writes = futures::stream::iter(pieces)
+                .map(|(at, len)| {
+                    let mut f = file.clone();
+                    let bytes = data.slice(at as usize..(at + len) as usize);
+                    async move {
+                        f.seek(std::io::SeekFrom::Start(at))
+                            .await
+                            .map_err(SftpError::from)?;
+                        f.write_all(&bytes).await
+                    }
+                })
+                .buffer_unordered(PIECES_IN_FLIGHT)
+                .try_collect::<Vec<()>>();
+            let (chmod, writes) = tokio::join!(chmod, writes);
+            writes?;
+            let chmod_refused = match chmod {
+                Ok(()) => None,
+                Err(e) if answered(&e) => Some(e.to_string()),
+                Err(e) => return Err(e),
+            };
+            let fsync = ch.sftp.support_fsync();
+            let mut fs = ch.sftp.fs();
+            let renamed = if fsync {
+                file.sync_all().await?;
+                // The file is durable: its close and its rename go together.
+                let (closed, renamed) = tokio::join!(file.close(), fs.rename(&tmp_full, &full));
+                closed?;
+                renamed
+            } else {
+                // Without an fsync, errors the server holds back until the close (a full
+                // disk on NFS) must be known before the object gets its name.
+                file.close().await?;
+                fs.rename(&tmp_full, &full).await
+            };
+            let posix_rename = ch.sftp.support_posix_rename();
+            match renamed {
+                Ok(()) => {}
+                // A plain rename does not replace: an object of this name and size is
+                // there already, and names are content addressed.
+                Err(e) if answered(&e) && !posix_rename => match fs.metadata(&full).await {
+                    Ok(meta) if meta.len() == Some(data.len() as u64) => {
+                        let _ = fs.remove_file(&tmp_full).await;
+                    }
+                    _ => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+            Ok(Written {
+                chmod_refused,
+                fsync,
+                posix_rename,
+            })
+        })
+        .await
     }
 
     /// Removes the file `rel`; a missing one is no error.
@@ -385,7 +448,7 @@ impl SftpBackend {
                 .on_channel("create_layout", rel, |ch| async move {
                     match ch.sftp.fs().metadata(&probe).await {
                         Ok(_) => Ok(true),
-                        Err(e) if error("", "", &e).kind == ErrorKind::NotFound => Ok(false),
+                        Err(e) if is_not_found(&e) => Ok(false),
                         Err(e) => Err(e),
                     }
                 })
@@ -443,7 +506,7 @@ impl SftpBackend {
                             .await
                         {
                             Ok(()) => Ok(None),
-                            Err(e) if answered(&e) => Ok(Some(e.to_string())),
+                            Err(e) if answered(&e) && !is_not_found(&e) => Ok(Some(e.to_string())),
                             Err(e) => Err(e),
                         }
                     })
@@ -463,16 +526,20 @@ impl SftpBackend {
     }
 }
 
-/// `(offset, length)` pieces of at most `piece` bytes covering `length` bytes at `offset`.
-fn split(offset: u64, length: u64, piece: u64) -> Vec<(u64, u64)> {
-    let mut pieces = Vec::new();
-    let mut at = 0;
-    while at < length {
-        let len = piece.min(length - at);
-        pieces.push((offset + at, len));
-        at += len;
-    }
-    pieces
+/// Whether the server said that there is no such file.
+fn is_not_found(e: &SftpError) -> bool {
+    error("", "", e).kind == ErrorKind::NotFound
+}
+
+/// `(offset, length)` pieces of at most `piece` bytes covering `length` bytes at `offset`
+/// (made as they are asked for: a huge `length` from a damaged index costs nothing before
+/// the read that fails).
+fn split(offset: u64, length: u64, piece: u64) -> impl Iterator<Item = (u64, u64)> {
+    let piece = piece.max(1);
+    (0..length.div_ceil(piece)).map(move |i| {
+        let at = i * piece;
+        (offset + at, piece.min(length - at))
+    })
 }
 
 /// Reads `len` bytes at `at` of `file` (a clone of an open file); fewer only at its end.
@@ -481,11 +548,13 @@ async fn read_piece(
     at: u64,
     len: u64,
 ) -> std::result::Result<BytesMut, SftpError> {
-    file.seek(std::io::SeekFrom::Start(at))
-        .await
-        .map_err(SftpError::from)?;
-    let mut out = BytesMut::with_capacity(len as usize);
+    let mut out = BytesMut::with_capacity(len.min(PIECE) as usize);
     while (out.len() as u64) < len {
+        // A server may answer with less than asked for before the end (and the file's
+        // offset moves by what was asked for): each read says where it starts.
+        file.seek(std::io::SeekFrom::Start(at + out.len() as u64))
+            .await
+            .map_err(SftpError::from)?;
         let want = (len - out.len() as u64).min(u64::from(u32::MAX)) as u32;
         match file.read(want, BytesMut::new()).await? {
             Some(bytes) if !bytes.is_empty() => out.extend_from_slice(&bytes),
@@ -711,9 +780,12 @@ mod tests {
 
     #[test]
     fn pieces_cover_the_range_exactly() {
-        assert_eq!(split(10, 0, 4), vec![]);
-        assert_eq!(split(10, 4, 4), vec![(10, 4)]);
-        assert_eq!(split(10, 9, 4), vec![(10, 4), (14, 4), (18, 1)]);
-        assert_eq!(split(0, 1, 1 << 20), vec![(0, 1)]);
+        let pieces = |o, l, p| split(o, l, p).collect::<Vec<_>>();
+        assert_eq!(pieces(10, 0, 4), vec![]);
+        assert_eq!(pieces(10, 4, 4), vec![(10, 4)]);
+        assert_eq!(pieces(10, 9, 4), vec![(10, 4), (14, 4), (18, 1)]);
+        assert_eq!(pieces(0, 1, 1 << 20), vec![(0, 1)]);
+        // Lazily: a length no memory could hold costs nothing up front.
+        assert_eq!(split(0, u64::MAX / 2, 1).take(2).count(), 2);
     }
 }

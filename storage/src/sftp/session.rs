@@ -13,7 +13,7 @@
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
@@ -26,6 +26,10 @@ use crate::Result;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keepalives: a dead link is noticed within a few of these.
 const ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// How long making the connection, or a channel over it, may take in all.
+const CHANNEL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a failed connection attempt answers for the callers that waited for it.
+const FAILURE_SHARED_FOR: Duration = Duration::from_secs(2);
 
 /// Whether the server answered (with a status): the channel itself is fine.
 pub(super) fn answered(e: &SftpError) -> bool {
@@ -60,12 +64,18 @@ fn connect_error(op: &'static str, path: &str, e: &openssh::Error) -> StorageErr
         }
         source = cause.source();
     }
-    let kind = if message.contains("Permission denied") {
+    let kind = if message.contains("Permission denied")
+        || message.contains("Too many authentication failures")
+    {
         ErrorKind::PermissionDenied
-    } else if message.contains("Host key verification failed")
+    } else if matches!(e, openssh::Error::Ssh(_))
+        || message.contains("Host key verification failed")
         || message.contains("Could not resolve hostname")
         || message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || message.contains("Bad configuration option")
+        || message.contains("Bad owner or permissions")
     {
+        // Nothing another try would change: no `ssh` to run, or it refuses.
         ErrorKind::Other
     } else {
         ErrorKind::Transient
@@ -90,6 +100,8 @@ struct Shared {
     user: Option<String>,
     key: Option<String>,
     session: Mutex<Option<Arc<Session>>>,
+    /// The last failed connection attempt: when, and what it gave.
+    last_failure: Mutex<Option<(Instant, ErrorKind, String)>>,
     channels: Vec<Mutex<Option<Channel>>>,
     next: AtomicUsize,
 }
@@ -116,6 +128,7 @@ impl Connector {
             user,
             key,
             session: Mutex::new(None),
+            last_failure: Mutex::new(None),
             channels: (0..channels.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }))
@@ -197,6 +210,13 @@ impl Shared {
         if let Some(session) = &*slot {
             return Ok(session.clone());
         }
+        // Callers that waited for an attempt that just failed share its failure, rather
+        // than each making one more (64 listings in flight would try 64 times in turn).
+        if let Some((when, kind, message)) = &*self.last_failure.lock().await {
+            if when.elapsed() < FAILURE_SHARED_FOR {
+                return Err(StorageError::new(*kind, op, path, message.clone()));
+            }
+        }
         let mut builder = SessionBuilder::default();
         if let Some(user) = &self.user {
             builder.user(user.clone());
@@ -212,10 +232,28 @@ impl Shared {
             .control_persist(ControlPersist::IdleFor(
                 NonZeroUsize::new(60).expect("not zero"),
             ));
-        let session = builder
-            .connect(&self.endpoint)
-            .await
-            .map_err(|e| connect_error(op, path, &e))?;
+        let made =
+            match tokio::time::timeout(CHANNEL_TIMEOUT, builder.connect(&self.endpoint)).await {
+                Ok(made) => made.map_err(|e| connect_error(op, path, &e)),
+                Err(_) => Err(StorageError::new(
+                    ErrorKind::Transient,
+                    op,
+                    path,
+                    format!(
+                        "ssh: no connection to {} within {} s",
+                        self.endpoint,
+                        CHANNEL_TIMEOUT.as_secs()
+                    ),
+                )),
+            };
+        let session = match made {
+            Ok(session) => session,
+            Err(e) => {
+                let message = e.source.to_string();
+                *self.last_failure.lock().await = Some((Instant::now(), e.kind, message));
+                return Err(e);
+            }
+        };
         tracing::debug!(endpoint = %self.endpoint, "ssh connection made");
         let session = Arc::new(session);
         *slot = Some(session.clone());
@@ -229,11 +267,32 @@ impl Shared {
             // Requests are sent at once rather than gathered for half a millisecond: each
             // one waits a round trip anyway, and many are in flight.
             .flush_interval(Duration::ZERO);
-        let sftp = match Sftp::from_clonable_session(session.clone(), options).await {
-            Ok(sftp) => sftp,
-            Err(e) => {
-                self.forget_session(&session).await;
-                return Err(error(op, path, &e));
+        // A server whose SFTP subsystem never answers (a home on a hung mount) must not
+        // hold this slot for ever.
+        let made = tokio::time::timeout(
+            CHANNEL_TIMEOUT,
+            Sftp::from_clonable_session(session.clone(), options),
+        )
+        .await;
+        let sftp = match made {
+            Ok(Ok(sftp)) => sftp,
+            failed => {
+                // A refused channel (sshd's MaxSessions) leaves a working connection be.
+                if session.check().await.is_err() {
+                    self.forget_session(&session).await;
+                }
+                return Err(match failed {
+                    Ok(Err(e)) => error(op, path, &e),
+                    _ => StorageError::new(
+                        ErrorKind::Transient,
+                        op,
+                        path,
+                        format!(
+                            "the SFTP server did not start a session within {} s",
+                            CHANNEL_TIMEOUT.as_secs()
+                        ),
+                    ),
+                });
             }
         };
         tracing::debug!(slot, "sftp channel made");

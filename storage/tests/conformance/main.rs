@@ -75,4 +75,5 @@ conformance!(
     modes,
     temp_files_are_not_listed,
     leftovers_are_removed,
+    missing_directories_are_made_and_large_objects_round_trip,
 );
