@@ -538,16 +538,24 @@ fn ls_lists_every_path() {
     expected.extend(ancestors(&src));
     assert_eq!(listed, expected);
 
-    // Below a path: everything under it and nothing else (the path itself
-    // may or may not be listed).
+    // Below a path, as restic: the path and what is directly in it; with --recursive,
+    // everything under it. Nothing else either way.
     let sub = src.join("sub");
-    let mut listed = env.ls(&id, Some(&sub));
-    listed.remove(&s("sub"));
-    let expected: BTreeSet<String> = ["sub/b.txt", "sub/deeper", "sub/deeper/c.txt"]
+    let listed = env.ls(&id, Some(&sub));
+    let expected: BTreeSet<String> = ["sub", "sub/b.txt", "sub/deeper"]
         .iter()
         .map(|r| s(r))
         .collect();
     assert_eq!(listed, expected);
+    for flag in ["--recursive", "-R"] {
+        let out = env.cmd().args(["ls", &id, flag]).arg(&sub).run().success();
+        let listed: BTreeSet<String> = out.lines().into_iter().collect();
+        let expected: BTreeSet<String> = ["sub", "sub/b.txt", "sub/deeper", "sub/deeper/c.txt"]
+            .iter()
+            .map(|r| s(r))
+            .collect();
+        assert_eq!(listed, expected, "{flag}");
+    }
 
     // --long still prints one line per entry, each naming its path.
     let long = env

@@ -296,6 +296,38 @@ fn backup_of_a_missing_path() {
         .run()
         .failure()
         .stderr_contains("there-is-nothing-here");
+    assert!(env.snapshots().is_empty());
+}
+
+/// As restic: a missing path among others is reported and the rest is backed up, with
+/// exit code 3; the snapshot names only what was there, and restores identical.
+#[test]
+fn a_missing_path_among_others_gives_exit_code_3_and_a_snapshot_of_the_rest() {
+    let env = Env::init();
+    let src = source(&env);
+    let missing = env.path("gone-away");
+    let out = env
+        .cmd()
+        .arg("backup")
+        .arg(&src)
+        .arg(&missing)
+        .arg("--json")
+        .run()
+        .code(3)
+        .stderr_contains("gone-away");
+    let summary = out.json();
+    let id = summary["snapshot_id"].as_str().unwrap().to_string();
+    let snaps = env.snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!([src.to_string_lossy()]),
+        "{}",
+        snaps[0]
+    );
+    let target = env.path("restore");
+    env.restore(&id, &target).success();
+    assert_same_tree(&src, &restored(&target, &src));
 }
 
 /// Root can read anything, so the backup runs as `nobody` (via setpriv) over

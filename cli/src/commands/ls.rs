@@ -12,7 +12,8 @@ use strata_format::tree::{Node, NodeKind};
 use crate::output::{printable, time};
 use crate::{exit, open, Cli};
 
-/// List the entries of a snapshot below PATH (default: everything), recursively.
+/// List the entries of a snapshot: without PATH, everything; with PATH, PATH itself and
+/// the entries directly in it (`--recursive`: everything below it), as restic does.
 ///
 /// SNAPSHOT is `latest`, a snapshot id, or a unique prefix of one. `--long` shows mode,
 /// owner, size and modification time; `--json` one object per line.
@@ -27,8 +28,7 @@ pub struct Args {
     /// Show mode, owner, size and modification time.
     #[arg(short, long)]
     long: bool,
-    /// Descend into every directory below PATH (what ls does anyway; accepted for scripts
-    /// written for restic).
+    /// With PATH: list everything below it, not only the entries directly in it.
     #[arg(short = 'R', long)]
     recursive: bool,
     /// Print one JSON object per entry and line.
@@ -133,6 +133,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             }
         }
     };
+    // Without PATH, everything; with PATH, one level unless --recursive.
+    let descend = args.path.is_none() || args.recursive;
     if let Some(tree) = tree {
         let mut failed = None;
         treewalk::walk(&repo, &tree, &prefix, &mut |p, n| {
@@ -140,7 +142,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 failed = Some(e);
                 return Err(strata_engine::EngineError::Invalid("output failed".into()));
             }
-            Ok(true)
+            Ok(descend)
         })
         .map_err(|e| match failed.take() {
             Some(io) => io,

@@ -210,7 +210,7 @@ pub fn backup_paths(
     let started = Instant::now();
     progress.phase(Phase::Preparing);
     let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
-    let roots = roots::Roots::new(paths)?;
+    let (roots, unusable) = roots::Roots::new(paths)?;
     roots.refuse_pseudo_fs(opts.include_pseudo_fs)?;
     let hostname = opts.hostname.clone().unwrap_or_else(crate::hostname);
     let path_strings = roots.path_strings();
@@ -219,6 +219,13 @@ pub fn backup_paths(
         None => snapshots::find_parent(repo, &hostname, &path_strings)?,
     };
     let ctx = Ctx::new(repo, opts, progress)?;
+    for (path, e) in unusable {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory: not backed up".to_string(),
+            _ => format!("{e}: not backed up"),
+        };
+        ctx.source_error(&path, FindingKind::UnreadableSource, why);
+    }
     let parent_root = parent
         .as_ref()
         .and_then(|(_, s)| ctx.load_parent_tree(Some(&s.tree)));

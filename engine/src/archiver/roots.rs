@@ -43,22 +43,32 @@ fn normalize(p: &Path) -> Result<PathBuf> {
 }
 
 impl Roots {
-    pub fn new(paths: &[PathBuf]) -> Result<Self> {
+    /// The roots of the paths given, and those of them that cannot be backed up (missing,
+    /// or not even `lstat`-able), each with why: as restic, the rest is backed up and
+    /// those are reported (exit code 3). None of them there at all is an error.
+    pub fn new(paths: &[PathBuf]) -> Result<(Self, Vec<(PathBuf, std::io::Error)>)> {
         if paths.is_empty() {
             return Err(EngineError::Invalid(
                 "nothing to back up: give at least one path".into(),
             ));
         }
         let mut normalized = Vec::new();
+        let mut unusable = Vec::new();
         for p in paths {
             let n = normalize(p)?;
-            std::fs::symlink_metadata(&n).map_err(|e| match e.kind() {
+            match std::fs::symlink_metadata(&n) {
+                Ok(_) => normalized.push(n),
+                Err(e) => unusable.push((p.clone(), e)),
+            }
+        }
+        if normalized.is_empty() {
+            let (p, e) = unusable.swap_remove(0);
+            return Err(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     EngineError::NotFound(format!("{}: no such file or directory", p.display()))
                 }
-                _ => EngineError::io(p, e),
-            })?;
-            normalized.push(n);
+                _ => EngineError::io(&p, e),
+            });
         }
         normalized.sort();
         normalized.dedup();
@@ -80,10 +90,13 @@ impl Roots {
                 p,
             );
         }
-        Ok(Roots {
-            paths: normalized,
-            top,
-        })
+        Ok((
+            Roots {
+                paths: normalized,
+                top,
+            },
+            unusable,
+        ))
     }
 
     pub fn path_strings(&self) -> Vec<String> {
