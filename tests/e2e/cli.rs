@@ -863,3 +863,69 @@ fn backup_with_one_file_system() {
     env.restore(v["snapshot_id"].as_str().unwrap(), &target);
     assert_same_tree(&src, &restored(&target, &src));
 }
+
+/// `copy` either way round: `-r SRC copy --to-repo DST`, and restic's `-r DST copy
+/// --from-repo SRC`; each repository opens with its own password (the `--from-`/`--to-`
+/// one for the side the option names, the usual one for -r). Exactly one of the two
+/// options: both, or neither, is a usage error.
+#[test]
+fn copy_either_way_round_with_each_sides_password() {
+    let src = Env::init();
+    let data = small_tree(&src, "src");
+    let id = src.backup(&[&data]);
+    let other_password = |env: &Env, pw: &str| {
+        fs::write(&env.password_file, pw).unwrap();
+        env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+            .success();
+    };
+    let copied_id = |out: Output| {
+        let report = out.json();
+        assert_eq!(report["copied"][0][0], id.as_str(), "{report}");
+        report["copied"][0][1].as_str().unwrap().to_string()
+    };
+    let restores_identical = |env: &Env, copy: &str| {
+        let target = env.path(format!("restore-{copy}"));
+        env.restore(copy, &target).success();
+        assert_same_tree(&data, &restored(&target, &data));
+    };
+
+    // restic's way: -r (and the usual password) is the destination.
+    let dst = Env::new();
+    other_password(&dst, "the destination's own\n");
+    dst.cmd()
+        .args(["copy", "--json", "--from-repo"])
+        .arg(&src.repo)
+        .run()
+        .code(12); // the source does not open with the destination's password
+    let out = dst
+        .cmd()
+        .args(["copy", "--json", "--from-repo"])
+        .arg(&src.repo)
+        .arg("--from-password-file")
+        .arg(&src.password_file)
+        .run()
+        .success();
+    restores_identical(&dst, &copied_id(out));
+
+    // --to-repo: -r is the source.
+    let dst2 = Env::new();
+    other_password(&dst2, "yet another\n");
+    let out = src
+        .cmd()
+        .args(["copy", "--json", "--to-repo"])
+        .arg(&dst2.repo)
+        .arg("--to-password-file")
+        .arg(&dst2.password_file)
+        .run()
+        .success();
+    restores_identical(&dst2, &copied_id(out));
+
+    src.cmd()
+        .args(["copy", "--to-repo"])
+        .arg(&dst.repo)
+        .arg("--from-repo")
+        .arg(&dst2.repo)
+        .run()
+        .code(2);
+    src.strata(["copy"]).code(2);
+}

@@ -13,7 +13,9 @@ use crate::{exit, open, Cli};
 /// Copy snapshots to another repository (replication).
 ///
 /// Copies the named snapshots (default: all of them, or those matching --host, --project
-/// and --tag) from --from-repo to --to-repo. The repositories may have different passwords
+/// and --tag) between two repositories: give exactly one of --to-repo (`-r SRC copy
+/// --to-repo DST`) or --from-repo (restic's way: `-r DST copy --from-repo SRC`); -r/--repo
+/// is the other side. The repositories may have different passwords
 /// and keys; only the data the destination lacks is transferred. Copying is idempotent:
 /// a snapshot already copied is skipped, and an interrupted copy resumes (packs are
 /// indexed as they are stored: only the last few, at most about an eighth of what was
@@ -27,16 +29,17 @@ use crate::{exit, open, Cli};
 /// [ids of copies whose hold was extended to the source's], "data_blobs_added",
 /// "tree_blobs_added", "bytes_added"}.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("other side").required(true).args(["from_repo", "to_repo"])))]
 pub struct Args {
     /// Snapshots to copy (ids, prefixes or `latest`; default: all that match the filters).
     #[arg(value_name = "SNAPSHOT")]
     snapshots: Vec<String>,
-    /// Source repository (default: -r/--repo).
+    /// Source repository; -r/--repo is then the destination (as `restic copy`).
     #[arg(long, value_name = "REPO")]
     from_repo: Option<String>,
-    /// Destination repository.
+    /// Destination repository; -r/--repo is then the source.
     #[arg(long, value_name = "REPO")]
-    to_repo: String,
+    to_repo: Option<String>,
     /// File holding the source repository's password.
     #[arg(long, value_name = "FILE")]
     from_password_file: Option<PathBuf>,
@@ -75,8 +78,22 @@ fn side(
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let Some(from_location) = args.from_repo.as_deref().or(cli.repo.as_deref()) else {
-        bail!("no source repository: use --from-repo or -r/--repo");
+    // -r/--repo is the side --from-repo or --to-repo does not name (clap allows exactly
+    // one of them).
+    let Some(repo) = cli.repo.as_deref() else {
+        let other = if args.from_repo.is_some() {
+            "destination"
+        } else {
+            "source"
+        };
+        crate::usage_error(format!(
+            "no {other} repository: give it with -r/--repo (or STRATA_REPOSITORY)"
+        ));
+    };
+    let (from_location, to_location) = match (&args.from_repo, &args.to_repo) {
+        (Some(from), _) => (from.as_str(), repo),
+        (None, Some(to)) => (repo, to.as_str()),
+        (None, None) => crate::usage_error("give --to-repo or --from-repo"),
     };
     let from = side(
         cli,
@@ -86,7 +103,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     );
     let to = side(
         cli,
-        &args.to_repo,
+        to_location,
         args.to_password_file.as_deref(),
         args.to_password_command.as_deref(),
     );
