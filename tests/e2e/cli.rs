@@ -929,3 +929,49 @@ fn copy_either_way_round_with_each_sides_password() {
         .code(2);
     src.strata(["copy"]).code(2);
 }
+
+/// `dump SNAPSHOT DIR` writes a tar archive, as restic: unpacked with tar(1), it is the
+/// backed-up tree (contents, a large file of many chunks, symlinks, an empty directory, a
+/// name longer than a tar header holds, modes, times); `dump SNAPSHOT /` holds the whole
+/// snapshot. A file is still written as it is.
+#[test]
+fn dump_of_a_directory_is_a_tar_that_unpacks_identical() {
+    require("tar", "tar");
+    let env = Env::init();
+    let src = small_tree(&env, "src");
+    write_file(&src.join("big.bin"), &random_bytes(9, 5 * 1024 * 1024 + 77));
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    fs::create_dir(src.join("empty-dir")).unwrap();
+    let long = src.join(format!("{}/{}", "d".repeat(80), "n".repeat(90)));
+    write_file(&long, b"a long path\n");
+    let id = env.backup(&[&src]);
+
+    let unpack = |args: &[&OsStr], dir: &str| {
+        let out = env.cmd().arg("dump").args(args).run().success();
+        let tar_file = env.path(format!("{dir}.tar"));
+        fs::write(&tar_file, &out.stdout).unwrap();
+        let into = env.path(dir);
+        fs::create_dir(&into).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("-xpf")
+            .arg(&tar_file)
+            .arg("-C")
+            .arg(&into)
+            .status()
+            .unwrap();
+        assert!(status.success(), "tar -x failed");
+        into.join(src.strip_prefix("/").unwrap())
+    };
+    let one = unpack(&[OsStr::new(&id), src.as_os_str()], "one");
+    assert_same_tree(&src, &one);
+    let whole = unpack(&[OsStr::new(&id), OsStr::new("/")], "whole");
+    assert_same_tree(&src, &whole);
+
+    let out = env
+        .cmd()
+        .args(["dump", &id])
+        .arg(src.join("a.txt"))
+        .run()
+        .success();
+    assert_eq!(out.stdout, fs::read(src.join("a.txt")).unwrap());
+}
