@@ -169,6 +169,16 @@ pub fn usage_error(message: impl std::fmt::Display) -> ! {
         .exit()
 }
 
+/// The application error as the exit codes read it: engine failures stay engine errors;
+/// a request that cannot be done is a usage error (exit 2).
+pub fn app_error(e: strata_app::AppError) -> anyhow::Error {
+    match e {
+        strata_app::AppError::Engine(e) => e.into(),
+        strata_app::AppError::Invalid(msg) => crate::usage_error(msg),
+        other => other.into(),
+    }
+}
+
 fn exit_code_for(e: &anyhow::Error) -> u8 {
     // A repository path that is a file: nothing of a repository can be there. The check is
     // made when the storage backend is built, before any engine call.

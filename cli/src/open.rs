@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use strata_app::repo::{self, OpenOptions, Opened, RepoSpec};
-use strata_app::{AppError, SecretRef};
+use strata_app::SecretRef;
 use strata_engine::lock::LockGuard;
 use strata_engine::{Operation, Repository};
 use strata_storage::{Backend, RemoteOptions};
@@ -71,16 +71,6 @@ fn read_location(file: &Path) -> Result<String> {
     Ok(location.to_string())
 }
 
-/// The application error as the exit codes read it: engine failures stay engine errors;
-/// a request that cannot be done is a usage error (exit 2).
-pub fn app_error(e: AppError) -> anyhow::Error {
-    match e {
-        AppError::Engine(e) => e.into(),
-        AppError::Invalid(msg) => crate::usage_error(msg),
-        other => other.into(),
-    }
-}
-
 /// The `-r/--repo` location.
 fn location(cli: &Cli) -> Result<&str> {
     match cli.repo.as_deref() {
@@ -116,7 +106,7 @@ pub fn spec_at(cli: &Cli, location: &str, file: Option<&Path>, command: Option<&
 /// The storage of `-r/--repo` (`cache`: reads may use the local cache).
 pub fn backend(cli: &Cli, cache: bool) -> Result<Arc<dyn Backend>> {
     let spec = spec_at(cli, location(cli)?, None, None);
-    repo::backend(&spec, cache).map_err(app_error)
+    repo::backend(&spec, cache).map_err(crate::app_error)
 }
 
 /// Opens `-r/--repo` for `op`, with the global password options.
@@ -137,6 +127,6 @@ pub fn open_spec(
         no_lock: cli.no_lock,
         runtime: None,
     };
-    let Opened { repo, lock } = repo::open(spec, &pw, op, &opts).map_err(app_error)?;
+    let Opened { repo, lock } = repo::open(spec, &pw, op, &opts).map_err(crate::app_error)?;
     Ok((repo, lock))
 }

@@ -144,7 +144,7 @@ pub fn password_from(cli: &Cli, source: Option<&SecretRef>, confirm: bool) -> Re
         }
     };
     check_password(&pw, &from, empty_allowed(cli), "--insecure-no-password")
-        .map_err(crate::open::app_error)?;
+        .map_err(crate::app_error)?;
     Ok(pw)
 }
 
@@ -242,8 +242,5 @@ impl DbPasswordArgs {
 
 /// Reads a secret (`what` names it in messages).
 pub fn read(secret: SecretRef, what: &str) -> Result<Vec<u8>> {
-    Ok(secret
-        .read(what)
-        .map_err(crate::open::app_error)?
-        .into_bytes())
+    Ok(secret.read(what).map_err(crate::app_error)?.into_bytes())
 }

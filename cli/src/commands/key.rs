@@ -92,7 +92,7 @@ impl NewPassword {
             EmptyPassword::Refuse,
             "--new-insecure-no-password",
         )
-        .map_err(open::app_error)?;
+        .map_err(crate::app_error)?;
         Ok((pw, kdf))
     }
 }
