@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
-use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use openssh_sftp_client::{Error as SftpError, Sftp, SftpAuxiliaryData, SftpOptions};
 use tokio::sync::Mutex;
 
 use crate::error::{ErrorKind, StorageError};
@@ -267,13 +267,32 @@ impl Shared {
             // Requests are sent at once rather than gathered for half a millisecond: each
             // one waits a round trip anyway, and many are in flight.
             .flush_interval(Duration::ZERO);
+        // The subsystem is started here rather than by `Sftp::from_clonable_session`, whose
+        // task panics if the future waiting for it is dropped first (a command ending while
+        // a channel is being made); the ssh process stays with the channel until it ends.
         // A server whose SFTP subsystem never answers (a home on a hung mount) must not
         // hold this slot for ever.
-        let made = tokio::time::timeout(
-            CHANNEL_TIMEOUT,
-            Sftp::from_clonable_session(session.clone(), options),
-        )
-        .await;
+        let start = async {
+            let mut child = Session::to_subsystem(session.clone(), "sftp")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .await
+                .map_err(|e| connect_error(op, path, &e))?;
+            let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
+                return Err(StorageError::other(
+                    op,
+                    path,
+                    "ssh gave no pipes to the SFTP server",
+                ));
+            };
+            let keep = SftpAuxiliaryData::Boxed(Box::new(std::sync::Mutex::new(child)));
+            Sftp::new_with_auxiliary(stdin, stdout, options, keep)
+                .await
+                .map_err(|e| error(op, path, &e))
+        };
+        let made = tokio::time::timeout(CHANNEL_TIMEOUT, start).await;
         let sftp = match made {
             Ok(Ok(sftp)) => sftp,
             failed => {
@@ -282,7 +301,7 @@ impl Shared {
                     self.forget_session(&session).await;
                 }
                 return Err(match failed {
-                    Ok(Err(e)) => error(op, path, &e),
+                    Ok(Err(e)) => e,
                     _ => StorageError::new(
                         ErrorKind::Transient,
                         op,
