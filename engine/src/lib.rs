@@ -49,6 +49,9 @@ mod stored;
 pub mod treewalk;
 pub mod vfs;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::{EngineError, ErrorKind, LockHolder};
 pub use index::{BlobLocation, IndexBuilder, MasterIndex};
 pub use operation::{IndexNeed, LockMode, Operation};

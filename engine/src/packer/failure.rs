@@ -53,12 +53,9 @@ impl Packer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use strata_format::blob::BlobType;
     use strata_format::id::BlobId;
-    use strata_format::keyfile::KdfParams;
-    use strata_storage::{Backend, OpendalBackend, StorageError};
+    use strata_storage::StorageError;
 
     use super::*;
     use crate::Repository;
@@ -67,17 +64,8 @@ mod tests {
     /// failure, not a bare "stopped": the first takes the error itself, later ones a copy.
     #[test]
     fn every_caller_after_a_failed_upload_names_it() {
-        let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-        let opts = crate::InitOptions {
-            kdf: KdfParams {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
-        Repository::init(backend.clone(), b"pw", &opts).unwrap();
-        let repo = Repository::open(backend, b"pw").unwrap();
+        let backend = crate::test_support::memory_repository();
+        let repo = Repository::open(backend, crate::test_support::PASSWORD).unwrap();
         let packer = Packer::new(&repo);
         let failure = || StorageError::other("write", "data/ab/abcd", "connection refused");
         let message = EngineError::from(failure()).to_string();

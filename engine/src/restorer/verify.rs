@@ -117,11 +117,6 @@ impl<'a> Verifier<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use strata_format::keyfile::KdfParams;
-    use strata_storage::{Backend, OpendalBackend};
-
     use super::*;
     use crate::archiver::{backup_paths, BackupOptions};
     use crate::progress::NoProgress;
@@ -131,23 +126,14 @@ mod tests {
     /// by the read-back, and the file left as restored is not.
     #[test]
     fn a_file_changed_after_the_restore_is_a_mismatch() {
-        let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
-        let opts = crate::InitOptions {
-            kdf: KdfParams {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
-        Repository::init(backend.clone(), b"pw", &opts).unwrap();
+        let backend = crate::test_support::memory_repository();
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().canonicalize().unwrap().join("src");
         std::fs::create_dir(&src).unwrap();
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(src.join("big"), &content).unwrap();
         std::fs::write(src.join("small"), b"small file").unwrap();
-        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        let repo = Repository::open(backend.clone(), crate::test_support::PASSWORD).unwrap();
         let saved = backup_paths(
             &repo,
             std::slice::from_ref(&src),
@@ -155,7 +141,7 @@ mod tests {
             &NoProgress,
         )
         .unwrap();
-        let repo = Repository::open(backend, b"pw").unwrap();
+        let repo = Repository::open(backend, crate::test_support::PASSWORD).unwrap();
         let target = tmp.path().join("target");
         let restore_opts = RestoreOptions {
             overwrite: Overwrite::Always,
