@@ -50,6 +50,8 @@ options:
   --port-base N      ports N..N+23 and N+10000..N+10023 for the servers and proxies
                      (default 28300; the tests' S3 server keeps its 8333)
   --keep             keep restore targets at the end
+  --strata-init "ARGS"  extra arguments for `strata init` (e.g. "--pack-size 4", to compare
+                     pack sizes; the report's header names them)
   --note TEXT        a line for the report's header (what else ran on the machine, why this run)
   -h, --help         this help
 
@@ -79,6 +81,7 @@ no_build=0
 port_base=28300
 keep=0
 note=""
+strata_init=""
 
 while (($# > 0)); do
     case $1 in
@@ -129,6 +132,10 @@ while (($# > 0)); do
     --keep)
         keep=1
         shift
+        ;;
+    --strata-init)
+        strata_init=${2?--strata-init needs arguments}
+        shift 2
         ;;
     --note)
         note=${2:?--note needs a text}
@@ -582,6 +589,7 @@ if have_backend s3; then meta_set version_s3 "SeaweedFS $("$weed_bin" version 2>
 if have_backend sftp; then meta_set version_sftp "$(/usr/sbin/sshd -V 2>&1 | head -n1 || true), /usr/lib/openssh/sftp-server"; fi
 meta_set proxy "benches/wanproxy.py"
 meta_set note "$note"
+meta_set strata_init "$strata_init"
 
 # ---------------------------------------------------------------- tool commands
 # repo_url TOOL BACKEND NAME: the location of repository NAME for TOOL on BACKEND (local: a path).
@@ -632,14 +640,16 @@ tool_cmd() {
         ;;
     esac
     case $tool:$action in
-    strata:init) CMD=("${base[@]}" init -q) ;;
+    # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
+    strata:init) CMD=("${base[@]}" init -q $strata_init) ;;
     strata:backup) CMD=("${base[@]}" backup -q "$arg") ;;
     strata:restore) CMD=("${base[@]}" restore -q latest --target "$arg") ;;
     strata:check) CMD=("${base[@]}" check -q) ;;
     strata:read_data) CMD=("${base[@]}" check --read-data -q) ;;
     strata:snapshots) CMD=("${base[@]}" snapshots) ;;
     strata:ls) CMD=("${base[@]}" ls latest) ;;
-    strata:init_copy) CMD=("${base[@]}" init -q) ;;
+    # shellcheck disable=SC2086
+    strata:init_copy) CMD=("${base[@]}" init -q $strata_init) ;;
     strata:copy) CMD=("$strata_bin" -r "$arg" --password-file "$password_file" copy -q --to-repo "$repo") ;;
 
     restic:init) CMD=("${base[@]}" init) ;;
@@ -890,6 +900,8 @@ L.append("")
 L.append("- **Command:** `%s`" % meta.get("command", "?"))
 if meta.get("note"):
     L.append("- **Note:** %s" % meta["note"])
+if meta.get("strata_init"):
+    L.append("- **strata init with:** `%s`" % meta["strata_init"])
 L.append("- **Machine:** %s cores (%s), %s RAM, %s; load average (1, 5, 15 min) %s at the start, %s at the end"
          % (meta.get("nproc"), meta.get("cpu"), meta.get("ram"), meta.get("kernel"), meta.get("load_start", "?"),
             meta.get("load_end", "?")))

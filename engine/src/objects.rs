@@ -49,6 +49,7 @@ pub(crate) fn delete_all(repo: &Repository, ft: FileType, names: &[String]) -> R
         return Ok(());
     }
     crate::lock::before_delete(repo)?;
+    repo.drop_early_listings();
     repo.for_each_name(names, DELETE_CONCURRENCY, move |backend, name| async move {
         match backend.delete(ft, &name).await {
             Err(e) if e.kind != strata_storage::ErrorKind::NotFound => Err(e.into()),

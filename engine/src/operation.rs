@@ -189,6 +189,40 @@ impl Operation {
         }
     }
 
+    /// What it lists first once its lock is held, started as soon as the lock file is
+    /// written: the index files if it loads the index, the snapshots if it reads them.
+    pub(crate) fn early_listings(self) -> Vec<strata_storage::FileType> {
+        use strata_storage::FileType;
+        use Operation::*;
+        let mut types = Vec::new();
+        if self.index() != IndexNeed::None {
+            types.push(FileType::Index);
+        }
+        if matches!(
+            self,
+            Backup
+                | Restore
+                | RestoreDatabase
+                | Dump
+                | Ls
+                | Find
+                | Diff
+                | Stats
+                | Snapshots
+                | Mount
+                | Verify
+                | CopyFrom
+                | CopyTo
+                | Forget
+                | ForgetAndPrune
+                | Hold
+                | Prune
+        ) {
+            types.push(FileType::Snapshot);
+        }
+        types
+    }
+
     /// Whether it walks the trees of snapshots (of many directories, so that the local
     /// cache of a remote repository is first brought to hold every metadata pack).
     pub fn walks_trees(self) -> bool {

@@ -23,7 +23,7 @@ pub fn list(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
 
 /// Every snapshot with its own result, oldest readable first (for `check`).
 pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<SnapshotFile>)>> {
-    let listed = repo.block_on(repo.backend().list(FileType::Snapshot))?;
+    let listed = repo.list_objects(FileType::Snapshot)?;
     let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
     let reads = repo.read_many_listed(FileType::Snapshot, &listed);
     let mut out: Vec<(SnapshotId, Result<SnapshotFile>)> = names
@@ -147,7 +147,7 @@ pub fn resolve(repo: &Repository, spec: &str) -> Result<SnapshotId> {
     }
     let spec_lc = spec.to_ascii_lowercase();
     let matches: Vec<String> = repo
-        .block_on(repo.backend().list(FileType::Snapshot))?
+        .list_objects(FileType::Snapshot)?
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| n.starts_with(&spec_lc))
@@ -225,6 +225,7 @@ pub fn rewrite(
     });
     let new_id = SnapshotId(repo.save_object(FileType::Snapshot, &new)?);
     crate::lock::before_delete(repo)?;
+    repo.drop_early_listings();
     repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))?;
     Ok(new_id)
 }

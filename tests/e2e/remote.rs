@@ -908,8 +908,9 @@ fn remote_metadata_is_cached() {
 
 /// Trees of a remote repository come from whole metadata packs, kept in the local cache:
 /// an unchanged re-backup over S3 reads no pack with a warm cache and makes a handful of
-/// requests in all (14: config, key, locks, listings, the new snapshot and its index, and a
-/// pack with the new tree of `/tmp`, whose time stamps other tests change), and
+/// requests in all (13: config, key, the lock written and confirmed, listings, the new
+/// snapshot and its index, and a pack with the new tree of `/tmp`, whose time stamps other
+/// tests change), and
 /// with a cold cache one request per metadata pack, not one per directory (the tree has
 /// 301).
 #[test]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use strata_format::id::LockId;
 use strata_format::lock::LockFile;
+use strata_storage::FileType;
 
 use super::guard::{Held, Holder, LockGuard};
 use super::identity;
@@ -27,7 +28,14 @@ pub fn lock_for(
         LockMode::Exclusive => true,
         LockMode::Read | LockMode::Shared => false,
     };
-    match lock_with(repo, op.name(), exclusive, wait, LockTiming::default()) {
+    match acquire(
+        repo,
+        op.name(),
+        exclusive,
+        wait,
+        LockTiming::default(),
+        &op.early_listings(),
+    ) {
         Ok(g) => Ok(Some(g)),
         Err(EngineError::Storage(e))
             if op.lock() == LockMode::Read && e.kind != strata_storage::ErrorKind::Transient =>
@@ -61,10 +69,34 @@ pub fn lock_with(
     wait: Duration,
     timing: LockTiming,
 ) -> Result<LockGuard> {
+    acquire(repo, operation, exclusive, wait, timing, &[])
+}
+
+/// Takes a lock as [`lock_with`] does; once the lock file is written, `early` listings
+/// start beside the check for conflicting locks (see `repository::listings`).
+fn acquire(
+    repo: &Repository,
+    operation: &str,
+    exclusive: bool,
+    wait: Duration,
+    timing: LockTiming,
+    early: &[FileType],
+) -> Result<LockGuard> {
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(200);
+    let mut first = true;
     loop {
-        match try_lock(repo, operation, exclusive, &timing) {
+        // A shared lock is first written without looking: the check after the write finds
+        // any conflict, and a writer that raced an exclusive lock removes its own. An
+        // exclusive one (prune, rare) looks first, so that its lock file never stops a
+        // backup starting while it only waits; so does every retry.
+        let look_first = exclusive || !first;
+        first = false;
+        let result = try_lock(repo, operation, exclusive, &timing, look_first, early);
+        if result.is_err() {
+            repo.drop_early_listings();
+        }
+        match result {
             Err(EngineError::Locked { message: msg, .. }) if Instant::now() < deadline => {
                 tracing::info!("waiting for the lock: {msg}");
                 // Jitter, so that two waiters do not keep colliding.
@@ -82,8 +114,12 @@ fn try_lock(
     operation: &str,
     exclusive: bool,
     timing: &LockTiming,
+    look_first: bool,
+    early: &[FileType],
 ) -> Result<LockGuard> {
-    check_conflicts(repo, exclusive, None, timing)?;
+    if look_first {
+        check_conflicts(repo, exclusive, None, timing)?;
+    }
     let mine = LockFile {
         exclusive,
         hostname: crate::hostname(),
@@ -111,6 +147,8 @@ fn try_lock(
         stop: None,
         refresher: None,
     };
+    // Our lock is durable: what is listed from now on stays (see `repository::listings`).
+    repo.list_early(early);
     // Another process may have locked between our check and our write: check again (the
     // guard removes our lock file if we lose).
     check_conflicts(repo, exclusive, Some(&id), timing)?;

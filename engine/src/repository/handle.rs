@@ -35,6 +35,8 @@ pub struct Repository {
     pub(super) lock_slot: crate::lock::LockSlot,
     /// Metadata packs read whole, for the trees in them.
     pub(super) metadata_packs: crate::packread::MetadataPacks,
+    /// Index and snapshot listings started while the lock was confirmed.
+    pub(super) early_listings: super::listings::EarlyListings,
 }
 
 impl std::fmt::Debug for Repository {

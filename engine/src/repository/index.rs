@@ -47,7 +47,7 @@ impl Repository {
     /// handing each to `f`, so that only a batch is in memory at once.
     pub fn for_each_index_file(&self, mut f: impl FnMut(IndexId, Result<IndexFile>)) -> Result<()> {
         const BATCH: usize = 8;
-        let listed = self.block_on(self.backend.list(FileType::Index))?;
+        let listed = self.list_objects(FileType::Index)?;
         for batch in listed.chunks(BATCH) {
             let reads = self.read_many_listed(FileType::Index, batch);
             for ((name, _), r) in batch.iter().zip(reads) {

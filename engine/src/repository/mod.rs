@@ -6,6 +6,7 @@
 mod contents;
 mod handle;
 mod index;
+mod listings;
 mod objects;
 mod open;
 

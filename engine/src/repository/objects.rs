@@ -116,6 +116,7 @@ impl Repository {
         if matches!(ft, FileType::Index | FileType::Snapshot) {
             self.lock_slot.before_write()?;
         }
+        self.drop_early_listings();
         let bytes = value.encode(&self.key, &mut rand::thread_rng());
         let id = Digest::of_stored(&bytes);
         let size = bytes.len() as u64;

@@ -125,7 +125,14 @@ impl Repository {
         password: &[u8],
     ) -> Result<Self> {
         let location = backend.location();
-        let config_bytes = match rt.block_on(backend.read(FileType::Config, "")) {
+        // The config and the key list at once: over a network, one round trip fewer.
+        let (config_read, keys_listed) = rt.block_on(async {
+            tokio::join!(
+                backend.read(FileType::Config, ""),
+                backend.list(FileType::Key)
+            )
+        });
+        let config_bytes = match config_read {
             Ok(b) => b,
             Err(e) if e.kind == StorageKind::NotFound => {
                 let found = rt.block_on(Contents::survey(&*backend))?;
@@ -141,7 +148,7 @@ impl Repository {
             let found = rt.block_on(Contents::survey(&*backend))?;
             return Err(config_lost(&location, &format!("is damaged ({e})"), &found));
         }
-        let keys = rt.block_on(backend.list(FileType::Key))?;
+        let keys = keys_listed?;
         if keys.is_empty() {
             return Err(EngineError::Corrupt(format!(
                 "repository {location} has no key files"
@@ -190,6 +197,7 @@ impl Repository {
             remote,
             lock_slot: crate::lock::LockSlot::default(),
             metadata_packs: Default::default(),
+            early_listings: Default::default(),
         })
     }
 }

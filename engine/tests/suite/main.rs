@@ -9,6 +9,7 @@ mod config;
 mod findings;
 mod hostile;
 mod keys;
+mod listings;
 mod locks;
 mod metadata;
 mod prune;
