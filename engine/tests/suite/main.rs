@@ -11,6 +11,7 @@ mod hostile;
 mod keys;
 mod locks;
 mod metadata;
+mod progress;
 mod prune;
 mod repair;
 mod retention;
