@@ -13,7 +13,7 @@ use std::time::Duration;
 use strata_engine::archiver::{backup_paths, BackupOptions};
 use strata_engine::checker::{check_with, CheckOptions};
 use strata_engine::progress::{FileStatus, Progress, Totals};
-use strata_engine::restorer::{restore, RestoreOptions};
+use strata_engine::restorer::{restore, Overwrite, RestoreOptions};
 use strata_engine::Repository;
 
 /// Records what an operation reports. `slow` delays each file a backup starts, so that the
@@ -176,6 +176,25 @@ fn restore_and_check_read_data_report_their_totals_up_front_and_reach_them() {
         (4, 1_700_000, true)
     );
     assert_eq!(restored.done(), expected);
+
+    // Again over an edited file, with a safety snapshot first: that backup's own counts
+    // (its scanner's totals, its files) are not the restore's.
+    let back = target.path().join(s.strip_prefix("/").unwrap());
+    std::fs::write(back.join("a/two"), b"edited").unwrap();
+    let again = Recorder::default();
+    let opts = RestoreOptions {
+        overwrite: Overwrite::IfChanged,
+        safety: Some(BackupOptions::default()),
+        ..Default::default()
+    };
+    let stats = restore(&repo, &done.snapshot, target.path(), &opts, &again).unwrap();
+    assert!(stats.safety_snapshot.is_some());
+    let totals = again.totals.lock().unwrap().clone();
+    assert_eq!(totals.len(), 1, "{totals:?}");
+    assert_eq!((totals[0].items, totals[0].bytes), (1, 900_000));
+    assert_eq!(again.done(), (1, 900_000));
+    assert!(again.files.lock().unwrap().is_empty());
+    let repo = Repository::open(repo.backend().clone(), b"pw").unwrap();
 
     let checked = Recorder::default();
     let opts = CheckOptions {
