@@ -85,7 +85,7 @@ fn control_chars(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn on_a_terminal_backup_and_restore_show_a_percentage_files_and_an_eta() {
+fn on_a_terminal_backup_restore_and_check_show_a_percentage_counts_and_an_eta() {
     let env = Env::init_small_packs();
     let src = env.path("src");
     files(&src, 16, 1 << 20);
@@ -114,6 +114,13 @@ fn on_a_terminal_backup_and_restore_show_a_percentage_files_and_an_eta() {
         assert!(shown.contains(wanted), "no {wanted:?} in:\n{shown:?}");
     }
     assert_same_tree(&src, &restored(&target, &src));
+
+    // check --read-data counts packs, known up front.
+    let (code, shown) = on_terminal(&env, &["check", "--read-data"], &slow);
+    assert_eq!(code, 0, "{shown}");
+    for wanted in ["%", " packs ", " MiB / ", "ETA "] {
+        assert!(shown.contains(wanted), "no {wanted:?} in:\n{shown:?}");
+    }
 }
 
 #[test]
