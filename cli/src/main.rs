@@ -94,9 +94,17 @@ pub struct Cli {
     #[arg(skip)]
     pub password_source: Option<strata_app::SecretRef>,
 
-    /// Show no progress.
+    /// Show no progress (and list nothing for -v). Without a terminal on stderr (cron, a
+    /// pipe) progress is not shown anyway: only warnings and errors, without colour
+    /// (NO_COLOR also turns colour off on a terminal).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Say more: `backup -v` lists the new and modified files (`new       /path`,
+    /// `modified  /path`) on stdout, -vv unchanged ones too; with --json they are
+    /// `verbose_status` lines on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// When the repository is locked by another process, keep retrying for this long
     /// (e.g. `10m`) instead of failing at once.

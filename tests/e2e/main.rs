@@ -21,6 +21,7 @@ mod locks;
 mod maintenance;
 mod mount;
 mod passwords;
+mod progress;
 mod remote;
 mod restore_safety;
 mod roundtrip;

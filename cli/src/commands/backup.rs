@@ -44,7 +44,14 @@ use crate::{exit, open, values, Cli};
 /// duration_secs, errors (one line per source entry left out), skipped_pseudo_fs and
 /// skipped_pseudo_fs_paths, tables (a database's tables and row counts), and findings: the
 /// errors as objects {"kind" ("unreadable_source" or "too_deep"), "object" (null),
-/// "snapshot" (null), "path" (on the source), "message" (the line in errors)}.
+/// "snapshot" (null), "path" (on the source), "message" (the line in errors)}. Progress
+/// then goes to stderr as JSON lines (see the README: "message_type": "status" with
+/// percent_done, files_done, total_files, bytes_done, total_bytes, seconds_elapsed,
+/// seconds_remaining; "verbose_status" with -v), never to stdout.
+///
+/// On a terminal, progress shows the percentage, files and bytes done of the totals (a
+/// scanner counts them beside the backup; no ETA until it has finished), the rate, the ETA
+/// and the current file. -v lists new and modified files.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source")
     .args(["paths", "stdin", "postgres", "mysql", "sqlite"]).required(true)))]
@@ -105,7 +112,7 @@ pub struct Args {
     /// Hold the snapshot for this long after its time: `7y`, `18m`, `90d`, `1y6m`.
     #[arg(long, value_name = "SPAN")]
     hold_for: Option<CalendarSpan>,
-    /// Print the summary as JSON.
+    /// Print the summary as JSON on stdout, and progress as JSON lines on stderr.
     #[arg(long)]
     json: bool,
 }
@@ -159,7 +166,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         project: args.project.clone(),
         keep_until_ns,
     };
-    let bar = Bar::new("backup", cli.quiet || args.json);
+    // Files are counted (and totals scanned) for paths; a stream is bytes only.
+    let unit = if args.paths.is_empty() { "" } else { "files" };
+    let bar = Bar::with_totals(unit, cli.quiet, args.json).listing(cli.verbose, cli.quiet);
     let mut database = Database::from_options(
         args.postgres.as_deref(),
         args.mysql.as_deref(),

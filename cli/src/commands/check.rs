@@ -40,7 +40,8 @@ pub struct Args {
     /// decimals allowed, rounded up to at least one pack), e.g. 10% or 2.5%.
     #[arg(long, value_name = "N/M|P%")]
     read_data_subset: Option<checker::Subset>,
-    /// Print the report as JSON.
+    /// Print the report as JSON on stdout, and progress as JSON lines on stderr
+    /// ("message_type": "status": packs_done and total_packs with --read-data).
     #[arg(long)]
     json: bool,
 }
@@ -75,11 +76,17 @@ fn graded<'a>(severity: &'static str, findings: &'a [Finding]) -> impl Iterator<
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (repo, _lock) = open::open(cli, Operation::Check)?;
-    let bar = Bar::new("check", cli.quiet || args.json);
     let opts = checker::CheckOptions {
         read_data: args.read_data,
         subset: args.read_data_subset,
     };
+    // Reading data counts packs (their totals known up front); otherwise snapshots.
+    let reads = opts.read_data || opts.subset.is_some();
+    let bar = Bar::with_totals(
+        if reads { "packs" } else { "snapshots" },
+        cli.quiet,
+        args.json,
+    );
     let r = checker::check_with(&repo, &opts, &bar)?;
     if args.json {
         json(&Report {

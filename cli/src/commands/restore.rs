@@ -81,7 +81,8 @@ pub struct Args {
     /// Replace a target database that holds anything (after a pre-restore snapshot of it).
     #[arg(long, conflicts_with = "target")]
     force: bool,
-    /// Print the outcome as JSON.
+    /// Print the outcome as JSON on stdout, and progress as JSON lines on stderr
+    /// ("message_type": "status", as for backup; see the README).
     #[arg(long)]
     json: bool,
     /// Restore only entries matching GLOB and what they contain (repeatable).
@@ -269,7 +270,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         );
         return Ok(exit::FATAL);
     }
-    let bar = Bar::new("restore", cli.quiet || args.json);
+    let bar = Bar::with_totals("files", cli.quiet, args.json);
     let stats = restorer::execute(&repo, &snap, &plan, &opts, &bar)?;
     let mismatches = stats.verify.as_ref().map_or(0, |v| v.mismatches.len());
     if args.json {

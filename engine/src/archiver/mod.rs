@@ -12,12 +12,13 @@
 
 mod file;
 mod roots;
+mod scan;
 mod source;
 mod walk;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -236,7 +237,20 @@ pub fn backup_paths(
         .build()
         .map_err(|e| EngineError::Internal(format!("starting worker threads: {e}")))?;
     progress.phase(Phase::BackingUp);
-    let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()))?;
+    // The scanner counts the sources beside the archiver, for progress only; it stops when
+    // the archive is done, whether or not it has finished counting.
+    let archived = AtomicBool::new(false);
+    let tree = std::thread::scope(|s| {
+        let scanner = std::thread::Builder::new()
+            .name("strata-scan".into())
+            .spawn_scoped(s, || scan::scan(&ctx, roots.paths(), &archived));
+        if let Err(e) = scanner {
+            tracing::debug!("no scanner thread, progress without totals: {e}");
+        }
+        let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()));
+        archived.store(true, Ordering::Relaxed);
+        tree
+    })?;
     let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);
     snapshot.parent = parent.map(|(id, _)| id);
     finish(ctx, snapshot, started)

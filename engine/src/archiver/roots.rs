@@ -99,6 +99,11 @@ impl Roots {
         ))
     }
 
+    /// The paths given, absolute and normalized, that exist.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
     pub fn path_strings(&self) -> Vec<String> {
         self.paths
             .iter()

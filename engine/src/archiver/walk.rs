@@ -11,6 +11,7 @@ use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 
 use super::{file, Ctx};
 use crate::meta::{node_from_metadata, special_kind};
+use crate::progress::FileStatus;
 use crate::report::FindingKind;
 use crate::Result;
 
@@ -134,20 +135,22 @@ pub(super) fn archive_entry(
                 }
                 _ => None,
             });
-        let (content, size) = match reusable {
+        let (content, size, status) = match reusable {
             Some(content) => {
                 ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
-                (content, md.len())
+                // Not read, but done: progress counts its bytes as the scanner did.
+                ctx.progress.add_bytes(md.len());
+                (content, md.len(), FileStatus::Unchanged)
             }
             None => match file::chunk_file(ctx, path, &md, pseudo) {
-                Ok(read) => {
-                    let counter = if parent.is_some() {
-                        &ctx.counters.files_changed
+                Ok((content, size)) => {
+                    let (counter, status) = if parent.is_some() {
+                        (&ctx.counters.files_changed, FileStatus::Modified)
                     } else {
-                        &ctx.counters.files_new
+                        (&ctx.counters.files_new, FileStatus::New)
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    read
+                    (content, size, status)
                 }
                 Err(file::FileError::Source(e)) => {
                     ctx.source_error(path, FindingKind::UnreadableSource, e);
@@ -157,6 +160,7 @@ pub(super) fn archive_entry(
             },
         };
         ctx.progress.add_item();
+        ctx.progress.file_done(path, status);
         let mut node = node_from_metadata(name, path, &md, NodeKind::File { content }, &ctx.names);
         node.size = size;
         return Ok(Some(node));

@@ -221,7 +221,10 @@ pub fn check_with(
         };
         crate::progress::check_stop(progress)?;
         report.snapshots += 1;
-        progress.add_item();
+        // Items are the packs read when there are any (their totals were reported).
+        if !(opts.read_data || opts.subset.is_some()) {
+            progress.add_item();
+        }
         let short = sid.short();
         // A problem below a tree, placed in this snapshot: the root tree has path "/".
         let place = |path: &[u8], problem: &Finding| {

@@ -11,7 +11,7 @@ use strata_storage::FileType;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::packread::{pack_tail, PackReader};
-use crate::progress::Progress;
+use crate::progress::{Progress, Totals};
 use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::Repository;
 
@@ -77,7 +77,11 @@ pub(super) fn check_packs(
         }
     }
     drop(pos_of);
-    progress.set_total(packs.iter().map(|p| p.1).sum());
+    progress.set_totals(Totals {
+        items: packs.len() as u64,
+        bytes: packs.iter().map(|p| p.1).sum(),
+        complete: true,
+    });
     let read_all = |packs: &mut Vec<PackToCheck>| -> Vec<PackOutcome> {
         packs
             .par_iter_mut()
@@ -89,6 +93,7 @@ pub(super) fn check_packs(
                 blobs.sort_unstable_by_key(|(_, loc)| loc.offset);
                 let out = check_pack(repo, pack, *size, blobs);
                 progress.add_bytes(out.bytes);
+                progress.add_item();
                 // Done with this pack's list: free it while the others are read.
                 *blobs = Vec::new();
                 out

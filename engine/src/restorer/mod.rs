@@ -42,7 +42,7 @@ mod verify;
 use crate::archiver::BackupOptions;
 use crate::filter::Filter;
 use crate::meta::apply_metadata;
-use crate::progress::Progress;
+use crate::progress::{Progress, Totals, WarningsOnly};
 use crate::report::{Finding, FindingKind, ObjectRef};
 use crate::{EngineError, Repository, Result};
 
@@ -333,7 +333,9 @@ pub fn execute(
 ) -> Result<RestoreStats> {
     let target = plan.target.as_path();
     let safety_snapshot = match &opts.safety {
-        Some(labels) => safety::snapshot(repo, plan, labels, progress)?,
+        // Its own backup reports warnings (and may be stopped), not counts: the restore's
+        // progress counts the restore.
+        Some(labels) => safety::snapshot(repo, plan, labels, &WarningsOnly(progress))?,
         None => None,
     };
     let inc = Filter::new(&opts.includes)?;
@@ -374,6 +376,11 @@ pub fn execute(
     // last among creations, so nothing is ever written or chmod-ed through a symlink this
     // restore made), then directory metadata, children before parents.
     progress.phase(crate::progress::Phase::Restoring);
+    progress.set_totals(Totals {
+        items: plan.totals.files,
+        bytes: plan.totals.bytes,
+        complete: true,
+    });
     let mut deleted = 0;
     for d in plan.entries.iter().filter(|e| e.action == Action::Delete) {
         let removed = match std::fs::symlink_metadata(&d.path) {
@@ -416,7 +423,12 @@ pub fn execute(
         match clear(&path, false)
             .and_then(|_| std::fs::hard_link(target_path(target, first), &path))
         {
-            Ok(()) => stats.files += 1,
+            Ok(()) => {
+                stats.files += 1;
+                // The plan counted it as a file of its size.
+                progress.add_item();
+                progress.add_bytes(l.node.size);
+            }
             Err(e) => fail(
                 &l.path,
                 target_problem(

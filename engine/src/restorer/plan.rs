@@ -87,6 +87,8 @@ pub struct PlanTotals {
     pub delete: u64,
     pub unchanged: u64,
     pub keep: u64,
+    /// Regular files that creations and overwrites write (hard links counted as files).
+    pub files: u64,
     /// File content that creations and overwrites write.
     pub bytes: u64,
 }
@@ -250,6 +252,7 @@ impl Planner<'_> {
                     t.overwrite += 1
                 }
                 if kind == "file" {
+                    t.files += 1;
                     t.bytes = t.bytes.saturating_add(size);
                 }
             }

@@ -12,6 +12,7 @@ mod keys;
 mod listings;
 mod locks;
 mod metadata;
+mod progress;
 mod prune;
 mod repair;
 mod retention;
