@@ -160,6 +160,7 @@ pub enum Command {
     Verify(commands::verify::Args),
     Version(commands::version::Args),
     Generate(commands::generate::Args),
+    Tag(commands::tag::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.

@@ -20,6 +20,7 @@ mod repair_config;
 pub mod restore;
 pub mod snapshots;
 pub mod stats;
+pub mod tag;
 pub mod unlock;
 pub mod verify;
 pub mod version;
@@ -77,5 +78,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Verify(a) => verify::run(cli, a),
         Command::Version(a) => version::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Tag(a) => tag::run(cli, a),
     }
 }
