@@ -161,6 +161,7 @@ pub enum Command {
     Version(commands::version::Args),
     Generate(commands::generate::Args),
     Tag(commands::tag::Args),
+    Rewrite(commands::rewrite::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.

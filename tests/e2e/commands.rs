@@ -128,3 +128,193 @@ fn tag_on_a_held_snapshot_keeps_the_hold() {
     env.strata(["forget", &id]).code(1);
 }
 
+// ---------------------------------------------------------------------------------------
+// rewrite
+
+/// The content ids of the file at absolute `path` in snapshot `id` (walking `cat tree`).
+fn content_ids(env: &Env, id: &str, path: &Path) -> Vec<String> {
+    let snap = env.strata(["cat", "snapshot", id]).success().json();
+    let mut tree = snap["tree"].as_str().unwrap().to_string();
+    let comps: Vec<&std::ffi::OsStr> = path.iter().skip(1).collect();
+    for (i, name) in comps.iter().enumerate() {
+        let t = env.strata(["cat", "tree", &tree]).success().json();
+        let want: Vec<Value> = name
+            .as_encoded_bytes()
+            .iter()
+            .map(|b| Value::from(*b))
+            .collect();
+        let node = t["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"].as_array() == Some(&want))
+            .unwrap_or_else(|| panic!("{name:?} not in tree {tree}: {t}"))
+            .clone();
+        let kind = &node["kind"];
+        if i + 1 == comps.len() {
+            return kind["File"]["content"]
+                .as_array()
+                .unwrap_or_else(|| panic!("not a file: {node}"))
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+        }
+        tree = kind["Dir"]["subtree"].as_str().unwrap().to_string();
+    }
+    unreachable!("a path below /")
+}
+
+/// `list blobs`, as (type, id) pairs.
+fn blobs(env: &Env) -> BTreeSet<(String, String)> {
+    env.strata(["list", "blobs"])
+        .success()
+        .lines()
+        .into_iter()
+        .map(|l| {
+            let (t, id) = l.split_once(' ').unwrap();
+            (t.to_string(), id.to_string())
+        })
+        .collect()
+}
+
+/// The leaked-secret case: `rewrite --exclude` writes a snapshot without the file (its
+/// time, host, paths, tags and a record of the rewrite kept), the rest restores byte for
+/// byte, the old snapshot is forgotten; `--dry-run` and a pattern matching nothing change
+/// nothing, `--keep-old` keeps the old one; after `prune` the secret's blob is gone from
+/// the index and `check --read-data` is clean.
+#[test]
+fn rewrite_removes_a_leaked_secret_down_to_its_data() {
+    let env = Env::init();
+    let src = small_tree(&env, "src");
+    let secret = src.join("sub/.env");
+    write_file(&secret, b"API_KEY=a-secret-only-this-file-holds-7d1f0c\n");
+    let first = env.backup_json(&[&src], &["--tag", "web"])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_blobs = content_ids(&env, &first, &secret);
+    assert_eq!(secret_blobs.len(), 1);
+    assert!(blobs(&env).contains(&("data".into(), secret_blobs[0].clone())));
+    let before = snapshots_by_id(&env);
+
+    // A pattern that matches nothing: unchanged.
+    let out = env.strata(["rewrite", "--exclude", "*.nothing"]).success();
+    assert!(out.stdout_str().contains("unchanged"), "{}", out.describe());
+    assert_eq!(snapshots_by_id(&env), before);
+
+    // --dry-run names the file and changes nothing.
+    let out = env
+        .strata(["rewrite", "latest", "--exclude", ".env", "--dry-run"])
+        .success();
+    assert!(
+        out.stdout_str().contains(&secret.display().to_string()),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(snapshots_by_id(&env), before);
+
+    // --keep-old: both, the new one without the file.
+    let exclude = secret.display().to_string();
+    let kept = env
+        .strata([
+            "rewrite",
+            &first,
+            "--exclude",
+            &exclude,
+            "--keep-old",
+            "--json",
+        ])
+        .success()
+        .json();
+    let copy = kept[0]["new_id"].as_str().unwrap().to_string();
+    assert_eq!(kept[0]["removed"], serde_json::json!([exclude]));
+    let now = snapshots_by_id(&env);
+    assert_eq!(
+        now.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([first.clone(), copy.clone()])
+    );
+    env.strata(["forget", &copy]).success();
+
+    // The real thing (an exclude file, as restic's).
+    let patterns = env.path("patterns");
+    fs::write(&patterns, format!("# the leaked key\n\n{exclude}\n")).unwrap();
+    let done = env
+        .cmd()
+        .args(["rewrite", "--exclude-file"])
+        .arg(&patterns)
+        .args(["--json"])
+        .run()
+        .success()
+        .json();
+    let new = done[0]["new_id"].as_str().unwrap().to_string();
+    let after = snapshots_by_id(&env);
+    assert_eq!(after.keys().cloned().collect::<Vec<_>>(), [new.clone()]);
+    let (old, rewritten) = (&before[&first], &after[&new]);
+    for field in ["time", "host", "user", "paths", "tags", "project", "parent"] {
+        assert_eq!(old[field], rewritten[field], "{field}");
+    }
+    assert_eq!(rewritten["original"], Value::from(first.clone()));
+    let cat = env.strata(["cat", "snapshot", &new]).success().json();
+    let change = cat["rewrites"][0]["change"].as_str().unwrap();
+    assert!(
+        change.contains(&first) && change.contains(&exclude),
+        "{change}"
+    );
+
+    let listed = env.ls(&new, Some(&src.join("sub")));
+    assert!(!listed.contains(&exclude), "{listed:?}");
+    assert!(listed.contains(&src.join("sub/b.txt").display().to_string()));
+    // The rest restores identical (the source without the secret, its directory's time put
+    // back).
+    let sub_time = fs::metadata(src.join("sub")).unwrap().modified().unwrap();
+    fs::remove_file(&secret).unwrap();
+    fs::File::open(src.join("sub"))
+        .unwrap()
+        .set_modified(sub_time)
+        .unwrap();
+    let target = env.path("restore");
+    env.restore(&new, &target);
+    assert_same_tree(&src, &restored(&target, &src));
+
+    // The data goes at the next prune.
+    assert!(blobs(&env).contains(&("data".into(), secret_blobs[0].clone())));
+    env.strata(["prune"]).success();
+    let left = blobs(&env);
+    assert!(
+        !left.contains(&("data".into(), secret_blobs[0].clone())),
+        "{left:?}"
+    );
+    env.check_read_data_clean();
+    env.restore(&new, &env.path("restore-2"));
+}
+
+/// A held snapshot is refused (exit 1, nothing written) unless --force-held; the
+/// rewritten copy keeps the hold.
+#[test]
+fn rewrite_refuses_held_snapshots_unless_forced() {
+    let env = Env::init();
+    let src = small_tree(&env, "src");
+    env.backup_json(&[&src], &["--hold-for", "10y"]);
+    let before = snapshots_by_id(&env);
+    let packs = env.repo_objects("data");
+    let index = env.repo_objects("index");
+    let out = env.strata(["rewrite", "--exclude", "a.txt"]).code(1);
+    assert!(out.stderr.contains("--force-held"), "{}", out.describe());
+    assert_eq!(snapshots_by_id(&env), before);
+    assert_eq!(env.repo_objects("data"), packs);
+    assert_eq!(env.repo_objects("index"), index);
+
+    let done = env
+        .strata(["rewrite", "--exclude", "a.txt", "--force-held", "--json"])
+        .success()
+        .json();
+    let new = done[0]["new_id"].as_str().unwrap();
+    let after = snapshots_by_id(&env);
+    assert_eq!(after.len(), 1);
+    let old = before.values().next().unwrap();
+    assert_eq!(after[new]["keep_until"], old["keep_until"]);
+    let listed = env.ls(new, Some(&src));
+    assert!(!listed.contains(&src.join("a.txt").display().to_string()));
+    assert!(listed.contains(&src.join("sub").display().to_string()));
+}
+

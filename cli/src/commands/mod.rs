@@ -18,6 +18,7 @@ pub mod prune;
 pub mod repair;
 mod repair_config;
 pub mod restore;
+pub mod rewrite;
 pub mod snapshots;
 pub mod stats;
 pub mod tag;
@@ -79,5 +80,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Version(a) => version::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Tag(a) => tag::run(cli, a),
+        Command::Rewrite(a) => rewrite::run(cli, a),
     }
 }
