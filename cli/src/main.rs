@@ -162,6 +162,7 @@ pub enum Command {
     Generate(commands::generate::Args),
     Tag(commands::tag::Args),
     Rewrite(commands::rewrite::Args),
+    List(commands::list::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod hold;
 pub mod init;
 pub mod key;
+pub mod list;
 pub mod ls;
 pub mod mount;
 pub mod prune;
@@ -81,5 +82,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Generate(a) => generate::run(a),
         Command::Tag(a) => tag::run(cli, a),
         Command::Rewrite(a) => rewrite::run(cli, a),
+        Command::List(a) => list::run(cli, a),
     }
 }
