@@ -371,3 +371,124 @@ fn list_prints_the_ids_of_every_kind() {
     env.strata(["list", "nothing"]).code(2);
 }
 
+// ---------------------------------------------------------------------------------------
+// cache, --cache-dir, --no-cache
+
+/// `cache` lists the repository caches of its directory (--cache-dir) with size and last
+/// use; `--cleanup` removes the ones unused for longer than --max-age, and only those;
+/// nothing else in the directory is touched.
+#[test]
+fn cache_lists_and_cleans_old_caches() {
+    let env = Env::new();
+    let root = env.path("caches");
+    let fresh = root.join("00112233445566778899aabbccddeeff");
+    let old = root.join("ffeeddccbbaa99887766554433221100");
+    write_file(&fresh.join("index/x"), &[1u8; 3000]);
+    write_file(&old.join("snapshots/y"), &[2u8; 100]);
+    write_file(&root.join("notes.txt"), b"the user's own file\n");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    fs::File::open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    let listed = env
+        .cmd()
+        .arg("--cache-dir")
+        .arg(&root)
+        .args(["cache", "--json"])
+        .run()
+        .success()
+        .json();
+    let caches = listed["caches"].as_array().unwrap();
+    assert_eq!(caches.len(), 2, "{listed}");
+    assert_eq!(caches[0]["bytes"], 3000);
+    assert_eq!(caches[0]["old"], false);
+    assert_eq!(caches[1]["old"], true);
+
+    // Through STRATA_CACHE_DIR too, and a longer --max-age keeps it.
+    env.cmd()
+        .env("STRATA_CACHE_DIR", &root)
+        .args(["cache", "--cleanup", "--max-age", "60"])
+        .run()
+        .success();
+    assert!(old.exists());
+    let out = env
+        .cmd()
+        .env("STRATA_CACHE_DIR", &root)
+        .args(["cache", "--cleanup"])
+        .run()
+        .success();
+    assert!(
+        out.stdout_str().contains("removed 1 caches"),
+        "{}",
+        out.describe()
+    );
+    assert!(!old.exists());
+    assert!(fresh.join("index/x").exists());
+    assert!(root.join("notes.txt").exists());
+}
+
+/// The cache of a remote repository goes where --cache-dir (or STRATA_CACHE_DIR) says;
+/// with --no-cache (or STRATA_NO_CACHE) no cache directory is made at all.
+#[test]
+fn cache_dir_and_no_cache_decide_where_a_remote_repository_is_cached() {
+    let (env, _s3) = crate::remote::s3_env();
+    crate::remote::init_repo(&env, false);
+    let src = small_tree(&env, "src");
+    env.backup(&[&src]);
+    let default_root = env.cache.join("strata");
+    let repo_dirs = |root: &Path| -> usize {
+        fs::read_dir(root).map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count())
+    };
+    assert_eq!(repo_dirs(&default_root), 1, "the default cache is used");
+
+    let chosen = env.path("chosen-cache");
+    env.cmd()
+        .arg("--cache-dir")
+        .arg(&chosen)
+        .args(["snapshots"])
+        .run()
+        .success();
+    assert_eq!(repo_dirs(&chosen), 1);
+    let listed = env
+        .cmd()
+        .arg("--cache-dir")
+        .arg(&chosen)
+        .args(["cache", "--json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(listed["caches"].as_array().unwrap().len(), 1, "{listed}");
+    assert!(
+        listed["caches"][0]["bytes"].as_u64().unwrap() > 0,
+        "{listed}"
+    );
+
+    let from_env = env.path("env-cache");
+    env.cmd()
+        .env("STRATA_CACHE_DIR", &from_env)
+        .args(["snapshots"])
+        .run()
+        .success();
+    assert_eq!(repo_dirs(&from_env), 1);
+
+    let unused = env.path("unused-cache");
+    let out = env
+        .cmd()
+        .arg("--no-cache")
+        .arg("--cache-dir")
+        .arg(&unused)
+        .args(["ls", "latest"])
+        .arg(src.join("sub"))
+        .run()
+        .success();
+    assert!(out.stdout_str().contains("b.txt"));
+    env.cmd()
+        .env("STRATA_NO_CACHE", "1")
+        .env("STRATA_CACHE_DIR", &unused)
+        .args(["snapshots"])
+        .run()
+        .success();
+    assert!(!unused.exists());
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod cache;
 pub mod cat;
 pub mod check;
 pub mod copy;
@@ -83,5 +84,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Tag(a) => tag::run(cli, a),
         Command::Rewrite(a) => rewrite::run(cli, a),
         Command::List(a) => list::run(cli, a),
+        Command::Cache(a) => cache::run(cli, a),
     }
 }
