@@ -429,6 +429,75 @@ fn cache_lists_and_cleans_old_caches() {
     assert!(root.join("notes.txt").exists());
 }
 
+// ---------------------------------------------------------------------------------------
+// dump --archive zip
+
+/// `dump SNAPSHOT DIR --archive zip` writes a zip that unzip(1) unpacks into the backed-up
+/// tree: contents (a file of many chunks too), modes, modification times to the second,
+/// symlinks, an empty directory.
+#[test]
+fn dump_archive_zip_unpacks_identical() {
+    require("unzip", "unzip");
+    let env = Env::init();
+    let src = small_tree(&env, "src");
+    write_file(&src.join("big.bin"), &random_bytes(9, 5 * 1024 * 1024 + 77));
+    chmod(&src.join("a.txt"), 0o640);
+    chmod(&src.join("sub/deeper"), 0o750);
+    set_mtime(&src.join("sub/b.txt"), 1_500_000_000, 0);
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    fs::create_dir(src.join("empty-dir")).unwrap();
+    let id = env.backup(&[&src]);
+
+    let out = env
+        .cmd()
+        .args(["dump", &id])
+        .arg(&src)
+        .args(["--archive", "zip"])
+        .run()
+        .success();
+    let zip_file = env.path("out.zip");
+    fs::write(&zip_file, &out.stdout).unwrap();
+    let into = env.path("unzipped");
+    let status = std::process::Command::new("unzip")
+        .arg("-q")
+        .arg(&zip_file)
+        .arg("-d")
+        .arg(&into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unzip failed");
+    let unpacked = into.join(src.strip_prefix("/").unwrap());
+    // What a zip keeps: everything but owners and sub-second times (directories' times
+    // are not compared: unzip sets them only for some versions).
+    let comparable = |root: &Path| -> Vec<String> {
+        walk(root)
+            .into_iter()
+            .map(|e| {
+                let time = match e.kind {
+                    "dir" => String::new(),
+                    "symlink" => String::new(),
+                    _ => (e.mtime_ns / 1_000_000_000).to_string(),
+                };
+                let mode = if e.kind == "symlink" {
+                    0
+                } else {
+                    e.mode & 0o777
+                };
+                format!(
+                    "{} {} {mode:o} {:?} {:?} {:?} {time}",
+                    e.path, e.kind, e.size, e.blake3, e.link_target
+                )
+            })
+            .collect()
+    };
+    assert_eq!(comparable(&unpacked), comparable(&src));
+    // The test sees the modes and times it set.
+    assert!(comparable(&src)
+        .iter()
+        .any(|l| l.starts_with("a.txt file 640")));
+    assert!(comparable(&src).iter().any(|l| l.ends_with(" 1500000000")));
+}
+
 /// The cache of a remote repository goes where --cache-dir (or STRATA_CACHE_DIR) says;
 /// with --no-cache (or STRATA_NO_CACHE) no cache directory is made at all.
 #[test]
@@ -491,4 +560,19 @@ fn cache_dir_and_no_cache_decide_where_a_remote_repository_is_cached() {
         .run()
         .success();
     assert!(!unused.exists());
+}
+
+/// Every new command is listed in `strata --help` and has help of its own; the new global
+/// options are documented.
+#[test]
+fn new_commands_and_options_have_help() {
+    let top = Cmd::new().arg("--help").run().success().stdout_str();
+    for sub in ["tag", "rewrite", "list", "cache"] {
+        assert!(top.contains(sub), "`strata --help` does not list {sub}\n{top}");
+        let out = Cmd::new().args([sub, "--help"]).run().success();
+        assert!(out.stdout_str().len() > 200, "{}", out.describe());
+    }
+    assert!(top.contains("--no-cache") && top.contains("--cache-dir"), "{top}");
+    let dump = Cmd::new().args(["dump", "--help"]).run().success().stdout_str();
+    assert!(dump.contains("--archive") && dump.contains("zip"), "{dump}");
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod copy;
 pub mod diff;
 pub mod dump;
+mod dump_zip;
 pub mod find;
 pub mod forget;
 pub mod generate;
