@@ -542,17 +542,26 @@ fn cache_dir_and_no_cache_decide_where_a_remote_repository_is_cached() {
         .success();
     assert_eq!(repo_dirs(&from_env), 1);
 
+    // --no-cache wins over a cache directory from the command line or the environment.
     let unused = env.path("unused-cache");
     let out = env
         .cmd()
+        .env("STRATA_CACHE_DIR", &unused)
         .arg("--no-cache")
-        .arg("--cache-dir")
-        .arg(&unused)
         .args(["ls", "latest"])
         .arg(src.join("sub"))
         .run()
         .success();
     assert!(out.stdout_str().contains("b.txt"));
+    assert!(!unused.exists());
+    env.cmd()
+        .arg("--no-cache")
+        .arg("--cache-dir")
+        .arg(&unused)
+        .args(["snapshots"])
+        .run()
+        .success();
+    assert!(!unused.exists());
     env.cmd()
         .env("STRATA_NO_CACHE", "1")
         .env("STRATA_CACHE_DIR", &unused)
@@ -568,11 +577,21 @@ fn cache_dir_and_no_cache_decide_where_a_remote_repository_is_cached() {
 fn new_commands_and_options_have_help() {
     let top = Cmd::new().arg("--help").run().success().stdout_str();
     for sub in ["tag", "rewrite", "list", "cache"] {
-        assert!(top.contains(sub), "`strata --help` does not list {sub}\n{top}");
+        let listed = top
+            .lines()
+            .any(|l| l.starts_with("  ") && l.split_whitespace().next() == Some(sub));
+        assert!(listed, "`strata --help` does not list {sub}\n{top}");
         let out = Cmd::new().args([sub, "--help"]).run().success();
         assert!(out.stdout_str().len() > 200, "{}", out.describe());
     }
-    assert!(top.contains("--no-cache") && top.contains("--cache-dir"), "{top}");
-    let dump = Cmd::new().args(["dump", "--help"]).run().success().stdout_str();
+    assert!(
+        top.contains("--no-cache") && top.contains("--cache-dir"),
+        "{top}"
+    );
+    let dump = Cmd::new()
+        .args(["dump", "--help"])
+        .run()
+        .success()
+        .stdout_str();
     assert!(dump.contains("--archive") && dump.contains("zip"), "{dump}");
 }
