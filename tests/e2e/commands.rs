@@ -248,7 +248,7 @@ fn rewrite_removes_a_leaked_secret_down_to_its_data() {
         .json();
     let new = done[0]["new_id"].as_str().unwrap().to_string();
     let after = snapshots_by_id(&env);
-    assert_eq!(after.keys().cloned().collect::<Vec<_>>(), [new.clone()]);
+    assert_eq!(after.keys().collect::<Vec<_>>(), [&new]);
     let (old, rewritten) = (&before[&first], &after[&new]);
     for field in ["time", "host", "user", "paths", "tags", "project", "parent"] {
         assert_eq!(old[field], rewritten[field], "{field}");

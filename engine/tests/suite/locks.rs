@@ -310,7 +310,15 @@ fn forget_deletes_nothing_when_a_live_lock_appeared() {
 fn lock_matrix() {
     use strata_engine::{LockMode, Operation::*};
     // The matrix as documented (written out here, not taken from the code).
-    let none = [Init, Snapshots, CatObject, KeyList, Unlock, RepairConfig, List];
+    let none = [
+        Init,
+        Snapshots,
+        CatObject,
+        KeyList,
+        Unlock,
+        RepairConfig,
+        List,
+    ];
     let shared = [
         Restore,
         Dump,
