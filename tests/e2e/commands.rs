@@ -595,3 +595,66 @@ fn new_commands_and_options_have_help() {
         .stdout_str();
     assert!(dump.contains("--archive") && dump.contains("zip"), "{dump}");
 }
+
+/// `rewrite` killed before and after every storage mutation it makes (lock, pack, index,
+/// snapshot, delete): the repository stays clean (`check --read-data`), the snapshot is
+/// never lost (the old one, the new one or both are there, each restorable), and a second
+/// `rewrite` leaves no snapshot with the file.
+#[test]
+fn rewrite_killed_at_every_mutation_loses_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    let setup = || {
+        let env = Env::init();
+        let src = small_tree(&env, "src");
+        write_file(&src.join("sub/.env"), b"API_KEY=leaked\n");
+        let id = env.backup(&[&src]);
+        (env, src, id)
+    };
+    let (env, _, _) = setup();
+    let log = env.path("mutations.log");
+    env.cmd()
+        .env("STRATA_TEST_FAULT_LOG", &log)
+        .args(["rewrite", "--exclude", ".env"])
+        .run()
+        .success();
+    let m = fs::read_to_string(&log).unwrap().lines().count() as u64;
+    assert!(m >= 5, "lock, pack, index, snapshot, delete ({m})");
+    let mut faults: Vec<String> = (1..=m).map(|n| format!("kill-before={n}")).collect();
+    faults.extend((1..=m).map(|n| format!("kill-after={n}")));
+    let mut killed = 0;
+    for fault in faults {
+        let (env, src, old) = setup();
+        let (mut command, cmdline) = env
+            .cmd()
+            .env("STRATA_TEST_FAULT", &fault)
+            .args(["rewrite", "--exclude", ".env"])
+            .build();
+        let out = command.stdin(std::process::Stdio::null()).output().unwrap();
+        match out.status.signal() {
+            Some(9) => killed += 1,
+            _ => assert!(out.status.success(), "{cmdline} ({fault}): {out:?}"),
+        }
+        env.check_read_data_clean();
+        let ids: Vec<String> = snapshots_by_id(&env).into_keys().collect();
+        assert!(!ids.is_empty() && ids.len() <= 2, "{fault}: {ids:?}");
+        for id in &ids {
+            let listed = env.ls(id, Some(&src.join("sub")));
+            assert!(listed.contains(&src.join("sub/b.txt").display().to_string()));
+            let has_secret = listed.contains(&src.join("sub/.env").display().to_string());
+            assert_eq!(has_secret, *id == old, "{fault}: {id} (old {old})");
+        }
+        env.strata(["rewrite", "--exclude", ".env"]).success();
+        for id in snapshots_by_id(&env).keys() {
+            assert!(
+                !env.ls(id, Some(&src.join("sub")))
+                    .contains(&src.join("sub/.env").display().to_string()),
+                "{fault}: {id}"
+            );
+        }
+    }
+    assert!(
+        killed as u64 >= m,
+        "only {killed} of {} runs were killed",
+        2 * m
+    );
+}
