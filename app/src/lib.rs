@@ -15,5 +15,5 @@ pub mod repo;
 pub mod secret;
 
 pub use error::{AppError, Result};
-pub use repo::{OpenOptions, Opened, RepoSpec};
+pub use repo::{CachePlace, OpenOptions, Opened, RepoSpec};
 pub use secret::{check_password, EmptyPassword, Secret, SecretRef};

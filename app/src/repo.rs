@@ -32,6 +32,31 @@ pub struct RepoSpec {
     pub connections: Option<u16>,
     /// Read every upload back and check its hash.
     pub verify_uploads: bool,
+    /// Where its local cache is (remote repositories only).
+    pub cache: CachePlace,
+}
+
+/// Where the local cache of remote repositories is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CachePlace {
+    /// As the environment says ([`cache_root`]).
+    #[default]
+    Default,
+    /// In this directory (`--cache-dir`).
+    Dir(PathBuf),
+    /// Nowhere: every read goes to the repository (`--no-cache`).
+    Off,
+}
+
+impl CachePlace {
+    /// The cache root this place means (None: no cache).
+    pub fn root(&self) -> Option<PathBuf> {
+        match self {
+            CachePlace::Default => cache_root(),
+            CachePlace::Dir(d) => Some(d.clone()),
+            CachePlace::Off => None,
+        }
+    }
 }
 
 impl RepoSpec {
@@ -42,6 +67,7 @@ impl RepoSpec {
             remote: RemoteOptions::default(),
             connections: None,
             verify_uploads: false,
+            cache: CachePlace::Default,
         }
     }
 }
@@ -83,7 +109,7 @@ pub fn backend(spec: &RepoSpec, cache: bool) -> Result<Arc<dyn Backend>> {
     if spec.verify_uploads {
         backend = Arc::new(strata_storage::VerifyingBackend::new(backend));
     }
-    match cache_root() {
+    match spec.cache.root() {
         Some(root) if remote && cache => Ok(Arc::new(strata_storage::CachingBackend::new(
             backend, &root,
         ))),

@@ -140,8 +140,30 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub ssh_key: Option<String>,
 
+    /// Use no local cache: read index files, snapshots and trees of a remote repository
+    /// from the repository every time.
+    #[arg(long, env = "STRATA_NO_CACHE", global = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+
+    /// Keep the local cache of remote repositories in DIR (default: $XDG_CACHE_HOME/strata,
+    /// else ~/.cache/strata).
+    #[arg(long, env = "STRATA_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Where the local cache is, after --no-cache and --cache-dir.
+    pub fn cache_place(&self) -> strata_app::CachePlace {
+        match (&self.cache_dir, self.no_cache) {
+            (_, true) => strata_app::CachePlace::Off,
+            (Some(d), false) => strata_app::CachePlace::Dir(d.clone()),
+            (None, false) => strata_app::CachePlace::Default,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +190,10 @@ pub enum Command {
     Verify(commands::verify::Args),
     Version(commands::version::Args),
     Generate(commands::generate::Args),
+    Tag(commands::tag::Args),
+    Rewrite(commands::rewrite::Args),
+    List(commands::list::Args),
+    Cache(commands::cache::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
@@ -254,9 +280,12 @@ fn main() -> ExitCode {
         .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // `version` and `generate` need no repository: a broken repository file or password
-    // setting must not stop them.
-    if !matches!(cli.command, Command::Version(_) | Command::Generate(_)) {
+    // `version`, `generate` and `cache` need no repository: a broken repository file or
+    // password setting must not stop them.
+    if !matches!(
+        cli.command,
+        Command::Version(_) | Command::Generate(_) | Command::Cache(_)
+    ) {
         if let Err(e) = open::resolve_sources(&mut cli, &matches) {
             eprintln!("strata: {}", output::one_line(&e));
             return ExitCode::from(exit::FATAL);

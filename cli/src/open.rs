@@ -100,6 +100,7 @@ pub fn spec_at(cli: &Cli, location: &str, file: Option<&Path>, command: Option<&
         },
         connections: cli.connections,
         verify_uploads: cli.verify_uploads,
+        cache: cli.cache_place(),
     }
 }
 

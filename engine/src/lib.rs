@@ -42,10 +42,12 @@ pub mod report;
 mod repository;
 pub mod restorer;
 pub mod retention;
+pub mod rewrite;
 mod runtime;
 pub mod snapshots;
 mod spool;
 mod stored;
+pub mod tags;
 pub mod treewalk;
 pub mod vfs;
 

@@ -13,15 +13,17 @@
 //! | exclusive     | yes | no  | no  |
 //!
 //! - **none**: `init`, `snapshots`, `cat` of a stored object, `key list`, `unlock`,
-//!   `repair config` (it takes the exclusive lock itself once the repository opens).
+//!   `repair config` (it takes the exclusive lock itself once the repository opens),
+//!   `list` of stored objects (names only).
 //! - **read** (shared, or none on a repository that cannot be written): `restore` into a
 //!   directory, `dump`, `ls`, `find`, `diff`, `stats`, `cat` of a blob, `mount`, `check`,
-//!   `verify`, and the source of `copy`.
+//!   `verify`, `list blobs`, and the source of `copy`.
 //! - **shared**: `backup`, a database `restore` (it first backs up the target), and the
 //!   destination of `copy`. Two backups may run at once: each writes its own packs and
 //!   index files.
-//! - **exclusive**: `forget`, `hold`, `prune`, `repair index`, `repair snapshots`,
-//!   `key add`, `key remove`, `key passwd` — everything that deletes or rewrites.
+//! - **exclusive**: `forget`, `hold`, `tag`, `rewrite`, `prune`, `repair index`, `repair
+//!   snapshots`, `key add`, `key remove`, `key passwd` — everything that deletes or
+//!   rewrites.
 //!
 //! The test `lock_matrix` in `engine/tests` takes the real locks of every pair of
 //! operations and checks them against this table.
@@ -95,11 +97,19 @@ pub enum Operation {
     KeyRemove,
     KeyPasswd,
     Unlock,
+    /// `tag`: changes the tags of snapshots (rewrites them).
+    Tag,
+    /// `rewrite`: snapshots without some paths.
+    Rewrite,
+    /// `list` of stored objects by name (snapshots, index files, packs, keys, locks).
+    List,
+    /// `list blobs`: every blob the index names.
+    ListBlobs,
 }
 
 impl Operation {
     /// Every operation (for tests and documentation).
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 33] = [
         Operation::Init,
         Operation::Backup,
         Operation::Restore,
@@ -129,6 +139,10 @@ impl Operation {
         Operation::KeyRemove,
         Operation::KeyPasswd,
         Operation::Unlock,
+        Operation::Tag,
+        Operation::Rewrite,
+        Operation::List,
+        Operation::ListBlobs,
     ];
 
     /// The command's name, as locks record it and messages show it.
@@ -159,6 +173,9 @@ impl Operation {
             Operation::KeyRemove => "key remove",
             Operation::KeyPasswd => "key passwd",
             Operation::Unlock => "unlock",
+            Operation::Tag => "tag",
+            Operation::Rewrite => "rewrite",
+            Operation::List | Operation::ListBlobs => "list",
         }
     }
 
@@ -166,12 +183,12 @@ impl Operation {
     pub fn lock(self) -> LockMode {
         use Operation::*;
         match self {
-            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig => LockMode::None,
+            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List => LockMode::None,
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
-            | CopyFrom => LockMode::Read,
+            | CopyFrom | ListBlobs => LockMode::Read,
             Backup | RestoreDatabase | CopyTo => LockMode::Shared,
             Forget | ForgetAndPrune | Hold | Prune | RepairIndex | RepairSnapshots | KeyAdd
-            | KeyRemove | KeyPasswd => LockMode::Exclusive,
+            | KeyRemove | KeyPasswd | Tag | Rewrite => LockMode::Exclusive,
         }
     }
 
@@ -181,11 +198,12 @@ impl Operation {
         match self {
             Ls | Find | Diff => IndexNeed::Metadata,
             Backup | Restore | RestoreDatabase | Dump | Stats | CatBlob | Mount | Verify
-            | CopyFrom | CopyTo | ForgetAndPrune | Prune | RepairSnapshots => IndexNeed::Full,
+            | CopyFrom | CopyTo | ForgetAndPrune | Prune | RepairSnapshots | Rewrite
+            | ListBlobs => IndexNeed::Full,
             // `check` builds its own from every index file (damaged ones included); `repair
             // index` rebuilds it from the packs.
             Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
-            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock => IndexNeed::None,
+            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List => IndexNeed::None,
         }
     }
 
@@ -241,6 +259,7 @@ impl Operation {
                 | CopyFrom
                 | ForgetAndPrune
                 | Prune
+                | Rewrite
         )
     }
 

@@ -211,6 +211,19 @@ pub fn rewrite(
     change: String,
     edit: impl FnOnce(&mut SnapshotFile),
 ) -> Result<SnapshotId> {
+    rewrite_keeping(repo, id, snap, change, false, edit)
+}
+
+/// [`rewrite`], keeping the old snapshot file too when `keep_old` (the new one still
+/// records the old id in `original` and the change in `rewrites`).
+pub fn rewrite_keeping(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &SnapshotFile,
+    change: String,
+    keep_old: bool,
+    edit: impl FnOnce(&mut SnapshotFile),
+) -> Result<SnapshotId> {
     let mut new = snap.clone();
     edit(&mut new);
     if new == *snap {
@@ -224,6 +237,9 @@ pub fn rewrite(
         change,
     });
     let new_id = SnapshotId(repo.save_object(FileType::Snapshot, &new)?);
+    if keep_old {
+        return Ok(new_id);
+    }
     crate::lock::before_delete(repo)?;
     repo.drop_early_listings();
     repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))?;

@@ -61,6 +61,8 @@ impl CachingBackend {
         if let Err(e) = private_root(root).and_then(|()| private_tree(&cache.dir)) {
             debug!("cannot make the cache {} private: {e}", cache.dir.display());
         }
+        // Its time is its last use (what `strata cache --cleanup` goes by).
+        crate::cache_dirs::mark_used(&cache.dir);
         cache
     }
 
@@ -144,7 +146,7 @@ impl CachingBackend {
 }
 
 /// Length of a repository directory's name (hex digits of the location's hash).
-const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
 
@@ -178,7 +180,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-fn is_repository_dir(entry: &std::fs::DirEntry) -> bool {
+pub(crate) fn is_repository_dir(entry: &std::fs::DirEntry) -> bool {
     let name = entry.file_name();
     let name = name.to_string_lossy();
     name.len() == KEY_LEN

@@ -17,6 +17,7 @@
 
 mod backend;
 mod cache;
+pub mod cache_dirs;
 mod error;
 pub mod fault;
 mod local;

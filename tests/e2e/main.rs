@@ -9,6 +9,7 @@
 mod browse;
 mod check_subset;
 mod cli;
+mod commands;
 mod crash;
 mod db;
 mod dedup;

@@ -13,7 +13,7 @@ use strata_format::tree::{Node, NodeKind};
 
 use crate::{exit, open, Cli};
 
-/// Write one file of a snapshot, or a directory as a tar archive, to standard output.
+/// Write one file of a snapshot, or a directory as a tar (or zip) archive, to standard output.
 ///
 /// PATH is the absolute path in the snapshot (see `strata ls`); for a standard input backup
 /// it is `/NAME`. A file's content is written as it is; a directory (`/` for the whole
@@ -21,7 +21,8 @@ use crate::{exit, open, Cli};
 /// the leading `/`, with modes, owners, times and symlinks (sockets cannot be in a tar
 /// and are left out with a warning). Every piece is checked against its content id. For
 /// a database or standard input snapshot PATH may be left out: its one file (the plain
-/// SQL dump) is written.
+/// SQL dump) is written. With --archive zip a directory is written as a zip archive
+/// instead: modes, times to the second and symlinks, no owners or devices.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
@@ -30,6 +31,18 @@ pub struct Args {
     filter: super::SnapshotFilter,
     /// Absolute path of the file in the snapshot (any bytes, not only UTF-8).
     path: Option<std::path::PathBuf>,
+    /// The archive a directory is written as.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Archive::Tar)]
+    archive: Archive,
+}
+
+/// How `dump` writes a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Archive {
+    /// A tar archive (modes, owners, times to the nanosecond, symlinks, devices).
+    Tar,
+    /// A zip archive (modes, times to the second, symlinks; see `dump_zip`).
+    Zip,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -47,9 +60,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         }
         None => bail!("the snapshot holds files: name the file to dump (see `strata ls`)"),
         Some(path) => match treewalk::resolve(&repo, &snap.tree, path.as_os_str().as_bytes())? {
-            Found::Root(tree) => return tar(&repo, None, tree),
+            Found::Root(tree) => return archive(&repo, args.archive, None, tree),
             Found::Node { node, path } if matches!(node.kind, NodeKind::Dir { .. }) => {
-                return tar(&repo, Some((path, node)), BlobId::default())
+                return archive(&repo, args.archive, Some((path, node)), BlobId::default())
             }
             Found::Node { node, .. } => node,
         },
@@ -60,12 +73,30 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// Writes an archive of the directory `dir` (its path and node), or of the whole snapshot
+/// whose root tree is `root`, to standard output.
+fn archive(
+    repo: &Repository,
+    kind: Archive,
+    dir: Option<(Vec<u8>, Node)>,
+    root: BlobId,
+) -> Result<u8> {
+    if std::io::stdout().is_terminal() {
+        let name = match kind {
+            Archive::Tar => "tar",
+            Archive::Zip => "zip",
+        };
+        bail!("a {name} archive is not for a terminal: redirect the output (`> dir.{name}`)");
+    }
+    match kind {
+        Archive::Tar => tar(repo, dir, root),
+        Archive::Zip => super::dump_zip::write(repo, dir, root).map(|()| exit::OK),
+    }
+}
+
 /// Writes a tar archive of the directory `dir` (its path and node), or of the whole
 /// snapshot whose root tree is `root`, to standard output.
 fn tar(repo: &Repository, dir: Option<(Vec<u8>, Node)>, root: BlobId) -> Result<u8> {
-    if std::io::stdout().is_terminal() {
-        bail!("a tar archive is not for a terminal: redirect the output (`> dir.tar`)");
-    }
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut ar = tar::Builder::new(out);
     let (tree, prefix) = match &dir {

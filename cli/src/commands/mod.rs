@@ -1,25 +1,30 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod cache;
 pub mod cat;
 pub mod check;
 pub mod copy;
 pub mod diff;
 pub mod dump;
+mod dump_zip;
 pub mod find;
 pub mod forget;
 pub mod generate;
 pub mod hold;
 pub mod init;
 pub mod key;
+pub mod list;
 pub mod ls;
 pub mod mount;
 pub mod prune;
 pub mod repair;
 mod repair_config;
 pub mod restore;
+pub mod rewrite;
 pub mod snapshots;
 pub mod stats;
+pub mod tag;
 pub mod unlock;
 pub mod verify;
 pub mod version;
@@ -77,5 +82,9 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Verify(a) => verify::run(cli, a),
         Command::Version(a) => version::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Tag(a) => tag::run(cli, a),
+        Command::Rewrite(a) => rewrite::run(cli, a),
+        Command::List(a) => list::run(cli, a),
+        Command::Cache(a) => cache::run(cli, a),
     }
 }

@@ -310,7 +310,15 @@ fn forget_deletes_nothing_when_a_live_lock_appeared() {
 fn lock_matrix() {
     use strata_engine::{LockMode, Operation::*};
     // The matrix as documented (written out here, not taken from the code).
-    let none = [Init, Snapshots, CatObject, KeyList, Unlock, RepairConfig];
+    let none = [
+        Init,
+        Snapshots,
+        CatObject,
+        KeyList,
+        Unlock,
+        RepairConfig,
+        List,
+    ];
     let shared = [
         Restore,
         Dump,
@@ -323,6 +331,7 @@ fn lock_matrix() {
         Check,
         Verify,
         CopyFrom,
+        ListBlobs,
         Backup,
         RestoreDatabase,
         CopyTo,
@@ -331,6 +340,8 @@ fn lock_matrix() {
         Forget,
         ForgetAndPrune,
         Hold,
+        Tag,
+        Rewrite,
         Prune,
         RepairIndex,
         RepairSnapshots,
