@@ -235,6 +235,8 @@ impl Operation {
                 | ForgetAndPrune
                 | Hold
                 | Prune
+                | Tag
+                | Rewrite
         ) {
             types.push(FileType::Snapshot);
         }
