@@ -125,7 +125,9 @@ fn agency() -> Agency {
         db,
         snaps: BTreeMap::new(),
     };
-    let plan: [(&str, u32, &str, &str, Option<u64>, &[&str]); 9] = [
+    // name, day, host, project, files version (None: the SQLite database), tags
+    type Plan<'a> = (&'a str, u32, &'a str, &'a str, Option<u64>, &'a [&'a str]);
+    let plan: [Plan; 9] = [
         ("blog1", 1, "web1", "blog", Some(1), &["nightly"]),
         ("shop1", 2, "web1", "shop", Some(1), &["nightly"]),
         ("wiki1", 3, "web2", "wiki", Some(1), &[]),
@@ -649,8 +651,11 @@ fn path_filters_need_every_path_and_only_backed_up_paths() {
     };
     let (xs, ys) = (x.to_str().unwrap(), y.to_str().unwrap());
     assert_eq!(ids(&["--path", xs]), [both.clone(), only_x.clone()]);
-    assert_eq!(ids(&["--path", ys]), [both.clone()]);
-    assert_eq!(ids(&["--path", xs, "--path", ys]), [both.clone()]);
+    assert_eq!(ids(&["--path", ys]), std::slice::from_ref(&both));
+    assert_eq!(
+        ids(&["--path", xs, "--path", ys]),
+        std::slice::from_ref(&both)
+    );
     assert_eq!(
         ids(&["--path", &format!("{xs}/")]).len(),
         2,

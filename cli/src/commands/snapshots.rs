@@ -27,7 +27,7 @@ use crate::{exit, open, Cli};
 pub struct Args {
     /// Only these snapshots (ids, prefixes or `latest`; default: all that match the
     /// filters).
-    #[arg(value_name = "SNAPSHOT")]
+    #[arg(value_name = "SNAPSHOT", value_parser = snapshot_spec)]
     snapshots: Vec<String>,
     /// Only snapshots of this host, project, tag or path.
     #[command(flatten)]
@@ -94,6 +94,18 @@ impl<'a> SnapshotJson<'a> {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
         }
+    }
+}
+
+/// `latest`, or what can be an id or a prefix of one (hex digits); anything else is a usage
+/// error (exit code 2) before the repository is opened.
+fn snapshot_spec(text: &str) -> Result<String, String> {
+    if text == snapshots::LATEST
+        || (!text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Ok(text.to_string())
+    } else {
+        Err("give `latest`, a snapshot id or a hex prefix of one".to_string())
     }
 }
 
