@@ -28,23 +28,27 @@ use anyhow::Result;
 
 use crate::{Cli, Command};
 
+/// The help heading of the snapshot filters.
+const FILTERS: &str =
+    "Snapshot filters (with SNAPSHOT: they choose which one `latest` is; not with ids)";
+
 /// `--host`, `--project`, `--tag`, `--path`: which snapshots a command considers. With
 /// snapshot arguments they only narrow `latest` (the newest match); beside an id they are a
 /// usage error (see `strata_engine::snapshots::Filter::check_specs`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SnapshotFilter {
     /// Only snapshots of this host.
-    #[arg(long)]
+    #[arg(long, help_heading = FILTERS)]
     host: Option<String>,
     /// Only snapshots of this project.
-    #[arg(long)]
+    #[arg(long, help_heading = FILTERS)]
     project: Option<String>,
     /// Only snapshots with this tag (repeatable: any of them).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", help_heading = FILTERS)]
     tags: Vec<String>,
     /// Only snapshots whose backed-up paths include PATH (repeatable: all of them), as
     /// restic's --path: the path given to backup, not a file inside it.
-    #[arg(long = "path", value_name = "PATH")]
+    #[arg(long = "path", value_name = "PATH", help_heading = FILTERS)]
     paths: Vec<String>,
 }
 
