@@ -98,11 +98,6 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// Show times in UTC instead of local time (the TZ variable, else the system's zone).
-    /// JSON output always has RFC 3339 times in UTC (`2025-01-31T03:00:00Z`).
-    #[arg(long, global = true)]
-    pub utc: bool,
-
     /// When the repository is locked by another process, keep retrying for this long
     /// (e.g. `10m`) instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION")]
@@ -115,6 +110,11 @@ pub struct Cli {
     /// cannot write one.)
     #[arg(long, global = true)]
     pub no_lock: bool,
+
+    /// Show times in UTC instead of local time (the TZ variable, else the system's zone).
+    /// JSON output always has RFC 3339 times in UTC (`2025-01-31T03:00:00Z`).
+    #[arg(long, global = true)]
+    pub utc: bool,
 
     /// Packs uploaded at once (default: 1 for a local repository, 2 for a remote one).
     #[arg(long, global = true, value_name = "N",
@@ -251,7 +251,6 @@ fn main() -> ExitCode {
         .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    output::use_utc(cli.utc);
     // `version` and `generate` need no repository: a broken repository file or password
     // setting must not stop them.
     if !matches!(cli.command, Command::Version(_) | Command::Generate(_)) {

@@ -89,6 +89,7 @@ impl SnapshotFilter {
 
 /// Runs the chosen command; returns the exit code.
 pub fn run(cli: &Cli) -> Result<u8> {
+    crate::output::use_utc(cli.utc);
     match &cli.command {
         Command::Init(a) => init::run(cli, a),
         Command::Key(a) => key::run(cli, a),
