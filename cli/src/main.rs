@@ -119,6 +119,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_lock: bool,
 
+    /// Show times in UTC instead of local time (the TZ variable, else the system's zone).
+    /// JSON output always has RFC 3339 times in UTC (`2025-01-31T03:00:00Z`).
+    #[arg(long, global = true)]
+    pub utc: bool,
+
     /// Packs uploaded at once (default: 1 for a local repository, 2 for a remote one).
     #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -21,8 +21,30 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out.replace('\n', " ")
 }
 
-/// RFC 3339 UTC time with seconds.
+/// The time zone of human output: the system's (TZ honoured), or UTC after [`use_utc`].
+static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+
+/// Shows times in UTC instead of local time (`--utc`); call before anything is printed.
+pub fn use_utc(utc: bool) {
+    if utc {
+        let _ = ZONE.set(jiff::tz::TimeZone::UTC);
+    }
+}
+
+/// The time zone human output shows times in: local time (TZ, else /etc/localtime), or
+/// UTC with --utc.
+pub fn zone() -> &'static jiff::tz::TimeZone {
+    ZONE.get_or_init(jiff::tz::TimeZone::system)
+}
+
+/// A time for people, as wall time in [`zone`]: `2025-01-31 04:00:00`.
 pub fn time(ns: i64) -> String {
+    strata_engine::retention::format_time(ns, zone())
+}
+
+/// A time for machines (`--json`, mount directory names): RFC 3339 in UTC with seconds,
+/// `2025-01-31T03:00:00Z`, the same whatever the time zone or --utc.
+pub fn rfc3339(ns: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -1,10 +1,20 @@
-//! Finding snapshots: all of them, by id prefix, `latest`, and the parent of a backup.
+//! Finding snapshots: all of them, by id prefix, `latest`, and the parent of a backup; and
+//! selecting them: [`Filter`] (host, project, tags, paths) and [`select`], the one place where
+//! a command's snapshot arguments and filter become snapshots.
+//!
+//! # Selection rules (every front end gets the same)
+//! - With no snapshot named, a command acts on every snapshot the filter matches.
+//! - `latest` is the newest snapshot the filter matches (the newest of all without one).
+//! - An id or prefix names its snapshot. A filter beside an id is refused
+//!   ([`Filter::check_specs`]): it could only be ignored, and a silently ignored filter
+//!   (`copy ID --tag nightly`) acts on a snapshot the caller did not mean.
 
 use strata_format::envelope::EncryptedObject;
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 use strata_storage::FileType;
 
+use crate::retention::{group_key, GroupBy, GroupKey};
 use crate::{EngineError, Repository, Result};
 
 /// Loads one snapshot.
@@ -70,18 +80,23 @@ pub fn find(repo: &Repository, spec: &str) -> Result<(SnapshotId, SnapshotFile)>
 }
 
 /// [`find`], where `latest` is the newest snapshot `filter` matches (of a host, a project,
-/// with a tag). An id names its snapshot whatever the filter says.
+/// with a tag, holding a path). An id with a non-empty filter is refused (see
+/// [`Filter::check_specs`]).
 pub fn find_in(
     repo: &Repository,
     spec: &str,
     filter: &Filter,
 ) -> Result<(SnapshotId, SnapshotFile)> {
-    if spec == "latest" {
+    filter.check_specs(std::slice::from_ref(&spec))?;
+    if spec == LATEST {
         return latest(repo, filter);
     }
     let id = resolve(repo, spec)?;
     Ok((id, load(repo, &id)?))
 }
+
+/// The word that names the newest snapshot (matching the filter).
+pub const LATEST: &str = "latest";
 
 /// The newest snapshot `filter` matches, if every snapshot can be read (an unreadable one
 /// might be the newest match: its host and project are inside it).
@@ -90,13 +105,26 @@ fn latest(repo: &Repository, filter: &Filter) -> Result<(SnapshotId, SnapshotFil
     if !unreadable.is_empty() {
         return Err(latest_unknown(&unreadable));
     }
+    let total = readable.len();
     let found = readable.into_iter().rev().find(|(_, s)| filter.matches(s));
-    found.ok_or_else(|| {
-        EngineError::NotFound(if filter.is_empty() {
-            "the repository has no snapshots".into()
-        } else {
-            format!("no snapshot {}", filter.describe())
-        })
+    found.ok_or_else(|| no_match(filter, total))
+}
+
+/// Nothing matched `filter` among `total` snapshots: which filter, and how many there are.
+fn no_match(filter: &Filter, total: usize) -> EngineError {
+    EngineError::NotFound(match (filter.is_empty(), total) {
+        (_, 0) => "the repository has no snapshots".into(),
+        (true, _) => "no snapshot matches".into(),
+        (false, 1) => format!(
+            "no snapshot {}: the one snapshot in the repository does not match \
+             (`strata snapshots` lists it)",
+            filter.describe()
+        ),
+        (false, n) => format!(
+            "no snapshot {}: none of the repository's {n} snapshots matches \
+             (`strata snapshots` lists them)",
+            filter.describe()
+        ),
     })
 }
 
@@ -246,22 +274,31 @@ pub fn rewrite_keeping(
     Ok(new_id)
 }
 
-/// Which snapshots a command acts on: those of a host, of a project, and with any of some
-/// tags (each criterion only when given).
-#[derive(Debug, Clone, Default)]
+/// Which snapshots a command acts on: those of a host, of a project, with any of some
+/// tags, and holding all of some paths (each criterion only when given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub host: Option<String>,
     pub project: Option<String>,
+    /// Any of these tags (none given: any snapshot).
     pub tags: Vec<String>,
+    /// All of these paths among the snapshot's backed-up paths, as restic's `--path`: a
+    /// snapshot of `/srv/a /srv/b` matches `/srv/a`, and `/srv/a` with `/srv/b`, but not
+    /// `/srv` nor `/srv/a/x`. Paths starting with `/` are compared after lexical
+    /// normalization ([`normal_path`]), others (a database's location) as they are.
+    pub paths: Vec<String>,
 }
 
 impl Filter {
     /// Whether it matches every snapshot.
     pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.project.is_none() && self.tags.is_empty()
+        self.host.is_none()
+            && self.project.is_none()
+            && self.tags.is_empty()
+            && self.paths.is_empty()
     }
 
-    /// "of host web1, of project shop, tagged daily or audit".
+    /// "of host web1, of project shop, tagged daily or audit, with path /srv/a and /srv/b".
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(h) = &self.host {
@@ -273,6 +310,9 @@ impl Filter {
         if !self.tags.is_empty() {
             parts.push(format!("tagged {}", self.tags.join(" or ")));
         }
+        if !self.paths.is_empty() {
+            parts.push(format!("with path {}", self.paths.join(" and ")));
+        }
         parts.join(", ")
     }
 
@@ -283,16 +323,69 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|p| s.project.as_ref() == Some(p))
             && (self.tags.is_empty() || s.tags.iter().any(|t| self.tags.contains(t)))
+            && self.paths.iter().all(|want| {
+                let want = normal_path(want);
+                s.paths.iter().any(|have| normal_path(have) == want)
+            })
+    }
+
+    /// Refuses snapshot ids given together with a non-empty filter: a filter selects among
+    /// all snapshots or narrows `latest`, and beside an id it could only be ignored. The
+    /// error names both.
+    pub fn check_specs<S: AsRef<str>>(&self, specs: &[S]) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = specs
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| *s != LATEST)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Invalid(format!(
+            "snapshot {} {} given together with a filter (snapshots {}): an id names its \
+             snapshot, a filter selects among all of them; give either, or `latest` for the \
+             newest snapshot the filter matches",
+            if ids.len() == 1 { "id" } else { "ids" },
+            ids.join(", "),
+            self.describe()
+        )))
     }
 }
 
+/// A path as snapshots record them: an absolute path without `.`, `..`, repeated or
+/// trailing slashes (`/srv//a/./b/` is `/srv/a/b`); anything not starting with `/` (a
+/// database location) is returned as it is.
+pub fn normal_path(p: &str) -> String {
+    if !p.starts_with('/') {
+        return p.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// The snapshots `specs` name (`latest`: the newest `filter` matches; ids, prefixes), or
-/// every readable one `filter` matches when none is given; each once, oldest first.
+/// every readable one `filter` matches when none is given; each once, oldest first. Ids
+/// beside a non-empty filter are refused ([`Filter::check_specs`]); `latest` that matches
+/// nothing is an error naming the filter and how many snapshots there are. Every command
+/// that takes snapshots resolves them here (or in [`find_in`] for one).
 pub fn select(
     repo: &Repository,
     specs: &[String],
     filter: &Filter,
 ) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
+    filter.check_specs(specs)?;
     let mut list = if specs.is_empty() {
         let mut all = list_readable(repo)?;
         all.retain(|(_, s)| filter.matches(s));
@@ -307,6 +400,43 @@ pub fn select(
     list.retain(|(id, _)| seen.insert(*id));
     list.sort_by_key(|(id, s)| (s.time_ns, *id));
     Ok(list)
+}
+
+/// Snapshots that share the fields `by` names (`snapshots --group-by`, `--latest`).
+#[derive(Debug, Clone)]
+pub struct SnapshotGroup {
+    /// What the group's snapshots share.
+    pub key: GroupKey,
+    /// Oldest first.
+    pub snapshots: Vec<(SnapshotId, SnapshotFile)>,
+}
+
+/// Splits `list` into groups by `by` (the grouping `forget` uses), groups sorted by key,
+/// each oldest first; with `latest`, only the N newest of each group are left.
+pub fn group(
+    list: Vec<(SnapshotId, SnapshotFile)>,
+    by: GroupBy,
+    latest: Option<usize>,
+) -> Vec<SnapshotGroup> {
+    let mut groups: std::collections::BTreeMap<GroupKey, Vec<(SnapshotId, SnapshotFile)>> =
+        std::collections::BTreeMap::new();
+    for entry in list {
+        groups
+            .entry(group_key(&entry.1, by))
+            .or_default()
+            .push(entry);
+    }
+    groups
+        .into_iter()
+        .map(|(key, mut snapshots)| {
+            snapshots.sort_by_key(|(id, s)| (s.time_ns, *id));
+            if let Some(n) = latest {
+                let drop = snapshots.len().saturating_sub(n);
+                snapshots.drain(..drop);
+            }
+            SnapshotGroup { key, snapshots }
+        })
+        .collect()
 }
 
 /// Puts a snapshot under a hold until `until` (a hold only ever extends: a later existing
@@ -336,3 +466,6 @@ pub fn hold(
     let new_id = rewrite(repo, id, snap, change, |s| s.keep_until_ns = new_until)?;
     Ok((new_id, new_until))
 }
+
+#[cfg(test)]
+mod tests;

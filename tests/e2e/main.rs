@@ -27,4 +27,5 @@ mod remote;
 mod restore_safety;
 mod roundtrip;
 mod secrets;
+mod selection;
 mod util;

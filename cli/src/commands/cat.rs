@@ -21,7 +21,12 @@ enum What {
     /// The repository config.
     Config,
     /// A snapshot (`latest`, an id or a unique prefix).
-    Snapshot { id: String },
+    Snapshot {
+        id: String,
+        /// Which snapshot `latest` means: the newest of this host, project, tag or path.
+        #[command(flatten)]
+        filter: super::SnapshotFilter,
+    },
     /// An index file (full id).
     Index { id: String },
     /// A tree blob (full id).
@@ -34,9 +39,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             let repo = open::open(cli, Operation::CatObject)?.0;
             json(repo.config())?;
         }
-        What::Snapshot { id } => {
+        What::Snapshot { id, filter } => {
+            let filter = filter.for_specs(&[id]);
             let repo = open::open(cli, Operation::CatObject)?.0;
-            let (_, snap) = strata_engine::snapshots::find(&repo, id)?;
+            let (_, snap) = strata_engine::snapshots::find_in(&repo, id, &filter)?;
             json(&snap)?;
         }
         What::Index { id } => {

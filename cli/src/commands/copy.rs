@@ -78,6 +78,7 @@ fn side(
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&args.snapshots);
     // -r/--repo is the side --from-repo or --to-repo does not name (clap allows exactly
     // one of them).
     let Some(repo) = cli.repo.as_deref() else {
@@ -114,21 +115,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         bail!("source and destination are the same repository");
     }
 
-    let filter = args.filter.engine();
     let selected = if args.snapshots.is_empty() {
         snapshots::list(&from)?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
             .collect()
     } else {
-        let mut v = Vec::new();
-        for spec in &args.snapshots {
-            let found = snapshots::find_in(&from, spec, &filter)?;
-            if !v.iter().any(|(id, _)| *id == found.0) {
-                v.push(found);
-            }
-        }
-        v
+        snapshots::select(&from, &args.snapshots, &filter)?
     };
     let bar = Bar::new("copy", cli.quiet || args.json);
     let report = copy::copy(&from, &to, &selected, &bar)?;

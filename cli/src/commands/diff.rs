@@ -22,7 +22,7 @@ pub struct Args {
     first: String,
     /// The newer snapshot.
     second: String,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Also list entries whose content is the same but whose metadata changed.
@@ -42,8 +42,8 @@ struct DiffJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&[&args.first, &args.second]);
     let (repo, _lock) = open::open(cli, Operation::Diff)?;
-    let filter = args.filter.engine();
     let (ida, a) = snapshots::find_in(&repo, &args.first, &filter)?;
     let (idb, b) = snapshots::find_in(&repo, &args.second, &filter)?;
     let (changes, stats) = browse::diff(&repo, &a, &b, args.metadata)?;

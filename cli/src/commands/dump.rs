@@ -26,7 +26,7 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Absolute path of the file in the snapshot (any bytes, not only UTF-8).
@@ -46,9 +46,9 @@ pub enum Archive {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&[&args.snapshot]);
     let (repo, _lock) = open::open(cli, Operation::Dump)?;
-    let (_, snap) =
-        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &filter)?;
     let node = match &args.path {
         None if is_database(&snap)
             || matches!(

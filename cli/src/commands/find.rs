@@ -9,7 +9,7 @@ use strata_engine::filter::Filter;
 use strata_engine::snapshots;
 use strata_engine::Operation;
 
-use crate::output::{json, time};
+use crate::output::{json, rfc3339, time};
 use crate::{exit, open, values, Cli};
 
 /// Find which snapshots hold a path: every matching entry, per snapshot, with its size and
@@ -61,21 +61,22 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         newer_ns: args.newer,
         older_ns: args.older,
     };
+    let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Find)?;
-    let list = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
+    let list = snapshots::select(&repo, &args.snapshots, &filter)?;
     let results = browse::find(&repo, &list, &query)?;
     if args.json {
         let items: Vec<ResultJson> = results
             .iter()
             .map(|r| ResultJson {
                 snapshot: r.snapshot.to_hex(),
-                time: time(r.time_ns),
+                time: rfc3339(r.time_ns),
                 matches: r
                     .matches
                     .iter()
                     .map(|e| MatchJson {
                         entry: e,
-                        mtime: time(e.mtime_ns),
+                        mtime: rfc3339(e.mtime_ns),
                     })
                     .collect(),
             })

@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long, value_name = "FIELDS", default_value = "host,paths,project",
           value_parser = GroupBy::parse)]
     group_by: GroupBy,
-    /// Only consider snapshots of this host, project or tag (and `latest` among ids: the
+    /// Only consider snapshots of this host, project, tag or path (and `latest` among ids: the
     /// newest of them).
     #[command(flatten)]
     filter: super::SnapshotFilter,
@@ -131,6 +131,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     } else {
         Operation::Forget
     };
+    let filter = args.filter.for_specs(&args.ids);
     let (repo, _lock) = open::open(cli, op)?;
     let tz = jiff::tz::TimeZone::system();
     let now = strata_engine::now_ns();
@@ -138,7 +139,6 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let talk = !args.json && !cli.quiet;
 
     let (groups, remove) = if args.ids.is_empty() {
-        let filter = args.filter.engine();
         let all: Vec<_> = snapshots::list(&repo)?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
@@ -165,10 +165,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     .map(|d| JsonSnapshot {
                         id: d.id.to_hex(),
                         short_id: d.id.short(),
-                        time: crate::output::time(d.time_ns),
+                        time: crate::output::rfc3339(d.time_ns),
                         time_ns: d.time_ns,
                         keep: d.keep,
-                        reasons: d.reasons.iter().map(|r| r.describe(&tz)).collect(),
+                        reasons: d
+                            .reasons
+                            .iter()
+                            .map(|r| r.describe(crate::output::zone()))
+                            .collect(),
                     })
                     .collect(),
             })
@@ -179,7 +183,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let mut held = Vec::new();
         for spec in &args.ids {
             let (id, s) = if spec == "latest" {
-                let (id, s) = snapshots::find_in(&repo, spec, &args.filter.engine())?;
+                let (id, s) = snapshots::find_in(&repo, spec, &filter)?;
                 (id, Ok(s))
             } else {
                 let id = snapshots::resolve(&repo, spec)?;
@@ -202,7 +206,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 Some(until) if until > now => held.push(format!(
                     "{} (held until {})",
                     id.short(),
-                    retention::format_time(until, &tz)
+                    crate::output::time(until)
                 )),
                 _ => remove.push(id),
             }
@@ -220,7 +224,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         for g in &groups {
             println!("group {}:", g.key);
             for s in &g.snapshots {
-                let t = retention::format_time(s.time_ns, &tz);
+                let t = crate::output::time(s.time_ns);
                 if s.keep {
                     println!("  keep    {}  {t}  {}", s.short_id, s.reasons.join(", "));
                 } else {

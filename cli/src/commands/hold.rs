@@ -24,7 +24,7 @@ pub struct Args {
     /// Snapshots to hold (ids, prefixes or `latest`).
     #[arg(required = true, value_name = "SNAPSHOT")]
     snapshots: Vec<String>,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Hold until this date, in local time ("2032-01-31", "2032-01-31 12:00") or RFC 3339.
@@ -52,10 +52,11 @@ struct Outcome {
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let tz = jiff::tz::TimeZone::system();
     let (until, span) = (args.until, args.for_span);
+    let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Hold)?;
     let mut found = Vec::new();
     for spec in &args.snapshots {
-        let (id, snap) = snapshots::find_in(&repo, spec, &args.filter.engine())?;
+        let (id, snap) = snapshots::find_in(&repo, spec, &filter)?;
         // Named twice (say `latest` and its id): rewrite it once.
         if !found.iter().any(|(f, _)| *f == id) {
             found.push((id, snap));
@@ -76,11 +77,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let o = Outcome {
             id: id.to_hex(),
             new_id: new_id.to_hex(),
-            keep_until: new_until.map(crate::output::time),
+            keep_until: new_until.map(crate::output::rfc3339),
             changed: new_id != id,
         };
         if !args.json && !cli.quiet {
-            let local = new_until.map(|u| retention::format_time(u, &tz));
+            let local = new_until.map(crate::output::time);
             match (&local, o.changed) {
                 (Some(u), true) => println!(
                     "snapshot {} held until {u}: now {}",

@@ -8,7 +8,7 @@ use strata_format::keyfile::KdfParams;
 
 use strata_app::{check_password, EmptyPassword, SecretRef};
 
-use crate::output::{json, time};
+use crate::output::{json, rfc3339, time};
 use crate::{exit, open, password, Cli};
 
 /// Manage the repository's passwords (key files).
@@ -118,7 +118,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     .map(|k| KeyJson {
                         id: &k.id,
                         current: k.current,
-                        created: time(k.created_ns),
+                        created: rfc3339(k.created_ns),
                         host: &k.hostname,
                         user: &k.username,
                         error: k.error.as_deref(),

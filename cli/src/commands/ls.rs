@@ -9,7 +9,7 @@ use strata_engine::treewalk::{self, Found};
 use strata_engine::Operation;
 use strata_format::tree::{Node, NodeKind};
 
-use crate::output::{printable, time};
+use crate::output::{printable, rfc3339, time};
 use crate::{exit, open, Cli};
 
 /// List the entries of a snapshot: without PATH, everything; with PATH, PATH itself and
@@ -20,7 +20,7 @@ use crate::{exit, open, Cli};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     snapshot: String,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Absolute path inside the snapshot (any bytes, not only UTF-8).
@@ -91,7 +91,7 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
             mode: node.mode,
             uid: node.uid,
             gid: node.gid,
-            mtime: time(node.mtime_ns),
+            mtime: rfc3339(node.mtime_ns),
             link_target: target,
         };
         serde_json::to_writer(&mut *out, &e)?;
@@ -114,9 +114,9 @@ fn print(out: &mut impl Write, args: &Args, path: &[u8], node: &Node) -> Result<
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&[&args.snapshot]);
     let (repo, _lock) = open::open(cli, Operation::Ls)?;
-    let (_, snap) =
-        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (_, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &filter)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let path = args
         .path

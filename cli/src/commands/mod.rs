@@ -33,32 +33,68 @@ use anyhow::Result;
 
 use crate::{Cli, Command};
 
-/// `--host`, `--project`, `--tag`: which snapshots a command considers.
+/// The help heading of the snapshot filters.
+const FILTERS: &str =
+    "Snapshot filters (with SNAPSHOT: they choose which one `latest` is; not with ids)";
+
+/// `--host`, `--project`, `--tag`, `--path`: which snapshots a command considers. With
+/// snapshot arguments they only narrow `latest` (the newest match); beside an id they are a
+/// usage error (see `strata_engine::snapshots::Filter::check_specs`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SnapshotFilter {
     /// Only snapshots of this host.
-    #[arg(long)]
+    #[arg(long, help_heading = FILTERS)]
     host: Option<String>,
     /// Only snapshots of this project.
-    #[arg(long)]
+    #[arg(long, help_heading = FILTERS)]
     project: Option<String>,
     /// Only snapshots with this tag (repeatable: any of them).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", help_heading = FILTERS)]
     tags: Vec<String>,
+    /// Only snapshots whose backed-up paths include PATH (repeatable: all of them), as
+    /// restic's --path: the path given to backup, not a file inside it.
+    #[arg(long = "path", value_name = "PATH", help_heading = FILTERS)]
+    paths: Vec<String>,
 }
 
 impl SnapshotFilter {
+    /// The engine's filter. A relative --path is taken from the current directory, as
+    /// backup records its paths (a database location, `scheme://…`, is kept as it is).
     pub fn engine(&self) -> strata_engine::snapshots::Filter {
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| {
+                if p.starts_with('/') || p.contains("://") {
+                    return p.clone();
+                }
+                std::path::absolute(p)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| p.clone())
+            })
+            .collect();
         strata_engine::snapshots::Filter {
             host: self.host.clone(),
             project: self.project.clone(),
             tags: self.tags.clone(),
+            paths,
         }
+    }
+
+    /// The engine's filter for a command given `specs`: ids beside a filter are a usage
+    /// error (exit code 2), before anything is opened.
+    pub fn for_specs<S: AsRef<str>>(&self, specs: &[S]) -> strata_engine::snapshots::Filter {
+        let filter = self.engine();
+        if let Err(e) = filter.check_specs(specs) {
+            crate::usage_error(e);
+        }
+        filter
     }
 }
 
 /// Runs the chosen command; returns the exit code.
 pub fn run(cli: &Cli) -> Result<u8> {
+    crate::output::use_utc(cli.utc);
     match &cli.command {
         Command::Init(a) => init::run(cli, a),
         Command::Key(a) => key::run(cli, a),

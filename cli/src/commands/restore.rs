@@ -61,7 +61,7 @@ use crate::{exit, open, values, Cli};
     .args(["target", "to_postgres", "to_mysql", "to_sqlite"]).required(true)))]
 pub struct Args {
     snapshot: String,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Directory to restore into (created if missing).
@@ -193,9 +193,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         (None, Some(t)) if may_save(t) => Operation::RestoreDatabase,
         (None, _) => Operation::Restore,
     };
+    let filter = args.filter.for_specs(&[&args.snapshot]);
     let (repo, _lock) = open::open(cli, op)?;
-    let (id, snap) =
-        strata_engine::snapshots::find_in(&repo, &args.snapshot, &args.filter.engine())?;
+    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.snapshot, &filter)?;
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");
         let bar = Bar::new("restore", cli.quiet || args.json);

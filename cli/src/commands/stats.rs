@@ -6,7 +6,7 @@ use strata_engine::browse::{self, SnapshotStats};
 use strata_engine::snapshots;
 use strata_engine::Operation;
 
-use crate::output::{bytes, json, time};
+use crate::output::{bytes, json, rfc3339, time};
 use crate::{exit, open, Cli};
 
 /// Show what snapshots hold and what they cost: files, directories, the size a restore
@@ -17,7 +17,7 @@ use crate::{exit, open, Cli};
 pub struct Args {
     /// Snapshots (`latest`, ids or prefixes); default: every snapshot.
     snapshots: Vec<String>,
-    /// Only snapshots of this host, project or tag (`latest`: the newest of them).
+    /// Only snapshots of this host, project, tag or path (`latest`: the newest of them).
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// Print JSON: one object per snapshot and a total.
@@ -40,8 +40,9 @@ struct OneJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Stats)?;
-    let list = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
+    let list = snapshots::select(&repo, &args.snapshots, &filter)?;
     let (each, total) = browse::stats(&repo, &list)?;
     let code = if total.missing_blobs > 0 {
         eprintln!(
@@ -60,7 +61,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 .zip(&each)
                 .map(|((id, s), st)| OneJson {
                     id: id.to_hex(),
-                    time: time(s.time_ns),
+                    time: rfc3339(s.time_ns),
                     stats: st,
                 })
                 .collect(),

@@ -24,7 +24,7 @@ pub struct Args {
     /// The database snapshot to test (`latest`, an id or a unique prefix).
     #[arg(long, value_name = "SNAPSHOT")]
     restore_test: String,
-    /// Which snapshot `latest` means: the newest of this host, project or tag.
+    /// Which snapshot `latest` means: the newest of this host, project, tag or path.
     #[command(flatten)]
     filter: super::SnapshotFilter,
     /// The server to create the scratch database on (postgres://USER@HOST:PORT/ANY or
@@ -42,9 +42,9 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let filter = args.filter.for_specs(&[&args.restore_test]);
     let (repo, _lock) = open::open(cli, Operation::Verify)?;
-    let (id, snap) =
-        strata_engine::snapshots::find_in(&repo, &args.restore_test, &args.filter.engine())?;
+    let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.restore_test, &filter)?;
     let scratch = match &args.scratch {
         Some(text) if is_database(&snap) => {
             let mut db = Database::of_kind(&snap.source, text)?;

@@ -217,7 +217,7 @@ mod tests {
         ] {
             assert_eq!(
                 strata_engine::vfs::time_name(ns),
-                crate::output::time(ns),
+                crate::output::rfc3339(ns),
                 "{ns}"
             );
         }
