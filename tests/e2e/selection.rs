@@ -448,6 +448,13 @@ fn filters_beside_explicit_ids_are_usage_errors_naming_both() {
         vec!["verify".into(), "--restore-test".into(), id.into()],
         vec!["cat".into(), "snapshot".into(), id.into()],
         vec!["snapshots".into(), "latest".into(), id.into()],
+        vec!["tag".into(), id.into(), "--add".into(), "x".into()],
+        vec![
+            "rewrite".into(),
+            id.into(),
+            "--exclude".into(),
+            "*.php".into(),
+        ],
     ];
     for run in runs {
         let out = env

@@ -83,8 +83,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         dry_run: args.dry_run,
         force_held: args.force_held,
     };
+    let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Rewrite)?;
-    let found = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
+    let found = snapshots::select(&repo, &args.snapshots, &filter)?;
     let done = rewrite::rewrite(&repo, &found, &opts)?;
     if args.json {
         json(&done)?;

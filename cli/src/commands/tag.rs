@@ -50,8 +50,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if let Err(e) = change.validate() {
         crate::usage_error(e);
     }
+    let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Tag)?;
-    let found = snapshots::select(&repo, &args.snapshots, &args.filter.engine())?;
+    let found = snapshots::select(&repo, &args.snapshots, &filter)?;
     let outcomes = tags::tag(&repo, &found, &change)?;
     if args.json {
         json(&outcomes)?;
