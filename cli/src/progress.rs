@@ -29,6 +29,16 @@ impl Bar {
     }
 }
 
+impl Bar {
+    /// Runs `f` (which prints) with the bar out of the way.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+}
+
 impl Progress for Bar {
     fn set_total(&self, bytes: u64) {
         if let Some(b) = &self.bar {

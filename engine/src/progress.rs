@@ -27,6 +27,32 @@ pub enum Phase {
     Pruning,
 }
 
+/// What a backup did with one regular file, measured against the parent snapshot (the
+/// same three counts as [`strata_format::snapshot::SnapshotSummary`]). A dry run reports
+/// what it would do with the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FileStatus {
+    /// Not in the parent snapshot (or no parent): read and stored.
+    New,
+    /// In the parent snapshot with other metadata: read again.
+    Modified,
+    /// Size, mtime, ctime and inode as in the parent snapshot: not read, its content reused.
+    Unchanged,
+}
+
+impl FileStatus {
+    /// The word restic's `backup -v` prints before the path (`new`, `modified`, `unchanged`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::New => "new",
+            FileStatus::Modified => "modified",
+            FileStatus::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// Receives progress of long operations, and may ask them to stop. Every method has a
 /// default: report nothing, never stop.
 pub trait Progress: Send + Sync {
@@ -38,6 +64,9 @@ pub trait Progress: Send + Sync {
     fn add_bytes(&self, _n: u64) {}
     /// One more item (file, snapshot) processed.
     fn add_item(&self) {}
+    /// A backup is done with one regular file (called besides `add_item`), and what it did
+    /// with it: `backup -v` lists the new and modified ones, a dry run reports them all.
+    fn file_done(&self, _path: &Path, _status: FileStatus) {}
     /// The item being worked on.
     fn current(&self, _path: &Path) {}
     /// A non-fatal problem (an unreadable source file, a file that could not be restored).
@@ -96,6 +125,9 @@ impl Progress for Cancellable<'_> {
     }
     fn add_item(&self) {
         self.inner.add_item()
+    }
+    fn file_done(&self, path: &Path, status: FileStatus) {
+        self.inner.file_done(path, status)
     }
     fn current(&self, path: &Path) {
         self.inner.current(path)

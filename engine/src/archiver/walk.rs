@@ -11,6 +11,7 @@ use strata_format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 
 use super::{file, Ctx};
 use crate::meta::{node_from_metadata, special_kind};
+use crate::progress::FileStatus;
 use crate::report::FindingKind;
 use crate::Result;
 
@@ -124,6 +125,9 @@ pub(super) fn archive_entry(
         };
         NodeKind::Dir { subtree }
     } else if ft.is_file() {
+        if ctx.exclude_larger_than.is_some_and(|max| md.len() > max) {
+            return Ok(None);
+        }
         crate::progress::check_stop(ctx.progress)?;
         ctx.progress.current(path);
         let reusable = parent
@@ -134,20 +138,20 @@ pub(super) fn archive_entry(
                 }
                 _ => None,
             });
-        let (content, size) = match reusable {
+        let (content, size, status) = match reusable {
             Some(content) => {
                 ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
-                (content, md.len())
+                (content, md.len(), FileStatus::Unchanged)
             }
             None => match file::chunk_file(ctx, path, &md, pseudo) {
-                Ok(read) => {
-                    let counter = if parent.is_some() {
-                        &ctx.counters.files_changed
+                Ok((content, size)) => {
+                    let (counter, status) = if parent.is_some() {
+                        (&ctx.counters.files_changed, FileStatus::Modified)
                     } else {
-                        &ctx.counters.files_new
+                        (&ctx.counters.files_new, FileStatus::New)
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    read
+                    (content, size, status)
                 }
                 Err(file::FileError::Source(e)) => {
                     ctx.source_error(path, FindingKind::UnreadableSource, e);
@@ -157,6 +161,7 @@ pub(super) fn archive_entry(
             },
         };
         ctx.progress.add_item();
+        ctx.progress.file_done(path, status);
         let mut node = node_from_metadata(name, path, &md, NodeKind::File { content }, &ctx.names);
         node.size = size;
         return Ok(Some(node));
@@ -193,6 +198,11 @@ pub(super) fn archive_dir(
         Err(e) => ctx.source_error(path, FindingKind::UnreadableSource, e),
     }
     names.sort();
+    if !ctx.tag_files.is_empty() {
+        if let Some(tags) = super::exclude::marked(path, &names, &ctx.tag_files) {
+            names = tags;
+        }
+    }
     let nodes: Vec<Option<Node>> = names
         .into_par_iter()
         .map(|name| {

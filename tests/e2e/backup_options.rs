@@ -1,0 +1,400 @@
+//! restic's backup options (#15): what `--exclude-file`, `--files-from` (and `-verbatim`,
+//! `-raw`), `--exclude-caches`, `--exclude-if-present` and `--exclude-larger-than` leave
+//! in a snapshot, path for path; `--dry-run` leaving the repository as it was; `-v`
+//! listing exactly the new and modified files; `--limit-upload`/`--limit-download`;
+//! `init --copy-chunker-params`; and the password options that exclude each other.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// The paths below `src` (relative to it, `""` for `src` itself) in `snapshot`, from
+/// `ls --json`.
+fn paths_in(env: &Env, snapshot: &str, src: &Path) -> BTreeSet<String> {
+    let prefix = src.to_string_lossy().into_owned();
+    env.strata(["ls", snapshot, "--json"])
+        .success()
+        .json_lines()
+        .iter()
+        .filter_map(|e| {
+            let p = e["path"].as_str()?;
+            if p == prefix {
+                Some(String::new())
+            } else {
+                p.strip_prefix(&format!("{prefix}/")).map(str::to_owned)
+            }
+        })
+        .collect()
+}
+
+fn set(paths: &[&str]) -> BTreeSet<String> {
+    paths.iter().map(|s| s.to_string()).collect()
+}
+
+/// `backup --json ARGS...`, asserting success; returns the snapshot id.
+#[track_caller]
+fn backup_with(env: &Env, args: &[&std::ffi::OsStr]) -> String {
+    let out = env
+        .cmd()
+        .args(["backup", "--json"])
+        .args(args)
+        .run()
+        .success();
+    out.json()["snapshot_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn exclude_file_leaves_out_its_patterns_and_ignores_comments() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("keep.txt"), b"k");
+    write_file(&src.join("debug.log"), b"l");
+    write_file(&src.join("sub/x.tmp"), b"t");
+    write_file(&src.join("sub/y.txt"), b"y");
+    write_file(&src.join("node_modules/m.js"), b"m");
+    // A comment line that would match everything if it were read as a pattern.
+    write_file(&src.join("#*"), b"hash");
+    let list = env.path("excludes");
+    fs::write(
+        &list,
+        "# build output\n#*\n\n*.log\n   *.tmp  \r\nnode_modules\n",
+    )
+    .unwrap();
+    let id = backup_with(
+        &env,
+        &[src.as_os_str(), "--exclude-file".as_ref(), list.as_os_str()],
+    );
+    assert_eq!(
+        paths_in(&env, &id, &src),
+        set(&["", "#*", "keep.txt", "sub", "sub/y.txt"])
+    );
+    // A pattern that cannot be read fails the backup, naming the file; nothing is saved.
+    fs::write(&list, "ok\n[oops\n").unwrap();
+    env.cmd()
+        .arg("backup")
+        .arg(&src)
+        .arg("--exclude-file")
+        .arg(&list)
+        .run()
+        .failure()
+        .stderr_contains(&list.to_string_lossy());
+    env.cmd()
+        .arg("backup")
+        .arg(&src)
+        .args(["--exclude-file", "/nonexistent/excludes"])
+        .run()
+        .failure()
+        .stderr_contains("/nonexistent/excludes");
+    assert_eq!(env.snapshots().len(), 1);
+}
+
+#[test]
+fn files_from_backs_up_exactly_the_listed_paths_in_each_format() {
+    let env = Env::init();
+    let src = env.path("src");
+    for f in ["a", "b", "c/d", "e", "trail ", "new\nline"] {
+        write_file(&src.join(f), f.as_bytes());
+    }
+    let p = |f: &str| src.join(f).to_string_lossy().into_owned();
+    // Lines: comments, blank lines and surrounding whitespace dropped; with a path given
+    // on the command line too.
+    let lines = env.path("lines");
+    fs::write(
+        &lines,
+        format!("# the list\n{}\n\n   {}  \n", p("a"), p("c")),
+    )
+    .unwrap();
+    let id = backup_with(
+        &env,
+        &[
+            src.join("e").as_os_str(),
+            "--files-from".as_ref(),
+            lines.as_os_str(),
+        ],
+    );
+    assert_eq!(paths_in(&env, &id, &src), set(&["", "a", "c", "c/d", "e"]));
+    // Verbatim: a name ending in a space is kept as it is.
+    let verbatim = env.path("verbatim");
+    fs::write(&verbatim, format!("{}\n{}\n", p("trail "), p("b"))).unwrap();
+    let id = backup_with(
+        &env,
+        &["--files-from-verbatim".as_ref(), verbatim.as_os_str()],
+    );
+    assert_eq!(paths_in(&env, &id, &src), set(&["", "b", "trail "]));
+    // Raw: NUL-separated, a newline inside a name.
+    let raw = env.path("raw");
+    fs::write(&raw, format!("{}\0{}\0", p("new\nline"), p("a"))).unwrap();
+    let id = backup_with(&env, &["--files-from-raw".as_ref(), raw.as_os_str()]);
+    assert_eq!(paths_in(&env, &id, &src), set(&["", "a", "new\nline"]));
+    // A list naming nothing, and no other source: a usage error, no snapshot.
+    let empty = env.path("empty");
+    fs::write(&empty, "# nothing\n\n").unwrap();
+    env.cmd()
+        .args(["backup", "--files-from"])
+        .arg(&empty)
+        .run()
+        .code(2)
+        .stderr_contains("nothing to back up");
+    assert_eq!(env.snapshots().len(), 3);
+}
+
+#[test]
+fn exclude_caches_keeps_only_the_tag_of_a_tagged_directory() {
+    let env = Env::init();
+    let src = env.path("src");
+    let signature = b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n";
+    write_file(&src.join("cache/CACHEDIR.TAG"), signature);
+    write_file(&src.join("cache/blob.bin"), &random_bytes(1, 10_000));
+    write_file(&src.join("cache/sub/x"), b"x");
+    // A tag without the signature marks nothing.
+    write_file(
+        &src.join("fake/CACHEDIR.TAG"),
+        b"Signature: something else\n",
+    );
+    write_file(&src.join("fake/y"), b"y");
+    write_file(&src.join("keep.txt"), b"k");
+    let id = backup_with(&env, &[src.as_os_str(), "--exclude-caches".as_ref()]);
+    assert_eq!(
+        paths_in(&env, &id, &src),
+        set(&[
+            "",
+            "cache",
+            "cache/CACHEDIR.TAG",
+            "fake",
+            "fake/CACHEDIR.TAG",
+            "fake/y",
+            "keep.txt"
+        ])
+    );
+    // Without the option, everything.
+    let id = backup_with(&env, &[src.as_os_str()]);
+    assert!(paths_in(&env, &id, &src).contains("cache/sub/x"));
+}
+
+#[test]
+fn exclude_if_present_keeps_the_marker_and_reads_its_header() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("a/.nobackup"), b"");
+    write_file(&src.join("a/f"), b"f");
+    write_file(&src.join("a/deep/g"), b"g");
+    write_file(&src.join("b/.skip"), b"no, keep it");
+    write_file(&src.join("b/h"), b"h");
+    write_file(&src.join("c/.skip"), b"yes please");
+    write_file(&src.join("c/i"), b"i");
+    write_file(&src.join("d/j"), b"j");
+    let id = backup_with(
+        &env,
+        &[
+            src.as_os_str(),
+            "--exclude-if-present".as_ref(),
+            ".nobackup".as_ref(),
+            "--exclude-if-present".as_ref(),
+            ".skip:yes".as_ref(),
+        ],
+    );
+    assert_eq!(
+        paths_in(&env, &id, &src),
+        set(&[
+            "",
+            "a",
+            "a/.nobackup",
+            "b",
+            "b/.skip",
+            "b/h",
+            "c",
+            "c/.skip",
+            "d",
+            "d/j"
+        ])
+    );
+    // A path is no file name.
+    env.cmd()
+        .arg("backup")
+        .arg(&src)
+        .args(["--exclude-if-present", "a/b"])
+        .run()
+        .code(2);
+}
+
+#[test]
+fn exclude_larger_than_leaves_out_bigger_files_only() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("small"), &[1; 1000]);
+    write_file(&src.join("exact"), &[2; 1024]);
+    write_file(&src.join("over"), &[3; 1025]);
+    write_file(&src.join("sub/big"), &random_bytes(2, 3 << 20));
+    let id = backup_with(
+        &env,
+        &[
+            src.as_os_str(),
+            "--exclude-larger-than".as_ref(),
+            "1K".as_ref(),
+        ],
+    );
+    assert_eq!(
+        paths_in(&env, &id, &src),
+        set(&["", "small", "exact", "sub"])
+    );
+    let id = backup_with(
+        &env,
+        &[
+            src.as_os_str(),
+            "--exclude-larger-than".as_ref(),
+            "2M".as_ref(),
+        ],
+    );
+    assert_eq!(
+        paths_in(&env, &id, &src),
+        set(&["", "small", "exact", "over", "sub"])
+    );
+    for bad in ["1.5M", "lots", "-1"] {
+        env.cmd()
+            .arg("backup")
+            .arg(&src)
+            .args(["--exclude-larger-than", bad])
+            .run()
+            .code(2);
+    }
+}
+
+/// Every file of the repository with its content.
+fn repository_files(env: &Env) -> Vec<(PathBuf, Vec<u8>)> {
+    env.repo_files("")
+        .into_iter()
+        .map(|p| {
+            let content = fs::read(&p).unwrap();
+            (p, content)
+        })
+        .collect()
+}
+
+#[test]
+fn dry_run_writes_nothing_and_predicts_what_a_backup_adds() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("same.bin"), &random_bytes(3, 200_000));
+    write_file(&src.join("edited.txt"), b"first version\n");
+    env.backup(&[&src]);
+    write_file(&src.join("edited.txt"), b"second, longer version\n");
+    write_file(&src.join("sub/new.bin"), &random_bytes(4, 300_000));
+    let before = repository_files(&env);
+    let out = env
+        .cmd()
+        .arg("backup")
+        .arg(&src)
+        .args(["--dry-run", "--json", "-v"])
+        .run()
+        .success();
+    let plan = out.json();
+    assert_eq!(
+        repository_files(&env),
+        before,
+        "a dry run changed the repository"
+    );
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    assert_eq!(plan["files_new"], 1, "{plan}");
+    assert_eq!(plan["files_changed"], 1, "{plan}");
+    assert_eq!(plan["files_unchanged"], 1, "{plan}");
+    let listed: BTreeSet<(String, String)> = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["status"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let path = |rel: &str| src.join(rel).to_string_lossy().into_owned();
+    assert_eq!(
+        listed,
+        BTreeSet::from([
+            ("modified".to_string(), path("edited.txt")),
+            ("new".to_string(), path("sub/new.bin")),
+        ])
+    );
+    assert!(plan["bytes_added"].as_u64().unwrap() > 300_000, "{plan}");
+    // In words, and still nothing written.
+    let text = env
+        .cmd()
+        .arg("backup")
+        .arg(&src)
+        .arg("-n")
+        .run()
+        .success()
+        .stdout_str();
+    assert!(text.contains("dry run"), "{text}");
+    assert!(text.contains("nothing was written"), "{text}");
+    assert_eq!(repository_files(&env), before);
+    assert_eq!(env.snapshots().len(), 1);
+    // The backup itself adds the blobs the dry run counted.
+    let done = env.backup_json(&[&src], &[]);
+    for k in [
+        "files_new",
+        "files_changed",
+        "data_blobs_added",
+        "tree_blobs_added",
+    ] {
+        assert_eq!(done[k], plan[k], "{k}: {done} against {plan}");
+    }
+}
+
+/// The `(word, path)` pairs of `backup -v`'s listing.
+fn listing(out: &Output) -> BTreeSet<(String, String)> {
+    out.lines()
+        .iter()
+        .filter_map(|l| {
+            let (word, path) = l.split_once(' ')?;
+            matches!(word, "new" | "modified")
+                .then(|| (word.to_string(), path.trim_start().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn verbose_lists_exactly_the_new_and_modified_files() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_file(&src.join("a"), b"a");
+    write_file(&src.join("b"), b"b");
+    write_file(&src.join("sub/c"), b"c");
+    let path = |rel: &str| src.join(rel).to_string_lossy().into_owned();
+    let pair = |w: &str, rel: &str| (w.to_string(), path(rel));
+    let first = env.cmd().arg("backup").arg(&src).arg("-v").run().success();
+    assert_eq!(
+        listing(&first),
+        BTreeSet::from([pair("new", "a"), pair("new", "b"), pair("new", "sub/c")]),
+        "{}",
+        first.describe()
+    );
+    write_file(&src.join("b"), b"b, edited");
+    write_file(&src.join("sub/d"), b"d");
+    let second = env
+        .cmd()
+        .arg("backup")
+        .arg(&src)
+        .arg("--verbose")
+        .run()
+        .success();
+    assert_eq!(
+        listing(&second),
+        BTreeSet::from([pair("modified", "b"), pair("new", "sub/d")]),
+        "{}",
+        second.describe()
+    );
+    // restic's layout: the word, padded, then the path.
+    assert!(
+        second.lines().contains(&format!("modified  {}", path("b"))),
+        "{}",
+        second.describe()
+    );
+    // Without -v, no listing.
+    write_file(&src.join("e"), b"e");
+    let quiet = env.cmd().arg("backup").arg(&src).run().success();
+    assert!(listing(&quiet).is_empty(), "{}", quiet.describe());
+}
