@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -397,4 +398,44 @@ fn verbose_lists_exactly_the_new_and_modified_files() {
     write_file(&src.join("e"), b"e");
     let quiet = env.cmd().arg("backup").arg(&src).run().success();
     assert!(listing(&quiet).is_empty(), "{}", quiet.describe());
+}
+
+/// `--limit-upload` and `--limit-download` hold the traffic to their rate. This asserts a
+/// lower bound that follows from the rate (2 MiB at 1 MiB/s cannot take less than about
+/// two seconds), not how fast anything is.
+#[test]
+fn bandwidth_limits_hold_uploads_and_downloads_to_their_rate() {
+    let env = Env::init();
+    let src = env.path("src");
+    // Random bytes do not compress: about 2 MiB reach the repository.
+    write_file(&src.join("data.bin"), &random_bytes(5, 2 << 20));
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .args(["--limit-upload", "1024", "backup", "--json"])
+        .arg(&src)
+        .run()
+        .success();
+    let took = started.elapsed();
+    let added = out.json()["bytes_added"].as_u64().unwrap();
+    assert!(added >= 2 << 20, "{added}");
+    // 2 MiB at 1024 KiB/s is 2 s, less the bucket's burst of 0.1 s.
+    assert!(took >= Duration::from_millis(1900), "upload took {took:?}");
+    let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
+    let target = env.path("restore");
+    fs::create_dir(&target).unwrap();
+    let started = Instant::now();
+    env.cmd()
+        .args(["--limit-download", "1024", "restore", &id, "--target"])
+        .arg(&target)
+        .run()
+        .success();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "download took {took:?}"
+    );
+    assert_same_tree(&src, &restored(&target, &src));
+    // A limit of nothing is no limit: a usage error.
+    env.strata(["--limit-upload", "0", "snapshots"]).code(2);
 }
