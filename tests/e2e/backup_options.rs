@@ -9,6 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::util::*;
 
 /// The paths below `src` (relative to it, `""` for `src` itself) in `snapshot`, from
@@ -438,4 +440,109 @@ fn bandwidth_limits_hold_uploads_and_downloads_to_their_rate() {
     assert_same_tree(&src, &restored(&target, &src));
     // A limit of nothing is no limit: a usage error.
     env.strata(["--limit-upload", "0", "snapshots"]).code(2);
+}
+
+/// `copy` summary of copying every snapshot of `from` (with `env`'s password) into
+/// `to`.
+fn copy_into(env: &Env, from: &Path, to: &Path) -> Value {
+    env.cmd()
+        .arg("-r")
+        .arg(to)
+        .arg("copy")
+        .arg("--from-repo")
+        .arg(from)
+        .arg("--json")
+        .run()
+        .success()
+        .json()
+}
+
+fn config(env: &Env, repo: &Path) -> Value {
+    env.cmd()
+        .arg("-r")
+        .arg(repo)
+        .args(["cat", "config"])
+        .run()
+        .success()
+        .json()
+}
+
+#[test]
+fn init_copy_chunker_params_lets_copies_dedup_against_direct_backups() {
+    let env = Env::new();
+    let init = |repo: &Path, extra: &[&str]| {
+        env.cmd()
+            .arg("-r")
+            .arg(repo)
+            .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+            .args(extra)
+            .run()
+            .success()
+    };
+    let source = env.path("source");
+    init(&source, &["--db-chunk-size", "32"]);
+    let src = env.path("src");
+    // Several chunks (1 MiB on average), whose boundaries depend on the chunker's seed.
+    write_file(&src.join("big.bin"), &random_bytes(6, 8 << 20));
+    env.cmd()
+        .arg("-r")
+        .arg(&source)
+        .arg("backup")
+        .arg(&src)
+        .run()
+        .success();
+    let pw = env.password_file.to_string_lossy().into_owned();
+    let alike = env.path("alike");
+    let out = init(
+        &alike,
+        &[
+            "--copy-chunker-params",
+            "--from-repo",
+            &source.to_string_lossy(),
+            "--from-password-file",
+            &pw,
+        ],
+    );
+    assert!(
+        out.stdout_str().contains("chunker parameters"),
+        "{}",
+        out.describe()
+    );
+    let (a, b) = (config(&env, &source), config(&env, &alike));
+    assert_eq!(a["chunker"], b["chunker"]);
+    assert_eq!(a["db_chunker"], b["db_chunker"]);
+    assert_eq!(b["db_chunker"]["avg_size"], 32 * 1024, "{b}");
+    assert_ne!(a["repo_id"], b["repo_id"]);
+    let apart = env.path("apart");
+    init(&apart, &[]);
+    // The same file backed up into each directly, then the source's snapshot copied in.
+    for repo in [&alike, &apart] {
+        env.cmd()
+            .arg("-r")
+            .arg(repo)
+            .arg("backup")
+            .arg(&src)
+            .run()
+            .success();
+    }
+    let copied = copy_into(&env, &source, &alike);
+    assert_eq!(copied["data_blobs_added"], 0, "{copied}");
+    // Without the option the chunks differ, and the copy brings its own.
+    let copied = copy_into(&env, &source, &apart);
+    assert!(copied["data_blobs_added"].as_u64().unwrap() > 0, "{copied}");
+    // --from-repo without --copy-chunker-params, or the option alone: usage errors.
+    init(&env.path("x"), &[]);
+    for args in [
+        vec!["--from-repo", "/elsewhere"],
+        vec!["--copy-chunker-params"],
+    ] {
+        env.cmd()
+            .arg("-r")
+            .arg(env.path("y"))
+            .arg("init")
+            .args(args)
+            .run()
+            .code(2);
+        assert!(!env.path("y").exists());
+    }
 }
