@@ -546,3 +546,49 @@ fn init_copy_chunker_params_lets_copies_dedup_against_direct_backups() {
         assert!(!env.path("y").exists());
     }
 }
+
+/// Two password sources for the same repository (or database) are a usage error that
+/// names both, as for the main pair.
+#[test]
+fn two_password_sources_for_one_side_are_a_usage_error() {
+    let env = Env::init();
+    let pw = env.password_file.to_string_lossy().into_owned();
+    for (side, file, command) in [
+        (
+            "--from-repo",
+            "--from-password-file",
+            "--from-password-command",
+        ),
+        ("--to-repo", "--to-password-file", "--to-password-command"),
+    ] {
+        env.strata(["copy", side, "/elsewhere", file, &pw, command, "echo pw"])
+            .code(2)
+            .stderr_contains(file)
+            .stderr_contains(command);
+    }
+    env.strata([
+        "init",
+        "--copy-chunker-params",
+        "--from-repo",
+        "/elsewhere",
+        "--from-password-file",
+        &pw,
+        "--from-password-command",
+        "echo pw",
+    ])
+    .code(2)
+    .stderr_contains("--from-password-file")
+    .stderr_contains("--from-password-command");
+    env.strata([
+        "backup",
+        "--postgres",
+        "postgres://u@127.0.0.1/db",
+        "--db-password-file",
+        &pw,
+        "--db-password-command",
+        "echo pw",
+    ])
+    .code(2)
+    .stderr_contains("--db-password-file")
+    .stderr_contains("--db-password-command");
+}
