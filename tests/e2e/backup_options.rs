@@ -264,13 +264,16 @@ fn exclude_larger_than_leaves_out_bigger_files_only() {
     }
 }
 
-/// Every file of the repository with its content.
-fn repository_files(env: &Env) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file of the repository with its size and a hash of its content.
+fn repository_files(env: &Env) -> Vec<(PathBuf, u64, u64)> {
+    use std::hash::{Hash, Hasher};
     env.repo_files("")
         .into_iter()
         .map(|p| {
             let content = fs::read(&p).unwrap();
-            (p, content)
+            let mut h = std::hash::DefaultHasher::new();
+            content.hash(&mut h);
+            (p, content.len() as u64, h.finish())
         })
         .collect()
 }
