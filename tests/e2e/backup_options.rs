@@ -131,6 +131,15 @@ fn files_from_backs_up_exactly_the_listed_paths_in_each_format() {
     fs::write(&raw, format!("{}\0{}\0", p("new\nline"), p("a"))).unwrap();
     let id = backup_with(&env, &["--files-from-raw".as_ref(), raw.as_os_str()]);
     assert_eq!(paths_in(&env, &id, &src), set(&["", "a", "new\nline"]));
+    // `-`: the list on standard input.
+    let out = env
+        .cmd()
+        .args(["backup", "--json", "--files-from", "-"])
+        .stdin(format!("{}\n", p("b")))
+        .run()
+        .success();
+    let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(paths_in(&env, &id, &src), set(&["", "b"]));
     // A list naming nothing, and no other source: a usage error, no snapshot.
     let empty = env.path("empty");
     fs::write(&empty, "# nothing\n\n").unwrap();
@@ -140,7 +149,7 @@ fn files_from_backs_up_exactly_the_listed_paths_in_each_format() {
         .run()
         .code(2)
         .stderr_contains("nothing to back up");
-    assert_eq!(env.snapshots().len(), 3);
+    assert_eq!(env.snapshots().len(), 4);
 }
 
 #[test]
