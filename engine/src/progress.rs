@@ -53,16 +53,39 @@ impl FileStatus {
     }
 }
 
+/// The work an operation has in front of it, reported through [`Progress::set_totals`]:
+/// `items` are files for a backup or a restore, packs for `check --read-data`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub items: u64,
+    pub bytes: u64,
+    /// `false` while the numbers may still grow: a backup's scanner walks the sources
+    /// beside the backup and reports what it has counted so far, then the final totals
+    /// with `complete` set. Restore and check know theirs up front.
+    pub complete: bool,
+}
+
 /// Receives progress of long operations, and may ask them to stop. Every method has a
 /// default: report nothing, never stop.
+///
+/// Counting contract: an operation that reports [`Totals`] reports the same units as done,
+/// `add_item` once per item and `add_bytes` for its bytes (a backup counts an unchanged
+/// file, not read, as done with its size). Methods are called from several threads at once.
 pub trait Progress: Send + Sync {
     /// The operation entered a phase.
     fn phase(&self, _phase: Phase) {}
     /// Total bytes expected, when known.
     fn set_total(&self, _bytes: u64) {}
+    /// Items and bytes expected, possibly while still counting (see [`Totals::complete`]).
+    /// By default, final totals are passed on to [`Progress::set_total`].
+    fn set_totals(&self, totals: Totals) {
+        if totals.complete {
+            self.set_total(totals.bytes);
+        }
+    }
     /// Bytes processed (read for backup, written for restore, checked for check).
     fn add_bytes(&self, _n: u64) {}
-    /// One more item (file, snapshot) processed.
+    /// One more item (file, snapshot, pack) processed.
     fn add_item(&self) {}
     /// A backup is done with one regular file (called besides `add_item`), and what it did
     /// with it: `backup -v` lists the new and modified ones, a dry run reports them all.
@@ -120,6 +143,9 @@ impl Progress for Cancellable<'_> {
     fn set_total(&self, bytes: u64) {
         self.inner.set_total(bytes)
     }
+    fn set_totals(&self, totals: Totals) {
+        self.inner.set_totals(totals)
+    }
     fn add_bytes(&self, n: u64) {
         self.inner.add_bytes(n)
     }
@@ -140,6 +166,20 @@ impl Progress for Cancellable<'_> {
     }
     fn should_stop(&self) -> bool {
         self.token.is_cancelled() || self.inner.should_stop()
+    }
+}
+
+/// Another progress, told only of warnings (and asked whether to stop): for an operation
+/// run inside another one (the safety snapshot of a restore) whose counts would mix with
+/// the outer operation's.
+pub struct WarningsOnly<'p>(pub &'p dyn Progress);
+
+impl Progress for WarningsOnly<'_> {
+    fn warn(&self, message: &str) {
+        self.0.warn(message)
+    }
+    fn should_stop(&self) -> bool {
+        self.0.should_stop()
     }
 }
 
