@@ -9,7 +9,7 @@ use serde::Serialize;
 use strata_db::{backup_database, meta, recorded_rows, Database};
 use strata_engine::archiver::{self, BackupOptions, BackupResult, PathList, TagFile};
 use strata_engine::filter::Filter;
-use strata_engine::progress::{FileStatus, Phase, Progress};
+use strata_engine::progress::{FileStatus, Phase, Progress, Totals};
 use strata_engine::report::{messages, Finding};
 use strata_engine::retention::{self, CalendarSpan};
 use strata_engine::Operation;
@@ -228,6 +228,9 @@ impl Progress for Listing<'_> {
     }
     fn set_total(&self, bytes: u64) {
         self.bar.set_total(bytes)
+    }
+    fn set_totals(&self, totals: Totals) {
+        self.bar.set_totals(totals)
     }
     fn add_bytes(&self, n: u64) {
         self.bar.add_bytes(n)
