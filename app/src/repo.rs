@@ -2,7 +2,8 @@
 //! reach it) turned into storage and into an opened, locked repository for an
 //! [`Operation`].
 //!
-//! The storage stack, from the bottom: opendal (local, SFTP, S3), the fault-injection hook
+//! The storage stack, from the bottom: opendal (local, SFTP, S3), the bandwidth limits
+//! (`--limit-upload`, `--limit-download`), the fault-injection hook
 //! of the crash tests (`STRATA_TEST_FAULT`), retries of transient failures, optionally a
 //! read-back of every upload, and, for remote repositories and operations that allow it,
 //! the local cache of index files and snapshots.
@@ -34,6 +35,10 @@ pub struct RepoSpec {
     pub verify_uploads: bool,
     /// Where its local cache is (remote repositories only).
     pub cache: CachePlace,
+    /// Most KiB a second written to the store, over all connections (`--limit-upload`).
+    pub limit_upload_kib: Option<u64>,
+    /// Most KiB a second read from the store, over all connections (`--limit-download`).
+    pub limit_download_kib: Option<u64>,
 }
 
 /// Where the local cache of remote repositories is.
@@ -68,6 +73,8 @@ impl RepoSpec {
             connections: None,
             verify_uploads: false,
             cache: CachePlace::Default,
+            limit_upload_kib: None,
+            limit_download_kib: None,
         }
     }
 }
@@ -97,6 +104,20 @@ pub fn backend(spec: &RepoSpec, cache: bool) -> Result<Arc<dyn Backend>> {
     let connections = spec.connections.map_or(2, usize::from);
     let backend = strata_storage::open(&spec.location, &spec.remote, connections)?;
     let remote = backend.is_remote();
+    // Bandwidth limits count what reaches the store: retries too, cache hits not.
+    let bucket =
+        |kib: Option<u64>| kib.map(|k| Arc::new(strata_storage::TokenBucket::kib_per_sec(k)));
+    let (upload, download) = (
+        bucket(spec.limit_upload_kib),
+        bucket(spec.limit_download_kib),
+    );
+    let backend: Arc<dyn Backend> = if upload.is_some() || download.is_some() {
+        Arc::new(strata_storage::ThrottledBackend::new(
+            backend, upload, download,
+        ))
+    } else {
+        backend
+    };
     // Test hook for crash and fault tests: STRATA_TEST_FAULT / STRATA_TEST_FAULT_LOG.
     let backend: Arc<dyn Backend> = match strata_storage::FaultPlan::from_env()
         .map_err(|e| AppError::Invalid(format!("STRATA_TEST_FAULT: {e}")))?

@@ -133,6 +133,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub verify_uploads: bool,
 
+    /// Limit uploads to the repository to this many KiB/s (all connections together).
+    #[arg(long, global = true, value_name = "KiB/s",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_upload: Option<u64>,
+
+    /// Limit downloads from the repository to this many KiB/s (all connections together).
+    #[arg(long, global = true, value_name = "KiB/s",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_download: Option<u64>,
+
     /// S3 endpoint URL, for S3-compatible servers (default: AWS_ENDPOINT_URL, else AWS).
     #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint: Option<String>,

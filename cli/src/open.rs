@@ -101,6 +101,8 @@ pub fn spec_at(cli: &Cli, location: &str, file: Option<&Path>, command: Option<&
         connections: cli.connections,
         verify_uploads: cli.verify_uploads,
         cache: cli.cache_place(),
+        limit_upload_kib: cli.limit_upload,
+        limit_download_kib: cli.limit_download,
     }
 }
 

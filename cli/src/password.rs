@@ -182,11 +182,12 @@ pub struct DbPasswordArgs {
         long,
         value_name = "FILE",
         env = "STRATA_DB_PASSWORD_FILE",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "db_password_command"
     )]
     db_password_file: Option<PathBuf>,
-    /// Shell command whose output is the database password (used when no
-    /// --db-password-file is given).
+    /// Shell command whose output is the database password (not together with
+    /// --db-password-file).
     #[arg(
         long,
         value_name = "COMMAND",

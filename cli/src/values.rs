@@ -19,9 +19,46 @@ pub fn glob(text: &str) -> Result<String, String> {
     Ok(pattern)
 }
 
+/// A size in bytes: a number, optionally with a 1024-based unit (`K`, `M`, `G`, `T`,
+/// also written `KiB`, `KB`, `k`; `B` or none for bytes), as restic reads
+/// `--exclude-larger-than`.
+pub fn size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let bad =
+        || format!("{text:?} is not a size: write bytes, or a number with K, M, G or T (1M, 2G)");
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_with_1024_based_units() {
+        assert_eq!(size("0"), Ok(0));
+        assert_eq!(size("1500"), Ok(1500));
+        assert_eq!(size("1k"), Ok(1024));
+        assert_eq!(size("2M"), Ok(2 << 20));
+        assert_eq!(size("3 GiB"), Ok(3 << 30));
+        assert_eq!(size("1T"), Ok(1 << 40));
+        assert_eq!(size("7B"), Ok(7));
+        for bad in ["", "M", "1.5M", "-1", "1X", "99999999999T"] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn times_read_or_say_how_to_write_them() {

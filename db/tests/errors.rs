@@ -33,6 +33,7 @@ fn repository() -> (Arc<dyn Backend>, Repository) {
         db_chunker: ChunkerParams::DATABASE,
         pack_size: 1 << 20,
         compression_level: 3,
+        chunker_seed: None,
     };
     Repository::init(backend.clone(), b"pw", &opts).unwrap();
     let repo = Repository::open(backend.clone(), b"pw").unwrap();

@@ -64,6 +64,16 @@ impl Filter {
         }
     }
 
+    /// The patterns of an exclude file (`--exclude-file`, as restic reads it): one a line,
+    /// whitespace around it trimmed, blank lines and lines starting with `#` ignored.
+    pub fn patterns_from_text(text: &str) -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Like [`Filter::matches`] for a path given as raw bytes.
     pub fn matches_bytes(&self, path: &[u8]) -> bool {
         self.matches(Path::new(std::ffi::OsStr::from_bytes(path)))
@@ -84,5 +94,14 @@ mod tests {
         assert!(!f.matches(Path::new("/etc/ssl/certs")));
         assert!(!Filter::new(&[]).unwrap().matches(Path::new("/x")));
         assert!(Filter::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn exclude_files_hold_one_pattern_a_line_and_comments() {
+        let text = "# caches\n*.tmp\n\n   /var/cache/**  \r\n  # indented comment\nnode_modules";
+        assert_eq!(
+            Filter::patterns_from_text(text),
+            ["*.tmp", "/var/cache/**", "node_modules"]
+        );
     }
 }

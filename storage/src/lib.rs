@@ -13,7 +13,7 @@
 //!   `remove_leftovers` removes exactly those.
 //!
 //! Decorators implement the same trait: [`RetryBackend`], [`CachingBackend`],
-//! [`VerifyingBackend`] and the test hook [`FaultBackend`].
+//! [`VerifyingBackend`], [`ThrottledBackend`] and the test hook [`FaultBackend`].
 
 mod backend;
 mod cache;
@@ -29,6 +29,7 @@ mod retry;
 mod sftp;
 mod spool;
 mod temp_names;
+mod throttle;
 mod verify;
 
 pub use backend::{Backend, FileType};
@@ -41,4 +42,5 @@ pub use remote::RemoteOptions;
 pub use retry::RetryBackend;
 pub use sftp::SftpBackend;
 pub use spool::{SpoolError, SpoolFile};
+pub use throttle::{ThrottledBackend, TokenBucket};
 pub use verify::VerifyingBackend;

@@ -6,6 +6,7 @@
 //! privileges with `setpriv`. Nothing is written outside the tests' temporary
 //! directories, and no test asserts timings.
 
+mod backup_options;
 mod browse;
 mod check_subset;
 mod cli;

@@ -392,9 +392,14 @@ fn sftp_refuses_unknown_hosts_and_bad_keys() {
         .push(("PATH".into(), std::env::var_os("PATH").unwrap_or_default()));
     let home_known_hosts = env.home.join(".ssh/known_hosts");
     assert!(!home_known_hosts.exists());
+    // The cause, and the command that fixes it, for the port in use.
     env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .failure()
-        .stderr_contains("Host key verification failed");
+        .stderr_contains("Host key verification failed")
+        .stderr_contains(&format!(
+            "ssh-keyscan -p {} 127.0.0.1 >> ~/.ssh/known_hosts",
+            s.sftp_port
+        ));
     let env = sftp_env(&s.other_key);
     env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .failure()
@@ -729,6 +734,31 @@ fn sftp_server_refusing_modes_still_works() {
     std::fs::create_dir(&target).unwrap();
     env.restore(&id, &target).success();
     assert_same_tree(&src, &restored(&target, &src));
+    kill_sshd(&mut sshd);
+}
+
+/// A directory the SFTP user may not create is named, with the host, as such: no raw
+/// library error, and no warning about modes.
+#[test]
+fn sftp_directory_that_cannot_be_created_is_named() {
+    let s = servers();
+    let (port, start) = own_sshd(&format!("{SFTP_SERVER} -P mkdir"));
+    let mut sshd = start();
+    let env = sftp_env_at(&s.user_key, port);
+    let dir = env.path("remote-repo");
+    let out = env
+        .strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .failure()
+        .stderr_contains(&format!(
+            "cannot create {} on 127.0.0.1: permission denied",
+            dir.display()
+        ));
+    assert!(
+        !out.stderr.contains("refuses to set modes"),
+        "{}",
+        out.describe()
+    );
+    assert!(!dir.exists());
     kill_sshd(&mut sshd);
 }
 

@@ -41,13 +41,13 @@ pub struct Args {
     #[arg(long, value_name = "REPO")]
     to_repo: Option<String>,
     /// File holding the source repository's password.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "from_password_command")]
     from_password_file: Option<PathBuf>,
     /// Command printing the source repository's password.
     #[arg(long, value_name = "CMD")]
     from_password_command: Option<String>,
     /// File holding the destination repository's password.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "to_password_command")]
     to_password_file: Option<PathBuf>,
     /// Command printing the destination repository's password.
     #[arg(long, value_name = "CMD")]

@@ -10,7 +10,9 @@
 //! systems are skipped, and a file is read only if it is still the one listed, without
 //! ever waiting on a FIFO put in its place ([`source`]).
 
+mod exclude;
 mod file;
+mod lists;
 mod roots;
 mod scan;
 mod source;
@@ -36,6 +38,9 @@ use crate::progress::{Phase, Progress};
 use crate::report::{Finding, FindingKind};
 use crate::{snapshots, EngineError, Repository, Result};
 
+pub use exclude::{TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
+pub use lists::PathList;
+
 /// What to back up and how to label it.
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -43,6 +48,17 @@ pub struct BackupOptions {
     /// Host name recorded in the snapshot (default: this machine's).
     pub hostname: Option<String>,
     pub excludes: Vec<String>,
+    /// Leave out the contents of directories holding a `CACHEDIR.TAG` with the standard
+    /// signature, keeping the tag file itself (`--exclude-caches`).
+    pub exclude_caches: bool,
+    /// Leave out the contents of directories holding one of these files, keeping the
+    /// file itself (`--exclude-if-present NAME[:HEADER]`).
+    pub exclude_if_present: Vec<TagFile>,
+    /// Leave out regular files larger than this many bytes (`--exclude-larger-than`).
+    pub exclude_larger_than: Option<u64>,
+    /// Read and count everything as a backup would, and write nothing to the repository:
+    /// no pack, no index, no snapshot (`--dry-run`).
+    pub dry_run: bool,
     /// Do not descend into directories on other filesystems than the backed-up path.
     pub one_file_system: bool,
     /// Back up pseudo file systems (proc, sysfs, cgroup, ...) too; by default each mount
@@ -61,7 +77,11 @@ pub struct BackupOptions {
 /// The outcome of a backup.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackupResult {
+    /// The snapshot saved; all zeros after a dry run, which saves none.
     pub snapshot_id: SnapshotId,
+    /// A dry run: `snapshot` and its summary say what a backup would have saved and
+    /// added; nothing was written.
+    pub dry_run: bool,
     pub snapshot: SnapshotFile,
     /// Source entries that could not be read and were left out, each with its path on
     /// the source; the message reads "path: reason".
@@ -92,6 +112,9 @@ struct Ctx<'a> {
     repo: &'a Repository,
     packer: Packer<'a>,
     excludes: Filter,
+    tag_files: Vec<exclude::TagFile>,
+    exclude_larger_than: Option<u64>,
+    dry_run: bool,
     names: NameCache,
     progress: &'a dyn Progress,
     one_file_system: bool,
@@ -110,8 +133,20 @@ impl<'a> Ctx<'a> {
         }
         Ok(Ctx {
             repo,
-            packer: Packer::new(repo),
+            packer: if opts.dry_run {
+                Packer::dry_run(repo)
+            } else {
+                Packer::new(repo)
+            },
             excludes: Filter::new(&opts.excludes)?,
+            tag_files: opts
+                .exclude_caches
+                .then(exclude::TagFile::cachedir)
+                .into_iter()
+                .chain(opts.exclude_if_present.iter().cloned())
+                .collect(),
+            exclude_larger_than: opts.exclude_larger_than,
+            dry_run: opts.dry_run,
             names: NameCache::default(),
             progress,
             one_file_system: opts.one_file_system,
@@ -318,6 +353,9 @@ impl<'a> StreamBackup<'a> {
                 repo,
                 &BackupOptions {
                     excludes: Vec::new(),
+                    exclude_caches: false,
+                    exclude_if_present: Vec::new(),
+                    exclude_larger_than: None,
                     one_file_system: false,
                     ..opts.clone()
                 },
@@ -414,10 +452,15 @@ fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<
         duration_secs: started.elapsed().as_secs_f64(),
         errors: errors.len() as u64,
     };
-    let snapshot_id = SnapshotId(ctx.repo.save_object(FileType::Snapshot, &snapshot)?);
+    let snapshot_id = if ctx.dry_run {
+        SnapshotId(strata_format::id::Digest([0; 32]))
+    } else {
+        SnapshotId(ctx.repo.save_object(FileType::Snapshot, &snapshot)?)
+    };
     ctx.progress.finish();
     Ok(BackupResult {
         snapshot_id,
+        dry_run: ctx.dry_run,
         snapshot,
         errors,
         skipped_pseudo_fs,

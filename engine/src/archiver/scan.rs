@@ -2,8 +2,8 @@
 //! scanner does), so that progress can show a percentage and an ETA.
 //!
 //! It runs on a thread of its own while the archiver works, does nothing but `lstat` and
-//! `readdir`, follows the archiver's rules for what is walked (excludes,
-//! `--one-file-system`, pseudo file systems) and reports the regular files and their bytes
+//! `readdir`, follows the archiver's rules for what is walked (excludes, tag files,
+//! `--exclude-larger-than`, `--one-file-system`, pseudo file systems) and reports the regular files and their bytes
 //! through [`Progress::set_totals`] as it goes, then once more with `complete` set. It
 //! never changes what is backed up: the archiver does not read its numbers. It stops when
 //! the backup has finished or is cancelled. A source that changes under it only makes the
@@ -11,6 +11,7 @@
 //!
 //! [`Progress::set_totals`]: crate::progress::Progress::set_totals
 
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,8 +85,19 @@ impl Scanner<'_, '_> {
             let Ok(entries) = std::fs::read_dir(&dir.path) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let path = entry.path();
+            let mut names: Vec<Vec<u8>> = entries
+                .flatten()
+                .map(|e| e.file_name().into_vec())
+                .collect();
+            // A directory marked by a tag file (--exclude-caches, --exclude-if-present)
+            // keeps only its tags, as in the archiver.
+            if !self.ctx.tag_files.is_empty() {
+                if let Some(tags) = super::exclude::marked(&dir.path, &names, &self.ctx.tag_files) {
+                    names = tags;
+                }
+            }
+            for name in names {
+                let path = dir.path.join(std::ffi::OsString::from_vec(name));
                 if self.ctx.excludes.matches(&path) {
                     continue;
                 }
@@ -129,6 +141,13 @@ impl Scanner<'_, '_> {
     }
 
     fn count_file(&mut self, md: &std::fs::Metadata) {
+        if self
+            .ctx
+            .exclude_larger_than
+            .is_some_and(|max| md.len() > max)
+        {
+            return;
+        }
         self.totals.items += 1;
         self.totals.bytes += md.len();
         if self.last_report.elapsed() >= REPORT_EVERY {

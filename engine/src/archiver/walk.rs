@@ -125,6 +125,9 @@ pub(super) fn archive_entry(
         };
         NodeKind::Dir { subtree }
     } else if ft.is_file() {
+        if ctx.exclude_larger_than.is_some_and(|max| md.len() > max) {
+            return Ok(None);
+        }
         crate::progress::check_stop(ctx.progress)?;
         ctx.progress.current(path);
         let reusable = parent
@@ -197,6 +200,11 @@ pub(super) fn archive_dir(
         Err(e) => ctx.source_error(path, FindingKind::UnreadableSource, e),
     }
     names.sort();
+    if !ctx.tag_files.is_empty() {
+        if let Some(tags) = super::exclude::marked(path, &names, &ctx.tag_files) {
+            names = tags;
+        }
+    }
     let nodes: Vec<Option<Node>> = names
         .into_par_iter()
         .map(|name| {

@@ -113,6 +113,17 @@ impl Packer<'_> {
             level,
             dict,
         );
+        if self.dry_run {
+            let mut s = self.state.lock().expect("no panics while locked");
+            s.stats.bytes_added += stored.len() as u64;
+            s.stats.raw_added += plain.len() as u64;
+            match blob_type {
+                BlobType::Data => s.stats.data_blobs += 1,
+                BlobType::Tree => s.stats.tree_blobs += 1,
+                BlobType::Dictionary => {}
+            }
+            return Ok(());
+        }
         self.append(blob_type, id, plain.len() as u32, &stored)
     }
 

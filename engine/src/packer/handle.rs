@@ -92,6 +92,9 @@ pub(crate) struct Packer<'r> {
     /// Copying already stored blobs for prune or repair: no dedup against the index, no
     /// dictionaries, and no index files (the caller writes the new index).
     pub(super) repack: bool,
+    /// A dry run (`backup --dry-run`): blobs are deduplicated, compressed and encrypted
+    /// to count what they would add, and then dropped: nothing is written anywhere.
+    pub(super) dry_run: bool,
 }
 
 impl Drop for Packer<'_> {

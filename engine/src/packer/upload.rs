@@ -17,23 +17,29 @@ use crate::{EngineError, Repository, Result};
 impl<'r> Packer<'r> {
     /// A packer for a backup.
     pub fn new(repo: &'r Repository) -> Self {
-        Self::with_mode(repo, false)
+        Self::with_mode(repo, false, false)
+    }
+
+    /// A packer for a backup's dry run: it counts what [`Packer::new`]'s would add, and
+    /// writes nothing (no pack, no spool file, no index).
+    pub fn dry_run(repo: &'r Repository) -> Self {
+        Self::with_mode(repo, false, true)
     }
 
     /// A packer for blobs copied as stored ([`Packer::add_stored`]) by prune and repair;
     /// [`Packer::finish_repack`] returns the packs for the caller to index.
     pub fn for_repack(repo: &'r Repository) -> Self {
-        Self::with_mode(repo, true)
+        Self::with_mode(repo, true, false)
     }
 
-    fn with_mode(repo: &'r Repository, repack: bool) -> Self {
+    fn with_mode(repo: &'r Repository, repack: bool, dry_run: bool) -> Self {
         let (tx, rx) = bounded::<Finished>(0);
         let shared = Arc::new(Shared {
             error: Mutex::new(None),
             cause: Mutex::new(None),
             uploaded: Mutex::new(Vec::new()),
         });
-        let uploaders = (0..repo.connections())
+        let uploaders = (0..if dry_run { 0 } else { repo.connections() })
             .map(|_| {
                 let rx = rx.clone();
                 let shared = shared.clone();
@@ -90,7 +96,7 @@ impl<'r> Packer<'r> {
                 tree: SpoolPack::new(repo.backend().clone()),
                 pending: HashSet::new(),
                 stats: PackerStats::default(),
-                dict: if repack || !repo.config().allows_dictionaries() {
+                dict: if repack || dry_run || !repo.config().allows_dictionaries() {
                     Dict::Off
                 } else if let Some(d) = repo.dictionaries().iter().last() {
                     Dict::On(d.clone())
@@ -106,6 +112,7 @@ impl<'r> Packer<'r> {
             gate: Mutex::new(()),
             failed: std::sync::atomic::AtomicBool::new(false),
             repack,
+            dry_run,
         }
     }
 
@@ -134,6 +141,9 @@ impl<'r> Packer<'r> {
     /// Flushes open packs, waits until every pack is durable, and indexes them all.
     pub fn finish(mut self) -> Result<PackerStats> {
         debug_assert!(!self.repack);
+        if self.dry_run {
+            return Ok(self.state.lock().expect("no panics while locked").stats);
+        }
         let (_, packs) = self.flush()?;
         self.write_index(packs)?;
         // Counted again: writing the index adds to the stats.

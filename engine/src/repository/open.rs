@@ -26,6 +26,26 @@ pub struct InitOptions {
     pub db_chunker: ChunkerParams,
     pub pack_size: u32,
     pub compression_level: i32,
+    /// The chunker's seed (part of the master key); `None`: a random one. Two repositories
+    /// cut the same content at the same places only with the same seed and parameters
+    /// ([`InitOptions::chunk_like`]).
+    pub chunker_seed: Option<u64>,
+}
+
+impl InitOptions {
+    /// These options with `other`'s chunker parameters (files and databases) and seed
+    /// (`init --copy-chunker-params`): content backed up into either repository is then
+    /// cut at the same places, so that snapshots copied from one to the other deduplicate
+    /// against what was backed up into it directly. Blob ids need no shared key for that:
+    /// `copy` computes every blob's id in the destination, which is where dedup looks.
+    pub fn chunk_like(self, other: &Repository) -> Self {
+        InitOptions {
+            chunker: other.config().chunker,
+            db_chunker: other.config().db_chunker,
+            chunker_seed: Some(other.key().chunker_seed),
+            ..self
+        }
+    }
 }
 
 impl Default for InitOptions {
@@ -36,6 +56,7 @@ impl Default for InitOptions {
             db_chunker: ChunkerParams::DATABASE,
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
+            chunker_seed: None,
         }
     }
 }
@@ -67,7 +88,10 @@ impl Repository {
             )));
         }
         let mut rng = rand::thread_rng();
-        let key = MasterKey::random(&mut rng);
+        let mut key = MasterKey::random(&mut rng);
+        if let Some(seed) = opts.chunker_seed {
+            key.chunker_seed = seed;
+        }
         let (config, config_bytes) = new_config(opts, &key)?;
         let mut keyfile = KeyFile::wrap(
             &key,

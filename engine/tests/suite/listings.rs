@@ -108,10 +108,17 @@ fn listings_start_only_after_the_lock_is_written() {
     let at = |e: &str| events.iter().position(|x| x == e);
     let count = |e: &str| events.iter().filter(|x| *x == e).count();
     let lock_written = at("end write locks").expect("a lock was written");
-    assert_eq!(at("start write locks"), Some(0), "nothing before the lock: {events:?}");
+    assert_eq!(
+        at("start write locks"),
+        Some(0),
+        "nothing before the lock: {events:?}"
+    );
     for listing in ["start list index", "start list snapshots"] {
         let first = at(listing).unwrap_or_else(|| panic!("no {listing}: {events:?}"));
-        assert!(first > lock_written, "{listing} before the lock: {events:?}");
+        assert!(
+            first > lock_written,
+            "{listing} before the lock: {events:?}"
+        );
     }
     assert_eq!(count("start list locks"), 1, "{events:?}");
     assert_eq!(count("start list index"), 1, "{events:?}");

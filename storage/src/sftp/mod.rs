@@ -471,25 +471,50 @@ impl SftpBackend {
     }
 
     /// One `mkdir` of `full`; a directory that is there already (made meanwhile, or before)
-    /// is no error.
+    /// is no error. One the user may not make is an error that names it and the host.
     async fn mkdir(&self, rel: &str, full: PathBuf) -> Result<()> {
-        self.on_channel("create_layout", rel, |ch| async move {
-            let mut fs = ch.sftp.fs();
-            match fs
-                .dir_builder()
-                .permissions(Permissions::from(DIR_MODE))
-                .create(&full)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(e) if answered(&e) => match fs.metadata(&full).await {
-                    Ok(meta) if meta.file_type().is_some_and(|t| t.is_dir()) => Ok(()),
-                    _ => Err(e),
-                },
-                Err(e) => Err(e),
+        let shown = full.clone();
+        let made = self
+            .on_channel("create_layout", rel, |ch| async move {
+                let mut fs = ch.sftp.fs();
+                match fs
+                    .dir_builder()
+                    .permissions(Permissions::from(DIR_MODE))
+                    .create(&full)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(e) if answered(&e) => match fs.metadata(&full).await {
+                        Ok(meta) if meta.file_type().is_some_and(|t| t.is_dir()) => Ok(()),
+                        _ => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match made {
+            Err(e) if e.kind == ErrorKind::PermissionDenied => {
+                let parent = shown.parent().unwrap_or(Path::new("/"));
+                Err(StorageError::new(
+                    ErrorKind::PermissionDenied,
+                    "create_layout",
+                    rel,
+                    format!(
+                        "cannot create {} on {}: permission denied (the SFTP user may not \
+                         write in {}: choose a path it owns, or create the directory for it)",
+                        shown.display(),
+                        self.host(),
+                        parent.display()
+                    ),
+                ))
             }
-        })
-        .await
+            other => other,
+        }
+    }
+
+    /// The server's host name, for messages.
+    fn host(&self) -> &str {
+        session::host_port(self.conn.endpoint()).0
     }
 
     /// Gives the directories `dirs` mode 0700; a server that refuses modes gets a warning.

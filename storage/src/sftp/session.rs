@@ -49,10 +49,53 @@ pub(super) fn error(op: &'static str, path: &str, e: &SftpError) -> StorageError
     StorageError::new(kind, op, path, e.to_string())
 }
 
+/// `host` and `port` of an `ssh://[user@]host[:port]` endpoint (port 22 when none is
+/// given; an IPv6 address in brackets keeps them).
+pub(super) fn host_port(endpoint: &str) -> (&str, u16) {
+    let rest = endpoint.strip_prefix("ssh://").unwrap_or(endpoint);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse().unwrap_or(22)),
+        _ => (rest, 22),
+    }
+}
+
+/// What to do about a connection ssh refused because of the server's host key, if it did:
+/// an unknown key is added with `ssh-keyscan` (after checking it), a changed one removed
+/// with `ssh-keygen -R` (after finding out why it changed).
+fn host_key_hint(message: &str, endpoint: &str) -> Option<String> {
+    let (host, port) = host_port(endpoint);
+    let (keyscan, known) = if port == 22 {
+        (format!("ssh-keyscan {host}"), host.to_string())
+    } else {
+        (
+            format!("ssh-keyscan -p {port} {host}"),
+            format!("[{host}]:{port}"),
+        )
+    };
+    if message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        Some(format!(
+            "the host key of {known} differs from the one in ~/.ssh/known_hosts: if the \
+             server was really reinstalled, remove the old key with `ssh-keygen -R '{known}'` \
+             and add the new one with `{keyscan} >> ~/.ssh/known_hosts`"
+        ))
+    } else if message.contains("Host key verification failed")
+        || message.contains("host key is known")
+    {
+        Some(format!(
+            "the host key of {known} is not in ~/.ssh/known_hosts (strata never trusts an \
+             unknown host): check the server's key fingerprint, then add it with \
+             `{keyscan} >> ~/.ssh/known_hosts`"
+        ))
+    } else {
+        None
+    }
+}
+
 /// The storage error for a connection that could not be made: ssh's own words (an unknown
-/// host key, a refused login) are kept, and only what may pass (a refused or dropped
-/// connection, a timeout) is transient.
-fn connect_error(op: &'static str, path: &str, e: &openssh::Error) -> StorageError {
+/// host key, a refused login) are kept, with what to do about a host key, and only what
+/// may pass (a refused or dropped connection, a timeout) is transient.
+fn connect_error(op: &'static str, path: &str, endpoint: &str, e: &openssh::Error) -> StorageError {
     let mut message = format!("ssh: {e}");
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -80,6 +123,9 @@ fn connect_error(op: &'static str, path: &str, e: &openssh::Error) -> StorageErr
     } else {
         ErrorKind::Transient
     };
+    if let Some(hint) = host_key_hint(&message, endpoint) {
+        message = format!("{hint} ({message})");
+    }
     StorageError::new(kind, op, path, message)
 }
 
@@ -234,7 +280,7 @@ impl Shared {
             ));
         let made =
             match tokio::time::timeout(CHANNEL_TIMEOUT, builder.connect(&self.endpoint)).await {
-                Ok(made) => made.map_err(|e| connect_error(op, path, &e)),
+                Ok(made) => made.map_err(|e| connect_error(op, path, &self.endpoint, &e)),
                 Err(_) => Err(StorageError::new(
                     ErrorKind::Transient,
                     op,
@@ -279,7 +325,7 @@ impl Shared {
                 .stderr(Stdio::null())
                 .spawn()
                 .await
-                .map_err(|e| connect_error(op, path, &e))?;
+                .map_err(|e| connect_error(op, path, &self.endpoint, &e))?;
             let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
                 return Err(StorageError::other(
                     op,
@@ -327,5 +373,45 @@ impl Shared {
         if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
             slot.take();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_give_host_and_port() {
+        assert_eq!(
+            host_port("ssh://backup@example.org:2222"),
+            ("example.org", 2222)
+        );
+        assert_eq!(host_port("ssh://example.org"), ("example.org", 22));
+        assert_eq!(host_port("ssh://u@[::1]:2200"), ("[::1]", 2200));
+        assert_eq!(host_port("ssh://[::1]"), ("[::1]", 22));
+    }
+
+    /// An unknown host key is met with the command that adds it, for the port used.
+    #[test]
+    fn host_key_refusals_say_what_to_run() {
+        let unknown = "ssh: No ED25519 host key is known for [127.0.0.1]:2222 and you have \
+                       requested strict checking.\nHost key verification failed.";
+        let hint = host_key_hint(unknown, "ssh://me@127.0.0.1:2222").unwrap();
+        assert!(
+            hint.contains("`ssh-keyscan -p 2222 127.0.0.1 >> ~/.ssh/known_hosts`"),
+            "{hint}"
+        );
+        let hint = host_key_hint("Host key verification failed.", "ssh://h").unwrap();
+        assert!(
+            hint.contains("`ssh-keyscan h >> ~/.ssh/known_hosts`"),
+            "{hint}"
+        );
+        let changed = "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!";
+        let hint = host_key_hint(changed, "ssh://h:2200").unwrap();
+        assert!(hint.contains("ssh-keygen -R '[h]:2200'"), "{hint}");
+        assert_eq!(
+            host_key_hint("Permission denied (publickey)", "ssh://h"),
+            None
+        );
     }
 }

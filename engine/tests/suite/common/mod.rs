@@ -37,6 +37,7 @@ pub fn options(pack_size: u32) -> InitOptions {
         db_chunker: ChunkerParams::DATABASE,
         pack_size,
         compression_level: 3,
+        chunker_seed: None,
     }
 }
 
