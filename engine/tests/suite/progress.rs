@@ -209,3 +209,42 @@ fn restore_and_check_read_data_report_their_totals_up_front_and_reach_them() {
     assert_eq!(checked.done(), (totals.items, totals.bytes));
     assert_eq!(totals.bytes, report.bytes_read);
 }
+
+/// The scanner leaves out what the archiver leaves out: a directory marked by a cache tag or
+/// a tag file keeps only its tag, and files over `--exclude-larger-than` are not counted.
+#[test]
+fn the_scanner_counts_only_what_the_exclusion_options_leave_in() {
+    use strata_engine::archiver::{TagFile, CACHEDIR_SIGNATURE};
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let s = src.path();
+    write(&s.join("keep/a"), 100_000, 1);
+    write(&s.join("keep/big"), 900_000, 2); // over the limit
+    write(&s.join("cache/blob"), 200_000, 3);
+    let tag = format!("{CACHEDIR_SIGNATURE}\n# a cache\n");
+    std::fs::write(s.join("cache/CACHEDIR.TAG"), &tag).unwrap();
+    write(&s.join("marked/x"), 300_000, 4);
+    std::fs::write(s.join("marked/.nobackup"), b"").unwrap();
+    let opts = BackupOptions {
+        exclude_caches: true,
+        exclude_if_present: vec![TagFile::parse(".nobackup").unwrap()],
+        exclude_larger_than: Some(500_000),
+        ..Default::default()
+    };
+    let recorder = Recorder::slow();
+    backup_paths(&repo, &[s.to_path_buf()], &opts, &recorder).unwrap();
+    let kept: Vec<PathBuf> = recorder.files.lock().unwrap().keys().cloned().collect();
+    assert_eq!(
+        kept,
+        vec![
+            s.join("cache/CACHEDIR.TAG"),
+            s.join("keep/a"),
+            s.join("marked/.nobackup"),
+        ]
+    );
+    let totals = recorder.final_totals();
+    let expected = (3, 100_000 + tag.len() as u64);
+    assert_eq!((totals.items, totals.bytes), expected);
+    assert_eq!(recorder.done(), expected);
+}
