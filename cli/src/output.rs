@@ -18,7 +18,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
         out.push_str(&s);
     }
-    out.replace('\n', " ")
+    // A file name in an error must not send escape sequences to a terminal or a mail.
+    printable(out.replace('\n', " ").as_bytes())
 }
 
 /// The time zone of human output: the system's (TZ honoured), or UTC after [`use_utc`].
@@ -86,4 +87,21 @@ pub fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_one_line_without_control_characters() {
+        let e =
+            anyhow::anyhow!("cannot read /srv/\x1b[31mred\x1b[0m").context("backup failed\nbadly");
+        let line = one_line(&e);
+        assert_eq!(
+            line,
+            "backup failed badly: cannot read /srv/\\u{1b}[31mred\\u{1b}[0m"
+        );
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
 }

@@ -57,10 +57,7 @@ pub fn restore_database(
                     target.display()
                 )));
             }
-            let mut opts = safety.clone();
-            if !opts.tags.iter().any(|t| t == "pre-restore") {
-                opts.tags.push("pre-restore".into());
-            }
+            let opts = safety.for_safety_snapshot(strata_engine::restorer::SAFETY_TAG);
             let saved = backup_database(repo, target, &opts, progress)?;
             pre_restore = Some(saved.snapshot_id);
         }

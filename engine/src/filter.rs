@@ -67,10 +67,20 @@ impl Filter {
     /// The patterns of an exclude file (`--exclude-file`, as restic reads it): one a line,
     /// whitespace around it trimmed, blank lines and lines starting with `#` ignored.
     pub fn patterns_from_text(text: &str) -> Vec<String> {
+        Self::numbered_patterns(text)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// [`Filter::patterns_from_text`] with each pattern's line number (from 1), for
+    /// errors that name the line.
+    pub fn numbered_patterns(text: &str) -> Vec<(usize, String)> {
         text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .map(|(n, l)| (n, l.to_string()))
             .collect()
     }
 

@@ -137,7 +137,11 @@ impl Backend for ThrottledBackend {
     }
 
     async fn write(&self, ft: FileType, name: &str, data: Bytes) -> Result<()> {
-        self.sent(data.len() as u64).await;
+        // A lock refresh must never queue behind booked packs: at a low limit it would
+        // wait past the lock's expiry, and the holder would lose its lock.
+        if ft != FileType::Lock {
+            self.sent(data.len() as u64).await;
+        }
         self.inner.write(ft, name, data).await
     }
 

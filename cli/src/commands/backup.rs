@@ -297,12 +297,16 @@ fn source_paths(args: &Args) -> Result<Vec<PathBuf>> {
 }
 
 /// The patterns of an --exclude-file, each checked.
-fn exclude_file(file: &Path) -> Result<Vec<String>> {
+/// The patterns of an exclude file (backup's and rewrite's `--exclude-file`); a bad one
+/// is an error naming the file and the line.
+pub(crate) fn exclude_file(file: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading the exclude file {}", file.display()))?;
-    let patterns = Filter::patterns_from_text(&text);
-    for p in &patterns {
-        values::glob(p).map_err(|e| anyhow::anyhow!("exclude file {}: {e}", file.display()))?;
+    let mut patterns = Vec::new();
+    for (line, p) in Filter::numbered_patterns(&text) {
+        values::glob(&p)
+            .map_err(|e| anyhow::anyhow!("exclude file {}, line {line}: {e}", file.display()))?;
+        patterns.push(p);
     }
     Ok(patterns)
 }

@@ -1,8 +1,8 @@
 //! `strata rewrite`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use strata_engine::rewrite::{self, RewriteOptions};
 use strata_engine::{snapshots, Operation};
 
@@ -53,26 +53,10 @@ pub struct Args {
     json: bool,
 }
 
-/// The patterns of an exclude file (see --exclude-file).
-fn read_patterns(file: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read exclude file {}", file.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        values::glob(line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), n + 1))?;
-        out.push(line.to_string());
-    }
-    Ok(out)
-}
-
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let mut excludes = args.excludes.clone();
     for f in &args.exclude_files {
-        excludes.extend(read_patterns(f)?);
+        excludes.extend(super::backup::exclude_file(f)?);
     }
     if excludes.is_empty() {
         crate::usage_error("say which paths to remove: --exclude GLOB or --exclude-file FILE");

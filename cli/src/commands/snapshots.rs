@@ -9,7 +9,7 @@ use strata_engine::{snapshots, Operation};
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary};
 
-use crate::output::{bytes, json, rfc3339, time};
+use crate::output::{bytes, json, printable, rfc3339, time};
 use crate::{exit, open, Cli};
 
 /// List the snapshots in the repository, oldest first.
@@ -164,7 +164,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             if n > 0 {
                 writeln!(out)?;
             }
-            writeln!(out, "group {}:", g.key)?;
+            writeln!(out, "group {}:", printable(g.key.to_string().as_bytes()))?;
         }
         if args.compact {
             for (id, s) in &g.snapshots {
@@ -176,12 +176,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                     id.short(),
                     if held { "*" } else { " " },
                     minutes(s.time_ns),
-                    s.hostname,
-                    s.project.as_deref().unwrap_or("-"),
+                    printable(s.hostname.as_bytes()),
+                    printable(s.project.as_deref().unwrap_or("-").as_bytes()),
                     if s.tags.is_empty() {
                         String::new()
                     } else {
-                        format!(" [{}]", s.tags.join(","))
+                        format!(" [{}]", printable(s.tags.join(",").as_bytes()))
                     }
                 )?;
             }
@@ -240,12 +240,12 @@ fn table(out: &mut impl Write, list: &[(SnapshotId, SnapshotFile)], now: i64) ->
             "{:<8}  {:<19}  {:<16}  {:<12}  {:<12}  {:<10}  {:>10}  {}",
             id.short(),
             time(s.time_ns),
-            s.hostname,
-            s.project.as_deref().unwrap_or("-"),
-            s.tags.join(","),
+            printable(s.hostname.as_bytes()),
+            printable(s.project.as_deref().unwrap_or("-").as_bytes()),
+            printable(s.tags.join(",").as_bytes()),
             held,
             bytes(s.summary.bytes_added),
-            s.paths.join(" ")
+            printable(s.paths.join(" ").as_bytes())
         )?;
     }
     Ok(())

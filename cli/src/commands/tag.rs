@@ -61,7 +61,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             println!(
                 "snapshot {} tagged [{}]: now {}",
                 o.id.short(),
-                o.tags.join(", "),
+                crate::output::printable(o.tags.join(", ").as_bytes()),
                 o.new_id.short()
             );
         }

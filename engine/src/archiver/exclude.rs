@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::{EngineError, Result};
@@ -65,9 +66,18 @@ impl TagFile {
             return true;
         };
         let mut start = vec![0; header.len()];
-        match std::fs::File::open(&path)
-            .and_then(|f| f.take(header.len() as u64).read_exact(&mut start))
-        {
+        // Not following a symlink and not waiting on a FIFO swapped in since the lstat;
+        // only a regular file is read.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(|f| match f.metadata() {
+                Ok(md) if md.file_type().is_file() => Ok(f),
+                Ok(_) => Err(std::io::Error::other("not a regular file")),
+                Err(e) => Err(e),
+            });
+        match opened.and_then(|f| f.take(header.len() as u64).read_exact(&mut start)) {
             Ok(()) => start == *header,
             Err(_) => false,
         }

@@ -74,6 +74,26 @@ pub struct BackupOptions {
     pub keep_until_ns: Option<i64>,
 }
 
+impl BackupOptions {
+    /// The options of a safety snapshot (what a restore replaces, saved first): these
+    /// labels (host, project, tags, hold) and `tag`, and nothing that could leave out or
+    /// skip what is at risk — no excludes, no tag files, no size limit, no dry run, across
+    /// file systems — whatever the caller's backup options say.
+    pub fn for_safety_snapshot(&self, tag: &str) -> BackupOptions {
+        let mut tags = self.tags.clone();
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+        BackupOptions {
+            tags,
+            hostname: self.hostname.clone(),
+            project: self.project.clone(),
+            keep_until_ns: self.keep_until_ns,
+            ..BackupOptions::default()
+        }
+    }
+}
+
 /// The outcome of a backup.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackupResult {
@@ -465,4 +485,40 @@ fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<
         errors,
         skipped_pseudo_fs,
     })
+}
+
+#[cfg(test)]
+mod safety_options_tests {
+    use super::*;
+
+    /// A restore's safety snapshot saves everything at risk whatever backup options its
+    /// caller passes: only the labels carry over.
+    #[test]
+    fn a_safety_snapshot_keeps_the_labels_and_nothing_that_leaves_out() {
+        let caller = BackupOptions {
+            tags: vec!["nightly".into()],
+            hostname: Some("web1".into()),
+            excludes: vec!["*.php".into()],
+            exclude_caches: true,
+            exclude_if_present: vec![TagFile::parse(".nobackup").unwrap()],
+            exclude_larger_than: Some(1),
+            dry_run: true,
+            one_file_system: true,
+            project: Some("shop".into()),
+            keep_until_ns: Some(7),
+            ..Default::default()
+        };
+        let safety = caller.for_safety_snapshot("pre-restore");
+        assert_eq!(safety.tags, vec!["nightly", "pre-restore"]);
+        assert_eq!(safety.hostname.as_deref(), Some("web1"));
+        assert_eq!(safety.project.as_deref(), Some("shop"));
+        assert_eq!(safety.keep_until_ns, Some(7));
+        assert!(safety.excludes.is_empty() && safety.exclude_if_present.is_empty());
+        assert!(!safety.exclude_caches && !safety.dry_run && !safety.one_file_system);
+        assert_eq!(safety.exclude_larger_than, None);
+        assert_eq!(safety.parent, None);
+        assert_eq!(safety.time_ns, None);
+        let again = safety.for_safety_snapshot("pre-restore");
+        assert_eq!(again.tags, vec!["nightly", "pre-restore"]);
+    }
 }

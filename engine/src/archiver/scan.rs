@@ -89,8 +89,9 @@ impl Scanner<'_, '_> {
                 .flatten()
                 .map(|e| e.file_name().into_vec())
                 .collect();
-            // A directory marked by a tag file (--exclude-caches, --exclude-if-present)
-            // keeps only its tags, as in the archiver.
+            names.sort(); // as the archiver's: tag files are looked up in sorted names
+                          // A directory marked by a tag file (--exclude-caches, --exclude-if-present)
+                          // keeps only its tags, as in the archiver.
             if !self.ctx.tag_files.is_empty() {
                 if let Some(tags) = super::exclude::marked(&dir.path, &names, &self.ctx.tag_files) {
                     names = tags;

@@ -82,6 +82,8 @@ fn acquire(
     timing: LockTiming,
     early: &[FileType],
 ) -> Result<LockGuard> {
+    // What an earlier lock of this handle listed is not this lock's to use.
+    repo.drop_early_listings();
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(200);
     let mut first = true;

@@ -22,10 +22,13 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         // `copy` to carry a hold): nothing another process may need.
         return Ok(());
     }
-    // A writer that raced the exclusive lock removes its own lock as soon as it sees ours;
-    // give it a moment before calling the repository busy.
+    // A writer that raced the exclusive lock removes its own lock as soon as it sees ours
+    // (a backup writes its shared lock before it looks: its write, list and delete cost
+    // several round trips over a slow link); give it that long before calling the
+    // repository busy.
+    let deadline = std::time::Instant::now() + RACER_GRACE;
     let mut pause = Duration::from_millis(100);
-    for attempt in 0..5 {
+    loop {
         // Held while the locks are listed, so that the refresher cannot replace ours with
         // a file this check would take for another's.
         let conflicts = {
@@ -34,7 +37,9 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         };
         match conflicts {
             Ok(()) => return Ok(()),
-            Err(EngineError::Locked { message, holder }) if attempt == 4 => {
+            Err(EngineError::Locked { message, holder })
+                if std::time::Instant::now() >= deadline =>
+            {
                 return Err(EngineError::Locked {
                     message: format!(
                         "{message} (a lock appeared after this command took its own; nothing \
@@ -45,10 +50,13 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
             }
             Err(EngineError::Locked { .. }) => {
                 std::thread::sleep(pause);
-                pause *= 2;
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e),
         }
     }
-    unreachable!("the last attempt returns")
 }
+
+/// How long an exclusive holder waits, before its first delete, for a lock that appeared
+/// after its own to go (a racing writer's), before it gives up and deletes nothing.
+const RACER_GRACE: Duration = Duration::from_secs(10);

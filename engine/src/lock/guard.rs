@@ -240,6 +240,14 @@ impl LockSlot {
         }
     }
 
+    /// Whether this handle holds a lock now (taken, not dropped, not lost).
+    pub(crate) fn holds_lock(&self) -> bool {
+        match self.get() {
+            Registration::Held(h) => h.held().lost.is_none(),
+            Registration::None | Registration::Released => false,
+        }
+    }
+
     /// Checks, before a repository write that names data (an index file or a snapshot),
     /// that the lock this handle took is still held. Handles that never took a lock
     /// (tests, `init`) are not checked.

@@ -8,9 +8,10 @@
 //! finds, and then the early listings are dropped). So the listings start as soon as the
 //! lock is written and run beside its check.
 //!
-//! Each early listing is used once, by the first reader of that type, and every write or
-//! delete of an index file or snapshot through this handle drops what is left, so no
-//! reader sees a listing older than this handle's own changes.
+//! Each early listing is used once, by the first reader of that type, and only while the
+//! lock it was made under is held; every write or delete of an index file or snapshot
+//! through this handle drops what is left, so no reader sees a listing older than this
+//! handle's own changes, and a new lock drops what an older one left.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -70,7 +71,15 @@ impl Repository {
     /// started (once), else a listing now.
     pub(crate) fn list_objects(&self, ft: FileType) -> Result<Vec<(String, u64)>> {
         let early = self.early_listings.lock().remove(&ft);
-        if let Some(task) = early {
+        // Only under the lock it was made under: once that is released or lost, a prune
+        // may have changed what it lists.
+        if let Some(task) = early.filter(|task| {
+            let held = self.lock_slot.holds_lock();
+            if !held {
+                task.abort();
+            }
+            held
+        }) {
             match self.block_on(task) {
                 Ok(listed) => return Ok(listed?),
                 // Aborted or panicked in the background: list again here.

@@ -23,10 +23,7 @@ pub(super) fn snapshot(
     if paths.is_empty() {
         return Ok(None);
     }
-    let mut opts = labels.clone();
-    if !opts.tags.iter().any(|t| t == SAFETY_TAG) {
-        opts.tags.push(SAFETY_TAG.into());
-    }
+    let opts = labels.for_safety_snapshot(SAFETY_TAG);
     let failed = |kind: crate::ErrorKind, why: String| EngineError::Stopped {
         kind,
         message: format!(

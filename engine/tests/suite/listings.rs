@@ -156,3 +156,63 @@ fn listings_are_never_older_than_this_handles_changes() {
         .collect();
     assert_eq!(ids, vec![third]);
 }
+
+fn snapshot_ids(repo: &Repository) -> Vec<SnapshotId> {
+    snapshots::list(repo)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Another process's prune: a snapshot file removed behind this handle's back.
+fn removed_elsewhere(repo: &Repository, id: &SnapshotId) {
+    repo.block_on(repo.backend().delete(FileType::Snapshot, &id.to_hex()))
+        .unwrap();
+}
+
+/// A lock that turned out to conflict (a prune holds the repository): what was listed
+/// beside its check is not used later, when the prune may have changed the repository.
+#[test]
+fn a_listing_beside_a_failed_lock_check_is_never_used() {
+    let (mut repo, _) = journaled();
+    let first = backup_once(&mut repo, b"one");
+    let second = backup_once(&mut repo, b"two");
+    let mut process = lock::this_process().clone();
+    process.instance = [0x5a; 16];
+    let prune = strata_format::lock::LockFile {
+        exclusive: true,
+        hostname: strata_engine::hostname(),
+        username: "ops".into(),
+        pid: std::process::id(),
+        time_ns: strata_engine::now_ns(),
+        operation: "prune".into(),
+        process: Some(process),
+    };
+    repo.save_object(FileType::Lock, &prune).unwrap();
+    let Err(err) = lock::lock_for(&repo, Operation::Backup, Duration::ZERO) else {
+        panic!("a backup took a lock beside a prune's");
+    };
+    assert_eq!(err.kind(), strata_engine::ErrorKind::Locked, "{err}");
+    removed_elsewhere(&repo, &first);
+    assert_eq!(snapshot_ids(&repo), vec![second]);
+}
+
+/// A listing left unused when the lock was released is not used after it, nor by the
+/// handle's next lock.
+#[test]
+fn a_listing_left_when_the_lock_is_released_is_never_used() {
+    let (mut repo, _) = journaled();
+    let first = backup_once(&mut repo, b"one");
+    let second = backup_once(&mut repo, b"two");
+    drop(lock::lock_for(&repo, Operation::Ls, Duration::ZERO).unwrap());
+    removed_elsewhere(&repo, &first);
+    assert_eq!(snapshot_ids(&repo), vec![second]);
+
+    let third = backup_once(&mut repo, b"three");
+    drop(lock::lock_for(&repo, Operation::Ls, Duration::ZERO).unwrap());
+    removed_elsewhere(&repo, &second);
+    // A lock that lists no snapshots early does not inherit the last one's listing.
+    let _check = lock::lock_for(&repo, Operation::Check, Duration::ZERO).unwrap();
+    assert_eq!(snapshot_ids(&repo), vec![third]);
+}
