@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tracing::debug;
 
+use crate::cache_dirs::{is_repository_dir, KEY_LEN};
 use crate::{Backend, FileType, Result};
 
 /// The bytes of metadata packs a cache keeps by default (per repository).
@@ -145,8 +146,6 @@ impl CachingBackend {
     }
 }
 
-/// Length of a repository directory's name (hex digits of the location's hash).
-pub(crate) const KEY_LEN: usize = 32;
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
 
@@ -178,14 +177,6 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.set_permissions(Permissions::from_mode(FILE_MODE))?;
     f.write_all(data)
-}
-
-pub(crate) fn is_repository_dir(entry: &std::fs::DirEntry) -> bool {
-    let name = entry.file_name();
-    let name = name.to_string_lossy();
-    name.len() == KEY_LEN
-        && name.bytes().all(|b| b.is_ascii_hexdigit())
-        && entry.file_type().is_ok_and(|t| t.is_dir())
 }
 
 /// Creates the cache root 0700; an existing one is made 0700 only if it holds nothing

@@ -22,6 +22,18 @@ pub struct CacheDir {
     pub last_used: SystemTime,
 }
 
+/// Length of a repository directory's name (hex digits of the location's hash).
+pub(crate) const KEY_LEN: usize = 32;
+
+/// Whether `entry` is a repository's cache directory (its name: [`KEY_LEN`] hex digits).
+pub(crate) fn is_repository_dir(entry: &std::fs::DirEntry) -> bool {
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    name.len() == KEY_LEN
+        && name.bytes().all(|b| b.is_ascii_hexdigit())
+        && entry.file_type().is_ok_and(|t| t.is_dir())
+}
+
 /// Sets `dir`'s modification time to now (failures only logged: the cache is a shortcut).
 pub(crate) fn mark_used(dir: &Path) {
     let now = SystemTime::now();
@@ -53,7 +65,7 @@ pub fn list(root: &Path) -> std::io::Result<Vec<CacheDir>> {
     let mut out = Vec::new();
     for e in entries {
         let e = e?;
-        if !crate::cache::is_repository_dir(&e) {
+        if !is_repository_dir(&e) {
             continue;
         }
         let path = e.path();
