@@ -252,4 +252,7 @@ impl Progress for Bar {
             Output::Hidden => {}
         }
     }
+    fn wants_totals(&self) -> bool {
+        !matches!(self.out, Output::Hidden)
+    }
 }

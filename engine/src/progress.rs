@@ -103,13 +103,22 @@ pub trait Progress: Send + Sync {
     fn should_stop(&self) -> bool {
         false
     }
+    /// Whether totals are shown (or recorded) at all: when not, a backup runs no scanner
+    /// to count them (a cron job's backup without a terminal pays nothing for progress).
+    fn wants_totals(&self) -> bool {
+        true
+    }
 }
 
 /// Progress that shows nothing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoProgress;
 
-impl Progress for NoProgress {}
+impl Progress for NoProgress {
+    fn wants_totals(&self) -> bool {
+        false
+    }
+}
 
 /// A flag to stop an operation from another thread: clone it, hand one to a
 /// [`Cancellable`] progress, and call [`CancelToken::cancel`] on the other.
@@ -167,6 +176,9 @@ impl Progress for Cancellable<'_> {
     fn should_stop(&self) -> bool {
         self.token.is_cancelled() || self.inner.should_stop()
     }
+    fn wants_totals(&self) -> bool {
+        self.inner.wants_totals()
+    }
 }
 
 /// Another progress, told only of warnings (and asked whether to stop): for an operation
@@ -180,6 +192,9 @@ impl Progress for WarningsOnly<'_> {
     }
     fn should_stop(&self) -> bool {
         self.0.should_stop()
+    }
+    fn wants_totals(&self) -> bool {
+        false
     }
 }
 

@@ -269,6 +269,9 @@ impl Progress for Listing<'_> {
     fn should_stop(&self) -> bool {
         self.bar.should_stop()
     }
+    fn wants_totals(&self) -> bool {
+        self.bar.wants_totals()
+    }
 }
 
 /// The paths to back up: those given, then those the --files-from lists name.

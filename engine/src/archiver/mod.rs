@@ -296,11 +296,13 @@ pub fn backup_paths(
     // the archive is done, whether or not it has finished counting.
     let archived = AtomicBool::new(false);
     let tree = std::thread::scope(|s| {
-        let scanner = std::thread::Builder::new()
-            .name("strata-scan".into())
-            .spawn_scoped(s, || scan::scan(&ctx, roots.paths(), &archived));
-        if let Err(e) = scanner {
-            tracing::debug!("no scanner thread, progress without totals: {e}");
+        if ctx.progress.wants_totals() {
+            let scanner = std::thread::Builder::new()
+                .name("strata-scan".into())
+                .spawn_scoped(s, || scan::scan(&ctx, roots.paths(), &archived));
+            if let Err(e) = scanner {
+                tracing::debug!("no scanner thread, progress without totals: {e}");
+            }
         }
         let tree = pool.install(|| roots.archive(&ctx, parent_root.as_ref()));
         archived.store(true, Ordering::Relaxed);

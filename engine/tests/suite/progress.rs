@@ -248,3 +248,36 @@ fn the_scanner_counts_only_what_the_exclusion_options_leave_in() {
     assert_eq!((totals.items, totals.bytes), expected);
     assert_eq!(recorder.done(), expected);
 }
+
+/// Progress that shows no totals gets none: no scanner runs beside the backup (a cron
+/// job's backup without a terminal pays nothing for them).
+#[test]
+fn no_scanner_runs_when_no_totals_are_wanted() {
+    struct Blind(Recorder);
+    impl Progress for Blind {
+        fn set_totals(&self, totals: Totals) {
+            self.0.set_totals(totals)
+        }
+        fn add_item(&self) {
+            self.0.add_item()
+        }
+        fn wants_totals(&self) -> bool {
+            false
+        }
+    }
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    write(&src.path().join("a"), 10_000, 1);
+    write(&src.path().join("b"), 10_000, 2);
+    let blind = Blind(Recorder::slow());
+    backup_paths(
+        &repo,
+        &[src.path().to_path_buf()],
+        &BackupOptions::default(),
+        &blind,
+    )
+    .unwrap();
+    assert!(blind.0.totals.lock().unwrap().is_empty());
+    assert_eq!(blind.0.done().0, 2);
+}
