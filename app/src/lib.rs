@@ -7,11 +7,23 @@
 //!   the index and the cache.
 //! - [`secret`]: passwords named, not inlined ([`SecretRef`]: file, command, environment),
 //!   read with a timeout and never shown.
+//! - [`config`]: `strata.toml` read and checked into [`config::Config`].
+//! - [`run`]: `strata run` — projects backed up, copied, thinned, maintained.
+//! - [`catalog`]: the audit catalog (SQLite, hash-chained records) and its queries.
+//! - [`health`]: per project and repository, ok / warning / critical and why.
+//! - [`notify`]: email, Slack, webhooks and pings.
+//! - [`ops`]: what those share (events, statuses, records, the clock).
 //!
 //! Front ends parse their input into these types, call one function, and render.
 
+pub mod catalog;
+pub mod config;
 mod error;
+pub mod health;
+pub mod notify;
+pub mod ops;
 pub mod repo;
+pub mod run;
 pub mod secret;
 
 pub use error::{AppError, Result};

@@ -166,6 +166,18 @@ pub struct Cli {
     #[arg(long, env = "STRATA_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<std::path::PathBuf>,
 
+    /// The config file of `run`, `health`, `log`, `schedule`, `config` and `notify`
+    /// (default: /etc/strata/strata.toml for root, else $XDG_CONFIG_HOME/strata/strata.toml).
+    #[arg(long, env = "STRATA_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Pretend it is this time (`2026-12-06 03:00`, local time unless a zone or offset is
+    /// given) for `run`, `health`, `log`, `stats` and `schedule`: new snapshots get it as their
+    /// time and schedules, retention and health are judged at it; time runs on from there.
+    /// For trying a config over simulated days, and for tests.
+    #[arg(long, env = "STRATA_NOW", global = true, value_name = "TIME")]
+    pub now: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -177,6 +189,18 @@ impl Cli {
             (_, true) => strata_app::CachePlace::Off,
             (Some(d), false) => strata_app::CachePlace::Dir(d.clone()),
             (None, false) => strata_app::CachePlace::Default,
+        }
+    }
+
+    /// The clock after --now (a time that cannot be read is a usage error, exit 2).
+    pub fn clock(&self) -> strata_app::ops::Clock {
+        let Some(now) = &self.now else {
+            return strata_app::ops::Clock::system();
+        };
+        let tz = jiff::tz::TimeZone::system();
+        match strata_engine::retention::parse_time(now, &tz) {
+            Ok(t) => strata_app::ops::Clock::starting_at(t),
+            Err(e) => usage_error(format!("--now {now:?}: {e}")),
         }
     }
 }
@@ -209,6 +233,12 @@ pub enum Command {
     Rewrite(commands::rewrite::Args),
     List(commands::list::Args),
     Cache(commands::cache::Args),
+    Run(commands::run::Args),
+    Config(commands::config::Args),
+    Schedule(commands::schedule::Args),
+    Health(commands::health::Args),
+    Log(commands::log::Args),
+    Notify(commands::notify::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
@@ -295,11 +325,20 @@ fn main() -> ExitCode {
         .init();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // `version`, `generate` and `cache` need no repository: a broken repository file or
-    // password setting must not stop them.
+    // `version`, `generate`, `cache` and the commands of strata.toml need no repository
+    // from the command line: a broken repository file or password setting must not stop
+    // them.
     if !matches!(
         cli.command,
-        Command::Version(_) | Command::Generate(_) | Command::Cache(_)
+        Command::Version(_)
+            | Command::Generate(_)
+            | Command::Cache(_)
+            | Command::Run(_)
+            | Command::Config(_)
+            | Command::Schedule(_)
+            | Command::Health(_)
+            | Command::Log(_)
+            | Command::Notify(_)
     ) {
         if let Err(e) = open::resolve_sources(&mut cli, &matches) {
             eprintln!("strata: {}", output::one_line(&e));

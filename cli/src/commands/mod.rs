@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cache;
 pub mod cat;
 pub mod check;
+pub mod config;
 pub mod copy;
 pub mod diff;
 pub mod dump;
@@ -11,17 +12,22 @@ mod dump_zip;
 pub mod find;
 pub mod forget;
 pub mod generate;
+pub mod health;
 pub mod hold;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod log;
 pub mod ls;
 pub mod mount;
+pub mod notify;
 pub mod prune;
 pub mod repair;
 mod repair_config;
 pub mod restore;
 pub mod rewrite;
+pub mod run;
+pub mod schedule;
 pub mod snapshots;
 pub mod stats;
 pub mod tag;
@@ -122,5 +128,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Rewrite(a) => rewrite::run(cli, a),
         Command::List(a) => list::run(cli, a),
         Command::Cache(a) => cache::run(cli, a),
+        Command::Run(a) => run::run(cli, a),
+        Command::Config(a) => config::run(cli, a),
+        Command::Schedule(a) => schedule::run(cli, a),
+        Command::Health(a) => health::run(cli, a),
+        Command::Log(a) => log::run(cli, a),
+        Command::Notify(a) => notify::run(cli, a),
     }
 }

@@ -1,0 +1,205 @@
+//! The config after reading, defaults applied and names checked: what the other parts use.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use strata_engine::retention::{CalendarSpan, KeepPolicy};
+
+use crate::ops::Event;
+use crate::{RepoSpec, SecretRef};
+
+/// A whole `strata.toml`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Where the catalog and the run locks are.
+    pub state_dir: PathBuf,
+    /// The repositories by name.
+    pub repositories: BTreeMap<String, RepoSpec>,
+    /// The notification channels by name.
+    pub notifications: BTreeMap<String, Notification>,
+    /// The projects by name.
+    pub projects: BTreeMap<String, Project>,
+}
+
+/// A notification channel and the events it is sent on.
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub name: String,
+    pub channel: Channel,
+    /// The events it is sent on (default: failure and recovered; a ping also gets start).
+    pub on: Vec<Event>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Channel {
+    Email(Email),
+    /// A Slack incoming webhook; the URL is a secret (it lets anyone post).
+    Slack {
+        webhook_url: SecretRef,
+    },
+    /// A generic webhook: JSON body, signed with HMAC-SHA256 when a secret is given.
+    Webhook {
+        url: String,
+        secret: Option<SecretRef>,
+    },
+    /// Dead-man pings, as healthchecks.io reads them: `URL/start`, `URL`, `URL/fail`.
+    Ping {
+        url: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Email {
+    /// `smtp://host[:port]` or `smtps://host[:port]` (TLS from the first byte).
+    pub smtp: String,
+    /// Upgrade a `smtp://` connection with STARTTLS (required unless the host is loopback).
+    pub starttls: bool,
+    pub user: Option<String>,
+    pub password: Option<SecretRef>,
+    pub from: String,
+    pub to: Vec<String>,
+    /// A PEM file of CA certificates to trust besides the system's (a private mail relay).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One project: what is backed up, where to, how long it is kept, when it runs.
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub name: String,
+    /// When `strata run --due` runs it (None: only when named).
+    pub schedule: Option<Schedule>,
+    /// Each becomes its own snapshot, in this order: the paths (one snapshot for all of
+    /// them), then the databases, then the commands.
+    pub sources: Vec<Source>,
+    /// The repositories' names; the first is the primary (sources are read once, into it),
+    /// the rest receive copies.
+    pub repositories: Vec<String>,
+    /// The retention of each repository (by name), the project's own with the
+    /// repository's table over it; a repository without any is not thinned.
+    pub retention: BTreeMap<String, Retention>,
+    /// Notification channels' names.
+    pub notify: Vec<String>,
+    /// Health: a last success older than this is critical (default: twice the schedule's
+    /// interval plus an hour; None without a schedule).
+    pub max_age: Option<Duration>,
+    /// When the scheduled restore test of every database source runs.
+    pub restore_test: Option<Schedule>,
+    /// When `check --read-data-subset 1/8` runs on each repository (default weekly).
+    pub check: Option<Schedule>,
+    /// When prune runs on each repository.
+    pub prune: Option<Schedule>,
+    /// Shell command run first; its failure fails the run (nothing is backed up).
+    pub before: Option<String>,
+    /// Shell command run last, whatever happened (STRATA_RUN_STATUS says what).
+    pub after: Option<String>,
+    /// Each source is stopped and fails after this long.
+    pub timeout: Option<Duration>,
+}
+
+impl Project {
+    /// The primary repository's name.
+    pub fn primary(&self) -> &str {
+        &self.repositories[0]
+    }
+}
+
+/// Something backed up as one snapshot.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Files and directories, with the project's excludes.
+    Paths {
+        paths: Vec<PathBuf>,
+        exclude: Vec<String>,
+    },
+    Database(DatabaseSource),
+    /// A command whose standard output is backed up as one stream named `name`.
+    Command {
+        name: String,
+        run: String,
+    },
+}
+
+impl Source {
+    /// How records and reports name it: `paths`, `postgres:kanbu`, `command:redis.rdb`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Paths { .. } => "paths".to_string(),
+            Source::Database(d) => format!("{}:{}", d.kind.name(), d.name()),
+            Source::Command { name, .. } => format!("command:{name}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl DbKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DbKind::Postgres => "postgres",
+            DbKind::Mysql => "mysql",
+            DbKind::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseSource {
+    pub kind: DbKind,
+    /// `postgres://user@host/db`, `mysql://user@host/db`, or a SQLite file's path.
+    pub location: String,
+    pub password: Option<SecretRef>,
+    /// The dump and load tools run through this (`docker exec -i CONTAINER`).
+    pub exec_prefix: Vec<String>,
+    /// Where restore tests load it (a server URL); default: the same server.
+    pub scratch: Option<String>,
+}
+
+impl DatabaseSource {
+    /// The database's name (the URL's path, or the SQLite file's name).
+    pub fn name(&self) -> String {
+        let tail = self.location.rsplit('/').next().unwrap_or(&self.location);
+        tail.split('?').next().unwrap_or(tail).to_string()
+    }
+}
+
+/// How long one repository keeps a project's snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub keep: KeepPolicy,
+    /// Survivors kept by a rule get a hold this long (`hold-monthly = "7y"`).
+    pub holds: Vec<HoldRule>,
+}
+
+/// `hold-<rule> = "<span>"`: every snapshot the rule keeps is held for the span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRule {
+    pub rule: KeepRule,
+    pub span: CalendarSpan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepRule {
+    Last,
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+/// When something runs: a cron expression (`0 3 * * *`) or an alias (`hourly`,
+/// `daily [HH:MM]`, `weekly`, `monthly`), in the machine's time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// As written in the config.
+    pub text: String,
+    // Part A: the parsed form.
+}
