@@ -191,6 +191,7 @@ pub fn password(spec: &RepoSpec) -> Result<crate::Secret> {
                 SecretRef::File(_) => ("password file", "password file".to_string()),
                 SecretRef::Command(_) => ("password command", "password command".to_string()),
                 SecretRef::Env(var) => ("password", format!("{var} variable")),
+                SecretRef::Inline(_) => ("password", "config file".to_string()),
             };
             let secret = s.read(what)?;
             check_password(

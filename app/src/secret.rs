@@ -49,6 +49,10 @@ pub enum SecretRef {
     Command(String),
     /// The value of an environment variable.
     Env(String),
+    /// Written into the config file itself (a Slack `webhook-url`, a webhook `secret`):
+    /// allowed where the config contract allows it, never shown (`Debug` and
+    /// `strata config show` redact it).
+    Inline(Secret),
 }
 
 /// A secret's bytes. Its `Debug` shows nothing of them.
@@ -119,6 +123,7 @@ impl SecretRef {
                     "the {what} variable {var} is not set"
                 ))),
             },
+            SecretRef::Inline(secret) => Ok(secret.clone()),
         }
     }
 }

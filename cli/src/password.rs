@@ -168,6 +168,7 @@ fn describe(secret: &SecretRef) -> (&'static str, String) {
         SecretRef::File(_) => ("password file", "password file".into()),
         SecretRef::Command(_) => ("password command", "password command".into()),
         SecretRef::Env(var) => ("password", format!("{var} variable")),
+        SecretRef::Inline(_) => ("password", "config file".into()),
     }
 }
 
