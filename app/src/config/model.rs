@@ -199,7 +199,10 @@ pub enum KeepRule {
 /// `daily [HH:MM]`, `weekly`, `monthly`), in the machine's time zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
-    /// As written in the config.
+    /// As written in the config (trimmed).
     pub text: String,
-    // Part A: the parsed form.
+    /// The parsed form ([`Schedule::parse`] makes it).
+    pub(crate) cron: super::schedule::Cron,
+    /// The longest gap between two slots ([`Schedule::interval`]).
+    pub(crate) interval: Duration,
 }
