@@ -287,8 +287,12 @@ pub fn to_toml(value: &Value) -> String {
 }
 
 fn table(out: &mut String, path: &str, m: &Map<String, Value>) {
+    // An empty table (no notifications) says nothing.
+    if m.is_empty() {
+        return;
+    }
     let (tables, plain): (Vec<_>, Vec<_>) = m.iter().partition(|(_, v)| v.is_object());
-    if !path.is_empty() && (!plain.is_empty() || tables.is_empty()) {
+    if !path.is_empty() && !plain.is_empty() {
         if !out.is_empty() {
             out.push('\n');
         }
