@@ -902,3 +902,30 @@ fn the_cron_line_runs_strata_every_five_minutes() {
         "*/5 * * * * root /usr/bin/strata --config /etc/strata/strata.toml run --due\n"
     );
 }
+
+/// An error about a value that is a secret does not quote it.
+#[test]
+fn errors_about_secret_values_do_not_quote_them() {
+    let d = Dir::new();
+    let text = r#"
+[notifications.slack]
+slack = { webhook-url = "http://hooks.example/leak-slack" }
+[notifications.hook]
+webhook = { url = "htp://user:leak-hook@app.example/x", secret = "" }
+[notifications.ping]
+ping = { url = "hc-ping.com/leak-ping" }
+"#;
+    let errors = d.errors(text).join("\n");
+    assert_eq!(errors.lines().count(), 4, "{errors}");
+    assert!(!errors.contains("leak"), "{errors}");
+    assert!(
+        errors.contains(
+            "notifications.slack.slack.webhook-url: a Slack webhook URL starts with https://"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("notifications.hook.webhook.secret: must not be empty"),
+        "{errors}"
+    );
+}
