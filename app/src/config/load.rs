@@ -53,35 +53,41 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
 /// `/etc/strata/strata.toml` for root, else `$XDG_CONFIG_HOME/strata/strata.toml` (else
 /// `~/.config/strata/strata.toml`).
 pub fn default_path() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/etc/strata/strata.toml");
-    }
-    xdg_dir("XDG_CONFIG_HOME", ".config")
-        .map(|d| d.join("strata/strata.toml"))
-        .unwrap_or_else(|| PathBuf::from("/etc/strata/strata.toml"))
+    defaults_for(nix::unistd::geteuid().is_root(), &env_var).0
 }
 
 /// Where the catalog and run locks are when `state-dir` is not given: `/var/lib/strata`
 /// for root, else `$XDG_STATE_HOME/strata` (else `~/.local/state/strata`).
 pub fn default_state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/strata");
-    }
-    xdg_dir("XDG_STATE_HOME", ".local/state")
-        .map(|d| d.join("strata"))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/strata"))
+    defaults_for(nix::unistd::geteuid().is_root(), &env_var).1
 }
 
-/// `$VAR` if set to an absolute path, else `$HOME/fallback`.
-fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
-    let get = |n: &str| {
-        std::env::var_os(n)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
+fn env_var(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The default config file and state directory for root or not, with the environment
+/// `env` (a relative XDG directory is ignored, as the XDG spec says; without a home the
+/// system's places are used).
+fn defaults_for(root: bool, env: &dyn Fn(&str) -> Option<PathBuf>) -> (PathBuf, PathBuf) {
+    let system = (
+        PathBuf::from("/etc/strata/strata.toml"),
+        PathBuf::from("/var/lib/strata"),
+    );
+    if root {
+        return system;
+    }
+    let xdg = |var: &str, fallback: &str| {
+        env(var)
+            .filter(|p| p.is_absolute())
+            .or_else(|| env("HOME").map(|h| h.join(fallback)))
     };
-    get(var)
-        .filter(|p| p.is_absolute())
-        .or_else(|| get("HOME").map(|h| h.join(fallback)))
+    (
+        xdg("XDG_CONFIG_HOME", ".config").map_or(system.0, |d| d.join("strata/strata.toml")),
+        xdg("XDG_STATE_HOME", ".local/state").map_or(system.1, |d| d.join("strata")),
+    )
 }
 
 /// Reads a config from its text; `file` names it in errors and is the base of relative
@@ -694,4 +700,46 @@ fn ping(cx: &mut Cx, v: &Val) -> Option<Channel> {
     let url = cx.required(&mut t, "url").and_then(|v| cx.url(&v, true));
     t.finish(&mut cx.sink);
     Some(Channel::Ping { url: url? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_places_follow_root_and_xdg() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| PathBuf::from(v))
+            }
+        };
+        let p = |s: &str| PathBuf::from(s);
+        let all = env(&[
+            ("HOME", "/home/u"),
+            ("XDG_CONFIG_HOME", "/cfg"),
+            ("XDG_STATE_HOME", "/st"),
+        ]);
+        assert_eq!(
+            defaults_for(true, &all),
+            (p("/etc/strata/strata.toml"), p("/var/lib/strata"))
+        );
+        assert_eq!(
+            defaults_for(false, &all),
+            (p("/cfg/strata/strata.toml"), p("/st/strata"))
+        );
+        let relative = env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "cfg")]);
+        assert_eq!(
+            defaults_for(false, &relative),
+            (
+                p("/home/u/.config/strata/strata.toml"),
+                p("/home/u/.local/state/strata")
+            )
+        );
+        assert_eq!(
+            defaults_for(false, &env(&[])),
+            (p("/etc/strata/strata.toml"), p("/var/lib/strata"))
+        );
+    }
 }
