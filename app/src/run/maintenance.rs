@@ -289,3 +289,143 @@ fn restore_test(
     );
     error.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::{Config, DatabaseSource, DbKind};
+    use crate::ops::{Clock, Nothing, Notice, Notifier, RunId};
+    use crate::run::{RunEnv, Selection, Silent};
+    use crate::{RepoSpec, SecretRef};
+
+    /// Keeps records and notices.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<Record>>, Mutex<Vec<Event>>);
+
+    impl crate::ops::Recorder for Kept {
+        fn record(&self, r: Record) -> crate::Result<()> {
+            self.0.lock().unwrap().push(r);
+            Ok(())
+        }
+    }
+
+    impl Notifier for Kept {
+        fn notify(&self, _channels: &[String], notice: &Notice) {
+            self.1.lock().unwrap().push(notice.event);
+        }
+    }
+
+    /// Prune, check and a SQLite restore test, called as the runner calls them once due
+    /// (the schedules' arithmetic is part A's; until it lands nothing is due).
+    #[test]
+    fn prune_check_and_restore_test_run_and_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "a long password").unwrap();
+        let location = dir.path().join("repo");
+        let backend = strata_storage::open(
+            location.to_str().unwrap(),
+            &strata_storage::RemoteOptions::default(),
+            1,
+        )
+        .unwrap();
+        let opts = strata_engine::InitOptions {
+            kdf: strata_format::keyfile::KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        strata_engine::Repository::init(backend, b"a long password", &opts).unwrap();
+        let mut spec = RepoSpec::new(location.to_str().unwrap());
+        spec.password = Some(SecretRef::File(pw));
+        let db = dir.path().join("app.db");
+        let made = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2);")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let project = Project {
+            name: "shop".into(),
+            schedule: None,
+            sources: vec![Source::Database(DatabaseSource {
+                kind: DbKind::Sqlite,
+                location: db.display().to_string(),
+                password: None,
+                exec_prefix: Vec::new(),
+                scratch: None,
+            })],
+            repositories: vec!["hot".into()],
+            retention: BTreeMap::new(),
+            notify: Vec::new(),
+            max_age: None,
+            restore_test: None,
+            check: None,
+            prune: None,
+            before: None,
+            after: None,
+            timeout: None,
+        };
+        let cfg = Config {
+            file: dir.path().join("strata.toml"),
+            state_dir: dir.path().join("state"),
+            repositories: [("hot".to_string(), spec)].into(),
+            notifications: BTreeMap::new(),
+            projects: [("shop".to_string(), project.clone())].into(),
+        };
+        let kept = Kept::default();
+        let env = RunEnv {
+            clock: Clock::system(),
+            recorder: &kept,
+            history: &Nothing,
+            notifier: &kept,
+            observer: &Silent,
+            host: None,
+            runtime: None,
+        };
+        let sel = Selection::default();
+        assert_eq!(crate::run::run(&cfg, &sel, &env).exit_code, 0);
+        kept.0.lock().unwrap().clear();
+        kept.1.lock().unwrap().clear();
+        let run_id = RunId("test".into());
+        let ctx = ProjectRun {
+            cfg: &cfg,
+            sel: &sel,
+            env: &env,
+            run_id: &run_id,
+            runtime: None,
+        };
+        prune_repo(&ctx, &project, "hot").unwrap();
+        check_repo(&ctx, &project, "hot").unwrap();
+        let Source::Database(d) = &project.sources[0] else {
+            unreachable!()
+        };
+        restore_test(&ctx, &project, d).unwrap();
+        let records = kept.0.lock().unwrap();
+        let kinds: Vec<_> = records.iter().map(|r| (r.kind(), r.ok)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (RecordKind::Prune, true),
+                (RecordKind::Check, true),
+                (RecordKind::RestoreTest, true)
+            ]
+        );
+        match &records[2].body {
+            RecordBody::RestoreTest { report, .. } => {
+                assert_eq!(report["passed"], true, "{report}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*kept.1.lock().unwrap(), [Event::RestoreTest]);
+        drop(records);
+        // A repository that is not there fails the step, with its name.
+        let err = check_repo(&ctx, &project, "nowhere").unwrap_err();
+        assert!(err.contains("repository nowhere is not defined"), "{err}");
+    }
+}
