@@ -31,7 +31,7 @@ pub enum ProjectStatus {
     Partial,
     /// Another run of the project holds its run lock.
     Locked,
-    /// Not due (`--due`), or not selected by a tag.
+    /// Not due (`--due`).
     Skipped,
 }
 
