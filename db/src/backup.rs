@@ -11,7 +11,7 @@ use strata_engine::archiver::{BackupOptions, BackupResult, StreamBackup, StreamF
 use strata_engine::progress::Progress;
 use strata_engine::Repository;
 
-use crate::child::{tool_version, DumpStream};
+use crate::child::{tool_version_through, DumpStream, ToolOptions};
 use crate::database::Database;
 use crate::dialect::Dialect;
 use crate::error::{DbError, Result};
@@ -26,11 +26,37 @@ pub fn backup_database(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupResult> {
-    // Connecting first finds a wrong password or a missing database before anything runs.
-    let info = repo.block_on(db.info())?;
+    backup_database_with(repo, db, opts, progress, &ToolOptions::default())
+}
+
+/// [`backup_database`] with the dump tool run as `tools` says: through an exec prefix,
+/// and killed at a deadline. With a prefix the database may be out of this machine's reach
+/// (in a container, behind a socket only its user may open): what the server says is then
+/// asked of the tools through the prefix where the dialect can ([`Dialect::info_through`]);
+/// a SQLite file this machine can read is read here, as without a prefix.
+pub fn backup_database_with(
+    repo: &Repository,
+    db: &Database,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    tools_opts: &ToolOptions,
+) -> Result<BackupResult> {
+    let reachable = tools_opts.exec_prefix.is_empty() || db.file().is_some_and(|f| f.is_file());
+    let info = if reachable {
+        // Connecting first finds a wrong password or a missing database before anything
+        // runs.
+        repo.block_on(db.info())?
+    } else {
+        db.info_through(&tools_opts.exec_prefix)?
+    };
     let tools = db.tools();
-    let tool_version = tool_version(tools.dump);
-    let stream = DumpStream::spawn(tools.dump, db.dump_command(&tool_version), tools.package)?;
+    let tool_version = tool_version_through(tools.dump, &tools_opts.exec_prefix);
+    let stream = DumpStream::spawn_with(
+        tools.dump,
+        db.dump_command(&tool_version),
+        tools.package,
+        tools_opts,
+    )?;
     let mut dump = EndCheck::new(stream, &**db);
     let backup = StreamBackup::new(repo, opts, progress)?;
     let chunker = repo.config().db_chunker;

@@ -3,10 +3,66 @@
 //! message, and their exit status decides whether the stream was complete.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::error::{DbError, Result};
+
+/// How the dump and load tools are run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOptions {
+    /// Run the tools through this command: `docker exec -i CONTAINER`, `runuser -u
+    /// postgres --`, `ssh host`. The tool's environment (its password) is set on the
+    /// prefix's process, which `runuser`, `sudo -E` and `env` pass on; for `docker exec`
+    /// (and `podman exec`) each variable is also named with `-e VAR` after `exec`, so that
+    /// docker passes it into the container (the value never reaches a command line).
+    pub exec_prefix: Vec<String>,
+    /// Kill the dump tool (its whole process group) at this moment: a tool blocked without
+    /// output is stopped too, and its stream then fails.
+    pub deadline: Option<Instant>,
+}
+
+/// `cmd` run through `prefix` (see [`ToolOptions::exec_prefix`]); `cmd` itself when the
+/// prefix is empty.
+pub fn prefixed(cmd: Command, prefix: &[String]) -> Command {
+    let Some((first, rest)) = prefix.split_first() else {
+        return cmd;
+    };
+    let mut out = Command::new(first);
+    let is_container = std::path::Path::new(first)
+        .file_name()
+        .is_some_and(|n| n == "docker" || n == "podman");
+    let vars: Vec<_> = cmd
+        .get_envs()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.to_os_string())
+        .collect();
+    let mut named = false;
+    for arg in rest {
+        out.arg(arg);
+        if is_container && !named && arg == "exec" {
+            for var in &vars {
+                out.arg("-e").arg(var);
+            }
+            named = true;
+        }
+    }
+    out.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        out.current_dir(dir);
+    }
+    out
+}
 
 /// How much of a tool's standard error is kept.
 const STDERR_KEEP: usize = 64 * 1024;
@@ -67,11 +123,13 @@ fn failure(tool: &str, status: ExitStatus, stderr: &[u8]) -> String {
     }
 }
 
-/// The first line of `tool --version`, starting with the tool's name (the name alone when
-/// the tool does not answer): recorded in the snapshot, and read by dialects whose options
-/// depend on the tool's version.
-pub fn tool_version(tool: &str) -> String {
-    let out = Command::new(tool).arg("--version").output();
+/// The first line of `tool --version` (run through `prefix`), starting with the tool's
+/// name (the name alone when the tool does not answer): recorded in the snapshot, and read
+/// by dialects whose options depend on the tool's version.
+pub fn tool_version_through(tool: &str, prefix: &[String]) -> String {
+    let mut cmd = Command::new(tool);
+    cmd.arg("--version").stdin(Stdio::null());
+    let out = prefixed(cmd, prefix).output();
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
@@ -99,13 +157,31 @@ pub struct DumpStream {
     finished: bool,
     /// Why the stream failed: every later read fails the same way.
     failed: Option<String>,
+    /// Dropped when the tool has been waited for: stops the deadline's watchdog.
+    watchdog: Option<mpsc::Sender<()>>,
+    /// Set when the deadline killed the tool.
+    timed_out: Arc<AtomicBool>,
 }
 
 impl DumpStream {
-    pub fn spawn(tool: &str, mut cmd: Command, package: &str) -> Result<Self> {
+    #[cfg(test)]
+    pub fn spawn(tool: &str, cmd: Command, package: &str) -> Result<Self> {
+        Self::spawn_with(tool, cmd, package, &ToolOptions::default())
+    }
+
+    /// Spawns the tool through `opts`' prefix, in a process group of its own that is
+    /// killed at `opts`' deadline.
+    pub fn spawn_with(tool: &str, cmd: Command, package: &str, opts: &ToolOptions) -> Result<Self> {
+        let mut cmd = prefixed(cmd, &opts.exec_prefix);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        // Its own group: a deadline kills what the tool (or the prefix) started, too.
+        cmd.process_group(0);
         let (mut child, stderr) = spawn(tool, &mut cmd, package)?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = opts
+            .deadline
+            .map(|deadline| watch(child.id(), deadline, timed_out.clone()));
         Ok(DumpStream {
             tool: tool.to_string(),
             child,
@@ -113,7 +189,14 @@ impl DumpStream {
             stderr: Some(stderr),
             finished: false,
             failed: None,
+            watchdog,
+            timed_out,
         })
+    }
+
+    /// Whether the deadline killed the tool.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::SeqCst)
     }
 
     /// Why the tool failed, once its output ended in its failure.
@@ -122,7 +205,9 @@ impl DumpStream {
     }
 
     fn wait(&mut self) -> std::io::Result<()> {
-        let status = self.child.wait()?;
+        let status = self.child.wait();
+        self.watchdog.take();
+        let status = status?;
         let stderr = self
             .stderr
             .take()
@@ -130,7 +215,11 @@ impl DumpStream {
             .unwrap_or_default();
         self.finished = true;
         if !status.success() {
-            let message = failure(&self.tool, status, &stderr);
+            let message = if self.timed_out() {
+                format!("{} was stopped at its deadline", self.tool)
+            } else {
+                failure(&self.tool, status, &stderr)
+            };
             self.failed = Some(message.clone());
             return Err(std::io::Error::other(message));
         }
@@ -161,10 +250,33 @@ impl Read for DumpStream {
 impl Drop for DumpStream {
     fn drop(&mut self) {
         if !self.finished {
+            // The whole group: a prefix's children (and the tool under it) go too.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = self.child.kill();
             let _ = self.child.wait();
+            self.watchdog.take();
         }
     }
+}
+
+/// Kills process group `pgid` at `deadline` unless the returned sender is dropped (or
+/// sent to) first.
+fn watch(pgid: u32, deadline: Instant, fired: Arc<AtomicBool>) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+            fired.store(true, Ordering::SeqCst);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    });
+    tx
 }
 
 /// A load tool (psql, mysql, sqlite3) reading SQL on its standard input; its standard
@@ -267,6 +379,74 @@ mod tests {
         let mut c = Command::new("sh");
         c.arg("-c").arg(script);
         c
+    }
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn prefix(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn a_prefix_runs_the_tool_with_its_environment() {
+        let mut cmd = Command::new("pg_dump");
+        cmd.args(["--no-password", "--dbname", "postgres://u@/app"])
+            .env("PGPASSWORD", "s3cret");
+        let docker = prefixed(cmd, &prefix(&["docker", "exec", "-i", "pg"]));
+        assert_eq!(
+            argv(&docker),
+            [
+                "docker",
+                "exec",
+                "-e",
+                "PGPASSWORD",
+                "-i",
+                "pg",
+                "pg_dump",
+                "--no-password",
+                "--dbname",
+                "postgres://u@/app"
+            ]
+        );
+        let envs: Vec<_> = docker.get_envs().collect();
+        assert_eq!(
+            envs,
+            [(
+                std::ffi::OsStr::new("PGPASSWORD"),
+                Some(std::ffi::OsStr::new("s3cret"))
+            )]
+        );
+        let mut cmd = Command::new("pg_dump");
+        cmd.arg("--dbname=app").env("PGPASSWORD", "s3cret");
+        let runuser = prefixed(cmd, &prefix(&["runuser", "-u", "postgres", "--"]));
+        assert_eq!(
+            argv(&runuser),
+            ["runuser", "-u", "postgres", "--", "pg_dump", "--dbname=app"]
+        );
+        assert!(!argv(&runuser).iter().any(|a| a.contains("s3cret")));
+        assert_eq!(runuser.get_envs().count(), 1);
+        let plain = prefixed(Command::new("sqlite3"), &[]);
+        assert_eq!(argv(&plain), ["sqlite3"]);
+    }
+
+    #[test]
+    fn a_deadline_kills_a_tool_that_writes_nothing() {
+        let started = Instant::now();
+        let opts = ToolOptions {
+            exec_prefix: Vec::new(),
+            deadline: Some(started + std::time::Duration::from_millis(300)),
+        };
+        let mut s = DumpStream::spawn_with("pg_dump", sh("sleep 600"), "x", &opts).unwrap();
+        let mut out = Vec::new();
+        let err = s.read_to_end(&mut out).unwrap_err().to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert!(s.timed_out());
+        assert!(err.contains("stopped at its deadline"), "{err}");
     }
 
     #[test]

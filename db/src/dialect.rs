@@ -92,6 +92,48 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
     /// or a missing database before a tool runs.
     async fn info(&self) -> Result<ServerInfo>;
 
+    /// A command of the load tool that prints the database's name and the server's
+    /// version, tab-separated, on one line (`psql -Atc`, `mysql -N -e`): [`Dialect::info`]
+    /// asked through an exec prefix. `None` for a dialect without a server.
+    fn info_command(&self) -> Option<Command> {
+        None
+    }
+
+    /// [`Dialect::info`] asked of the tools run through `prefix`: the database's name and
+    /// the server's version (no table sizes). A failing tool fails with its message.
+    fn info_through(&self, prefix: &[String]) -> Result<ServerInfo> {
+        let mut info = ServerInfo {
+            server: self.display(),
+            version: "unknown".into(),
+            database: self.name(),
+            ..ServerInfo::default()
+        };
+        let Some(cmd) = self.info_command() else {
+            return Ok(info);
+        };
+        let tool = self.tools().load;
+        let mut cmd = crate::child::prefixed(cmd, prefix);
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| crate::error::DbError::io(tool, e))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(crate::error::DbError::Unavailable(format!(
+                "{tool} through {} failed: {}",
+                prefix.join(" "),
+                said.trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().next().unwrap_or_default();
+        if let Some((database, version)) = line.split_once('\t') {
+            info.database = database.trim().to_string();
+            info.version = version.trim().to_string();
+        }
+        Ok(info)
+    }
+
     /// How many objects of its own (tables, views, functions, …) the database holds;
     /// `None` if it does not exist.
     async fn object_count(&self) -> Result<Option<u64>>;

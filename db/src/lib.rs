@@ -40,8 +40,9 @@ mod snapshot;
 mod sqlite;
 mod verify;
 
-pub use backup::backup_database;
+pub use backup::{backup_database, backup_database_with};
 pub use check::{Check, TableCheck};
+pub use child::{prefixed, ToolOptions};
 pub use database::Database;
 pub use dialect::{Dialect, LoadFilter, Tools, Unfiltered};
 pub use error::{DbError, ErrorKind, Result};

@@ -164,6 +164,16 @@ impl Dialect for Postgres {
         load_command(&self.0)
     }
 
+    fn info_command(&self) -> Option<Command> {
+        let mut cmd = Command::new(TOOLS.load);
+        cmd.args(["--no-password", "--no-psqlrc", "-At", "-F", "\t", "-c"])
+            .arg("SELECT pg_catalog.current_database(), pg_catalog.version()")
+            .arg("--dbname")
+            .arg(self.0.url().as_str());
+        with_password(&mut cmd, &self.0);
+        Some(cmd)
+    }
+
     async fn info(&self) -> Result<ServerInfo> {
         let s = &self.0;
         let what = s.display();

@@ -221,6 +221,14 @@ impl Dialect for Mysql {
         load_command(&self.0)
     }
 
+    fn info_command(&self) -> Option<Command> {
+        let mut cmd = tool_command(TOOLS.load, &self.0);
+        cmd.args(["--batch", "--skip-column-names", "-e"])
+            .arg("SELECT DATABASE(), VERSION()")
+            .arg(format!("--database={}", self.0.database()));
+        Some(cmd)
+    }
+
     fn scratch_filter<'w>(&self, out: &'w mut dyn Write) -> Box<dyn LoadFilter + 'w> {
         Box::new(DisableEvents::new(out))
     }

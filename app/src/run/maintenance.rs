@@ -1,0 +1,431 @@
+//! Maintenance when due, judged from the history of successful runs of each kind:
+//! prune and check on each repository of the project, and a restore test of every
+//! database source's newest snapshot in the primary.
+
+use std::time::Instant;
+
+use strata_engine::checker::{self, CheckOptions, Subset};
+use strata_engine::progress::NoProgress;
+use strata_engine::{prune, Operation};
+
+use super::project::{newest_of, Problems, ProjectRun};
+use super::report::{MaintenanceItem, ProjectReport};
+use super::schedule_due;
+use crate::config::{Project, Schedule, Source};
+use crate::ops::{Event, Query, Record, RecordBody, RecordKind};
+
+/// Runs what is due; failures are added to `problems`.
+pub(super) fn run(
+    ctx: &ProjectRun,
+    project: &Project,
+    report: &mut ProjectReport,
+    problems: &mut Problems,
+) {
+    if ctx.sel.dry_run {
+        return;
+    }
+    for repo in &project.repositories {
+        if due(
+            ctx,
+            project,
+            project.prune.as_ref(),
+            RecordKind::Prune,
+            Some(repo),
+        ) {
+            item(
+                report,
+                problems,
+                repo,
+                "prune",
+                prune_repo(ctx, project, repo),
+            );
+        }
+        if due(
+            ctx,
+            project,
+            project.check.as_ref(),
+            RecordKind::Check,
+            Some(repo),
+        ) {
+            item(
+                report,
+                problems,
+                repo,
+                "check",
+                check_repo(ctx, project, repo),
+            );
+        }
+    }
+    let primary = project.primary();
+    if due(
+        ctx,
+        project,
+        project.restore_test.as_ref(),
+        RecordKind::RestoreTest,
+        Some(primary),
+    ) {
+        for source in &project.sources {
+            if let Source::Database(d) = source {
+                let r = restore_test(ctx, project, d);
+                item(report, problems, primary, "restore-test", r);
+            }
+        }
+    }
+}
+
+fn item(
+    report: &mut ProjectReport,
+    problems: &mut Problems,
+    repo: &str,
+    what: &str,
+    result: Result<(), String>,
+) {
+    if let Err(e) = &result {
+        problems.add(format!("{what} of {repo}: {e}"));
+    }
+    report.maintenance.push(MaintenanceItem {
+        repository: repo.to_string(),
+        what: what.to_string(),
+        ok: result.is_ok(),
+        error: result.err(),
+    });
+}
+
+/// Whether `schedule` is due for `kind` in `repo`, from the last successful record.
+fn due(
+    ctx: &ProjectRun,
+    project: &Project,
+    schedule: Option<&Schedule>,
+    kind: RecordKind,
+    repo: Option<&str>,
+) -> bool {
+    let Some(schedule) = schedule else {
+        return false;
+    };
+    let last = ctx
+        .env
+        .history
+        .last(&Query {
+            project: Some(project.name.clone()),
+            repository: repo.map(str::to_string),
+            kind: Some(kind),
+            ok_only: true,
+            ..Query::default()
+        })
+        .unwrap_or_else(|e| {
+            tracing::warn!("reading the history of {}: {e}", project.name);
+            None
+        })
+        .map(|r| r.time_ns);
+    schedule_due(schedule, last, ctx.env.clock.now_ns())
+}
+
+fn base(
+    ctx: &ProjectRun,
+    project: &Project,
+    repo: &str,
+    ok: bool,
+    error: Option<String>,
+    body: RecordBody,
+) {
+    ctx.record(Record {
+        time_ns: ctx.env.clock.now_ns(),
+        project: Some(project.name.clone()),
+        repository: Some(repo.to_string()),
+        run_id: Some(ctx.run_id.clone()),
+        ok,
+        error,
+        user: None,
+        body,
+    });
+}
+
+fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), String> {
+    ctx.env
+        .observer
+        .step(&project.name, &format!("prune of {repo}"));
+    let started = Instant::now();
+    let result = ctx.open(repo, Operation::Prune).and_then(|o| {
+        let plan = prune::plan(&o.repo, &prune::PruneOptions::default(), &NoProgress)
+            .map_err(|e| e.to_string())?;
+        prune::execute(&o.repo, plan, &NoProgress).map_err(|e| e.to_string())
+    });
+    let (packs, freed) = match &result {
+        Ok(s) => (s.packs_deleted, s.bytes_freed.max(0) as u64),
+        Err(_) => (0, 0),
+    };
+    base(
+        ctx,
+        project,
+        repo,
+        result.is_ok(),
+        result.as_ref().err().cloned(),
+        RecordBody::Prune {
+            packs_deleted: packs,
+            bytes_freed: freed,
+            duration_ns: started.elapsed().as_nanos() as i64,
+        },
+    );
+    result.map(|_| ())
+}
+
+/// `check --read-data-subset n/8`, n turning with the day, so that eight daily checks
+/// read every pack.
+fn check_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), String> {
+    ctx.env
+        .observer
+        .step(&project.name, &format!("check of {repo}"));
+    let started = Instant::now();
+    let day = ctx.env.clock.now_ns().div_euclid(86_400_000_000_000);
+    let n = day.rem_euclid(8) as u32 + 1;
+    let result = ctx.open(repo, Operation::Check).and_then(|o| {
+        checker::check_with(
+            &o.repo,
+            &CheckOptions {
+                read_data: true,
+                subset: Some(Subset::Part { n, of: 8 }),
+            },
+            &NoProgress,
+        )
+        .map_err(|e| e.to_string())
+    });
+    let (errors, error) = match &result {
+        Ok(r) if r.is_ok() => (0, None),
+        Ok(r) => (
+            r.errors.len() as u64,
+            Some(format!(
+                "{} errors: {}",
+                r.errors.len(),
+                r.errors
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_default()
+            )),
+        ),
+        Err(e) => (0, Some(e.clone())),
+    };
+    base(
+        ctx,
+        project,
+        repo,
+        error.is_none(),
+        error.clone(),
+        RecordBody::Check {
+            read_data: format!("{n}/8"),
+            errors,
+            duration_ns: started.elapsed().as_nanos() as i64,
+        },
+    );
+    error.map_or(Ok(()), Err)
+}
+
+/// The restore test of the database source `d`'s newest snapshot in the primary, into
+/// `d.scratch` or the same server.
+fn restore_test(
+    ctx: &ProjectRun,
+    project: &Project,
+    d: &crate::config::DatabaseSource,
+) -> Result<(), String> {
+    let primary = project.primary();
+    ctx.env
+        .observer
+        .step(&project.name, &format!("restore test of {}", d.name()));
+    let result = (|| {
+        let o = ctx.open(primary, Operation::Verify)?;
+        let db = super::sources::database(d)?;
+        let Some((id, snap)) = newest_of(&o.repo, &project.name, &[db.display()])? else {
+            return Err(format!("no snapshot of {} to test", db.display()));
+        };
+        let scratch = match (&d.scratch, d.kind) {
+            (_, crate::config::DbKind::Sqlite) => None,
+            (Some(url), _) => {
+                let mut s = super::sources::database(&crate::config::DatabaseSource {
+                    location: url.clone(),
+                    ..d.clone()
+                })?;
+                if s.server_mut().is_none() {
+                    s = db.clone();
+                }
+                Some(s)
+            }
+            (None, _) => Some(db.clone()),
+        };
+        let report = strata_db::restore_test(&o.repo, &id, &snap, scratch.as_ref(), &NoProgress)
+            .map_err(|e| e.to_string())?;
+        Ok((id, report))
+    })();
+    let (ok, error, body) = match &result {
+        Ok((id, r)) => (
+            r.passed,
+            (!r.passed).then(|| format!("restore test of {} failed", id.short())),
+            RecordBody::RestoreTest {
+                snapshot_id: id.to_hex(),
+                report: serde_json::to_value(r).unwrap_or_default(),
+            },
+        ),
+        Err(e) => (
+            false,
+            Some(e.clone()),
+            RecordBody::RestoreTest {
+                snapshot_id: String::new(),
+                report: serde_json::Value::Null,
+            },
+        ),
+    };
+    base(ctx, project, primary, ok, error.clone(), body);
+    let mut r = ProjectReport::new(&project.name);
+    r.error = error.clone();
+    ctx.notify(
+        project,
+        Event::RestoreTest,
+        Some(primary),
+        &r,
+        format!(
+            "{}: restore test of {} {}",
+            project.name,
+            d.name(),
+            if ok { "passed" } else { "failed" }
+        ),
+    );
+    error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::{Config, DatabaseSource, DbKind};
+    use crate::ops::{Clock, Nothing, Notice, Notifier, RunId};
+    use crate::run::{RunEnv, Selection, Silent};
+    use crate::{RepoSpec, SecretRef};
+
+    /// Keeps records and notices.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<Record>>, Mutex<Vec<Event>>);
+
+    impl crate::ops::Recorder for Kept {
+        fn record(&self, r: Record) -> crate::Result<()> {
+            self.0.lock().unwrap().push(r);
+            Ok(())
+        }
+    }
+
+    impl Notifier for Kept {
+        fn notify(&self, _channels: &[String], notice: &Notice) {
+            self.1.lock().unwrap().push(notice.event);
+        }
+    }
+
+    /// Prune, check and a SQLite restore test, called as the runner calls them once due
+    /// (the schedules' arithmetic is part A's; until it lands nothing is due).
+    #[test]
+    fn prune_check_and_restore_test_run_and_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "a long password").unwrap();
+        let location = dir.path().join("repo");
+        let backend = strata_storage::open(
+            location.to_str().unwrap(),
+            &strata_storage::RemoteOptions::default(),
+            1,
+        )
+        .unwrap();
+        let opts = strata_engine::InitOptions {
+            kdf: strata_format::keyfile::KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        strata_engine::Repository::init(backend, b"a long password", &opts).unwrap();
+        let mut spec = RepoSpec::new(location.to_str().unwrap());
+        spec.password = Some(SecretRef::File(pw));
+        let db = dir.path().join("app.db");
+        let made = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2);")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let project = Project {
+            name: "shop".into(),
+            schedule: None,
+            sources: vec![Source::Database(DatabaseSource {
+                kind: DbKind::Sqlite,
+                location: db.display().to_string(),
+                password: None,
+                exec_prefix: Vec::new(),
+                scratch: None,
+            })],
+            repositories: vec!["hot".into()],
+            retention: BTreeMap::new(),
+            notify: Vec::new(),
+            max_age: None,
+            restore_test: None,
+            check: None,
+            prune: None,
+            before: None,
+            after: None,
+            timeout: None,
+        };
+        let cfg = Config {
+            file: dir.path().join("strata.toml"),
+            state_dir: dir.path().join("state"),
+            repositories: [("hot".to_string(), spec)].into(),
+            notifications: BTreeMap::new(),
+            projects: [("shop".to_string(), project.clone())].into(),
+        };
+        let kept = Kept::default();
+        let env = RunEnv {
+            clock: Clock::system(),
+            recorder: &kept,
+            history: &Nothing,
+            notifier: &kept,
+            observer: &Silent,
+            host: None,
+            runtime: None,
+        };
+        let sel = Selection::default();
+        assert_eq!(crate::run::run(&cfg, &sel, &env).exit_code, 0);
+        kept.0.lock().unwrap().clear();
+        kept.1.lock().unwrap().clear();
+        let run_id = RunId("test".into());
+        let ctx = ProjectRun {
+            cfg: &cfg,
+            sel: &sel,
+            env: &env,
+            run_id: &run_id,
+            runtime: None,
+        };
+        prune_repo(&ctx, &project, "hot").unwrap();
+        check_repo(&ctx, &project, "hot").unwrap();
+        let Source::Database(d) = &project.sources[0] else {
+            unreachable!()
+        };
+        restore_test(&ctx, &project, d).unwrap();
+        let records = kept.0.lock().unwrap();
+        let kinds: Vec<_> = records.iter().map(|r| (r.kind(), r.ok)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (RecordKind::Prune, true),
+                (RecordKind::Check, true),
+                (RecordKind::RestoreTest, true)
+            ]
+        );
+        match &records[2].body {
+            RecordBody::RestoreTest { report, .. } => {
+                assert_eq!(report["passed"], true, "{report}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*kept.1.lock().unwrap(), [Event::RestoreTest]);
+        drop(records);
+        // A repository that is not there fails the step, with its name.
+        let err = check_repo(&ctx, &project, "nowhere").unwrap_err();
+        assert!(err.contains("repository nowhere is not defined"), "{err}");
+    }
+}

@@ -1,0 +1,639 @@
+//! One project's run, from its lock to its notices (the steps are in the module docs of
+//! [`super`]).
+
+use std::time::Instant;
+
+use strata_engine::archiver::BackupOptions;
+use strata_engine::progress::NoProgress;
+use strata_engine::{copy, snapshots, EngineRuntime, Operation};
+use strata_format::id::SnapshotId;
+use strata_format::snapshot::SnapshotFile;
+
+use super::hooks::run_hook;
+use super::lock::{self, LockError};
+use super::report::{CopyItem, HookItem, ProjectReport, ProjectStatus, SnapshotReport};
+use super::{maintenance, retention, sources, RunEnv, Selection, LOCK_WAIT};
+use crate::config::{Config, Project};
+use crate::ops::{Event, Notice, Query, Record, RecordBody, RecordKind, RunId};
+use crate::repo::{OpenOptions, Opened};
+
+/// What a project's run shares with its steps.
+pub(crate) struct ProjectRun<'a> {
+    pub cfg: &'a Config,
+    pub sel: &'a Selection,
+    pub env: &'a RunEnv<'a>,
+    pub run_id: &'a RunId,
+    pub runtime: Option<&'a EngineRuntime>,
+}
+
+/// A problem of the project's run: the report's error lines.
+#[derive(Default)]
+pub(super) struct Problems(Vec<String>);
+
+impl Problems {
+    pub(super) fn add(&mut self, line: impl Into<String>) {
+        self.0.push(line.into());
+    }
+    fn joined(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.0.join("\n"))
+    }
+}
+
+impl ProjectRun<'_> {
+    pub fn run(&self, project: &Project) -> ProjectReport {
+        let name = project.name.as_str();
+        let started = Instant::now();
+        let started_ns = self.env.clock.now_ns();
+        let mut report = ProjectReport::new(name);
+        let _lock = if self.sel.dry_run {
+            None
+        } else {
+            match lock::acquire(&self.cfg.state_dir, name, started_ns, self.run_id) {
+                Ok(l) => Some(l),
+                Err(LockError::Held(message)) => {
+                    report.status = ProjectStatus::Locked;
+                    report.error = Some(message);
+                    return report;
+                }
+                Err(LockError::Io(message)) => {
+                    report.status = ProjectStatus::Failed;
+                    report.error = Some(format!("project {name}: run lock: {message}"));
+                    return report;
+                }
+            }
+        };
+        if !self.sel.dry_run {
+            self.notify(
+                project,
+                Event::Start,
+                None,
+                &report,
+                format!("{name}: backup started"),
+            );
+        }
+        let mut problems = Problems::default();
+        let mut partial = false;
+        let env_vars = [
+            ("STRATA_PROJECT", name),
+            ("STRATA_RUN_ID", self.run_id.as_str()),
+        ];
+
+        let before_ok = match (&project.before, self.sel.dry_run) {
+            (Some(cmd), false) => {
+                self.env.observer.step(name, "before hook");
+                let hook = run_hook("before", cmd, &env_vars);
+                self.record_hook(name, &hook);
+                let ok = hook.ok;
+                if !ok {
+                    problems.add(hook.failure());
+                }
+                report.hooks.push(hook);
+                ok
+            }
+            _ => true,
+        };
+
+        if before_ok {
+            let made = self.back_up(project, &mut report, &mut problems, &mut partial);
+            self.copy(project, &made, &mut report, &mut problems);
+            self.retention(project, &mut report, &mut problems);
+            maintenance::run(self, project, &mut report, &mut problems);
+        }
+
+        if let (Some(cmd), false) = (&project.after, self.sel.dry_run) {
+            self.env.observer.step(name, "after hook");
+            let status = if problems.0.is_empty() {
+                "ok"
+            } else {
+                "failed"
+            };
+            let mut vars = env_vars.to_vec();
+            vars.push(("STRATA_RUN_STATUS", status));
+            let hook = run_hook("after", cmd, &vars);
+            self.record_hook(name, &hook);
+            if !hook.ok {
+                problems.add(hook.failure());
+            }
+            report.hooks.push(hook);
+        }
+
+        report.error = problems.joined();
+        report.status = if report.error.is_some() {
+            ProjectStatus::Failed
+        } else if partial {
+            ProjectStatus::Partial
+        } else {
+            ProjectStatus::Ok
+        };
+        report.duration_s = started.elapsed().as_secs_f64();
+        if !self.sel.dry_run {
+            self.finish(project, started_ns, &report);
+        }
+        report
+    }
+
+    /// Opens the repository `repo` for `op` (its password from the config).
+    pub(super) fn open(&self, repo: &str, op: Operation) -> Result<Opened, String> {
+        let spec = self
+            .cfg
+            .repositories
+            .get(repo)
+            .ok_or_else(|| format!("repository {repo} is not defined"))?;
+        let password =
+            crate::repo::password(spec).map_err(|e| format!("repository {repo}: {e}"))?;
+        let opts = OpenOptions {
+            wait: LOCK_WAIT,
+            no_lock: false,
+            runtime: self.runtime.cloned(),
+        };
+        crate::repo::open(spec, password.as_bytes(), op, &opts)
+            .map_err(|e| format!("repository {repo}: {e}"))
+    }
+
+    /// Backs up every source into the primary; returns the snapshots made. The primary
+    /// stays open (for the copies) only inside this call.
+    fn back_up(
+        &self,
+        project: &Project,
+        report: &mut ProjectReport,
+        problems: &mut Problems,
+        partial: &mut bool,
+    ) -> Vec<(SnapshotId, SnapshotFile)> {
+        let name = project.name.as_str();
+        let primary = project.primary();
+        let mut made = Vec::new();
+        let planned =
+            |source: &crate::config::Source, status: &str, error: Option<String>| SnapshotReport {
+                repository: primary.to_string(),
+                source: source.label(),
+                kind: sources::kind_name(source).to_string(),
+                snapshot_id: None,
+                bytes_read: 0,
+                bytes_added: 0,
+                files: 0,
+                status: status.to_string(),
+                error,
+            };
+        if self.sel.dry_run {
+            for s in &project.sources {
+                report.snapshots.push(planned(s, "planned", None));
+            }
+            return made;
+        }
+        let opened = match self.open(primary, Operation::Backup) {
+            Ok(o) => o,
+            Err(e) => {
+                for s in &project.sources {
+                    report.snapshots.push(planned(s, "failed", Some(e.clone())));
+                    self.record_backup(name, primary, s, None, Some(&e), 0);
+                }
+                problems.add(e);
+                return made;
+            }
+        };
+        let mut tags = vec![format!("strata-run:{}", self.run_id)];
+        tags.extend(self.sel.tags.iter().cloned());
+        let env_vars = [
+            ("STRATA_PROJECT", name),
+            ("STRATA_RUN_ID", self.run_id.as_str()),
+        ];
+        for source in &project.sources {
+            let label = source.label();
+            self.env.observer.step(name, &format!("backing up {label}"));
+            let opts = BackupOptions {
+                tags: tags.clone(),
+                hostname: self.env.host.clone(),
+                project: Some(name.to_string()),
+                time_ns: Some(self.env.clock.now_ns()),
+                ..BackupOptions::default()
+            };
+            let t = Instant::now();
+            let result = sources::back_up(
+                &opened.repo,
+                source,
+                &opts,
+                project.timeout,
+                &env_vars,
+                &NoProgress,
+            );
+            let took = t.elapsed().as_nanos() as i64;
+            match result {
+                Ok(r) => {
+                    let s = &r.snapshot.summary;
+                    let unreadable = r.errors.len() as u64;
+                    let mut item = planned(source, "ok", None);
+                    item.snapshot_id = Some(r.snapshot_id.to_hex());
+                    item.bytes_read = s.bytes_read;
+                    item.bytes_added = s.bytes_added;
+                    item.files = s.files_new + s.files_changed + s.files_unchanged;
+                    if unreadable > 0 {
+                        *partial = true;
+                        item.status = "partial".into();
+                        item.error = Some(format!(
+                            "{unreadable} source entries could not be read: {}",
+                            r.errors
+                                .iter()
+                                .take(3)
+                                .map(|f| f.message.clone())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ));
+                    }
+                    self.record(Record {
+                        time_ns: self.env.clock.now_ns(),
+                        project: Some(name.to_string()),
+                        repository: Some(primary.to_string()),
+                        run_id: Some(self.run_id.clone()),
+                        ok: true,
+                        error: item.error.clone(),
+                        user: None,
+                        body: RecordBody::Backup {
+                            source: label.clone(),
+                            source_kind: item.kind.clone(),
+                            snapshot_id: item.snapshot_id.clone(),
+                            bytes_read: s.bytes_read,
+                            bytes_added: s.bytes_added,
+                            stored_bytes: s.bytes_added,
+                            files: item.files,
+                            duration_ns: took,
+                            unreadable,
+                        },
+                    });
+                    report.snapshots.push(item);
+                    made.push((r.snapshot_id, r.snapshot));
+                }
+                Err(e) => {
+                    let e = format!("{label}: {e}");
+                    self.record_backup(name, primary, source, None, Some(&e), took);
+                    report
+                        .snapshots
+                        .push(planned(source, "failed", Some(e.clone())));
+                    problems.add(e);
+                }
+            }
+        }
+        // Copies read the primary after its lock is given back; they take their own.
+        drop(opened);
+        made
+    }
+
+    /// Copies `made` from the primary to every other repository.
+    fn copy(
+        &self,
+        project: &Project,
+        made: &[(SnapshotId, SnapshotFile)],
+        report: &mut ProjectReport,
+        problems: &mut Problems,
+    ) {
+        let name = project.name.as_str();
+        let primary = project.primary();
+        let others = &project.repositories[1..];
+        if others.is_empty() {
+            return;
+        }
+        if self.sel.dry_run {
+            for to in others {
+                report.copies.push(CopyItem {
+                    from: primary.to_string(),
+                    to: to.clone(),
+                    snapshot_id: "(the new snapshots)".to_string(),
+                    dest_id: None,
+                    bytes_added: 0,
+                });
+            }
+            return;
+        }
+        if made.is_empty() {
+            return;
+        }
+        let from = match self.open(primary, Operation::CopyFrom) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.add(format!("copying: {e}"));
+                return;
+            }
+        };
+        for to_name in others {
+            self.env
+                .observer
+                .step(name, &format!("copying to {to_name}"));
+            let to = match self.open(to_name, Operation::CopyTo) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.add(format!("copying to {to_name}: {e}"));
+                    for (id, _) in made {
+                        self.record_copy(name, primary, to_name, id, None, 0, Some(&e));
+                    }
+                    continue;
+                }
+            };
+            for entry in made {
+                let id = entry.0;
+                match copy::copy(
+                    &from.repo,
+                    &to.repo,
+                    std::slice::from_ref(entry),
+                    &NoProgress,
+                ) {
+                    Ok(r) => {
+                        let dest = r.copied.first().map(|(_, d)| *d);
+                        self.record_copy(name, primary, to_name, &id, dest, r.bytes_added, None);
+                        report.copies.push(CopyItem {
+                            from: primary.to_string(),
+                            to: to_name.clone(),
+                            snapshot_id: id.to_hex(),
+                            dest_id: dest.map(|d| d.to_hex()),
+                            bytes_added: r.bytes_added,
+                        });
+                    }
+                    Err(e) => {
+                        let e = format!("copying {} to {to_name}: {e}", id.short());
+                        self.record_copy(name, primary, to_name, &id, None, 0, Some(&e));
+                        problems.add(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each repository's retention.
+    fn retention(&self, project: &Project, report: &mut ProjectReport, problems: &mut Problems) {
+        let name = project.name.as_str();
+        for repo_name in &project.repositories {
+            let Some(policy) = project.retention.get(repo_name) else {
+                continue;
+            };
+            if policy.keep.is_empty() {
+                continue;
+            }
+            self.env
+                .observer
+                .step(name, &format!("retention in {repo_name}"));
+            let op = if self.sel.dry_run {
+                Operation::Snapshots
+            } else {
+                Operation::Forget
+            };
+            let outcome = self.open(repo_name, op).and_then(|o| {
+                retention::apply(
+                    &o.repo,
+                    repo_name,
+                    name,
+                    policy,
+                    self.env.clock.now_ns(),
+                    self.sel.dry_run,
+                )
+            });
+            match outcome {
+                Ok(out) => {
+                    for f in out.forgotten {
+                        if !self.sel.dry_run {
+                            self.record_retention(
+                                name,
+                                repo_name,
+                                &f.snapshot_id,
+                                "forget",
+                                &f.reasons,
+                                None,
+                            );
+                        }
+                        report.forgotten.push(f);
+                    }
+                    for (h, until) in out.held {
+                        if !self.sel.dry_run {
+                            self.record_retention(
+                                name,
+                                repo_name,
+                                &h.new_id,
+                                "hold",
+                                &h.reasons,
+                                Some(until),
+                            );
+                        }
+                        report.held.push(h);
+                    }
+                }
+                Err(e) => problems.add(format!("retention in {repo_name}: {e}")),
+            }
+        }
+    }
+
+    /// The run's record and notices.
+    fn finish(&self, project: &Project, started_ns: i64, report: &ProjectReport) {
+        let name = project.name.as_str();
+        let previous = self
+            .env
+            .history
+            .last(&Query {
+                project: Some(name.to_string()),
+                kind: Some(RecordKind::Run),
+                ..Query::default()
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("reading the history of {name}: {e}");
+                None
+            });
+        let ok = report.status != ProjectStatus::Failed;
+        let mut ids: Vec<String> = report
+            .snapshots
+            .iter()
+            .filter_map(|s| s.snapshot_id.clone())
+            .collect();
+        ids.extend(report.copies.iter().filter_map(|c| c.dest_id.clone()));
+        self.record(Record {
+            time_ns: self.env.clock.now_ns(),
+            project: Some(name.to_string()),
+            repository: Some(project.primary().to_string()),
+            run_id: Some(self.run_id.clone()),
+            ok,
+            error: report.error.clone(),
+            user: None,
+            body: RecordBody::Run {
+                trigger: self.sel.trigger.clone(),
+                started_ns,
+                exit_code: super::exit_code([report.status]),
+                snapshots: ids,
+                pid: std::process::id(),
+            },
+        });
+        if ok {
+            let summary = format!("{name}: backup {}", report.status.name());
+            self.notify(project, Event::Success, None, report, summary.clone());
+            if previous.is_some_and(|r| !r.ok) {
+                self.notify(
+                    project,
+                    Event::Recovered,
+                    None,
+                    report,
+                    format!("{name}: recovered"),
+                );
+            }
+        } else {
+            let first = report
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
+            self.notify(
+                project,
+                Event::Failure,
+                None,
+                report,
+                format!("{name}: backup failed: {first}"),
+            );
+        }
+    }
+
+    pub(super) fn notify(
+        &self,
+        project: &Project,
+        event: Event,
+        repository: Option<&str>,
+        report: &ProjectReport,
+        summary: String,
+    ) {
+        let notice = Notice {
+            event,
+            project: project.name.clone(),
+            repository: repository.map(str::to_string),
+            run_id: Some(self.run_id.clone()),
+            snapshot_ids: report
+                .snapshots
+                .iter()
+                .filter_map(|s| s.snapshot_id.clone())
+                .collect(),
+            bytes_read: report.snapshots.iter().map(|s| s.bytes_read).sum(),
+            bytes_added: report.snapshots.iter().map(|s| s.bytes_added).sum(),
+            duration_ns: (report.duration_s * 1e9) as i64,
+            error: report.error.clone(),
+            summary,
+            time_ns: self.env.clock.now_ns(),
+        };
+        self.env.notifier.notify(&project.notify, &notice);
+    }
+
+    /// Records `r`; a record that cannot be written is logged, never fails the run.
+    pub(super) fn record(&self, r: Record) {
+        let kind = r.kind();
+        if let Err(e) = self.env.recorder.record(r) {
+            tracing::error!("recording a {} record: {e}", kind.name());
+        }
+    }
+
+    fn record_hook(&self, project: &str, hook: &HookItem) {
+        self.record(Record {
+            time_ns: self.env.clock.now_ns(),
+            project: Some(project.to_string()),
+            repository: None,
+            run_id: Some(self.run_id.clone()),
+            ok: hook.ok,
+            error: (!hook.ok).then(|| hook.failure()),
+            user: None,
+            body: RecordBody::Hook {
+                which: hook.which.clone(),
+                exit_code: hook.exit_code,
+                stderr_tail: hook.stderr_tail.clone(),
+            },
+        });
+    }
+
+    fn record_backup(
+        &self,
+        project: &str,
+        repo: &str,
+        source: &crate::config::Source,
+        id: Option<String>,
+        error: Option<&str>,
+        took: i64,
+    ) {
+        self.record(Record {
+            time_ns: self.env.clock.now_ns(),
+            project: Some(project.to_string()),
+            repository: Some(repo.to_string()),
+            run_id: Some(self.run_id.clone()),
+            ok: error.is_none(),
+            error: error.map(str::to_string),
+            user: None,
+            body: RecordBody::Backup {
+                source: source.label(),
+                source_kind: sources::kind_name(source).to_string(),
+                snapshot_id: id,
+                bytes_read: 0,
+                bytes_added: 0,
+                stored_bytes: 0,
+                files: 0,
+                duration_ns: took,
+                unreadable: 0,
+            },
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_copy(
+        &self,
+        project: &str,
+        from: &str,
+        to: &str,
+        id: &SnapshotId,
+        dest: Option<SnapshotId>,
+        bytes_added: u64,
+        error: Option<&str>,
+    ) {
+        self.record(Record {
+            time_ns: self.env.clock.now_ns(),
+            project: Some(project.to_string()),
+            repository: Some(to.to_string()),
+            run_id: Some(self.run_id.clone()),
+            ok: error.is_none(),
+            error: error.map(str::to_string),
+            user: None,
+            body: RecordBody::Copy {
+                from: from.to_string(),
+                snapshot_id: id.to_hex(),
+                dest_id: dest.map(|d| d.to_hex()),
+                bytes_added,
+            },
+        });
+    }
+
+    fn record_retention(
+        &self,
+        project: &str,
+        repo: &str,
+        id: &str,
+        action: &str,
+        reasons: &[String],
+        until: Option<i64>,
+    ) {
+        self.record(Record {
+            time_ns: self.env.clock.now_ns(),
+            project: Some(project.to_string()),
+            repository: Some(repo.to_string()),
+            run_id: Some(self.run_id.clone()),
+            ok: true,
+            error: None,
+            user: None,
+            body: RecordBody::Retention {
+                snapshot_id: id.to_string(),
+                action: action.to_string(),
+                reasons: reasons.to_vec(),
+                hold_until_ns: until,
+            },
+        });
+    }
+}
+
+/// The newest snapshot of `project` in `repo` whose paths are `paths`.
+pub(super) fn newest_of(
+    repo: &strata_engine::Repository,
+    project: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, SnapshotFile)>, String> {
+    Ok(snapshots::list(repo)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(_, s)| s.project.as_deref() == Some(project) && s.paths == paths)
+        .max_by_key(|(_, s)| s.time_ns))
+}
