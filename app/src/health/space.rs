@@ -58,3 +58,47 @@ impl SpaceProbe for StorageProbe<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::RepoSpec;
+
+    fn cfg(repos: &[(&str, String)]) -> Config {
+        Config {
+            file: PathBuf::from("/test/strata.toml"),
+            state_dir: PathBuf::from("/test/state"),
+            repositories: repos
+                .iter()
+                .map(|(n, l)| (n.to_string(), RepoSpec::new(l.clone())))
+                .collect(),
+            notifications: BTreeMap::new(),
+            projects: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_local_repository_tells_its_disk_and_others_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = cfg(&[
+            ("hot", tmp.path().display().to_string()),
+            ("mem", "memory://".to_string()),
+        ]);
+        let probe = StorageProbe::new(&cfg);
+        let free = probe.free_space("hot").expect("a local disk tells");
+        assert!(
+            free.total_bytes > 0 && free.free_bytes <= free.total_bytes,
+            "{free:?}"
+        );
+        assert_eq!(probe.free_space("mem"), None);
+        assert_eq!(probe.free_space("undefined"), None);
+        // From inside a runtime too (a server).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(async { probe.free_space("hot") }).is_some());
+    }
+}
