@@ -24,7 +24,7 @@ use crate::Cli;
 /// With --json: {"time_ns", "status", "items": [{"project", "repository", "source",
 /// "check", "status", "message", "value"}]}; status is ok, warning, critical or unknown;
 /// check is last-success, size, restore-test, check, copy-lag, free-space, run-lock or
-/// notifications.
+/// notifications. When health cannot be judged: {"status": "unknown", "error", "items": []}.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only these projects (default: every project of strata.toml).
@@ -49,19 +49,17 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("strata: {e}");
-            println!("UNKNOWN: the config cannot be read");
-            return Ok(UNKNOWN);
+            return unknown(args, "the config cannot be read");
         }
     };
-    if let Some(code) = keep_projects(&mut cfg, &args.projects) {
-        return Ok(code);
+    if let Err(unknown_project) = keep_projects(&mut cfg, &args.projects) {
+        return unknown(args, &unknown_project);
     }
     let history = match open_history(&cfg) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("strata: the catalog cannot be read: {e}");
-            println!("UNKNOWN: the catalog cannot be read");
-            return Ok(UNKNOWN);
+            return unknown(args, "the catalog cannot be read");
         }
     };
     let now_ns = cli.clock().now_ns();
@@ -81,10 +79,21 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     Ok(code)
 }
 
-/// Keeps only the named projects (all when none are named); an unknown name is exit 3.
-fn keep_projects(cfg: &mut Config, names: &[String]) -> Option<u8> {
+/// Health cannot be judged: exit 3, with the reason as the Nagios line (or as JSON:
+/// {"status": "unknown", "error", "items": []}).
+fn unknown(args: &Args, why: &str) -> Result<u8> {
+    if args.json {
+        json(&serde_json::json!({ "status": "unknown", "error": why, "items": [] }))?;
+    } else {
+        println!("UNKNOWN: {why}");
+    }
+    Ok(UNKNOWN)
+}
+
+/// Keeps only the named projects (all when none are named); an unknown name is an error.
+fn keep_projects(cfg: &mut Config, names: &[String]) -> std::result::Result<(), String> {
     if names.is_empty() {
-        return None;
+        return Ok(());
     }
     if let Some(unknown) = names.iter().find(|n| !cfg.projects.contains_key(*n)) {
         let known: Vec<&str> = cfg.projects.keys().map(String::as_str).collect();
@@ -93,11 +102,10 @@ fn keep_projects(cfg: &mut Config, names: &[String]) -> Option<u8> {
             cfg.file.display(),
             known.join(", ")
         );
-        println!("UNKNOWN: no project named {unknown:?}");
-        return Some(UNKNOWN);
+        return Err(format!("no project named {unknown:?}"));
     }
     cfg.projects.retain(|name, _| names.contains(name));
-    None
+    Ok(())
 }
 
 /// The catalog's history. #16 part B: open the catalog in `cfg.state_dir` here; until it
