@@ -489,7 +489,9 @@ struct SmtpServer {
 }
 
 impl SmtpServer {
-    fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> SmtpServer {
+    /// `tls`: (certificate, key, implicit): STARTTLS offered and required, or, when
+    /// implicit, TLS from the first byte (SMTPS).
+    fn start(dir: &Path, tls: Option<(&Path, &Path, bool)>) -> SmtpServer {
         assert!(
             Path::new(PYTHON).exists(),
             "{PYTHON} is missing: .ci/run installs aiosmtpd into /var/tmp/strata-venv"
@@ -500,8 +502,14 @@ impl SmtpServer {
         cmd.args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"]);
-        if let Some((cert, key)) = tls {
-            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        match tls {
+            Some((cert, key, false)) => {
+                cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+            }
+            Some((cert, key, true)) => {
+                cmd.arg("--smtpscert").arg(cert).arg("--smtpskey").arg(key);
+            }
+            None => {}
         }
         cmd.arg(&maildir)
             .stdout(Stdio::null())
@@ -666,7 +674,7 @@ fn mail_over_starttls_trusts_the_ca_file() {
     fast_backoff();
     let tmp = tempfile::tempdir().unwrap();
     let (ca, cert, key) = make_certs(tmp.path());
-    let server = SmtpServer::start(tmp.path(), Some((&cert, &key)));
+    let server = SmtpServer::start(tmp.path(), Some((&cert, &key, false)));
     let url = format!("smtp://127.0.0.1:{}", server.port);
     let cfg = config(vec![
         (
@@ -708,4 +716,52 @@ fn a_plain_connection_to_another_host_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("starttls = true"), "{e}");
+}
+
+#[test]
+fn mail_over_smtps_trusts_the_ca_file() {
+    fast_backoff();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(tmp.path());
+    let server = SmtpServer::start(tmp.path(), Some((&cert, &key, true)));
+    let cfg = config(vec![(
+        "ops-mail",
+        Channel::Email(email(
+            format!("smtps://127.0.0.1:{}", server.port),
+            false,
+            Some(ca),
+        )),
+        Event::default_on(),
+    )]);
+    notify::send_test(&cfg, "ops-mail", Event::Failure).unwrap();
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Subject: [strata] test: failure"),
+        "{}",
+        mails[0]
+    );
+}
+
+#[test]
+fn starttls_required_sends_nothing_to_a_server_without_it() {
+    fast_backoff();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(tmp.path(), None);
+    let cfg = config(vec![(
+        "ops-mail",
+        Channel::Email(email(
+            format!("smtp://127.0.0.1:{}", server.port),
+            true,
+            None,
+        )),
+        Event::default_on(),
+    )]);
+    let e = notify::send_test(&cfg, "ops-mail", Event::Failure).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("notification ops-mail: smtp 127.0.0.1:"),
+        "{e}"
+    );
+    assert!(server.mails().is_empty(), "nothing may go in clear");
 }
