@@ -24,14 +24,20 @@ pub enum AppError {
     /// that writes).
     #[error("{0}")]
     Invalid(String),
+    /// A notification could not be delivered (`strata notify test`); the message names the
+    /// channel, never a secret (URLs keep only their scheme, host and port).
+    #[error("{0}")]
+    Notify(String),
 }
 
 impl AppError {
-    /// The engine's kind of failure (secrets and invalid requests are `Invalid`).
+    /// The engine's kind of failure (secrets and invalid requests are `Invalid`, a
+    /// notification that could not be delivered is `Io`).
     pub fn kind(&self) -> ErrorKind {
         match self {
             AppError::Engine(e) => e.kind(),
             AppError::Secret(_) | AppError::Invalid(_) => ErrorKind::Invalid,
+            AppError::Notify(_) => ErrorKind::Io,
         }
     }
 }

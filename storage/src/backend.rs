@@ -57,6 +57,25 @@ impl FileType {
     }
 }
 
+/// Room on a repository's storage ([`Backend::free_space`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes an unprivileged writer may still use.
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl FreeSpace {
+    /// From a statvfs's block counts (`frsize` the fragment size, 0: use `bsize`).
+    pub fn from_blocks(frsize: u64, bsize: u64, blocks: u64, bavail: u64) -> FreeSpace {
+        let unit = if frsize > 0 { frsize } else { bsize };
+        FreeSpace {
+            free_bytes: bavail.saturating_mul(unit),
+            total_bytes: blocks.saturating_mul(unit),
+        }
+    }
+}
+
 /// A repository store. Implementations must be safe to share between threads.
 #[async_trait]
 pub trait Backend: Send + Sync + std::fmt::Debug {
@@ -136,6 +155,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The size of an object, or `None` if it does not exist.
     async fn stat(&self, ft: FileType, name: &str) -> Result<Option<u64>>;
+
+    /// The room left on the storage that holds the repository, where the backend can
+    /// tell: a local disk (statvfs), an SFTP server with the `statvfs@openssh.com`
+    /// extension. `None` where it cannot (S3, memory, an SFTP server without it).
+    /// Decorators pass the inner one's on.
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        Ok(None)
+    }
 
     /// Creates the directory layout of a new repository (no-op where directories do not
     /// exist, like S3).

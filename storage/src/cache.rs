@@ -31,7 +31,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::cache_dirs::{is_repository_dir, KEY_LEN};
-use crate::{Backend, FileType, Result};
+use crate::{Backend, FileType, FreeSpace, Result};
 
 /// The bytes of metadata packs a cache keeps by default (per repository).
 pub const DEFAULT_PACK_LIMIT: u64 = 2 << 30;
@@ -318,6 +318,10 @@ impl Backend for CachingBackend {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         self.inner.spool_dir()
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        self.inner.free_space().await
     }
 
     fn is_remote(&self) -> bool {

@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::{Backend, FileType, Result, StorageError};
+use crate::{Backend, FileType, FreeSpace, Result, StorageError};
 
 /// The environment variable holding a fault specification (test hook).
 pub const FAULT_ENV: &str = "STRATA_TEST_FAULT";
@@ -344,6 +344,10 @@ impl Backend for FaultBackend {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         self.inner.spool_dir()
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        self.inner.free_space().await
     }
 
     fn is_remote(&self) -> bool {

@@ -32,7 +32,7 @@ mod temp_names;
 mod throttle;
 mod verify;
 
-pub use backend::{Backend, FileType};
+pub use backend::{Backend, FileType, FreeSpace};
 pub use cache::CachingBackend;
 pub use error::{ErrorKind, Result, StorageError};
 pub use fault::{FaultBackend, FaultPlan};

@@ -28,7 +28,7 @@ use crate::backend::object_path;
 use crate::local;
 use crate::location::Location;
 use crate::remote::{self, RemoteOptions};
-use crate::{Backend, ErrorKind, FileType, Result, StorageError};
+use crate::{Backend, ErrorKind, FileType, FreeSpace, Result, StorageError};
 
 /// A repository store backed by an opendal service: the local filesystem, memory or S3.
 #[derive(Debug, Clone)]
@@ -342,6 +342,25 @@ impl Backend for OpendalBackend {
         }
         .instrument(span("stat", &path))
         .await
+    }
+
+    // statvfs's counts are `c_ulong` and `fsblkcnt_t`: u64 on some targets, not all.
+    #[allow(clippy::unnecessary_cast)]
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        // Local disks only; S3 and memory have no such notion. A root not made yet has none.
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        match nix::sys::statvfs::statvfs(root.as_path()) {
+            Ok(st) => Ok(Some(FreeSpace::from_blocks(
+                st.fragment_size() as u64,
+                st.block_size() as u64,
+                st.blocks() as u64,
+                st.blocks_available() as u64,
+            ))),
+            Err(nix::errno::Errno::ENOENT) => Ok(None),
+            Err(e) => Err(StorageError::from_io("free_space", "", e.into())),
+        }
     }
 
     async fn create_layout(&self) -> Result<()> {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tracing::info;
 
-use crate::{Backend, ErrorKind, FileType, Result};
+use crate::{Backend, ErrorKind, FileType, FreeSpace, Result};
 
 /// Attempts per request: a request keeps failing for about 25 s before its error is final.
 const ATTEMPTS: u32 = 10;
@@ -122,6 +122,10 @@ impl Backend for RetryBackend {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         self.inner.spool_dir()
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        self.inner.free_space().await
     }
 
     fn is_remote(&self) -> bool {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Backend, FileType, Result};
+use crate::{Backend, FileType, FreeSpace, Result};
 
 /// A rate limit in bytes per second with a small burst, as a virtual clock (GCRA): each
 /// request moves the time until which everything let through is paid for by
@@ -147,6 +147,10 @@ impl Backend for ThrottledBackend {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         self.inner.spool_dir()
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        self.inner.free_space().await
     }
 
     async fn write_file(&self, ft: FileType, name: &str, file: &Path) -> Result<()> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Backend, ErrorKind, FileType, Result, StorageError};
+use crate::{Backend, ErrorKind, FileType, FreeSpace, Result, StorageError};
 
 /// A [`Backend`] that reads back every write of an inner backend.
 #[derive(Debug, Clone)]
@@ -70,6 +70,10 @@ impl Backend for VerifyingBackend {
 
     fn spool_dir(&self) -> Option<PathBuf> {
         self.inner.spool_dir()
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        self.inner.free_space().await
     }
 
     fn is_remote(&self) -> bool {

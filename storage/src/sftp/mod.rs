@@ -40,7 +40,7 @@ use tracing::{debug, debug_span, warn, Instrument};
 use self::session::{answered, error, Channel, Connector};
 use crate::backend::{layout_dirs, object_path};
 use crate::error::{ErrorKind, StorageError};
-use crate::{temp_names, Backend, FileType, Result};
+use crate::{temp_names, Backend, FileType, FreeSpace, Result};
 
 /// Mode of every object written.
 const FILE_MODE: u16 = 0o600;
@@ -733,6 +733,20 @@ impl Backend for SftpBackend {
         }
         .instrument(span("stat", &path))
         .await
+    }
+
+    async fn free_space(&self) -> Result<Option<FreeSpace>> {
+        // The `statvfs@openssh.com` extension (OpenSSH and most servers); None without it.
+        let root = self.full("");
+        let st = self
+            .on_channel("free_space", "", |ch| async move {
+                if !ch.sftp.support_statvfs() {
+                    return Ok(None);
+                }
+                ch.sftp.fs().statvfs(&root).await.map(Some)
+            })
+            .await?;
+        Ok(st.map(|st| FreeSpace::from_blocks(st.frsize, st.bsize, st.blocks, st.bavail)))
     }
 
     async fn create_layout(&self) -> Result<()> {

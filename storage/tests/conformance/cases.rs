@@ -308,3 +308,23 @@ pub async fn missing_directories_are_made_and_large_objects_round_trip(f: &Fixtu
         vec![("ab04".to_string(), big.len() as u64)]
     );
 }
+
+/// Room left: where the repository's files are on a disk of this machine (local, and SFTP
+/// served from here through `statvfs@openssh.com`) it is that disk's; elsewhere (memory,
+/// S3) there is none to tell.
+#[allow(clippy::unnecessary_cast)] // statvfs's counts are u64 on some targets, not all
+pub async fn free_space(f: &Fixture) {
+    let got = f.backend().free_space().await.unwrap();
+    let Some(root) = &f.local_dir else {
+        assert_eq!(got, None);
+        return;
+    };
+    let got = got.expect("a local or SFTP repository tells its free space");
+    let st = nix::sys::statvfs::statvfs(root.as_path()).unwrap();
+    let unit = st.fragment_size() as u64;
+    assert_eq!(got.total_bytes, st.blocks() as u64 * unit);
+    let free = st.blocks_available() as u64 * unit;
+    // Other tests write meanwhile: the same disk, within 1 GiB.
+    assert!(got.free_bytes.abs_diff(free) < 1 << 30, "{got:?} vs {free}");
+    assert!(got.free_bytes <= got.total_bytes);
+}

@@ -76,4 +76,5 @@ conformance!(
     temp_files_are_not_listed,
     leftovers_are_removed,
     missing_directories_are_made_and_large_objects_round_trip,
+    free_space,
 );
