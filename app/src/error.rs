@@ -24,6 +24,10 @@ pub enum AppError {
     /// that writes).
     #[error("{0}")]
     Invalid(String),
+    /// The audit catalog (SQLite in the state directory) could not be opened, read or
+    /// written, or was written by a newer strata. The message names the file.
+    #[error("{0}")]
+    Catalog(String),
 }
 
 impl AppError {
@@ -32,6 +36,7 @@ impl AppError {
         match self {
             AppError::Engine(e) => e.kind(),
             AppError::Secret(_) | AppError::Invalid(_) => ErrorKind::Invalid,
+            AppError::Catalog(_) => ErrorKind::Io,
         }
     }
 }
