@@ -18,7 +18,7 @@ mod stats;
 mod verify;
 
 pub use chain::{record_hash, Hash, Head, GENESIS, HEAD_FILE};
-pub use stats::{project_stats, ProjectStats, RunStats, SourceTrend};
+pub use stats::{project_stats, ProjectStats, RunStats, SizePoint, SourceTrend};
 pub use verify::{Problem, VerifyReport};
 
 use std::fs::{DirBuilder, OpenOptions};

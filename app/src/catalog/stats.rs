@@ -47,11 +47,18 @@ pub struct RunStats {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SourceTrend {
     pub source: String,
-    /// Successful backups of it, oldest first: (time, bytes read).
-    pub sizes: Vec<(i64, u64)>,
+    /// Successful backups of it, oldest first.
+    pub sizes: Vec<SizePoint>,
     /// Growth per day (least squares over `sizes`); None with fewer than two sizes at
     /// different times.
     pub bytes_per_day: Option<f64>,
+}
+
+/// A source's logical size (bytes read) at one backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SizePoint {
+    pub time_ns: i64,
+    pub bytes_read: u64,
 }
 
 const DAY_NS: f64 = 86_400e9;
@@ -143,7 +150,13 @@ pub fn project_stats(
         .map(|(source, sizes)| SourceTrend {
             bytes_per_day: slope_per_day(&sizes),
             source,
-            sizes,
+            sizes: sizes
+                .into_iter()
+                .map(|(time_ns, bytes_read)| SizePoint {
+                    time_ns,
+                    bytes_read,
+                })
+                .collect(),
         })
         .collect();
     Ok(ProjectStats {
