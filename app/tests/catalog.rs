@@ -460,3 +460,44 @@ fn project_stats_sum_each_run_and_fit_each_source() {
     let since = catalog::project_stats(&cat, "shop", Some(t0 + DAY)).unwrap();
     assert_eq!(since.runs.len(), 2);
 }
+
+#[test]
+fn a_file_that_is_not_a_catalog_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CATALOG_FILE), vec![0x5a; 4096]).unwrap();
+    let e = Catalog::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains(CATALOG_FILE) && e.contains("not a database"),
+        "{e}"
+    );
+    let e = Catalog::open_read_only(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("not a database"), "{e}");
+}
+
+#[test]
+fn damaged_rows_are_left_out_of_answers_and_reported_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = ten(dir.path());
+    let conn = raw(dir.path());
+    conn.execute("UPDATE records SET body = 'not json' WHERE seq = 3", [])
+        .unwrap();
+    conn.execute("UPDATE records SET hash = x'00' WHERE seq = 10", [])
+        .unwrap();
+    assert_eq!(cat.query(&Query::default()).unwrap().len(), 8);
+    let found = problems(&cat);
+    assert!(
+        found
+            .iter()
+            .any(|(s, w)| *s == 3 && w.contains("body is not JSON")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(s, w)| *s == 10 && w.contains("hash does not match")),
+        "{found:?}"
+    );
+    // Appending after a damaged last hash says so instead of chaining to garbage.
+    let e = cat.record(copy(1, "shop", "hot")).unwrap_err().to_string();
+    assert!(e.contains("record 10 has a damaged hash"), "{e}");
+}
