@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod dict;
 pub mod envelope;
+pub mod evidence;
 mod error;
 pub mod id;
 pub mod index;
