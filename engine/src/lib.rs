@@ -24,6 +24,7 @@ pub mod browse;
 pub mod checker;
 pub mod config_repair;
 pub mod copy;
+pub mod evidence;
 mod error;
 pub mod filter;
 mod index;
