@@ -501,3 +501,117 @@ fn damaged_rows_are_left_out_of_answers_and_reported_by_verify() {
     let e = cat.record(copy(1, "shop", "hot")).unwrap_err().to_string();
     assert!(e.contains("record 10 has a damaged hash"), "{e}");
 }
+
+/// A repository in memory (cheap key derivation) holding `evidence`, opened.
+fn repository_with(
+    evidence: &[strata_format::evidence::EvidenceFile],
+) -> strata_engine::Repository {
+    use std::sync::Arc;
+    let backend: Arc<dyn strata_storage::Backend> =
+        Arc::new(strata_storage::OpendalBackend::memory().unwrap());
+    let opts = strata_engine::InitOptions {
+        kdf: strata_format::keyfile::KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    strata_engine::Repository::init(backend.clone(), b"pw", &opts).unwrap();
+    let repo = strata_engine::Repository::open(backend, b"pw").unwrap();
+    for e in evidence {
+        strata_engine::evidence::write(&repo, e).unwrap();
+    }
+    repo
+}
+
+fn config_of(dir: &Path, names: &[&str]) -> strata_app::config::Config {
+    strata_app::config::Config {
+        file: dir.join("strata.toml"),
+        state_dir: dir.join("state"),
+        repositories: names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    strata_app::RepoSpec::new(format!("/srv/{n}")),
+                )
+            })
+            .collect(),
+        notifications: Default::default(),
+        projects: Default::default(),
+    }
+}
+
+#[test]
+fn rebuild_recreates_the_history_from_the_evidence_in_repositories() {
+    use strata_format::evidence::EvidenceKind;
+    let dir = tempfile::tempdir().unwrap();
+    // The history as a first host recorded it, and the evidence it wrote: the run summary
+    // of days 0 and 1 into `hot`, copied to `offsite` with the copies' evidence too.
+    let first = Catalog::open(&dir.path().join("first")).unwrap();
+    let day0 = [
+        backup(DAY, "shop", "hot", true, 10),
+        copy(DAY + 5, "shop", "offsite"),
+    ];
+    let day1 = [backup(2 * DAY, "shop", "hot", false, 20)];
+    for r in day0.iter().chain(&day1) {
+        first.record(r.clone()).unwrap();
+    }
+    let ev0 = first
+        .evidence_file(
+            EvidenceKind::RunSummary,
+            DAY + 6,
+            Some("shop"),
+            vec![],
+            &day0,
+        )
+        .unwrap();
+    let ev1 = first
+        .evidence_file(
+            EvidenceKind::RunSummary,
+            2 * DAY,
+            Some("shop"),
+            vec![],
+            &day1,
+        )
+        .unwrap();
+    assert_eq!(ev1.catalog_head.unwrap().seq, 3);
+    let mut odd = ev0.clone();
+    odd.records.push("{\"kind\":\"from-the-future\"}".into());
+    let repos = std::collections::BTreeMap::from([
+        ("hot", repository_with(&[ev0.clone(), ev1.clone()])),
+        ("offsite", repository_with(&[odd])),
+    ]);
+    let cfg = config_of(dir.path(), &["hot", "offsite", "gone"]);
+    let cat = Catalog::open(&cfg.state_dir).unwrap();
+    let stats = cat
+        .rebuild(&cfg, |name, _spec| match repos.get(name) {
+            Some(repo) => Ok(strata_engine::evidence::read_all(repo)?
+                .files
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect()),
+            None => Err(strata_app::AppError::Invalid(format!(
+                "no repository {name}"
+            ))),
+        })
+        .unwrap();
+    assert_eq!(stats.repositories, 2);
+    assert_eq!(stats.evidence_files, 3);
+    assert_eq!(stats.records, 3);
+    assert_eq!(stats.duplicates, 2);
+    assert_eq!(stats.unreadable, 1);
+    assert_eq!(stats.failed.len(), 1);
+    let mut got = cat.query(&Query::default()).unwrap();
+    got.reverse();
+    let want: Vec<Record> = day0.iter().chain(&day1).cloned().collect();
+    assert_eq!(got, want);
+    assert!(cat.verify().unwrap().is_intact());
+    // A second rebuild into the now non-empty catalog is refused.
+    let e = cat
+        .rebuild(&cfg, |_, _| Ok(vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not empty"), "{e}");
+}

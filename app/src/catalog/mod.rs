@@ -14,10 +14,12 @@
 //!   and goes on (the runner's [`Recorder`] callers do the same).
 
 mod chain;
+mod rebuild;
 mod stats;
 mod verify;
 
 pub use chain::{record_hash, Hash, Head, GENESIS, HEAD_FILE};
+pub use rebuild::{read_repository_evidence, RebuildStats};
 pub use stats::{project_stats, ProjectStats, RunStats, SizePoint, SourceTrend};
 pub use verify::{Problem, VerifyReport};
 

@@ -13,7 +13,9 @@ use crate::{app_error, exit, Cli};
 /// The audit catalog: runs, backups, copies, retention decisions, prunes, checks, restores,
 /// restore tests, hooks and notifications, as `strata run`, `restore` and `verify` recorded
 /// them in the state directory. Lists the newest records (all, or --limit), oldest first;
-/// `--verify` checks the hash chain that links them.
+/// `--verify` checks the hash chain that links them; `--rebuild` recreates the catalog from
+/// the evidence files in the config's repositories (exit 3 when a repository could not be
+/// read).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only records of this project.
@@ -43,6 +45,14 @@ pub struct Args {
     /// else prints "N records, chain intact" (exit 0).
     #[arg(long, conflicts_with_all = ["project", "repository", "kind", "since", "failed", "limit"])]
     verify: bool,
+    /// Recreate the catalog from the evidence files (run summaries, restore-test
+    /// reports) in every repository of the config, into an empty catalog.
+    #[arg(long, conflicts_with_all = ["project", "repository", "kind", "since", "failed", "limit", "verify"])]
+    rebuild: bool,
+    /// With --rebuild: rebuild even when the catalog has records; the old catalog is kept
+    /// beside it as `catalog.sqlite.replaced-TIME`.
+    #[arg(long, requires = "rebuild")]
+    force: bool,
     /// Read the catalog of this state directory (default: the config's `state-dir`).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -79,6 +89,9 @@ pub fn since_ns(cli: &Cli, since: &str) -> i64 {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    if args.rebuild {
+        return rebuild(cli, args);
+    }
     let dir = state_dir(cli, args.state_dir.as_deref())?;
     let Some(cat) = Catalog::open_read_only(&dir).map_err(app_error)? else {
         return no_catalog(&dir, args);
@@ -109,6 +122,72 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         print_table(&entries);
     }
     Ok(exit::OK)
+}
+
+fn rebuild(cli: &Cli, args: &Args) -> Result<u8> {
+    let cfg = strata_app::config::load(cli.config.as_deref())
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.clone());
+    if let Some(old) = Catalog::open_read_only(&dir).map_err(app_error)? {
+        let n = old.len().map_err(app_error)?;
+        drop(old);
+        if n > 0 && !args.force {
+            anyhow::bail!(
+                "the catalog {} has {n} records: --rebuild goes into an empty catalog \
+                 (--force keeps the old one beside it and rebuilds)",
+                dir.join(CATALOG_FILE).display()
+            );
+        }
+        if n > 0 {
+            let stamp = cli.clock().now_ns() / 1_000_000_000;
+            for name in [
+                CATALOG_FILE,
+                "catalog.sqlite-wal",
+                "catalog.sqlite-shm",
+                HEAD_FILE,
+            ] {
+                let from = dir.join(name);
+                if from.exists() {
+                    let to = dir.join(format!("{name}.replaced-{stamp}"));
+                    std::fs::rename(&from, &to)
+                        .map_err(|e| anyhow::anyhow!("moving {} aside: {e}", from.display()))?;
+                }
+            }
+            eprintln!(
+                "strata: the old catalog is kept as {}.replaced-{stamp}",
+                CATALOG_FILE
+            );
+        }
+    }
+    let cat = Catalog::open(&dir).map_err(app_error)?;
+    let stats = cat
+        .rebuild(&cfg, |_, spec| {
+            strata_app::catalog::read_repository_evidence(spec)
+        })
+        .map_err(app_error)?;
+    if args.json {
+        json(&stats)?;
+    } else {
+        println!(
+            "{} records from {} evidence files in {} repositories ({} duplicates, {} unreadable)",
+            stats.records,
+            stats.evidence_files,
+            stats.repositories,
+            stats.duplicates,
+            stats.unreadable
+        );
+        for (name, why) in &stats.failed {
+            eprintln!("strata: repository {name}: {}", printable(why.as_bytes()));
+        }
+    }
+    Ok(if stats.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
 }
 
 /// No catalog file: nothing recorded yet, unless a head file says records were.
