@@ -114,7 +114,10 @@ impl Repository {
     ) -> Result<(Digest, u64)> {
         // Index files, snapshots and evidence name data: only under a lock that is still
         // held.
-        if matches!(ft, FileType::Index | FileType::Snapshot | FileType::Evidence) {
+        if matches!(
+            ft,
+            FileType::Index | FileType::Snapshot | FileType::Evidence
+        ) {
             self.lock_slot.before_write()?;
         }
         self.drop_early_listings();
