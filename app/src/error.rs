@@ -28,6 +28,10 @@ pub enum AppError {
     /// channel, never a secret (URLs keep only their scheme, host and port).
     #[error("{0}")]
     Notify(String),
+    /// The audit catalog (SQLite in the state directory) could not be opened, read or
+    /// written, or was written by a newer strata. The message names the file.
+    #[error("{0}")]
+    Catalog(String),
 }
 
 impl AppError {
@@ -38,6 +42,7 @@ impl AppError {
             AppError::Engine(e) => e.kind(),
             AppError::Secret(_) | AppError::Invalid(_) => ErrorKind::Invalid,
             AppError::Notify(_) => ErrorKind::Io,
+            AppError::Catalog(_) => ErrorKind::Io,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct CopyReport {
     pub tree_blobs_added: u64,
     /// Stored bytes added to the destination.
     pub bytes_added: u64,
+    /// Evidence files of the snapshots copied now, written to the destination.
+    #[serde(default)]
+    pub evidence_copied: u64,
 }
 
 /// The identity of a snapshot across copies and rewrites.
@@ -132,6 +135,29 @@ pub fn copy(
     for (id, snap) in new_snaps {
         let new_id = SnapshotId(to.save_object(FileType::Snapshot, &snap)?);
         report.copied.push((id, new_id));
+    }
+    // The evidence of the snapshots copied now, after them: sealed under the destination's
+    // key and naming the copies (and the copies made before of the others it names).
+    let mut in_dest: HashMap<SnapshotId, SnapshotId> = snapshots
+        .iter()
+        .filter_map(|(id, s)| present.get(&identity(id, s)).map(|(c, _)| (*id, *c)))
+        .collect();
+    in_dest.extend(report.copied.iter().copied());
+    for (_, mut ev) in crate::evidence::read_all(from)?.files {
+        if !ev
+            .snapshots
+            .iter()
+            .any(|s| report.copied.iter().any(|(c, _)| c == s))
+        {
+            continue;
+        }
+        ev.snapshots = ev
+            .snapshots
+            .iter()
+            .filter_map(|s| in_dest.get(s).copied())
+            .collect();
+        crate::evidence::write(to, &ev)?;
+        report.evidence_copied += 1;
     }
     progress.finish();
     Ok(report)

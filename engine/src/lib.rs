@@ -25,6 +25,7 @@ pub mod checker;
 pub mod config_repair;
 pub mod copy;
 mod error;
+pub mod evidence;
 pub mod filter;
 mod index;
 mod keyfiles;

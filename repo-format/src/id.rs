@@ -140,6 +140,10 @@ id_type!(
     LockId
 );
 id_type!(
+    /// BLAKE3 of an evidence file's stored bytes.
+    EvidenceId
+);
+id_type!(
     /// Random identity of a repository, chosen at init.
     RepoId
 );

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod dict;
 pub mod envelope;
 mod error;
+pub mod evidence;
 pub mod id;
 pub mod index;
 pub mod keyfile;

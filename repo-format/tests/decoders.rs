@@ -24,6 +24,7 @@ use strata_format::config::ConfigFile;
 use strata_format::crypto::MasterKey;
 use strata_format::dict::{Dictionaries, Dictionary};
 use strata_format::envelope::{aad, encode_versioned, open_object, seal_object, EncryptedObject};
+use strata_format::evidence::{CatalogHead, EvidenceFile, EvidenceKind};
 use strata_format::id::{BlobId, Digest, IndexId, PackId, RepoId, SnapshotId};
 use strata_format::index::{IndexFile, IndexPack};
 use strata_format::keyfile::{KdfParams, KeyFile};
@@ -96,7 +97,16 @@ fn decode_everything(bytes: &[u8]) {
     let _ = SnapshotFile::decode_plain(bytes);
     let _ = LockFile::decode(k, bytes);
     let _ = LockFile::decode_plain(bytes);
-    for kind in ["index", "snapshot", "lock", "packheader", "config"] {
+    let _ = EvidenceFile::decode(k, bytes);
+    let _ = EvidenceFile::decode_plain(bytes);
+    for kind in [
+        "index",
+        "snapshot",
+        "lock",
+        "packheader",
+        "config",
+        "evidence",
+    ] {
         let _ = open_object(k, "object", kind, b"", bytes);
     }
 }
@@ -147,6 +157,18 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
                 instance: [3; 16],
             }),
         };
+        let evidence = EvidenceFile {
+            kind: EvidenceKind::RestoreTest,
+            time_ns: 7,
+            hostname: "host".into(),
+            project: Some("shop".into()),
+            snapshots: vec![SnapshotId(Digest::of_stored(b"s"))],
+            catalog_head: Some(CatalogHead {
+                seq: 3,
+                hash: [9; 32],
+            }),
+            records: vec!["{\"ok\":true}".into()],
+        };
         let config = ConfigFile {
             repo_id: RepoId(Digest([7; 32])),
             chunker: ChunkerParams::FILES,
@@ -182,6 +204,11 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
             ),
             ("lock", lock.encode(k, &mut r)),
             ("lock plaintext", encode_versioned(LockFile::VERSION, &lock)),
+            ("evidence", evidence.encode(k, &mut r)),
+            (
+                "evidence plaintext",
+                encode_versioned(EvidenceFile::VERSION, &evidence),
+            ),
         ]
     })
 }
@@ -286,6 +313,8 @@ fn valid_encodings_decode() {
     SnapshotFile::decode_plain(get("snapshot plaintext")).unwrap();
     LockFile::decode(k, get("lock")).unwrap();
     LockFile::decode_plain(get("lock plaintext")).unwrap();
+    EvidenceFile::decode(k, get("evidence")).unwrap();
+    EvidenceFile::decode_plain(get("evidence plaintext")).unwrap();
 }
 
 /// Arbitrary bytes behind each magic/version prefix, so the fuzzing reaches past the first check.

@@ -30,6 +30,7 @@ use strata_format::dict::{Dictionaries, Dictionary};
 use strata_format::envelope::{
     aad, encode_versioned, open_object, seal_object, Compression, EncryptedObject,
 };
+use strata_format::evidence::{CatalogHead, EvidenceFile, EvidenceKind};
 use strata_format::id::{BlobId, Digest, IndexId, PackId, RepoId, SnapshotId};
 use strata_format::index::{IndexFile, IndexPack};
 use strata_format::keyfile::{KdfParams, KeyFile};
@@ -982,6 +983,104 @@ fn lock_version_1_still_decodes() {
         assert_eq!(want.process, None);
         assert_eq!(LockFile::decode(&key, &bytes(c, "stored")).unwrap(), want);
         assert_eq!(LockFile::decode_plain(&data).unwrap(), want);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence
+
+fn golden_evidence() -> Vec<(&'static str, u64, EvidenceFile)> {
+    let record = r#"{"time_ns":1700000000000000000,"project":"shop","repository":"hot","run_id":"20231114T221320Z-0a84","ok":true,"error":null,"user":null,"body":{"kind":"run","trigger":"due","started_ns":1699999990000000000,"exit_code":0,"snapshots":[],"pid":4121}}"#;
+    vec![
+        (
+            "run summary of two snapshots with the catalog head",
+            17,
+            EvidenceFile {
+                kind: EvidenceKind::RunSummary,
+                time_ns: 1_700_000_000_000_000_000,
+                hostname: "web1".into(),
+                project: Some("shop".into()),
+                snapshots: vec![
+                    SnapshotId(Digest::of_stored(b"snapshot one")),
+                    SnapshotId(Digest::of_stored(b"snapshot two")),
+                ],
+                catalog_head: Some(CatalogHead {
+                    seq: 42,
+                    hash: [0x5c; 32],
+                }),
+                records: vec![record.into()],
+            },
+        ),
+        (
+            "restore test without a catalog",
+            18,
+            EvidenceFile {
+                kind: EvidenceKind::RestoreTest,
+                time_ns: 1_700_086_400_000_000_000,
+                hostname: "admin.example.org".into(),
+                project: None,
+                snapshots: vec![SnapshotId(Digest::of_stored(b"a database snapshot"))],
+                catalog_head: None,
+                records: vec![],
+            },
+        ),
+    ]
+}
+
+fn evidence_json(e: &EvidenceFile) -> Value {
+    json!({
+        "kind": e.kind.name(),
+        "time_ns": e.time_ns,
+        "hostname": e.hostname,
+        "project": e.project,
+        "snapshots": e.snapshots.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+        "catalog_head": e.catalog_head.map(|h| json!({ "seq": h.seq, "hash": hex::encode(h.hash) })),
+        "records": e.records,
+    })
+}
+
+fn evidence_from_json(v: &Value) -> EvidenceFile {
+    EvidenceFile {
+        kind: match field(v, "kind").as_str().unwrap() {
+            "run-summary" => EvidenceKind::RunSummary,
+            "restore-test" => EvidenceKind::RestoreTest,
+            other => panic!("evidence kind {other}"),
+        },
+        time_ns: field(v, "time_ns").as_i64().unwrap(),
+        hostname: field(v, "hostname").as_str().unwrap().into(),
+        project: field(v, "project").as_str().map(String::from),
+        snapshots: items(v, "snapshots")
+            .iter()
+            .map(|s| s.as_str().unwrap().parse().unwrap())
+            .collect(),
+        catalog_head: v
+            .get("catalog_head")
+            .filter(|h| !h.is_null())
+            .map(|h| CatalogHead {
+                seq: num(h, "seq"),
+                hash: bytes(h, "hash").try_into().unwrap(),
+            }),
+        records: items(v, "records")
+            .iter()
+            .map(|r| r.as_str().unwrap().into())
+            .collect(),
+    }
+}
+
+#[test]
+fn evidence() {
+    let all = golden_evidence();
+    let cases: Vec<Value> = all
+        .iter()
+        .map(|(name, seed, e)| encrypted_object_json(name, *seed, e, evidence_json(e)))
+        .collect();
+    let v = golden(
+        "evidence.json",
+        json!({ "description": "Evidence files: run summaries and restore-test reports.", "cases": cases }),
+    );
+    for (c, (_, _, e)) in items(&v, "cases").iter().zip(&all) {
+        assert_eq!(&evidence_from_json(field(c, "value")), e);
+        check_encrypted_object(c, e);
     }
 }
 

@@ -19,17 +19,20 @@ pub enum FileType {
     Snapshot,
     /// `locks/<name>`
     Lock,
+    /// `evidence/<name>`: run summaries and restore-test reports (spec/evidence.md).
+    Evidence,
 }
 
 impl FileType {
     /// Every file type, in layout order.
-    pub const ALL: [FileType; 6] = [
+    pub const ALL: [FileType; 7] = [
         FileType::Config,
         FileType::Key,
         FileType::Pack,
         FileType::Index,
         FileType::Snapshot,
         FileType::Lock,
+        FileType::Evidence,
     ];
 
     /// The directory holding objects of this type (`""` for config).
@@ -41,6 +44,7 @@ impl FileType {
             FileType::Index => "index",
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
+            FileType::Evidence => "evidence",
         }
     }
 
@@ -194,7 +198,7 @@ pub(crate) fn object_path(op: &'static str, ft: FileType, name: &str) -> Result<
 pub(crate) fn layout_dirs() -> Vec<String> {
     let mut dirs = vec!["keys".to_string(), "data".to_string()];
     dirs.extend((0..=255u8).map(|b| format!("data/{b:02x}")));
-    dirs.extend(["index", "snapshots", "locks"].map(String::from));
+    dirs.extend(["index", "snapshots", "locks", "evidence"].map(String::from));
     dirs
 }
 
@@ -227,7 +231,7 @@ mod tests {
     #[test]
     fn layout_has_every_pack_dir() {
         let dirs = layout_dirs();
-        assert_eq!(dirs.len(), 2 + 256 + 3);
+        assert_eq!(dirs.len(), 2 + 256 + 4);
         assert_eq!(dirs[2], "data/00");
         assert_eq!(dirs[257], "data/ff");
     }

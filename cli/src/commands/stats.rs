@@ -9,10 +9,16 @@ use strata_engine::Operation;
 use crate::output::{bytes, json, rfc3339, time};
 use crate::{exit, open, Cli};
 
+mod project;
+
 /// Show what snapshots hold and what they cost: files, directories, the size a restore
 /// writes, and the distinct data blobs they reference (before compression and as stored).
 /// With several snapshots (default: all), a total line counts shared blobs once, so it
 /// shows what deduplication saves.
+///
+/// With --project and no repository (-r), reads the audit catalog instead: per run of the
+/// project its logical size (bytes read), bytes added, stored bytes, dedup ratio and
+/// duration, and each source's growth per day.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Snapshots (`latest`, ids or prefixes); default: every snapshot.
@@ -23,6 +29,14 @@ pub struct Args {
     /// Print JSON: one object per snapshot and a total.
     #[arg(long)]
     json: bool,
+    /// With --project and no repository: read the catalog of this state directory
+    /// (default: the config's `state-dir`).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
+    /// With --project and no repository: only runs since this long ago (`30d`) or since
+    /// this time.
+    #[arg(long, value_name = "SPAN|TIME")]
+    since: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +54,20 @@ struct OneJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    if let (Some(project), None, true) =
+        (&args.filter.project, &cli.repo, args.snapshots.is_empty())
+    {
+        return project::run(
+            cli,
+            project,
+            args.state_dir.as_deref(),
+            args.since.as_deref(),
+            args.json,
+        );
+    }
+    if args.state_dir.is_some() || args.since.is_some() {
+        crate::usage_error("--state-dir and --since go with --project and no repository (the catalog's statistics)");
+    }
     let filter = args.filter.for_specs(&args.snapshots);
     let (repo, _lock) = open::open(cli, Operation::Stats)?;
     let list = snapshots::select(&repo, &args.snapshots, &filter)?;

@@ -95,6 +95,18 @@ fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
+/// Evidence files: each must read, verify against its name, decrypt and decode.
+fn check_evidence(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    for (name, e) in crate::evidence::read_all(repo)?.damaged {
+        report.errors.push(Finding::new(
+            FindingKind::DamagedEvidence,
+            Some(ObjectRef::stored(FileType::Evidence, &name)),
+            e.to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the repository's structure (no pack content is read except tree blobs).
 pub fn check(repo: &Repository, progress: &dyn Progress) -> Result<CheckReport> {
     check_with(repo, &CheckOptions::default(), progress)
@@ -110,6 +122,7 @@ pub fn check_with(
     let mut report = CheckReport::default();
     progress.phase(crate::progress::Phase::Checking);
     check_key_files(repo, &mut report)?;
+    check_evidence(repo, &mut report)?;
     let mut builder = IndexBuilder::new(false);
     let mut read = HashSet::new();
     let mut superseded = HashSet::new();

@@ -95,6 +95,8 @@ pub struct PruneStats {
     pub packs_deleted: u64,
     pub bytes_freed: i64,
     pub temp_files_removed: u64,
+    /// Evidence files deleted because every snapshot they name is gone.
+    pub evidence_deleted: u64,
 }
 
 /// What happens to one pack.
@@ -248,6 +250,11 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     stats.packs_deleted = doomed.len() as u64;
     stats.bytes_freed = freed as i64 - stats.bytes_written as i64;
 
+    // 4b. Evidence whose snapshots are all gone (forget deleted them before this prune,
+    //     durably). A snapshot rewritten since (a hold) keeps the evidence of its original.
+    crate::progress::check_stop(progress)?;
+    stats.evidence_deleted = delete_orphaned_evidence(repo)?;
+
     // 5. Temporary files of killed writers (none is at work: the lock is exclusive). The
     //    repository is whole without this step, so a failure is only a warning.
     stats.temp_files_removed = match repo.block_on(repo.backend().remove_leftovers()) {
@@ -302,4 +309,27 @@ fn copy_pack(
         packer.add_stored(loc.blob_type, *id, loc.raw_length, stored)?;
     }
     Ok(())
+}
+
+/// Deletes the evidence files every snapshot of which is gone; returns how many. Evidence
+/// that names no snapshot, and evidence that cannot be read (`check` reports it), is kept.
+fn delete_orphaned_evidence(repo: &Repository) -> Result<u64> {
+    let evidence = crate::evidence::read_all(repo)?.files;
+    if evidence.is_empty() {
+        return Ok(0);
+    }
+    let mut live = std::collections::HashSet::new();
+    for (id, s) in crate::snapshots::list_lenient(repo)? {
+        live.insert(id);
+        if let Ok(s) = s {
+            live.extend(s.original);
+        }
+    }
+    let doomed: Vec<String> = evidence
+        .iter()
+        .filter(|(_, e)| !e.snapshots.is_empty() && !e.snapshots.iter().any(|s| live.contains(s)))
+        .map(|(id, _)| id.to_hex())
+        .collect();
+    crate::objects::delete_all(repo, FileType::Evidence, &doomed)?;
+    Ok(doomed.len() as u64)
 }

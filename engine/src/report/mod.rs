@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use strata_format::blob::BlobType;
-use strata_format::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+use strata_format::id::{BlobId, EvidenceId, IndexId, KeyId, PackId, SnapshotId};
 use strata_storage::FileType;
 
 mod serde_text;
@@ -93,6 +93,9 @@ pub enum FindingKind {
     LinkTargetNotRestored,
     /// Not all of a file's content was written (the restore was cancelled).
     IncompleteContent,
+    /// An evidence file (a run summary or restore-test report) cannot be read, is damaged
+    /// or does not decode.
+    DamagedEvidence,
 }
 
 /// The stored object a finding is about, by its typed id. In JSON, an object named by its
@@ -125,6 +128,9 @@ pub enum ObjectRef {
         dir: String,
         name: String,
     },
+    Evidence {
+        id: EvidenceId,
+    },
 }
 
 impl ObjectRef {
@@ -147,6 +153,7 @@ impl ObjectRef {
             FileType::Pack => name.parse().map(|id| ObjectRef::Pack { id }),
             FileType::Index => name.parse().map(|id| ObjectRef::Index { id }),
             FileType::Snapshot => name.parse().map(|id| ObjectRef::Snapshot { id }),
+            FileType::Evidence => name.parse().map(|id| ObjectRef::Evidence { id }),
             _ => return unnamed(),
         };
         parsed.unwrap_or_else(|_| unnamed())

@@ -3,12 +3,12 @@
 
 use strata_format::blob::BlobType;
 use strata_format::envelope;
-use strata_format::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
+use strata_format::id::{BlobId, Digest, EvidenceId, IndexId, KeyId, PackId, SnapshotId};
 
 use super::{Finding, FindingKind, ObjectRef};
 
 /// One finding of each kind, as its producer makes it, in the order of the golden file.
-const KINDS: [FindingKind; 27] = [
+const KINDS: [FindingKind; 28] = [
     FindingKind::DamagedKeyFile,
     FindingKind::KeyFilesWithoutConfigCopy,
     FindingKind::UnreadableIndex,
@@ -36,6 +36,7 @@ const KINDS: [FindingKind; 27] = [
     FindingKind::MetadataNotApplied,
     FindingKind::LinkTargetNotRestored,
     FindingKind::IncompleteContent,
+    FindingKind::DamagedEvidence,
 ];
 
 fn digest(b: u8) -> Digest {
@@ -162,6 +163,12 @@ fn example(kind: FindingKind) -> Finding {
         IncompleteContent => restored(
             None,
             "not all content was written; the incomplete file was removed",
+        ),
+        DamagedEvidence => new(
+            Some(ObjectRef::Evidence {
+                id: EvidenceId(digest(0x77)),
+            }),
+            "evidence/7777…: does not decode".into(),
         ),
     }
 }

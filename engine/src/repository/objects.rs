@@ -112,8 +112,12 @@ impl Repository {
         ft: FileType,
         value: &T,
     ) -> Result<(Digest, u64)> {
-        // Index files and snapshots name data: only under a lock that is still held.
-        if matches!(ft, FileType::Index | FileType::Snapshot) {
+        // Index files, snapshots and evidence name data: only under a lock that is still
+        // held.
+        if matches!(
+            ft,
+            FileType::Index | FileType::Snapshot | FileType::Evidence
+        ) {
             self.lock_slot.before_write()?;
         }
         self.drop_early_listings();

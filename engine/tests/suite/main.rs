@@ -6,6 +6,7 @@ mod basics;
 mod chunker;
 mod common;
 mod config;
+mod evidence;
 mod findings;
 mod hostile;
 mod keys;

@@ -55,7 +55,7 @@ impl OpendalBackend {
             let mut removed = 0;
             let mut first_error = None;
             // Not `locks/`: the caller's own lock refresher may be writing there right now.
-            for dir in ["", "keys/", "data/", "index/", "snapshots/"] {
+            for dir in ["", "keys/", "data/", "index/", "snapshots/", "evidence/"] {
                 let entries = match op.list_with(dir).recursive(dir == "data/").await {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,

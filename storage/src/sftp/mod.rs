@@ -779,7 +779,7 @@ impl Backend for SftpBackend {
         async {
             let mut found: Vec<String> = Vec::new();
             // Not `locks/`: the caller's own lock refresher may be writing there right now.
-            for dir in ["", "keys", "index", "snapshots"] {
+            for dir in ["", "keys", "index", "snapshots", "evidence"] {
                 for e in self.list_dir(dir).await? {
                     if !e.is_dir && temp_names::is_leftover(&e.name) {
                         found.push(if dir.is_empty() {
