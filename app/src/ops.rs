@@ -362,6 +362,12 @@ impl RecordBody {
 /// log a failed `record` and go on, and health reports it.
 pub trait Recorder: Send + Sync {
     fn record(&self, record: Record) -> Result<()>;
+
+    /// The last record's sequence number and hash (the audit catalog's head), which
+    /// evidence written into repositories carries; None without a chained catalog.
+    fn head(&self) -> Option<(u64, [u8; 32])> {
+        None
+    }
 }
 
 /// Which records a [`History`] query wants. Every field narrows; the default takes all.

@@ -748,3 +748,24 @@ fn a_damaged_state_file_starts_afresh() {
     let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(kept["shop"]["last-success"], "critical");
 }
+
+/// A failed last run is critical though the last success is within max-age (PostgreSQL
+/// stopped an hour ago); the next successful run clears it.
+#[test]
+fn a_failed_last_run_is_critical_within_max_age() {
+    let mut h = Mem(daily(5, 0, 1000));
+    let mut failed = run(NOW - H, 60);
+    failed.ok = false;
+    failed.error = Some("postgres:shop: connection refused".into());
+    h.0.push(failed);
+    let r = evaluate(project(&["hot"], HOURS_26), &h);
+    assert_eq!(one(&r, Check::LastSuccess).status, Status::Ok);
+    let i = one(&r, Check::LastRun);
+    assert_eq!(i.status, Status::Critical);
+    assert!(i.message.contains("connection refused"), "{}", i.message);
+    assert_eq!(r.status.exit_code(), 2);
+    h.0.push(run(NOW - H / 2, 60));
+    let r = evaluate(project(&["hot"], HOURS_26), &h);
+    assert_eq!(one(&r, Check::LastRun).status, Status::Ok);
+    assert_eq!(r.status, Status::Ok, "{:?}", r.items);
+}

@@ -127,6 +127,18 @@ pub(crate) struct Postgres {
     port: u16,
     /// The server's bin directory (initdb, postgres, pgbench).
     bin: PathBuf,
+    /// The command line that starts the server.
+    command: String,
+    /// The shared server (`postgres()`), which the watchdog removes.
+    shared: bool,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if !self.shared {
+            self.try_stop();
+        }
+    }
 }
 
 /// The newest PostgreSQL under /usr/lib/postgresql (Debian's layout).
@@ -151,83 +163,144 @@ fn postgres_bin_dir() -> PathBuf {
 
 pub(crate) fn postgres() -> &'static Postgres {
     static SERVER: OnceLock<Postgres> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let bin = postgres_bin_dir();
-        for t in ["initdb", "postgres", "pgbench"] {
-            require(bin.join(t), "postgresql");
-        }
-        require("psql", "postgresql-client");
-        require("pg_dump", "postgresql-client");
-        require("setpriv", "util-linux");
-        // initdb and the server refuse to run as root.
-        let user = nix::unistd::User::from_name("postgres")
-            .ok()
-            .flatten()
-            .expect("no `postgres` user: install postgresql (bash .ci/run does)");
-        let dir = tempfile::Builder::new()
-            .prefix("strata-pg-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        nix::unistd::chown(d, Some(user.uid), Some(user.gid)).unwrap();
-        let as_postgres = |program: &Path| {
-            let mut cmd = tool("setpriv", d);
-            cmd.args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--clear-groups",
-                "--",
-            ])
-            .arg(program);
-            cmd
-        };
-        // Trust on the socket (only root and postgres can reach it), passwords (SCRAM)
-        // over TCP.
-        run_ok(
-            as_postgres(&bin.join("initdb"))
-                .arg("--pgdata")
-                .arg(d.join("data"))
-                .args([
-                    "--username=postgres",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--no-locale",
-                    "--no-sync",
-                ]),
-        );
-        let port = free_port();
-        let command = format!(
-            "setpriv --reuid=postgres --regid=postgres --clear-groups -- {postgres} \
-             -D {d}/data -h 127.0.0.1 -p {port} -k {d} \
-             -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
-            postgres = bin.join("postgres").display(),
-            d = d.display()
-        );
-        start_server(
-            "postgres",
-            &command,
-            port,
-            &d.join("postgres.log"),
-            "INT",
-            Some(d),
-        );
-        run_ok(
-            tool("psql", d)
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"])
-                .arg("--host")
-                .arg(d)
-                .args(["--port", &port.to_string(), "-U", "postgres", "-d"])
-                .args(["postgres", "-c"])
-                .arg(format!(
-                    "CREATE ROLE {DB_USER} LOGIN SUPERUSER PASSWORD '{DB_PASSWORD}'"
-                )),
-        );
-        Postgres { dir, port, bin }
-    })
+    // The static is never dropped: the watchdog removes the directory after the server.
+    SERVER.get_or_init(|| start_postgres(true))
+}
+
+/// Makes a cluster in a new directory and starts it. `shared`: the watchdog removes the
+/// directory after the server stopped (the static is never dropped); otherwise the
+/// `Postgres` value owns it, and a test may stop and start the server.
+fn start_postgres(shared: bool) -> Postgres {
+    let bin = postgres_bin_dir();
+    for t in ["initdb", "postgres", "pgbench"] {
+        require(bin.join(t), "postgresql");
+    }
+    require("psql", "postgresql-client");
+    require("pg_dump", "postgresql-client");
+    require("setpriv", "util-linux");
+    // initdb and the server refuse to run as root.
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .expect("no `postgres` user: install postgresql (bash .ci/run does)");
+    let dir = tempfile::Builder::new()
+        .prefix("strata-pg-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path();
+    nix::unistd::chown(d, Some(user.uid), Some(user.gid)).unwrap();
+    let as_postgres = |program: &Path| {
+        let mut cmd = tool("setpriv", d);
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(program);
+        cmd
+    };
+    // Trust on the socket (only root and postgres can reach it), passwords (SCRAM)
+    // over TCP.
+    run_ok(
+        as_postgres(&bin.join("initdb"))
+            .arg("--pgdata")
+            .arg(d.join("data"))
+            .args([
+                "--username=postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]),
+    );
+    let port = free_port();
+    let command = format!(
+        "setpriv --reuid=postgres --regid=postgres --clear-groups -- {postgres} \
+         -D {d}/data -h 127.0.0.1 -p {port} -k {d} \
+         -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+        postgres = bin.join("postgres").display(),
+        d = d.display()
+    );
+    let pg = Postgres {
+        dir,
+        port,
+        bin,
+        command,
+        shared,
+    };
+    pg.start();
+    run_ok(
+        tool("psql", pg.dir.path())
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"])
+            .arg("--host")
+            .arg(pg.dir.path())
+            .args(["--port", &port.to_string(), "-U", "postgres", "-d"])
+            .args(["postgres", "-c"])
+            .arg(format!(
+                "CREATE ROLE {DB_USER} LOGIN SUPERUSER PASSWORD '{DB_PASSWORD}'"
+            )),
+    );
+    pg
 }
 
 impl Postgres {
+    /// A cluster of the caller's own, which it may stop and start; removed when dropped.
+    pub(crate) fn private() -> Postgres {
+        start_postgres(false)
+    }
+
+    /// Starts the server (again) under a watchdog and waits until it listens.
+    pub(crate) fn start(&self) {
+        let d = self.dir.path();
+        start_server(
+            "postgres",
+            &self.command,
+            self.port,
+            &d.join("postgres.log"),
+            "INT",
+            self.shared.then_some(d),
+        );
+    }
+
+    /// Stops the server (fast shutdown) and waits until it no longer listens.
+    pub(crate) fn stop(&self) {
+        assert!(self.try_stop(), "postgres did not stop within a minute");
+    }
+
+    /// Stops the server; false when it still runs after a minute.
+    fn try_stop(&self) -> bool {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            return true;
+        };
+        let Ok(pid) = text.lines().next().unwrap_or("").trim().parse::<i32>() else {
+            return true;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pid_file.exists() || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+
+    /// The directory of the server's unix socket (trust authentication for local users).
+    pub(crate) fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `pgbench -i -s SCALE`: four tables, 100,000 × SCALE accounts.
     fn pgbench_init(&self, db: &str, scale: u32) {
         run_ok(

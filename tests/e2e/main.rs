@@ -22,6 +22,7 @@ mod keys;
 mod locks;
 mod maintenance;
 mod mount;
+mod ops;
 mod passwords;
 mod progress;
 mod remote;

@@ -36,19 +36,19 @@ fn write_sshd_config(dir: &Path, port: u16, subsystem: &str) {
 }
 
 /// The running servers, and what a client needs to reach them.
-struct Servers {
+pub(crate) struct Servers {
     dir: tempfile::TempDir,
     /// The command line that starts the S3 server (to start it again).
     s3_command: String,
-    sftp_port: u16,
+    pub(crate) sftp_port: u16,
     /// A directory with an `ssh` wrapper that trusts only the test server's host key.
-    ssh_bin: PathBuf,
-    user_key: PathBuf,
+    pub(crate) ssh_bin: PathBuf,
+    pub(crate) user_key: PathBuf,
     /// A key the server does not accept.
     other_key: PathBuf,
 }
 
-fn servers() -> &'static Servers {
+pub(crate) fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
     SERVERS.get_or_init(|| {
         require("/usr/sbin/sshd", "openssh-server");
@@ -145,7 +145,7 @@ fn servers() -> &'static Servers {
 }
 
 /// `PATH` with the trusting `ssh` wrapper first.
-fn path_with(dir: &Path) -> OsString {
+pub(crate) fn path_with(dir: &Path) -> OsString {
     let mut p = OsString::from(dir);
     if let Some(old) = std::env::var_os("PATH") {
         p.push(":");

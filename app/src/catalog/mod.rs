@@ -363,6 +363,16 @@ impl Recorder for Catalog {
     fn record(&self, record: Record) -> Result<()> {
         self.append(&record).map(|_| ())
     }
+
+    fn head(&self) -> Option<(u64, [u8; 32])> {
+        match self.last_head() {
+            Ok(head) => head.map(|h| (h.seq, h.hash)),
+            Err(e) => {
+                tracing::warn!("reading the catalog's head: {e}");
+                None
+            }
+        }
+    }
 }
 
 impl History for Catalog {

@@ -106,7 +106,7 @@ impl Catalog {
     }
 
     /// The last record's seq and hash, if any.
-    fn last_head(&self) -> Result<Option<super::Head>> {
+    pub(crate) fn last_head(&self) -> Result<Option<super::Head>> {
         let last = self
             .conn()
             .query_row(

@@ -165,8 +165,9 @@ pub struct DatabaseSource {
 impl DatabaseSource {
     /// The database's name (the URL's path, or the SQLite file's name).
     pub fn name(&self) -> String {
-        let tail = self.location.rsplit('/').next().unwrap_or(&self.location);
-        tail.split('?').next().unwrap_or(tail).to_string()
+        // The query first: it may hold a socket directory (`?host=/run/postgresql`).
+        let path = self.location.split('?').next().unwrap_or(&self.location);
+        path.rsplit('/').next().unwrap_or(path).to_string()
     }
 }
 
@@ -205,4 +206,26 @@ pub struct Schedule {
     pub(crate) cron: super::schedule::Cron,
     /// The longest gap between two slots ([`Schedule::interval`]).
     pub(crate) interval: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_named_by_its_path_not_its_query() {
+        let db = |location: &str| DatabaseSource {
+            kind: DbKind::Postgres,
+            location: location.into(),
+            password: None,
+            exec_prefix: Vec::new(),
+            scratch: None,
+        };
+        assert_eq!(db("postgres://app@db.example/shop").name(), "shop");
+        assert_eq!(
+            db("postgres://postgres@localhost/kanbu?host=/var/run/postgresql&port=5433").name(),
+            "kanbu"
+        );
+        assert_eq!(db("/srv/app/jobs.sqlite").name(), "jobs.sqlite");
+    }
 }

@@ -206,6 +206,33 @@ fn judge_age(ctx: &Ctx, repo: &str, source: Option<&str>, last: Option<i64>, wha
 }
 
 /// The last backup's size against the median of the ones before it, per source.
+/// The project's last run: critical when it failed (a source, a copy, a hook), even while
+/// the last success is still within max-age; nothing when it never ran.
+pub(super) fn last_run(ctx: &Ctx) -> Vec<Item> {
+    let q = Query {
+        limit: Some(1),
+        ..ctx.q(None, RecordKind::Run)
+    };
+    let last = match ctx.query(q, Check::LastRun, None) {
+        Ok(r) => r.into_iter().next(),
+        Err(item) => return vec![item],
+    };
+    let Some(last) = last else {
+        return Vec::new();
+    };
+    let age = human_age(ctx.age(last.time_ns));
+    let (status, message) = if last.ok {
+        (Status::Ok, format!("the last run ({age} ago) succeeded"))
+    } else {
+        let why = last.error.as_deref().unwrap_or("see `strata log --failed`");
+        (
+            Status::Critical,
+            format!("the last run ({age} ago) failed: {why}"),
+        )
+    };
+    vec![ctx.item(None, None, Check::LastRun, status, message)]
+}
+
 pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
     let Some(primary) = ctx.primary() else {
         return Vec::new();

@@ -8,6 +8,7 @@
 //! | check          | ok                        | warning                         | critical |
 //! |----------------|---------------------------|---------------------------------|----------|
 //! | `last-success` | newer than `max-age`      |                                 | older, or never |
+//! | `last-run`     | the project's last run succeeded (or partly) |                  | it failed |
 //! | `size`         | within ½…2× the median    | outside (an empty dump, a runaway log) | |
 //! | `restore-test` | newer than 2× its interval| older, or never                 | the last one failed |
 //! | `check`        | newer than 2× its interval| older, or never                 | the last one failed |
@@ -51,6 +52,7 @@ use crate::ops::{History, Status};
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     LastSuccess,
+    LastRun,
     Size,
     RestoreTest,
     Check,
@@ -61,8 +63,9 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::LastSuccess,
+        Check::LastRun,
         Check::Size,
         Check::RestoreTest,
         Check::Check,
@@ -75,6 +78,7 @@ impl Check {
     pub fn name(self) -> &'static str {
         match self {
             Check::LastSuccess => "last-success",
+            Check::LastRun => "last-run",
             Check::Size => "size",
             Check::RestoreTest => "restore-test",
             Check::Check => "check",
@@ -166,6 +170,7 @@ pub fn evaluate(
             max_age: max_age(project),
         };
         items.extend(checks::last_success(&ctx));
+        items.extend(checks::last_run(&ctx));
         items.extend(checks::size(&ctx));
         items.extend(checks::restore_test(&ctx));
         items.extend(checks::check(&ctx));
@@ -182,15 +187,10 @@ pub fn evaluate(
     HealthReport::new(now_ns, items)
 }
 
-/// Whether the schedule arithmetic (#16 part A) is there to be called. While false, an
-/// interval is unknown: ages against a schedule are not judged, and only a `max-age`
-/// given in the config counts. The lead switches it on when part A lands.
-const SCHEDULE_ARITHMETIC: bool = false;
-
 /// The nominal interval of `schedule` (the only place that calls the schedule
 /// arithmetic).
 fn interval(schedule: &Schedule) -> Option<Duration> {
-    SCHEDULE_ARITHMETIC.then(|| schedule.interval())
+    Some(schedule.interval())
 }
 
 /// The project's max-age: as given, else twice its schedule's interval plus an hour.

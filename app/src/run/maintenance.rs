@@ -399,6 +399,7 @@ mod tests {
             env: &env,
             run_id: &run_id,
             runtime: None,
+            records: Default::default(),
         };
         prune_repo(&ctx, &project, "hot").unwrap();
         check_repo(&ctx, &project, "hot").unwrap();

@@ -119,6 +119,7 @@ pub fn run(cfg: &Config, sel: &Selection, env: &RunEnv) -> RunReport {
             env,
             run_id: &run_id,
             runtime: runtime.as_ref(),
+            records: Default::default(),
         };
         projects.push(ctx.run(project));
     }
@@ -159,12 +160,5 @@ fn project_due(schedule: Option<&Schedule>, project: &str, env: &RunEnv) -> bool
 /// Whether `schedule` has a slot after `last_ns` up to `now_ns`, in the machine's time
 /// zone: the one place the runner asks a schedule.
 pub(crate) fn schedule_due(schedule: &Schedule, last_ns: Option<i64>, now_ns: i64) -> bool {
-    // Switched on when the schedule arithmetic lands (#16 part A): until then nothing is
-    // ever due, and `--due` runs nothing.
-    const SCHEDULES_READY: bool = false;
-    if !SCHEDULES_READY {
-        let _ = (schedule, last_ns, now_ns);
-        return false;
-    }
     schedule.is_due(last_ns, now_ns, &jiff::tz::TimeZone::system())
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use strata_engine::archiver::BackupOptions;
 use strata_engine::progress::NoProgress;
 use strata_engine::{copy, snapshots, EngineRuntime, Operation};
+use strata_format::evidence::{CatalogHead, EvidenceFile, EvidenceKind};
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 
@@ -24,6 +25,8 @@ pub(crate) struct ProjectRun<'a> {
     pub env: &'a RunEnv<'a>,
     pub run_id: &'a RunId,
     pub runtime: Option<&'a EngineRuntime>,
+    /// Every record of this project's run, for the evidence written into its repositories.
+    pub records: std::sync::Mutex<Vec<Record>>,
 }
 
 /// A problem of the project's run: the report's error lines.
@@ -456,6 +459,7 @@ impl ProjectRun<'_> {
                 pid: std::process::id(),
             },
         });
+        self.write_evidence(project, report);
         if ok {
             let summary = format!("{name}: backup {}", report.status.name());
             self.notify(project, Event::Success, None, report, summary.clone());
@@ -483,6 +487,63 @@ impl ProjectRun<'_> {
                 report,
                 format!("{name}: backup failed: {first}"),
             );
+        }
+    }
+
+    /// The run's summary (its records and the catalog's head) written into every
+    /// repository that got a snapshot, naming that repository's snapshots: the offsite copy
+    /// carries the evidence, and `strata log --rebuild` reads it back. The snapshots are
+    /// durable by now; a repository that cannot take it gets a warning, never a failure.
+    fn write_evidence(&self, project: &Project, report: &ProjectReport) {
+        let records = match self.records.lock() {
+            Ok(r) => r.clone(),
+            Err(_) => return,
+        };
+        let head = self
+            .env
+            .recorder
+            .head()
+            .map(|(seq, hash)| CatalogHead { seq, hash });
+        let mut by_repo: Vec<(String, Vec<SnapshotId>)> = Vec::new();
+        let mut add = |repo: &str, id: Option<&String>| {
+            let Some(id) = id.and_then(|i| i.parse::<SnapshotId>().ok()) else {
+                return;
+            };
+            match by_repo.iter_mut().find(|(r, _)| r == repo) {
+                Some((_, ids)) => ids.push(id),
+                None => by_repo.push((repo.to_string(), vec![id])),
+            }
+        };
+        for s in &report.snapshots {
+            add(&s.repository, s.snapshot_id.as_ref());
+        }
+        for c in &report.copies {
+            add(&c.to, c.dest_id.as_ref());
+        }
+        let evidence = |snapshots: Vec<SnapshotId>| EvidenceFile {
+            kind: EvidenceKind::RunSummary,
+            time_ns: self.env.clock.now_ns(),
+            hostname: self
+                .env
+                .host
+                .clone()
+                .unwrap_or_else(strata_engine::hostname),
+            project: Some(project.name.clone()),
+            snapshots,
+            catalog_head: head,
+            records: records
+                .iter()
+                .filter_map(|r| serde_json::to_string(r).ok())
+                .collect(),
+        };
+        for (repo, ids) in by_repo {
+            let written = self.open(&repo, Operation::Hold).and_then(|o| {
+                strata_engine::evidence::write(&o.repo, &evidence(ids))
+                    .map_err(|e| format!("repository {repo}: {e}"))
+            });
+            if let Err(e) = written {
+                tracing::warn!("{}: the run's evidence was not written: {e}", project.name);
+            }
         }
     }
 
@@ -516,6 +577,9 @@ impl ProjectRun<'_> {
 
     /// Records `r`; a record that cannot be written is logged, never fails the run.
     pub(super) fn record(&self, r: Record) {
+        if let Ok(mut kept) = self.records.lock() {
+            kept.push(r.clone());
+        }
         let kind = r.kind();
         if let Err(e) = self.env.recorder.record(r) {
             tracing::error!("recording a {} record: {e}", kind.name());

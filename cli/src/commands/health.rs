@@ -110,8 +110,15 @@ fn keep_projects(cfg: &mut Config, names: &[String]) -> std::result::Result<(), 
 
 /// The catalog's history. #16 part B: open the catalog in `cfg.state_dir` here; until it
 /// lands, an empty history (every project then reads "no successful backup yet").
-fn open_history(_cfg: &Config) -> Result<Box<dyn History>> {
-    Ok(Box::new(strata_app::ops::Nothing))
+/// The catalog, read only; a state directory without one is an empty history (every
+/// project then reads as "no successful backup yet").
+fn open_history(cfg: &Config) -> Result<Box<dyn History>> {
+    Ok(
+        match strata_app::catalog::Catalog::open_read_only(&cfg.state_dir)? {
+            Some(c) => Box::new(c),
+            None => Box::new(strata_app::ops::Nothing),
+        },
+    )
 }
 
 fn print_table(report: &HealthReport) -> Result<()> {

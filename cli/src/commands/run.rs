@@ -1,9 +1,14 @@
 //! `strata run`
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use anyhow::Result;
-use strata_app::ops::Nothing;
+
+use strata_app::catalog::Catalog;
+use strata_app::health;
+use strata_app::notify::Dispatcher;
+use strata_app::ops::{History, Nothing, Notifier, Recorder};
 use strata_app::run::{self, ProjectReport, ProjectStatus, RunEnv, RunObserver, Selection, Silent};
 
 use crate::output::{bytes, json};
@@ -94,16 +99,53 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     }
     let terminal = std::io::stderr().is_terminal() && !cli.quiet && !args.json;
     let observer: &dyn RunObserver = if terminal { &Lines } else { &Silent };
+    // The catalog records the run; a dry run changes nothing, the catalog included.
+    let catalog: Option<Arc<Catalog>> = if args.dry_run {
+        None
+    } else {
+        match Catalog::open(&cfg.state_dir) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                // Backups matter more than their record: run, say so, and health shows it.
+                eprintln!("strata: the run is not recorded: {e}");
+                None
+            }
+        }
+    };
+    let recorder: Arc<dyn Recorder> = match &catalog {
+        Some(c) => c.clone(),
+        None => Arc::new(Nothing),
+    };
+    let history: &dyn History = match &catalog {
+        Some(c) => c.as_ref(),
+        None => &Nothing,
+    };
+    let dispatcher = Dispatcher::new(&cfg, recorder.clone());
+    let notifier: &dyn Notifier = if args.dry_run { &Nothing } else { &dispatcher };
     let env = RunEnv {
         clock,
-        recorder: &Nothing,
-        history: &Nothing,
-        notifier: &Nothing,
+        recorder: recorder.as_ref(),
+        history,
+        notifier,
         observer,
         host: None,
         runtime: None,
     };
     let report = run::run(&cfg, &sel, &env);
+    // `run --due` from cron also judges health and alerts on what got worse: that is how
+    // backups that silently stopped (no run fails) raise an alarm.
+    if args.due && !args.dry_run {
+        let health = health::evaluate(
+            &cfg,
+            history,
+            clock.now_ns(),
+            &health::StorageProbe::new(&cfg),
+        );
+        let state = cfg.state_dir.join(health::STATE_FILE);
+        if let Err(e) = health::notify_changes(&cfg, &health, &state, notifier) {
+            eprintln!("strata: health alerts: {e}");
+        }
+    }
     if args.json {
         json(&report)?;
     } else if !cli.quiet {
