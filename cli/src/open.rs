@@ -72,7 +72,7 @@ fn read_location(file: &Path) -> Result<String> {
 }
 
 /// The `-r/--repo` location.
-fn location(cli: &Cli) -> Result<&str> {
+pub fn location(cli: &Cli) -> Result<&str> {
     match cli.repo.as_deref() {
         Some(l) => Ok(l),
         None => bail!(

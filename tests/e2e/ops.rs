@@ -1058,6 +1058,26 @@ repositories = ["hot"]
         assert_eq!(out.code, 0, "{}", out.describe());
     }
     ops.strata(["log", "--verify"]).success();
+    // A restore with -r is recorded too: who, which snapshot, where to.
+    let snap = ops.snapshots(&hot)[0]["id"].as_str().unwrap().to_string();
+    ops.repo_cmd(&hot)
+        .args(["restore", &snap, "--target"])
+        .arg(ops.path("restored"))
+        .run()
+        .success();
+    let restores = ops
+        .strata(["log", "--json", "--kind", "restore"])
+        .success()
+        .json();
+    let restores = restores.as_array().unwrap();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    assert_eq!(restores[0]["body"]["snapshot_id"], snap.as_str());
+    assert_eq!(restores[0]["repository"], "hot");
+    assert_eq!(restores[0]["user"], "root");
+    assert_eq!(
+        restores[0]["body"]["target"],
+        ops.path("restored").display().to_string()
+    );
     let catalog = ops.path("state/catalog.sqlite");
     assert_eq!(
         std::fs::metadata(&catalog).unwrap().permissions().mode() & 0o777,

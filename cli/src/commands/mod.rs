@@ -98,6 +98,48 @@ impl SnapshotFilter {
     }
 }
 
+/// Records what a command did in the audit catalog of strata.toml (`--config`, or the
+/// default file when it exists), best effort: without a config, or when the catalog cannot
+/// be written, the command's result stands and a warning says why. The repository is named
+/// as the config names it, else by its location.
+pub fn audit(cli: &Cli, ok: bool, error: Option<String>, body: strata_app::ops::RecordBody) {
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(strata_app::config::default_path);
+    if cli.config.is_none() && !path.exists() {
+        return;
+    }
+    let cfg = match strata_app::config::load(Some(&path)) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::warn!("not recorded in the audit catalog: {e}");
+            return;
+        }
+    };
+    let location = crate::open::location(cli).ok().map(str::to_string);
+    let named = location.as_ref().and_then(|l| {
+        cfg.repositories
+            .iter()
+            .find(|(_, spec)| &spec.location == l)
+            .map(|(name, _)| name.clone())
+    });
+    let record = strata_app::ops::Record {
+        time_ns: cli.clock().now_ns(),
+        project: None,
+        repository: named.or(location),
+        run_id: None,
+        ok,
+        error,
+        user: nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name),
+        body,
+    };
+    strata_app::catalog::record_best_effort(&cfg.state_dir, &record);
+}
+
 /// Runs the chosen command; returns the exit code.
 pub fn run(cli: &Cli) -> Result<u8> {
     crate::output::use_utc(cli.utc);

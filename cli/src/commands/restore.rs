@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Serialize;
+use strata_app::ops::RecordBody;
 use strata_db::{restore_database, Database};
 use strata_engine::archiver::BackupOptions;
 use strata_engine::report::{messages, Finding};
@@ -204,7 +205,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             project: snap.project.clone(),
             ..BackupOptions::default()
         };
-        let report = restore_database(&repo, &snap, &db, args.force, &safety, &bar)?;
+        let report = restore_database(&repo, &snap, &db, args.force, &safety, &bar);
+        super::audit(
+            cli,
+            report.is_ok(),
+            report.as_ref().err().map(|e| e.to_string()),
+            RecordBody::Restore {
+                snapshot_id: id.to_hex(),
+                what: snap.paths.join(" "),
+                target: db.display(),
+                safety_snapshot: report
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.pre_restore_snapshot.as_ref())
+                    .map(|s| s.to_hex()),
+            },
+        );
+        let report = report?;
         if args.json {
             json(&report)?;
         } else if !cli.quiet {
@@ -271,7 +288,33 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         return Ok(exit::FATAL);
     }
     let bar = Bar::with_totals("files", cli.quiet, args.json);
-    let stats = restorer::execute(&repo, &snap, &plan, &opts, &bar)?;
+    let stats = restorer::execute(&repo, &snap, &plan, &opts, &bar);
+    let what = if opts.includes.is_empty() {
+        snap.paths.join(" ")
+    } else {
+        opts.includes.join(" ")
+    };
+    let failed = match &stats {
+        Ok(s) if s.errors.is_empty() => None,
+        Ok(s) => Some(format!("{} entries could not be restored", s.errors.len())),
+        Err(e) => Some(e.to_string()),
+    };
+    super::audit(
+        cli,
+        failed.is_none(),
+        failed,
+        RecordBody::Restore {
+            snapshot_id: id.to_hex(),
+            what,
+            target: target.display().to_string(),
+            safety_snapshot: stats
+                .as_ref()
+                .ok()
+                .and_then(|s| s.safety_snapshot.as_ref())
+                .map(|s| s.to_hex()),
+        },
+    );
+    let stats = stats?;
     let mismatches = stats.verify.as_ref().map_or(0, |v| v.mismatches.len());
     if args.json {
         json(&Report {
