@@ -85,22 +85,54 @@ else
     "$strata" init
 fi
 
-# --- 4. Back up and list --------------------------------------------------------
-echo "quickstart: backing up $source_dir"
+# --- 4. The config, and its first run --------------------------------------------
+# What a team's cron job runs (`strata run --due`), on a config of one project: DIR into the
+# repository above, kept 7 days, 4 weeks and 12 months, recorded in a catalog beside it.
+config=$HOME/.config/strata/quickstart.toml
+state_dir=$HOME/.local/state/strata/quickstart
+# A TOML basic string: backslashes and double quotes escaped.
+toml_string() {
+    local s=${1//\\/\\\\}
+    printf '"%s"' "${s//\"/\\\"}"
+}
+(
+    umask 077
+    cat >"$config" <<EOF
+# Written by quickstart.sh; \`strata --config $config config check\` validates it.
+state-dir = $(toml_string "$state_dir")
+
+[repositories.local]
+url = $(toml_string "$repo")
+password-file = $(toml_string "$password_file")
+
+[projects.quickstart]
+schedule = "daily 03:00"
+paths = [$(toml_string "$source_dir")]
+repositories = ["local"]
+
+[projects.quickstart.retention]
+keep-daily = 7
+keep-weekly = 4
+keep-monthly = 12
+EOF
+)
+echo "quickstart: backing up $source_dir (strata run, config $config)"
 status=0
-"$strata" backup "$source_dir" || status=$?
+"$strata" --config "$config" run quickstart || status=$?
 case $status in
 0) ;;
 3) echo "quickstart: some files could not be read (see above); the snapshot was written anyway" >&2 ;;
-*) die "backup failed (exit code $status)" ;;
+*) die "strata run failed (exit code $status)" ;;
 esac
 
 "$strata" snapshots
+"$strata" --config "$config" health || true
 
 cat <<EOF
 
 Repository:    $repo
 Password file: $password_file
+Config:        $config
 Keep a copy of the password file somewhere safe: without it the backups cannot be decrypted.
 
 To use strata on this repository:
@@ -109,4 +141,9 @@ To use strata on this repository:
   $strata snapshots
   $strata ls latest
   $strata restore latest --target /tmp/strata-restore
+
+To run it as a team's cron job does (README, "Running it for a team"):
+  $strata --config $config run --due        # every few minutes: whatever is due
+  $strata --config $config health           # 0 ok, 1 warning, 2 critical
+  $strata --config $config log              # what happened
 EOF
