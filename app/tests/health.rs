@@ -232,10 +232,15 @@ fn never_a_success_is_critical() {
 #[test]
 fn without_max_age_the_age_is_reported_not_judged() {
     let h = Mem(daily(3, 30, 1000));
-    let r = evaluate(project(&["hot"], None), &h);
+    // No max-age and no schedule to derive one from (with one, it is 2 × 24 h + 1 h).
+    let mut p = project(&["hot"], None);
+    p.schedule = None;
+    let r = evaluate(p, &h);
     let i = one(&r, Check::LastSuccess);
     assert_eq!(i.status, Status::Ok);
     assert!(i.message.contains("age not judged"), "{}", i.message);
+    let r = evaluate(project(&["hot"], None), &h);
+    assert_eq!(one(&r, Check::LastSuccess).status, Status::Critical);
 }
 
 #[test]

@@ -364,6 +364,86 @@ fn each_repository_keeps_what_its_own_retention_says_over_simulated_days() {
         .all(|(_, s)| s.keep_until_ns.is_none()));
 }
 
+/// `keep-monthly = 1` with `hold-monthly`: on the first run of February, February's snapshot
+/// takes the only monthly slot, and January's newest must still be held (it used to be
+/// kept by nothing and forgotten).
+#[test]
+fn a_hold_with_one_slot_holds_the_month_that_just_ended() {
+    let w = World::new(&["hot"]);
+    let src = w.path("src");
+    source_tree(&src, 1);
+    let mut p = project("shop", &["hot"], vec![paths(&src)]);
+    p.retention.insert(
+        "hot".into(),
+        Retention {
+            keep: KeepPolicy {
+                monthly: 1,
+                ..KeepPolicy::default()
+            },
+            holds: vec![HoldRule {
+                rule: KeepRule::Monthly,
+                span: strata_engine::retention::parse_span("1y").unwrap(),
+            }],
+        },
+    );
+    let cfg = w.config(vec![p]);
+    let day = 86_400_000_000_000i64;
+    let first = local_noon(2025, 1, 30);
+    for i in 0..4 {
+        std::fs::write(src.join("a.txt"), format!("day {i}")).unwrap();
+        let r = run_at(&cfg, Clock::starting_at(first + i * day), &[]);
+        assert_eq!(r.exit_code, 0, "day {i}: {r:#?}");
+    }
+    let kept: Vec<(String, bool)> = w
+        .snapshots("hot", "shop")
+        .iter()
+        .map(|(_, s)| (day_of(s.time_ns), s.keep_until_ns.is_some()))
+        .collect();
+    // January's last day, held; February's newest, the monthly survivor.
+    assert_eq!(
+        kept,
+        [("01-31".to_string(), true), ("02-02".to_string(), false)]
+    );
+}
+
+/// The offsite repository is away on the second day: that run fails, and the next one
+/// copies the missed snapshot along with its own.
+#[test]
+fn copies_catch_up_after_a_day_the_destination_was_away() {
+    let w = World::new(&["hot", "offsite"]);
+    let src = w.path("src");
+    source_tree(&src, 1);
+    let cfg = w.config(vec![project(
+        "shop",
+        &["hot", "offsite"],
+        vec![paths(&src)],
+    )]);
+    let day = 86_400_000_000_000i64;
+    let first = local_noon(2025, 3, 3);
+    let away = w.path("offsite-away");
+    for i in 0..3 {
+        std::fs::write(src.join("a.txt"), format!("day {i}")).unwrap();
+        if i == 1 {
+            std::fs::rename(w.path("repo-offsite"), &away).unwrap();
+        }
+        let r = run_at(&cfg, Clock::starting_at(first + i * day), &[]);
+        if i == 1 {
+            assert_eq!(r.exit_code, 1, "{r:#?}");
+            std::fs::rename(&away, w.path("repo-offsite")).unwrap();
+        } else {
+            assert_eq!(r.exit_code, 0, "day {i}: {r:#?}");
+        }
+    }
+    let days = |repo: &str| -> Vec<String> {
+        w.snapshots(repo, "shop")
+            .iter()
+            .map(|(_, s)| day_of(s.time_ns))
+            .collect()
+    };
+    assert_eq!(days("hot"), ["03-03", "03-04", "03-05"]);
+    assert_eq!(days("offsite"), days("hot"));
+}
+
 #[test]
 fn a_failing_source_fails_the_project_and_the_other_sources_are_still_backed_up() {
     let w = World::new(&["hot"]);

@@ -137,12 +137,12 @@ pub fn copy(
         report.copied.push((id, new_id));
     }
     // The evidence of the snapshots copied now, after them: sealed under the destination's
-    // key and naming the copies (and the copies made before of the others it names).
-    let mut in_dest: HashMap<SnapshotId, SnapshotId> = snapshots
+    // key and naming the snapshots by identity (`original`, else id), which every copy,
+    // hold and rewrite of them keeps, so that prune finds them wherever they are.
+    let identities: HashMap<SnapshotId, SnapshotId> = snapshots
         .iter()
-        .filter_map(|(id, s)| present.get(&identity(id, s)).map(|(c, _)| (*id, *c)))
+        .map(|(id, s)| (*id, identity(id, s)))
         .collect();
-    in_dest.extend(report.copied.iter().copied());
     for (_, mut ev) in crate::evidence::read_all(from)?.files {
         if !ev
             .snapshots
@@ -154,7 +154,7 @@ pub fn copy(
         ev.snapshots = ev
             .snapshots
             .iter()
-            .filter_map(|s| in_dest.get(s).copied())
+            .map(|s| identities.get(s).copied().unwrap_or(*s))
             .collect();
         crate::evidence::write(to, &ev)?;
         report.evidence_copied += 1;

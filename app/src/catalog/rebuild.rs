@@ -142,7 +142,10 @@ pub fn read_repository_evidence(spec: &RepoSpec) -> Result<Vec<EvidenceFile>> {
     )?;
     let all = strata_engine::evidence::read_all(&opened.repo)?;
     for (name, e) in &all.damaged {
-        tracing::warn!("{}: evidence/{name} left out: {e}", spec.location);
+        tracing::warn!(
+            "{}: evidence/{name} left out: {e}",
+            crate::config::show::redact_url(&spec.location)
+        );
     }
     Ok(all.files.into_iter().map(|(_, e)| e).collect())
 }

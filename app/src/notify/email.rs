@@ -32,11 +32,12 @@ struct Server {
 }
 
 fn server(email: &Email) -> Result<Server, String> {
-    let url =
-        reqwest::Url::parse(&email.smtp).map_err(|e| format!("smtp = {:?}: {e}", email.smtp))?;
+    // Errors show the URL without a password or query (they reach logs and the catalog).
+    let shown = crate::config::show::redact_url(&email.smtp);
+    let url = reqwest::Url::parse(&email.smtp).map_err(|e| format!("smtp = {shown:?}: {e}"))?;
     let host = url
         .host_str()
-        .ok_or_else(|| format!("smtp = {:?}: no host", email.smtp))?
+        .ok_or_else(|| format!("smtp = {:?}: no host", shown))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -45,7 +46,7 @@ fn server(email: &Email) -> Result<Server, String> {
         ("smtps", true) => {
             return Err(format!(
                 "smtp = {:?}: smtps:// is TLS already; drop starttls = true",
-                email.smtp
+                shown
             ))
         }
         ("smtp", true) => (Security::StartTls, 587),
@@ -54,13 +55,13 @@ fn server(email: &Email) -> Result<Server, String> {
             return Err(format!(
                 "smtp = {:?}: a plain connection to a host other than this machine would send \
                  mail (and a password) in clear; set starttls = true or use smtps://",
-                email.smtp
+                shown
             ))
         }
         (s, _) => {
             return Err(format!(
                 "smtp = {:?}: a {s}: URL; write smtp://host:port or smtps://host:port",
-                email.smtp
+                shown
             ))
         }
     };

@@ -1,37 +1,91 @@
 //! `before` and `after` hooks: `sh -c COMMAND` with the project and run in their
 //! environment; their standard error's last lines are kept for the report and the record.
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::report::HookItem;
 
 /// How many bytes of a hook's standard error are kept.
 const TAIL_BYTES: usize = 2048;
 
-/// Runs `command` (`which`: `before` or `after`) with `env` added to its environment.
-pub(crate) fn run_hook(which: &str, command: &str, env: &[(&str, &str)]) -> HookItem {
+/// How long a hook may run when the project sets no `timeout`.
+pub(crate) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Runs `command` (`which`: `before` or `after`) with `env` added to its environment, in a
+/// process group of its own; past `timeout` the whole group is killed and the hook fails
+/// (a hung hook must not hold the project's run lock forever).
+pub(crate) fn run_hook(
+    which: &str,
+    command: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> HookItem {
+    let failed = |stderr_tail: String| HookItem {
+        which: which.to_string(),
+        ok: false,
+        exit_code: None,
+        stderr_tail,
+    };
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    match cmd.output() {
-        Ok(out) => HookItem {
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("could not start sh: {e}")),
+    };
+    let mut stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let deadline = Instant::now().checked_add(timeout);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = child.wait();
+                break Err(format!(
+                    "timed out after {}",
+                    humantime::format_duration(timeout)
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => break Err(format!("waiting for sh: {e}")),
+        }
+    };
+    let err = reader.join().unwrap_or_default();
+    match status {
+        Ok(status) => HookItem {
             which: which.to_string(),
-            ok: out.status.success(),
-            exit_code: out.status.code(),
-            stderr_tail: tail(&out.stderr),
+            ok: status.success(),
+            exit_code: status.code(),
+            stderr_tail: tail(&err),
         },
-        Err(e) => HookItem {
-            which: which.to_string(),
-            ok: false,
-            exit_code: None,
-            stderr_tail: format!("could not start sh: {e}"),
-        },
+        Err(why) => {
+            let tail = tail(&err);
+            failed(if tail.is_empty() {
+                why
+            } else {
+                format!("{why}: {tail}")
+            })
+        }
     }
 }
 
@@ -79,12 +133,40 @@ mod tests {
             "before",
             "echo \"$STRATA_PROJECT\" >&2; exit 4",
             &[("STRATA_PROJECT", "shop")],
+            DEFAULT_HOOK_TIMEOUT,
         );
         assert!(!h.ok);
         assert_eq!(h.exit_code, Some(4));
         assert_eq!(h.stderr_tail, "shop");
         assert_eq!(h.failure(), "before hook failed (exit status 4): shop");
-        assert!(run_hook("after", "true", &[]).ok);
+        assert!(run_hook("after", "true", &[], DEFAULT_HOOK_TIMEOUT).ok);
+    }
+
+    #[test]
+    fn a_hook_past_its_timeout_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let started = Instant::now();
+        let h = run_hook(
+            "before",
+            &format!("sleep 600 & echo $! > '{}'; wait", pid_file.display()),
+            &[],
+            Duration::from_millis(300),
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(!h.ok);
+        assert!(h.stderr_tail.starts_with("timed out after 300ms"), "{h:?}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The background `sleep` went with the group (kill 0 probes it).
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+        });
+        assert!(gone, "sleep {pid} outlived its hook");
     }
 
     #[test]

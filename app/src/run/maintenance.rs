@@ -102,21 +102,20 @@ fn due(
     let Some(schedule) = schedule else {
         return false;
     };
-    let last = ctx
-        .env
-        .history
-        .last(&Query {
-            project: Some(project.name.clone()),
-            repository: repo.map(str::to_string),
-            kind: Some(kind),
-            ok_only: true,
-            ..Query::default()
-        })
-        .unwrap_or_else(|e| {
-            tracing::warn!("reading the history of {}: {e}", project.name);
-            None
-        })
-        .map(|r| r.time_ns);
+    // An unreadable history means "not due", never "never done" (see `project_due`).
+    let last = match ctx.env.history.last(&Query {
+        project: Some(project.name.clone()),
+        repository: repo.map(str::to_string),
+        kind: Some(kind),
+        ok_only: true,
+        ..Query::default()
+    }) {
+        Ok(last) => last.map(|r| r.time_ns),
+        Err(e) => {
+            tracing::error!("{}: the history cannot be read: {e}", project.name);
+            return false;
+        }
+    };
     schedule_due(schedule, last, ctx.env.clock.now_ns())
 }
 

@@ -139,21 +139,23 @@ fn project_due(schedule: Option<&Schedule>, project: &str, env: &RunEnv) -> bool
     let Some(schedule) = schedule else {
         return false;
     };
-    let last = env
-        .history
-        .last(&Query {
-            project: Some(project.to_string()),
-            kind: Some(RecordKind::Run),
-            ..Query::default()
-        })
-        .unwrap_or_else(|e| {
-            tracing::warn!("reading the history of {project}: {e}");
-            None
-        })
-        .map(|r| match r.body {
-            RecordBody::Run { started_ns, .. } => started_ns,
-            _ => r.time_ns,
-        });
+    // A history that cannot be read is not "never ran": that would run everything every
+    // few minutes. Nothing is due until it reads again (health reports the catalog).
+    let last = match env.history.last(&Query {
+        project: Some(project.to_string()),
+        kind: Some(RecordKind::Run),
+        ..Query::default()
+    }) {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::error!("{project} is not run: its history cannot be read: {e}");
+            return false;
+        }
+    };
+    let last = last.map(|r| match r.body {
+        RecordBody::Run { started_ns, .. } => started_ns,
+        _ => r.time_ns,
+    });
     schedule_due(schedule, last, env.clock.now_ns())
 }
 

@@ -81,10 +81,13 @@ impl ProjectRun<'_> {
             ("STRATA_RUN_ID", self.run_id.as_str()),
         ];
 
+        let hook_timeout = project
+            .timeout
+            .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
         let before_ok = match (&project.before, self.sel.dry_run) {
             (Some(cmd), false) => {
                 self.env.observer.step(name, "before hook");
-                let hook = run_hook("before", cmd, &env_vars);
+                let hook = run_hook("before", cmd, &env_vars, hook_timeout);
                 self.record_hook(name, &hook);
                 let ok = hook.ok;
                 if !ok {
@@ -112,7 +115,7 @@ impl ProjectRun<'_> {
             };
             let mut vars = env_vars.to_vec();
             vars.push(("STRATA_RUN_STATUS", status));
-            let hook = run_hook("after", cmd, &vars);
+            let hook = run_hook("after", cmd, &vars, hook_timeout);
             self.record_hook(name, &hook);
             if !hook.ok {
                 problems.add(hook.failure());
@@ -330,7 +333,8 @@ impl ProjectRun<'_> {
                     continue;
                 }
             };
-            for entry in made {
+            let todo = catch_up(&from.repo, &to.repo, name, made);
+            for entry in &todo {
                 let id = entry.0;
                 match copy::copy(
                     &from.repo,
@@ -517,8 +521,10 @@ impl ProjectRun<'_> {
         for s in &report.snapshots {
             add(&s.repository, s.snapshot_id.as_ref());
         }
-        for c in &report.copies {
-            add(&c.to, c.dest_id.as_ref());
+        // A copy is named by its identity, the primary's id (which it keeps as `original`
+        // through holds and rewrites), as every evidence file names snapshots.
+        for c in report.copies.iter().filter(|c| c.dest_id.is_some()) {
+            add(&c.to, Some(&c.snapshot_id));
         }
         let evidence = |snapshots: Vec<SnapshotId>| EvidenceFile {
             kind: EvidenceKind::RunSummary,
@@ -690,6 +696,49 @@ impl ProjectRun<'_> {
 }
 
 /// The newest snapshot of `project` in `repo` whose paths are `paths`.
+/// What goes to a destination: the snapshots made now, and before them those of the
+/// project the primary holds that are newer than the destination's newest (a run whose copy
+/// failed, the destination down for a day), so that copies catch up. Older snapshots are
+/// not sent again: the destination's own retention may have forgotten them.
+fn catch_up(
+    from: &strata_engine::Repository,
+    to: &strata_engine::Repository,
+    project: &str,
+    made: &[(SnapshotId, SnapshotFile)],
+) -> Vec<(SnapshotId, SnapshotFile)> {
+    let of_project = |repo| -> Vec<(SnapshotId, SnapshotFile)> {
+        snapshots::list(repo)
+            .map(|l| {
+                l.into_iter()
+                    .filter(|(_, s)| s.project.as_deref() == Some(project))
+                    .collect()
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("{project}: listing snapshots to catch copies up: {e}");
+                Vec::new()
+            })
+    };
+    let there = of_project(to);
+    let Some(newest_there) = there.iter().map(|(_, s)| s.time_ns).max() else {
+        return made.to_vec();
+    };
+    let identities: std::collections::HashSet<SnapshotId> = there
+        .iter()
+        .map(|(id, s)| s.original.unwrap_or(*id))
+        .collect();
+    let mut todo: Vec<(SnapshotId, SnapshotFile)> = of_project(from)
+        .into_iter()
+        .filter(|(id, s)| {
+            s.time_ns > newest_there
+                && !identities.contains(&s.original.unwrap_or(*id))
+                && !made.iter().any(|(m, _)| m == id)
+        })
+        .collect();
+    todo.sort_by_key(|(_, s)| s.time_ns);
+    todo.extend(made.iter().cloned());
+    todo
+}
+
 pub(super) fn newest_of(
     repo: &strata_engine::Repository,
     project: &str,

@@ -2,6 +2,10 @@
 //! snapshots there (grouped as `forget` groups them by default: host, paths, project),
 //! the removals forgotten, and the survivors a `hold-<rule>` names held for its span.
 //!
+//! Holds are applied before anything is forgotten, planned with one slot more than the
+//! rule keeps, so that the newest snapshot of the period that just ended is held even when
+//! the new period takes the rule's last slot (`keep-monthly = 1`).
+//!
 //! A survivor is held only once its rule's period is over (`hold-monthly`: once the month
 //! of the snapshot has ended at "now"): during a month, the newest snapshot is the month's
 //! survivor only until the next day's replaces it, and holding each of them would keep
@@ -72,33 +76,47 @@ pub(crate) fn apply(
         return Ok(out);
     }
     let tz = TimeZone::system();
-    let all: Vec<_> = snapshots::list(repo)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|(_, s)| s.project.as_deref() == Some(project))
-        .collect();
-    let plan = retention::plan(
-        &all,
-        &PlanOptions {
-            policy: &policy.keep,
-            group_by: GroupBy::default(),
-            now_ns,
-            tz: &tz,
-            allow_empty: false,
-        },
-    );
-    let remove: Vec<_> = plan.remove().collect();
-    for id in &remove {
-        out.forgotten.push(RetentionItem {
-            repository: repository.to_string(),
-            snapshot_id: id.to_hex(),
-            reasons: vec!["no rule keeps it".to_string()],
-        });
+    let list = || -> Result<Vec<_>, String> {
+        Ok(snapshots::list(repo)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|(_, s)| s.project.as_deref() == Some(project))
+            .collect())
+    };
+    let plan_with = |all: &[_], keep: &strata_engine::retention::KeepPolicy| {
+        retention::plan(
+            all,
+            &PlanOptions {
+                policy: keep,
+                group_by: GroupBy::default(),
+                now_ns,
+                tz: &tz,
+                allow_empty: false,
+            },
+        )
+    };
+    let mut all = list()?;
+
+    // Holds first, before anything is forgotten: the newest snapshot of a period that has
+    // just ended must be held even when the period that began since takes the rule's last
+    // slot (`keep-monthly = 1`: on February 1st, February's first snapshot is the monthly
+    // survivor and January's newest would be forgotten unheld). So the hold rules are
+    // planned with one slot more than they keep.
+    let mut hold_keep = policy.keep.clone();
+    for h in &policy.holds {
+        let count = match h.rule {
+            KeepRule::Last => continue,
+            KeepRule::Hourly => &mut hold_keep.hourly,
+            KeepRule::Daily => &mut hold_keep.daily,
+            KeepRule::Weekly => &mut hold_keep.weekly,
+            KeepRule::Monthly => &mut hold_keep.monthly,
+            KeepRule::Yearly => &mut hold_keep.yearly,
+        };
+        *count = count.saturating_add(1);
     }
-    if !dry_run && !remove.is_empty() {
-        snapshots::forget(repo, &remove).map_err(|e| e.to_string())?;
-    }
-    for d in plan
+    let hold_plan = plan_with(&all, &hold_keep);
+    let mut would_hold = Vec::new();
+    for d in hold_plan
         .groups
         .iter()
         .flat_map(|g| &g.decisions)
@@ -122,6 +140,7 @@ pub(crate) fn apply(
         }
         let reasons: Vec<String> = d.reasons.iter().map(|r| r.describe(&tz)).collect();
         let new_id = if dry_run {
+            would_hold.push(d.id);
             d.id
         } else {
             let why = format!("retention of {project}: {}", reasons.join(", "));
@@ -139,6 +158,27 @@ pub(crate) fn apply(
             },
             until,
         ));
+    }
+    if !out.held.is_empty() && !dry_run {
+        // A hold rewrites the snapshot: plan over what is there now.
+        all = list()?;
+    }
+
+    // Then the policy itself; what is held is kept (and in a dry run, what would be).
+    let plan = plan_with(&all, &policy.keep);
+    let remove: Vec<_> = plan
+        .remove()
+        .filter(|id| !would_hold.contains(id))
+        .collect();
+    for id in &remove {
+        out.forgotten.push(RetentionItem {
+            repository: repository.to_string(),
+            snapshot_id: id.to_hex(),
+            reasons: vec!["no rule keeps it".to_string()],
+        });
+    }
+    if !dry_run && !remove.is_empty() {
+        snapshots::forget(repo, &remove).map_err(|e| e.to_string())?;
     }
     Ok(out)
 }

@@ -105,8 +105,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     } else {
         match Catalog::open(&cfg.state_dir) {
             Ok(c) => Some(Arc::new(c)),
+            // `--due` decides from the catalog: without it every project would look never
+            // run, and run every few minutes. A named run goes ahead: backups matter more
+            // than their record (health shows the catalog's state).
+            Err(e) if args.due => {
+                eprintln!("strata: nothing is run: --due needs the catalog: {e}");
+                return Ok(crate::exit::FATAL);
+            }
             Err(e) => {
-                // Backups matter more than their record: run, say so, and health shows it.
                 eprintln!("strata: the run is not recorded: {e}");
                 None
             }

@@ -1,5 +1,6 @@
 //! Evidence files (spec/evidence.md): prune keeps those of kept snapshots and drops those
-//! whose snapshots are all gone; copy carries them to the destination, naming the copies.
+//! whose snapshots are all gone; copy carries them to the destination, naming the snapshots
+//! by identity, so that a copy held (rewritten) in the destination keeps its evidence.
 
 use crate::common;
 
@@ -80,7 +81,7 @@ fn prune_keeps_the_evidence_of_kept_snapshots_and_drops_that_of_forgotten_ones()
 }
 
 #[test]
-fn copy_carries_the_evidence_of_copied_snapshots_naming_the_copies() {
+fn copy_carries_the_evidence_of_copied_snapshots_by_identity_and_holds_keep_it() {
     let work = tempfile::tempdir().unwrap();
     let (from_b, to_b) = (
         common::init_memory(256 * 1024),
@@ -107,11 +108,23 @@ fn copy_carries_the_evidence_of_copied_snapshots_naming_the_copies() {
     );
     let copied = evidence::read_all(&open(&to_b)).unwrap().files;
     assert_eq!(copied.len(), 1);
-    let mut want = vec![r1.copied[0].1, r2.copied[0].1];
+    let mut want = vec![ids[0], ids[1]];
     want.sort();
     let mut got = copied[0].1.snapshots.clone();
     got.sort();
-    assert_eq!(got, want, "the copies' ids, not the source's");
+    assert_eq!(
+        got, want,
+        "the snapshots' identities (the copies' originals)"
+    );
     assert_eq!(copied[0].1.records, vec!["{}".to_string()]);
+    // Both copies held in the destination (a hold rewrites a snapshot: a new id, the same
+    // original), then a prune there: the evidence stays.
+    let to = open(&to_b);
+    for (id, snap) in snapshots::list(&to).unwrap() {
+        snapshots::hold(&to, &id, &snap, Some(i64::MAX), None).unwrap();
+    }
+    drop(to);
+    assert_eq!(prune(&to_b).evidence_deleted, 0);
+    assert_eq!(evidence::list(&open(&to_b)).unwrap().len(), 1);
     // (read_all decoded it under the destination's key: it was sealed again, not copied.)
 }
