@@ -929,3 +929,18 @@ ping = { url = "hc-ping.com/leak-ping" }
         "{errors}"
     );
 }
+
+#[test]
+fn ssh_is_not_an_exec_prefix() {
+    let d = Dir::new();
+    let text = "[repositories.r]\nurl = \"/r\"\npassword-env = \"PW\"\n\n\
+                [projects.p]\nrepositories = [\"r\"]\n\
+                databases = [ { postgres = \"postgres://app@localhost/app\", exec-prefix = [\"/usr/bin/ssh\", \"db1\"] } ]\n";
+    let errors = d.errors(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("DIR/strata.toml:7:")
+            && errors[0].contains("exec-prefix: ssh cannot be an exec-prefix"),
+        "{errors:?}"
+    );
+}

@@ -16,7 +16,8 @@ use crate::error::{DbError, Result};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolOptions {
     /// Run the tools through this command: `docker exec -i CONTAINER`, `runuser -u
-    /// postgres --`, `ssh host`. The tool's environment (its password) is set on the
+    /// postgres --` (not `ssh host`, which joins the arguments into one remote shell line
+    /// and passes no environment on). The tool's environment (its password) is set on the
     /// prefix's process, which `runuser`, `sudo -E` and `env` pass on; for `docker exec`
     /// (and `podman exec`) each variable is also named with `-e VAR` after `exec`, so that
     /// docker passes it into the container (the value never reaches a command line).

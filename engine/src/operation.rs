@@ -105,11 +105,14 @@ pub enum Operation {
     List,
     /// `list blobs`: every blob the index names.
     ListBlobs,
+    /// Writes an evidence file (`strata run`'s summary): it names snapshots, so like a
+    /// backup it holds a shared lock; it needs no index.
+    Evidence,
 }
 
 impl Operation {
     /// Every operation (for tests and documentation).
-    pub const ALL: [Operation; 33] = [
+    pub const ALL: [Operation; 34] = [
         Operation::Init,
         Operation::Backup,
         Operation::Restore,
@@ -143,6 +146,7 @@ impl Operation {
         Operation::Rewrite,
         Operation::List,
         Operation::ListBlobs,
+        Operation::Evidence,
     ];
 
     /// The command's name, as locks record it and messages show it.
@@ -176,6 +180,7 @@ impl Operation {
             Operation::Tag => "tag",
             Operation::Rewrite => "rewrite",
             Operation::List | Operation::ListBlobs => "list",
+            Operation::Evidence => "evidence",
         }
     }
 
@@ -186,7 +191,7 @@ impl Operation {
             Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List => LockMode::None,
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
             | CopyFrom | ListBlobs => LockMode::Read,
-            Backup | RestoreDatabase | CopyTo => LockMode::Shared,
+            Backup | RestoreDatabase | CopyTo | Evidence => LockMode::Shared,
             Forget | ForgetAndPrune | Hold | Prune | RepairIndex | RepairSnapshots | KeyAdd
             | KeyRemove | KeyPasswd | Tag | Rewrite => LockMode::Exclusive,
         }
@@ -203,7 +208,9 @@ impl Operation {
             // `check` builds its own from every index file (damaged ones included); `repair
             // index` rebuilds it from the packs.
             Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
-            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List => IndexNeed::None,
+            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List | Evidence => {
+                IndexNeed::None
+            }
         }
     }
 

@@ -522,10 +522,30 @@ fn database(cx: &mut Cx, v: &Val) -> Option<DatabaseSource> {
     .filter_map(|(k, kind)| t.get(k).map(|v| (kind, v)))
     .collect();
     let password = cx.secret(&mut t, PASSWORD);
-    let exec_prefix = t
-        .get("exec-prefix")
-        .and_then(|v| v.strings(&mut cx.sink))
-        .map(|s| s.into_iter().map(|s| s.v).collect());
+    let exec_prefix: Option<Vec<String>> = match t.get("exec-prefix") {
+        Some(v) => {
+            let span = v.span();
+            let key = v.key.clone();
+            let words: Option<Vec<String>> = v
+                .strings(&mut cx.sink)
+                .map(|s| s.into_iter().map(|s| s.v).collect());
+            // ssh joins its arguments into one remote shell line (a query's parentheses,
+            // a URL's `&` break it) and passes no environment (the password): not a prefix.
+            if words.as_ref().and_then(|w| w.first()).is_some_and(|w| {
+                std::path::Path::new(w).file_name() == Some(std::ffi::OsStr::new("ssh"))
+            }) {
+                cx.sink.error(
+                    &span,
+                    &key,
+                    "ssh cannot be an exec-prefix (it runs the tools through a remote shell \
+                     line and passes no password on): run strata on that host, or reach the \
+                     database through a tunnel",
+                );
+            }
+            words
+        }
+        None => None,
+    };
     let scratch = t.get("scratch").and_then(|v| v.text(&mut cx.sink));
     let source = match kinds.as_slice() {
         [] => {

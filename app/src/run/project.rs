@@ -543,7 +543,7 @@ impl ProjectRun<'_> {
                 .collect(),
         };
         for (repo, ids) in by_repo {
-            let written = self.open(&repo, Operation::Hold).and_then(|o| {
+            let written = self.open(&repo, Operation::Evidence).and_then(|o| {
                 strata_engine::evidence::write(&o.repo, &evidence(ids))
                     .map_err(|e| format!("repository {repo}: {e}"))
             });

@@ -335,6 +335,7 @@ fn lock_matrix() {
         Backup,
         RestoreDatabase,
         CopyTo,
+        Evidence,
     ];
     let exclusive = [
         Forget,
