@@ -1046,20 +1046,42 @@ url = "{hot}"
 password-file = "{{root}}/password"
 [projects.site]
 paths = ["{{root}}/site"]
+databases = [ {{ sqlite = "{{root}}/jobs.sqlite" }} ]
 commands = [ {{ name = "queue.txt", run = "echo queue" }} ]
 repositories = ["hot"]
+restore-test = "daily"
 "#
         )
     };
     ops.write_config(&config("state"));
+    let made = std::process::Command::new("sqlite3")
+        .arg(ops.path("jobs.sqlite"))
+        .arg("CREATE TABLE jobs (id integer primary key); INSERT INTO jobs VALUES (1);")
+        .status()
+        .unwrap();
+    assert!(made.success());
     for n in 0..3 {
         write_file(&ops.path(&format!("site/{n}")), format!("{n}").as_bytes());
         let out = ops.run_at(&day(n, "03:00:00"), &[]);
         assert_eq!(out.code, 0, "{}", out.describe());
     }
     ops.strata(["log", "--verify"]).success();
+    // One restore test a day (the SQLite database's newest snapshot), each passed.
+    let tests = ops
+        .strata(["log", "--json", "--kind", "restore-test"])
+        .success()
+        .json();
+    let tests = tests.as_array().unwrap().clone();
+    assert_eq!(tests.len(), 3, "{tests:?}");
+    assert!(tests.iter().all(|t| t["ok"] == true), "{tests:?}");
     // A restore with -r is recorded too: who, which snapshot, where to.
-    let snap = ops.snapshots(&hot)[0]["id"].as_str().unwrap().to_string();
+    let site = ops.path("site").display().to_string();
+    let snap = ops
+        .snapshots(&hot)
+        .iter()
+        .find(|s| s["paths"][0] == site.as_str())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .unwrap();
     ops.repo_cmd(&hot)
         .args(["restore", &snap, "--target"])
         .arg(ops.path("restored"))
@@ -1132,7 +1154,26 @@ repositories = ["hot"]
         .success()
         .json();
     let rebuilt = rebuilt.as_array().unwrap();
-    assert_eq!(rebuilt.len(), 6, "{rebuilt:?}");
+    assert_eq!(rebuilt.len(), 9, "{rebuilt:?}");
+    // The restore tests' history came back too, reports and all.
+    let rebuilt_tests = ops
+        .strata(["log", "--json", "--kind", "restore-test"])
+        .success()
+        .json();
+    let strip = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                for k in ["seq", "hash"] {
+                    r.as_object_mut().unwrap().remove(k);
+                }
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(&rebuilt_tests), strip(&Value::Array(tests)));
     let ids: BTreeSet<String> = rebuilt
         .iter()
         .filter_map(|r| {
