@@ -230,6 +230,19 @@ fn restore_test(
         .observer
         .step(&project.name, &format!("restore test of {}", d.name()));
     let result = (|| {
+        // The restore test loads and counts from this host (its tools and sqlx do not go
+        // through the prefix yet): a database behind an exec-prefix needs a scratch server
+        // this host reaches, never "whatever listens here under that name".
+        if d.kind != crate::config::DbKind::Sqlite
+            && d.scratch.is_none()
+            && !d.exec_prefix.is_empty()
+        {
+            return Err(format!(
+                "the restore test of {} runs from this host, not through its exec-prefix: \
+                 give the database a scratch = \"URL\" this host can reach",
+                d.name()
+            ));
+        }
         let o = ctx.open(primary, Operation::Verify)?;
         let db = super::sources::database(d)?;
         let Some((id, snap)) = newest_of(&o.repo, &project.name, &[db.display()])? else {
@@ -427,5 +440,19 @@ mod tests {
         // A repository that is not there fails the step, with its name.
         let err = check_repo(&ctx, &project, "nowhere").unwrap_err();
         assert!(err.contains("repository nowhere is not defined"), "{err}");
+        // A server database behind an exec-prefix without a scratch server fails clearly
+        // (the test would load on this host), and is recorded as a failed restore test.
+        let behind = DatabaseSource {
+            kind: DbKind::Postgres,
+            location: "postgres://app@localhost/app".into(),
+            password: None,
+            exec_prefix: vec!["docker".into(), "exec".into(), "-i".into(), "pg".into()],
+            scratch: None,
+        };
+        let err = restore_test(&ctx, &project, &behind).unwrap_err();
+        assert!(err.contains("give the database a scratch"), "{err}");
+        let records = kept.0.lock().unwrap();
+        let last = records.last().unwrap();
+        assert_eq!((last.kind(), last.ok), (RecordKind::RestoreTest, false));
     }
 }
