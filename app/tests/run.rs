@@ -579,6 +579,32 @@ fn a_project_whose_run_lock_is_held_is_locked_and_the_others_proceed() {
         )
     );
     assert!(w.snapshots("hot", "shop").is_empty());
+    // From the scheduler (`--due`), the running project is skipped, not an error: a long
+    // backup must not make every tick of the timer fail.
+    let mut due_cfg = cfg.clone();
+    for p in due_cfg.projects.values_mut() {
+        p.schedule = Some(strata_app::config::Schedule::parse("hourly").unwrap());
+    }
+    let env = RunEnv {
+        clock: Clock::system(),
+        recorder: &Nothing,
+        history: &Nothing,
+        notifier: &Nothing,
+        observer: &Silent,
+        host: Some("testhost".into()),
+        runtime: None,
+    };
+    let due = Selection {
+        due: true,
+        trigger: "due".into(),
+        ..Selection::default()
+    };
+    let report = run::run(&due_cfg, &due, &env);
+    assert_eq!(report.exit_code, 0, "{report:#?}");
+    assert_eq!(status(&report, "shop"), ProjectStatus::Skipped);
+    assert!(error(&report, "shop").contains("already running since"));
+    assert_eq!(status(&report, "blog"), ProjectStatus::Ok);
+    assert!(w.snapshots("hot", "shop").is_empty());
     drop(held);
 
     // Held by another process, which is then killed: the kernel frees the lock.

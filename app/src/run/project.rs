@@ -53,8 +53,15 @@ impl ProjectRun<'_> {
         } else {
             match lock::acquire(&self.cfg.state_dir, name, started_ns, self.run_id) {
                 Ok(l) => Some(l),
+                // From the scheduler (`--due`), a project still running its last slot is
+                // not due again: skipped, not an error every few minutes of a long run.
+                // Named on the command line, it is exit 11 with the message.
                 Err(LockError::Held(message)) => {
-                    report.status = ProjectStatus::Locked;
+                    report.status = if self.sel.due {
+                        ProjectStatus::Skipped
+                    } else {
+                        ProjectStatus::Locked
+                    };
                     report.error = Some(message);
                     return report;
                 }

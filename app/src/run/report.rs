@@ -31,7 +31,8 @@ pub enum ProjectStatus {
     Partial,
     /// Another run of the project holds its run lock.
     Locked,
-    /// Not due (`--due`).
+    /// Not due (`--due`), or still running from its last slot (`--due` finds its run
+    /// lock held: the error says since when).
     Skipped,
 }
 
