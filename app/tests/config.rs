@@ -930,17 +930,29 @@ ping = { url = "hc-ping.com/leak-ping" }
     );
 }
 
+/// ssh is an exec-prefix for a database without a password (one it could not pass on);
+/// with one, the config names the line.
 #[test]
-fn ssh_is_not_an_exec_prefix() {
+fn ssh_is_an_exec_prefix_without_a_password() {
     let d = Dir::new();
-    let text = "[repositories.r]\nurl = \"/r\"\npassword-env = \"PW\"\n\n\
-                [projects.p]\nrepositories = [\"r\"]\n\
-                databases = [ { postgres = \"postgres://app@localhost/app\", exec-prefix = [\"/usr/bin/ssh\", \"db1\"] } ]\n";
-    let errors = d.errors(text);
+    let head = "[repositories.r]\nurl = \"/r\"\npassword-env = \"PW\"\n\n\
+                [projects.p]\nrepositories = [\"r\"]\n";
+    let without = format!(
+        "{head}databases = [ {{ postgres = \"postgres://app@/app\", exec-prefix = [\"/usr/bin/ssh\", \"db1\"] }} ]\n"
+    );
+    let config = d.load(&without).unwrap();
+    let Source::Database(db) = &config.projects["p"].sources[0] else {
+        panic!("{:?}", config.projects["p"].sources);
+    };
+    assert_eq!(db.exec_prefix, ["/usr/bin/ssh", "db1"]);
+    let with = format!(
+        "{head}databases = [ {{ postgres = \"postgres://app@/app\", password-env = \"DBPW\", exec-prefix = [\"/usr/bin/ssh\", \"db1\"] }} ]\n"
+    );
+    let errors = d.errors(&with);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with("DIR/strata.toml:7:")
-            && errors[0].contains("exec-prefix: ssh cannot be an exec-prefix"),
+            && errors[0].contains("exec-prefix: a password cannot go through an ssh exec-prefix"),
         "{errors:?}"
     );
 }

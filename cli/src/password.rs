@@ -196,13 +196,37 @@ pub struct DbPasswordArgs {
         hide_env_values = true
     )]
     db_password_command: Option<String>,
+    /// Run the database's tools through this command, split into words as a shell would:
+    /// `'docker exec -i shop-db'`, `'runuser -u postgres --'`, `'ssh db1'` (then without a
+    /// password: ssh passes none on). For a database in a container or reachable only by
+    /// a local socket (`postgres://app@/shop`: no host). Everything else asked of the
+    /// database (the scratch database of a restore test, its row counts) goes through it
+    /// too.
+    #[arg(long, value_name = "COMMAND", env = "STRATA_DB_EXEC_PREFIX")]
+    exec_prefix: Option<String>,
 }
 
 impl DbPasswordArgs {
+    /// `db` (named on the command line by `flag`) with its password (see
+    /// [`DbPasswordArgs::apply`]) and its tools run through --exec-prefix, if given.
+    pub fn prepare(&self, mut db: Database, flag: &str) -> Result<Database> {
+        self.apply(&mut db, flag)?;
+        let Some(text) = &self.exec_prefix else {
+            return Ok(db);
+        };
+        let Some(words) = shlex::split(text).filter(|w| !w.is_empty()) else {
+            bail!("--exec-prefix {text:?}: not a command (unbalanced quotes?)");
+        };
+        let has_password = db.server_mut().is_some_and(|s| s.password().is_some());
+        strata_db::check_prefix(&words, has_password)
+            .map_err(|e| anyhow::anyhow!("{flag} with --exec-prefix: {e}"))?;
+        Ok(db.through(words))
+    }
+
     /// Gives `db` (named on the command line by `flag`) its password: from
     /// --db-password-file or --db-password-command if given. A password in the URL itself
     /// is used with a warning; both at once are refused.
-    pub fn apply(&self, db: &mut Database, flag: &str) -> Result<()> {
+    fn apply(&self, db: &mut Database, flag: &str) -> Result<()> {
         let tool_sources = db.tool_password_sources().unwrap_or_default();
         let Some(server) = db.server_mut() else {
             return Ok(());

@@ -50,7 +50,11 @@ pub fn backup_database_with(
         db.info_through(&tools_opts.exec_prefix)?
     };
     let tools = db.tools();
-    let tool_version = tool_version_through(tools.dump, &tools_opts.exec_prefix);
+    let prefix = match tools_opts.exec_prefix.as_slice() {
+        [] => db.exec_prefix(),
+        given => given,
+    };
+    let tool_version = tool_version_through(tools.dump, prefix);
     let stream = DumpStream::spawn_with(
         tools.dump,
         db.dump_command(&tool_version),

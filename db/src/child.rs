@@ -16,11 +16,13 @@ use crate::error::{DbError, Result};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolOptions {
     /// Run the tools through this command: `docker exec -i CONTAINER`, `runuser -u
-    /// postgres --` (not `ssh host`, which joins the arguments into one remote shell line
-    /// and passes no environment on). The tool's environment (its password) is set on the
+    /// postgres --`, `ssh HOST`. The tool's environment (its password) is set on the
     /// prefix's process, which `runuser`, `sudo -E` and `env` pass on; for `docker exec`
     /// (and `podman exec`) each variable is also named with `-e VAR` after `exec`, so that
-    /// docker passes it into the container (the value never reaches a command line).
+    /// docker passes it into the container (the value never reaches a command line). ssh
+    /// runs its arguments as one remote shell line, so the tool's words are quoted for that
+    /// shell; it passes no environment on, so a password cannot go through it (see
+    /// [`check_prefix`]).
     pub exec_prefix: Vec<String>,
     /// Kill the dump tool (its whole process group) at this moment: a tool blocked without
     /// output is stopped too, and its stream then fails.
@@ -34,6 +36,24 @@ pub fn prefixed(cmd: Command, prefix: &[String]) -> Command {
         return cmd;
     };
     let mut out = Command::new(first);
+    if is_ssh(prefix) {
+        out.args(rest);
+        // One remote shell line, each word quoted for it; a word shlex cannot quote (a
+        // NUL byte, which no argument can hold anyway) becomes an empty one.
+        let words: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|w| {
+                shlex::try_quote(&w.to_string_lossy())
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| "''".into())
+            })
+            .collect();
+        out.arg(words.join(" "));
+        if let Some(dir) = cmd.get_current_dir() {
+            out.current_dir(dir);
+        }
+        return out;
+    }
     let is_container = std::path::Path::new(first)
         .file_name()
         .is_some_and(|n| n == "docker" || n == "podman");
@@ -63,6 +83,28 @@ pub fn prefixed(cmd: Command, prefix: &[String]) -> Command {
         out.current_dir(dir);
     }
     out
+}
+
+/// Whether `prefix` runs the tools through ssh (on another host, through its shell).
+pub fn is_ssh(prefix: &[String]) -> bool {
+    prefix
+        .first()
+        .is_some_and(|p| std::path::Path::new(p).file_name() == Some(std::ffi::OsStr::new("ssh")))
+}
+
+/// Why `prefix` cannot run the tools of a database that has a password (`has_password`):
+/// ssh passes no environment on, and a password on its command line would be in every
+/// process list on both hosts.
+pub fn check_prefix(prefix: &[String], has_password: bool) -> std::result::Result<(), String> {
+    if is_ssh(prefix) && has_password {
+        return Err(
+            "a password cannot go through an ssh exec-prefix (ssh passes no \
+                    environment on): keep it on that host (~/.pgpass, ~/.my.cnf) or log in \
+                    there without one (peer or socket authentication)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// How much of a tool's standard error is kept.
@@ -433,6 +475,36 @@ mod tests {
         assert_eq!(runuser.get_envs().count(), 1);
         let plain = prefixed(Command::new("sqlite3"), &[]);
         assert_eq!(argv(&plain), ["sqlite3"]);
+    }
+
+    /// ssh gets the tool's command as one remote shell line, each word quoted, so that a
+    /// URL's `&` and `?` and a query's parentheses reach the tool as they are.
+    #[test]
+    fn ssh_gets_one_quoted_line() {
+        let mut cmd = Command::new("psql");
+        cmd.args([
+            "-c",
+            "SELECT count(*) FROM \"t\"",
+            "--dbname",
+            "postgres://u@/db?host=/run/pg&port=5433",
+        ]);
+        let out = prefixed(cmd, &prefix(&["/usr/bin/ssh", "-p", "2222", "db.example"]));
+        let args = argv(&out);
+        assert_eq!(args[..4], ["/usr/bin/ssh", "-p", "2222", "db.example"]);
+        assert_eq!(args.len(), 5, "{args:?}");
+        assert_eq!(
+            shlex::split(&args[4]).unwrap(),
+            [
+                "psql",
+                "-c",
+                "SELECT count(*) FROM \"t\"",
+                "--dbname",
+                "postgres://u@/db?host=/run/pg&port=5433"
+            ]
+        );
+        assert!(check_prefix(&prefix(&["ssh", "h"]), true).is_err());
+        assert!(check_prefix(&prefix(&["ssh", "h"]), false).is_ok());
+        assert!(check_prefix(&prefix(&["docker", "exec", "-i", "c"]), true).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::dialect::Dialect;
 use crate::error::{DbError, Result};
 use crate::mysql::Mysql;
 use crate::postgres::Postgres;
+use crate::prefixed::Prefixed;
 use crate::snapshot::kind_name;
 use crate::sqlite::Sqlite;
 
@@ -69,6 +70,17 @@ impl Database {
                 kind_name(other)
             ))),
         }
+    }
+
+    /// The same database with its tools run through `prefix` (`docker exec -i NAME`,
+    /// `runuser -u postgres --`), and everything else asked of it too, by its load tool
+    /// run through the prefix (see `prefixed`); itself when `prefix` is empty or it is a
+    /// file (SQLite, read here).
+    pub fn through(self, prefix: Vec<String>) -> Database {
+        if prefix.is_empty() || self.file().is_some() {
+            return self;
+        }
+        Database(Box::new(Prefixed::new(self.0, prefix)))
     }
 
     /// The same server and login with another database (for scratch databases).
@@ -160,11 +172,39 @@ mod tests {
         }
     }
 
+    /// Every command goes through the prefix, and the SQL through the load tool, with the
+    /// password in the environment only.
+    #[test]
+    fn tools_and_questions_go_through_the_prefix() {
+        let prefix: Vec<String> = ["runuser", "-u", "postgres", "--"]
+            .map(String::from)
+            .to_vec();
+        let mut db = Database::postgres("postgres://app@/shop").unwrap();
+        db.server_mut()
+            .unwrap()
+            .set_password(crate::DbPassword::new("s3cret"));
+        let db = db.through(prefix.clone());
+        assert_eq!(db.exec_prefix(), prefix.as_slice());
+        let scratch = db.with_database("strata_verify_1");
+        for cmd in [
+            scratch.load_command(),
+            scratch.dump_command("pg_dump (PostgreSQL) 16"),
+        ] {
+            let args: Vec<String> = std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(args[..4], prefix[..], "{args:?}");
+            assert!(!args.iter().any(|a| a.contains("s3cret")), "{args:?}");
+        }
+        assert_eq!(scratch.exec_prefix(), prefix.as_slice());
+        assert_eq!(scratch.name(), "strata_verify_1");
+    }
+
     #[test]
     fn urls_that_would_leak_a_password_are_refused() {
         for bad in [
             "postgres:user:pw@host/db",
-            "postgres:///db",
             "postgres://u@host/db?password=pw",
         ] {
             let err = Database::postgres(bad).unwrap_err().to_string();

@@ -134,6 +134,25 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
         Ok(info)
     }
 
+    /// The SQL its load tool runs to answer, through an exec prefix, what the methods below
+    /// ask over sqlx ([`crate::Database::through`]); `None` for a dialect without a server.
+    fn tool_sql(&self) -> Option<ToolSql> {
+        None
+    }
+
+    /// The load tool's command that runs `statements` in turn, each result row on a line of
+    /// tab-separated fields without a header, and stops at the first that fails; in the
+    /// server's maintenance database with `admin`, else in the database itself. `None` for
+    /// a dialect without a server.
+    fn sql_command(&self, _statements: &[String], _admin: bool) -> Option<Command> {
+        None
+    }
+
+    /// The exec prefix its tools run through (empty: they run here).
+    fn exec_prefix(&self) -> &[String] {
+        &[]
+    }
+
     /// How many objects of its own (tables, views, functions, …) the database holds;
     /// `None` if it does not exist.
     async fn object_count(&self) -> Result<Option<u64>>;
@@ -153,6 +172,33 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
 
     /// Drops the database if it exists.
     async fn drop_database(&self) -> Result<()>;
+}
+
+/// Runs SQL through a dialect's load tool ([`Dialect::sql_command`]).
+pub trait RunSql {
+    /// The result rows of `statements`, run in turn in the database, each split into its
+    /// fields; the first that fails fails them all, with the tool's message.
+    fn rows(&self, statements: &[String]) -> Result<Vec<Vec<String>>>;
+}
+
+/// The SQL a dialect's load tool runs for a database whose tools run through an exec
+/// prefix: the same questions its sqlx methods ask, as text.
+pub struct ToolSql {
+    /// One row when the database `name` exists, asked in the maintenance database; `None`
+    /// when `name` cannot be written as a string literal here.
+    pub exists: fn(name: &str) -> Option<String>,
+    /// One row, one number: how many objects of its own the database holds.
+    pub object_count: String,
+    /// Its tables' names as dumps write them, one per row.
+    pub tables: String,
+    /// `SELECT COUNT(*)` of a table named as dumps write it; `None` if it cannot be quoted.
+    pub count: fn(table: &str) -> Option<String>,
+    /// Statements that drop the database `name` if it exists (in the maintenance database).
+    pub drop: fn(name: &str) -> Vec<String>,
+    /// Statements that create the database `name` empty (in the maintenance database).
+    pub create: fn(name: &str) -> Vec<String>,
+    /// The database's own integrity checks, asked through `sql`.
+    pub integrity: fn(sql: &dyn RunSql) -> Result<Vec<Check>>,
 }
 
 /// A writer between a dump and its load tool (see [`Dialect::scratch_filter`]).
@@ -190,4 +236,18 @@ impl LoadFilter for Unfiltered<'_> {
 /// Whether `marker` occurs in `tail`.
 pub(crate) fn holds(tail: &[u8], marker: &[u8]) -> bool {
     tail.windows(marker.len()).any(|w| w == marker)
+}
+
+/// The number in the first field of the first row (a `count(*)`).
+pub(crate) fn number(rows: &[Vec<String>]) -> Result<i64> {
+    let field = rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|f| f.trim())
+        .unwrap_or_default();
+    field.parse().map_err(|_| {
+        crate::error::DbError::Unavailable(format!(
+            "expected a number from the server, got {field:?}"
+        ))
+    })
 }

@@ -11,7 +11,7 @@ use sqlx::Connection;
 use strata_format::snapshot::SourceKind;
 
 use crate::check::{count_each, Check};
-use crate::dialect::{holds, Dialect, Tools};
+use crate::dialect::{holds, number, Dialect, RunSql, ToolSql, Tools};
 use crate::error::{sql_error, DbError, Result};
 use crate::ident::{quote, quote_qualified};
 use crate::info::ServerInfo;
@@ -46,9 +46,7 @@ fn with_password(cmd: &mut Command, s: &Server) {
 
 fn dump_command(s: &Server) -> Command {
     let mut cmd = Command::new(TOOLS.dump);
-    cmd.arg("--no-password")
-        .arg("--dbname")
-        .arg(s.url().as_str());
+    cmd.arg("--no-password").arg("--dbname").arg(s.tool_url());
     with_password(&mut cmd, s);
     cmd
 }
@@ -64,14 +62,30 @@ fn load_command(s: &Server) -> Command {
         "--single-transaction",
         "--dbname",
     ])
-    .arg(s.url().as_str());
+    .arg(s.tool_url());
     with_password(&mut cmd, s);
     cmd
 }
 
+/// sqlx's options for `s`; a local socket is found where libpq looks (`PGHOST`, else the
+/// usual socket directories), since sqlx's URL parser takes no empty host.
 fn options(s: &Server) -> Result<PgConnectOptions> {
-    let opts =
-        PgConnectOptions::from_str(s.url().as_str()).map_err(|e| sql_error(&s.display(), e))?;
+    let opts = if s.socket() {
+        let mut u = s.url().clone();
+        let _ = u.set_username("");
+        let _ = u.set_port(None);
+        let text = u.as_str().replacen("://localhost", "://", 1);
+        let mut opts = PgConnectOptions::from_str(&text).map_err(|e| sql_error(&s.display(), e))?;
+        if let Some(user) = s.user() {
+            opts = opts.username(&user);
+        }
+        if let Some(port) = s.url().port() {
+            opts = opts.port(port);
+        }
+        opts
+    } else {
+        PgConnectOptions::from_str(s.url().as_str()).map_err(|e| sql_error(&s.display(), e))?
+    };
     Ok(match s.password() {
         Some(pw) => opts.password(pw.expose()),
         None => opts,
@@ -95,13 +109,16 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
 
 /// A connection to another database of the same server, for creating and dropping.
 async fn maintenance(s: &Server) -> Result<PgConnection> {
-    let target = s.database();
-    let admin = if target == "postgres" {
+    connect(&s.with_database(maintenance_name(s))).await
+}
+
+/// The database to connect to for creating and dropping `s`'s.
+fn maintenance_name(s: &Server) -> &'static str {
+    if s.database() == "postgres" {
         "template1"
     } else {
         "postgres"
-    };
-    connect(&s.with_database(admin)).await
+    }
 }
 
 const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
@@ -109,6 +126,117 @@ const USER_TABLES: &str = "FROM pg_catalog.pg_class c \
      WHERE c.relkind = 'r' \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+/// How many objects (relations, functions, schemas, extensions) of its own the database
+/// holds.
+const OBJECT_COUNT: &str = "SELECT (SELECT count(*) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') \
+      + (SELECT count(*) FROM pg_catalog.pg_proc p \
+         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+      + (SELECT count(*) FROM pg_catalog.pg_namespace \
+         WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') \
+           AND nspname NOT LIKE 'pg\\_%') \
+      + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')";
+
+/// The database's tables as dumps write them (`schema.table`, quoted where needed).
+fn tables_sql() -> String {
+    format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         {USER_TABLES} ORDER BY 1"
+    )
+}
+
+const INVALID_INDEXES: &str = "SELECT count(*) FROM pg_catalog.pg_index WHERE NOT indisvalid";
+
+const LOAD_AMCHECK: &str = "CREATE EXTENSION IF NOT EXISTS amcheck";
+
+/// Checks every valid B-tree index against its table; the number checked. Materialized
+/// first: the check must only ever see B-tree indexes.
+const AMCHECK: &str = "WITH idx AS MATERIALIZED ( \
+       SELECT c.oid FROM pg_catalog.pg_index i \
+       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+       JOIN pg_catalog.pg_am am ON am.oid = c.relam \
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+       WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg\\_toast%') \
+     SELECT count(*) FROM (SELECT bt_index_check(oid, true) FROM idx) checked";
+
+fn drop_sql(name: &str) -> Vec<String> {
+    vec![format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote(name)
+    )]
+}
+
+/// From template0, as pg_dump's documentation asks: nothing local in template1 may collide
+/// with what the dump creates.
+fn create_sql(name: &str) -> Vec<String> {
+    vec![format!(
+        "CREATE DATABASE {} TEMPLATE template0",
+        quote(name)
+    )]
+}
+
+fn valid_indexes(invalid: i64) -> Check {
+    Check {
+        name: "valid indexes".into(),
+        ok: invalid == 0,
+        detail: format!("{invalid} invalid indexes"),
+    }
+}
+
+/// The amcheck check: its extension could not be loaded (`loaded` fails: skipped), or the
+/// indexes it checked (`checked`).
+fn amcheck(
+    loaded: std::result::Result<(), String>,
+    checked: std::result::Result<i64, String>,
+) -> Check {
+    let name = "amcheck".to_string();
+    match (loaded, checked) {
+        (Err(e), _) => Check {
+            name,
+            ok: true,
+            detail: format!("skipped: the amcheck extension cannot be loaded ({e})"),
+        },
+        (Ok(()), Ok(n)) => Check {
+            name,
+            ok: true,
+            detail: format!("{n} B-tree indexes agree with their tables (bt_index_check)"),
+        },
+        (Ok(()), Err(e)) => Check {
+            name,
+            ok: false,
+            detail: e,
+        },
+    }
+}
+
+/// [`Dialect::integrity`] asked through psql.
+fn integrity_through(sql: &dyn RunSql) -> Result<Vec<Check>> {
+    let invalid = number(&sql.rows(&[INVALID_INDEXES.into()])?)?;
+    let loaded = sql
+        .rows(&[LOAD_AMCHECK.into()])
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let checked = match &loaded {
+        Ok(()) => sql
+            .rows(&[AMCHECK.into()])
+            .map_err(|e| e.to_string())
+            .and_then(|r| number(&r).map_err(|e| e.to_string())),
+        Err(_) => Ok(0),
+    };
+    Ok(vec![valid_indexes(invalid), amcheck(loaded, checked)])
+}
+
+/// A string literal for `text`; `None` for text this program never asks about (quotes and
+/// backslashes, which a literal would need to escape).
+fn literal(text: &str) -> Option<String> {
+    (!text.contains(['\'', '\\', '\0'])).then(|| format!("'{text}'"))
+}
 
 #[async_trait]
 impl Dialect for Postgres {
@@ -169,8 +297,52 @@ impl Dialect for Postgres {
         cmd.args(["--no-password", "--no-psqlrc", "-At", "-F", "\t", "-c"])
             .arg("SELECT pg_catalog.current_database(), pg_catalog.version()")
             .arg("--dbname")
-            .arg(self.0.url().as_str());
+            .arg(self.0.tool_url());
         with_password(&mut cmd, &self.0);
+        Some(cmd)
+    }
+
+    fn tool_sql(&self) -> Option<ToolSql> {
+        Some(ToolSql {
+            exists: |name| {
+                literal(name)
+                    .map(|l| format!("SELECT 1 FROM pg_catalog.pg_database WHERE datname = {l}"))
+            },
+            object_count: OBJECT_COUNT.into(),
+            tables: tables_sql(),
+            count: |table| {
+                quote_qualified(table)
+                    .ok()
+                    .map(|q| format!("SELECT count(*) FROM {q}"))
+            },
+            drop: drop_sql,
+            create: create_sql,
+            integrity: integrity_through,
+        })
+    }
+
+    fn sql_command(&self, statements: &[String], admin: bool) -> Option<Command> {
+        let s = if admin {
+            self.0.with_database(maintenance_name(&self.0))
+        } else {
+            self.0.clone()
+        };
+        let mut cmd = Command::new(TOOLS.load);
+        cmd.args([
+            "--no-password",
+            "--no-psqlrc",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-F",
+            "\t",
+        ]);
+        for statement in statements {
+            cmd.arg("-c").arg(statement);
+        }
+        cmd.arg("--dbname").arg(s.tool_url());
+        with_password(&mut cmd, &s);
         Some(cmd)
     }
 
@@ -194,7 +366,7 @@ impl Dialect for Postgres {
         .await
         .map_err(|e| sql_error(&what, e))?;
         let _ = c.close().await;
-        let host = s.url().host_str().unwrap_or("local socket");
+        let host = s.host().unwrap_or("local socket");
         Ok(ServerInfo {
             server: match s.url().port() {
                 Some(p) => format!("{host}:{p}"),
@@ -219,22 +391,10 @@ impl Dialect for Postgres {
             Err(e) if is_missing_database(&e) => return Ok(None),
             Err(e) => return Err(connect_error(s, e)),
         };
-        let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM pg_catalog.pg_class c \
-                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') \
-                  + (SELECT count(*) FROM pg_catalog.pg_proc p \
-                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
-                  + (SELECT count(*) FROM pg_catalog.pg_namespace \
-                     WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') \
-                       AND nspname NOT LIKE 'pg\\_%') \
-                  + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')",
-        )
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| sql_error(&s.display(), e))?;
+        let n: i64 = sqlx::query_scalar(OBJECT_COUNT)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&s.display(), e))?;
         let _ = c.close().await;
         Ok(Some(n.max(0) as u64))
     }
@@ -242,13 +402,10 @@ impl Dialect for Postgres {
     async fn tables(&self) -> Result<Vec<String>> {
         let s = &self.0;
         let mut c = connect(s).await?;
-        let names: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
-             {USER_TABLES} ORDER BY 1"
-        ))
-        .fetch_all(&mut c)
-        .await
-        .map_err(|e| sql_error(&s.display(), e))?;
+        let names: Vec<String> = sqlx::query_scalar(&tables_sql())
+            .fetch_all(&mut c)
+            .await
+            .map_err(|e| sql_error(&s.display(), e))?;
         let _ = c.close().await;
         Ok(names)
     }
@@ -267,88 +424,51 @@ impl Dialect for Postgres {
         let s = &self.0;
         let what = s.display();
         let mut c = connect(s).await?;
-        let invalid: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_catalog.pg_index WHERE NOT indisvalid")
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| sql_error(&what, e))?;
-        let mut checks = vec![Check {
-            name: "valid indexes".into(),
-            ok: invalid == 0,
-            detail: format!("{invalid} invalid indexes"),
-        }];
-        let amcheck = match sqlx::query("CREATE EXTENSION IF NOT EXISTS amcheck")
+        let invalid: i64 = sqlx::query_scalar(INVALID_INDEXES)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
+        let loaded = sqlx::query(LOAD_AMCHECK)
             .execute(&mut c)
             .await
-        {
-            Ok(_) => {
-                // Materialized first: the check must only ever see B-tree indexes.
-                let checked: std::result::Result<i64, _> = sqlx::query_scalar(
-                    "WITH idx AS MATERIALIZED ( \
-                       SELECT c.oid FROM pg_catalog.pg_index i \
-                       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-                       JOIN pg_catalog.pg_am am ON am.oid = c.relam \
-                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                       WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready \
-                         AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                         AND n.nspname NOT LIKE 'pg\\_toast%') \
-                     SELECT count(*) FROM (SELECT bt_index_check(oid, true) FROM idx) checked",
-                )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let checked = match &loaded {
+            Ok(()) => sqlx::query_scalar::<_, i64>(AMCHECK)
                 .fetch_one(&mut c)
-                .await;
-                match checked {
-                    Ok(n) => Check {
-                        name: "amcheck".into(),
-                        ok: true,
-                        detail: format!(
-                            "{n} B-tree indexes agree with their tables (bt_index_check)"
-                        ),
-                    },
-                    Err(e) => Check {
-                        name: "amcheck".into(),
-                        ok: false,
-                        detail: e.to_string(),
-                    },
-                }
-            }
-            Err(e) => Check {
-                name: "amcheck".into(),
-                ok: true,
-                detail: format!("skipped: the amcheck extension cannot be loaded ({e})"),
-            },
+                .await
+                .map_err(|e| e.to_string()),
+            Err(_) => Ok(0),
         };
-        checks.push(amcheck);
+        let checks = vec![valid_indexes(invalid), amcheck(loaded, checked)];
         let _ = c.close().await;
         Ok(checks)
     }
 
     async fn recreate(&self) -> Result<()> {
         let s = &self.0;
-        let name = quote(&s.database());
         let mut c = maintenance(s).await?;
         let what = s.display();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&what, e))?;
-        // From template0, as pg_dump's documentation asks: nothing local in template1 may
-        // collide with what the dump creates.
-        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0"))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&what, e))?;
+        let name = s.database();
+        for statement in drop_sql(&name).into_iter().chain(create_sql(&name)) {
+            sqlx::query(&statement)
+                .execute(&mut c)
+                .await
+                .map_err(|e| sql_error(&what, e))?;
+        }
         let _ = c.close().await;
         Ok(())
     }
 
     async fn drop_database(&self) -> Result<()> {
         let s = &self.0;
-        let name = quote(&s.database());
         let mut c = maintenance(s).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&s.display(), e))?;
+        for statement in drop_sql(&s.database()) {
+            sqlx::query(&statement)
+                .execute(&mut c)
+                .await
+                .map_err(|e| sql_error(&s.display(), e))?;
+        }
         let _ = c.close().await;
         Ok(())
     }

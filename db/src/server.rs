@@ -36,16 +36,21 @@ impl fmt::Debug for DbPassword {
 /// `MYSQL_PWD`, option files).
 #[derive(Debug, Clone)]
 pub struct Server {
-    /// `scheme://user@host[:port]/database[?options]`, without a password.
+    /// `scheme://user@host[:port]/database[?options]`, without a password; `localhost`
+    /// stands for the empty host of a local socket (`socket`).
     url: url::Url,
     password: Option<DbPassword>,
+    /// The URL named no host (`postgres://app@/shop`): the tools' default local socket.
+    socket: bool,
 }
 
 impl Server {
     /// Parses a URL of one of `schemes` (the first names it in errors). A password in it is
     /// moved into [`Server::password`]; one in its query is refused.
     pub(crate) fn parse(text: &str, schemes: &[&str]) -> Result<Server> {
-        let mut u = url::Url::parse(text)
+        let socket_form = with_socket_host(text);
+        let socket = socket_form.is_some();
+        let mut u = url::Url::parse(socket_form.as_deref().unwrap_or(text))
             .map_err(|e| DbError::Invalid(format!("{}: {e}", redact(text))))?;
         if !schemes.contains(&u.scheme()) {
             return Err(DbError::Invalid(format!(
@@ -73,7 +78,11 @@ impl Server {
         let password = u.password().map(|p| DbPassword(percent_decode(p)));
         // Cannot fail: the URL has a host.
         let _ = u.set_password(None);
-        let server = Server { url: u, password };
+        let server = Server {
+            url: u,
+            password,
+            socket,
+        };
         if server.database().is_empty() {
             return Err(DbError::Invalid(format!(
                 "{}: the URL names no database (…/DATABASE)",
@@ -83,9 +92,54 @@ impl Server {
         Ok(server)
     }
 
-    /// The URL, which holds no password.
+    /// The URL, which holds no password (and `localhost` for a local socket: see
+    /// [`Server::socket`]).
     pub(crate) fn url(&self) -> &url::Url {
         &self.url
+    }
+
+    /// Whether the URL named no host: the tools' default local socket.
+    pub(crate) fn socket(&self) -> bool {
+        self.socket
+    }
+
+    /// The host the URL names; `None` for a local socket.
+    pub(crate) fn host(&self) -> Option<&str> {
+        if self.socket {
+            None
+        } else {
+            self.url.host_str()
+        }
+    }
+
+    /// The URL as the command-line tools take it (a local socket's with its empty host).
+    pub(crate) fn tool_url(&self) -> String {
+        self.text(true)
+    }
+
+    fn text(&self, query: bool) -> String {
+        let mut u = self.url.clone();
+        if !query {
+            u.set_query(None);
+        }
+        if !self.socket {
+            return u.to_string();
+        }
+        let user = u.username();
+        let mut out = format!("{}://", u.scheme());
+        if !user.is_empty() {
+            out.push_str(user);
+            out.push('@');
+        }
+        if let Some(port) = u.port() {
+            out.push_str(&format!(":{port}"));
+        }
+        out.push_str(u.path());
+        if let Some(q) = u.query() {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
     }
 
     /// The password given with the URL or set since, if any.
@@ -109,9 +163,7 @@ impl Server {
 
     /// The URL without its query, for people and for snapshots.
     pub fn display(&self) -> String {
-        let mut u = self.url.clone();
-        u.set_query(None);
-        u.to_string()
+        self.text(false)
     }
 
     /// The same server and credentials with another database.
@@ -121,13 +173,33 @@ impl Server {
         Server {
             url,
             password: self.password.clone(),
+            socket: self.socket,
         }
     }
 }
 
+/// `text` with `localhost` for its empty host (`postgres://app@/shop`,
+/// `postgres:///shop`, `mysql://u@:3307/db`); `None` when it names a host or is not a URL
+/// of that form.
+fn with_socket_host(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    if !(hostport.is_empty() || hostport.starts_with(':')) {
+        return None;
+    }
+    let userinfo = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+    Some(format!("{scheme}://{userinfo}localhost{hostport}{tail}"))
+}
+
 /// The URL text without a password (or query), for error messages.
 fn redact(text: &str) -> String {
-    match url::Url::parse(text) {
+    let socket = with_socket_host(text);
+    match url::Url::parse(socket.as_deref().unwrap_or(text)) {
         Ok(mut u) if !u.cannot_be_a_base() => {
             let _ = u.set_password(None);
             u.set_query(None);
@@ -189,6 +261,46 @@ mod tests {
         s.set_password(DbPassword::new("pw"));
         assert_eq!(s.password().map(DbPassword::expose), Some("pw"));
         assert_eq!(s.display(), "mysql://u@h/db");
+    }
+
+    /// An empty host names the local socket (libpq's and the mysql tools' default): the
+    /// tools get the URL with its empty host, people see it so, and no password is kept.
+    #[test]
+    fn an_empty_host_is_the_local_socket() {
+        for (text, tool, user) in [
+            (
+                "postgres://kanbu@/kanbu",
+                "postgres://kanbu@/kanbu",
+                Some("kanbu"),
+            ),
+            ("postgres:///kanbu", "postgres:///kanbu", None),
+            (
+                "postgresql://kanbu:pw@:5433/kanbu?sslmode=disable",
+                "postgresql://kanbu@:5433/kanbu?sslmode=disable",
+                Some("kanbu"),
+            ),
+        ] {
+            let s = Server::parse(text, &["postgres", "postgresql"]).unwrap();
+            assert!(s.socket(), "{text}");
+            assert_eq!(s.host(), None);
+            assert_eq!(s.tool_url(), tool);
+            assert_eq!(s.user().as_deref(), user);
+            assert_eq!(s.database(), "kanbu");
+            assert!(!s.display().contains("pw") && !s.display().contains('?'));
+            let other = s.with_database("scratch");
+            assert!(other.socket());
+            assert!(
+                other.tool_url().contains("@:5433/scratch")
+                    || other.tool_url().ends_with("/scratch")
+            );
+        }
+        let tcp = Server::parse("postgres://u@db.example:5432/x", &["postgres"]).unwrap();
+        assert!(!tcp.socket());
+        assert_eq!(tcp.host(), Some("db.example"));
+        assert_eq!(tcp.tool_url(), "postgres://u@db.example:5432/x");
+        // Still refused: no database, or not a URL at all.
+        assert!(Server::parse("postgres://u@/", &["postgres"]).is_err());
+        assert!(Server::parse("postgres:u@/x", &["postgres"]).is_err());
     }
 
     #[test]

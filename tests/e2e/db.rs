@@ -1570,6 +1570,130 @@ fn mariadb_restore_test() {
     restore_test_on_server(my, db, &my.sysbench_tables(2, 5_000));
 }
 
+/// `--exec-prefix` runs every tool, and every question a restore and a restore test ask,
+/// through the prefix (a wrapper that logs each call and runs it): a backup, a restore into
+/// a new database, and a restore test whose scratch database is created, loaded, counted,
+/// checked and dropped there.
+fn through_a_prefix(server: &dyn Server, db: &str, checked: &str) {
+    let env = Env::init();
+    let kind = server.kind();
+    let copy = format!("{db}_copy");
+    server.drop_db(db);
+    server.drop_db(&copy);
+    server.create_db(db);
+    register_database(server, &copy);
+    server.sql(
+        db,
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL)",
+    );
+    let rows: Vec<String> = (1..=300).map(|i| format!("({i}, 'item {i}')")).collect();
+    server.sql(db, &format!("INSERT INTO items VALUES {}", rows.join(", ")));
+    let log = env.path("prefix.log");
+    let wrapper = env.path("prefix");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let prefix = ["--exec-prefix".to_string(), wrapper.display().to_string()];
+    let databases = server.databases();
+
+    let id = id_of(&backup(
+        &env,
+        &[
+            &format!("--{kind}"),
+            &server.url(db),
+            &prefix[0],
+            &prefix[1],
+        ],
+    ));
+    strata(&env)
+        .args(["restore", &id, &format!("--to-{kind}"), &server.url(&copy)])
+        .args(&prefix)
+        .run()
+        .success();
+    assert_eq!(server.sql(&copy, "SELECT COUNT(*) FROM items"), "300");
+    let scratch_url = server.url(if kind == "postgres" {
+        "postgres"
+    } else {
+        "mysql"
+    });
+    let report = restore_test(
+        &env,
+        &id,
+        &["--scratch", &scratch_url, &prefix[0], &prefix[1]],
+        0,
+    );
+    assert_restore_test_passed(&report, &[(server.table("items"), 300)]);
+    assert_eq!(
+        leftover_databases(server, &databases),
+        Vec::<String>::new(),
+        "the restore test left its scratch database"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let scratch = report["scratch"].as_str().unwrap();
+    let scratch_name = scratch.rsplit('/').next().unwrap();
+    for wanted in [
+        server_tools(kind).0.to_string(),
+        format!("CREATE DATABASE {}", quoted(kind, scratch_name)),
+        format!("CREATE DATABASE {}", quoted(kind, &copy)),
+        format!("COUNT(*) FROM {}", quoted_table(kind, "items")),
+        checked.to_string(),
+        format!("DROP DATABASE IF EXISTS {}", quoted(kind, scratch_name)),
+    ] {
+        assert!(
+            calls.to_lowercase().contains(&wanted.to_lowercase()),
+            "{wanted} not in the prefix's calls:\n{calls}"
+        );
+    }
+    for d in [db, copy.as_str()] {
+        server.drop_db(d);
+    }
+}
+
+/// The dump and load tools of a server kind.
+fn server_tools(kind: &str) -> (&'static str, &'static str) {
+    if kind == "postgres" {
+        ("pg_dump", "psql")
+    } else {
+        ("mysqldump", "mysql")
+    }
+}
+
+fn quoted(kind: &str, name: &str) -> String {
+    if kind == "postgres" {
+        format!("\"{name}\"")
+    } else {
+        format!("`{name}`")
+    }
+}
+
+fn quoted_table(kind: &str, name: &str) -> String {
+    if kind == "postgres" {
+        format!("\"public\".\"{name}\"")
+    } else {
+        format!("`{name}`")
+    }
+}
+
+#[test]
+fn postgres_through_an_exec_prefix() {
+    through_a_prefix(postgres(), "through_prefix", "bt_index_check");
+}
+
+#[test]
+fn mariadb_through_an_exec_prefix() {
+    through_a_prefix(mariadb(), "through_prefix", "CHECK TABLE `items`");
+}
+
 /// A scheduled event must not run in a restore test's scratch copy: the server runs events
 /// (`--event-scheduler=ON`, MySQL 8's default) and an event's body may write to any schema.
 /// The copy's event is loaded disabled and the report says so, while a real restore keeps it

@@ -1195,19 +1195,124 @@ restore-test = "daily"
 // Databases through a prefix
 // ---------------------------------------------------------------------------
 
-/// A PostgreSQL database reachable only as the `postgres` user over its unix socket (trust
-/// authentication) is dumped through `exec-prefix = ["runuser", "-u", "postgres", "--"]`, and
-/// the snapshot holds its rows.
+/// A PostgreSQL database reached only as the `postgres` user over its unix socket (trust
+/// authentication), named as the issue writes it (`postgres://USER@/DB`: no host, the
+/// socket libpq finds through `PGHOST`), is dumped through an exec-prefix and its restore
+/// test runs through the same prefix: the scratch database is created, loaded, counted and
+/// dropped by psql run through it (a wrapper around `runuser -u postgres --` logs each
+/// call), and the report has the table's rows.
 #[test]
 fn a_database_through_an_exec_prefix() {
     require("runuser", "util-linux");
     let pg = db::postgres();
-    let ops = Ops::new();
+    let mut ops = Ops::new();
     let name = "ops_prefix";
     pg.drop_db(name);
     pg.create_db(name);
     pg.sql(name, "CREATE TABLE items (id int, label text)");
-    pg.sql(name, "INSERT INTO items VALUES (1, 'through the prefix')");
+    pg.sql(
+        name,
+        "INSERT INTO items VALUES (1, 'through the prefix'), (2, 'and back')",
+    );
+    let hot = ops.path("hot").display().to_string();
+    ops.init(&hot);
+    let log = ops.path("prefix.log");
+    let prefix = ops.path("prefix");
+    std::fs::write(
+        &prefix,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec runuser -u postgres -- \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    chmod(&prefix, 0o755);
+    ops.extra
+        .push(("PGHOST".into(), pg.socket_dir().display().to_string()));
+    ops.extra.push(("PGPORT".into(), pg.port().to_string()));
+    ops.write_config(&format!(
+        r#"
+state-dir = "{{root}}/state"
+[repositories.hot]
+url = "{hot}"
+password-file = "{{root}}/password"
+[projects.app]
+databases = [
+  {{ postgres = "postgres://postgres@/{name}", exec-prefix = ["{prefix}"] }},
+]
+repositories = ["hot"]
+restore-test = "daily"
+"#,
+        prefix = prefix.display(),
+    ));
+    let out = ops.run_at(&day(0, "03:00:00"), &[]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let snaps = ops.snapshots(&hot);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(snaps[0]["paths"][0], format!("postgres://postgres@/{name}"));
+    let id = snaps[0]["id"].as_str().unwrap();
+    let dump = ops.repo_cmd(&hot).args(["dump", id]).run().success().stdout;
+    assert!(
+        String::from_utf8_lossy(&dump).contains("through the prefix"),
+        "{}",
+        String::from_utf8_lossy(&dump)
+    );
+    // The restore test passed, with the table's two rows counted in the scratch database.
+    let tests = ops
+        .strata(["log", "--json", "--kind", "restore-test"])
+        .success()
+        .json();
+    let tests = tests.as_array().unwrap().clone();
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    let report = &tests[0]["body"]["report"];
+    assert_eq!(tests[0]["ok"], true, "{tests:?}");
+    assert_eq!(report["passed"], true, "{report}");
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "{report}");
+    assert_eq!(tables[0]["table"], "public.items", "{report}");
+    assert_eq!(tables[0]["expected_rows"], 2, "{report}");
+    assert_eq!(tables[0]["restored_rows"], 2, "{report}");
+    // Every step went through the prefix: the dump, the scratch database's creation, its
+    // load, its counts and its drop; and it is gone.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let scratch = report["scratch"].as_str().unwrap();
+    let scratch_name = scratch.rsplit('/').next().unwrap();
+    assert!(scratch_name.starts_with("strata_verify_"), "{scratch}");
+    for wanted in [
+        "pg_dump".to_string(),
+        format!("CREATE DATABASE \"{scratch_name}\""),
+        "--single-transaction".to_string(),
+        "SELECT count(*) FROM \"public\".\"items\"".to_string(),
+        format!("DROP DATABASE IF EXISTS \"{scratch_name}\""),
+    ] {
+        assert!(
+            calls.contains(&wanted),
+            "{wanted} not in the prefix's calls:\n{calls}"
+        );
+    }
+    assert!(
+        !pg.databases().contains(scratch_name),
+        "the scratch database {scratch_name} was left behind"
+    );
+}
+
+/// `exec-prefix = ["ssh", ...]`, the issue's third example: the tools run on the other
+/// side of an ssh connection (the tests' sshd, as root), each word quoted for the remote
+/// shell, so the URL's `?` and `&` and the restore test's SQL reach psql as they are. The
+/// backup and its restore test pass, the scratch database counted on that side.
+#[test]
+fn a_database_through_ssh() {
+    let pg = db::postgres();
+    let s = remote::servers();
+    let ops = Ops::new();
+    let name = "ops_ssh";
+    pg.drop_db(name);
+    pg.create_db(name);
+    pg.sql(name, "CREATE TABLE \"Odd name\" (id int, label text)");
+    pg.sql(
+        name,
+        "INSERT INTO \"Odd name\" VALUES (1, 'it''s over ssh'), (2, 'a & b'), (3, '$(x)')",
+    );
     let hot = ops.path("hot").display().to_string();
     ops.init(&hot);
     ops.write_config(&format!(
@@ -1218,12 +1323,16 @@ url = "{hot}"
 password-file = "{{root}}/password"
 [projects.app]
 databases = [
-  {{ postgres = "postgres://postgres@localhost/{name}?host={socket}&port={port}", exec-prefix = ["runuser", "-u", "postgres", "--"] }},
+  {{ postgres = "postgres://postgres@/{name}?host={socket}&port={port}",
+     exec-prefix = ["ssh", "-i", "{key}", "-p", "{ssh_port}", "-o", "BatchMode=yes", "root@127.0.0.1"] }},
 ]
 repositories = ["hot"]
+restore-test = "daily"
 "#,
         socket = pg.socket_dir().display(),
         port = pg.port(),
+        key = s.user_key.display(),
+        ssh_port = s.sftp_port,
     ));
     let out = ops.run_at(&day(0, "03:00:00"), &[]);
     assert_eq!(out.code, 0, "{}", out.describe());
@@ -1231,11 +1340,23 @@ repositories = ["hot"]
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     let id = snaps[0]["id"].as_str().unwrap();
     let dump = ops.repo_cmd(&hot).args(["dump", id]).run().success().stdout;
+    let dump = String::from_utf8_lossy(&dump);
     assert!(
-        String::from_utf8_lossy(&dump).contains("through the prefix"),
-        "{}",
-        String::from_utf8_lossy(&dump)
+        dump.contains("it''s over ssh") || dump.contains("it's over ssh"),
+        "{dump}"
     );
+    let tests = ops
+        .strata(["log", "--json", "--kind", "restore-test"])
+        .success()
+        .json();
+    let tests = tests.as_array().unwrap().clone();
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    let report = &tests[0]["body"]["report"];
+    assert_eq!(report["passed"], true, "{report}");
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "{report}");
+    assert_eq!(tables[0]["table"], "public.\"Odd name\"", "{report}");
+    assert_eq!(tables[0]["restored_rows"], 3, "{report}");
 }
 
 use std::os::unix::fs::PermissionsExt;

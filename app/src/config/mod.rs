@@ -7,6 +7,7 @@
 //! calendar arithmetic, [`show`] gives the effective config with every secret redacted,
 //! and [`timer`] the systemd units and crontab line that run `strata run --due`.
 
+mod context;
 mod error;
 mod load;
 mod model;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use strata_engine::retention::{CalendarSpan, KeepPolicy};
 
+pub use super::schedule::Schedule;
 use crate::ops::Event;
 use crate::{RepoSpec, SecretRef};
 
@@ -194,18 +195,6 @@ pub enum KeepRule {
     Weekly,
     Monthly,
     Yearly,
-}
-
-/// When something runs: a cron expression (`0 3 * * *`) or an alias (`hourly`,
-/// `daily [HH:MM]`, `weekly`, `monthly`), in the machine's time zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Schedule {
-    /// As written in the config (trimmed).
-    pub text: String,
-    /// The parsed form ([`Schedule::parse`] makes it).
-    pub(crate) cron: super::schedule::Cron,
-    /// The longest gap between two slots ([`Schedule::interval`]).
-    pub(crate) interval: Duration,
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use strata_engine::retention::{CalendarSpan, KeepPolicy};
 
-use super::load::{Cx, PASSWORD};
+use super::context::{Cx, PASSWORD};
 use super::model::*;
 use super::reader::{Sv, Table, Val};
 
@@ -529,18 +529,10 @@ fn database(cx: &mut Cx, v: &Val) -> Option<DatabaseSource> {
             let words: Option<Vec<String>> = v
                 .strings(&mut cx.sink)
                 .map(|s| s.into_iter().map(|s| s.v).collect());
-            // ssh joins its arguments into one remote shell line (a query's parentheses,
-            // a URL's `&` break it) and passes no environment (the password): not a prefix.
-            if words.as_ref().and_then(|w| w.first()).is_some_and(|w| {
-                std::path::Path::new(w).file_name() == Some(std::ffi::OsStr::new("ssh"))
-            }) {
-                cx.sink.error(
-                    &span,
-                    &key,
-                    "ssh cannot be an exec-prefix (it runs the tools through a remote shell \
-                     line and passes no password on): run strata on that host, or reach the \
-                     database through a tunnel",
-                );
+            if let Some(w) = &words {
+                if let Err(e) = strata_db::check_prefix(w, matches!(password, Ok(Some(_)))) {
+                    cx.sink.error(&span, &key, &e);
+                }
             }
             words
         }

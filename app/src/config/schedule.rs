@@ -30,7 +30,17 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan};
 
-use super::model::Schedule;
+/// When something runs: a cron expression (`0 3 * * *`) or an alias (`hourly`,
+/// `daily [HH:MM]`, `weekly`, `monthly`), in the machine's time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// As written in the config (trimmed).
+    pub text: String,
+    /// The parsed form ([`Schedule::parse`] makes it).
+    pub(crate) cron: Cron,
+    /// The longest gap between two slots ([`Schedule::interval`]).
+    pub(crate) interval: Duration,
+}
 
 /// The parsed form of a schedule: one bit per allowed value of each field.
 #[derive(Clone, Debug, PartialEq, Eq)]

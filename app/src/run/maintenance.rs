@@ -8,7 +8,7 @@ use strata_engine::checker::{self, CheckOptions, Subset};
 use strata_engine::progress::NoProgress;
 use strata_engine::{prune, Operation};
 
-use super::project::{newest_of, Problems, ProjectRun};
+use super::context::{newest_of, Problems, ProjectRun};
 use super::report::{MaintenanceItem, ProjectReport};
 use super::schedule_due;
 use crate::config::{Project, Schedule, Source};
@@ -230,19 +230,6 @@ fn restore_test(
         .observer
         .step(&project.name, &format!("restore test of {}", d.name()));
     let result = (|| {
-        // The restore test loads and counts from this host (its tools and sqlx do not go
-        // through the prefix yet): a database behind an exec-prefix needs a scratch server
-        // this host reaches, never "whatever listens here under that name".
-        if d.kind != crate::config::DbKind::Sqlite
-            && d.scratch.is_none()
-            && !d.exec_prefix.is_empty()
-        {
-            return Err(format!(
-                "the restore test of {} runs from this host, not through its exec-prefix: \
-                 give the database a scratch = \"URL\" this host can reach",
-                d.name()
-            ));
-        }
         let o = ctx.open(primary, Operation::Verify)?;
         let db = super::sources::database(d)?;
         let Some((id, snap)) = newest_of(&o.repo, &project.name, &[db.display()])? else {
@@ -260,7 +247,9 @@ fn restore_test(
                 }
                 Some(s)
             }
-            (None, _) => Some(db.clone()),
+            // The same server, reached as the backup reaches it: through the exec-prefix
+            // when there is one (its load tool creates, loads, counts and drops there).
+            (None, _) => Some(db.clone().through(d.exec_prefix.clone())),
         };
         let report = strata_db::restore_test(&o.repo, &id, &snap, scratch.as_ref(), &NoProgress)
             .map_err(|e| e.to_string())?;
@@ -440,17 +429,17 @@ mod tests {
         // A repository that is not there fails the step, with its name.
         let err = check_repo(&ctx, &project, "nowhere").unwrap_err();
         assert!(err.contains("repository nowhere is not defined"), "{err}");
-        // A server database behind an exec-prefix without a scratch server fails clearly
-        // (the test would load on this host), and is recorded as a failed restore test.
+        // A server database without a snapshot fails clearly, and is recorded as a failed
+        // restore test.
         let behind = DatabaseSource {
             kind: DbKind::Postgres,
-            location: "postgres://app@localhost/app".into(),
+            location: "postgres://app@/app".into(),
             password: None,
             exec_prefix: vec!["docker".into(), "exec".into(), "-i".into(), "pg".into()],
             scratch: None,
         };
         let err = restore_test(&ctx, &project, &behind).unwrap_err();
-        assert!(err.contains("give the database a scratch"), "{err}");
+        assert!(err.contains("no snapshot of postgres://app@/app"), "{err}");
         let records = kept.0.lock().unwrap();
         let last = records.last().unwrap();
         assert_eq!((last.kind(), last.ok), (RecordKind::RestoreTest, false));

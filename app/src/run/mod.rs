@@ -22,6 +22,7 @@
 //! never fails the run) and the notification channels hear `start`, `success` or
 //! `failure`, `recovered` and `restore-test` through [`Notifier`].
 
+mod context;
 mod hooks;
 pub mod lock;
 mod maintenance;
@@ -107,13 +108,7 @@ pub fn run(cfg: &Config, sel: &Selection, env: &RunEnv) -> RunReport {
         if !sel.projects.is_empty() && !sel.projects.contains(name) {
             continue;
         }
-        if sel.due && !project_due(project.schedule.as_ref(), name, env) {
-            let mut r = ProjectReport::new(name);
-            r.status = ProjectStatus::Skipped;
-            projects.push(r);
-            continue;
-        }
-        let ctx = project::ProjectRun {
+        let ctx = context::ProjectRun {
             cfg,
             sel,
             env,
@@ -135,6 +130,8 @@ pub fn run(cfg: &Config, sel: &Selection, env: &RunEnv) -> RunReport {
 }
 
 /// Whether a project with `schedule` is due: a slot passed since its last recorded run.
+/// Asked with the project's run lock held, so that a run that ended a moment ago (a
+/// scheduler's tick that raced it) has been recorded and counts.
 fn project_due(schedule: Option<&Schedule>, project: &str, env: &RunEnv) -> bool {
     let Some(schedule) = schedule else {
         return false;

@@ -5,42 +5,18 @@ use std::time::Instant;
 
 use strata_engine::archiver::BackupOptions;
 use strata_engine::progress::NoProgress;
-use strata_engine::{copy, snapshots, EngineRuntime, Operation};
+use strata_engine::{copy, snapshots, Operation};
 use strata_format::evidence::{CatalogHead, EvidenceFile, EvidenceKind};
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 
+use super::context::{Problems, ProjectRun};
 use super::hooks::run_hook;
 use super::lock::{self, LockError};
 use super::report::{CopyItem, HookItem, ProjectReport, ProjectStatus, SnapshotReport};
-use super::{maintenance, retention, sources, RunEnv, Selection, LOCK_WAIT};
-use crate::config::{Config, Project};
-use crate::ops::{Event, Notice, Query, Record, RecordBody, RecordKind, RunId};
-use crate::repo::{OpenOptions, Opened};
-
-/// What a project's run shares with its steps.
-pub(crate) struct ProjectRun<'a> {
-    pub cfg: &'a Config,
-    pub sel: &'a Selection,
-    pub env: &'a RunEnv<'a>,
-    pub run_id: &'a RunId,
-    pub runtime: Option<&'a EngineRuntime>,
-    /// Every record of this project's run, for the evidence written into its repositories.
-    pub records: std::sync::Mutex<Vec<Record>>,
-}
-
-/// A problem of the project's run: the report's error lines.
-#[derive(Default)]
-pub(super) struct Problems(Vec<String>);
-
-impl Problems {
-    pub(super) fn add(&mut self, line: impl Into<String>) {
-        self.0.push(line.into());
-    }
-    fn joined(&self) -> Option<String> {
-        (!self.0.is_empty()).then(|| self.0.join("\n"))
-    }
-}
+use super::{maintenance, retention, sources};
+use crate::config::Project;
+use crate::ops::{Event, Query, Record, RecordBody, RecordKind};
 
 impl ProjectRun<'_> {
     pub fn run(&self, project: &Project) -> ProjectReport {
@@ -72,6 +48,10 @@ impl ProjectRun<'_> {
                 }
             }
         };
+        if self.sel.due && !super::project_due(project.schedule.as_ref(), name, self.env) {
+            report.status = ProjectStatus::Skipped;
+            return report;
+        }
         if !self.sel.dry_run {
             self.notify(
                 project,
@@ -115,11 +95,7 @@ impl ProjectRun<'_> {
 
         if let (Some(cmd), false) = (&project.after, self.sel.dry_run) {
             self.env.observer.step(name, "after hook");
-            let status = if problems.0.is_empty() {
-                "ok"
-            } else {
-                "failed"
-            };
+            let status = if problems.is_empty() { "ok" } else { "failed" };
             let mut vars = env_vars.to_vec();
             vars.push(("STRATA_RUN_STATUS", status));
             let hook = run_hook("after", cmd, &vars, hook_timeout);
@@ -143,24 +119,6 @@ impl ProjectRun<'_> {
             self.finish(project, started_ns, &report);
         }
         report
-    }
-
-    /// Opens the repository `repo` for `op` (its password from the config).
-    pub(super) fn open(&self, repo: &str, op: Operation) -> Result<Opened, String> {
-        let spec = self
-            .cfg
-            .repositories
-            .get(repo)
-            .ok_or_else(|| format!("repository {repo} is not defined"))?;
-        let password =
-            crate::repo::password(spec).map_err(|e| format!("repository {repo}: {e}"))?;
-        let opts = OpenOptions {
-            wait: LOCK_WAIT,
-            no_lock: false,
-            runtime: self.runtime.cloned(),
-        };
-        crate::repo::open(spec, password.as_bytes(), op, &opts)
-            .map_err(|e| format!("repository {repo}: {e}"))
     }
 
     /// Backs up every source into the primary; returns the snapshots made. The primary
@@ -560,45 +518,6 @@ impl ProjectRun<'_> {
         }
     }
 
-    pub(super) fn notify(
-        &self,
-        project: &Project,
-        event: Event,
-        repository: Option<&str>,
-        report: &ProjectReport,
-        summary: String,
-    ) {
-        let notice = Notice {
-            event,
-            project: project.name.clone(),
-            repository: repository.map(str::to_string),
-            run_id: Some(self.run_id.clone()),
-            snapshot_ids: report
-                .snapshots
-                .iter()
-                .filter_map(|s| s.snapshot_id.clone())
-                .collect(),
-            bytes_read: report.snapshots.iter().map(|s| s.bytes_read).sum(),
-            bytes_added: report.snapshots.iter().map(|s| s.bytes_added).sum(),
-            duration_ns: (report.duration_s * 1e9) as i64,
-            error: report.error.clone(),
-            summary,
-            time_ns: self.env.clock.now_ns(),
-        };
-        self.env.notifier.notify(&project.notify, &notice);
-    }
-
-    /// Records `r`; a record that cannot be written is logged, never fails the run.
-    pub(super) fn record(&self, r: Record) {
-        if let Ok(mut kept) = self.records.lock() {
-            kept.push(r.clone());
-        }
-        let kind = r.kind();
-        if let Err(e) = self.env.recorder.record(r) {
-            tracing::error!("recording a {} record: {e}", kind.name());
-        }
-    }
-
     fn record_hook(&self, project: &str, hook: &HookItem) {
         self.record(Record {
             time_ns: self.env.clock.now_ns(),
@@ -744,16 +663,4 @@ fn catch_up(
     todo.sort_by_key(|(_, s)| s.time_ns);
     todo.extend(made.iter().cloned());
     todo
-}
-
-pub(super) fn newest_of(
-    repo: &strata_engine::Repository,
-    project: &str,
-    paths: &[String],
-) -> Result<Option<(SnapshotId, SnapshotFile)>, String> {
-    Ok(snapshots::list(repo)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|(_, s)| s.project.as_deref() == Some(project) && s.paths == paths)
-        .max_by_key(|(_, s)| s.time_ns))
 }

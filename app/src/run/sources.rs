@@ -87,6 +87,9 @@ pub(crate) fn database(d: &DatabaseSource) -> Result<Database, String> {
             server.set_password(DbPassword::new(pw));
         }
     }
+    let has_password = db.server_mut().is_some_and(|s| s.password().is_some());
+    strata_db::check_prefix(&d.exec_prefix, has_password)
+        .map_err(|e| format!("{}: {e}", db.display()))?;
     Ok(db)
 }
 
@@ -100,7 +103,7 @@ fn back_up_database(
     let db = database(d)?;
     let tools = ToolOptions {
         exec_prefix: d.exec_prefix.clone(),
-        deadline: timeout.map(|t| Instant::now() + t),
+        deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
     };
     backup_database_with(repo, &db, opts, progress, &tools).map_err(|e| e.to_string())
 }

@@ -369,19 +369,20 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         collect: cli.verbose > 0 && args.json,
         files: Default::default(),
     };
-    let mut database = Database::from_options(
+    let database = Database::from_options(
         args.postgres.as_deref(),
         args.mysql.as_deref(),
         args.sqlite.as_deref(),
-    )?;
-    if let Some(db) = &mut database {
+    )?
+    .map(|db| {
         let flag = if args.postgres.is_some() {
             "--postgres"
         } else {
             "--mysql"
         };
-        args.db_password.apply(db, flag)?;
-    }
+        args.db_password.prepare(db, flag)
+    })
+    .transpose()?;
     let result: BackupResult = if let Some(db) = &database {
         backup_database(&repo, db, &opts, &listing)?
     } else if args.stdin {

@@ -169,19 +169,20 @@ struct DryRun<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let mut database = Database::from_options(
+    let database = Database::from_options(
         args.to_postgres.as_deref(),
         args.to_mysql.as_deref(),
         args.to_sqlite.as_deref(),
-    )?;
-    if let Some(db) = &mut database {
+    )?
+    .map(|db| {
         let flag = if args.to_postgres.is_some() {
             "--to-postgres"
         } else {
             "--to-mysql"
         };
-        args.db_password.apply(db, flag)?;
-    }
+        args.db_password.prepare(db, flag)
+    })
+    .transpose()?;
     // A database restore first saves the target in a safety snapshot: it writes; so does
     // a restore into a directory that holds anything (it may overwrite or delete).
     let may_save = |t: &PathBuf| {

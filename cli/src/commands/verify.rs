@@ -47,9 +47,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (id, snap) = strata_engine::snapshots::find_in(&repo, &args.restore_test, &filter)?;
     let scratch = match &args.scratch {
         Some(text) if is_database(&snap) => {
-            let mut db = Database::of_kind(&snap.source, text)?;
-            args.db_password.apply(&mut db, "--scratch")?;
-            Some(db)
+            let db = Database::of_kind(&snap.source, text)?;
+            Some(args.db_password.prepare(db, "--scratch")?)
         }
         _ => None,
     };

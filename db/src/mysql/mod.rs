@@ -15,7 +15,7 @@ use sqlx::{Connection, Row};
 use strata_format::snapshot::SourceKind;
 
 use crate::check::{count_each, Check};
-use crate::dialect::{holds, Dialect, LoadFilter, Tools};
+use crate::dialect::{holds, number, Dialect, LoadFilter, RunSql, ToolSql, Tools};
 use crate::error::{sql_error, DbError, Result};
 use crate::info::ServerInfo;
 use crate::scan::Syntax;
@@ -50,7 +50,7 @@ fn password(s: &Server) -> Option<String> {
 /// Connection flags for the command-line tools; the password goes to `MYSQL_PWD`.
 fn tool_command(program: &str, s: &Server) -> Command {
     let mut cmd = Command::new(program);
-    if let Some(host) = s.url().host_str() {
+    if let Some(host) = s.host() {
         cmd.arg(format!(
             "--host={}",
             host.trim_start_matches('[').trim_end_matches(']')
@@ -134,7 +134,27 @@ fn options(s: &Server, with_database: bool) -> Result<MySqlConnectOptions> {
     if with_database {
         opts = opts.database(&s.database());
     }
+    if s.socket() {
+        opts = opts.socket(default_socket());
+    }
     Ok(opts)
+}
+
+/// Where the mysql tools look for the server's socket when a URL names no host:
+/// `MYSQL_UNIX_PORT`, else the first of the usual places that exists.
+fn default_socket() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("MYSQL_UNIX_PORT") {
+        return p.into();
+    }
+    [
+        "/run/mysqld/mysqld.sock",
+        "/var/run/mysqld/mysqld.sock",
+        "/tmp/mysql.sock",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| "/run/mysqld/mysqld.sock".into())
 }
 
 async fn connect(s: &Server, with_database: bool) -> Result<MySqlConnection> {
@@ -157,14 +177,109 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The database's tables, one name per row.
+const BASE_TABLES: &str = "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+     WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1";
+
+/// How many objects (tables and views, routines, events) of its own the database holds.
+const OBJECT_COUNT: &str =
+    "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()) \
+          + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE()) \
+          + (SELECT COUNT(*) FROM information_schema.events WHERE event_schema = DATABASE())";
+
+/// The database's scheduled events, and how many of them are enabled.
+const EVENTS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(status = 'ENABLED'), 0) AS SIGNED) \
+     FROM information_schema.events WHERE event_schema = DATABASE()";
+
+fn drop_sql(name: &str) -> Vec<String> {
+    vec![format!("DROP DATABASE IF EXISTS {}", quote(name))]
+}
+
+fn create_sql(name: &str) -> Vec<String> {
+    vec![format!("CREATE DATABASE {}", quote(name))]
+}
+
+/// A table's `CHECK TABLE` verdict, from its last row's message type and text: `None` when
+/// it is OK, else what is wrong.
+fn verdict(table: &str, last: Option<(&str, &str)>) -> Option<String> {
+    match last {
+        Some(("status", "OK")) => None,
+        Some((kind, text)) => Some(format!("{table}: {kind} {text}")),
+        None => Some(format!("{table}: no verdict")),
+    }
+}
+
+/// The checks of a restored database: `CHECK TABLE` of its `tables` (what was wrong: `bad`),
+/// and none of its `events` enabled.
+fn checks(tables: usize, bad: Vec<String>, events: i64, enabled: i64) -> Vec<Check> {
+    vec![
+        Check {
+            name: "check table".into(),
+            ok: bad.is_empty(),
+            detail: if bad.is_empty() {
+                format!("{tables} tables OK")
+            } else {
+                bad.join("; ")
+            },
+        },
+        Check {
+            name: "events disabled".into(),
+            ok: enabled == 0,
+            detail: if enabled == 0 {
+                format!(
+                    "{events} scheduled event{}, none enabled in the scratch database",
+                    if events == 1 { "" } else { "s" }
+                )
+            } else {
+                format!(
+                    "{enabled} of {events} scheduled events are enabled in the scratch database"
+                )
+            },
+        },
+    ]
+}
+
+/// [`Dialect::integrity`] asked through the mysql tool.
+fn integrity_through(sql: &dyn RunSql) -> Result<Vec<Check>> {
+    let names: Vec<String> = sql
+        .rows(&[BASE_TABLES.into()])?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let mut bad = Vec::new();
+    for t in &names {
+        // (Table, Op, Msg_type, Msg_text); the last row is the verdict.
+        let rows = sql.rows(&[format!("CHECK TABLE {}", quote(t))])?;
+        let last = rows.last().map(|r| {
+            (
+                r.get(2).map_or("", |s| s.as_str()),
+                r.get(3).map_or("", |s| s.as_str()),
+            )
+        });
+        bad.extend(verdict(t, last));
+    }
+    let rows = sql.rows(&[EVENTS.into()])?;
+    let events = number(&rows)?;
+    let enabled = number(
+        &rows
+            .iter()
+            .map(|r| r.iter().skip(1).cloned().collect())
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(checks(names.len(), bad, events, enabled))
+}
+
+/// A string literal for `text`; `None` for text this program never asks about (quotes and
+/// backslashes, which a literal would need to escape).
+fn literal(text: &str) -> Option<String> {
+    (!text.contains(['\'', '\\', '\0'])).then(|| format!("'{text}'"))
+}
+
 async fn base_tables(c: &mut MySqlConnection, what: &str) -> Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
-         WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1",
-    )
-    .fetch_all(c)
-    .await
-    .map_err(|e| sql_error(what, e))
+    sqlx::query_scalar(BASE_TABLES)
+        .fetch_all(c)
+        .await
+        .map_err(|e| sql_error(what, e))
 }
 
 #[async_trait]
@@ -229,6 +344,37 @@ impl Dialect for Mysql {
         Some(cmd)
     }
 
+    fn tool_sql(&self) -> Option<ToolSql> {
+        Some(ToolSql {
+            exists: |name| {
+                literal(name).map(|l| {
+                    format!("SELECT 1 FROM information_schema.schemata WHERE schema_name = {l}")
+                })
+            },
+            object_count: OBJECT_COUNT.into(),
+            tables: BASE_TABLES.into(),
+            count: |table| Some(format!("SELECT COUNT(*) FROM {}", quote(table))),
+            drop: drop_sql,
+            create: create_sql,
+            integrity: integrity_through,
+        })
+    }
+
+    fn sql_command(&self, statements: &[String], admin: bool) -> Option<Command> {
+        let mut cmd = tool_command(TOOLS.load, &self.0);
+        cmd.args([
+            "--batch",
+            "--skip-column-names",
+            "--default-character-set=utf8mb4",
+            "-e",
+        ])
+        .arg(statements.join(";\n"));
+        if !admin {
+            cmd.arg(format!("--database={}", self.0.database()));
+        }
+        Some(cmd)
+    }
+
     fn scratch_filter<'w>(&self, out: &'w mut dyn Write) -> Box<dyn LoadFilter + 'w> {
         Box::new(DisableEvents::new(out))
     }
@@ -262,7 +408,7 @@ impl Dialect for Mysql {
             sizes.push((name, bytes));
         }
         let _ = c.close().await;
-        let host = s.url().host_str().unwrap_or("localhost");
+        let host = s.host().unwrap_or("localhost");
         Ok(ServerInfo {
             server: format!("{host}:{}", s.url().port().unwrap_or(3306)),
             version,
@@ -288,14 +434,10 @@ impl Dialect for Mysql {
             }
             Err(e) => return Err(sql_error(&what, e)),
         };
-        let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()) \
-                  + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE()) \
-                  + (SELECT COUNT(*) FROM information_schema.events WHERE event_schema = DATABASE())",
-        )
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| sql_error(&what, e))?;
+        let n: i64 = sqlx::query_scalar(OBJECT_COUNT)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
         let _ = c.close().await;
         Ok(Some(n.max(0) as u64))
     }
@@ -330,51 +472,23 @@ impl Dialect for Mysql {
                 .await
                 .map_err(|e| sql_error(t, e))?;
             // (Table, Op, Msg_type, Msg_text); the last row is the verdict.
-            let verdict = rows.last().map(|r| {
+            let verdict_of = rows.last().map(|r| {
                 let kind: String = r.try_get::<String, _>(2).unwrap_or_default();
                 let text: String = r.try_get::<String, _>(3).unwrap_or_default();
                 (kind, text)
             });
-            match verdict {
-                Some((kind, text)) if kind == "status" && text == "OK" => {}
-                Some((kind, text)) => bad.push(format!("{t}: {kind} {text}")),
-                None => bad.push(format!("{t}: no verdict")),
-            }
+            bad.extend(verdict(
+                t,
+                verdict_of.as_ref().map(|(k, t)| (k.as_str(), t.as_str())),
+            ));
         }
         // Events were loaded disabled (see `DisableEvents`): none may be able to run here.
-        let (events, enabled): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(status = 'ENABLED'), 0) AS SIGNED) \
-             FROM information_schema.events WHERE event_schema = DATABASE()",
-        )
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| sql_error(&what, e))?;
+        let (events, enabled): (i64, i64) = sqlx::query_as(EVENTS)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| sql_error(&what, e))?;
         let _ = c.close().await;
-        Ok(vec![
-            Check {
-                name: "check table".into(),
-                ok: bad.is_empty(),
-                detail: if bad.is_empty() {
-                    format!("{} tables OK", names.len())
-                } else {
-                    bad.join("; ")
-                },
-            },
-            Check {
-                name: "events disabled".into(),
-                ok: enabled == 0,
-                detail: if enabled == 0 {
-                    format!(
-                        "{events} scheduled event{}, none enabled in the scratch database",
-                        if events == 1 { "" } else { "s" }
-                    )
-                } else {
-                    format!(
-                        "{enabled} of {events} scheduled events are enabled in the scratch database"
-                    )
-                },
-            },
-        ])
+        Ok(checks(names.len(), bad, events, enabled))
     }
 
     async fn recreate(&self) -> Result<()> {
@@ -383,26 +497,25 @@ impl Dialect for Mysql {
         check_name(&name)?;
         let what = s.display();
         let mut c = connect(s, false).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote(&name)))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&what, e))?;
-        sqlx::query(&format!("CREATE DATABASE {}", quote(&name)))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&what, e))?;
+        for statement in drop_sql(&name).into_iter().chain(create_sql(&name)) {
+            sqlx::query(&statement)
+                .execute(&mut c)
+                .await
+                .map_err(|e| sql_error(&what, e))?;
+        }
         let _ = c.close().await;
         Ok(())
     }
 
     async fn drop_database(&self) -> Result<()> {
         let s = &self.0;
-        let name = s.database();
         let mut c = connect(s, false).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote(&name)))
-            .execute(&mut c)
-            .await
-            .map_err(|e| sql_error(&s.display(), e))?;
+        for statement in drop_sql(&s.database()) {
+            sqlx::query(&statement)
+                .execute(&mut c)
+                .await
+                .map_err(|e| sql_error(&s.display(), e))?;
+        }
         let _ = c.close().await;
         Ok(())
     }

@@ -1,0 +1,245 @@
+//! A database whose tools run through an exec prefix (`docker exec -i CONTAINER`, `runuser
+//! -u postgres --`): a server this machine may not reach at all (in a container, behind a
+//! socket only its user may open). Its dump and load tools run through the prefix, and so
+//! does every question the restores and restore tests ask: the dialect's SQL
+//! ([`Dialect::tool_sql`]) run by its load tool ([`Dialect::sql_command`]), never sqlx.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use async_trait::async_trait;
+use strata_format::snapshot::SourceKind;
+
+use crate::check::Check;
+use crate::child::prefixed;
+use crate::dialect::{number, Dialect, LoadFilter, RunSql, ToolSql, Tools};
+use crate::error::{DbError, Result};
+use crate::info::ServerInfo;
+use crate::scan::Syntax;
+use crate::server::Server;
+
+/// `inner`, with its tools run through `prefix`.
+#[derive(Debug)]
+pub(crate) struct Prefixed {
+    inner: Box<dyn Dialect>,
+    prefix: Vec<String>,
+}
+
+impl Clone for Prefixed {
+    fn clone(&self) -> Self {
+        Prefixed {
+            inner: self.inner.clone_box(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+impl Prefixed {
+    pub(crate) fn new(inner: Box<dyn Dialect>, prefix: Vec<String>) -> Self {
+        Prefixed { inner, prefix }
+    }
+
+    fn sql(&self) -> Result<ToolSql> {
+        self.inner.tool_sql().ok_or_else(|| {
+            DbError::Invalid(format!(
+                "{} cannot be asked through an exec prefix",
+                self.inner.display()
+            ))
+        })
+    }
+
+    /// Runs `statements` through the prefix, in the maintenance database with `admin`.
+    fn rows(&self, statements: &[String], admin: bool) -> Result<Vec<Vec<String>>> {
+        let tool = self.inner.tools().load;
+        let Some(cmd) = self.inner.sql_command(statements, admin) else {
+            return Err(DbError::Invalid(format!(
+                "{} cannot be asked through an exec prefix",
+                self.inner.display()
+            )));
+        };
+        let out = prefixed(cmd, &self.prefix)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| DbError::io(format!("{} (the exec prefix)", self.prefix[0]), e))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(DbError::Unavailable(format!(
+                "{tool} through {} on {} failed: {}",
+                self.prefix.join(" "),
+                self.inner.display(),
+                said.trim()
+            )));
+        }
+        Ok(parse_rows(&out.stdout))
+    }
+}
+
+/// Lines of tab-separated fields; an empty line is no row.
+fn parse_rows(out: &[u8]) -> Vec<Vec<String>> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+impl RunSql for Prefixed {
+    fn rows(&self, statements: &[String]) -> Result<Vec<Vec<String>>> {
+        Prefixed::rows(self, statements, false)
+    }
+}
+
+#[async_trait]
+impl Dialect for Prefixed {
+    fn kind(&self) -> SourceKind {
+        self.inner.kind()
+    }
+
+    fn syntax(&self) -> Syntax {
+        self.inner.syntax()
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn display(&self) -> String {
+        self.inner.display()
+    }
+
+    fn server_mut(&mut self) -> Option<&mut Server> {
+        self.inner.server_mut()
+    }
+
+    fn tool_password_sources(&self) -> Option<&'static str> {
+        self.inner.tool_password_sources()
+    }
+
+    fn file(&self) -> Option<&Path> {
+        self.inner.file()
+    }
+
+    fn with_database(&self, name: &str) -> Box<dyn Dialect> {
+        Box::new(Prefixed {
+            inner: self.inner.with_database(name),
+            prefix: self.prefix.clone(),
+        })
+    }
+
+    fn clone_box(&self) -> Box<dyn Dialect> {
+        Box::new(self.clone())
+    }
+
+    fn tools(&self) -> Tools {
+        self.inner.tools()
+    }
+
+    fn dump_command(&self, tool_version: &str) -> Command {
+        prefixed(self.inner.dump_command(tool_version), &self.prefix)
+    }
+
+    fn dump_complete(&self, tail: &[u8]) -> bool {
+        self.inner.dump_complete(tail)
+    }
+
+    fn load_command(&self) -> Command {
+        prefixed(self.inner.load_command(), &self.prefix)
+    }
+
+    fn scratch_filter<'w>(&self, out: &'w mut dyn Write) -> Box<dyn LoadFilter + 'w> {
+        self.inner.scratch_filter(out)
+    }
+
+    fn exec_prefix(&self) -> &[String] {
+        &self.prefix
+    }
+
+    async fn info(&self) -> Result<ServerInfo> {
+        self.inner.info_through(&self.prefix)
+    }
+
+    async fn object_count(&self) -> Result<Option<u64>> {
+        let sql = self.sql()?;
+        let name = self.inner.name();
+        let exists = (sql.exists)(&name).ok_or_else(|| {
+            DbError::Invalid(format!(
+                "{name:?} is not a database name asked about through an exec prefix"
+            ))
+        })?;
+        if self.rows(&[exists], true)?.is_empty() {
+            return Ok(None);
+        }
+        let n = number(&Prefixed::rows(self, &[sql.object_count], false)?)?;
+        Ok(Some(n.max(0) as u64))
+    }
+
+    async fn tables(&self) -> Result<Vec<String>> {
+        let sql = self.sql()?;
+        Ok(Prefixed::rows(self, &[sql.tables], false)?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect())
+    }
+
+    /// All counts in one run of the tool; when one fails, each on its own, so that one
+    /// table that cannot be counted costs only its own count.
+    async fn count_rows(&self, tables: &[String]) -> Result<Vec<Option<u64>>> {
+        let sql = self.sql()?;
+        let statements: Vec<Option<String>> = tables.iter().map(|t| (sql.count)(t)).collect();
+        let count = |rows: &[Vec<String>]| number(rows).ok().map(|n| n.max(0) as u64);
+        if statements.iter().all(Option::is_some) {
+            let all: Vec<String> = statements.iter().flatten().cloned().collect();
+            if let Ok(rows) = Prefixed::rows(self, &all, false) {
+                if rows.len() == all.len() {
+                    return Ok(rows
+                        .iter()
+                        .map(|r| count(std::slice::from_ref(r)))
+                        .collect());
+                }
+            }
+        }
+        Ok(statements
+            .iter()
+            .map(|s| {
+                s.as_ref().and_then(|s| {
+                    Prefixed::rows(self, std::slice::from_ref(s), false)
+                        .ok()
+                        .and_then(|r| count(&r))
+                })
+            })
+            .collect())
+    }
+
+    async fn integrity(&self) -> Result<Vec<Check>> {
+        (self.sql()?.integrity)(self)
+    }
+
+    async fn recreate(&self) -> Result<()> {
+        let sql = self.sql()?;
+        let name = self.inner.name();
+        self.rows(&(sql.drop)(&name), true)?;
+        self.rows(&(sql.create)(&name), true)?;
+        Ok(())
+    }
+
+    async fn drop_database(&self) -> Result<()> {
+        let sql = self.sql()?;
+        self.rows(&(sql.drop)(&self.inner.name()), true)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_lines_of_tab_separated_fields() {
+        assert_eq!(
+            parse_rows(b"a\t1\n\nb\t2\n"),
+            vec![vec!["a", "1"], vec!["b", "2"]]
+        );
+        assert!(parse_rows(b"").is_empty());
+    }
+}
