@@ -194,10 +194,12 @@ pub enum RecordKind {
     Hook,
     /// A notification sent or failed.
     Notify,
+    /// A request to `strata serve` that changed or downloaded something, or a login.
+    Access,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Run,
         RecordKind::Backup,
         RecordKind::Copy,
@@ -208,6 +210,7 @@ impl RecordKind {
         RecordKind::RestoreTest,
         RecordKind::Hook,
         RecordKind::Notify,
+        RecordKind::Access,
     ];
 
     /// The name `strata log --kind` takes and the catalog stores.
@@ -223,6 +226,7 @@ impl RecordKind {
             RecordKind::RestoreTest => "restore-test",
             RecordKind::Hook => "hook",
             RecordKind::Notify => "notify",
+            RecordKind::Access => "access",
         }
     }
 
@@ -339,6 +343,17 @@ pub enum RecordBody {
         event: Event,
         attempts: u32,
     },
+    /// A request to `strata serve` (the record's `user` is who made it).
+    Access {
+        /// `download`, `restore`, `run`, `restore-test`, `forget`, `hold`, `login`, …
+        action: String,
+        /// What it acted on: a snapshot and path, a project, a restore's target.
+        target: String,
+        /// The client's address.
+        address: String,
+        /// The caller's role, when logged in.
+        role: Option<String>,
+    },
 }
 
 impl RecordBody {
@@ -354,6 +369,7 @@ impl RecordBody {
             RecordBody::RestoreTest { .. } => RecordKind::RestoreTest,
             RecordBody::Hook { .. } => RecordKind::Hook,
             RecordBody::Notify { .. } => RecordKind::Notify,
+            RecordBody::Access { .. } => RecordKind::Access,
         }
     }
 }

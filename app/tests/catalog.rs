@@ -539,6 +539,7 @@ fn config_of(dir: &Path, names: &[&str]) -> strata_app::config::Config {
             })
             .collect(),
         notifications: Default::default(),
+        server: Default::default(),
         projects: Default::default(),
     }
 }

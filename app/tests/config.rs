@@ -956,3 +956,50 @@ fn ssh_is_an_exec_prefix_without_a_password() {
         "{errors:?}"
     );
 }
+
+/// `[server]`: where to listen, where restores may write, who may log in; a bad role or a
+/// password that is not an argon2id hash names its line.
+#[test]
+fn the_server_table() {
+    let d = Dir::new();
+    let head = "[repositories.r]\nurl = \"/r\"\npassword-env = \"PW\"\n";
+    let good = format!(
+        "{head}[server]\nlisten = \"127.0.0.1:9090\"\nrestore-roots = [\"restores\", \"/srv\"]\nsession-ttl = \"2h\"\n\
+         [server.users.alice]\npassword-hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA\"\nrole = \"admin\"\n"
+    );
+    let c = d.load(&good).unwrap();
+    assert_eq!(c.server.listen, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(
+        c.server.restore_roots,
+        [d.path().join("restores"), PathBuf::from("/srv")]
+    );
+    assert_eq!(c.server.session_ttl, Duration::from_secs(7200));
+    assert_eq!(c.server.users["alice"].role, "admin");
+    let none = d.load(head).unwrap();
+    assert!(none.server.users.is_empty() && none.server.restore_roots.is_empty());
+    assert_eq!(none.server.session_ttl, config::DEFAULT_SESSION_TTL);
+    let bad = format!(
+        "{head}[server]\nlisten = \"everywhere\"\n[server.users.bob]\npassword-hash = \"hunter2\"\nrole = \"root\"\n\
+         [server.users.carol]\nrole = \"viewer\"\n"
+    );
+    let errors = d.errors(&bad);
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(
+        errors[0].starts_with("DIR/strata.toml:5:") && errors[0].contains("server.listen"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("DIR/strata.toml:7:") && errors[1].contains("argon2id"),
+        "{errors:?}"
+    );
+    assert!(!errors.iter().any(|e| e.contains("hunter2")), "{errors:?}");
+    assert!(
+        errors[2].starts_with("DIR/strata.toml:8:")
+            && errors[2].contains("viewer, operator or admin"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].contains("needs password-hash and role"),
+        "{errors:?}"
+    );
+}

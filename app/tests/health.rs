@@ -166,6 +166,7 @@ fn config(state_dir: &Path, projects: Vec<Project>) -> Config {
         state_dir: state_dir.to_path_buf(),
         repositories: BTreeMap::new(),
         notifications: BTreeMap::new(),
+        server: Default::default(),
         projects: projects.into_iter().map(|p| (p.name.clone(), p)).collect(),
     }
 }

@@ -128,6 +128,7 @@ fn config(channels: Vec<(&str, Channel, Vec<Event>)>) -> Config {
         file: PathBuf::from("/test/strata.toml"),
         state_dir: PathBuf::from("/test/state"),
         repositories: BTreeMap::new(),
+        server: Default::default(),
         notifications: channels
             .into_iter()
             .map(|(name, channel, on)| {

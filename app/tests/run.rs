@@ -66,6 +66,7 @@ impl World {
             state_dir: self.path("state"),
             repositories: self.repositories.clone(),
             notifications: BTreeMap::new(),
+            server: Default::default(),
             projects: projects.into_iter().map(|p| (p.name.clone(), p)).collect(),
         }
     }

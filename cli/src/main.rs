@@ -239,6 +239,7 @@ pub enum Command {
     Health(commands::health::Args),
     Log(commands::log::Args),
     Notify(commands::notify::Args),
+    Serve(commands::serve::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
@@ -339,6 +340,7 @@ fn main() -> ExitCode {
             | Command::Health(_)
             | Command::Log(_)
             | Command::Notify(_)
+            | Command::Serve(_)
     ) {
         if let Err(e) = open::resolve_sources(&mut cli, &matches) {
             eprintln!("strata: {}", output::one_line(&e));

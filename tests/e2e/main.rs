@@ -30,4 +30,5 @@ mod restore_safety;
 mod roundtrip;
 mod secrets;
 mod selection;
+mod serve;
 mod util;

@@ -130,6 +130,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    let server = top
+        .get("server")
+        .and_then(|v| super::server::server(&mut cx, &v))
+        .unwrap_or_default();
     let names = project::Names {
         repositories: repositories.keys().cloned().collect(),
         notifications: notifications.keys().cloned().collect(),
@@ -173,6 +177,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     Ok(Config {
         file: file.to_path_buf(),
         state_dir,
+        server,
         repositories,
         notifications,
         projects,

@@ -23,6 +23,42 @@ pub struct Config {
     pub notifications: BTreeMap<String, Notification>,
     /// The projects by name.
     pub projects: BTreeMap<String, Project>,
+    /// `strata serve`'s settings (the `[server]` table).
+    pub server: ServerConfig,
+}
+
+/// The `[server]` table (see `config/server.rs`).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen when `--listen` is not given.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The directories restores through the server may write under (none: no restores to a
+    /// directory other than a snapshot's original place).
+    pub restore_roots: Vec<PathBuf>,
+    /// How long a browser session lasts.
+    pub session_ttl: Duration,
+    /// Who may log in, by name.
+    pub users: BTreeMap<String, ServerUser>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: None,
+            restore_roots: Vec::new(),
+            session_ttl: super::server::DEFAULT_SESSION_TTL,
+            users: BTreeMap::new(),
+        }
+    }
+}
+
+/// A user of `strata serve`.
+#[derive(Clone, Debug)]
+pub struct ServerUser {
+    /// `$argon2id$...` (PHC string).
+    pub password_hash: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
 }
 
 /// A notification channel and the events it is sent on.

@@ -76,6 +76,7 @@ mod tests {
                 .map(|(n, l)| (n.to_string(), RepoSpec::new(l.clone())))
                 .collect(),
             notifications: BTreeMap::new(),
+            server: Default::default(),
             projects: BTreeMap::new(),
         }
     }

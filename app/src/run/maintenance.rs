@@ -377,6 +377,7 @@ mod tests {
             state_dir: dir.path().join("state"),
             repositories: [("hot".to_string(), spec)].into(),
             notifications: BTreeMap::new(),
+            server: Default::default(),
             projects: [("shop".to_string(), project.clone())].into(),
         };
         let kept = Kept::default();

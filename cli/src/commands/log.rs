@@ -452,5 +452,11 @@ fn summary(r: &Record) -> String {
             event.name(),
             if *attempts == 1 { "" } else { "s" }
         ),
+        RecordBody::Access {
+            action,
+            target,
+            address,
+            ..
+        } => format!("{action} {target} from {address}"),
     }
 }

@@ -28,6 +28,7 @@ pub mod restore;
 pub mod rewrite;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod snapshots;
 pub mod stats;
 pub mod tag;
@@ -174,6 +175,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Config(a) => config::run(cli, a),
         Command::Schedule(a) => schedule::run(cli, a),
         Command::Health(a) => health::run(cli, a),
+        Command::Serve(a) => serve::run(cli, a),
         Command::Log(a) => log::run(cli, a),
         Command::Notify(a) => notify::run(cli, a),
     }
