@@ -85,11 +85,14 @@ pub fn prefixed(cmd: Command, prefix: &[String]) -> Command {
     out
 }
 
-/// Whether `prefix` runs the tools through ssh (on another host, through its shell).
+/// Whether `prefix` runs the tools through ssh (on another host, through its shell): ssh
+/// (or autossh) anywhere in it, as in `timeout 600 ssh db1` or `sshpass -e ssh db1`.
 pub fn is_ssh(prefix: &[String]) -> bool {
-    prefix
-        .first()
-        .is_some_and(|p| std::path::Path::new(p).file_name() == Some(std::ffi::OsStr::new("ssh")))
+    prefix.iter().any(|w| {
+        std::path::Path::new(w)
+            .file_name()
+            .is_some_and(|n| n == "ssh" || n == "autossh")
+    })
 }
 
 /// Why `prefix` cannot run the tools of a database that has a password (`has_password`):
@@ -504,6 +507,17 @@ mod tests {
         );
         assert!(check_prefix(&prefix(&["ssh", "h"]), true).is_err());
         assert!(check_prefix(&prefix(&["ssh", "h"]), false).is_ok());
+        // ssh behind another word is still ssh: its line is quoted, its password refused.
+        let behind = prefix(&["timeout", "600", "ssh", "db.example"]);
+        let mut cmd = Command::new("psql");
+        cmd.args(["--dbname", "postgres://u@/db?a=1&b=$(x)"]);
+        let args = argv(&prefixed(cmd, &behind));
+        assert_eq!(args.len(), 5, "{args:?}");
+        assert_eq!(
+            shlex::split(&args[4]).unwrap(),
+            ["psql", "--dbname", "postgres://u@/db?a=1&b=$(x)"]
+        );
+        assert!(check_prefix(&behind, true).is_err());
         assert!(check_prefix(&prefix(&["docker", "exec", "-i", "c"]), true).is_ok());
     }
 

@@ -201,6 +201,44 @@ mod tests {
         assert_eq!(scratch.name(), "strata_verify_1");
     }
 
+    /// The questions asked through a prefix are SQL the load tool reads on its standard
+    /// input: its command line holds fixed flags and the URL (the maintenance database's
+    /// for creating and dropping), never SQL or a password.
+    #[test]
+    fn sql_goes_to_the_load_tool_on_its_input() {
+        let argv = |c: &std::process::Command| -> Vec<String> {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let mut pg = Database::postgres("postgres://app@/shop").unwrap();
+        pg.server_mut()
+            .unwrap()
+            .set_password(crate::DbPassword::new("s3cret"));
+        let admin = argv(&pg.sql_command(true).unwrap());
+        assert!(admin.contains(&"--file=-".to_string()), "{admin:?}");
+        assert!(admin.contains(&"ON_ERROR_STOP=1".to_string()), "{admin:?}");
+        assert_eq!(admin.last().unwrap(), "postgres://app@/postgres");
+        let own = argv(&pg.sql_command(false).unwrap());
+        assert_eq!(own.last().unwrap(), "postgres://app@/shop");
+        let my = Database::mysql("mysql://app@127.0.0.1/blog").unwrap();
+        let admin = argv(&my.sql_command(true).unwrap());
+        assert!(
+            !admin.iter().any(|a| a.starts_with("--database")),
+            "{admin:?}"
+        );
+        let own = argv(&my.sql_command(false).unwrap());
+        assert!(own.contains(&"--database=blog".to_string()), "{own:?}");
+        for args in [admin, own] {
+            assert!(args.iter().all(|a| a.starts_with("--")), "{args:?}");
+            assert!(!args
+                .iter()
+                .any(|a| a.contains("s3cret") || a.contains("SELECT")));
+        }
+        let sqlite = Database::sqlite(std::path::Path::new("/x/a.db")).unwrap();
+        assert!(sqlite.sql_command(false).is_none() && sqlite.tool_sql().is_none());
+    }
+
     #[test]
     fn urls_that_would_leak_a_password_are_refused() {
         for bad in [

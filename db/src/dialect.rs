@@ -140,11 +140,13 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
         None
     }
 
-    /// The load tool's command that runs `statements` in turn, each result row on a line of
-    /// tab-separated fields without a header, and stops at the first that fails; in the
-    /// server's maintenance database with `admin`, else in the database itself. `None` for
-    /// a dialect without a server.
-    fn sql_command(&self, _statements: &[String], _admin: bool) -> Option<Command> {
+    /// The load tool's command that runs the statements it reads on its standard input
+    /// (`;`-terminated) in turn, each result row on a line of tab-separated fields without a
+    /// header, and stops at the first that fails; in the server's maintenance database with
+    /// `admin`, else in the database itself. The SQL never goes on a command line (where a
+    /// name from a snapshot would meet a remote shell through ssh, and `ps`). `None` for a
+    /// dialect without a server.
+    fn sql_command(&self, _admin: bool) -> Option<Command> {
         None
     }
 
@@ -199,6 +201,9 @@ pub struct ToolSql {
     pub create: fn(name: &str) -> Vec<String>,
     /// The database's own integrity checks, asked through `sql`.
     pub integrity: fn(sql: &dyn RunSql) -> Result<Vec<Check>>,
+    /// Whether the tool escapes tabs, newlines, NULs and backslashes in the fields it
+    /// prints (mysql's batch mode does; psql's unaligned mode does not).
+    pub escaped: bool,
 }
 
 /// A writer between a dump and its load tool (see [`Dialect::scratch_filter`]).

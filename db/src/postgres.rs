@@ -82,6 +82,17 @@ fn options(s: &Server) -> Result<PgConnectOptions> {
         if let Some(port) = s.url().port() {
             opts = opts.port(port);
         }
+        let has_host = s.url().query_pairs().any(|(k, _)| k == "host");
+        if !has_host {
+            let port = s
+                .url()
+                .port()
+                .or_else(|| std::env::var("PGPORT").ok()?.parse().ok())
+                .unwrap_or(5432);
+            if let Some(dir) = socket_dir(port, std::env::var("PGHOST").ok(), SOCKET_DIRS) {
+                opts = opts.socket(dir);
+            }
+        }
         opts
     } else {
         PgConnectOptions::from_str(s.url().as_str()).map_err(|e| sql_error(&s.display(), e))?
@@ -90,6 +101,21 @@ fn options(s: &Server) -> Result<PgConnectOptions> {
         Some(pw) => opts.password(pw.expose()),
         None => opts,
     })
+}
+
+/// Where libpq (as Debian and most distributions build it) looks for a server's socket.
+const SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+/// The directory of the socket of the server on `port`, as libpq finds it for a URL without
+/// a host: `PGHOST` when it names a directory, else the first of `dirs` that holds
+/// `.s.PGSQL.<port>`; `None` when neither does (then sqlx's own default applies).
+fn socket_dir(port: u16, pghost: Option<String>, dirs: &[&str]) -> Option<std::path::PathBuf> {
+    if let Some(h) = pghost.filter(|h| h.starts_with('/')) {
+        return Some(h.into());
+    }
+    dirs.iter()
+        .map(std::path::PathBuf::from)
+        .find(|d| d.join(format!(".s.PGSQL.{port}")).exists())
 }
 
 async fn connect(s: &Server) -> Result<PgConnection> {
@@ -318,10 +344,11 @@ impl Dialect for Postgres {
             drop: drop_sql,
             create: create_sql,
             integrity: integrity_through,
+            escaped: false,
         })
     }
 
-    fn sql_command(&self, statements: &[String], admin: bool) -> Option<Command> {
+    fn sql_command(&self, admin: bool) -> Option<Command> {
         let s = if admin {
             self.0.with_database(maintenance_name(&self.0))
         } else {
@@ -337,10 +364,8 @@ impl Dialect for Postgres {
             "-At",
             "-F",
             "\t",
+            "--file=-",
         ]);
-        for statement in statements {
-            cmd.arg("-c").arg(statement);
-        }
         cmd.arg("--dbname").arg(s.tool_url());
         with_password(&mut cmd, &s);
         Some(cmd)
@@ -471,5 +496,39 @@ impl Dialect for Postgres {
         }
         let _ = c.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL without a host reaches the socket of its own port, as libpq would: `PGHOST`
+    /// when it names a directory, else the directory that holds that port's socket.
+    #[test]
+    fn a_socket_url_finds_its_ports_socket() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(b.path().join(".s.PGSQL.5433"), b"").unwrap();
+        let dirs = [a.path().to_str().unwrap(), b.path().to_str().unwrap()];
+        assert_eq!(socket_dir(5433, None, &dirs), Some(b.path().to_path_buf()));
+        assert_eq!(socket_dir(5432, None, &dirs), None);
+        assert_eq!(
+            socket_dir(5432, Some("/srv/pg".into()), &dirs),
+            Some("/srv/pg".into())
+        );
+        assert_eq!(
+            socket_dir(5433, Some("db.example".into()), &dirs),
+            Some(b.path().to_path_buf())
+        );
+        let s = Server::parse("postgres://kanbu@:5433/kanbu?host=/srv/pg", &["postgres"]).unwrap();
+        let o = options(&s).unwrap();
+        assert_eq!(
+            o.get_socket().map(|p| p.to_path_buf()),
+            Some("/srv/pg".into())
+        );
+        assert_eq!(o.get_port(), 5433);
+        assert_eq!(o.get_username(), "kanbu");
+        assert_eq!(o.get_database(), Some("kanbu"));
     }
 }

@@ -52,16 +52,30 @@ impl Prefixed {
     /// Runs `statements` through the prefix, in the maintenance database with `admin`.
     fn rows(&self, statements: &[String], admin: bool) -> Result<Vec<Vec<String>>> {
         let tool = self.inner.tools().load;
-        let Some(cmd) = self.inner.sql_command(statements, admin) else {
+        let Some(cmd) = self.inner.sql_command(admin) else {
             return Err(DbError::Invalid(format!(
                 "{} cannot be asked through an exec prefix",
                 self.inner.display()
             )));
         };
-        let out = prefixed(cmd, &self.prefix)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| DbError::io(format!("{} (the exec prefix)", self.prefix[0]), e))?;
+        let escaped = self.sql()?.escaped;
+        let io = |e| DbError::io(format!("{} (the exec prefix)", self.prefix[0]), e);
+        let mut child = prefixed(cmd, &self.prefix)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        let script: String = statements.iter().map(|s| format!("{s};\n")).collect();
+        let stdin = child.stdin.take();
+        // Written beside the reading, so that a long answer never blocks a long question.
+        let writer = std::thread::spawn(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(script.as_bytes());
+            }
+        });
+        let out = child.wait_with_output().map_err(io)?;
+        let _ = writer.join();
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr);
             return Err(DbError::Unavailable(format!(
@@ -71,17 +85,41 @@ impl Prefixed {
                 said.trim()
             )));
         }
-        Ok(parse_rows(&out.stdout))
+        Ok(parse_rows(&out.stdout, escaped))
     }
 }
 
-/// Lines of tab-separated fields; an empty line is no row.
-fn parse_rows(out: &[u8]) -> Vec<Vec<String>> {
+/// Lines of tab-separated fields; an empty line is no row. With `escaped` (mysql's batch
+/// output) a field's `\t`, `\n`, `\0` and `\\` are its tab, newline, NUL and backslash.
+fn parse_rows(out: &[u8], escaped: bool) -> Vec<Vec<String>> {
     String::from_utf8_lossy(out)
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|l| l.split('\t').map(str::to_string).collect())
+        .map(|l| {
+            l.split('\t')
+                .map(|f| if escaped { unescape(f) } else { f.to_string() })
+                .collect()
+        })
         .collect()
+}
+
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 impl RunSql for Prefixed {
@@ -199,16 +237,27 @@ impl Dialect for Prefixed {
                 }
             }
         }
-        Ok(statements
-            .iter()
-            .map(|s| {
-                s.as_ref().and_then(|s| {
-                    Prefixed::rows(self, std::slice::from_ref(s), false)
-                        .ok()
-                        .and_then(|r| count(&r))
-                })
-            })
-            .collect())
+        // One at a time; when none could be counted, the tool's own reason (the prefix or
+        // the login failing) is the answer, not a table of mismatches.
+        let mut first_error = None;
+        let mut counts = Vec::with_capacity(statements.len());
+        for s in &statements {
+            let n = match s {
+                Some(s) => match Prefixed::rows(self, std::slice::from_ref(s), false) {
+                    Ok(r) => count(&r),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            counts.push(n);
+        }
+        match first_error {
+            Some(e) if counts.iter().all(Option::is_none) => Err(e),
+            _ => Ok(counts),
+        }
     }
 
     async fn integrity(&self) -> Result<Vec<Check>> {
@@ -237,9 +286,15 @@ mod tests {
     #[test]
     fn rows_are_lines_of_tab_separated_fields() {
         assert_eq!(
-            parse_rows(b"a\t1\n\nb\t2\n"),
+            parse_rows(b"a\t1\n\nb\t2\n", false),
             vec![vec!["a", "1"], vec!["b", "2"]]
         );
-        assert!(parse_rows(b"").is_empty());
+        assert!(parse_rows(b"", true).is_empty());
+        // mysql --batch escapes what would break a line or a field.
+        assert_eq!(
+            parse_rows(b"my\\ttab\\\\x\t3\n", true),
+            vec![vec!["my\ttab\\x", "3"]]
+        );
+        assert_eq!(parse_rows(b"a\\tb\n", false), vec![vec!["a\\tb"]]);
     }
 }

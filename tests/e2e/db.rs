@@ -1593,8 +1593,8 @@ fn through_a_prefix(server: &dyn Server, db: &str, checked: &str) {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec \"$@\"\n",
-            log.display()
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\ntee -a '{log}' | \"$@\"\n",
+            log = log.display()
         ),
     )
     .unwrap();
@@ -1643,6 +1643,11 @@ fn through_a_prefix(server: &dyn Server, db: &str, checked: &str) {
     let scratch_name = scratch.rsplit('/').next().unwrap();
     for wanted in [
         server_tools(kind).0.to_string(),
+        if kind == "postgres" {
+            format!("pg_database WHERE datname = '{scratch_name}'")
+        } else {
+            format!("schemata WHERE schema_name = '{scratch_name}'")
+        },
         format!("CREATE DATABASE {}", quoted(kind, scratch_name)),
         format!("CREATE DATABASE {}", quoted(kind, &copy)),
         format!("COUNT(*) FROM {}", quoted_table(kind, "items")),

@@ -1221,8 +1221,8 @@ fn a_database_through_an_exec_prefix() {
     std::fs::write(
         &prefix,
         format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec runuser -u postgres -- \"$@\"\n",
-            log.display()
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\ntee -a '{log}' | runuser -u postgres -- \"$@\"\n",
+            log = log.display()
         ),
     )
     .unwrap();
@@ -1272,15 +1272,18 @@ restore-test = "daily"
     assert_eq!(tables[0]["table"], "public.items", "{report}");
     assert_eq!(tables[0]["expected_rows"], 2, "{report}");
     assert_eq!(tables[0]["restored_rows"], 2, "{report}");
-    // Every step went through the prefix: the dump, the scratch database's creation, its
-    // load, its counts and its drop; and it is gone.
+    // Every step went through the prefix (its command line, and the SQL on its input): the
+    // dump, the scratch database's existence check, creation, load, table list, counts and
+    // drop; and it is gone.
     let calls = std::fs::read_to_string(&log).unwrap();
     let scratch = report["scratch"].as_str().unwrap();
     let scratch_name = scratch.rsplit('/').next().unwrap();
     assert!(scratch_name.starts_with("strata_verify_"), "{scratch}");
     for wanted in [
         "pg_dump".to_string(),
+        format!("pg_database WHERE datname = '{scratch_name}'"),
         format!("CREATE DATABASE \"{scratch_name}\""),
+        "pg_catalog.quote_ident(c.relname)".to_string(),
         "--single-transaction".to_string(),
         "SELECT count(*) FROM \"public\".\"items\"".to_string(),
         format!("DROP DATABASE IF EXISTS \"{scratch_name}\""),
@@ -1315,6 +1318,18 @@ fn a_database_through_ssh() {
     );
     let hot = ops.path("hot").display().to_string();
     ops.init(&hot);
+    // On the far side of ssh, a wrapper logs each command and the SQL on its input.
+    let log = ops.path("remote.log");
+    let wrap = ops.path("remote-wrap");
+    std::fs::write(
+        &wrap,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\ntee -a '{log}' | \"$@\"\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    chmod(&wrap, 0o755);
     ops.write_config(&format!(
         r#"
 state-dir = "{{root}}/state"
@@ -1324,7 +1339,7 @@ password-file = "{{root}}/password"
 [projects.app]
 databases = [
   {{ postgres = "postgres://postgres@/{name}?host={socket}&port={port}",
-     exec-prefix = ["ssh", "-i", "{key}", "-p", "{ssh_port}", "-o", "BatchMode=yes", "root@127.0.0.1"] }},
+     exec-prefix = ["ssh", "-i", "{key}", "-p", "{ssh_port}", "-o", "BatchMode=yes", "root@127.0.0.1", "{wrap}"] }},
 ]
 repositories = ["hot"]
 restore-test = "daily"
@@ -1333,6 +1348,7 @@ restore-test = "daily"
         port = pg.port(),
         key = s.user_key.display(),
         ssh_port = s.sftp_port,
+        wrap = wrap.display(),
     ));
     let out = ops.run_at(&day(0, "03:00:00"), &[]);
     assert_eq!(out.code, 0, "{}", out.describe());
@@ -1357,6 +1373,18 @@ restore-test = "daily"
     assert_eq!(tables.len(), 1, "{report}");
     assert_eq!(tables[0]["table"], "public.\"Odd name\"", "{report}");
     assert_eq!(tables[0]["restored_rows"], 3, "{report}");
+    // It ran on the far side: the dump, the scratch database's creation and its count.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    for wanted in [
+        "pg_dump",
+        "CREATE DATABASE \"strata_verify_",
+        "FROM \"public\".\"Odd name\"",
+    ] {
+        assert!(
+            calls.contains(wanted),
+            "{wanted} not run through ssh:\n{calls}"
+        );
+    }
 }
 
 use std::os::unix::fs::PermissionsExt;

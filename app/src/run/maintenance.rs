@@ -238,8 +238,10 @@ fn restore_test(
         let scratch = match (&d.scratch, d.kind) {
             (_, crate::config::DbKind::Sqlite) => None,
             (Some(url), _) => {
+                // Reached from this host: the source's exec-prefix is not the scratch's.
                 let mut s = super::sources::database(&crate::config::DatabaseSource {
                     location: url.clone(),
+                    exec_prefix: Vec::new(),
                     ..d.clone()
                 })?;
                 if s.server_mut().is_none() {

@@ -357,18 +357,21 @@ impl Dialect for Mysql {
             drop: drop_sql,
             create: create_sql,
             integrity: integrity_through,
+            escaped: true,
         })
     }
 
-    fn sql_command(&self, statements: &[String], admin: bool) -> Option<Command> {
+    fn sql_command(&self, admin: bool) -> Option<Command> {
         let mut cmd = tool_command(TOOLS.load, &self.0);
+        // Output as the parser reads it, whatever the user's option files say.
         cmd.args([
             "--batch",
             "--skip-column-names",
+            "--skip-vertical",
+            "--skip-html",
+            "--skip-xml",
             "--default-character-set=utf8mb4",
-            "-e",
-        ])
-        .arg(statements.join(";\n"));
+        ]);
         if !admin {
             cmd.arg(format!("--database={}", self.0.database()));
         }
