@@ -310,7 +310,7 @@ impl Drop for DumpStream {
 
 /// Kills process group `pgid` at `deadline` unless the returned sender is dropped (or
 /// sent to) first.
-fn watch(pgid: u32, deadline: Instant, fired: Arc<AtomicBool>) -> mpsc::Sender<()> {
+pub(crate) fn watch(pgid: u32, deadline: Instant, fired: Arc<AtomicBool>) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -332,18 +332,39 @@ pub struct LoadSink {
     child: Child,
     stdin: Option<ChildStdin>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Dropped when the tool has been waited for: stops the deadline's watchdog.
+    watchdog: Option<mpsc::Sender<()>>,
+    timed_out: Arc<AtomicBool>,
 }
 
 impl LoadSink {
-    pub fn spawn(tool: &str, mut cmd: Command, package: &str) -> Result<Self> {
+    #[cfg(test)]
+    pub fn spawn(tool: &str, cmd: Command, package: &str) -> Result<Self> {
+        Self::spawn_until(tool, cmd, package, None)
+    }
+
+    /// Spawns the load tool, in a process group of its own killed at `deadline` if given.
+    pub fn spawn_until(
+        tool: &str,
+        mut cmd: Command,
+        package: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Self> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+        if deadline.is_some() {
+            cmd.process_group(0);
+        }
         let (mut child, stderr) = spawn(tool, &mut cmd, package)?;
         let stdin = child.stdin.take();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = deadline.map(|d| watch(child.id(), d, timed_out.clone()));
         Ok(LoadSink {
             tool: tool.to_string(),
             child,
             stdin,
             stderr: Some(stderr),
+            watchdog,
+            timed_out,
         })
     }
 
@@ -351,11 +372,18 @@ impl LoadSink {
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
         let status = self.child.wait().map_err(|e| DbError::io(&self.tool, e))?;
+        self.watchdog.take();
         let stderr = self
             .stderr
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
+        if self.timed_out.load(Ordering::SeqCst) {
+            return Err(DbError::Unavailable(format!(
+                "{} was killed at its deadline",
+                self.tool
+            )));
+        }
         if !status.success() {
             return Err(DbError::Unavailable(failure(&self.tool, status, &stderr)));
         }
@@ -370,11 +398,15 @@ impl LoadSink {
     pub fn failed(mut self, write_error: std::io::Error) -> DbError {
         drop(self.stdin.take());
         let status = self.child.wait();
+        self.watchdog.take();
         let stderr = self
             .stderr
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
+        if self.timed_out.load(Ordering::SeqCst) {
+            return DbError::Unavailable(format!("{} was killed at its deadline", self.tool));
+        }
         match status {
             Ok(status) if !status.success() => {
                 DbError::Unavailable(failure(&self.tool, status, &stderr))

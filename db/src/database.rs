@@ -77,10 +77,21 @@ impl Database {
     /// run through the prefix (see `prefixed`); itself when `prefix` is empty or it is a
     /// file (SQLite, read here).
     pub fn through(self, prefix: Vec<String>) -> Database {
+        self.through_until(prefix, None)
+    }
+
+    /// [`Database::through`], with every tool run through the prefix killed (with its
+    /// process group) at `deadline`: a connection or container that hangs fails the work
+    /// instead of holding it forever.
+    pub fn through_until(
+        self,
+        prefix: Vec<String>,
+        deadline: Option<std::time::Instant>,
+    ) -> Database {
         if prefix.is_empty() || self.file().is_some() {
             return self;
         }
-        Database(Box::new(Prefixed::new(self.0, prefix)))
+        Database(Box::new(Prefixed::new(self.0, prefix, deadline)))
     }
 
     /// The same server and login with another database (for scratch databases).

@@ -155,6 +155,11 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
         &[]
     }
 
+    /// When its tools are killed (with their process groups), if ever.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// How many objects of its own (tables, views, functions, …) the database holds;
     /// `None` if it does not exist.
     async fn object_count(&self) -> Result<Option<u64>>;

@@ -31,7 +31,12 @@ pub(crate) fn load_dump(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let tools = target.tools();
-    let sink = LoadSink::spawn(tools.load, target.load_command(), tools.package)?;
+    let sink = LoadSink::spawn_until(
+        tools.load,
+        target.load_command(),
+        tools.package,
+        target.deadline(),
+    )?;
     progress.set_total(node.size);
     let mut counting = Counting {
         sink,

@@ -5,25 +5,31 @@
 //! ([`Dialect::tool_sql`]) run by its load tool ([`Dialect::sql_command`]), never sqlx.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use strata_format::snapshot::SourceKind;
 
 use crate::check::Check;
-use crate::child::prefixed;
+use crate::child::{prefixed, watch};
 use crate::dialect::{number, Dialect, LoadFilter, RunSql, ToolSql, Tools};
 use crate::error::{DbError, Result};
 use crate::info::ServerInfo;
 use crate::scan::Syntax;
 use crate::server::Server;
 
-/// `inner`, with its tools run through `prefix`.
+/// `inner`, with its tools run through `prefix`, each killed (with its process group) at
+/// `deadline`: a hung connection or container never holds a scheduled run forever.
 #[derive(Debug)]
 pub(crate) struct Prefixed {
     inner: Box<dyn Dialect>,
     prefix: Vec<String>,
+    deadline: Option<Instant>,
 }
 
 impl Clone for Prefixed {
@@ -31,13 +37,22 @@ impl Clone for Prefixed {
         Prefixed {
             inner: self.inner.clone_box(),
             prefix: self.prefix.clone(),
+            deadline: self.deadline,
         }
     }
 }
 
 impl Prefixed {
-    pub(crate) fn new(inner: Box<dyn Dialect>, prefix: Vec<String>) -> Self {
-        Prefixed { inner, prefix }
+    pub(crate) fn new(
+        inner: Box<dyn Dialect>,
+        prefix: Vec<String>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Prefixed {
+            inner,
+            prefix,
+            deadline,
+        }
     }
 
     fn sql(&self) -> Result<ToolSql> {
@@ -64,8 +79,11 @@ impl Prefixed {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(io)?;
+        let fired = Arc::new(AtomicBool::new(false));
+        let watchdog = self.deadline.map(|d| watch(child.id(), d, fired.clone()));
         let script: String = statements.iter().map(|s| format!("{s};\n")).collect();
         let stdin = child.stdin.take();
         // Written beside the reading, so that a long answer never blocks a long question.
@@ -75,7 +93,15 @@ impl Prefixed {
             }
         });
         let out = child.wait_with_output().map_err(io)?;
+        drop(watchdog);
         let _ = writer.join();
+        if fired.load(Ordering::SeqCst) {
+            return Err(DbError::Unavailable(format!(
+                "{tool} through {} on {}: killed at its deadline",
+                self.prefix.join(" "),
+                self.inner.display()
+            )));
+        }
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr);
             return Err(DbError::Unavailable(format!(
@@ -162,6 +188,7 @@ impl Dialect for Prefixed {
         Box::new(Prefixed {
             inner: self.inner.with_database(name),
             prefix: self.prefix.clone(),
+            deadline: self.deadline,
         })
     }
 
@@ -191,6 +218,10 @@ impl Dialect for Prefixed {
 
     fn exec_prefix(&self) -> &[String] {
         &self.prefix
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     async fn info(&self) -> Result<ServerInfo> {
@@ -296,5 +327,25 @@ mod tests {
             vec![vec!["my\ttab\\x", "3"]]
         );
         assert_eq!(parse_rows(b"a\\tb\n", false), vec![vec!["a\\tb"]]);
+    }
+
+    /// A prefix that hangs (a dead connection, a stuck container) is killed at the
+    /// deadline, and the question fails saying so, instead of holding the run forever.
+    #[test]
+    fn a_hung_prefix_is_killed_at_the_deadline() {
+        let inner = crate::Database::postgres("postgres://app@/shop").unwrap();
+        let hung: Vec<String> = ["sh", "-c", "sleep 30", "--"].map(String::from).to_vec();
+        let p = Prefixed::new(
+            inner.clone_box(),
+            hung,
+            Some(Instant::now() + std::time::Duration::from_millis(300)),
+        );
+        let started = Instant::now();
+        let err = p
+            .rows(&["SELECT 1".to_string()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("killed at its deadline"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }

@@ -251,7 +251,14 @@ fn restore_test(
             }
             // The same server, reached as the backup reaches it: through the exec-prefix
             // when there is one (its load tool creates, loads, counts and drops there).
-            (None, _) => Some(db.clone().through(d.exec_prefix.clone())),
+            // Killed at the project's timeout (default 1 h), as its dumps are.
+            (None, _) => {
+                let limit = project
+                    .timeout
+                    .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
+                let deadline = std::time::Instant::now().checked_add(limit);
+                Some(db.clone().through_until(d.exec_prefix.clone(), deadline))
+            }
         };
         let report = strata_db::restore_test(&o.repo, &id, &snap, scratch.as_ref(), &NoProgress)
             .map_err(|e| e.to_string())?;
