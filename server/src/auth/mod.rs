@@ -8,6 +8,7 @@
 
 pub mod session;
 pub mod tokens;
+pub mod users;
 
 use std::net::SocketAddr;
 
