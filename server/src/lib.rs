@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod blocking;
 pub mod error;
+pub mod security;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -68,9 +69,10 @@ pub fn check_listen(opts: &ServeOptions) -> Result<(), ServeError> {
 
 /// The whole application: the API under `/api/v1` (and, later, the dashboard).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .nest("/api/v1", api::routes())
-        .with_state(state)
+    let app = Router::new().nest("/api/v1", api::routes());
+    // Last, so that they wrap every route above: CSRF form fields, the body limit, the
+    // security headers.
+    security::layers(app, &state).with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM, on a runtime of its own.
@@ -88,6 +90,7 @@ pub fn serve(
             source: e,
         })?;
     let state = state_for(rt.handle().clone());
+    state.sessions().set_secure(opts.tls.is_some());
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
