@@ -21,10 +21,12 @@ pub mod blocking;
 pub mod error;
 pub mod security;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 
 pub use auth::{Principal, Role};
@@ -92,6 +94,11 @@ pub fn serve(
     let state = state_for(rt.handle().clone());
     state.sessions().set_secure(opts.tls.is_some());
     rt.block_on(async move {
+        // A certificate or key that cannot be used is an error before anything listens.
+        let acceptor = match &opts.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| ServeError::Io {
@@ -102,16 +109,32 @@ pub fn serve(
             what: "the listening address".into(),
             source: e,
         })?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`).
-        println!("strata serve: listening on http://{addr}");
+        println!("strata serve: listening on {scheme}://{addr}");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| ServeError::Io {
-                what: "serving".into(),
-                source: e,
-            })
+        let served = match acceptor {
+            Some(acceptor) => {
+                let listener =
+                    tls::TlsListener::new(listener, acceptor).map_err(|e| ServeError::Io {
+                        what: "the listening address".into(),
+                        source: e,
+                    })?;
+                // tap_io: the way axum hands a custom listener's peer address to ConnectInfo.
+                axum::serve(listener.tap_io(|_| {}), app)
+                    .with_graceful_shutdown(shutdown())
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown())
+                    .await
+            }
+        };
+        served.map_err(|e| ServeError::Io {
+            what: "serving".into(),
+            source: e,
+        })
     })
 }
 

@@ -379,3 +379,173 @@ fn serve_auth_security_headers_and_body_limit() {
         .unwrap();
     assert_eq!(json_of(resp, 413)["error"]["code"], "payload_too_large");
 }
+
+/// A second `strata serve` over `s`'s config with `args`; its first stdout line, and the
+/// child (stopped by the caller).
+fn serve_with(s: &Served, args: &[&std::ffi::OsStr]) -> (Stopped, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(strata_bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("STRATA_CONFIG", &s.config)
+        .env("HOME", &s.env.home)
+        .env("XDG_CACHE_HOME", &s.env.cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let child = Stopped(child);
+    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    (child, line)
+}
+
+/// A server process stopped when the test ends, passed or failed (an orphan would keep the
+/// test's stderr open).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// `--tls-cert/--tls-key` with a self-signed certificate: HTTPS answers whoami (the client
+/// trusting that certificate), a login's cookie is Secure and HSTS is sent; plain HTTP to
+/// the same port gets no answer.
+#[test]
+fn serve_auth_tls_with_a_self_signed_certificate() {
+    let s = with_users("");
+    let cert = s.env.path("cert.pem");
+    let key = s.env.path("key.pem");
+    // A self-signed end-entity certificate (webpki refuses a CA as a server's certificate).
+    let cnf = s.env.path("openssl.cnf");
+    std::fs::write(
+        &cnf,
+        "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = localhost\n\
+         [ext]\nbasicConstraints = critical,CA:FALSE\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n\
+         extendedKeyUsage = serverAuth\nkeyUsage = critical,digitalSignature\n",
+    )
+    .unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-config"])
+        .arg(&cnf)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{made:?}");
+    let (child, line) = serve_with(
+        &s,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let base = line
+        .strip_prefix("strata serve: listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let https = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let who = https
+        .get(format!("{base}/api/v1/whoami"))
+        .bearer_auth(&s.tokens["operator"])
+        .send()
+        .unwrap();
+    assert_eq!(
+        who.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    assert_eq!(json_of(who, 200)["role"], "operator");
+    let resp = https
+        .post(format!("{base}/api/v1/session"))
+        .json(&json!({"user": "alice", "password": "alice password"}))
+        .send()
+        .unwrap();
+    let (_, set) = cookie_of(&resp);
+    assert!(set.contains("; Secure"), "{set}");
+    // A client that does not trust the certificate is refused; so is plain HTTP.
+    let untrusting = Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert!(untrusting
+        .get(format!("{base}/api/v1/whoami"))
+        .send()
+        .is_err());
+    let plain = base.replace("https://", "http://");
+    assert!(untrusting
+        .get(format!("{plain}/api/v1/whoami"))
+        .send()
+        .is_err());
+    drop(child);
+}
+
+/// A certificate or key that cannot be used stops `strata serve` at start, naming the file;
+/// an address other than loopback without TLS is refused (unless --insecure-http).
+#[test]
+fn serve_auth_refuses_bad_tls_files_and_open_plain_http() {
+    let s = Served::start("");
+    let garbage = s.env.path("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = s.env.path("missing.pem");
+    let cases = [
+        (missing.clone(), garbage.clone(), missing.clone()),
+        (garbage.clone(), garbage.clone(), garbage.clone()),
+    ];
+    for (cert, key, named) in cases {
+        let out = s
+            .strata([
+                "serve".as_ref(),
+                "--listen".as_ref(),
+                "127.0.0.1:0".as_ref(),
+                "--tls-cert".as_ref(),
+                cert.as_os_str(),
+                "--tls-key".as_ref(),
+                key.as_os_str(),
+            ])
+            .code(1);
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+        assert!(
+            out.stderr.contains(&named.display().to_string()),
+            "{}",
+            out.describe()
+        );
+    }
+    let out = s.strata(["serve", "--listen", "0.0.0.0:0"]).code(1);
+    assert!(
+        out.stderr.contains("0.0.0.0:0 is not a loopback address")
+            && out.stderr.contains("--insecure-http"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
