@@ -145,7 +145,7 @@ fn append(text: &str, name: &str, role: Role, hash: &str) -> String {
 fn edit(mut doc: toml_edit::DocumentMut, name: &str, role: Role, hash: &str) -> String {
     let server = doc
         .entry("server")
-        .or_insert_with(|| toml_edit::table())
+        .or_insert_with(toml_edit::table)
         .as_table_like_mut();
     let Some(server) = server else {
         return doc.to_string();
