@@ -378,6 +378,26 @@ fn serve_auth_security_headers_and_body_limit() {
         .send()
         .unwrap();
     assert_eq!(json_of(resp, 413)["error"]["code"], "payload_too_large");
+    // A session's form post is read for its csrf field: over the limit, the same 413.
+    let resp = login(&s, &s.http, "bob", "bob password");
+    let (cookie, _) = cookie_of(&resp);
+    let resp = s
+        .http
+        .post(url(&s, "/session/logout"))
+        .header("cookie", &cookie)
+        .header("content-type", FORM)
+        .body(format!("a={}", "x".repeat(2 << 20)))
+        .send()
+        .unwrap();
+    assert_eq!(json_of(resp, 413)["error"]["code"], "payload_too_large");
+    // A token needs no CSRF token (logging a token out is a plain 400, not a 403).
+    let resp = s
+        .http
+        .delete(url(&s, "/session"))
+        .bearer_auth(&s.tokens["admin"])
+        .send()
+        .unwrap();
+    assert_eq!(json_of(resp, 400)["error"]["code"], "bad_request");
 }
 
 /// A second `strata serve` over `s`'s config with `args`; its first stdout line, and the
