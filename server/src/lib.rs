@@ -19,11 +19,14 @@ pub mod audit;
 pub mod auth;
 pub mod blocking;
 pub mod error;
+pub mod security;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 
 pub use auth::{Principal, Role};
@@ -68,9 +71,10 @@ pub fn check_listen(opts: &ServeOptions) -> Result<(), ServeError> {
 
 /// The whole application: the API under `/api/v1` (and, later, the dashboard).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .nest("/api/v1", api::routes())
-        .with_state(state)
+    let app = Router::new().nest("/api/v1", api::routes());
+    // Last, so that they wrap every route above: CSRF form fields, the body limit, the
+    // security headers.
+    security::layers(app, &state).with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM, on a runtime of its own.
@@ -88,7 +92,13 @@ pub fn serve(
             source: e,
         })?;
     let state = state_for(rt.handle().clone());
+    state.sessions().set_secure(opts.tls.is_some());
     rt.block_on(async move {
+        // A certificate or key that cannot be used is an error before anything listens.
+        let acceptor = match &opts.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| ServeError::Io {
@@ -99,16 +109,32 @@ pub fn serve(
             what: "the listening address".into(),
             source: e,
         })?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         // Scripts and tests read this line to learn the port (`--listen 127.0.0.1:0`).
-        println!("strata serve: listening on http://{addr}");
+        println!("strata serve: listening on {scheme}://{addr}");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| ServeError::Io {
-                what: "serving".into(),
-                source: e,
-            })
+        let served = match acceptor {
+            Some(acceptor) => {
+                let listener =
+                    tls::TlsListener::new(listener, acceptor).map_err(|e| ServeError::Io {
+                        what: "the listening address".into(),
+                        source: e,
+                    })?;
+                // tap_io: the way axum hands a custom listener's peer address to ConnectInfo.
+                axum::serve(listener.tap_io(|_| {}), app)
+                    .with_graceful_shutdown(shutdown())
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown())
+                    .await
+            }
+        };
+        served.map_err(|e| ServeError::Io {
+            what: "serving".into(),
+            source: e,
+        })
     })
 }
 

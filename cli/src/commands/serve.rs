@@ -41,6 +41,33 @@ enum Sub {
     /// API tokens (Authorization: Bearer TOKEN), stored hashed in the state directory.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Users who log in to the dashboard ([server.users] in the config, argon2id hashes).
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserCmd {
+    /// Add a user: asks for the password twice (or reads --password-file) and writes
+    /// `[server.users.NAME] password-hash, role` into the config file, leaving the rest of
+    /// the file as it was. A running server sees the user after a restart.
+    Add {
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// Read the password from this file (its first line), for scripts.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Replace the password and role of an existing user.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the users (names and roles; never the hashes).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -111,6 +138,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             }
             Ok(0)
         }
+        Some(Sub::User(cmd)) => user(cli, &cfg, cmd),
         None => {
             let listen = args
                 .listen
@@ -133,6 +161,91 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 },
                 opts,
             )?;
+            Ok(0)
+        }
+    }
+}
+
+fn user(cli: &Cli, cfg: &strata_app::config::Config, cmd: &UserCmd) -> Result<u8> {
+    match cmd {
+        UserCmd::Add {
+            name,
+            role,
+            password_file,
+            force,
+        } => {
+            use strata_server::auth::users;
+            let role = Role::parse(role).expect("clap checked the role");
+            if !users::valid_name(name) {
+                bail!(
+                    "{name:?}: a user name is letters, digits, `-`, `_` and `.`, starting with \
+                     a letter or digit, at most 64 characters"
+                );
+            }
+            let path = cli
+                .config
+                .clone()
+                .unwrap_or_else(strata_app::config::default_path);
+            if cfg.server.users.contains_key(name) && !*force {
+                bail!(
+                    "user {name} exists in {}: --force replaces its password and role",
+                    path.display()
+                );
+            }
+            let password = match password_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                    text.lines().next().unwrap_or("").to_string()
+                }
+                None => {
+                    let first = rpassword::prompt_password(format!("Password for {name}: "))
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "cannot ask for the password ({e}): give --password-file FILE"
+                            )
+                        })?;
+                    let again = rpassword::prompt_password("Again: ")
+                        .map_err(|e| anyhow::anyhow!("cannot ask for the password: {e}"))?;
+                    if first != again {
+                        bail!("the two passwords differ; nothing written");
+                    }
+                    first
+                }
+            };
+            if password.chars().count() < users::MIN_PASSWORD_LEN {
+                bail!(
+                    "a password needs at least {} characters; nothing written",
+                    users::MIN_PASSWORD_LEN
+                );
+            }
+            let hash = users::hash_password(&password)?;
+            let written = users::write_user(&path, name, role, &hash, *force)?;
+            let what = match written {
+                users::Written::Added => "added",
+                users::Written::Replaced => "replaced",
+            };
+            eprintln!(
+                "user {name} ({}) {what} in {}; restart strata serve to use it",
+                role.name(),
+                path.display()
+            );
+            Ok(0)
+        }
+        UserCmd::List { json: as_json } => {
+            if *as_json {
+                let rows: Vec<_> = cfg
+                    .server
+                    .users
+                    .iter()
+                    .map(|(name, u)| serde_json::json!({"name": name, "role": u.role}))
+                    .collect();
+                json(&rows)?;
+            } else {
+                for (name, u) in &cfg.server.users {
+                    println!("{name}\t{}", u.role);
+                }
+            }
             Ok(0)
         }
     }

@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/whoami", get(whoami))
         .merge(jobs::routes())
+        .merge(crate::auth::login::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.

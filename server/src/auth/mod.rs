@@ -6,8 +6,11 @@
 //! backups and restore tests, and restores to new places; an **admin** also restores in
 //! place, forgets and holds.
 
+pub mod limits;
+pub mod login;
 pub mod session;
 pub mod tokens;
+pub mod users;
 
 use std::net::SocketAddr;
 
