@@ -41,7 +41,13 @@ async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Res
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&resp) {
         resp = too_large().into_response();
     }
+    let too_large = resp.status() == StatusCode::PAYLOAD_TOO_LARGE;
     let h = resp.headers_mut();
+    // The rest of a refused body is never read: the connection ends with this answer, and
+    // says so, so that no client sends its next request down it.
+    if too_large {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
