@@ -1,0 +1,357 @@
+//! `strata serve`, the read API and downloads (issue #17): projects, snapshots, one
+//! directory level, health, log, stats, metrics; a file (with `Range`), a directory as a
+//! `.tar.gz`, a database's SQL dump. Against the real server over HTTP.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::serve::{json_of, Served};
+use crate::util::*;
+
+/// The site's directory as a snapshot path (the snapshot holds it by its absolute path).
+fn site_path(s: &Served) -> String {
+    s.env.path("site").to_str().unwrap().to_string()
+}
+
+/// The one snapshot `Served::start` made, by the CLI.
+fn first_snapshot(s: &Served) -> String {
+    let list = s.strata(["snapshots", "--json"]).success().json();
+    list[0]["id"].as_str().unwrap().to_string()
+}
+
+/// `strata ARGS` by the config alone (no repository from the environment): `run`,
+/// `log`, `stats --project`, `health`.
+fn by_config<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(s: &Served, args: I) -> Output {
+    Cmd::new()
+        .env("STRATA_CONFIG", &s.config)
+        .env("HOME", &s.env.home)
+        .env("XDG_CACHE_HOME", &s.env.cache)
+        .args(args)
+        .run()
+}
+
+/// Percent-encodes a query value (paths hold `/`, spaces, anything).
+fn q(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Without credentials every read route is 401 with the `unauthorized` code.
+#[test]
+fn serve_read_needs_credentials() {
+    let s = Served::start("");
+    let id = first_snapshot(&s);
+    for path in [
+        "/projects".to_string(),
+        "/projects/site".into(),
+        "/snapshots".into(),
+        format!("/snapshots/{id}"),
+        format!("/snapshots/{id}/tree?path=/"),
+        "/health".into(),
+        "/log".into(),
+        "/stats?project=site".into(),
+        "/metrics".into(),
+    ] {
+        let body = json_of(s.get(&path, None), 401);
+        assert_eq!(body["error"]["code"], "unauthorized", "{path}: {body}");
+    }
+}
+
+/// Projects with their health and last backup, snapshots filtered by project and tag, one
+/// snapshot by a prefix (ambiguous: 409, missing: 404, not hex: 422), one directory level,
+/// paths that are not snapshot paths refused.
+#[test]
+fn serve_read_projects_snapshots_tree() {
+    let s = Served::start(
+        r#"
+[projects.other]
+paths = ["/nonexistent-other"]
+repositories = ["main"]
+"#,
+    );
+    let first = first_snapshot(&s);
+    // A run of `site` through the config: the catalog then has its backup.
+    by_config(&s, ["run", "site"]).success();
+    // Snapshots of another project, with a tag: 1 + 1 + 15 = 17 snapshots, so two share a
+    // first hex digit (an ambiguous one-digit prefix).
+    let other = s.env.path("other");
+    write_file(&other.join("o.txt"), b"other\n");
+    for i in 0..15 {
+        let mut args = vec!["backup", "--project", "other"];
+        if i == 0 {
+            args.extend(["--tag", "nightly"]);
+        }
+        s.strata(args.into_iter().chain([other.to_str().unwrap()]))
+            .success();
+    }
+
+    let projects = json_of(s.get("/projects", Some("viewer")), 200);
+    let names: Vec<&str> = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["other", "site"], "{projects}");
+    let site = json_of(s.get("/projects/site", Some("viewer")), 200);
+    assert_eq!(site["repositories"], serde_json::json!(["main"]), "{site}");
+    assert!(
+        ["ok", "warning", "critical", "unknown"].contains(&site["status"].as_str().unwrap()),
+        "{site}"
+    );
+    assert!(
+        site["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["check"] == "last-success"),
+        "{site}"
+    );
+    let last = &site["last_backup"][0];
+    assert_eq!(last["repository"], "main", "{site}");
+    assert!(last["last_success"].is_string(), "{site}");
+    let newest_site = s
+        .strata(["snapshots", "--json", "--project", "site"])
+        .success()
+        .json();
+    let newest_site = newest_site.as_array().unwrap().last().unwrap()["id"].clone();
+    assert_eq!(last["last_snapshot"]["id"], newest_site, "{site}");
+    assert_eq!(last["last_snapshot"]["kind"], "files", "{site}");
+    let body = json_of(s.get("/projects/nope", Some("viewer")), 404);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // Snapshots: all, by project, by tag, by repository.
+    let all = json_of(s.get("/snapshots", Some("viewer")), 200);
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), 17);
+    let cli: Vec<Value> = s
+        .strata(["snapshots", "--json"])
+        .success()
+        .json()
+        .as_array()
+        .unwrap()
+        .clone();
+    let ids = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&all), ids(&cli), "oldest first, as the CLI lists them");
+    let one = all.iter().find(|x| x["id"] == first.as_str()).unwrap();
+    assert_eq!(one["repository"], "main");
+    assert_eq!(one["kind"], "files");
+    assert_eq!(one["project"], "site");
+    assert_eq!(one["paths"], serde_json::json!([site_path(&s)]));
+    assert_eq!(one["held"], false);
+    assert!(one["size"].as_u64().unwrap() > 0, "{one}");
+    let by_project = json_of(s.get("/snapshots?project=site", Some("viewer")), 200);
+    assert_eq!(by_project.as_array().unwrap().len(), 2, "{by_project}");
+    assert!(by_project
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["project"] == "site"));
+    let by_tag = json_of(s.get("/snapshots?tag=nightly", Some("viewer")), 200);
+    let by_tag = by_tag.as_array().unwrap();
+    assert_eq!(by_tag.len(), 1, "{by_tag:?}");
+    assert_eq!(by_tag[0]["project"], "other");
+    assert_eq!(by_tag[0]["tags"], serde_json::json!(["nightly"]));
+    let both = json_of(
+        s.get("/snapshots?project=site&tag=nightly", Some("viewer")),
+        200,
+    );
+    assert_eq!(both, serde_json::json!([]));
+    let in_main = json_of(s.get("/snapshots?repository=main", Some("viewer")), 200);
+    assert_eq!(in_main.as_array().unwrap().len(), 17);
+    let body = json_of(s.get("/snapshots?repository=nope", Some("viewer")), 404);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // One snapshot: by its id, by a prefix; ambiguous, missing, not hex.
+    let by_prefix = json_of(
+        s.get(&format!("/snapshots/{}", &first[..10]), Some("viewer")),
+        200,
+    );
+    assert_eq!(by_prefix["id"], first.as_str());
+    assert_eq!(by_prefix["repository"], "main");
+    assert!(by_prefix["source_meta"].is_object(), "{by_prefix}");
+    let mut firsts = BTreeSet::new();
+    let shared = ids(&all)
+        .into_iter()
+        .map(|id| id[..1].to_string())
+        .find(|c| !firsts.insert(c.clone()))
+        .expect("17 ids, 16 hex digits");
+    let body = json_of(s.get(&format!("/snapshots/{shared}"), Some("viewer")), 409);
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let body = json_of(
+        s.get(&format!("/snapshots/{}", "0".repeat(64)), Some("viewer")),
+        404,
+    );
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let body = json_of(s.get("/snapshots/latest-nope", Some("viewer")), 422);
+    assert_eq!(body["error"]["code"], "invalid", "{body}");
+
+    // The tree: one level of the site's directory.
+    let site_dir = site_path(&s);
+    let tree = json_of(
+        s.get(
+            &format!("/snapshots/{first}/tree?path={}", q(&site_dir)),
+            Some("viewer"),
+        ),
+        200,
+    );
+    let entries = tree["entries"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("assets", "dir"), ("index.html", "file")],
+        "{tree}"
+    );
+    let index = &entries[1];
+    assert_eq!(index["size"], 15);
+    assert_eq!(index["path"], format!("{site_dir}/index.html"));
+    let meta = std::fs::metadata(s.env.path("site/index.html")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        index["mode"].as_u64().unwrap() & 0o7777,
+        u64::from(meta.mode() & 0o7777)
+    );
+    assert_eq!(
+        index["mtime_ns"].as_i64().unwrap(),
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+    );
+    // The root of the snapshot: the first component of the site's path.
+    let root = json_of(
+        s.get(&format!("/snapshots/{first}/tree"), Some("viewer")),
+        200,
+    );
+    let top = site_dir.split('/').nth(1).unwrap();
+    assert_eq!(root["entries"][0]["name"], top, "{root}");
+    assert_eq!(root["entries"].as_array().unwrap().len(), 1, "{root}");
+    // Not snapshot paths: refused before anything is read; a host path that is not in the
+    // snapshot is simply not there.
+    for bad in [
+        format!("{site_dir}/../site"),
+        format!("{site_dir}/assets/.."),
+        "../../etc".to_string(),
+        "etc/passwd".to_string(),
+        format!("{site_dir}/"),
+        format!("{site_dir}/a\0b"),
+    ] {
+        let body = json_of(
+            s.get(
+                &format!("/snapshots/{first}/tree?path={}", q(&bad)),
+                Some("viewer"),
+            ),
+            422,
+        );
+        assert_eq!(body["error"]["code"], "invalid", "{bad:?}: {body}");
+    }
+    let body = json_of(
+        s.get(
+            &format!("/snapshots/{first}/tree?path=/etc"),
+            Some("viewer"),
+        ),
+        404,
+    );
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let body = json_of(
+        s.get(
+            &format!(
+                "/snapshots/{first}/tree?path={}",
+                q(&format!("{site_dir}/index.html"))
+            ),
+            Some("viewer"),
+        ),
+        422,
+    );
+    assert_eq!(body["error"]["code"], "invalid", "{body}");
+}
+
+/// Health (200 whatever the status), the catalog's log, the project's statistics and the
+/// Prometheus metrics, each as the CLI gives them.
+#[test]
+fn serve_read_health_log_stats_metrics() {
+    let s = Served::start("");
+    by_config(&s, ["run", "site"]).success();
+
+    let health = json_of(s.get("/health", Some("viewer")), 200);
+    let cli = by_config(&s, ["health", "--json"]).json();
+    assert_eq!(health["status"], cli["status"], "{health}");
+    let checks = |v: &Value| -> Vec<(String, String)> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["check"].to_string(), i["status"].to_string()))
+            .collect()
+    };
+    assert_eq!(checks(&health), checks(&cli));
+    assert!(!checks(&health).is_empty());
+
+    let log = json_of(s.get("/log?project=site", Some("viewer")), 200);
+    let cli = by_config(&s, ["log", "--json", "--project", "site"])
+        .success()
+        .json();
+    assert_eq!(log, cli, "the log as `strata log --json` prints it");
+    let runs = json_of(s.get("/log?kind=run&limit=1", Some("viewer")), 200);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["kind"], "run");
+    assert_eq!(runs[0]["project"], "site");
+    let none = json_of(s.get("/log?since=2200-01-01", Some("viewer")), 200);
+    assert_eq!(none, serde_json::json!([]));
+    let recent = json_of(s.get("/log?since=1h&kind=backup", Some("viewer")), 200);
+    assert_eq!(recent.as_array().unwrap().len(), 1, "{recent}");
+    for bad in ["/log?kind=nope", "/log?since=yesterday-ish"] {
+        let body = json_of(s.get(bad, Some("viewer")), 422);
+        assert_eq!(body["error"]["code"], "invalid", "{bad}: {body}");
+    }
+
+    let stats = json_of(s.get("/stats?project=site", Some("viewer")), 200);
+    let cli = by_config(&s, ["stats", "--project", "site", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        stats, cli,
+        "the statistics as `strata stats --project --json`"
+    );
+    assert_eq!(stats["runs"].as_array().unwrap().len(), 1, "{stats}");
+    let body = json_of(s.get("/stats?project=nope", Some("viewer")), 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let body = json_of(s.get("/stats", Some("viewer")), 422);
+    assert_eq!(body["error"]["code"], "invalid");
+
+    let resp = s.get("/metrics", Some("viewer"));
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().unwrap();
+    let file = s.env.path("metrics.prom");
+    by_config(&s, ["health", "--prometheus", file.to_str().unwrap()]);
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(
+            "strata_last_success_timestamp_seconds{project=\"site\",repository=\"main\"}"
+        ),
+        "{text}"
+    );
+    let metric_names = |t: &str| -> BTreeSet<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(' ').next().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(metric_names(&text), metric_names(&written));
+}
