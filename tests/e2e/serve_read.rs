@@ -55,6 +55,7 @@ fn serve_read_needs_credentials() {
         "/snapshots".into(),
         format!("/snapshots/{id}"),
         format!("/snapshots/{id}/tree?path=/"),
+        format!("/snapshots/{id}/download?path={}", q(&site_path(&s))),
         "/health".into(),
         "/log".into(),
         "/stats?project=site".into(),
@@ -354,4 +355,345 @@ fn serve_read_health_log_stats_metrics() {
             .collect()
     };
     assert_eq!(metric_names(&text), metric_names(&written));
+}
+
+/// `GET /api/v1{path}` as `role` with extra headers.
+fn get_with(
+    s: &Served,
+    path: &str,
+    role: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    let mut req = s
+        .http
+        .get(format!("{}/api/v1{path}", s.base))
+        .bearer_auth(&s.tokens[role]);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().unwrap()
+}
+
+/// The body of a successful download, with its status checked.
+#[track_caller]
+fn body_of(resp: reqwest::blocking::Response, status: u16) -> Vec<u8> {
+    let got = resp.status().as_u16();
+    let bytes = resp.bytes().unwrap().to_vec();
+    assert_eq!(got, status, "{}", String::from_utf8_lossy(&bytes));
+    bytes
+}
+
+/// Every entry below `dir`, relative, with what it is: a file's bytes, a link's target,
+/// a directory; and modification times to the second.
+fn tree_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, (String, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else {
+                format!(
+                    "file {}",
+                    blake3::hash(&std::fs::read(&p).unwrap()).to_hex()
+                )
+            };
+            let mtime = if meta.file_type().is_symlink() {
+                0
+            } else {
+                meta.mtime()
+            };
+            out.insert(rel, (what, mtime));
+        }
+    }
+    out
+}
+
+/// Unpacks a `.tar.gz` with the system's tar into a new directory.
+fn untar(s: &Served, archive: &[u8], name: &str) -> std::path::PathBuf {
+    let file = s.env.path(format!("{name}.tar.gz"));
+    std::fs::write(&file, archive).unwrap();
+    let dir = s.env.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&file)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar xzf {}", file.display());
+    dir
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "gzip -dc");
+    out.stdout
+}
+
+/// The access records of the catalog (downloads among them), waiting a little for the
+/// last: a download is recorded once its last byte went out.
+fn accesses(s: &Served, at_least: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let log = json_of(s.get("/log?kind=access", Some("viewer")), 200);
+        let list = log.as_array().unwrap().clone();
+        if list.len() >= at_least {
+            return list;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("fewer than {at_least} access records");
+}
+
+/// A file byte-identical to its source, with its length and name; one range exactly
+/// (206), a range past the end (416); gzipped; a directory and the whole snapshot as
+/// `.tar.gz` identical to the source tree; a viewer refused (403), paths that are not
+/// snapshot paths refused (422), a host path not in the snapshot (404); each download in
+/// the audit log.
+#[test]
+fn serve_read_downloads_files_and_directories() {
+    let s = Served::start("");
+    let site = s.env.path("site");
+    // A file of several chunks (and more than one channel message), a symlink, a nested
+    // directory.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    write_file(&site.join("data/big.bin"), &big);
+    write_file(&site.join("data/deeper/note.txt"), b"a note\n");
+    std::os::unix::fs::symlink("index.html", site.join("link")).unwrap();
+    s.strata(["backup", "--project", "site", site.to_str().unwrap()])
+        .success();
+    let list = s.strata(["snapshots", "--json"]).success().json();
+    let id = list.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let site_dir = site_path(&s);
+    let big_path = format!(
+        "/snapshots/{id}/download?path={}",
+        q(&format!("{site_dir}/data/big.bin"))
+    );
+
+    // The whole file.
+    let resp = get_with(&s, &big_path, "operator", &[]);
+    assert_eq!(resp.status().as_u16(), 200);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-length"], big.len().to_string().as_str());
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"big.bin\"; filename*=UTF-8''big.bin"
+    );
+    let got = resp.bytes().unwrap();
+    assert!(got[..] == big[..], "the download differs from the source");
+
+    // Ranges.
+    let resp = get_with(
+        &s,
+        &big_path,
+        "operator",
+        &[("Range", "bytes=1000000-1999999")],
+    );
+    assert_eq!(
+        resp.headers()["content-range"],
+        "bytes 1000000-1999999/3000000"
+    );
+    assert_eq!(resp.headers()["content-length"], "1000000");
+    let part = body_of(resp, 206);
+    assert!(part[..] == big[1_000_000..2_000_000], "the range differs");
+    let resp = get_with(&s, &big_path, "operator", &[("Range", "bytes=-7")]);
+    assert_eq!(
+        resp.headers()["content-range"],
+        "bytes 2999993-2999999/3000000"
+    );
+    assert_eq!(body_of(resp, 206), big[2_999_993..]);
+    let resp = get_with(&s, &big_path, "operator", &[("Range", "bytes=2999999-")]);
+    assert_eq!(body_of(resp, 206), big[2_999_999..]);
+    let body = json_of(
+        get_with(&s, &big_path, "operator", &[("Range", "bytes=3000000-")]),
+        416,
+    );
+    assert_eq!(body["error"]["code"], "range_not_satisfiable", "{body}");
+    // Gzipped.
+    let gz = body_of(
+        get_with(&s, &format!("{big_path}&gzip=1"), "operator", &[]),
+        200,
+    );
+    assert!(gz.len() < big.len());
+    assert!(gunzip(&gz) == big, "gzip=1 is the file gzipped");
+
+    // A directory, and the whole snapshot.
+    let resp = get_with(
+        &s,
+        &format!("/snapshots/{id}/download?path={}", q(&site_dir)),
+        "operator",
+        &[],
+    );
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"site.tar.gz\"; filename*=UTF-8''site.tar.gz"
+    );
+    assert_eq!(resp.headers()["content-type"], "application/gzip");
+    let archive = body_of(resp, 200);
+    let out = untar(&s, &archive, "unpacked");
+    let source = tree_of(&site);
+    assert_eq!(tree_of(&out.join(site_dir.trim_start_matches('/'))), source);
+    assert!(source.contains_key("data/deeper/note.txt") && source.contains_key("link"));
+    let archive = body_of(
+        get_with(&s, &format!("/snapshots/{id}/download"), "admin", &[]),
+        200,
+    );
+    let whole = untar(&s, &archive, "whole");
+    assert_eq!(
+        tree_of(&whole.join(site_dir.trim_start_matches('/'))),
+        source
+    );
+
+    // Refused: a viewer; not snapshot paths; a host path that is not in the snapshot.
+    let body = json_of(get_with(&s, &big_path, "viewer", &[]), 403);
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    for bad in [
+        format!("{site_dir}/../../../etc/passwd"),
+        "../etc/passwd".to_string(),
+        format!("{site_dir}/./index.html"),
+    ] {
+        let body = json_of(
+            get_with(
+                &s,
+                &format!("/snapshots/{id}/download?path={}", q(&bad)),
+                "operator",
+                &[],
+            ),
+            422,
+        );
+        assert_eq!(body["error"]["code"], "invalid", "{bad}: {body}");
+    }
+    let body = json_of(
+        get_with(
+            &s,
+            &format!("/snapshots/{id}/download?path=/etc/passwd"),
+            "operator",
+            &[],
+        ),
+        404,
+    );
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+
+    // The audit log: every download, with who, the snapshot and path, and its outcome.
+    let log = accesses(&s, 13);
+    let downloads: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["body"]["action"] == "download")
+        .collect();
+    assert_eq!(downloads.len(), 13, "{log:?}");
+    let first = downloads[0];
+    assert_eq!(first["user"], "operator");
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["repository"], "main");
+    assert_eq!(first["project"], "site");
+    assert_eq!(
+        first["body"]["target"],
+        format!("{id}:{site_dir}/data/big.bin")
+    );
+    assert_eq!(first["body"]["address"], "127.0.0.1");
+    let refused: Vec<&&Value> = downloads.iter().filter(|r| r["ok"] == false).collect();
+    assert_eq!(
+        refused.len(),
+        6,
+        "416, 403, three 422 and a 404: {refused:?}"
+    );
+    assert!(refused.iter().any(|r| r["user"] == "viewer"));
+}
+
+/// A PostgreSQL snapshot downloaded (no path, its `.sql` path, gzipped) equals `strata
+/// dump` of it.
+#[test]
+fn serve_read_downloads_a_database_dump() {
+    use crate::db::Server;
+    let pg = crate::db::postgres();
+    let db = "serve_read_dump";
+    pg.create_db(db);
+    pg.sql(
+        db,
+        "CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;",
+    );
+    let s = Served::start("");
+    s.strata(["backup", "--postgres", &pg.url(db), "--project", "db"])
+        .success();
+    let list = s
+        .strata(["snapshots", "--json", "--project", "db"])
+        .success()
+        .json();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let dumped = s.strata(["dump", &id]).success().stdout;
+    assert!(String::from_utf8_lossy(&dumped).contains("item 500"));
+
+    let one = json_of(s.get(&format!("/snapshots/{id}"), Some("viewer")), 200);
+    assert_eq!(one["kind"], "postgres", "{one}");
+    let resp = get_with(&s, &format!("/snapshots/{id}/download"), "operator", &[]);
+    let name = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(resp.headers()["content-type"], "application/sql");
+    let got = body_of(resp, 200);
+    assert!(
+        got == dumped,
+        "the download is not what `strata dump` writes"
+    );
+    // Its one file by path.
+    let tree = json_of(s.get(&format!("/snapshots/{id}/tree"), Some("viewer")), 200);
+    let file = tree["entries"][0]["path"].as_str().unwrap().to_string();
+    assert!(
+        file.ends_with(".sql") && name.contains(file.trim_start_matches('/')),
+        "{tree} {name}"
+    );
+    let by_path = body_of(
+        get_with(
+            &s,
+            &format!("/snapshots/{id}/download?path={}", q(&file)),
+            "operator",
+            &[],
+        ),
+        200,
+    );
+    assert!(by_path == dumped);
+    let gz = body_of(
+        get_with(
+            &s,
+            &format!("/snapshots/{id}/download?gzip=1"),
+            "operator",
+            &[],
+        ),
+        200,
+    );
+    assert!(gunzip(&gz) == dumped, "gzip=1 is the dump gzipped");
+    let body = json_of(
+        get_with(&s, &format!("/snapshots/{id}/download"), "viewer", &[]),
+        403,
+    );
+    assert_eq!(body["error"]["code"], "forbidden");
 }

@@ -7,6 +7,7 @@
 //! - `actions`: forget and hold;
 //! - `session`: log in and out (browser sessions).
 
+pub mod download;
 pub mod jobs;
 pub mod read;
 
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/whoami", get(whoami))
         .merge(jobs::routes())
         .merge(read::routes())
+        .merge(download::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.
