@@ -224,9 +224,10 @@ fn write(repo: &Repository, plan: Plan, out: ToClient) -> Result<(), ApiError> {
             node,
             range: Some((first, last)),
         } => {
+            let (node, skip) = covering(repo, node, first, last);
             let mut w = Window {
                 inner: out,
-                skip: first,
+                skip,
                 take: last - first + 1,
                 done: false,
             };
@@ -253,6 +254,41 @@ fn write(repo: &Repository, plan: Plan, out: ToClient) -> Result<(), ApiError> {
             gz.finish().map_err(gone)?.flush().map_err(gone)
         }
     }
+}
+
+/// The part of file `node` that holds bytes `first..=last`: a node of only the chunks that
+/// cover them (their lengths from the index, so a range near the end of a large file
+/// reads only its end), and where `first` is in that part. The whole file (and `first`)
+/// when a chunk is not in the index (reading it then fails as a restore would).
+fn covering(repo: &Repository, node: Node, first: u64, last: u64) -> (Node, u64) {
+    let NodeKind::File { content } = &node.kind else {
+        return (node, first);
+    };
+    let index = repo.index();
+    let (mut start, mut from) = (0u64, None);
+    for (i, id) in content.iter().enumerate() {
+        let Some(loc) = index.get(id) else {
+            return (node, first);
+        };
+        let end = start + u64::from(loc.raw_length);
+        if from.is_none() && first < end {
+            from = Some((i, start));
+        }
+        if let Some((i0, s0)) = from {
+            if last < end {
+                let part = Node {
+                    kind: NodeKind::File {
+                        content: content[i0..=i].to_vec(),
+                    },
+                    size: end - s0,
+                    ..node.clone()
+                };
+                return (part, first - s0);
+            }
+        }
+        start = end;
+    }
+    (node, first)
 }
 
 fn gone(e: std::io::Error) -> ApiError {
