@@ -134,11 +134,15 @@ fn list_in(state: &AppState, name: &str) -> Result<Vec<(SnapshotId, SnapshotFile
     Ok(snapshots::list_readable(&opened.repo)?)
 }
 
+/// The snapshots of each repository a request has listed so far (each listed once).
+type Listed = BTreeMap<String, Result<Vec<(SnapshotId, SnapshotFile)>, ApiError>>;
+
 fn project_json(
     state: &AppState,
     name: &str,
     report: &HealthReport,
     history: &dyn History,
+    listed: &mut Listed,
 ) -> Value {
     let Some(project) = state.config().projects.get(name) else {
         return Value::Null;
@@ -158,14 +162,17 @@ fn project_json(
         let recorded = history.last(&q).ok().flatten();
         // The newest snapshot of the project in the repository itself (backups made
         // outside `strata run` too).
-        let newest = list_in(state, repo).map(|list| {
-            list.into_iter()
+        let list = listed
+            .entry(repo.clone())
+            .or_insert_with(|| list_in(state, repo));
+        let newest = list.as_ref().map(|list| {
+            list.iter()
                 .rev()
                 .find(|(_, s)| s.project.as_deref() == Some(name))
         });
         let (snapshot, error) = match newest {
             Ok(Some((id, s))) => (
-                json!({"id": id.to_hex(), "time": rfc3339(s.time_ns), "kind": kind(&s)}),
+                json!({"id": id.to_hex(), "time": rfc3339(s.time_ns), "kind": kind(s)}),
                 Value::Null,
             ),
             Ok(None) => (Value::Null, Value::Null),
@@ -192,11 +199,12 @@ fn project_json(
 async fn projects(State(state): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let (report, history) = evaluate(&state)?;
+        let mut listed = Listed::new();
         let out: Vec<Value> = state
             .config()
             .projects
             .keys()
-            .map(|name| project_json(&state, name, &report, history.as_ref()))
+            .map(|name| project_json(&state, name, &report, history.as_ref(), &mut listed))
             .collect();
         Ok(Json(json!(out)))
     })
@@ -214,7 +222,14 @@ async fn project(
     }
     blocking(move || {
         let (report, history) = evaluate(&state)?;
-        Ok(Json(project_json(&state, &name, &report, history.as_ref())))
+        let mut listed = Listed::new();
+        Ok(Json(project_json(
+            &state,
+            &name,
+            &report,
+            history.as_ref(),
+            &mut listed,
+        )))
     })
     .await
 }
