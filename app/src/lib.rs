@@ -19,6 +19,7 @@
 pub mod catalog;
 pub mod config;
 mod error;
+pub mod export;
 pub mod health;
 pub mod notify;
 pub mod ops;

@@ -32,4 +32,5 @@ mod secrets;
 mod selection;
 mod serve;
 mod serve_auth;
+mod serve_read;
 mod util;

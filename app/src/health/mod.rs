@@ -36,7 +36,7 @@ mod prometheus;
 mod space;
 
 pub use changes::{notify_changes, STATE_FILE};
-pub use prometheus::write_prometheus;
+pub use prometheus::{render, write_prometheus};
 pub use space::StorageProbe;
 pub use strata_storage::FreeSpace;
 

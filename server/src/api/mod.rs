@@ -7,7 +7,9 @@
 //! - `actions`: forget and hold;
 //! - `session`: log in and out (browser sessions).
 
+pub mod download;
 pub mod jobs;
+pub mod read;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,6 +22,8 @@ pub fn routes() -> Router<AppState> {
         .route("/whoami", get(whoami))
         .merge(jobs::routes())
         .merge(crate::auth::login::routes())
+        .merge(read::routes())
+        .merge(download::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.

@@ -1,0 +1,650 @@
+//! Reading: projects with their health, snapshots across the config's repositories, one
+//! directory level of a snapshot, health, the audit log, statistics and metrics. Every
+//! route needs at least a viewer; the engine and the catalog are called on blocking
+//! threads.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strata_app::catalog::{self, Catalog, Entry};
+use strata_app::config::Config;
+use strata_app::health::{self, HealthReport, StorageProbe};
+use strata_app::ops::{History, Nothing, Query as CatalogQuery, RecordKind, Status};
+use strata_engine::treewalk::{self, Found};
+use strata_engine::{snapshots, Operation};
+use strata_format::id::SnapshotId;
+use strata_format::snapshot::{SnapshotFile, SourceKind};
+use strata_format::tree::{Node, NodeKind};
+
+use crate::auth::Principal;
+use crate::blocking::blocking;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/projects", get(projects))
+        .route("/projects/{project}", get(project))
+        .route("/snapshots", get(list_snapshots))
+        .route("/snapshots/{id}", get(one_snapshot))
+        .route("/snapshots/{id}/tree", get(tree))
+        .route("/health", get(health_report))
+        .route("/log", get(log))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+}
+
+/// `2026-12-07T03:30:00Z` (UTC, to the second), as the CLI's JSON writes times.
+pub fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The catalog of the config's state directory, read only; none yet is an empty history.
+fn history(cfg: &Config) -> Result<Box<dyn History>, ApiError> {
+    Ok(match Catalog::open_read_only(&cfg.state_dir)? {
+        Some(c) => Box::new(c),
+        None => Box::new(Nothing),
+    })
+}
+
+/// The health of every project of the config, now.
+fn evaluate(state: &AppState) -> Result<(HealthReport, Box<dyn History>), ApiError> {
+    let cfg = state.config();
+    let history = history(cfg)?;
+    let report = health::evaluate(
+        cfg,
+        history.as_ref(),
+        state.now_ns(),
+        &StorageProbe::new(cfg),
+    );
+    Ok((report, history))
+}
+
+/// The kind of a snapshot as the dashboard names it: files, postgres, mysql, sqlite or
+/// command (a command's output is a standard input snapshot).
+pub fn kind(s: &SnapshotFile) -> &'static str {
+    match s.source {
+        SourceKind::Stdin { .. } => "command",
+        ref other => strata_db::kind_name(other),
+    }
+}
+
+/// One snapshot as the API shows it (a documented contract: add fields, never rename).
+pub fn snapshot_json(
+    repository: &str,
+    id: &SnapshotId,
+    s: &SnapshotFile,
+    now_ns: i64,
+    with_meta: bool,
+) -> Value {
+    let held = s.keep_until_ns.filter(|u| *u > now_ns);
+    let mut v = json!({
+        "repository": repository,
+        "id": id.to_hex(),
+        "short_id": id.short(),
+        "time": rfc3339(s.time_ns),
+        "time_ns": s.time_ns,
+        "kind": kind(s),
+        "host": s.hostname,
+        "project": s.project,
+        "paths": s.paths,
+        "tags": s.tags,
+        "size": s.summary.bytes_read,
+        "added": s.summary.bytes_added,
+        "held": held.is_some(),
+        "held_until": held.map(rfc3339),
+        "parent": s.parent.map(|p| p.to_hex()),
+        "summary": s.summary,
+    });
+    if with_meta {
+        let meta: BTreeMap<&str, &str> = s
+            .source_meta
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        v["source_meta"] = json!(meta);
+        v["original"] = json!(s.original.map(|o| o.to_hex()));
+    }
+    v
+}
+
+/// The repository names a request covers: the one named (404 when the config has none of
+/// that name), else every repository of the config.
+fn repositories(state: &AppState, named: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let all = &state.config().repositories;
+    match named {
+        Some(name) if all.contains_key(name) => Ok(vec![name.to_string()]),
+        Some(name) => Err(ApiError::not_found(format!("no repository named {name}"))),
+        None => Ok(all.keys().cloned().collect()),
+    }
+}
+
+/// The readable snapshots of repository `name`, oldest first.
+fn list_in(state: &AppState, name: &str) -> Result<Vec<(SnapshotId, SnapshotFile)>, ApiError> {
+    let opened = state.open(name, Operation::Snapshots)?;
+    Ok(snapshots::list_readable(&opened.repo)?)
+}
+
+/// The snapshots of each repository a request has listed so far (each listed once).
+type Listed = BTreeMap<String, Result<Vec<(SnapshotId, SnapshotFile)>, ApiError>>;
+
+fn project_json(
+    state: &AppState,
+    name: &str,
+    report: &HealthReport,
+    history: &dyn History,
+    listed: &mut Listed,
+) -> Value {
+    let Some(project) = state.config().projects.get(name) else {
+        return Value::Null;
+    };
+    let items: Vec<_> = report.items.iter().filter(|i| i.project == name).collect();
+    let status = items.iter().map(|i| i.status).max().unwrap_or(Status::Ok);
+    let mut last = Vec::new();
+    for repo in &project.repositories {
+        let q = CatalogQuery {
+            project: Some(name.to_string()),
+            repository: Some(repo.clone()),
+            kind: Some(RecordKind::Backup),
+            ok_only: true,
+            since_ns: None,
+            limit: Some(1),
+        };
+        let recorded = history.last(&q).ok().flatten();
+        // The newest snapshot of the project in the repository itself (backups made
+        // outside `strata run` too).
+        let list = listed
+            .entry(repo.clone())
+            .or_insert_with(|| list_in(state, repo));
+        let newest = list.as_ref().map(|list| {
+            list.iter()
+                .rev()
+                .find(|(_, s)| s.project.as_deref() == Some(name))
+        });
+        let (snapshot, error) = match newest {
+            Ok(Some((id, s))) => (
+                json!({"id": id.to_hex(), "time": rfc3339(s.time_ns), "kind": kind(s)}),
+                Value::Null,
+            ),
+            Ok(None) => (Value::Null, Value::Null),
+            Err(e) => (Value::Null, json!(e.message)),
+        };
+        last.push(json!({
+            "repository": repo,
+            "last_snapshot": snapshot,
+            "last_success": recorded.map(|r| rfc3339(r.time_ns)),
+            "error": error,
+        }));
+    }
+    json!({
+        "name": name,
+        "repositories": project.repositories,
+        "status": status,
+        "health": items,
+        "last_backup": last,
+    })
+}
+
+/// `GET /projects`: each project of the config with its health and last backup per
+/// repository.
+async fn projects(State(state): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let (report, history) = evaluate(&state)?;
+        let mut listed = Listed::new();
+        let out: Vec<Value> = state
+            .config()
+            .projects
+            .keys()
+            .map(|name| project_json(&state, name, &report, history.as_ref(), &mut listed))
+            .collect();
+        Ok(Json(json!(out)))
+    })
+    .await
+}
+
+/// `GET /projects/{p}`.
+async fn project(
+    State(state): State<AppState>,
+    _p: Principal,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.config().projects.contains_key(&name) {
+        return Err(ApiError::not_found(format!("no project named {name:?}")));
+    }
+    blocking(move || {
+        let (report, history) = evaluate(&state)?;
+        let mut listed = Listed::new();
+        Ok(Json(project_json(
+            &state,
+            &name,
+            &report,
+            history.as_ref(),
+            &mut listed,
+        )))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotsQuery {
+    project: Option<String>,
+    repository: Option<String>,
+    tag: Option<String>,
+}
+
+/// `GET /snapshots?project=&repository=&tag=`: oldest first, across the config's
+/// repositories unless one is named.
+async fn list_snapshots(
+    State(state): State<AppState>,
+    _p: Principal,
+    Query(q): Query<SnapshotsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let names = repositories(&state, q.repository.as_deref())?;
+    blocking(move || {
+        let now = state.now_ns();
+        let mut all = Vec::new();
+        for name in &names {
+            for (id, s) in list_in(&state, name)? {
+                if q.project
+                    .as_ref()
+                    .is_some_and(|p| s.project.as_ref() != Some(p))
+                {
+                    continue;
+                }
+                if q.tag.as_ref().is_some_and(|t| !s.tags.contains(t)) {
+                    continue;
+                }
+                all.push((s.time_ns, snapshot_json(name, &id, &s, now, false)));
+            }
+        }
+        all.sort_by_key(|(t, _)| *t);
+        Ok(Json(json!(all
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>())))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OneQuery {
+    pub repository: Option<String>,
+}
+
+/// A snapshot found by id or unique prefix, with the repository it is in.
+pub struct Located {
+    pub repository: String,
+    pub id: SnapshotId,
+    pub snapshot: SnapshotFile,
+    pub opened: strata_app::Opened,
+}
+
+/// Finds the snapshot `spec` (an id or a unique hex prefix) in the named repository or in
+/// every repository of the config, opened for `op`: not hex → 422 `invalid`, none → 404,
+/// more than one → 409 `conflict`. Call it on a blocking thread.
+pub fn locate(
+    state: &AppState,
+    spec: &str,
+    repository: Option<&str>,
+    op: Operation,
+) -> Result<Located, ApiError> {
+    if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(format!(
+            "{spec:?} is not a snapshot id: give an id or a hex prefix of one"
+        )));
+    }
+    let spec = spec.to_ascii_lowercase();
+    let mut found: Vec<(String, SnapshotId, strata_app::Opened)> = Vec::new();
+    for name in repositories(state, repository)? {
+        let opened = state.open(&name, op)?;
+        match snapshots::resolve(&opened.repo, &spec) {
+            Ok(id) => found.push((name, id, opened)),
+            Err(e) if e.kind() == strata_engine::ErrorKind::NotFound => {}
+            // The spec is hex, so the one refusal left is an ambiguous prefix.
+            Err(e) if e.kind() == strata_engine::ErrorKind::Invalid => {
+                return Err(ApiError::conflict(e.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|(n, _, _)| n.as_str()).collect();
+        return Err(ApiError::conflict(format!(
+            "snapshot {spec} is in several repositories ({}): name one with ?repository=",
+            names.join(", ")
+        )));
+    }
+    let Some((repository, id, opened)) = found.pop() else {
+        return Err(ApiError::not_found(format!("no snapshot matches {spec}")));
+    };
+    let snapshot = snapshots::load(&opened.repo, &id)?;
+    Ok(Located {
+        repository,
+        id,
+        snapshot,
+        opened,
+    })
+}
+
+/// `GET /snapshots/{id}?repository=`: one snapshot, with what its source recorded.
+async fn one_snapshot(
+    State(state): State<AppState>,
+    _p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<OneQuery>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let l = locate(&state, &id, q.repository.as_deref(), Operation::Snapshots)?;
+        Ok(Json(snapshot_json(
+            &l.repository,
+            &l.id,
+            &l.snapshot,
+            state.now_ns(),
+            true,
+        )))
+    })
+    .await
+}
+
+/// A snapshot path from a request: absolute, normalised (no empty, `.` or `..`
+/// component, no trailing `/` but the root's), no NUL. Anything else is 422 `invalid`: a
+/// path in a request names a place in a snapshot, never on the host.
+pub fn snapshot_path(path: Option<&str>) -> Result<&str, ApiError> {
+    let path = path.unwrap_or("/");
+    let bad = |why: &str| {
+        Err(ApiError::invalid(format!(
+            "{path:?} is not a snapshot path: {why}"
+        )))
+    };
+    if path.contains('\0') {
+        return bad("it holds a NUL byte");
+    }
+    if !path.starts_with('/') {
+        return bad("it must start with /");
+    }
+    if path == "/" {
+        return Ok(path);
+    }
+    for comp in path[1..].split('/') {
+        match comp {
+            "" => return bad("empty components and a trailing / are not allowed"),
+            "." | ".." => return bad("`.` and `..` are not allowed"),
+            _ => {}
+        }
+    }
+    Ok(path)
+}
+
+#[derive(Debug, Deserialize)]
+struct TreeQuery {
+    path: Option<String>,
+    repository: Option<String>,
+}
+
+fn node_kind(node: &Node) -> &'static str {
+    node.kind.name()
+}
+
+fn entry_json(parent: &str, node: &Node) -> Value {
+    let name = String::from_utf8_lossy(&node.name).into_owned();
+    let path = if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    };
+    let mut v = json!({
+        "name": name,
+        "path": path,
+        "type": node_kind(node),
+        "size": node.size,
+        "mtime": rfc3339(node.mtime_ns),
+        "mtime_ns": node.mtime_ns,
+        "mode": node.mode,
+    });
+    if let NodeKind::Symlink { target } = &node.kind {
+        v["link_target"] = json!(String::from_utf8_lossy(target));
+    }
+    v
+}
+
+/// `GET /snapshots/{id}/tree?path=`: the entries directly in one directory of a snapshot.
+async fn tree(
+    State(state): State<AppState>,
+    _p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<TreeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let path = snapshot_path(q.path.as_deref())?.to_string();
+    blocking(move || {
+        let l = locate(&state, &id, q.repository.as_deref(), Operation::Ls)?;
+        let repo = &l.opened.repo;
+        let tree_id = match treewalk::resolve(repo, &l.snapshot.tree, path.as_bytes())? {
+            Found::Root(t) => t,
+            Found::Node { node, .. } => match node.kind {
+                NodeKind::Dir { subtree } => subtree,
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "{path} is a {}, not a directory",
+                        node.kind.name()
+                    )))
+                }
+            },
+        };
+        let tree = repo.load_tree(&tree_id)?;
+        let entries: Vec<Value> = tree.nodes.iter().map(|n| entry_json(&path, n)).collect();
+        Ok(Json(json!({
+            "repository": l.repository,
+            "snapshot": l.id.to_hex(),
+            "path": path,
+            "entries": entries,
+        })))
+    })
+    .await
+}
+
+/// `GET /health`: the report as `strata health --json` prints it; 200 whatever the status
+/// (the status is in the body).
+async fn health_report(State(state): State<AppState>, _p: Principal) -> Json<Value> {
+    let r = blocking(move || Ok(evaluate(&state)?.0)).await;
+    match r.and_then(|r| serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))) {
+        Ok(v) => Json(v),
+        Err(e) => Json(json!({"status": "unknown", "error": e.message, "items": []})),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    project: Option<String>,
+    repository: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+    failed: Option<bool>,
+}
+
+/// A time `since` names: a span back from `now_ns` (`30d`, `12h`) or a time (UTC unless
+/// it names a zone or offset).
+fn since_ns(since: &str, now_ns: i64) -> Result<i64, ApiError> {
+    use strata_engine::retention::{parse_span, parse_time, subtract_span};
+    let utc = jiff::tz::TimeZone::UTC;
+    if let Ok(span) = parse_span(since) {
+        return Ok(subtract_span(now_ns, span, &utc));
+    }
+    parse_time(since, &utc).map_err(|e| {
+        ApiError::invalid(format!(
+            "since={since:?}: neither a span such as `30d` or `12h` nor a time ({e})"
+        ))
+    })
+}
+
+/// A catalog entry as `strata log --json` prints it.
+fn entry_of(e: &Entry) -> Value {
+    let mut v = serde_json::to_value(&e.record).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("seq".into(), json!(e.seq));
+        m.insert("hash".into(), json!(hex::encode(e.hash)));
+        m.insert("time".into(), json!(rfc3339(e.record.time_ns)));
+        m.insert("kind".into(), json!(e.record.kind().name()));
+    }
+    v
+}
+
+/// `GET /log?project=&repository=&kind=&since=&limit=&failed=`: the catalog's records,
+/// oldest first (the newest `limit`).
+async fn log(
+    State(state): State<AppState>,
+    _p: Principal,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(RecordKind::parse(k).ok_or_else(|| {
+            let all: Vec<&str> = RecordKind::ALL.iter().map(|k| k.name()).collect();
+            ApiError::invalid(format!(
+                "kind={k:?} is not a kind of record (kinds: {})",
+                all.join(", ")
+            ))
+        })?),
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| since_ns(s, state.now_ns()))
+        .transpose()?;
+    blocking(move || {
+        let Some(cat) = Catalog::open_read_only(&state.config().state_dir)? else {
+            return Ok(Json(json!([])));
+        };
+        let failed = q.failed.unwrap_or(false);
+        let query = CatalogQuery {
+            project: q.project,
+            repository: q.repository,
+            kind,
+            ok_only: false,
+            since_ns: since,
+            limit: if failed { None } else { q.limit },
+        };
+        let mut entries = cat.entries(&query)?;
+        if failed {
+            entries.retain(|e| !e.record.ok);
+            entries.truncate(q.limit.unwrap_or(usize::MAX));
+        }
+        entries.reverse();
+        Ok(Json(json!(entries
+            .iter()
+            .map(entry_of)
+            .collect::<Vec<_>>())))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    project: Option<String>,
+    since: Option<String>,
+}
+
+/// `GET /stats?project=&since=`: the project's runs from the catalog, as `strata stats
+/// --project P --json` prints them.
+async fn stats(
+    State(state): State<AppState>,
+    _p: Principal,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(project) = q.project else {
+        return Err(ApiError::invalid("name the project: /stats?project=NAME"));
+    };
+    if !state.config().projects.contains_key(&project) {
+        return Err(ApiError::not_found(format!("no project named {project:?}")));
+    }
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| since_ns(s, state.now_ns()))
+        .transpose()?;
+    blocking(move || {
+        let stats = match Catalog::open_read_only(&state.config().state_dir)? {
+            Some(cat) => catalog::project_stats(&cat, &project, since)?,
+            None => catalog::ProjectStats {
+                project: project.clone(),
+                runs: Vec::new(),
+                sources: Vec::new(),
+            },
+        };
+        let runs: Vec<Value> = stats
+            .runs
+            .iter()
+            .map(|run| {
+                let mut v = serde_json::to_value(run).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("time".into(), json!(rfc3339(run.time_ns)));
+                }
+                v
+            })
+            .collect();
+        Ok(Json(json!({
+            "project": project,
+            "runs": runs,
+            "sources": stats.sources,
+        })))
+    })
+    .await
+}
+
+/// `GET /metrics`: Prometheus text, as `strata health --prometheus FILE` writes it.
+async fn metrics(
+    State(state): State<AppState>,
+    _p: Principal,
+) -> Result<impl IntoResponse, ApiError> {
+    let text = blocking(move || {
+        let (report, history) = evaluate(&state)?;
+        Ok(health::render(&report, history.as_ref()))
+    })
+    .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_path;
+
+    #[test]
+    fn snapshot_paths_are_normalised_and_absolute() {
+        for ok in ["/", "/a", "/a/b.txt", "/a b/..c", "/.hidden"] {
+            assert_eq!(snapshot_path(Some(ok)).unwrap(), ok);
+        }
+        assert_eq!(snapshot_path(None).unwrap(), "/");
+        for bad in [
+            "",
+            "a",
+            "../etc",
+            "/..",
+            "/a/..",
+            "/a/../b",
+            "/./a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/a\0b",
+            "etc/passwd",
+        ] {
+            let e = snapshot_path(Some(bad)).unwrap_err();
+            assert_eq!(e.code, "invalid", "{bad:?}");
+        }
+    }
+}
