@@ -31,4 +31,5 @@ mod roundtrip;
 mod secrets;
 mod selection;
 mod serve;
+mod serve_jobs;
 mod util;

@@ -8,6 +8,7 @@
 //! - `session`: log in and out (browser sessions).
 
 pub mod jobs;
+pub mod runs;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,6 +20,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/whoami", get(whoami))
         .merge(jobs::routes())
+        .merge(runs::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.
