@@ -2,10 +2,12 @@
 //! hold, through the real server.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
 use crate::serve::{json_of, Served};
+use crate::util::write_file;
 
 /// The events of `GET /jobs/{id}/events` as `role`, read until the stream ends:
 /// `(event, data)`.
@@ -152,5 +154,228 @@ fn run_now_of_a_locked_project_is_409() {
             .iter()
             .any(|r| r["body"]["action"] == "run" && r["ok"] == false),
         "{access:?}"
+    );
+}
+
+/// A world whose restores may go under the returned root (a directory of its own).
+fn with_roots() -> (Served, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let roots = std::fs::canonicalize(dir.path()).unwrap().join("restores");
+    std::fs::create_dir_all(&roots).unwrap();
+    let s = Served::start(&format!(
+        "[server]\nrestore-roots = [\"{}\"]\n",
+        roots.display()
+    ));
+    (s, roots, dir)
+}
+
+/// The first snapshot's id (the one `Served::start` made of `site/`).
+fn first_snapshot(s: &Served) -> String {
+    s.env.snapshots()[0]["id"].as_str().unwrap().to_string()
+}
+
+/// To another directory under a restore root: a job whose result names what it wrote,
+/// and the files are byte-identical to the source; recorded as the CLI's restores are
+/// and audited.
+#[test]
+fn restore_to_another_directory_gives_identical_files() {
+    let (s, roots, _dir) = with_roots();
+    let id = first_snapshot(&s);
+    let site = s.env.path("site");
+    let target = roots.join("new");
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "target": target, "overwrite": "never"}),
+        ),
+        "operator",
+    );
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert_eq!(result["files"], 2, "{result}");
+    assert_eq!(result["safety_snapshot"], Value::Null, "{result}");
+    let restored = target.join(site.strip_prefix("/").unwrap());
+    for f in ["index.html", "assets/app.js"] {
+        assert_eq!(
+            std::fs::read(restored.join(f)).unwrap(),
+            std::fs::read(site.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let restores = log_of(&s, "restore");
+    assert!(
+        restores
+            .iter()
+            .any(|r| r["body"]["snapshot_id"] == id.as_str()
+                && r["user"] == "operator"
+                && r["ok"] == true),
+        "{restores:?}"
+    );
+    let access = log_of(&s, "access");
+    assert!(
+        access
+            .iter()
+            .any(|r| r["body"]["action"] == "restore" && r["user"] == "operator"),
+        "{access:?}"
+    );
+}
+
+/// In place: an operator is refused (403); an admin's restore first saves what it
+/// overwrites in a `pre-restore` snapshot, named in the result and listed, and puts the
+/// files back as they were.
+#[test]
+fn restore_in_place_is_an_admins_and_saves_what_it_overwrites() {
+    let (s, roots, _dir) = with_roots();
+    let id = first_snapshot(&s);
+    let site = s.env.path("site");
+    std::fs::write(site.join("index.html"), b"defaced\n").unwrap();
+    let req = json!({"snapshot": id, "target": "original", "overwrite": "always",
+                     "paths": [site]});
+    let denied = json_of(s.post("/restores", Some("operator"), &req), 403);
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    assert_eq!(
+        std::fs::read(site.join("index.html")).unwrap(),
+        b"defaced\n"
+    );
+
+    let (_, evs) = follow(&s, s.post("/restores", Some("admin"), &req), "admin");
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert_eq!(result["overwritten"], 1, "{result}");
+    let safety = result["safety_snapshot"]
+        .as_str()
+        .expect("a safety snapshot");
+    assert_eq!(
+        std::fs::read(site.join("index.html")).unwrap(),
+        b"<h1>hello</h1>\n"
+    );
+    let snaps = s.env.snapshots();
+    let saved = snaps
+        .iter()
+        .find(|v| v["id"] == safety)
+        .unwrap_or_else(|| panic!("{safety} not in {snaps:?}"));
+    assert!(
+        saved["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "pre-restore"),
+        "{saved}"
+    );
+    // The safety snapshot holds what was there: the defaced page.
+    let back = roots.join("back");
+    s.strata(["restore", safety, "--target", back.to_str().unwrap()])
+        .success();
+    let kept = back
+        .join(site.strip_prefix("/").unwrap())
+        .join("index.html");
+    assert_eq!(std::fs::read(kept).unwrap(), b"defaced\n");
+    let restores = log_of(&s, "restore");
+    assert!(
+        restores
+            .iter()
+            .any(|r| r["body"]["safety_snapshot"] == safety && r["user"] == "admin"),
+        "{restores:?}"
+    );
+}
+
+/// Targets outside the restore roots, with `..`, or relative are 422 `invalid`; so is a
+/// body that is not a restore.
+#[test]
+fn restore_targets_outside_the_roots_are_refused() {
+    let (s, roots, _dir) = with_roots();
+    let id = first_snapshot(&s);
+    std::fs::create_dir_all(s.env.root.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(s.env.root.join("elsewhere"), roots.join("link")).unwrap();
+    for target in [
+        s.env.root.join("elsewhere").display().to_string(),
+        format!("{}/../elsewhere", roots.display()),
+        format!("{}/link/x", roots.display()),
+        "restores/new".to_string(),
+    ] {
+        let body = json_of(
+            s.post(
+                "/restores",
+                Some("operator"),
+                &json!({"snapshot": id, "target": target}),
+            ),
+            422,
+        );
+        assert_eq!(body["error"]["code"], "invalid", "{target}: {body}");
+    }
+    let body = json_of(
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "paths": ["/etc/.."], "target": roots.join("x")}),
+        ),
+        422,
+    );
+    assert_eq!(body["error"]["code"], "invalid", "{body}");
+    let body = json_of(
+        s.post("/restores", Some("operator"), &json!({"snap": id})),
+        422,
+    );
+    assert_eq!(body["error"]["code"], "invalid", "{body}");
+    assert!(!s.env.root.join("elsewhere/tmp").exists());
+}
+
+/// A dry run answers at once with what would be created, overwritten and left alone,
+/// and changes nothing.
+#[test]
+fn restore_dry_run_previews_the_plan() {
+    let (s, roots, _dir) = with_roots();
+    let id = first_snapshot(&s);
+    let site = s.env.path("site");
+    let target = roots.join("preview");
+    let inside = target.join(site.strip_prefix("/").unwrap());
+    write_file(&inside.join("index.html"), b"other\n");
+    write_file(&inside.join("assets/app.js"), b"console.log('hi');\n");
+    let plan = json_of(
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "target": target, "overwrite": "if-changed", "dry_run": true}),
+        ),
+        200,
+    );
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    let action_of = |name: &str| {
+        plan["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"].as_str().unwrap().ends_with(name))
+            .map(|e| e["action"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        action_of("index.html").as_deref(),
+        Some("overwrite"),
+        "{plan}"
+    );
+    assert_eq!(action_of("app.js").as_deref(), Some("unchanged"), "{plan}");
+    assert_eq!(plan["totals"]["overwrite"], 1, "{plan}");
+    assert_eq!(plan["totals"]["unchanged"], 1, "{plan}");
+    let fresh = json_of(
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "target": roots.join("fresh"), "dry_run": true}),
+        ),
+        200,
+    );
+    let created: Vec<&Value> = fresh["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "file" && e["action"] == "create")
+        .collect();
+    assert_eq!(created.len(), 2, "{fresh}");
+    assert!(!roots.join("fresh").exists());
+    assert_eq!(
+        std::fs::read(inside.join("index.html")).unwrap(),
+        b"other\n"
     );
 }

@@ -235,22 +235,7 @@ fn restore_test(
         let Some((id, snap)) = newest_of(&o.repo, &project.name, &[db.display()])? else {
             return Err(format!("no snapshot of {} to test", db.display()));
         };
-        let scratch = match (&d.scratch, d.kind) {
-            (_, crate::config::DbKind::Sqlite) => None,
-            (Some(url), _) => {
-                let mut s = super::sources::database(&crate::config::DatabaseSource {
-                    location: url.clone(),
-                    ..d.clone()
-                })?;
-                if s.server_mut().is_none() {
-                    s = db.clone();
-                }
-                Some(s)
-            }
-            // The same server, reached as the backup reaches it: through the exec-prefix
-            // when there is one (its load tool creates, loads, counts and drops there).
-            (None, _) => Some(db.clone().through(d.exec_prefix.clone())),
-        };
+        let scratch = scratch_for(d, &db, None)?;
         let report = strata_db::restore_test(&o.repo, &id, &snap, scratch.as_ref(), &NoProgress)
             .map_err(|e| e.to_string())?;
         Ok((id, report))
@@ -289,6 +274,92 @@ fn restore_test(
         ),
     );
     error.map_or(Ok(()), Err)
+}
+
+/// Where the restore test of `d` (whose database is `db`) loads its dump: `scratch` (a
+/// URL asked for) or else `d`'s configured `scratch` server, or else the same server,
+/// reached as the backup reaches it (through the exec-prefix when there is one: its load
+/// tool creates, loads, counts and drops there); a SQLite test always uses a scratch file.
+fn scratch_for(
+    d: &crate::config::DatabaseSource,
+    db: &strata_db::Database,
+    scratch: Option<&str>,
+) -> Result<Option<strata_db::Database>, String> {
+    let url = scratch.map(str::to_string).or_else(|| d.scratch.clone());
+    Ok(match (url, d.kind) {
+        (_, crate::config::DbKind::Sqlite) => None,
+        (Some(url), _) => {
+            let mut s = super::sources::database(&crate::config::DatabaseSource {
+                location: url,
+                ..d.clone()
+            })?;
+            if s.server_mut().is_none() {
+                s = db.clone();
+            }
+            Some(s)
+        }
+        (None, _) => Some(db.clone().through(d.exec_prefix.clone())),
+    })
+}
+
+/// The restore test of the database snapshot `snap` (`strata serve`'s `POST
+/// /restore-tests`), with the scratch of the project's source it came from (or
+/// `scratch`), as the runner runs it; and the `restore-test` record it leaves.
+pub fn restore_test_of(
+    cfg: &crate::config::Config,
+    repo: &strata_engine::Repository,
+    id: &strata_format::id::SnapshotId,
+    snap: &strata_format::snapshot::SnapshotFile,
+    scratch: Option<&str>,
+    progress: &dyn strata_engine::progress::Progress,
+) -> (
+    Result<strata_db::RestoreTestReport, String>,
+    crate::restore::Recorded,
+) {
+    let result = (|| {
+        let source = snap
+            .project
+            .as_ref()
+            .and_then(|p| cfg.projects.get(p))
+            .into_iter()
+            .flat_map(|p| p.sources.iter())
+            .filter_map(|s| match s {
+                Source::Database(d) => Some(d),
+                _ => None,
+            })
+            .find_map(|d| {
+                let db = super::sources::database(d).ok()?;
+                snap.paths.contains(&db.display()).then_some((d, db))
+            });
+        let scratch = match source {
+            Some((d, db)) => scratch_for(d, &db, scratch)?,
+            None => scratch
+                .map(|url| strata_db::Database::of_kind(&snap.source, url))
+                .transpose()
+                .map_err(|e| e.to_string())?,
+        };
+        strata_db::restore_test(repo, id, snap, scratch.as_ref(), progress)
+            .map_err(|e| e.to_string())
+    })();
+    let recorded = match &result {
+        Ok(r) => crate::restore::Recorded {
+            ok: r.passed,
+            error: (!r.passed).then(|| format!("restore test of {} failed", id.short())),
+            body: RecordBody::RestoreTest {
+                snapshot_id: id.to_hex(),
+                report: serde_json::to_value(r).unwrap_or_default(),
+            },
+        },
+        Err(e) => crate::restore::Recorded {
+            ok: false,
+            error: Some(e.clone()),
+            body: RecordBody::RestoreTest {
+                snapshot_id: id.to_hex(),
+                report: serde_json::Value::Null,
+            },
+        },
+    };
+    (result, recorded)
 }
 
 #[cfg(test)]

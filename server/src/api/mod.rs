@@ -8,6 +8,7 @@
 //! - `session`: log in and out (browser sessions).
 
 pub mod jobs;
+pub mod restores;
 pub mod runs;
 
 use axum::routing::get;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/whoami", get(whoami))
         .merge(jobs::routes())
         .merge(runs::routes())
+        .merge(restores::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.
