@@ -379,3 +379,183 @@ fn restore_dry_run_previews_the_plan() {
         b"other\n"
     );
 }
+
+/// A SQLite database `app.db` with two rows, backed up; its snapshot's id.
+fn sqlite_snapshot(s: &Served) -> String {
+    let db = s.env.path("app.db");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2);")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = s
+        .strata(["backup", "--json", "--sqlite", db.to_str().unwrap()])
+        .success();
+    out.json()["snapshot_id"].as_str().unwrap().to_string()
+}
+
+/// A restore test of a SQLite snapshot is a job that passes, recorded as the runner's
+/// restore tests are and audited; one of a files snapshot fails saying why.
+#[test]
+fn restore_test_of_a_sqlite_snapshot_passes() {
+    let s = Served::start("");
+    let id = sqlite_snapshot(&s);
+    let denied = json_of(
+        s.post("/restore-tests", Some("viewer"), &json!({"snapshot": id})),
+        403,
+    );
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    let (_, evs) = follow(
+        &s,
+        s.post("/restore-tests", Some("operator"), &json!({"snapshot": id})),
+        "operator",
+    );
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert_eq!(result["passed"], true, "{result}");
+    let tests = log_of(&s, "restore-test");
+    assert!(
+        tests
+            .iter()
+            .any(|r| r["body"]["snapshot_id"] == id.as_str() && r["ok"] == true),
+        "{tests:?}"
+    );
+    let access = log_of(&s, "access");
+    assert!(
+        access
+            .iter()
+            .any(|r| r["body"]["action"] == "restore-test" && r["user"] == "operator"),
+        "{access:?}"
+    );
+    let files = first_snapshot(&s);
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restore-tests",
+            Some("operator"),
+            &json!({"snapshot": files}),
+        ),
+        "operator",
+    );
+    let (last, error) = evs.last().unwrap();
+    assert_eq!(last, "error", "{evs:?}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a database dump"),
+        "{error}"
+    );
+}
+
+/// A database restore into a new SQLite file under a restore root (an operator's) holds
+/// the rows; replacing it (`force`) is an admin's and saves it first.
+#[test]
+fn restore_of_a_database_into_a_new_one_and_with_force() {
+    let (s, roots, _dir) = with_roots();
+    let id = sqlite_snapshot(&s);
+    let target = roots.join("copy.db");
+    let req = json!({"snapshot": id, "database": {"url": target}});
+    let (_, evs) = follow(&s, s.post("/restores", Some("operator"), &req), "operator");
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert_eq!(result["safety_snapshot"], Value::Null, "{result}");
+    let rows = std::process::Command::new("sqlite3")
+        .arg(&target)
+        .arg("SELECT count(*) FROM t")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "2");
+    let forced = json!({"snapshot": id, "database": {"url": target}, "force": true});
+    let denied = json_of(s.post("/restores", Some("operator"), &forced), 403);
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    let (_, evs) = follow(&s, s.post("/restores", Some("admin"), &forced), "admin");
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert!(result["safety_snapshot"].is_string(), "{result}");
+    let outside = json!({"snapshot": id, "database": {"url": s.env.path("x.db")}});
+    let body = json_of(s.post("/restores", Some("operator"), &outside), 422);
+    assert_eq!(body["error"]["code"], "invalid", "{body}");
+}
+
+/// Forget and hold are an admin's; a held snapshot is not forgotten (409 `conflict`
+/// naming the hold) until released; each is audited.
+#[test]
+fn forget_refuses_a_held_snapshot_and_hold_is_an_admins() {
+    let s = Served::start("");
+    let id = first_snapshot(&s);
+    let denied = json_of(
+        s.post(
+            &format!("/snapshots/{id}/hold"),
+            Some("operator"),
+            &json!({"for": "7y"}),
+        ),
+        403,
+    );
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    let held = json_of(
+        s.post(
+            &format!("/snapshots/{id}/hold"),
+            Some("admin"),
+            &json!({"for": "7y"}),
+        ),
+        200,
+    );
+    assert_eq!(held["changed"], true, "{held}");
+    assert!(held["keep_until"].is_string(), "{held}");
+    let new_id = held["new_id"].as_str().unwrap().to_string();
+    let bad = json_of(
+        s.post(
+            &format!("/snapshots/{new_id}/hold"),
+            Some("admin"),
+            &json!({"for": "soon"}),
+        ),
+        422,
+    );
+    assert_eq!(bad["error"]["code"], "invalid", "{bad}");
+
+    let del = |role: &str, id: &str| {
+        s.http
+            .delete(format!("{}/api/v1/snapshots/{id}?repository=main", s.base))
+            .bearer_auth(&s.tokens[role])
+            .send()
+            .unwrap()
+    };
+    let denied = json_of(del("operator", &new_id), 403);
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    let refused = json_of(del("admin", &new_id), 409);
+    assert_eq!(refused["error"]["code"], "conflict", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("held"),
+        "{refused}"
+    );
+    assert!(s.env.snapshots().iter().any(|v| v["id"] == new_id.as_str()));
+
+    let released = json_of(
+        s.post(
+            &format!("/snapshots/{new_id}/hold"),
+            Some("admin"),
+            &json!({"release": true}),
+        ),
+        200,
+    );
+    let free_id = released["new_id"].as_str().unwrap().to_string();
+    let gone = json_of(del("admin", &free_id), 200);
+    assert_eq!(gone["forgotten"], free_id.as_str(), "{gone}");
+    assert!(s.env.snapshots().is_empty());
+    json_of(del("admin", &free_id), 404);
+
+    let access = log_of(&s, "access");
+    for (action, ok) in [("hold", true), ("forget", false), ("forget", true)] {
+        assert!(
+            access
+                .iter()
+                .any(|r| r["body"]["action"] == action && r["ok"] == ok && r["user"] == "admin"),
+            "{action} {ok}: {access:?}"
+        );
+    }
+}

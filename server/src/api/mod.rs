@@ -7,6 +7,7 @@
 //! - `actions`: forget and hold;
 //! - `session`: log in and out (browser sessions).
 
+pub mod actions;
 pub mod jobs;
 pub mod restores;
 pub mod runs;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .merge(jobs::routes())
         .merge(runs::routes())
         .merge(restores::routes())
+        .merge(actions::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.
