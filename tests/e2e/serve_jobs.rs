@@ -559,3 +559,42 @@ fn forget_refuses_a_held_snapshot_and_hold_is_an_admins() {
         );
     }
 }
+
+/// A restore test of a PostgreSQL snapshot (on a server of its own, so that no other
+/// test sees its scratch database), into the scratch server the request names, passes.
+#[test]
+fn restore_test_of_a_postgres_snapshot_passes() {
+    use crate::db::Server;
+    let pg = crate::db::Postgres::private();
+    let s = Served::start("");
+    pg.create_db("shop");
+    pg.sql("shop", "CREATE TABLE t (a int)");
+    pg.sql("shop", "INSERT INTO t VALUES (1), (2), (3)");
+    let out = crate::db::strata(&s.env)
+        .args(["backup", "--json", "--postgres", &pg.url("shop")])
+        .run()
+        .success();
+    let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restore-tests",
+            Some("operator"),
+            &json!({"snapshot": id, "scratch": pg.url("postgres")}),
+        ),
+        "operator",
+    );
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert_eq!(result["passed"], true, "{result}");
+    assert_eq!(result["tables"][0]["restored_rows"], 3, "{result}");
+    assert_eq!(
+        pg.databases()
+            .into_iter()
+            .filter(|d| d.starts_with("strata_verify"))
+            .count(),
+        0
+    );
+    let message = serde_json::to_string(&evs).unwrap();
+    assert!(!message.contains(crate::db::DB_PASSWORD), "{message}");
+}
