@@ -598,3 +598,78 @@ fn restore_test_of_a_postgres_snapshot_passes() {
     let message = serde_json::to_string(&evs).unwrap();
     assert!(!message.contains(crate::db::DB_PASSWORD), "{message}");
 }
+
+/// A PostgreSQL snapshot of a project's database restored under a new name on the same
+/// server (an operator's), holding the rows; the original name without `force` fails and
+/// changes nothing; with `force` (an admin's) it is saved first.
+#[test]
+fn restore_of_a_database_under_a_new_name() {
+    use crate::db::Server;
+    let pg = crate::db::Postgres::private();
+    pg.create_db("shop");
+    pg.sql("shop", "CREATE TABLE t (a int)");
+    pg.sql("shop", "INSERT INTO t VALUES (1), (2), (3)");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("db-password");
+    std::fs::write(&pw, crate::db::DB_PASSWORD).unwrap();
+    let mut mode = std::fs::metadata(&pw).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o600);
+    std::fs::set_permissions(&pw, mode).unwrap();
+    let (url, _) = pg.url_without_password("shop");
+    let s = Served::start(&format!(
+        "[projects.shop]\ndatabases = [{{ postgres = \"{url}\", password-file = \"{}\" }}]\n\
+         repositories = [\"main\"]\n",
+        pw.display()
+    ));
+    let run = s.strata(["run", "shop", "--json"]).success().json();
+    let id = run["projects"][0]["snapshots"][0]["snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_string();
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "database": {"name": "shop_copy"}}),
+        ),
+        "operator",
+    );
+    assert_eq!(evs.last().unwrap().0, "result", "{evs:?}");
+    assert_eq!(pg.sql("shop_copy", "SELECT count(*) FROM t"), "3");
+
+    pg.sql("shop", "INSERT INTO t VALUES (4)");
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "database": {"name": "shop"}}),
+        ),
+        "operator",
+    );
+    assert_eq!(evs.last().unwrap().0, "error", "{evs:?}");
+    assert_eq!(pg.sql("shop", "SELECT count(*) FROM t"), "4");
+    let (_, evs) = follow(
+        &s,
+        s.post(
+            "/restores",
+            Some("admin"),
+            &json!({"snapshot": id, "database": {"name": "shop"}, "force": true}),
+        ),
+        "admin",
+    );
+    let (last, result) = evs.last().unwrap();
+    assert_eq!(last, "result", "{evs:?}");
+    assert!(result["safety_snapshot"].is_string(), "{result}");
+    assert_eq!(pg.sql("shop", "SELECT count(*) FROM t"), "3");
+    let bad = json_of(
+        s.post(
+            "/restores",
+            Some("operator"),
+            &json!({"snapshot": id, "database": {"name": "x", "url": "postgres://a@b/c"}}),
+        ),
+        422,
+    );
+    assert_eq!(bad["error"]["code"], "invalid", "{bad}");
+}

@@ -302,6 +302,72 @@ fn scratch_for(
     })
 }
 
+/// The database source of the config that the database snapshot `snap` was taken of (its
+/// project's source whose database the snapshot's paths name), with its database.
+pub fn source_of<'c>(
+    cfg: &'c crate::config::Config,
+    snap: &strata_format::snapshot::SnapshotFile,
+) -> Option<(&'c crate::config::DatabaseSource, strata_db::Database)> {
+    snap.project
+        .as_ref()
+        .and_then(|p| cfg.projects.get(p))
+        .into_iter()
+        .flat_map(|p| p.sources.iter())
+        .filter_map(|s| match s {
+            Source::Database(d) => Some(d),
+            _ => None,
+        })
+        .find_map(|d| {
+            let db = super::sources::database(d).ok()?;
+            snap.paths.contains(&db.display()).then_some((d, db))
+        })
+}
+
+/// The database `name` on the server of the source `snap` was taken of, reached as that
+/// source is (its password, its exec-prefix): where a restore under a new name goes.
+pub fn database_named(
+    cfg: &crate::config::Config,
+    snap: &strata_format::snapshot::SnapshotFile,
+    name: &str,
+) -> Result<strata_db::Database, String> {
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{name:?} is not a database name this accepts: letters, digits, _ and -, at most 63"
+        ));
+    }
+    let Some((d, _)) = source_of(cfg, snap) else {
+        return Err(
+            "the snapshot is not of a database source of the config: give the target's URL".into(),
+        );
+    };
+    if d.kind == crate::config::DbKind::Sqlite {
+        return Err("a SQLite database is a file: give the target's path as \"url\"".into());
+    }
+    // scheme://user@host:port/DATABASE?options
+    let (head, query) = match d.location.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (d.location.as_str(), None),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[after_scheme..].find('/') {
+        Some(i) => &head[..after_scheme + i],
+        None => head,
+    };
+    let location = match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    };
+    super::sources::database(&crate::config::DatabaseSource {
+        location,
+        ..d.clone()
+    })
+}
+
 /// The restore test of the database snapshot `snap` (`strata serve`'s `POST
 /// /restore-tests`), with the scratch of the project's source it came from (or
 /// `scratch`), as the runner runs it; and the `restore-test` record it leaves.
@@ -317,20 +383,7 @@ pub fn restore_test_of(
     crate::restore::Recorded,
 ) {
     let result = (|| {
-        let source = snap
-            .project
-            .as_ref()
-            .and_then(|p| cfg.projects.get(p))
-            .into_iter()
-            .flat_map(|p| p.sources.iter())
-            .filter_map(|s| match s {
-                Source::Database(d) => Some(d),
-                _ => None,
-            })
-            .find_map(|d| {
-                let db = super::sources::database(d).ok()?;
-                snap.paths.contains(&db.display()).then_some((d, db))
-            });
+        let source = source_of(cfg, snap);
         let scratch = match source {
             Some((d, db)) => scratch_for(d, &db, scratch)?,
             None => scratch

@@ -60,7 +60,9 @@ struct RestoreRequest {
 #[serde(deny_unknown_fields)]
 struct DbTarget {
     /// `postgres://…`, `mysql://…`, or a SQLite file.
-    url: String,
+    url: Option<String>,
+    /// A database on the server of the snapshot's source (as the config reaches it).
+    name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -132,8 +134,16 @@ async fn restore_route(
     let repository = repository_name(&state, req.repository.clone())?;
     match (&req.database, &req.target) {
         (Some(db), None) => {
-            let db = db.url.clone();
-            start_database(state, p, repository, req, db)
+            let target = match (&db.url, &db.name) {
+                (Some(url), None) => DbWhere::Url(url.clone()),
+                (None, Some(name)) => DbWhere::Name(name.clone()),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "say either \"url\" or \"name\" in \"database\"",
+                    ))
+                }
+            };
+            start_database(state, p, repository, req, target)
         }
         (None, Some(target)) => {
             let target = target.clone();
@@ -280,7 +290,7 @@ fn start_database(
     p: Principal,
     repository: String,
     req: RestoreRequest,
-    url: String,
+    target: DbWhere,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if !req.paths.is_empty() || req.dry_run {
         return Err(ApiError::invalid(
@@ -290,6 +300,12 @@ fn start_database(
     if req.force {
         p.require(Role::Admin, "replacing a database (force)")?;
     }
+    let url = match target {
+        DbWhere::Url(url) => url,
+        DbWhere::Name(name) => {
+            return start_named(state, p, repository, req, name);
+        }
+    };
     let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Database::postgres(&url)
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
@@ -301,16 +317,53 @@ fn start_database(
         Database::sqlite(&file)
     }
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let shown = db.display();
+    start_db_job(state, p, repository, req, move |_, _| Ok(db))
+}
+
+/// Where a database restore goes.
+enum DbWhere {
+    Url(String),
+    Name(String),
+}
+
+/// A database named on the server of the snapshot's source (known once the snapshot is).
+fn start_named(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    name: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    start_db_job(state, p, repository, req, move |st, snap| {
+        strata_app::run::database_named(st.config(), snap, &name).map_err(ApiError::invalid)
+    })
+}
+
+/// The job of a database restore into what `target` gives for the snapshot.
+fn start_db_job<F>(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    target: F,
+) -> Result<(StatusCode, Json<Value>), ApiError>
+where
+    F: FnOnce(&AppState, &strata_format::snapshot::SnapshotFile) -> Result<Database, ApiError>
+        + Send
+        + 'static,
+{
     let worker = state.clone();
     let who = p.clone();
     let spec = req.snapshot.clone();
     let force = req.force;
+    let shown = std::sync::Mutex::new(String::from("a database"));
     let job = state.jobs().start("restore", None, &p, move |h| {
         let outcome = (|| {
             h.phase("opening the repository");
             let o = worker.open(&repository, Operation::RestoreDatabase)?;
             let (id, snap) = snapshots::find(&o.repo, &spec)?;
+            let db = target(&worker, &snap)?;
+            *shown.lock().unwrap_or_else(|e| e.into_inner()) = db.display();
             h.phase("restoring");
             let (report, recorded) = restore::database(&o.repo, &id, &snap, &db, force, h);
             record(&worker, &who, &repository, snap.project.clone(), recorded);
@@ -324,7 +377,10 @@ fn start_database(
         })();
         let access = Access {
             action: "restore",
-            target: format!("snapshot {spec} to {shown}"),
+            target: format!(
+                "snapshot {spec} to {}",
+                shown.lock().unwrap_or_else(|e| e.into_inner())
+            ),
             project: None,
             repository: Some(repository.clone()),
         };
