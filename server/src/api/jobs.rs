@@ -37,6 +37,10 @@ use crate::state::AppState;
 /// At most one `progress` event per this long.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// How many jobs the registry keeps: past it, the oldest finished ones are forgotten (the
+/// catalog keeps what they did).
+pub const KEEP_JOBS: usize = 1000;
+
 /// How many events a slow subscriber may fall behind before it is resynchronised from
 /// the job's state.
 const CHANNEL: usize = 256;
@@ -91,6 +95,9 @@ pub struct Job {
     /// RFC 3339, UTC.
     pub started: String,
     pub finished: Option<String>,
+    /// When it finished, for the registry's order.
+    #[serde(skip)]
+    pub finished_ns: Option<i64>,
 }
 
 /// What the events stream says, besides the first `state`.
@@ -186,7 +193,8 @@ impl JobHandle {
     }
 
     fn finish(&self, outcome: Result<Value, ApiError>) {
-        let finished = rfc3339((self.now)());
+        let finished_ns = (self.now)();
+        let finished = rfc3339(finished_ns);
         let progress = self.entry.lock().progress;
         // The final counts, whatever the throttle held back.
         let _ = self.entry.tx.send(JobEvent::Progress(progress));
@@ -197,6 +205,7 @@ impl JobHandle {
                     j.state = JobState::Succeeded;
                     j.result = Some(v);
                     j.finished = Some(finished);
+                    j.finished_ns = Some(finished_ns);
                 }),
             Err(e) => {
                 let err = JobError {
@@ -208,6 +217,7 @@ impl JobHandle {
                         j.state = JobState::Failed;
                         j.error = Some(err);
                         j.finished = Some(finished);
+                        j.finished_ns = Some(finished_ns);
                     })
             }
         }
@@ -271,6 +281,7 @@ impl Jobs {
             error: None,
             started: rfc3339(strata_engine::now_ns()),
             finished: None,
+            finished_ns: None,
         };
         let (tx, _) = broadcast::channel(CHANNEL);
         let entry = Arc::new(Entry {
@@ -278,10 +289,13 @@ impl Jobs {
             tx,
             last_progress: Mutex::new(None),
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, entry.clone());
+        {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if jobs.len() >= KEEP_JOBS {
+                forget_oldest_finished(&mut jobs, KEEP_JOBS / 10);
+            }
+            jobs.insert(id, entry.clone());
+        }
         let handle = JobHandle {
             entry,
             now: strata_engine::now_ns,
@@ -318,6 +332,18 @@ impl Jobs {
     /// The job `id` now, as `who` may see it.
     pub fn get(&self, id: &str, who: &Principal) -> Result<Job, ApiError> {
         Ok(self.entry(id, who)?.lock().clone())
+    }
+}
+
+/// Removes up to `n` finished jobs, those that finished first.
+fn forget_oldest_finished(jobs: &mut HashMap<String, Arc<Entry>>, n: usize) {
+    let mut done: Vec<(i64, String)> = jobs
+        .iter()
+        .filter_map(|(id, e)| e.lock().finished_ns.map(|f| (f, id.clone())))
+        .collect();
+    done.sort();
+    for (_, id) in done.into_iter().take(n) {
+        jobs.remove(&id);
     }
 }
 
@@ -423,4 +449,80 @@ async fn events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Via;
+
+    fn who(name: &str) -> Principal {
+        Principal {
+            name: name.into(),
+            role: Role::Operator,
+            via: Via::Token,
+            address: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        }
+    }
+
+    async fn finished(jobs: &Jobs, id: &str, p: &Principal) -> Job {
+        for _ in 0..500 {
+            let j = jobs.get(id, p).unwrap();
+            if j.state.is_done() {
+                return j;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} did not finish");
+    }
+
+    /// A job's work ends in its result or error; a panic is a failed job, not a crash;
+    /// another operator does not see it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn jobs_end_in_a_result_or_an_error() {
+        let jobs = Jobs::default();
+        let p = who("op");
+        let ok = jobs.start("run", None, &p, |h| {
+            h.add_bytes(5);
+            Ok(serde_json::json!({"done": true}))
+        });
+        let bad = jobs.start("run", None, &p, |_| Err(ApiError::locked("held")));
+        let boom = jobs.start("run", None, &p, |_| panic!("boom"));
+        let j = finished(&jobs, &ok.id, &p).await;
+        assert_eq!(j.state, JobState::Succeeded);
+        assert_eq!(j.result, Some(serde_json::json!({"done": true})));
+        assert_eq!(j.progress.bytes, 5);
+        let j = finished(&jobs, &bad.id, &p).await;
+        assert_eq!(j.state, JobState::Failed);
+        assert_eq!(j.error.unwrap().code, "locked");
+        let j = finished(&jobs, &boom.id, &p).await;
+        assert_eq!(j.error.unwrap().code, "internal");
+        assert_eq!(
+            jobs.get(&ok.id, &who("other")).unwrap_err().code,
+            "not_found"
+        );
+    }
+
+    /// Past [`KEEP_JOBS`], the oldest finished jobs are forgotten; running ones never.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_registry_forgets_the_oldest_finished_jobs() {
+        let jobs = Jobs::default();
+        let p = who("op");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let running = jobs.start("run", None, &p, move |_| {
+            let _ = rx.recv();
+            Ok(Value::Null)
+        });
+        let mut ids = Vec::new();
+        for _ in 0..KEEP_JOBS {
+            let j = jobs.start("run", None, &p, |_| Ok(Value::Null));
+            finished(&jobs, &j.id, &p).await;
+            ids.push(j.id);
+        }
+        assert!(jobs.get(&running.id, &p).is_ok());
+        assert!(jobs.get(&ids[0], &p).is_err(), "the oldest is forgotten");
+        assert!(jobs.get(ids.last().unwrap(), &p).is_ok());
+        assert!(jobs.jobs.lock().unwrap().len() <= KEEP_JOBS);
+        tx.send(()).unwrap();
+    }
 }
