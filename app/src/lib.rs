@@ -24,6 +24,7 @@ pub mod health;
 pub mod notify;
 pub mod ops;
 pub mod repo;
+pub mod restore;
 pub mod run;
 pub mod secret;
 

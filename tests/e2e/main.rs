@@ -32,5 +32,6 @@ mod secrets;
 mod selection;
 mod serve;
 mod serve_auth;
+mod serve_jobs;
 mod serve_read;
 mod util;

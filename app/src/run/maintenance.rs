@@ -235,31 +235,7 @@ fn restore_test(
         let Some((id, snap)) = newest_of(&o.repo, &project.name, &[db.display()])? else {
             return Err(format!("no snapshot of {} to test", db.display()));
         };
-        let scratch = match (&d.scratch, d.kind) {
-            (_, crate::config::DbKind::Sqlite) => None,
-            (Some(url), _) => {
-                // Reached from this host: the source's exec-prefix is not the scratch's.
-                let mut s = super::sources::database(&crate::config::DatabaseSource {
-                    location: url.clone(),
-                    exec_prefix: Vec::new(),
-                    ..d.clone()
-                })?;
-                if s.server_mut().is_none() {
-                    s = db.clone();
-                }
-                Some(s)
-            }
-            // The same server, reached as the backup reaches it: through the exec-prefix
-            // when there is one (its load tool creates, loads, counts and drops there).
-            // Killed at the project's timeout (default 1 h), as its dumps are.
-            (None, _) => {
-                let limit = project
-                    .timeout
-                    .unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
-                let deadline = std::time::Instant::now().checked_add(limit);
-                Some(db.clone().through_until(d.exec_prefix.clone(), deadline))
-            }
-        };
+        let scratch = scratch_for(d, &db, None, project.timeout)?;
         let report = strata_db::restore_test(&o.repo, &id, &snap, scratch.as_ref(), &NoProgress)
             .map_err(|e| e.to_string())?;
         Ok((id, report))
@@ -298,6 +274,162 @@ fn restore_test(
         ),
     );
     error.map_or(Ok(()), Err)
+}
+
+/// Where the restore test of `d` (whose database is `db`) loads its dump: `scratch` (a
+/// URL asked for) or else `d`'s configured `scratch` server, or else the same server,
+/// reached as the backup reaches it (through the exec-prefix when there is one: its load
+/// tool creates, loads, counts and drops there); a SQLite test always uses a scratch file.
+///
+/// Through a prefix, each of its tools is killed at `timeout` from now (the project's;
+/// default 1 h), as its dumps are.
+fn scratch_for(
+    d: &crate::config::DatabaseSource,
+    db: &strata_db::Database,
+    scratch: Option<&str>,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<strata_db::Database>, String> {
+    let url = scratch.map(str::to_string).or_else(|| d.scratch.clone());
+    Ok(match (url, d.kind) {
+        (_, crate::config::DbKind::Sqlite) => None,
+        (Some(url), _) => {
+            // Reached from this host: the source's exec-prefix is not the scratch's.
+            let mut s = super::sources::database(&crate::config::DatabaseSource {
+                location: url,
+                exec_prefix: Vec::new(),
+                ..d.clone()
+            })?;
+            if s.server_mut().is_none() {
+                s = db.clone();
+            }
+            Some(s)
+        }
+        (None, _) => {
+            let limit = timeout.unwrap_or(super::hooks::DEFAULT_HOOK_TIMEOUT);
+            let deadline = std::time::Instant::now().checked_add(limit);
+            Some(db.clone().through_until(d.exec_prefix.clone(), deadline))
+        }
+    })
+}
+
+/// The database source of the config that the database snapshot `snap` was taken of (its
+/// project's source whose database the snapshot's paths name), with its database.
+pub fn source_of<'c>(
+    cfg: &'c crate::config::Config,
+    snap: &strata_format::snapshot::SnapshotFile,
+) -> Option<(&'c crate::config::DatabaseSource, strata_db::Database)> {
+    snap.project
+        .as_ref()
+        .and_then(|p| cfg.projects.get(p))
+        .into_iter()
+        .flat_map(|p| p.sources.iter())
+        .filter_map(|s| match s {
+            Source::Database(d) => Some(d),
+            _ => None,
+        })
+        .find_map(|d| {
+            let db = super::sources::database(d).ok()?;
+            snap.paths.contains(&db.display()).then_some((d, db))
+        })
+}
+
+/// The database `name` on the server of the source `snap` was taken of, reached as that
+/// source is (its password, its exec-prefix): where a restore under a new name goes.
+pub fn database_named(
+    cfg: &crate::config::Config,
+    snap: &strata_format::snapshot::SnapshotFile,
+    name: &str,
+) -> Result<strata_db::Database, String> {
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "{name:?} is not a database name this accepts: letters, digits, _ and -, at most 63"
+        ));
+    }
+    let Some((d, _)) = source_of(cfg, snap) else {
+        return Err(
+            "the snapshot is not of a database source of the config: give the target's URL".into(),
+        );
+    };
+    if d.kind == crate::config::DbKind::Sqlite {
+        return Err("a SQLite database is a file: give the target's path as \"url\"".into());
+    }
+    // scheme://user@host:port/DATABASE?options
+    let (head, query) = match d.location.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (d.location.as_str(), None),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[after_scheme..].find('/') {
+        Some(i) => &head[..after_scheme + i],
+        None => head,
+    };
+    let location = match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    };
+    super::sources::database(&crate::config::DatabaseSource {
+        location,
+        ..d.clone()
+    })
+}
+
+/// The restore test of the database snapshot `snap` (`strata serve`'s `POST
+/// /restore-tests`), with the scratch of the project's source it came from (or
+/// `scratch`), as the runner runs it; and the `restore-test` record it leaves.
+pub fn restore_test_of(
+    cfg: &crate::config::Config,
+    repo: &strata_engine::Repository,
+    id: &strata_format::id::SnapshotId,
+    snap: &strata_format::snapshot::SnapshotFile,
+    scratch: Option<&str>,
+    progress: &dyn strata_engine::progress::Progress,
+) -> (
+    Result<strata_db::RestoreTestReport, String>,
+    crate::restore::Recorded,
+) {
+    let result = (|| {
+        let source = source_of(cfg, snap);
+        let scratch = match source {
+            Some((d, db)) => {
+                let timeout = snap
+                    .project
+                    .as_ref()
+                    .and_then(|p| cfg.projects.get(p))
+                    .and_then(|p| p.timeout);
+                scratch_for(d, &db, scratch, timeout)?
+            }
+            None => scratch
+                .map(|url| strata_db::Database::of_kind(&snap.source, url))
+                .transpose()
+                .map_err(|e| e.to_string())?,
+        };
+        strata_db::restore_test(repo, id, snap, scratch.as_ref(), progress)
+            .map_err(|e| e.to_string())
+    })();
+    let recorded = match &result {
+        Ok(r) => crate::restore::Recorded {
+            ok: r.passed,
+            error: (!r.passed).then(|| format!("restore test of {} failed", id.short())),
+            body: RecordBody::RestoreTest {
+                snapshot_id: id.to_hex(),
+                report: serde_json::to_value(r).unwrap_or_default(),
+            },
+        },
+        Err(e) => crate::restore::Recorded {
+            ok: false,
+            error: Some(e.clone()),
+            body: RecordBody::RestoreTest {
+                snapshot_id: id.to_hex(),
+                report: serde_json::Value::Null,
+            },
+        },
+    };
+    (result, recorded)
 }
 
 #[cfg(test)]

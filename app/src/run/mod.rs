@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use strata_engine::EngineRuntime;
 
+pub use maintenance::{database_named, restore_test_of, source_of};
 pub use report::{
     exit_code, CopyItem, HeldItem, HookItem, MaintenanceItem, ProjectReport, ProjectStatus,
     RetentionItem, RunReport, SnapshotReport,

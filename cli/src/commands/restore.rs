@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Serialize;
-use strata_app::ops::RecordBody;
-use strata_db::{restore_database, Database};
-use strata_engine::archiver::BackupOptions;
+use strata_app::restore;
+use strata_db::Database;
 use strata_engine::report::{messages, Finding};
 use strata_engine::restorer::{self, Action, Overwrite, RestoreOptions, RestorePlan};
 use strata_engine::Operation;
@@ -185,15 +184,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     .transpose()?;
     // A database restore first saves the target in a safety snapshot: it writes; so does
     // a restore into a directory that holds anything (it may overwrite or delete).
-    let may_save = |t: &PathBuf| {
-        !args.dry_run
-            && !args.no_safety_snapshot
-            && std::fs::read_dir(t).is_ok_and(|mut d| d.next().is_some())
-    };
     let op = match (&database, &args.target) {
         (Some(_), _) => Operation::RestoreDatabase,
-        (None, Some(t)) if may_save(t) => Operation::RestoreDatabase,
-        (None, _) => Operation::Restore,
+        (None, Some(t)) => restore::operation_for_dir(t, args.dry_run, !args.no_safety_snapshot),
+        (None, None) => Operation::Restore,
     };
     let filter = args.filter.for_specs(&[&args.snapshot]);
     let (repo, _lock) = open::open(cli, op)?;
@@ -201,27 +195,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let Some(target) = &args.target else {
         let db = database.expect("clap requires a target");
         let bar = Bar::new("restore", cli.quiet || args.json);
-        // The engine tags the safety snapshot `pre-restore`.
-        let safety = BackupOptions {
-            project: snap.project.clone(),
-            ..BackupOptions::default()
-        };
-        let report = restore_database(&repo, &snap, &db, args.force, &safety, &bar);
-        super::audit(
-            cli,
-            report.is_ok(),
-            report.as_ref().err().map(|e| e.to_string()),
-            RecordBody::Restore {
-                snapshot_id: id.to_hex(),
-                what: snap.paths.join(" "),
-                target: db.display(),
-                safety_snapshot: report
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.pre_restore_snapshot.as_ref())
-                    .map(|s| s.to_hex()),
-            },
-        );
+        let (report, recorded) = restore::database(&repo, &id, &snap, &db, args.force, &bar);
+        super::audit(cli, recorded.ok, recorded.error, recorded.body);
         let report = report?;
         if args.json {
             json(&report)?;
@@ -249,10 +224,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         delete: args.delete,
         verify: args.verify,
         list_created: args.dry_run,
-        safety: (!args.no_safety_snapshot).then(|| BackupOptions {
-            project: snap.project.clone(),
-            ..BackupOptions::default()
-        }),
+        safety: (!args.no_safety_snapshot).then(|| restore::safety_labels(&snap)),
     };
     let plan = restorer::plan(&repo, &snap, target, &opts)?;
     if args.dry_run {
@@ -289,32 +261,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         return Ok(exit::FATAL);
     }
     let bar = Bar::with_totals("files", cli.quiet, args.json);
-    let stats = restorer::execute(&repo, &snap, &plan, &opts, &bar);
-    let what = if opts.includes.is_empty() {
-        snap.paths.join(" ")
-    } else {
-        opts.includes.join(" ")
-    };
-    let failed = match &stats {
-        Ok(s) if s.errors.is_empty() => None,
-        Ok(s) => Some(format!("{} entries could not be restored", s.errors.len())),
-        Err(e) => Some(e.to_string()),
-    };
-    super::audit(
-        cli,
-        failed.is_none(),
-        failed,
-        RecordBody::Restore {
-            snapshot_id: id.to_hex(),
-            what,
-            target: target.display().to_string(),
-            safety_snapshot: stats
-                .as_ref()
-                .ok()
-                .and_then(|s| s.safety_snapshot.as_ref())
-                .map(|s| s.to_hex()),
-        },
-    );
+    let target_text = target.display().to_string();
+    let (stats, recorded) = restore::files(&repo, &id, &snap, &plan, &opts, &target_text, &bar);
+    super::audit(cli, recorded.ok, recorded.error, recorded.body);
     let stats = stats?;
     let mismatches = stats.verify.as_ref().map_or(0, |v| v.mismatches.len());
     if args.json {

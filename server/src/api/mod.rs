@@ -7,9 +7,12 @@
 //! - `actions`: forget and hold;
 //! - `session`: log in and out (browser sessions).
 
+pub mod actions;
 pub mod download;
 pub mod jobs;
 pub mod read;
+pub mod restores;
+pub mod runs;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,6 +27,9 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::auth::login::routes())
         .merge(read::routes())
         .merge(download::routes())
+        .merge(runs::routes())
+        .merge(restores::routes())
+        .merge(actions::routes())
 }
 
 /// `GET /api/v1/whoami`: the caller's name and role.

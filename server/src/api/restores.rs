@@ -1,0 +1,453 @@
+//! `POST /restores` (files or a database) and `POST /restore-tests`, started as jobs; a
+//! files dry run answers at once with its plan.
+//!
+//! Who may do what: restoring files in place (`target: "original"`) is an admin's; to
+//! another directory an operator's, and only under `[server] restore-roots` (checked by
+//! `strata_app::restore::target_under_roots`, symlinks resolved, `..` refused). A database
+//! into a new (empty) database is an operator's; replacing one (`force`) an admin's. What
+//! a restore overwrites is first saved in a `pre-restore` safety snapshot, named in the
+//! job's result; each restore leaves the CLI's `restore` record and an `access` record.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strata_app::ops::Record;
+use strata_app::restore::{self, Recorded};
+use strata_db::Database;
+use strata_engine::restorer::{self, Overwrite, RestoreOptions};
+use strata_engine::{snapshots, Operation};
+
+use crate::api::jobs::JobHandle;
+use crate::audit::Access;
+use crate::auth::{Principal, Role};
+use crate::blocking::blocking;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/restores", post(restore_route))
+        .route("/restore-tests", post(restore_test_route))
+}
+
+/// The body of `POST /restores`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreRequest {
+    snapshot: String,
+    repository: Option<String>,
+    /// Snapshot paths to restore (and what they contain); none: the whole snapshot.
+    #[serde(default)]
+    paths: Vec<String>,
+    /// `original`, or a directory under a restore root.
+    target: Option<String>,
+    #[serde(default)]
+    overwrite: OverwriteMode,
+    #[serde(default)]
+    dry_run: bool,
+    database: Option<DbTarget>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbTarget {
+    /// `postgres://…`, `mysql://…`, or a SQLite file.
+    url: Option<String>,
+    /// A database on the server of the snapshot's source (as the config reaches it).
+    name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum OverwriteMode {
+    #[default]
+    Never,
+    IfChanged,
+    IfNewer,
+    Always,
+}
+
+impl From<OverwriteMode> for Overwrite {
+    fn from(m: OverwriteMode) -> Overwrite {
+        match m {
+            OverwriteMode::Never => Overwrite::Never,
+            OverwriteMode::IfChanged => Overwrite::IfChanged,
+            OverwriteMode::IfNewer => Overwrite::IfNewer,
+            OverwriteMode::Always => Overwrite::Always,
+        }
+    }
+}
+
+/// A JSON body, or 422 `invalid` saying what is wrong with it.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| ApiError::invalid(e.body_text()))
+}
+
+/// The repository a request names, or the only one of the config.
+pub(crate) fn repository_name(state: &AppState, named: Option<String>) -> Result<String, ApiError> {
+    if let Some(n) = named {
+        return Ok(n);
+    }
+    let mut names = state.config().repositories.keys();
+    match (names.next(), names.next()) {
+        (Some(only), None) => Ok(only.clone()),
+        _ => Err(ApiError::invalid(
+            "name the repository (\"repository\"): the config has several",
+        )),
+    }
+}
+
+/// Writes what a restore (or restore test) leaves in the catalog, as `p`.
+fn record(state: &AppState, p: &Principal, repository: &str, project: Option<String>, r: Recorded) {
+    let record = Record {
+        time_ns: state.now_ns(),
+        project,
+        repository: Some(repository.to_string()),
+        run_id: None,
+        ok: r.ok,
+        error: r.error,
+        user: Some(p.name.clone()),
+        body: r.body,
+    };
+    if !strata_app::catalog::record_best_effort(&state.config().state_dir, &record) {
+        tracing::error!("the catalog record of a restore could not be written");
+    }
+}
+
+/// `POST /restores`.
+async fn restore_route(
+    State(state): State<AppState>,
+    p: Principal,
+    req: Result<Json<RestoreRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    p.require(Role::Operator, "restoring")?;
+    let req = body(req)?;
+    let repository = repository_name(&state, req.repository.clone())?;
+    match (&req.database, &req.target) {
+        (Some(db), None) => {
+            let target = match (&db.url, &db.name) {
+                (Some(url), None) => DbWhere::Url(url.clone()),
+                (None, Some(name)) => DbWhere::Name(name.clone()),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "say either \"url\" or \"name\" in \"database\"",
+                    ))
+                }
+            };
+            start_database(state, p, repository, req, target)
+        }
+        (None, Some(target)) => {
+            let target = target.clone();
+            files(state, p, repository, req, &target).await
+        }
+        _ => Err(ApiError::invalid(
+            "say either \"target\" (\"original\" or a directory) or \"database\"",
+        )),
+    }
+}
+
+/// Files: the target checked, then the plan (a dry run) or a job.
+async fn files(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    target: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if req.force {
+        return Err(ApiError::invalid(
+            "\"force\" is for databases; say \"overwrite\"",
+        ));
+    }
+    // In place: every entry at its own absolute path, under `/`.
+    let (dir, shown) = if target == "original" {
+        p.require(Role::Admin, "restoring in place")?;
+        (PathBuf::from("/"), "original".to_string())
+    } else {
+        let dir =
+            restore::target_under_roots(Path::new(target), &state.config().server.restore_roots)?;
+        (dir.clone(), dir.display().to_string())
+    };
+    let includes = req
+        .paths
+        .iter()
+        .map(|path| restore::include_for_path(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = RestoreOptions {
+        includes,
+        overwrite: req.overwrite.into(),
+        list_created: req.dry_run,
+        ..RestoreOptions::default()
+    };
+    if req.dry_run {
+        let st = state.clone();
+        let spec = req.snapshot.clone();
+        let plan = blocking(move || {
+            let o = st.open(&repository, Operation::Restore)?;
+            let (_, snap) = snapshots::find(&o.repo, &spec)?;
+            Ok(restorer::plan(&o.repo, &snap, &dir, &opts)?)
+        })
+        .await?;
+        let mut v = serde_json::to_value(&plan).unwrap_or_default();
+        v["dry_run"] = json!(true);
+        return Ok((StatusCode::OK, Json(v)));
+    }
+    let worker = state.clone();
+    let who = p.clone();
+    let spec = req.snapshot.clone();
+    let job = state.jobs().start("restore", None, &p, move |h| {
+        let outcome = restore_files(&worker, &who, &repository, &spec, &dir, &shown, opts, h);
+        let access = Access {
+            action: "restore",
+            target: format!("snapshot {spec} to {shown}"),
+            project: None,
+            repository: Some(repository.clone()),
+        };
+        audit_outcome(&worker, &who, access, &outcome);
+        outcome
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
+
+/// The access record of a job's request, with its outcome (and the safety snapshot it
+/// took, in its target).
+fn audit_outcome(
+    state: &AppState,
+    p: &Principal,
+    mut access: Access<'_>,
+    outcome: &Result<Value, ApiError>,
+) {
+    let safety = outcome
+        .as_ref()
+        .ok()
+        .and_then(|v| v["safety_snapshot"].as_str().map(str::to_string));
+    if let Some(s) = safety {
+        access.target = format!("{} (safety snapshot {s})", access.target);
+    }
+    match outcome {
+        Ok(_) => state.audit(Some(p), p.address, access, Ok(())),
+        Err(e) => state.audit(Some(p), p.address, access, Err(&e.message)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_files(
+    state: &AppState,
+    p: &Principal,
+    repository: &str,
+    spec: &str,
+    dir: &Path,
+    shown: &str,
+    mut opts: RestoreOptions,
+    h: &JobHandle,
+) -> Result<Value, ApiError> {
+    h.phase("opening the repository");
+    let o = state.open(repository, restore::operation_for_dir(dir, false, true))?;
+    let (id, snap) = snapshots::find(&o.repo, spec)?;
+    opts.safety = Some(restore::safety_labels(&snap));
+    h.phase("planning");
+    let plan = restorer::plan(&o.repo, &snap, dir, &opts)?;
+    h.phase("restoring");
+    let (stats, recorded) = restore::files(&o.repo, &id, &snap, &plan, &opts, shown, h);
+    record(state, p, repository, snap.project.clone(), recorded);
+    let stats = stats?;
+    let v = json!({
+        "snapshot": id.to_hex(),
+        "target": shown,
+        "files": stats.files,
+        "dirs": stats.dirs,
+        "other": stats.other,
+        "bytes": stats.bytes,
+        "overwritten": stats.overwritten,
+        "unchanged": stats.unchanged,
+        "kept": stats.kept,
+        "safety_snapshot": stats.safety_snapshot.as_ref().map(|s| s.to_hex()),
+        "errors": strata_engine::report::messages(&stats.errors),
+    });
+    if stats.errors.is_empty() {
+        Ok(v)
+    } else {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed",
+            format!("{} entries could not be restored: {v}", stats.errors.len()),
+        ))
+    }
+}
+
+/// A database: a new one is an operator's; replacing one (`force`) an admin's.
+fn start_database(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    target: DbWhere,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !req.paths.is_empty() || req.dry_run {
+        return Err(ApiError::invalid(
+            "a database restore takes no \"paths\" and no \"dry_run\"",
+        ));
+    }
+    if req.force {
+        p.require(Role::Admin, "replacing a database (force)")?;
+    }
+    let url = match target {
+        DbWhere::Url(url) => url,
+        DbWhere::Name(name) => {
+            return start_named(state, p, repository, req, name);
+        }
+    };
+    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Database::postgres(&url)
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Database::mysql(&url)
+    } else {
+        // A file on this host: under a restore root like any directory.
+        let file =
+            restore::target_under_roots(Path::new(&url), &state.config().server.restore_roots)?;
+        Database::sqlite(&file)
+    }
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    start_db_job(state, p, repository, req, move |_, _| Ok(db))
+}
+
+/// Where a database restore goes.
+enum DbWhere {
+    Url(String),
+    Name(String),
+}
+
+/// A database named on the server of the snapshot's source (known once the snapshot is).
+fn start_named(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    name: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    start_db_job(state, p, repository, req, move |st, snap| {
+        strata_app::run::database_named(st.config(), snap, &name).map_err(ApiError::invalid)
+    })
+}
+
+/// The job of a database restore into what `target` gives for the snapshot.
+fn start_db_job<F>(
+    state: AppState,
+    p: Principal,
+    repository: String,
+    req: RestoreRequest,
+    target: F,
+) -> Result<(StatusCode, Json<Value>), ApiError>
+where
+    F: FnOnce(&AppState, &strata_format::snapshot::SnapshotFile) -> Result<Database, ApiError>
+        + Send
+        + 'static,
+{
+    let worker = state.clone();
+    let who = p.clone();
+    let spec = req.snapshot.clone();
+    let force = req.force;
+    let shown = std::sync::Mutex::new(String::from("a database"));
+    let job = state.jobs().start("restore", None, &p, move |h| {
+        let outcome = (|| {
+            h.phase("opening the repository");
+            let o = worker.open(&repository, Operation::RestoreDatabase)?;
+            let (id, snap) = snapshots::find(&o.repo, &spec)?;
+            let db = target(&worker, &snap)?;
+            *shown.lock().unwrap_or_else(|e| e.into_inner()) = db.display();
+            h.phase("restoring");
+            let (report, recorded) = restore::database(&o.repo, &id, &snap, &db, force, h);
+            record(&worker, &who, &repository, snap.project.clone(), recorded);
+            let report = report.map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok(json!({
+                "snapshot": id.to_hex(),
+                "target": report.target,
+                "bytes": report.bytes,
+                "safety_snapshot": report.pre_restore_snapshot.map(|s| s.to_hex()),
+            }))
+        })();
+        let access = Access {
+            action: "restore",
+            target: format!(
+                "snapshot {spec} to {}",
+                shown.lock().unwrap_or_else(|e| e.into_inner())
+            ),
+            project: None,
+            repository: Some(repository.clone()),
+        };
+        audit_outcome(&worker, &who, access, &outcome);
+        outcome
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
+
+/// The body of `POST /restore-tests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreTestRequest {
+    snapshot: String,
+    repository: Option<String>,
+    /// A scratch server (URL) to restore into, instead of the project's `scratch`.
+    scratch: Option<String>,
+}
+
+/// `POST /restore-tests`: a job that restores a database snapshot into a scratch
+/// database, checks it and drops it, as the runner's maintenance does.
+async fn restore_test_route(
+    State(state): State<AppState>,
+    p: Principal,
+    req: Result<Json<RestoreTestRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    p.require(Role::Operator, "running a restore test")?;
+    let req = body(req)?;
+    let repository = repository_name(&state, req.repository.clone())?;
+    let worker = state.clone();
+    let who = p.clone();
+    let spec = req.snapshot.clone();
+    let job = state.jobs().start("restore-test", None, &p, move |h| {
+        let outcome = (|| {
+            h.phase("opening the repository");
+            let o = worker.open(&repository, Operation::Verify)?;
+            let (id, snap) = snapshots::find(&o.repo, &spec)?;
+            h.phase("restore test");
+            let (report, recorded) = strata_app::run::restore_test_of(
+                worker.config(),
+                &o.repo,
+                &id,
+                &snap,
+                req.scratch.as_deref(),
+                h,
+            );
+            record(&worker, &who, &repository, snap.project.clone(), recorded);
+            let report = report.map_err(ApiError::invalid)?;
+            let v = serde_json::to_value(&report).unwrap_or_default();
+            if report.passed {
+                Ok(v)
+            } else {
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "failed",
+                    format!("restore test of {} failed: {v}", id.short()),
+                ))
+            }
+        })();
+        let access = Access {
+            action: "restore-test",
+            target: format!("snapshot {spec}"),
+            project: None,
+            repository: Some(repository.clone()),
+        };
+        audit_outcome(&worker, &who, access, &outcome);
+        outcome
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
