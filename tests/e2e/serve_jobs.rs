@@ -575,15 +575,12 @@ fn restore_test_of_a_postgres_snapshot_passes() {
         .run()
         .success();
     let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
-    let (_, evs) = follow(
-        &s,
-        s.post(
-            "/restore-tests",
-            Some("operator"),
-            &json!({"snapshot": id, "scratch": pg.url("postgres")}),
-        ),
-        "operator",
-    );
+    // A scratch server named by URL is an admin's to give (it is reached with this host's
+    // credentials); an operator is refused.
+    let req = json!({"snapshot": id, "scratch": pg.url("postgres")});
+    let denied = json_of(s.post("/restore-tests", Some("operator"), &req), 403);
+    assert_eq!(denied["error"]["code"], "forbidden", "{denied}");
+    let (_, evs) = follow(&s, s.post("/restore-tests", Some("admin"), &req), "admin");
     let (last, result) = evs.last().unwrap();
     assert_eq!(last, "result", "{evs:?}");
     assert_eq!(result["passed"], true, "{result}");

@@ -289,7 +289,12 @@ fn scratch_for(
     scratch: Option<&str>,
     timeout: Option<std::time::Duration>,
 ) -> Result<Option<strata_db::Database>, String> {
-    let url = scratch.map(str::to_string).or_else(|| d.scratch.clone());
+    // The source's password goes only to the scratch server its config names, never to
+    // one a caller asked for (that could be anybody's server).
+    let (url, password) = match scratch {
+        Some(url) => (Some(url.to_string()), None),
+        None => (d.scratch.clone(), d.password.clone()),
+    };
     Ok(match (url, d.kind) {
         (_, crate::config::DbKind::Sqlite) => None,
         (Some(url), _) => {
@@ -297,6 +302,7 @@ fn scratch_for(
             let mut s = super::sources::database(&crate::config::DatabaseSource {
                 location: url,
                 exec_prefix: Vec::new(),
+                password,
                 ..d.clone()
             })?;
             if s.server_mut().is_none() {
@@ -585,5 +591,37 @@ mod tests {
         let records = kept.0.lock().unwrap();
         let last = records.last().unwrap();
         assert_eq!((last.kind(), last.ok), (RecordKind::RestoreTest, false));
+    }
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+    use crate::config::{DatabaseSource, DbKind};
+    use crate::{Secret, SecretRef};
+
+    /// The source's password goes to the scratch server its config names, never to one a
+    /// request names (that could be anybody's server).
+    #[test]
+    fn a_requested_scratch_server_never_gets_the_sources_password() {
+        let d = DatabaseSource {
+            kind: DbKind::Postgres,
+            location: "postgres://app@db.internal/shop".into(),
+            password: Some(SecretRef::Inline(Secret::new(b"s3cret".to_vec()))),
+            exec_prefix: Vec::new(),
+            scratch: Some("postgres://app@scratch.internal/postgres".into()),
+        };
+        let db = super::super::sources::database(&d).unwrap();
+        let has_password = |s: Option<strata_db::Database>| {
+            let mut s = s.unwrap();
+            s.server_mut().unwrap().password().is_some()
+        };
+        assert!(has_password(scratch_for(&d, &db, None, None).unwrap()));
+        let asked = scratch_for(&d, &db, Some("postgres://x@evil.example/x"), None).unwrap();
+        assert_eq!(
+            asked.as_ref().unwrap().display(),
+            "postgres://x@evil.example/x"
+        );
+        assert!(!has_password(asked));
     }
 }

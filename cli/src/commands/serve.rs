@@ -87,7 +87,7 @@ enum TokenCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a token: it stops working at once (after a server restart for a running one).
+    /// Remove a token: it stops working at once, on a running server too.
     Remove { name: String },
 }
 

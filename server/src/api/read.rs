@@ -498,6 +498,9 @@ fn entry_of(e: &Entry) -> Value {
     v
 }
 
+/// The most records `GET /log` answers with (and its default `limit`).
+pub const LOG_LIMIT: usize = 1000;
+
 /// `GET /log?project=&repository=&kind=&since=&limit=&failed=`: the catalog's records,
 /// oldest first (the newest `limit`).
 async fn log(
@@ -525,6 +528,12 @@ async fn log(
             return Ok(Json(json!([])));
         };
         let failed = q.failed.unwrap_or(false);
+        // The newest LOG_LIMIT at most: a catalog of years is not one response.
+        let limit = q.limit.unwrap_or(LOG_LIMIT).min(LOG_LIMIT);
+        let q = LogQuery {
+            limit: Some(limit),
+            ..q
+        };
         let query = CatalogQuery {
             project: q.project,
             repository: q.repository,

@@ -135,7 +135,15 @@ async fn restore_route(
     match (&req.database, &req.target) {
         (Some(db), None) => {
             let target = match (&db.url, &db.name) {
-                (Some(url), None) => DbWhere::Url(url.clone()),
+                // A server URL names any server, reached with whatever credentials this
+                // host has (PGPASSWORD, ~/.pgpass, peer): an admin's to give. A SQLite
+                // file is checked against the restore roots.
+                (Some(url), None) => {
+                    if url.contains("://") {
+                        p.require(Role::Admin, "restoring into a database server named by URL")?;
+                    }
+                    DbWhere::Url(url.clone())
+                }
                 (None, Some(name)) => DbWhere::Name(name.clone()),
                 _ => {
                     return Err(ApiError::invalid(
@@ -409,6 +417,14 @@ async fn restore_test_route(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Operator, "running a restore test")?;
     let req = body(req)?;
+    // A scratch URL names any server, reached with this host's credentials: an admin's
+    // to give; an operator tests on the project's configured scratch or its own server.
+    if req.scratch.is_some() {
+        p.require(
+            Role::Admin,
+            "a restore test on a scratch server named by URL",
+        )?;
+    }
     let repository = repository_name(&state, req.repository.clone())?;
     let worker = state.clone();
     let who = p.clone();

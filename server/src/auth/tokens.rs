@@ -24,11 +24,14 @@ pub struct StoredToken {
     pub created: String,
 }
 
-/// The tokens of a state directory, read once at start and kept in memory.
+/// The tokens of a state directory, kept in memory and read again whenever the file
+/// changes (`strata serve token remove` takes effect on a running server at once).
 #[derive(Debug)]
 pub struct TokenStore {
     path: PathBuf,
     tokens: RwLock<Vec<StoredToken>>,
+    /// The file's modification time and length when it was last read (`None`: no file).
+    seen: RwLock<Option<(std::time::SystemTime, u64)>>,
 }
 
 /// Why the token file could not be read or written (its path named, never a token).
@@ -44,16 +47,30 @@ impl TokenStore {
     /// Reads the tokens of `state_dir` (none when the file does not exist).
     pub fn load(state_dir: &Path) -> Result<TokenStore, TokenError> {
         let path = Self::file(state_dir);
-        let tokens = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| TokenError(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(TokenError(format!("{}: {e}", path.display()))),
-        };
+        let seen = stamp(&path);
+        let tokens = read(&path)?;
         Ok(TokenStore {
             path,
             tokens: RwLock::new(tokens),
+            seen: RwLock::new(seen),
         })
+    }
+
+    /// Reads the file again if it changed since it was last read. A file that cannot be
+    /// read or parsed any more leaves no token valid (closed, not open), and says why.
+    fn refresh(&self) {
+        let now = stamp(&self.path);
+        if self.seen.read().map(|s| *s == now).unwrap_or(false) {
+            return;
+        }
+        let tokens = read(&self.path).unwrap_or_else(|e| {
+            tracing::error!("API tokens: {e}; no token is accepted until it reads again");
+            Vec::new()
+        });
+        if let (Ok(mut t), Ok(mut s)) = (self.tokens.write(), self.seen.write()) {
+            *t = tokens;
+            *s = now;
+        }
     }
 
     pub fn list(&self) -> Vec<StoredToken> {
@@ -98,6 +115,7 @@ impl TokenStore {
         if !text.starts_with(PREFIX) {
             return None;
         }
+        self.refresh();
         let h = hash(text);
         let tokens = self.tokens.read().ok()?;
         // Every stored hash compared in full: no early exit on the first match.
@@ -140,10 +158,26 @@ impl TokenStore {
                 let _ = d.sync_all();
             }
         }
-        if let Ok(mut t) = self.tokens.write() {
+        if let (Ok(mut t), Ok(mut s)) = (self.tokens.write(), self.seen.write()) {
             *t = all.to_vec();
+            *s = stamp(&self.path);
         }
         Ok(())
+    }
+}
+
+/// The file's modification time and length (`None`: it does not exist or cannot be read).
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn read(path: &Path) -> Result<Vec<StoredToken>, TokenError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| TokenError(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(TokenError(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -177,8 +211,15 @@ mod tests {
         assert_eq!(again.verify("strata_00"), None);
         assert_eq!(again.verify(&token[..token.len() - 1]), None);
         assert!(store.add("deploy", Role::Admin, "x").is_err());
+        // Removed through another handle on the file (the CLI, beside a running server):
+        // the first store stops accepting it too.
+        assert_eq!(
+            store.verify(&token),
+            Some(("deploy".into(), Role::Operator))
+        );
         assert!(again.remove("deploy").unwrap());
         assert_eq!(again.verify(&token), None);
+        assert_eq!(store.verify(&token), None);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(TokenStore::file(dir.path()))
             .unwrap()
