@@ -45,7 +45,16 @@ impl AppState {
                 role: who.map(|p| p.role.name().to_string()),
             },
         };
-        if !strata_app::catalog::record_best_effort(&self.config().state_dir, &record) {
+        let dir = &self.config().state_dir;
+        let write = || strata_app::catalog::record_best_effort(dir, &record);
+        // A SQLite write: from an async handler, the worker steps aside while it runs.
+        let written = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(write)
+            }
+            _ => write(),
+        };
+        if !written {
             tracing::error!(
                 "the audit record of a {} could not be written",
                 access.action

@@ -14,6 +14,8 @@ pub struct ApiError {
     /// `bad_request`, `too_many_requests`, `payload_too_large`, `internal`, `unavailable`.
     pub code: &'static str,
     pub message: String,
+    /// Headers the answer carries besides the JSON (`Content-Range` of a 416).
+    pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -91,7 +94,11 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        for (k, v) in &self.headers {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
+        resp
     }
 }
 

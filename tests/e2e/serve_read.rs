@@ -561,10 +561,9 @@ fn serve_read_downloads_files_and_directories() {
     assert_eq!(body_of(resp, 206), big[2_999_993..]);
     let resp = get_with(&s, &big_path, "operator", &[("Range", "bytes=2999999-")]);
     assert_eq!(body_of(resp, 206), big[2_999_999..]);
-    let body = json_of(
-        get_with(&s, &big_path, "operator", &[("Range", "bytes=3000000-")]),
-        416,
-    );
+    let resp = get_with(&s, &big_path, "operator", &[("Range", "bytes=3000000-")]);
+    assert_eq!(resp.headers()["content-range"], "bytes */3000000");
+    let body = json_of(resp, 416);
     assert_eq!(body["error"]["code"], "range_not_satisfiable", "{body}");
     // Gzipped.
     let gz = body_of(

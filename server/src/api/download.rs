@@ -510,11 +510,18 @@ fn file_plan(
                 of: size,
             }),
         )),
-        Err(()) => Err(ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
-            format!("the file has {size} bytes: the range asked for is not in it"),
-        )),
+        Err(()) => {
+            let mut e = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {size} bytes: the range asked for is not in it"),
+            );
+            // RFC 9110: a 416 says how long the file is.
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                e.headers.push((axum::http::header::CONTENT_RANGE, v));
+            }
+            Err(e)
+        }
     }
 }
 

@@ -77,6 +77,11 @@ pub struct JobError {
 }
 
 /// A job as `GET /jobs/{id}` shows it.
+/// Whether `who` started `job` (the same name, and the same kind of caller).
+fn owns(job: &Job, who: &Principal) -> bool {
+    job.user == who.name && job.by_token == (who.via == crate::auth::Via::Token)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub id: String,
@@ -85,6 +90,10 @@ pub struct Job {
     pub project: Option<String>,
     /// Who started it (a user or a token's name).
     pub user: String,
+    /// Whether a token started it (a token and a user may share a name; the job is only
+    /// the one that started it's to see).
+    #[serde(skip)]
+    pub by_token: bool,
     pub state: JobState,
     /// What it is doing now (`backing up /srv/site`, `restoring`, ...).
     pub phase: Option<String>,
@@ -274,6 +283,7 @@ impl Jobs {
             kind: kind.to_string(),
             project,
             user: who.name.clone(),
+            by_token: who.via == crate::auth::Via::Token,
             state: JobState::Queued,
             phase: None,
             progress: JobProgress::default(),
@@ -323,7 +333,7 @@ impl Jobs {
             .get(id)
             .cloned();
         match entry {
-            Some(e) if who.role >= Role::Admin || e.lock().user == who.name => Ok(e),
+            Some(e) if who.role >= Role::Admin || owns(&e.lock(), who) => Ok(e),
             // Another user's job does not exist for this caller.
             _ => Err(ApiError::not_found(format!("no job {id}"))),
         }
@@ -501,6 +511,12 @@ mod tests {
             jobs.get(&ok.id, &who("other")).unwrap_err().code,
             "not_found"
         );
+        // A user with the token's name is somebody else.
+        let user = Principal {
+            via: Via::Session { csrf: "x".into() },
+            ..who("op")
+        };
+        assert_eq!(jobs.get(&ok.id, &user).unwrap_err().code, "not_found");
     }
 
     /// Past [`KEEP_JOBS`], the oldest finished jobs are forgotten; running ones never.

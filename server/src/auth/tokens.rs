@@ -80,6 +80,12 @@ impl TokenStore {
     /// Makes a token `name` with `role`, stores its hash durably (0600, written beside and
     /// renamed), and returns the token itself: the only time it is ever shown.
     pub fn add(&self, name: &str, role: Role, created: &str) -> Result<String, TokenError> {
+        if !super::users::valid_name(name) {
+            return Err(TokenError(format!(
+                "{name:?} is not a token name: letters, digits, '-', '_' and '.', starting with a \
+                 letter or digit, at most 64"
+            )));
+        }
         let token = format!("{PREFIX}{}", hex::encode(rand::random::<[u8; 32]>()));
         let stored = StoredToken {
             name: name.to_string(),
@@ -211,6 +217,7 @@ mod tests {
         assert_eq!(again.verify("strata_00"), None);
         assert_eq!(again.verify(&token[..token.len() - 1]), None);
         assert!(store.add("deploy", Role::Admin, "x").is_err());
+        assert!(store.add("../x", Role::Admin, "x").is_err());
         // Removed through another handle on the file (the CLI, beside a running server):
         // the first store stops accepting it too.
         assert_eq!(
