@@ -69,6 +69,18 @@ impl ApiError {
     }
 }
 
+/// The largest request body accepted (1 MiB): the API takes small JSON and forms only.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// 413 `payload_too_large`.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("a request body may hold at most {BODY_LIMIT} bytes"),
+    )
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.message, self.code)

@@ -12,26 +12,15 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The largest request body accepted (1 MiB): the API takes small JSON and forms only.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub use crate::error::{too_large, BODY_LIMIT};
 
 /// The security layers around `app` (call it after every route is added).
 pub fn layers(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     app.layer(from_fn(crate::auth::session::csrf_form))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(from_fn_with_state(state.clone(), headers))
-}
-
-/// 413 `payload_too_large`.
-pub fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("a request body may hold at most {BODY_LIMIT} bytes"),
-    )
 }
 
 async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -22,4 +22,4 @@ pub mod timer;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{default_path, default_state_dir, load, parse};
 pub use model::*;
-pub use server::{DEFAULT_SESSION_TTL, ROLES};
+pub use server::ROLES;

@@ -27,6 +27,9 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
+/// How long a browser session lasts when the config does not say.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// The `[server]` table (see `config/server.rs`).
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -46,7 +49,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: None,
             restore_roots: Vec::new(),
-            session_ttl: super::server::DEFAULT_SESSION_TTL,
+            session_ttl: DEFAULT_SESSION_TTL,
             users: BTreeMap::new(),
         }
     }

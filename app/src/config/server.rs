@@ -12,7 +12,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::context::Cx;
 use super::model::{ServerConfig, ServerUser};
@@ -20,9 +19,6 @@ use super::reader::Val;
 
 /// The roles a user or token may have, weakest first.
 pub const ROLES: [&str; 3] = ["viewer", "operator", "admin"];
-
-/// How long a browser session lasts when the config does not say.
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 pub(crate) fn server(cx: &mut Cx, v: &Val) -> Option<ServerConfig> {
     let mut t = v.table(&mut cx.sink)?;

@@ -38,9 +38,9 @@ static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let address = peer(&parts);
-    let bytes = axum::body::to_bytes(body, crate::security::BODY_LIMIT)
+    let bytes = axum::body::to_bytes(body, crate::error::BODY_LIMIT)
         .await
-        .map_err(|_| crate::security::too_large())?;
+        .map_err(|_| crate::error::too_large())?;
     let form = parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -230,9 +230,9 @@ pub async fn csrf_form(mut req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::security::BODY_LIMIT).await {
+    let bytes = match axum::body::to_bytes(body, crate::error::BODY_LIMIT).await {
         Ok(b) => b,
-        Err(_) => return crate::security::too_large().into_response(),
+        Err(_) => return crate::error::too_large().into_response(),
     };
     let field = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == CSRF_FIELD)
