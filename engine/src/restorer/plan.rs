@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use strata_format::id::BlobId;
 use strata_format::snapshot::SnapshotFile;
 use strata_format::tree::{Node, NodeKind, Tree};
@@ -27,7 +27,7 @@ use crate::{EngineError, Repository, Result};
 
 /// What a restore does with an entry of its target that already exists (and is not a
 /// directory where the snapshot has a directory: those are kept and entered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Overwrite {
     /// Leave every existing entry as it is.

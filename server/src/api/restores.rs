@@ -47,8 +47,10 @@ struct RestoreRequest {
     paths: Vec<String>,
     /// `original`, or a directory under a restore root.
     target: Option<String>,
-    #[serde(default)]
-    overwrite: OverwriteMode,
+    /// `never` (the default here: an API call replaces nothing it was not told to),
+    /// `if-changed`, `if-newer`, `always`.
+    #[serde(default = "never")]
+    overwrite: Overwrite,
     #[serde(default)]
     dry_run: bool,
     database: Option<DbTarget>,
@@ -65,25 +67,8 @@ struct DbTarget {
     name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum OverwriteMode {
-    #[default]
-    Never,
-    IfChanged,
-    IfNewer,
-    Always,
-}
-
-impl From<OverwriteMode> for Overwrite {
-    fn from(m: OverwriteMode) -> Overwrite {
-        match m {
-            OverwriteMode::Never => Overwrite::Never,
-            OverwriteMode::IfChanged => Overwrite::IfChanged,
-            OverwriteMode::IfNewer => Overwrite::IfNewer,
-            OverwriteMode::Always => Overwrite::Always,
-        }
-    }
+fn never() -> Overwrite {
+    Overwrite::Never
 }
 
 /// A JSON body, or 422 `invalid` saying what is wrong with it.
@@ -192,7 +177,7 @@ async fn files(
         .collect::<Result<Vec<_>, _>>()?;
     let opts = RestoreOptions {
         includes,
-        overwrite: req.overwrite.into(),
+        overwrite: req.overwrite,
         list_created: req.dry_run,
         ..RestoreOptions::default()
     };
