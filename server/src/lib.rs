@@ -11,6 +11,7 @@
 //! - [`blocking`]: the engine and the catalog are synchronous; handlers call them on tokio's
 //!   blocking threads, never inside the server's own async tasks.
 //! - `api/`: the REST endpoints, one module per area.
+//! - `web/`: the dashboard's pages (askama templates in `server/templates/`).
 //!
 //! Nothing here is logic the CLI would need: that lives in `strata-app`.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod security;
 pub mod state;
 pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,9 +71,12 @@ pub fn check_listen(opts: &ServeOptions) -> Result<(), ServeError> {
     )))
 }
 
-/// The whole application: the API under `/api/v1` (and, later, the dashboard).
+/// The whole application: the API under `/api/v1`, the dashboard everywhere else.
 pub fn router(state: AppState) -> Router {
-    let app = Router::new().nest("/api/v1", api::routes());
+    let app = Router::new()
+        .nest("/api/v1", api::routes())
+        .merge(web::routes())
+        .fallback(web::not_found);
     // Last, so that they wrap every route above: CSRF form fields, the body limit, the
     // security headers.
     security::layers(app, &state).with_state(state)

@@ -3,7 +3,8 @@
 //!
 //! Headers: `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'`,
 //! `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-//! no-referrer`; `Cache-Control: no-store` on everything under `/api/` that does not set
+//! same-origin` (a browser then names this server as the `Origin` of its form posts, which a
+//! login needs, and nothing of it to other sites); `Cache-Control: no-store` on everything but `/assets/` that does not set
 //! its own; `Strict-Transport-Security` when serving TLS.
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -24,7 +25,8 @@ pub fn layers(app: Router<AppState>, state: &AppState) -> Router<AppState> {
 }
 
 async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
+    // Everything but the embedded assets is private and changes: never cached.
+    let cached = req.uri().path().starts_with("/assets/");
     let mut resp = next.run(req).await;
     // axum's own body-limit rejection is plain text: the API answers JSON.
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&resp) {
@@ -48,9 +50,9 @@ async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Res
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
-    if api && !h.contains_key(header::CACHE_CONTROL) {
+    if !cached && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if state.sessions().secure() {

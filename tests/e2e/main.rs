@@ -8,10 +8,12 @@
 
 mod backup_options;
 mod browse;
+mod browser;
 mod check_subset;
 mod cli;
 mod commands;
 mod crash;
+mod dashboard;
 mod db;
 mod dedup;
 mod errors;

@@ -149,6 +149,52 @@ repositories = ["main"]
     }
 }
 
+/// The argon2id hash of `password` as `strata serve user add --password-file` writes it
+/// (made in a scratch config).
+pub(crate) fn user_hash(name: &str, role: &str, password: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strata.toml");
+    std::fs::write(&config, "").unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    Cmd::new()
+        .env("STRATA_CONFIG", &config)
+        .env("HOME", dir.path())
+        .args([
+            "serve",
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-file",
+        ])
+        .arg(&pw)
+        .run()
+        .success();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("password-hash = "))
+        .unwrap_or_else(|| panic!("{text}"));
+    line["password-hash = ".len()..]
+        .trim_matches('"')
+        .to_string()
+}
+
+/// The `[server.users.NAME]` tables of `users` (name, role, password).
+pub(crate) fn users_toml(users: &[(&str, &str, &str)]) -> String {
+    users
+        .iter()
+        .map(|(name, role, pw)| {
+            format!(
+                "[server.users.{name}]\npassword-hash = \"{}\"\nrole = \"{role}\"\n",
+                user_hash(name, role, pw)
+            )
+        })
+        .collect()
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(

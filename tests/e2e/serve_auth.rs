@@ -365,7 +365,7 @@ fn serve_auth_security_headers_and_body_limit() {
         );
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["referrer-policy"], "same-origin");
         assert_eq!(h["cache-control"], "no-store");
         assert!(h.get("strict-transport-security").is_none());
     }

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_app::catalog::{self, Catalog, Entry};
 use strata_app::config::Config;
@@ -57,7 +57,7 @@ fn history(cfg: &Config) -> Result<Box<dyn History>, ApiError> {
 }
 
 /// The health of every project of the config, now.
-fn evaluate(state: &AppState) -> Result<(HealthReport, Box<dyn History>), ApiError> {
+pub fn evaluate(state: &AppState) -> Result<(HealthReport, Box<dyn History>), ApiError> {
     let cfg = state.config();
     let history = history(cfg)?;
     let report = health::evaluate(
@@ -119,7 +119,7 @@ pub fn snapshot_json(
 
 /// The repository names a request covers: the one named (404 when the config has none of
 /// that name), else every repository of the config.
-fn repositories(state: &AppState, named: Option<&str>) -> Result<Vec<String>, ApiError> {
+pub fn repositories(state: &AppState, named: Option<&str>) -> Result<Vec<String>, ApiError> {
     let all = &state.config().repositories;
     match named {
         Some(name) if all.contains_key(name) => Ok(vec![name.to_string()]),
@@ -129,27 +129,69 @@ fn repositories(state: &AppState, named: Option<&str>) -> Result<Vec<String>, Ap
 }
 
 /// The readable snapshots of repository `name`, oldest first.
-fn list_in(state: &AppState, name: &str) -> Result<Vec<(SnapshotId, SnapshotFile)>, ApiError> {
+pub fn list_in(state: &AppState, name: &str) -> Result<Vec<(SnapshotId, SnapshotFile)>, ApiError> {
     let opened = state.open(name, Operation::Snapshots)?;
     Ok(snapshots::list_readable(&opened.repo)?)
 }
 
 /// The snapshots of each repository a request has listed so far (each listed once).
-type Listed = BTreeMap<String, Result<Vec<(SnapshotId, SnapshotFile)>, ApiError>>;
+pub type Listed = BTreeMap<String, Result<Vec<(SnapshotId, SnapshotFile)>, ApiError>>;
 
-fn project_json(
+/// A project as `GET /projects` shows it and the dashboard draws it (a documented contract:
+/// add fields, never rename).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectSummary {
+    pub name: String,
+    pub repositories: Vec<String>,
+    /// The worst status of its health items.
+    pub status: Status,
+    pub health: Vec<health::Item>,
+    pub last_backup: Vec<LastBackup>,
+}
+
+/// A project's newest backup in one of its repositories.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastBackup {
+    pub repository: String,
+    /// The newest snapshot of the project in the repository itself (backups made outside
+    /// `strata run` too).
+    pub last_snapshot: Option<SnapshotRef>,
+    /// The last successful backup the catalog recorded.
+    pub last_success: Option<String>,
+    /// Why the repository could not be listed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRef {
+    pub id: String,
+    pub time: String,
+    pub kind: &'static str,
+    #[serde(skip)]
+    pub time_ns: i64,
+    #[serde(skip)]
+    pub size: u64,
+}
+
+/// The project `name` of the config with its health (from `report`) and its newest backup
+/// per repository; `None` when the config has no such project. Repositories are listed
+/// into `listed`, once per request.
+pub fn project_summary(
     state: &AppState,
     name: &str,
     report: &HealthReport,
     history: &dyn History,
     listed: &mut Listed,
-) -> Value {
-    let Some(project) = state.config().projects.get(name) else {
-        return Value::Null;
-    };
-    let items: Vec<_> = report.items.iter().filter(|i| i.project == name).collect();
-    let status = items.iter().map(|i| i.status).max().unwrap_or(Status::Ok);
-    let mut last = Vec::new();
+) -> Option<ProjectSummary> {
+    let project = state.config().projects.get(name)?;
+    let health: Vec<health::Item> = report
+        .items
+        .iter()
+        .filter(|i| i.project == name)
+        .cloned()
+        .collect();
+    let status = health.iter().map(|i| i.status).max().unwrap_or(Status::Ok);
+    let mut last_backup = Vec::new();
     for repo in &project.repositories {
         let q = CatalogQuery {
             project: Some(name.to_string()),
@@ -160,8 +202,6 @@ fn project_json(
             limit: Some(1),
         };
         let recorded = history.last(&q).ok().flatten();
-        // The newest snapshot of the project in the repository itself (backups made
-        // outside `strata run` too).
         let list = listed
             .entry(repo.clone())
             .or_insert_with(|| list_in(state, repo));
@@ -170,45 +210,57 @@ fn project_json(
                 .rev()
                 .find(|(_, s)| s.project.as_deref() == Some(name))
         });
-        let (snapshot, error) = match newest {
+        let (last_snapshot, error) = match newest {
             Ok(Some((id, s))) => (
-                json!({"id": id.to_hex(), "time": rfc3339(s.time_ns), "kind": kind(s)}),
-                Value::Null,
+                Some(SnapshotRef {
+                    id: id.to_hex(),
+                    time: rfc3339(s.time_ns),
+                    kind: kind(s),
+                    time_ns: s.time_ns,
+                    size: s.summary.bytes_read,
+                }),
+                None,
             ),
-            Ok(None) => (Value::Null, Value::Null),
-            Err(e) => (Value::Null, json!(e.message)),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e.message.clone())),
         };
-        last.push(json!({
-            "repository": repo,
-            "last_snapshot": snapshot,
-            "last_success": recorded.map(|r| rfc3339(r.time_ns)),
-            "error": error,
-        }));
+        last_backup.push(LastBackup {
+            repository: repo.clone(),
+            last_snapshot,
+            last_success: recorded.map(|r| rfc3339(r.time_ns)),
+            error,
+        });
     }
-    json!({
-        "name": name,
-        "repositories": project.repositories,
-        "status": status,
-        "health": items,
-        "last_backup": last,
+    Some(ProjectSummary {
+        name: name.to_string(),
+        repositories: project.repositories.clone(),
+        status,
+        health,
+        last_backup,
     })
+}
+
+/// Every project of the config (in the order of their names) with its health, and the
+/// repositories listed on the way. Call it on a blocking thread.
+pub fn all_projects(state: &AppState) -> Result<(Vec<ProjectSummary>, Listed), ApiError> {
+    let (report, history) = evaluate(state)?;
+    let mut listed = Listed::new();
+    let out = state
+        .config()
+        .projects
+        .keys()
+        .filter_map(|name| project_summary(state, name, &report, history.as_ref(), &mut listed))
+        .collect();
+    Ok((out, listed))
 }
 
 /// `GET /projects`: each project of the config with its health and last backup per
 /// repository.
-async fn projects(State(state): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let (report, history) = evaluate(&state)?;
-        let mut listed = Listed::new();
-        let out: Vec<Value> = state
-            .config()
-            .projects
-            .keys()
-            .map(|name| project_json(&state, name, &report, history.as_ref(), &mut listed))
-            .collect();
-        Ok(Json(json!(out)))
-    })
-    .await
+async fn projects(
+    State(state): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<ProjectSummary>>, ApiError> {
+    blocking(move || Ok(Json(all_projects(&state)?.0))).await
 }
 
 /// `GET /projects/{p}`.
@@ -216,20 +268,12 @@ async fn project(
     State(state): State<AppState>,
     _p: Principal,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    if !state.config().projects.contains_key(&name) {
-        return Err(ApiError::not_found(format!("no project named {name:?}")));
-    }
+) -> Result<Json<ProjectSummary>, ApiError> {
     blocking(move || {
         let (report, history) = evaluate(&state)?;
-        let mut listed = Listed::new();
-        Ok(Json(project_json(
-            &state,
-            &name,
-            &report,
-            history.as_ref(),
-            &mut listed,
-        )))
+        project_summary(&state, &name, &report, history.as_ref(), &mut Listed::new())
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("no project named {name:?}")))
     })
     .await
 }

@@ -15,6 +15,7 @@ use strata_app::ops::{History, Nothing, Recorder, RunId};
 use strata_app::run::lock::{self, LockError};
 use strata_app::run::{self, ProjectStatus, RunEnv, Selection};
 
+use crate::api::jobs::Job;
 use crate::audit::Access;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
@@ -32,34 +33,42 @@ async fn run_now(
     p: Principal,
     Path(project): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let job = start_run(&state, &p, &project)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
+
+/// Starts a run of `project` for `p` (an operator at least) as a job, recorded in the
+/// audit catalog; the API's `POST /projects/{p}/run` and the dashboard's "Back up now".
+pub fn start_run(state: &AppState, p: &Principal, project: &str) -> Result<Job, ApiError> {
     p.require(Role::Operator, "running a backup")?;
-    if !state.config().projects.contains_key(&project) {
+    if !state.config().projects.contains_key(project) {
         return Err(ApiError::not_found(format!("no project named {project}")));
     }
     let access = || Access {
         action: "run",
         target: format!("project {project}"),
-        project: Some(project.clone()),
+        project: Some(project.to_string()),
         repository: None,
     };
     // Tell a held lock at once (the runner takes it again; a race ends in a failed job).
     let now = state.now_ns();
-    match lock::acquire(&state.config().state_dir, &project, now, &RunId::new(now)) {
+    match lock::acquire(&state.config().state_dir, project, now, &RunId::new(now)) {
         Ok(held) => drop(held),
         Err(LockError::Held(message)) => {
-            state.audit(Some(&p), p.address, access(), Err(&message));
+            state.audit(Some(p), p.address, access(), Err(&message));
             return Err(ApiError::locked(message));
         }
         // The runner reports it (and fails the job).
         Err(LockError::Io(_)) => {}
     }
-    state.audit(Some(&p), p.address, access(), Ok(()));
+    state.audit(Some(p), p.address, access(), Ok(()));
     let worker = state.clone();
-    let name = project.clone();
-    let job = state.jobs().start("run", Some(project), &p, move |handle| {
-        run_project(&worker, &name, handle)
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    let name = project.to_string();
+    Ok(state
+        .jobs()
+        .start("run", Some(project.to_string()), p, move |handle| {
+            run_project(&worker, &name, handle)
+        }))
 }
 
 /// Runs `project` (on a blocking thread); the result is its project report as

@@ -25,9 +25,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-struct Login {
-    user: String,
-    password: String,
+pub struct Login {
+    pub user: String,
+    pub password: String,
 }
 
 const WRONG: &str = "wrong user name or password";
@@ -38,6 +38,7 @@ static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let address = peer(&parts);
+    check_origin(&parts.headers)?;
     let bytes = axum::body::to_bytes(body, crate::error::BODY_LIMIT)
         .await
         .map_err(|_| crate::error::too_large())?;
@@ -47,29 +48,91 @@ async fn login(State(state): State<AppState>, req: Request) -> Result<Response, 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let Login { user, password } = if form {
-        let mut user = None;
-        let mut password = None;
-        for (k, v) in url::form_urlencoded::parse(&bytes) {
-            match &*k {
-                "user" => user = Some(v.into_owned()),
-                "password" => password = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        match (user, password) {
-            (Some(user), Some(password)) => Login { user, password },
-            _ => {
-                return Err(ApiError::bad_request(
-                    "a login needs fields user and password",
-                ))
-            }
-        }
+        form_login(&bytes)?
     } else {
         serde_json::from_slice(&bytes).map_err(|_| {
             ApiError::bad_request("a login is JSON {\"user\": ..., \"password\": ...} or a form")
         })?
     };
+    let LoggedIn {
+        principal,
+        set_cookie,
+    } = authenticate(&state, address, user, password).await?;
+    let csrf = super::session::csrf_token(&principal).unwrap_or_default();
+    let body = serde_json::json!({"user": principal.name, "role": principal.role, "csrf": csrf});
+    Ok(([(header::SET_COOKIE, set_cookie)], Json(body)).into_response())
+}
 
+/// The `user` and `password` fields of a login form.
+pub fn form_login(bytes: &[u8]) -> Result<Login, ApiError> {
+    let mut user = None;
+    let mut password = None;
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        match &*k {
+            "user" => user = Some(v.into_owned()),
+            "password" => password = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    match (user, password) {
+        (Some(user), Some(password)) => Ok(Login { user, password }),
+        _ => Err(ApiError::bad_request(
+            "a login needs fields user and password",
+        )),
+    }
+}
+
+/// A login sent by a browser from another site's page is refused (login CSRF: a page
+/// elsewhere logging this browser in as someone else). A browser says where a request
+/// comes from in `Origin`; it must name the host the request was sent to (`Host`, or
+/// `X-Forwarded-Host` from a reverse proxy). A client that sends no `Origin` (curl, a
+/// script) is not a browser and goes on.
+pub fn check_origin(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .unwrap_or("");
+    let named = |h: &str| {
+        headers.get(h).and_then(|v| v.to_str().ok()).map(|v| {
+            v.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    };
+    let hosts = [named("x-forwarded-host"), named(header::HOST.as_str())];
+    let authority = authority.to_ascii_lowercase();
+    if !authority.is_empty() && hosts.iter().flatten().any(|h| *h == authority) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "a login from another site's page is refused (its Origin is not this server)",
+    ))
+}
+
+/// A user logged in: who, and the `Set-Cookie` value of the new session.
+pub struct LoggedIn {
+    pub principal: Principal,
+    pub set_cookie: axum::http::HeaderValue,
+}
+
+/// Checks `user`'s `password` (rate-limited per address and user; at most two checks at
+/// once) and starts a session; a failure is recorded in the audit catalog and answered
+/// 401 (429 with `Retry-After` while the limit holds). The API's `POST /session` and the
+/// dashboard's login form.
+pub async fn authenticate(
+    state: &AppState,
+    address: std::net::SocketAddr,
+    user: String,
+    password: String,
+) -> Result<LoggedIn, ApiError> {
     let now = state.now_ns();
     let attempt = match state.sessions().limits().begin(address.ip(), &user, now) {
         Ok(a) => a,
@@ -78,7 +141,7 @@ async fn login(State(state): State<AppState>, req: Request) -> Result<Response, 
                 "login refused for a while: too many failures from {}",
                 address.ip()
             );
-            let err = ApiError::new(
+            let mut err = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 format!(
@@ -86,8 +149,11 @@ async fn login(State(state): State<AppState>, req: Request) -> Result<Response, 
                     wait.as_secs()
                 ),
             );
-            let retry = header_value(&wait.as_secs().to_string());
-            return Ok(([(header::RETRY_AFTER, retry)], err).into_response());
+            err.headers.push((
+                header::RETRY_AFTER,
+                header_value(&wait.as_secs().to_string()),
+            ));
+            return Err(err);
         }
     };
 
@@ -149,11 +215,9 @@ async fn login(State(state): State<AppState>, req: Request) -> Result<Response, 
     let ttl = state.config().server.session_ttl;
     let new = state.sessions().create(&user, role, now, ttl);
     let p = Principal {
-        name: user.clone(),
+        name: user,
         role,
-        via: Via::Session {
-            csrf: new.csrf.clone(),
-        },
+        via: Via::Session { csrf: new.csrf },
         address,
     };
     let s = state.clone();
@@ -163,9 +227,11 @@ async fn login(State(state): State<AppState>, req: Request) -> Result<Response, 
         Ok(())
     })
     .await?;
-    let cookie = header_value(&state.sessions().set_cookie(&new.cookie, ttl));
-    let body = serde_json::json!({"user": user, "role": role, "csrf": new.csrf});
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    let set_cookie = header_value(&state.sessions().set_cookie(&new.cookie, ttl));
+    Ok(LoggedIn {
+        principal: p,
+        set_cookie,
+    })
 }
 
 /// `GET /session`: who the session is, and its CSRF token (for a page that lost it).
@@ -184,10 +250,21 @@ async fn logout(
     p: Principal,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let clear = end_session(&state, &p, &headers).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+}
+
+/// Ends `p`'s session (recorded in the audit catalog); the `Set-Cookie` value that makes
+/// the browser forget it. A token is no session (400).
+pub async fn end_session(
+    state: &AppState,
+    p: &Principal,
+    headers: &axum::http::HeaderMap,
+) -> Result<axum::http::HeaderValue, ApiError> {
     if p.via == Via::Token {
         return Err(not_a_session());
     }
-    if let Some(cookie) = session::cookie_value(&headers) {
+    if let Some(cookie) = session::cookie_value(headers) {
         state.sessions().remove(&cookie);
     }
     let s = state.clone();
@@ -197,8 +274,7 @@ async fn logout(
         Ok(())
     })
     .await?;
-    let clear = header_value(&state.sessions().clear_cookie());
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+    Ok(header_value(&state.sessions().clear_cookie()))
 }
 
 fn access<'a>(action: &'a str, user: &str) -> Access<'a> {

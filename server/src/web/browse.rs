@@ -1,0 +1,9 @@
+//! (Filled in by the dashboard's browse pages.)
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
