@@ -32,6 +32,54 @@ pub struct SnapshotSummary {
     pub duration_secs: f64,
     /// Source entries that could not be read and were left out.
     pub errors: u64,
+    /// Source bytes the snapshot holds: every file's size (read or reused unread), a
+    /// stream's length. Version 3; 0 in snapshots written before (see [`Self::size`]).
+    pub bytes_total: u64,
+}
+
+impl SnapshotSummary {
+    /// The source bytes the snapshot holds, as well as it is known: `bytes_total`, or for a
+    /// snapshot written before version 3 (which did not record it) the bytes its backup read.
+    pub fn size(&self) -> u64 {
+        if self.bytes_total > 0 {
+            self.bytes_total
+        } else {
+            self.bytes_read
+        }
+    }
+}
+
+/// Version 1 and 2 summaries: the same counters, without `bytes_total`.
+#[derive(Deserialize)]
+struct SnapshotSummaryV2 {
+    files_new: u64,
+    files_changed: u64,
+    files_unchanged: u64,
+    dirs: u64,
+    bytes_read: u64,
+    bytes_added: u64,
+    data_blobs_added: u64,
+    tree_blobs_added: u64,
+    duration_secs: f64,
+    errors: u64,
+}
+
+impl From<SnapshotSummaryV2> for SnapshotSummary {
+    fn from(v: SnapshotSummaryV2) -> Self {
+        SnapshotSummary {
+            files_new: v.files_new,
+            files_changed: v.files_changed,
+            files_unchanged: v.files_unchanged,
+            dirs: v.dirs,
+            bytes_read: v.bytes_read,
+            bytes_added: v.bytes_added,
+            data_blobs_added: v.data_blobs_added,
+            tree_blobs_added: v.tree_blobs_added,
+            duration_secs: v.duration_secs,
+            errors: v.errors,
+            bytes_total: 0,
+        }
+    }
 }
 
 /// A snapshot file.
@@ -93,7 +141,7 @@ struct SnapshotFileV1 {
     tree: BlobId,
     parent: Option<SnapshotId>,
     program_version: String,
-    summary: SnapshotSummary,
+    summary: SnapshotSummaryV2,
     keep_until_ns: Option<i64>,
 }
 
@@ -114,7 +162,7 @@ impl From<SnapshotFileV1> for SnapshotFile {
             tree: v.tree,
             parent: v.parent,
             program_version: v.program_version,
-            summary: v.summary,
+            summary: v.summary.into(),
             keep_until_ns: v.keep_until_ns,
             original: None,
             rewrites: Vec::new(),
@@ -122,16 +170,65 @@ impl From<SnapshotFileV1> for SnapshotFile {
     }
 }
 
+/// Version 2 snapshots: the same fields, with a summary without `bytes_total`.
+#[derive(Deserialize)]
+struct SnapshotFileV2 {
+    time_ns: i64,
+    hostname: String,
+    username: String,
+    uid: u32,
+    gid: u32,
+    paths: Vec<String>,
+    tags: Vec<String>,
+    project: Option<String>,
+    excludes: Vec<String>,
+    source: SourceKind,
+    source_meta: Vec<(String, String)>,
+    tree: BlobId,
+    parent: Option<SnapshotId>,
+    program_version: String,
+    summary: SnapshotSummaryV2,
+    keep_until_ns: Option<i64>,
+    original: Option<SnapshotId>,
+    rewrites: Vec<Rewrite>,
+}
+
+impl From<SnapshotFileV2> for SnapshotFile {
+    fn from(v: SnapshotFileV2) -> Self {
+        SnapshotFile {
+            time_ns: v.time_ns,
+            hostname: v.hostname,
+            username: v.username,
+            uid: v.uid,
+            gid: v.gid,
+            paths: v.paths,
+            tags: v.tags,
+            project: v.project,
+            excludes: v.excludes,
+            source: v.source,
+            source_meta: v.source_meta,
+            tree: v.tree,
+            parent: v.parent,
+            program_version: v.program_version,
+            summary: v.summary.into(),
+            keep_until_ns: v.keep_until_ns,
+            original: v.original,
+            rewrites: v.rewrites,
+        }
+    }
+}
+
 impl EncryptedObject for SnapshotFile {
     const KIND: &'static str = "snapshot";
     const OBJECT: &'static str = "snapshot";
-    const VERSION: u16 = 2;
+    const VERSION: u16 = 3;
 
     fn decode_plain(data: &[u8]) -> Result<Self, FormatError> {
         let (version, body) = split_version(Self::OBJECT, data, Self::VERSION)?;
-        if version == 1 {
-            return Ok(decode_postcard::<SnapshotFileV1>(Self::OBJECT, body)?.into());
+        match version {
+            1 => Ok(decode_postcard::<SnapshotFileV1>(Self::OBJECT, body)?.into()),
+            2 => Ok(decode_postcard::<SnapshotFileV2>(Self::OBJECT, body)?.into()),
+            _ => decode_postcard(Self::OBJECT, body),
         }
-        decode_postcard(Self::OBJECT, body)
     }
 }

@@ -535,8 +535,9 @@ fn summary_strategy() -> impl Strategy<Value = SnapshotSummary> {
         any::<[u64; 8]>(),
         any::<f64>().prop_filter("NaN never equals itself", |f| !f.is_nan()),
         any::<u64>(),
+        any::<u64>(),
     )
-        .prop_map(|(c, duration_secs, errors)| SnapshotSummary {
+        .prop_map(|(c, duration_secs, errors, bytes_total)| SnapshotSummary {
             files_new: c[0],
             files_changed: c[1],
             files_unchanged: c[2],
@@ -547,6 +548,7 @@ fn summary_strategy() -> impl Strategy<Value = SnapshotSummary> {
             tree_blobs_added: c[7],
             duration_secs,
             errors,
+            bytes_total,
         })
 }
 

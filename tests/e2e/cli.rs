@@ -719,6 +719,7 @@ fn stdin_backup_round_trip() {
     let v = out.json();
     let id = v["snapshot_id"].as_str().unwrap().to_owned();
     assert_eq!(v["bytes_read"], data.len() as u64, "{v}");
+    assert_eq!(v["bytes_total"], data.len() as u64, "{v}");
 
     assert!(env.ls(&id, None).contains("/db.sql"));
     let dumped = env.strata(["dump", "latest", "/db.sql"]).success();
@@ -808,6 +809,7 @@ fn snapshots_json_fields() {
             "files_unchanged",
             "dirs",
             "bytes_read",
+            "bytes_total",
             "bytes_added",
             "data_blobs_added",
             "tree_blobs_added",

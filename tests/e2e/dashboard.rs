@@ -53,9 +53,14 @@ fn dashboard_login_overview_backup_now_logout() {
         "{}",
         b.source()
     );
-    assert_eq!(
-        b.attr("#project-site", "data-status").as_deref(),
-        Some("ok"),
+    // site was backed up: not critical (a warning may come from this machine's free disk
+    // space, which the health checks judge too).
+    let site = b.attr("#project-site", "data-status").unwrap_or_default();
+    assert!(site == "ok" || site == "warning", "{site}: {}", b.source());
+    assert!(
+        b.texts("#project-site .reasons li")
+            .iter()
+            .all(|r| !r.contains("no successful backup")),
         "{}",
         b.source()
     );

@@ -2,7 +2,7 @@
 //! by the size of the repository on disk.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -97,6 +97,31 @@ fn unchanged_files_are_taken_from_the_parent() {
         .find(|s| s["id"] == second["snapshot_id"])
         .expect("second snapshot listed");
     assert_eq!(snap["parent"], first["snapshot_id"], "{snap}");
+
+    // Both snapshots hold every byte of the source (snapshot v3's bytes_total), though the
+    // second read none of them.
+    let total: u64 = walk_files(&src)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(total > 0);
+    assert_eq!(snap["summary"]["bytes_read"], 0, "{snap}");
+    for s in &snaps {
+        assert_eq!(s["summary"]["bytes_total"], total, "{s}");
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

@@ -44,7 +44,8 @@ use crate::{exit, open, values, Cli};
 /// environment, never its command line, and is never stored.
 ///
 /// With --json, the summary is one object: snapshot_id, files_new, files_changed,
-/// files_unchanged, dirs, bytes_read, bytes_added, data_blobs_added, tree_blobs_added,
+/// files_unchanged, dirs, bytes_read, bytes_total (the source bytes the snapshot holds,
+/// unchanged files included), bytes_added, data_blobs_added, tree_blobs_added,
 /// duration_secs, errors (one line per source entry left out), skipped_pseudo_fs and
 /// skipped_pseudo_fs_paths, tables (a database's tables and row counts), and findings: the
 /// errors as objects {"kind" ("unreadable_source" or "too_deep"), "object" (null),
@@ -176,6 +177,7 @@ struct Summary<'a> {
     files_unchanged: u64,
     dirs: u64,
     bytes_read: u64,
+    bytes_total: u64,
     bytes_added: u64,
     data_blobs_added: u64,
     tree_blobs_added: u64,
@@ -444,6 +446,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             files_unchanged: s.files_unchanged,
             dirs: s.dirs,
             bytes_read: s.bytes_read,
+            bytes_total: s.bytes_total,
             bytes_added: s.bytes_added,
             data_blobs_added: s.data_blobs_added,
             tree_blobs_added: s.tree_blobs_added,

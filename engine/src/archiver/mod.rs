@@ -125,6 +125,8 @@ struct Counters {
     files_unchanged: AtomicU64,
     dirs: AtomicU64,
     bytes_read: AtomicU64,
+    /// The sizes of files reused unread from the parent (the rest of `bytes_total`).
+    bytes_unchanged: AtomicU64,
 }
 
 /// State shared by every thread of one backup.
@@ -473,6 +475,8 @@ fn finish(ctx: Ctx<'_>, mut snapshot: SnapshotFile, started: Instant) -> Result<
         tree_blobs_added: stats.tree_blobs,
         duration_secs: started.elapsed().as_secs_f64(),
         errors: errors.len() as u64,
+        bytes_total: c.bytes_read.load(Ordering::Relaxed)
+            + c.bytes_unchanged.load(Ordering::Relaxed),
     };
     let snapshot_id = if ctx.dry_run {
         SnapshotId(strata_format::id::Digest([0; 32]))

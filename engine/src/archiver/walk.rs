@@ -141,6 +141,9 @@ pub(super) fn archive_entry(
         let (content, size, status) = match reusable {
             Some(content) => {
                 ctx.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                ctx.counters
+                    .bytes_unchanged
+                    .fetch_add(md.len(), Ordering::Relaxed);
                 // Not read, but done: progress counts its bytes as the scanner did.
                 ctx.progress.add_bytes(md.len());
                 (content, md.len(), FileStatus::Unchanged)

@@ -135,7 +135,7 @@ pub fn sizes(listed: &Listed, project: &str, repository: Option<&String>) -> Vec
     };
     list.iter()
         .filter(|(_, s)| s.project.as_deref() == Some(project))
-        .map(|(_, s)| (s.time_ns, s.summary.bytes_read))
+        .map(|(_, s)| (s.time_ns, s.summary.size()))
         .collect()
 }
 
