@@ -98,7 +98,8 @@ pub fn serve(
         })?;
     let state = state_for(rt.handle().clone());
     state.sessions().set_secure(opts.tls.is_some());
-    rt.block_on(async move {
+    let jobs = state.clone();
+    let served = rt.block_on(async move {
         // A certificate or key that cannot be used is an error before anything listens.
         let acceptor = match &opts.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
@@ -139,8 +140,27 @@ pub fn serve(
         served.map_err(|e| ServeError::Io {
             what: "serving".into(),
             source: e,
-        })
-    })
+        })?;
+        // Stopped listening; a backup or restore under way is let finish (stopped halfway,
+        // it would have to be run again), unless the signal comes again.
+        let busy = jobs.jobs().active();
+        if busy > 0 {
+            eprintln!(
+                "strata serve: waiting for {busy} job(s) to finish; send the signal again to \
+                 stop now"
+            );
+            tokio::select! {
+                _ = jobs.jobs().idle() => {}
+                _ = shutdown() => {
+                    eprintln!("strata serve: stopping with {} job(s) unfinished", jobs.jobs().active());
+                }
+            }
+        }
+        Ok(())
+    });
+    // Whatever still runs on a blocking thread (a job stopped halfway) is not waited for.
+    rt.shutdown_background();
+    served
 }
 
 async fn shutdown() {

@@ -35,5 +35,6 @@ mod selection;
 mod serve;
 mod serve_auth;
 mod serve_jobs;
+mod serve_ops;
 mod serve_read;
 mod util;

@@ -195,6 +195,17 @@ pub(crate) fn users_toml(users: &[(&str, &str, &str)]) -> String {
         .collect()
 }
 
+impl Served {
+    /// Sends the server SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        self.child.wait().unwrap()
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// Who may log in, by name.
     pub users: BTreeMap<String, ServerUser>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (the address audited and
+    /// rate-limited); a request from any other address is taken from its socket.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             restore_roots: Vec::new(),
             session_ttl: DEFAULT_SESSION_TTL,
             users: BTreeMap::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"
 //! restore-roots = ["/srv", "/var/restore"]
 //! session-ttl = "12h"
+//! trusted-proxies = ["127.0.0.1"]   # a reverse proxy here: X-Forwarded-For names the client
 //! [server.users.alice]
 //! password-hash = "$argon2id$v=19$m=19456,t=2,p=1$..."   # strata serve user add alice
 //! role = "admin"                                          # viewer | operator | admin
@@ -47,6 +48,23 @@ pub(crate) fn server(cx: &mut Cx, v: &Val) -> Option<ServerConfig> {
     if let Some(v) = t.get("session-ttl") {
         if let Some(d) = cx.duration(&v) {
             out.session_ttl = d;
+        }
+    }
+    if let Some(v) = t.get("trusted-proxies") {
+        if let Some(items) = v.items(&mut cx.sink) {
+            for item in items {
+                if let Some(s) = item.text(&mut cx.sink) {
+                    match s.v.parse::<std::net::IpAddr>() {
+                        Ok(a) => out.trusted_proxies.push(a),
+                        Err(_) => cx.sink.error(
+                            &s.span,
+                            &item.key,
+                            "expected an IP address (127.0.0.1, ::1): the address a reverse \
+                             proxy connects from",
+                        ),
+                    }
+                }
+            }
         }
     }
     if let Some(v) = t.get("users") {

@@ -158,10 +158,27 @@ impl Entry {
     }
 }
 
+/// How many jobs run at once; more wait their turn, `queued` (a backup and a restore at
+/// once on a small machine is already plenty).
+pub const RUNNING_AT_ONCE: usize = 2;
+
 /// The jobs of the running server (in memory; each also ends in the audit catalog).
-#[derive(Default)]
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Permits to run ([`RUNNING_AT_ONCE`]).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Jobs started and not yet finished (queued or running).
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
+            jobs: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(RUNNING_AT_ONCE)),
+            active: Arc::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Jobs {
@@ -310,16 +327,30 @@ impl Jobs {
             entry,
             now: strata_engine::now_ns,
         };
-        tokio::task::spawn_blocking(move || {
-            handle.entry.update(None, |j| j.state = JobState::Running);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle)))
-                .unwrap_or_else(|_| {
-                    tracing::error!("a job's work panicked");
-                    Err(ApiError::internal(
-                        "the job's work failed; see the server's log",
-                    ))
-                });
-            handle.finish(outcome);
+        let slots = self.slots.clone();
+        let active = self.active.clone();
+        active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Queued until a slot is free, then on a blocking thread (the engine is synchronous).
+        tokio::spawn(async move {
+            let permit = slots.acquire_owned().await;
+            let done = tokio::task::spawn_blocking(move || {
+                let outcome = match permit {
+                    Ok(_permit) => {
+                        handle.entry.update(None, |j| j.state = JobState::Running);
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&handle)))
+                            .unwrap_or_else(|_| {
+                                tracing::error!("a job's work panicked");
+                                Err(ApiError::internal(
+                                    "the job's work failed; see the server's log",
+                                ))
+                            })
+                    }
+                    Err(_) => Err(ApiError::unavailable("the server is stopping")),
+                };
+                handle.finish(outcome);
+            });
+            let _ = done.await;
+            active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         });
         job
     }
@@ -336,6 +367,18 @@ impl Jobs {
             Some(e) if who.role >= Role::Admin || owns(&e.lock(), who) => Ok(e),
             // Another user's job does not exist for this caller.
             _ => Err(ApiError::not_found(format!("no job {id}"))),
+        }
+    }
+
+    /// How many jobs are queued or running.
+    pub fn active(&self) -> usize {
+        self.active.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns once no job is queued or running.
+    pub async fn idle(&self) {
+        while self.active() > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

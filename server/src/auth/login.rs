@@ -37,7 +37,7 @@ static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let address = peer(&parts);
+    let address = peer(&parts, &state);
     check_origin(&parts.headers)?;
     let bytes = axum::body::to_bytes(body, crate::error::BODY_LIMIT)
         .await

@@ -12,7 +12,7 @@ pub mod session;
 pub mod tokens;
 pub mod users;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -82,20 +82,53 @@ impl Principal {
     }
 }
 
-/// The client's address (the socket's peer; a reverse proxy's own address behind one).
-pub fn peer(parts: &Parts) -> SocketAddr {
-    parts
+/// The client's address: the socket's peer, or — when that peer is one of `[server]
+/// trusted-proxies` — the address its `X-Forwarded-For` names (the rightmost one that is not
+/// itself a trusted proxy: entries to its left are whatever the client sent, and a client
+/// can write anything there). This is the address audited and rate-limited.
+pub fn peer(parts: &Parts, state: &AppState) -> SocketAddr {
+    let socket = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let trusted = &state.config().server.trusted_proxies;
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    SocketAddr::new(client_ip(socket.ip(), forwarded, trusted), socket.port())
+}
+
+/// [`peer`]'s rule, given the socket's address, the `X-Forwarded-For` headers in order and
+/// the trusted proxies.
+fn client_ip<'a>(
+    socket: IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[IpAddr],
+) -> IpAddr {
+    if !trusted.contains(&socket) {
+        return socket;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).collect();
+    let mut client = socket;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Not an address (a port, `unknown`): nothing further left can be trusted.
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = peer(parts);
+        let address = peer(parts, state);
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             let text = value.to_str().map_err(|_| ApiError::unauthorized())?;
             let Some(token) = text.strip_prefix("Bearer ") else {
@@ -118,5 +151,43 @@ impl FromRequestParts<AppState> for Principal {
             }
             None => Err(ApiError::unauthorized()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+        let proxy = [ip("127.0.0.1")];
+        // No trusted proxy: the socket, whatever the header says.
+        let got = client_ip(ip("127.0.0.1"), ["203.0.113.7"].into_iter(), &[]);
+        assert_eq!(got, ip("127.0.0.1"));
+        // A stranger's header is ignored.
+        let got = client_ip(ip("198.51.100.1"), ["203.0.113.7"].into_iter(), &proxy);
+        assert_eq!(got, ip("198.51.100.1"));
+        // Behind the proxy: the rightmost address that is not a proxy; what the client
+        // wrote to its left is not believed.
+        let got = client_ip(
+            ip("127.0.0.1"),
+            ["10.9.9.9, 203.0.113.7", "127.0.0.1"].into_iter(),
+            &proxy,
+        );
+        assert_eq!(got, ip("203.0.113.7"));
+        // Garbage stops the walk at the last trusted hop.
+        let got = client_ip(
+            ip("127.0.0.1"),
+            ["203.0.113.7, unknown"].into_iter(),
+            &proxy,
+        );
+        assert_eq!(got, ip("127.0.0.1"));
+        // No header: the proxy itself.
+        let got = client_ip(ip("127.0.0.1"), std::iter::empty(), &proxy);
+        assert_eq!(got, ip("127.0.0.1"));
     }
 }

@@ -98,7 +98,7 @@ impl Sessions {
             name: s.user,
             role: s.role,
             via: Via::Session { csrf: s.csrf },
-            address: super::peer(parts),
+            address: super::peer(parts, state),
         }))
     }
 

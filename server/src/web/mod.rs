@@ -277,7 +277,7 @@ async fn login_page(Query(q): Query<NextQuery>) -> Response {
 /// form again with the reason (401; 429 while the rate limit holds).
 async fn login_submit(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let address = peer(&parts);
+    let address = peer(&parts, &state);
     let bytes = match axum::body::to_bytes(body, crate::error::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return PageError(crate::error::too_large()).into_response(),
