@@ -317,7 +317,7 @@ fn dashboard_browse_admin_holds_and_forgets() {
     assert!(notice.contains(&newest[..8]), "{notice}");
     assert!(!b.exists(&row), "{}", b.source());
     assert_eq!(b.count("#repo-main tr.snapshot"), 1);
-    assert_eq!(ids_of(&s, "site"), [held.clone()]);
+    assert_eq!(ids_of(&s, "site"), std::slice::from_ref(held));
     b.screenshot("project-forgotten");
 }
 
@@ -458,4 +458,43 @@ fn dashboard_browse_database_tables_big_directories_and_bad_paths() {
             text(&body)
         );
     }
+}
+
+#[test]
+fn dashboard_project_page_shows_fifty_snapshots_a_page() {
+    let s = dashboard_world();
+    let site = site_dir(&s);
+    for _ in 0..49 {
+        s.strata(["backup", "--project", "site", site.as_str()])
+            .success();
+    }
+    let ids = ids_of(&s, "site");
+    assert_eq!(ids.len(), 51);
+    let olga = session(&s, "olga", "olga password");
+    let page = |query: &str| {
+        let (status, body) = get(&s, &olga, &format!("/projects/site{query}"));
+        assert_eq!(status, 200, "{}", text(&body));
+        text(&body)
+    };
+    let first = page("");
+    assert_eq!(attrs(&first, "data-id"), ids[..50]);
+    assert!(first.contains("page 1 of 2"), "{first}");
+    assert!(
+        first.contains("href=\"/projects/site?repository=main&page=2\" rel=\"next\""),
+        "{first}"
+    );
+    let second = page("?repository=main&page=2");
+    assert_eq!(attrs(&second, "data-id"), ids[50..]);
+    assert!(second.contains("page 2 of 2"), "{second}");
+    assert!(second.contains("&page=1\" rel=\"prev\""), "{second}");
+    assert!(!second.contains("rel=\"next\""), "{second}");
+    // A page past the end is the last one; another repository's page number is ignored.
+    assert_eq!(
+        attrs(&page("?repository=main&page=99"), "data-id"),
+        ids[50..]
+    );
+    assert_eq!(
+        attrs(&page("?repository=other&page=2"), "data-id"),
+        ids[..50]
+    );
 }
