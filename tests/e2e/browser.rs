@@ -216,6 +216,23 @@ impl Browser {
         self.rt.block_on(e.select_by_value(value)).unwrap();
     }
 
+    /// Accepts the dialog the page opened (a `data-confirm` form's question), waiting for
+    /// it; returns its text.
+    pub fn accept_dialog(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(text) = self.rt.block_on(self.c().get_alert_text()) {
+                self.rt.block_on(self.c().accept_alert()).unwrap();
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dialog opened within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the text of `css` satisfies `pred` (re-reading it as the page changes or
     /// reloads itself); returns that text.
     pub fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {

@@ -38,11 +38,25 @@ async fn forget(
     Path(spec): Path<String>,
     Query(q): Query<RepoQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = forget_snapshot(&state, &p, &spec, q.repository).await?;
+    Ok(Json(json!({ "forgotten": id })))
+}
+
+/// Forgets snapshot `spec` (an id or unique prefix) of `repository` (the config's only
+/// one when `None`) as `p`, an admin: its full id. A held snapshot is 409 `conflict`
+/// naming the hold. Audited. The API's `DELETE /snapshots/{id}` and the project page's
+/// form both call it.
+pub async fn forget_snapshot(
+    state: &AppState,
+    p: &Principal,
+    spec: &str,
+    repository: Option<String>,
+) -> Result<String, ApiError> {
     p.require(Role::Admin, "forgetting a snapshot")?;
-    let repository = repository_name(&state, q.repository)?;
+    let repository = repository_name(state, repository)?;
     let st = state.clone();
     let repo_name = repository.clone();
-    let what = spec.clone();
+    let what = spec.to_string();
     let outcome = blocking(move || {
         let o = st.open(&repo_name, Operation::Forget)?;
         let id = snapshots::resolve(&o.repo, &what)?;
@@ -60,10 +74,10 @@ async fn forget(
         repository: Some(repository),
     };
     match &outcome {
-        Ok(_) => state.audit(Some(&p), p.address, access, Ok(())),
-        Err(e) => state.audit(Some(&p), p.address, access, Err(&e.message)),
+        Ok(_) => state.audit(Some(p), p.address, access, Ok(())),
+        Err(e) => state.audit(Some(p), p.address, access, Err(&e.message)),
     }
-    Ok(Json(json!({ "forgotten": outcome? })))
+    outcome
 }
 
 /// The body of `POST /snapshots/{id}/hold`: exactly one of them.
@@ -78,6 +92,16 @@ struct HoldRequest {
     #[serde(default)]
     release: bool,
     repository: Option<String>,
+}
+
+/// What a hold asks for.
+pub enum HoldWant {
+    /// Until this time (Unix ns).
+    Until(i64),
+    /// For a span after the snapshot's time.
+    For(CalendarSpan),
+    /// No hold any more.
+    Release,
 }
 
 /// `POST /snapshots/{id}/hold`: holds (or releases) a snapshot as `strata hold` does; a
@@ -95,37 +119,55 @@ async fn hold(
         .map(|Json(r)| r)
         .map_err(|e| ApiError::invalid(e.body_text()))?;
     let tz = jiff::tz::TimeZone::system();
-    enum Want {
-        Until(i64),
-        For(CalendarSpan),
-        Release,
-    }
     let want = match (&req.until, &req.for_span, req.release) {
-        (Some(u), None, false) => Want::Until(
+        (Some(u), None, false) => HoldWant::Until(
             retention::parse_time(u, &tz).map_err(|e| ApiError::invalid(e.to_string()))?,
         ),
-        (None, Some(f), false) => Want::For(
-            f.parse::<CalendarSpan>()
-                .map_err(|e| ApiError::invalid(e.to_string()))?,
-        ),
-        (None, None, true) => Want::Release,
+        (None, Some(f), false) => HoldWant::For(hold_span(f)?),
+        (None, None, true) => HoldWant::Release,
         _ => {
             return Err(ApiError::invalid(
                 "say exactly one of \"until\", \"for\" or \"release\"",
             ))
         }
     };
-    let repository = repository_name(&state, req.repository.or(q.repository))?;
+    let repository = req.repository.or(q.repository);
+    Ok(Json(
+        hold_snapshot(&state, &p, &spec, repository, want).await?,
+    ))
+}
+
+/// A hold's span (`7y`, `18m`, `90d`), or 422 `invalid` saying what is wrong with it.
+pub fn hold_span(text: &str) -> Result<CalendarSpan, ApiError> {
+    text.trim()
+        .parse::<CalendarSpan>()
+        .map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// Holds (or releases) snapshot `spec` of `repository` (the config's only one when
+/// `None`) as `p`, an admin; audited. The answer is `POST /snapshots/{id}/hold`'s: `id`,
+/// `new_id` (the snapshot file is rewritten), `keep_until`, `changed`. The API and the
+/// project page's form both call it.
+pub async fn hold_snapshot(
+    state: &AppState,
+    p: &Principal,
+    spec: &str,
+    repository: Option<String>,
+    want: HoldWant,
+) -> Result<Value, ApiError> {
+    p.require(Role::Admin, "holding a snapshot")?;
+    let tz = jiff::tz::TimeZone::system();
+    let repository = repository_name(state, repository)?;
     let st = state.clone();
     let repo_name = repository.clone();
-    let what = spec.clone();
+    let what = spec.to_string();
     let outcome = blocking(move || {
         let o = st.open(&repo_name, Operation::Hold)?;
         let (id, snap) = snapshots::find(&o.repo, &what)?;
         let until = match want {
-            Want::Until(u) => Some(u),
-            Want::For(span) => Some(retention::add_span(snap.time_ns, span, &tz)),
-            Want::Release => None,
+            HoldWant::Until(u) => Some(u),
+            HoldWant::For(span) => Some(retention::add_span(snap.time_ns, span, &tz)),
+            HoldWant::Release => None,
         };
         let (new_id, new_until) = snapshots::hold(&o.repo, &id, &snap, until, None)?;
         Ok(json!({
@@ -145,8 +187,8 @@ async fn hold(
         repository: Some(repository),
     };
     match &outcome {
-        Ok(_) => state.audit(Some(&p), p.address, access, Ok(())),
-        Err(e) => state.audit(Some(&p), p.address, access, Err(&e.message)),
+        Ok(_) => state.audit(Some(p), p.address, access, Ok(())),
+        Err(e) => state.audit(Some(p), p.address, access, Err(&e.message)),
     }
-    Ok(Json(outcome?))
+    outcome
 }

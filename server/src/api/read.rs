@@ -432,19 +432,28 @@ pub fn snapshot_path(path: Option<&str>) -> Result<&str, ApiError> {
 struct TreeQuery {
     path: Option<String>,
     repository: Option<String>,
+    /// At most this many entries (default: all).
+    limit: Option<usize>,
+    /// Skip this many entries first (default: 0).
+    offset: Option<usize>,
 }
 
 fn node_kind(node: &Node) -> &'static str {
     node.kind.name()
 }
 
-fn entry_json(parent: &str, node: &Node) -> Value {
-    let name = String::from_utf8_lossy(&node.name).into_owned();
-    let path = if parent == "/" {
+/// `name` under the snapshot directory `parent`.
+pub fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
         format!("/{name}")
     } else {
         format!("{parent}/{name}")
-    };
+    }
+}
+
+fn entry_json(parent: &str, node: &Node) -> Value {
+    let name = String::from_utf8_lossy(&node.name).into_owned();
+    let path = child_path(parent, &name);
     let mut v = json!({
         "name": name,
         "path": path,
@@ -460,7 +469,84 @@ fn entry_json(parent: &str, node: &Node) -> Value {
     v
 }
 
-/// `GET /snapshots/{id}/tree?path=`: the entries directly in one directory of a snapshot.
+/// The order of a directory's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirOrder {
+    /// By name (raw bytes), as the tree stores them: the API's order.
+    Name,
+    /// Directories first, each group by name: the dashboard's.
+    DirsFirst,
+}
+
+/// One page of the entries directly in a directory of a snapshot.
+pub struct DirPage {
+    pub located: Located,
+    /// The directory (a normalised snapshot path).
+    pub path: String,
+    /// How many entries the directory holds.
+    pub total: usize,
+    /// Where in them this page starts.
+    pub offset: usize,
+    pub entries: Vec<Node>,
+}
+
+impl DirPage {
+    /// Where the next page starts, when there is one.
+    pub fn next_offset(&self) -> Option<usize> {
+        let end = self.offset.saturating_add(self.entries.len());
+        (end < self.total).then_some(end)
+    }
+}
+
+/// Entries `offset..offset + limit` (all from `offset` without a limit) of directory
+/// `path` (a checked [`snapshot_path`]) of snapshot `spec`, in `order`: a path not in the
+/// snapshot is 404, one that is not a directory 422 `invalid`. The directory's tree is
+/// read whole (one blob); only the page is returned. Call it on a blocking thread.
+pub fn list_dir(
+    state: &AppState,
+    spec: &str,
+    repository: Option<&str>,
+    path: &str,
+    order: DirOrder,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<DirPage, ApiError> {
+    let l = locate(state, spec, repository, Operation::Ls)?;
+    let repo = &l.opened.repo;
+    let tree_id = match treewalk::resolve(repo, &l.snapshot.tree, path.as_bytes())? {
+        Found::Root(t) => t,
+        Found::Node { node, .. } => match node.kind {
+            NodeKind::Dir { subtree } => subtree,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "{path} is a {}, not a directory",
+                    node.kind.name()
+                )))
+            }
+        },
+    };
+    let mut nodes = repo.load_tree(&tree_id)?.nodes;
+    if order == DirOrder::DirsFirst {
+        // Stable: each group stays in name order.
+        nodes.sort_by_key(|n| !matches!(n.kind, NodeKind::Dir { .. }));
+    }
+    let total = nodes.len();
+    let entries = nodes
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok(DirPage {
+        located: l,
+        path: path.to_string(),
+        total,
+        offset,
+        entries,
+    })
+}
+
+/// `GET /snapshots/{id}/tree?path=&limit=&offset=`: the entries directly in one directory
+/// of a snapshot (all of them unless `limit` is given).
 async fn tree(
     State(state): State<AppState>,
     _p: Principal,
@@ -469,26 +555,23 @@ async fn tree(
 ) -> Result<Json<Value>, ApiError> {
     let path = snapshot_path(q.path.as_deref())?.to_string();
     blocking(move || {
-        let l = locate(&state, &id, q.repository.as_deref(), Operation::Ls)?;
-        let repo = &l.opened.repo;
-        let tree_id = match treewalk::resolve(repo, &l.snapshot.tree, path.as_bytes())? {
-            Found::Root(t) => t,
-            Found::Node { node, .. } => match node.kind {
-                NodeKind::Dir { subtree } => subtree,
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "{path} is a {}, not a directory",
-                        node.kind.name()
-                    )))
-                }
-            },
-        };
-        let tree = repo.load_tree(&tree_id)?;
-        let entries: Vec<Value> = tree.nodes.iter().map(|n| entry_json(&path, n)).collect();
+        let page = list_dir(
+            &state,
+            &id,
+            q.repository.as_deref(),
+            &path,
+            DirOrder::Name,
+            q.offset.unwrap_or(0),
+            q.limit,
+        )?;
+        let entries: Vec<Value> = page.entries.iter().map(|n| entry_json(&path, n)).collect();
         Ok(Json(json!({
-            "repository": l.repository,
-            "snapshot": l.id.to_hex(),
+            "repository": page.located.repository,
+            "snapshot": page.located.id.to_hex(),
             "path": path,
+            "total": page.total,
+            "offset": page.offset,
+            "next_offset": page.next_offset(),
             "entries": entries,
         })))
     })
