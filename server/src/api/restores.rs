@@ -123,11 +123,6 @@ async fn restore_route(
     let repository = repository_name(&state, req.repository.clone())?;
     match (req.database, req.target) {
         (Some(db), None) => {
-            if !req.paths.is_empty() || req.dry_run {
-                return Err(ApiError::invalid(
-                    "a database restore takes no \"paths\" and no \"dry_run\"",
-                ));
-            }
             let target = match (db.url, db.name) {
                 (Some(url), None) => DbWhere::Url(url),
                 (None, Some(name)) => DbWhere::Name(name),
@@ -137,6 +132,13 @@ async fn restore_route(
                     ))
                 }
             };
+            // Who may name that server comes first (as it always has here).
+            require_for_target(&p, &target)?;
+            if !req.paths.is_empty() || req.dry_run {
+                return Err(ApiError::invalid(
+                    "a database restore takes no \"paths\" and no \"dry_run\"",
+                ));
+            }
             let r = DatabaseRestore {
                 snapshot: req.snapshot,
                 repository,
@@ -361,6 +363,18 @@ pub enum DbWhere {
     Name(String),
 }
 
+/// A server URL names any server, reached with whatever credentials this host has
+/// (PGPASSWORD, ~/.pgpass, peer): an admin's to give. (A SQLite file is checked against
+/// the restore roots.)
+fn require_for_target(p: &Principal, target: &DbWhere) -> Result<(), ApiError> {
+    match target {
+        DbWhere::Url(url) if url.contains("://") => {
+            p.require(Role::Admin, "restoring into a database server named by URL")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Starts the database restore `r` as a job: into a new database an operator's; into a
 /// server named by URL, or replacing a database (`force`), an admin's.
 pub fn start_database(
@@ -369,14 +383,7 @@ pub fn start_database(
     r: DatabaseRestore,
 ) -> Result<Job, ApiError> {
     p.require(Role::Operator, "restoring")?;
-    // A server URL names any server, reached with whatever credentials this host has
-    // (PGPASSWORD, ~/.pgpass, peer): an admin's to give. A SQLite file is checked against
-    // the restore roots.
-    if let DbWhere::Url(url) = &r.target {
-        if url.contains("://") {
-            p.require(Role::Admin, "restoring into a database server named by URL")?;
-        }
-    }
+    require_for_target(p, &r.target)?;
     if r.force {
         p.require(Role::Admin, "replacing a database (force)")?;
     }
