@@ -15,6 +15,7 @@ mod commands;
 mod crash;
 mod dashboard;
 mod dashboard_browse;
+mod dashboard_restore;
 mod db;
 mod dedup;
 mod errors;

@@ -7,6 +7,10 @@
 //! into a new (empty) database is an operator's; replacing one (`force`) an admin's. What
 //! a restore overwrites is first saved in a `pre-restore` safety snapshot, named in the
 //! job's result; each restore leaves the CLI's `restore` record and an `access` record.
+//!
+//! The dashboard's restore wizard (`web::restore`) goes through the same functions
+//! ([`plan_files`], [`start_files`], [`start_database`]): one place checks roles and
+//! roots, takes the safety snapshot, records and audits.
 
 use std::path::{Path, PathBuf};
 
@@ -20,10 +24,10 @@ use serde_json::{json, Value};
 use strata_app::ops::Record;
 use strata_app::restore::{self, Recorded};
 use strata_db::Database;
-use strata_engine::restorer::{self, Overwrite, RestoreOptions};
+use strata_engine::restorer::{self, Overwrite, RestoreOptions, RestorePlan};
 use strata_engine::{snapshots, Operation};
 
-use crate::api::jobs::JobHandle;
+use crate::api::jobs::{Job, JobHandle};
 use crate::audit::Access;
 use crate::auth::{Principal, Role};
 use crate::blocking::blocking;
@@ -117,30 +121,54 @@ async fn restore_route(
     p.require(Role::Operator, "restoring")?;
     let req = body(req)?;
     let repository = repository_name(&state, req.repository.clone())?;
-    match (&req.database, &req.target) {
+    match (req.database, req.target) {
         (Some(db), None) => {
-            let target = match (&db.url, &db.name) {
-                // A server URL names any server, reached with whatever credentials this
-                // host has (PGPASSWORD, ~/.pgpass, peer): an admin's to give. A SQLite
-                // file is checked against the restore roots.
-                (Some(url), None) => {
-                    if url.contains("://") {
-                        p.require(Role::Admin, "restoring into a database server named by URL")?;
-                    }
-                    DbWhere::Url(url.clone())
-                }
-                (None, Some(name)) => DbWhere::Name(name.clone()),
+            let target = match (db.url, db.name) {
+                (Some(url), None) => DbWhere::Url(url),
+                (None, Some(name)) => DbWhere::Name(name),
                 _ => {
                     return Err(ApiError::invalid(
                         "say either \"url\" or \"name\" in \"database\"",
                     ))
                 }
             };
-            start_database(state, p, repository, req, target)
+            // Who may name that server comes first (as it always has here).
+            require_for_target(&p, &target)?;
+            if !req.paths.is_empty() || req.dry_run {
+                return Err(ApiError::invalid(
+                    "a database restore takes no \"paths\" and no \"dry_run\"",
+                ));
+            }
+            let r = DatabaseRestore {
+                snapshot: req.snapshot,
+                repository,
+                target,
+                force: req.force,
+            };
+            let job = start_database(&state, &p, r)?;
+            Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
         }
         (None, Some(target)) => {
-            let target = target.clone();
-            files(state, p, repository, req, &target).await
+            if req.force {
+                return Err(ApiError::invalid(
+                    "\"force\" is for databases; say \"overwrite\"",
+                ));
+            }
+            let r = FilesRestore {
+                snapshot: req.snapshot,
+                repository,
+                paths: req.paths,
+                target,
+                overwrite: req.overwrite,
+            };
+            if req.dry_run {
+                let plan = plan_files(&state, &p, &r).await?;
+                let mut v = serde_json::to_value(&plan).unwrap_or_default();
+                v["dry_run"] = json!(true);
+                return Ok((StatusCode::OK, Json(v)));
+            }
+            let job = start_files(&state, &p, r)?;
+            Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
         }
         _ => Err(ApiError::invalid(
             "say either \"target\" (\"original\" or a directory) or \"database\"",
@@ -148,56 +176,94 @@ async fn restore_route(
     }
 }
 
-/// Files: the target checked, then the plan (a dry run) or a job.
-async fn files(
-    state: AppState,
-    p: Principal,
-    repository: String,
-    req: RestoreRequest,
-    target: &str,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if req.force {
-        return Err(ApiError::invalid(
-            "\"force\" is for databases; say \"overwrite\"",
-        ));
-    }
+/// A restore of files, as `POST /restores` and the dashboard's wizard ask for it.
+#[derive(Debug, Clone)]
+pub struct FilesRestore {
+    /// A snapshot id or a unique prefix of one.
+    pub snapshot: String,
+    pub repository: String,
+    /// Snapshot paths to restore (and what they contain); none: the whole snapshot.
+    pub paths: Vec<String>,
+    /// `original` (in place), or a directory under a restore root.
+    pub target: String,
+    pub overwrite: Overwrite,
+}
+
+/// A files restore checked: who may, where it goes, what it restores.
+struct CheckedFiles {
+    /// The directory entries are restored under (`/` in place).
+    dir: PathBuf,
+    /// The target as records and results name it (`original`, or the directory).
+    shown: String,
+    opts: RestoreOptions,
+}
+
+/// Who may restore where (in place: an admin; elsewhere: an operator, under a restore
+/// root) and the restore's options; refused (403, 422) before anything is opened.
+fn check_files(
+    state: &AppState,
+    p: &Principal,
+    r: &FilesRestore,
+    dry_run: bool,
+) -> Result<CheckedFiles, ApiError> {
+    p.require(Role::Operator, "restoring")?;
     // In place: every entry at its own absolute path, under `/`.
-    let (dir, shown) = if target == "original" {
+    let (dir, shown) = if r.target == "original" {
         p.require(Role::Admin, "restoring in place")?;
         (PathBuf::from("/"), "original".to_string())
     } else {
-        let dir =
-            restore::target_under_roots(Path::new(target), &state.config().server.restore_roots)?;
+        let dir = restore::target_under_roots(
+            Path::new(&r.target),
+            &state.config().server.restore_roots,
+        )?;
         (dir.clone(), dir.display().to_string())
     };
-    let includes = req
+    let includes = r
         .paths
         .iter()
         .map(|path| restore::include_for_path(path))
         .collect::<Result<Vec<_>, _>>()?;
     let opts = RestoreOptions {
         includes,
-        overwrite: req.overwrite,
-        list_created: req.dry_run,
+        overwrite: r.overwrite,
+        list_created: dry_run,
         ..RestoreOptions::default()
     };
-    if req.dry_run {
-        let st = state.clone();
-        let spec = req.snapshot.clone();
-        let plan = blocking(move || {
-            let o = st.open(&repository, Operation::Restore)?;
-            let (_, snap) = snapshots::find(&o.repo, &spec)?;
-            Ok(restorer::plan(&o.repo, &snap, &dir, &opts)?)
-        })
-        .await?;
-        let mut v = serde_json::to_value(&plan).unwrap_or_default();
-        v["dry_run"] = json!(true);
-        return Ok((StatusCode::OK, Json(v)));
-    }
+    Ok(CheckedFiles { dir, shown, opts })
+}
+
+/// What the files restore `r` would do (a dry run: it changes nothing), every entry to
+/// create included.
+pub async fn plan_files(
+    state: &AppState,
+    p: &Principal,
+    r: &FilesRestore,
+) -> Result<RestorePlan, ApiError> {
+    let CheckedFiles { dir, opts, .. } = check_files(state, p, r, true)?;
+    let st = state.clone();
+    let repository = r.repository.clone();
+    let spec = r.snapshot.clone();
+    blocking(move || {
+        let o = st.open(&repository, Operation::Restore)?;
+        let (_, snap) = snapshots::find(&o.repo, &spec)?;
+        Ok(restorer::plan(&o.repo, &snap, &dir, &opts)?)
+    })
+    .await
+}
+
+/// Starts the files restore `r` as a job (after the same checks as [`plan_files`]): what
+/// it overwrites is saved first in a safety snapshot named in the job's result; the
+/// restore is recorded and the request audited.
+pub fn start_files(state: &AppState, p: &Principal, r: FilesRestore) -> Result<Job, ApiError> {
+    let CheckedFiles { dir, shown, opts } = check_files(state, p, &r, false)?;
     let worker = state.clone();
     let who = p.clone();
-    let spec = req.snapshot.clone();
-    let job = state.jobs().start("restore", None, &p, move |h| {
+    let FilesRestore {
+        snapshot: spec,
+        repository,
+        ..
+    } = r;
+    Ok(state.jobs().start("restore", None, p, move |h| {
         let outcome = restore_files(&worker, &who, &repository, &spec, &dir, &shown, opts, h);
         let access = Access {
             action: "restore",
@@ -207,8 +273,7 @@ async fn files(
         };
         audit_outcome(&worker, &who, access, &outcome);
         outcome
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    }))
 }
 
 /// The access record of a job's request, with its outcome (and the safety snapshot it
@@ -277,26 +342,71 @@ fn restore_files(
     }
 }
 
-/// A database: a new one is an operator's; replacing one (`force`) an admin's.
-fn start_database(
-    state: AppState,
-    p: Principal,
-    repository: String,
-    req: RestoreRequest,
-    target: DbWhere,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !req.paths.is_empty() || req.dry_run {
-        return Err(ApiError::invalid(
-            "a database restore takes no \"paths\" and no \"dry_run\"",
-        ));
+/// A restore of a database snapshot, as `POST /restores` and the wizard ask for it.
+#[derive(Debug, Clone)]
+pub struct DatabaseRestore {
+    /// A snapshot id or a unique prefix of one.
+    pub snapshot: String,
+    pub repository: String,
+    pub target: DbWhere,
+    /// Replace what the target database holds (after a safety snapshot of it).
+    pub force: bool,
+}
+
+/// Where a database restore goes.
+#[derive(Debug, Clone)]
+pub enum DbWhere {
+    /// `postgres://…`, `mysql://…` (an admin's: reached with this host's credentials), or
+    /// a SQLite file (under a restore root).
+    Url(String),
+    /// A database of this name on the server of the snapshot's source.
+    Name(String),
+}
+
+/// A server URL names any server, reached with whatever credentials this host has
+/// (PGPASSWORD, ~/.pgpass, peer): an admin's to give. (A SQLite file is checked against
+/// the restore roots.)
+fn require_for_target(p: &Principal, target: &DbWhere) -> Result<(), ApiError> {
+    match target {
+        DbWhere::Url(url) if url.contains("://") => {
+            p.require(Role::Admin, "restoring into a database server named by URL")
+        }
+        _ => Ok(()),
     }
-    if req.force {
+}
+
+/// Starts the database restore `r` as a job: into a new database an operator's; into a
+/// server named by URL, or replacing a database (`force`), an admin's.
+pub fn start_database(
+    state: &AppState,
+    p: &Principal,
+    r: DatabaseRestore,
+) -> Result<Job, ApiError> {
+    p.require(Role::Operator, "restoring")?;
+    require_for_target(p, &r.target)?;
+    if r.force {
         p.require(Role::Admin, "replacing a database (force)")?;
     }
+    let DatabaseRestore {
+        snapshot,
+        repository,
+        target,
+        force,
+    } = r;
     let url = match target {
         DbWhere::Url(url) => url,
         DbWhere::Name(name) => {
-            return start_named(state, p, repository, req, name);
+            return Ok(start_db_job(
+                state,
+                p,
+                repository,
+                snapshot,
+                force,
+                move |st, snap| {
+                    strata_app::run::database_named(st.config(), snap, &name)
+                        .map_err(ApiError::invalid)
+                },
+            ));
         }
     };
     let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -310,36 +420,25 @@ fn start_database(
         Database::sqlite(&file)
     }
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    start_db_job(state, p, repository, req, move |_, _| Ok(db))
-}
-
-/// Where a database restore goes.
-enum DbWhere {
-    Url(String),
-    Name(String),
-}
-
-/// A database named on the server of the snapshot's source (known once the snapshot is).
-fn start_named(
-    state: AppState,
-    p: Principal,
-    repository: String,
-    req: RestoreRequest,
-    name: String,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    start_db_job(state, p, repository, req, move |st, snap| {
-        strata_app::run::database_named(st.config(), snap, &name).map_err(ApiError::invalid)
-    })
+    Ok(start_db_job(
+        state,
+        p,
+        repository,
+        snapshot,
+        force,
+        move |_, _| Ok(db),
+    ))
 }
 
 /// The job of a database restore into what `target` gives for the snapshot.
 fn start_db_job<F>(
-    state: AppState,
-    p: Principal,
+    state: &AppState,
+    p: &Principal,
     repository: String,
-    req: RestoreRequest,
+    spec: String,
+    force: bool,
     target: F,
-) -> Result<(StatusCode, Json<Value>), ApiError>
+) -> Job
 where
     F: FnOnce(&AppState, &strata_format::snapshot::SnapshotFile) -> Result<Database, ApiError>
         + Send
@@ -347,10 +446,8 @@ where
 {
     let worker = state.clone();
     let who = p.clone();
-    let spec = req.snapshot.clone();
-    let force = req.force;
     let shown = std::sync::Mutex::new(String::from("a database"));
-    let job = state.jobs().start("restore", None, &p, move |h| {
+    state.jobs().start("restore", None, p, move |h| {
         let outcome = (|| {
             h.phase("opening the repository");
             let o = worker.open(&repository, Operation::RestoreDatabase)?;
@@ -379,8 +476,7 @@ where
         };
         audit_outcome(&worker, &who, access, &outcome);
         outcome
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    })
 }
 
 /// The body of `POST /restore-tests`.
