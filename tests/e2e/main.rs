@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod crash;
 mod dashboard;
+mod dashboard_pages;
 mod db;
 mod dedup;
 mod errors;
