@@ -616,3 +616,56 @@ fn rebuild_recreates_the_history_from_the_evidence_in_repositories() {
         .to_string();
     assert!(e.contains("not empty"), "{e}");
 }
+
+/// The audit log's pages: failures only, one user's records, and the page after a record
+/// (records of one instant are told apart by their seq), each one query with a limit.
+#[test]
+fn log_filters_select_failures_a_user_and_the_page_after_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = ten(dir.path());
+    let t0 = 1_700_000_000_000_000_000;
+    // Two records of olga's at the same instant as day 9's copy.
+    for _ in 0..2 {
+        let mut r = copy(t0 + 9 * DAY, "blog", "offsite");
+        r.user = Some("olga".into());
+        cat.record(r).unwrap();
+    }
+    let seqs = |q: Query, f: catalog::LogFilter| -> Vec<u64> {
+        cat.entries_filtered(&q, &f)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    let failed = catalog::LogFilter {
+        failed_only: true,
+        ..Default::default()
+    };
+    assert_eq!(seqs(Query::default(), failed), vec![5]);
+    let olga = catalog::LogFilter {
+        user: Some("olga".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(Query::default(), olga), vec![12, 11]);
+    let page = |before| {
+        seqs(
+            Query {
+                limit: Some(3),
+                ..Query::default()
+            },
+            catalog::LogFilter {
+                before,
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(page(None), vec![12, 11, 10]);
+    assert_eq!(page(Some((t0 + 9 * DAY, 11))), vec![10, 9, 8]);
+    assert_eq!(page(Some((t0 + 7 * DAY, 8))), vec![7, 6, 5]);
+    assert_eq!(page(Some((t0, 1))), Vec::<u64>::new());
+    // The default filter is `entries`.
+    assert_eq!(
+        seqs(Query::default(), catalog::LogFilter::default()),
+        (1..=12).rev().collect::<Vec<_>>()
+    );
+}

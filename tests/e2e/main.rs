@@ -16,6 +16,7 @@ mod crash;
 mod dashboard;
 mod dashboard_browse;
 mod dashboard_restore;
+mod dashboard_pages;
 mod db;
 mod dedup;
 mod errors;

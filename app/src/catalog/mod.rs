@@ -59,6 +59,19 @@ pub struct Entry {
     pub record: Record,
 }
 
+/// What readers of the audit log (`GET /log`, the dashboard's `/log`) narrow by beyond a
+/// [`Query`]; the default narrows by nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only records that failed.
+    pub failed_only: bool,
+    /// Only records of this user (who made a request, ran a restore).
+    pub user: Option<String>,
+    /// Only records older than this `(time_ns, seq)` in the log's order (newest first):
+    /// the last record of the page before, so that the next page is one indexed query.
+    pub before: Option<(i64, u64)>,
+}
+
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
@@ -285,6 +298,12 @@ impl Catalog {
 
     /// The records `q` selects with their seq and hash, newest first.
     pub fn entries(&self, q: &Query) -> Result<Vec<Entry>> {
+        self.entries_filtered(q, &LogFilter::default())
+    }
+
+    /// The records `q` and `f` select with their seq and hash, newest first: one query with
+    /// `q.limit`, so that a page of a large catalog reads only that page.
+    pub fn entries_filtered(&self, q: &Query, f: &LogFilter) -> Result<Vec<Entry>> {
         let mut sql = String::from("SELECT seq, hash, body FROM records WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut narrow = |column: &str, value: rusqlite::types::Value| {
@@ -305,6 +324,20 @@ impl Catalog {
         }
         if let Some(t) = q.since_ns {
             narrow("time_ns >=", t.into());
+        }
+        if f.failed_only {
+            narrow("ok =", 0i64.into());
+        }
+        if let Some(u) = &f.user {
+            narrow("json_extract(body, '$.user') =", u.clone().into());
+        }
+        if let Some((time_ns, seq)) = f.before {
+            args.push(time_ns.into());
+            args.push((seq.min(i64::MAX as u64) as i64).into());
+            let (t, s) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                " AND (time_ns < ?{t} OR (time_ns = ?{t} AND seq < ?{s}))"
+            ));
         }
         sql.push_str(" ORDER BY time_ns DESC, seq DESC");
         if let Some(n) = q.limit {

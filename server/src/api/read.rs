@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_app::catalog::{self, Catalog, Entry};
+use strata_app::catalog::{self, Catalog, Entry, LogFilter};
 use strata_app::config::Config;
 use strata_app::health::{self, HealthReport, StorageProbe};
 use strata_app::ops::{History, Nothing, Query as CatalogQuery, RecordKind, Status};
@@ -600,7 +600,7 @@ struct LogQuery {
 
 /// A time `since` names: a span back from `now_ns` (`30d`, `12h`) or a time (UTC unless
 /// it names a zone or offset).
-fn since_ns(since: &str, now_ns: i64) -> Result<i64, ApiError> {
+pub fn since_ns(since: &str, now_ns: i64) -> Result<i64, ApiError> {
     use strata_engine::retention::{parse_span, parse_time, subtract_span};
     let utc = jiff::tz::TimeZone::UTC;
     if let Ok(span) = parse_span(since) {
@@ -611,6 +611,31 @@ fn since_ns(since: &str, now_ns: i64) -> Result<i64, ApiError> {
             "since={since:?}: neither a span such as `30d` or `12h` nor a time ({e})"
         ))
     })
+}
+
+/// The record kind named `k` (422 `invalid` naming the kinds there are).
+pub fn record_kind(k: &str) -> Result<RecordKind, ApiError> {
+    RecordKind::parse(k).ok_or_else(|| {
+        let all: Vec<&str> = RecordKind::ALL.iter().map(|k| k.name()).collect();
+        ApiError::invalid(format!(
+            "kind={k:?} is not a kind of record (kinds: {})",
+            all.join(", ")
+        ))
+    })
+}
+
+/// The audit log's records `query` and `filter` select, newest first (at most
+/// `query.limit`), as `GET /log` and the dashboard's `/log` read them; none without a
+/// catalog. Call it on a blocking thread.
+pub fn read_log(
+    state: &AppState,
+    query: &CatalogQuery,
+    filter: &LogFilter,
+) -> Result<Vec<Entry>, ApiError> {
+    match Catalog::open_read_only(&state.config().state_dir)? {
+        Some(cat) => Ok(cat.entries_filtered(query, filter)?),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// A catalog entry as `strata log --json` prints it.
@@ -635,45 +660,27 @@ async fn log(
     _p: Principal,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(RecordKind::parse(k).ok_or_else(|| {
-            let all: Vec<&str> = RecordKind::ALL.iter().map(|k| k.name()).collect();
-            ApiError::invalid(format!(
-                "kind={k:?} is not a kind of record (kinds: {})",
-                all.join(", ")
-            ))
-        })?),
-    };
+    let kind = q.kind.as_deref().map(record_kind).transpose()?;
     let since = q
         .since
         .as_deref()
         .map(|s| since_ns(s, state.now_ns()))
         .transpose()?;
     blocking(move || {
-        let Some(cat) = Catalog::open_read_only(&state.config().state_dir)? else {
-            return Ok(Json(json!([])));
-        };
-        let failed = q.failed.unwrap_or(false);
         // The newest LOG_LIMIT at most: a catalog of years is not one response.
-        let limit = q.limit.unwrap_or(LOG_LIMIT).min(LOG_LIMIT);
-        let q = LogQuery {
-            limit: Some(limit),
-            ..q
-        };
         let query = CatalogQuery {
             project: q.project,
             repository: q.repository,
             kind,
             ok_only: false,
             since_ns: since,
-            limit: if failed { None } else { q.limit },
+            limit: Some(q.limit.unwrap_or(LOG_LIMIT).min(LOG_LIMIT)),
         };
-        let mut entries = cat.entries(&query)?;
-        if failed {
-            entries.retain(|e| !e.record.ok);
-            entries.truncate(q.limit.unwrap_or(usize::MAX));
-        }
+        let filter = LogFilter {
+            failed_only: q.failed.unwrap_or(false),
+            ..LogFilter::default()
+        };
+        let mut entries = read_log(&state, &query, &filter)?;
         entries.reverse();
         Ok(Json(json!(entries
             .iter()
