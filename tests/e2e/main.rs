@@ -34,6 +34,7 @@ mod secrets;
 mod selection;
 mod serve;
 mod serve_auth;
+mod serve_bench_api;
 mod serve_jobs;
 mod serve_read;
 mod util;
