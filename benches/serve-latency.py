@@ -11,7 +11,10 @@ other URLs (dashboard pages) the session cookie. Stops a URL early after `--max-
 of its own requests (a slow list is measured on fewer requests, and says so).
 
 With `--while-job /api/v1/jobs/ID`: keeps measuring for as long as that job is queued or
-running (then `--n` is a cap), and reports the job's state (`--no-warmup` starts at once).
+running (then `--n` is a cap; a request that ends after the job is not counted) and reports
+the job's state; the job is polled with `--job-token` (a job is its starter's).
+`--no-warmup` starts at once; `--parallel` gives each URL its own thread (side by side)
+instead of taking the URLs in turn; `--pause S` waits S seconds after each request.
 
 Prints one JSON object: {"urls": {URL: {"n", "p50_ms", "p95_ms", "max_ms", "bytes",
 "status"}}, "job": {...}}; a URL that answers 404 is {"missing": true}, another failure
@@ -22,6 +25,7 @@ import argparse
 import http.client
 import json
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -75,6 +79,9 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--while-job", default=None)
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument("--job-token", default="")
+    ap.add_argument("--parallel", action="store_true")
+    ap.add_argument("--pause", type=float, default=0.0)
     a = ap.parse_args()
 
     api = {"Authorization": "Bearer " + a.token, "Accept": "application/json"}
@@ -97,8 +104,12 @@ def main():
             out[u] = {"error": "status %d: %s" % (status, body[:200].decode("utf-8", "replace"))}
     live = [u for u in a.urls if u not in out]
 
-    job_client = Client(a.base, api) if a.while_job else None
+    # The job is its starter's: it is polled with the starter's token.
+    job_headers = dict(api, Authorization="Bearer " + (a.job_token or a.token))
+    job_client = Client(a.base, job_headers) if a.while_job else None
     job = None
+    job_done = threading.Event()
+    lock = threading.Lock()
 
     def job_running():
         nonlocal job
@@ -109,22 +120,50 @@ def main():
         job = json.loads(body)
         return job.get("state") in ("queued", "running")
 
-    while live:
-        if job_client is not None and not job_running():
-            break
-        for u in list(live):
-            status, body, elapsed = clients[u].get(u)
+    def one(u):
+        """One request to `u`; False when `u` is done."""
+        status, body, elapsed = clients[u].get(u)
+        with lock:
             if not 200 <= status < 300:
                 out[u] = {"error": "status %d during the run" % status}
-                live.remove(u)
-                continue
+                return False
+            if job_done.is_set():
+                return False  # finished after the job: not counted
             times[u].append(elapsed)
             spent[u] += elapsed
             size[u] = len(body)
-            if len(times[u]) >= a.n or spent[u] >= a.max_seconds:
-                live.remove(u)
-        if job_client is not None:
-            time.sleep(0.05)
+            more = len(times[u]) < a.n and spent[u] < a.max_seconds
+        if more and a.pause:
+            time.sleep(a.pause)
+        return more
+
+    def watch_job():
+        while job_running():
+            time.sleep(0.1)
+        job_done.set()
+
+    watcher = None
+    if job_client is not None:
+        watcher = threading.Thread(target=watch_job, daemon=True)
+        watcher.start()
+    if a.parallel:
+        # A thread per URL: each URL has its own stream of requests, side by side.
+        def loop(u):
+            while not job_done.is_set() and one(u):
+                pass
+
+        threads = [threading.Thread(target=loop, args=(u,)) for u in live]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        while live and not job_done.is_set():
+            for u in list(live):
+                if not one(u):
+                    live.remove(u)
+    if watcher is not None:
+        watcher.join()
 
     for u in a.urls:
         if u in out:

@@ -26,8 +26,9 @@
 #      /snapshots/ID?path=DIR (a URL that answers 404 is reported `missing`);
 #   5. download throughput: the big file through GET .../download?path= (curl to /dev/null)
 #      against `strata dump` of it to /dev/null, best of DOWNLOAD_RUNS (3): MB/s and ratio;
-#   6. GET / and GET /api/v1/projects while POST /api/v1/projects/run/run backs up RUN_MB,
-#      against the same idle.
+#   6. GET /api/v1/whoami (no repository opened), / and /api/v1/projects, each URL in its
+#      own thread (50 ms between its requests), while POST /api/v1/projects/run/run backs up RUN_MB, against the same
+#      idle.
 # Prints the table and writes benches/RESULTS-serve.md with the raw records in
 # benches/RESULTS-serve.tsv (with --out FILE: FILE and FILE's .tsv). Times are of this
 # machine (2 shared cores): compare ratios and orders of magnitude, not milliseconds.
@@ -281,12 +282,14 @@ EOF
 
 # 6. While a backup runs.
 say "latency idle, then while project run backs up $RUN_MB MiB"
-measure "idle" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" "/api/v1/whoami" "/" "/api/v1/projects"
+measure "idle" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" --parallel --pause 0.05 \
+    "/api/v1/whoami" "/" "/api/v1/projects"
 job=$(curl -s -X POST -H "Authorization: Bearer $operator" "$base/api/v1/projects/run/run" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
 t0=$(now)
 measure "backup of $RUN_MB MiB running" --n 100000 --max-seconds 100000 --no-warmup \
-    --while-job "/api/v1/jobs/$job" "/api/v1/whoami" "/" "/api/v1/projects"
+    --parallel --pause 0.05 --job-token "$operator" --while-job "/api/v1/jobs/$job" \
+    "/api/v1/whoami" "/" "/api/v1/projects"
 while :; do
     state=$(curl -s -H "Authorization: Bearer $operator" "$base/api/v1/jobs/$job" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
