@@ -28,7 +28,9 @@
 #      against `strata dump` of it to /dev/null, best of DOWNLOAD_RUNS (3): MB/s and ratio;
 #   6. GET /api/v1/whoami (no repository opened), / and /api/v1/projects, each URL in its
 #      own thread (50 ms between its requests), while POST /api/v1/projects/run/run backs up RUN_MB, against the same
-#      idle.
+#      idle;
+#   7. the server's resident memory after each section, and its peak (the server runs with
+#      its address space capped at SERVER_MEM_GB, 8 GiB).
 # Prints the table and writes benches/RESULTS-serve.md with the raw records in
 # benches/RESULTS-serve.tsv (with --out FILE: FILE and FILE's .tsv). Times are of this
 # machine (2 shared cores): compare ratios and orders of magnitude, not milliseconds.
@@ -47,7 +49,7 @@ while (($# > 0)); do
     --out) out=$2; shift 2 ;;
     --no-build) no_build=1; shift ;;
     --strata) strata=$2; no_build=1; shift 2 ;;
-    -h | --help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "serve.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -65,6 +67,7 @@ RUN_MB=${RUN_MB:-2048}
 REQUESTS=${REQUESTS:-50}
 MAX_SECONDS=${MAX_SECONDS:-60}
 DOWNLOAD_RUNS=${DOWNLOAD_RUNS:-3}
+SERVER_MEM_GB=${SERVER_MEM_GB:-8}
 
 say() { printf '[serve %s] %s\n' "$(date +%T)" "$*" >&2; }
 for t in curl python3; do
@@ -203,7 +206,12 @@ printf 'bench user password\n' >"$wd/user-password"
 "$strata" serve user add bench --role viewer --password-file "$wd/user-password" >"$wd/logs/user.log" 2>&1
 viewer=$("$strata" serve token add bench-viewer --role viewer)
 operator=$("$strata" serve token add bench-operator --role operator)
-"$strata" serve --listen 127.0.0.1:0 >"$wd/logs/serve.out" 2>"$wd/logs/serve.log" &
+# Its address space capped (SERVER_MEM_GB, 8): a server that grows past it fails alone
+# rather than the machine's OOM killer choosing among everybody's processes.
+(
+    ulimit -v $((SERVER_MEM_GB << 20))
+    exec "$strata" serve --listen 127.0.0.1:0 >"$wd/logs/serve.out" 2>"$wd/logs/serve.log"
+) &
 server_pid=$!
 base=
 for _ in $(seq 1 300); do
@@ -218,6 +226,19 @@ cookie=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
     -d '{"user": "bench", "password": "bench user password"}' "$base/api/v1/session" |
     sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
 [[ -n $cookie ]] || { echo "serve.sh: the login failed" >&2; exit 1; }
+
+# The server's memory now and at its peak, as a row of section $1.
+memory() {
+    local rss hwm
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || true)
+    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || true)
+    if [[ -z $rss ]]; then
+        record "$1" "server memory" "" "" "" "" "the server is gone: see $wd/logs/serve.log"
+        echo "serve.sh: the server is gone (see $wd/logs/serve.log)" >&2
+        exit 1
+    fi
+    record "$1" "server memory (MiB)" "" "$((rss >> 10))" "" "$((hwm >> 10))" "resident now; peak in max"
+}
 
 # Runs the latency client and records its figures: section, then its arguments.
 measure() {
@@ -248,11 +269,14 @@ measure "$SNAPSHOTS snapshots" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" \
     "/api/v1/snapshots" "/api/v1/snapshots?order=newest&limit=50" \
     "/api/v1/snapshots?offset=$((SNAPSHOTS / 2))&limit=50" \
     "/api/v1/snapshots?project=many&order=newest&limit=50"
+memory "$SNAPSHOTS snapshots"
 measure "$SNAPSHOTS snapshots" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" "/" "/projects/many"
+memory "$SNAPSHOTS snapshots"
 dir_q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/"))' "$wd/bigdir/dir")
 say "latency: a directory of $DIR_ENTRIES entries"
 measure "directory of $DIR_ENTRIES entries" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" \
     "/api/v1/snapshots/$dir_snap/tree?path=$dir_q" "/snapshots/$dir_snap?path=$dir_q"
+memory "directory of $DIR_ENTRIES entries"
 
 # 5. Download throughput.
 say "download: $DOWNLOAD_MB MiB, best of $DOWNLOAD_RUNS"
@@ -279,11 +303,13 @@ print(f"download {mib} MiB\tGET .../download (curl)\t1\t{http:.2f}\t\t\t{mb / ht
 print(f"download {mib} MiB\tstrata dump > /dev/null\t1\t{dump:.2f}\t\t\t{mb / dump:.0f} MB/s")
 print(f"download {mib} MiB\tratio download / dump\t\t{(mb / http) / (mb / dump):.2f}\t\t\tthroughput ratio (1 = as fast as dump)")
 EOF
+memory "download $DOWNLOAD_MB MiB"
 
 # 6. While a backup runs.
 say "latency idle, then while project run backs up $RUN_MB MiB"
 measure "idle" --n "$REQUESTS" --max-seconds "$MAX_SECONDS" --parallel --pause 0.05 \
     "/api/v1/whoami" "/" "/api/v1/projects"
+memory "idle"
 job=$(curl -s -X POST -H "Authorization: Bearer $operator" "$base/api/v1/projects/run/run" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["id"])')
 t0=$(now)
@@ -297,6 +323,7 @@ while :; do
     sleep 0.5
 done
 record "backup of $RUN_MB MiB running" "the backup (POST /api/v1/projects/run/run)" 1 "$(since "$t0")" "" "" "s, $state"
+memory "backup of $RUN_MB MiB running"
 
 # The report.
 mv "$tsv.tmp" "$tsv"
