@@ -37,6 +37,7 @@ mod secrets;
 mod selection;
 mod serve;
 mod serve_auth;
+mod serve_bench_api;
 mod serve_jobs;
 mod serve_ops;
 mod serve_read;

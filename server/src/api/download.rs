@@ -8,6 +8,8 @@
 //! - a database or command snapshot without a path: its one file, the SQL dump;
 //! - `gzip=1` (a file): gzipped, as `NAME.gz` (no length, no ranges).
 //!
+//! `HEAD` answers the same status and headers without reading any content (see [`head`]).
+//!
 //! The content is read on a blocking thread and sent through a bounded channel as the
 //! client takes it: no file is held in memory. Every blob is checked against its content
 //! id as the restorer checks it (`restorer::write_content`); a failure after the headers
@@ -31,14 +33,15 @@ use strata_format::snapshot::SourceKind;
 use strata_format::tree::{Node, NodeKind};
 use tokio::sync::mpsc;
 
-use crate::api::read::{locate, snapshot_path};
+use crate::api::read::{locate, snapshot_path, Located};
 use crate::audit::Access;
 use crate::auth::{Principal, Role};
+use crate::blocking::blocking;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/snapshots/{id}/download", get(download))
+    Router::new().route("/snapshots/{id}/download", get(download).head(head))
 }
 
 /// Bytes sent to the client per message, and messages in flight: the memory a download
@@ -306,18 +309,43 @@ fn base_name(path: &[u8], fallback: &str) -> String {
     }
 }
 
-/// `GET /snapshots/{id}/download?path=&repository=&gzip=1`.
-async fn download(
-    State(state): State<AppState>,
-    p: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<DownloadQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// The checked parameters of a download.
+struct Asked {
+    /// The snapshot id or prefix, as given.
+    id: String,
+    repository: Option<String>,
+    /// The snapshot path (`/` when none was given).
+    path: String,
+    /// Whether `path` was given (a database snapshot without one is its dump).
+    explicit: bool,
+    gzip: bool,
+}
+
+/// What a download will send, found (trees only: no file content is read).
+struct Prepared {
+    located: Located,
+    plan: Plan,
+    name: String,
+    kind: &'static str,
+    size: Option<Size>,
+}
+
+/// Checks a download's role and parameters (a refusal is audited as a download when
+/// `audit`).
+fn ask(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    q: &DownloadQuery,
+    audit: bool,
+) -> Result<Asked, ApiError> {
     let target = format!("{id}:{}", q.path.as_deref().unwrap_or("/"));
     let refuse = |e: ApiError| {
+        if !audit {
+            return e;
+        }
         state.audit(
-            Some(&p),
+            Some(p),
             p.address,
             Access {
                 action: "download",
@@ -342,69 +370,125 @@ async fn download(
             ))))
         }
     };
+    Ok(Asked {
+        id: id.to_string(),
+        repository: q.repository.clone(),
+        path,
+        explicit: q.path.is_some(),
+        gzip,
+    })
+}
+
+/// Finds what `asked` sends: the snapshot, the file or directory, its name, type and
+/// length. Reads trees only. Call it on a blocking thread.
+fn prepare(st: &AppState, asked: &Asked, headers: &HeaderMap) -> Result<Prepared, ApiError> {
+    let (id, path, gzip) = (&asked.id, &asked.path, asked.gzip);
+    let l = locate(st, id, asked.repository.as_deref(), Operation::Dump)?;
+    let snap = &l.snapshot;
+    let short = l.id.short();
+    let repo = &l.opened.repo;
+    let single = strata_db::is_database(snap) || matches!(snap.source, SourceKind::Stdin { .. });
+    let (plan, name, kind, size) = if single && !asked.explicit {
+        let node =
+            strata_db::dump_node(repo, snap).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let name = String::from_utf8_lossy(&node.name).into_owned();
+        file_plan(node, name, gzip, headers)?
+    } else {
+        match treewalk::resolve(repo, &snap.tree, path.as_bytes())? {
+            Found::Root(root) => (
+                Plan::Tar { dir: None, root },
+                format!("{short}.tar.gz"),
+                "application/gzip",
+                None,
+            ),
+            Found::Node { path: at, node } => match node.kind {
+                NodeKind::Dir { .. } => (
+                    Plan::Tar {
+                        dir: Some((at.clone(), node)),
+                        root: BlobId::default(),
+                    },
+                    format!("{}.tar.gz", base_name(&at, &short)),
+                    "application/gzip",
+                    None,
+                ),
+                NodeKind::File { .. } => {
+                    let name = base_name(&at, &short);
+                    file_plan(node, name, gzip, headers)?
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "{path} is a {}: only files and directories can be downloaded",
+                        node.kind.name()
+                    )))
+                }
+            },
+        }
+    };
+    Ok(Prepared {
+        located: l,
+        plan,
+        name,
+        kind,
+        size,
+    })
+}
+
+/// The response a download sends, `body` after the headers.
+fn response(body: Body, name: &str, kind: &'static str, size: Option<Size>) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CONTENT_DISPOSITION, disposition(name));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    match size {
+        None => {}
+        Some(Size::Whole(n)) => {
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Some(Size::Part { first, last, of }) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = resp.headers_mut();
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{of}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
+    }
+    resp
+}
+
+/// `GET /snapshots/{id}/download?path=&repository=&gzip=1`.
+async fn download(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = ask(&state, &p, &id, &q, true)?;
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let st = state.clone();
     let who = p.clone();
-    let explicit = q.path.is_some();
-    let repository = q.repository.clone();
     // One blocking task finds what to send, reports the response's head, then streams.
     tokio::task::spawn_blocking(move || {
-        let prepared = (|| -> Result<_, ApiError> {
-            let l = locate(&st, &id, repository.as_deref(), Operation::Dump)?;
-            let snap = &l.snapshot;
-            let short = l.id.short();
-            let repo = &l.opened.repo;
-            let single =
-                strata_db::is_database(snap) || matches!(snap.source, SourceKind::Stdin { .. });
-            let (plan, name, kind, size) = if single && !explicit {
-                let node = strata_db::dump_node(repo, snap)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?;
-                let name = String::from_utf8_lossy(&node.name).into_owned();
-                file_plan(node, name, gzip, &headers)?
-            } else {
-                match treewalk::resolve(repo, &snap.tree, path.as_bytes())? {
-                    Found::Root(root) => (
-                        Plan::Tar { dir: None, root },
-                        format!("{short}.tar.gz"),
-                        "application/gzip",
-                        None,
-                    ),
-                    Found::Node { path: at, node } => match node.kind {
-                        NodeKind::Dir { .. } => (
-                            Plan::Tar {
-                                dir: Some((at.clone(), node)),
-                                root: BlobId::default(),
-                            },
-                            format!("{}.tar.gz", base_name(&at, &short)),
-                            "application/gzip",
-                            None,
-                        ),
-                        NodeKind::File { .. } => {
-                            let name = base_name(&at, &short);
-                            file_plan(node, name, gzip, &headers)?
-                        }
-                        _ => {
-                            return Err(ApiError::invalid(format!(
-                                "{path} is a {}: only files and directories can be downloaded",
-                                node.kind.name()
-                            )))
-                        }
-                    },
-                }
-            };
-            Ok((l, plan, name, kind, size))
-        })();
-        let access = |l: Option<&crate::api::read::Located>| Access {
+        let path = &asked.path;
+        let access = |l: Option<&Located>| Access {
             action: "download",
             target: match l {
                 Some(l) => format!("{}:{path}", l.id.to_hex()),
-                None => format!("{id}:{path}"),
+                None => format!("{}:{path}", asked.id),
             },
             project: l.and_then(|l| l.snapshot.project.clone()),
-            repository: l.map(|l| l.repository.clone()).or(repository.clone()),
+            repository: l.map(|l| l.repository.clone()).or(asked.repository.clone()),
         };
-        let (l, plan, name, kind, size) = match prepared {
+        let prepared = match prepare(&st, &asked, &headers) {
             Ok(x) => x,
             Err(e) => {
                 st.audit(Some(&who), who.address, access(None), Err(&e.message));
@@ -412,6 +496,13 @@ async fn download(
                 return;
             }
         };
+        let Prepared {
+            located: l,
+            plan,
+            name,
+            kind,
+            size,
+        } = prepared;
         let _ = ready_tx.send(Ok((name, kind, size)));
         let out = ToClient {
             tx: tx.clone(),
@@ -434,32 +525,29 @@ async fn download(
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::CONTENT_DISPOSITION, disposition(&name));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    match size {
-        None => {}
-        Some(Size::Whole(n)) => {
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-        }
-        Some(Size::Part { first, last, of }) => {
-            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let h = resp.headers_mut();
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{of}")) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-        }
-    }
-    Ok(resp)
+    Ok(response(body, &name, kind, size))
+}
+
+/// `HEAD /snapshots/{id}/download?path=&repository=&gzip=1`: the status and headers the
+/// `GET` would answer, without a body and without reading the file's content (only the
+/// snapshot's trees). `Range` is ignored, as RFC 9110 asks of every method but `GET`:
+/// `Content-Length` is the whole file's. Not audited, refused or not: no content leaves
+/// the server, and what a `HEAD` tells (a name, a type, a length) is what `GET /tree`
+/// tells a viewer, which is not audited either.
+async fn head(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let asked = ask(&state, &p, &id, &q, false)?;
+    let st = state.clone();
+    let (name, kind, size) = blocking(move || {
+        let p = prepare(&st, &asked, &HeaderMap::new())?;
+        Ok((p.name, p.kind, p.size))
+    })
+    .await?;
+    Ok(response(Body::empty(), &name, kind, size))
 }
 
 /// What the response says of its length.

@@ -283,16 +283,22 @@ struct SnapshotsQuery {
     project: Option<String>,
     repository: Option<String>,
     tag: Option<String>,
+    /// Pagination (all optional; without them the whole list, oldest first).
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
-/// `GET /snapshots?project=&repository=&tag=`: oldest first, across the config's
-/// repositories unless one is named.
+/// `GET /snapshots?project=&repository=&tag=&order=&offset=&limit=`: oldest first (or
+/// newest first with `order=newest`), across the config's repositories unless one is
+/// named; `offset` and `limit` cut one page out of that order. The response carries the
+/// number of matching snapshots in `X-Total-Count`.
 async fn list_snapshots(
     State(state): State<AppState>,
     _p: Principal,
     Query(q): Query<SnapshotsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let names = repositories(&state, q.repository.as_deref())?;
+    let page = q.page.parse()?;
     blocking(move || {
         let now = state.now_ns();
         let mut all = Vec::new();
@@ -307,16 +313,133 @@ async fn list_snapshots(
                 if q.tag.as_ref().is_some_and(|t| !s.tags.contains(t)) {
                     continue;
                 }
-                all.push((s.time_ns, snapshot_json(name, &id, &s, now, false)));
+                all.push((s.time_ns, name, id, s));
             }
         }
-        all.sort_by_key(|(t, _)| *t);
-        Ok(Json(json!(all
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect::<Vec<_>>())))
+        // Stable: snapshots of the same time keep their repository's order (the id),
+        // so pages never overlap or skip.
+        all.sort_by_key(|(t, _, _, _)| *t);
+        let total = all.len();
+        let (skip, take) = page.window(total);
+        if page.newest_first {
+            all.reverse();
+        }
+        let list: Vec<Value> = all
+            .iter()
+            .skip(skip)
+            .take(take)
+            .map(|(_, name, id, s)| snapshot_json(name, id, s, now, false))
+            .collect();
+        Ok((
+            [(
+                header::HeaderName::from_static("x-total-count"),
+                total.to_string(),
+            )],
+            Json(json!(list)),
+        ))
     })
     .await
+}
+
+/// The pagination parameters of a list, as the client wrote them (checked by
+/// [`PageQuery::parse`], so a bad number is a `422` that names it).
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    order: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+/// One page of a list: the order, how many to skip, how many at most to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Page {
+    newest_first: bool,
+    offset: usize,
+    limit: Option<usize>,
+}
+
+impl PageQuery {
+    fn parse(&self) -> Result<Page, ApiError> {
+        let newest_first = match self.order.as_deref() {
+            None | Some("oldest") => false,
+            Some("newest") => true,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "order={other:?}: give `oldest` (the default) or `newest`"
+                )))
+            }
+        };
+        let number = |name: &str, v: &Option<String>| -> Result<Option<usize>, ApiError> {
+            v.as_deref()
+                .map(|s| {
+                    s.parse::<usize>().map_err(|_| {
+                        ApiError::invalid(format!(
+                            "{name}={s:?}: give a whole number of snapshots (0 or more)"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        Ok(Page {
+            newest_first,
+            offset: number("offset", &self.offset)?.unwrap_or(0),
+            limit: number("limit", &self.limit)?,
+        })
+    }
+}
+
+impl Page {
+    /// How many of `total` to skip, and how many to take after them.
+    fn window(&self, total: usize) -> (usize, usize) {
+        let skip = self.offset.min(total);
+        let take = self.limit.unwrap_or(usize::MAX).min(total - skip);
+        (skip, take)
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::{Page, PageQuery};
+
+    fn page(order: Option<&str>, offset: Option<&str>, limit: Option<&str>) -> Page {
+        PageQuery {
+            order: order.map(String::from),
+            offset: offset.map(String::from),
+            limit: limit.map(String::from),
+        }
+        .parse()
+        .unwrap()
+    }
+
+    #[test]
+    fn pages_cut_a_list() {
+        assert_eq!(page(None, None, None).window(30), (0, 30));
+        assert_eq!(page(None, Some("10"), Some("10")).window(30), (10, 10));
+        assert_eq!(page(None, Some("25"), Some("10")).window(30), (25, 5));
+        assert_eq!(page(None, Some("30"), Some("10")).window(30), (30, 0));
+        assert_eq!(page(None, Some("99"), None).window(30), (30, 0));
+        assert_eq!(page(None, None, Some("0")).window(30), (0, 0));
+        assert!(page(Some("newest"), None, None).newest_first);
+        assert!(!page(Some("oldest"), None, None).newest_first);
+    }
+
+    #[test]
+    fn bad_page_parameters_are_refused() {
+        for (order, offset, limit) in [
+            (Some("new"), None, None),
+            (None, Some("-1"), None),
+            (None, None, Some("ten")),
+            (None, None, Some("")),
+            (None, Some("1e3"), None),
+        ] {
+            let q = PageQuery {
+                order: order.map(String::from),
+                offset: offset.map(String::from),
+                limit: limit.map(String::from),
+            };
+            assert_eq!(q.parse().unwrap_err().code, "invalid", "{q:?}");
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
