@@ -9,6 +9,45 @@ use crate::stored::{check_size, verify_name};
 use crate::EngineError;
 use crate::Result;
 
+/// Master keys this process has unwrapped, by [`memo_key`]: a long-running process (the
+/// server opens a repository for every request) derives each key with argon2id once, not
+/// per open (~0.2 s and 19 MiB each). Only ever a handful of entries.
+static UNWRAPPED: std::sync::Mutex<Vec<([u8; 32], MasterKey)>> = std::sync::Mutex::new(Vec::new());
+
+/// At most this many remembered keys (the oldest goes first).
+const REMEMBERED: usize = 16;
+
+/// What names one (key file, password) pair: BLAKE3 of the key file's bytes and of the
+/// password's own BLAKE3. A different password, or a key file rewritten (a password
+/// change), is a different entry; the entry reveals neither.
+fn memo_key(kf: &KeyFile, password: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("strata 2026 unwrapped master key memo");
+    h.update(blake3::hash(password).as_bytes());
+    h.update(&kf.encode());
+    *h.finalize().as_bytes()
+}
+
+/// `kf.unwrap_key(password)`, remembered for this process once it succeeds.
+fn unwrap_remembered(
+    kf: &KeyFile,
+    password: &[u8],
+) -> std::result::Result<MasterKey, strata_format::FormatError> {
+    let memo = memo_key(kf, password);
+    {
+        let known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, key)) = known.iter().find(|(m, _)| *m == memo) {
+            return Ok(key.clone());
+        }
+    }
+    let key = kf.unwrap_key(password)?;
+    let mut known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if known.len() >= REMEMBERED {
+        known.remove(0);
+    }
+    known.push((memo, key.clone()));
+    Ok(key)
+}
+
 /// One key file as read from storage, whatever state it is in.
 pub(crate) struct KeyRead {
     pub name: String,
@@ -116,7 +155,7 @@ pub(crate) async fn unlock_master_key(
                 continue;
             }
         };
-        match kf.unwrap_key(password) {
+        match unwrap_remembered(kf, password) {
             Ok(key) => match accept(&key) {
                 Ok(()) => {
                     if k.damage.is_some() {

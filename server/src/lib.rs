@@ -128,12 +128,12 @@ pub fn serve(
                     })?;
                 // tap_io: the way axum hands a custom listener's peer address to ConnectInfo.
                 axum::serve(listener.tap_io(|_| {}), app)
-                    .with_graceful_shutdown(shutdown())
+                    .with_graceful_shutdown(first_signal(jobs.clone()))
                     .await
             }
             None => {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown())
+                    .with_graceful_shutdown(first_signal(jobs.clone()))
                     .await
             }
         };
@@ -142,25 +142,35 @@ pub fn serve(
             source: e,
         })?;
         // Stopped listening; a backup or restore under way is let finish (stopped halfway,
-        // it would have to be run again), unless the signal comes again.
-        let busy = jobs.jobs().active();
-        if busy > 0 {
-            eprintln!(
-                "strata serve: waiting for {busy} job(s) to finish; send the signal again to \
-                 stop now"
-            );
-            tokio::select! {
-                _ = jobs.jobs().idle() => {}
-                _ = shutdown() => {
-                    eprintln!("strata serve: stopping with {} job(s) unfinished", jobs.jobs().active());
-                }
-            }
-        }
+        // it would have to be run again). A second signal ends the process at once
+        // ([`first_signal`]).
+        jobs.jobs().idle().await;
         Ok(())
     });
     // Whatever still runs on a blocking thread (a job stopped halfway) is not waited for.
     rt.shutdown_background();
     served
+}
+
+/// The first SIGINT or SIGTERM: the server stops listening and drains its connections;
+/// jobs not yet started are refused (queued ones fail: "the server is stopping"), running
+/// ones are let finish. From then on a second signal ends the process at once, even while
+/// a long download or an event stream keeps the drain waiting.
+async fn first_signal(state: AppState) {
+    shutdown().await;
+    state.jobs().close();
+    let busy = state.jobs().active();
+    if busy > 0 {
+        eprintln!(
+            "strata serve: stopping; waiting for {busy} job(s) to finish; send the signal \
+             again to stop now"
+        );
+    }
+    tokio::spawn(async {
+        shutdown().await;
+        eprintln!("strata serve: stopped at once (a job stopped halfway must be run again)");
+        std::process::exit(1);
+    });
 }
 
 async fn shutdown() {

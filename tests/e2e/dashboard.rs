@@ -133,6 +133,36 @@ fn dashboard_refuses_forms_without_csrf_and_viewers_get_no_buttons() {
     assert_eq!(r.status().as_u16(), 403);
     let page = r.text().unwrap();
     assert!(page.contains("CSRF"), "{page}");
+    // A wrong token, and another session's own token, are refused the same way.
+    let alice = login("alice", "alice password");
+    let alice_csrf = http
+        .get(format!("{}/api/v1/session", s.base))
+        .header("cookie", &alice)
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for token in ["0".repeat(64), alice_csrf] {
+        let r = http
+            .post(format!("{}/projects/site/run", s.base))
+            .header("cookie", &olga)
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{token}");
+    }
+    // Nothing was asked of the runner: a run started is audited before its job runs.
+    let access = s
+        .strata(["log", "--json", "--kind", "access"])
+        .success()
+        .json();
+    assert!(
+        !access.to_string().contains("\"run\""),
+        "no run was started: {access}"
+    );
     let log = s
         .strata(["log", "--json", "--kind", "backup"])
         .success()

@@ -356,6 +356,22 @@ pub fn database_named(
             "{name:?} is not a database name this accepts: letters, digits, _ and -, at most 63"
         ));
     }
+    // The server's own databases: a dump loaded into template1 reaches every database
+    // created afterwards; into mysql, the server's users and grants.
+    const SYSTEM: [&str; 7] = [
+        "template0",
+        "template1",
+        "postgres",
+        "mysql",
+        "information_schema",
+        "performance_schema",
+        "sys",
+    ];
+    if SYSTEM.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "{name} is one of the database server's own databases: restore into a new name"
+        ));
+    }
     let Some((d, _)) = source_of(cfg, snap) else {
         return Err(
             "the snapshot is not of a database source of the config: give the target's URL".into(),
@@ -464,6 +480,46 @@ mod tests {
         fn notify(&self, _channels: &[String], notice: &Notice) {
             self.1.lock().unwrap().push(notice.event);
         }
+    }
+
+    /// A restore "into a new database" never names the server's own databases.
+    #[test]
+    fn a_new_database_is_never_the_servers_own() {
+        let snap = strata_format::snapshot::SnapshotFile {
+            time_ns: 0,
+            hostname: String::new(),
+            username: String::new(),
+            uid: 0,
+            gid: 0,
+            paths: vec![],
+            tags: vec![],
+            project: None,
+            excludes: vec![],
+            source: strata_format::snapshot::SourceKind::Postgres,
+            source_meta: vec![],
+            tree: strata_format::id::BlobId(strata_format::id::Digest([0; 32])),
+            parent: None,
+            program_version: String::new(),
+            summary: Default::default(),
+            keep_until_ns: None,
+            original: None,
+            rewrites: vec![],
+        };
+        let cfg = Config {
+            file: "strata.toml".into(),
+            state_dir: "state".into(),
+            repositories: BTreeMap::new(),
+            notifications: BTreeMap::new(),
+            server: Default::default(),
+            projects: BTreeMap::new(),
+        };
+        for name in ["template1", "template0", "postgres", "mysql", "SYS"] {
+            let err = database_named(&cfg, &snap, name).unwrap_err();
+            assert!(err.contains("own databases"), "{name}: {err}");
+        }
+        // An ordinary name gets past this check (to the next: no such source here).
+        let err = database_named(&cfg, &snap, "shop_copy").unwrap_err();
+        assert!(!err.contains("own databases"), "{err}");
     }
 
     /// Prune, check and a SQLite restore test, called as the runner calls them once due

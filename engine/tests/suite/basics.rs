@@ -221,8 +221,14 @@ fn a_stream_is_read_a_pack_at_a_time_and_verified() {
 
 #[test]
 fn wrong_password_and_missing_repository() {
-    let (backend, _repo) = init();
-    let err = Repository::open(backend, b"nope").unwrap_err();
+    let (backend, repo) = init();
+    let err = Repository::open(backend.clone(), b"nope").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongPassword);
+    // The process remembers an unwrapped key (a server opens the repository per request):
+    // the right password opens it again to the same key, a wrong one still does not.
+    let again = Repository::open(backend.clone(), b"pw").unwrap();
+    assert!(again.key() == repo.key());
+    let err = Repository::open(backend.clone(), b"nope").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongPassword);
     let empty: Arc<dyn Backend> = Arc::new(OpendalBackend::memory().unwrap());
     assert_eq!(

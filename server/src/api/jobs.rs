@@ -370,6 +370,12 @@ impl Jobs {
         }
     }
 
+    /// Refuses jobs from now on: queued ones fail with `unavailable` ("the server is
+    /// stopping") instead of starting; running ones go on.
+    pub fn close(&self) {
+        self.slots.close();
+    }
+
     /// How many jobs are queued or running.
     pub fn active(&self) -> usize {
         self.active.load(std::sync::atomic::Ordering::SeqCst)
@@ -560,6 +566,56 @@ mod tests {
             ..who("op")
         };
         assert_eq!(jobs.get(&ok.id, &user).unwrap_err().code, "not_found");
+    }
+
+    /// At most [`RUNNING_AT_ONCE`] jobs run; the next waits `queued` until a slot frees. Once
+    /// the server stops ([`Jobs::close`]), a queued job fails instead of starting, and the
+    /// running ones finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_beyond_the_limit_wait_queued_and_a_stop_fails_them() {
+        let jobs = Jobs::default();
+        let p = who("op");
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let blocked = |gate: Arc<(Mutex<bool>, std::sync::Condvar)>| {
+            move |_: &JobHandle| {
+                let (open, cv) = &*gate;
+                let mut o = open.lock().unwrap();
+                while !*o {
+                    o = cv.wait(o).unwrap();
+                }
+                Ok(serde_json::json!({}))
+            }
+        };
+        let running: Vec<Job> = (0..RUNNING_AT_ONCE)
+            .map(|_| jobs.start("run", None, &p, blocked(gate.clone())))
+            .collect();
+        for j in &running {
+            for _ in 0..500 {
+                if jobs.get(&j.id, &p).unwrap().state == JobState::Running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(jobs.get(&j.id, &p).unwrap().state, JobState::Running);
+        }
+        let waiting = jobs.start("run", None, &p, blocked(gate.clone()));
+        // Every slot is held until the gate opens: it cannot have started.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(jobs.get(&waiting.id, &p).unwrap().state, JobState::Queued);
+        assert_eq!(jobs.active(), RUNNING_AT_ONCE + 1);
+        jobs.close();
+        let j = finished(&jobs, &waiting.id, &p).await;
+        assert_eq!(j.error.unwrap().code, "unavailable");
+        {
+            let (open, cv) = &*gate;
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        for j in &running {
+            assert_eq!(finished(&jobs, &j.id, &p).await.state, JobState::Succeeded);
+        }
+        jobs.idle().await;
+        assert_eq!(jobs.active(), 0);
     }
 
     /// Past [`KEEP_JOBS`], the oldest finished jobs are forgotten; running ones never.

@@ -263,8 +263,24 @@ pub fn start_files(state: &AppState, p: &Principal, r: FilesRestore) -> Result<J
         repository,
         ..
     } = r;
+    let in_place = r.target == "original";
     Ok(state.jobs().start("restore", None, p, move |h| {
-        let outcome = restore_files(&worker, &who, &repository, &spec, &dir, &shown, opts, h);
+        // A job may wait queued: the target is judged again when it starts, so that a
+        // symlink swapped in meanwhile cannot lead the restore out of the restore roots.
+        let still = || -> Result<(), ApiError> {
+            let roots = &worker.config().server.restore_roots;
+            if in_place || restore::target_under_roots(&dir, roots)? == dir {
+                Ok(())
+            } else {
+                Err(ApiError::invalid(format!(
+                    "{} changed since the restore was asked for: it no longer leads to the same \
+                     place under the restore roots",
+                    dir.display()
+                )))
+            }
+        };
+        let outcome = still()
+            .and_then(|()| restore_files(&worker, &who, &repository, &spec, &dir, &shown, opts, h));
         let access = Access {
             action: "restore",
             target: format!("snapshot {spec} to {shown}"),

@@ -108,20 +108,35 @@ fn client_ip<'a>(
     forwarded: impl Iterator<Item = &'a str>,
     trusted: &[IpAddr],
 ) -> IpAddr {
-    if !trusted.contains(&socket) {
+    // A dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1.
+    let socket = socket.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&socket) {
         return socket;
     }
     let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).collect();
     let mut client = socket;
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => client = ip,
-            Ok(ip) => return ip,
-            // Not an address (a port, `unknown`): nothing further left can be trusted.
-            Err(_) => return client,
+        match hop_address(hop.trim()) {
+            Some(ip) if is_trusted(&ip) => client = ip,
+            Some(ip) => return ip,
+            // Not an address (`unknown`, an obfuscated name): nothing further left can be
+            // trusted.
+            None => return client,
         }
     }
     client
+}
+
+/// The address of one `X-Forwarded-For` hop: `203.0.113.7`, `203.0.113.7:5555`, `2001:db8::1`
+/// or `[2001:db8::1]:5555`.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    hop.parse::<SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -186,6 +201,15 @@ mod tests {
             &proxy,
         );
         assert_eq!(got, ip("127.0.0.1"));
+        // Ports, brackets and a dual-stack socket.
+        let got = client_ip(
+            ip("::ffff:127.0.0.1"),
+            ["203.0.113.7:5555"].into_iter(),
+            &proxy,
+        );
+        assert_eq!(got, ip("203.0.113.7"));
+        let got = client_ip(ip("127.0.0.1"), ["[2001:db8::1]:443"].into_iter(), &proxy);
+        assert_eq!(got, ip("2001:db8::1"));
         // No header: the proxy itself.
         let got = client_ip(ip("127.0.0.1"), std::iter::empty(), &proxy);
         assert_eq!(got, ip("127.0.0.1"));
