@@ -145,9 +145,10 @@ struct SnapshotFileV1 {
     keep_until_ns: Option<i64>,
 }
 
-impl From<SnapshotFileV1> for SnapshotFile {
+/// A v1 snapshot is a v2 one without a rewrite.
+impl From<SnapshotFileV1> for SnapshotFileV2 {
     fn from(v: SnapshotFileV1) -> Self {
-        SnapshotFile {
+        SnapshotFileV2 {
             time_ns: v.time_ns,
             hostname: v.hostname,
             username: v.username,
@@ -162,7 +163,7 @@ impl From<SnapshotFileV1> for SnapshotFile {
             tree: v.tree,
             parent: v.parent,
             program_version: v.program_version,
-            summary: v.summary.into(),
+            summary: v.summary,
             keep_until_ns: v.keep_until_ns,
             original: None,
             rewrites: Vec::new(),
@@ -226,7 +227,9 @@ impl EncryptedObject for SnapshotFile {
     fn decode_plain(data: &[u8]) -> Result<Self, FormatError> {
         let (version, body) = split_version(Self::OBJECT, data, Self::VERSION)?;
         match version {
-            1 => Ok(decode_postcard::<SnapshotFileV1>(Self::OBJECT, body)?.into()),
+            1 => Ok(
+                SnapshotFileV2::from(decode_postcard::<SnapshotFileV1>(Self::OBJECT, body)?).into(),
+            ),
             2 => Ok(decode_postcard::<SnapshotFileV2>(Self::OBJECT, body)?.into()),
             _ => decode_postcard(Self::OBJECT, body),
         }
