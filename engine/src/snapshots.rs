@@ -17,6 +17,9 @@ use strata_storage::FileType;
 use crate::retention::{group_key, GroupBy, GroupKey};
 use crate::{EngineError, Repository, Result};
 
+mod cache;
+pub use cache::{Refresh, SnapshotCache, SnapshotList};
+
 /// Loads one snapshot.
 pub fn load(repo: &Repository, id: &SnapshotId) -> Result<SnapshotFile> {
     repo.load_object(FileType::Snapshot, &id.to_hex())

@@ -1,11 +1,13 @@
 //! What every handler shares: the config, the engine's runtime (on the server's own tokio
 //! runtime), the tokens, the sessions, the jobs, the clock.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strata_app::config::Config;
 use strata_app::ops::Clock;
 use strata_app::repo::{OpenOptions, Opened};
+use strata_engine::snapshots::{SnapshotCache, SnapshotList};
 use strata_engine::{EngineRuntime, Operation};
 
 use crate::api::jobs::Jobs;
@@ -24,11 +26,19 @@ struct Inner {
     sessions: Sessions,
     jobs: Jobs,
     clock: Clock,
+    /// Decoded snapshots per repository name, kept between requests.
+    snapshots: BTreeMap<String, SnapshotCache>,
 }
 
 impl AppState {
     pub fn new(config: Config, runtime: EngineRuntime, tokens: TokenStore, clock: Clock) -> Self {
+        let snapshots = config
+            .repositories
+            .keys()
+            .map(|name| (name.clone(), SnapshotCache::default()))
+            .collect();
         AppState(Arc::new(Inner {
+            snapshots,
             config,
             runtime,
             tokens,
@@ -87,5 +97,18 @@ impl AppState {
             op,
             &opts,
         )?)
+    }
+
+    /// The readable snapshots of repository `name`, oldest first: one listing of its
+    /// `snapshots/`, and a read of only the files not seen before (see
+    /// [`SnapshotCache`]). Call it on a blocking thread. An unknown name is 404.
+    pub fn snapshots(&self, name: &str) -> Result<SnapshotList, ApiError> {
+        let opened = self.open(name, Operation::Snapshots)?;
+        let cache = self
+            .0
+            .snapshots
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("no repository named {name}")))?;
+        Ok(cache.list_readable(&opened.repo)?)
     }
 }

@@ -1,5 +1,7 @@
 //! Selection: the filter, ids beside a filter, `latest` among matches, groups.
 
+use std::sync::Arc;
+
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::SnapshotFile;
 use strata_storage::FileType;
@@ -204,4 +206,86 @@ fn latest_is_the_newest_match_and_no_match_names_the_filter_and_the_count() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(ids, [old_blog, new_blog]);
+}
+
+#[test]
+fn the_cache_reads_only_new_files_drops_gone_ones_and_retries_unreadable_ones() {
+    let repo = crate::Repository::open(memory_repository(), PASSWORD).unwrap();
+    let save = |s: &SnapshotFile| SnapshotId(repo.save_object(FileType::Snapshot, s).unwrap());
+    let ids_of = |l: &SnapshotList| l.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    let cache = SnapshotCache::default();
+    let a = save(&snap(10, "h", Some("p"), &["/a"], &[]));
+    let b = save(&snap(20, "h", Some("p"), &["/b"], &[]));
+
+    let (first, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(ids_of(&first), [a, b]);
+    assert_eq!(
+        r,
+        Refresh {
+            read: 2,
+            unreadable: 0
+        }
+    );
+    let (again, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(r.read, 0, "nothing new: nothing read");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the same list handed out again"
+    );
+
+    // A new snapshot older than the others: read alone, sorted into place.
+    let c = save(&snap(5, "h", Some("p"), &["/c"], &[]));
+    let (l, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(ids_of(&l), [c, a, b]);
+    assert_eq!(r.read, 1);
+
+    // A hold rewrites `a` under a new name: the new file is read, the old one dropped.
+    let a_snap = load(&repo, &a).unwrap();
+    let (a2, _) = hold(&repo, &a, &a_snap, Some(i64::MAX), None).unwrap();
+    let (l, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(ids_of(&l), [c, a2, b]);
+    assert_eq!(l[1].1.keep_until_ns, Some(i64::MAX));
+    assert_eq!(r.read, 1);
+    forget(&repo, &[c]).unwrap();
+    let (l, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(ids_of(&l), [a2, b]);
+    assert_eq!(r.read, 0);
+
+    // An unreadable file (its name fits its bytes, which are no snapshot) is skipped and
+    // not kept: every listing tries it again, and reads nothing else.
+    let junk = bytes::Bytes::from_static(b"not a snapshot");
+    let junk_name = strata_format::id::Digest::of_stored(&junk).to_hex();
+    repo.block_on(repo.backend().write(FileType::Snapshot, &junk_name, junk))
+        .unwrap();
+    for _ in 0..2 {
+        let (l, r) = cache.list_counted(&repo).unwrap();
+        assert_eq!(ids_of(&l), [a2, b]);
+        assert_eq!(
+            r,
+            Refresh {
+                read: 1,
+                unreadable: 1
+            }
+        );
+    }
+    repo.block_on(repo.backend().delete(FileType::Snapshot, &junk_name))
+        .unwrap();
+    let (_, r) = cache.list_counted(&repo).unwrap();
+    assert_eq!(r, Refresh::default(), "the readable ones stayed cached");
+
+    // The same cache handed another repository starts over.
+    let other = crate::Repository::open(memory_repository(), PASSWORD).unwrap();
+    let o = SnapshotId(
+        other
+            .save_object(FileType::Snapshot, &snap(1, "h", None, &["/o"], &[]))
+            .unwrap(),
+    );
+    let (l, r) = cache.list_counted(&other).unwrap();
+    assert_eq!(ids_of(&l), [o]);
+    assert_eq!(r.read, 1);
+    // And agrees with the uncached listing.
+    assert_eq!(
+        ids_of(&cache.list_readable(&repo).unwrap()),
+        ids_of(&Arc::new(list_readable(&repo).unwrap()))
+    );
 }

@@ -16,8 +16,9 @@ use strata_app::catalog::{self, Catalog, Entry, LogFilter};
 use strata_app::config::Config;
 use strata_app::health::{self, HealthReport, StorageProbe};
 use strata_app::ops::{History, Nothing, Query as CatalogQuery, RecordKind, Status};
+use strata_engine::snapshots::{self, SnapshotList};
 use strata_engine::treewalk::{self, Found};
-use strata_engine::{snapshots, Operation};
+use strata_engine::Operation;
 use strata_format::id::SnapshotId;
 use strata_format::snapshot::{SnapshotFile, SourceKind};
 use strata_format::tree::{Node, NodeKind};
@@ -128,14 +129,8 @@ pub fn repositories(state: &AppState, named: Option<&str>) -> Result<Vec<String>
     }
 }
 
-/// The readable snapshots of repository `name`, oldest first.
-pub fn list_in(state: &AppState, name: &str) -> Result<Vec<(SnapshotId, SnapshotFile)>, ApiError> {
-    let opened = state.open(name, Operation::Snapshots)?;
-    Ok(snapshots::list_readable(&opened.repo)?)
-}
-
 /// The snapshots of each repository a request has listed so far (each listed once).
-pub type Listed = BTreeMap<String, Result<Vec<(SnapshotId, SnapshotFile)>, ApiError>>;
+pub type Listed = BTreeMap<String, Result<SnapshotList, ApiError>>;
 
 /// A project as `GET /projects` shows it and the dashboard draws it (a documented contract:
 /// add fields, never rename).
@@ -204,7 +199,7 @@ pub fn project_summary(
         let recorded = history.last(&q).ok().flatten();
         let list = listed
             .entry(repo.clone())
-            .or_insert_with(|| list_in(state, repo));
+            .or_insert_with(|| state.snapshots(repo));
         let newest = list.as_ref().map(|list| {
             list.iter()
                 .rev()
@@ -301,9 +296,13 @@ async fn list_snapshots(
     let page = q.page.parse()?;
     blocking(move || {
         let now = state.now_ns();
+        let lists = names
+            .iter()
+            .map(|name| Ok((name, state.snapshots(name)?)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
         let mut all = Vec::new();
-        for name in &names {
-            for (id, s) in list_in(&state, name)? {
+        for (name, list) in &lists {
+            for (id, s) in list.iter() {
                 if q.project
                     .as_ref()
                     .is_some_and(|p| s.project.as_ref() != Some(p))
