@@ -281,7 +281,12 @@ pub enum RecordBody {
         /// `files`, `postgres`, `mysql`, `sqlite` or `command`.
         source_kind: String,
         snapshot_id: Option<String>,
+        /// Source bytes read (a file the parent snapshot had unchanged is not read).
         bytes_read: u64,
+        /// Source bytes the snapshot holds, read or reused unread; 0 in records written
+        /// before it was recorded (see [`RecordBody::backup_size`]).
+        #[serde(default)]
+        bytes_total: u64,
         bytes_added: u64,
         /// Bytes the new packs took in the repository (after compression).
         stored_bytes: u64,
@@ -357,6 +362,23 @@ pub enum RecordBody {
 }
 
 impl RecordBody {
+    /// A backup's size: the source bytes its snapshot holds (`bytes_total`), or, in a
+    /// record written before that was recorded, the bytes read. `None` for other records.
+    pub fn backup_size(&self) -> Option<u64> {
+        match self {
+            RecordBody::Backup {
+                bytes_total,
+                bytes_read,
+                ..
+            } => Some(if *bytes_total > 0 {
+                *bytes_total
+            } else {
+                *bytes_read
+            }),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> RecordKind {
         match self {
             RecordBody::Run { .. } => RecordKind::Run,

@@ -24,6 +24,7 @@ fn backup(time_ns: i64, project: &str, repo: &str, ok: bool, bytes_read: u64) ->
             source_kind: "files".into(),
             snapshot_id: Some(format!("{time_ns:064x}")),
             bytes_read,
+            bytes_total: bytes_read,
             bytes_added: bytes_read / 10,
             stored_bytes: bytes_read / 20,
             files: 3,
@@ -667,5 +668,37 @@ fn log_filters_select_failures_a_user_and_the_page_after_a_record() {
     assert_eq!(
         seqs(Query::default(), catalog::LogFilter::default()),
         (1..=12).rev().collect::<Vec<_>>()
+    );
+}
+
+/// Paging goes on past a record that cannot be read: it takes its place in its page (the
+/// page shows one record fewer), and the next page starts after it, so every readable
+/// record is on some page and none on two.
+#[test]
+fn log_pages_go_on_past_an_unreadable_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = ten(dir.path());
+    // seq 9 is in the first page of three (10, 9, 8).
+    raw(dir.path())
+        .execute("UPDATE records SET body = 'not json' WHERE seq = 9", [])
+        .unwrap();
+    let mut before = None;
+    let mut pages = Vec::new();
+    loop {
+        let f = catalog::LogFilter {
+            before,
+            ..Default::default()
+        };
+        let (entries, older) = cat.entries_page(&Query::default(), &f, 3).unwrap();
+        pages.push(entries.iter().map(|e| e.seq).collect::<Vec<_>>());
+        match older {
+            Some(place) => before = Some(place),
+            None => break,
+        }
+        assert!(pages.len() < 10, "paging never ends: {pages:?}");
+    }
+    assert_eq!(
+        pages,
+        vec![vec![10, 8], vec![7, 6, 5], vec![4, 3, 2], vec![1]]
     );
 }

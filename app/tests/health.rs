@@ -77,6 +77,8 @@ fn backup(t: i64, source: &str, bytes: u64, ok: bool) -> Record {
             source_kind: "files".into(),
             snapshot_id: Some(format!("{t:x}")),
             bytes_read: bytes,
+            // As in records written before `bytes_total` was: the size is what was read.
+            bytes_total: 0,
             bytes_added: bytes / 10,
             stored_bytes: bytes / 20,
             files: 10,
@@ -326,6 +328,34 @@ fn the_median_is_of_the_ten_backups_before_the_last() {
         "{}",
         i.message
     );
+}
+
+/// An incremental backup reads only what changed: the size compared is what the
+/// snapshot holds (`bytes_total`), so a night with little change is no warning, and a
+/// source that shrank is one whatever was read.
+#[test]
+fn the_size_compared_is_what_the_snapshot_holds_not_what_was_read() {
+    let with_total = |t: i64, read: u64, total: u64| {
+        let mut r = backup(t, "paths", read, true);
+        if let RecordBody::Backup { bytes_total, .. } = &mut r.body {
+            *bytes_total = total;
+        }
+        r
+    };
+    let mut v: Vec<Record> = (1..=10)
+        .map(|d| with_total(NOW - d * DAY, 1000, 1_000_000))
+        .collect();
+    v.push(with_total(NOW - H, 10, 1_000_100));
+    let r = evaluate(project(&["hot"], HOURS_26), &Mem(v.clone()));
+    let i = one(&r, Check::Size);
+    assert_eq!(i.status, Status::Ok, "{}", i.message);
+    assert_eq!(i.value, Some(1_000_100.0));
+    v.pop();
+    v.push(with_total(NOW - H, 1000, 400_000));
+    let r = evaluate(project(&["hot"], HOURS_26), &Mem(v));
+    let i = one(&r, Check::Size);
+    assert_eq!(i.status, Status::Warning, "{}", i.message);
+    assert!(i.message.contains("below half"), "{}", i.message);
 }
 
 #[test]

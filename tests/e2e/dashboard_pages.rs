@@ -477,3 +477,109 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// What goes wrong in a browser gets a page, not plain text: a query value that is no
+/// number is the 422 page naming it; a form posted after the session expired goes to the
+/// login form and on to the page it was posted from, starting nothing; the sixth wrong
+/// login from an address is the login form again with 429 and `Retry-After`.
+#[test]
+fn dashboard_bad_query_expired_session_and_rate_limit_get_pages() {
+    let users = users_toml(&[("olga", "operator", "olga password")]);
+    let s = Served::start(&format!("[server]\nsession-ttl = \"2s\"\n{users}"));
+    let html = |r: reqwest::blocking::Response, status: u16| -> String {
+        assert_eq!(r.status().as_u16(), status);
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.starts_with("text/html"), "{kind}");
+        r.text().unwrap()
+    };
+    let login = s
+        .http
+        .post(format!("{}/login", s.base))
+        .form(&[("user", "olga"), ("password", "olga password")])
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = s
+        .http
+        .get(format!("{}/api/v1/session", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        "/projects/site?page=x",
+        "/log?before=1-x&kind=run&x=",
+        "/snapshots/latest?offset=-1",
+    ] {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let page = html(r, status);
+        assert_eq!(status, 422, "{path}: {page}");
+        assert!(page.contains("id=\"error\""), "{path}: {page}");
+    }
+
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let r = s
+        .http
+        .post(format!("{}/projects/site/run", s.base))
+        .header("cookie", &cookie)
+        .header("referer", format!("{}/projects/site?page=1", s.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/login?next=%2Fprojects%2Fsite%3Fpage%3D1"
+    );
+    let runs = strata_log(&s, &["--kind", "access"]);
+    assert!(
+        !runs.iter().any(|r| r["body"]["action"] == "run"),
+        "nothing started: {runs:?}"
+    );
+
+    for i in 0..5 {
+        let r = s
+            .http
+            .post(format!("{}/login", s.base))
+            .form(&[
+                ("user", "olga"),
+                ("password", format!("guess {i}").as_str()),
+            ])
+            .send()
+            .unwrap();
+        let page = html(r, 401);
+        assert!(page.contains("wrong user name or password"), "{page}");
+    }
+    let r = s
+        .http
+        .post(format!("{}/login", s.base))
+        .form(&[("user", "olga"), ("password", "olga password")])
+        .send()
+        .unwrap();
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "{:?}",
+        r.headers()
+    );
+    assert!(r.headers().get("set-cookie").is_none());
+    let page = html(r, 429);
+    assert!(page.contains("id=\"login\""), "the form again: {page}");
+    assert!(page.contains("id=\"error\""), "{page}");
+}

@@ -189,7 +189,7 @@ fn wizard_restores_in_place_after_a_safety_snapshot() {
         .unwrap_or_else(|| panic!("no safety snapshot: {result}"))
         .to_string();
     assert!(
-        b.exists(&format!("a[href^=\"/snapshots/{safety}\"]")),
+        b.exists(&format!("a[href=\"/snapshots/{safety}?repository=main\"]")),
         "the job page links the safety snapshot: {}",
         b.source()
     );
@@ -406,6 +406,26 @@ fn wizard_restores_a_database_into_a_new_one() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("id=\"db-name\""), "{page}");
     assert!(!page.contains("db-original"), "{page}");
+    // A file outside the restore roots: the preview refuses it as the start would, with
+    // the form again and the reason.
+    let outside = s.env.root.join("outside.db");
+    let r = olga.post(
+        &s,
+        "/restore/preview",
+        &[
+            ("snapshot", id.as_str()),
+            ("repository", "main"),
+            ("database", "new"),
+            ("name", outside.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(r.status().as_u16(), 422);
+    let page = r.text().unwrap();
+    assert!(page.contains("id=\"restore-error\""), "{page}");
+    assert!(
+        page.contains("is not under a configured restore root"),
+        "{page}"
+    );
     let choice = [
         ("snapshot", id.as_str()),
         ("repository", "main"),

@@ -59,6 +59,17 @@ pub struct Entry {
     pub record: Record,
 }
 
+/// A record's place in the log, newest first: its time, then its seq (for
+/// [`LogFilter::before`]).
+pub type Place = (i64, u64);
+
+/// A row of the records table as a page reads it.
+struct Row {
+    time_ns: i64,
+    seq: u64,
+    entry: Option<Entry>,
+}
+
 /// What readers of the audit log (`GET /log`, the dashboard's `/log`) narrow by beyond a
 /// [`Query`]; the default narrows by nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -304,7 +315,40 @@ impl Catalog {
     /// The records `q` and `f` select with their seq and hash, newest first: one query with
     /// `q.limit`, so that a page of a large catalog reads only that page.
     pub fn entries_filtered(&self, q: &Query, f: &LogFilter) -> Result<Vec<Entry>> {
-        let mut sql = String::from("SELECT seq, hash, body FROM records WHERE 1 = 1");
+        Ok(self
+            .rows(q, f)?
+            .into_iter()
+            .filter_map(|r| r.entry)
+            .collect())
+    }
+
+    /// One page of the records `q` and `f` select, newest first: at most `page` rows (`q`'s
+    /// limit is ignored), and the place (time, seq) of the page's last row when there are
+    /// older ones, for [`LogFilter::before`]. A record that cannot be read takes its place
+    /// in the page without being shown, so that paging goes on past it.
+    pub fn entries_page(
+        &self,
+        q: &Query,
+        f: &LogFilter,
+        page: usize,
+    ) -> Result<(Vec<Entry>, Option<Place>)> {
+        let q = Query {
+            limit: Some(page.saturating_add(1)),
+            ..q.clone()
+        };
+        let mut rows = self.rows(&q, f)?;
+        let older = (rows.len() > page).then(|| {
+            rows.truncate(page);
+            rows.last().map(|r| (r.time_ns, r.seq))
+        });
+        let entries = rows.into_iter().filter_map(|r| r.entry).collect();
+        Ok((entries, older.flatten()))
+    }
+
+    /// The rows `q` and `f` select, newest first; a row's entry is `None` when its record
+    /// cannot be read (written by a newer strata, or damaged: `verify` reports damage).
+    fn rows(&self, q: &Query, f: &LogFilter) -> Result<Vec<Row>> {
+        let mut sql = String::from("SELECT seq, hash, body, time_ns FROM records WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut narrow = |column: &str, value: rusqlite::types::Value| {
             args.push(value);
@@ -351,23 +395,32 @@ impl Catalog {
                     r.get::<_, i64>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .map_err(|e| self.fail("reading", e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, hash, body) = row.map_err(|e| self.fail("reading", e))?;
+            let (seq, hash, body, time_ns) = row.map_err(|e| self.fail("reading", e))?;
             // A record this strata cannot read (written by a newer one, or damaged) is left
             // out of answers; `verify` reports damage.
-            match (serde_json::from_str::<Record>(&body), Hash::try_from(hash)) {
-                (Ok(record), Ok(hash)) => out.push(Entry {
+            let entry = match (serde_json::from_str::<Record>(&body), Hash::try_from(hash)) {
+                (Ok(record), Ok(hash)) => Some(Entry {
                     seq: seq as u64,
                     hash,
                     record,
                 }),
-                _ => tracing::warn!(seq, catalog = %self.path().display(),
-                                    "a catalog record cannot be read; skipped"),
-            }
+                _ => {
+                    tracing::warn!(seq, catalog = %self.path().display(),
+                                   "a catalog record cannot be read; skipped");
+                    None
+                }
+            };
+            out.push(Row {
+                time_ns,
+                seq: seq as u64,
+                entry,
+            });
         }
         Ok(out)
     }

@@ -115,11 +115,9 @@ fn source_of(r: &Record) -> Option<&str> {
     }
 }
 
-fn bytes_read(r: &Record) -> u64 {
-    match &r.body {
-        RecordBody::Backup { bytes_read, .. } => *bytes_read,
-        _ => 0,
-    }
+/// What a backup held (not what it read: an incremental backup reads only what changed).
+fn size_of(r: &Record) -> u64 {
+    r.body.backup_size().unwrap_or(0)
 }
 
 /// The age of the last success against max-age: per source into the primary, per
@@ -251,18 +249,18 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
         let Some((last, earlier)) = mine.split_first() else {
             continue;
         };
-        let last_bytes = bytes_read(last);
+        let last_bytes = size_of(last);
         let (status, message) = if earlier.len() < SIZE_MIN_HISTORY {
             (
                 Status::Ok,
                 format!(
-                    "{} read; too few earlier backups ({}) to compare",
+                    "{} backed up; too few earlier backups ({}) to compare",
                     human_bytes(last_bytes),
                     earlier.len()
                 ),
             )
         } else {
-            let median = median(earlier.iter().map(|r| bytes_read(r)).collect());
+            let median = median(earlier.iter().map(|r| size_of(r)).collect());
             let ratio = if median == 0 {
                 if last_bytes == 0 {
                     1.0
@@ -273,7 +271,7 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
                 last_bytes as f64 / median as f64
             };
             let versus = format!(
-                "{} read, the median of the {} before is {}",
+                "{} backed up, the median of the {} before is {}",
                 human_bytes(last_bytes),
                 earlier.len(),
                 human_bytes(median)

@@ -140,6 +140,7 @@ impl ProjectRun<'_> {
                 kind: sources::kind_name(source).to_string(),
                 snapshot_id: None,
                 bytes_read: 0,
+                bytes_total: 0,
                 bytes_added: 0,
                 files: 0,
                 status: status.to_string(),
@@ -195,6 +196,7 @@ impl ProjectRun<'_> {
                     let mut item = planned(source, "ok", None);
                     item.snapshot_id = Some(r.snapshot_id.to_hex());
                     item.bytes_read = s.bytes_read;
+                    item.bytes_total = s.bytes_total;
                     item.bytes_added = s.bytes_added;
                     item.files = s.files_new + s.files_changed + s.files_unchanged;
                     if unreadable > 0 {
@@ -223,6 +225,7 @@ impl ProjectRun<'_> {
                             source_kind: item.kind.clone(),
                             snapshot_id: item.snapshot_id.clone(),
                             bytes_read: s.bytes_read,
+                            bytes_total: s.bytes_total,
                             bytes_added: s.bytes_added,
                             stored_bytes: s.bytes_added,
                             files: item.files,
@@ -557,6 +560,7 @@ impl ProjectRun<'_> {
                 source_kind: sources::kind_name(source).to_string(),
                 snapshot_id: id,
                 bytes_read: 0,
+                bytes_total: 0,
                 bytes_added: 0,
                 stored_bytes: 0,
                 files: 0,

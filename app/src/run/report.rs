@@ -117,6 +117,8 @@ pub struct SnapshotReport {
     /// None when it failed (or in a dry run).
     pub snapshot_id: Option<String>,
     pub bytes_read: u64,
+    /// Source bytes the snapshot holds (read, or reused unread from its parent).
+    pub bytes_total: u64,
     pub bytes_added: u64,
     pub files: u64,
     /// `ok`, `failed` or `partial` (some files unreadable); `planned` in a dry run.

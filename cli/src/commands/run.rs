@@ -37,7 +37,7 @@ use crate::Cli;
 /// With --json the run report is printed: {"run_id", "started", "finished" (RFC 3339,
 /// UTC), "exit_code", "dry_run", "projects": [{"project", "status" (ok, failed, partial,
 /// locked, skipped), "error", "duration_s", "snapshots": [{"repository", "source", "kind",
-/// "snapshot_id", "bytes_read", "bytes_added", "files", "status", "error"}], "copies":
+/// "snapshot_id", "bytes_read", "bytes_total", "bytes_added", "files", "status", "error"}], "copies":
 /// [{"from", "to", "snapshot_id", "dest_id", "bytes_added"}], "forgotten": [{"repository",
 /// "snapshot_id", "reasons"}], "held": [{"repository", "snapshot_id", "new_id", "until",
 /// "reasons"}], "maintenance": [{"repository", "what", "ok", "error"}], "hooks":

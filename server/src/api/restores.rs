@@ -145,7 +145,7 @@ async fn restore_route(
                 target,
                 force: req.force,
             };
-            let job = start_database(&state, &p, r)?;
+            let job = blocking(move || start_database(&state, &p, r)).await?;
             Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
         }
         (None, Some(target)) => {
@@ -167,7 +167,7 @@ async fn restore_route(
                 v["dry_run"] = json!(true);
                 return Ok((StatusCode::OK, Json(v)));
             }
-            let job = start_files(&state, &p, r)?;
+            let job = blocking(move || start_files(&state, &p, r)).await?;
             Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
         }
         _ => Err(ApiError::invalid(
@@ -239,13 +239,14 @@ pub async fn plan_files(
     p: &Principal,
     r: &FilesRestore,
 ) -> Result<RestorePlan, ApiError> {
-    let CheckedFiles { dir, opts, .. } = check_files(state, p, r, true)?;
     let st = state.clone();
-    let repository = r.repository.clone();
-    let spec = r.snapshot.clone();
+    let who = p.clone();
+    let r = r.clone();
     blocking(move || {
-        let o = st.open(&repository, Operation::Restore)?;
-        let (_, snap) = snapshots::find(&o.repo, &spec)?;
+        // The restore roots are looked up on the filesystem: here, on a blocking thread.
+        let CheckedFiles { dir, opts, .. } = check_files(&st, &who, &r, true)?;
+        let o = st.open(&r.repository, Operation::Restore)?;
+        let (_, snap) = snapshots::find(&o.repo, &r.snapshot)?;
         Ok(restorer::plan(&o.repo, &snap, &dir, &opts)?)
     })
     .await
@@ -336,6 +337,7 @@ fn restore_files(
     let stats = stats?;
     let v = json!({
         "snapshot": id.to_hex(),
+        "repository": repository,
         "target": shown,
         "files": stats.files,
         "dirs": stats.dirs,
@@ -391,59 +393,91 @@ fn require_for_target(p: &Principal, target: &DbWhere) -> Result<(), ApiError> {
     }
 }
 
-/// Starts the database restore `r` as a job: into a new database an operator's; into a
-/// server named by URL, or replacing a database (`force`), an admin's.
-pub fn start_database(
+/// The checks of a database restore that need no snapshot: who may (a new database an
+/// operator's; a server named by URL, or replacing a database (`force`), an admin's), and
+/// a URL's or a file's target (a file under a restore root). Returns the target database
+/// when the request names it (not for a name, which needs the snapshot's server).
+fn check_database(
     state: &AppState,
     p: &Principal,
-    r: DatabaseRestore,
-) -> Result<Job, ApiError> {
+    r: &DatabaseRestore,
+) -> Result<Option<Database>, ApiError> {
     p.require(Role::Operator, "restoring")?;
     require_for_target(p, &r.target)?;
     if r.force {
         p.require(Role::Admin, "replacing a database (force)")?;
     }
+    let url = match &r.target {
+        DbWhere::Url(url) => url,
+        DbWhere::Name(_) => return Ok(None),
+    };
+    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Database::postgres(url)
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Database::mysql(url)
+    } else {
+        // A file on this host: under a restore root like any directory.
+        let file =
+            restore::target_under_roots(Path::new(url), &state.config().server.restore_roots)?;
+        Database::sqlite(&file)
+    }
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(Some(db))
+}
+
+/// Everything [`start_database`] checks before it restores, without starting anything (the
+/// wizard's preview): who may, where to, and a new database's name against the server the
+/// snapshot was taken from. Returns the target as the restore will name it.
+pub async fn plan_database(
+    state: &AppState,
+    p: &Principal,
+    r: &DatabaseRestore,
+) -> Result<String, ApiError> {
+    let st = state.clone();
+    let who = p.clone();
+    let r = r.clone();
+    blocking(move || {
+        if let Some(db) = check_database(&st, &who, &r)? {
+            return Ok(db.display());
+        }
+        let DbWhere::Name(name) = &r.target else {
+            return Err(ApiError::internal("a URL target always gives its database"));
+        };
+        let o = st.open(&r.repository, Operation::Snapshots)?;
+        let (_, snap) = snapshots::find(&o.repo, &r.snapshot)?;
+        let db =
+            strata_app::run::database_named(st.config(), &snap, name).map_err(ApiError::invalid)?;
+        Ok(db.display())
+    })
+    .await
+}
+
+/// Starts the database restore `r` as a job, after the checks of [`plan_database`]: into
+/// a new database an operator's; into a server named by URL, or replacing a database
+/// (`force`), an admin's.
+pub fn start_database(
+    state: &AppState,
+    p: &Principal,
+    r: DatabaseRestore,
+) -> Result<Job, ApiError> {
+    let db = check_database(state, p, &r)?;
     let DatabaseRestore {
         snapshot,
         repository,
         target,
         force,
     } = r;
-    let url = match target {
-        DbWhere::Url(url) => url,
-        DbWhere::Name(name) => {
-            return Ok(start_db_job(
-                state,
-                p,
-                repository,
-                snapshot,
-                force,
-                move |st, snap| {
-                    strata_app::run::database_named(st.config(), snap, &name)
-                        .map_err(ApiError::invalid)
-                },
-            ));
+    Ok(match (target, db) {
+        (_, Some(db)) => start_db_job(state, p, repository, snapshot, force, move |_, _| Ok(db)),
+        (DbWhere::Name(name), None) => {
+            start_db_job(state, p, repository, snapshot, force, move |st, snap| {
+                strata_app::run::database_named(st.config(), snap, &name).map_err(ApiError::invalid)
+            })
         }
-    };
-    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Database::postgres(&url)
-    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        Database::mysql(&url)
-    } else {
-        // A file on this host: under a restore root like any directory.
-        let file =
-            restore::target_under_roots(Path::new(&url), &state.config().server.restore_roots)?;
-        Database::sqlite(&file)
-    }
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(start_db_job(
-        state,
-        p,
-        repository,
-        snapshot,
-        force,
-        move |_, _| Ok(db),
-    ))
+        (DbWhere::Url(_), None) => {
+            return Err(ApiError::internal("a URL target always gives its database"))
+        }
+    })
 }
 
 /// The job of a database restore into what `target` gives for the snapshot.
@@ -476,6 +510,7 @@ where
             let report = report.map_err(|e| ApiError::invalid(e.to_string()))?;
             Ok(json!({
                 "snapshot": id.to_hex(),
+                "repository": repository,
                 "target": report.target,
                 "bytes": report.bytes,
                 "safety_snapshot": report.pre_restore_snapshot.map(|s| s.to_hex()),

@@ -18,6 +18,7 @@ use strata_app::run::{self, ProjectStatus, RunEnv, Selection};
 use crate::api::jobs::Job;
 use crate::audit::Access;
 use crate::auth::{Principal, Role};
+use crate::blocking::blocking;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,7 +34,8 @@ async fn run_now(
     p: Principal,
     Path(project): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let job = start_run(&state, &p, &project)?;
+    // The run lock is a file: tried on a blocking thread.
+    let job = blocking(move || start_run(&state, &p, &project)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
 }
 

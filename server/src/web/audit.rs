@@ -5,19 +5,19 @@
 //! prints it (operators and admins: it names hosts, paths and users a viewer need not know).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use strata_app::catalog::{Entry, LogFilter};
+use strata_app::catalog::{Catalog, Entry, LogFilter, Place};
 use strata_app::config::show;
 use strata_app::health::Check;
 use strata_app::ops::{Query as CatalogQuery, Record, RecordBody, RecordKind, Status};
 
-use super::{age, bytes, q, render, when, Nav, Page, PageResult};
-use crate::api::read::{evaluate, read_log, record_kind, since_ns};
+use super::{age, bytes, q, render, when, Nav, Page, PageResult, Params};
+use crate::api::read::{evaluate, record_kind, since_ns};
 use crate::auth::Role;
 use crate::blocking::blocking;
 use crate::error::ApiError;
@@ -94,7 +94,11 @@ struct LogPage {
 /// `/log?project=&kind=&since=&user=&failed=1&before=`: newest first, [`PAGE`] records
 /// a page. A filter that cannot be understood is said on the page (422), with the form as
 /// it was filled in.
-async fn log(State(state): State<AppState>, page: Page, Query(p): Query<LogParams>) -> PageResult {
+async fn log(
+    State(state): State<AppState>,
+    page: Page,
+    Params(p): Params<LogParams>,
+) -> PageResult {
     let projects: Vec<String> = state.config().projects.keys().cloned().collect();
     let failed = given(&p.failed).is_some();
     let mut newest = Vec::new();
@@ -138,8 +142,8 @@ async fn log(State(state): State<AppState>, page: Page, Query(p): Query<LogParam
             since_ns: given(&p.since)
                 .map(|s| since_ns(s, state.now_ns()))
                 .transpose()?,
-            // One more than a page: whether there is an older page.
-            limit: Some(PAGE + 1),
+            // A page: see `read_page`.
+            limit: Some(PAGE),
         };
         let filter = LogFilter {
             failed_only: failed,
@@ -156,19 +160,25 @@ async fn log(State(state): State<AppState>, page: Page, Query(p): Query<LogParam
         }
     };
     let now = state.now_ns();
-    let mut entries = blocking(move || read_log(&state, &query, &filter)).await?;
-    if entries.len() > PAGE {
-        entries.truncate(PAGE);
-        if let Some(last) = entries.last() {
-            let sep = if newest.contains('?') { '&' } else { '?' };
-            view.older = Some(format!(
-                "{newest}{sep}before={}-{}",
-                last.record.time_ns, last.seq
-            ));
-        }
+    let (entries, older) = blocking(move || read_page(&state, &query, &filter)).await?;
+    if let Some((time_ns, seq)) = older {
+        let sep = if newest.contains('?') { '&' } else { '?' };
+        view.older = Some(format!("{newest}{sep}before={time_ns}-{seq}"));
     }
     view.rows = entries.iter().map(|e| row(e, now)).collect();
     Ok(render(&view))
+}
+
+/// A page of the log, and the place of its last row when there are older ones.
+fn read_page(
+    state: &AppState,
+    query: &CatalogQuery,
+    filter: &LogFilter,
+) -> Result<(Vec<Entry>, Option<Place>), ApiError> {
+    match Catalog::open_read_only(&state.config().state_dir)? {
+        Some(cat) => Ok(cat.entries_page(query, filter, PAGE)?),
+        None => Ok((Vec::new(), None)),
+    }
 }
 
 /// `TIME_NS-SEQ` (a pager's link) as a place in the log.

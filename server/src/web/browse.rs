@@ -9,13 +9,13 @@
 //! 422 page; a path the snapshot does not hold, a 404 page).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use strata_format::tree::NodeKind;
 
-use super::{age, bytes, q, render, when, Nav, Page, PageResult};
+use super::{age, bytes, q, render, when, Nav, Page, PageResult, Params};
 use crate::api::read::{child_path, kind, list_dir, snapshot_path, DirOrder, DirPage};
 use crate::blocking::blocking;
 use crate::state::AppState;
@@ -85,7 +85,7 @@ async fn snapshot(
     State(state): State<AppState>,
     page: Page,
     Path(spec): Path<String>,
-    Query(query): Query<BrowseQuery>,
+    Params(query): Params<BrowseQuery>,
 ) -> PageResult {
     let path = snapshot_path(query.path.as_deref())?.to_string();
     let offset = query.offset.unwrap_or(0);

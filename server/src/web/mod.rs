@@ -27,7 +27,7 @@ pub mod restore;
 use askama::Template;
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -104,7 +104,14 @@ impl FromRequestParts<AppState> for Page {
                 who,
             }),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                let next = local_path(&parts.uri).unwrap_or("/");
+                // A form posted after the session expired: back to the page the form was
+                // on (a form's address answers only its post).
+                let next = if matches!(parts.method, Method::GET | Method::HEAD) {
+                    local_path(&parts.uri).map(str::to_string)
+                } else {
+                    referring_path(&parts.headers)
+                };
+                let next = next.as_deref().unwrap_or("/");
                 let to = format!(
                     "/login?next={}",
                     url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
@@ -116,12 +123,43 @@ impl FromRequestParts<AppState> for Page {
     }
 }
 
+/// A page's query string. A value that does not parse (`?page=x`) is the error page,
+/// 422 naming the value, rather than axum's plain-text 400.
+pub struct Params<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(Params(t)),
+            Err(e) => Err(PageError(ApiError::invalid(e.body_text()))),
+        }
+    }
+}
+
 /// The path and query of a request to come back to after login (only ever a path of this
 /// server: an address elsewhere is no place to send a browser).
 fn local_path(uri: &Uri) -> Option<&str> {
     uri.path_and_query()
         .map(|p| p.as_str())
         .filter(|p| safe_next(p))
+}
+
+/// The path and query of the page a form was posted from (its `Referer`, which a browser
+/// sends for this server's own pages: `Referrer-Policy: same-origin`), if it is one.
+fn referring_path(headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(referer).ok()?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    safe_next(&path).then_some(path)
 }
 
 /// Whether `next` is a path on this server (`/...`, not `//host/...` or `/\host`).
@@ -265,7 +303,7 @@ fn next_of(next: Option<String>) -> String {
     next.filter(|n| safe_next(n)).unwrap_or_else(|| "/".into())
 }
 
-async fn login_page(Query(q): Query<NextQuery>) -> Response {
+async fn login_page(Params(q): Params<NextQuery>) -> Response {
     render(&LoginPage {
         next: next_of(q.next),
         user: String::new(),

@@ -184,7 +184,8 @@ async fn run_now(
     page: Page,
     Path(project): Path<String>,
 ) -> PageResult {
-    let job = start_run(&state, &page.who, &project)?;
+    let who = page.who.clone();
+    let job = blocking(move || start_run(&state, &who, &project)).await?;
     Ok(see_other(&format!("/jobs/{}", job.id)))
 }
 
@@ -231,10 +232,17 @@ async fn job(State(state): State<AppState>, page: Page, Path(id): Path<String>) 
         ));
     }
     if let Some(r) = &job.result {
+        // A snapshot id is of the job's repository (the same backup copied elsewhere has
+        // another id, but say which).
+        let of = r
+            .get("repository")
+            .and_then(|v| v.as_str())
+            .map(|name| format!("?repository={}", super::q(name)))
+            .unwrap_or_default();
         for key in ["snapshot", "safety_snapshot"] {
             if let Some(id) = r.get(key).and_then(|v| v.as_str()) {
                 links.push((
-                    format!("/snapshots/{id}"),
+                    format!("/snapshots/{id}{of}"),
                     format!("{key} {id:.8}").replace('_', " "),
                 ));
             }

@@ -7,13 +7,13 @@
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use strata_app::ops::{Query as CatalogQuery, Record, RecordBody, RecordKind, Status};
 
-use super::{age, bytes, q, render, see_other, when, Nav, Page, PageError, PageResult};
+use super::{age, bytes, q, render, see_other, when, Nav, Page, PageError, PageResult, Params};
 use crate::api::actions::{forget_snapshot, hold_snapshot, hold_span, HoldWant};
 use crate::api::read::{evaluate, kind, project_summary, Listed};
 use crate::blocking::blocking;
@@ -101,7 +101,7 @@ async fn project(
     State(state): State<AppState>,
     page: Page,
     Path(name): Path<String>,
-    Query(query): Query<ProjectQuery>,
+    Params(query): Params<ProjectQuery>,
 ) -> PageResult {
     let notice = notice(query.notice.as_deref(), query.id.as_deref());
     let view = blocking(move || {

@@ -16,8 +16,8 @@
 //! not allow is the 403 page. A viewer gets 403 at the first step.
 
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,10 +26,10 @@ use serde::Deserialize;
 use strata_engine::restorer::{Action, Overwrite, RestorePlan};
 use strata_engine::Operation;
 
-use super::{bytes, q, render, see_other, when, Nav, Page, PageError, PageResult};
+use super::{bytes, q, render, see_other, when, Nav, Page, PageError, PageResult, Params};
 use crate::api::read::{self, locate};
 use crate::api::restores::{
-    plan_files, start_database, start_files, DatabaseRestore, DbWhere, FilesRestore,
+    plan_database, plan_files, start_database, start_files, DatabaseRestore, DbWhere, FilesRestore,
 };
 use crate::auth::Role;
 use crate::blocking::blocking;
@@ -298,10 +298,9 @@ fn choose_page(
 async fn choose(
     State(state): State<AppState>,
     page: Page,
-    query: Result<Query<Choices>, QueryRejection>,
+    Params(c): Params<Choices>,
 ) -> PageResult {
     page.who.require(Role::Operator, "restoring")?;
-    let Query(c) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let f = facts(&state, &c).await?;
     if let Some(p) = c.path() {
         read::snapshot_path(Some(p))?;
@@ -565,11 +564,10 @@ async fn preview(
             }))
         }
         Asked::Database(r) => {
-            // The checks the start makes, made now (who may, where): so the preview
-            // never offers what the start would refuse.
-            if r.force {
-                page.who
-                    .require(Role::Admin, "replacing a database (force)")?;
+            // The checks the start makes, made now (who may, where to, the name): so the
+            // preview never offers what the start would refuse.
+            if let Err(e) = plan_database(&state, &page.who, &r).await {
+                return refused(&state, nav, f, &c, e);
             }
             let (target, lines) = database_words(&f, &r);
             Ok(render(&PreviewPage {
@@ -644,10 +642,18 @@ async fn start(
     let c = form_of(form)?;
     let f = facts(&state, &c).await?;
     let nav = page.nav.at("restore");
-    let started = asked(&f, &c).and_then(|a| match a {
-        Asked::Files(r) => start_files(&state, &page.who, r),
-        Asked::Database(r) => start_database(&state, &page.who, r),
-    });
+    // The checks look at the filesystem (the restore roots): on a blocking thread.
+    let started = match asked(&f, &c) {
+        Ok(a) => {
+            let (st, who) = (state.clone(), page.who.clone());
+            blocking(move || match a {
+                Asked::Files(r) => start_files(&st, &who, r),
+                Asked::Database(r) => start_database(&st, &who, r),
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match started {
         Ok(job) => Ok(see_other(&format!("/jobs/{}", job.id))),
         Err(e) => refused(&state, nav, f, &c, e),
