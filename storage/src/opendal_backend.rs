@@ -286,6 +286,22 @@ impl Backend for OpendalBackend {
                 .collect());
         }
         let dir = format!("{}/", ft.dir());
+        if let Some(root) = &self.local_root {
+            // A local directory is listed on one blocking thread: opendal's lister asks for
+            // each entry's metadata as a task of its own (10,000 snapshots: 10,000 thread
+            // hand-offs, ~0.15 s, for what read_dir and a stat each do in ~0.02 s).
+            let root = root.clone();
+            return async move {
+                let listed = tokio::task::spawn_blocking(move || list_local(&root, ft))
+                    .await
+                    .map_err(|e| StorageError::other("list", &dir, format!("listing failed: {e}")))?
+                    .map_err(|e| StorageError::from_io("list", &dir, e))?;
+                debug!(objects = listed.len(), "list done");
+                Ok(listed)
+            }
+            .instrument(span("list", ft.dir()))
+            .await;
+        }
         async {
             let Some(op) = self.operator("list", &dir)? else {
                 return Ok(Vec::new());
@@ -389,6 +405,44 @@ fn exact(bytes: Bytes) -> Bytes {
     } else {
         bytes
     }
+}
+
+/// The objects of type `ft` under a local repository root, sorted, with their sizes:
+/// regular files only (not symlinks), hidden temporary names skipped, packs one level down
+/// (`data/<xx>/<id>`). A directory that does not exist (yet) lists nothing.
+fn list_local(root: &Path, ft: FileType) -> std::io::Result<Vec<(String, u64)>> {
+    fn files_in(dir: &Path, out: &mut Vec<(String, u64)>, depth: u8) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if crate::temp_names::is_hidden(name) {
+                continue;
+            }
+            if kind.is_dir() && depth > 0 {
+                files_in(&entry.path(), out, depth - 1)?;
+            } else if kind.is_file() {
+                match entry.metadata() {
+                    Ok(meta) => out.push((name.to_string(), meta.len())),
+                    // Deleted since read_dir saw it (a prune beside us): not there.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    let depth = if ft == FileType::Pack { 1 } else { 0 };
+    files_in(&root.join(ft.dir()), &mut out, depth)?;
+    out.sort_unstable();
+    Ok(out)
 }
 
 #[cfg(test)]
