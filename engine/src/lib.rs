@@ -51,6 +51,7 @@ mod stored;
 pub mod tags;
 pub mod treewalk;
 pub mod vfs;
+pub mod wal;
 
 #[cfg(test)]
 mod test_support;

@@ -108,11 +108,16 @@ pub enum Operation {
     /// Writes an evidence file (`strata run`'s summary): it names snapshots, so like a
     /// backup it holds a shared lock; it needs no index.
     Evidence,
+    /// `pg wal-push`: stores an archived WAL file (blobs, then a WAL file naming them), as
+    /// a backup does.
+    WalPush,
+    /// `pg wal-fetch`: reads an archived WAL file back.
+    WalFetch,
 }
 
 impl Operation {
     /// Every operation (for tests and documentation).
-    pub const ALL: [Operation; 34] = [
+    pub const ALL: [Operation; 36] = [
         Operation::Init,
         Operation::Backup,
         Operation::Restore,
@@ -147,6 +152,8 @@ impl Operation {
         Operation::List,
         Operation::ListBlobs,
         Operation::Evidence,
+        Operation::WalPush,
+        Operation::WalFetch,
     ];
 
     /// The command's name, as locks record it and messages show it.
@@ -181,6 +188,8 @@ impl Operation {
             Operation::Rewrite => "rewrite",
             Operation::List | Operation::ListBlobs => "list",
             Operation::Evidence => "evidence",
+            Operation::WalPush => "pg wal-push",
+            Operation::WalFetch => "pg wal-fetch",
         }
     }
 
@@ -190,8 +199,8 @@ impl Operation {
         match self {
             Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List => LockMode::None,
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
-            | CopyFrom | ListBlobs => LockMode::Read,
-            Backup | RestoreDatabase | CopyTo | Evidence => LockMode::Shared,
+            | CopyFrom | ListBlobs | WalFetch => LockMode::Read,
+            Backup | RestoreDatabase | CopyTo | Evidence | WalPush => LockMode::Shared,
             Forget | ForgetAndPrune | Hold | Prune | RepairIndex | RepairSnapshots | KeyAdd
             | KeyRemove | KeyPasswd | Tag | Rewrite => LockMode::Exclusive,
         }
@@ -204,7 +213,7 @@ impl Operation {
             Ls | Find | Diff => IndexNeed::Metadata,
             Backup | Restore | RestoreDatabase | Dump | Stats | CatBlob | Mount | Verify
             | CopyFrom | CopyTo | ForgetAndPrune | Prune | RepairSnapshots | Rewrite
-            | ListBlobs => IndexNeed::Full,
+            | ListBlobs | WalPush | WalFetch => IndexNeed::Full,
             // `check` builds its own from every index file (damaged ones included); `repair
             // index` rebuilds it from the packs.
             Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig

@@ -21,8 +21,13 @@ pub const CONFIG_MAGIC: &[u8; 8] = b"STRATACF";
 /// allows dictionary blobs and dictionary-compressed data blobs ([`crate::dict`]), which
 /// version 1 readers cannot decode; version 3 adds the chunker parameters for database
 /// dumps (`db_chunker`) to the config. Versions 1 and 2 share one layout and chunk dumps
-/// with [`ChunkerParams::DATABASE`].
-pub const CONFIG_VERSION: u16 = 3;
+/// with [`ChunkerParams::DATABASE`]. Version 4 has version 3's layout and may hold WAL
+/// files (`wal/`, [`crate::wal`]), which reference blobs: a reader that does not know them
+/// would prune their data, so it must refuse the repository.
+pub const CONFIG_VERSION: u16 = 4;
+
+/// The first version whose repositories may hold WAL files.
+pub const WAL_VERSION: u16 = 4;
 const HEADER_LEN: usize = 42;
 
 /// Repository-wide parameters fixed at `init`.
@@ -88,6 +93,11 @@ impl ConfigFile {
     /// Whether blobs may be compressed against repository dictionaries (format v2).
     pub fn allows_dictionaries(&self) -> bool {
         self.format_version >= 2
+    }
+
+    /// Whether WAL files may be written into the repository (format version 4 on).
+    pub fn allows_wal(&self) -> bool {
+        self.format_version >= WAL_VERSION
     }
 
     /// The largest data blob either chunker cuts.

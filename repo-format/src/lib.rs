@@ -21,6 +21,7 @@ pub mod lock;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;
+pub mod wal;
 
 pub use error::FormatError;
 

@@ -32,6 +32,7 @@ use strata_format::lock::LockFile;
 use strata_format::pack::{read_pack_header, read_pack_header_tail, PackBuilder, PACK_MAGIC};
 use strata_format::snapshot::{SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{valid_name, Node, NodeKind, Tree, Xattr, MAX_NAME_LEN};
+use strata_format::wal::{WalEntry, WalFile};
 
 fn key() -> &'static MasterKey {
     static KEY: OnceLock<MasterKey> = OnceLock::new();
@@ -99,6 +100,8 @@ fn decode_everything(bytes: &[u8]) {
     let _ = LockFile::decode_plain(bytes);
     let _ = EvidenceFile::decode(k, bytes);
     let _ = EvidenceFile::decode_plain(bytes);
+    let _ = WalFile::decode(k, bytes);
+    let _ = WalFile::decode_plain(bytes);
     for kind in [
         "index",
         "snapshot",
@@ -106,6 +109,7 @@ fn decode_everything(bytes: &[u8]) {
         "packheader",
         "config",
         "evidence",
+        "wal",
     ] {
         let _ = open_object(k, "object", kind, b"", bytes);
     }
@@ -169,6 +173,20 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
             }),
             records: vec!["{\"ok\":true}".into()],
         };
+        let wal = WalFile {
+            project: "shop".into(),
+            system_id: 11,
+            timeline: 1,
+            seg_size: 16 << 20,
+            wal_magic: 0xD110,
+            entries: vec![WalEntry {
+                name: "000000010000000000000001".into(),
+                size: 3,
+                hash: [4; 32],
+                blobs: vec![BlobId(Digest::of_stored(b"w"))],
+                pushed_ns: 5,
+            }],
+        };
         let config = ConfigFile {
             repo_id: RepoId(Digest([7; 32])),
             chunker: ChunkerParams::FILES,
@@ -209,6 +227,8 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
                 "evidence plaintext",
                 encode_versioned(EvidenceFile::VERSION, &evidence),
             ),
+            ("wal", wal.encode(k, &mut r)),
+            ("wal plaintext", encode_versioned(WalFile::VERSION, &wal)),
         ]
     })
 }
@@ -315,6 +335,8 @@ fn valid_encodings_decode() {
     LockFile::decode_plain(get("lock plaintext")).unwrap();
     EvidenceFile::decode(k, get("evidence")).unwrap();
     EvidenceFile::decode_plain(get("evidence plaintext")).unwrap();
+    WalFile::decode(k, get("wal")).unwrap();
+    WalFile::decode_plain(get("wal plaintext")).unwrap();
 }
 
 /// Arbitrary bytes behind each magic/version prefix, so the fuzzing reaches past the first check.

@@ -38,6 +38,7 @@ use strata_format::lock::{LockFile, ProcessIdentity};
 use strata_format::pack::{read_pack_header, PackBlob, PackBuilder, PACK_HEADER_VERSION};
 use strata_format::snapshot::{Rewrite, SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree, Xattr};
+use strata_format::wal::{WalEntry, WalFile};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -1120,6 +1121,124 @@ fn evidence() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// WAL files
+
+fn golden_wal() -> Vec<(&'static str, u64, WalFile)> {
+    let blob = |seed: &[u8]| BlobId(Digest::of_stored(seed));
+    vec![
+        (
+            "one pushed segment (16 MiB in two blobs) of timeline 1",
+            21,
+            WalFile {
+                project: "shop".into(),
+                system_id: 7_312_345_678_901_234_567,
+                timeline: 1,
+                seg_size: 16 << 20,
+                wal_magic: 0xD110,
+                entries: vec![WalEntry {
+                    name: "000000010000000000000003".into(),
+                    size: 16 << 20,
+                    hash: [0x3a; 32],
+                    blobs: vec![blob(b"wal chunk one"), blob(b"wal chunk two")],
+                    pushed_ns: 1_700_000_000_000_000_000,
+                }],
+            },
+        ),
+        (
+            "a merged file of timeline 2: its history file, a backup history file, a segment",
+            22,
+            WalFile {
+                project: "shop".into(),
+                system_id: 7_312_345_678_901_234_567,
+                timeline: 2,
+                seg_size: 16 << 20,
+                wal_magic: 0xD110,
+                entries: vec![
+                    WalEntry {
+                        name: "00000002.history".into(),
+                        size: 42,
+                        hash: [0x02; 32],
+                        blobs: vec![blob(b"history")],
+                        pushed_ns: 1_700_000_100_000_000_000,
+                    },
+                    WalEntry {
+                        name: "000000020000000000000007".into(),
+                        size: 16 << 20,
+                        hash: [0x07; 32],
+                        blobs: vec![blob(b"zeros")],
+                        pushed_ns: 1_700_000_300_000_000_000,
+                    },
+                    WalEntry {
+                        name: "000000020000000000000007.00000028.backup".into(),
+                        size: 310,
+                        hash: [0x28; 32],
+                        blobs: vec![blob(b"backup label")],
+                        pushed_ns: 1_700_000_200_000_000_000,
+                    },
+                ],
+            },
+        ),
+    ]
+}
+
+fn wal_json(w: &WalFile) -> Value {
+    json!({
+        "project": w.project,
+        "system_id": w.system_id,
+        "timeline": w.timeline,
+        "seg_size": w.seg_size,
+        "wal_magic": w.wal_magic,
+        "entries": w.entries.iter().map(|e| json!({
+            "name": e.name,
+            "size": e.size,
+            "hash": hex::encode(e.hash),
+            "blobs": e.blobs.iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
+            "pushed_ns": e.pushed_ns,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn wal_from_json(v: &Value) -> WalFile {
+    WalFile {
+        project: field(v, "project").as_str().unwrap().into(),
+        system_id: num(v, "system_id"),
+        timeline: num(v, "timeline") as u32,
+        seg_size: num(v, "seg_size") as u32,
+        wal_magic: num(v, "wal_magic") as u16,
+        entries: items(v, "entries")
+            .iter()
+            .map(|e| WalEntry {
+                name: field(e, "name").as_str().unwrap().into(),
+                size: num(e, "size"),
+                hash: bytes(e, "hash").try_into().unwrap(),
+                blobs: items(e, "blobs")
+                    .iter()
+                    .map(|b| b.as_str().unwrap().parse().unwrap())
+                    .collect(),
+                pushed_ns: field(e, "pushed_ns").as_i64().unwrap(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn wal() {
+    let all = golden_wal();
+    let cases: Vec<Value> = all
+        .iter()
+        .map(|(name, seed, w)| encrypted_object_json(name, *seed, w, wal_json(w)))
+        .collect();
+    let v = golden(
+        "wal.json",
+        json!({ "description": "WAL files: archived PostgreSQL WAL files of one project's cluster and timeline, and the data blobs holding each.", "cases": cases }),
+    );
+    for (c, (_, _, w)) in items(&v, "cases").iter().zip(&all) {
+        assert_eq!(&wal_from_json(field(c, "value")), w);
+        check_encrypted_object(c, w);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Trees
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
@@ -1331,6 +1450,14 @@ fn golden_config() -> ConfigFile {
     }
 }
 
+/// The golden config as format version 3 wrote it.
+fn config_v3() -> ConfigFile {
+    ConfigFile {
+        format_version: 3,
+        ..golden_config()
+    }
+}
+
 #[test]
 fn config() {
     let key = master();
@@ -1379,7 +1506,7 @@ fn config() {
         db_chunker: chunker("db_chunker"),
         format_version: u16::from_le_bytes([stored[8], stored[9]]),
     };
-    assert_eq!(decoded.format_version, 3);
+    assert_eq!(decoded.format_version, 4);
     assert_eq!(decoded, cfg);
     assert_eq!(ConfigFile::peek_repo_id(&stored).unwrap(), cfg.repo_id);
     assert_eq!(ConfigFile::decode(&key, &stored).unwrap(), cfg);
@@ -1391,6 +1518,24 @@ fn config() {
         &stored[42..],
         &bytes(&v, "versioned_data"),
     );
+}
+
+/// A format version 3 config (before WAL files) still decodes, as version 3, and keeps its
+/// version when written again (so that `pg wal-push` knows it may not write WAL into it).
+#[test]
+fn config_version_3_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("config-v3.json")).expect("config-v3.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let stored = bytes(&v, "stored");
+    assert_eq!(&stored[8..10], &[3, 0]);
+    let cfg = ConfigFile::decode(&key, &stored).unwrap();
+    assert_eq!(cfg.format_version, 3);
+    let mut want = golden_config();
+    want.format_version = 3;
+    assert_eq!(cfg, want);
+    let again = ConfigFile::decode(&key, &cfg.encode(&key, &mut rng(1))).unwrap();
+    assert_eq!(again, want);
 }
 
 /// A format version 2 config (before the database chunker was recorded) still decodes, as
@@ -1521,7 +1666,9 @@ fn keyfile() {
     )
     .unwrap();
     // The copy of the config: config.json's stored bytes.
-    kf.config = Some(golden_config().encode(&key, &mut rng(20)));
+    // The copy of a version 3 config (the vector was made before version 4; a key file
+    // carries whatever config its repository has).
+    kf.config = Some(config_v3().encode(&key, &mut rng(20)));
     let stored = kf.encode();
     let wrapping_key = kdf.derive(PASSWORD, &kf.salt).unwrap();
     let generated = json!({
@@ -1571,7 +1718,7 @@ fn keyfile() {
         .config
         .expect("a version 2 key file carries the config");
     assert_eq!(copy, bytes(&v, "config"));
-    assert_eq!(ConfigFile::decode(&key, &copy).unwrap(), golden_config());
+    assert_eq!(ConfigFile::decode(&key, &copy).unwrap(), config_v3());
 }
 
 /// Version 1 key files (no config copy) still decode and unwrap. `keyfile-v1.json` is the

@@ -21,11 +21,13 @@ pub enum FileType {
     Lock,
     /// `evidence/<name>`: run summaries and restore-test reports (spec/evidence.md).
     Evidence,
+    /// `wal/<name>`: archived PostgreSQL WAL files and the blobs holding them (spec/wal.md).
+    Wal,
 }
 
 impl FileType {
     /// Every file type, in layout order.
-    pub const ALL: [FileType; 7] = [
+    pub const ALL: [FileType; 8] = [
         FileType::Config,
         FileType::Key,
         FileType::Pack,
@@ -33,6 +35,7 @@ impl FileType {
         FileType::Snapshot,
         FileType::Lock,
         FileType::Evidence,
+        FileType::Wal,
     ];
 
     /// The directory holding objects of this type (`""` for config).
@@ -45,6 +48,7 @@ impl FileType {
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
             FileType::Evidence => "evidence",
+            FileType::Wal => "wal",
         }
     }
 

@@ -46,7 +46,7 @@ pub struct CachingBackend {
 }
 
 fn cached(ft: FileType) -> bool {
-    matches!(ft, FileType::Index | FileType::Snapshot)
+    matches!(ft, FileType::Index | FileType::Snapshot | FileType::Wal)
 }
 
 impl CachingBackend {

@@ -412,6 +412,15 @@ impl<'a> StreamBackup<'a> {
         Ok(read)
     }
 
+    /// Waits until the blobs read so far are durable (their packs, then the index naming
+    /// them), writing no snapshot: for content that another object names (a WAL file).
+    /// Returns the stored bytes added.
+    pub fn finish_without_snapshot(self) -> Result<u64> {
+        crate::progress::check_stop(self.ctx.progress)?;
+        let stats = self.ctx.packer.finish()?;
+        Ok(stats.bytes_added + stats.index_bytes)
+    }
+
     /// Writes the file's tree and, once everything is durable, the snapshot.
     pub fn finish(
         self,

@@ -108,9 +108,34 @@ fn mark_used(
             }
         }
     }
+    // Archived WAL (spec/wal.md): every blob a WAL file names is kept. One that cannot be
+    // read might name any blob.
+    let archive = crate::wal::read_archive(repo)?;
+    if let Some((name, e)) = archive.unreadable.first() {
+        return Err(EngineError::Corrupt(format!(
+            "{e}; prune changed nothing: a WAL file that cannot be read might need any blob              (run `strata check`; {} is the file)",
+            FileType::Wal.path(name)
+        )));
+    }
+    for (name, file) in &archive.files {
+        for entry in &file.entries {
+            for id in &entry.blobs {
+                match index.position(id) {
+                    Some(p) => {
+                        set(&mut used, p);
+                    }
+                    None => note_missing(format!(
+                        "WAL file {}: data blob {id} of {}",
+                        name.get(..8).unwrap_or(name),
+                        entry.name
+                    )),
+                }
+            }
+        }
+    }
     if missing_count > 0 {
         return Err(EngineError::Corrupt(format!(
-            "{missing_count} blobs needed by snapshots are not in the index ({}{}); prune changed \
+            "{missing_count} blobs needed by snapshots or archived WAL are not in the index ({}{}); prune changed \
              nothing: run `strata check`, then `strata repair index` and `strata repair snapshots`",
             missing.join("; "),
             if missing_count > missing.len() {

@@ -116,7 +116,7 @@ impl Repository {
         // held.
         if matches!(
             ft,
-            FileType::Index | FileType::Snapshot | FileType::Evidence
+            FileType::Index | FileType::Snapshot | FileType::Evidence | FileType::Wal
         ) {
             self.lock_slot.before_write()?;
         }

@@ -1,0 +1,266 @@
+//! Archived PostgreSQL WAL (spec/wal.md): pushing a file PostgreSQL hands to
+//! `archive_command` into the repository, listing a project's archive, and fetching a file
+//! back for `restore_command`. The engine knows the archive's rules (one cluster per
+//! project, identical re-pushes succeed, conflicting ones fail, durable before success);
+//! what a segment's bytes mean (its header, its number) is the caller's (`strata-db`).
+//!
+//! A push writes the file's content as data blobs (the repository's file chunker, as a
+//! file of a snapshot), waits until their packs and index are durable, and only then writes
+//! the WAL file `wal/<id>` that names them.
+
+use std::collections::BTreeMap;
+
+use strata_format::envelope::EncryptedObject;
+use strata_format::wal::{name_timeline, WalEntry, WalFile};
+use strata_storage::FileType;
+
+use crate::archiver::{BackupOptions, StreamBackup};
+use crate::progress::NoProgress;
+use crate::{EngineError, Repository, Result};
+
+/// What PostgreSQL hands to `archive_command`, with what its header says (for a segment;
+/// the caller read it) and whose archive it goes into.
+#[derive(Debug, Clone)]
+pub struct Push<'a> {
+    pub project: &'a str,
+    pub system_id: u64,
+    pub timeline: u32,
+    pub seg_size: u32,
+    /// `XLOG_PAGE_MAGIC` of a segment's page header; 0 for a history or backup file.
+    pub wal_magic: u16,
+    /// `%f`: the file's name.
+    pub name: &'a str,
+    pub content: &'a [u8],
+}
+
+/// How a push ended (both are a success for `archive_command`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored now; `bytes_added` stored bytes were new to the repository.
+    Stored { bytes_added: u64 },
+    /// The archive already held this very file (PostgreSQL pushed it again).
+    AlreadyThere,
+}
+
+/// The WAL files of a repository, as read.
+#[derive(Debug, Default)]
+pub struct Archive {
+    /// Every readable WAL file, by its object name.
+    pub files: BTreeMap<String, WalFile>,
+    /// WAL files that could not be read, with why.
+    pub unreadable: Vec<(String, EngineError)>,
+}
+
+/// One archived file as the archive knows it, and the WAL file that lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    pub file: &'a WalFile,
+    pub entry: &'a WalEntry,
+}
+
+impl Archive {
+    /// The WAL files of `project`.
+    pub fn of_project(&self, project: &str) -> Vec<&WalFile> {
+        self.files
+            .values()
+            .filter(|f| f.project == project)
+            .collect()
+    }
+
+    /// The cluster (system identifier) `project`'s archive is of, if it has any file; an
+    /// archive of two clusters (which pushes refuse to make) is an error naming both.
+    pub fn system_id(&self, project: &str) -> Result<Option<u64>> {
+        let mut ids: Vec<u64> = self
+            .of_project(project)
+            .iter()
+            .map(|f| f.system_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match ids.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(EngineError::Corrupt(format!(
+                "the WAL archive of project {project} holds files of {} clusters (system \
+                 identifiers {}): each project archives one cluster",
+                many.len(),
+                many.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The archived file `name` of `project`: none, one (listed once or in several WAL
+    /// files with the same hash), or an error when two WAL files list it with different
+    /// contents.
+    pub fn find(&self, project: &str, name: &str) -> Result<Option<Found<'_>>> {
+        let mut found: Option<Found<'_>> = None;
+        for file in self.of_project(project) {
+            let Ok(i) = file.entries.binary_search_by(|e| e.name.as_str().cmp(name)) else {
+                continue;
+            };
+            let entry = &file.entries[i];
+            match found {
+                Some(f) if f.entry.hash != entry.hash => {
+                    return Err(EngineError::Corrupt(format!(
+                        "the WAL archive of project {project} holds two different files named \
+                         {name}"
+                    )))
+                }
+                Some(_) => {}
+                None => found = Some(Found { file, entry }),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every archived file of `project`, by name (one entry per name; see [`Archive::find`]
+    /// for names listed with two contents, which this leaves to `find`).
+    pub fn entries(&self, project: &str) -> BTreeMap<&str, Found<'_>> {
+        let mut out = BTreeMap::new();
+        for file in self.of_project(project) {
+            for entry in &file.entries {
+                out.entry(entry.name.as_str())
+                    .or_insert(Found { file, entry });
+            }
+        }
+        out
+    }
+}
+
+/// Reads every WAL file of the repository.
+pub fn read_archive(repo: &Repository) -> Result<Archive> {
+    let listed = repo.list_objects(FileType::Wal)?;
+    let reads = repo.read_many_listed(FileType::Wal, &listed);
+    let mut archive = Archive::default();
+    for ((name, _), read) in listed.into_iter().zip(reads) {
+        let decoded = read.and_then(|bytes| {
+            WalFile::decode(repo.key(), &bytes)
+                .map_err(|e| EngineError::format(FileType::Wal.path(&name), e))
+        });
+        match decoded {
+            Ok(file) => {
+                archive.files.insert(name, file);
+            }
+            Err(e) => archive.unreadable.push((name, e)),
+        }
+    }
+    Ok(archive)
+}
+
+/// Pushes one archived file (see the module docs). Fails, changing nothing, when the
+/// repository predates WAL files, when the name is not one PostgreSQL archives, when the
+/// project's archive is of another cluster, when the archive already holds a different
+/// file of that name, or when a WAL file of the project cannot be read (it might list this
+/// name).
+pub fn push(repo: &Repository, p: &Push<'_>) -> Result<Pushed> {
+    if !repo.config().allows_wal() {
+        return Err(EngineError::Invalid(format!(
+            "this repository is of format version {}, which predates WAL archiving \
+             (version {}); archive WAL into a repository made by `strata init` of this version",
+            repo.config().format_version,
+            strata_format::config::WAL_VERSION
+        )));
+    }
+    match name_timeline(p.name) {
+        Some(t) if t == p.timeline => {}
+        Some(t) => {
+            return Err(EngineError::Invalid(format!(
+                "{} is of timeline {t}, not {}",
+                p.name, p.timeline
+            )))
+        }
+        None => {
+            return Err(EngineError::Invalid(format!(
+                "{:?} is not the name of a file PostgreSQL archives (a WAL segment, a \
+                 .history, .backup or .partial file)",
+                p.name
+            )))
+        }
+    }
+    let archive = read_archive(repo)?;
+    if let Some((name, e)) = archive.unreadable.first() {
+        return Err(EngineError::Corrupt(format!(
+            "WAL file {} cannot be read ({e}); it may list {}: nothing was pushed. Run \
+             `strata check`",
+            FileType::Wal.path(name),
+            p.name
+        )));
+    }
+    if let Some(theirs) = archive.system_id(p.project)? {
+        if theirs != p.system_id {
+            return Err(EngineError::Invalid(format!(
+                "{} is of the cluster with system identifier {}, but project {}'s WAL archive \
+                 is of cluster {theirs}: two clusters never share an archive (a cluster made \
+                 anew by initdb or pg_upgrade needs a project of its own)",
+                p.name, p.system_id, p.project
+            )));
+        }
+    }
+    let hash = repo.key().blob_id(p.content).0 .0;
+    if let Some(found) = archive.find(p.project, p.name)? {
+        return if found.entry.hash == hash && found.entry.size == p.content.len() as u64 {
+            Ok(Pushed::AlreadyThere)
+        } else {
+            Err(EngineError::Invalid(format!(
+                "the WAL archive of project {} already holds a different {} ({} bytes, pushed \
+                 before); refusing to replace it: two servers may be archiving into one \
+                 project, or the cluster was re-created",
+                p.project, p.name, found.entry.size
+            )))
+        };
+    }
+    let backup = StreamBackup::new(repo, &BackupOptions::default(), &NoProgress)?;
+    let (blobs, size) = backup.read(&mut &p.content[..], repo.config().chunker, p.name)?;
+    let bytes_added = backup.finish_without_snapshot()?;
+    let file = WalFile {
+        project: p.project.to_string(),
+        system_id: p.system_id,
+        timeline: p.timeline,
+        seg_size: p.seg_size,
+        wal_magic: p.wal_magic,
+        entries: vec![WalEntry {
+            name: p.name.to_string(),
+            size,
+            hash,
+            blobs,
+            pushed_ns: crate::now_ns(),
+        }],
+    };
+    file.validate()
+        .map_err(|e| EngineError::Invalid(format!("{}: {e}", p.name)))?;
+    repo.save_object(FileType::Wal, &file)?;
+    Ok(Pushed::Stored { bytes_added })
+}
+
+/// The archived file `name` of `project`, its content verified against the hash it was
+/// pushed with; `None` when the archive has no such file.
+pub fn fetch(
+    repo: &Repository,
+    archive: &Archive,
+    project: &str,
+    name: &str,
+) -> Result<Option<Vec<u8>>> {
+    let Some(found) = archive.find(project, name)? else {
+        return Ok(None);
+    };
+    let entry = found.entry;
+    let mut content = Vec::with_capacity(entry.size.min(1 << 30) as usize);
+    for id in &entry.blobs {
+        content.extend(repo.read_blob(strata_format::blob::BlobType::Data, id)?);
+    }
+    if content.len() as u64 != entry.size || repo.key().blob_id(&content).0 .0 != entry.hash {
+        return Err(EngineError::Corrupt(format!(
+            "archived {name} of project {project} does not match what was pushed ({} bytes \
+             read, {} pushed): run `strata check --read-data`",
+            content.len(),
+            entry.size
+        )));
+    }
+    Ok(Some(content))
+}
+
+#[cfg(test)]
+mod tests;
