@@ -144,6 +144,10 @@ id_type!(
     EvidenceId
 );
 id_type!(
+    /// BLAKE3 of a WAL file's stored bytes (`wal/<id>`).
+    WalId
+);
+id_type!(
     /// Random identity of a repository, chosen at init.
     RepoId
 );

@@ -262,8 +262,51 @@ pub fn check_with(
         }
     }
     report.trees = trees.memo.len() as u64;
+    check_wal(repo, &trees, &mut report)?;
     progress.finish();
     Ok(report)
+}
+
+/// Archived WAL (spec/wal.md): every WAL file must read and decode, no name may be listed
+/// with two contents, and every blob an entry names must be indexed (and, after a data
+/// read, intact).
+fn check_wal(repo: &Repository, trees: &TreeChecker<'_>, report: &mut CheckReport) -> Result<()> {
+    let archive = crate::wal::read_archive(repo)?;
+    for (name, e) in &archive.unreadable {
+        report.errors.push(Finding::new(
+            FindingKind::DamagedWal,
+            Some(ObjectRef::stored(FileType::Wal, name)),
+            e.to_string(),
+        ));
+    }
+    let mut projects: Vec<&str> = archive.files.values().map(|f| f.project.as_str()).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    for project in projects {
+        for found in archive.entries(project).values() {
+            if let Err(e) = archive.find(project, &found.entry.name) {
+                report
+                    .errors
+                    .push(Finding::new(FindingKind::DamagedWal, None, e.to_string()));
+            }
+        }
+    }
+    for (name, file) in &archive.files {
+        for entry in &file.entries {
+            for id in &entry.blobs {
+                if let Some(p) = trees.blob_problem(BlobType::Data, id) {
+                    let short = name.get(..8).unwrap_or(name);
+                    report.errors.push(p.reworded(|m| {
+                        format!(
+                            "WAL file {short}: {} of project {}: {m}",
+                            entry.name, file.project
+                        )
+                    }));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Problems reported below one tree at most (a damaged tree shared many times over must not

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use strata_format::blob::BlobType;
-use strata_format::id::{BlobId, EvidenceId, IndexId, KeyId, PackId, SnapshotId};
+use strata_format::id::{BlobId, EvidenceId, IndexId, KeyId, PackId, SnapshotId, WalId};
 use strata_storage::FileType;
 
 mod serde_text;
@@ -96,6 +96,9 @@ pub enum FindingKind {
     /// An evidence file (a run summary or restore-test report) cannot be read, is damaged
     /// or does not decode.
     DamagedEvidence,
+    /// A WAL file (archived PostgreSQL WAL) cannot be read, is damaged or does not decode,
+    /// or names one file with two contents.
+    DamagedWal,
 }
 
 /// The stored object a finding is about, by its typed id. In JSON, an object named by its
@@ -131,6 +134,10 @@ pub enum ObjectRef {
     Evidence {
         id: EvidenceId,
     },
+    /// A WAL file (`wal/<id>`, archived PostgreSQL WAL).
+    Wal {
+        id: WalId,
+    },
 }
 
 impl ObjectRef {
@@ -154,6 +161,7 @@ impl ObjectRef {
             FileType::Index => name.parse().map(|id| ObjectRef::Index { id }),
             FileType::Snapshot => name.parse().map(|id| ObjectRef::Snapshot { id }),
             FileType::Evidence => name.parse().map(|id| ObjectRef::Evidence { id }),
+            FileType::Wal => name.parse().map(|id| ObjectRef::Wal { id }),
             _ => return unnamed(),
         };
         parsed.unwrap_or_else(|_| unnamed())

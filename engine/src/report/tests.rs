@@ -8,7 +8,7 @@ use strata_format::id::{BlobId, Digest, EvidenceId, IndexId, KeyId, PackId, Snap
 use super::{Finding, FindingKind, ObjectRef};
 
 /// One finding of each kind, as its producer makes it, in the order of the golden file.
-const KINDS: [FindingKind; 28] = [
+const KINDS: [FindingKind; 29] = [
     FindingKind::DamagedKeyFile,
     FindingKind::KeyFilesWithoutConfigCopy,
     FindingKind::UnreadableIndex,
@@ -37,6 +37,7 @@ const KINDS: [FindingKind; 28] = [
     FindingKind::LinkTargetNotRestored,
     FindingKind::IncompleteContent,
     FindingKind::DamagedEvidence,
+    FindingKind::DamagedWal,
 ];
 
 fn digest(b: u8) -> Digest {
@@ -169,6 +170,12 @@ fn example(kind: FindingKind) -> Finding {
                 id: EvidenceId(digest(0x77)),
             }),
             "evidence/7777…: does not decode".into(),
+        ),
+        DamagedWal => new(
+            Some(ObjectRef::Wal {
+                id: strata_format::id::WalId(digest(0x57)),
+            }),
+            "wal/5757…: does not decode".into(),
         ),
     }
 }

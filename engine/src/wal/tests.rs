@@ -219,3 +219,36 @@ fn prune_keeps_archived_wal_and_refuses_while_a_wal_file_is_unreadable() {
         .to_string();
     assert!(e.contains("nothing was pushed"), "{e}");
 }
+
+#[test]
+fn check_reports_an_archived_file_whose_data_is_gone_and_a_wal_file_that_does_not_decode() {
+    let repo = open();
+    let seg = content(4, 2 * MIB);
+    push(&repo, &push_of("000000010000000000000004", &seg)).unwrap();
+    let clean = crate::checker::check(&reopen(&repo), &NoProgress).unwrap();
+    assert!(clean.errors.is_empty(), "{:?}", clean.errors);
+    for (pack, _) in repo.block_on(repo.backend().list(FileType::Pack)).unwrap() {
+        repo.block_on(repo.backend().delete(FileType::Pack, &pack))
+            .unwrap();
+    }
+    let junk = bytes::Bytes::from_static(b"not a WAL file");
+    let junk_name = strata_format::id::Digest::of_stored(&junk).to_hex();
+    repo.block_on(repo.backend().write(FileType::Wal, &junk_name, junk))
+        .unwrap();
+    let report = crate::checker::check(&reopen(&repo), &NoProgress).unwrap();
+    let messages: Vec<String> = report.errors.iter().map(|f| f.message.clone()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("WAL file")
+                && m.contains("000000010000000000000004 of project shop")),
+        "{messages:?}"
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|f| f.kind == crate::report::FindingKind::DamagedWal),
+        "{messages:?}"
+    );
+}
