@@ -21,7 +21,8 @@ pub struct WalFile {
     pub system_id: u64,
     /// The timeline of every entry.
     pub timeline: u32,
-    /// The cluster's WAL segment size in bytes.
+    /// The cluster's WAL segment size in bytes; 0 when no entry is a segment (a history
+    /// file pushed alone: its writer need not know the size).
     pub seg_size: u32,
     /// `XLOG_PAGE_MAGIC` of the segments' page headers; 0 when no entry is a segment.
     pub wal_magic: u16,
@@ -106,7 +107,14 @@ impl EncryptedObject for WalFile {
                 self.entries.len()
             ));
         }
-        if !self.seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&self.seg_size) {
+        let has_segments = self.entries.iter().any(|e| {
+            matches!(
+                name_shape(&e.name),
+                Some(NameShape::Segment | NameShape::Partial)
+            )
+        });
+        let sized = self.seg_size.is_power_of_two() && (1 << 20..=1 << 30).contains(&self.seg_size);
+        if !(sized || (self.seg_size == 0 && !has_segments)) {
             return bad(format!(
                 "segment size {} is not a power of two from 1 MiB to 1 GiB",
                 self.seg_size
@@ -168,5 +176,49 @@ mod tests {
             assert_eq!(name_shape(name), shape, "{name}");
             assert_eq!(name_timeline(name), tli, "{name}");
         }
+    }
+
+    fn file(seg_size: u32, names: &[&str]) -> WalFile {
+        WalFile {
+            project: "p".into(),
+            system_id: 1,
+            timeline: 1,
+            seg_size,
+            wal_magic: 0,
+            entries: names
+                .iter()
+                .map(|n| WalEntry {
+                    name: n.to_string(),
+                    size: 1,
+                    hash: [0; 32],
+                    blobs: vec![BlobId::default()],
+                    pushed_ns: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_segment_size_is_needed_only_with_segments() {
+        assert!(file(0, &["00000001.history"]).validate().is_ok());
+        assert!(file(16 << 20, &["00000001.history"]).validate().is_ok());
+        for names in [
+            &["000000010000000000000001"][..],
+            &["000000010000000000000001.partial"][..],
+        ] {
+            assert!(file(0, names).validate().is_err(), "{names:?}");
+            assert!(file(16 << 20, names).validate().is_ok(), "{names:?}");
+            assert!(file(3 << 20, names).validate().is_err(), "{names:?}");
+        }
+        assert!(
+            file(16 << 20, &["00000001.history", "00000001.history"])
+                .validate()
+                .is_err(),
+            "a name twice"
+        );
+        assert!(
+            file(16 << 20, &["00000002.history"]).validate().is_err(),
+            "another timeline"
+        );
     }
 }
