@@ -129,7 +129,10 @@ proptest! {
     }
 
     #[test]
-    fn history_like_text_never_panics(tl in 0u32..8, text in "([0-9#x \\t]{0,3}[\\t ][0-9A-Fa-f/]{0,10}[\\t ]?[a-z \\t]{0,5}\r?\n){0,6}") {
+    fn history_like_text_never_panics(
+        tl in 0u32..12,
+        text in "([ #]?[0-9x]{1,2}[\\t ]{1,2}[0-9A-Fa-f]{1,2}[/-][0-9A-F]{0,3}([\\t ]{1,2}[a-z \\t]{0,4})?\r?\n){0,6}",
+    ) {
         if let Ok(h) = History::parse(tl, &text) {
             for w in h.entries().windows(2) {
                 prop_assert!(w[0].parent < w[1].parent && w[0].switch <= w[1].switch);

@@ -15,10 +15,10 @@ fn every_kind_of_name_parses_and_prints_back_exactly() {
         ),
         ("00000002.history", WalName::History { timeline: 2 }),
         (
-            "000000010000000000000002.00000028.backup",
+            "000000010000000000000002.00A0002C.backup",
             WalName::BackupLabel {
                 segment: seg(1, 0, 2),
-                offset: 0x28,
+                offset: 0xA0_002C,
             },
         ),
         (
