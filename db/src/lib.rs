@@ -21,6 +21,9 @@
 //! it. The parts they share have modules of their own, which the dialects import: URLs and
 //! redaction (`server`), what the server reports (`info`), checks and row counts (`check`),
 //! SQL identifiers (`ident`), errors (`error`). No module imports this one.
+//!
+//! [`wal`] stands apart: pure parsers of PostgreSQL's WAL file names, segment headers,
+//! timeline histories and `pg_control`, for point-in-time recovery (#18).
 
 mod backup;
 mod check;
@@ -40,6 +43,7 @@ mod server;
 mod snapshot;
 mod sqlite;
 mod verify;
+pub mod wal;
 
 pub use backup::{backup_database, backup_database_with};
 pub use check::{Check, TableCheck};
