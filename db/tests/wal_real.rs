@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use strata_db::wal::{
-    pg_major_of_version_num, system_identifier, ControlFile, SegmentHeader, SegmentSize, WalName,
-    LONG_HEADER_LEN,
+    pg_major_of_version_num, system_identifier, ControlFile, History, Lsn, SegmentHeader,
+    SegmentSize, WalName, LONG_HEADER_LEN,
 };
 
 /// The newest PostgreSQL bin directory under /usr/lib/postgresql.
@@ -91,9 +91,9 @@ fn installed_major(bin: &Path) -> u32 {
     })
 }
 
-#[test]
-fn the_first_segment_and_pg_control_of_a_new_cluster_agree() {
-    let bin = bin_dir();
+/// A new cluster in a temporary directory (owned by `postgres`), made by `initdb`: the
+/// directory (removed on drop) and the data directory in it.
+fn new_cluster(bin: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("strata-wal-")
         .tempdir()
@@ -104,26 +104,39 @@ fn the_first_segment_and_pg_control_of_a_new_cluster_agree() {
         .expect("no `postgres` user: install postgresql (bash .ci/run does)");
     nix::unistd::chown(dir.path(), Some(postgres.uid), Some(postgres.gid)).unwrap();
     let data = dir.path().join("data");
-    let data_arg = data.to_str().unwrap();
     as_postgres(
         &bin.join("initdb"),
         &[
             "--pgdata",
-            data_arg,
+            data.to_str().unwrap(),
             "--username=postgres",
             "--auth=trust",
             "--no-locale",
             "--no-sync",
         ],
     );
+    (dir, data)
+}
+
+/// The first page of the WAL file `name` in `data`'s `pg_wal`.
+fn first_page(data: &Path, name: &str) -> Vec<u8> {
+    let mut page = vec![0u8; 8192];
+    std::fs::File::open(data.join("pg_wal").join(name))
+        .unwrap()
+        .read_exact(&mut page)
+        .unwrap();
+    page
+}
+
+#[test]
+fn the_first_segment_and_pg_control_of_a_new_cluster_agree() {
+    let bin = bin_dir();
+    let (_dir, data) = new_cluster(&bin);
+    let data_arg = data.to_str().unwrap();
 
     // The segment: read only its first page, as wal-push would to check it.
     let name = "000000010000000000000001";
-    let mut first_page = vec![0u8; 8192];
-    std::fs::File::open(data.join("pg_wal").join(name))
-        .unwrap()
-        .read_exact(&mut first_page)
-        .unwrap();
+    let first_page = first_page(&data, name);
     let header = SegmentHeader::parse(&first_page).unwrap();
     header.check_name(&WalName::parse(name).unwrap()).unwrap();
     assert_eq!(header.timeline, 1);
@@ -185,4 +198,89 @@ fn the_first_segment_and_pg_control_of_a_new_cluster_agree() {
         e.contains("global/pg_control: its CRC-32C matches none"),
         "{e}"
     );
+}
+
+/// Stops the server of a data directory when dropped (a failing test leaves none running).
+struct Running<'a> {
+    bin: &'a Path,
+    data: &'a Path,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["stop", "-w", "-m", "immediate", "-D"])
+            .arg(self.data)
+            .current_dir("/")
+            .output();
+    }
+}
+
+/// A promotion starts timeline 2 with a history file, and the first segment of timeline 2
+/// begins as a copy of timeline 1's up to the switch point: its first page still says
+/// timeline 1, which [`SegmentHeader::check_name`] must accept.
+#[test]
+fn a_promotion_writes_a_history_and_a_first_segment_copied_from_the_parent() {
+    let bin = bin_dir();
+    let (dir, data) = new_cluster(&bin);
+    let data_arg = data.to_str().unwrap();
+    let socket_dir = dir.path().to_str().unwrap();
+    // A standby with nothing to follow, promoted at once.
+    std::fs::write(data.join("standby.signal"), "").unwrap();
+    let options = format!("-c listen_addresses='' -k {socket_dir} -c fsync=off");
+    let pg_ctl = bin.join("pg_ctl");
+    let log = dir.path().join("log");
+    let _running = Running {
+        bin: &bin,
+        data: &data,
+    };
+    as_postgres(
+        &pg_ctl,
+        &[
+            "start",
+            "-w",
+            "-D",
+            data_arg,
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+        ],
+    );
+    as_postgres(&pg_ctl, &["promote", "-w", "-D", data_arg]);
+    as_postgres(&pg_ctl, &["stop", "-w", "-m", "fast", "-D", data_arg]);
+
+    let history = std::fs::read_to_string(data.join("pg_wal/00000002.history")).unwrap();
+    assert_eq!(
+        WalName::parse("00000002.history").unwrap(),
+        WalName::History { timeline: 2 }
+    );
+    let history = History::parse(2, &history).unwrap();
+    let [entry] = history.entries() else {
+        panic!("one switch expected: {history:?}");
+    };
+    assert_eq!(entry.parent, 1);
+    let switch = entry.switch;
+    assert_eq!(history.timeline_of(Lsn(switch.0 - 1)), 1);
+    assert_eq!(history.timeline_of(switch), 2);
+
+    // The segment of timeline 2 that holds the switch point.
+    let size = SegmentSize::DEFAULT;
+    let name = switch.segment(2, size).unwrap();
+    let header = SegmentHeader::parse(&first_page(&data, &name.to_string())).unwrap();
+    header.check_name(&name.into()).unwrap();
+    assert_ne!(
+        switch.offset_in_segment(size),
+        0,
+        "the switch is inside a segment"
+    );
+    assert_eq!(header.timeline, 1, "a copy of timeline 1's segment {name}");
+    assert_eq!(header.system_id, system_identifier(&data).unwrap());
 }

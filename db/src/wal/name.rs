@@ -73,23 +73,10 @@ impl SegmentName {
     /// The segment `log`/`seg` of `timeline`, if PostgreSQL could name a segment so.
     pub fn new(timeline: u32, log: u32, seg: u32) -> Result<SegmentName, WalError> {
         let name = SegmentName { timeline, log, seg };
-        if timeline == 0 {
-            return Err(WalError::name(
-                &name.to_string(),
-                "timeline 0 does not exist (timelines start at 1)",
-            ));
+        match refusal(timeline, seg) {
+            Some(reason) => Err(WalError::name(&name.to_string(), reason)),
+            None => Ok(name),
         }
-        if seg >= SEG_LIMIT {
-            return Err(WalError::name(
-                &name.to_string(),
-                format!(
-                    "its segment part {seg:08X} is beyond every segment size \
-                     (at most {:08X}, with 1 MiB segments)",
-                    SEG_LIMIT - 1
-                ),
-            ));
-        }
-        Ok(name)
     }
 
     /// Parses exactly `TTTTTTTTLLLLLLLLSSSSSSSS` (uppercase).
@@ -314,17 +301,25 @@ fn segment_part(name: &str, field: &str) -> Result<SegmentName, WalError> {
     let timeline = hex_field(name, &field[..8], "timeline")?;
     let log = hex_field(name, &field[8..16], "log")?;
     let seg = hex_field(name, &field[16..], "segment")?;
-    SegmentName::new(timeline, log, seg).map_err(|_| match timeline {
-        0 => WalError::name(name, "timeline 0 does not exist (timelines start at 1)"),
-        _ => WalError::name(
-            name,
-            format!(
-                "its segment part {seg:08X} is beyond every segment size (at most {:08X}, \
-                 with 1 MiB segments)",
-                SEG_LIMIT - 1
-            ),
-        ),
-    })
+    match refusal(timeline, seg) {
+        Some(reason) => Err(WalError::name(name, reason)),
+        None => Ok(SegmentName { timeline, log, seg }),
+    }
+}
+
+/// Why PostgreSQL would not name a segment with `timeline` and `seg`, if it would not.
+fn refusal(timeline: u32, seg: u32) -> Option<String> {
+    if timeline == 0 {
+        Some("timeline 0 does not exist (timelines start at 1)".into())
+    } else if seg >= SEG_LIMIT {
+        Some(format!(
+            "its segment part {seg:08X} is beyond every segment size (at most {:08X}, with \
+             1 MiB segments)",
+            SEG_LIMIT - 1
+        ))
+    } else {
+        None
+    }
 }
 
 /// Exactly 8 uppercase hexadecimal digits (ASCII `field`), as PostgreSQL's `%08X` writes.
