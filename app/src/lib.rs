@@ -23,6 +23,7 @@ pub mod export;
 pub mod health;
 pub mod notify;
 pub mod ops;
+pub mod pitr;
 pub mod repo;
 pub mod restore;
 pub mod run;

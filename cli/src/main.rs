@@ -240,6 +240,7 @@ pub enum Command {
     Log(commands::log::Args),
     Notify(commands::notify::Args),
     Serve(commands::serve::Args),
+    Pg(commands::pg::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.
@@ -341,6 +342,7 @@ fn main() -> ExitCode {
             | Command::Log(_)
             | Command::Notify(_)
             | Command::Serve(_)
+            | Command::Pg(_)
     ) {
         if let Err(e) = open::resolve_sources(&mut cli, &matches) {
             eprintln!("strata: {}", output::one_line(&e));

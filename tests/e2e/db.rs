@@ -292,6 +292,11 @@ impl Postgres {
         true
     }
 
+    /// The cluster's data directory (owned by the `postgres` user).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The directory of the server's unix socket (trust authentication for local users).
     pub(crate) fn socket_dir(&self) -> &Path {
         self.dir.path()

@@ -29,6 +29,7 @@ mod maintenance;
 mod mount;
 mod ops;
 mod passwords;
+mod pitr;
 mod progress;
 mod remote;
 mod restore_safety;

@@ -21,6 +21,7 @@ pub mod log;
 pub mod ls;
 pub mod mount;
 pub mod notify;
+pub mod pg;
 pub mod prune;
 pub mod repair;
 mod repair_config;
@@ -178,5 +179,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Serve(a) => serve::run(cli, a),
         Command::Log(a) => log::run(cli, a),
         Command::Notify(a) => notify::run(cli, a),
+        Command::Pg(a) => pg::run(cli, a),
     }
 }

@@ -1,0 +1,100 @@
+//! `strata pg`: PostgreSQL point-in-time recovery. `wal-push` is the cluster's
+//! `archive_command`, `wal-fetch` its `restore_command` (see `strata_app::pitr`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::output::json;
+use crate::Cli;
+
+/// PostgreSQL point-in-time recovery: WAL archiving into a project's primary repository.
+///
+/// In postgresql.conf (with the config in STRATA_CONFIG or /etc/strata/strata.toml, readable
+/// by the postgres user):
+///
+///   archive_mode = on
+///   archive_command = 'strata pg wal-push --project shop %p'
+///
+/// and, to recover, restore_command = 'strata pg wal-fetch --project shop %f %p'.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Archive one WAL file (PostgreSQL's archive_command; %p is the file).
+    ///
+    /// Exits 0 only once the file is durable in the repository (its blobs, their index,
+    /// then the WAL file naming them), or when the archive already holds this very file
+    /// (PostgreSQL pushes again what it did not see succeed). Refuses, with a message and
+    /// exit 1, a file of another cluster than the project's archive or the data directory,
+    /// a different file under a name already archived, and anything that is not a WAL
+    /// segment, .history, .backup or .partial file. Never exits above 125, so PostgreSQL
+    /// counts every failure and tries again.
+    ///
+    /// With --json: {"name", "repository", "bytes", "outcome" (stored or
+    /// already-archived), "bytes_added"}.
+    WalPush {
+        /// The project of strata.toml whose cluster this is.
+        #[arg(long)]
+        project: String,
+        /// The file to archive (%p: a path under pg_wal, relative to the data directory).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The cluster's data directory (default: the current directory, where PostgreSQL
+        /// runs archive_command): its global/pg_control names the cluster.
+        #[arg(long, value_name = "DIR")]
+        pgdata: Option<PathBuf>,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore one archived WAL file (PostgreSQL's restore_command; %f the name, %p where).
+    ///
+    /// Exits 0 once the file is written (atomically: a temporary file, then a rename), 1
+    /// when the archive has no such file (PostgreSQL asks for files that may not exist) or
+    /// on any error. The content is checked against the hash it was archived with.
+    WalFetch {
+        /// The project of strata.toml whose archive to read.
+        #[arg(long)]
+        project: String,
+        /// The file's name (%f).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Where to write it (%p).
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let cfg = strata_app::config::load(cli.config.as_deref())?;
+    match &args.command {
+        Sub::WalPush {
+            project,
+            file,
+            pgdata,
+            json: as_json,
+        } => {
+            let pushed = strata_app::pitr::wal_push(&cfg, project, file, pgdata.as_deref())?;
+            if *as_json {
+                json(&pushed)?;
+            }
+            Ok(crate::exit::OK)
+        }
+        Sub::WalFetch {
+            project,
+            name,
+            dest,
+        } => match strata_app::pitr::wal_fetch(&cfg, project, name, dest)? {
+            Some(_) => Ok(crate::exit::OK),
+            None => {
+                eprintln!("strata: {name} is not in the WAL archive of project {project}");
+                Ok(crate::exit::FATAL)
+            }
+        },
+    }
+}

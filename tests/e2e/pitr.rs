@@ -1,0 +1,242 @@
+//! PostgreSQL WAL archiving (issue #18) against a real cluster: `archive_command` is
+//! `strata pg wal-push`, run by PostgreSQL itself as the `postgres` user. Every segment it
+//! archived comes back byte-identical through `strata pg wal-fetch`; an identical re-push
+//! succeeds; a different file under an archived name, and a segment of another cluster,
+//! are refused; a file never archived is exit 1.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::db::{postgres, Postgres, Server};
+use crate::util::*;
+
+/// `env`'s files made the `postgres` user's (PostgreSQL runs `archive_command` as it).
+fn give_to_postgres(path: &Path) {
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .expect("no `postgres` user: install postgresql (bash .ci/run does)");
+    let status = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A strata command as the `postgres` user, with the config (and nothing from `env`'s
+/// repository variables: the project names its repository).
+fn as_postgres(config: &Path, home: &Path) -> Cmd {
+    Cmd::new()
+        .wrap([
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+        ])
+        .env("STRATA_CONFIG", config)
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+}
+
+/// Segment names PostgreSQL has archived (`pg_wal/archive_status/*.done`), sorted.
+fn archived(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("pg_wal/archive_status"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".done").map(str::to_string)
+        })
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until PostgreSQL reports `segment` archived; fails on an archiving failure.
+fn wait_archived(pg: &Postgres, segment: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let row = pg.sql(
+            "postgres",
+            "SELECT coalesce(last_archived_wal, ''), failed_count, coalesce(last_failed_wal, '') \
+             FROM pg_stat_archiver",
+        );
+        let cols: Vec<&str> = row.split('|').collect();
+        assert_eq!(cols.len(), 3, "{row}");
+        assert_eq!(
+            cols[1],
+            "0",
+            "archive_command failed for {}: {}",
+            cols[2],
+            std::fs::read_to_string(pg.socket_dir().join("postgres.log")).unwrap_or_default()
+        );
+        if cols[0] >= segment {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{segment} not archived in time (last: {row})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
+    require("setpriv", "util-linux");
+    let env = Env::new();
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    let site = env.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let config = env.path("strata.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state-dir = \"{state}\"\n[repositories.main]\nurl = \"{repo}\"\npassword-file = \
+             \"{pw}\"\n[projects.shop]\npaths = [\"{site}\"]\nrepositories = [\"main\"]\n",
+            state = env.path("state").display(),
+            repo = env.repo.display(),
+            pw = env.password_file.display(),
+            site = site.display(),
+        ),
+    )
+    .unwrap();
+    give_to_postgres(&env.root);
+    let home = env.home.clone();
+
+    let pg = Postgres::private();
+    let data = pg.data_dir();
+    let archive_command = format!(
+        "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
+         --project shop %p",
+        config = config.display(),
+        home = home.display(),
+        strata = strata_bin().display(),
+    );
+    for setting in [
+        "archive_mode = on".to_string(),
+        format!("archive_command = '{archive_command}'"),
+        "wal_keep_size = '1GB'".to_string(),
+    ] {
+        pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
+    }
+    pg.stop();
+    pg.start();
+
+    // A workload, and a segment switch after each round: three segments at least.
+    pg.sql("postgres", "CREATE TABLE pitr_t (i int, pad text)");
+    let mut last = String::new();
+    for round in 0..3 {
+        pg.sql(
+            "postgres",
+            &format!(
+                "INSERT INTO pitr_t SELECT g, repeat('x', 200) FROM generate_series({}, {}) g",
+                round * 5000,
+                round * 5000 + 4999
+            ),
+        );
+        last = pg.sql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())");
+        pg.sql("postgres", "SELECT pg_switch_wal()");
+    }
+    wait_archived(&pg, &last);
+    let names = archived(&data);
+    assert!(names.len() >= 3, "{names:?}");
+    assert!(names.contains(&last), "{names:?}");
+
+    // Each comes back byte-identical.
+    let fetched = env.path("fetched");
+    std::fs::create_dir_all(&fetched).unwrap();
+    give_to_postgres(&fetched);
+    for name in &names {
+        let dest = fetched.join(name);
+        as_postgres(&config, &home)
+            .args(["pg", "wal-fetch", "--project", "shop", name])
+            .arg(&dest)
+            .run()
+            .success();
+        assert!(
+            std::fs::read(&dest).unwrap() == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
+            "{name} differs from what PostgreSQL wrote"
+        );
+    }
+
+    // PostgreSQL may push a file again: the same content is a success.
+    let first = data.join("pg_wal").join(&names[0]);
+    let again = as_postgres(&config, &home)
+        .args(["pg", "wal-push", "--project", "shop", "--json", "--pgdata"])
+        .arg(&data)
+        .arg(&first)
+        .run()
+        .success()
+        .json();
+    assert_eq!(again["outcome"], "already-archived", "{again}");
+
+    // Different content under an archived name: refused, exit 1, nothing changed.
+    let forged_dir = env.path("forged");
+    std::fs::create_dir_all(&forged_dir).unwrap();
+    let forged = forged_dir.join(&names[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[100_000] ^= 0xff;
+    std::fs::write(&forged, &bytes).unwrap();
+    give_to_postgres(&forged_dir);
+    as_postgres(&config, &home)
+        .args(["pg", "wal-push", "--project", "shop", "--pgdata"])
+        .arg(&data)
+        .arg(&forged)
+        .run()
+        .code(1)
+        .stderr_contains("already holds a different");
+
+    // A segment of another cluster (the shared test server's) is refused.
+    let other = postgres();
+    let other_data = other.data_dir();
+    let other_segment: PathBuf = std::fs::read_dir(other_data.join("pg_wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().len() == 24)
+        .expect("the shared cluster has a segment");
+    as_postgres(&config, &home)
+        .args(["pg", "wal-push", "--project", "shop", "--pgdata"])
+        .arg(&other_data)
+        .arg(&other_segment)
+        .run()
+        .code(1)
+        .stderr_contains("two clusters never share an archive");
+
+    // A file the archive never had: exit 1, and nothing written.
+    let missing = fetched.join("missing");
+    as_postgres(&config, &home)
+        .args([
+            "pg",
+            "wal-fetch",
+            "--project",
+            "shop",
+            "0000000100000000000000FE",
+        ])
+        .arg(&missing)
+        .run()
+        .code(1)
+        .stderr_contains("is not in the WAL archive of project shop");
+    assert!(!missing.exists());
+
+    // The fetched copies are still what PostgreSQL wrote after the refused pushes, and the
+    // repository checks clean, archived WAL included.
+    for name in &names {
+        assert!(
+            std::fs::read(fetched.join(name)).unwrap()
+                == std::fs::read(data.join("pg_wal").join(name)).unwrap()
+        );
+    }
+    as_postgres(&config, &home)
+        .args(["check", "--read-data"])
+        .env("STRATA_REPOSITORY", &env.repo)
+        .env("STRATA_PASSWORD_FILE", &env.password_file)
+        .run()
+        .success();
+    let stats = pg.sql("postgres", "SELECT failed_count FROM pg_stat_archiver");
+    assert_eq!(stats, "0", "PostgreSQL saw no failed push");
+}
