@@ -24,8 +24,10 @@
 //! A missing, short, corrupt, other-version or other-key cache file is never an error: it
 //! is ignored (a debug line), argon2id runs and the file is written again. A cached key is
 //! still checked by the caller like a freshly unwrapped one (it must open this repository's
-//! config). A password change or `key remove` leaves a file that matches no (key file,
-//! password) any more: harmless, and not deleted.
+//! config). Opening tries the key files with a remembered or cached key before deriving any
+//! (the key file a password opens may be listed after others). A password change or `key
+//! remove` leaves a file that matches no (key file, password) any more: harmless, and not
+//! deleted.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -68,6 +70,21 @@ fn cache_dir() -> Option<PathBuf> {
     CACHE_DIR.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// The key the cache file named by `memo` holds for (`kf`, `password`), if the cache is on
+/// and has a valid one in a directory it may use ([`unwrap`] says why not). Never derives.
+pub(crate) fn cached(kf: &KeyFile, password: &[u8], memo: &[u8; 32]) -> Option<MasterKey> {
+    let dir = cache_dir()?;
+    usable_dir(&dir).ok()?;
+    let path = dir.join(hex::encode(memo));
+    match read(&path, &sealing_key(kf, password)) {
+        Ok(key) => Some(key),
+        Err(why) => {
+            tracing::debug!("key cache file {} not used: {why}", path.display());
+            None
+        }
+    }
+}
+
 /// `kf.unwrap_key(password)`, through the cache file named by `memo` when the cache is on.
 pub(crate) fn unwrap(
     kf: &KeyFile,
@@ -84,12 +101,11 @@ pub(crate) fn unwrap(
         );
         return derive(kf, password);
     }
+    if let Some(key) = cached(kf, password, memo) {
+        return Ok(key);
+    }
     let path = dir.join(hex::encode(memo));
     let sealing = sealing_key(kf, password);
-    match read(&path, &sealing) {
-        Ok(key) => return Ok(key),
-        Err(why) => tracing::debug!("key cache file {} not used: {why}", path.display()),
-    }
     let key = derive(kf, password)?;
     if let Err(e) = write(&dir, &path, &sealing, &key) {
         tracing::warn!("could not write the key cache file {}: {e}", path.display());

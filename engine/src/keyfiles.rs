@@ -27,6 +27,18 @@ pub(crate) fn memo_key(kf: &KeyFile, password: &[u8]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// The key remembered for (`kf`, `password`) in this process or in the cache on disk,
+/// without deriving one.
+fn remembered(kf: &KeyFile, password: &[u8]) -> Option<MasterKey> {
+    let memo = memo_key(kf, password);
+    let known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, key)) = known.iter().find(|(m, _)| *m == memo) {
+        return Some(key.clone());
+    }
+    drop(known);
+    crate::keycache::cached(kf, password, &memo)
+}
+
 /// `kf.unwrap_key(password)`, remembered for this process once it succeeds (and on disk
 /// when a caller switched that on: [`crate::keycache`]).
 fn unwrap_remembered(
@@ -143,9 +155,22 @@ pub(crate) async fn unlock_master_key(
     password: &[u8],
     accept: &dyn Fn(&MasterKey) -> std::result::Result<(), String>,
 ) -> Result<Unlocked> {
+    let read = read_all(backend, keys).await;
+    // A remembered key first: the key file this password opens may be listed after others
+    // that it does not, each an argon2id derivation.
+    for k in &read {
+        if let Some(key) = k.usable().and_then(|kf| remembered(kf, password)) {
+            if accept(&key).is_ok() {
+                return Ok(Unlocked::Key {
+                    key,
+                    name: k.name.clone(),
+                });
+            }
+        }
+    }
     let mut damaged = Vec::new();
     let mut refused = Vec::new();
-    for k in read_all(backend, keys).await {
+    for k in read {
         let name = &k.name;
         if let Some(e) = &k.damage {
             tracing::warn!("{e}");

@@ -91,6 +91,35 @@ fn a_second_process_reads_the_key_from_the_cache_without_argon2() {
 }
 
 #[test]
+fn the_cached_key_file_is_tried_before_others_listed_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    use_dir(None);
+    let backend = memory_repository();
+    let repo = Repository::open_without_index(backend.clone(), PASSWORD).unwrap();
+    let first = repo.key_name().to_string();
+    let kdf = strata_format::keyfile::KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+    let second = crate::keys::add(&repo, b"second", kdf).unwrap();
+    drop(repo);
+    use_dir(Some(&dir));
+    // The password of the key file listed last.
+    let password: &[u8] = if second > first { b"second" } else { PASSWORD };
+    let key = open_fresh(&backend, password).unwrap();
+    assert_eq!(files(&dir).len(), 1);
+    let before = derived();
+    assert_eq!(open_fresh(&backend, password).unwrap(), key);
+    assert_eq!(
+        derived(),
+        before,
+        "no argon2id for the key file listed first"
+    );
+}
+
+#[test]
 fn a_wrong_password_is_refused_with_a_cache_present_even_under_its_name() {
     let (backend, _tmp, file, _) = cached();
     let err = open_fresh(&backend, b"wrong").unwrap_err();
@@ -160,6 +189,12 @@ fn a_directory_others_may_write_is_not_used() {
     assert_eq!(derived(), before + 2, "argon2id every time");
     assert!(files(&dir).is_empty());
     assert!(usable_dir(&dir).unwrap_err().contains("chmod 700"));
+    // Nor is a valid cache file read from it.
+    let kf = key_file(&backend);
+    let file = dir.join(hex::encode(memo_key(&kf, PASSWORD)));
+    std::fs::write(&file, encode(&key, &sealing_key(&kf, PASSWORD))).unwrap();
+    assert_eq!(open_fresh(&backend, PASSWORD).unwrap(), key);
+    assert_eq!(derived(), before + 3, "argon2id again");
     // A file where the directory should be.
     let not_dir = tmp.path().join("file");
     std::fs::write(&not_dir, b"").unwrap();
