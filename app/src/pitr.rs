@@ -56,7 +56,13 @@ fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)
     Ok((name, spec))
 }
 
-fn open(spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
+/// Where the master keys these one-shot processes unwrap are kept for the next one (see
+/// `strata_engine::keys::remember_on_disk`): a busy cluster runs `archive_command` every
+/// few seconds, and each would otherwise derive the key with argon2id.
+pub const KEY_CACHE_DIR: &str = "key-cache";
+
+fn open(cfg: &Config, spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
+    strata_engine::keys::remember_on_disk(&cfg.state_dir.join(KEY_CACHE_DIR));
     let password = repo::password(spec)?;
     repo::open(
         spec,
@@ -144,7 +150,7 @@ pub fn wal_push(
             (c.system_identifier, 0, 0)
         }
     };
-    let opened = open(spec, Operation::WalPush)?;
+    let opened = open(cfg, spec, Operation::WalPush)?;
     let outcome = wal::push(
         &opened.repo,
         &Push {
@@ -177,7 +183,7 @@ pub fn wal_push(
 pub fn wal_fetch(cfg: &Config, project: &str, name: &str, dest: &Path) -> Result<Option<u64>> {
     let (_, spec) = primary(cfg, project)?;
     WalName::parse(name).map_err(|e| AppError::Invalid(e.to_string()))?;
-    let opened = open(spec, Operation::WalFetch)?;
+    let opened = open(cfg, spec, Operation::WalFetch)?;
     let archive = wal::read_archive(&opened.repo)?;
     let Some(content) = wal::fetch(&opened.repo, &archive, project, name)? else {
         return Ok(None);

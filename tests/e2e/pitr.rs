@@ -239,4 +239,19 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         .success();
     let stats = pg.sql("postgres", "SELECT failed_count FROM pg_stat_archiver");
     assert_eq!(stats, "0", "PostgreSQL saw no failed push");
+
+    // The pushes kept the unwrapped key for the next one (no argon2id per segment): one
+    // private file in a private directory of the state dir.
+    let cache = env.path("state/key-cache");
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&cache), 0o700);
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(mode(&files[0]), 0o600);
 }
