@@ -326,6 +326,12 @@ pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
             WalName::Partial { .. } => report.partial += 1,
         }
     }
+    if lines.is_empty() && report.problems.is_empty() {
+        report.problems.push(format!(
+            "nothing is archived for project {project}: is archive_command set (archive_mode = \
+             on), and does it name this project?"
+        ));
+    }
     for (timeline, mut line) in lines {
         line.numbers.sort_unstable();
         line.numbers.dedup();

@@ -17,10 +17,11 @@
 //!   `list` of stored objects (names only).
 //! - **read** (shared, or none on a repository that cannot be written): `restore` into a
 //!   directory, `dump`, `ls`, `find`, `diff`, `stats`, `cat` of a blob, `mount`, `check`,
-//!   `verify`, `list blobs`, and the source of `copy`.
+//!   `verify`, `list blobs`, the source of `copy`, and `pg wal-fetch` / `pg verify`.
 //! - **shared**: `backup`, a database `restore` (it first backs up the target), and the
-//!   destination of `copy`. Two backups may run at once: each writes its own packs and
-//!   index files.
+//!   destination of `copy`, and `pg wal-push`. Two backups may run at once: each writes its
+//!   own packs and index files. (A WAL push also merges WAL files: it deletes only files
+//!   whose entries a file it wrote first lists, so readers lose nothing; spec/wal.md.)
 //! - **exclusive**: `forget`, `hold`, `tag`, `rewrite`, `prune`, `repair index`, `repair
 //!   snapshots`, `key add`, `key remove`, `key passwd` — everything that deletes or
 //!   rewrites.

@@ -107,6 +107,17 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
     .unwrap();
     give_to_postgres(&env.root);
     let home = env.home.clone();
+    // Before PostgreSQL archives anything, verify says so and fails (a monitoring check of
+    // a cluster whose archive_command never worked must not pass).
+    let empty = as_postgres(&config, &home)
+        .args(["pg", "verify", "--project", "shop"])
+        .run()
+        .code(1)
+        .stdout_str();
+    assert!(
+        empty.contains("nothing is archived for project shop"),
+        "{empty}"
+    );
 
     let pg = Postgres::private();
     let data = pg.data_dir();
@@ -223,14 +234,31 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         .stderr_contains("is not in the WAL archive of project shop");
     assert!(!missing.exists());
 
-    // The fetched copies are still what PostgreSQL wrote after the refused pushes, and the
+    // After the refused pushes every file still fetches as PostgreSQL wrote it, and the
     // repository checks clean, archived WAL included.
+    let refetched = env.path("refetched");
+    std::fs::create_dir_all(&refetched).unwrap();
+    give_to_postgres(&refetched);
     for name in &names {
+        let dest = refetched.join(name);
+        as_postgres(&config, &home)
+            .args(["pg", "wal-fetch", "--project", "shop", name])
+            .arg(&dest)
+            .run()
+            .success();
         assert!(
-            std::fs::read(fetched.join(name)).unwrap()
-                == std::fs::read(data.join("pg_wal").join(name)).unwrap()
+            std::fs::read(&dest).unwrap() == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
+            "{name}"
         );
     }
+    // A fetch that cannot tell (here: a project the config does not have) is not "no such
+    // file" (1, which ends a recovery early) but 126, which stops it.
+    as_postgres(&config, &home)
+        .args(["pg", "wal-fetch", "--project", "nosuch", &names[0]])
+        .arg(refetched.join("x"))
+        .run()
+        .code(126)
+        .stderr_contains("no project named");
     as_postgres(&config, &home)
         .args(["check", "--read-data"])
         .env("STRATA_REPOSITORY", &env.repo)

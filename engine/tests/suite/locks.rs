@@ -336,6 +336,8 @@ fn lock_matrix() {
         RestoreDatabase,
         CopyTo,
         Evidence,
+        WalPush,
+        WalFetch,
     ];
     let exclusive = [
         Forget,
