@@ -266,7 +266,7 @@ impl ArchiveReport {
 /// where segments are missing.
 pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
     let (repository, spec) = primary(cfg, project)?;
-    let opened = open(cfg, spec, Operation::WalFetch)?;
+    let opened = open(cfg, spec, Operation::WalList)?;
     let archive = wal::read_archive(&opened.repo)?;
     let mut report = ArchiveReport {
         project: project.to_string(),

@@ -318,6 +318,7 @@ fn lock_matrix() {
         Unlock,
         RepairConfig,
         List,
+        WalList,
     ];
     let shared = [
         Restore,
