@@ -13,7 +13,7 @@ use std::process::Command;
 
 use strata_db::wal::{
     pg_major_of_version_num, system_identifier, ControlFile, History, Lsn, SegmentHeader,
-    SegmentSize, WalName, LONG_HEADER_LEN,
+    SegmentName, SegmentSize, WalName, LONG_HEADER_LEN,
 };
 
 /// The newest PostgreSQL bin directory under /usr/lib/postgresql.
@@ -273,14 +273,10 @@ fn a_promotion_writes_a_history_and_a_first_segment_copied_from_the_parent() {
 
     // The segment of timeline 2 that holds the switch point.
     let size = SegmentSize::DEFAULT;
-    let name = switch.segment(2, size).unwrap();
+    let name = SegmentName::holding(switch, 2, size).unwrap();
     let header = SegmentHeader::parse(&first_page(&data, &name.to_string())).unwrap();
     header.check_name(&name.into()).unwrap();
-    assert_ne!(
-        switch.offset_in_segment(size),
-        0,
-        "the switch is inside a segment"
-    );
+    assert_ne!(size.offset_of(switch), 0, "the switch is inside a segment");
     assert_eq!(header.timeline, 1, "a copy of timeline 1's segment {name}");
     assert_eq!(header.system_id, system_identifier(&data).unwrap());
 }

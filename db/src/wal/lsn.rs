@@ -4,7 +4,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::error::WalError;
-use super::name::{SegmentName, SegmentSize};
 
 /// A position in the WAL (PostgreSQL's `XLogRecPtr`, type `pg_lsn`), written `16/B374D848`:
 /// the high and low 32 bits in hexadecimal.
@@ -21,17 +20,6 @@ impl Lsn {
         Ok(Lsn(
             (u64::from(half(text, hi)?) << 32) | u64::from(half(text, lo)?)
         ))
-    }
-
-    /// The segment of `timeline` that holds this position.
-    pub fn segment(self, timeline: u32, size: SegmentSize) -> Result<SegmentName, WalError> {
-        SegmentName::from_number(timeline, self.0 / u64::from(size.get()), size)
-    }
-
-    /// The position's offset inside its segment.
-    pub fn offset_in_segment(self, size: SegmentSize) -> u32 {
-        // Below the segment size, a u32.
-        (self.0 % u64::from(size.get())) as u32
     }
 }
 
@@ -93,24 +81,5 @@ mod tests {
             let e = Lsn::parse(bad).expect_err(bad);
             assert!(e.to_string().contains("is not an LSN"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn maps_to_its_segment_and_offset() {
-        let size = SegmentSize::DEFAULT;
-        let lsn = Lsn::parse("16/B374D848").unwrap();
-        // 0x16B374D848 / 16 MiB = 0x16B3 = log 0x16, seg 0xB3.
-        assert_eq!(
-            lsn.segment(1, size).unwrap().to_string(),
-            "0000000100000016000000B3"
-        );
-        assert_eq!(lsn.offset_in_segment(size), 0x74_D848);
-        let small = SegmentSize::new(1 << 20).unwrap();
-        assert_eq!(
-            lsn.segment(3, small).unwrap().to_string(),
-            "000000030000001600000B37"
-        );
-        assert_eq!(lsn.offset_in_segment(small), 0x4_D848);
-        assert!(Lsn(0).segment(0, size).is_err(), "timeline 0");
     }
 }

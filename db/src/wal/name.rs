@@ -43,6 +43,12 @@ impl SegmentSize {
     }
 
     /// Segments per 4 GiB of WAL (PostgreSQL's `XLogSegmentsPerXLogId`): the range of `seg`.
+    /// The offset of position `lsn` inside its segment.
+    pub fn offset_of(self, lsn: Lsn) -> u32 {
+        // Below the segment size, a u32.
+        (lsn.0 % u64::from(self.0)) as u32
+    }
+
     pub fn segs_per_xlogid(self) -> u32 {
         // 2^32 / a power of two in 2^20..=2^30: 4 to 4096, never zero.
         ((1u64 << 32) / u64::from(self.0)) as u32
@@ -132,6 +138,11 @@ impl SegmentName {
     pub fn start_lsn(self, size: SegmentSize) -> Result<Lsn, WalError> {
         // `number` < 2^32 * (2^32 / size), so number * size < 2^64: no overflow.
         Ok(Lsn(self.number(size)? * u64::from(size.get())))
+    }
+
+    /// The segment of `timeline` that holds position `lsn`.
+    pub fn holding(lsn: Lsn, timeline: u32, size: SegmentSize) -> Result<SegmentName, WalError> {
+        SegmentName::from_number(timeline, lsn.0 / u64::from(size.get()), size)
     }
 
     /// The segment after this one on the same timeline.

@@ -251,7 +251,26 @@ proptest! {
             prop_assert_eq!(sa.next(size).unwrap().number(size).unwrap(), a + 1);
         }
         let lsn = sa.start_lsn(size).unwrap();
-        prop_assert_eq!(lsn.segment(timeline, size).unwrap(), sa);
-        prop_assert_eq!(lsn.offset_in_segment(size), 0);
+        prop_assert_eq!(SegmentName::holding(lsn, timeline, size).unwrap(), sa);
+        prop_assert_eq!(size.offset_of(lsn), 0);
     }
+}
+
+#[test]
+fn maps_to_its_segment_and_offset() {
+    let size = SegmentSize::DEFAULT;
+    let lsn = Lsn::parse("16/B374D848").unwrap();
+    // 0x16B374D848 / 16 MiB = 0x16B3 = log 0x16, seg 0xB3.
+    assert_eq!(
+        SegmentName::holding(lsn, 1, size).unwrap().to_string(),
+        "0000000100000016000000B3"
+    );
+    assert_eq!(size.offset_of(lsn), 0x74_D848);
+    let small = SegmentSize::new(1 << 20).unwrap();
+    assert_eq!(
+        SegmentName::holding(lsn, 3, small).unwrap().to_string(),
+        "000000030000001600000B37"
+    );
+    assert_eq!(small.offset_of(lsn), 0x4_D848);
+    assert!(SegmentName::holding(Lsn(0), 0, size).is_err(), "timeline 0");
 }
