@@ -399,15 +399,15 @@ mv "$tsv.tmp" "$tsv"
 python3 - "$tsv" "$out" "$repo_root" "$wd" "$SEGMENTS" "$from_busy" "$seg_bytes" "$cpu_source" \
     "$load_before" "$load_after" "$busy_before" "$busy_after" "$note" "$strata" \
     "$(pgbackrest version)" "$("$pgbin/postgres" --version)" "${segs[0]}" "${segs[-1]}" \
-    "$(date -u +'%Y-%m-%d %H:%M UTC')" "$topup" <<'EOF'
+    "$(date -u +'%Y-%m-%d %H:%M UTC')" "$topup" "$("$strata" --version)" <<'EOF'
 import sys, os, platform, subprocess
 (tsv, out, root, wd, n, from_busy, seg_bytes, cpu_source, load0, load1, busy0, busy1, note,
- strata, pgbr, pgv, seg0, seg1, when, topup) = sys.argv[1:]
+ strata, pgbr, pgv, seg0, seg1, when, topup, sv) = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(tsv)]
 rows = [[c.replace(wd, "WORKDIR") for c in r] for r in rows]
 try:
-    rev = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"],
-                         capture_output=True, text=True).stdout.strip()[:90]
+    rev = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h"],
+                         capture_output=True, text=True).stdout.strip()
 except OSError:
     rev = "?"
 rate = {(r[0], r[1]): float(r[4]) for r in rows if len(r) > 4 and r[4] and r[0] in ("push", "fetch")}
@@ -427,7 +427,7 @@ if busy:
 lines = [
     "# WAL archiving: `strata pg wal-push` against pgBackRest (benches/pitr.sh)",
     "",
-    f"{when}; commit {rev}; "
+    f"{when}; the script at {rev}; {sv}; "
     f"{os.cpu_count()} CPUs; {platform.platform()}; {pgv}; {pgbr}.",
     f"{n} real segments ({seg0} .. {seg1}, {int(seg_bytes) / 1048576:.0f} MiB; {from_busy} of them "
     f"written by pgbench runs (the timed busy run, then {topup} s more, not timed), the others by "
