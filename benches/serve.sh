@@ -215,7 +215,8 @@ operator=$("$strata" serve token add bench-operator --role operator)
 server_pid=$!
 base=
 for _ in $(seq 1 300); do
-    base=$(sed -n 's/^strata serve: listening on //p' "$wd/logs/serve.out")
+    # (The file may not exist yet: the subshell has not opened it.)
+    base=$(sed -n 's/^strata serve: listening on //p' "$wd/logs/serve.out" 2>/dev/null || true)
     [[ -n $base ]] && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$wd/logs/serve.log" >&2; exit 1; }
     sleep 0.1

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use strata_db::wal::{ControlFile, SegmentHeader, WalName};
+use strata_db::wal::{ControlFile, SegmentHeader, SegmentName, SegmentSize, WalName};
 use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
@@ -56,7 +56,13 @@ fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)
     Ok((name, spec))
 }
 
-fn open(spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
+/// Where the master keys these one-shot processes unwrap are kept for the next one (see
+/// `strata_engine::keys::remember_on_disk`): a busy cluster runs `archive_command` every
+/// few seconds, and each would otherwise derive the key with argon2id.
+pub const KEY_CACHE_DIR: &str = "key-cache";
+
+fn open(cfg: &Config, spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
+    strata_engine::keys::remember_on_disk(&cfg.state_dir.join(KEY_CACHE_DIR));
     let password = repo::password(spec)?;
     repo::open(
         spec,
@@ -144,7 +150,7 @@ pub fn wal_push(
             (c.system_identifier, 0, 0)
         }
     };
-    let opened = open(spec, Operation::WalPush)?;
+    let opened = open(cfg, spec, Operation::WalPush)?;
     let outcome = wal::push(
         &opened.repo,
         &Push {
@@ -177,7 +183,7 @@ pub fn wal_push(
 pub fn wal_fetch(cfg: &Config, project: &str, name: &str, dest: &Path) -> Result<Option<u64>> {
     let (_, spec) = primary(cfg, project)?;
     WalName::parse(name).map_err(|e| AppError::Invalid(e.to_string()))?;
-    let opened = open(spec, Operation::WalFetch)?;
+    let opened = open(cfg, spec, Operation::WalFetch)?;
     let archive = wal::read_archive(&opened.repo)?;
     let Some(content) = wal::fetch(&opened.repo, &archive, project, name)? else {
         return Ok(None);
@@ -204,4 +210,156 @@ fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// One timeline of a project's WAL archive, as `strata pg verify` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimelineReport {
+    pub timeline: u32,
+    /// Segments archived.
+    pub segments: u64,
+    /// The first and the last segment archived.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    /// Segments missing between the first and the last: recovery cannot replay past the
+    /// first of them.
+    pub gaps: Vec<Gap>,
+    /// Whether the timeline's history file is archived (timeline 1 has none; every later
+    /// timeline needs one for a recovery to follow it).
+    pub history: bool,
+    /// When the last segment was pushed (RFC 3339, UTC).
+    pub last_pushed: Option<String>,
+}
+
+/// A run of missing segments, first to last (inclusive).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Gap {
+    pub from: String,
+    pub to: String,
+    pub missing: u64,
+}
+
+/// What `strata pg verify` found in a project's WAL archive.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArchiveReport {
+    pub project: String,
+    pub repository: String,
+    /// The cluster's system identifier (as text: it does not fit JSON's safe integers).
+    pub system_id: Option<String>,
+    pub timelines: Vec<TimelineReport>,
+    /// `.backup` files (a base backup's start and stop), `.partial` files.
+    pub backup_labels: u64,
+    pub partial: u64,
+    /// What is wrong beyond gaps: an unreadable WAL file, a name archived twice with two
+    /// contents, a timeline after 1 without its history file.
+    pub problems: Vec<String>,
+}
+
+impl ArchiveReport {
+    /// Whether the archive is continuous and sound (no gap, no problem).
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty() && self.timelines.iter().all(|t| t.gaps.is_empty())
+    }
+}
+
+/// Reads `project`'s WAL archive and reports, per timeline, which segments it holds and
+/// where segments are missing.
+pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
+    let (repository, spec) = primary(cfg, project)?;
+    let opened = open(cfg, spec, Operation::WalFetch)?;
+    let archive = wal::read_archive(&opened.repo)?;
+    let mut report = ArchiveReport {
+        project: project.to_string(),
+        repository: repository.to_string(),
+        system_id: archive.system_id(project)?.map(|i| i.to_string()),
+        timelines: Vec::new(),
+        backup_labels: 0,
+        partial: 0,
+        problems: archive
+            .unreadable
+            .iter()
+            .map(|(name, e)| format!("wal/{name} cannot be read: {e}"))
+            .collect(),
+    };
+    // Per timeline: segment numbers (with the size their WAL files say), history, last push.
+    struct Line {
+        numbers: Vec<u64>,
+        size: Option<SegmentSize>,
+        history: bool,
+        last_pushed: Option<i64>,
+    }
+    let mut lines: std::collections::BTreeMap<u32, Line> = std::collections::BTreeMap::new();
+    for (name, found) in archive.entries(project) {
+        if let Err(e) = archive.find(project, name) {
+            report.problems.push(e.to_string());
+        }
+        let Ok(parsed) = WalName::parse(name) else {
+            report
+                .problems
+                .push(format!("{name} is not a WAL file name"));
+            continue;
+        };
+        let line = lines.entry(parsed.timeline()).or_insert(Line {
+            numbers: Vec::new(),
+            size: None,
+            history: false,
+            last_pushed: None,
+        });
+        match parsed {
+            WalName::Segment(seg) => {
+                let size = match SegmentSize::new(found.file.seg_size) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        report.problems.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                line.size = Some(size);
+                match seg.number(size) {
+                    Ok(n) => line.numbers.push(n),
+                    Err(e) => report.problems.push(format!("{name}: {e}")),
+                }
+                line.last_pushed = line.last_pushed.max(Some(found.entry.pushed_ns));
+            }
+            WalName::History { .. } => line.history = true,
+            WalName::BackupLabel { .. } => report.backup_labels += 1,
+            WalName::Partial { .. } => report.partial += 1,
+        }
+    }
+    for (timeline, mut line) in lines {
+        line.numbers.sort_unstable();
+        line.numbers.dedup();
+        let name_of = |n: u64| -> String {
+            line.size
+                .and_then(|size| SegmentName::from_number(timeline, n, size).ok())
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("segment {n}"))
+        };
+        let gaps: Vec<Gap> = line
+            .numbers
+            .windows(2)
+            .filter(|w| w[1] > w[0] + 1)
+            .map(|w| Gap {
+                from: name_of(w[0] + 1),
+                to: name_of(w[1] - 1),
+                missing: w[1] - w[0] - 1,
+            })
+            .collect();
+        if timeline > 1 && !line.history {
+            report.problems.push(format!(
+                "timeline {timeline} has no history file ({timeline:08X}.history): a recovery \
+                 cannot follow it"
+            ));
+        }
+        report.timelines.push(TimelineReport {
+            timeline,
+            segments: line.numbers.len() as u64,
+            first: line.numbers.first().map(|n| name_of(*n)),
+            last: line.numbers.last().map(|n| name_of(*n)),
+            gaps,
+            history: line.history,
+            last_pushed: line.last_pushed.map(crate::run::report::rfc3339),
+        });
+    }
+    Ok(report)
 }

@@ -20,14 +20,27 @@ const REMEMBERED: usize = 16;
 /// What names one (key file, password) pair: BLAKE3 of the key file's bytes and of the
 /// password's own BLAKE3. A different password, or a key file rewritten (a password
 /// change), is a different entry; the entry reveals neither.
-fn memo_key(kf: &KeyFile, password: &[u8]) -> [u8; 32] {
+pub(crate) fn memo_key(kf: &KeyFile, password: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key("strata 2026 unwrapped master key memo");
     h.update(blake3::hash(password).as_bytes());
     h.update(&kf.encode());
     *h.finalize().as_bytes()
 }
 
-/// `kf.unwrap_key(password)`, remembered for this process once it succeeds.
+/// The key remembered for (`kf`, `password`) in this process or in the cache on disk,
+/// without deriving one.
+fn remembered(kf: &KeyFile, password: &[u8]) -> Option<MasterKey> {
+    let memo = memo_key(kf, password);
+    let known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, key)) = known.iter().find(|(m, _)| *m == memo) {
+        return Some(key.clone());
+    }
+    drop(known);
+    crate::keycache::cached(kf, password, &memo)
+}
+
+/// `kf.unwrap_key(password)`, remembered for this process once it succeeds (and on disk
+/// when a caller switched that on: [`crate::keycache`]).
 fn unwrap_remembered(
     kf: &KeyFile,
     password: &[u8],
@@ -39,13 +52,19 @@ fn unwrap_remembered(
             return Ok(key.clone());
         }
     }
-    let key = kf.unwrap_key(password)?;
+    let key = crate::keycache::unwrap(kf, password, &memo)?;
     let mut known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
     if known.len() >= REMEMBERED {
         known.remove(0);
     }
     known.push((memo, key.clone()));
     Ok(key)
+}
+
+/// Forgets every remembered key, as if this process had just started.
+#[cfg(test)]
+pub(crate) fn forget_remembered() {
+    UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// One key file as read from storage, whatever state it is in.
@@ -136,9 +155,22 @@ pub(crate) async fn unlock_master_key(
     password: &[u8],
     accept: &dyn Fn(&MasterKey) -> std::result::Result<(), String>,
 ) -> Result<Unlocked> {
+    let read = read_all(backend, keys).await;
+    // A remembered key first: the key file this password opens may be listed after others
+    // that it does not, each an argon2id derivation.
+    for k in &read {
+        if let Some(key) = k.usable().and_then(|kf| remembered(kf, password)) {
+            if accept(&key).is_ok() {
+                return Ok(Unlocked::Key {
+                    key,
+                    name: k.name.clone(),
+                });
+            }
+        }
+    }
     let mut damaged = Vec::new();
     let mut refused = Vec::new();
-    for k in read_all(backend, keys).await {
+    for k in read {
         let name = &k.name;
         if let Some(e) = &k.damage {
             tracing::warn!("{e}");

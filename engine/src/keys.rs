@@ -11,6 +11,7 @@ use strata_format::id::{Digest, KeyId};
 use strata_format::keyfile::{KdfParams, KeyFile};
 use strata_storage::FileType;
 
+pub use crate::keycache::remember_on_disk;
 use crate::keyfiles::read_all;
 use crate::{EngineError, Repository, Result};
 

@@ -28,6 +28,7 @@ mod error;
 pub mod evidence;
 pub mod filter;
 mod index;
+mod keycache;
 mod keyfiles;
 pub mod keys;
 pub mod lock;

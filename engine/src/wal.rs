@@ -130,24 +130,125 @@ impl Archive {
     }
 }
 
+/// How many times [`read_archive`] lists again when a listed WAL file is gone by the time
+/// it is read (a merge replaced it).
+const RELIST: usize = 5;
+
 /// Reads every WAL file of the repository.
+///
+/// A merge ([`merge`]) writes the merged file before it deletes those it replaces, so a
+/// file listed here but gone when read was merged into one written before it went: the
+/// archive is listed and read again (skipping the gone file could miss its entries, and a
+/// recovery told "not archived" ends early).
 pub fn read_archive(repo: &Repository) -> Result<Archive> {
-    let listed = repo.list_objects(FileType::Wal)?;
-    let reads = repo.read_many_listed(FileType::Wal, &listed);
-    let mut archive = Archive::default();
-    for ((name, _), read) in listed.into_iter().zip(reads) {
-        let decoded = read.and_then(|bytes| {
-            WalFile::decode(repo.key(), &bytes)
-                .map_err(|e| EngineError::format(FileType::Wal.path(&name), e))
-        });
-        match decoded {
-            Ok(file) => {
-                archive.files.insert(name, file);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let listed = repo.list_objects(FileType::Wal)?;
+        let reads = repo.read_many_listed(FileType::Wal, &listed);
+        let mut archive = Archive::default();
+        let mut vanished = false;
+        for ((name, _), read) in listed.into_iter().zip(reads) {
+            if let Err(EngineError::Storage(e)) = &read {
+                if e.is_not_found() && attempt < RELIST {
+                    vanished = true;
+                    break;
+                }
             }
-            Err(e) => archive.unreadable.push((name, e)),
+            let decoded = read.and_then(|bytes| {
+                WalFile::decode(repo.key(), &bytes)
+                    .map_err(|e| EngineError::format(FileType::Wal.path(&name), e))
+            });
+            match decoded {
+                Ok(file) => {
+                    archive.files.insert(name, file);
+                }
+                Err(e) => archive.unreadable.push((name, e)),
+            }
+        }
+        if !vanished {
+            return Ok(archive);
+        }
+        tracing::debug!("a WAL file was merged away while the archive was read: reading again");
+    }
+}
+
+/// A WAL file listing fewer entries than this is small: once a group (project, cluster,
+/// timeline) has [`MERGE_AT`] files of one size class, they are merged into one.
+const MERGE_AT: usize = 64;
+
+/// The size class of a WAL file of `entries` entries: 0 below [`MERGE_AT`], 1 below
+/// `MERGE_AT²`, and so on. Merging files of one class gives one of the next, so a group
+/// keeps at most about `MERGE_AT` files per class and each entry is rewritten once per
+/// class, never once per push.
+fn size_class(entries: usize) -> u32 {
+    let mut class = 0;
+    let mut bound = MERGE_AT;
+    while entries >= bound && class < 8 {
+        class += 1;
+        bound = bound.saturating_mul(MERGE_AT);
+    }
+    class
+}
+
+/// Merges `project`'s WAL files where a group (cluster, timeline) has [`MERGE_AT`] of one
+/// size class: their union is written as one WAL file, durable before the files it
+/// replaces are deleted (a crash in between leaves duplicates, which readers take as one).
+/// Returns how many files were replaced. Entries listed with two contents are never merged
+/// (they stay for `check` and `pg verify` to report).
+pub fn merge(repo: &Repository, archive: &Archive, project: &str) -> Result<usize> {
+    // (cluster, timeline, size class) -> the WAL files (name, file) of the group.
+    type Group = (u64, u32, u32);
+    let mut groups: BTreeMap<Group, Vec<(&String, &WalFile)>> = BTreeMap::new();
+    for (name, file) in &archive.files {
+        if file.project == project {
+            groups
+                .entry((
+                    file.system_id,
+                    file.timeline,
+                    size_class(file.entries.len()),
+                ))
+                .or_default()
+                .push((name, file));
         }
     }
-    Ok(archive)
+    let mut replaced = 0;
+    for files in groups.values().filter(|f| f.len() >= MERGE_AT) {
+        let mut entries: BTreeMap<&str, &WalEntry> = BTreeMap::new();
+        let mut conflict = false;
+        for (_, file) in files {
+            for e in &file.entries {
+                match entries.get(e.name.as_str()) {
+                    Some(seen) if seen.hash != e.hash => conflict = true,
+                    Some(_) => {}
+                    None => {
+                        entries.insert(&e.name, e);
+                    }
+                }
+            }
+        }
+        if conflict {
+            continue;
+        }
+        let first = files[0].1;
+        let merged = WalFile {
+            project: project.to_string(),
+            system_id: first.system_id,
+            timeline: first.timeline,
+            seg_size: files.iter().map(|(_, f)| f.seg_size).max().unwrap_or(0),
+            wal_magic: files.iter().map(|(_, f)| f.wal_magic).max().unwrap_or(0),
+            entries: entries.into_values().cloned().collect(),
+        };
+        if merged.validate().is_err() {
+            continue;
+        }
+        repo.save_object(FileType::Wal, &merged)?;
+        for (name, _) in files {
+            repo.block_on(repo.backend().delete(FileType::Wal, name))?;
+            replaced += 1;
+        }
+    }
+    Ok(replaced)
 }
 
 /// Pushes one archived file (see the module docs). Fails, changing nothing, when the
@@ -231,7 +332,14 @@ pub fn push(repo: &Repository, p: &Push<'_>) -> Result<Pushed> {
     };
     file.validate()
         .map_err(|e| EngineError::Invalid(format!("{}: {e}", p.name)))?;
-    repo.save_object(FileType::Wal, &file)?;
+    let stored = repo.save_object(FileType::Wal, &file)?;
+    // The push is durable; keeping the archive cheap to list is a courtesy that must not
+    // fail it (PostgreSQL would push again what is already archived).
+    let mut archive = archive;
+    archive.files.insert(stored.to_hex(), file);
+    if let Err(e) = merge(repo, &archive, p.project) {
+        tracing::warn!("WAL files of project {} not merged: {e}", p.project);
+    }
     Ok(Pushed::Stored { bytes_added })
 }
 

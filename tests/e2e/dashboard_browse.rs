@@ -286,6 +286,17 @@ fn dashboard_browse_admin_holds_and_forgets() {
         b.source()
     );
     b.screenshot("project-held");
+    // A link kept from before the hold (the catalog's run page, a bookmark) names the old
+    // id: it leads to the held snapshot.
+    b.goto(&format!("{}/snapshots/{oldest}?repository=main", s.base));
+    b.find("#crumbs");
+    assert!(
+        b.url().contains(&format!("/snapshots/{held}")),
+        "{}",
+        b.url()
+    );
+    b.goto(&format!("{}/projects/site", s.base));
+    b.find(&row);
     let alice = session(&s, "alice", "alice password");
     let (_, page) = get(&s, &alice, "/projects/site");
     let page = text(&page);

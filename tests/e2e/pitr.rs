@@ -239,4 +239,64 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         .success();
     let stats = pg.sql("postgres", "SELECT failed_count FROM pg_stat_archiver");
     assert_eq!(stats, "0", "PostgreSQL saw no failed push");
+
+    // The pushes kept the unwrapped key for the next one (no argon2id per segment): one
+    // private file in a private directory of the state dir.
+    let cache = env.path("state/key-cache");
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&cache), 0o700);
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(mode(&files[0]), 0o600);
+
+    // The archive is continuous: every segment PostgreSQL archived, first to last.
+    let verify = || {
+        as_postgres(&config, &home)
+            .args(["pg", "verify", "--project", "shop", "--json"])
+            .run()
+    };
+    let report = verify().success().json();
+    let line = &report["timelines"][0];
+    assert_eq!(line["timeline"], 1, "{report}");
+    assert_eq!(line["segments"], names.len(), "{report}");
+    assert_eq!(line["first"], names[0].as_str(), "{report}");
+    assert_eq!(line["last"], names[names.len() - 1].as_str(), "{report}");
+    assert_eq!(line["gaps"], serde_json::json!([]), "{report}");
+    // One segment's WAL file lost (the second pushed: WAL files are written one per push,
+    // in the order PostgreSQL archives): a gap, named, and exit 1.
+    let mut wal_files: Vec<(std::time::SystemTime, PathBuf)> =
+        std::fs::read_dir(env.repo.join("wal"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (std::fs::metadata(&p).unwrap().modified().unwrap(), p)
+            })
+            .collect();
+    wal_files.sort();
+    assert_eq!(wal_files.len(), names.len(), "one WAL file per push");
+    std::fs::remove_file(&wal_files[1].1).unwrap();
+    let report = verify().code(1).json();
+    assert_eq!(
+        report["timelines"][0]["gaps"],
+        serde_json::json!([{"from": names[1], "to": names[1], "missing": 1}]),
+        "{report}"
+    );
+    let text = as_postgres(&config, &home)
+        .args(["pg", "verify", "--project", "shop"])
+        .run()
+        .code(1)
+        .stdout_str();
+    assert!(
+        text.contains(&format!(
+            "gap: {} .. {} (1 segment missing)",
+            names[1], names[1]
+        )),
+        "{text}"
+    );
 }

@@ -252,3 +252,110 @@ fn check_reports_an_archived_file_whose_data_is_gone_and_a_wal_file_that_does_no
         "{messages:?}"
     );
 }
+
+/// Fake segments (the engine does not read headers: `strata-db` does, before a push).
+fn segment_name(n: u32) -> String {
+    format!("00000001000000{:02X}000000{:02X}", n / 256, n % 256)
+}
+
+#[test]
+fn many_pushes_are_merged_into_few_wal_files_and_every_one_still_fetches() {
+    let repo = open();
+    let pushes = 150u32;
+    for n in 1..=pushes {
+        let body = format!("segment {n} ").repeat(50);
+        push(&repo, &push_of(&segment_name(n), body.as_bytes())).unwrap();
+    }
+    let archive = read_archive(&repo).unwrap();
+    // 150 = two merged files of 64 entries, and 22 of one.
+    assert_eq!(archive.files.len(), 24, "{}", archive.files.len());
+    let mut sizes: Vec<usize> = archive.files.values().map(|f| f.entries.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes[22..], [64, 64]);
+    assert_eq!(archive.entries("shop").len(), pushes as usize);
+    let fresh = reopen(&repo);
+    for n in [1, 64, 65, 128, 150] {
+        let body = format!("segment {n} ").repeat(50);
+        assert_eq!(
+            fetch(&fresh, &archive, "shop", &segment_name(n))
+                .unwrap()
+                .as_deref(),
+            Some(body.as_bytes()),
+            "{n}"
+        );
+    }
+    // A re-push of a merged entry is still recognised.
+    let body = format!("segment {} ", 3).repeat(50);
+    assert_eq!(
+        push(&repo, &push_of(&segment_name(3), body.as_bytes())).unwrap(),
+        Pushed::AlreadyThere
+    );
+}
+
+/// A backend whose first listing of `wal/` names a file that is not there (as when a
+/// merge deleted it between the listing and the read).
+#[derive(Debug)]
+struct GoneOnce {
+    inner: std::sync::Arc<dyn strata_storage::Backend>,
+    listed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl strata_storage::Backend for GoneOnce {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn read(&self, ft: FileType, name: &str) -> strata_storage::Result<bytes::Bytes> {
+        self.inner.read(ft, name).await
+    }
+    async fn read_range(
+        &self,
+        ft: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> strata_storage::Result<bytes::Bytes> {
+        self.inner.read_range(ft, name, offset, length).await
+    }
+    async fn write(
+        &self,
+        ft: FileType,
+        name: &str,
+        data: bytes::Bytes,
+    ) -> strata_storage::Result<()> {
+        self.inner.write(ft, name, data).await
+    }
+    async fn list(&self, ft: FileType) -> strata_storage::Result<Vec<(String, u64)>> {
+        let mut listed = self.inner.list(ft).await?;
+        if ft == FileType::Wal && !self.listed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            listed.push(("ab".repeat(32), 100));
+        }
+        Ok(listed)
+    }
+    async fn delete(&self, ft: FileType, name: &str) -> strata_storage::Result<()> {
+        self.inner.delete(ft, name).await
+    }
+    async fn stat(&self, ft: FileType, name: &str) -> strata_storage::Result<Option<u64>> {
+        self.inner.stat(ft, name).await
+    }
+    async fn create_layout(&self) -> strata_storage::Result<()> {
+        self.inner.create_layout().await
+    }
+    async fn remove_leftovers(&self) -> strata_storage::Result<u64> {
+        self.inner.remove_leftovers().await
+    }
+}
+
+#[test]
+fn a_wal_file_gone_between_listing_and_reading_makes_the_archive_read_again() {
+    let repo = open();
+    push(&repo, &push_of("000000010000000000000001", b"one")).unwrap();
+    let gone = std::sync::Arc::new(GoneOnce {
+        inner: repo.backend().clone(),
+        listed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let through = Repository::open(gone, PASSWORD).unwrap();
+    let archive = read_archive(&through).unwrap();
+    assert!(archive.unreadable.is_empty(), "{:?}", archive.unreadable);
+    assert_eq!(archive.files.len(), 1);
+}

@@ -576,6 +576,17 @@ mod tests {
         let jobs = Jobs::default();
         let p = who("op");
         let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        // Opens the gate however the test ends: a failed assertion must fail the test, not
+        // leave its jobs blocked (and the runtime waiting for them) forever.
+        struct OpenOnDrop(Arc<(Mutex<bool>, std::sync::Condvar)>);
+        impl Drop for OpenOnDrop {
+            fn drop(&mut self) {
+                let (open, cv) = &*self.0;
+                *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                cv.notify_all();
+            }
+        }
+        let _release = OpenOnDrop(gate.clone());
         let blocked = |gate: Arc<(Mutex<bool>, std::sync::Condvar)>| {
             move |_: &JobHandle| {
                 let (open, cv) = &*gate;

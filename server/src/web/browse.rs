@@ -10,13 +10,15 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use strata_format::id::SnapshotId;
 use strata_format::tree::NodeKind;
 
-use super::{age, bytes, q, render, when, Nav, Page, PageResult, Params};
-use crate::api::read::{child_path, kind, list_dir, snapshot_path, DirOrder, DirPage};
+use super::{age, bytes, q, render, see_other, when, Nav, Page, PageResult, Params};
+use crate::api::read::{self, child_path, kind, list_dir, snapshot_path, DirOrder, DirPage};
 use crate::blocking::blocking;
 use crate::state::AppState;
 
@@ -90,8 +92,8 @@ async fn snapshot(
     let path = snapshot_path(query.path.as_deref())?.to_string();
     let offset = query.offset.unwrap_or(0);
     let nav = page.nav;
-    let view = blocking(move || {
-        let dir = list_dir(
+    let shown = blocking(move || {
+        let dir = match list_dir(
             &state,
             &spec,
             query.repository.as_deref(),
@@ -99,11 +101,47 @@ async fn snapshot(
             DirOrder::DirsFirst,
             offset,
             Some(PER_PAGE),
-        )?;
-        Ok(view(nav, &dir, state.now_ns()))
+        ) {
+            Ok(dir) => dir,
+            // A link kept from before a hold or a tag change names the snapshot's old id:
+            // the same backup lives on under a new one, which records the old as its
+            // `original`.
+            Err(e) if e.status == StatusCode::NOT_FOUND => {
+                match rewritten(&state, &spec, query.repository.as_deref()) {
+                    Some((repo, id)) => {
+                        return Ok(Err(format!(
+                            "/snapshots/{id}?repository={}&path={}",
+                            q(&repo),
+                            q(&path)
+                        )))
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Ok(view(nav, &dir, state.now_ns())))
     })
     .await?;
-    Ok(render(&view))
+    match shown {
+        Ok(view) => Ok(render(&view)),
+        Err(to) => Ok(see_other(&to)),
+    }
+}
+
+/// The snapshot that replaced the one of full id `spec` (a hold, a tag change or a
+/// rewrite writes a new snapshot whose `original` is the first id): its repository and id.
+fn rewritten(state: &AppState, spec: &str, repository: Option<&str>) -> Option<(String, String)> {
+    let old: SnapshotId = spec.parse().ok()?;
+    for name in read::repositories(state, repository).ok()? {
+        let Ok(list) = state.snapshots(&name) else {
+            continue;
+        };
+        if let Some((id, _)) = list.iter().rev().find(|(_, s)| s.original == Some(old)) {
+            return Some((name, id.to_hex()));
+        }
+    }
+    None
 }
 
 fn view(nav: Nav, dir: &DirPage, now: i64) -> SnapshotPage {
