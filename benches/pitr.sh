@@ -26,9 +26,13 @@
 #      as PostgreSQL does (a segment's `.ready` becomes `.done` after its push):
 #        strata      `strata pg wal-push --project bench --pgdata SRC pg_wal/SEG` into a fresh
 #                    local repository made by `strata init` with the default argon2id cost
-#                    (64 MiB, 3 passes): each process derives the key from the password,
-#                    and that cost is part of what is measured; with the key cache of
-#                    `pg wal-push` (when the binary has one) a second strata row, see below;
+#                    (64 MiB, 3 passes), as it runs by default: wal-push and wal-fetch keep
+#                    the unwrapped key in <state-dir>/key-cache, so only the first process
+#                    derives it (a binary without the cache derives it in every process;
+#                    the row's note says which happened);
+#        strata-nocache  the same with the cache refused: <state-dir>/key-cache is made a
+#                    directory of root's, which the cache will not use, so each process
+#                    warns and derives the key with argon2id: that cost is measured here;
 #        pgbackrest  `pgbackrest --stanza=bench archive-push SEG` into a local repository
 #                    (repo1-path in DIR, stanza-create first), its defaults: gz compression,
 #                    no encryption;
@@ -44,11 +48,11 @@
 #      run started, detached ones included, from a cpuacct cgroup when /sys/fs/cgroup/cpuacct
 #      is writable, else the waited-for children's from /usr/bin/time), the repository's size
 #      after (du -sb); ratios strata / pgbackrest of segments/s; `uptime` before and after.
-# STRATA_VARIANTS chooses the strata rows: "nocache cache" (default when `strata pg wal-push
-# --help` mentions a key cache) or "nocache". Prints the table and writes
+# STRATA_VARIANTS chooses the strata rows ("cache nocache", the default; or one of them).
+# Prints the table and writes
 # benches/RESULTS-pitr.md with the raw records in benches/RESULTS-pitr.tsv (with --out FILE:
 # FILE and FILE's .tsv). Times are of this machine (2 shared cores): compare ratios.
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd -- "$here/.." && pwd)
@@ -65,7 +69,7 @@ while (($# > 0)); do
     --no-build) no_build=1; shift ;;
     --strata) strata=$2; no_build=1; shift 2 ;;
     --note) note=$2; shift 2 ;;
-    -h | --help) sed -n '2,50p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -E/{/^set -E/!p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "pitr.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -109,10 +113,7 @@ if ((no_build == 0)); then
 fi
 [[ -x $strata ]] || { echo "pitr.sh: no strata binary at $strata" >&2; exit 1; }
 strata=$(readlink -f -- "$strata")
-if [[ -z ${STRATA_VARIANTS:-} ]]; then
-    STRATA_VARIANTS=nocache
-    "$strata" pg wal-push --help 2>/dev/null | grep -qi 'key cache' && STRATA_VARIANTS="nocache cache"
-fi
+STRATA_VARIANTS=${STRATA_VARIANTS:-cache nocache}
 
 as_pg() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
 
@@ -251,7 +252,11 @@ export STRATA_PASSWORD_FILE="$wd/password"
 unset STRATA_REPOSITORY STRATA_PASSWORD STRATA_PASSWORD_COMMAND STRATA_CONFIG
 variants=()
 for v in $STRATA_VARIANTS; do
-    sv=strata-$v
+    case $v in
+    cache) sv=strata ;;
+    nocache) sv=strata-nocache ;;
+    *) echo "pitr.sh: STRATA_VARIANTS: $v is neither cache nor nocache" >&2; exit 2 ;;
+    esac
     variants+=("$sv")
     mkdir -p "$wd/home/$sv" "$wd/state/$sv"
     cat >"$wd/$sv.toml" <<EOF
@@ -264,6 +269,11 @@ paths = ["$wd/pg/data"]
 repositories = ["main"]
 EOF
     chown -R postgres:postgres "$wd/home/$sv" "$wd/state" "$wd/$sv.toml"
+    if [[ $sv == strata-nocache ]]; then
+        # The key cache (state-dir/key-cache) is refused when not the user's own: a root
+        # directory there makes every process warn and derive the key with argon2id.
+        install -d -o root -g root -m 755 "$wd/state/$sv/key-cache"
+    fi
     HOME=$wd/home/$sv XDG_CACHE_HOME=$wd/home/$sv/.cache \
         as_pg "$strata" init -r "$wd/repos/$sv" >"$wd/logs/init-$sv.log" 2>&1
 done
@@ -306,10 +316,11 @@ v=$1 op=$2
 cd "$SRC"
 while read -r seg; do
     case $v:$op in
-    strata-*:push) "$STRATA" pg wal-push --project bench --pgdata "$SRC" "pg_wal/$seg" ;;
-    strata-*:fetch) "$STRATA" pg wal-fetch --project bench "$seg" "$WD/fetched/$v/$seg" ;;
+    strata*:push) "$STRATA" pg wal-push --project bench --pgdata "$SRC" "pg_wal/$seg" ;;
+    strata*:fetch) "$STRATA" pg wal-fetch --project bench "$seg" "$WD/fetched/$v/$seg" ;;
     pgbackrest*:push) pgbackrest --config="$WD/$v.conf" --stanza=bench archive-push "$SRC/pg_wal/$seg" ;;
     pgbackrest*:fetch) pgbackrest --config="$WD/$v.conf" --stanza=bench archive-get "$seg" "$WD/fetched/$v/$seg" ;;
+    *) echo "run.sh: no command for $v $op" >&2; exit 2 ;;
     esac
     if [[ $op == push ]]; then
         mv "$SRC/pg_wal/archive_status/$seg.ready" "$SRC/pg_wal/archive_status/$seg.done"
@@ -370,6 +381,20 @@ timed() {
         check="; $((SEGMENTS - bad))/$SEGMENTS byte-identical"
     fi
     line=$(tail -n1 "$wd/logs/time-$v-$op")
+    if [[ $v == strata* ]]; then
+        local kc=$wd/state/$v/key-cache files warned
+        files=$(find "$kc" -type f 2>/dev/null | wc -l || true)
+        warned=$(grep -c 'not using the key cache' "$wd/logs/$v-$op.log" || true)
+        if [[ $v == strata-nocache ]] && ((warned == 0)); then
+            check="$check; no key cache refused ($files cache files): a binary without one?"
+        elif [[ $v == strata-nocache ]]; then
+            check="$check; key cache refused by $warned of $SEGMENTS processes, $files cache files"
+        elif ((files > 0 && warned == 0)); then
+            check="$check; key cache on ($files file in state-dir/key-cache)"
+        else
+            check="$check; key cache NOT used ($files files, $warned refusals: a binary without one?)"
+        fi
+    fi
     check="$check; load $load0 -> $(cut -d' ' -f1 /proc/loadavg)"
     python3 - "$op" "$v" "$SEGMENTS" "$line" "$cpu0" "$cpu1" "$size" "$check" "$seg_bytes" >>"$tsv.tmp" <<'PY'
 import sys
