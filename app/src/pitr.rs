@@ -266,7 +266,7 @@ impl ArchiveReport {
 /// where segments are missing.
 pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
     let (repository, spec) = primary(cfg, project)?;
-    let opened = open(cfg, spec, Operation::WalFetch)?;
+    let opened = open(cfg, spec, Operation::WalList)?;
     let archive = wal::read_archive(&opened.repo)?;
     let mut report = ArchiveReport {
         project: project.to_string(),
@@ -325,6 +325,12 @@ pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
             WalName::BackupLabel { .. } => report.backup_labels += 1,
             WalName::Partial { .. } => report.partial += 1,
         }
+    }
+    if lines.is_empty() && report.problems.is_empty() {
+        report.problems.push(format!(
+            "nothing is archived for project {project}: is archive_command set (archive_mode = \
+             on), and does it name this project?"
+        ));
     }
     for (timeline, mut line) in lines {
         line.numbers.sort_unstable();

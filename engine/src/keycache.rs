@@ -10,9 +10,8 @@
 //! lives in a 0700 directory of the state dir on the database host, next to the password
 //! file the same user can already read, and why it is never written into a repository.
 //!
-//! One file per (key file, password), named by the hex of the in-process memo key (BLAKE3
-//! of both, with its own context, so the name reveals neither and does not give the
-//! sealing key, which is derived with another context):
+//! One file per key file, named by a BLAKE3 hash of the key file alone (so the name says
+//! nothing about the password), sealed under a key from the password and the key file:
 //!
 //! ```text
 //! "STRATAKC" (8) || version u16 LE (1)
@@ -46,6 +45,8 @@ const CACHE_VERSION: u16 = 1;
 const MAX_CACHE_FILE: u64 = 1024;
 /// BLAKE3 context of the sealing key; differs from the file name's ([`crate::keyfiles`]).
 const SEALING_CONTEXT: &str = "strata 2026 key cache sealing key";
+/// The BLAKE3 context of a cache file's name.
+const NAME_CONTEXT: &str = "strata 2026 key cache file name";
 
 /// The directory switched on by [`remember_on_disk`]; `None`: no cache (the default).
 static CACHE_DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
@@ -72,25 +73,34 @@ fn cache_dir() -> Option<PathBuf> {
 
 /// The key the cache file named by `memo` holds for (`kf`, `password`), if the cache is on
 /// and has a valid one in a directory it may use ([`unwrap`] says why not). Never derives.
-pub(crate) fn cached(kf: &KeyFile, password: &[u8], memo: &[u8; 32]) -> Option<MasterKey> {
+pub(crate) fn cached(kf: &KeyFile, password: &[u8]) -> Option<MasterKey> {
     let dir = cache_dir()?;
     usable_dir(&dir).ok()?;
-    let path = dir.join(hex::encode(memo));
+    let path = dir.join(file_name(kf));
     match read(&path, &sealing_key(kf, password)) {
         Ok(key) => Some(key),
         Err(why) => {
-            tracing::debug!("key cache file {} not used: {why}", path.display());
+            // The directory, not the file: its name is nobody's business (logs of
+            // archive_command end up in PostgreSQL's log).
+            tracing::debug!("a key cache file in {} not used: {why}", dir.display());
             None
         }
     }
 }
 
+/// The name of the cache file for key file `kf`: from the key file alone, so that it says
+/// nothing about the password (a name derived from the password too would let whoever
+/// lists the directory and holds the key file test passwords at BLAKE3 speed without
+/// reading any cache file). Another password of the same key file cannot open the file,
+/// and replaces it when it derives the key.
+fn file_name(kf: &KeyFile) -> String {
+    let mut h = blake3::Hasher::new_derive_key(NAME_CONTEXT);
+    h.update(&kf.encode());
+    h.finalize().to_hex().to_string()
+}
+
 /// `kf.unwrap_key(password)`, through the cache file named by `memo` when the cache is on.
-pub(crate) fn unwrap(
-    kf: &KeyFile,
-    password: &[u8],
-    memo: &[u8; 32],
-) -> Result<MasterKey, FormatError> {
+pub(crate) fn unwrap(kf: &KeyFile, password: &[u8]) -> Result<MasterKey, FormatError> {
     let Some(dir) = cache_dir() else {
         return derive(kf, password);
     };
@@ -101,14 +111,14 @@ pub(crate) fn unwrap(
         );
         return derive(kf, password);
     }
-    if let Some(key) = cached(kf, password, memo) {
+    if let Some(key) = cached(kf, password) {
         return Ok(key);
     }
-    let path = dir.join(hex::encode(memo));
+    let path = dir.join(file_name(kf));
     let sealing = sealing_key(kf, password);
     let key = derive(kf, password)?;
     if let Err(e) = write(&dir, &path, &sealing, &key) {
-        tracing::warn!("could not write the key cache file {}: {e}", path.display());
+        tracing::warn!("could not write a key cache file in {}: {e}", dir.display());
     }
     Ok(key)
 }
@@ -152,9 +162,9 @@ fn usable_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o022 != 0 {
+    if mode & 0o077 != 0 {
         return Err(format!(
-            "group or others may write to it (mode {mode:o}); `chmod 700` it"
+            "group or others may use it (mode {mode:o}); `chmod 700` it"
         ));
     }
     Ok(())

@@ -36,7 +36,7 @@ fn remembered(kf: &KeyFile, password: &[u8]) -> Option<MasterKey> {
         return Some(key.clone());
     }
     drop(known);
-    crate::keycache::cached(kf, password, &memo)
+    crate::keycache::cached(kf, password)
 }
 
 /// `kf.unwrap_key(password)`, remembered for this process once it succeeds (and on disk
@@ -52,7 +52,7 @@ fn unwrap_remembered(
             return Ok(key.clone());
         }
     }
-    let key = crate::keycache::unwrap(kf, password, &memo)?;
+    let key = crate::keycache::unwrap(kf, password)?;
     let mut known = UNWRAPPED.lock().unwrap_or_else(|e| e.into_inner());
     if known.len() >= REMEMBERED {
         known.remove(0);

@@ -14,13 +14,14 @@
 //!
 //! - **none**: `init`, `snapshots`, `cat` of a stored object, `key list`, `unlock`,
 //!   `repair config` (it takes the exclusive lock itself once the repository opens),
-//!   `list` of stored objects (names only).
+//!   `list` of stored objects (names only), `pg verify` (WAL files only).
 //! - **read** (shared, or none on a repository that cannot be written): `restore` into a
 //!   directory, `dump`, `ls`, `find`, `diff`, `stats`, `cat` of a blob, `mount`, `check`,
-//!   `verify`, `list blobs`, and the source of `copy`.
+//!   `verify`, `list blobs`, the source of `copy`, and `pg wal-fetch`.
 //! - **shared**: `backup`, a database `restore` (it first backs up the target), and the
-//!   destination of `copy`. Two backups may run at once: each writes its own packs and
-//!   index files.
+//!   destination of `copy`, and `pg wal-push`. Two backups may run at once: each writes its
+//!   own packs and index files. (A WAL push also merges WAL files: it deletes only files
+//!   whose entries a file it wrote first lists, so readers lose nothing; spec/wal.md.)
 //! - **exclusive**: `forget`, `hold`, `tag`, `rewrite`, `prune`, `repair index`, `repair
 //!   snapshots`, `key add`, `key remove`, `key passwd` — everything that deletes or
 //!   rewrites.
@@ -113,11 +114,13 @@ pub enum Operation {
     WalPush,
     /// `pg wal-fetch`: reads an archived WAL file back.
     WalFetch,
+    /// `pg verify`: lists a WAL archive (WAL files only: no lock, no index).
+    WalList,
 }
 
 impl Operation {
     /// Every operation (for tests and documentation).
-    pub const ALL: [Operation; 36] = [
+    pub const ALL: [Operation; 37] = [
         Operation::Init,
         Operation::Backup,
         Operation::Restore,
@@ -154,6 +157,7 @@ impl Operation {
         Operation::Evidence,
         Operation::WalPush,
         Operation::WalFetch,
+        Operation::WalList,
     ];
 
     /// The command's name, as locks record it and messages show it.
@@ -190,6 +194,7 @@ impl Operation {
             Operation::Evidence => "evidence",
             Operation::WalPush => "pg wal-push",
             Operation::WalFetch => "pg wal-fetch",
+            Operation::WalList => "pg verify",
         }
     }
 
@@ -197,7 +202,9 @@ impl Operation {
     pub fn lock(self) -> LockMode {
         use Operation::*;
         match self {
-            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List => LockMode::None,
+            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List | WalList => {
+                LockMode::None
+            }
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
             | CopyFrom | ListBlobs | WalFetch => LockMode::Read,
             Backup | RestoreDatabase | CopyTo | Evidence | WalPush => LockMode::Shared,
@@ -217,9 +224,8 @@ impl Operation {
             // `check` builds its own from every index file (damaged ones included); `repair
             // index` rebuilds it from the packs.
             Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
-            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List | Evidence => {
-                IndexNeed::None
-            }
+            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List | Evidence
+            | WalList => IndexNeed::None,
         }
     }
 

@@ -332,11 +332,21 @@ pub fn push(repo: &Repository, p: &Push<'_>) -> Result<Pushed> {
     };
     file.validate()
         .map_err(|e| EngineError::Invalid(format!("{}: {e}", p.name)))?;
-    let stored = repo.save_object(FileType::Wal, &file)?;
+    repo.save_object(FileType::Wal, &file)?;
+    // The checks above and this write are not one step: another push of the same name (two
+    // servers archiving into one project) may have written meanwhile. Look again: a
+    // conflict now fails this push, so that at least one server reports it.
+    let archive = read_archive(repo)?;
+    archive.find(p.project, p.name).map_err(|e| {
+        EngineError::Invalid(format!(
+            "{e}: another server pushed a different {} at the same time; two servers may be \
+             archiving into project {}",
+            p.name, p.project
+        ))
+    })?;
+    archive.system_id(p.project)?;
     // The push is durable; keeping the archive cheap to list is a courtesy that must not
     // fail it (PostgreSQL would push again what is already archived).
-    let mut archive = archive;
-    archive.files.insert(stored.to_hex(), file);
     if let Err(e) = merge(repo, &archive, p.project) {
         tracing::warn!("WAL files of project {} not merged: {e}", p.project);
     }
@@ -352,6 +362,14 @@ pub fn fetch(
     name: &str,
 ) -> Result<Option<Vec<u8>>> {
     let Some(found) = archive.find(project, name)? else {
+        // Not listed by a readable WAL file; an unreadable one might list it, and "not
+        // archived" ends a recovery early.
+        if let Some((file, e)) = archive.unreadable.first() {
+            return Err(EngineError::Corrupt(format!(
+                "cannot tell whether {name} is archived: WAL file {} cannot be read ({e})",
+                FileType::Wal.path(file)
+            )));
+        }
         return Ok(None);
     };
     let entry = found.entry;

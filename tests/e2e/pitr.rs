@@ -107,6 +107,17 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
     .unwrap();
     give_to_postgres(&env.root);
     let home = env.home.clone();
+    // Before PostgreSQL archives anything, verify says so and fails (a monitoring check of
+    // a cluster whose archive_command never worked must not pass).
+    let empty = as_postgres(&config, &home)
+        .args(["pg", "verify", "--project", "shop"])
+        .run()
+        .code(1)
+        .stdout_str();
+    assert!(
+        empty.contains("nothing is archived for project shop"),
+        "{empty}"
+    );
 
     let pg = Postgres::private();
     let data = pg.data_dir();
@@ -147,22 +158,27 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
     assert!(names.len() >= 3, "{names:?}");
     assert!(names.contains(&last), "{names:?}");
 
-    // Each comes back byte-identical.
-    let fetched = env.path("fetched");
-    std::fs::create_dir_all(&fetched).unwrap();
-    give_to_postgres(&fetched);
-    for name in &names {
-        let dest = fetched.join(name);
-        as_postgres(&config, &home)
-            .args(["pg", "wal-fetch", "--project", "shop", name])
-            .arg(&dest)
-            .run()
-            .success();
-        assert!(
-            std::fs::read(&dest).unwrap() == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
-            "{name} differs from what PostgreSQL wrote"
-        );
-    }
+    // Each comes back byte-identical (fetched into a new directory `into`).
+    let fetch_all = |into: &str| {
+        let dir = env.path(into);
+        std::fs::create_dir_all(&dir).unwrap();
+        give_to_postgres(&dir);
+        for name in &names {
+            let dest = dir.join(name);
+            as_postgres(&config, &home)
+                .args(["pg", "wal-fetch", "--project", "shop", name])
+                .arg(&dest)
+                .run()
+                .success();
+            assert!(
+                std::fs::read(&dest).unwrap()
+                    == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
+                "{name} differs from what PostgreSQL wrote"
+            );
+        }
+        dir
+    };
+    let fetched = fetch_all("fetched");
 
     // PostgreSQL may push a file again: the same content is a success.
     let first = data.join("pg_wal").join(&names[0]);
@@ -223,14 +239,17 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         .stderr_contains("is not in the WAL archive of project shop");
     assert!(!missing.exists());
 
-    // The fetched copies are still what PostgreSQL wrote after the refused pushes, and the
+    // After the refused pushes every file still fetches as PostgreSQL wrote it, and the
     // repository checks clean, archived WAL included.
-    for name in &names {
-        assert!(
-            std::fs::read(fetched.join(name)).unwrap()
-                == std::fs::read(data.join("pg_wal").join(name)).unwrap()
-        );
-    }
+    let refetched = fetch_all("refetched");
+    // A fetch that cannot tell (here: a project the config does not have) is not "no such
+    // file" (1, which ends a recovery early) but 126, which stops it.
+    as_postgres(&config, &home)
+        .args(["pg", "wal-fetch", "--project", "nosuch", &names[0]])
+        .arg(refetched.join("x"))
+        .run()
+        .code(126)
+        .stderr_contains("no project named");
     as_postgres(&config, &home)
         .args(["check", "--read-data"])
         .env("STRATA_REPOSITORY", &env.repo)

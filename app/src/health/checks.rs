@@ -115,9 +115,24 @@ fn source_of(r: &Record) -> Option<&str> {
     }
 }
 
-/// What a backup held (not what it read: an incremental backup reads only what changed).
-fn size_of(r: &Record) -> u64 {
-    r.body.backup_size().unwrap_or(0)
+/// What a backup held (not what it read: an incremental backup reads only what changed),
+/// when its record says (`bytes_total`; records written before it was recorded have only
+/// `bytes_read`).
+fn total_of(r: &Record) -> Option<u64> {
+    match &r.body {
+        RecordBody::Backup { bytes_total, .. } if *bytes_total > 0 => Some(*bytes_total),
+        _ => None,
+    }
+}
+
+/// The size the size check compares: what the backup held when the last record says it,
+/// else what was read (older records), the same measure for the last and the earlier ones.
+fn size_of(r: &Record, by_total: bool) -> Option<u64> {
+    if by_total {
+        total_of(r)
+    } else {
+        r.body.backup_size()
+    }
 }
 
 /// The age of the last success against max-age: per source into the primary, per
@@ -249,7 +264,14 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
         let Some((last, earlier)) = mine.split_first() else {
             continue;
         };
-        let last_bytes = size_of(last);
+        // One measure on both sides: a record with `bytes_total` is compared with the
+        // earlier ones that have it too (just after an upgrade, too few: no comparison).
+        let by_total = total_of(last).is_some();
+        let last_bytes = size_of(last, by_total).unwrap_or(0);
+        let earlier: Vec<u64> = earlier
+            .iter()
+            .filter_map(|r| size_of(r, by_total))
+            .collect();
         let (status, message) = if earlier.len() < SIZE_MIN_HISTORY {
             (
                 Status::Ok,
@@ -260,7 +282,7 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
                 ),
             )
         } else {
-            let median = median(earlier.iter().map(|r| size_of(r)).collect());
+            let median = median(earlier.clone());
             let ratio = if median == 0 {
                 if last_bytes == 0 {
                     1.0

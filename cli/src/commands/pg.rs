@@ -54,9 +54,13 @@ enum Sub {
     },
     /// Restore one archived WAL file (PostgreSQL's restore_command; %f the name, %p where).
     ///
-    /// Exits 0 once the file is written (atomically: a temporary file, then a rename), 1
-    /// when the archive has no such file (PostgreSQL asks for files that may not exist) or
-    /// on any error. The content is checked against the hash it was archived with.
+    /// Exits 0 once the file is written (atomically: a temporary file, then a rename), and
+    /// 1 only when the archive surely has no such file (PostgreSQL asks for files that may
+    /// not exist, and ends recovery at the first it does not get). Any other failure (the
+    /// repository unreachable or locked, a WAL file that cannot be read, content that does
+    /// not match the hash it was archived with) exits 126, which PostgreSQL takes as fatal:
+    /// recovery stops loudly instead of ending early and dropping the transactions after
+    /// the file it could not get.
     WalFetch {
         /// The project of strata.toml whose archive to read.
         #[arg(long)]
@@ -72,8 +76,9 @@ enum Sub {
     /// (first, last, how many), the segments missing between them (a recovery cannot replay
     /// past a gap), and whether each later timeline's history file is there.
     ///
-    /// Exit codes: 0 continuous, 1 a gap or a problem (an unreadable WAL file, a name
-    /// archived with two contents, a timeline without its history file).
+    /// Exit codes: 0 continuous, 1 a gap or a problem (nothing archived yet, an unreadable
+    /// WAL file, a name archived with two contents, a timeline without its history file),
+    /// 10, 11 or 12 when the repository cannot be opened (none, locked, wrong password).
     ///
     /// With --json: {"project", "repository", "system_id", "timelines": [{"timeline",
     /// "segments", "first", "last", "gaps": [{"from", "to", "missing"}], "history",
@@ -88,6 +93,21 @@ enum Sub {
     },
 }
 
+/// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
+/// exit status above 125 as fatal and stops recovery, where 1 would mean "no such file" and
+/// end it early.
+const FETCH_FAILED: u8 = 126;
+
+/// An application error as the exit codes read it: an engine error keeps its kind (no
+/// repository, locked, wrong password, and never "broken pipe": a storage failure whose
+/// cause is a broken connection is a failure), anything else is a plain error.
+fn failure(e: strata_app::AppError) -> anyhow::Error {
+    match e {
+        strata_app::AppError::Engine(e) => e.into(),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let cfg = strata_app::config::load(cli.config.as_deref())?;
     match &args.command {
@@ -97,7 +117,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             pgdata,
             json: as_json,
         } => {
-            let pushed = strata_app::pitr::wal_push(&cfg, project, file, pgdata.as_deref())?;
+            let pushed = strata_app::pitr::wal_push(&cfg, project, file, pgdata.as_deref())
+                .map_err(failure)?;
             if *as_json {
                 json(&pushed)?;
             }
@@ -107,18 +128,22 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             project,
             name,
             dest,
-        } => match strata_app::pitr::wal_fetch(&cfg, project, name, dest)? {
-            Some(_) => Ok(crate::exit::OK),
-            None => {
+        } => match strata_app::pitr::wal_fetch(&cfg, project, name, dest) {
+            Ok(Some(_)) => Ok(crate::exit::OK),
+            Ok(None) => {
                 eprintln!("strata: {name} is not in the WAL archive of project {project}");
                 Ok(crate::exit::FATAL)
+            }
+            Err(e) => {
+                eprintln!("strata: {name} cannot be fetched: {e}");
+                Ok(FETCH_FAILED)
             }
         },
         Sub::Verify {
             project,
             json: as_json,
         } => {
-            let report = strata_app::pitr::verify(&cfg, project)?;
+            let report = strata_app::pitr::verify(&cfg, project).map_err(failure)?;
             if *as_json {
                 json(&report)?;
             } else {

@@ -11,7 +11,7 @@ use strata_format::keyfile::KeyFile;
 use strata_storage::{Backend, FileType};
 
 use super::*;
-use crate::keyfiles::{forget_remembered, memo_key};
+use crate::keyfiles::forget_remembered;
 use crate::test_support::{memory_repository, PASSWORD};
 use crate::{ErrorKind, Repository};
 
@@ -74,7 +74,7 @@ fn cached() -> (Arc<dyn Backend>, tempfile::TempDir, PathBuf, MasterKey) {
     let before = derived();
     let key = open_fresh(&backend, PASSWORD).unwrap();
     assert_eq!(derived(), before + 1, "the first open derives");
-    let file = dir.join(hex::encode(memo_key(&key_file(&backend), PASSWORD)));
+    let file = dir.join(file_name(&key_file(&backend)));
     assert_eq!(files(&dir), vec![file.clone()]);
     (backend, tmp, file, key)
 }
@@ -124,9 +124,9 @@ fn a_wrong_password_is_refused_with_a_cache_present_even_under_its_name() {
     let (backend, _tmp, file, _) = cached();
     let err = open_fresh(&backend, b"wrong").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongPassword, "{err}");
-    // The password's cache file copied to the name another password would use.
-    let other = file.with_file_name(hex::encode(memo_key(&key_file(&backend), b"wrong")));
-    std::fs::copy(&file, &other).unwrap();
+    // The file's name says nothing of the password: the wrong one finds the right one's
+    // file, cannot open it, and argon2id decides.
+    assert!(file.exists());
     let before = derived();
     let err = open_fresh(&backend, b"wrong").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongPassword, "{err}");
@@ -191,10 +191,13 @@ fn a_directory_others_may_write_is_not_used() {
     assert!(usable_dir(&dir).unwrap_err().contains("chmod 700"));
     // Nor is a valid cache file read from it.
     let kf = key_file(&backend);
-    let file = dir.join(hex::encode(memo_key(&kf, PASSWORD)));
+    let file = dir.join(file_name(&kf));
     std::fs::write(&file, encode(&key, &sealing_key(&kf, PASSWORD))).unwrap();
     assert_eq!(open_fresh(&backend, PASSWORD).unwrap(), key);
     assert_eq!(derived(), before + 3, "argon2id again");
+    // Nor one others may only read (the names list the key files it caches).
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert!(usable_dir(&dir).unwrap_err().contains("chmod 700"));
     // A file where the directory should be.
     let not_dir = tmp.path().join("file");
     std::fs::write(&not_dir, b"").unwrap();

@@ -113,7 +113,8 @@ fn mark_used(
     let archive = crate::wal::read_archive(repo)?;
     if let Some((name, e)) = archive.unreadable.first() {
         return Err(EngineError::Corrupt(format!(
-            "{e}; prune changed nothing: a WAL file that cannot be read might need any blob              (run `strata check`; {} is the file)",
+            "{e}; prune changed nothing: a WAL file that cannot be read might need any blob \
+             (run `strata check`; {} is the file)",
             FileType::Wal.path(name)
         )));
     }

@@ -318,6 +318,7 @@ fn lock_matrix() {
         Unlock,
         RepairConfig,
         List,
+        WalList,
     ];
     let shared = [
         Restore,
@@ -336,6 +337,8 @@ fn lock_matrix() {
         RestoreDatabase,
         CopyTo,
         Evidence,
+        WalPush,
+        WalFetch,
     ];
     let exclusive = [
         Forget,

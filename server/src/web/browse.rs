@@ -131,17 +131,27 @@ async fn snapshot(
 
 /// The snapshot that replaced the one of full id `spec` (a hold, a tag change or a
 /// rewrite writes a new snapshot whose `original` is the first id): its repository and id.
+/// None when the snapshot itself is still there (the page was not found for its path), and
+/// unless exactly one repository has a replacement (a copy elsewhere also names it as its
+/// `original`: name the repository to be led to it).
 fn rewritten(state: &AppState, spec: &str, repository: Option<&str>) -> Option<(String, String)> {
     let old: SnapshotId = spec.parse().ok()?;
+    let mut found = Vec::new();
     for name in read::repositories(state, repository).ok()? {
         let Ok(list) = state.snapshots(&name) else {
             continue;
         };
+        if list.iter().any(|(id, _)| *id == old) {
+            return None;
+        }
         if let Some((id, _)) = list.iter().rev().find(|(_, s)| s.original == Some(old)) {
-            return Some((name, id.to_hex()));
+            found.push((name, id.to_hex()));
         }
     }
-    None
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
 }
 
 fn view(nav: Nav, dir: &DirPage, now: i64) -> SnapshotPage {
