@@ -36,8 +36,10 @@
 #        pgbackrest  `pgbackrest --stanza=bench archive-push SEG` into a local repository
 #                    (repo1-path in DIR, stanza-create first), its defaults: gz compression,
 #                    no encryption;
-#        pgbackrest-aes  the same with repo1-cipher-type=aes-256-cbc (strata always
-#                    encrypts);
+#        pgbackrest-zst  the same with compress-type=zst (its default level, 3; strata
+#                    compresses with zstd too);
+#        pgbackrest-aes  the same as pgbackrest with repo1-cipher-type=aes-256-cbc (strata
+#                    always encrypts);
 #        pgbackrest-async  archive-async=y, process-max=2, spool in DIR: the first push
 #                    starts a detached worker that pushes every `.ready` segment ahead
 #                    (and archive-get, in this row, prefetches into the spool the same way);
@@ -277,7 +279,7 @@ EOF
     HOME=$wd/home/$sv XDG_CACHE_HOME=$wd/home/$sv/.cache \
         as_pg "$strata" init -r "$wd/repos/$sv" >"$wd/logs/init-$sv.log" 2>&1
 done
-for v in pgbackrest pgbackrest-aes pgbackrest-async; do
+for v in pgbackrest pgbackrest-zst pgbackrest-aes pgbackrest-async; do
     variants+=("$v")
     mkdir -p "$wd/home/$v"
     chown postgres:postgres "$wd/home/$v"
@@ -289,6 +291,7 @@ for v in pgbackrest pgbackrest-aes pgbackrest-async; do
         echo "spool-path=$wd/spool-$v"
         echo "log-level-console=warn"
         case $v in
+        pgbackrest-zst) echo "compress-type=zst" ;;
         pgbackrest-aes) echo "repo1-cipher-type=aes-256-cbc"; echo "repo1-cipher-pass=bench" ;;
         pgbackrest-async) echo "archive-async=y"; echo "process-max=2" ;;
         esac
@@ -303,7 +306,7 @@ done
 say "stopping the cluster (the timings run on an idle machine, as far as this script goes)"
 as_pg "$pgbin/pg_ctl" -D "$wd/pg/data" -m fast -w stop >/dev/null
 # The archivers look at src/ as their data directory from now on.
-for v in pgbackrest pgbackrest-aes pgbackrest-async; do
+for v in pgbackrest pgbackrest-zst pgbackrest-aes pgbackrest-async; do
     sed -i "s|^pg1-path=.*|pg1-path=$src|; /^pg1-port=/d; /^pg1-socket-path=/d" "$wd/$v.conf"
 done
 
@@ -455,8 +458,9 @@ lines = [
     f"{when}; the script at {rev}; {sv}; "
     f"{os.cpu_count()} CPUs; {platform.platform()}; {pgv}; {pgbr}.",
     f"{n} real segments ({seg0} .. {seg1}, {int(seg_bytes) / 1048576:.0f} MiB; {from_busy} of them "
-    f"written by pgbench runs (the timed busy run, then {topup} s more, not timed), the others by "
-    "`pgbench -i`), each pushed then fetched "
+    f"written by pgbench runs (the timed busy run, then {topup} s more, not timed)"
+    + (", the others by `pgbench -i`" if int(from_busy) < int(n) else "")
+    + "), each pushed then fetched "
     "by its own process, one after the other, as PostgreSQL runs archive_command and "
     "restore_command. CPU from " + cpu_source + ".",
 ]
