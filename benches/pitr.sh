@@ -49,7 +49,9 @@
 #   5. per row: wall time, segments/s, CPU seconds per segment (user+sys of every process the
 #      run started, detached ones included, from a cpuacct cgroup when /sys/fs/cgroup/cpuacct
 #      is writable, else the waited-for children's from /usr/bin/time), the repository's size
-#      after (du -sb); ratios strata / pgbackrest of segments/s; `uptime` before and after.
+#      after (du -sb) and how many segments it holds (`strata pg verify`; pgBackRest's
+#      archive/ files), and for fetches how many came back byte-identical; ratios
+#      strata / pgbackrest of segments/s; `uptime` and what else ran, before and after.
 # STRATA_VARIANTS chooses the strata rows ("cache nocache", the default; or one of them).
 # Prints the table and writes
 # benches/RESULTS-pitr.md with the raw records in benches/RESULTS-pitr.tsv (with --out FILE:
@@ -378,6 +380,19 @@ timed() {
     local size= check=
     if [[ $op == push ]]; then
         size=$(du -sb "$wd/repos/$v" | cut -f1)
+        # What the archive holds now: a run that pushed nothing must not pass for a fast one.
+        local held
+        if [[ $v == strata* ]]; then
+            held=$(STRATA_CONFIG=$wd/$v.toml HOME=$wd/home/$v XDG_CACHE_HOME=$wd/home/$v/.cache \
+                as_pg "$strata" pg verify --project bench --json 2>>"$wd/logs/verify-$v.log" |
+                python3 -c 'import json, sys; print(sum(t["segments"] for t in json.load(sys.stdin)["timelines"]))' \
+                2>>"$wd/logs/verify-$v.log" || echo "?")
+            check="; $held/$SEGMENTS segments in the archive (strata pg verify)"
+        else
+            held=$(find "$wd/repos/$v/archive/bench" -type f -name '0*-*' | wc -l)
+            check="; $held/$SEGMENTS segments in the archive"
+        fi
+        [[ $held == "$SEGMENTS" ]] || say "$v: $held of $SEGMENTS segments archived"
     else
         local bad=0
         for s in "${segs[@]}"; do cmp -s "$src/pg_wal/$s" "$wd/fetched/$v/$s" || bad=$((bad + 1)); done
