@@ -10,7 +10,8 @@
 # Installs what is missing (apt-get: postgresql, pgbackrest, time), builds strata (release,
 # CARGO_TARGET_DIR default /var/tmp/strata-target-bench, under the shared cargo lock
 # /tmp/strata-cargo.lock when flock is there), then in DIR (default /var/tmp/strata-pitrbench,
-# emptied first; everything in it owned by the postgres user, as a real archive_command runs):
+# emptied first, about 10 GB free needed; everything in it owned by the postgres user, as a
+# real archive_command runs; the cluster is removed at the end):
 #   1. a PostgreSQL cluster of its own (initdb as postgres, 127.0.0.1 on a free port, its own
 #      socket directory; fsync off, full_page_writes on), archive_mode on with
 #      archive_command '/bin/true', wal_keep_size 4GB so the segments stay in pg_wal;
@@ -233,9 +234,9 @@ for _ in $(seq 1 600); do
 done
 
 # 3. The segments.
-mapfile -t segs < <(cd "$wd/pg/data/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' |
-    while read -r s; do [[ -e archive_status/$s.done && ! $s > $last_busy ]] && echo "$s"; done |
-    sort | tail -n "$SEGMENTS")
+mapfile -t segs < <(cd "$wd/pg/data/pg_wal" && for s in ????????????????????????; do
+    [[ $s =~ ^[0-9A-F]{24}$ && -e archive_status/$s.done && ! $s > $last_busy ]] && echo "$s"
+done | sort | tail -n "$SEGMENTS")
 ((${#segs[@]} == SEGMENTS)) ||
     { echo "pitr.sh: only ${#segs[@]} complete segments in pg_wal, not $SEGMENTS (raise BUSY_SECONDS or SCALE)" >&2; exit 1; }
 from_busy=0
@@ -258,7 +259,7 @@ variants=()
 for v in $STRATA_VARIANTS; do
     case $v in
     cache) sv=strata ;;
-    nocache) sv=strata-nocache ;;
+    nocache) sv="strata-nocache" ;;
     *) echo "pitr.sh: STRATA_VARIANTS: $v is neither cache nor nocache" >&2; exit 2 ;;
     esac
     variants+=("$sv")
@@ -380,7 +381,7 @@ timed() {
         record "$op" "$v" "$SEGMENTS" "" "" "" "" "failed: see WORKDIR/logs/$v-$op.log"
         return 0
     fi
-    local size= check=
+    local size='' check=
     if [[ $op == push ]]; then
         size=$(du -sb "$wd/repos/$v" | cut -f1)
         # What the archive holds now: a run that pushed nothing must not pass for a fast one.
@@ -513,4 +514,6 @@ lines += [
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
-say "wrote $out and $tsv"
+# The cluster (its WAL kept: gigabytes) and the fetched copies are no longer needed.
+rm -rf -- "$wd/pg/data" "$wd/fetched"
+say "wrote $out and $tsv (repositories and logs stay in $wd)"
