@@ -207,14 +207,18 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         .code(1)
         .stderr_contains("already holds a different");
 
-    // A segment of another cluster (the shared test server's) is refused.
+    // A segment of another cluster (the shared test server's) is refused. Not any file of
+    // its pg_wal: PostgreSQL renames old segments for later use, and such a file's header
+    // still names its old place. The segment holding a fresh checkpoint record has the
+    // right header.
     let other = postgres();
     let other_data = other.data_dir();
-    let other_segment: PathBuf = std::fs::read_dir(other_data.join("pg_wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().len() == 24)
-        .expect("the shared cluster has a segment");
+    other.sql("postgres", "CHECKPOINT");
+    let current = other.sql(
+        "postgres",
+        "SELECT pg_walfile_name(pg_current_wal_flush_lsn())",
+    );
+    let other_segment: PathBuf = other_data.join("pg_wal").join(&current);
     as_postgres(&config, &home)
         .args(["pg", "wal-push", "--project", "shop", "--pgdata"])
         .arg(&other_data)
