@@ -150,8 +150,9 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
                 round * 5000 + 4999
             ),
         );
-        last = pg.sql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())");
-        pg.sql("postgres", "SELECT pg_switch_wal()");
+        // The segment the switch completes (pg_current_wal_lsn is where WAL has been
+        // written, which may still be the start of the segment the inserts went to).
+        last = pg.sql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
     }
     wait_archived(&pg, &last);
     let names = archived(&data);
