@@ -44,10 +44,8 @@ fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)
         .projects
         .get(project)
         .ok_or_else(|| AppError::Invalid(format!("no project named {project:?} in the config")))?;
-    let name = p
-        .repositories
-        .first()
-        .ok_or_else(|| AppError::Invalid(format!("project {project} has no repository")))?;
+    // The config's checks make sure a project has a primary repository it defines.
+    let name = p.primary();
     let spec = cfg.repositories.get(name).ok_or_else(|| {
         AppError::Invalid(format!(
             "project {project} names repository {name}, which the config does not define"

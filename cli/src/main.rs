@@ -260,11 +260,22 @@ pub fn app_error(e: strata_app::AppError) -> anyhow::Error {
     }
 }
 
+/// The engine error a link of an error chain is: an `EngineError` itself, or the one an
+/// application error carries (`AppError::Engine` is transparent, so the engine error is
+/// never a link of its own in the chain).
+fn engine_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a EngineError> {
+    c.downcast_ref::<EngineError>()
+        .or(match c.downcast_ref::<strata_app::AppError>() {
+            Some(strata_app::AppError::Engine(e)) => Some(e),
+            _ => None,
+        })
+}
+
 fn exit_code_for(e: &anyhow::Error) -> u8 {
     // A repository path that is a file: nothing of a repository can be there. The check is
     // made when the storage backend is built, before any engine call.
     let not_a_directory = e.chain().any(|c| {
-        let storage = c.downcast_ref::<StorageError>().or(match c.downcast_ref() {
+        let storage = c.downcast_ref::<StorageError>().or(match engine_error(c) {
             Some(EngineError::Storage(s)) => Some(s),
             _ => None,
         });
@@ -278,7 +289,7 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     let kind = match e.downcast_ref::<DbError>().map(DbError::kind) {
         Some(DbKind::Engine(kind)) => Some(kind),
         Some(_) => None,
-        None => e.downcast_ref::<EngineError>().map(EngineError::kind),
+        None => engine_error(e.as_ref()).map(EngineError::kind),
     };
     match kind {
         Some(ErrorKind::RepoNotFound) => exit::NO_REPOSITORY,
@@ -291,10 +302,16 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
 /// Whether the error is our standard output closing early (`strata ls | head`), which is
 /// not a failure. A broken pipe to anything else (a dump or load tool, storage) is one.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    // An engine error other than writing standard output, or any other application error
+    // (a storage failure through `AppError` included), is a failure however it was caused.
     let elsewhere = e.chain().any(|c| {
-        c.downcast_ref::<EngineError>().is_some_and(|engine| {
-            !matches!(engine, EngineError::Io { path, .. } if path.as_os_str() == "standard output")
-        })
+        let other_app_error = c
+            .downcast_ref::<strata_app::AppError>()
+            .is_some_and(|a| !matches!(a, strata_app::AppError::Engine(_)));
+        other_app_error
+            || engine_error(c).is_some_and(|engine| {
+                !matches!(engine, EngineError::Io { path, .. } if path.as_os_str() == "standard output")
+            })
     });
     !elsewhere
         && e.chain().any(|c| {
@@ -366,5 +383,36 @@ fn main() -> ExitCode {
             eprintln!("strata: {}", output::one_line(&e));
             ExitCode::from(exit_code_for(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken_pipe() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed")
+    }
+
+    /// Our standard output closing early is no failure; a storage connection breaking under
+    /// an application call is one, with the engine's exit code (a WAL push that exited 0
+    /// there would tell PostgreSQL a segment was archived when it was not).
+    #[test]
+    fn a_broken_pipe_is_a_success_only_for_standard_output() {
+        assert!(is_broken_pipe(&anyhow::Error::from(broken_pipe())));
+        let storage =
+            || EngineError::Storage(StorageError::from_io("write", "wal/ab", broken_pipe()));
+        for e in [
+            anyhow::Error::from(storage()),
+            anyhow::Error::from(strata_app::AppError::Engine(storage())),
+        ] {
+            assert!(!is_broken_pipe(&e), "{e:#}");
+            assert_eq!(exit_code_for(&e), exit::FATAL);
+        }
+        let locked = strata_app::AppError::Engine(EngineError::Locked {
+            message: "locked".into(),
+            holder: None,
+        });
+        assert_eq!(exit_code_for(&anyhow::Error::from(locked)), exit::LOCKED);
     }
 }

@@ -282,7 +282,8 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
                 ),
             )
         } else {
-            let median = median(earlier.clone());
+            let before = earlier.len();
+            let median = median(earlier);
             let ratio = if median == 0 {
                 if last_bytes == 0 {
                     1.0
@@ -295,7 +296,7 @@ pub(super) fn size(ctx: &Ctx) -> Vec<Item> {
             let versus = format!(
                 "{} backed up, the median of the {} before is {}",
                 human_bytes(last_bytes),
-                earlier.len(),
+                before,
                 human_bytes(median)
             );
             if ratio < SIZE_LOW {

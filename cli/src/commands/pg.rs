@@ -98,16 +98,6 @@ enum Sub {
 /// end it early.
 const FETCH_FAILED: u8 = 126;
 
-/// An application error as the exit codes read it: an engine error keeps its kind (no
-/// repository, locked, wrong password, and never "broken pipe": a storage failure whose
-/// cause is a broken connection is a failure), anything else is a plain error.
-fn failure(e: strata_app::AppError) -> anyhow::Error {
-    match e {
-        strata_app::AppError::Engine(e) => e.into(),
-        other => anyhow::anyhow!("{other}"),
-    }
-}
-
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let cfg = strata_app::config::load(cli.config.as_deref())?;
     match &args.command {
@@ -117,8 +107,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             pgdata,
             json: as_json,
         } => {
-            let pushed = strata_app::pitr::wal_push(&cfg, project, file, pgdata.as_deref())
-                .map_err(failure)?;
+            let pushed = strata_app::pitr::wal_push(&cfg, project, file, pgdata.as_deref())?;
             if *as_json {
                 json(&pushed)?;
             }
@@ -143,7 +132,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             project,
             json: as_json,
         } => {
-            let report = strata_app::pitr::verify(&cfg, project).map_err(failure)?;
+            let report = strata_app::pitr::verify(&cfg, project)?;
             if *as_json {
                 json(&report)?;
             } else {
