@@ -159,6 +159,7 @@ fn project(repos: &[&str], max_age: Option<Duration>) -> Project {
         before: None,
         after: None,
         timeout: None,
+        pitr: None,
     }
 }
 

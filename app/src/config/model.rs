@@ -141,6 +141,31 @@ pub struct Project {
     pub after: Option<String>,
     /// Each source is stopped and fails after this long.
     pub timeout: Option<Duration>,
+    /// The PostgreSQL cluster whose WAL this project archives and whose base backups
+    /// `strata pg basebackup` takes (`[projects.NAME.pitr]`).
+    pub pitr: Option<PitrCluster>,
+}
+
+/// A PostgreSQL cluster kept restorable to any second (`[projects.NAME.pitr]`).
+#[derive(Clone, Debug)]
+pub struct PitrCluster {
+    /// Its data directory, read by base backups (on this machine).
+    pub data_dir: PathBuf,
+    /// A connection as a superuser or a role granted `pg_backup_start`/`pg_backup_stop`
+    /// (libpq URL; default: the local socket, database `postgres`).
+    pub url: String,
+    pub password: Option<SecretRef>,
+    /// How long a base backup waits for its stop segment to reach the archive.
+    pub stop_timeout: Duration,
+    /// Health: the newest archived segment older than this is a warning (with
+    /// `archive_timeout` set, a little more than it).
+    pub max_wal_age: Option<Duration>,
+}
+
+impl PitrCluster {
+    /// The default connection: the local socket as the current user, database postgres.
+    pub const DEFAULT_URL: &'static str = "postgres:///postgres";
+    pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(300);
 }
 
 impl Project {

@@ -114,6 +114,7 @@ pub(crate) struct RawProject {
     before: Option<String>,
     after: Option<String>,
     timeout: Option<Duration>,
+    pitr: Option<PitrCluster>,
     retention: RawRetention,
 }
 
@@ -206,6 +207,9 @@ impl RawProject {
         if let Some(v) = t.get("timeout") {
             p.timeout = cx.duration(&v);
         }
+        if let Some(v) = t.get("pitr") {
+            p.pitr = pitr(cx, &v, defaults);
+        }
         if let Some(v) = t.get("retention") {
             if let Some(r) = v.table(&mut cx.sink) {
                 p.retention = retention(cx, r, names, defaults);
@@ -243,6 +247,8 @@ impl RawProject {
             before: self.before.or_else(|| d.before.clone()),
             after: self.after.or_else(|| d.after.clone()),
             timeout: self.timeout.or(d.timeout),
+            // A cluster is one project's: never inherited from the defaults.
+            pitr: self.pitr,
             retention: RawRetention {
                 all: self.retention.all.over(&d.retention.all),
                 repos,
@@ -381,6 +387,7 @@ impl RawProject {
             before: self.before,
             after: self.after,
             timeout: self.timeout,
+            pitr: self.pitr,
         })
     }
 }
@@ -580,6 +587,65 @@ fn database(cx: &mut Cx, v: &Val) -> Option<DatabaseSource> {
     let mut source = source?;
     source.password = password.ok()?;
     Some(source)
+}
+
+/// `[projects.NAME.pitr]`: the PostgreSQL cluster of point-in-time recovery.
+fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
+    let mut t = v.table(&mut cx.sink)?;
+    if defaults {
+        cx.sink.error(
+            &t.span,
+            &t.key,
+            "a cluster belongs to one project: give [projects.NAME.pitr], not a default",
+        );
+    }
+    let password = cx.secret(&mut t, PASSWORD);
+    let data_dir = cx.required(&mut t, "data-dir").and_then(|v| {
+        let p = cx.path(&v)?;
+        if !p.is_absolute() {
+            cx.sink.error(
+                &v.span(),
+                &v.key,
+                "the data directory's path must be absolute",
+            );
+            return None;
+        }
+        Some(p)
+    });
+    let url = match t.get("url") {
+        Some(v) => {
+            let s = v.text(&mut cx.sink)?;
+            if !(s.v.starts_with("postgres://") || s.v.starts_with("postgresql://")) {
+                cx.sink.error(
+                    &s.span,
+                    &s.key,
+                    "a postgres:// URL (libpq's form: postgres://USER@HOST/DATABASE)",
+                );
+                return None;
+            }
+            s.v
+        }
+        None => PitrCluster::DEFAULT_URL.to_string(),
+    };
+    let stop_timeout = match t.get("stop-timeout") {
+        Some(v) => cx.duration(&v)?,
+        None => PitrCluster::DEFAULT_STOP_TIMEOUT,
+    };
+    let max_wal_age = match t.get("max-wal-age") {
+        Some(v) => Some(cx.duration(&v)?),
+        None => None,
+    };
+    t.finish(&mut cx.sink);
+    if defaults {
+        return None;
+    }
+    Some(PitrCluster {
+        data_dir: data_dir?,
+        url,
+        password: password.ok()?,
+        stop_timeout,
+        max_wal_age,
+    })
 }
 
 fn command(cx: &mut Cx, v: &Val) -> Option<(Sv<String>, String)> {

@@ -186,6 +186,17 @@ fn project(p: &Project) -> Value {
     put(&mut m, "before", p.before.clone());
     put(&mut m, "after", p.after.clone());
     put(&mut m, "timeout", p.timeout.map(duration));
+    if let Some(c) = &p.pitr {
+        let mut t = Map::new();
+        put(&mut t, "data-dir", path(&c.data_dir));
+        put(&mut t, "url", redact_url(&c.url));
+        if let Some(s) = &c.password {
+            secret(&mut t, "password", s, |_| REDACTED.to_string());
+        }
+        put(&mut t, "stop-timeout", duration(c.stop_timeout));
+        put(&mut t, "max-wal-age", c.max_wal_age.map(duration));
+        put(&mut m, "pitr", Value::Object(t));
+    }
     if !p.retention.is_empty() {
         let retention: Map<String, Value> = p
             .retention

@@ -574,6 +574,7 @@ mod tests {
             before: None,
             after: None,
             timeout: None,
+            pitr: None,
         };
         let cfg = Config {
             file: dir.path().join("strata.toml"),

@@ -16,6 +16,8 @@ use strata_db::wal::{ControlFile, SegmentHeader, SegmentName, SegmentSize, WalNa
 use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
+pub mod base;
+
 use crate::config::Config;
 use crate::repo::{self, OpenOptions, RepoSpec};
 use crate::{AppError, Result};
