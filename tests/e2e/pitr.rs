@@ -448,6 +448,34 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
         "{again} after {r}"
     );
 
+    // `strata run` takes one too, as the project's last source, with the run's tags.
+    let run = as_postgres(&config, &home)
+        .args(["run", "shop", "--json"])
+        .run()
+        .success()
+        .json();
+    let items = run["projects"][0]["snapshots"].as_array().unwrap().clone();
+    let item = items
+        .iter()
+        .find(|i| i["source"] == "pg-basebackup")
+        .unwrap_or_else(|| panic!("no base backup in the run: {run}"));
+    assert_eq!(item["status"], "ok", "{run}");
+    let by_run = snapshots()
+        .into_iter()
+        .find(|s| s["id"] == item["snapshot_id"])
+        .unwrap();
+    let tags: Vec<&str> = by_run["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"pg-basebackup"), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("strata-run:")),
+        "{tags:?}"
+    );
+
     // Archiving broken: the stop segment never arrives; the backup fails after
     // stop-timeout, naming it, and writes no snapshot.
     pg.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");

@@ -307,6 +307,9 @@ impl RawProject {
                 run,
             });
         }
+        if let Some(c) = &self.pitr {
+            sources.push(Source::PgCluster(c.clone()));
+        }
         if sources.is_empty() {
             cx.sink.error(
                 span,

@@ -127,6 +127,39 @@ pub fn basebackup(
     let started = Instant::now();
     let c = cluster(cfg, project)?;
     let (repository, spec) = super::primary(cfg, project)?;
+    let opened = super::open(cfg, spec, Operation::Backup)?;
+    let opts = BackupOptions {
+        project: Some(project.to_string()),
+        ..BackupOptions::default()
+    };
+    let (result, b) = take(&opened.repo, project, c, &opts, progress)?;
+    let s = &result.snapshot.summary;
+    Ok(BaseBackupReport {
+        snapshot_id: result.snapshot_id.to_hex(),
+        project: project.to_string(),
+        repository: repository.to_string(),
+        start_wal: b.start_segment()?.to_string(),
+        stop_wal: b.stop_segment()?.to_string(),
+        start_time: crate::run::report::rfc3339(b.start_time_ns),
+        stop_time: crate::run::report::rfc3339(b.stop_time_ns),
+        files: s.files_new + s.files_changed + s.files_unchanged,
+        bytes_total: s.bytes_total,
+        bytes_added: s.bytes_added,
+        duration_secs: started.elapsed().as_secs_f64(),
+        backup: b,
+    })
+}
+
+/// Takes a base backup of cluster `c` of `project` into `repo` (open for a backup), with
+/// the labels of `opts` (its tags get [`TAG`]; its excludes and time are the backup's own).
+/// Writes the snapshot only once the backup is complete; returns it and its facts.
+pub fn take(
+    repo: &Repository,
+    project: &str,
+    c: &PitrCluster,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<(archiver::BackupResult, BaseBackup)> {
     let data_dir = std::fs::canonicalize(&c.data_dir).map_err(|e| {
         AppError::Invalid(format!(
             "the data directory {} cannot be read: {e}",
@@ -140,8 +173,6 @@ pub fn basebackup(
         ))
     })?;
     refuse_tablespaces(&data_dir)?;
-    let opened = super::open(cfg, spec, Operation::Backup)?;
-    let repo = &opened.repo;
     let archive = wal::read_archive(repo)?;
     if let Some(id) = archive.system_id(project)? {
         if id != control.system_identifier {
@@ -161,7 +192,7 @@ pub fn basebackup(
         return Err(AppError::Invalid(format!(
             "the server at {} is cluster {}, but the data directory {} is of cluster {}: \
              url and data-dir of [projects.{project}.pitr] name two clusters",
-            c.url,
+            crate::config::show::redact_url(&c.url),
             facts.system_id,
             data_dir.display(),
             control.system_identifier
@@ -191,13 +222,17 @@ pub fn basebackup(
     }
     let label = format!("strata {project}");
     let start = repo.block_on(session.start(&label)).map_err(db_error)?;
+    let mut tags = opts.tags.clone();
+    if !tags.iter().any(|t| t == TAG) {
+        tags.push(TAG.to_string());
+    }
     let opts = BackupOptions {
-        tags: vec![TAG.to_string()],
+        tags,
         project: Some(project.to_string()),
         excludes: excludes(&data_dir)?,
         ignore_vanished: true,
         time_ns: Some(start.time_ns),
-        ..BackupOptions::default()
+        ..opts.clone()
     };
     let stop_timeout = c.stop_timeout;
     let mut facts_out: Option<BaseBackup> = None;
@@ -263,21 +298,7 @@ pub fn basebackup(
     let mut b = facts_out
         .ok_or_else(|| AppError::Invalid("the base backup ended without its stop facts".into()))?;
     b.snapshot = result.snapshot_id;
-    let s = &result.snapshot.summary;
-    Ok(BaseBackupReport {
-        snapshot_id: result.snapshot_id.to_hex(),
-        project: project.to_string(),
-        repository: repository.to_string(),
-        start_wal: b.start_segment()?.to_string(),
-        stop_wal: b.stop_segment()?.to_string(),
-        start_time: crate::run::report::rfc3339(b.start_time_ns),
-        stop_time: crate::run::report::rfc3339(b.stop_time_ns),
-        files: s.files_new + s.files_changed + s.files_unchanged,
-        bytes_total: s.bytes_total,
-        bytes_added: s.bytes_added,
-        duration_secs: started.elapsed().as_secs_f64(),
-        backup: b,
-    })
+    Ok((result, b))
 }
 
 /// Refuses a cluster with tablespaces: their files live outside the data directory, and
