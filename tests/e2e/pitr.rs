@@ -181,6 +181,55 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
     };
     let fetched = fetch_all("fetched");
 
+    // Run in a data directory (as PostgreSQL runs restore_command), a fetch that opens the
+    // repository also fetches the next segments into a private spool; the next fetches
+    // take theirs from it without the repository (here: moved away), byte-identical, and
+    // a segment never prefetched then fails as any fetch without a repository does.
+    let recovering = env.path("recovering");
+    std::fs::create_dir_all(recovering.join("global")).unwrap();
+    std::fs::copy(
+        data.join("global/pg_control"),
+        recovering.join("global/pg_control"),
+    )
+    .unwrap();
+    give_to_postgres(&recovering);
+    let fetch_in = |name: &str| {
+        as_postgres(&config, &home)
+            .current_dir(&recovering)
+            .args(["pg", "wal-fetch", "--project", "shop", name])
+            .arg(recovering.join(name))
+            .run()
+    };
+    fetch_in(&names[0]).success();
+    let spools: Vec<PathBuf> = std::fs::read_dir(env.path("state/wal-prefetch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(spools.len(), 1, "{spools:?}");
+    let held = std::fs::read_dir(&spools[0]).unwrap().count();
+    assert_eq!(
+        held,
+        names.len() - 1,
+        "every later segment archived is prefetched"
+    );
+    let moved = env.path("repo-away");
+    std::fs::rename(&env.repo, &moved).unwrap();
+    for name in &names[1..] {
+        fetch_in(name).success();
+        assert!(
+            std::fs::read(recovering.join(name)).unwrap()
+                == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
+            "{name} from the spool differs from what PostgreSQL wrote"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&spools[0]).unwrap().count(),
+        0,
+        "served once"
+    );
+    fetch_in(&names[0]).code(126);
+    std::fs::rename(&moved, &env.repo).unwrap();
+
     // PostgreSQL may push a file again: the same content is a success.
     let first = data.join("pg_wal").join(&names[0]);
     let again = as_postgres(&config, &home)
