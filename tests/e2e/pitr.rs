@@ -497,7 +497,36 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
         "{again} after {r}"
     );
 
-    // `strata run` takes one too, as the project's last source, with the run's tags.
+    // `strata run` takes one too, as the project's last source, with the run's tags; and
+    // copies the WAL archive before the snapshots to a second repository (a base backup
+    // there without its WAL could not even start).
+    let offsite = env.path("offsite");
+    env.cmd()
+        .args([
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "-r",
+        ])
+        .arg(&offsite)
+        .run()
+        .success();
+    give_to_postgres(&offsite);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "repositories = [\"main\"]",
+            "repositories = [\"main\", \"offsite\"]",
+        ) + &format!(
+            "[repositories.offsite]\nurl = \"{}\"\npassword-file = \"{}\"\n",
+            offsite.display(),
+            env.password_file.display()
+        ),
+    )
+    .unwrap();
     let run = as_postgres(&config, &home)
         .args(["run", "shop", "--json"])
         .run()
@@ -523,6 +552,55 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
     assert!(
         tags.iter().any(|t| t.starts_with("strata-run:")),
         "{tags:?}"
+    );
+    let wal_copy = run["projects"][0]["maintenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["what"] == "wal-copy")
+        .cloned()
+        .unwrap_or_else(|| panic!("no WAL copy in the run: {run}"));
+    assert_eq!(wal_copy["ok"], true, "{run}");
+    // The offsite archive, read as a project whose primary it is, holds every file of the
+    // main one (verify: the same segments), and the base backups came along.
+    let verify_of = |cfg: &Path| {
+        as_postgres(cfg, &home)
+            .args(["pg", "verify", "--project", "shop", "--json"])
+            .run()
+            .json()
+    };
+    let offsite_config = env.path("offsite.toml");
+    std::fs::write(
+        &offsite_config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "repositories = [\"main\", \"offsite\"]",
+            "repositories = [\"offsite\"]",
+        ),
+    )
+    .unwrap();
+    let (main_wal, offsite_wal) = (verify_of(&config), verify_of(&offsite_config));
+    assert_eq!(
+        main_wal["timelines"], offsite_wal["timelines"],
+        "{offsite_wal}"
+    );
+    assert!(
+        main_wal["timelines"][0]["segments"].as_u64().unwrap() >= 2,
+        "{main_wal}"
+    );
+    let offsite_snaps = env
+        .cmd()
+        .args(["snapshots", "--json", "-r"])
+        .arg(&offsite)
+        .run()
+        .success()
+        .json();
+    assert!(
+        offsite_snaps.as_array().unwrap().iter().any(|s| s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "pg-basebackup")),
+        "{offsite_snaps}"
     );
 
     // Archiving broken: the stop segment never arrives; the backup fails after
