@@ -121,22 +121,7 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
 
     let pg = Postgres::private();
     let data = pg.data_dir();
-    let archive_command = format!(
-        "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
-         --project shop %p",
-        config = config.display(),
-        home = home.display(),
-        strata = strata_bin().display(),
-    );
-    for setting in [
-        "archive_mode = on".to_string(),
-        format!("archive_command = '{archive_command}'"),
-        "wal_keep_size = '1GB'".to_string(),
-    ] {
-        pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
-    }
-    pg.stop();
-    pg.start();
+    archive_into(&pg, &config, &home);
 
     // A workload, and a segment switch after each round: three segments at least.
     pg.sql("postgres", "CREATE TABLE pitr_t (i int, pad text)");
@@ -408,9 +393,11 @@ fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
         home = home.display(),
         strata = strata_bin().display(),
     );
+    // Segments stay in pg_wal after their push, for the tests to compare.
     for setting in [
         "archive_mode = on".to_string(),
         format!("archive_command = '{archive_command}'"),
+        "wal_keep_size = '1GB'".to_string(),
     ] {
         pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
     }
