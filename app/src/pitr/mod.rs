@@ -17,6 +17,7 @@ use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
 pub mod base;
+pub mod restore;
 pub mod timeline;
 
 use crate::config::Config;

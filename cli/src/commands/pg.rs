@@ -91,6 +91,7 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    Restore(super::pg_restore::Args),
 }
 
 /// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
@@ -128,6 +129,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 Ok(FETCH_FAILED)
             }
         },
+        Sub::Restore(a) => super::pg_restore::run(cli, &cfg, a),
         Sub::Verify {
             project,
             json: as_json,
