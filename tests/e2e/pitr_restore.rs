@@ -242,8 +242,8 @@ fn setup() -> World {
         format!(
             "state-dir = \"{state}\"\n[repositories.main]\nurl = \"{repo}\"\npassword-file = \
              \"{pw}\"\n[projects.shop]\nrepositories = [\"main\"]\n[projects.shop.pitr]\n\
-             data-dir = \"{data}\"\nurl = \"postgres:///postgres?host={socket}&port={port}&\
-             user=postgres\"\n",
+             data-dir = \"{data}\"\nurl = \"postgres://postgres@/postgres?host={socket}&\
+             port={port}\"\n",
             state = env.path("state").display(),
             repo = env.repo.display(),
             pw = env.password_file.display(),
@@ -382,7 +382,8 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
         .success();
     assert!(before.join("recovery.signal").exists());
     let auto = std::fs::read_to_string(before.join("postgresql.auto.conf")).unwrap();
-    assert!(auto.contains("recovery_target_timeline = '1'"), "{auto}");
+    // The latest timeline (2) by default: T1 is before its fork, on its way.
+    assert!(auto.contains("recovery_target_timeline = '2'"), "{auto}");
     assert!(
         auto.contains(&format!(
             "restore_command = '{} --config {} pg wal-fetch --project shop %f %p'",
