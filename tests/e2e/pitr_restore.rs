@@ -266,6 +266,8 @@ fn setup() -> World {
         "archive_mode = on".to_string(),
         format!("archive_command = '{archive_command}'"),
         "wal_keep_size = '1GB'".to_string(),
+        // No transactions but the test's (autovacuum's would be commits in the WAL).
+        "autovacuum = off".to_string(),
     ] {
         main.sql(&format!("ALTER SYSTEM SET {setting}"));
     }
@@ -296,6 +298,10 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     let (t3, c3) = main.mark();
     // Recovery to a time stops at the first commit after it: there must be one.
     main.round(4);
+    main.switch_and_wait();
+    // After the last commit: WAL (a checkpoint) is archived past it, but no commit.
+    let (t_end, _) = main.mark();
+    main.sql("CHECKPOINT");
     main.switch_and_wait();
     assert!(t1 < t2 && t2 < t3, "{t1} {t2} {t3}");
     assert!(c1 != c2 && c2 != c3, "the rounds changed the table");
@@ -361,6 +367,32 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     assert_eq!(r3["timeline"], 1, "{r3}");
     assert_eq!(s3.cluster.checksum(), c3, "timeline 1 at T3");
     drop(s3);
+
+    // A target after the last commit: the archive goes past it, but recovery cannot tell
+    // it reached it; the server says so, and so does the restore, loudly.
+    let late = w.env.path("late");
+    let port = free_port().to_string();
+    let _late = Restored {
+        dir: late.clone(),
+        cluster: Cluster {
+            socket: late.clone(),
+            port: 0,
+            log: late.join("strata-recovery.log"),
+        },
+    };
+    w.restore(&[
+        "--to-time",
+        &t_end,
+        "--timeline",
+        "1",
+        "--target",
+        late.to_str().unwrap(),
+        "--start",
+        "--port",
+        &port,
+    ])
+    .code(1)
+    .stderr_contains("FATAL:  recovery ended before configured recovery target was reached");
 
     // A segment lost from the middle: a restore past it is refused before anything is
     // restored, naming it; one before it still restores.
