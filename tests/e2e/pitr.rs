@@ -11,7 +11,7 @@ use crate::db::{postgres, Postgres, Server};
 use crate::util::*;
 
 /// `env`'s files made the `postgres` user's (PostgreSQL runs `archive_command` as it).
-fn give_to_postgres(path: &Path) {
+pub(crate) fn give_to_postgres(path: &Path) {
     let user = nix::unistd::User::from_name("postgres")
         .ok()
         .flatten()
@@ -27,7 +27,7 @@ fn give_to_postgres(path: &Path) {
 
 /// A strata command as the `postgres` user, with the config (and nothing from `env`'s
 /// repository variables: the project names its repository).
-fn as_postgres(config: &Path, home: &Path) -> Cmd {
+pub(crate) fn as_postgres(config: &Path, home: &Path) -> Cmd {
     Cmd::new()
         .wrap([
             "setpriv",

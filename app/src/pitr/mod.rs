@@ -19,6 +19,8 @@ use strata_engine::Operation;
 pub mod base;
 pub mod basebackup;
 pub mod prefetch;
+pub mod restore;
+pub mod timeline;
 
 use crate::config::Config;
 use crate::repo::{self, OpenOptions, RepoSpec};

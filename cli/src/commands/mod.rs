@@ -22,6 +22,7 @@ pub mod ls;
 pub mod mount;
 pub mod notify;
 pub mod pg;
+pub mod pg_restore;
 pub mod prune;
 pub mod repair;
 mod repair_config;

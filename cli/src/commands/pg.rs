@@ -116,6 +116,7 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    Restore(super::pg_restore::Args),
 }
 
 /// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
@@ -180,6 +181,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             }
             Ok(crate::exit::OK)
         }
+        Sub::Restore(a) => super::pg_restore::run(cli, &cfg, a),
         Sub::Verify {
             project,
             json: as_json,
