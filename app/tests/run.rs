@@ -139,6 +139,7 @@ fn project(name: &str, repos: &[&str], sources: Vec<Source>) -> Project {
         before: None,
         after: None,
         timeout: None,
+        pitr: None,
     }
 }
 
