@@ -74,15 +74,23 @@ enum Sub {
     },
     /// Check a project's WAL archive for continuity: per timeline, the segments archived
     /// (first, last, how many), the segments missing between them (a recovery cannot replay
-    /// past a gap), and whether each later timeline's history file is there.
+    /// past a gap), and whether each later timeline's history file is there; the project's
+    /// base backups, whether the WAL each needs is archived, and per timeline the
+    /// restorable window: from the stop time of the oldest restorable base backup to the
+    /// push time of the last segment reachable from it without a gap.
     ///
     /// Exit codes: 0 continuous, 1 a gap or a problem (nothing archived yet, an unreadable
-    /// WAL file, a name archived with two contents, a timeline without its history file),
-    /// 10, 11 or 12 when the repository cannot be opened (none, locked, wrong password).
+    /// WAL file, a name archived with two contents, a timeline without its history file, a
+    /// base backup whose WAL is not all archived), 10, 11 or 12 when the repository cannot
+    /// be opened (none, locked, wrong password). No base backup yet is a note, not a failure.
     ///
     /// With --json: {"project", "repository", "system_id", "timelines": [{"timeline",
     /// "segments", "first", "last", "gaps": [{"from", "to", "missing"}], "history",
-    /// "last_pushed"}], "backup_labels", "partial", "problems"}.
+    /// "last_pushed", "window": {"earliest", "latest", "base_snapshot", "last_segment"} or
+    /// null, "earlier_windows": [...]}], "base_backups": [{"snapshot", "timeline",
+    /// "start_wal", "stop_wal", "stop_time", "restorable", "missing": [gap], "reaches",
+    /// "gap_after": gap or null}], "backup_labels", "partial", "problems", "notes"}. Times
+    /// are RFC 3339 UTC.
     Verify {
         /// The project of strata.toml whose archive to check.
         #[arg(long)]
@@ -181,15 +189,57 @@ fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
                 .unwrap_or_default()
         )?;
         for g in &t.gaps {
+            writeln!(out, "  gap: {}", gap_text(g))?;
+        }
+        match &t.window {
+            Some(w) => writeln!(
+                out,
+                "  restorable from {} (base backup {}) up to the last archived segment {}, \
+                 pushed at {}",
+                w.earliest,
+                &w.base_snapshot[..8.min(w.base_snapshot.len())],
+                w.last_segment,
+                w.latest
+            )?,
+            None => writeln!(out, "  not restorable: no restorable base backup on it")?,
+        }
+        for w in &t.earlier_windows {
             writeln!(
                 out,
-                "  gap: {} .. {} ({} segment{} missing)",
-                g.from,
-                g.to,
-                g.missing,
-                if g.missing == 1 { "" } else { "s" }
+                "  also restorable from {} to {} (base backup {}, up to {}: a gap follows)",
+                w.earliest,
+                w.latest,
+                &w.base_snapshot[..8.min(w.base_snapshot.len())],
+                w.last_segment
             )?;
         }
+    }
+    for b in &r.base_backups {
+        let id = &b.snapshot[..8.min(b.snapshot.len())];
+        write!(
+            out,
+            "base backup {id}: timeline {}, WAL {} .. {}, stopped {}",
+            b.timeline, b.start_wal, b.stop_wal, b.stop_time
+        )?;
+        if b.restorable {
+            write!(
+                out,
+                ", replays up to {}",
+                b.reaches.as_deref().unwrap_or("?")
+            )?;
+            if let Some(g) = &b.gap_after {
+                write!(out, ", then a gap: {}", gap_text(g))?;
+            }
+            writeln!(out)?;
+        } else if b.missing.is_empty() {
+            writeln!(out, ", NOT restorable (see the problems)")?;
+        } else {
+            let missing: Vec<String> = b.missing.iter().map(gap_text).collect();
+            writeln!(out, ", NOT restorable: {}", missing.join(", "))?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
     }
     for p in &r.problems {
         writeln!(out, "problem: {p}")?;
@@ -204,4 +254,15 @@ fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
         }
     )?;
     Ok(())
+}
+
+/// `FROM .. TO (N segments missing)`.
+fn gap_text(g: &strata_app::pitr::Gap) -> String {
+    format!(
+        "{} .. {} ({} segment{} missing)",
+        g.from,
+        g.to,
+        g.missing,
+        if g.missing == 1 { "" } else { "s" }
+    )
 }
