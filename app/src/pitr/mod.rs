@@ -17,6 +17,7 @@ use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
 pub mod base;
+pub mod expire;
 pub mod window;
 
 use crate::config::Config;

@@ -99,6 +99,29 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Drop from a project's WAL archive what no kept base backup needs: every segment (and
+    /// .backup, .partial file) before the start segment of the oldest base backup; history
+    /// files stay. The next `strata prune` frees their data. `strata run`'s prune step does
+    /// this for every project with [projects.NAME.pitr].
+    ///
+    /// Nothing is dropped while the project has no base backup. A snapshot that cannot be
+    /// read, or a base backup whose facts cannot be read or that is of another cluster,
+    /// stops it (exit 1): it could be the oldest base backup.
+    ///
+    /// With --json: {"project", "repository", "dry_run", "oldest_base", "keep_from",
+    /// "dropped": [names], "segments_dropped", "bytes_dropped", "files_written",
+    /// "files_deleted", "note"}.
+    Expire {
+        /// The project of strata.toml whose archive to trim.
+        #[arg(long)]
+        project: String,
+        /// Say what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
@@ -152,7 +175,56 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 crate::exit::FATAL
             })
         }
+        Sub::Expire {
+            project,
+            dry_run,
+            json: as_json,
+        } => {
+            let report = strata_app::pitr::expire::expire(&cfg, project, *dry_run)?;
+            if *as_json {
+                json(&report)?;
+            } else {
+                print_expired(&report)?;
+            }
+            Ok(crate::exit::OK)
+        }
     }
+}
+
+fn print_expired(r: &strata_app::pitr::expire::ExpireReport) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let verb = if r.dry_run { "would drop" } else { "dropped" };
+    if let (Some(base), Some(from)) = (&r.oldest_base, &r.keep_from) {
+        writeln!(
+            out,
+            "WAL archive of project {} in repository {}: kept from {from} (the start of base \
+             backup {}, the oldest)",
+            r.project,
+            r.repository,
+            &base[..8.min(base.len())]
+        )?;
+    }
+    if !r.dropped.is_empty() {
+        writeln!(
+            out,
+            "{verb} {} file{} ({} segment{}, {} bytes): {} .. {}",
+            r.dropped.len(),
+            if r.dropped.len() == 1 { "" } else { "s" },
+            r.segments_dropped,
+            if r.segments_dropped == 1 { "" } else { "s" },
+            r.bytes_dropped,
+            r.dropped[0],
+            r.dropped[r.dropped.len() - 1]
+        )?;
+        if !r.dry_run {
+            writeln!(out, "run `strata prune` to free their data")?;
+        }
+    }
+    if let Some(n) = &r.note {
+        writeln!(out, "{n}")?;
+    }
+    Ok(())
 }
 
 fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
