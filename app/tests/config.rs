@@ -1003,3 +1003,46 @@ fn the_server_table() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_pitr_table_reads_into_the_project_and_its_mistakes_are_named() {
+    let d = Dir::new();
+    let base = "[repositories.hot]\nurl = \"/r\"\npassword-file = \"hot.pw\"\n\
+                [projects.p]\npaths = [\"/p\"]\nrepositories = [\"hot\"]\n";
+    let cfg = d
+        .load(&format!(
+            "{base}[projects.p.pitr]\ndata-dir = \"/var/lib/postgresql/15/main\"\n\
+             password-file = \"shop-db.pw\"\nmax-wal-age = \"15m\"\n"
+        ))
+        .unwrap();
+    let c = cfg.projects["p"].pitr.as_ref().unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/postgresql/15/main"));
+    assert_eq!(c.url, "postgres:///postgres");
+    assert_eq!(c.stop_timeout, Duration::from_secs(300));
+    assert_eq!(c.max_wal_age, Some(Duration::from_secs(900)));
+    assert_eq!(
+        c.password,
+        Some(SecretRef::File(d.path().join("shop-db.pw")))
+    );
+    let shown = config::show::effective(&cfg).to_string();
+    assert!(
+        shown.contains("\"data-dir\":\"/var/lib/postgresql/15/main\""),
+        "{shown}"
+    );
+    assert!(shown.contains("\"stop-timeout\":\"5m\""), "{shown}");
+
+    let errors = d.errors(&format!(
+        "{base}[projects.p.pitr]\ndata-dir = \"main\"\nurl = \"mysql://x@y/z\"\nstop-timeout = \"soon\"\n\
+         [defaults.pitr]\ndata-dir = \"/d\"\n"
+    ));
+    assert_eq!(
+        errors,
+        [
+            "DIR/strata.toml:9:7: projects.p.pitr.url: a postgres:// URL (libpq's form: postgres://USER@HOST/DATABASE)",
+            "DIR/strata.toml:10:16: projects.p.pitr.stop-timeout: `soon` is no duration (expected number at 0); write it as `26h`, `90m` or `2h 30m`",
+            "DIR/strata.toml:11:1: defaults.pitr: a cluster belongs to one project: give [projects.NAME.pitr], not a default",
+        ],
+        "\n{}",
+        errors.join("\n")
+    );
+}

@@ -26,6 +26,7 @@
 //! timeline histories and `pg_control`, for point-in-time recovery (#18).
 
 mod backup;
+pub mod basebackup;
 mod check;
 mod child;
 mod database;

@@ -118,7 +118,7 @@ fn socket_dir(port: u16, pghost: Option<String>, dirs: &[&str]) -> Option<std::p
         .find(|d| d.join(format!(".s.PGSQL.{port}")).exists())
 }
 
-async fn connect(s: &Server) -> Result<PgConnection> {
+pub(crate) async fn connect(s: &Server) -> Result<PgConnection> {
     PgConnection::connect_with(&options(s)?)
         .await
         .map_err(|e| connect_error(s, e))

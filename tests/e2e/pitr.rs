@@ -324,3 +324,179 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         "{text}"
     );
 }
+
+/// A strata.toml with project `shop` whose cluster is `pg` (`stop_timeout` for its base
+/// backups), on the socket as the `postgres` user.
+fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
+    let config = env.path("strata.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state-dir = \"{state}\"\n[repositories.main]\nurl = \"{repo}\"\npassword-file = \
+             \"{pw}\"\n[projects.shop]\npaths = [\"{site}\"]\nrepositories = [\"main\"]\n\
+             [projects.shop.pitr]\ndata-dir = \"{data}\"\nurl = \
+             \"postgres://postgres@/postgres?host={sock}&port={port}\"\nstop-timeout = \
+             \"{stop_timeout}\"\n",
+            state = env.path("state").display(),
+            repo = env.repo.display(),
+            pw = env.password_file.display(),
+            site = env.path("site").display(),
+            data = pg.data_dir().display(),
+            sock = pg.socket_dir().display(),
+            port = pg.port(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Turns archiving on with `strata pg wal-push` as archive_command (a restart).
+fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
+    let archive_command = format!(
+        "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
+         --project shop %p",
+        config = config.display(),
+        home = home.display(),
+        strata = strata_bin().display(),
+    );
+    for setting in [
+        "archive_mode = on".to_string(),
+        format!("archive_command = '{archive_command}'"),
+    ] {
+        pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
+    }
+    pg.stop();
+    pg.start();
+}
+
+#[test]
+fn basebackup_is_written_only_complete_with_its_label_and_facts() {
+    require("setpriv", "util-linux");
+    let env = Env::new();
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    std::fs::create_dir_all(env.path("site")).unwrap();
+    let pg = Postgres::private();
+    let config = pitr_config(&env, &pg, "4s");
+    give_to_postgres(&env.root);
+    let home = env.home.clone();
+    let basebackup = || {
+        as_postgres(&config, &home)
+            .args(["pg", "basebackup", "--project", "shop", "--json"])
+            .run()
+    };
+    let snapshots = || -> Vec<serde_json::Value> {
+        let list = env.strata(["snapshots", "--json"]).success().json();
+        list.as_array().unwrap().clone()
+    };
+
+    // Without WAL archiving a base backup could never be restored to a time: refused.
+    basebackup().code(1).stderr_contains("archive_mode is off");
+    assert!(snapshots().is_empty());
+
+    archive_into(&pg, &config, &home);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE bb (i int); INSERT INTO bb SELECT generate_series(1, 1000)",
+    );
+    let system_id = pg.sql(
+        "postgres",
+        "SELECT system_identifier FROM pg_control_system()",
+    );
+    let r = basebackup().success().json();
+    assert_eq!(r["project"], "shop", "{r}");
+    assert_eq!(r["timeline"], 1, "{r}");
+    assert_eq!(r["system_id"], system_id.as_str(), "{r}");
+    let stop_wal = r["stop_wal"].as_str().unwrap().to_string();
+    // Complete: its stop segment is in the archive (fetchable) before the command returns.
+    let fetched = env.path("stop-segment");
+    as_postgres(&config, &home)
+        .args(["pg", "wal-fetch", "--project", "shop", &stop_wal])
+        .arg(&fetched)
+        .run()
+        .success();
+    let list = snapshots();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let snap = &list[0];
+    assert_eq!(snap["tags"], serde_json::json!(["pg-basebackup"]), "{snap}");
+    let id = snap["id"].as_str().unwrap().to_string();
+
+    // Restored, it is the data directory with the label pg_backup_stop returned, pg_wal
+    // empty, and no postmaster.pid.
+    let out = env.path("restored");
+    env.cmd()
+        .args(["restore", &id, "--target"])
+        .arg(&out)
+        .run()
+        .success();
+    let data = out.join(pg.data_dir().strip_prefix("/").unwrap());
+    let label = std::fs::read_to_string(data.join("backup_label")).unwrap();
+    assert!(label.starts_with("START WAL LOCATION:"), "{label}");
+    assert!(label.contains("START TIMELINE: 1"), "{label}");
+    assert!(label.contains("LABEL: strata shop"), "{label}");
+    assert!(data.join("PG_VERSION").is_file());
+    assert!(data.join("global/pg_control").is_file());
+    assert_eq!(std::fs::read_dir(data.join("pg_wal")).unwrap().count(), 0);
+    assert!(!data.join("postmaster.pid").exists());
+    // The live data directory never got a backup_label (a crash would not restart).
+    assert!(!pg.data_dir().join("backup_label").exists());
+
+    // A second base backup reuses what did not change (night over night).
+    let again = basebackup().success().json();
+    assert!(
+        again["bytes_added"].as_u64().unwrap() < r["bytes_added"].as_u64().unwrap() / 4,
+        "{again} after {r}"
+    );
+
+    // `strata run` takes one too, as the project's last source, with the run's tags.
+    let run = as_postgres(&config, &home)
+        .args(["run", "shop", "--json"])
+        .run()
+        .success()
+        .json();
+    let items = run["projects"][0]["snapshots"].as_array().unwrap().clone();
+    let item = items
+        .iter()
+        .find(|i| i["source"] == "pg-basebackup")
+        .unwrap_or_else(|| panic!("no base backup in the run: {run}"));
+    assert_eq!(item["status"], "ok", "{run}");
+    let by_run = snapshots()
+        .into_iter()
+        .find(|s| s["id"] == item["snapshot_id"])
+        .unwrap();
+    let tags: Vec<&str> = by_run["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"pg-basebackup"), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("strata-run:")),
+        "{tags:?}"
+    );
+
+    // Archiving broken: the stop segment never arrives; the backup fails after
+    // stop-timeout, naming it, and writes no snapshot.
+    pg.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
+    pg.sql("postgres", "SELECT pg_reload_conf()");
+    let before = snapshots().len();
+    basebackup()
+        .code(1)
+        .stderr_contains("did not reach the WAL archive of project shop");
+    assert_eq!(snapshots().len(), before);
+
+    // A url naming another cluster than data-dir: refused.
+    let other = postgres();
+    let wrong = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("host={}&port={}", pg.socket_dir().display(), pg.port()),
+        &format!(
+            "host={}&port={}",
+            other.socket_dir().display(),
+            other.port()
+        ),
+    );
+    std::fs::write(&config, wrong).unwrap();
+    basebackup().code(1).stderr_contains("name two clusters");
+    assert_eq!(snapshots().len(), before);
+}

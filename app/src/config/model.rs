@@ -116,7 +116,7 @@ pub struct Project {
     /// When `strata run --due` runs it (None: only when named).
     pub schedule: Option<Schedule>,
     /// Each becomes its own snapshot, in this order: the paths (one snapshot for all of
-    /// them), then the databases, then the commands.
+    /// them), then the databases, then the commands, then the cluster's base backup.
     pub sources: Vec<Source>,
     /// The repositories' names; the first is the primary (sources are read once, into it),
     /// the rest receive copies.
@@ -189,6 +189,8 @@ pub enum Source {
         name: String,
         run: String,
     },
+    /// A base backup of the project's PostgreSQL cluster (`[projects.NAME.pitr]`).
+    PgCluster(PitrCluster),
 }
 
 impl Source {
@@ -198,6 +200,7 @@ impl Source {
             Source::Paths { .. } => "paths".to_string(),
             Source::Database(d) => format!("{}:{}", d.kind.name(), d.name()),
             Source::Command { name, .. } => format!("command:{name}"),
+            Source::PgCluster(_) => crate::pitr::base::TAG.to_string(),
         }
     }
 }

@@ -307,6 +307,9 @@ impl RawProject {
                 run,
             });
         }
+        if let Some(c) = &self.pitr {
+            sources.push(Source::PgCluster(c.clone()));
+        }
         if sources.is_empty() {
             cx.sink.error(
                 span,
@@ -600,40 +603,30 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
         );
     }
     let password = cx.secret(&mut t, PASSWORD);
-    let data_dir = cx.required(&mut t, "data-dir").and_then(|v| {
-        let p = cx.path(&v)?;
-        if !p.is_absolute() {
-            cx.sink.error(
-                &v.span(),
-                &v.key,
-                "the data directory's path must be absolute",
-            );
-            return None;
-        }
-        Some(p)
-    });
+    // A relative path is the config file's directory's, as every path here.
+    let data_dir = cx.required(&mut t, "data-dir").and_then(|v| cx.path(&v));
     let url = match t.get("url") {
-        Some(v) => {
-            let s = v.text(&mut cx.sink)?;
-            if !(s.v.starts_with("postgres://") || s.v.starts_with("postgresql://")) {
+        Some(v) => v.text(&mut cx.sink).and_then(|s| {
+            if s.v.starts_with("postgres://") || s.v.starts_with("postgresql://") {
+                Some(s.v)
+            } else {
                 cx.sink.error(
                     &s.span,
                     &s.key,
                     "a postgres:// URL (libpq's form: postgres://USER@HOST/DATABASE)",
                 );
-                return None;
+                None
             }
-            s.v
-        }
-        None => PitrCluster::DEFAULT_URL.to_string(),
+        }),
+        None => Some(PitrCluster::DEFAULT_URL.to_string()),
     };
     let stop_timeout = match t.get("stop-timeout") {
-        Some(v) => cx.duration(&v)?,
-        None => PitrCluster::DEFAULT_STOP_TIMEOUT,
+        Some(v) => cx.duration(&v),
+        None => Some(PitrCluster::DEFAULT_STOP_TIMEOUT),
     };
     let max_wal_age = match t.get("max-wal-age") {
-        Some(v) => Some(cx.duration(&v)?),
-        None => None,
+        Some(v) => cx.duration(&v).map(Some),
+        None => Some(None),
     };
     t.finish(&mut cx.sink);
     if defaults {
@@ -641,10 +634,10 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
     }
     Some(PitrCluster {
         data_dir: data_dir?,
-        url,
+        url: url?,
         password: password.ok()?,
-        stop_timeout,
-        max_wal_age,
+        stop_timeout: stop_timeout?,
+        max_wal_age: max_wal_age?,
     })
 }
 

@@ -163,6 +163,8 @@ fn project(p: &Project) -> Value {
             Source::Command { name, run } => {
                 commands.push(json!({ "name": name, "run": run }));
             }
+            // Shown as its table, `pitr`.
+            Source::PgCluster(_) => {}
         }
     }
     if !databases.is_empty() {

@@ -17,6 +17,7 @@ use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
 pub mod base;
+pub mod basebackup;
 pub mod expire;
 pub mod window;
 
@@ -43,7 +44,7 @@ pub struct WalPushed {
 }
 
 /// The project's primary repository: its name and spec.
-fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)> {
+pub(crate) fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)> {
     let p = cfg
         .projects
         .get(project)
@@ -63,7 +64,7 @@ fn primary<'a>(cfg: &'a Config, project: &str) -> Result<(&'a str, &'a RepoSpec)
 /// few seconds, and each would otherwise derive the key with argon2id.
 pub const KEY_CACHE_DIR: &str = "key-cache";
 
-fn open(cfg: &Config, spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
+pub(crate) fn open(cfg: &Config, spec: &RepoSpec, op: Operation) -> Result<repo::Opened> {
     strata_engine::keys::remember_on_disk(&cfg.state_dir.join(KEY_CACHE_DIR));
     let password = repo::password(spec)?;
     repo::open(

@@ -26,6 +26,7 @@ pub(crate) fn kind_name(source: &Source) -> &'static str {
         Source::Paths { .. } => "files",
         Source::Database(d) => d.kind.name(),
         Source::Command { .. } => "command",
+        Source::PgCluster(_) => crate::pitr::base::TAG,
     }
 }
 
@@ -58,6 +59,12 @@ pub(crate) fn back_up(
         Source::Command { name, run } => {
             back_up_command(repo, name, run, opts, env, &watchdog, &progress)
         }
+        Source::PgCluster(c) => match opts.project.as_deref() {
+            Some(project) => crate::pitr::basebackup::take(repo, project, c, opts, &progress)
+                .map(|(r, _)| r)
+                .map_err(|e| e.to_string()),
+            None => Err("a base backup belongs to a project".to_string()),
+        },
     };
     let timed_out =
         watchdog.fired() || timeout.is_some_and(|t| result.is_err() && started.elapsed() >= t);

@@ -358,6 +358,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         time_ns,
         project: args.project.clone(),
         keep_until_ns,
+        ignore_vanished: false,
     };
     // Files are counted (and totals scanned) for paths; a stream is bytes only.
     let stream =

@@ -72,6 +72,31 @@ enum Sub {
         #[arg(value_name = "DEST")]
         dest: PathBuf,
     },
+    /// Take a base backup of the project's cluster ([projects.P.pitr]: data-dir, url).
+    ///
+    /// Runs the backup in one session (pg_backup_start, then the data directory read as a
+    /// files snapshot without pg_wal's content, postmaster.pid and temporary files, then
+    /// pg_backup_stop), and writes the snapshot (tagged pg-basebackup, with the
+    /// backup_label at the data directory's root) only once the segment holding the stop
+    /// LSN is in the project's WAL archive: a base backup in the repository is complete.
+    /// Run it as a user who can read the data directory (root or the cluster's owner).
+    ///
+    /// Exit codes: 0 complete; 1 refused or failed (archive_mode off, another cluster than
+    /// the archive's, tablespaces, an unreadable file, the stop segment not archived within
+    /// stop-timeout): no snapshot is written; 10, 11, 12 the repository cannot be opened.
+    ///
+    /// With --json: {"snapshot_id", "project", "repository", "system_id", "version_num",
+    /// "timeline", "start_lsn", "stop_lsn", "seg_size", "start_time_ns", "stop_time_ns",
+    /// "data_dir", "start_wal", "stop_wal", "start_time", "stop_time", "files",
+    /// "bytes_total", "bytes_added", "duration_secs"}.
+    Basebackup {
+        /// The project of strata.toml whose cluster to back up.
+        #[arg(long)]
+        project: String,
+        /// Print the result as JSON (progress as JSON lines on stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a project's WAL archive for continuity: per timeline, the segments archived
     /// (first, last, how many), the segments missing between them (a recovery cannot replay
     /// past a gap), and whether each later timeline's history file is there; the project's
@@ -159,6 +184,33 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 Ok(FETCH_FAILED)
             }
         },
+        Sub::Basebackup {
+            project,
+            json: as_json,
+        } => {
+            let bar = crate::progress::Bar::with_totals("files", cli.quiet, *as_json);
+            let r = strata_app::pitr::basebackup::basebackup(&cfg, project, &bar)?;
+            drop(bar);
+            if *as_json {
+                json(&r)?;
+            } else if !cli.quiet {
+                println!(
+                    "base backup {} of project {} in repository {}: timeline {}, WAL {} .. {} \
+                     (archived), {} files, {} ({} added), {:.1} s",
+                    &r.snapshot_id[..8],
+                    r.project,
+                    r.repository,
+                    r.backup.timeline,
+                    r.start_wal,
+                    r.stop_wal,
+                    r.files,
+                    crate::output::bytes(r.bytes_total),
+                    crate::output::bytes(r.bytes_added),
+                    r.duration_secs
+                );
+            }
+            Ok(crate::exit::OK)
+        }
         Sub::Verify {
             project,
             json: as_json,

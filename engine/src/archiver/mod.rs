@@ -72,6 +72,10 @@ pub struct BackupOptions {
     pub project: Option<String>,
     /// Retention hold: `forget` keeps the snapshot until this time (Unix nanoseconds).
     pub keep_until_ns: Option<i64>,
+    /// An entry that vanishes while the backup reads it is left out silently rather than
+    /// reported: for a source that deletes files as it runs and replays the deletion on
+    /// restore (a PostgreSQL data directory during a base backup).
+    pub ignore_vanished: bool,
 }
 
 impl BackupOptions {
@@ -129,8 +133,17 @@ struct Counters {
     bytes_unchanged: AtomicU64,
 }
 
+/// An [`Epilogue`] in a backup: `output` is the `source_meta` once it ran.
+struct EpilogueState<'a> {
+    dir: PathBuf,
+    run: Box<dyn FnMut(&[Finding]) -> Result<EpilogueOutput> + Send + 'a>,
+    output: Option<Vec<(String, String)>>,
+}
+
 /// State shared by every thread of one backup.
 struct Ctx<'a> {
+    epilogue: Option<Mutex<EpilogueState<'a>>>,
+    ignore_vanished: bool,
     repo: &'a Repository,
     packer: Packer<'a>,
     excludes: Filter,
@@ -154,6 +167,8 @@ impl<'a> Ctx<'a> {
             ));
         }
         Ok(Ctx {
+            epilogue: None,
+            ignore_vanished: opts.ignore_vanished,
             repo,
             packer: if opts.dry_run {
                 Packer::dry_run(repo)
@@ -208,6 +223,64 @@ impl<'a> Ctx<'a> {
             original: None,
             rewrites: Vec::new(),
         }
+    }
+
+    /// Whether `e`, reading `path`, is an entry that vanished during the backup and is to
+    /// be left out silently ([`BackupOptions::ignore_vanished`]).
+    fn vanished(&self, e: &std::io::Error) -> bool {
+        self.ignore_vanished && e.kind() == std::io::ErrorKind::NotFound
+    }
+
+    /// Runs the epilogue if `dir` is its directory, and returns the files it adds there
+    /// as nodes (owned as `dir` is).
+    fn epilogue_nodes(&self, dir: &std::path::Path) -> Result<Vec<Node>> {
+        let Some(state) = &self.epilogue else {
+            return Ok(Vec::new());
+        };
+        let mut state = state.lock().expect("no panics while locked");
+        if state.dir != dir {
+            return Ok(Vec::new());
+        }
+        if state.output.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "{} was reached twice in one backup",
+                dir.display()
+            )));
+        }
+        let errors = self.errors.lock().expect("no panics while locked").clone();
+        let out = (state.run)(&errors)?;
+        state.output = Some(out.source_meta);
+        drop(state);
+        let md = std::fs::symlink_metadata(dir).map_err(|e| EngineError::io(dir, e))?;
+        let now = crate::now_ns();
+        let mut nodes = Vec::new();
+        for (name, bytes) in out.files {
+            if !strata_format::tree::valid_name(name.as_bytes()) {
+                return Err(EngineError::Invalid(format!("invalid file name {name:?}")));
+            }
+            let (content, size) =
+                file::chunk_stream(self, &mut bytes.as_slice(), self.repo.config().chunker)
+                    .map_err(|e| e.into_engine(&name))?;
+            self.counters.files_new.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes_read.fetch_add(size, Ordering::Relaxed);
+            let mut node = crate::meta::node_from_metadata(
+                name.into_bytes(),
+                dir,
+                &md,
+                NodeKind::File { content },
+                &self.names,
+            );
+            node.mode = 0o600;
+            node.size = size;
+            node.mtime_ns = now;
+            node.ctime_ns = now;
+            node.atime_ns = now;
+            node.inode = 0;
+            node.links = 1;
+            node.xattrs = Vec::new();
+            nodes.push(node);
+        }
+        Ok(nodes)
     }
 
     /// Reports a source entry left out (unreadable, or nested too deep): `path: why`.
@@ -265,6 +338,40 @@ pub fn backup_paths(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupResult> {
+    backup_paths_with(repo, paths, opts, progress, None)
+}
+
+/// What [`Epilogue::run`] adds to a backup once every entry below its directory is read.
+#[derive(Debug, Default)]
+pub struct EpilogueOutput {
+    /// Files added to the directory (replacing an entry of the same name), owned as the
+    /// directory is, mode 0600.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The snapshot's `source_meta`.
+    pub source_meta: Vec<(String, String)>,
+}
+
+/// A step run inside a backup of paths, once every entry below `dir` (one of the paths,
+/// absolute and normalized) is read and before that directory's tree is written: what it
+/// returns is added to the directory and the snapshot; an error fails the backup, which
+/// then writes no snapshot. It runs exactly once, or the backup fails. For a PostgreSQL
+/// base backup, it ends the backup on the server, whose `backup_label` must then go into
+/// the data directory's tree.
+pub struct Epilogue<'a> {
+    pub dir: PathBuf,
+    /// Called with the source errors so far (entries left out): a source that cannot do
+    /// without them fails here.
+    pub run: Box<dyn FnMut(&[Finding]) -> Result<EpilogueOutput> + Send + 'a>,
+}
+
+/// [`backup_paths`] with an [`Epilogue`].
+pub fn backup_paths_with(
+    repo: &Repository,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    epilogue: Option<Epilogue<'_>>,
+) -> Result<BackupResult> {
     let started = Instant::now();
     progress.phase(Phase::Preparing);
     let time_ns = opts.time_ns.unwrap_or_else(crate::now_ns);
@@ -276,7 +383,15 @@ pub fn backup_paths(
         Some(id) => Some((id, snapshots::load(repo, &id)?)),
         None => snapshots::find_parent(repo, &hostname, &path_strings)?,
     };
-    let ctx = Ctx::new(repo, opts, progress)?;
+    let mut ctx = Ctx::new(repo, opts, progress)?;
+    let epilogue_dir = epilogue.as_ref().map(|e| e.dir.clone());
+    ctx.epilogue = epilogue.map(|e| {
+        Mutex::new(EpilogueState {
+            dir: e.dir,
+            run: e.run,
+            output: None,
+        })
+    });
     for (path, e) in unusable {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file or directory: not backed up".to_string(),
@@ -312,6 +427,16 @@ pub fn backup_paths(
     })?;
     let mut snapshot = ctx.snapshot(opts, time_ns, path_strings, SourceKind::Files, tree);
     snapshot.parent = parent.map(|(id, _)| id);
+    if let Some(state) = ctx.epilogue.take() {
+        let state = state.into_inner().expect("no panics while locked");
+        let Some(out) = state.output else {
+            return Err(EngineError::Invalid(format!(
+                "{} was not backed up as a directory: its backup cannot be completed",
+                epilogue_dir.unwrap_or_default().display()
+            )));
+        };
+        snapshot.source_meta = out;
+    }
     finish(ctx, snapshot, started)
 }
 

@@ -70,6 +70,7 @@ pub(super) fn archive_entry(
     }
     let md = match std::fs::symlink_metadata(path) {
         Ok(md) => md,
+        Err(e) if ctx.vanished(&e) => return Ok(None),
         Err(e) => {
             ctx.source_error(path, FindingKind::UnreadableSource, e);
             return Ok(None);
@@ -158,6 +159,7 @@ pub(super) fn archive_entry(
                     counter.fetch_add(1, Ordering::Relaxed);
                     (content, size, status)
                 }
+                Err(file::FileError::Source(e)) if ctx.vanished(&e) => return Ok(None),
                 Err(file::FileError::Source(e)) => {
                     ctx.source_error(path, FindingKind::UnreadableSource, e);
                     return Ok(None);
@@ -200,6 +202,7 @@ pub(super) fn archive_dir(
                 }
             }
         }
+        Err(e) if ctx.vanished(&e) => {}
         Err(e) => ctx.source_error(path, FindingKind::UnreadableSource, e),
     }
     names.sort();
@@ -216,7 +219,9 @@ pub(super) fn archive_dir(
             archive_entry(ctx, &child, name, parent_node, place)
         })
         .collect::<Result<_>>()?;
-    ctx.save_tree(Tree {
-        nodes: nodes.into_iter().flatten().collect(),
-    })
+    let mut nodes: Vec<Node> = nodes.into_iter().flatten().collect();
+    let added = ctx.epilogue_nodes(path)?;
+    nodes.retain(|n| !added.iter().any(|a| a.name == n.name));
+    nodes.extend(added);
+    ctx.save_tree(Tree { nodes })
 }

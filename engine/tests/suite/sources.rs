@@ -196,3 +196,119 @@ fn a_file_that_cannot_be_restored_is_removed_and_reported_once() {
     }
     assert_eq!(stats.files, 1);
 }
+
+/// A Progress that deletes `victim` when the archiver is about to read it.
+struct Remover {
+    victim: PathBuf,
+}
+
+impl Progress for Remover {
+    fn current(&self, path: &Path) {
+        if path == self.victim {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_read() {
+    use strata_engine::archiver::{backup_paths_with, Epilogue, EpilogueOutput};
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path().join("data");
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    std::fs::write(dir.join("base/1"), b"table").unwrap();
+    std::fs::write(dir.join("label"), b"stale, replaced").unwrap();
+    std::fs::write(dir.join("vanishes"), b"dropped during the backup").unwrap();
+    // Every file below the directory is read before the epilogue runs: it sees them.
+    let seen_before = Arc::new(Mutex::new(None));
+    let seen = seen_before.clone();
+    let watched = dir.join("base/1");
+    let epilogue = Epilogue {
+        dir: dir.clone(),
+        run: Box::new(move |errors| {
+            assert!(errors.is_empty(), "{errors:?}");
+            *seen.lock().unwrap() = Some(watched.exists());
+            Ok(EpilogueOutput {
+                files: vec![("label".into(), b"START WAL LOCATION: 0/2000028\n".to_vec())],
+                source_meta: vec![("k".into(), "v".into())],
+            })
+        }),
+    };
+    let opts = BackupOptions {
+        ignore_vanished: true,
+        ..BackupOptions::default()
+    };
+    let result = backup_paths_with(
+        &repo,
+        &[dir.clone()],
+        &opts,
+        &Remover {
+            victim: dir.join("vanishes"),
+        },
+        Some(epilogue),
+    )
+    .unwrap();
+    assert_eq!(*seen_before.lock().unwrap(), Some(true));
+    // A file that vanished is left out, not an error (ignore_vanished).
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.snapshot.source_meta, vec![("k".into(), "v".into())]);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let restored = common::restore_clean(&repo, &result.snapshot, out.path(), &dir);
+    assert_eq!(
+        std::fs::read(restored.join("label")).unwrap(),
+        b"START WAL LOCATION: 0/2000028\n"
+    );
+    assert_eq!(std::fs::read(restored.join("base/1")).unwrap(), b"table");
+    assert!(!restored.join("vanishes").exists());
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(restored.join("label")).unwrap();
+    assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(md.uid(), std::fs::metadata(&dir).unwrap().uid());
+
+    // An epilogue that fails fails the backup, and no snapshot is written.
+    let before = repo
+        .block_on(backend.list(FileType::Snapshot))
+        .unwrap()
+        .len();
+    let failing = Epilogue {
+        dir: dir.clone(),
+        run: Box::new(|_| {
+            Err(strata_engine::EngineError::Invalid(
+                "stop segment not archived".into(),
+            ))
+        }),
+    };
+    let e =
+        backup_paths_with(&repo, &[dir.clone()], &opts, &NoProgress, Some(failing)).unwrap_err();
+    assert!(e.to_string().contains("stop segment not archived"), "{e}");
+    // An epilogue for a directory the backup never reaches fails it too.
+    let elsewhere = Epilogue {
+        dir: src.path().join("not-backed-up"),
+        run: Box::new(|_| Ok(EpilogueOutput::default())),
+    };
+    let e =
+        backup_paths_with(&repo, &[dir.clone()], &opts, &NoProgress, Some(elsewhere)).unwrap_err();
+    assert!(e.to_string().contains("cannot be completed"), "{e}");
+    assert_eq!(
+        repo.block_on(backend.list(FileType::Snapshot))
+            .unwrap()
+            .len(),
+        before
+    );
+
+    // Without ignore_vanished, a vanished file is reported.
+    std::fs::write(dir.join("vanishes"), b"again").unwrap();
+    let result = backup_paths(
+        &repo,
+        &[dir.clone()],
+        &BackupOptions::default(),
+        &Remover {
+            victim: dir.join("vanishes"),
+        },
+    )
+    .unwrap();
+    assert_eq!(result.errors.len(), 1, "{:?}", result.errors);
+}
