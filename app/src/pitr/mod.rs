@@ -18,6 +18,7 @@ use strata_engine::Operation;
 
 pub mod base;
 pub mod basebackup;
+pub mod check;
 pub mod expire;
 pub mod window;
 

@@ -147,6 +147,30 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
+    /// Prove WAL archiving works now: force a segment switch on the project's cluster
+    /// ([projects.NAME.pitr] url and password) and wait until that segment is in the
+    /// project's WAL archive. Catches a wrong archive_command, a project name it does not
+    /// use, a repository it cannot write.
+    ///
+    /// Exit codes: 0 the segment arrived, 1 it did not in time (the message names the
+    /// segment and pg_stat_archiver's last failure) or archive_mode is off or the cluster
+    /// cannot be reached; 10, 11 or 12 when the repository cannot be opened.
+    ///
+    /// With --json: {"project", "repository", "segment", "archived", "waited_secs",
+    /// "archiver": {"archive_mode", "archive_command", "archived_count",
+    /// "last_archived_wal", "failed_count", "last_failed_wal", "last_failed_time",
+    /// "last_archived_time"}, "problem"}.
+    Check {
+        /// The project of strata.toml whose cluster to check.
+        #[arg(long)]
+        project: String,
+        /// How long to wait for the segment.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
@@ -222,6 +246,31 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 print_report(&report)?;
             }
             Ok(if report.is_ok() {
+                crate::exit::OK
+            } else {
+                crate::exit::FATAL
+            })
+        }
+        Sub::Check {
+            project,
+            timeout,
+            json: as_json,
+        } => {
+            let report = strata_app::pitr::check::check(&cfg, project, *timeout)?;
+            if *as_json {
+                json(&report)?;
+            } else if report.archived {
+                println!(
+                    "WAL archiving of project {project} works: {} reached repository {} in {:.1}s",
+                    report.segment.as_deref().unwrap_or("?"),
+                    report.repository,
+                    report.waited_secs
+                );
+            }
+            if let Some(p) = &report.problem {
+                eprintln!("strata: {p}");
+            }
+            Ok(if report.archived {
                 crate::exit::OK
             } else {
                 crate::exit::FATAL
