@@ -11,7 +11,7 @@ use crate::db::{postgres, Postgres, Server};
 use crate::util::*;
 
 /// `env`'s files made the `postgres` user's (PostgreSQL runs `archive_command` as it).
-fn give_to_postgres(path: &Path) {
+pub(crate) fn give_to_postgres(path: &Path) {
     let user = nix::unistd::User::from_name("postgres")
         .ok()
         .flatten()
@@ -27,7 +27,7 @@ fn give_to_postgres(path: &Path) {
 
 /// A strata command as the `postgres` user, with the config (and nothing from `env`'s
 /// repository variables: the project names its repository).
-fn as_postgres(config: &Path, home: &Path) -> Cmd {
+pub(crate) fn as_postgres(config: &Path, home: &Path) -> Cmd {
     Cmd::new()
         .wrap([
             "setpriv",
@@ -56,7 +56,7 @@ fn archived(data: &Path) -> Vec<String> {
 }
 
 /// Waits until PostgreSQL reports `segment` archived; fails on an archiving failure.
-fn wait_archived(pg: &Postgres, segment: &str) {
+pub(crate) fn wait_archived(pg: &Postgres, segment: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let row = pg.sql(
@@ -327,7 +327,7 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
 
 /// A strata.toml with project `shop` whose cluster is `pg` (`stop_timeout` for its base
 /// backups), on the socket as the `postgres` user.
-fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
+pub(crate) fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
     let config = env.path("strata.toml");
     std::fs::write(
         &config,
@@ -351,7 +351,7 @@ fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
 }
 
 /// Turns archiving on with `strata pg wal-push` as archive_command (a restart).
-fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
+pub(crate) fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
     let archive_command = format!(
         "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
          --project shop %p",
