@@ -30,6 +30,7 @@ mod mount;
 mod ops;
 mod passwords;
 mod pitr;
+mod pitr_window;
 mod progress;
 mod remote;
 mod restore_safety;
