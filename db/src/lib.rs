@@ -36,6 +36,7 @@ mod ident;
 mod info;
 mod load;
 mod mysql;
+pub mod pitr_status;
 mod postgres;
 mod prefixed;
 mod restore;

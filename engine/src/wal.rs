@@ -18,6 +18,9 @@ use crate::archiver::{BackupOptions, StreamBackup};
 use crate::progress::NoProgress;
 use crate::{EngineError, Repository, Result};
 
+mod expire;
+pub use expire::{expire, ExpireStats};
+
 /// What PostgreSQL hands to `archive_command`, with what its header says (for a segment;
 /// the caller read it) and whose archive it goes into.
 #[derive(Debug, Clone)]

@@ -31,6 +31,7 @@ mod ops;
 mod passwords;
 mod pitr;
 mod pitr_restore;
+mod pitr_window;
 mod progress;
 mod remote;
 mod restore_safety;

@@ -56,7 +56,7 @@ fn archived(data: &Path) -> Vec<String> {
 }
 
 /// Waits until PostgreSQL reports `segment` archived; fails on an archiving failure.
-fn wait_archived(pg: &Postgres, segment: &str) {
+pub(crate) fn wait_archived(pg: &Postgres, segment: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let row = pg.sql(
@@ -361,7 +361,7 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
 
 /// A strata.toml with project `shop` whose cluster is `pg` (`stop_timeout` for its base
 /// backups), on the socket as the `postgres` user.
-fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
+pub(crate) fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
     let config = env.path("strata.toml");
     std::fs::write(
         &config,
@@ -385,7 +385,7 @@ fn pitr_config(env: &Env, pg: &Postgres, stop_timeout: &str) -> PathBuf {
 }
 
 /// Turns archiving on with `strata pg wal-push` as archive_command (a restart).
-fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
+pub(crate) fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
     let archive_command = format!(
         "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
          --project shop %p",

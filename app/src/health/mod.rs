@@ -16,6 +16,7 @@
 //! | `free-space`   | 10 % or more free         | less                            |          |
 //! | `run-lock`     | not held, or briefly      | held over 3× the median run     |          |
 //! | `notifications`| none failed               | one failed since the last success |        |
+//! | `wal-archive`  | recent, continuous, a base backup | no base backup, a gap, the newest segment older than `max-wal-age` | |
 //!
 //! A project without `max-age` (no schedule to derive it from) gets an ok `last-success`
 //! item that says its age is not judged; copy lag is not judged either. A query the catalog
@@ -32,10 +33,12 @@
 mod changes;
 mod checks;
 mod lock;
+mod pitr;
 mod prometheus;
 mod space;
 
 pub use changes::{notify_changes, STATE_FILE};
+pub use pitr::PitrFacts;
 pub use prometheus::{render, write_prometheus};
 pub use space::StorageProbe;
 pub use strata_storage::FreeSpace;
@@ -60,10 +63,12 @@ pub enum Check {
     FreeSpace,
     RunLock,
     Notifications,
+    /// A project's PostgreSQL WAL archive (`[projects.NAME.pitr]`; see `pitr`).
+    WalArchive,
 }
 
 impl Check {
-    pub const ALL: [Check; 9] = [
+    pub const ALL: [Check; 10] = [
         Check::LastSuccess,
         Check::LastRun,
         Check::Size,
@@ -73,6 +78,7 @@ impl Check {
         Check::FreeSpace,
         Check::RunLock,
         Check::Notifications,
+        Check::WalArchive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +92,7 @@ impl Check {
             Check::FreeSpace => "free-space",
             Check::RunLock => "run-lock",
             Check::Notifications => "notifications",
+            Check::WalArchive => "wal-archive",
         }
     }
 }
@@ -140,6 +147,13 @@ impl HealthReport {
 /// reports it (local disks, SFTP servers with `statvfs@openssh.com`; S3 does not).
 pub trait SpaceProbe {
     fn free_space(&self, repository: &str) -> Option<FreeSpace>;
+
+    /// The WAL archive of `project` (one with `[projects.NAME.pitr]`), read from its
+    /// primary repository, or why it could not be; `None` (the default) when this probe
+    /// does not read repositories: no `wal-archive` item.
+    fn pitr(&self, _project: &str) -> Option<Result<PitrFacts, String>> {
+        None
+    }
 }
 
 /// A probe that knows nothing (no free-space items).
@@ -183,6 +197,12 @@ pub fn evaluate(
         }
         items.extend(checks::run_lock(&ctx));
         items.extend(checks::notifications(&ctx));
+        if project.pitr.is_some() {
+            if let Some(facts) = probe.pitr(&project.name) {
+                let facts = facts.as_ref().map_err(String::as_str);
+                items.extend(pitr::judge(project, facts, now_ns));
+            }
+        }
     }
     HealthReport::new(now_ns, items)
 }

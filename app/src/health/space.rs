@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{FreeSpace, SpaceProbe};
+use super::{FreeSpace, PitrFacts, SpaceProbe};
 use crate::config::Config;
 
 /// How long asking one repository may take (an SFTP server that does not answer).
@@ -56,6 +56,21 @@ impl SpaceProbe for StorageProbe<'_> {
                 None
             }
         }
+    }
+
+    /// Reads the project's WAL archive as `pg verify` does (its password, no lock), on a
+    /// thread of its own: the caller may be inside a runtime.
+    fn pitr(&self, project: &str) -> Option<Result<PitrFacts, String>> {
+        let read = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::pitr::verify(self.cfg, project)
+                    .map(|r| PitrFacts::of_report(&r))
+                    .map_err(|e| e.to_string())
+            })
+            .join()
+            .unwrap_or_else(|_| Err("reading the WAL archive failed".to_string()))
+        });
+        Some(read)
     }
 }
 

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use strata_db::wal::{ControlFile, SegmentHeader, SegmentName, SegmentSize, WalName};
+use strata_db::wal::{ControlFile, SegmentHeader, SegmentSize, WalName};
 use strata_engine::wal::{self, Push, Pushed};
 use strata_engine::Operation;
 
@@ -20,7 +20,11 @@ pub mod base;
 pub mod basebackup;
 pub mod prefetch;
 pub mod restore;
+pub mod restore_test;
 pub mod timeline;
+pub mod check;
+pub mod expire;
+pub mod window;
 
 use crate::config::Config;
 use crate::repo::{self, OpenOptions, RepoSpec};
@@ -316,6 +320,44 @@ pub struct TimelineReport {
     pub history: bool,
     /// When the last segment was pushed (RFC 3339, UTC).
     pub last_pushed: Option<String>,
+    /// From when to when the timeline can be recovered (see [`window`]): from the oldest
+    /// restorable base backup of the timeline that reaches furthest, to the last segment
+    /// reachable from it without a gap. `None`: no restorable base backup on it.
+    pub window: Option<WindowReport>,
+    /// Earlier, separate windows: base backups whose replay a gap cuts off before the
+    /// furthest reach (newest first).
+    pub earlier_windows: Vec<WindowReport>,
+}
+
+/// A restorable window (times RFC 3339, UTC, to the second: the earliest rounded up, the
+/// latest down, so both ends restore).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WindowReport {
+    pub earliest: String,
+    pub latest: String,
+    /// The base backup's snapshot it starts from.
+    pub base_snapshot: String,
+    /// The last segment recovery reaches without a gap (pushed at `latest`).
+    pub last_segment: String,
+}
+
+/// One base backup of the project, as `strata pg verify` judges its WAL.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaseBackupReport {
+    pub snapshot: String,
+    pub timeline: u32,
+    pub start_wal: String,
+    pub stop_wal: String,
+    /// When it stopped (RFC 3339): the earliest time it restores to.
+    pub stop_time: String,
+    /// Its WAL from start to stop is archived.
+    pub restorable: bool,
+    /// Segments between its start and stop segments not archived (it cannot be restored).
+    pub missing: Vec<Gap>,
+    /// The last segment recovery from it reaches without a gap.
+    pub reaches: Option<String>,
+    /// The gap that ends its replay, when a later segment is archived.
+    pub gap_after: Option<Gap>,
 }
 
 /// A run of missing segments, first to last (inclusive).
@@ -334,12 +376,17 @@ pub struct ArchiveReport {
     /// The cluster's system identifier (as text: it does not fit JSON's safe integers).
     pub system_id: Option<String>,
     pub timelines: Vec<TimelineReport>,
+    /// The project's base backups (snapshots tagged `pg-basebackup`), oldest first.
+    pub base_backups: Vec<BaseBackupReport>,
     /// `.backup` files (a base backup's start and stop), `.partial` files.
     pub backup_labels: u64,
     pub partial: u64,
     /// What is wrong beyond gaps: an unreadable WAL file, a name archived twice with two
-    /// contents, a timeline after 1 without its history file.
+    /// contents, a timeline after 1 without its history file, a base backup whose WAL is
+    /// not all archived or whose facts cannot be read.
     pub problems: Vec<String>,
+    /// Worth knowing, not wrong (no base backup yet).
+    pub notes: Vec<String>,
 }
 
 impl ArchiveReport {
@@ -349,17 +396,19 @@ impl ArchiveReport {
     }
 }
 
-/// Reads `project`'s WAL archive and reports, per timeline, which segments it holds and
-/// where segments are missing.
+/// Reads `project`'s WAL archive and its base backups, and reports, per timeline, which
+/// segments it holds, where segments are missing, and the restorable window.
 pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
     let (repository, spec) = primary(cfg, project)?;
     let opened = open(cfg, spec, Operation::WalList)?;
     let archive = wal::read_archive(&opened.repo)?;
+    let snapshots = strata_engine::snapshots::list_lenient(&opened.repo)?;
     let mut report = ArchiveReport {
         project: project.to_string(),
         repository: repository.to_string(),
         system_id: archive.system_id(project)?.map(|i| i.to_string()),
         timelines: Vec::new(),
+        base_backups: Vec::new(),
         backup_labels: 0,
         partial: 0,
         problems: archive
@@ -367,69 +416,44 @@ pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
             .iter()
             .map(|(name, e)| format!("wal/{name} cannot be read: {e}"))
             .collect(),
+        notes: Vec::new(),
     };
-    // Per timeline: segment numbers (with the size their WAL files say), history, last push.
-    struct Line {
-        numbers: Vec<u64>,
-        size: Option<SegmentSize>,
-        history: bool,
-        last_pushed: Option<i64>,
-    }
-    let mut lines: std::collections::BTreeMap<u32, Line> = std::collections::BTreeMap::new();
-    for (name, found) in archive.entries(project) {
-        if let Err(e) = archive.find(project, name) {
-            report.problems.push(e.to_string());
-        }
-        let Ok(parsed) = WalName::parse(name) else {
-            report
-                .problems
-                .push(format!("{name} is not a WAL file name"));
-            continue;
-        };
-        let line = lines.entry(parsed.timeline()).or_insert(Line {
-            numbers: Vec::new(),
-            size: None,
-            history: false,
-            last_pushed: None,
-        });
-        match parsed {
-            WalName::Segment(seg) => {
-                let size = match SegmentSize::new(found.file.seg_size) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        report.problems.push(format!("{name}: {e}"));
-                        continue;
-                    }
-                };
-                line.size = Some(size);
-                match seg.number(size) {
-                    Ok(n) => line.numbers.push(n),
-                    Err(e) => report.problems.push(format!("{name}: {e}")),
-                }
-                line.last_pushed = line.last_pushed.max(Some(found.entry.pushed_ns));
-            }
-            WalName::History { .. } => line.history = true,
-            WalName::BackupLabel { .. } => report.backup_labels += 1,
-            WalName::Partial { .. } => report.partial += 1,
-        }
-    }
+    let lines = archived_segments(&archive, project, &mut report);
     if lines.is_empty() && report.problems.is_empty() {
         report.problems.push(format!(
             "nothing is archived for project {project}: is archive_command set (archive_mode = \
              on), and does it name this project?"
         ));
     }
-    for (timeline, mut line) in lines {
-        line.numbers.sort_unstable();
-        line.numbers.dedup();
-        let name_of = |n: u64| -> String {
-            line.size
-                .and_then(|size| SegmentName::from_number(timeline, n, size).ok())
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| format!("segment {n}"))
-        };
-        let gaps: Vec<Gap> = line
-            .numbers
+    let readable: Vec<_> = snapshots
+        .into_iter()
+        .filter_map(|(id, s)| match s {
+            Ok(s) => Some((id, s)),
+            Err(e) => {
+                report.problems.push(format!(
+                    "snapshot {} cannot be read ({e}): it may be a base backup",
+                    id.short()
+                ));
+                None
+            }
+        })
+        .collect();
+    let (bases, unreadable) = base::of_project(&readable, project);
+    report.problems.extend(unreadable);
+    let judged = window::judge(&bases, &lines, archive.system_id(project)?);
+    report.problems.extend(judged.problems);
+    report.base_backups = judged.reports;
+    if bases.is_empty() {
+        report.notes.push(format!(
+            "project {project} has no base backup: nothing is restorable yet (`strata pg \
+             basebackup --project {project}`)"
+        ));
+    }
+    for (timeline, line) in &lines {
+        let timeline = *timeline;
+        let name_of = |n: u64| window::segment_name(timeline, n, line.size);
+        let numbers: Vec<u64> = line.pushed.keys().copied().collect();
+        let gaps: Vec<Gap> = numbers
             .windows(2)
             .filter(|w| w[1] > w[0] + 1)
             .map(|w| Gap {
@@ -444,15 +468,72 @@ pub fn verify(cfg: &Config, project: &str) -> Result<ArchiveReport> {
                  cannot follow it"
             ));
         }
+        let mut windows = judged
+            .windows
+            .get(&timeline)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter();
         report.timelines.push(TimelineReport {
             timeline,
-            segments: line.numbers.len() as u64,
-            first: line.numbers.first().map(|n| name_of(*n)),
-            last: line.numbers.last().map(|n| name_of(*n)),
+            segments: numbers.len() as u64,
+            first: numbers.first().map(|n| name_of(*n)),
+            last: numbers.last().map(|n| name_of(*n)),
             gaps,
             history: line.history,
-            last_pushed: line.last_pushed.map(crate::run::report::rfc3339),
+            last_pushed: line
+                .pushed
+                .values()
+                .max()
+                .map(|t| crate::run::report::rfc3339(*t)),
+            window: windows.next(),
+            earlier_windows: windows.collect(),
         });
     }
     Ok(report)
+}
+
+/// `project`'s archived segments per timeline (problems with names and sizes go into
+/// `report`, as do `.backup` and `.partial` counts).
+fn archived_segments(
+    archive: &wal::Archive,
+    project: &str,
+    report: &mut ArchiveReport,
+) -> std::collections::BTreeMap<u32, window::Line> {
+    let mut lines: std::collections::BTreeMap<u32, window::Line> =
+        std::collections::BTreeMap::new();
+    for (name, found) in archive.entries(project) {
+        if let Err(e) = archive.find(project, name) {
+            report.problems.push(e.to_string());
+        }
+        let Ok(parsed) = WalName::parse(name) else {
+            report
+                .problems
+                .push(format!("{name} is not a WAL file name"));
+            continue;
+        };
+        let line = lines.entry(parsed.timeline()).or_default();
+        match parsed {
+            WalName::Segment(seg) => {
+                let size = match SegmentSize::new(found.file.seg_size) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        report.problems.push(format!("{name}: {e}"));
+                        continue;
+                    }
+                };
+                line.size = Some(size);
+                match seg.number(size) {
+                    Ok(n) => {
+                        line.pushed.insert(n, found.entry.pushed_ns);
+                    }
+                    Err(e) => report.problems.push(format!("{name}: {e}")),
+                }
+            }
+            WalName::History { .. } => line.history = true,
+            WalName::BackupLabel { .. } => report.backup_labels += 1,
+            WalName::Partial { .. } => report.partial += 1,
+        }
+    }
+    lines
 }

@@ -144,7 +144,15 @@ fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), Str
         .observer
         .step(&project.name, &format!("prune of {repo}"));
     let started = Instant::now();
+    let mut expiry_failed = None;
     let result = ctx.open(repo, Operation::Prune).and_then(|o| {
+        // A cluster's WAL archive (in the primary) first drops what no kept base backup
+        // needs, so that this prune frees it; a failure there must not stop the prune.
+        if project.pitr.is_some() && repo == project.primary() {
+            if let Err(e) = crate::pitr::expire::expire_in(&o.repo, repo, &project.name, false) {
+                expiry_failed = Some(format!("WAL expiry: {e}"));
+            }
+        }
         let plan = prune::plan(&o.repo, &prune::PruneOptions::default(), &NoProgress)
             .map_err(|e| e.to_string())?;
         prune::execute(&o.repo, plan, &NoProgress).map_err(|e| e.to_string())
@@ -152,6 +160,10 @@ fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), Str
     let (packs, freed) = match &result {
         Ok(s) => (s.packs_deleted, s.bytes_freed.max(0) as u64),
         Err(_) => (0, 0),
+    };
+    let result = match (result, expiry_failed) {
+        (Ok(_), Some(e)) => Err(e),
+        (r, _) => r,
     };
     base(
         ctx,

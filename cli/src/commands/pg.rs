@@ -99,15 +99,23 @@ enum Sub {
     },
     /// Check a project's WAL archive for continuity: per timeline, the segments archived
     /// (first, last, how many), the segments missing between them (a recovery cannot replay
-    /// past a gap), and whether each later timeline's history file is there.
+    /// past a gap), and whether each later timeline's history file is there; the project's
+    /// base backups, whether the WAL each needs is archived, and per timeline the
+    /// restorable window: from the stop time of the oldest restorable base backup to the
+    /// push time of the last segment reachable from it without a gap.
     ///
     /// Exit codes: 0 continuous, 1 a gap or a problem (nothing archived yet, an unreadable
-    /// WAL file, a name archived with two contents, a timeline without its history file),
-    /// 10, 11 or 12 when the repository cannot be opened (none, locked, wrong password).
+    /// WAL file, a name archived with two contents, a timeline without its history file, a
+    /// base backup whose WAL is not all archived), 10, 11 or 12 when the repository cannot
+    /// be opened (none, locked, wrong password). No base backup yet is a note, not a failure.
     ///
     /// With --json: {"project", "repository", "system_id", "timelines": [{"timeline",
     /// "segments", "first", "last", "gaps": [{"from", "to", "missing"}], "history",
-    /// "last_pushed"}], "backup_labels", "partial", "problems"}.
+    /// "last_pushed", "window": {"earliest", "latest", "base_snapshot", "last_segment"} or
+    /// null, "earlier_windows": [...]}], "base_backups": [{"snapshot", "timeline",
+    /// "start_wal", "stop_wal", "stop_time", "restorable", "missing": [gap], "reaches",
+    /// "gap_after": gap or null}], "backup_labels", "partial", "problems", "notes"}. Times
+    /// are RFC 3339 UTC.
     Verify {
         /// The project of strata.toml whose archive to check.
         #[arg(long)]
@@ -117,6 +125,53 @@ enum Sub {
         json: bool,
     },
     Restore(super::pg_restore::Args),
+    /// Drop from a project's WAL archive what no kept base backup needs: every segment (and
+    /// .backup, .partial file) before the start segment of the oldest base backup; history
+    /// files stay. The next `strata prune` frees their data. `strata run`'s prune step does
+    /// this for every project with [projects.NAME.pitr].
+    ///
+    /// Nothing is dropped while the project has no base backup. A snapshot that cannot be
+    /// read, or a base backup whose facts cannot be read or that is of another cluster,
+    /// stops it (exit 1): it could be the oldest base backup.
+    ///
+    /// With --json: {"project", "repository", "dry_run", "oldest_base", "keep_from",
+    /// "dropped": [names], "segments_dropped", "bytes_dropped", "files_written",
+    /// "files_deleted", "note"}.
+    Expire {
+        /// The project of strata.toml whose archive to trim.
+        #[arg(long)]
+        project: String,
+        /// Say what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove WAL archiving works now: force a segment switch on the project's cluster
+    /// ([projects.NAME.pitr] url and password) and wait until that segment is in the
+    /// project's WAL archive. Catches a wrong archive_command, a project name it does not
+    /// use, a repository it cannot write.
+    ///
+    /// Exit codes: 0 the segment arrived, 1 it did not in time (the message names the
+    /// segment and pg_stat_archiver's last failure) or archive_mode is off or the cluster
+    /// cannot be reached; 10, 11 or 12 when the repository cannot be opened.
+    ///
+    /// With --json: {"project", "repository", "segment", "archived", "waited_secs",
+    /// "archiver": {"archive_mode", "archive_command", "archived_count",
+    /// "last_archived_wal", "failed_count", "last_failed_wal", "last_failed_time",
+    /// "last_archived_time"}, "problem"}.
+    Check {
+        /// The project of strata.toml whose cluster to check.
+        #[arg(long)]
+        project: String,
+        /// How long to wait for the segment.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `wal-fetch`'s exit code for a failure other than "not archived": PostgreSQL treats an
@@ -198,7 +253,81 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 crate::exit::FATAL
             })
         }
+        Sub::Check {
+            project,
+            timeout,
+            json: as_json,
+        } => {
+            let report = strata_app::pitr::check::check(&cfg, project, *timeout)?;
+            if *as_json {
+                json(&report)?;
+            } else if report.archived {
+                println!(
+                    "WAL archiving of project {project} works: {} reached repository {} in {:.1}s",
+                    report.segment.as_deref().unwrap_or("?"),
+                    report.repository,
+                    report.waited_secs
+                );
+            }
+            if let Some(p) = &report.problem {
+                eprintln!("strata: {p}");
+            }
+            Ok(if report.archived {
+                crate::exit::OK
+            } else {
+                crate::exit::FATAL
+            })
+        }
+        Sub::Expire {
+            project,
+            dry_run,
+            json: as_json,
+        } => {
+            let report = strata_app::pitr::expire::expire(&cfg, project, *dry_run)?;
+            if *as_json {
+                json(&report)?;
+            } else {
+                print_expired(&report)?;
+            }
+            Ok(crate::exit::OK)
+        }
     }
+}
+
+fn print_expired(r: &strata_app::pitr::expire::ExpireReport) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let verb = if r.dry_run { "would drop" } else { "dropped" };
+    if let (Some(base), Some(from)) = (&r.oldest_base, &r.keep_from) {
+        writeln!(
+            out,
+            "WAL archive of project {} in repository {}: kept from {from} (the start of base \
+             backup {}, the oldest)",
+            r.project,
+            r.repository,
+            &base[..8.min(base.len())]
+        )?;
+    }
+    if !r.dropped.is_empty() {
+        writeln!(
+            out,
+            "{verb} {} file{} ({} segment{}, {} bytes): {} .. {}",
+            r.dropped.len(),
+            if r.dropped.len() == 1 { "" } else { "s" },
+            r.segments_dropped,
+            if r.segments_dropped == 1 { "" } else { "s" },
+            r.bytes_dropped,
+            r.dropped[0],
+            r.dropped[r.dropped.len() - 1]
+        )?;
+        if !r.dry_run {
+            writeln!(out, "run `strata prune` to free their data")?;
+        }
+    }
+    if let Some(n) = &r.note {
+        writeln!(out, "{n}")?;
+    }
+    Ok(())
 }
 
 fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
@@ -235,15 +364,57 @@ fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
                 .unwrap_or_default()
         )?;
         for g in &t.gaps {
+            writeln!(out, "  gap: {}", gap_text(g))?;
+        }
+        match &t.window {
+            Some(w) => writeln!(
+                out,
+                "  restorable from {} (base backup {}) up to the last archived segment {}, \
+                 pushed at {}",
+                w.earliest,
+                &w.base_snapshot[..8.min(w.base_snapshot.len())],
+                w.last_segment,
+                w.latest
+            )?,
+            None => writeln!(out, "  not restorable: no restorable base backup on it")?,
+        }
+        for w in &t.earlier_windows {
             writeln!(
                 out,
-                "  gap: {} .. {} ({} segment{} missing)",
-                g.from,
-                g.to,
-                g.missing,
-                if g.missing == 1 { "" } else { "s" }
+                "  also restorable from {} to {} (base backup {}, up to {}: a gap follows)",
+                w.earliest,
+                w.latest,
+                &w.base_snapshot[..8.min(w.base_snapshot.len())],
+                w.last_segment
             )?;
         }
+    }
+    for b in &r.base_backups {
+        let id = &b.snapshot[..8.min(b.snapshot.len())];
+        write!(
+            out,
+            "base backup {id}: timeline {}, WAL {} .. {}, stopped {}",
+            b.timeline, b.start_wal, b.stop_wal, b.stop_time
+        )?;
+        if b.restorable {
+            write!(
+                out,
+                ", replays up to {}",
+                b.reaches.as_deref().unwrap_or("?")
+            )?;
+            if let Some(g) = &b.gap_after {
+                write!(out, ", then a gap: {}", gap_text(g))?;
+            }
+            writeln!(out)?;
+        } else if b.missing.is_empty() {
+            writeln!(out, ", NOT restorable (see the problems)")?;
+        } else {
+            let missing: Vec<String> = b.missing.iter().map(gap_text).collect();
+            writeln!(out, ", NOT restorable: {}", missing.join(", "))?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
     }
     for p in &r.problems {
         writeln!(out, "problem: {p}")?;
@@ -258,4 +429,15 @@ fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
         }
     )?;
     Ok(())
+}
+
+/// `FROM .. TO (N segments missing)`.
+fn gap_text(g: &strata_app::pitr::Gap) -> String {
+    format!(
+        "{} .. {} ({} segment{} missing)",
+        g.from,
+        g.to,
+        g.missing,
+        if g.missing == 1 { "" } else { "s" }
+    )
 }

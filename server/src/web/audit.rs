@@ -370,7 +370,7 @@ struct HealthPage {
 }
 
 /// What each check judges and where its threshold is set, one line each.
-pub const LEGEND: [(&str, &str); 9] = [
+pub const LEGEND: [(&str, &str); 10] = [
     ("last-success", "Age of the last successful backup (or copy) against the project's max-age (config: max-age, else derived from its schedule); older is critical."),
     ("last-run", "Whether the project's last run succeeded; a failed run is critical until a run succeeds."),
     ("size", "The last backup's size against the median of earlier ones: outside ½…2× is a warning (an empty dump, a runaway log)."),
@@ -380,6 +380,7 @@ pub const LEGEND: [(&str, &str); 9] = [
     ("free-space", "Free space where the repository is stored: under 10 % is a warning."),
     ("run-lock", "A project lock held over three times the median run's length is a warning (a stuck run)."),
     ("notifications", "A notification that failed since the last success is a warning (alerts may not be arriving)."),
+    ("wal-archive", "A PostgreSQL WAL archive without a base backup, with a gap after the oldest one, or whose newest segment is older than max-wal-age is a warning."),
 ];
 
 /// A measure as a person reads it.
