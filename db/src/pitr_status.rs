@@ -68,9 +68,11 @@ impl ArchiveProbe {
         &self.shown
     }
 
-    /// Writes a WAL record and switches to a new segment; the name of the segment the
-    /// switch completed, which archiving must now push. (Without the record, a switch at a
-    /// segment's very start does nothing and names a segment archived long ago.)
+    /// Commits a transaction and switches to a new segment; the name of the segment the
+    /// switch completed, which archiving must now push. (Without a record, a switch at a
+    /// segment's very start does nothing and names a segment archived long ago; and the
+    /// record is a commit because a recovery to a time stops at the first commit after it:
+    /// an archive whose last commit is before a target cannot recover to it.)
     pub async fn switch_wal(&mut self) -> Result<String> {
         let shown = self.shown.clone();
         let err = |e: sqlx::Error| {
@@ -80,7 +82,9 @@ impl ArchiveProbe {
                  and pg_logical_emit_message)"
             ))
         };
-        sqlx::query("SELECT pg_logical_emit_message(false, 'strata', 'pg check')")
+        // Transactional: the message makes the statement's transaction take an id, so
+        // its end writes a commit record.
+        sqlx::query("SELECT pg_logical_emit_message(true, 'strata', 'pg check')")
             .execute(&mut self.conn)
             .await
             .map_err(err)?;

@@ -614,3 +614,139 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
     basebackup().code(1).stderr_contains("name two clusters");
     assert_eq!(snapshots().len(), before);
 }
+
+#[test]
+fn restore_test_recovers_to_minutes_ago_counts_the_rows_and_is_recorded() {
+    require("setpriv", "util-linux");
+    let env = Env::new();
+    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .success();
+    std::fs::create_dir_all(env.path("site")).unwrap();
+    let pg = Postgres::private();
+    let config = pitr_config(&env, &pg, "60s");
+    give_to_postgres(&env.root);
+    let home = env.home.clone();
+    archive_into(&pg, &config, &home);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE rt (i int); INSERT INTO rt SELECT generate_series(1, 1000)",
+    );
+    as_postgres(&config, &home)
+        .args(["pg", "basebackup", "--project", "shop"])
+        .run()
+        .success();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.sql(
+        "postgres",
+        "INSERT INTO rt SELECT generate_series(1001, 1500)",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // After the target (now minus 2 s): not in the restored state.
+    pg.sql(
+        "postgres",
+        "INSERT INTO rt SELECT generate_series(1501, 1750)",
+    );
+    let test = |ago: &str| {
+        as_postgres(&config, &home)
+            .args([
+                "pg",
+                "restore-test",
+                "--project",
+                "shop",
+                "--json",
+                "--ago",
+                ago,
+            ])
+            .run()
+    };
+    let r = test("2s").success().json();
+    assert_eq!(r["passed"], true, "{r}");
+    assert_eq!(r["switched"], true, "{r}");
+    assert!(r["rto_secs"].as_f64().unwrap() > 0.0, "{r}");
+    let postgres_db = r["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == "postgres")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(
+        postgres_db["tables"],
+        serde_json::json!([["public.rt", 1500]]),
+        "{r}"
+    );
+    assert!(r["kept"].is_null(), "{r}");
+    // The live cluster still has every row (the test never touched it).
+    assert_eq!(pg.sql("postgres", "SELECT count(*) FROM rt"), "1750");
+
+    // To an hour ago no base backup had ended: a failed test, exit 1, saying why.
+    let failed = test("1h").code(1).json();
+    assert_eq!(failed["passed"], false, "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("base backup"),
+        "{failed}"
+    );
+
+    // Both are in the catalog, as restore tests of the project.
+    let restore_tests = |config: &Path| {
+        as_postgres(config, &home)
+            .args(["log", "--kind", "restore-test", "--json"])
+            .run()
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let entries = restore_tests(&config);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e["project"] == "shop"),
+        "{entries:?}"
+    );
+    assert_eq!(entries.iter().filter(|e| e["ok"] == true).count(), 1);
+
+    // `strata run` runs it on the project's restore-test schedule, to now minus the
+    // cluster's restore-test-ago. (A state dir of its own: the manual test just recorded
+    // counts as this hour's, and the schedule would not be due.)
+    let text = std::fs::read_to_string(&config).unwrap();
+    let config = env.path("run.toml");
+    std::fs::write(
+        &config,
+        text.replace(
+            "repositories = [\"main\"]\n",
+            "repositories = [\"main\"]\nrestore-test = \"hourly\"\n",
+        )
+        .replace(
+            &format!("\"{}\"", env.path("state").display()),
+            &format!("\"{}\"", env.path("state-run").display()),
+        ) + "restore-test-ago = \"2s\"\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let run = as_postgres(&config, &home)
+        .args(["run", "shop", "--json"])
+        .run()
+        .success()
+        .json();
+    let item = run["projects"][0]["maintenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["what"] == "restore-test")
+        .cloned()
+        .unwrap_or_else(|| panic!("no restore test in the run: {run}"));
+    assert_eq!(item["ok"], true, "{run}");
+
+    // Recorded with the run, and it counted every row (the last insert was before its
+    // target).
+    let entries = restore_tests(&config);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let by_run = &entries[0];
+    assert!(!by_run["run_id"].is_null(), "{by_run}");
+    assert_eq!(by_run["ok"], true, "{by_run}");
+    let tables = &by_run["body"]["report"]["databases"];
+    assert!(
+        tables.to_string().contains("[\"public.rt\",1750]"),
+        "{by_run}"
+    );
+}

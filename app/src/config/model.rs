@@ -163,12 +163,15 @@ pub struct PitrCluster {
     /// Segments a `wal-fetch` that opens the repository also fetches ahead, for the next
     /// ones of a recovery (0: none).
     pub prefetch: usize,
+    /// The project's restore test recovers the cluster to now minus this.
+    pub restore_test_ago: Duration,
 }
 
 impl PitrCluster {
     /// The default connection: the local socket as the current user, database postgres.
     pub const DEFAULT_URL: &'static str = "postgres:///postgres";
     pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(300);
+    pub const DEFAULT_RESTORE_TEST_AGO: Duration = Duration::from_secs(300);
 }
 
 impl Project {

@@ -628,6 +628,10 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
         Some(v) => cx.duration(&v).map(Some),
         None => Some(None),
     };
+    let restore_test_ago = match t.get("restore-test-ago") {
+        Some(v) => cx.duration(&v),
+        None => Some(PitrCluster::DEFAULT_RESTORE_TEST_AGO),
+    };
     let prefetch = match t.get("prefetch") {
         Some(v) => v.int(&mut cx.sink, 0..1025).map(|n| n.v as usize),
         None => Some(crate::pitr::DEFAULT_PREFETCH),
@@ -643,6 +647,7 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
         stop_timeout: stop_timeout?,
         max_wal_age: max_wal_age?,
         prefetch: prefetch?,
+        restore_test_ago: restore_test_ago?,
     })
 }
 

@@ -198,6 +198,7 @@ fn project(p: &Project) -> Value {
         put(&mut t, "stop-timeout", duration(c.stop_timeout));
         put(&mut t, "max-wal-age", c.max_wal_age.map(duration));
         put(&mut t, "prefetch", c.prefetch);
+        put(&mut t, "restore-test-ago", duration(c.restore_test_ago));
         put(&mut m, "pitr", Value::Object(t));
     }
     if !p.retention.is_empty() {

@@ -18,12 +18,12 @@ use strata_engine::Operation;
 
 pub mod base;
 pub mod basebackup;
+pub mod check;
+pub mod expire;
 pub mod prefetch;
 pub mod restore;
 pub mod restore_test;
 pub mod timeline;
-pub mod check;
-pub mod expire;
 pub mod window;
 
 use crate::config::Config;

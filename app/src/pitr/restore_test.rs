@@ -86,7 +86,12 @@ pub fn restore_test(
     };
     // 1. A commit after the target, archived.
     match super::check::check(cfg, project, cluster.stop_timeout) {
-        Ok(_) => report.switched = true,
+        Ok(c) if c.archived => report.switched = true,
+        Ok(c) => say(&format!(
+            "warning: no fresh segment archived first ({}); the archive must already hold a \
+             commit after the target",
+            c.problem.as_deref().unwrap_or("it did not arrive")
+        )),
         Err(e) => say(&format!(
             "warning: no fresh segment archived first ({e}); the archive must already hold a \
              commit after the target"
@@ -126,7 +131,10 @@ pub fn restore_test(
             report.timeline = Some(r.timeline);
             report.recovery_stop = r.recovery_stop;
             report.rto_secs = Some(rto);
-            say(&format!("recovered to {} in {rto:.1} s", report.target_time));
+            say(&format!(
+                "recovered to {} in {rto:.1} s",
+                report.target_time
+            ));
             // 3. Every table counted.
             count_rows(&dir, port).map(|dbs| report.databases = dbs)
         }
@@ -167,7 +175,8 @@ fn pg_tool(dir: &Path, tool: &str) -> Result<Command> {
         return Err(AppError::Invalid(format!("PG_VERSION says {major:?}")));
     }
     let bin = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/{tool}"));
-    let md = std::fs::metadata(dir).map_err(|e| AppError::Invalid(format!("{}: {e}", dir.display())))?;
+    let md =
+        std::fs::metadata(dir).map_err(|e| AppError::Invalid(format!("{}: {e}", dir.display())))?;
     let mut cmd = if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={}", md.uid()))
@@ -193,7 +202,16 @@ fn psql(dir: &Path, port: u16, database: &str, sql: &str) -> Result<String> {
     let out = pg_tool(dir, "psql")?
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(dir)
-        .args(["-p", &port.to_string(), "-U", &user, "-d", database, "-c", sql])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            &user,
+            "-d",
+            database,
+            "-c",
+            sql,
+        ])
         .output()
         .map_err(|e| AppError::Invalid(format!("psql cannot be run: {e}")))?;
     if !out.status.success() {
@@ -258,5 +276,40 @@ fn stop(dir: &Path) -> Result<()> {
             "pg_ctl stop: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+impl PitrTestReport {
+    /// The catalog record's parts: ok, error, body (a restore-test record, as a database's).
+    pub fn record_parts(&self) -> (bool, Option<String>, crate::ops::RecordBody) {
+        (
+            self.passed,
+            self.error.clone(),
+            crate::ops::RecordBody::RestoreTest {
+                snapshot_id: self.base_snapshot.clone().unwrap_or_default(),
+                report: serde_json::to_value(self).unwrap_or_default(),
+            },
+        )
+    }
+
+    /// Records it in the catalog of `cfg`'s state dir, for `project`'s primary (best
+    /// effort: a test that ran is not failed by its record).
+    pub fn record(&self, cfg: &Config, user: Option<String>) {
+        let (ok, error, body) = self.record_parts();
+        let repository = cfg
+            .projects
+            .get(&self.project)
+            .map(|p| p.primary().to_string());
+        let record = crate::ops::Record {
+            time_ns: strata_engine::now_ns(),
+            project: Some(self.project.clone()),
+            repository,
+            run_id: None,
+            ok,
+            error,
+            user,
+            body,
+        };
+        crate::catalog::record_best_effort(&cfg.state_dir, &record);
     }
 }

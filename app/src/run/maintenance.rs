@@ -65,10 +65,12 @@ pub(super) fn run(
         Some(primary),
     ) {
         for source in &project.sources {
-            if let Source::Database(d) = source {
-                let r = restore_test(ctx, project, d);
-                item(report, problems, primary, "restore-test", r);
-            }
+            let r = match source {
+                Source::Database(d) => restore_test(ctx, project, d),
+                Source::PgCluster(c) => pitr_restore_test(ctx, project, c),
+                _ => continue,
+            };
+            item(report, problems, primary, "restore-test", r);
         }
     }
 }
@@ -283,6 +285,62 @@ fn restore_test(
             project.name,
             d.name(),
             if ok { "passed" } else { "failed" }
+        ),
+    );
+    error.map_or(Ok(()), Err)
+}
+
+/// The restore test of the project's cluster (see `crate::pitr::restore_test`): recovered
+/// to now minus its `restore-test-ago`, started, counted, stopped.
+fn pitr_restore_test(
+    ctx: &ProjectRun,
+    project: &Project,
+    c: &crate::config::PitrCluster,
+) -> Result<(), String> {
+    let primary = project.primary();
+    ctx.env
+        .observer
+        .step(&project.name, "restore test of the PostgreSQL cluster");
+    let say = |line: &str| tracing::info!("{}: {line}", project.name);
+    let report = crate::pitr::restore_test::restore_test(
+        ctx.cfg,
+        &project.name,
+        c.restore_test_ago,
+        false,
+        &NoProgress,
+        &say,
+    )
+    .map_err(|e| e.to_string());
+    let (ok, error, body) = match &report {
+        Ok(r) => r.record_parts(),
+        Err(e) => (
+            false,
+            Some(e.clone()),
+            RecordBody::RestoreTest {
+                snapshot_id: String::new(),
+                report: serde_json::Value::Null,
+            },
+        ),
+    };
+    let error = (!ok).then(|| error.unwrap_or_else(|| "restore test failed".to_string()));
+    base(ctx, project, primary, ok, error.clone(), body);
+    let mut r = ProjectReport::new(&project.name);
+    r.error = error.clone();
+    ctx.notify(
+        project,
+        Event::RestoreTest,
+        Some(primary),
+        &r,
+        format!(
+            "{}: restore test of the PostgreSQL cluster {}{}",
+            project.name,
+            if ok { "passed" } else { "failed" },
+            report
+                .as_ref()
+                .ok()
+                .and_then(|r| r.rto_secs)
+                .map(|s| format!(" (recovered in {s:.0} s)"))
+                .unwrap_or_default()
         ),
     );
     error.map_or(Ok(()), Err)

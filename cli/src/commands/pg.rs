@@ -125,6 +125,38 @@ enum Sub {
         json: bool,
     },
     Restore(super::pg_restore::Args),
+    /// Prove the cluster can be brought back to a recent moment, and time it (the RTO).
+    ///
+    /// Forces a segment switch on the live server ([projects.P.pitr] url) and waits for it
+    /// in the archive (so a commit after the target is archived; skipped with a warning if
+    /// the server does not answer), restores the newest base backup that ended before now
+    /// minus --ago into a new directory under the temporary directory, recovers it to that
+    /// time (paused, read-only: no new timeline, nothing archived from it), starts it on a
+    /// socket there, counts the rows of every table of every database, stops it and removes
+    /// the directory (--keep keeps it). Recorded in the catalog as a restore test (`strata
+    /// log --kind restore-test`), as `strata run` does on the project's restore-test
+    /// schedule.
+    ///
+    /// Exit codes: 0 passed, 1 failed or could not run, 10, 11 or 12 when the repository
+    /// cannot be opened.
+    ///
+    /// With --json: {"project", "passed", "error", "target_time", "base_snapshot",
+    /// "timeline", "recovery_stop", "rto_secs", "databases": [{"database", "tables":
+    /// [[name, rows]]}], "switched", "kept"}.
+    RestoreTest {
+        /// The project of strata.toml whose cluster to test.
+        #[arg(long)]
+        project: String,
+        /// Recover to now minus this long.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        ago: std::time::Duration,
+        /// Keep the restored directory (its path is printed), to look at.
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Drop from a project's WAL archive what no kept base backup needs: every segment (and
     /// .backup, .partial file) before the start segment of the oldest base backup; history
     /// files stay. The next `strata prune` frees their data. `strata run`'s prune step does
@@ -248,6 +280,41 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 print_report(&report)?;
             }
             Ok(if report.is_ok() {
+                crate::exit::OK
+            } else {
+                crate::exit::FATAL
+            })
+        }
+        Sub::RestoreTest {
+            project,
+            ago,
+            keep,
+            json: as_json,
+        } => {
+            let quiet = cli.quiet;
+            let say = |line: &str| {
+                if !quiet {
+                    eprintln!("strata: {line}");
+                }
+            };
+            let bar = crate::progress::Bar::with_totals("files", cli.quiet, *as_json);
+            let report = strata_app::pitr::restore_test::restore_test(
+                &cfg, project, *ago, *keep, &bar, &say,
+            )?;
+            drop(bar);
+            report.record(
+                &cfg,
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name),
+            );
+            if *as_json {
+                json(&report)?;
+            } else {
+                print_restore_test(&report)?;
+            }
+            Ok(if report.passed {
                 crate::exit::OK
             } else {
                 crate::exit::FATAL
@@ -440,4 +507,46 @@ fn gap_text(g: &strata_app::pitr::Gap) -> String {
         g.missing,
         if g.missing == 1 { "" } else { "s" }
     )
+}
+
+fn print_restore_test(r: &strata_app::pitr::restore_test::PitrTestReport) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "restore test of project {}: {}",
+        r.project,
+        if r.passed { "PASSED" } else { "FAILED" }
+    )?;
+    writeln!(out, "  target time: {}", r.target_time)?;
+    if let Some(b) = &r.base_snapshot {
+        writeln!(
+            out,
+            "  base backup: {}, timeline {}",
+            &b[..b.len().min(8)],
+            r.timeline.unwrap_or(0)
+        )?;
+    }
+    if let Some(stop) = &r.recovery_stop {
+        writeln!(out, "  {stop}")?;
+    }
+    if let Some(rto) = r.rto_secs {
+        writeln!(out, "  time to recover (RTO): {rto:.1} s")?;
+    }
+    for db in &r.databases {
+        let rows: u64 = db.tables.iter().map(|(_, n)| n).sum();
+        writeln!(
+            out,
+            "  database {}: {} tables, {rows} rows",
+            db.database,
+            db.tables.len()
+        )?;
+    }
+    if let Some(k) = &r.kept {
+        writeln!(out, "  kept in {k}")?;
+    }
+    if let Some(e) = &r.error {
+        writeln!(out, "  error: {e}")?;
+    }
+    Ok(())
 }
