@@ -181,14 +181,15 @@ pub fn wal(repo: &Repository, wait: Duration) -> Result<WalMigration> {
     } else {
         (stored, false)
     };
-    let (key_files_updated, key_files_skipped) = give_copies(repo, &current)?;
-    Ok(WalMigration {
+    let mut report = WalMigration {
         from_version,
         to_version: from_version.max(WAL_VERSION),
         config_written,
-        key_files_updated,
-        key_files_skipped,
-    })
+        key_files_updated: Vec::new(),
+        key_files_skipped: Vec::new(),
+    };
+    give_copies(repo, &current, &mut report)?;
+    Ok(report)
 }
 
 /// Step 1: writes `old` as version 4, reads it back and checks it; returns its bytes. A
@@ -232,18 +233,18 @@ fn write_config(repo: &Repository, old: &ConfigFile, old_bytes: &Bytes) -> Resul
 }
 
 /// Step 2: gives every intact key file whose copy is of a lower version than `current`
-/// (or that has none) a copy of `current`. Returns (old name, new name) of the key files
-/// rewritten, and why others were left.
-fn give_copies(repo: &Repository, current: &Bytes) -> Result<(Vec<(String, String)>, Vec<String>)> {
+/// (or that has none) a copy of `current`, recording in `report` the key files rewritten
+/// and why others were left.
+fn give_copies(repo: &Repository, current: &Bytes, report: &mut WalMigration) -> Result<()> {
     let version = ConfigFile::decode(repo.key(), current)
         .map_err(|e| EngineError::format("config", e))?
         .format_version;
-    let mut updated = Vec::new();
-    let mut skipped = Vec::new();
     let listed = repo.block_on(repo.backend().list(FileType::Key))?;
     for k in repo.block_on(read_all(&**repo.backend(), &listed)) {
         let Some(kf) = k.usable() else {
-            skipped.push(k.problem().unwrap_or_default());
+            report
+                .key_files_skipped
+                .push(k.problem().unwrap_or_default());
             continue;
         };
         match kf
@@ -255,7 +256,7 @@ fn give_copies(repo: &Repository, current: &Bytes) -> Result<(Vec<(String, Strin
             Some(Ok(copy)) if copy.format_version < version => {}
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
-                skipped.push(format!(
+                report.key_files_skipped.push(format!(
                     "keys/{}: its copy of the config does not open with this repository's key \
                      ({e})",
                     k.name
@@ -266,7 +267,7 @@ fn give_copies(repo: &Repository, current: &Bytes) -> Result<(Vec<(String, Strin
         let mut kf = kf.clone();
         kf.config = Some(current.to_vec());
         let new = crate::keys::replace(repo, &k.name, &kf)?;
-        updated.push((k.name, new));
+        report.key_files_updated.push((k.name, new));
     }
-    Ok((updated, skipped))
+    Ok(())
 }
