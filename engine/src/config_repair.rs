@@ -18,9 +18,10 @@
 //!    only when asked to rebuild, with the parameters given (a new repository id; every
 //!    snapshot stays readable, since reading needs only the master key). A damaged config
 //!    is replaced, and its bytes returned in the report;
-//! 3. under an exclusive lock, gives every intact key file that has no copy one: the new
-//!    key file is written and read back before the old one is deleted. A copy that is
-//!    there is never replaced.
+//! 3. under an exclusive lock, gives every intact key file that has no copy one, or whose
+//!    copy opens as a lower format version than the config (as an interrupted `migrate`
+//!    leaves them): the new key file is written and read back before the old one is
+//!    deleted. Any other copy that is there is never replaced.
 
 use std::sync::Arc;
 
@@ -59,7 +60,8 @@ pub struct ConfigRepair {
     pub config: ConfigState,
     /// The damaged config's bytes (hex), as they were before they were replaced.
     pub damaged_config: Option<String>,
-    /// Key files given a copy of the config: (old name, new name).
+    /// Key files given a copy of the config (they had none, or one of a lower version):
+    /// (old name, new name).
     pub key_files_updated: Vec<(String, String)>,
     /// Key files left as they are because they are damaged or unreadable, with why.
     pub key_files_skipped: Vec<String>,
@@ -294,6 +296,7 @@ pub fn repair_config(
     let repo = Repository::open_without_index_on(rt.clone(), backend, password)?;
     let _lock = crate::lock::lock(&repo, "repair config", true)?;
     let current = repo.config_bytes().to_vec();
+    let version = repo.config().format_version;
     let mut report = ConfigRepair {
         config: state,
         damaged_config,
@@ -308,7 +311,13 @@ pub fn repair_config(
                 .push(k.problem().unwrap_or_default());
             continue;
         };
-        if kf.config.is_some() {
+        // A copy of a lower format version than the config (an interrupted `migrate` leaves
+        // such copies) is raised: restored later, it would downgrade the repository. Any
+        // other copy that is there is never replaced.
+        let lower = kf.config.as_deref().is_some_and(|c| {
+            ConfigFile::decode(repo.key(), c).is_ok_and(|c| c.format_version < version)
+        });
+        if kf.config.is_some() && !lower {
             continue;
         }
         let mut kf = kf.clone();

@@ -298,6 +298,9 @@ fn repair_config_restores_the_highest_copy_and_never_a_lower_one_than_the_config
     let r = repair_config(backend.clone(), b"pw", None).unwrap();
     assert!(matches!(r.config, ConfigState::Restored { .. }), "{r:?}");
     assert_eq!(read(&backend, FileType::Config, ""), v4);
+    // And the lower copy is raised, as a second `migrate wal` would.
+    assert_eq!(r.key_files_updated.len(), 1, "{r:?}");
+    assert_eq!(copy_versions(&backend), [4, 4]);
 
     // Damaged with its header readable (version 4), and only version 3 copies: refused,
     // nothing written.
