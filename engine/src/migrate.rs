@@ -104,7 +104,8 @@ fn refused(version: u16) -> String {
     )
 }
 
-/// The key files whose config copy is of a lower version than `current` (or missing).
+/// The key files whose config copy is of a lower format version than `version`, or that
+/// have none.
 /// Copies that do not open with this repository's key are left out (`repair config` never
 /// restores those), as are damaged key files.
 fn stale_copies(repo: &Repository, version: u16) -> Result<Vec<String>> {
