@@ -241,6 +241,7 @@ pub enum Command {
     Notify(commands::notify::Args),
     Serve(commands::serve::Args),
     Pg(commands::pg::Args),
+    Migrate(commands::migrate::Args),
 }
 
 /// Reports a usage error the way clap does (to stderr, exit code 2) and exits.

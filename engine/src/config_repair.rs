@@ -10,14 +10,18 @@
 //!    that a key file copied from another repository with the same password, carrying
 //!    that repository's config, is never taken for this one's;
 //! 2. if the config is missing or damaged, writes the copy that opens with that key (and
-//!    names the repository the damaged config's clear header names, if it is readable);
+//!    names the repository the damaged config's clear header names, if it is readable):
+//!    never one of a lower format version than that header names, and of the others the
+//!    highest version (`migrate` raises the config's version before the copies', so a
+//!    crash between the two leaves lower copies beside the migrated config);
 //!    with no copy anywhere (key files of older versions only), it writes a new config
 //!    only when asked to rebuild, with the parameters given (a new repository id; every
 //!    snapshot stays readable, since reading needs only the master key). A damaged config
 //!    is replaced, and its bytes returned in the report;
-//! 3. under an exclusive lock, gives every intact key file that has no copy one: the new
-//!    key file is written and read back before the old one is deleted. A copy that is
-//!    there is never replaced.
+//! 3. under an exclusive lock, gives every intact key file that has no copy one, or whose
+//!    copy opens as a lower format version than the config (as an interrupted `migrate`
+//!    leaves them): the new key file is written and read back before the old one is
+//!    deleted. Any other copy that is there is never replaced.
 
 use std::sync::Arc;
 
@@ -56,7 +60,8 @@ pub struct ConfigRepair {
     pub config: ConfigState,
     /// The damaged config's bytes (hex), as they were before they were replaced.
     pub damaged_config: Option<String>,
-    /// Key files given a copy of the config: (old name, new name).
+    /// Key files given a copy of the config (they had none, or one of a lower version):
+    /// (old name, new name).
     pub key_files_updated: Vec<(String, String)>,
     /// Key files left as they are because they are damaged or unreadable, with why.
     pub key_files_skipped: Vec<String>,
@@ -152,11 +157,37 @@ pub fn repair_config(
         .iter()
         .filter_map(|k| Some((k.name.as_str(), k.usable()?.config.as_deref()?)))
         .collect();
-    // A copy this key opens, naming the repository the damaged config names (if any).
+    // The format version the damaged config's clear header names, if it is readable.
+    let named_version = config_now
+        .as_ref()
+        .ok()
+        .and_then(|b| ConfigFile::peek_version(b).ok());
+    // The copies this key opens that name the repository the damaged config names (if
+    // any), with their format versions.
+    let opening = |k: &MasterKey| -> Vec<(&str, &[u8], u16)> {
+        copies
+            .iter()
+            .filter_map(|&(name, c)| {
+                let cfg = ConfigFile::decode(k, c).ok()?;
+                named_id
+                    .is_none_or(|id| cfg.repo_id == id)
+                    .then_some((name, c, cfg.format_version))
+            })
+            .collect()
+    };
+    // The copy to restore: never one of a lower format version than the damaged config's
+    // header names (`migrate` raises the version, then the key files' copies: a version 3
+    // copy left by an interrupted migration would bring back a config that an older Strata
+    // opens, and whose prune deletes the blobs of archived WAL); among the others, the
+    // highest version (with the config missing, a copy of the version before a migration
+    // may sit beside the migrated one), the first listed of equals.
     let copy_for = |k: &MasterKey| {
-        copies.iter().copied().find(|(_, c)| {
-            ConfigFile::decode(k, c).is_ok_and(|cfg| named_id.is_none_or(|id| cfg.repo_id == id))
-        })
+        opening(k)
+            .into_iter()
+            .filter(|&(_, _, v)| named_version.is_none_or(|named| v >= named))
+            .rev()
+            .max_by_key(|&(_, _, v)| v)
+            .map(|(name, c, _)| (name, c))
     };
     // What proves a key is this repository's when the config cannot.
     let samples = rt.block_on(samples(&*backend))?;
@@ -175,7 +206,15 @@ pub fn repair_config(
         if copy_for(k).is_some() || rebuild.is_some() {
             return Ok(());
         }
-        Err("no copy of the config opens with its master key".into())
+        match (opening(k).iter().map(|&(_, _, v)| v).max(), named_version) {
+            (Some(highest), Some(named)) => Err(format!(
+                "the copies of the config that open with its master key are of format version \
+                 {highest} at most, but the damaged config is of version {named}: restoring \
+                 one would downgrade the repository (an older Strata would open it and prune \
+                 what it does not know)"
+            )),
+            _ => Err("no copy of the config opens with its master key".into()),
+        }
     };
     let key = match rt.block_on(unlock_master_key(&*backend, &listed, password, &accept))? {
         Unlocked::Key { key, .. } => key,
@@ -257,6 +296,7 @@ pub fn repair_config(
     let repo = Repository::open_without_index_on(rt.clone(), backend, password)?;
     let _lock = crate::lock::lock(&repo, "repair config", true)?;
     let current = repo.config_bytes().to_vec();
+    let version = repo.config().format_version;
     let mut report = ConfigRepair {
         config: state,
         damaged_config,
@@ -271,7 +311,13 @@ pub fn repair_config(
                 .push(k.problem().unwrap_or_default());
             continue;
         };
-        if kf.config.is_some() {
+        // A copy of a lower format version than the config (an interrupted `migrate` leaves
+        // such copies) is raised: restored later, it would downgrade the repository. Any
+        // other copy that is there is never replaced.
+        let lower = kf.config.as_deref().is_some_and(|c| {
+            ConfigFile::decode(repo.key(), c).is_ok_and(|c| c.format_version < version)
+        });
+        if kf.config.is_some() && !lower {
             continue;
         }
         let mut kf = kf.clone();

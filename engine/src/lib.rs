@@ -33,6 +33,7 @@ mod keyfiles;
 pub mod keys;
 pub mod lock;
 mod meta;
+pub mod migrate;
 mod objects;
 mod operation;
 mod packer;

@@ -13,7 +13,8 @@
 //! | exclusive     | yes | no  | no  |
 //!
 //! - **none**: `init`, `snapshots`, `cat` of a stored object, `key list`, `unlock`,
-//!   `repair config` (it takes the exclusive lock itself once the repository opens),
+//!   `repair config` and `migrate` (each takes the exclusive lock itself once the
+//!   repository opens),
 //!   `list` of stored objects (names only), `pg verify` (WAL files only).
 //! - **read** (shared, or none on a repository that cannot be written): `restore` into a
 //!   directory, `dump`, `ls`, `find`, `diff`, `stats`, `cat` of a blob, `mount`, `check`,
@@ -116,11 +117,14 @@ pub enum Operation {
     WalFetch,
     /// `pg verify`: lists a WAL archive (WAL files only: no lock, no index).
     WalList,
+    /// `migrate`: lists or applies format migrations; applying one takes the exclusive
+    /// lock itself (`crate::migrate::wal`), so that every front end does.
+    Migrate,
 }
 
 impl Operation {
     /// Every operation (for tests and documentation).
-    pub const ALL: [Operation; 37] = [
+    pub const ALL: [Operation; 38] = [
         Operation::Init,
         Operation::Backup,
         Operation::Restore,
@@ -158,6 +162,7 @@ impl Operation {
         Operation::WalPush,
         Operation::WalFetch,
         Operation::WalList,
+        Operation::Migrate,
     ];
 
     /// The command's name, as locks record it and messages show it.
@@ -195,6 +200,7 @@ impl Operation {
             Operation::WalPush => "pg wal-push",
             Operation::WalFetch => "pg wal-fetch",
             Operation::WalList => "pg verify",
+            Operation::Migrate => "migrate",
         }
     }
 
@@ -202,9 +208,8 @@ impl Operation {
     pub fn lock(self) -> LockMode {
         use Operation::*;
         match self {
-            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List | WalList => {
-                LockMode::None
-            }
+            Init | Snapshots | CatObject | KeyList | Unlock | RepairConfig | List | WalList
+            | Migrate => LockMode::None,
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
             | CopyFrom | ListBlobs | WalFetch => LockMode::Read,
             Backup | RestoreDatabase | CopyTo | Evidence | WalPush => LockMode::Shared,
@@ -225,7 +230,7 @@ impl Operation {
             // index` rebuilds it from the packs.
             Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
             | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List | Evidence
-            | WalList => IndexNeed::None,
+            | WalList | Migrate => IndexNeed::None,
         }
     }
 
@@ -288,7 +293,7 @@ impl Operation {
     }
 
     /// Whether it may read index files and snapshots of a remote repository through the
-    /// local cache. What checks or mends the repository reads it as it is.
+    /// local cache. What checks, mends or migrates the repository reads it as it is.
     pub fn uses_cache(self) -> bool {
         !matches!(
             self,
@@ -297,6 +302,7 @@ impl Operation {
                 | Operation::RepairSnapshots
                 | Operation::RepairConfig
                 | Operation::KeyList
+                | Operation::Migrate
         )
     }
 }

@@ -261,10 +261,16 @@ pub fn merge(repo: &Repository, archive: &Archive, project: &str) -> Result<usiz
 /// name).
 pub fn push(repo: &Repository, p: &Push<'_>) -> Result<Pushed> {
     if !repo.config().allows_wal() {
+        let version = repo.config().format_version;
+        let how = if version >= 3 {
+            "`strata migrate wal` upgrades it in place"
+        } else {
+            "archive WAL into a repository made by `strata init` of this version (`strata \
+             migrate` says why this one cannot be upgraded)"
+        };
         return Err(EngineError::Invalid(format!(
-            "this repository is of format version {}, which predates WAL archiving \
-             (version {}); archive WAL into a repository made by `strata init` of this version",
-            repo.config().format_version,
+            "this repository is of format version {version}, which predates WAL archiving \
+             (version {}); {how}",
             strata_format::config::WAL_VERSION
         )));
     }

@@ -2,7 +2,7 @@
 //! without the password) followed by the sealed parameters.
 //!
 //! ```text
-//! "STRATACF" (8) || version u16 LE (1, 2 or 3) || repository id (32)
+//! "STRATACF" (8) || version u16 LE (1 to 4) || repository id (32)
 //! sealed envelope, kind "config", associated data "strata:config" || the 42 header bytes
 //! ```
 
@@ -149,6 +149,14 @@ impl ConfigFile {
         let mut id = [0u8; 32];
         id.copy_from_slice(&stored[10..HEADER_LEN]);
         Ok(RepoId(Digest(id)))
+    }
+
+    /// Reads the clear header's format version, without any key (the header checked as
+    /// [`Self::peek_repo_id`] checks it). Unauthenticated: a hint, for instance of what a
+    /// damaged config was, never a reason to trust the rest.
+    pub fn peek_version(stored: &[u8]) -> Result<u16, FormatError> {
+        Self::peek_repo_id(stored)?;
+        Ok(u16::from_le_bytes([stored[8], stored[9]]))
     }
 
     pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<Self, FormatError> {

@@ -75,6 +75,7 @@ fn decode_everything(bytes: &[u8]) {
         }
     }
     let _ = ConfigFile::peek_repo_id(bytes);
+    let _ = ConfigFile::peek_version(bytes);
     let _ = ConfigFile::decode(k, bytes);
     let _ = BlobHeader::parse(bytes);
     let _ = decode_blob(k, None, bytes);

@@ -1509,6 +1509,7 @@ fn config() {
     assert_eq!(decoded.format_version, 4);
     assert_eq!(decoded, cfg);
     assert_eq!(ConfigFile::peek_repo_id(&stored).unwrap(), cfg.repo_id);
+    assert_eq!(ConfigFile::peek_version(&stored).unwrap(), 4);
     assert_eq!(ConfigFile::decode(&key, &stored).unwrap(), cfg);
     assert_eq!(&stored[..42], bytes(&v, "header").as_slice());
     check_envelope(

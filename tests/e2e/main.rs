@@ -26,6 +26,7 @@ mod install;
 mod keys;
 mod locks;
 mod maintenance;
+mod migrate;
 mod mount;
 mod ops;
 mod passwords;

@@ -19,6 +19,7 @@ pub mod key;
 pub mod list;
 pub mod log;
 pub mod ls;
+pub mod migrate;
 pub mod mount;
 pub mod notify;
 pub mod pg;
@@ -181,5 +182,6 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Log(a) => log::run(cli, a),
         Command::Notify(a) => notify::run(cli, a),
         Command::Pg(a) => pg::run(cli, a),
+        Command::Migrate(a) => migrate::run(cli, a),
     }
 }

@@ -13,7 +13,9 @@ use crate::{exit, open, Cli};
 /// are all there. Every key file written by this version carries a sealed copy of the
 /// config: with any password of the repository, `repair config` writes it back. On a
 /// healthy repository it only gives every key file a current copy (key files written by
-/// older versions have none): run it once after upgrading.
+/// older versions have none, and an interrupted `strata migrate` leaves copies of the older
+/// format): run it once after upgrading. It never restores a copy of a lower format version
+/// than the damaged config's, and prefers the highest.
 ///
 /// When no key file holds a copy, --rebuild writes a new config. Every snapshot stays
 /// readable (reading needs only the master key); give the --pack-size and

@@ -319,6 +319,7 @@ fn lock_matrix() {
         RepairConfig,
         List,
         WalList,
+        Migrate,
     ];
     let shared = [
         Restore,

@@ -13,6 +13,7 @@ mod keys;
 mod listings;
 mod locks;
 mod metadata;
+mod migrate;
 mod progress;
 mod prune;
 mod repair;
