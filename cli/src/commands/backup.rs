@@ -359,6 +359,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         project: args.project.clone(),
         keep_until_ns,
         ignore_vanished: false,
+        reuse_margin: None,
     };
     // Files are counted (and totals scanned) for paths; a stream is bytes only.
     let stream =

@@ -76,6 +76,11 @@ pub struct BackupOptions {
     /// reported: for a source that deletes files as it runs and replays the deletion on
     /// restore (a PostgreSQL data directory during a base backup).
     pub ignore_vanished: bool,
+    /// Reuse a file unread from the parent snapshot only when its mtime and ctime are older
+    /// than the parent's start by this much: a file written within the same clock tick as
+    /// the parent read it keeps its mtime while its content changed ("racy clean"), which
+    /// only a source that must never be stale pays to read again (a base backup).
+    pub reuse_margin: Option<std::time::Duration>,
 }
 
 impl BackupOptions {
@@ -144,6 +149,9 @@ struct EpilogueState<'a> {
 struct Ctx<'a> {
     epilogue: Option<Mutex<EpilogueState<'a>>>,
     ignore_vanished: bool,
+    /// See [`BackupOptions::reuse_margin`]: parent files changed at or after this time
+    /// (Unix ns) are read again.
+    reuse_before_ns: Option<i64>,
     repo: &'a Repository,
     packer: Packer<'a>,
     excludes: Filter,
@@ -169,6 +177,7 @@ impl<'a> Ctx<'a> {
         Ok(Ctx {
             epilogue: None,
             ignore_vanished: opts.ignore_vanished,
+            reuse_before_ns: None,
             repo,
             packer: if opts.dry_run {
                 Packer::dry_run(repo)
@@ -254,10 +263,14 @@ impl<'a> Ctx<'a> {
         let md = std::fs::symlink_metadata(dir).map_err(|e| EngineError::io(dir, e))?;
         let now = crate::now_ns();
         let mut nodes = Vec::new();
-        for (name, bytes) in out.files {
+        for (i, (name, bytes)) in out.files.iter().enumerate() {
             if !strata_format::tree::valid_name(name.as_bytes()) {
                 return Err(EngineError::Invalid(format!("invalid file name {name:?}")));
             }
+            if out.files[..i].iter().any(|(n, _)| n == name) {
+                return Err(EngineError::Invalid(format!("{name:?} added twice")));
+            }
+            let name = name.clone();
             let (content, size) =
                 file::chunk_stream(self, &mut bytes.as_slice(), self.repo.config().chunker)
                     .map_err(|e| e.into_engine(&name))?;
@@ -387,6 +400,10 @@ pub fn backup_paths_with(
         None => snapshots::find_parent(repo, &hostname, &path_strings)?,
     };
     let mut ctx = Ctx::new(repo, opts, progress)?;
+    if let (Some(margin), Some((_, p))) = (opts.reuse_margin, &parent) {
+        let margin = i64::try_from(margin.as_nanos()).unwrap_or(i64::MAX);
+        ctx.reuse_before_ns = Some(p.time_ns.saturating_sub(margin));
+    }
     let epilogue_dir = epilogue.as_ref().map(|e| e.dir.clone());
     ctx.epilogue = epilogue.map(|e| {
         Mutex::new(EpilogueState {

@@ -111,6 +111,11 @@ pub(super) fn open_listed_file(
     Ok((f, now))
 }
 
+/// Whether `e` says a listed file was replaced by another (see [`open_listed_file`]).
+pub(super) fn is_replaced(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("replaced by another file")
+}
+
 /// What an entry is, for messages.
 fn describe(md: &Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -68,7 +68,7 @@ pub(super) fn archive_entry(
     if ctx.excludes.matches(path) {
         return Ok(None);
     }
-    let md = match std::fs::symlink_metadata(path) {
+    let mut md = match std::fs::symlink_metadata(path) {
         Ok(md) => md,
         Err(e) if ctx.vanished(&e) => return Ok(None),
         Err(e) => {
@@ -133,6 +133,10 @@ pub(super) fn archive_entry(
         ctx.progress.current(path);
         let reusable = parent
             .filter(|p| unchanged(&md, p))
+            .filter(|p| {
+                ctx.reuse_before_ns
+                    .is_none_or(|t| p.mtime_ns < t && p.ctime_ns < t)
+            })
             .and_then(|p| match &p.kind {
                 NodeKind::File { content } if content.iter().all(|id| ctx.packer.has(id)) => {
                     Some(content.clone())
@@ -149,7 +153,7 @@ pub(super) fn archive_entry(
                 ctx.progress.add_bytes(md.len());
                 (content, md.len(), FileStatus::Unchanged)
             }
-            None => match file::chunk_file(ctx, path, &md, pseudo) {
+            None => match read_file(ctx, path, &mut md, pseudo) {
                 Ok((content, size)) => {
                     let (counter, status) = if parent.is_some() {
                         (&ctx.counters.files_changed, FileStatus::Modified)
@@ -182,6 +186,32 @@ pub(super) fn archive_entry(
         }
     };
     Ok(Some(node_from_metadata(name, path, &md, kind, &ctx.names)))
+}
+
+/// Reads the regular file `path` listed with `md`. A file replaced by another (renamed
+/// over it) after it was listed is read again once, as the new file (`md` becomes its),
+/// when the backup leaves vanished entries out: such a source (a database's data
+/// directory) replaces files by renames as it runs, and the new file is the one to keep.
+fn read_file(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    md: &mut std::fs::Metadata,
+    pseudo: bool,
+) -> std::result::Result<(Vec<BlobId>, u64), file::FileError> {
+    match file::chunk_file(ctx, path, md, pseudo) {
+        Err(file::FileError::Source(e))
+            if ctx.ignore_vanished && super::source::is_replaced(&e) =>
+        {
+            match std::fs::symlink_metadata(path) {
+                Ok(now) if now.file_type().is_file() => {
+                    *md = now;
+                    file::chunk_file(ctx, path, md, pseudo)
+                }
+                _ => Err(file::FileError::Source(e)),
+            }
+        }
+        r => r,
+    }
 }
 
 /// Archives a directory's entries in parallel and stores its tree.

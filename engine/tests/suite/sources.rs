@@ -197,9 +197,20 @@ fn a_file_that_cannot_be_restored_is_removed_and_reported_once() {
     assert_eq!(stats.files, 1);
 }
 
-/// A Progress that deletes `victim` when the archiver is about to read it.
+/// A Progress that deletes `victim` when the archiver is about to read it, and notes the
+/// files it finished.
 struct Remover {
     victim: PathBuf,
+    done: Arc<Mutex<Vec<PathBuf>>>,
+}
+
+impl Remover {
+    fn new(victim: PathBuf) -> Remover {
+        Remover {
+            victim,
+            done: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
 }
 
 impl Progress for Remover {
@@ -207,6 +218,9 @@ impl Progress for Remover {
         if path == self.victim {
             std::fs::remove_file(path).unwrap();
         }
+    }
+    fn file_done(&self, path: &Path, _: strata_engine::progress::FileStatus) {
+        self.done.lock().unwrap().push(path.to_path_buf());
     }
 }
 
@@ -221,7 +235,9 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
     std::fs::write(dir.join("base/1"), b"table").unwrap();
     std::fs::write(dir.join("label"), b"stale, replaced").unwrap();
     std::fs::write(dir.join("vanishes"), b"dropped during the backup").unwrap();
-    // Every file below the directory is read before the epilogue runs: it sees them.
+    // Every file below the directory is read before the epilogue runs: it sees them done.
+    let progress = Remover::new(dir.join("vanishes"));
+    let done = progress.done.clone();
     let seen_before = Arc::new(Mutex::new(None));
     let seen = seen_before.clone();
     let watched = dir.join("base/1");
@@ -229,7 +245,7 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
         dir: dir.clone(),
         run: Box::new(move |errors| {
             assert!(errors.is_empty(), "{errors:?}");
-            *seen.lock().unwrap() = Some(watched.exists());
+            *seen.lock().unwrap() = Some(done.lock().unwrap().contains(&watched));
             Ok(EpilogueOutput {
                 files: vec![("label".into(), b"START WAL LOCATION: 0/2000028\n".to_vec())],
                 source_meta: vec![("k".into(), "v".into())],
@@ -244,9 +260,7 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
         &repo,
         std::slice::from_ref(&dir),
         &opts,
-        &Remover {
-            victim: dir.join("vanishes"),
-        },
+        &progress,
         Some(epilogue),
     )
     .unwrap();
@@ -317,10 +331,74 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
         &repo,
         std::slice::from_ref(&dir),
         &BackupOptions::default(),
-        &Remover {
-            victim: dir.join("vanishes"),
-        },
+        &Remover::new(dir.join("vanishes")),
     )
     .unwrap();
     assert_eq!(result.errors.len(), 1, "{:?}", result.errors);
+}
+
+/// Replaces `victim` by another file (a rename over it) when the archiver is about to read
+/// it, as PostgreSQL replaces some of its files.
+struct Renamer {
+    victim: PathBuf,
+}
+
+impl Progress for Renamer {
+    fn current(&self, path: &Path) {
+        if path == self.victim && !path.with_extension("done").exists() {
+            let tmp = path.with_extension("new");
+            std::fs::write(&tmp, b"the new content").unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+            std::fs::write(path.with_extension("done"), b"").unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_file_renamed_over_while_listed_is_read_again_when_vanished_entries_are_ignored() {
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("replorigin_checkpoint");
+    std::fs::write(&file, b"the old content").unwrap();
+    let opts = BackupOptions {
+        ignore_vanished: true,
+        ..BackupOptions::default()
+    };
+    let progress = Renamer {
+        victim: file.clone(),
+    };
+    let result = backup_paths(&repo, &[src.path().to_path_buf()], &opts, &progress).unwrap();
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let restored = common::restore_clean(&repo, &result.snapshot, out.path(), src.path());
+    assert_eq!(
+        std::fs::read(restored.join("replorigin_checkpoint")).unwrap(),
+        b"the new content"
+    );
+}
+
+#[test]
+fn with_a_reuse_margin_a_file_changed_near_the_parents_start_is_read_again() {
+    let backend = common::init_memory(1 << 20);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("recent"), b"written just before the parent").unwrap();
+    let paths = [src.path().to_path_buf()];
+    backup_paths(&repo, &paths, &BackupOptions::default(), &NoProgress).unwrap();
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    // Without a margin, the file is reused unread from the parent.
+    let plain = backup_paths(&repo, &paths, &BackupOptions::default(), &NoProgress).unwrap();
+    assert_eq!(plain.snapshot.summary.files_unchanged, 1);
+    // With one, a file whose mtime is within it of the parent's start is read again:
+    // the parent may have read it in the same clock tick as a write it then missed.
+    let repo = Repository::open(backend, b"pw").unwrap();
+    let careful = BackupOptions {
+        reuse_margin: Some(std::time::Duration::from_secs(60)),
+        ..BackupOptions::default()
+    };
+    let again = backup_paths(&repo, &paths, &careful, &NoProgress).unwrap();
+    assert_eq!(again.snapshot.summary.files_unchanged, 0);
+    assert_eq!(again.snapshot.summary.files_changed, 1);
 }
