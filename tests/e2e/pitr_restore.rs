@@ -349,6 +349,7 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     s2.cluster.round(5);
     let (t4, c4) = s2.cluster.mark();
     s2.cluster.round(6);
+    let c6 = s2.cluster.checksum();
     let switched = s2.cluster.switch_and_wait();
     assert!(switched.starts_with("00000002"), "{switched}");
     drop(s2);
@@ -367,6 +368,16 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     assert_eq!(r3["timeline"], 1, "{r3}");
     assert_eq!(s3.cluster.checksum(), c3, "timeline 1 at T3");
     drop(s3);
+
+    // To the end of the archive: the latest timeline's last state, promoted to timeline 3
+    // (archived too, once a segment of it is: its history file goes first).
+    let (rl, sl) = w.restore_started("latest", &["--latest"]);
+    assert_eq!(rl["timeline"], 2, "{rl}");
+    assert_eq!(rl["target_time"], Value::Null, "{rl}");
+    assert_eq!(rl["new_timeline"], 3, "{rl}");
+    assert_eq!(sl.cluster.checksum(), c6, "the end of timeline 2");
+    sl.cluster.switch_and_wait();
+    drop(sl);
 
     // A target after the last commit: the archive goes past it, but recovery cannot tell
     // it reached it; the server says so, and so does the restore, loudly.
@@ -414,8 +425,8 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
         .success();
     assert!(before.join("recovery.signal").exists());
     let auto = std::fs::read_to_string(before.join("postgresql.auto.conf")).unwrap();
-    // The latest timeline (2) by default: T1 is before its fork, on its way.
-    assert!(auto.contains("recovery_target_timeline = '2'"), "{auto}");
+    // The latest timeline (3) by default: T1 is before its forks, on its way.
+    assert!(auto.contains("recovery_target_timeline = '3'"), "{auto}");
     assert!(
         auto.contains(&format!(
             "restore_command = '{} --config {} pg wal-fetch --project shop %f %p'",
