@@ -369,6 +369,36 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     assert_eq!(s3.cluster.checksum(), c3, "timeline 1 at T3");
     drop(s3);
 
+    // --base chooses the base backup, still checked: the older one for T2 is fine, the
+    // newer one cannot reach T1 (it ended after it).
+    let b1_id = b1["snapshot_id"].as_str().unwrap();
+    let forced = w.env.path("forced");
+    let out = w
+        .restore(&[
+            "--to-time",
+            &t2,
+            "--base",
+            &b1_id[..12],
+            "--target",
+            forced.to_str().unwrap(),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["base_snapshot"], b1_id, "{out}");
+    assert_eq!(out["started"], false, "{out}");
+    w.restore(&[
+        "--to-time",
+        &t1,
+        "--base",
+        b2["snapshot_id"].as_str().unwrap(),
+        "--target",
+        refused.to_str().unwrap(),
+    ])
+    .code(1)
+    .stderr_contains("after the target time");
+    assert!(!refused.exists());
+
     // To the end of the archive: the latest timeline's last state, promoted to timeline 3
     // (archived too, once a segment of it is: its history file goes first).
     let (rl, sl) = w.restore_started("latest", &["--latest"]);
