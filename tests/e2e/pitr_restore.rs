@@ -286,6 +286,7 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     );
     main.switch_and_wait();
     let b1 = w.basebackup();
+    let (t0, c0) = main.mark();
     main.round(1);
     let (t1, c1) = main.mark();
     main.switch_and_wait();
@@ -450,12 +451,34 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     .code(1)
     .stderr_contains(&format!("missing {middle}..{middle} (1 segment)"));
     assert!(!gap.exists(), "nothing restored");
+    // T0's next commit (round 1) is before the gap: it restores, warned of the gap. (T1's
+    // is after it: the archive was pushed past T1, but recovery would not find the end.)
     let before = w.env.path("before-gap");
-    w.restore(&["--to-time", &t1, "--target", before.to_str().unwrap()])
-        .success();
-    assert!(before.join("recovery.signal").exists());
+    let port = free_port();
+    let restored = Restored {
+        dir: before.clone(),
+        cluster: Cluster {
+            socket: before.clone(),
+            port,
+            log: before.join("strata-recovery.log"),
+        },
+    };
+    w.restore(&[
+        "--to-time",
+        &t0,
+        "--target",
+        before.to_str().unwrap(),
+        "--start",
+        "--port",
+        &port.to_string(),
+    ])
+    .success()
+    .stderr_contains(&format!(
+        "warning: segment {middle} is missing from the archive"
+    ));
+    assert_eq!(restored.cluster.checksum(), c0, "restored to T0");
     let auto = std::fs::read_to_string(before.join("postgresql.auto.conf")).unwrap();
-    // The latest timeline (3) by default: T1 is before its forks, on its way.
+    // The latest timeline (3) by default: T0 is before its forks, on its way.
     assert!(auto.contains("recovery_target_timeline = '3'"), "{auto}");
     assert!(
         auto.contains(&format!(

@@ -185,6 +185,13 @@ pub fn restore(
         plan.needed.first,
         plan.needed.last
     ));
+    if let Some(gap) = plan.needed.gap_after {
+        say(&format!(
+            "warning: segment {gap} is missing from the archive after {}: if no transaction \
+             committed after the target before it, recovery cannot reach the target",
+            plan.needed.last
+        ));
+    }
     let (id, snap) = snaps
         .iter()
         .find(|(id, _)| *id == b.snapshot)
