@@ -123,6 +123,7 @@ pub(super) fn restore_data_dir(
         for stale in ["postmaster.pid", "postmaster.opts"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
+        detach_pg_wal(dir)?;
         Ok(())
     })();
     let cleaned = std::fs::remove_dir_all(&staging);
@@ -143,6 +144,27 @@ pub(super) fn restore_data_dir(
     cleaned.map_err(|e| io(&staging, e))
 }
 
+/// Replaces a `pg_wal` that is a symlink (`initdb --waldir`) by an empty directory of the
+/// data directory's owner, mode 0700: restored as it was, it would point at the original
+/// cluster's WAL directory, and recovery would write into a live cluster's WAL. Returns
+/// whether it did.
+pub(super) fn detach_pg_wal(dir: &Path) -> Result<bool> {
+    let wal = dir.join("pg_wal");
+    match std::fs::symlink_metadata(&wal) {
+        Ok(md) if md.file_type().is_symlink() => {}
+        _ => return Ok(false),
+    }
+    std::fs::remove_file(&wal).map_err(|e| io(&wal, e))?;
+    std::fs::create_dir(&wal).map_err(|e| io(&wal, e))?;
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io(&wal, e))?;
+    if nix::unistd::geteuid().is_root() {
+        let md = std::fs::metadata(dir).map_err(|e| io(dir, e))?;
+        std::os::unix::fs::chown(&wal, Some(md.uid()), Some(md.gid())).map_err(|e| io(&wal, e))?;
+    }
+    Ok(true)
+}
+
 pub(super) fn io(path: &Path, e: std::io::Error) -> AppError {
     AppError::Invalid(format!("{}: {e}", path.display()))
 }
@@ -150,6 +172,25 @@ pub(super) fn io(path: &Path, e: std::io::Error) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_pg_wal_becomes_a_directory_of_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("original-wal");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("000000010000000000000001"), "live").unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, data.join("pg_wal")).unwrap();
+        assert!(detach_pg_wal(&data).unwrap());
+        let md = std::fs::symlink_metadata(data.join("pg_wal")).unwrap();
+        assert!(md.is_dir());
+        assert_eq!(md.permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::read_dir(data.join("pg_wal")).unwrap().count(), 0);
+        // The original is untouched; a real directory is left alone.
+        assert!(elsewhere.join("000000010000000000000001").exists());
+        assert!(!detach_pg_wal(&data).unwrap());
+    }
 
     #[test]
     fn only_an_absent_or_empty_directory_is_a_target() {
