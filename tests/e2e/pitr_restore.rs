@@ -400,6 +400,25 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     .stderr_contains("after the target time");
     assert!(!refused.exists());
 
+    // --timeline current: the chosen base backup's (timeline 1, though 2 is the latest).
+    let current = w.env.path("current");
+    let out = w
+        .restore(&[
+            "--to-time",
+            &t3,
+            "--timeline",
+            "current",
+            "--target",
+            current.to_str().unwrap(),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["timeline"], 1, "{out}");
+    assert_eq!(out["base_snapshot"], b2["snapshot_id"], "{out}");
+    let auto = std::fs::read_to_string(current.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("recovery_target_timeline = '1'"), "{auto}");
+
     // To the end of the archive: the latest timeline's last state, promoted to timeline 3
     // (archived too, once a segment of it is: its history file goes first).
     let (rl, sl) = w.restore_started("latest", &["--latest"]);
