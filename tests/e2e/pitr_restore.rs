@@ -286,6 +286,7 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     );
     main.switch_and_wait();
     let b1 = w.basebackup();
+    let (t0, c0) = main.mark();
     main.round(1);
     let (t1, c1) = main.mark();
     main.switch_and_wait();
@@ -349,6 +350,7 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     s2.cluster.round(5);
     let (t4, c4) = s2.cluster.mark();
     s2.cluster.round(6);
+    let c6 = s2.cluster.checksum();
     let switched = s2.cluster.switch_and_wait();
     assert!(switched.starts_with("00000002"), "{switched}");
     drop(s2);
@@ -367,6 +369,65 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     assert_eq!(r3["timeline"], 1, "{r3}");
     assert_eq!(s3.cluster.checksum(), c3, "timeline 1 at T3");
     drop(s3);
+
+    // --base chooses the base backup, still checked: the older one for T2 is fine, the
+    // newer one cannot reach T1 (it ended after it).
+    let b1_id = b1["snapshot_id"].as_str().unwrap();
+    let forced = w.env.path("forced");
+    let out = w
+        .restore(&[
+            "--to-time",
+            &t2,
+            "--base",
+            &b1_id[..12],
+            "--target",
+            forced.to_str().unwrap(),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["base_snapshot"], b1_id, "{out}");
+    assert_eq!(out["started"], false, "{out}");
+    w.restore(&[
+        "--to-time",
+        &t1,
+        "--base",
+        b2["snapshot_id"].as_str().unwrap(),
+        "--target",
+        refused.to_str().unwrap(),
+    ])
+    .code(1)
+    .stderr_contains("after the target time");
+    assert!(!refused.exists());
+
+    // --timeline current: the chosen base backup's (timeline 1, though 2 is the latest).
+    let current = w.env.path("current");
+    let out = w
+        .restore(&[
+            "--to-time",
+            &t3,
+            "--timeline",
+            "current",
+            "--target",
+            current.to_str().unwrap(),
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["timeline"], 1, "{out}");
+    assert_eq!(out["base_snapshot"], b2["snapshot_id"], "{out}");
+    let auto = std::fs::read_to_string(current.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("recovery_target_timeline = '1'"), "{auto}");
+
+    // To the end of the archive: the latest timeline's last state, promoted to timeline 3
+    // (archived too, once a segment of it is: its history file goes first).
+    let (rl, sl) = w.restore_started("latest", &["--latest"]);
+    assert_eq!(rl["timeline"], 2, "{rl}");
+    assert_eq!(rl["target_time"], Value::Null, "{rl}");
+    assert_eq!(rl["new_timeline"], 3, "{rl}");
+    assert_eq!(sl.cluster.checksum(), c6, "the end of timeline 2");
+    sl.cluster.switch_and_wait();
+    drop(sl);
 
     // A target after the last commit: the archive goes past it, but recovery cannot tell
     // it reached it; the server says so, and so does the restore, loudly.
@@ -409,13 +470,35 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
     .code(1)
     .stderr_contains(&format!("missing {middle}..{middle} (1 segment)"));
     assert!(!gap.exists(), "nothing restored");
+    // T0's next commit (round 1) is before the gap: it restores, warned of the gap. (T1's
+    // is after it: the archive was pushed past T1, but recovery would not find the end.)
     let before = w.env.path("before-gap");
-    w.restore(&["--to-time", &t1, "--target", before.to_str().unwrap()])
-        .success();
-    assert!(before.join("recovery.signal").exists());
+    let port = free_port();
+    let restored = Restored {
+        dir: before.clone(),
+        cluster: Cluster {
+            socket: before.clone(),
+            port,
+            log: before.join("strata-recovery.log"),
+        },
+    };
+    w.restore(&[
+        "--to-time",
+        &t0,
+        "--target",
+        before.to_str().unwrap(),
+        "--start",
+        "--port",
+        &port.to_string(),
+    ])
+    .success()
+    .stderr_contains(&format!(
+        "warning: segment {middle} is missing from the archive"
+    ));
+    assert_eq!(restored.cluster.checksum(), c0, "restored to T0");
     let auto = std::fs::read_to_string(before.join("postgresql.auto.conf")).unwrap();
-    // The latest timeline (2) by default: T1 is before its fork, on its way.
-    assert!(auto.contains("recovery_target_timeline = '2'"), "{auto}");
+    // The latest timeline (3) by default: T0 is before its forks, on its way.
+    assert!(auto.contains("recovery_target_timeline = '3'"), "{auto}");
     assert!(
         auto.contains(&format!(
             "restore_command = '{} --config {} pg wal-fetch --project shop %f %p'",

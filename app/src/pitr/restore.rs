@@ -8,17 +8,14 @@
 //! The target directory must not exist or be empty: a restore never replaces a data
 //! directory (no `--force` yet).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use jiff::Timestamp;
 use strata_db::wal::{History, SegmentSize, WalName};
 use strata_engine::progress::Progress;
-use strata_engine::restorer::{self, Overwrite, RestoreOptions};
 use strata_engine::wal::{self, Archive};
 use strata_engine::{Operation, Repository};
-use strata_format::snapshot::SnapshotFile;
 
 use super::base::{self, BaseBackup};
 use super::timeline::{self, Archived, Needed, TimelinePath};
@@ -26,9 +23,11 @@ use crate::config::Config;
 use crate::restore::Recorded;
 use crate::{AppError, Result};
 
+mod data_dir;
 mod settings;
 mod start;
 
+use data_dir::{check_target_dir, io, restore_data_dir};
 use settings::write_recovery;
 pub use settings::{conf_string, recovery_settings, shell_word};
 pub use start::{Started, LOG_FILE};
@@ -186,6 +185,13 @@ pub fn restore(
         plan.needed.first,
         plan.needed.last
     ));
+    if let Some(gap) = plan.needed.gap_after {
+        say(&format!(
+            "warning: segment {gap} is missing from the archive after {}: if no transaction \
+             committed after the target before it, recovery cannot reach the target",
+            plan.needed.last
+        ));
+    }
     let (id, snap) = snaps
         .iter()
         .find(|(id, _)| *id == b.snapshot)
@@ -245,43 +251,6 @@ fn clamp_ns(t: Timestamp) -> i64 {
     } else {
         i64::MAX
     })
-}
-
-/// Refuses a target that is not an absent or empty directory.
-fn check_target_dir(dir: &Path) -> Result<()> {
-    if !dir.is_absolute() {
-        return Err(AppError::Invalid(format!(
-            "--target {} is not an absolute path",
-            dir.display()
-        )));
-    }
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(AppError::Invalid(format!("{}: {e}", dir.display()))),
-        Ok(md) if !md.is_dir() => Err(AppError::Invalid(format!(
-            "{} exists and is not a directory: restore into a new or empty directory",
-            dir.display()
-        ))),
-        Ok(_) => {
-            if dir.join("postmaster.pid").exists() {
-                return Err(AppError::Invalid(format!(
-                    "{} is a data directory with postmaster.pid (a server may be running in \
-                     it): never restored into; restore into a new directory",
-                    dir.display()
-                )));
-            }
-            let mut entries = std::fs::read_dir(dir)
-                .map_err(|e| AppError::Invalid(format!("{}: {e}", dir.display())))?;
-            if entries.next().is_some() {
-                return Err(AppError::Invalid(format!(
-                    "{} is not empty: restore into a new or empty directory (a restore never \
-                     replaces a data directory)",
-                    dir.display()
-                )));
-            }
-            Ok(())
-        }
-    }
 }
 
 /// Chooses the base backup and the timeline, and checks the archive holds everything the
@@ -403,103 +372,6 @@ fn archived_segments(archive: &Archive, project: &str) -> (Archived, u32) {
     (out, highest)
 }
 
-/// Restores the data directory of `snap` into `dir`: into a staging directory inside it
-/// (a snapshot's entries restore at their full path), content verified, then each entry
-/// moved up into `dir`, which takes the data directory's owner and mode 0700.
-fn restore_data_dir(
-    repo: &Repository,
-    id: &strata_format::id::SnapshotId,
-    snap: &SnapshotFile,
-    dir: &Path,
-    progress: &dyn Progress,
-    record: &mut dyn FnMut(Recorded),
-) -> Result<()> {
-    let [data_path] = snap.paths.as_slice() else {
-        return Err(AppError::Invalid(format!(
-            "snapshot {} holds {} paths: a base backup holds its data directory alone",
-            id.short(),
-            snap.paths.len()
-        )));
-    };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| AppError::Invalid(format!("{} cannot be made: {e}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| AppError::Invalid(format!("{}: {e}", dir.display())))?;
-    let staging = dir.join(".strata-restore");
-    let result = (|| {
-        let opts = RestoreOptions {
-            overwrite: Overwrite::Never,
-            verify: true,
-            ..RestoreOptions::default()
-        };
-        let plan = restorer::plan(repo, snap, &staging, &opts)?;
-        let (stats, recorded) = crate::restore::files(
-            repo,
-            id,
-            snap,
-            &plan,
-            &opts,
-            &dir.display().to_string(),
-            progress,
-        );
-        record(recorded);
-        let stats = stats?;
-        let mismatches = stats.verify.as_ref().map_or(0, |v| v.mismatches.len());
-        if !stats.errors.is_empty() || mismatches > 0 {
-            return Err(AppError::Invalid(format!(
-                "the base backup did not restore intact ({} entries not restored, {mismatches} \
-                 read back wrong: listed above); {} was left empty",
-                stats.errors.len(),
-                dir.display()
-            )));
-        }
-        let root = staging.join(data_path.trim_start_matches('/'));
-        if !root.join("backup_label").is_file() {
-            return Err(AppError::Invalid(format!(
-                "snapshot {} holds no backup_label at its data directory's root: it is not a \
-                 base backup PostgreSQL can recover from",
-                id.short()
-            )));
-        }
-        let md = std::fs::metadata(&root).map_err(|e| io(&root, e))?;
-        for entry in std::fs::read_dir(&root).map_err(|e| io(&root, e))? {
-            let entry = entry.map_err(|e| io(&root, e))?;
-            let to = dir.join(entry.file_name());
-            std::fs::rename(entry.path(), &to).map_err(|e| io(&to, e))?;
-        }
-        if nix::unistd::geteuid().is_root() {
-            std::os::unix::fs::chown(dir, Some(md.uid()), Some(md.gid()))
-                .map_err(|e| io(dir, e))?;
-        }
-        // The running server's files, if the backup kept them: a stale pid file whose pid
-        // is alive stops the restored server from starting.
-        for stale in ["postmaster.pid", "postmaster.opts"] {
-            let _ = std::fs::remove_file(dir.join(stale));
-        }
-        Ok(())
-    })();
-    let cleaned = std::fs::remove_dir_all(&staging);
-    if result.is_err() {
-        // Leave the target as it was: empty.
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() && !p.is_symlink() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        }
-        return result;
-    }
-    cleaned.map_err(|e| io(&staging, e))
-}
-
-fn io(path: &Path, e: std::io::Error) -> AppError {
-    AppError::Invalid(format!("{}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,24 +383,5 @@ mod tests {
         assert_eq!("3".parse(), Ok(TimelineChoice::Number(3)));
         assert!("0".parse::<TimelineChoice>().is_err());
         assert!("x".parse::<TimelineChoice>().is_err());
-    }
-
-    #[test]
-    fn only_an_absent_or_empty_directory_is_a_target() {
-        let d = tempfile::tempdir().unwrap();
-        assert!(check_target_dir(&d.path().join("new")).is_ok());
-        assert!(check_target_dir(d.path()).is_ok());
-        std::fs::write(d.path().join("postmaster.pid"), "1").unwrap();
-        let e = check_target_dir(d.path()).unwrap_err().to_string();
-        assert!(e.contains("postmaster.pid"), "{e}");
-        std::fs::remove_file(d.path().join("postmaster.pid")).unwrap();
-        std::fs::write(d.path().join("PG_VERSION"), "15").unwrap();
-        let e = check_target_dir(d.path()).unwrap_err().to_string();
-        assert!(e.contains("is not empty"), "{e}");
-        let e = check_target_dir(&d.path().join("PG_VERSION"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not a directory"), "{e}");
-        assert!(check_target_dir(Path::new("relative")).is_err());
     }
 }

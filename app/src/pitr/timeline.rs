@@ -249,6 +249,11 @@ pub struct Needed {
     pub first: SegmentName,
     pub last: SegmentName,
     pub count: u64,
+    /// The first segment missing after `last` (before the last archived), if any. The push
+    /// times only bound where the target is: recovery stops at the first commit after the
+    /// target, which may lie beyond `last`; if none is committed before this gap, recovery
+    /// ends before the target (and `--start` reports it).
+    pub gap_after: Option<SegmentName>,
 }
 
 /// Archived segments: (timeline, segment number) → when it was pushed (Unix ns).
@@ -351,10 +356,18 @@ pub fn needed_segments(
         SegmentName::from_number(path.timeline_of_segment(n, size), n, size)
             .map_err(|e| AppError::Invalid(e.to_string()))
     };
+    let gap_after = match last_archived {
+        Some(last) => (end + 1..last)
+            .find(|n| !archived.contains_key(&(path.timeline_of_segment(*n, size), *n)))
+            .map(seg)
+            .transpose()?,
+        None => None,
+    };
     Ok(Needed {
         first: seg(start)?,
         last: seg(end)?,
         count: end - start + 1,
+        gap_after,
     })
 }
 

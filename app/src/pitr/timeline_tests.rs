@@ -192,8 +192,16 @@ fn every_needed_segment_is_checked_along_the_path() {
     );
     // Timeline 1's own segment 6 does not fill timeline 2's gap.
     assert!(gap.contains_key(&(1, 6)));
-    // Before the gap, it does not matter.
-    assert!(needed_segments(&p, &b, Some(25), &gap).is_ok());
+    // Before the gap, it does not refuse, but says where the gap is.
+    let before = needed_segments(&p, &b, Some(25), &gap).unwrap();
+    assert_eq!(
+        before.gap_after.map(|s| s.to_string()).as_deref(),
+        Some("000000020000000000000006")
+    );
+    assert_eq!(
+        needed_segments(&p, &b, Some(75), &all).unwrap().gap_after,
+        None
+    );
     // The switch segment is read from the child: without it, a gap, though the
     // parent's is there.
     let mut no_switch = all.clone();

@@ -220,6 +220,7 @@ pub fn start_and_wait(
     let mut offset = 0usize;
     let began = Instant::now();
     let mut noted = Instant::now();
+    let mut seen_pid = false;
     let mut read_log = |state: &mut LogState| {
         let Ok(bytes) = std::fs::read(&log) else {
             return;
@@ -249,7 +250,7 @@ pub fn start_and_wait(
             }
             None => {}
         }
-        if !running(dir, began) {
+        if !running(dir, began, &mut seen_pid) {
             // Its last words may have come after the read above.
             read_log(&mut state);
             if !state.failures.is_empty() {
@@ -304,12 +305,16 @@ fn postmaster_pid(dir: &Path) -> Option<i32> {
     text.lines().next()?.trim().parse().ok().filter(|p| *p > 0)
 }
 
-/// Whether the server still runs (or, within [`START_GRACE`] of `began`, may still be
-/// starting).
-fn running(dir: &Path, began: Instant) -> bool {
+/// Whether the server still runs: its pid file names a live process, or, before it ever
+/// did, it may still be starting (within [`START_GRACE`] of `began`). `seen` remembers a
+/// pid file once read: its removal then means the server has gone.
+fn running(dir: &Path, began: Instant, seen: &mut bool) -> bool {
     match postmaster_pid(dir) {
-        Some(pid) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok(),
-        None => began.elapsed() < START_GRACE,
+        Some(pid) => {
+            *seen = true;
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        }
+        None => !*seen && began.elapsed() < START_GRACE,
     }
 }
 
