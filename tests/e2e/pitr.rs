@@ -627,6 +627,13 @@ fn restore_test_recovers_to_minutes_ago_counts_the_rows_and_is_recorded() {
     give_to_postgres(&env.root);
     let home = env.home.clone();
     archive_into(&pg, &config, &home);
+    // Laid out as Debian's clusters are: postgresql.conf and pg_hba.conf outside the data
+    // directory (the running server has read them), so base backups hold neither.
+    let etc = env.path("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for f in ["postgresql.conf", "pg_hba.conf"] {
+        std::fs::rename(pg.data_dir().join(f), etc.join(f)).unwrap();
+    }
     pg.sql(
         "postgres",
         "CREATE TABLE rt (i int); INSERT INTO rt SELECT generate_series(1, 1000)",

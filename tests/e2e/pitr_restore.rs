@@ -340,10 +340,19 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
         std::os::unix::fs::MetadataExt::uid(&md),
         postgres.uid.as_raw()
     );
+    // A copy restored without --archive archives nothing (its own timeline would go
+    // into the project's archive).
+    let auto = std::fs::read_to_string(s1.dir.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.ends_with("archive_mode = 'off'\n"), "{auto}");
+    assert_eq!(s1.cluster.sql("SHOW archive_mode"), "off");
     drop(s1);
 
-    // T2, promoted: timeline 2, which archives too.
-    let (r2, s2) = w.restore_started("r2", &["--to-time", &t2, "--action", "promote"]);
+    // T2, promoted, allowed to archive (--archive: it becomes a primary): timeline 2,
+    // which archives too.
+    let (r2, s2) = w.restore_started(
+        "r2",
+        &["--to-time", &t2, "--action", "promote", "--archive"],
+    );
     assert_eq!(r2["base_snapshot"], b2["snapshot_id"], "{r2}");
     assert_eq!(r2["new_timeline"], 2, "{r2}");
     assert_eq!(s2.cluster.checksum(), c2, "restored to T2");
@@ -421,7 +430,7 @@ fn pg_restore_recovers_to_each_time_on_each_timeline_and_refuses_a_gap() {
 
     // To the end of the archive: the latest timeline's last state, promoted to timeline 3
     // (archived too, once a segment of it is: its history file goes first).
-    let (rl, sl) = w.restore_started("latest", &["--latest"]);
+    let (rl, sl) = w.restore_started("latest", &["--latest", "--archive"]);
     assert_eq!(rl["timeline"], 2, "{rl}");
     assert_eq!(rl["target_time"], Value::Null, "{rl}");
     assert_eq!(rl["new_timeline"], 3, "{rl}");

@@ -115,6 +115,9 @@ pub struct PitrRestoreOptions {
     pub start: Option<u16>,
     /// This strata binary (absolute), for `restore_command`.
     pub strata_bin: PathBuf,
+    /// Let the restored cluster archive (it becomes the primary); otherwise it is written
+    /// `archive_mode = off`.
+    pub archive: bool,
 }
 
 /// What `strata pg restore` did (its `--json`).
@@ -212,6 +215,7 @@ pub fn restore(
         },
         plan.path.target(),
         opts.action,
+        opts.archive,
     )?;
     write_recovery(&opts.dir, &settings, b)?;
     say(&format!(

@@ -121,6 +121,7 @@ pub fn restore_test(
         dir: dir.clone(),
         start: Some(port),
         strata_bin,
+        archive: false,
     };
     let began = Instant::now();
     let restored = restore::restore(cfg, &opts, progress, say, &mut |_| {});

@@ -28,9 +28,9 @@ use crate::{exit, Cli};
 /// /usr/lib/postgresql, as the data directory's owner) on a socket in TARGET and port N (no
 /// TCP), logging to TARGET/strata-recovery.log, and reads that log until recovery ended:
 /// "recovery ended before configured recovery target was reached", a FATAL or a PANIC fail
-/// the restore (exit 1) with the lines quoted. The restored cluster keeps its
-/// postgresql.conf: if it archives (archive_mode), a promoted restore archives its new
-/// timeline into the same project.
+/// the restore (exit 1) with the lines quoted. The restored cluster is written
+/// archive_mode = off unless --archive: a copy restored to look at, even promoted, never
+/// pushes a timeline of its own into the project's archive.
 ///
 /// Exit codes: 0 restored (and, with --start, recovered to the target), 1 refused or
 /// failed, 10, 11 or 12 when the repository cannot be opened (none, locked, wrong
@@ -73,6 +73,12 @@ pub struct Args {
     /// The port of the started cluster.
     #[arg(long, requires = "start")]
     port: Option<u16>,
+    /// Let the restored cluster archive its WAL (with its postgresql.conf's
+    /// archive_command): for a restore that becomes the new primary. Without it the restore
+    /// writes archive_mode = off, so a copy never pushes a timeline of its own into the
+    /// project's archive.
+    #[arg(long)]
+    archive: bool,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -97,6 +103,7 @@ pub fn run(cli: &Cli, cfg: &strata_app::config::Config, args: &Args) -> Result<u
         dir,
         start: args.start.then_some(args.port).flatten(),
         strata_bin,
+        archive: args.archive,
     };
     let quiet = cli.quiet;
     let say = |line: &str| {

@@ -33,7 +33,9 @@ pub fn conf_string(s: &str) -> String {
 
 /// The lines appended to `postgresql.auto.conf`: `restore_command` running this strata's
 /// `pg wal-fetch` with this config, the target time (none: to the end of the archive),
-/// the timeline (always explicit) and the action at the target.
+/// the timeline (always explicit), the action at the target, and unless `archive`,
+/// `archive_mode = off`: a restored copy that archived would push its own new timeline
+/// into the project's archive, which a later restore to `latest` would then follow.
 pub fn recovery_settings(
     strata_bin: &Path,
     config: &Path,
@@ -41,6 +43,7 @@ pub fn recovery_settings(
     target: Option<Timestamp>,
     timeline: u32,
     action: RecoveryAction,
+    archive: bool,
 ) -> Result<String> {
     let text = |p: &Path| {
         p.to_str().map(str::to_string).ok_or_else(|| {
@@ -71,6 +74,12 @@ pub fn recovery_settings(
         ));
     }
     out.push_str(&format!("recovery_target_timeline = '{timeline}'\n"));
+    if !archive {
+        out.push_str(
+            "# A copy: it archives nothing (strata pg restore --archive for a new primary)\n\
+             archive_mode = 'off'\n",
+        );
+    }
     Ok(out)
 }
 
@@ -123,6 +132,7 @@ mod tests {
             Some(timeline::parse_target_time("2026-12-06 14:03:27+01").unwrap()),
             2,
             RecoveryAction::Promote,
+            true,
         )
         .unwrap();
         assert!(
@@ -138,6 +148,7 @@ mod tests {
         );
         assert!(s.contains("recovery_target_timeline = '2'\n"), "{s}");
         assert!(s.contains("recovery_target_action = 'promote'\n"), "{s}");
+        assert!(!s.contains("archive_mode"), "{s}");
         // A path with a quote, a space, a backslash and a percent sign: one shell word,
         // its % doubled for PostgreSQL, its quotes doubled and backslash escaped for the
         // config file.
@@ -148,6 +159,7 @@ mod tests {
             None,
             1,
             RecoveryAction::Pause,
+            false,
         )
         .unwrap();
         assert!(
@@ -158,6 +170,7 @@ mod tests {
         );
         assert!(!s.contains("recovery_target_time ="), "{s}");
         assert!(!s.contains("recovery_target_action"), "{s}");
+        assert!(s.ends_with("archive_mode = 'off'\n"), "{s}");
         assert!(s.contains("recovery_target_timeline = '1'\n"), "{s}");
         assert_eq!(shell_word("a b"), "'a b'");
         assert_eq!(shell_word(""), "''");

@@ -158,16 +158,22 @@ pub fn start_and_wait(
         ))
     })?;
     let log = dir.join(LOG_FILE);
-    let options = [
+    let mut settings = vec![
         format!("port={port}"),
         "listen_addresses=".to_string(),
         format!("unix_socket_directories=\"{dir_text}\""),
         "logging_collector=off".to_string(),
-    ]
-    .iter()
-    .map(|o| format!("-c {}", shell_word(o)))
-    .collect::<Vec<_>>()
-    .join(" ");
+        // Read-only queries while paused at the target; and never the original's pid
+        // file (a setting of postgresql.conf that would name the running server's).
+        "hot_standby=on".to_string(),
+        "external_pid_file=".to_string(),
+    ];
+    settings.extend(config_files(dir, &md)?);
+    let options = settings
+        .iter()
+        .map(|o| format!("-c {}", shell_word(o)))
+        .collect::<Vec<_>>()
+        .join(" ");
     let euid = nix::unistd::geteuid();
     let mut cmd = if euid.is_root() {
         if md.uid() == 0 {
@@ -297,6 +303,44 @@ pub fn start_and_wait(
         )),
     }
     Ok(started)
+}
+
+/// Makes a data directory whose configuration lived elsewhere (Debian keeps
+/// postgresql.conf and pg_hba.conf in /etc/postgresql) startable: an empty postgresql.conf
+/// (the defaults, and postgresql.auto.conf's settings, apply) and, without a pg_hba.conf,
+/// one of its own letting the owner in on the socket (`peer`), named by the returned
+/// `hba_file` setting. Files written are the owner's (`md`).
+fn config_files(dir: &Path, md: &std::fs::Metadata) -> Result<Vec<String>> {
+    let write = |path: &Path, text: &str| -> Result<()> {
+        std::fs::write(path, text)
+            .map_err(|e| AppError::Invalid(format!("{}: {e}", path.display())))?;
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(path, Some(md.uid()), Some(md.gid()))
+                .map_err(|e| AppError::Invalid(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    };
+    let conf = dir.join("postgresql.conf");
+    if !conf.exists() {
+        write(
+            &conf,
+            "# Written by strata pg restore: the backed-up cluster kept its configuration \
+             outside its data directory.\n",
+        )?;
+    }
+    let mut out = Vec::new();
+    if !dir.join("pg_hba.conf").exists() {
+        let hba = dir.join("strata_hba.conf");
+        write(
+            &hba,
+            "# Written by strata pg restore: the owner, on the socket.\nlocal all all peer\n",
+        )?;
+        let text = hba
+            .to_str()
+            .ok_or_else(|| AppError::Invalid(format!("{} is not UTF-8", hba.display())))?;
+        out.push(format!("hba_file={text}"));
+    }
+    Ok(out)
 }
 
 /// The postmaster's pid, from `postmaster.pid`.
