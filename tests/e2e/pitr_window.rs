@@ -190,6 +190,24 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
     }
     repo_cmd(&["check", "--read-data"]).success();
 
+    // health judges the archive: recent, continuous, a base backup.
+    let wal_item = || {
+        let h = strata(&["health", "shop", "--json"]).json();
+        h["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["check"] == "wal-archive")
+            .unwrap_or_else(|| panic!("no wal-archive item: {h}"))
+            .clone()
+    };
+    let item = wal_item();
+    assert_eq!(item["status"], "ok", "{item}");
+    assert!(
+        item["message"].as_str().unwrap().contains("1 base backup"),
+        "{item}"
+    );
+
     // pg check: a switch that reaches the archive passes...
     let c = strata(&["pg", "check", "--project", "shop", "--json"])
         .success()
@@ -213,5 +231,16 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
     assert!(
         number(segment) > number(&last),
         "the segment waited for is a new one: {c_seg}"
+    );
+
+    // The newest archived segment grows old: with max-wal-age, health warns.
+    let cfg = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{cfg}max-wal-age = \"1s\"\n")).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let item = wal_item();
+    assert_eq!(item["status"], "warning", "{item}");
+    assert!(
+        item["message"].as_str().unwrap().contains("max-wal-age 1s"),
+        "{item}"
     );
 }
