@@ -213,6 +213,41 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
         .success()
         .json();
     assert_eq!(c["archived"], true, "{c}");
+
+    // `strata run`'s prune step expires too: with the kept base backup forgotten, the
+    // run's own base backup is the oldest, and the WAL before its start goes.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "[projects.shop.pitr]",
+            "prune = \"weekly\"\n[projects.shop.pitr]",
+        ),
+    )
+    .unwrap();
+    repo_cmd(&["forget", kept["snapshot_id"].as_str().unwrap()]).success();
+    let run = strata(&["run", "shop", "--json"]).success().json();
+    let maintenance = &run["projects"][0]["maintenance"];
+    assert!(
+        maintenance
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["what"] == "prune" && m["ok"] == true),
+        "{run}"
+    );
+    let v = strata(&["pg", "verify", "--project", "shop", "--json"])
+        .success()
+        .json();
+    let bases = v["base_backups"].as_array().unwrap();
+    assert_eq!(bases.len(), 1, "{v}");
+    assert!(
+        bases[0]["start_wal"].as_str().unwrap() > start.as_str(),
+        "{v}"
+    );
+    assert_eq!(v["timelines"][0]["first"], bases[0]["start_wal"], "{v}");
+    assert_eq!(v["timelines"][0]["gaps"], serde_json::json!([]), "{v}");
+
     // ...and with archiving broken, fails naming the segment and the archiver's failure.
     pg.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
     pg.sql("postgres", "SELECT pg_reload_conf()");
