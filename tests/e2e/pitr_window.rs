@@ -247,6 +247,13 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
     );
     assert_eq!(v["timelines"][0]["first"], bases[0]["start_wal"], "{v}");
     assert_eq!(v["timelines"][0]["gaps"], serde_json::json!([]), "{v}");
+    // Its stop segment was the last archived (pushed before it stopped): the window is
+    // its stop time, never one that ends before it starts.
+    let w = &v["timelines"][0]["window"];
+    assert!(
+        w["earliest"].as_str().unwrap() <= w["latest"].as_str().unwrap(),
+        "{v}"
+    );
 
     // ...and with archiving broken, fails naming the segment and the archiver's failure.
     pg.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
