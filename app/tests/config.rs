@@ -1012,7 +1012,7 @@ fn a_pitr_table_reads_into_the_project_and_its_mistakes_are_named() {
     let cfg = d
         .load(&format!(
             "{base}[projects.p.pitr]\ndata-dir = \"/var/lib/postgresql/15/main\"\n\
-             password-file = \"shop-db.pw\"\nmax-wal-age = \"15m\"\n"
+             password-file = \"shop-db.pw\"\nmax-wal-age = \"15m\"\nprefetch = 0\n"
         ))
         .unwrap();
     let c = cfg.projects["p"].pitr.as_ref().unwrap();
@@ -1020,6 +1020,7 @@ fn a_pitr_table_reads_into_the_project_and_its_mistakes_are_named() {
     assert_eq!(c.url, "postgres:///postgres");
     assert_eq!(c.stop_timeout, Duration::from_secs(300));
     assert_eq!(c.max_wal_age, Some(Duration::from_secs(900)));
+    assert_eq!(c.prefetch, 0);
     assert_eq!(
         c.password,
         Some(SecretRef::File(d.path().join("shop-db.pw")))
@@ -1032,7 +1033,7 @@ fn a_pitr_table_reads_into_the_project_and_its_mistakes_are_named() {
     assert!(shown.contains("\"stop-timeout\":\"5m\""), "{shown}");
 
     let errors = d.errors(&format!(
-        "{base}[projects.p.pitr]\ndata-dir = \"main\"\nurl = \"mysql://x@y/z\"\nstop-timeout = \"soon\"\n\
+        "{base}[projects.p.pitr]\ndata-dir = \"main\"\nurl = \"mysql://x@y/z\"\nstop-timeout = \"soon\"\nprefetch = 5000\n\
          [defaults.pitr]\ndata-dir = \"/d\"\n"
     ));
     assert_eq!(
@@ -1040,7 +1041,8 @@ fn a_pitr_table_reads_into_the_project_and_its_mistakes_are_named() {
         [
             "DIR/strata.toml:9:7: projects.p.pitr.url: a postgres:// URL (libpq's form: postgres://USER@HOST/DATABASE)",
             "DIR/strata.toml:10:16: projects.p.pitr.stop-timeout: `soon` is no duration (expected number at 0); write it as `26h`, `90m` or `2h 30m`",
-            "DIR/strata.toml:11:1: defaults.pitr: a cluster belongs to one project: give [projects.NAME.pitr], not a default",
+            "DIR/strata.toml:11:12: projects.p.pitr.prefetch: expected an integer from 0 to 1024",
+            "DIR/strata.toml:12:1: defaults.pitr: a cluster belongs to one project: give [projects.NAME.pitr], not a default",
         ],
         "\n{}",
         errors.join("\n")

@@ -391,5 +391,8 @@ pub fn fetch(
     Ok(Some(content))
 }
 
+mod copy;
+pub use copy::{copy_archive, WalCopied};
+
 #[cfg(test)]
 mod tests;

@@ -121,22 +121,7 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
 
     let pg = Postgres::private();
     let data = pg.data_dir();
-    let archive_command = format!(
-        "STRATA_CONFIG={config} HOME={home} XDG_CACHE_HOME={home}/.cache {strata} pg wal-push \
-         --project shop %p",
-        config = config.display(),
-        home = home.display(),
-        strata = strata_bin().display(),
-    );
-    for setting in [
-        "archive_mode = on".to_string(),
-        format!("archive_command = '{archive_command}'"),
-        "wal_keep_size = '1GB'".to_string(),
-    ] {
-        pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
-    }
-    pg.stop();
-    pg.start();
+    archive_into(&pg, &config, &home);
 
     // A workload, and a segment switch after each round: three segments at least.
     pg.sql("postgres", "CREATE TABLE pitr_t (i int, pad text)");
@@ -180,6 +165,55 @@ fn wal_push_archives_every_segment_and_wal_fetch_gives_each_back() {
         dir
     };
     let fetched = fetch_all("fetched");
+
+    // Run in a data directory (as PostgreSQL runs restore_command), a fetch that opens the
+    // repository also fetches the next segments into a private spool; the next fetches
+    // take theirs from it without the repository (here: moved away), byte-identical, and
+    // a segment never prefetched then fails as any fetch without a repository does.
+    let recovering = env.path("recovering");
+    std::fs::create_dir_all(recovering.join("global")).unwrap();
+    std::fs::copy(
+        data.join("global/pg_control"),
+        recovering.join("global/pg_control"),
+    )
+    .unwrap();
+    give_to_postgres(&recovering);
+    let fetch_in = |name: &str| {
+        as_postgres(&config, &home)
+            .current_dir(&recovering)
+            .args(["pg", "wal-fetch", "--project", "shop", name])
+            .arg(recovering.join(name))
+            .run()
+    };
+    fetch_in(&names[0]).success();
+    let spools: Vec<PathBuf> = std::fs::read_dir(env.path("state/wal-prefetch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(spools.len(), 1, "{spools:?}");
+    let held = std::fs::read_dir(&spools[0]).unwrap().count();
+    assert_eq!(
+        held,
+        names.len() - 1,
+        "every later segment archived is prefetched"
+    );
+    let moved = env.path("repo-away");
+    std::fs::rename(&env.repo, &moved).unwrap();
+    for name in &names[1..] {
+        fetch_in(name).success();
+        assert!(
+            std::fs::read(recovering.join(name)).unwrap()
+                == std::fs::read(data.join("pg_wal").join(name)).unwrap(),
+            "{name} from the spool differs from what PostgreSQL wrote"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&spools[0]).unwrap().count(),
+        0,
+        "served once"
+    );
+    fetch_in(&names[0]).code(126);
+    std::fs::rename(&moved, &env.repo).unwrap();
 
     // PostgreSQL may push a file again: the same content is a success.
     let first = data.join("pg_wal").join(&names[0]);
@@ -359,9 +393,11 @@ pub(crate) fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
         home = home.display(),
         strata = strata_bin().display(),
     );
+    // Segments stay in pg_wal after their push, for the tests to compare.
     for setting in [
         "archive_mode = on".to_string(),
         format!("archive_command = '{archive_command}'"),
+        "wal_keep_size = '1GB'".to_string(),
     ] {
         pg.sql("postgres", &format!("ALTER SYSTEM SET {setting}"));
     }
@@ -448,7 +484,36 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
         "{again} after {r}"
     );
 
-    // `strata run` takes one too, as the project's last source, with the run's tags.
+    // `strata run` takes one too, as the project's last source, with the run's tags; and
+    // copies the WAL archive before the snapshots to a second repository (a base backup
+    // there without its WAL could not even start).
+    let offsite = env.path("offsite");
+    env.cmd()
+        .args([
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "-r",
+        ])
+        .arg(&offsite)
+        .run()
+        .success();
+    give_to_postgres(&offsite);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "repositories = [\"main\"]",
+            "repositories = [\"main\", \"offsite\"]",
+        ) + &format!(
+            "[repositories.offsite]\nurl = \"{}\"\npassword-file = \"{}\"\n",
+            offsite.display(),
+            env.password_file.display()
+        ),
+    )
+    .unwrap();
     let run = as_postgres(&config, &home)
         .args(["run", "shop", "--json"])
         .run()
@@ -474,6 +539,55 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
     assert!(
         tags.iter().any(|t| t.starts_with("strata-run:")),
         "{tags:?}"
+    );
+    let wal_copy = run["projects"][0]["maintenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["what"] == "wal-copy")
+        .cloned()
+        .unwrap_or_else(|| panic!("no WAL copy in the run: {run}"));
+    assert_eq!(wal_copy["ok"], true, "{run}");
+    // The offsite archive, read as a project whose primary it is, holds every file of the
+    // main one (verify: the same segments), and the base backups came along.
+    let verify_of = |cfg: &Path| {
+        as_postgres(cfg, &home)
+            .args(["pg", "verify", "--project", "shop", "--json"])
+            .run()
+            .json()
+    };
+    let offsite_config = env.path("offsite.toml");
+    std::fs::write(
+        &offsite_config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "repositories = [\"main\", \"offsite\"]",
+            "repositories = [\"offsite\"]",
+        ),
+    )
+    .unwrap();
+    let (main_wal, offsite_wal) = (verify_of(&config), verify_of(&offsite_config));
+    assert_eq!(
+        main_wal["timelines"], offsite_wal["timelines"],
+        "{offsite_wal}"
+    );
+    assert!(
+        main_wal["timelines"][0]["segments"].as_u64().unwrap() >= 2,
+        "{main_wal}"
+    );
+    let offsite_snaps = env
+        .cmd()
+        .args(["snapshots", "--json", "-r"])
+        .arg(&offsite)
+        .run()
+        .success()
+        .json();
+    assert!(
+        offsite_snaps.as_array().unwrap().iter().any(|s| s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "pg-basebackup")),
+        "{offsite_snaps}"
     );
 
     // Archiving broken: the stop segment never arrives; the backup fails after

@@ -160,6 +160,9 @@ pub struct PitrCluster {
     /// Health: the newest archived segment older than this is a warning (with
     /// `archive_timeout` set, a little more than it).
     pub max_wal_age: Option<Duration>,
+    /// Segments a `wal-fetch` that opens the repository also fetches ahead, for the next
+    /// ones of a recovery (0: none).
+    pub prefetch: usize,
 }
 
 impl PitrCluster {

@@ -628,6 +628,10 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
         Some(v) => cx.duration(&v).map(Some),
         None => Some(None),
     };
+    let prefetch = match t.get("prefetch") {
+        Some(v) => v.int(&mut cx.sink, 0..1025).map(|n| n.v as usize),
+        None => Some(crate::pitr::DEFAULT_PREFETCH),
+    };
     t.finish(&mut cx.sink);
     if defaults {
         return None;
@@ -638,6 +642,7 @@ fn pitr(cx: &mut Cx, v: &Val, defaults: bool) -> Option<PitrCluster> {
         password: password.ok()?,
         stop_timeout: stop_timeout?,
         max_wal_age: max_wal_age?,
+        prefetch: prefetch?,
     })
 }
 

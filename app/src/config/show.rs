@@ -197,6 +197,7 @@ fn project(p: &Project) -> Value {
         }
         put(&mut t, "stop-timeout", duration(c.stop_timeout));
         put(&mut t, "max-wal-age", c.max_wal_age.map(duration));
+        put(&mut t, "prefetch", c.prefetch);
         put(&mut m, "pitr", Value::Object(t));
     }
     if !p.retention.is_empty() {

@@ -292,7 +292,13 @@ pub fn take(
                 })
             }),
         };
-        archiver::backup_paths_with(repo, &[data_dir.clone()], &opts, progress, Some(epilogue))
+        archiver::backup_paths_with(
+            repo,
+            std::slice::from_ref(&data_dir),
+            &opts,
+            progress,
+            Some(epilogue),
+        )
     };
     let result = result?;
     let mut b = facts_out

@@ -20,6 +20,7 @@ pub mod base;
 pub mod basebackup;
 pub mod check;
 pub mod expire;
+pub mod prefetch;
 pub mod window;
 
 use crate::config::Config;
@@ -187,14 +188,97 @@ pub fn wal_push(
 pub fn wal_fetch(cfg: &Config, project: &str, name: &str, dest: &Path) -> Result<Option<u64>> {
     let (_, spec) = primary(cfg, project)?;
     WalName::parse(name).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let write = |content: &[u8]| {
+        write_atomically(dest, content)
+            .map_err(|e| AppError::Invalid(format!("{} cannot be written: {e}", dest.display())))
+    };
+    let spool = spool_of(cfg, spec, project);
+    if let Some(dir) = &spool {
+        prefetch::sweep(dir);
+        if let Some(content) = prefetch::take(dir, name) {
+            write(&content)?;
+            return Ok(Some(content.len() as u64));
+        }
+    }
     let opened = open(cfg, spec, Operation::WalFetch)?;
     let archive = wal::read_archive(&opened.repo)?;
     let Some(content) = wal::fetch(&opened.repo, &archive, project, name)? else {
         return Ok(None);
     };
-    write_atomically(dest, &content)
-        .map_err(|e| AppError::Invalid(format!("{} cannot be written: {e}", dest.display())))?;
+    write(&content)?;
+    if let Some(dir) = &spool {
+        prefetch_after(
+            &opened.repo,
+            &archive,
+            project,
+            name,
+            dir,
+            prefetch_count(cfg, project),
+        );
+    }
     Ok(Some(content.len() as u64))
+}
+
+/// Segments a fetch that opened the repository also fetches into the spool, by default.
+pub const DEFAULT_PREFETCH: usize = 8;
+
+fn prefetch_count(cfg: &Config, project: &str) -> usize {
+    cfg.projects
+        .get(project)
+        .and_then(|p| p.pitr.as_ref())
+        .map_or(DEFAULT_PREFETCH, |c| c.prefetch)
+}
+
+/// The prefetch spool of this fetch: only when prefetching is on and the current directory
+/// is a data directory (PostgreSQL runs `restore_command` in it), whose cluster names it.
+fn spool_of(cfg: &Config, spec: &RepoSpec, project: &str) -> Option<PathBuf> {
+    if prefetch_count(cfg, project) == 0 {
+        return None;
+    }
+    let control = control_of(Path::new(".")).ok().flatten()?;
+    Some(prefetch::spool_dir(
+        &cfg.state_dir,
+        &spec.location,
+        project,
+        control.system_identifier,
+    ))
+}
+
+/// Fetches the `count` segments after `name` that the archive holds into the spool `dir`,
+/// stopping at the first it does not hold. A failure here only costs the next fetch the
+/// repository's opening: it is logged, never an error.
+fn prefetch_after(
+    repo: &strata_engine::Repository,
+    archive: &wal::Archive,
+    project: &str,
+    name: &str,
+    dir: &Path,
+    count: usize,
+) {
+    let Ok(Some(found)) = archive.find(project, name) else {
+        return;
+    };
+    let Ok(size) = SegmentSize::new(found.file.seg_size) else {
+        return;
+    };
+    for next in prefetch::following(name, size, count) {
+        if prefetch::holds(dir, &next) {
+            continue;
+        }
+        match wal::fetch(repo, archive, project, &next) {
+            Ok(Some(content)) => {
+                if let Err(e) = prefetch::put(dir, &next, &content) {
+                    tracing::warn!("{next} not prefetched into {}: {e}", dir.display());
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("{next} not prefetched: {e}");
+                return;
+            }
+        }
+    }
 }
 
 fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {

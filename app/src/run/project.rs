@@ -13,7 +13,9 @@ use strata_format::snapshot::SnapshotFile;
 use super::context::{Problems, ProjectRun};
 use super::hooks::run_hook;
 use super::lock::{self, LockError};
-use super::report::{CopyItem, HookItem, ProjectReport, ProjectStatus, SnapshotReport};
+use super::report::{
+    CopyItem, HookItem, MaintenanceItem, ProjectReport, ProjectStatus, SnapshotReport,
+};
 use super::{maintenance, retention, sources};
 use crate::config::Project;
 use crate::ops::{Event, Query, Record, RecordBody, RecordKind};
@@ -277,7 +279,8 @@ impl ProjectRun<'_> {
             }
             return;
         }
-        if made.is_empty() {
+        // A cluster's WAL goes to every target on each run, new snapshots or not.
+        if made.is_empty() && project.pitr.is_none() {
             return;
         }
         let from = match self.open(primary, Operation::CopyFrom) {
@@ -301,6 +304,23 @@ impl ProjectRun<'_> {
                     continue;
                 }
             };
+            if project.pitr.is_some() {
+                // Before the snapshots: a base backup in the target needs its WAL there.
+                self.env
+                    .observer
+                    .step(name, &format!("copying WAL to {to_name}"));
+                let r = strata_engine::wal::copy_archive(&from.repo, &to.repo, name)
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &r {
+                    problems.add(format!("copying WAL to {to_name}: {e}"));
+                }
+                report.maintenance.push(MaintenanceItem {
+                    repository: to_name.clone(),
+                    what: "wal-copy".to_string(),
+                    ok: r.is_ok(),
+                    error: r.err(),
+                });
+            }
             let todo = catch_up(&from.repo, &to.repo, name, made);
             for entry in &todo {
                 let id = entry.0;

@@ -136,7 +136,7 @@ struct Counters {
 /// An [`Epilogue`] in a backup: `output` is the `source_meta` once it ran.
 struct EpilogueState<'a> {
     dir: PathBuf,
-    run: Box<dyn FnMut(&[Finding]) -> Result<EpilogueOutput> + Send + 'a>,
+    run: EpilogueFn<'a>,
     output: Option<Vec<(String, String)>>,
 }
 
@@ -351,6 +351,9 @@ pub struct EpilogueOutput {
     pub source_meta: Vec<(String, String)>,
 }
 
+/// An epilogue's step: called with the source errors so far.
+pub type EpilogueFn<'a> = Box<dyn FnMut(&[Finding]) -> Result<EpilogueOutput> + Send + 'a>;
+
 /// A step run inside a backup of paths, once every entry below `dir` (one of the paths,
 /// absolute and normalized) is read and before that directory's tree is written: what it
 /// returns is added to the directory and the snapshot; an error fails the backup, which
@@ -361,7 +364,7 @@ pub struct Epilogue<'a> {
     pub dir: PathBuf,
     /// Called with the source errors so far (entries left out): a source that cannot do
     /// without them fails here.
-    pub run: Box<dyn FnMut(&[Finding]) -> Result<EpilogueOutput> + Send + 'a>,
+    pub run: EpilogueFn<'a>,
 }
 
 /// [`backup_paths`] with an [`Epilogue`].

@@ -242,7 +242,7 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
     };
     let result = backup_paths_with(
         &repo,
-        &[dir.clone()],
+        std::slice::from_ref(&dir),
         &opts,
         &Remover {
             victim: dir.join("vanishes"),
@@ -281,16 +281,28 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
             ))
         }),
     };
-    let e =
-        backup_paths_with(&repo, &[dir.clone()], &opts, &NoProgress, Some(failing)).unwrap_err();
+    let e = backup_paths_with(
+        &repo,
+        std::slice::from_ref(&dir),
+        &opts,
+        &NoProgress,
+        Some(failing),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("stop segment not archived"), "{e}");
     // An epilogue for a directory the backup never reaches fails it too.
     let elsewhere = Epilogue {
         dir: src.path().join("not-backed-up"),
         run: Box::new(|_| Ok(EpilogueOutput::default())),
     };
-    let e =
-        backup_paths_with(&repo, &[dir.clone()], &opts, &NoProgress, Some(elsewhere)).unwrap_err();
+    let e = backup_paths_with(
+        &repo,
+        std::slice::from_ref(&dir),
+        &opts,
+        &NoProgress,
+        Some(elsewhere),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("cannot be completed"), "{e}");
     assert_eq!(
         repo.block_on(backend.list(FileType::Snapshot))
@@ -303,7 +315,7 @@ fn an_epilogue_adds_its_files_and_facts_once_everything_below_its_directory_is_r
     std::fs::write(dir.join("vanishes"), b"again").unwrap();
     let result = backup_paths(
         &repo,
-        &[dir.clone()],
+        std::slice::from_ref(&dir),
         &BackupOptions::default(),
         &Remover {
             victim: dir.join("vanishes"),
