@@ -190,11 +190,71 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
     }
     repo_cmd(&["check", "--read-data"]).success();
 
+    // health judges the archive: recent, continuous, a base backup.
+    let wal_item = || {
+        let h = strata(&["health", "shop", "--json"]).json();
+        h["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["check"] == "wal-archive")
+            .unwrap_or_else(|| panic!("no wal-archive item: {h}"))
+            .clone()
+    };
+    let item = wal_item();
+    assert_eq!(item["status"], "ok", "{item}");
+    assert!(
+        item["message"].as_str().unwrap().contains("1 base backup"),
+        "{item}"
+    );
+
     // pg check: a switch that reaches the archive passes...
     let c = strata(&["pg", "check", "--project", "shop", "--json"])
         .success()
         .json();
     assert_eq!(c["archived"], true, "{c}");
+
+    // `strata run`'s prune step expires too: with the kept base backup forgotten, the
+    // run's own base backup is the oldest, and the WAL before its start goes.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "[projects.shop.pitr]",
+            "prune = \"weekly\"\n[projects.shop.pitr]",
+        ),
+    )
+    .unwrap();
+    repo_cmd(&["forget", kept["snapshot_id"].as_str().unwrap()]).success();
+    let run = strata(&["run", "shop", "--json"]).success().json();
+    let maintenance = &run["projects"][0]["maintenance"];
+    assert!(
+        maintenance
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["what"] == "prune" && m["ok"] == true),
+        "{run}"
+    );
+    let v = strata(&["pg", "verify", "--project", "shop", "--json"])
+        .success()
+        .json();
+    let bases = v["base_backups"].as_array().unwrap();
+    assert_eq!(bases.len(), 1, "{v}");
+    assert!(
+        bases[0]["start_wal"].as_str().unwrap() > start.as_str(),
+        "{v}"
+    );
+    assert_eq!(v["timelines"][0]["first"], bases[0]["start_wal"], "{v}");
+    assert_eq!(v["timelines"][0]["gaps"], serde_json::json!([]), "{v}");
+    // Its stop segment was the last archived (pushed before it stopped): the window is
+    // its stop time, never one that ends before it starts.
+    let w = &v["timelines"][0]["window"];
+    assert!(
+        w["earliest"].as_str().unwrap() <= w["latest"].as_str().unwrap(),
+        "{v}"
+    );
+
     // ...and with archiving broken, fails naming the segment and the archiver's failure.
     pg.sql("postgres", "ALTER SYSTEM SET archive_command = 'false'");
     pg.sql("postgres", "SELECT pg_reload_conf()");
@@ -213,5 +273,16 @@ fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_
     assert!(
         number(segment) > number(&last),
         "the segment waited for is a new one: {c_seg}"
+    );
+
+    // The newest archived segment grows old: with max-wal-age, health warns.
+    let cfg = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{cfg}max-wal-age = \"1s\"\n")).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let item = wal_item();
+    assert_eq!(item["status"], "warning", "{item}");
+    assert!(
+        item["message"].as_str().unwrap().contains("max-wal-age 1s"),
+        "{item}"
     );
 }

@@ -189,6 +189,7 @@ mod tests {
                 password: None,
                 stop_timeout: PitrCluster::DEFAULT_STOP_TIMEOUT,
                 max_wal_age,
+                prefetch: 0,
             }),
         }
     }

@@ -184,7 +184,148 @@ pub fn expire(cfg: &Config, project: &str, dry_run: bool) -> Result<ExpireReport
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use strata_db::wal::Lsn;
+    use strata_engine::wal::Push;
+    use strata_format::id::{Digest, SnapshotId};
+    use strata_format::snapshot::SnapshotFile;
+    use strata_storage::{Backend, FileType};
+
     use super::*;
+
+    const SYSTEM_ID: u64 = 7_300_000_000_000_000_001;
+    const SEG: u64 = 16 << 20;
+
+    fn repository() -> Repository {
+        let backend: Arc<dyn Backend> = Arc::new(strata_storage::OpendalBackend::memory().unwrap());
+        let opts = strata_engine::InitOptions {
+            kdf: strata_format::keyfile::KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        Repository::init(backend.clone(), b"pw", &opts).unwrap();
+        Repository::open(backend, b"pw").unwrap()
+    }
+
+    fn push_segment(repo: &Repository, n: u32) {
+        let name = format!("0000000100000000000000{n:02X}");
+        let content = format!("segment {n}").repeat(100);
+        wal::push(
+            repo,
+            &Push {
+                project: "shop",
+                system_id: SYSTEM_ID,
+                timeline: 1,
+                seg_size: SEG as u32,
+                wal_magic: 0xD110,
+                name: &name,
+                content: content.as_bytes(),
+            },
+        )
+        .unwrap();
+    }
+
+    /// A base backup's snapshot (of cluster `system_id`) starting and stopping in segment
+    /// `n`, saved as the repository's snapshot `id`.
+    fn save_base(repo: &Repository, id: u8, system_id: u64, n: u64) {
+        let b = BaseBackup {
+            snapshot: SnapshotId(Digest([id; 32])),
+            system_id,
+            version_num: 150004,
+            timeline: 1,
+            start_lsn: Lsn(n * SEG + 0x28),
+            stop_lsn: Lsn(n * SEG + 0x1000),
+            seg_size: SEG as u32,
+            start_time_ns: 10,
+            stop_time_ns: 20,
+            data_dir: "/pg".into(),
+        };
+        let snap = SnapshotFile {
+            time_ns: 1,
+            hostname: "h".into(),
+            username: "u".into(),
+            uid: 0,
+            gid: 0,
+            paths: vec!["/pg".into()],
+            tags: vec![base::TAG.into()],
+            project: Some("shop".into()),
+            excludes: vec![],
+            source: strata_format::snapshot::SourceKind::Files,
+            source_meta: b.to_meta(),
+            tree: strata_format::id::BlobId::default(),
+            parent: None,
+            program_version: "t".into(),
+            summary: Default::default(),
+            keep_until_ns: None,
+            original: None,
+            rewrites: vec![],
+        };
+        repo.save_object(FileType::Snapshot, &snap).unwrap();
+    }
+
+    fn names(repo: &Repository) -> Vec<String> {
+        let archive = wal::read_archive(repo).unwrap();
+        archive
+            .entries("shop")
+            .keys()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn expiry_keeps_everything_from_the_oldest_start_and_nothing_goes_without_every_base_backup_known(
+    ) {
+        let repo = repository();
+        for n in 1..=6 {
+            push_segment(&repo, n);
+        }
+        // No base backup: nothing dropped, and said so.
+        let r = expire_in(&repo, "main", "shop", false).unwrap();
+        assert!(r.dropped.is_empty());
+        assert!(r.note.unwrap().contains("no base backup"));
+        assert_eq!(names(&repo).len(), 6);
+
+        save_base(&repo, 1, SYSTEM_ID, 5);
+        save_base(&repo, 2, SYSTEM_ID, 3);
+        let dry = expire_in(&repo, "main", "shop", true).unwrap();
+        assert_eq!(dry.keep_from.as_deref(), Some("000000010000000000000003"));
+        assert_eq!(dry.segments_dropped, 2);
+        assert_eq!(names(&repo).len(), 6, "a dry run changes nothing");
+        let r = expire_in(&repo, "main", "shop", false).unwrap();
+        assert_eq!(
+            r.dropped,
+            ["000000010000000000000001", "000000010000000000000002"]
+        );
+        assert_eq!(names(&repo)[0], "000000010000000000000003");
+
+        // A base backup of another cluster: refused, nothing dropped.
+        save_base(&repo, 3, 42, 6);
+        let e = expire_in(&repo, "main", "shop", false).unwrap_err();
+        assert!(e.to_string().contains("is of the cluster"), "{e}");
+        assert_eq!(names(&repo).len(), 4);
+    }
+
+    #[test]
+    fn an_unreadable_snapshot_stops_expiry() {
+        let repo = repository();
+        for n in 1..=3 {
+            push_segment(&repo, n);
+        }
+        save_base(&repo, 1, SYSTEM_ID, 3);
+        repo.block_on(repo.backend().write(
+            FileType::Snapshot,
+            &"ab".repeat(32),
+            b"not a snapshot".to_vec().into(),
+        ))
+        .unwrap();
+        let e = expire_in(&repo, "main", "shop", false).unwrap_err();
+        assert!(e.to_string().contains("cannot be read"), "{e}");
+        assert_eq!(names(&repo).len(), 3);
+    }
 
     #[test]
     fn everything_named_before_the_oldest_start_goes_on_every_timeline_but_history_stays() {

@@ -330,7 +330,8 @@ pub struct TimelineReport {
 }
 
 /// A restorable window (times RFC 3339, UTC, to the second: the earliest rounded up, the
-/// latest down, so both ends restore).
+/// latest down but never before the earliest). The latest is when the last reachable
+/// segment was pushed: WAL written up to then is archived, a commit after it is not.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WindowReport {
     pub earliest: String,

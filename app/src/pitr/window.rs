@@ -155,7 +155,9 @@ pub fn windows(bases: &[(BaseSpan, BaseState)]) -> Vec<Window> {
         };
         let candidate = Window {
             earliest_ns: base.stop_time_ns,
-            latest_ns: *reach_pushed_ns,
+            // The stop segment is pushed before `pg_backup_stop` returns: with no WAL
+            // after it, the window is the stop time alone, never inverted.
+            latest_ns: (*reach_pushed_ns).max(base.stop_time_ns),
             base: i,
             reach: *reach,
         };
@@ -315,7 +317,7 @@ pub fn judge(bases: &[BaseBackup], lines: &BTreeMap<u32, Line>, system_id: Optio
             .into_iter()
             .map(|w| WindowReport {
                 earliest: rfc3339(ceil_second(w.earliest_ns)),
-                latest: rfc3339(w.latest_ns),
+                latest: rfc3339(w.latest_ns.max(ceil_second(w.earliest_ns))),
                 base_snapshot: judged[w.base].2.clone(),
                 last_segment: segment_name(timeline, w.reach, Some(judged[w.base].3)),
             })
@@ -436,5 +438,10 @@ mod tests {
         // A backup whose start and stop are one segment, the last archived.
         let j = judged(&[base(4, 4, 40)], &segs([4]));
         assert_eq!(windows(&j)[0].latest_ns, 1004);
+        // ...pushed before the backup stopped (pg_backup_stop waits for it): the window
+        // is the stop time alone, not inverted.
+        let j = judged(&[base(4, 4, 2000)], &segs([4]));
+        let w = windows(&j)[0];
+        assert_eq!((w.earliest_ns, w.latest_ns), (2000, 2000));
     }
 }

@@ -443,7 +443,10 @@ fn print_report(r: &strata_app::pitr::ArchiveReport) -> Result<()> {
                 w.last_segment,
                 w.latest
             )?,
-            None => writeln!(out, "  not restorable: no restorable base backup on it")?,
+            None => writeln!(
+                out,
+                "  no restorable window: no restorable base backup taken on this timeline"
+            )?,
         }
         for w in &t.earlier_windows {
             writeln!(

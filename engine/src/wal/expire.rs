@@ -263,4 +263,67 @@ mod tests {
         let again = expire(&after, &archive, "shop", &drop, false).unwrap();
         assert_eq!(again, ExpireStats::default());
     }
+
+    /// An expiry through storage whose `n`-th mutation fails (as a crash there would stop
+    /// it), on an archive of segments 1..=4 in one WAL file; the archive read after it.
+    fn interrupted_at(n: u64) -> (Repository, Archive) {
+        let repo = Repository::open(memory_repository(), PASSWORD).unwrap();
+        for s in 1..=4 {
+            push(&repo, &push_of(&segment(s), &content(s))).unwrap();
+        }
+        merge_all_but(&repo, "none");
+        let faulty = std::sync::Arc::new(strata_storage::FaultBackend::new(
+            repo.backend().clone(),
+            strata_storage::FaultPlan {
+                fail_at_mutation: Some(n),
+                ..Default::default()
+            },
+        ));
+        let through = Repository::open(faulty, PASSWORD).unwrap();
+        let archive = read_archive(&through).unwrap();
+        assert_eq!(archive.files.len(), 1);
+        let drop: BTreeSet<String> = [segment(1)].into_iter().collect();
+        let e = expire(&through, &archive, "shop", &drop, false).unwrap_err();
+        assert!(e.to_string().contains("injected fault"), "{e}");
+        let after = reopen(&repo);
+        let archive = read_archive(&after).unwrap();
+        (after, archive)
+    }
+
+    #[test]
+    fn an_expiry_stopped_between_its_write_and_its_delete_loses_nothing_and_a_rerun_finishes() {
+        // The rewritten file fails: the old one alone, untouched.
+        let (repo, archive) = interrupted_at(1);
+        assert_eq!(archive.files.len(), 1);
+        assert_eq!(archive.entries("shop").len(), 4);
+        // The delete fails: the rewritten file and the old one, which readers take as one.
+        let (repo2, archive2) = interrupted_at(2);
+        assert_eq!(archive2.files.len(), 2);
+        for (repo, archive) in [(&repo, &archive), (&repo2, &archive2)] {
+            for s in 1..=4 {
+                assert!(
+                    fetch(repo, archive, "shop", &segment(s))
+                        .unwrap()
+                        .as_deref()
+                        == Some(&content(s)[..]),
+                    "{} still fetches after the interruption",
+                    segment(s)
+                );
+            }
+        }
+        // Run again, it finishes: segment 1 gone, the others fetch.
+        let drop: BTreeSet<String> = [segment(1)].into_iter().collect();
+        let done = expire(&repo2, &archive2, "shop", &drop, false).unwrap();
+        assert_eq!(done.dropped, [segment(1)]);
+        let archive = read_archive(&repo2).unwrap();
+        assert_eq!(fetch(&repo2, &archive, "shop", &segment(1)).unwrap(), None);
+        for s in 2..=4 {
+            assert!(
+                fetch(&repo2, &archive, "shop", &segment(s))
+                    .unwrap()
+                    .as_deref()
+                    == Some(&content(s)[..])
+            );
+        }
+    }
 }
