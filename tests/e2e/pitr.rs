@@ -566,23 +566,23 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
     )
     .unwrap();
     let (main_wal, offsite_wal) = (verify_of(&config), verify_of(&offsite_config));
-    // The segments, not the restorable windows (each repository's own base backups).
-    let segments_of = |v: &serde_json::Value| {
-        let mut t = v["timelines"].clone();
-        for line in t.as_array_mut().unwrap() {
-            let line = line.as_object_mut().unwrap();
-            line.remove("window");
-            line.remove("earlier_windows");
-        }
-        t
-    };
+    // The offsite archive holds what its base backups need (the run's, copied with it):
+    // from its start segment to the main archive's last, each with its first push time,
+    // and that base backup restorable there. (What only the main one's older base backups
+    // need is not copied: the offsite's expiry would drop it again.)
+    let (main_line, off_line) = (&main_wal["timelines"][0], &offsite_wal["timelines"][0]);
+    let bases = offsite_wal["base_backups"].as_array().unwrap();
+    assert_eq!(bases.len(), 1, "{offsite_wal}");
+    assert_eq!(bases[0]["restorable"], true, "{offsite_wal}");
+    assert_eq!(off_line["first"], bases[0]["start_wal"], "{offsite_wal}");
+    assert_eq!(off_line["last"], main_line["last"], "{offsite_wal}");
     assert_eq!(
-        segments_of(&main_wal),
-        segments_of(&offsite_wal),
+        off_line["last_pushed"], main_line["last_pushed"],
         "{offsite_wal}"
     );
+    assert_eq!(off_line["gaps"], serde_json::json!([]), "{offsite_wal}");
     assert!(
-        main_wal["timelines"][0]["segments"].as_u64().unwrap() >= 2,
+        main_line["segments"].as_u64().unwrap() > off_line["segments"].as_u64().unwrap(),
         "{main_wal}"
     );
     let offsite_snaps = env

@@ -190,6 +190,7 @@ mod tests {
                 stop_timeout: PitrCluster::DEFAULT_STOP_TIMEOUT,
                 max_wal_age,
                 prefetch: 0,
+                restore_test_ago: PitrCluster::DEFAULT_RESTORE_TEST_AGO,
             }),
         }
     }

@@ -220,19 +220,37 @@ pub fn take(
             facts.archive_mode
         )));
     }
+    // The files read must be the primary's own: a standby of the same cluster (same
+    // system identifier, often the same path) lags behind the primary's backup start.
+    if control.state != ControlFile::IN_PRODUCTION {
+        return Err(AppError::Invalid(format!(
+            "the data directory {} is {} (its pg_control), not a running primary's: a base \
+             backup reads the primary's own data directory (is this a standby's, or is the \
+             server down?)",
+            data_dir.display(),
+            control.state_name()
+        )));
+    }
     let label = format!("strata {project}");
     let start = repo.block_on(session.start(&label)).map_err(db_error)?;
     let mut tags = opts.tags.clone();
     if !tags.iter().any(|t| t == TAG) {
         tags.push(TAG.to_string());
     }
+    // Built here, not over the caller's: no size limit, tag file or dry run of theirs may
+    // leave out a relation file.
     let opts = BackupOptions {
         tags,
+        hostname: opts.hostname.clone(),
         project: Some(project.to_string()),
+        keep_until_ns: opts.keep_until_ns,
         excludes: excludes(&data_dir)?,
         ignore_vanished: true,
+        // A file the previous base backup read in the clock tick of a write it missed
+        // keeps its mtime: only files changed well before it are reused unread.
+        reuse_margin: Some(Duration::from_secs(2)),
         time_ns: Some(start.time_ns),
-        ..opts.clone()
+        ..BackupOptions::default()
     };
     let stop_timeout = c.stop_timeout;
     let mut facts_out: Option<BaseBackup> = None;

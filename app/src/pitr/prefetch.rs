@@ -50,9 +50,41 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 
 use std::os::unix::fs::MetadataExt;
 
+/// Whether `dir` and its parent (`wal-prefetch`) are directories of this user that nobody
+/// else may write to or read: what is taken from a spool goes into a recovery.
+fn is_private(dir: &Path) -> bool {
+    let own = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|md| {
+            md.is_dir()
+                && md.uid() == nix::unistd::geteuid().as_raw()
+                && md.permissions().mode() & 0o077 == 0
+        })
+    };
+    own(dir) && dir.parent().is_some_and(own)
+}
+
+/// Reads a spool entry, never through a symbolic link.
+fn read_entry(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The content of `name` if the spool holds it intact; the entry is removed either way
-/// (served once, or damaged).
+/// (served once, or damaged). A spool that is not private is not used.
 pub fn take(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    if !is_private(dir) {
+        if dir.exists() {
+            tracing::warn!("{} is not private to this user: not used", dir.display());
+        }
+        return None;
+    }
     let rd = std::fs::read_dir(dir).ok()?;
     let prefix = format!("{name}.");
     for entry in rd.flatten() {
@@ -67,7 +99,7 @@ pub fn take(dir: &Path, name: &str) -> Option<Vec<u8>> {
             continue;
         }
         let path = entry.path();
-        let content = std::fs::read(&path).ok();
+        let content = read_entry(&path).ok();
         let _ = std::fs::remove_file(&path);
         let content = content?;
         if Digest::of_stored(&content).to_hex() == hash {
@@ -82,10 +114,19 @@ pub fn take(dir: &Path, name: &str) -> Option<Vec<u8>> {
 /// Puts `content` of `name` into the spool (to a temporary name, then renamed).
 pub fn put(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
     private_dir(dir)?;
+    if !is_private(dir) {
+        return Err(std::io::Error::other(format!(
+            "{} is not private to this user",
+            dir.display()
+        )));
+    }
     let hash = Digest::of_stored(content).to_hex();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(&tmp, dir.join(format!("{name}.{hash}")))
+    // A temporary name of its own (two fetches may prefetch the same segment at once).
+    let mut tmp = tempfile::Builder::new().prefix(".").tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, content)?;
+    tmp.persist(dir.join(format!("{name}.{hash}")))
+        .map(|_| ())
+        .map_err(|e| e.error)
 }
 
 /// Whether the spool holds `name` (intact or not).
@@ -165,6 +206,13 @@ mod tests {
         std::fs::write(&entry, b"segment byteZ").unwrap();
         assert!(take(&dir, name).is_none());
         assert!(!holds(&dir, name));
+        // A spool others may write to is not used.
+        put(&dir, name, b"segment bytes").unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(take(&dir, name).is_none(), "an open spool is never read");
+        assert!(put(&dir, name, b"x").is_err());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(take(&dir, name).unwrap(), b"segment bytes");
         // Another project, repository or cluster has a spool of its own.
         assert_ne!(dir, spool_dir(state.path(), "/repo", "shop", 8));
         assert_ne!(dir, spool_dir(state.path(), "/repo", "blog", 7));

@@ -84,6 +84,8 @@ pub fn restore_test(
         switched: false,
         kept: None,
     };
+    // The target is fixed first: the check below may wait, and its commit must come after.
+    let now = Timestamp::now();
     // 1. A commit after the target, archived.
     match super::check::check(cfg, project, cluster.stop_timeout) {
         Ok(c) if c.archived => report.switched = true,
@@ -97,7 +99,6 @@ pub fn restore_test(
              commit after the target"
         )),
     }
-    let now = Timestamp::now();
     let target = now
         .checked_sub(jiff::SignedDuration::try_from(ago).unwrap_or_default())
         .map_err(|e| AppError::Invalid(format!("now minus {ago:?}: {e}")))?;
@@ -142,9 +143,15 @@ pub fn restore_test(
         Err(e) => Err(e),
     };
     // 4. Stopped (whatever happened), and removed unless kept.
+    let mut keep = keep;
     if dir.join("postmaster.pid").exists() {
         if let Err(e) = stop(&dir) {
-            say(&format!("warning: the restored server did not stop: {e}"));
+            // Never remove a directory a server may still run in: kept, and said.
+            say(&format!(
+                "warning: the restored server did not stop ({e}); its directory {} is kept",
+                dir.display()
+            ));
+            keep = true;
         }
     }
     if keep {
@@ -209,7 +216,11 @@ fn psql(dir: &Path, port: u16, database: &str, sql: &str) -> Result<String> {
             "-U",
             &user,
             "-d",
-            database,
+            // As a connection string, so that no database name is taken for one.
+            &format!(
+                "dbname='{}'",
+                database.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
             "-c",
             sql,
         ])
@@ -230,7 +241,9 @@ fn count_rows(dir: &Path, port: u16) -> Result<Vec<DatabaseRows>> {
         dir,
         port,
         "postgres",
-        "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+        // A name with a line break could not be told apart in psql's output: left out.
+        "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
+         AND datname !~ '[\\n\\r]' ORDER BY 1",
     )?;
     let mut out = Vec::new();
     for db in names.lines().map(str::trim).filter(|l| !l.is_empty()) {

@@ -148,9 +148,10 @@ fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), Str
     let started = Instant::now();
     let mut expiry_failed = None;
     let result = ctx.open(repo, Operation::Prune).and_then(|o| {
-        // A cluster's WAL archive (in the primary) first drops what no kept base backup
-        // needs, so that this prune frees it; a failure there must not stop the prune.
-        if project.pitr.is_some() && repo == project.primary() {
+        // A cluster's WAL archive (the primary's, and each copy target's by its own base
+        // backups) first drops what no kept base backup needs, so that this prune frees
+        // it; a failure there must not stop the prune.
+        if project.pitr.is_some() {
             if let Err(e) = crate::pitr::expire::expire_in(&o.repo, repo, &project.name, false) {
                 expiry_failed = Some(format!("WAL expiry: {e}"));
             }

@@ -304,13 +304,23 @@ impl ProjectRun<'_> {
                     continue;
                 }
             };
+            let mut wal_copy_failed = false;
             if project.pitr.is_some() {
                 // Before the snapshots: a base backup in the target needs its WAL there.
                 self.env
                     .observer
                     .step(name, &format!("copying WAL to {to_name}"));
-                let r = strata_engine::wal::copy_archive(&from.repo, &to.repo, name)
+                // Only what the target's base backups (those there and those copied now)
+                // need: what its expiry dropped is not copied again.
+                let bases = snapshots::list_readable(&to.repo).map(|mut there| {
+                    there.extend(made.iter().cloned());
+                    crate::pitr::base::of_project(&there, name).0
+                });
+                let needed = bases.ok().and_then(|b| crate::pitr::expire::needed_by(&b));
+                let wanted = |n: &str| needed.as_ref().is_none_or(|f| f(n));
+                let r = strata_engine::wal::copy_archive(&from.repo, &to.repo, name, &wanted)
                     .map_err(|e| e.to_string());
+                wal_copy_failed |= r.is_err();
                 if let Err(e) = &r {
                     problems.add(format!("copying WAL to {to_name}: {e}"));
                 }
@@ -321,7 +331,12 @@ impl ProjectRun<'_> {
                     error: r.err(),
                 });
             }
-            let todo = catch_up(&from.repo, &to.repo, name, made);
+            let mut todo = catch_up(&from.repo, &to.repo, name, made);
+            if wal_copy_failed {
+                // A base backup there without its WAL could not even start: it waits for
+                // a run whose WAL copy succeeds.
+                todo.retain(|(_, s)| !s.tags.iter().any(|t| t == crate::pitr::base::TAG));
+            }
             for entry in &todo {
                 let id = entry.0;
                 match copy::copy(

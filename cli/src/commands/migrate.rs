@@ -80,9 +80,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     for (old, new) in &r.key_files_updated {
         println!(
             "key file {} now keeps a copy of the version {} config (as {})",
-            &old[..old.len().min(8)],
+            old.get(..8).unwrap_or(old),
             r.to_version,
-            &new[..new.len().min(8)]
+            new.get(..8).unwrap_or(new)
         );
     }
     for skipped in &r.key_files_skipped {

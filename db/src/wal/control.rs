@@ -31,9 +31,29 @@ pub struct ControlFile {
     pub pg_control_version: u32,
     /// Where the CRC-32C was found: the size of the struct before it (288 in PostgreSQL 15).
     pub crc_offset: usize,
+    /// `DBState`: [`ControlFile::IN_PRODUCTION`] for a running primary; a standby's says
+    /// in archive recovery.
+    pub state: u32,
 }
 
 impl ControlFile {
+    /// `DB_IN_PRODUCTION` (PostgreSQL 9.0 and later).
+    pub const IN_PRODUCTION: u32 = 6;
+
+    /// `state` in PostgreSQL's words.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            0 => "starting up",
+            1 => "shut down",
+            2 => "shut down in recovery",
+            3 => "shutting down",
+            4 => "in crash recovery",
+            5 => "in archive recovery",
+            6 => "in production",
+            _ => "in an unknown state",
+        }
+    }
+
     /// Reads `global/pg_control` of the data directory `data_dir`.
     pub fn read(data_dir: &Path) -> Result<ControlFile, WalError> {
         let path = data_dir.join(CONTROL_PATH);
@@ -59,7 +79,7 @@ impl ControlFile {
 
 /// [`ControlFile::parse`], with the reason alone as its error.
 fn parse(bytes: &[u8]) -> Result<ControlFile, String> {
-    if bytes.len() < 16 {
+    if bytes.len() < 20 {
         return Err(format!(
             "{} bytes, too short for a PostgreSQL control file (8192 bytes)",
             bytes.len()
@@ -83,6 +103,11 @@ fn parse(bytes: &[u8]) -> Result<ControlFile, String> {
         system_identifier: u64::from_le_bytes(id),
         pg_control_version: u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]),
         crc_offset,
+        state: if crc_offset >= 20 {
+            u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]])
+        } else {
+            u32::MAX
+        },
     })
 }
 
@@ -104,6 +129,7 @@ mod tests {
         for (i, x) in b[12..288].iter_mut().enumerate() {
             *x = (i * 7) as u8;
         }
+        b[16..20].copy_from_slice(&ControlFile::IN_PRODUCTION.to_le_bytes());
         let crc = crc32c(&b[..288]);
         b[288..292].copy_from_slice(&crc.to_le_bytes());
         b
@@ -115,6 +141,8 @@ mod tests {
         assert_eq!(c.system_identifier, 7716484702566127851);
         assert_eq!(c.pg_control_version, 1300);
         assert_eq!(c.crc_offset, 288);
+        assert_eq!(c.state, ControlFile::IN_PRODUCTION);
+        assert_eq!(c.state_name(), "in production");
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //! cluster and timeline) written only once their blobs are durable: the target's archive
 //! then reads as if PostgreSQL had pushed into it.
 //!
-//! A name the target holds with the same size is taken as the same file, unread: both
+//! A segment the target holds with the same size is taken as the same file, unread: both
 //! archives are of one cluster (checked), and one cluster's archive never holds two
-//! contents under a name (a push refuses it), so reading every file of both archives on
-//! each run to compare would buy nothing. With another size, the copy fails naming them
-//! after writing the rest.
+//! contents under a name (a push refuses it), so reading every segment of both archives on
+//! each run to compare would buy nothing. History and backup files (small, and where two
+//! histories of one cluster would differ) are compared by content. A conflict fails the
+//! copy, naming the files, after writing the rest.
 
 use std::collections::BTreeMap;
 
@@ -35,12 +36,20 @@ pub struct WalCopied {
     pub bytes_added: u64,
 }
 
-/// Copies `project`'s WAL archive from `from` to `to` (see the module docs).
-pub fn copy_archive(from: &Repository, to: &Repository, project: &str) -> Result<WalCopied> {
+/// Copies `project`'s WAL archive from `from` to `to` (see the module docs): the files
+/// `wanted` says yes to (the caller leaves out what the target's retention has no use
+/// for, which it would otherwise copy again after every expiry).
+pub fn copy_archive(
+    from: &Repository,
+    to: &Repository,
+    project: &str,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<WalCopied> {
     if !to.config().allows_wal() {
         return Err(EngineError::Invalid(format!(
             "the target repository is of format version {}, which predates WAL archiving: \
-             the WAL of project {project} cannot be copied there",
+             the WAL of project {project} cannot be copied there (`strata -r TARGET migrate \
+             wal` upgrades a version 3 repository)",
             to.config().format_version
         )));
     }
@@ -73,8 +82,16 @@ pub fn copy_archive(from: &Repository, to: &Repository, project: &str) -> Result
     let mut groups: BTreeMap<(u64, u32), Group> = BTreeMap::new();
     let backup = StreamBackup::new(to, &BackupOptions::default(), &NoProgress)?;
     for (name, found) in source.entries(project) {
-        if let Some(theirs) = target.find(project, name)? {
-            if theirs.entry.size == found.entry.size {
+        if !wanted(name) {
+            continue;
+        }
+        let theirs = target.find(project, name)?;
+        // Segments all have the segment size: the same name and size is the same file.
+        // A history or backup file is small: compared by content.
+        let is_segment =
+            found.file.seg_size > 0 && found.entry.size == u64::from(found.file.seg_size);
+        if let Some(t) = theirs.filter(|_| is_segment) {
+            if t.entry.size == found.entry.size {
                 done.present += 1;
             } else {
                 conflicts.push(name.to_string());
@@ -85,6 +102,14 @@ pub fn copy_archive(from: &Repository, to: &Repository, project: &str) -> Result
             EngineError::Internal(format!("{name} listed but not found in the source"))
         })?;
         let hash = to.key().blob_id(&content).0 .0;
+        if let Some(t) = theirs {
+            if t.entry.hash == hash && t.entry.size == content.len() as u64 {
+                done.present += 1;
+            } else {
+                conflicts.push(name.to_string());
+            }
+            continue;
+        }
         let (blobs, size) = backup.read(&mut &content[..], to.config().chunker, name)?;
         let group = groups
             .entry((found.file.system_id, found.file.timeline))
@@ -182,7 +207,7 @@ mod tests {
         // Opened again as the next process would (with the index the pushes wrote).
         let from = Repository::open(from.backend().clone(), PASSWORD).unwrap();
         let to = Repository::open(to.backend().clone(), PASSWORD).unwrap();
-        let done = copy_archive(&from, &to, "shop").unwrap();
+        let done = copy_archive(&from, &to, "shop", &|_| true).unwrap();
         assert_eq!((done.files, done.present), (3, 1));
         assert!(done.bytes_added > 0);
         let to = Repository::open(to.backend().clone(), PASSWORD).unwrap();
@@ -202,16 +227,27 @@ mod tests {
                 );
             }
         }
+        // What the caller does not want is not copied.
+        let fresh = Repository::open(memory_repository(), PASSWORD).unwrap();
+        let some = copy_archive(&from, &fresh, "shop", &|n| n != names[1]).unwrap();
+        assert_eq!(some.files, 3);
+        let fresh = Repository::open(fresh.backend().clone(), PASSWORD).unwrap();
+        let f = read_archive(&fresh).unwrap();
+        assert!(f.find("shop", names[1]).unwrap().is_none());
+        assert!(f.find("shop", names[3]).unwrap().is_some());
         // Again: nothing to copy.
-        let again = copy_archive(&from, &to, "shop").unwrap();
+        let again = copy_archive(&from, &to, "shop", &|_| true).unwrap();
         assert_eq!((again.files, again.present), (0, 4));
         // A target with another file under a name (a history of another size): named,
         // not replaced, and the rest copied.
         let other = Repository::open(memory_repository(), PASSWORD).unwrap();
-        let theirs = b"1\t0/3000000\tbefore 2026-12-07 12:00:00+00\n".to_vec();
+        // Of the same length as the source's: compared by content all the same.
+        let theirs = b"1\t0/2000000\tno recovery target specifieD\n".to_vec();
         push_into(&other, 7, names[2], &theirs);
         let other = Repository::open(other.backend().clone(), PASSWORD).unwrap();
-        let e = copy_archive(&from, &other, "shop").unwrap_err().to_string();
+        let e = copy_archive(&from, &other, "shop", &|_| true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(names[2]) && e.contains("not replaced"), "{e}");
         let other = Repository::open(other.backend().clone(), PASSWORD).unwrap();
         let c = read_archive(&other).unwrap();
@@ -226,7 +262,7 @@ mod tests {
         // A target archive of another cluster: refused.
         let foreign = Repository::open(memory_repository(), PASSWORD).unwrap();
         push_into(&foreign, 8, "000000010000000000000009", &segment(9));
-        let e = copy_archive(&from, &foreign, "shop")
+        let e = copy_archive(&from, &foreign, "shop", &|_| true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("of cluster 8"), "{e}");
