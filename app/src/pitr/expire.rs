@@ -182,6 +182,22 @@ pub fn expire(cfg: &Config, project: &str, dry_run: bool) -> Result<ExpireReport
     expire_in(&opened.repo, repository, project, dry_run)
 }
 
+/// Which of `project`'s archived files a repository holding the base backups `bases` needs
+/// (a copy target: what its expiry would drop is not copied there). `None` when there is
+/// no base backup or one's facts do not add up: then every file is.
+pub fn needed_by(bases: &[BaseBackup]) -> Option<impl Fn(&str) -> bool> {
+    let mut keep: Option<(u64, SegmentSize)> = None;
+    for b in bases {
+        let size = b.size().ok()?;
+        let n = b.start_segment().ok()?.number(size).ok()?;
+        if keep.is_none_or(|(m, _)| n < m) {
+            keep = Some((n, size));
+        }
+    }
+    let (keep_from, size) = keep?;
+    Some(move |name: &str| to_drop([name], keep_from, size).is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -369,20 +385,4 @@ mod tests {
             "nothing before segment 0"
         );
     }
-}
-
-/// Which of `project`'s archived files a repository holding the base backups `bases` needs
-/// (a copy target: what its expiry would drop is not copied there). `None` when there is
-/// no base backup or one's facts do not add up: then every file is.
-pub fn needed_by(bases: &[BaseBackup]) -> Option<impl Fn(&str) -> bool> {
-    let mut keep: Option<(u64, SegmentSize)> = None;
-    for b in bases {
-        let size = b.size().ok()?;
-        let n = b.start_segment().ok()?.number(size).ok()?;
-        if keep.is_none_or(|(m, _)| n < m) {
-            keep = Some((n, size));
-        }
-    }
-    let (keep_from, size) = keep?;
-    Some(move |name: &str| to_drop([name], keep_from, size).is_empty())
 }
