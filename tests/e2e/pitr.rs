@@ -767,4 +767,63 @@ fn restore_test_recovers_to_minutes_ago_counts_the_rows_and_is_recorded() {
         tables.to_string().contains("[\"public.rt\",1750]"),
         "{by_run}"
     );
+
+    // In place only with --force, after a safety snapshot of what the target held.
+    let target = env.path("in-place");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("old-file"), b"the old cluster's").unwrap();
+    give_to_postgres(&target);
+    let restore = |extra: &[&str]| {
+        as_postgres(&config, &home)
+            .args([
+                "pg",
+                "restore",
+                "--project",
+                "shop",
+                "--latest",
+                "--json",
+                "--target",
+            ])
+            .arg(&target)
+            .args(extra.iter().copied())
+            .run()
+    };
+    restore(&[]).code(1).stderr_contains("is not empty");
+    assert!(target.join("old-file").exists(), "refused: untouched");
+    let r = restore(&["--force"]).success().json();
+    let safety = r["safety_snapshot"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(target.join("PG_VERSION").is_file(), "{r}");
+    assert!(!target.join("old-file").exists());
+    let saved = env.path("saved");
+    env.cmd()
+        .args(["restore", safety, "--target"])
+        .arg(&saved)
+        .run()
+        .success();
+    assert_eq!(
+        std::fs::read(
+            saved
+                .join(target.strip_prefix("/").unwrap())
+                .join("old-file")
+        )
+        .unwrap(),
+        b"the old cluster's"
+    );
+    // Never over a running server's directory.
+    as_postgres(&config, &home)
+        .args([
+            "pg",
+            "restore",
+            "--project",
+            "shop",
+            "--latest",
+            "--force",
+            "--target",
+        ])
+        .arg(pg.data_dir())
+        .run()
+        .code(1)
+        .stderr_contains("a server runs in");
 }

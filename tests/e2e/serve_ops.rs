@@ -79,6 +79,19 @@ fn serve_stopped_during_a_backup_lets_it_finish() {
         202,
     );
     assert_eq!(body["job"]["project"], "slow", "{body}");
+    // Once it runs (a job still queued when the server stops is refused, by design):
+    // the hook sleeps 2 s, time enough to stop the server in.
+    let id = body["job"]["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let job = json_of(s.get(&format!("/jobs/{id}"), Some("operator")), 200);
+        if job["state"] == "running" {
+            break;
+        }
+        assert_eq!(job["state"], "queued", "{job}");
+        assert!(std::time::Instant::now() < deadline, "never ran: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // Stopped while the run's hook still sleeps: the server waits for the run to end.
     let status = s.stop();
     assert!(status.success(), "{status:?}");

@@ -9,6 +9,7 @@
 //! | no base backup (nothing restorable) | warning |
 //! | a gap (or a base backup whose WAL is missing) after the oldest base backup's start | warning |
 //! | the newest segment pushed longer ago than `max-wal-age` (when set), or none | warning |
+//! | `pg_stat_archiver` says the last push failed (the server answered) | warning |
 //! | otherwise | ok |
 
 use std::time::Duration;
@@ -27,6 +28,10 @@ pub struct PitrFacts {
     /// Gaps a recovery from a kept base backup would meet, and base backups whose WAL is
     /// not all archived, for people.
     pub breaks: Vec<String>,
+    /// What `pg_stat_archiver` says of a failing `archive_command`, when the server
+    /// answered and its last push failed (a server that cannot be asked adds nothing: the
+    /// archive's own facts above still judge it).
+    pub archiver_failing: Option<String>,
 }
 
 impl PitrFacts {
@@ -75,6 +80,7 @@ impl PitrFacts {
             newest_push_ns,
             base_backups: r.base_backups.len(),
             breaks,
+            archiver_failing: None,
         }
     }
 }
@@ -120,6 +126,13 @@ pub fn judge(project: &Project, facts: Result<&PitrFacts, &str>, now_ns: i64) ->
         items.push(item(
             Status::Warning,
             format!("the WAL archive is not continuous after the oldest base backup: {b}"),
+            value,
+        ));
+    }
+    if let Some(f) = &facts.archiver_failing {
+        items.push(item(
+            Status::Warning,
+            format!("archiving is failing: {f}"),
             value,
         ));
     }
@@ -206,6 +219,7 @@ mod tests {
             newest_push_ns: Some(NOW - 5 * MIN),
             base_backups: 2,
             breaks: vec![],
+            archiver_failing: None,
         };
         let items = judge(&p, Ok(&fine), NOW);
         assert_eq!(statuses(&items), [Status::Ok]);
@@ -237,6 +251,22 @@ mod tests {
         assert_eq!(statuses(&items), [Status::Warning]);
         assert!(
             items[0].message.contains("not continuous"),
+            "{}",
+            items[0].message
+        );
+
+        // The server says its last push failed: a warning naming what it said, even
+        // while the archive itself still looks fresh.
+        let failing = PitrFacts {
+            archiver_failing: Some("pg_stat_archiver: the last push, of X, failed".into()),
+            ..fine.clone()
+        };
+        let items = judge(&p, Ok(&failing), NOW);
+        assert_eq!(statuses(&items), [Status::Warning]);
+        assert!(
+            items[0]
+                .message
+                .contains("archiving is failing: pg_stat_archiver"),
             "{}",
             items[0].message
         );

@@ -63,9 +63,18 @@ impl SpaceProbe for StorageProbe<'_> {
     fn pitr(&self, project: &str) -> Option<Result<PitrFacts, String>> {
         let read = std::thread::scope(|s| {
             s.spawn(|| {
-                crate::pitr::verify(self.cfg, project)
+                let mut facts = crate::pitr::verify(self.cfg, project)
                     .map(|r| PitrFacts::of_report(&r))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                // The server's own word on its archive_command, when it can be asked.
+                match crate::pitr::check::archiver_status(self.cfg, project) {
+                    Ok(status) if status.failing() => {
+                        facts.archiver_failing = Some(crate::pitr::check::failures(&status));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("{project}: pg_stat_archiver not read: {e}"),
+                }
+                Ok(facts)
             })
             .join()
             .unwrap_or_else(|_| Err("reading the WAL archive failed".to_string()))

@@ -46,7 +46,7 @@ fn db_error(e: strata_db::DbError) -> AppError {
 }
 
 /// What `status` says of failing pushes, for a message.
-fn failures(status: &ArchiverStatus) -> String {
+pub fn failures(status: &ArchiverStatus) -> String {
     let command = if status.archive_command.is_empty() {
         String::new()
     } else {
@@ -135,4 +135,24 @@ pub fn check(cfg: &Config, project: &str, timeout: Duration) -> Result<CheckRepo
     }
     report.archiver = Some(status);
     Ok(report)
+}
+
+/// What `pg_stat_archiver` of `project`'s cluster says now (for health), on a runtime of its
+/// own: no repository is opened.
+pub fn archiver_status(cfg: &Config, project: &str) -> Result<ArchiverStatus> {
+    let cluster = cfg
+        .projects
+        .get(project)
+        .and_then(|p| p.pitr.as_ref())
+        .ok_or_else(|| AppError::Invalid(format!("project {project} has no pitr table")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Invalid(format!("a runtime: {e}")))?;
+    let password = password(cluster)?;
+    rt.block_on(async {
+        let mut probe = ArchiveProbe::connect(&cluster.url, password).await?;
+        probe.archiver().await
+    })
+    .map_err(db_error)
 }

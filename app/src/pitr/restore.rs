@@ -27,7 +27,7 @@ mod data_dir;
 mod settings;
 mod start;
 
-use data_dir::{check_target_dir, io, restore_data_dir};
+use data_dir::{check_forced_target, check_target_dir, io, restore_data_dir};
 use settings::write_recovery;
 pub use settings::{conf_string, recovery_settings, shell_word};
 pub use start::{Started, LOG_FILE};
@@ -118,6 +118,8 @@ pub struct PitrRestoreOptions {
     /// Let the restored cluster archive (it becomes the primary); otherwise it is written
     /// `archive_mode = off`.
     pub archive: bool,
+    /// Restore into a target that holds a (stopped) cluster: after a safety snapshot of it.
+    pub force: bool,
 }
 
 /// What `strata pg restore` did (its `--json`).
@@ -134,6 +136,8 @@ pub struct PitrRestored {
     pub recovery_stop: Option<String>,
     /// The timeline a promotion started.
     pub new_timeline: Option<u32>,
+    /// With `--force` over a target that held something: the snapshot of it, taken first.
+    pub safety_snapshot: Option<String>,
     pub duration_secs: f64,
 }
 
@@ -155,7 +159,13 @@ pub fn restore(
     record: &mut dyn FnMut(Recorded),
 ) -> Result<PitrRestored> {
     let began = Instant::now();
-    check_target_dir(&opts.dir)?;
+    // In place (--force): what the target holds is saved first, in a safety snapshot.
+    let replacing = if opts.force {
+        check_forced_target(&opts.dir)?
+    } else {
+        check_target_dir(&opts.dir)?;
+        false
+    };
     if !opts.strata_bin.is_absolute() {
         return Err(AppError::Invalid(format!(
             "the strata binary's path {} is not absolute: restore_command needs one",
@@ -163,7 +173,15 @@ pub fn restore(
         )));
     }
     let (_, spec) = super::primary(cfg, &opts.project)?;
-    let opened = super::open(cfg, spec, Operation::Restore)?;
+    let opened = super::open(
+        cfg,
+        spec,
+        if replacing {
+            Operation::RestoreDatabase
+        } else {
+            Operation::Restore
+        },
+    )?;
     let repo = &opened.repo;
     let snaps = strata_engine::snapshots::list_readable(repo)?;
     let (bases, problems) = base::of_project(&snaps, &opts.project);
@@ -204,7 +222,57 @@ pub fn restore(
         id.short(),
         opts.dir.display()
     ));
-    restore_data_dir(repo, id, snap, &opts.dir, progress, record)?;
+    let mut safety_snapshot = None;
+    let mut replaced = None;
+    if replacing {
+        // 1. Everything the target holds, durable in the repository (tag pre-restore).
+        say(&format!(
+            "saving what {} holds in a safety snapshot first",
+            opts.dir.display()
+        ));
+        let labels = strata_engine::archiver::BackupOptions {
+            project: Some(opts.project.clone()),
+            ..Default::default()
+        }
+        .for_safety_snapshot(strata_engine::restorer::SAFETY_TAG);
+        let saved = strata_engine::archiver::backup_paths(
+            repo,
+            std::slice::from_ref(&opts.dir),
+            &labels,
+            progress,
+        )?;
+        if !saved.errors.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "{} entries of {} could not be saved (the first: {}): nothing was replaced",
+                saved.errors.len(),
+                opts.dir.display(),
+                saved.errors[0].message
+            )));
+        }
+        say(&format!("safety snapshot {}", saved.snapshot_id.short()));
+        safety_snapshot = Some(saved.snapshot_id.to_hex());
+        // 2. Moved aside (one rename), removed only once the restore succeeded.
+        let aside = opts.dir.with_file_name(format!(
+            ".{}.strata-replaced",
+            opts.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        std::fs::rename(&opts.dir, &aside).map_err(|e| io(&opts.dir, e))?;
+        replaced = Some(aside);
+    }
+    if let Err(e) = restore_data_dir(repo, id, snap, &opts.dir, progress, record) {
+        if let Some(aside) = &replaced {
+            // Put back what was there.
+            let _ = std::fs::remove_dir_all(&opts.dir);
+            std::fs::rename(aside, &opts.dir).map_err(|e| io(aside, e))?;
+        }
+        return Err(e);
+    }
+    if let Some(aside) = &replaced {
+        std::fs::remove_dir_all(aside).map_err(|e| io(aside, e))?;
+    }
     let settings = recovery_settings(
         &opts.strata_bin,
         &cfg.file,
@@ -236,6 +304,7 @@ pub fn restore(
         started: false,
         recovery_stop: None,
         new_timeline: None,
+        safety_snapshot,
         duration_secs: 0.0,
     };
     if let Some(port) = opts.start {

@@ -123,6 +123,7 @@ pub fn restore_test(
         start: Some(port),
         strata_bin,
         archive: false,
+        force: false,
     };
     let began = Instant::now();
     let restored = restore::restore(cfg, &opts, progress, say, &mut |_| {});

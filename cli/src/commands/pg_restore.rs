@@ -18,7 +18,8 @@ use crate::{exit, Cli};
 /// Chooses the newest base backup of the project that ended before the target on the way
 /// to the target timeline, and checks BEFORE restoring anything that every WAL segment the
 /// recovery replays is archived (a missing one refuses the restore, naming the gap). Then
-/// restores the backup's data directory into TARGET (which must not exist or be empty;
+/// restores the backup's data directory into TARGET (which must not exist or be empty, or
+/// with --force may hold a stopped cluster, saved first in a safety snapshot;
 /// content verified; owner kept when run as root; mode 0700), writes recovery.signal and
 /// appends to postgresql.auto.conf: restore_command (this strata's `pg wal-fetch` with this
 /// config), recovery_target_time, recovery_target_timeline (always a number) and
@@ -38,7 +39,8 @@ use crate::{exit, Cli};
 ///
 /// With --json: {"project", "base_snapshot", "target_time" (RFC 3339 UTC, null with
 /// --latest), "timeline", "target_dir", "started", "recovery_stop" (the server's words, or
-/// null), "new_timeline" (after a promotion, or null), "duration_secs"}.
+/// null), "new_timeline" (after a promotion, or null), "safety_snapshot" (with --force, or
+/// null), "duration_secs"}.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("to").args(["to_time", "latest"]).required(true)))]
 pub struct Args {
@@ -79,6 +81,12 @@ pub struct Args {
     /// project's archive.
     #[arg(long)]
     archive: bool,
+    /// Restore into TARGET even if it holds a (stopped) cluster: everything it holds is
+    /// saved first in a safety snapshot (tag pre-restore, its id printed), then moved aside,
+    /// and removed only once the restore succeeded (put back if it failed). Never when a
+    /// server runs in it.
+    #[arg(long)]
+    force: bool,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -104,6 +112,7 @@ pub fn run(cli: &Cli, cfg: &strata_app::config::Config, args: &Args) -> Result<u
         start: args.start.then_some(args.port).flatten(),
         strata_bin,
         archive: args.archive,
+        force: args.force,
     };
     let quiet = cli.quiet;
     let say = |line: &str| {
@@ -137,6 +146,13 @@ pub fn run(cli: &Cli, cfg: &strata_app::config::Config, args: &Args) -> Result<u
         }
         if let Some(t) = done.new_timeline {
             println!("promoted: new timeline {t}");
+        }
+        if let Some(s) = &done.safety_snapshot {
+            println!(
+                "what {} held before is in safety snapshot {}",
+                done.target_dir,
+                s.get(..8).unwrap_or(s)
+            );
         }
     }
     Ok(exit::OK)

@@ -13,6 +13,47 @@ use strata_format::snapshot::SnapshotFile;
 use crate::restore::Recorded;
 use crate::{AppError, Result};
 
+/// Whether `dir` holds a `postmaster.pid` whose process is alive: a server runs there.
+pub(super) fn server_runs_in(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+        .filter(|pid| *pid > 0)
+        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+}
+
+/// With `force`: a target that holds something (a stopped cluster to replace) is allowed,
+/// never one a server runs in. Returns whether it holds anything (a safety snapshot first).
+pub(super) fn check_forced_target(dir: &Path) -> Result<bool> {
+    if !dir.is_absolute() {
+        return Err(AppError::Invalid(format!(
+            "--target {} is not an absolute path",
+            dir.display()
+        )));
+    }
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(AppError::Invalid(format!("{}: {e}", dir.display()))),
+        Ok(md) if !md.is_dir() => Err(AppError::Invalid(format!(
+            "{} exists and is not a directory",
+            dir.display()
+        ))),
+        Ok(_) => {
+            if server_runs_in(dir) {
+                return Err(AppError::Invalid(format!(
+                    "a server runs in {} (its postmaster.pid names a live process): stop it \
+                     first; a restore never replaces a running cluster",
+                    dir.display()
+                )));
+            }
+            Ok(std::fs::read_dir(dir)
+                .map_err(|e| AppError::Invalid(format!("{}: {e}", dir.display())))?
+                .next()
+                .is_some())
+        }
+    }
+}
+
 /// Refuses a target that is not an absent or empty directory.
 pub(super) fn check_target_dir(dir: &Path) -> Result<()> {
     if !dir.is_absolute() {
