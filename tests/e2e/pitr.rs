@@ -405,17 +405,45 @@ pub(crate) fn archive_into(pg: &Postgres, config: &Path, home: &Path) {
     pg.start();
 }
 
-#[test]
-fn basebackup_is_written_only_complete_with_its_label_and_facts() {
+/// What a PITR test starts from: a repository, a private cluster, a strata.toml whose
+/// project `shop` names it (`pitr_config`), all the postgres user's.
+pub(crate) struct PitrSetup {
+    pub env: Env,
+    pub pg: Postgres,
+    pub config: PathBuf,
+    pub home: PathBuf,
+}
+
+/// [`PitrSetup`], with archiving into the project turned on when `archive`.
+pub(crate) fn pitr_setup(stop_timeout: &str, archive: bool) -> PitrSetup {
     require("setpriv", "util-linux");
     let env = Env::new();
     env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .success();
     std::fs::create_dir_all(env.path("site")).unwrap();
     let pg = Postgres::private();
-    let config = pitr_config(&env, &pg, "4s");
+    let config = pitr_config(&env, &pg, stop_timeout);
     give_to_postgres(&env.root);
     let home = env.home.clone();
+    if archive {
+        archive_into(&pg, &config, &home);
+    }
+    PitrSetup {
+        env,
+        pg,
+        config,
+        home,
+    }
+}
+
+#[test]
+fn basebackup_is_written_only_complete_with_its_label_and_facts() {
+    let PitrSetup {
+        env,
+        pg,
+        config,
+        home,
+    } = pitr_setup("4s", false);
     let basebackup = || {
         as_postgres(&config, &home)
             .args(["pg", "basebackup", "--project", "shop", "--json"])
@@ -628,16 +656,12 @@ fn basebackup_is_written_only_complete_with_its_label_and_facts() {
 
 #[test]
 fn restore_test_recovers_to_minutes_ago_counts_the_rows_and_is_recorded() {
-    require("setpriv", "util-linux");
-    let env = Env::new();
-    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .success();
-    std::fs::create_dir_all(env.path("site")).unwrap();
-    let pg = Postgres::private();
-    let config = pitr_config(&env, &pg, "60s");
-    give_to_postgres(&env.root);
-    let home = env.home.clone();
-    archive_into(&pg, &config, &home);
+    let PitrSetup {
+        env,
+        pg,
+        config,
+        home,
+    } = pitr_setup("60s", true);
     // Laid out as Debian's clusters are: postgresql.conf and pg_hba.conf outside the data
     // directory (the running server has read them), so base backups hold neither.
     let etc = env.path("etc");

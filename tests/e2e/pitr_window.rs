@@ -8,8 +8,7 @@
 use std::path::Path;
 
 use crate::db::{Postgres, Server};
-use crate::pitr::{archive_into, as_postgres, give_to_postgres, pitr_config, wait_archived};
-use crate::util::*;
+use crate::pitr::{as_postgres, give_to_postgres, pitr_setup, wait_archived, PitrSetup};
 
 /// Segment number of a timeline-1 name with 16 MiB segments (256 per log).
 fn number(name: &str) -> u64 {
@@ -40,16 +39,12 @@ fn write_and_switch(pg: &Postgres, round: u32) -> String {
 #[test]
 fn expire_and_prune_drop_exactly_the_wal_before_the_oldest_kept_base_backup_and_check_catches_a_broken_archive_command(
 ) {
-    require("setpriv", "util-linux");
-    let env = Env::new();
-    env.strata(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .success();
-    std::fs::create_dir_all(env.path("site")).unwrap();
-    let pg = Postgres::private();
-    let config = pitr_config(&env, &pg, "60s");
-    give_to_postgres(&env.root);
-    let home = env.home.clone();
-    archive_into(&pg, &config, &home);
+    let PitrSetup {
+        env,
+        pg,
+        config,
+        home,
+    } = pitr_setup("60s", true);
     let strata = |args: &[&str]| as_postgres(&config, &home).args(args.iter().copied()).run();
     // Repository commands as the postgres user too (the archive's files stay its own).
     let repo_cmd = |args: &[&str]| {

@@ -264,15 +264,31 @@ fn restore_test(
                 report: serde_json::to_value(r).unwrap_or_default(),
             },
         ),
-        Err(e) => (
-            false,
-            Some(e.clone()),
-            RecordBody::RestoreTest {
-                snapshot_id: String::new(),
-                report: serde_json::Value::Null,
-            },
-        ),
+        Err(e) => (false, Some(e.clone()), failed_restore_test()),
     };
+    restore_test_done(ctx, project, ok, error, body, &d.name(), "")
+}
+
+/// The body of a restore test that could not run.
+fn failed_restore_test() -> RecordBody {
+    RecordBody::RestoreTest {
+        snapshot_id: String::new(),
+        report: serde_json::Value::Null,
+    }
+}
+
+/// Records a restore test of `what` in the primary and notifies it (`note` follows the
+/// outcome in the message).
+fn restore_test_done(
+    ctx: &ProjectRun,
+    project: &Project,
+    ok: bool,
+    error: Option<String>,
+    body: RecordBody,
+    what: &str,
+    note: &str,
+) -> Result<(), String> {
+    let primary = project.primary();
     base(ctx, project, primary, ok, error.clone(), body);
     let mut r = ProjectReport::new(&project.name);
     r.error = error.clone();
@@ -282,9 +298,8 @@ fn restore_test(
         Some(primary),
         &r,
         format!(
-            "{}: restore test of {} {}",
+            "{}: restore test of {what} {}{note}",
             project.name,
-            d.name(),
             if ok { "passed" } else { "failed" }
         ),
     );
@@ -298,7 +313,6 @@ fn pitr_restore_test(
     project: &Project,
     c: &crate::config::PitrCluster,
 ) -> Result<(), String> {
-    let primary = project.primary();
     ctx.env
         .observer
         .step(&project.name, "restore test of the PostgreSQL cluster");
@@ -314,37 +328,24 @@ fn pitr_restore_test(
     .map_err(|e| e.to_string());
     let (ok, error, body) = match &report {
         Ok(r) => r.record_parts(),
-        Err(e) => (
-            false,
-            Some(e.clone()),
-            RecordBody::RestoreTest {
-                snapshot_id: String::new(),
-                report: serde_json::Value::Null,
-            },
-        ),
+        Err(e) => (false, Some(e.clone()), failed_restore_test()),
     };
     let error = (!ok).then(|| error.unwrap_or_else(|| "restore test failed".to_string()));
-    base(ctx, project, primary, ok, error.clone(), body);
-    let mut r = ProjectReport::new(&project.name);
-    r.error = error.clone();
-    ctx.notify(
+    let note = report
+        .as_ref()
+        .ok()
+        .and_then(|r| r.rto_secs)
+        .map(|s| format!(" (recovered in {s:.0} s)"))
+        .unwrap_or_default();
+    restore_test_done(
+        ctx,
         project,
-        Event::RestoreTest,
-        Some(primary),
-        &r,
-        format!(
-            "{}: restore test of the PostgreSQL cluster {}{}",
-            project.name,
-            if ok { "passed" } else { "failed" },
-            report
-                .as_ref()
-                .ok()
-                .and_then(|r| r.rto_secs)
-                .map(|s| format!(" (recovered in {s:.0} s)"))
-                .unwrap_or_default()
-        ),
-    );
-    error.map_or(Ok(()), Err)
+        ok,
+        error,
+        body,
+        "the PostgreSQL cluster",
+        &note,
+    )
 }
 
 /// Where the restore test of `d` (whose database is `db`) loads its dump: `scratch` (a
