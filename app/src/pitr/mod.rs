@@ -264,24 +264,46 @@ fn prefetch_after(
     let Ok(size) = SegmentSize::new(found.file.seg_size) else {
         return;
     };
+    // The run of archived segments after `name`, up to the first the archive lacks; those
+    // the spool holds already are skipped.
+    let mut todo = Vec::new();
     for next in prefetch::following(name, size, count) {
-        if prefetch::holds(dir, &next) {
-            continue;
+        if !matches!(archive.find(project, &next), Ok(Some(_))) {
+            break;
         }
-        match wal::fetch(repo, archive, project, &next) {
-            Ok(Some(content)) => {
-                if let Err(e) = prefetch::put(dir, &next, &content) {
-                    tracing::warn!("{next} not prefetched into {}: {e}", dir.display());
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("{next} not prefetched: {e}");
-                return;
-            }
+        if !prefetch::holds(dir, &next) {
+            todo.push(next);
         }
     }
+    // Each segment is read, decrypted, decompressed and hashed: CPU work, spread over the
+    // cores while recovery replays the segment just fetched.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(todo.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(seg) = todo.get(i) else {
+                    return;
+                };
+                match wal::fetch(repo, archive, project, seg) {
+                    Ok(Some(content)) => {
+                        if let Err(e) = prefetch::put(dir, seg, &content) {
+                            tracing::warn!("{seg} not prefetched into {}: {e}", dir.display());
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!("{seg} not prefetched: {e}");
+                        return;
+                    }
+                }
+            });
+        }
+    });
 }
 
 fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
