@@ -13,13 +13,26 @@ use strata_format::snapshot::SnapshotFile;
 use crate::restore::Recorded;
 use crate::{AppError, Result};
 
-/// Whether `dir` holds a `postmaster.pid` whose process is alive: a server runs there.
+/// Whether `dir` holds a `postmaster.pid` whose process is alive: a server runs there. A
+/// process of another user (EPERM) is alive too; a pid file that cannot be read counts as
+/// a running server (never guess the safe way wrong).
 pub(super) fn server_runs_in(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("postmaster.pid"))
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+    let text = match std::fs::read_to_string(dir.join("postmaster.pid")) {
+        Ok(t) => t,
+        Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
         .filter(|pid| *pid > 0)
-        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+    else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// With `force`: a target that holds something (a stopped cluster to replace) is allowed,
@@ -231,6 +244,20 @@ mod tests {
         // The original is untouched; a real directory is left alone.
         assert!(elsewhere.join("000000010000000000000001").exists());
         assert!(!detach_pg_wal(&data).unwrap());
+    }
+
+    #[test]
+    fn a_live_postmaster_is_seen_whoever_runs_it() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!server_runs_in(d.path()), "no pid file");
+        // pid 1 runs, as root: a process of another user when this is not root.
+        std::fs::write(d.path().join("postmaster.pid"), "1\n/data\n").unwrap();
+        assert!(server_runs_in(d.path()));
+        assert!(check_forced_target(d.path()).is_err());
+        // A pid nobody has: stale.
+        std::fs::write(d.path().join("postmaster.pid"), "2147483646\n").unwrap();
+        assert!(!server_runs_in(d.path()));
+        assert!(check_forced_target(d.path()).unwrap(), "holds something");
     }
 
     #[test]
