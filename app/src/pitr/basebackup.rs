@@ -104,7 +104,8 @@ fn excludes(data_dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn password(c: &PitrCluster) -> Result<Option<DbPassword>> {
+/// The cluster's database password, when the config names one.
+pub(crate) fn password(c: &PitrCluster) -> Result<Option<DbPassword>> {
     let Some(secret) = &c.password else {
         return Ok(None);
     };
@@ -114,7 +115,7 @@ fn password(c: &PitrCluster) -> Result<Option<DbPassword>> {
     Ok(Some(DbPassword::new(pw)))
 }
 
-fn db_error(e: strata_db::DbError) -> AppError {
+pub(crate) fn db_error(e: strata_db::DbError) -> AppError {
     AppError::Invalid(e.to_string())
 }
 

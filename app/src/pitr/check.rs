@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use strata_db::pitr_status::{ArchiveProbe, ArchiverStatus};
-use strata_db::DbPassword;
 use strata_engine::{wal, Operation};
 
-use crate::config::{Config, PitrCluster};
+use super::basebackup::{db_error, password};
+use crate::config::Config;
 use crate::{AppError, Result};
 
 /// How often the archive is read again while waiting.
@@ -30,19 +30,6 @@ pub struct CheckReport {
     pub archiver: Option<ArchiverStatus>,
     /// Why the check failed, for people.
     pub problem: Option<String>,
-}
-
-fn password(c: &PitrCluster) -> Result<Option<DbPassword>> {
-    let Some(secret) = &c.password else {
-        return Ok(None);
-    };
-    let pw = String::from_utf8(secret.read("database password")?.into_bytes())
-        .map_err(|_| AppError::Invalid("the database password is not UTF-8".into()))?;
-    Ok(Some(DbPassword::new(pw)))
-}
-
-fn db_error(e: strata_db::DbError) -> AppError {
-    AppError::Invalid(e.to_string())
 }
 
 /// What `status` says of failing pushes, for a message.
