@@ -39,8 +39,8 @@ fn index() -> &'static MasterIndex {
             })
             .collect();
         let file = IndexFile {
-            supersedes: Vec::new(),
             packs,
+            ..IndexFile::default()
         };
         MasterIndex::from_files([(IndexId(Digest::of_stored(b"index")), file)])
     })

@@ -6,10 +6,16 @@
 //! so prefixes are uniform and a bucket holds a handful of entries; a lookup is one table
 //! read and a short binary search. That is about 54 bytes a blob, against about 80 for a
 //! `HashMap<BlobId, BlobLocation>` at its usual load.
+//!
+//! Packs a prune marked for deletion (spec/prune.md) are loaded too, so that a snapshot
+//! of a session that began before the mark still reads, but [`MasterIndex::contains`] does
+//! not count their blobs: a new backup writes such a blob again rather than name a pack
+//! that may be deleted. Where a blob is both in a live and in a marked pack, the live one
+//! is found. Index files that another loaded one supersedes are left out.
 
 use strata_format::blob::BlobType;
 use strata_format::id::{BlobId, IndexId, PackId};
-use strata_format::index::IndexFile;
+use strata_format::index::{IndexFile, Seal};
 
 /// Where one blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +56,35 @@ pub struct MasterIndex {
     pack_index: Vec<IndexId>,
     /// Index files that some loaded index file supersedes, sorted.
     superseded: Vec<IndexId>,
+    /// Per pack position: [`PackState`].
+    state: Vec<PackState>,
+    /// Per marked listing: its pack position, mark and time.
+    marks: Vec<MarkListing>,
+    /// The seals of the loaded files (those of superseded files left out).
+    seals: Vec<Seal>,
+    /// Every index file loaded (superseded ones included), in load order.
+    files: Vec<IndexId>,
+}
+
+/// Where a pack position stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackState {
+    /// Named by a current index file: its blobs may be used by new snapshots.
+    Live,
+    /// Marked for deletion by a prune (and named live by no current file): readable, but
+    /// not to be used by new snapshots.
+    Marked,
+    /// Named only by a superseded index file, or marked while also named live elsewhere:
+    /// this listing does not count.
+    Dropped,
+}
+
+/// A pack marked for deletion, as one index file lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkListing {
+    pub pack: u32,
+    pub mark: [u8; 16],
+    pub marked_ns: i64,
 }
 
 impl MasterIndex {
@@ -141,8 +176,35 @@ impl MasterIndex {
         (0..self.entries.len()).map(|pos| self.at(pos))
     }
 
+    /// Whether a new snapshot may name the blob: it is in a live pack (not only in packs
+    /// marked for deletion).
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.get(id).is_some()
+        self.get(id)
+            .is_some_and(|loc| self.state[loc.pack as usize] == PackState::Live)
+    }
+
+    /// How the pack at a position stands.
+    pub fn pack_state(&self, pos: u32) -> PackState {
+        self.state
+            .get(pos as usize)
+            .copied()
+            .unwrap_or(PackState::Dropped)
+    }
+
+    /// The packs marked for deletion, as the current index files list them.
+    pub fn marks(&self) -> &[MarkListing] {
+        &self.marks
+    }
+
+    /// The seals of the current index files.
+    pub fn seals(&self) -> &[Seal] {
+        &self.seals
+    }
+
+    /// Every index file this index was built from (superseded ones included): what a
+    /// prune's new index supersedes.
+    pub fn files(&self) -> &[IndexId] {
+        &self.files
     }
 
     /// The pack id and size at a position.
@@ -161,7 +223,8 @@ impl MasterIndex {
         self.pack_index[pos as usize]
     }
 
-    /// Every pack named by an index, with its size (a pack may appear more than once).
+    /// Every pack named by an index, with its size (a pack may appear more than once; see
+    /// [`MasterIndex::pack_state`] for which listings count).
     pub fn packs(&self) -> &[(PackId, u64)] {
         &self.packs
     }
@@ -178,7 +241,9 @@ impl MasterIndex {
             .packs
             .iter()
             .zip(&self.metadata)
-            .filter(|(_, m)| **m)
+            .zip(&self.state)
+            .filter(|((_, m), s)| **m && **s != PackState::Dropped)
+            .map(|(p, _)| p)
             .map(|(p, _)| *p)
             .collect();
         packs.sort_unstable();
@@ -207,6 +272,8 @@ impl MasterIndex {
 pub struct IndexBuilder {
     index: MasterIndex,
     metadata_only: bool,
+    /// The index file of each seal.
+    seal_sources: Vec<IndexId>,
 }
 
 impl IndexBuilder {
@@ -216,14 +283,34 @@ impl IndexBuilder {
         IndexBuilder {
             index: MasterIndex::default(),
             metadata_only,
+            seal_sources: Vec::new(),
         }
     }
 
     pub fn add_file(&mut self, id: IndexId, file: IndexFile) {
         let index = &mut self.index;
+        index.files.push(id);
         index.superseded.extend(file.supersedes);
-        for p in file.packs {
+        self.seal_sources
+            .extend(std::iter::repeat_n(id, file.seals.len()));
+        index.seals.extend(file.seals);
+        let marked = file
+            .marked
+            .into_iter()
+            .map(|m| (Some((m.mark, m.marked_ns)), m.pack));
+        for (mark, p) in file.packs.into_iter().map(|p| (None, p)).chain(marked) {
             let pack = index.packs.len() as u32;
+            index.state.push(match mark {
+                None => PackState::Live,
+                Some((mark, marked_ns)) => {
+                    index.marks.push(MarkListing {
+                        pack,
+                        mark,
+                        marked_ns,
+                    });
+                    PackState::Marked
+                }
+            });
             index.packs.push((p.id, p.size));
             index
                 .metadata
@@ -247,15 +334,53 @@ impl IndexBuilder {
 
     pub fn build(self) -> MasterIndex {
         let mut index = self.index;
-        // Stable: among equal ids the first listed stays first, and dedup keeps it.
-        index.entries.sort_by_key(|e| e.id);
+        index.superseded.sort_unstable();
+        index.superseded.dedup();
+        // What superseded files list does not count; nor does a mark of a pack that a
+        // current file names live (a backup's index naming a pack a prune found unindexed).
+        let superseded = &index.superseded;
+        let is_current = |src: &IndexId| superseded.binary_search(src).is_err();
+        for (state, src) in index.state.iter_mut().zip(&index.pack_index) {
+            if !is_current(src) {
+                *state = PackState::Dropped;
+            }
+        }
+        let live: std::collections::HashSet<PackId> = index
+            .packs
+            .iter()
+            .zip(&index.state)
+            .filter(|(_, s)| **s == PackState::Live)
+            .map(|((id, _), _)| *id)
+            .collect();
+        for (state, (id, _)) in index.state.iter_mut().zip(&index.packs) {
+            if *state == PackState::Marked && live.contains(id) {
+                *state = PackState::Dropped;
+            }
+        }
+        let state = &index.state;
+        index
+            .marks
+            .retain(|m| state[m.pack as usize] == PackState::Marked);
+        let seals = std::mem::take(&mut index.seals);
+        index.seals = seals
+            .into_iter()
+            .zip(&self.seal_sources)
+            .filter(|(_, src)| is_current(src))
+            .map(|(s, _)| s)
+            .collect();
+        index
+            .entries
+            .retain(|e| state[e.pack as usize] != PackState::Dropped);
+        // Stable: among equal ids a live pack's comes first, then the first listed; dedup
+        // keeps it.
+        index
+            .entries
+            .sort_by_key(|e| (e.id, state[e.pack as usize] != PackState::Live));
         index.entries.dedup_by(|later, first| later.id == first.id);
         index.entries.shrink_to_fit();
         index.packs.shrink_to_fit();
         index.metadata.shrink_to_fit();
         index.pack_index.shrink_to_fit();
-        index.superseded.sort_unstable();
-        index.superseded.dedup();
         index.build_buckets();
         index
     }
@@ -285,12 +410,12 @@ mod tests {
 
     fn file(pack: u8, blobs: impl Iterator<Item = u32>) -> IndexFile {
         IndexFile {
-            supersedes: Vec::new(),
             packs: vec![IndexPack {
                 id: PackId(Digest::of_stored(&[pack])),
                 size: 1,
                 blobs: blobs.map(blob).collect(),
             }],
+            ..IndexFile::default()
         }
     }
 

@@ -6,11 +6,12 @@
 //! # Lock matrix
 //! Whether an operation may start while another runs follows from their [`LockMode`]s:
 //!
-//! | running \\ wants | none | read, shared | exclusive |
-//! |---|---|---|---|
-//! | none          | yes | yes | yes |
-//! | read, shared  | yes | yes | no  |
-//! | exclusive     | yes | no  | no  |
+//! | running \\ wants | none | read, shared | prune | exclusive |
+//! |---|---|---|---|---|
+//! | none          | yes | yes | yes | yes |
+//! | read, shared  | yes | yes | yes | no  |
+//! | prune         | yes | yes | no  | no  |
+//! | exclusive     | yes | no  | no  | no  |
 //!
 //! - **none**: `init`, `snapshots`, `cat` of a stored object, `key list`, `unlock`,
 //!   `repair config` and `migrate` (each takes the exclusive lock itself once the
@@ -23,9 +24,12 @@
 //!   destination of `copy`, and `pg wal-push`. Two backups may run at once: each writes its
 //!   own packs and index files. (A WAL push also merges WAL files: it deletes only files
 //!   whose entries a file it wrote first lists, so readers lose nothing; spec/wal.md.)
-//! - **exclusive**: `forget`, `hold`, `tag`, `rewrite`, `prune`, `repair index`, `repair
-//!   snapshots`, `key add`, `key remove`, `key passwd` — everything that deletes or
-//!   rewrites.
+//! - **prune**: `prune` and `forget` (with or without `--prune`). One at a time, beside
+//!   backups, copies, checks and restores: prune deletes in two phases, so that nothing a
+//!   running session may still name is deleted (spec/prune.md).
+//! - **exclusive**: `hold`, `tag`, `rewrite`, `repair index`, `repair snapshots`, `key
+//!   add`, `key remove`, `key passwd` — what rewrites snapshots, keys or the index
+//!   wholesale.
 //!
 //! The test `lock_matrix` in `engine/tests` takes the real locks of every pair of
 //! operations and checks them against this table.
@@ -43,6 +47,8 @@ pub enum LockMode {
     Read,
     /// A shared lock.
     Shared,
+    /// A prune lock: excludes other prunes and exclusive locks, not shared ones.
+    Prune,
     /// An exclusive lock.
     Exclusive,
 }
@@ -213,8 +219,9 @@ impl Operation {
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
             | CopyFrom | ListBlobs | WalFetch => LockMode::Read,
             Backup | RestoreDatabase | CopyTo | Evidence | WalPush => LockMode::Shared,
-            Forget | ForgetAndPrune | Hold | Prune | RepairIndex | RepairSnapshots | KeyAdd
-            | KeyRemove | KeyPasswd | Tag | Rewrite => LockMode::Exclusive,
+            Forget | ForgetAndPrune | Prune => LockMode::Prune,
+            Hold | RepairIndex | RepairSnapshots | KeyAdd | KeyRemove | KeyPasswd | Tag
+            | Rewrite => LockMode::Exclusive,
         }
     }
 
@@ -224,13 +231,15 @@ impl Operation {
         match self {
             Ls | Find | Diff => IndexNeed::Metadata,
             Backup | Restore | RestoreDatabase | Dump | Stats | CatBlob | Mount | Verify
-            | CopyFrom | CopyTo | ForgetAndPrune | Prune | RepairSnapshots | Rewrite
-            | ListBlobs | WalPush | WalFetch => IndexNeed::Full,
+            | CopyFrom | CopyTo | RepairSnapshots | Rewrite | ListBlobs | WalPush | WalFetch => {
+                IndexNeed::Full
+            }
             // `check` builds its own from every index file (damaged ones included); `repair
-            // index` rebuilds it from the packs.
-            Init | Snapshots | CatObject | Check | Forget | Hold | RepairIndex | RepairConfig
-            | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock | Tag | List | Evidence
-            | WalList | Migrate => IndexNeed::None,
+            // index` rebuilds it from the packs; prune loads it itself, after it has listed
+            // the other sessions and read the snapshots (spec/prune.md).
+            Init | Snapshots | CatObject | Check | Forget | ForgetAndPrune | Prune | Hold
+            | RepairIndex | RepairConfig | KeyList | KeyAdd | KeyRemove | KeyPasswd | Unlock
+            | Tag | List | Evidence | WalList | Migrate => IndexNeed::None,
         }
     }
 
@@ -261,7 +270,6 @@ impl Operation {
                 | Forget
                 | ForgetAndPrune
                 | Hold
-                | Prune
                 | Tag
                 | Rewrite
         ) {

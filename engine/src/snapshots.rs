@@ -50,6 +50,11 @@ pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<Snapsho
             });
             (id, s)
         })
+        // Gone since it was listed: a `forget` running beside this process removed it.
+        .filter(|(_, s)| {
+            !matches!(s, Err(EngineError::Storage(e))
+                if e.kind == strata_storage::ErrorKind::NotFound)
+        })
         .collect();
     out.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
     Ok(out)

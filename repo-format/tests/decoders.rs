@@ -144,12 +144,26 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
             packs: vec![IndexPack {
                 id: PackId(Digest::of_stored(&pack)),
                 size: pack.len() as u64,
-                blobs,
+                blobs: blobs.clone(),
+            }],
+            marked: vec![strata_format::index::MarkedPack {
+                mark: [7; 16],
+                marked_ns: 1_700_000_000_000_000_000,
+                pack: IndexPack {
+                    id: PackId(Digest::of_stored(b"marked")),
+                    size: pack.len() as u64,
+                    blobs,
+                },
+            }],
+            seals: vec![strata_format::index::Seal {
+                mark: [7; 16],
+                sealed_ns: 1_700_000_000_000_000_001,
+                sessions: vec![[1; 16], [2; 16]],
             }],
         };
         let snapshot = sample_snapshot(tree_id);
         let lock = LockFile {
-            exclusive: true,
+            kind: strata_format::lock::LockKind::Prune,
             hostname: "host".into(),
             username: "user".into(),
             pid: 42,
@@ -161,6 +175,7 @@ fn valid_encodings() -> &'static Vec<(&'static str, Vec<u8>)> {
                 start_ticks: 99,
                 instance: [3; 16],
             }),
+            session: [5; 16],
         };
         let evidence = EvidenceFile {
             kind: EvidenceKind::RestoreTest,

@@ -32,9 +32,9 @@ use strata_format::envelope::{
 };
 use strata_format::evidence::{CatalogHead, EvidenceFile, EvidenceKind};
 use strata_format::id::{BlobId, Digest, IndexId, PackId, RepoId, SnapshotId};
-use strata_format::index::{IndexFile, IndexPack};
+use strata_format::index::{IndexFile, IndexPack, MarkedPack, Seal};
 use strata_format::keyfile::{KdfParams, KeyFile};
-use strata_format::lock::{LockFile, ProcessIdentity};
+use strata_format::lock::{LockFile, LockKind, ProcessIdentity};
 use strata_format::pack::{read_pack_header, PackBlob, PackBuilder, PACK_HEADER_VERSION};
 use strata_format::snapshot::{Rewrite, SnapshotFile, SnapshotSummary, SourceKind};
 use strata_format::tree::{Node, NodeKind, Tree, Xattr};
@@ -645,20 +645,101 @@ fn golden_index() -> IndexFile {
         packs: vec![IndexPack {
             id: PackId(Digest::of_stored(&pack)),
             size: pack.len() as u64,
-            blobs,
+            blobs: blobs.clone(),
         }],
+        marked: vec![MarkedPack {
+            mark: *b"prune run mark 1",
+            marked_ns: 1_700_000_000_000_000_000,
+            pack: IndexPack {
+                id: PackId(Digest::of_stored(b"a pack no snapshot needs")),
+                size: pack.len() as u64,
+                blobs: blobs[..1].to_vec(),
+            },
+        }],
+        seals: vec![Seal {
+            mark: *b"prune run mark 1",
+            sealed_ns: 1_700_000_001_000_000_000,
+            sessions: vec![*b"backup session 1", *b"backup session 2"],
+        }],
+    }
+}
+
+fn index_pack_json(p: &IndexPack) -> Value {
+    json!({
+        "id": p.id.to_hex(),
+        "size": p.size,
+        "blobs": p.blobs.iter().map(pack_blob_json).collect::<Vec<_>>(),
+    })
+}
+
+fn index_pack_from(p: &Value) -> IndexPack {
+    IndexPack {
+        id: PackId(digest(p, "id")),
+        size: num(p, "size"),
+        blobs: items(p, "blobs").iter().map(pack_blob_from).collect(),
     }
 }
 
 fn index_json(i: &IndexFile) -> Value {
     json!({
         "supersedes": i.supersedes.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
-        "packs": i.packs.iter().map(|p| json!({
-            "id": p.id.to_hex(),
-            "size": p.size,
-            "blobs": p.blobs.iter().map(pack_blob_json).collect::<Vec<_>>(),
+        "packs": i.packs.iter().map(index_pack_json).collect::<Vec<_>>(),
+        "marked": i.marked.iter().map(|m| json!({
+            "mark": hex::encode(m.mark),
+            "marked_ns": m.marked_ns,
+            "pack": index_pack_json(&m.pack),
+        })).collect::<Vec<_>>(),
+        "seals": i.seals.iter().map(|s| json!({
+            "mark": hex::encode(s.mark),
+            "sealed_ns": s.sealed_ns,
+            "sessions": s.sessions.iter().map(hex::encode).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+fn index_from_json(val: &Value) -> IndexFile {
+    let list = |key: &str| {
+        val.get(key)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    IndexFile {
+        supersedes: items(val, "supersedes")
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .unwrap()
+                    .parse::<strata_format::id::IndexId>()
+                    .unwrap()
+            })
+            .collect(),
+        packs: items(val, "packs").iter().map(index_pack_from).collect(),
+        marked: list("marked")
+            .iter()
+            .map(|m| MarkedPack {
+                mark: bytes(m, "mark").try_into().unwrap(),
+                marked_ns: field(m, "marked_ns").as_i64().unwrap(),
+                pack: index_pack_from(field(m, "pack")),
+            })
+            .collect(),
+        seals: list("seals")
+            .iter()
+            .map(|s| Seal {
+                mark: bytes(s, "mark").try_into().unwrap(),
+                sealed_ns: field(s, "sealed_ns").as_i64().unwrap(),
+                sessions: items(s, "sessions")
+                    .iter()
+                    .map(|x| {
+                        hex::decode(x.as_str().unwrap())
+                            .unwrap()
+                            .try_into()
+                            .unwrap()
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 #[test]
@@ -667,33 +748,33 @@ fn index() {
     let v = golden(
         "index.json",
         json!({
-            "description": "An index file naming the pack of pack.json.",
+            "description": "An index file naming the pack of pack.json, with a pack marked for deletion and the seal of its mark (version 2).",
             "cases": [encrypted_object_json("index of pack.json", 11, &idx, index_json(&idx))],
         }),
     );
     for c in items(&v, "cases") {
-        let val = field(c, "value");
-        let decoded = IndexFile {
-            supersedes: items(val, "supersedes")
-                .iter()
-                .map(|s| {
-                    s.as_str()
-                        .unwrap()
-                        .parse::<strata_format::id::IndexId>()
-                        .unwrap()
-                })
-                .collect(),
-            packs: items(val, "packs")
-                .iter()
-                .map(|p| IndexPack {
-                    id: PackId(digest(p, "id")),
-                    size: num(p, "size"),
-                    blobs: items(p, "blobs").iter().map(pack_blob_from).collect(),
-                })
-                .collect(),
-        };
-        assert_eq!(decoded, idx);
+        assert_eq!(index_from_json(field(c, "value")), idx);
         check_encrypted_object(c, &idx);
+    }
+}
+
+/// Version 1 index files (before marks and seals) still decode, with none. `index-v1.json`
+/// is the v1 `index.json`, kept as it was.
+#[test]
+fn index_version_1_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("index-v1.json")).expect("index-v1.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let cases = items(&v, "cases");
+    assert_eq!(cases.len(), 1);
+    for c in cases {
+        let data = bytes(c, "versioned_data");
+        assert_eq!(&data[..2], &[1, 0]);
+        let want = index_from_json(field(c, "value"));
+        assert!(want.marked.is_empty() && want.seals.is_empty());
+        assert_eq!(want.packs.len(), 1);
+        assert_eq!(IndexFile::decode(&key, &bytes(c, "stored")).unwrap(), want);
+        assert_eq!(IndexFile::decode_plain(&data).unwrap(), want);
     }
 }
 
@@ -913,7 +994,7 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
             "shared lock of a backup",
             15,
             LockFile {
-                exclusive: false,
+                kind: LockKind::Shared,
                 hostname: "web1".into(),
                 username: "root".into(),
                 pid: 4121,
@@ -925,13 +1006,14 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
                     start_ticks: 123_456,
                     instance: *b"0123456789abcdef",
                 }),
+                session: *b"backup session 1",
             },
         ),
         (
-            "exclusive lock of a prune, identity unknown",
+            "prune lock, identity unknown",
             16,
             LockFile {
-                exclusive: true,
+                kind: LockKind::Prune,
                 hostname: "admin.example.org".into(),
                 username: "backup".into(),
                 pid: 77,
@@ -943,6 +1025,7 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
                     start_ticks: 0,
                     instance: [0xa5; 16],
                 }),
+                session: [0x5a; 16],
             },
         ),
     ]
@@ -950,7 +1033,7 @@ fn golden_locks() -> Vec<(&'static str, u64, LockFile)> {
 
 fn lock_json(l: &LockFile) -> Value {
     json!({
-        "exclusive": l.exclusive,
+        "kind": l.kind.name(),
         "hostname": l.hostname,
         "username": l.username,
         "pid": l.pid,
@@ -962,12 +1045,23 @@ fn lock_json(l: &LockFile) -> Value {
             "start_ticks": p.start_ticks,
             "instance": hex::encode(p.instance),
         })),
+        "session": hex::encode(l.session),
     })
 }
 
+/// A lock from a vector of any version: `exclusive` (versions 1 and 2) or `kind`; `session`
+/// (version 3) or what older versions decode to (the process instance, or zero).
 fn lock_from_json(val: &Value) -> LockFile {
-    LockFile {
-        exclusive: field(val, "exclusive").as_bool().unwrap(),
+    let kind = match val.get("kind").and_then(|k| k.as_str()) {
+        Some("shared") => LockKind::Shared,
+        Some("prune") => LockKind::Prune,
+        Some("exclusive") => LockKind::Exclusive,
+        Some(other) => panic!("unknown lock kind {other}"),
+        None if field(val, "exclusive").as_bool().unwrap() => LockKind::Exclusive,
+        None => LockKind::Shared,
+    };
+    let mut lock = LockFile {
+        kind,
         hostname: field(val, "hostname").as_str().unwrap().into(),
         username: field(val, "username").as_str().unwrap().into(),
         pid: num(val, "pid") as u32,
@@ -982,7 +1076,16 @@ fn lock_from_json(val: &Value) -> LockFile {
                 start_ticks: num(p, "start_ticks"),
                 instance: bytes(p, "instance").try_into().unwrap(),
             }),
-    }
+        session: [0; 16],
+    };
+    lock.session = match val.get("session") {
+        Some(s) => hex::decode(s.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        None => lock.process.as_ref().map_or([0; 16], |p| p.instance),
+    };
+    lock
 }
 
 #[test]
@@ -994,7 +1097,7 @@ fn lock() {
         .collect();
     let v = golden(
         "lock.json",
-        json!({ "description": "Lock files.", "cases": cases }),
+        json!({ "description": "Lock files (version 3).", "cases": cases }),
     );
     for (c, (_, _, l)) in items(&v, "cases").iter().zip(&locks) {
         assert_eq!(&lock_from_json(field(c, "value")), l);
@@ -1020,6 +1123,34 @@ fn lock_version_1_still_decodes() {
         assert_eq!(LockFile::decode(&key, &bytes(c, "stored")).unwrap(), want);
         assert_eq!(LockFile::decode_plain(&data).unwrap(), want);
     }
+}
+
+/// Version 2 locks (`exclusive`, no `session`) still decode: a shared or exclusive kind, and
+/// the process instance as the session. `lock-v2.json` is the v2 `lock.json`, kept as it was.
+#[test]
+fn lock_version_2_still_decodes() {
+    let key = master();
+    let text = fs::read_to_string(vectors_dir().join("lock-v2.json")).expect("lock-v2.json");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let cases = items(&v, "cases");
+    assert_eq!(cases.len(), 2);
+    for c in cases {
+        let data = bytes(c, "versioned_data");
+        assert_eq!(&data[..2], &[2, 0]);
+        let want = lock_from_json(field(c, "value"));
+        assert_eq!(want.session, want.process.as_ref().unwrap().instance);
+        assert_eq!(LockFile::decode(&key, &bytes(c, "stored")).unwrap(), want);
+        assert_eq!(LockFile::decode_plain(&data).unwrap(), want);
+    }
+    let kinds: Vec<LockKind> = cases
+        .iter()
+        .map(|c| {
+            LockFile::decode_plain(&bytes(c, "versioned_data"))
+                .unwrap()
+                .kind
+        })
+        .collect();
+    assert_eq!(kinds, [LockKind::Shared, LockKind::Exclusive]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,13 +3,12 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-const EXIT_LOCKED: i32 = 11;
 /// What the backup of each round reads before the prune starts: the chunker cuts all but
 /// the last 8 MiB (the largest chunk) of it, about 8 chunks, so that at least two full
 /// 1 MiB packs are uploaded however the chunks are spread over the packers (with 12 MiB,
@@ -69,9 +68,10 @@ fn wait_until(what: &str, child: &mut Child, done: impl Fn() -> bool) {
 
 /// The reproduction of issue #12, run 20 times: a backup in another PID namespace under
 /// the same host name has written full packs that no index names yet when a prune starts
-/// on the host. The prune must wait for it or fail with exit code 11, never remove its
-/// lock and packs; after each round the repository checks clean, and at the end every
-/// byte is verified and every snapshot restores byte for byte.
+/// on the host. The prune runs beside it (two-phase, spec/prune.md): it must neither
+/// remove the backup's lock nor delete its packs, only mark them; after each round the
+/// repository checks clean, and at the end every byte is verified and every snapshot
+/// restores byte for byte.
 #[test]
 fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
     let env = Env::init_small_packs();
@@ -79,7 +79,7 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
     for round in 0..20u64 {
         let pid = pid_free_here();
         let data = random_bytes(round, HEAD + (MIB + round * 1000) as usize);
-        let packs_before = env.repo_objects("data").len();
+        let packs_before = env.repo_objects("data");
         let mut backup = backup_in_another_namespace(&env, pid);
         let mut stdin = backup.stdin.take().unwrap();
         // Full packs are written and uploaded, and no index names them yet: the backup
@@ -88,7 +88,7 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
         stdin.write_all(&data[..HEAD]).unwrap();
         wait_until("the backup's lock and packs", &mut backup, || {
             !env.repo_objects("locks").is_empty()
-                && env.repo_objects("data").len() >= packs_before + 2
+                && env.repo_objects("data").len() >= packs_before.len() + 2
         });
         // The lock really names a pid that does not exist here.
         let shown = env.strata(["unlock"]).success().stdout_str();
@@ -97,36 +97,46 @@ fn prune_beside_a_backup_in_another_pid_namespace_loses_nothing() {
             "{shown}"
         );
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
+        let written: Vec<PathBuf> = env
+            .repo_objects("data")
+            .into_iter()
+            .filter(|p| !packs_before.contains(p))
+            .collect();
 
-        let finish = |mut stdin: std::process::ChildStdin, backup: Child| {
-            stdin.write_all(&data[HEAD..]).unwrap();
-            drop(stdin);
-            let out = backup.wait_with_output().unwrap();
+        let stats = env.strata(["prune", "--json"]).success().json();
+        assert_eq!(stats["other_sessions"], 1, "round {round}: {stats}");
+        assert!(
+            stats["unindexed_packs"].as_u64().unwrap() >= written.len() as u64,
+            "round {round}: the backup's packs are marked: {stats}"
+        );
+        let after = env.repo_objects("data");
+        for p in &written {
             assert!(
-                out.status.success(),
-                "round {round}: the backup failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                after.contains(p),
+                "round {round}: the backup's pack {} was deleted",
+                p.display()
             );
-            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            summary["snapshot_id"].as_str().unwrap().to_owned()
-        };
-        let id = if round % 2 == 0 {
-            env.strata(["prune"])
-                .code(EXIT_LOCKED)
-                .stderr_contains("backup");
-            finish(stdin, backup)
-        } else {
-            // With --retry-lock the prune waits, then runs once the backup is done.
-            std::thread::scope(|s| {
-                let prune = s.spawn(|| env.strata(["--retry-lock", "5m", "prune", "--json"]));
-                std::thread::sleep(Duration::from_millis(300));
-                let id = finish(stdin, backup);
-                // It ran after the backup: it saw this round's snapshot.
-                let stats = prune.join().unwrap().success().json();
-                assert_eq!(stats["snapshots"], round + 1, "{stats}");
-                id
-            })
-        };
+        }
+        assert_eq!(
+            env.repo_objects("locks").len(),
+            1,
+            "the backup's lock is kept"
+        );
+
+        stdin.write_all(&data[HEAD..]).unwrap();
+        drop(stdin);
+        let out = backup.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: the backup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = summary["snapshot_id"].as_str().unwrap().to_owned();
+        // Once it is done, a prune keeps what its snapshot needs (its index names the
+        // packs it marked) and deletes only what nothing names.
+        let stats = env.strata(["prune", "--json"]).success().json();
+        assert_eq!(stats["snapshots"], round + 1, "{stats}");
         contents.push((id, data));
         // Every pack every snapshot needs is there, whole (the bytes are read below).
         env.strata(["check"]).success();

@@ -469,11 +469,13 @@ fn sigterm_unmounts_cleanly_and_releases_the_lock() {
         &src.join("a.txt"),
     );
     assert_eq!(fs::read(&a).unwrap(), b"content\n");
-    // The mount holds a shared lock: an exclusive command is refused.
+    // The mount holds a shared lock: an exclusive command is refused (a prune runs beside
+    // it, two-phase).
     assert_eq!(env.repo_files("locks").len(), 1);
-    env.strata(["prune", "--dry-run"])
+    env.strata(["repair", "snapshots", "--dry-run"])
         .code(11)
         .stderr_contains("lock of `mount`");
+    env.strata(["prune", "--dry-run"]).success();
 
     kill(m.pid(), Signal::SIGTERM).unwrap();
     assert_eq!(
@@ -488,7 +490,7 @@ fn sigterm_unmounts_cleanly_and_releases_the_lock() {
         "the lock is left behind"
     );
     env.strata(["snapshots"]).success();
-    env.strata(["prune", "--dry-run"]).success();
+    env.strata(["repair", "snapshots", "--dry-run"]).success();
     assert!(!m.stderr().contains("ERROR"), "{}", m.stderr());
 
     // Unmounted from outside: the command ends too, as cleanly.

@@ -101,7 +101,7 @@ fn oldest_start(
 }
 
 /// Expires `project`'s WAL in `repo` (opened for writing, under a lock: the runner's prune
-/// holds an exclusive one, `pg expire` a shared one as a push does); `repository` names it
+/// holds a prune lock, `pg expire` a shared one as a push does); `repository` names it
 /// in the report.
 pub fn expire_in(
     repo: &Repository,

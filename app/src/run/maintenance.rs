@@ -147,7 +147,7 @@ fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), Str
         .step(&project.name, &format!("prune of {repo}"));
     let started = Instant::now();
     let mut expiry_failed = None;
-    let result = ctx.open(repo, Operation::Prune).and_then(|o| {
+    let result = ctx.open(repo, Operation::Prune).and_then(|mut o| {
         // A cluster's WAL archive (the primary's, and each copy target's by its own base
         // backups) first drops what no kept base backup needs, so that this prune frees
         // it; a failure there must not stop the prune.
@@ -156,7 +156,7 @@ fn prune_repo(ctx: &ProjectRun, project: &Project, repo: &str) -> Result<(), Str
                 expiry_failed = Some(format!("WAL expiry: {e}"));
             }
         }
-        let plan = prune::plan(&o.repo, &prune::PruneOptions::default(), &NoProgress)
+        let plan = prune::plan(&mut o.repo, &prune::PruneOptions::default(), &NoProgress)
             .map_err(|e| e.to_string())?;
         prune::execute(&o.repo, plan, &NoProgress).map_err(|e| e.to_string())
     });

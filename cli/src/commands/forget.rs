@@ -68,7 +68,7 @@ pub struct Args {
     /// Let a group lose all its snapshots when the policy keeps none of them.
     #[arg(long)]
     allow_empty: bool,
-    /// Run prune afterwards (in the same exclusive lock).
+    /// Run prune afterwards (under the same prune lock).
     #[arg(long)]
     prune: bool,
     #[command(flatten)]
@@ -132,7 +132,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         Operation::Forget
     };
     let filter = args.filter.for_specs(&args.ids);
-    let (repo, _lock) = open::open(cli, op)?;
+    let (mut repo, _lock) = open::open(cli, op)?;
     let tz = jiff::tz::TimeZone::system();
     let now = strata_engine::now_ns();
     let dry = args.prune_args.dry_run;
@@ -243,7 +243,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         let ignore = if dry { remove.clone() } else { Vec::new() };
         Some(prune_locked(
             cli,
-            &repo,
+            &mut repo,
             &args.prune_args,
             args.json,
             ignore,

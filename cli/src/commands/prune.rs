@@ -9,23 +9,34 @@ use crate::output::{bytes, json};
 use crate::progress::Bar;
 use crate::{exit, open, Cli};
 
-/// Remove data that no snapshot needs.
+/// Remove data that no snapshot needs, while backups keep running.
 ///
-/// Takes an exclusive lock (no backup may run meanwhile). Marks every blob the snapshots
-/// need; deletes packs that hold nothing needed and packs no index names (left by killed
-/// backups); rewrites packs whose unneeded share exceeds --max-unused, and merges tiny
-/// packs. New packs and the new index are durable before any index file or pack is
-/// deleted, so a crash at any moment loses nothing and the next prune finishes the job.
-/// Last, it removes the temporary files of writes that were killed before they were renamed
-/// into place (local and SFTP repositories). Prune refuses to run when any index file or snapshot is unreadable or a needed blob is
-/// missing: run `check` and `repair` first.
+/// Prune takes a prune lock: one prune (or forget) at a time, beside any number of
+/// backups, copies, checks and restores, from any number of hosts. It marks every blob the
+/// snapshots and archived WAL need, then deletes in two phases (spec/prune.md): packs that
+/// hold nothing needed, packs no index names (left by killed backups, or being written by
+/// running ones) and packs it rewrites (more than --max-unused of them unneeded, or tiny)
+/// are first *marked*; no new backup uses a marked pack. They are deleted once every
+/// backup or other session that was running when they were marked has ended, and the
+/// mark is at least --grace old: in the same run when no other session was running at
+/// all, otherwise by a later prune. A marked pack that a snapshot needs again (written by
+/// a backup that began before the mark) is kept. New packs and the new index are durable
+/// before any index file or pack is deleted, so a crash at any moment loses nothing and
+/// the next prune finishes the job. When no other session runs, it also removes the
+/// temporary files of writes that were killed before they were renamed into place (local
+/// and SFTP repositories). Prune refuses to run when any index file or snapshot is
+/// unreadable or a needed blob is missing: run `check` and `repair` first.
 ///
-/// With --json the summary fields are: snapshots, packs, pack_bytes, used_blobs, used_bytes,
-/// unused_blobs, unused_bytes, keep_packs, repack_packs, repack_pack_bytes, repack_blobs,
-/// repack_blob_bytes, unused_packs, unused_pack_bytes, unindexed_packs,
+/// With --json the summary fields are: snapshots, other_sessions (backups and other
+/// sessions running when prune began), packs, pack_bytes, used_blobs, used_bytes,
+/// unused_blobs, unused_bytes, keep_packs, revived_packs, repack_packs, repack_pack_bytes,
+/// repack_blobs, repack_blob_bytes, unused_packs, unused_pack_bytes, unindexed_packs,
 /// unindexed_pack_bytes, unreadable_packs (ids kept because they do not open with the
-/// repository's key), packs_written, bytes_written, index_files_written, packs_deleted,
-/// bytes_freed (bytes deleted minus bytes written), temp_files_removed, and dry_run.
+/// repository's key), waiting_packs and waiting_pack_bytes (marked earlier, not yet due),
+/// due_packs and due_pack_bytes (marked earlier, deleted now), packs_marked and
+/// marked_bytes (marked by this run), marked_deleted_now (whether those were deleted at
+/// once), packs_written, bytes_written, index_files_written, packs_deleted, bytes_freed
+/// (bytes deleted minus bytes written), temp_files_removed, and dry_run.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -45,6 +56,13 @@ pub struct PruneArgs {
     /// Only show what would be done.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Delete a marked pack only once its mark is at least this old (e.g. 1h, 1d), on top
+    /// of waiting for the sessions that were running when it was marked. Raise it when
+    /// readers use the repository without a lock (--no-lock) or the store lists new
+    /// objects late.
+    #[arg(long, value_name = "DURATION", default_value = "0s",
+          value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -66,8 +84,8 @@ struct Json<'a> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (repo, _lock) = open::open(cli, Operation::Prune)?;
-    let stats = prune_locked(cli, &repo, &args.opts, args.json, Vec::new())?;
+    let (mut repo, _lock) = open::open(cli, Operation::Prune)?;
+    let stats = prune_locked(cli, &mut repo, &args.opts, args.json, Vec::new())?;
     if args.json {
         json(&Json {
             stats: &stats,
@@ -77,17 +95,18 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Plans and (unless --dry-run) runs a prune on a repository opened under an exclusive
-/// lock with its whole index; prints the plan and the outcome unless `json` or --quiet.
+/// Plans and (unless --dry-run) runs a prune on a repository opened under a prune
+/// lock (the plan loads the index); prints the plan and the outcome unless `json` or --quiet.
 pub fn prune_locked(
     cli: &Cli,
-    repo: &Repository,
+    repo: &mut Repository,
     args: &PruneArgs,
     json: bool,
     ignore_snapshots: Vec<strata_format::id::SnapshotId>,
 ) -> Result<PruneStats> {
     let opts = PruneOptions {
         max_unused_percent: args.max_unused,
+        grace: args.grace,
         ignore_snapshots,
         ..PruneOptions::default()
     };
@@ -106,7 +125,7 @@ pub fn prune_locked(
         );
         println!(
             "packs: {} in storage ({}): keep {}, repack {} ({}, copying {} blobs of {}), \
-             delete {} unneeded ({}) and {} not in any index ({})",
+             mark {} unneeded ({}) and {} not in any index ({})",
             s.packs,
             bytes(s.pack_bytes),
             s.keep_packs,
@@ -119,6 +138,24 @@ pub fn prune_locked(
             s.unindexed_packs,
             bytes(s.unindexed_pack_bytes)
         );
+        if s.due_packs + s.waiting_packs + s.revived_packs > 0 {
+            println!(
+                "marked earlier: {} due for deletion ({}), {} waiting ({}), {} needed again \
+                 (kept)",
+                s.due_packs,
+                bytes(s.due_pack_bytes),
+                s.waiting_packs,
+                bytes(s.waiting_pack_bytes),
+                s.revived_packs
+            );
+        }
+        if s.other_sessions > 0 {
+            println!(
+                "{} other sessions (backups, copies, checks, restores) are running: what \
+                 this prune marks is deleted by a prune after they end",
+                s.other_sessions
+            );
+        }
     }
     // Whatever else is printed, these are kept and named: they may be someone's data.
     for name in &s.unreadable_packs {
@@ -151,6 +188,22 @@ pub fn prune_locked(
                 done.packs_deleted,
                 bytes(done.bytes_freed.max(0) as u64)
             );
+            if done.packs_marked > 0 && !done.marked_deleted_now {
+                println!(
+                    "marked {} packs ({}) for deletion: a later prune deletes them once the \
+                     sessions running now have ended{}",
+                    done.packs_marked,
+                    bytes(done.marked_bytes),
+                    if args.grace.is_zero() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and {} have passed",
+                            humantime::format_duration(args.grace)
+                        )
+                    }
+                );
+            }
         }
         if done.temp_files_removed > 0 {
             println!(

@@ -123,21 +123,40 @@ pub fn check_with(
     progress.phase(crate::progress::Phase::Checking);
     check_key_files(repo, &mut report)?;
     check_evidence(repo, &mut report)?;
-    let mut builder = IndexBuilder::new(false);
-    let mut read = HashSet::new();
-    let mut superseded = HashSet::new();
-    repo.for_each_index_file(|id, file| match file {
-        Ok(f) => {
-            read.insert(id);
-            superseded.extend(f.supersedes.iter().copied());
-            builder.add_file(id, f)
+    // Read again from a new listing if a prune beside this check replaces index files
+    // between the listing and the reads.
+    let mut attempt = 0;
+    let (builder, read, superseded) = loop {
+        let mut builder = IndexBuilder::new(false);
+        let mut read = HashSet::new();
+        let mut superseded = HashSet::new();
+        let mut unreadable = Vec::new();
+        let walked = repo.for_each_index_file(|id, file| match file {
+            Ok(f) => {
+                read.insert(id);
+                superseded.extend(f.supersedes.iter().copied());
+                builder.add_file(id, f)
+            }
+            Err(e) => unreadable.push(Finding::new(
+                FindingKind::UnreadableIndex,
+                Some(ObjectRef::Index { id }),
+                e.to_string(),
+            )),
+        });
+        match walked {
+            Err(e)
+                if crate::repository::index_file_vanished(&e)
+                    && attempt < crate::repository::INDEX_RETRIES =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {
+                report.errors.extend(unreadable);
+                break (builder, read, superseded);
+            }
         }
-        Err(e) => report.errors.push(Finding::new(
-            FindingKind::UnreadableIndex,
-            Some(ObjectRef::Index { id }),
-            e.to_string(),
-        )),
-    })?;
+    };
     let mut leftover: Vec<_> = read.intersection(&superseded).collect();
     leftover.sort();
     for id in leftover {
@@ -159,9 +178,18 @@ pub fn check_with(
     let mut bad_packs: HashSet<PackId> = HashSet::new();
     let mut named: HashSet<String> = HashSet::new();
     for (pos, (pack, size)) in index.packs().iter().enumerate() {
+        let state = index.pack_state(pos as u32);
+        if state == crate::index::PackState::Dropped {
+            continue;
+        }
         let name = pack.to_hex();
         named.insert(name.clone());
         match stored.get(&name) {
+            // A pack marked for deletion may be deleted by a prune at any time: only a blob
+            // that a snapshot needs from it would make its absence damage (found below).
+            None if state == crate::index::PackState::Marked => {
+                bad_packs.insert(*pack);
+            }
             None => {
                 report.errors.push(Finding::new(
                     FindingKind::MissingPack,
@@ -190,8 +218,8 @@ pub fn check_with(
                 FindingKind::UnindexedPack,
                 Some(ObjectRef::stored(FileType::Pack, name)),
                 format!(
-                    "pack {name} is not in any index (left by an interrupted backup; prune \
-                     removes it)"
+                    "pack {name} is not in any index (left by an interrupted backup, or being \
+                     written by one running now; prune removes it once no backup can need it)"
                 ),
             ));
         }

@@ -52,9 +52,14 @@ pub(super) fn check_packs(
 ) -> Damage {
     // Each pack once (by pack id: a pack can be listed twice).
     let mut seen: HashSet<PackId> = HashSet::new();
+    // Live packs only: one marked for deletion may be deleted by a prune while this reads
+    // (spec/prune.md).
     let mut chosen: Vec<(PackId, u64)> = index
         .packs()
         .iter()
+        .enumerate()
+        .filter(|(pos, _)| index.pack_state(*pos as u32) == crate::index::PackState::Live)
+        .map(|(_, p)| p)
         .filter(|(id, _)| !skip.contains(id) && seen.insert(*id))
         .copied()
         .collect();

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_format::id::LockId;
-use strata_format::lock::LockFile;
+use strata_format::lock::{LockFile, LockKind};
 use strata_storage::FileType;
 
 use super::guard::{Held, Holder, LockGuard};
@@ -23,15 +23,16 @@ pub fn lock_for(
     wait: Duration,
 ) -> Result<Option<LockGuard>> {
     use crate::LockMode;
-    let exclusive = match op.lock() {
+    let kind = match op.lock() {
         LockMode::None => return Ok(None),
-        LockMode::Exclusive => true,
-        LockMode::Read | LockMode::Shared => false,
+        LockMode::Exclusive => LockKind::Exclusive,
+        LockMode::Prune => LockKind::Prune,
+        LockMode::Read | LockMode::Shared => LockKind::Shared,
     };
     match acquire(
         repo,
         op.name(),
-        exclusive,
+        kind,
         wait,
         LockTiming::default(),
         &op.early_listings(),
@@ -69,7 +70,26 @@ pub fn lock_with(
     wait: Duration,
     timing: LockTiming,
 ) -> Result<LockGuard> {
-    acquire(repo, operation, exclusive, wait, timing, &[])
+    acquire(repo, operation, kind_of(exclusive), wait, timing, &[])
+}
+
+/// Takes a lock of any kind, retrying for up to `wait` while a conflicting lock is held.
+pub fn lock_kind(
+    repo: &Repository,
+    operation: &str,
+    kind: LockKind,
+    wait: Duration,
+    timing: LockTiming,
+) -> Result<LockGuard> {
+    acquire(repo, operation, kind, wait, timing, &[])
+}
+
+fn kind_of(exclusive: bool) -> LockKind {
+    if exclusive {
+        LockKind::Exclusive
+    } else {
+        LockKind::Shared
+    }
 }
 
 /// Takes a lock as [`lock_with`] does; once the lock file is written, `early` listings
@@ -77,7 +97,7 @@ pub fn lock_with(
 fn acquire(
     repo: &Repository,
     operation: &str,
-    exclusive: bool,
+    kind: LockKind,
     wait: Duration,
     timing: LockTiming,
     early: &[FileType],
@@ -92,9 +112,9 @@ fn acquire(
         // any conflict, and a writer that raced an exclusive lock removes its own. An
         // exclusive one (prune, rare) looks first, so that its lock file never stops a
         // backup starting while it only waits; so does every retry.
-        let look_first = exclusive || !first;
+        let look_first = kind != LockKind::Shared || !first;
         first = false;
-        let result = try_lock(repo, operation, exclusive, &timing, look_first, early);
+        let result = try_lock(repo, operation, kind, &timing, look_first, early);
         if result.is_err() {
             repo.drop_early_listings();
         }
@@ -114,22 +134,23 @@ fn acquire(
 fn try_lock(
     repo: &Repository,
     operation: &str,
-    exclusive: bool,
+    kind: LockKind,
     timing: &LockTiming,
     look_first: bool,
     early: &[FileType],
 ) -> Result<LockGuard> {
     if look_first {
-        check_conflicts(repo, exclusive, None, timing)?;
+        check_conflicts(repo, kind, None, timing)?;
     }
     let mine = LockFile {
-        exclusive,
+        kind,
         hostname: crate::hostname(),
         username: crate::username(),
         pid: std::process::id(),
         time_ns: crate::now_ns(),
         operation: operation.to_string(),
         process: Some(identity::this_process().clone()),
+        session: rand::random(),
     };
     let holder = Holder {
         backend: repo.backend().clone(),
@@ -140,6 +161,7 @@ fn try_lock(
             id: LockId::default(),
             lock: mine.clone(),
             lost: None,
+            others_at_start: Vec::new(),
         }),
     };
     let id = holder.write(&mine)?;
@@ -153,7 +175,8 @@ fn try_lock(
     repo.list_early(early);
     // Another process may have locked between our check and our write: check again (the
     // guard removes our lock file if we lose).
-    check_conflicts(repo, exclusive, Some(&id), timing)?;
+    let others = check_conflicts(repo, kind, Some(&id), timing)?;
+    guard.holder.held().others_at_start = others;
     guard.start_refresher(timing.refresh_every);
     repo.lock_slot().register(&guard.holder);
     Ok(guard)

@@ -1,10 +1,33 @@
-//! What an exclusive holder checks before it deletes anything.
+//! What a prune or exclusive holder checks before it deletes anything, and the sessions a
+//! prune seals its marks with.
 
 use std::time::Duration;
 
 use super::guard::{released, Registration};
 use super::judge::check_conflicts;
 use crate::{EngineError, Repository, Result};
+use strata_format::lock::LockKind;
+
+/// The sessions of the other live locks, listed now (stale ones removed, sorted): what a
+/// prune seals a mark with, and compares seals against (spec/prune.md). Fails if a lock
+/// that conflicts with this handle's has appeared, or if this handle's lock is lost. A
+/// handle without a lock (tests) gets every live lock's session.
+pub(crate) fn other_sessions(repo: &Repository) -> Result<Vec<[u8; 16]>> {
+    match repo.lock_slot().get() {
+        Registration::None => check_conflicts(
+            repo,
+            LockKind::Shared,
+            None,
+            &super::timing::LockTiming::default(),
+        ),
+        Registration::Released => Err(released()),
+        Registration::Held(holder) => {
+            holder.verify()?;
+            let held = holder.held();
+            check_conflicts(repo, held.lock.kind, Some(&held.id), &holder.timing)
+        }
+    }
+}
 
 /// Checks, before a delete, that this handle's lock is still held and, if it is exclusive,
 /// that it is the only lock: a lock that appeared after the holder judged the others (a
@@ -17,7 +40,8 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         Registration::Held(h) => h,
     };
     holder.verify()?;
-    if !holder.is_exclusive() {
+    let kind = holder.kind();
+    if kind == LockKind::Shared {
         // A shared holder deletes only what it replaced itself (a snapshot rewritten by
         // `copy` to carry a hold): nothing another process may need.
         return Ok(());
@@ -33,7 +57,7 @@ pub(crate) fn before_delete(repo: &Repository) -> Result<()> {
         // a file this check would take for another's.
         let conflicts = {
             let held = holder.held();
-            check_conflicts(repo, true, Some(&held.id), &holder.timing)
+            check_conflicts(repo, kind, Some(&held.id), &holder.timing).map(drop)
         };
         match conflicts {
             Ok(()) => return Ok(()),

@@ -23,6 +23,9 @@ pub(super) struct Held {
     pub(super) lock: LockFile,
     /// Why the lock is no longer held, once it is not.
     pub(super) lost: Option<String>,
+    /// The sessions of the other live locks when this one was taken (listed once it was
+    /// durable).
+    pub(super) others_at_start: Vec<[u8; 16]>,
 }
 
 /// What a lock guard needs after the repository handle that made it is gone.
@@ -55,19 +58,15 @@ impl Holder {
         self.held.lock().expect("no panics while locked")
     }
 
-    pub(super) fn is_exclusive(&self) -> bool {
-        self.held().lock.exclusive
+    pub(super) fn kind(&self) -> strata_format::lock::LockKind {
+        self.held().lock.kind
     }
 
     fn lost_error(lock: &LockFile, id: &LockId, why: &str) -> EngineError {
         EngineError::locked(format!(
             "the {} lock of this `{}` (locks/{}) {why}; stopped before writing anything that \
              could name data another process may delete: run it again",
-            if lock.exclusive {
-                "exclusive"
-            } else {
-                "shared"
-            },
+            lock.kind.name(),
             lock.operation,
             id.short()
         ))

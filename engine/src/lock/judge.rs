@@ -3,7 +3,7 @@
 
 use strata_format::envelope::EncryptedObject;
 use strata_format::id::LockId;
-use strata_format::lock::LockFile;
+use strata_format::lock::{LockFile, LockKind};
 use strata_format::FormatError;
 use strata_storage::FileType;
 
@@ -12,7 +12,7 @@ use super::timing::{humanize_secs, LockTiming};
 use crate::{EngineError, Repository, Result};
 
 pub(super) fn describe(l: &LockFile) -> String {
-    let kind = if l.exclusive { "exclusive" } else { "shared" };
+    let kind = l.kind.name();
     let age = crate::now_ns().saturating_sub(l.time_ns).max(0) / 1_000_000_000;
     format!(
         "{kind} lock of `{}` by {}@{} (pid {}), last refreshed {} ago",
@@ -43,13 +43,15 @@ pub(super) fn staleness(l: &LockFile, timing: &LockTiming) -> Option<String> {
 }
 
 /// Reads every lock but `mine`: removes the stale ones, and fails with `Locked` on the
-/// first that conflicts with a lock of the kind asked for.
+/// first that conflicts with a lock of the kind asked for. Returns the sessions of the
+/// live locks that do not conflict, sorted.
 pub(super) fn check_conflicts(
     repo: &Repository,
-    exclusive: bool,
+    kind: LockKind,
     mine: Option<&LockId>,
     timing: &LockTiming,
-) -> Result<()> {
+) -> Result<Vec<[u8; 16]>> {
+    let mut sessions = Vec::new();
     for (name, size) in repo.block_on(repo.backend().list(FileType::Lock))? {
         if mine.is_some_and(|m| m.to_hex() == name)
             || crate::stored::check_size(FileType::Lock, &name, size).is_err()
@@ -83,7 +85,7 @@ pub(super) fn check_conflicts(
             repo.block_on(repo.backend().delete(FileType::Lock, &name))?;
             continue;
         }
-        if exclusive || other.exclusive {
+        if !kind.compatible(other.kind) {
             return Err(EngineError::Locked {
                 message: format!(
                     "repository is locked: {}; wait for it to finish, or retry with \
@@ -94,7 +96,7 @@ pub(super) fn check_conflicts(
                 ),
                 holder: Some(Box::new(crate::error::LockHolder {
                     operation: other.operation.clone(),
-                    exclusive: other.exclusive,
+                    exclusive: other.kind != LockKind::Shared,
                     hostname: other.hostname.clone(),
                     username: other.username.clone(),
                     pid: other.pid,
@@ -102,8 +104,11 @@ pub(super) fn check_conflicts(
                 })),
             });
         }
+        sessions.push(other.session);
     }
-    Ok(())
+    sessions.sort_unstable();
+    sessions.dedup();
+    Ok(sessions)
 }
 
 /// Reads a lock file: `None` when it is gone (removed meanwhile) or damaged (a live holder

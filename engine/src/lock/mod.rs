@@ -37,8 +37,8 @@ mod judge;
 mod timing;
 mod unlock;
 
-pub use acquire::{lock, lock_for, lock_with};
-pub(crate) use checks::before_delete;
+pub use acquire::{lock, lock_for, lock_kind, lock_with};
+pub(crate) use checks::{before_delete, other_sessions};
 pub use guard::LockGuard;
 pub(crate) use guard::LockSlot;
 pub use identity::this_process;

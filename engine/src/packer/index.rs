@@ -51,8 +51,8 @@ impl Packer<'_> {
         }
         self.check_poisoned()?;
         let index = IndexFile {
-            supersedes: Vec::new(),
             packs,
+            ..IndexFile::default()
         };
         let (_, size) = self.repo.save_object_sized(FileType::Index, &index)?;
         let mut s = self.state.lock().expect("no panics while locked");

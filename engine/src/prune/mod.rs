@@ -1,28 +1,35 @@
-//! Prune: remove from storage what no snapshot needs, without ever losing what one does.
+//! Prune: remove from storage what no snapshot needs, without ever losing what one does,
+//! while backups, copies, checks and restores go on (spec/prune.md).
 //!
-//! 1. Under an exclusive lock (the caller's), read every index file and snapshot; any
-//!    unreadable one stops prune before anything is changed.
-//! 2. Mark every blob reachable from the snapshots (and every dictionary). A needed blob
-//!    that is not indexed, or whose pack is missing, stops prune: `repair` comes first.
-//! 3. Plan, per pack: keep it; delete it (nothing in it is needed, or no index names it);
-//!    or repack it (more than `max_unused` percent of it is unneeded, or it is tiny and
-//!    there are other tiny packs to merge it with).
-//! 4. Copy the needed blobs of the packs to repack, verified, into new packs (durable
-//!    before the next step). Write the new index, which names every kept and new pack and
-//!    supersedes every index file read in step 1. Then delete the superseded index files,
-//!    then the packs. Last, remove the temporary files that killed writers left behind.
+//! Prune holds a *prune* lock: one prune at a time, beside any number of shared locks.
+//! Every lock carries a random session id. Deleting is done in two phases:
+//!
+//! 1. **Mark.** List the other locks' sessions; read every snapshot and WAL file; load the
+//!    index; mark every blob they need. A pack that holds nothing needed, a pack to repack
+//!    (once its needed blobs are copied into new packs) and a pack no index names are not
+//!    deleted but *marked*: the new index lists them apart, with this run's mark id and
+//!    time. A marked blob is still readable but no new snapshot may name it: a backup
+//!    writes it again. Once the new index is durable and the files it supersedes are
+//!    deleted, the locks are listed again and the mark is *sealed* with the sessions then
+//!    live: those that may have loaded the index before the mark.
+//! 2. **Delete**, in a later prune: a marked pack that a snapshot needs again (written by
+//!    a session older than the mark) is revived; one whose mark's sessions have all ended,
+//!    and that is older than the grace period, is left out of the new index and deleted
+//!    after it. In the same run when no other session was live before or after the mark and
+//!    no snapshot or WAL file appeared meanwhile: then nothing can name the marked packs.
 //!
 //! A crash at any moment leaves a valid repository: before the new index is complete, the
-//! old one still names every pack (nothing has been deleted); after it, every pack that is
-//! still named exists. Whatever is left over (unindexed new packs, old index files, packs
-//! no index names) is what the next prune removes.
+//! old one still names every pack (nothing has been deleted); after it, every pack it
+//! names live exists, and marked packs are deleted only once they are unnamed. Whatever is
+//! left over (unindexed packs, old index files, marks without a seal) is what the next
+//! prune marks, deletes or seals.
 
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use strata_format::id::{BlobId, IndexId, PackId};
-use strata_format::index::IndexPack;
+use strata_format::id::{BlobId, IndexId, PackId, SnapshotId};
+use strata_format::index::{IndexPack, MarkedPack, Seal};
 use strata_format::pack::PackBlob;
 use strata_storage::FileType;
 
@@ -45,6 +52,12 @@ pub struct PruneOptions {
     pub tiny_fraction: f64,
     /// Plan as if these snapshots were already gone (for `forget --prune --dry-run`).
     pub ignore_snapshots: Vec<strata_format::id::SnapshotId>,
+    /// A marked pack is deleted only once its mark is at least this old, by this host's
+    /// clock (on top of the sessions rule; zero: as soon as that allows).
+    pub grace: std::time::Duration,
+    /// Added to this host's clock for the times prune writes and compares (marks, seals,
+    /// the grace period): a host whose clock is off, for tests of skew between hosts.
+    pub clock_skew_ns: i64,
 }
 
 impl Default for PruneOptions {
@@ -53,6 +66,8 @@ impl Default for PruneOptions {
             max_unused_percent: 5.0,
             tiny_fraction: 0.125,
             ignore_snapshots: Vec::new(),
+            grace: std::time::Duration::ZERO,
+            clock_skew_ns: 0,
         }
     }
 }
@@ -74,15 +89,27 @@ pub struct PruneStats {
     pub unused_blobs: u64,
     pub unused_bytes: u64,
     pub keep_packs: u64,
+    /// Marked packs that a snapshot needs again: back in the index (counted in keep_packs).
+    pub revived_packs: u64,
+    /// Packs marked earlier whose sessions have not all ended, or whose grace period has
+    /// not passed: still marked.
+    pub waiting_packs: u64,
+    pub waiting_pack_bytes: u64,
+    /// Packs marked earlier that this prune deletes.
+    pub due_packs: u64,
+    pub due_pack_bytes: u64,
+    /// Other sessions (live locks) when prune began.
+    pub other_sessions: u64,
     /// Packs rewritten, their bytes, and the needed blobs (and bytes) copied out of them.
     pub repack_packs: u64,
     pub repack_pack_bytes: u64,
     pub repack_blobs: u64,
     pub repack_blob_bytes: u64,
-    /// Packs deleted because nothing in them is needed.
+    /// Packs marked because nothing in them is needed.
     pub unused_packs: u64,
     pub unused_pack_bytes: u64,
-    /// Packs deleted because no index names them (left by interrupted backups or prunes).
+    /// Packs marked because no index names them (left by interrupted backups or prunes,
+    /// or being written by running ones).
     pub unindexed_packs: u64,
     pub unindexed_pack_bytes: u64,
     /// Packs no index names whose header does not authenticate under this repository's
@@ -94,6 +121,12 @@ pub struct PruneStats {
     pub index_files_written: u64,
     pub packs_deleted: u64,
     pub bytes_freed: i64,
+    /// Packs marked by this run (unneeded, repacked or unindexed) and their bytes.
+    pub packs_marked: u64,
+    pub marked_bytes: u64,
+    /// Whether the packs marked by this run were deleted in the same run (no other session
+    /// was live and nothing was written meanwhile).
+    pub marked_deleted_now: bool,
     pub temp_files_removed: u64,
     /// Evidence files deleted because every snapshot they name is gone.
     pub evidence_deleted: u64,
@@ -103,11 +136,20 @@ pub struct PruneStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     Keep,
+    /// Its needed blobs are copied into new packs; then it is marked.
     Repack,
-    /// Nothing in it is needed: deleted.
-    Delete,
+    /// Nothing in it is needed: marked.
+    Mark,
+    /// Marked earlier, needed again: back in the index.
+    Revive,
+    /// Marked earlier, not yet due: stays marked.
+    Wait,
+    /// Marked earlier and due: left out of the new index, then deleted.
+    Expire,
     /// Indexed but not in storage, and nothing in it is needed: left out of the new index.
     Gone,
+    /// Named only by superseded index files (treated as unindexed).
+    Dropped,
 }
 
 /// One pack as the index knows it (packs named by several index files appear once).
@@ -115,11 +157,22 @@ struct PackInfo {
     id: PackId,
     size: u64,
     fate: Fate,
+    /// Named live by a current index file.
+    live: bool,
+    /// The marks (and their times) of a pack no current file names live.
+    marks: Vec<([u8; 16], i64)>,
     /// The pack holds data blobs (else trees and dictionaries).
     data: bool,
     total_bytes: u64,
     used_bytes: u64,
     used_blobs: u64,
+}
+
+/// What the plan was made from, to tell afterwards whether anything was written since.
+struct Seen {
+    snapshots: Vec<SnapshotId>,
+    wal: Vec<String>,
+    ignored: Vec<SnapshotId>,
 }
 
 /// A planned prune: run it with [`execute`], or show its [`PrunePlan::stats`].
@@ -130,21 +183,34 @@ pub struct PrunePlan {
     canon: Vec<u32>,
     /// Bit per master-index entry: needed by a snapshot.
     used: Vec<u64>,
-    unindexed: Vec<(String, u64)>,
+    /// Packs no current index file names, with their headers' blobs.
+    unindexed: Vec<IndexPack>,
     index_files: Vec<String>,
+    /// The seal of every mark the loaded index has (made now for those without one).
+    seals: HashMap<[u8; 16], Seal>,
+    /// Seals made by this plan (for marks an interrupted prune left unsealed).
+    new_seals: Vec<Seal>,
+    seen: Seen,
+    now: i64,
+    grace_ns: i64,
+    skew_ns: i64,
 }
 
 impl PrunePlan {
     /// Whether running the plan would change anything.
     pub fn is_noop(&self) -> bool {
-        self.packs.iter().all(|p| p.fate == Fate::Keep)
+        self.packs
+            .iter()
+            .all(|p| matches!(p.fate, Fate::Keep | Fate::Wait | Fate::Dropped))
             && self.unindexed.is_empty()
+            && self.new_seals.is_empty()
             && self.stats.superseded_index_files == 0
     }
 }
 
-/// Carries out a plan: repack, write the new index, delete superseded index files, then
-/// delete packs. Returns the plan's numbers with what was written and freed.
+/// Carries out a plan: repack, write the new index (live, revived and new packs; marked
+/// packs; seals), delete the index files it supersedes, seal this run's mark, then delete
+/// the packs that are due. Returns the plan's numbers with what was written and freed.
 pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> Result<PruneStats> {
     let PrunePlan {
         mut stats,
@@ -153,11 +219,22 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         used,
         unindexed,
         index_files,
+        seals,
+        new_seals,
+        seen,
+        now,
+        grace_ns,
+        skew_ns,
     } = plan;
     progress.phase(crate::progress::Phase::Pruning);
     let index = repo.index();
-    let index_changes =
-        packs.iter().any(|p| p.fate != Fate::Keep) || stats.superseded_index_files > 0;
+    let index_changes = packs
+        .iter()
+        .any(|p| !matches!(p.fate, Fate::Keep | Fate::Wait | Fate::Dropped))
+        || !unindexed.is_empty()
+        || !new_seals.is_empty()
+        || stats.superseded_index_files > 0;
+    let mark: [u8; 16] = rand::random();
 
     // 1. Copy what is needed out of the packs to repack, into new packs (durable).
     let mut new_packs = Vec::new();
@@ -188,24 +265,33 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         new_packs = written;
     }
 
-    // 2. The new index: every kept pack with its blobs, and the new packs. Each file
-    //    supersedes every index file read; all are durable before anything is deleted.
+    // 2. The new index: kept and revived packs with their blobs, the new packs, every
+    //    marked pack (this run's and those still waiting) and the seals of the marks that
+    //    remain. Each file supersedes every index file read; all are durable before
+    //    anything is deleted.
+    let mut marked_now: Vec<String> = Vec::new();
+    let mut marks_files: Vec<String> = Vec::new();
     if index_changes {
         let supersedes: Vec<IndexId> = index_files.iter().filter_map(|n| n.parse().ok()).collect();
-        // (pack, entry position) for every entry of a kept pack, grouped by pack.
+        // (pack, entry position) for every entry of a pack that stays, grouped by pack.
         let mut order: Vec<(u32, u32)> = index
             .iter()
             .enumerate()
             .filter_map(|(pos, (_, loc))| {
                 let c = canon[loc.pack as usize];
-                (packs[c as usize].fate == Fate::Keep).then_some((c, pos as u32))
+                let stays = matches!(
+                    packs[c as usize].fate,
+                    Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait
+                );
+                stays.then_some((c, pos as u32))
             })
             .collect();
         order.sort_unstable();
-        let mut kept: Vec<IndexPack> = Vec::new();
+        let mut new = crate::objects::NewIndex::default();
+        let mut waiting_marks: Vec<[u8; 16]> = Vec::new();
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let info = &packs[group[0].0 as usize];
-            kept.push(IndexPack {
+            let pack = IndexPack {
                 id: info.id,
                 size: info.size,
                 blobs: group
@@ -221,51 +307,208 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                         }
                     })
                     .collect(),
+            };
+            match info.fate {
+                Fate::Keep | Fate::Revive => new.packs.push(pack),
+                Fate::Repack | Fate::Mark => {
+                    marked_now.push(info.id.to_hex());
+                    stats.marked_bytes += info.size;
+                    new.marked.push(MarkedPack {
+                        mark,
+                        marked_ns: now,
+                        pack,
+                    });
+                }
+                _ => {
+                    // Waiting: under each of its marks (a pack is rarely under two).
+                    for (m, at) in &info.marks {
+                        waiting_marks.push(*m);
+                        new.marked.push(MarkedPack {
+                            mark: *m,
+                            marked_ns: *at,
+                            pack: pack.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        // Marked packs whose entries all resolve elsewhere (every blob also in a live
+        // pack) have no group above: they are marked with no blobs.
+        for info in &packs {
+            let listed = |id: &PackId| new.marked.iter().any(|m| m.pack.id == *id);
+            match info.fate {
+                Fate::Repack | Fate::Mark if !listed(&info.id) => {
+                    marked_now.push(info.id.to_hex());
+                    stats.marked_bytes += info.size;
+                    new.marked.push(MarkedPack {
+                        mark,
+                        marked_ns: now,
+                        pack: IndexPack {
+                            id: info.id,
+                            size: info.size,
+                            blobs: Vec::new(),
+                        },
+                    });
+                }
+                Fate::Wait if !listed(&info.id) => {
+                    for (m, at) in &info.marks {
+                        waiting_marks.push(*m);
+                        new.marked.push(MarkedPack {
+                            mark: *m,
+                            marked_ns: *at,
+                            pack: IndexPack {
+                                id: info.id,
+                                size: info.size,
+                                blobs: Vec::new(),
+                            },
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for pack in unindexed.iter().cloned() {
+            marked_now.push(pack.id.to_hex());
+            stats.marked_bytes += pack.size;
+            new.marked.push(MarkedPack {
+                mark,
+                marked_ns: now,
+                pack,
             });
         }
-        kept.extend(new_packs);
+        new.packs.extend(new_packs);
+        waiting_marks.sort_unstable();
+        waiting_marks.dedup();
+        new.seals = waiting_marks
+            .iter()
+            .filter_map(|m| seals.get(m).cloned())
+            .collect();
+        // This run's marks go in files of their own, written first (superseding nothing:
+        // until the last file below is durable, the files they would replace still name
+        // those packs live), so that when they can be deleted at once (step 5) their files
+        // can go with them.
+        let (mine, waiting): (Vec<MarkedPack>, Vec<MarkedPack>) =
+            new.marked.into_iter().partition(|m| m.mark == mark);
+        new.marked = waiting;
         crate::progress::check_stop(progress)?;
-        stats.index_files_written = crate::objects::write_index_files(repo, kept, &supersedes)?;
+        if !mine.is_empty() {
+            marks_files = crate::objects::write_index_files(
+                repo,
+                crate::objects::NewIndex {
+                    marked: mine,
+                    ..Default::default()
+                },
+                &[],
+            )?;
+            stats.index_files_written += marks_files.len() as u64;
+        }
+        stats.index_files_written +=
+            crate::objects::write_index_files(repo, new, &supersedes)?.len() as u64;
 
         // 3. Superseded index files.
         crate::objects::delete_all(repo, FileType::Index, &index_files)?;
     }
+    stats.packs_marked = marked_now.len() as u64;
 
-    // 4. Packs: unneeded, repacked, and those no index names. (Stopped before, the next
-    //    prune deletes them.)
+    // 4. Seal this run's mark: the sessions live now, once the mark is durable, are those
+    //    that may have loaded the index before it.
+    let mut sealed_with = Vec::new();
+    if !marked_now.is_empty() {
+        sealed_with = crate::lock::other_sessions(repo)?;
+        let seal = Seal {
+            mark,
+            sealed_ns: crate::now_ns().saturating_add(skew_ns),
+            sessions: sealed_with.clone(),
+        };
+        marks_files.extend(crate::objects::write_index_files(
+            repo,
+            crate::objects::NewIndex {
+                seals: vec![seal],
+                ..Default::default()
+            },
+            &[],
+        )?);
+        stats.index_files_written += 1;
+    }
+
+    // 5. Packs: those marked earlier that are due. (Stopped before, the next prune deletes
+    //    them.) Then, if nothing can name them, this run's.
     crate::progress::check_stop(progress)?;
     let mut doomed: Vec<String> = packs
         .iter()
-        .filter(|p| matches!(p.fate, Fate::Repack | Fate::Delete))
+        .filter(|p| p.fate == Fate::Expire)
         .map(|p| p.id.to_hex())
         .collect();
     let mut freed: u64 = packs
         .iter()
-        .filter(|p| matches!(p.fate, Fate::Repack | Fate::Delete))
+        .filter(|p| p.fate == Fate::Expire)
         .map(|p| p.size)
         .sum();
-    doomed.extend(unindexed.iter().map(|(n, _)| n.clone()));
-    freed += unindexed.iter().map(|(_, s)| s).sum::<u64>();
+    if !marked_now.is_empty()
+        && grace_ns == 0
+        && stats.other_sessions == 0
+        && sealed_with.is_empty()
+        && nothing_written_since(repo, &seen)?
+    {
+        doomed.extend(marked_now.iter().cloned());
+        freed += stats.marked_bytes;
+        stats.marked_deleted_now = true;
+    }
     crate::objects::delete_all(repo, FileType::Pack, &doomed)?;
+    if stats.marked_deleted_now {
+        // Their marks and seal name nothing now (stopped before, the next prune drops
+        // them).
+        crate::objects::delete_all(repo, FileType::Index, &marks_files)?;
+    }
     stats.packs_deleted = doomed.len() as u64;
     stats.bytes_freed = freed as i64 - stats.bytes_written as i64;
 
-    // 4b. Evidence whose snapshots are all gone (forget deleted them before this prune,
+    // 5b. Evidence whose snapshots are all gone (forget deleted them before this prune,
     //     durably). A snapshot rewritten since (a hold) keeps the evidence of its original.
     crate::progress::check_stop(progress)?;
     stats.evidence_deleted = delete_orphaned_evidence(repo)?;
 
-    // 5. Temporary files of killed writers (none is at work: the lock is exclusive). The
-    //    repository is whole without this step, so a failure is only a warning.
-    stats.temp_files_removed = match repo.block_on(repo.backend().remove_leftovers()) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!("could not remove temporary files left by killed writers: {e}");
-            0
-        }
-    };
+    // 6. Temporary files of killed writers, only when no other session was live before
+    //    or after (a running writer's file would look the same). The repository is whole
+    //    without this step, so a failure is only a warning.
+    if stats.other_sessions == 0 && crate::lock::other_sessions(repo)?.is_empty() {
+        stats.temp_files_removed = match repo.block_on(repo.backend().remove_leftovers()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("could not remove temporary files left by killed writers: {e}");
+                0
+            }
+        };
+    }
     progress.finish();
     Ok(stats)
+}
+
+/// Whether no snapshot or WAL file appeared (or went) since the plan read them: then no
+/// session that ended meanwhile named a marked blob.
+fn nothing_written_since(repo: &Repository, seen: &Seen) -> Result<bool> {
+    repo.drop_early_listings();
+    let mut snapshots: Vec<SnapshotId> = repo
+        .block_on(repo.backend().list(FileType::Snapshot))?
+        .into_iter()
+        .filter_map(|(n, _)| n.parse().ok())
+        .filter(|id| !seen.ignored.contains(id))
+        .collect();
+    snapshots.sort_unstable();
+    let mut before = seen.snapshots.clone();
+    before.sort_unstable();
+    if snapshots != before {
+        return Ok(false);
+    }
+    let mut wal: Vec<String> = repo
+        .block_on(repo.backend().list(FileType::Wal))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    wal.sort_unstable();
+    let mut before = seen.wal.clone();
+    before.sort_unstable();
+    Ok(wal == before)
 }
 
 /// Reads a pack, verifies each needed blob and appends it, as stored, to the packer.

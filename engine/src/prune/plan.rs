@@ -12,7 +12,12 @@ use strata_storage::FileType;
 use crate::progress::Progress;
 use crate::{EngineError, Repository, Result};
 
-use super::{Fate, PackInfo, PruneOptions, PrunePlan, PruneStats};
+use strata_format::index::{IndexPack, Seal};
+use strata_format::pack::PackBlob;
+
+use crate::index::PackState;
+
+use super::{Fate, PackInfo, PruneOptions, PrunePlan, PruneStats, Seen};
 
 /// Needed-but-missing blobs named one by one in the error, at most.
 const MAX_LISTED_MISSING: usize = 10;
@@ -28,14 +33,16 @@ fn set(bits: &mut [u64], i: usize) -> bool {
     !was
 }
 
-/// Marks every blob the repository's snapshots need. Errors name what is missing.
-fn mark_used(
+/// Reads every snapshot (but those ignored); any unreadable one stops prune.
+fn read_snapshots(
     repo: &Repository,
     ignore: &[strata_format::id::SnapshotId],
-    progress: &dyn Progress,
-) -> Result<(Vec<u64>, u64)> {
-    let index = repo.index();
-    let mut used = vec![0u64; index.len().div_ceil(64)];
+) -> Result<
+    Vec<(
+        strata_format::id::SnapshotId,
+        strata_format::snapshot::SnapshotFile,
+    )>,
+> {
     let mut snapshots = Vec::new();
     for (id, s) in crate::snapshots::list_lenient(repo)? {
         match s {
@@ -51,6 +58,21 @@ fn mark_used(
         }
     }
     snapshots.retain(|(id, _)| !ignore.contains(id));
+    Ok(snapshots)
+}
+
+/// Marks every blob the snapshots and the archived WAL need. Errors name what is missing.
+fn mark_used(
+    repo: &Repository,
+    snapshots: &[(
+        strata_format::id::SnapshotId,
+        strata_format::snapshot::SnapshotFile,
+    )],
+    archive: &crate::wal::Archive,
+    progress: &dyn Progress,
+) -> Result<Vec<u64>> {
+    let index = repo.index();
+    let mut used = vec![0u64; index.len().div_ceil(64)];
     let mut missing: Vec<String> = Vec::new();
     let mut missing_count = 0usize;
     let mut note_missing = |what: String| {
@@ -64,7 +86,7 @@ fn mark_used(
             set(&mut used, pos);
         }
     }
-    for (sid, snap) in &snapshots {
+    for (sid, snap) in snapshots {
         progress.add_item();
         // (tree, depth) still to walk, depth first.
         let mut stack = vec![(snap.tree, 0usize)];
@@ -108,16 +130,7 @@ fn mark_used(
             }
         }
     }
-    // Archived WAL (spec/wal.md): every blob a WAL file names is kept. One that cannot be
-    // read might name any blob.
-    let archive = crate::wal::read_archive(repo)?;
-    if let Some((name, e)) = archive.unreadable.first() {
-        return Err(EngineError::Corrupt(format!(
-            "{e}; prune changed nothing: a WAL file that cannot be read might need any blob \
-             (run `strata check`; {} is the file)",
-            FileType::Wal.path(name)
-        )));
-    }
+    // Archived WAL (spec/wal.md): every blob a WAL file names is kept.
     for (name, file) in &archive.files {
         for entry in &file.entries {
             for id in &entry.blobs {
@@ -146,25 +159,48 @@ fn mark_used(
             }
         )));
     }
-    Ok((used, snapshots.len() as u64))
+    Ok(used)
 }
 
-/// Plans a prune of the repository (opened with its whole index, under an exclusive lock).
-pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PrunePlan> {
-    if repo.index_is_metadata_only() {
-        return Err(EngineError::Invalid(
-            "prune needs the repository's whole index".into(),
-        ));
+/// Plans a prune (under this handle's prune or exclusive lock). In this order, so that
+/// nothing a running session may name is judged unneeded (spec/prune.md):
+/// 1. list the other live locks (their sessions);
+/// 2. read every snapshot and WAL file;
+/// 3. load the index (a session that wrote a snapshot wrote its index files first);
+/// 4. mark what the snapshots and WAL need, and decide every pack's fate.
+pub fn plan(
+    repo: &mut Repository,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+) -> Result<PrunePlan> {
+    let now = crate::now_ns().saturating_add(opts.clock_skew_ns);
+    let sessions_now = crate::lock::other_sessions(repo)?;
+    // Listed from now on, not before the sessions were.
+    repo.drop_early_listings();
+    let snapshots = read_snapshots(repo, &opts.ignore_snapshots)?;
+    let archive = crate::wal::read_archive(repo)?;
+    if let Some((name, e)) = archive.unreadable.first() {
+        return Err(EngineError::Corrupt(format!(
+            "{e}; prune changed nothing: a WAL file that cannot be read might need any blob \
+             (run `strata check`; {} is the file)",
+            FileType::Wal.path(name)
+        )));
+    }
+    let seen = Seen {
+        snapshots: snapshots.iter().map(|(id, _)| *id).collect(),
+        wal: archive.files.keys().cloned().collect(),
+        ignored: opts.ignore_snapshots.clone(),
+    };
+    repo.load_index(false)?;
+    if let Err(e) = repo.sync_metadata_cache() {
+        tracing::debug!("the cache of metadata packs was not brought up to date: {e}");
     }
     let index = repo.index();
-    let index_files: Vec<String> = repo
-        .block_on(repo.backend().list(FileType::Index))?
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let (used, snapshots) = mark_used(repo, &opts.ignore_snapshots, progress)?;
+    let index_files: Vec<String> = index.files().iter().map(|id| id.to_hex()).collect();
+    let used = mark_used(repo, &snapshots, &archive, progress)?;
+    drop(archive);
 
-    // One entry per pack id.
+    // One entry per pack id; marked listings keep their marks.
     let mut by_id: HashMap<PackId, u32> = HashMap::new();
     let mut packs: Vec<PackInfo> = Vec::new();
     let canon: Vec<u32> = index
@@ -176,6 +212,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
                     id,
                     size,
                     fate: Fate::Keep,
+                    live: false,
+                    marks: Vec::new(),
                     data: false,
                     total_bytes: 0,
                     used_bytes: 0,
@@ -185,16 +223,74 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
             })
         })
         .collect();
+    for (pos, &c) in canon.iter().enumerate() {
+        if index.pack_state(pos as u32) == PackState::Live {
+            packs[c as usize].live = true;
+        }
+    }
+    for m in index.marks() {
+        let p = &mut packs[canon[m.pack as usize] as usize];
+        if !p.live && !p.marks.iter().any(|(mark, _)| *mark == m.mark) {
+            p.marks.push((m.mark, m.marked_ns));
+        }
+    }
+    // Packs named only by superseded files are not in the repository's index any more.
+    let current: Vec<bool> = {
+        let mut current = vec![false; packs.len()];
+        for (pos, &c) in canon.iter().enumerate() {
+            if index.pack_state(pos as u32) != PackState::Dropped {
+                current[c as usize] = true;
+            }
+        }
+        current
+    };
+
+    // Seals: those of the loaded files; a mark without one (its prune stopped before it
+    // sealed it) is sealed with the sessions listed now, all of which began after it was
+    // durable or were live then.
+    let mut seals: HashMap<[u8; 16], Seal> = HashMap::new();
+    for seal in index.seals() {
+        seals
+            .entry(seal.mark)
+            .and_modify(|s| {
+                s.sessions.extend(&seal.sessions);
+                s.sessions.sort_unstable();
+                s.sessions.dedup();
+            })
+            .or_insert_with(|| seal.clone());
+    }
+    let mut new_seals = Vec::new();
+    for m in index.marks() {
+        if let std::collections::hash_map::Entry::Vacant(e) = seals.entry(m.mark) {
+            let seal = e.insert(Seal {
+                mark: m.mark,
+                sealed_ns: now,
+                sessions: sessions_now.clone(),
+            });
+            new_seals.push(seal.clone());
+        }
+    }
+    let grace_ns = opts.grace.as_nanos().min(i64::MAX as u128) as i64;
+    let due = |mark: &[u8; 16], marked_ns: i64| -> bool {
+        seals.get(mark).is_some_and(|seal| {
+            seal.sessions
+                .iter()
+                .all(|s| sessions_now.binary_search(s).is_err())
+        }) && now.saturating_sub(marked_ns) >= grace_ns
+    };
+
     let mut stats = PruneStats {
-        snapshots,
+        snapshots: snapshots.len() as u64,
         index_files: index_files.len() as u64,
-        superseded_index_files: index_files
+        superseded_index_files: index
+            .files()
             .iter()
-            .filter_map(|n| n.parse::<strata_format::id::IndexId>().ok())
             .filter(|id| index.is_superseded(id))
             .count() as u64,
+        other_sessions: sessions_now.len() as u64,
         ..PruneStats::default()
     };
+    drop(snapshots);
     for (pos, (_, loc)) in index.iter().enumerate() {
         let p = &mut packs[canon[loc.pack as usize] as usize];
         p.total_bytes += loc.length as u64;
@@ -218,10 +314,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
     stats.pack_bytes = stored.values().sum();
     let tiny = (repo.config().pack_size as f64 * opts.tiny_fraction) as u64;
     let mut tiny_count = [0u32; 2];
-    for p in &mut packs {
+    for (c, p) in packs.iter_mut().enumerate() {
         let name = p.id.to_hex();
         let stored_size = stored.get(&name).copied();
         p.fate = match stored_size {
+            _ if !current[c] => Fate::Dropped,
             None if p.used_blobs > 0 => {
                 return Err(EngineError::Corrupt(format!(
                     "pack {name} holds {} blobs that snapshots need but is missing; prune changed \
@@ -237,7 +334,17 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
                     p.size
                 )))
             }
-            Some(_) if p.used_blobs == 0 => Fate::Delete,
+            // Marked by an earlier prune: needed again (a session that began before the
+            // mark used it), still waiting, or due.
+            Some(_) if !p.live && p.used_blobs > 0 => Fate::Revive,
+            Some(_) if !p.live => {
+                if p.marks.iter().all(|(mark, at)| due(mark, *at)) {
+                    Fate::Expire
+                } else {
+                    Fate::Wait
+                }
+            }
+            Some(_) if p.used_blobs == 0 => Fate::Mark,
             Some(_) => {
                 // Blob bytes only: pack headers are overhead, not garbage.
                 let unused = p.total_bytes.saturating_sub(p.used_bytes);
@@ -275,45 +382,64 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
                 stats.repack_blobs += p.used_blobs;
                 stats.repack_blob_bytes += p.used_bytes;
             }
-            Fate::Delete => {
+            Fate::Mark => {
                 stats.unused_packs += 1;
                 stats.unused_pack_bytes += p.size;
             }
-            Fate::Gone => {}
+            Fate::Revive => {
+                stats.revived_packs += 1;
+                stats.keep_packs += 1;
+            }
+            Fate::Wait => {
+                stats.waiting_packs += 1;
+                stats.waiting_pack_bytes += p.size;
+            }
+            Fate::Expire => {
+                stats.due_packs += 1;
+                stats.due_pack_bytes += p.size;
+            }
+            Fate::Gone | Fate::Dropped => {}
         }
     }
+    // Packs no current index file names (a pack only superseded files name counts too).
     let mut unindexed: Vec<(String, u64)> = stored
         .into_iter()
         .filter(|(name, _)| {
-            name.parse::<PackId>()
-                .map_or(true, |id| !by_id.contains_key(&id))
+            name.parse::<PackId>().map_or(true, |id| {
+                by_id
+                    .get(&id)
+                    .is_none_or(|&c| packs[c as usize].fate == Fate::Dropped)
+            })
         })
         .collect();
     unindexed.sort();
     // A pack whose header does not authenticate under this repository's key was not
     // written with it (another repository's, or this one's before its key was replaced):
-    // it is kept, and reported, never deleted on a guess.
-    let foreign: Vec<Result<bool>> = unindexed
+    // it is kept, and reported, never deleted on a guess. Ours are marked with their blobs
+    // (a running backup's index may yet name them; then they stay).
+    let headers: Vec<Result<Option<Vec<PackBlob>>>> = unindexed
         .par_iter()
         .map(
             |(name, size)| match crate::packread::pack_header(repo, name, *size) {
-                Ok(_) => Ok(false),
-                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(true),
+                Ok(blobs) => Ok(Some(blobs)),
+                Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(None),
                 Err(e) => Err(e),
             },
         )
         .collect();
     let mut ours = Vec::with_capacity(unindexed.len());
-    for ((name, size), foreign) in unindexed.into_iter().zip(foreign) {
-        if foreign? {
-            stats.unreadable_packs.push(name);
-        } else {
-            ours.push((name, size));
+    for ((name, size), header) in unindexed.into_iter().zip(headers) {
+        match header? {
+            None => stats.unreadable_packs.push(name),
+            Some(blobs) => match name.parse::<PackId>() {
+                Ok(id) => ours.push(IndexPack { id, size, blobs }),
+                Err(_) => stats.unreadable_packs.push(name),
+            },
         }
     }
     let unindexed = ours;
     stats.unindexed_packs = unindexed.len() as u64;
-    stats.unindexed_pack_bytes = unindexed.iter().map(|(_, s)| s).sum();
+    stats.unindexed_pack_bytes = unindexed.iter().map(|p| p.size).sum();
     progress.finish();
     Ok(PrunePlan {
         stats,
@@ -322,5 +448,11 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> 
         used,
         unindexed,
         index_files,
+        seals,
+        new_seals,
+        seen,
+        now,
+        grace_ns,
+        skew_ns: opts.clock_skew_ns,
     })
 }

@@ -369,8 +369,8 @@ pub fn repair_index(
         b.add_file(
             IndexId::default(),
             IndexFile {
-                supersedes: Vec::new(),
                 packs: headers,
+                ..IndexFile::default()
             },
         );
         repo.load_dictionaries(&b.build());
@@ -442,7 +442,15 @@ pub fn repair_index(
     report.blobs_indexed = intact.iter().map(|p| p.blobs.len() as u64).sum();
 
     let supersedes: Vec<IndexId> = old_index.iter().filter_map(|n| n.parse().ok()).collect();
-    report.index_files_written = crate::objects::write_index_files(repo, intact, &supersedes)?;
+    report.index_files_written = crate::objects::write_index_files(
+        repo,
+        crate::objects::NewIndex {
+            packs: intact,
+            ..Default::default()
+        },
+        &supersedes,
+    )?
+    .len() as u64;
     crate::objects::delete_all(repo, FileType::Index, &old_index)?;
     report.index_files_removed = old_index.len() as u64;
     for (id, why) in foreign_index {

@@ -13,6 +13,15 @@ use crate::index::{IndexBuilder, MasterIndex};
 use crate::packread::{Held, PackFile};
 use crate::{EngineError, Result};
 
+/// How many times the index is read again from a new listing when an index file vanished
+/// under the reader (each time, a prune replaced files between the listing and the read).
+pub(crate) const INDEX_RETRIES: u32 = 5;
+
+/// Whether an error says that an index file listed a moment ago is gone.
+pub(crate) fn index_file_vanished(e: &EngineError) -> bool {
+    matches!(e, EngineError::Storage(s) if s.kind == strata_storage::ErrorKind::NotFound)
+}
+
 impl Repository {
     /// Loads the index (whole, or only its metadata part) and the dictionaries into a
     /// repository opened without one. Commands that take a lock load the index after the
@@ -44,13 +53,20 @@ impl Repository {
     }
 
     /// Reads and decodes the index files a few at a time (in parallel within a batch),
-    /// handing each to `f`, so that only a batch is in memory at once.
+    /// handing each to `f`, so that only a batch is in memory at once. An index file that
+    /// is gone by the time it is read (a prune running beside this process replaced it)
+    /// stops the walk with an error for which [`index_file_vanished`] holds: the caller
+    /// starts over from a new listing, which has the file that replaced it.
     pub fn for_each_index_file(&self, mut f: impl FnMut(IndexId, Result<IndexFile>)) -> Result<()> {
         const BATCH: usize = 8;
         let listed = self.list_objects(FileType::Index)?;
         for batch in listed.chunks(BATCH) {
             let reads = self.read_many_listed(FileType::Index, batch);
             for ((name, _), r) in batch.iter().zip(reads) {
+                let r = match r {
+                    Err(e) if index_file_vanished(&e) => return Err(e),
+                    r => r,
+                };
                 let id = name.parse::<IndexId>().unwrap_or_default();
                 let file = r.and_then(|b| {
                     IndexFile::decode(&self.key, &b)
@@ -63,6 +79,16 @@ impl Repository {
     }
 
     fn read_index(&self, metadata_only: bool) -> Result<MasterIndex> {
+        let mut attempt = 0;
+        loop {
+            match self.read_index_once(metadata_only) {
+                Err(e) if index_file_vanished(&e) && attempt < INDEX_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn read_index_once(&self, metadata_only: bool) -> Result<MasterIndex> {
         let mut builder = IndexBuilder::new(metadata_only);
         let mut first_error = None;
         self.for_each_index_file(|id, file| match file {

@@ -11,5 +11,6 @@ mod objects;
 mod open;
 
 pub use handle::Repository;
+pub(crate) use index::{index_file_vanished, INDEX_RETRIES};
 pub(crate) use open::new_config;
 pub use open::InitOptions;

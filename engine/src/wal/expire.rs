@@ -227,8 +227,8 @@ mod tests {
         let done = expire(&repo, &archive, "shop", &drop, false).unwrap();
         assert_eq!(done, dry);
         assert_eq!(done.bytes_dropped, 2 * (512 << 10) + 30);
-        let full = reopen(&repo);
-        let plan = crate::prune::plan(&full, &Default::default(), &NoProgress).unwrap();
+        let mut full = reopen(&repo);
+        let plan = crate::prune::plan(&mut full, &Default::default(), &NoProgress).unwrap();
         crate::prune::execute(&full, plan, &NoProgress).unwrap();
 
         let after = reopen(&repo);

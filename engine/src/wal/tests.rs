@@ -192,14 +192,14 @@ fn prune_keeps_archived_wal_and_refuses_while_a_wal_file_is_unreadable() {
     let seg = content(3, 4 * MIB);
     let name = "000000010000000000000009";
     push(&repo, &push_of(name, &seg)).unwrap();
-    let prune = |repo: &Repository| {
+    let prune = |repo: &mut Repository| {
         let plan = crate::prune::plan(repo, &Default::default(), &NoProgress)?;
         crate::prune::execute(repo, plan, &NoProgress)
     };
     // No snapshot at all: only the WAL file needs the blobs.
-    let full = Repository::open(repo.backend().clone(), PASSWORD).unwrap();
-    prune(&full).unwrap();
-    let after = Repository::open(repo.backend().clone(), PASSWORD).unwrap();
+    let mut full = Repository::open(repo.backend().clone(), PASSWORD).unwrap();
+    prune(&mut full).unwrap();
+    let mut after = Repository::open(repo.backend().clone(), PASSWORD).unwrap();
     let archive = read_archive(&after).unwrap();
     assert_eq!(
         fetch(&after, &archive, "shop", name).unwrap().as_deref(),
@@ -212,7 +212,7 @@ fn prune_keeps_archived_wal_and_refuses_while_a_wal_file_is_unreadable() {
     after
         .block_on(after.backend().write(FileType::Wal, &junk_name, junk))
         .unwrap();
-    let e = prune(&after).unwrap_err().to_string();
+    let e = prune(&mut after).unwrap_err().to_string();
     assert!(e.contains("prune changed nothing"), "{e}");
     let e = push(&after, &push_of("00000001000000000000000A", &seg))
         .unwrap_err()

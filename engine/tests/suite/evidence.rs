@@ -51,8 +51,8 @@ fn two_snapshots(backend: &Arc<dyn Backend>, work: &std::path::Path) -> Vec<Snap
 }
 
 fn prune(backend: &Arc<dyn Backend>) -> strata_engine::prune::PruneStats {
-    let repo = open(backend);
-    let p = plan(&repo, &PruneOptions::default(), &NoProgress).unwrap();
+    let mut repo = open(backend);
+    let p = plan(&mut repo, &PruneOptions::default(), &NoProgress).unwrap();
     execute(&repo, p, &NoProgress).unwrap()
 }
 

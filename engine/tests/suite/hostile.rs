@@ -69,12 +69,12 @@ fn store(backend: &Arc<dyn Backend>, blobs: &[(BlobType, Vec<u8>)], root: BlobId
     repo.block_on(backend.write(FileType::Pack, &pack_id.to_hex(), Bytes::from(bytes)))
         .unwrap();
     let index = IndexFile {
-        supersedes: vec![],
         packs: vec![IndexPack {
             id: pack_id,
             size,
             blobs: list,
         }],
+        ..IndexFile::default()
     };
     repo.save_object(FileType::Index, &index).unwrap();
     let snap = SnapshotFile {
@@ -313,7 +313,7 @@ fn every_walk_of_trees_refuses_a_chain_too_deep() {
     let empty = repo.key().blob_id(&Tree::default().encode());
     store(&backend, &blobs, root);
     on_cli_stack(move || {
-        let repo = Repository::open(backend, b"pw").unwrap();
+        let mut repo = Repository::open(backend, b"pw").unwrap();
         let (id, snap) = strata_engine::snapshots::find(&repo, "latest").unwrap();
         let snapshots = [(id, snap.clone())];
         let refused = |what: &str, r: strata_engine::Result<()>| {
@@ -329,7 +329,7 @@ fn every_walk_of_trees_refuses_a_chain_too_deep() {
         );
         refused(
             "prune",
-            strata_engine::prune::plan(&repo, &Default::default(), &NoProgress).map(drop),
+            strata_engine::prune::plan(&mut repo, &Default::default(), &NoProgress).map(drop),
         );
         let query = strata_engine::browse::FindQuery {
             filter: strata_engine::filter::Filter::new(&["nothing".to_string()]).unwrap(),

@@ -181,13 +181,14 @@ fn a_listing_beside_a_failed_lock_check_is_never_used() {
     let mut process = lock::this_process().clone();
     process.instance = [0x5a; 16];
     let prune = strata_format::lock::LockFile {
-        exclusive: true,
+        kind: strata_format::lock::LockKind::Exclusive,
         hostname: strata_engine::hostname(),
         username: "ops".into(),
         pid: std::process::id(),
         time_ns: strata_engine::now_ns(),
-        operation: "prune".into(),
+        operation: "repair".into(),
         process: Some(process),
+        session: [0x5a; 16],
     };
     repo.save_object(FileType::Lock, &prune).unwrap();
     let Err(err) = lock::lock_for(&repo, Operation::Backup, Duration::ZERO) else {

@@ -11,7 +11,7 @@ use strata_engine::archiver::{backup_paths, BackupOptions};
 use strata_engine::lock::{self, LockTiming};
 use strata_engine::progress::NoProgress;
 use strata_engine::{snapshots, ErrorKind, Repository};
-use strata_format::lock::{LockFile, ProcessIdentity};
+use strata_format::lock::{LockFile, LockKind, ProcessIdentity};
 use strata_storage::{Backend, FileType};
 
 const MINUTE: i64 = 60 * 1_000_000_000;
@@ -42,13 +42,18 @@ fn other_process(
     process.instance = [0x5a; 16];
     edit(&mut process);
     LockFile {
-        exclusive,
+        kind: if exclusive {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        },
         hostname: strata_engine::hostname(),
         username: "ops".into(),
         pid,
         time_ns: strata_engine::now_ns() - age_min * MINUTE,
-        operation: if exclusive { "prune" } else { "backup" }.into(),
+        operation: if exclusive { "repair" } else { "backup" }.into(),
         process: Some(process),
+        session: [0x5a; 16],
     }
 }
 
@@ -341,13 +346,11 @@ fn lock_matrix() {
         WalPush,
         WalFetch,
     ];
+    let prune = [Forget, ForgetAndPrune, Prune];
     let exclusive = [
-        Forget,
-        ForgetAndPrune,
         Hold,
         Tag,
         Rewrite,
-        Prune,
         RepairIndex,
         RepairSnapshots,
         KeyAdd,
@@ -358,6 +361,7 @@ fn lock_matrix() {
         let listed = [
             none.contains(&op),
             shared.contains(&op),
+            prune.contains(&op),
             exclusive.contains(&op),
         ];
         assert_eq!(
@@ -372,16 +376,25 @@ fn lock_matrix() {
             mode == LockMode::Exclusive,
             "{op:?}"
         );
+        assert_eq!(prune.contains(&op), mode == LockMode::Prune, "{op:?}");
     }
     let (_b, repo) = init();
-    let locking: Vec<_> = shared.iter().chain(&exclusive).copied().collect();
+    let locking: Vec<_> = shared
+        .iter()
+        .chain(&prune)
+        .chain(&exclusive)
+        .copied()
+        .collect();
     for running in &locking {
         let held = lock::lock_for(&repo, *running, Duration::ZERO)
             .unwrap()
             .expect("a lock");
         for wants in strata_engine::Operation::ALL {
-            let may = !(exclusive.contains(running) || exclusive.contains(&wants))
-                || none.contains(&wants);
+            // Shared beside shared and prune; prune beside shared only; exclusive alone.
+            let may = none.contains(&wants)
+                || !(exclusive.contains(running)
+                    || exclusive.contains(&wants)
+                    || prune.contains(running) && prune.contains(&wants));
             let got = lock::lock_for(&repo, wants, Duration::ZERO);
             assert_eq!(
                 got.is_ok(),

@@ -16,6 +16,7 @@ mod metadata;
 mod migrate;
 mod progress;
 mod prune;
+mod prune_sessions;
 mod repair;
 mod retention;
 mod runtime;

@@ -59,8 +59,8 @@ fn prune_with(
     backend: &Arc<dyn Backend>,
     opts: &PruneOptions,
 ) -> strata_engine::Result<strata_engine::prune::PruneStats> {
-    let repo = Repository::open(backend.clone(), b"pw")?;
-    let p = plan(&repo, opts, &NoProgress)?;
+    let mut repo = Repository::open(backend.clone(), b"pw")?;
+    let p = plan(&mut repo, opts, &NoProgress)?;
     execute(&repo, p, &NoProgress)
 }
 
@@ -126,8 +126,8 @@ fn prune_frees_what_only_forgotten_snapshots_needed() {
     assert_eq!(stats.bytes_freed, (before - after) as i64, "{stats:?}");
     assert_intact(&backend, &kept, &sources);
     // Nothing is left to do, and doing it again changes nothing.
-    let repo = Repository::open(backend.clone(), b"pw").unwrap();
-    let again = plan(&repo, &everything, &NoProgress).unwrap();
+    let mut repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let again = plan(&mut repo, &everything, &NoProgress).unwrap();
     assert!(again.is_noop(), "{:?}", again.stats);
     assert_eq!(again.stats.unused_blobs, 0, "{:?}", again.stats);
     assert_eq!(again.stats.unused_bytes, 0, "{:?}", again.stats);
@@ -188,8 +188,8 @@ fn prune_interrupted_at_every_mutation_loses_nothing() {
         assert_intact(&backend, &kept, &sources);
         prune(&backend).unwrap_or_else(|e| panic!("prune after failure {n}: {e}"));
         assert_intact(&backend, &kept, &sources);
-        let repo = Repository::open(backend.clone(), b"pw").unwrap();
-        let again = plan(&repo, &PruneOptions::default(), &NoProgress).unwrap();
+        let mut repo = Repository::open(backend.clone(), b"pw").unwrap();
+        let again = plan(&mut repo, &PruneOptions::default(), &NoProgress).unwrap();
         assert!(
             again.is_noop(),
             "after failure {n} and a full prune, work is left: {:?}",

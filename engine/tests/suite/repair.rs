@@ -432,9 +432,9 @@ fn prune_and_repair_snapshots_keep_what_another_key_wrote() {
     rt.block_on(b.delete(FileType::Snapshot, &a_snap)).unwrap();
     drop(_lock);
 
-    let repo = Repository::open(b.clone(), b"pw").unwrap();
+    let mut repo = Repository::open(b.clone(), b"pw").unwrap();
     let _lock = strata_engine::lock::lock(&repo, "prune", true).unwrap();
-    let plan = strata_engine::prune::plan(&repo, &Default::default(), &NoProgress).unwrap();
+    let plan = strata_engine::prune::plan(&mut repo, &Default::default(), &NoProgress).unwrap();
     let mut kept = plan.stats.unreadable_packs.clone();
     kept.sort();
     assert_eq!(kept, a_packs);
