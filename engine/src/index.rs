@@ -345,16 +345,18 @@ impl IndexBuilder {
                 *state = PackState::Dropped;
             }
         }
-        let live: std::collections::HashSet<PackId> = index
-            .packs
-            .iter()
-            .zip(&index.state)
-            .filter(|(_, s)| **s == PackState::Live)
-            .map(|((id, _), _)| *id)
-            .collect();
-        for (state, (id, _)) in index.state.iter_mut().zip(&index.packs) {
-            if *state == PackState::Marked && live.contains(id) {
-                *state = PackState::Dropped;
+        if index.state.contains(&PackState::Marked) {
+            let live: std::collections::HashSet<PackId> = index
+                .packs
+                .iter()
+                .zip(&index.state)
+                .filter(|(_, s)| **s == PackState::Live)
+                .map(|((id, _), _)| *id)
+                .collect();
+            for (state, (id, _)) in index.state.iter_mut().zip(&index.packs) {
+                if *state == PackState::Marked && live.contains(id) {
+                    *state = PackState::Dropped;
+                }
             }
         }
         let state = &index.state;
@@ -465,4 +467,84 @@ mod tests {
             index.memory_bytes()
         );
     }
+
+    fn marked(pack: u8, blobs: impl Iterator<Item = u32>, mark: u8) -> IndexFile {
+        let f = file(pack, blobs);
+        IndexFile {
+            marked: f
+                .packs
+                .into_iter()
+                .map(|p| strata_format::index::MarkedPack {
+                    mark: [mark; 16],
+                    marked_ns: 7,
+                    pack: p,
+                })
+                .collect(),
+            ..IndexFile::default()
+        }
+    }
+
+    fn id(name: &[u8]) -> IndexId {
+        IndexId(Digest::of_stored(name))
+    }
+
+    /// Marked blobs are found for reading but not counted as present for new snapshots;
+    /// where a blob is also in a live pack, the live one is found.
+    #[test]
+    fn marked_packs_are_readable_but_not_reusable() {
+        let index = MasterIndex::from_files([
+            (id(b"live"), file(1, 0..10)),
+            (id(b"marks"), marked(2, 5..20, 9)),
+        ]);
+        for n in 0..10 {
+            let loc = index.get(&blob(n).id).unwrap();
+            assert_eq!(index.pack_state(loc.pack), PackState::Live, "{n}");
+            assert!(index.contains(&blob(n).id), "{n}");
+        }
+        for n in 10..20 {
+            let loc = index.get(&blob(n).id).expect("a marked blob reads");
+            assert_eq!(index.pack_state(loc.pack), PackState::Marked, "{n}");
+            assert!(!index.contains(&blob(n).id), "{n} is not reusable");
+        }
+        assert_eq!(index.marks().len(), 1);
+        assert_eq!(index.marks()[0].mark, [9; 16]);
+    }
+
+    /// A superseded file's packs, marks and seals do not count; a mark of a pack that a
+    /// current file names live does not either.
+    #[test]
+    fn superseded_files_and_marks_of_live_packs_do_not_count() {
+        let mut newer = marked(2, 0..5, 3);
+        newer.supersedes = vec![id(b"old")];
+        newer.seals = vec![Seal {
+            mark: [3; 16],
+            sealed_ns: 8,
+            sessions: vec![],
+        }];
+        let mut old = file(2, 0..5);
+        old.seals = vec![Seal {
+            mark: [4; 16],
+            sealed_ns: 1,
+            sessions: vec![],
+        }];
+        let index = MasterIndex::from_files([
+            (id(b"old"), old),
+            (id(b"new"), newer),
+            (id(b"backup"), file(3, 100..103)),
+            (id(b"remark"), marked(3, 100..103, 5)),
+        ]);
+        for n in 0..5 {
+            assert!(!index.contains(&blob(n).id), "{n}: only the marked listing counts");
+            assert!(index.get(&blob(n).id).is_some());
+        }
+        for n in 100..103 {
+            assert!(index.contains(&blob(n).id), "{n}: live wins over the mark");
+        }
+        let marks: Vec<[u8; 16]> = index.marks().iter().map(|m| m.mark).collect();
+        assert_eq!(marks, vec![[3; 16]]);
+        let seals: Vec<[u8; 16]> = index.seals().iter().map(|s| s.mark).collect();
+        assert_eq!(seals, vec![[3; 16]]);
+        assert_eq!(index.files().len(), 4);
+    }
+
 }

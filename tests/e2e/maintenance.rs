@@ -1153,13 +1153,15 @@ fn concurrent_backups_both_succeed() {
     assert_same_tree(&b, &restored(&target, &b));
 }
 
-/// A prune meeting a running backup fails at once with exit code 11 naming the holder;
-/// with --retry-lock it waits for the backup and then runs.
+/// A prune meeting a running backup runs beside it (two-phase: spec/prune.md) and deletes
+/// nothing the backup may need; an exclusive command (`repair snapshots`) fails at once
+/// with exit code 11 naming the holder, and with --retry-lock waits for the backup and then
+/// runs.
 ///
 /// The backup reads standard input, so it holds its lock exactly until the test closes
 /// its input: no timing decides the outcome.
 #[test]
-fn prune_waits_for_a_running_backup_only_with_retry_lock() {
+fn prune_runs_beside_a_running_backup_and_exclusive_commands_wait_with_retry_lock() {
     let env = Env::init_small_packs();
     let (mut command, cmdline) = env
         .cmd()
@@ -1184,28 +1186,29 @@ fn prune_waits_for_a_running_backup_only_with_retry_lock() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    run_line(&env, "prune")
+    let beside = json_of(&env, "prune --json");
+    assert_eq!(counter(&beside, "other_sessions"), 1, "{beside}");
+    assert_eq!(counter(&beside, "packs_deleted"), 0, "{beside}");
+    run_line(&env, "forget --keep-last 1").success();
+    run_line(&env, "repair snapshots --dry-run")
         .code(EXIT_LOCKED)
         .one_line_error()
         .stderr_contains("locked")
         .stderr_contains("backup");
-    run_line(&env, "forget --keep-last 1")
-        .code(EXIT_LOCKED)
-        .stderr_contains("locked");
     // Reading commands share the lock with the backup.
     run_line(&env, "check").success();
 
     let content = random_bytes(8000, 3 * MIB as usize);
-    let (prune, backup_out) = std::thread::scope(|s| {
-        let prune = s.spawn(|| run_line(&env, "--retry-lock 5m prune --json"));
-        // The prune is waiting; the backup gets its input and finishes.
+    let (repair, backup_out) = std::thread::scope(|s| {
+        let repair = s.spawn(|| run_line(&env, "--retry-lock 5m repair snapshots --dry-run"));
+        // The repair is waiting; the backup gets its input and finishes.
         std::thread::sleep(Duration::from_millis(500));
-        assert!(!prune.is_finished(), "prune did not wait for the lock");
+        assert!(!repair.is_finished(), "repair did not wait for the lock");
         let mut stdin = backup.stdin.take().unwrap();
         stdin.write_all(&content).unwrap();
         drop(stdin);
         let backup_out = backup.wait_with_output().unwrap();
-        (prune.join().unwrap(), backup_out)
+        (repair.join().unwrap(), backup_out)
     });
     assert!(
         backup_out.status.success(),
@@ -1213,14 +1216,11 @@ fn prune_waits_for_a_running_backup_only_with_retry_lock() {
         backup_out.status,
         String::from_utf8_lossy(&backup_out.stderr)
     );
+    repair.success();
     let summary: Value = serde_json::from_slice(&backup_out.stdout).unwrap();
     let id = summary["snapshot_id"].as_str().unwrap().to_owned();
-    let stats = prune.success().json();
-    assert_eq!(
-        counter(&stats, "snapshots"),
-        1,
-        "prune ran before the backup's snapshot existed: {stats}"
-    );
+    let stats = json_of(&env, "prune --json");
+    assert_eq!(counter(&stats, "snapshots"), 1, "{stats}");
     assert_eq!(counter(&stats, "packs_deleted"), 0, "{stats}");
 
     let target = env.path("restore");
