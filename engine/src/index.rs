@@ -534,7 +534,10 @@ mod tests {
             (id(b"remark"), marked(3, 100..103, 5)),
         ]);
         for n in 0..5 {
-            assert!(!index.contains(&blob(n).id), "{n}: only the marked listing counts");
+            assert!(
+                !index.contains(&blob(n).id),
+                "{n}: only the marked listing counts"
+            );
             assert!(index.get(&blob(n).id).is_some());
         }
         for n in 100..103 {
@@ -546,5 +549,4 @@ mod tests {
         assert_eq!(seals, vec![[3; 16]]);
         assert_eq!(index.files().len(), 4);
     }
-
 }

@@ -24,12 +24,14 @@
 //!   destination of `copy`, and `pg wal-push`. Two backups may run at once: each writes its
 //!   own packs and index files. (A WAL push also merges WAL files: it deletes only files
 //!   whose entries a file it wrote first lists, so readers lose nothing; spec/wal.md.)
-//! - **prune**: `prune` and `forget` (with or without `--prune`). One at a time, beside
-//!   backups, copies, checks and restores: prune deletes in two phases, so that nothing a
-//!   running session may still name is deleted (spec/prune.md).
-//! - **exclusive**: `hold`, `tag`, `rewrite`, `repair index`, `repair snapshots`, `key
-//!   add`, `key remove`, `key passwd` — what rewrites snapshots, keys or the index
-//!   wholesale.
+//! - **prune**: `prune`, `forget` (with or without `--prune`), `hold`, `tag`, `rewrite`,
+//!   `key add`, `key remove`, `key passwd`: what deletes or replaces snapshots or keys. One
+//!   at a time, beside backups, copies, checks and restores: prune deletes in two phases, so
+//!   that nothing a running session may still name is deleted (spec/prune.md), and while a
+//!   prune runs no snapshot is replaced (a snapshot read by name and gone, its replacement
+//!   not yet listed, would be missed).
+//! - **exclusive**: `repair index` and `repair snapshots`, which rebuild the index or
+//!   rewrite snapshots wholesale.
 //!
 //! The test `lock_matrix` in `engine/tests` takes the real locks of every pair of
 //! operations and checks them against this table.
@@ -219,9 +221,9 @@ impl Operation {
             Restore | Dump | Ls | Find | Diff | Stats | CatBlob | Mount | Check | Verify
             | CopyFrom | ListBlobs | WalFetch => LockMode::Read,
             Backup | RestoreDatabase | CopyTo | Evidence | WalPush => LockMode::Shared,
-            Forget | ForgetAndPrune | Prune => LockMode::Prune,
-            Hold | RepairIndex | RepairSnapshots | KeyAdd | KeyRemove | KeyPasswd | Tag
-            | Rewrite => LockMode::Exclusive,
+            Forget | ForgetAndPrune | Prune | Hold | Tag | Rewrite | KeyAdd | KeyRemove
+            | KeyPasswd => LockMode::Prune,
+            RepairIndex | RepairSnapshots => LockMode::Exclusive,
         }
     }
 

@@ -139,7 +139,10 @@ fn many_hosts_back_up_into_one_s3_repository_while_prune_runs() {
     let want: BTreeSet<(u64, u64)> = (1..=HOSTS)
         .flat_map(|h| [(h, ROUNDS - 2), (h, ROUNDS - 1)])
         .collect();
-    assert_eq!(survivors, want, "the last two snapshots of each host remain");
+    assert_eq!(
+        survivors, want,
+        "the last two snapshots of each host remain"
+    );
     for s in env.snapshots() {
         let id = s["id"].as_str().unwrap();
         let (host, round) = of[id];

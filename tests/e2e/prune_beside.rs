@@ -117,7 +117,12 @@ fn settle(env: &Env, what: &str) {
         .strata(["prune", "--dry-run", "--json"])
         .success()
         .json();
-    for field in ["repack_packs", "unused_packs", "unindexed_packs", "waiting_packs"] {
+    for field in [
+        "repack_packs",
+        "unused_packs",
+        "unindexed_packs",
+        "waiting_packs",
+    ] {
         assert_eq!(again[field], 0, "{what}: {field} left: {again}");
     }
 }
@@ -180,7 +185,10 @@ fn prune_killed_at_every_mutation_beside_a_backup_loses_nothing() {
         assert_restores(&env, &kept, &copy, &env.path("src"), &what);
         assert_restores(&env, &b_id, &env.path("b"), &env.path("b"), &what);
     }
-    assert!(killed as u64 >= m, "only {killed} of {m} prunes were killed");
+    assert!(
+        killed as u64 >= m,
+        "only {killed} of {m} prunes were killed"
+    );
 }
 
 /// The mutations of the slow backup alone.
@@ -205,10 +213,17 @@ fn backup_killed_at_every_mutation_beside_a_prune_loses_nothing() {
         let mut backup = slow_backup(&env, &blog, Some(&fault));
         // A prune once the backup has its lock and its index (or has died trying).
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::read_to_string(&blog).unwrap_or_default().lines().count() < 2
+        while std::fs::read_to_string(&blog)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < 2
             && backup.try_wait().unwrap().is_none()
         {
-            assert!(Instant::now() < deadline, "{fault}: the backup never started");
+            assert!(
+                Instant::now() < deadline,
+                "{fault}: the backup never started"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // One prune marks; the next, while the backup that began before the mark may
@@ -238,5 +253,8 @@ fn backup_killed_at_every_mutation_beside_a_prune_loses_nothing() {
             assert_restores(&env, &id, &env.path("b"), &env.path("b"), &what);
         }
     }
-    assert!(killed as u64 >= m - 1, "only {killed} of {m} backups were killed");
+    assert!(
+        killed as u64 >= m - 1,
+        "only {killed} of {m} backups were killed"
+    );
 }

@@ -346,17 +346,18 @@ fn lock_matrix() {
         WalPush,
         WalFetch,
     ];
-    let prune = [Forget, ForgetAndPrune, Prune];
-    let exclusive = [
+    let prune = [
+        Forget,
+        ForgetAndPrune,
+        Prune,
         Hold,
         Tag,
         Rewrite,
-        RepairIndex,
-        RepairSnapshots,
         KeyAdd,
         KeyRemove,
         KeyPasswd,
     ];
+    let exclusive = [RepairIndex, RepairSnapshots];
     for op in strata_engine::Operation::ALL {
         let listed = [
             none.contains(&op),
