@@ -12,8 +12,8 @@ const INDEX_BLOBS: usize = 50_000;
 /// Storage deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 16;
 
-/// What a prune or repair writes as the new index: live packs, packs marked for deletion,
-/// and seals.
+/// What a repair writes as the new index: live packs, packs marked for deletion, and
+/// seals.
 #[derive(Default)]
 pub(crate) struct NewIndex {
     pub packs: Vec<IndexPack>,
@@ -21,57 +21,93 @@ pub(crate) struct NewIndex {
     pub seals: Vec<Seal>,
 }
 
-/// Writes index files naming `new` (at most [`INDEX_BLOBS`] blobs each, at least one
-/// file; the seals go in the first; marked packs before live ones). Only the last file
-/// written supersedes `supersedes`: until it is durable, the files it replaces are still
-/// current and name every pack (a reader ignores a superseded file, so the new index must
-/// be whole before anything supersedes it). Returns their names.
+/// Writes index files naming `new` (see [`IndexWriter`]), the last superseding
+/// `supersedes`. Returns their names.
 pub(crate) fn write_index_files(
     repo: &Repository,
     new: NewIndex,
     supersedes: &[IndexId],
 ) -> Result<Vec<String>> {
-    let mut files: Vec<IndexFile> = Vec::new();
-    let mut file = IndexFile {
-        seals: new.seals,
-        ..IndexFile::default()
-    };
-    let mut blobs = 0usize;
-    let all = new
-        .marked
-        .into_iter()
-        .map(|m| (m.pack, Some((m.mark, m.marked_ns))))
-        .chain(new.packs.into_iter().map(|p| (p, None)));
-    for (pack, mark) in all {
-        blobs += pack.blobs.len();
-        match mark {
-            None => file.packs.push(pack),
-            Some((mark, marked_ns)) => file.marked.push(MarkedPack {
-                mark,
-                marked_ns,
-                pack,
-            }),
+    let mut w = IndexWriter::new(repo);
+    for m in new.marked {
+        w.marked(m)?;
+    }
+    for p in new.packs {
+        w.pack(p)?;
+    }
+    w.finish(new.seals, supersedes)
+}
+
+/// Writes a new index as it is produced, at most [`INDEX_BLOBS`] blobs a file, so that
+/// only one file is held in memory. Only the last file, written by [`IndexWriter::finish`],
+/// supersedes anything: until it is durable the files it replaces are still current and
+/// name every pack (a reader ignores a superseded file, so the new index must be whole
+/// before anything supersedes it).
+pub(crate) struct IndexWriter<'a> {
+    repo: &'a Repository,
+    file: IndexFile,
+    blobs: usize,
+    written: Vec<String>,
+}
+
+impl<'a> IndexWriter<'a> {
+    pub(crate) fn new(repo: &'a Repository) -> Self {
+        IndexWriter {
+            repo,
+            file: IndexFile::default(),
+            blobs: 0,
+            written: Vec::new(),
         }
-        if blobs >= INDEX_BLOBS {
-            files.push(std::mem::take(&mut file));
-            blobs = 0;
+    }
+
+    pub(crate) fn pack(&mut self, pack: IndexPack) -> Result<()> {
+        self.blobs += pack.blobs.len();
+        self.file.packs.push(pack);
+        self.flush_if_full()
+    }
+
+    pub(crate) fn marked(&mut self, marked: MarkedPack) -> Result<()> {
+        self.blobs += marked.pack.blobs.len();
+        self.file.marked.push(marked);
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> Result<()> {
+        if self.blobs >= INDEX_BLOBS {
+            let file = std::mem::take(&mut self.file);
+            self.written
+                .push(self.repo.save_object(FileType::Index, &file)?.to_hex());
+            self.blobs = 0;
         }
+        Ok(())
     }
-    if !file.packs.is_empty()
-        || !file.marked.is_empty()
-        || !file.seals.is_empty()
-        || files.is_empty()
-    {
-        files.push(file);
+
+    /// Writes what is left with `seals`, superseding `supersedes` (a file is written if
+    /// there is anything to say, or if nothing was written yet); returns every file's name.
+    pub(crate) fn finish(
+        mut self,
+        seals: Vec<Seal>,
+        supersedes: &[IndexId],
+    ) -> Result<Vec<String>> {
+        self.file.seals = seals;
+        self.file.supersedes = supersedes.to_vec();
+        let f = &self.file;
+        if !f.packs.is_empty()
+            || !f.marked.is_empty()
+            || !f.seals.is_empty()
+            || !f.supersedes.is_empty()
+            || self.written.is_empty()
+        {
+            self.written
+                .push(self.repo.save_object(FileType::Index, &self.file)?.to_hex());
+        }
+        Ok(self.written)
     }
-    if let Some(last) = files.last_mut() {
-        last.supersedes = supersedes.to_vec();
+
+    /// How many files were written so far.
+    pub(crate) fn written(&self) -> usize {
+        self.written.len()
     }
-    let mut written = Vec::with_capacity(files.len());
-    for file in files {
-        written.push(repo.save_object(FileType::Index, &file)?.to_hex());
-    }
-    Ok(written)
 }
 
 /// Deletes objects, several at a time. An object already gone is not an error. Deletes

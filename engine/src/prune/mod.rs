@@ -287,10 +287,42 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             })
             .collect();
         order.sort_unstable();
-        let mut new = crate::objects::NewIndex::default();
+        // This run's marks go in files of their own (`mine`), finished first and
+        // superseding nothing, so that when they can be deleted at once (step 5) their
+        // files can go with them; everything else (`rest`) ends with the file that
+        // supersedes what was read.
+        let mut mine = crate::objects::IndexWriter::new(repo);
+        let mut rest = crate::objects::IndexWriter::new(repo);
         let mut waiting_marks: Vec<[u8; 16]> = Vec::new();
+        let mut listed = vec![false; packs.len()];
+        let mut mark_now = |pack: IndexPack, mine: &mut crate::objects::IndexWriter| {
+            marked_now.push(pack.id.to_hex());
+            stats.marked_bytes += pack.size;
+            mine.marked(MarkedPack {
+                mark,
+                marked_ns: now,
+                pack,
+            })
+        };
+        let mut keep_waiting = |pack: IndexPack,
+                                info: &PackInfo,
+                                rest: &mut crate::objects::IndexWriter|
+         -> Result<()> {
+            // Under each of its marks (a pack is rarely under two).
+            for (m, at) in &info.marks {
+                waiting_marks.push(*m);
+                rest.marked(MarkedPack {
+                    mark: *m,
+                    marked_ns: *at,
+                    pack: pack.clone(),
+                })?;
+            }
+            Ok(())
+        };
         for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let info = &packs[group[0].0 as usize];
+            let c = group[0].0 as usize;
+            let info = &packs[c];
+            listed[c] = true;
             let pack = IndexPack {
                 id: info.id,
                 size: info.size,
@@ -309,101 +341,47 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                     .collect(),
             };
             match info.fate {
-                Fate::Keep | Fate::Revive => new.packs.push(pack),
-                Fate::Repack | Fate::Mark => {
-                    marked_now.push(info.id.to_hex());
-                    stats.marked_bytes += info.size;
-                    new.marked.push(MarkedPack {
-                        mark,
-                        marked_ns: now,
-                        pack,
-                    });
-                }
-                _ => {
-                    // Waiting: under each of its marks (a pack is rarely under two).
-                    for (m, at) in &info.marks {
-                        waiting_marks.push(*m);
-                        new.marked.push(MarkedPack {
-                            mark: *m,
-                            marked_ns: *at,
-                            pack: pack.clone(),
-                        });
-                    }
-                }
+                Fate::Keep | Fate::Revive => rest.pack(pack)?,
+                Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
+                _ => keep_waiting(pack, info, &mut rest)?,
             }
         }
+        drop(order);
         // Marked packs whose entries all resolve elsewhere (every blob also in a live
         // pack) have no group above: they are marked with no blobs.
-        for info in &packs {
-            let listed = |id: &PackId| new.marked.iter().any(|m| m.pack.id == *id);
+        for (c, info) in packs.iter().enumerate() {
+            if listed[c] {
+                continue;
+            }
+            let bare = IndexPack {
+                id: info.id,
+                size: info.size,
+                blobs: Vec::new(),
+            };
             match info.fate {
-                Fate::Repack | Fate::Mark if !listed(&info.id) => {
-                    marked_now.push(info.id.to_hex());
-                    stats.marked_bytes += info.size;
-                    new.marked.push(MarkedPack {
-                        mark,
-                        marked_ns: now,
-                        pack: IndexPack {
-                            id: info.id,
-                            size: info.size,
-                            blobs: Vec::new(),
-                        },
-                    });
-                }
-                Fate::Wait if !listed(&info.id) => {
-                    for (m, at) in &info.marks {
-                        waiting_marks.push(*m);
-                        new.marked.push(MarkedPack {
-                            mark: *m,
-                            marked_ns: *at,
-                            pack: IndexPack {
-                                id: info.id,
-                                size: info.size,
-                                blobs: Vec::new(),
-                            },
-                        });
-                    }
-                }
+                Fate::Repack | Fate::Mark => mark_now(bare, &mut mine)?,
+                Fate::Wait => keep_waiting(bare, info, &mut rest)?,
                 _ => {}
             }
         }
         for pack in unindexed.iter().cloned() {
-            marked_now.push(pack.id.to_hex());
-            stats.marked_bytes += pack.size;
-            new.marked.push(MarkedPack {
-                mark,
-                marked_ns: now,
-                pack,
-            });
+            mark_now(pack, &mut mine)?;
         }
-        new.packs.extend(new_packs);
+        for pack in new_packs {
+            rest.pack(pack)?;
+        }
         waiting_marks.sort_unstable();
         waiting_marks.dedup();
-        new.seals = waiting_marks
+        let carried: Vec<Seal> = waiting_marks
             .iter()
             .filter_map(|m| seals.get(m).cloned())
             .collect();
-        // This run's marks go in files of their own, written first (superseding nothing:
-        // until the last file below is durable, the files they would replace still name
-        // those packs live), so that when they can be deleted at once (step 5) their files
-        // can go with them.
-        let (mine, waiting): (Vec<MarkedPack>, Vec<MarkedPack>) =
-            new.marked.into_iter().partition(|m| m.mark == mark);
-        new.marked = waiting;
         crate::progress::check_stop(progress)?;
-        if !mine.is_empty() {
-            marks_files = crate::objects::write_index_files(
-                repo,
-                crate::objects::NewIndex {
-                    marked: mine,
-                    ..Default::default()
-                },
-                &[],
-            )?;
+        if !marked_now.is_empty() || mine.written() > 0 {
+            marks_files = mine.finish(Vec::new(), &[])?;
             stats.index_files_written += marks_files.len() as u64;
         }
-        stats.index_files_written +=
-            crate::objects::write_index_files(repo, new, &supersedes)?.len() as u64;
+        stats.index_files_written += rest.finish(carried, &supersedes)?.len() as u64;
 
         // 3. Superseded index files.
         crate::objects::delete_all(repo, FileType::Index, &index_files)?;
