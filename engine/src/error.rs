@@ -42,7 +42,10 @@ pub enum ErrorKind {
 pub struct LockHolder {
     /// The command holding it, e.g. `"backup"`.
     pub operation: String,
+    /// Whether it excludes every other lock (repair).
     pub exclusive: bool,
+    /// `shared`, `prune` or `exclusive` (spec/lock.md).
+    pub kind: String,
     pub hostname: String,
     pub username: String,
     /// Process id in the holder's own PID namespace.

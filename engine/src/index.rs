@@ -235,14 +235,15 @@ impl MasterIndex {
         self.metadata.get(pos as usize).copied().unwrap_or(false)
     }
 
-    /// The packs that hold metadata only, each once, with their sizes.
+    /// The live packs that hold metadata only, each once, with their sizes.
     pub fn metadata_packs(&self) -> Vec<(PackId, u64)> {
         let mut packs: Vec<(PackId, u64)> = self
             .packs
             .iter()
             .zip(&self.metadata)
             .zip(&self.state)
-            .filter(|((_, m), s)| **m && **s != PackState::Dropped)
+            // Marked packs are read on demand (rarely), not cached ahead.
+            .filter(|((_, m), s)| **m && **s == PackState::Live)
             .map(|(p, _)| p)
             .map(|(p, _)| *p)
             .collect();

@@ -36,29 +36,57 @@ pub fn list(repo: &Repository) -> Result<Vec<(SnapshotId, SnapshotFile)>> {
 
 /// Every snapshot with its own result, oldest readable first (for `check`).
 pub fn list_lenient(repo: &Repository) -> Result<Vec<(SnapshotId, Result<SnapshotFile>)>> {
-    let listed = repo.list_objects(FileType::Snapshot)?;
-    let names: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
-    let reads = repo.read_many_listed(FileType::Snapshot, &listed);
-    let mut out: Vec<(SnapshotId, Result<SnapshotFile>)> = names
-        .iter()
-        .zip(reads)
-        .map(|(name, r)| {
-            let id = name.parse::<SnapshotId>().unwrap_or_default();
-            let s = r.and_then(|b| {
-                SnapshotFile::decode(repo.key(), &b)
-                    .map_err(|e| EngineError::format(format!("snapshots/{name}"), e))
-            });
-            (id, s)
-        })
-        // Gone since it was listed: a `forget` running beside this process removed it.
-        .filter(|(_, s)| {
-            !matches!(s, Err(EngineError::Storage(e))
-                if e.kind == strata_storage::ErrorKind::NotFound)
-        })
+    let mut read: std::collections::BTreeMap<String, Result<SnapshotFile>> =
+        std::collections::BTreeMap::new();
+    let mut listed = repo.list_objects(FileType::Snapshot)?;
+    let mut relists = 0;
+    loop {
+        let new: Vec<(String, u64)> = listed
+            .into_iter()
+            .filter(|(n, _)| !read.contains_key(n))
+            .collect();
+        let reads = repo.read_many_listed(FileType::Snapshot, &new);
+        let mut vanished = false;
+        for ((name, _), r) in new.into_iter().zip(reads) {
+            match r {
+                Err(EngineError::Storage(e)) if e.kind == strata_storage::ErrorKind::NotFound => {
+                    vanished = true;
+                }
+                r => {
+                    let s = r.and_then(|b| {
+                        SnapshotFile::decode(repo.key(), &b)
+                            .map_err(|e| EngineError::format(format!("snapshots/{name}"), e))
+                    });
+                    read.insert(name, s);
+                }
+            }
+        }
+        if !vanished {
+            break;
+        }
+        // Gone since it was listed: forgotten, or replaced (`hold`, `tag`, a copy carrying
+        // a hold over), and a replacement is written before the old file is deleted. List
+        // again and read what is new, so that a replacement is never missed.
+        relists += 1;
+        if relists > SNAPSHOT_RELISTS {
+            return Err(EngineError::locked(format!(
+                "the snapshots kept changing while they were read ({SNAPSHOT_RELISTS} \
+                 listings); try again"
+            )));
+        }
+        listed = repo.block_on(repo.backend().list(FileType::Snapshot))?;
+    }
+    let mut out: Vec<(SnapshotId, Result<SnapshotFile>)> = read
+        .into_iter()
+        .map(|(name, s)| (name.parse::<SnapshotId>().unwrap_or_default(), s))
         .collect();
     out.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
     Ok(out)
 }
+
+/// How many times the snapshots are listed again when a listed one vanished before it was
+/// read.
+const SNAPSHOT_RELISTS: usize = 8;
 
 /// Every readable snapshot, oldest first; unreadable ones are skipped with a warning (so
 /// one damaged snapshot does not stop backups or listings; `check` reports it). Not for

@@ -19,9 +19,10 @@ use crate::FormatError;
 pub enum LockKind {
     /// Backups, copies, checks, restores: any number at once, beside a prune.
     Shared,
-    /// Prune and forget: one at a time, beside shared locks (version 3).
+    /// Prune, forget, and the commands that replace snapshots or keys (hold, tag, rewrite,
+    /// key changes): one at a time, beside shared locks (version 3).
     Prune,
-    /// Repair and the commands that rewrite snapshots or keys: excludes every other lock.
+    /// Repair: excludes every other lock.
     Exclusive,
 }
 

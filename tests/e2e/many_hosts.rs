@@ -13,7 +13,7 @@ use crate::remote::{init_repo, s3_env};
 use crate::util::*;
 
 const HOSTS: u64 = 3;
-const ROUNDS: u64 = 5;
+const ROUNDS: u64 = 6;
 /// Files every host has (the same bytes under each host's own path).
 const SHARED: [usize; 3] = [700_000, 1_200_000, 900_000];
 /// The file only one host has, rewritten every round.
@@ -27,12 +27,14 @@ fn unique_bytes(host: u64, round: u64) -> Vec<u8> {
     random_bytes(host * 100 + round, UNIQUE)
 }
 
-/// What host `host`'s tree holds in round `round` (relative path, bytes).
+/// What host `host`'s tree holds in round `round` (relative path, bytes). Its own file
+/// comes back every third round: by then the snapshot that had it may have been forgotten
+/// and its data marked by a prune, which the backup must then store again or revive.
 fn tree(host: u64, round: u64) -> BTreeMap<String, Vec<u8>> {
     let mut files: BTreeMap<String, Vec<u8>> = (0..SHARED.len())
         .map(|i| (format!("shared/s{i}.bin"), shared_bytes(i)))
         .collect();
-    files.insert(format!("own/h{host}.bin"), unique_bytes(host, round));
+    files.insert(format!("own/h{host}.bin"), unique_bytes(host, round % 3));
     files
 }
 
@@ -55,7 +57,7 @@ fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Three hosts back up overlapping trees five times each into one S3 repository while
+/// Three hosts back up overlapping trees six times each into one S3 repository while
 /// `forget --keep-last 2 --prune` runs in a loop beside them. Every backup and every prune
 /// succeeds; afterwards `check --read-data` is clean, exactly the last two snapshots of
 /// each host remain and restore byte for byte as backed up, and `stats` shows the shared

@@ -57,9 +57,9 @@ pub struct PruneArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Delete a marked pack only once its mark is at least this old (e.g. 1h, 1d), on top
-    /// of waiting for the sessions that were running when it was marked. Raise it when
-    /// readers use the repository without a lock (--no-lock) or the store lists new
-    /// objects late.
+    /// of waiting for the sessions that were running when it was marked. It protects what
+    /// the sessions rule cannot see, for as long as it lasts: readers without a lock
+    /// (--no-lock), a store that lists new objects late.
     #[arg(long, value_name = "DURATION", default_value = "0s",
           value_parser = humantime::parse_duration)]
     pub grace: std::time::Duration,
@@ -191,7 +191,8 @@ pub fn prune_locked(
             if done.packs_marked > 0 && !done.marked_deleted_now {
                 println!(
                     "marked {} packs ({}) for deletion: a later prune deletes them once the \
-                     sessions running now have ended{}",
+                     sessions running when they were marked have ended (or a snapshot or WAL \
+                     file written meanwhile was read){}",
                     done.packs_marked,
                     bytes(done.marked_bytes),
                     if args.grace.is_zero() {

@@ -109,8 +109,8 @@ fn acquire(
     let mut first = true;
     loop {
         // A shared lock is first written without looking: the check after the write finds
-        // any conflict, and a writer that raced an exclusive lock removes its own. An
-        // exclusive one (prune, rare) looks first, so that its lock file never stops a
+        // any conflict, and a writer that raced an exclusive lock removes its own. A
+        // prune or exclusive one (rare) looks first, so that its lock file never stops a
         // backup starting while it only waits; so does every retry.
         let look_first = kind != LockKind::Shared || !first;
         first = false;
@@ -161,7 +161,6 @@ fn try_lock(
             id: LockId::default(),
             lock: mine.clone(),
             lost: None,
-            others_at_start: Vec::new(),
         }),
     };
     let id = holder.write(&mine)?;
@@ -175,8 +174,7 @@ fn try_lock(
     repo.list_early(early);
     // Another process may have locked between our check and our write: check again (the
     // guard removes our lock file if we lose).
-    let others = check_conflicts(repo, kind, Some(&id), timing)?;
-    guard.holder.held().others_at_start = others;
+    check_conflicts(repo, kind, Some(&id), timing)?;
     guard.start_refresher(timing.refresh_every);
     repo.lock_slot().register(&guard.holder);
     Ok(guard)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::guard::{released, Registration};
-use super::judge::check_conflicts;
+use super::judge::{check_conflicts, judge_locks};
 use crate::{EngineError, Repository, Result};
 use strata_format::lock::LockKind;
 
@@ -12,21 +12,30 @@ use strata_format::lock::LockKind;
 /// prune seals a mark with, and compares seals against (spec/prune.md). Fails if a lock
 /// that conflicts with this handle's has appeared, or if this handle's lock is lost. A
 /// handle without a lock (tests) gets every live lock's session.
+///
+/// A lock removed now because it expired counts as live for this run: its holder may be
+/// running still (a clock far off, a pause), and only learns at its next check that its
+/// lock is gone (spec/prune.md).
 pub(crate) fn other_sessions(repo: &Repository) -> Result<Vec<[u8; 16]>> {
-    match repo.lock_slot().get() {
-        Registration::None => check_conflicts(
+    let judged = match repo.lock_slot().get() {
+        Registration::None => judge_locks(
             repo,
             LockKind::Shared,
             None,
             &super::timing::LockTiming::default(),
-        ),
-        Registration::Released => Err(released()),
+        )?,
+        Registration::Released => return Err(released()),
         Registration::Held(holder) => {
             holder.verify()?;
             let held = holder.held();
-            check_conflicts(repo, held.lock.kind, Some(&held.id), &holder.timing)
+            judge_locks(repo, held.lock.kind, Some(&held.id), &holder.timing)?
         }
-    }
+    };
+    let mut sessions = judged.live;
+    sessions.extend(judged.expired);
+    sessions.sort_unstable();
+    sessions.dedup();
+    Ok(sessions)
 }
 
 /// Checks, before a delete, that this handle's lock is still held and, if it is exclusive,

@@ -23,9 +23,6 @@ pub(super) struct Held {
     pub(super) lock: LockFile,
     /// Why the lock is no longer held, once it is not.
     pub(super) lost: Option<String>,
-    /// The sessions of the other live locks when this one was taken (listed once it was
-    /// durable).
-    pub(super) others_at_start: Vec<[u8; 16]>,
 }
 
 /// What a lock guard needs after the repository handle that made it is gone.

@@ -191,7 +191,6 @@ pub struct PrunePlan {
     /// Seals made by this plan (for marks an interrupted prune left unsealed).
     new_seals: Vec<Seal>,
     seen: Seen,
-    now: i64,
     grace_ns: i64,
     skew_ns: i64,
 }
@@ -222,7 +221,6 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         seals,
         new_seals,
         seen,
-        now,
         grace_ns,
         skew_ns,
     } = plan;
@@ -267,8 +265,8 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
 
     // 2. The new index: kept and revived packs with their blobs, the new packs, every
     //    marked pack (this run's and those still waiting) and the seals of the marks that
-    //    remain. Each file supersedes every index file read; all are durable before
-    //    anything is deleted.
+    //    remain. The last file written supersedes every index file read (until then those
+    //    still name every pack); all are durable before anything is deleted.
     let mut marked_now: Vec<String> = Vec::new();
     let mut marks_files: Vec<String> = Vec::new();
     if index_changes {
@@ -295,12 +293,15 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         let mut rest = crate::objects::IndexWriter::new(repo);
         let mut waiting_marks: Vec<[u8; 16]> = Vec::new();
         let mut listed = vec![false; packs.len()];
+        // The mark's time is when it is written (the grace period counts from there),
+        // by this host's clock with the plan's skew.
+        let marked_ns = crate::now_ns().saturating_add(skew_ns);
         let mut mark_now = |pack: IndexPack, mine: &mut crate::objects::IndexWriter| {
             marked_now.push(pack.id.to_hex());
             stats.marked_bytes += pack.size;
             mine.marked(MarkedPack {
                 mark,
-                marked_ns: now,
+                marked_ns,
                 pack,
             })
         };

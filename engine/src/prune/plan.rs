@@ -451,7 +451,6 @@ pub fn plan(
         seals,
         new_seals,
         seen,
-        now,
         grace_ns,
         skew_ns: opts.clock_skew_ns,
     })

@@ -83,6 +83,14 @@ impl Repository {
         loop {
             match self.read_index_once(metadata_only) {
                 Err(e) if index_file_vanished(&e) && attempt < INDEX_RETRIES => attempt += 1,
+                Err(e) if index_file_vanished(&e) => {
+                    return Err(EngineError::locked(format!(
+                        "the index kept changing while it was read ({e}; prunes running beside \
+                         this command replaced its files {} times); run it again, or space \
+                         prunes further apart",
+                        INDEX_RETRIES + 1
+                    )))
+                }
                 other => return other,
             }
         }

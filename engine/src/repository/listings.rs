@@ -2,11 +2,11 @@
 //!
 //! Over a network each listing costs round trips (three over SFTP: open, read, read to the
 //! end). An operation lists the lock directory after writing its lock, then the index
-//! files, then the snapshots, one after another. Once its lock file is durable, nothing a
-//! later prune does can remove what the operation will see (a prune that starts later finds
-//! the lock and stops; one already running holds an exclusive lock, which the lock check
-//! finds, and then the early listings are dropped). So the listings start as soon as the
-//! lock is written and run beside its check.
+//! files, then the snapshots, one after another. Once its lock file is durable, a prune
+//! running beside it may still replace index files and snapshots (spec/prune.md), but the
+//! readers list again when a listed file is gone (and a repair, exclusive, is found by the
+//! lock check, and then the early listings are dropped). So the listings start as soon as
+//! the lock is written and run beside its check.
 //!
 //! Each early listing is used once, by the first reader of that type, and only while the
 //! lock it was made under is held; every write or delete of an index file or snapshot

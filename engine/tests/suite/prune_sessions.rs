@@ -500,3 +500,168 @@ fn backup_failing_at_every_mutation_beside_a_prune_loses_nothing() {
         }
     }
 }
+
+/// A store that, the first time object `target` of type `ft` is read, first writes
+/// `replacement` and deletes `target` (as a lock refresh, or a snapshot replaced by `hold`
+/// or `tag`, does between another process's listing and its read).
+#[derive(Debug)]
+struct ReplacedOnRead {
+    inner: Arc<dyn Backend>,
+    ft: FileType,
+    target: String,
+    replacement: (String, bytes::Bytes),
+    /// Only once armed.
+    armed: std::sync::atomic::AtomicBool,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Backend for ReplacedOnRead {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn read(&self, ft: FileType, name: &str) -> strata_storage::Result<bytes::Bytes> {
+        if ft == self.ft
+            && name == self.target
+            && self.armed.load(std::sync::atomic::Ordering::SeqCst)
+            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let (new, bytes) = &self.replacement;
+            self.inner.write(ft, new, bytes.clone()).await?;
+            self.inner.delete(ft, name).await?;
+        }
+        self.inner.read(ft, name).await
+    }
+    async fn read_range(
+        &self,
+        ft: FileType,
+        n: &str,
+        o: u64,
+        l: u64,
+    ) -> strata_storage::Result<bytes::Bytes> {
+        self.inner.read_range(ft, n, o, l).await
+    }
+    async fn write(
+        &self,
+        ft: FileType,
+        name: &str,
+        data: bytes::Bytes,
+    ) -> strata_storage::Result<()> {
+        self.inner.write(ft, name, data).await
+    }
+    async fn list(&self, ft: FileType) -> strata_storage::Result<Vec<(String, u64)>> {
+        self.inner.list(ft).await
+    }
+    async fn delete(&self, ft: FileType, name: &str) -> strata_storage::Result<()> {
+        self.inner.delete(ft, name).await
+    }
+    async fn stat(&self, ft: FileType, name: &str) -> strata_storage::Result<Option<u64>> {
+        self.inner.stat(ft, name).await
+    }
+    async fn create_layout(&self) -> strata_storage::Result<()> {
+        self.inner.create_layout().await
+    }
+    async fn remove_leftovers(&self) -> strata_storage::Result<u64> {
+        self.inner.remove_leftovers().await
+    }
+}
+
+fn encoded<T: strata_format::envelope::EncryptedObject>(
+    repo: &Repository,
+    value: &T,
+) -> (String, bytes::Bytes) {
+    let bytes = value.encode(repo.key(), &mut rand::thread_rng());
+    let name = strata_format::id::Digest::of_stored(&bytes).to_hex();
+    (name, bytes::Bytes::from(bytes))
+}
+
+/// A backup on another host refreshes its lock between prune's listing of the locks and
+/// its read of that lock: prune lists again and still counts the session, so the packs it
+/// marks are not deleted in the same run.
+#[test]
+fn a_lock_refreshed_while_prune_reads_the_locks_still_counts() {
+    let work = tempfile::tempdir().unwrap();
+    let backend = common::init_memory(256 * 1024);
+    let src = source(&work.path().join("a"), 11);
+    forgotten(&backend, &src);
+    let before = packs(&backend);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let mut process = lock::this_process().clone();
+    process.pid_namespace ^= 1;
+    let held = LockFile {
+        kind: LockKind::Shared,
+        hostname: "web4".into(),
+        username: "backup".into(),
+        pid: 99,
+        time_ns: strata_engine::now_ns() - 5 * MINUTE_NS,
+        operation: "backup".into(),
+        process: Some(process),
+        session: [0x44; 16],
+    };
+    let old = repo.save_object(FileType::Lock, &held).unwrap().to_hex();
+    let refreshed = encoded(
+        &repo,
+        &LockFile {
+            time_ns: strata_engine::now_ns(),
+            ..held
+        },
+    );
+    let racing = Arc::new(ReplacedOnRead {
+        inner: backend.clone(),
+        ft: FileType::Lock,
+        target: old,
+        replacement: refreshed,
+        armed: Default::default(),
+        done: Default::default(),
+    });
+    let as_backend: Arc<dyn Backend> = racing.clone();
+    let mut prune_repo = Repository::open_without_index(as_backend, b"pw").unwrap();
+    let _lock = lock::lock_for(&prune_repo, Operation::Prune, Duration::ZERO).unwrap();
+    // The refresh happens while the plan lists the sessions.
+    racing
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let p = plan(&mut prune_repo, &PruneOptions::default(), &NoProgress).unwrap();
+    assert!(racing.done.load(std::sync::atomic::Ordering::SeqCst));
+    let stats = execute(&prune_repo, p, &NoProgress).unwrap();
+    assert_eq!(
+        stats.other_sessions, 1,
+        "the refreshed lock is seen: {stats:?}"
+    );
+    assert!(stats.packs_marked > 0, "{stats:?}");
+    assert_eq!(stats.packs_deleted, 0, "{stats:?}");
+    assert_eq!(packs(&backend), before);
+}
+
+/// A snapshot replaced (as `hold` or `tag` replace one) between prune's listing of the
+/// snapshots and its read of it: prune lists again and reads the replacement, so what the
+/// replacement needs stays.
+#[test]
+fn a_snapshot_replaced_while_prune_reads_the_snapshots_is_not_missed() {
+    let work = tempfile::tempdir().unwrap();
+    let backend = common::init_memory(256 * 1024);
+    let src = source(&work.path().join("a"), 12);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let b = backup(&repo, &src).unwrap();
+    let before = packs(&backend);
+    let mut tagged = b.snapshot.clone();
+    tagged.tags.push("audit".into());
+    let racing: Arc<dyn Backend> = Arc::new(ReplacedOnRead {
+        inner: backend.clone(),
+        ft: FileType::Snapshot,
+        target: b.snapshot_id.to_hex(),
+        replacement: encoded(&repo, &tagged),
+        armed: std::sync::atomic::AtomicBool::new(true),
+        done: Default::default(),
+    });
+    let stats = prune_with(&racing, &PruneOptions::default()).unwrap();
+    assert_eq!(stats.snapshots, 1, "the replacement is read: {stats:?}");
+    assert_eq!(stats.packs_marked, 0, "{stats:?}");
+    assert_eq!(stats.packs_deleted, 0, "{stats:?}");
+    assert_eq!(packs(&backend), before);
+    let repo = Repository::open(backend.clone(), b"pw").unwrap();
+    let (id, snap) = snapshots::find(&repo, "latest").unwrap();
+    assert_ne!(id, b.snapshot_id);
+    assert_eq!(snap.tags, vec!["audit".to_string()]);
+    assert_restores(&backend, &id, &src);
+}
