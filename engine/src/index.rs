@@ -5,7 +5,10 @@
 //! bucket starts by id prefix, about one `u32` per two to four blobs. Ids are keyed hashes,
 //! so prefixes are uniform and a bucket holds a handful of entries; a lookup is one table
 //! read and a short binary search. That is about 54 bytes a blob, against about 80 for a
-//! `HashMap<BlobId, BlobLocation>` at its usual load.
+//! `HashMap<BlobId, BlobLocation>` at its usual load, plus about 46 bytes a pack. Building
+//! it sorts the array in place, so the peak is the same (measured in
+//! `benches/RESULTS-scale.md`: a stable sort's scratch buffer of half the array made it
+//! 80 bytes a blob).
 //!
 //! Packs a prune marked for deletion (spec/prune.md) are loaded too, so that a snapshot
 //! of a session that began before the mark still reads, but [`MasterIndex::contains`] does
@@ -52,8 +55,8 @@ pub struct MasterIndex {
     /// Whether each pack holds metadata only (trees, dictionaries): the packs a reader
     /// fetches whole and a local cache keeps.
     metadata: Vec<bool>,
-    /// Which index file named each pack (for messages).
-    pack_index: Vec<IndexId>,
+    /// Which index file named each pack (for messages), as a position in `files`.
+    pack_index: Vec<u32>,
     /// Index files that some loaded index file supersedes, sorted.
     superseded: Vec<IndexId>,
     /// Per pack position: [`PackState`].
@@ -220,7 +223,7 @@ impl MasterIndex {
 
     /// The index file that named the pack at a position.
     pub fn pack_source(&self, pos: u32) -> IndexId {
-        self.pack_index[pos as usize]
+        self.files[self.pack_index[pos as usize] as usize]
     }
 
     /// Every pack named by an index, with its size (a pack may appear more than once; see
@@ -290,6 +293,7 @@ impl IndexBuilder {
 
     pub fn add_file(&mut self, id: IndexId, file: IndexFile) {
         let index = &mut self.index;
+        let source = index.files.len() as u32;
         index.files.push(id);
         index.superseded.extend(file.supersedes);
         self.seal_sources
@@ -316,7 +320,7 @@ impl IndexBuilder {
             index
                 .metadata
                 .push(!p.blobs.is_empty() && p.blobs.iter().all(|b| b.blob_type != BlobType::Data));
-            index.pack_index.push(id);
+            index.pack_index.push(source);
             let keep = |b: &&strata_format::pack::PackBlob| {
                 !self.metadata_only || b.blob_type != BlobType::Data
             };
@@ -341,8 +345,9 @@ impl IndexBuilder {
         // current file names live (a backup's index naming a pack a prune found unindexed).
         let superseded = &index.superseded;
         let is_current = |src: &IndexId| superseded.binary_search(src).is_err();
+        let files = &index.files;
         for (state, src) in index.state.iter_mut().zip(&index.pack_index) {
-            if !is_current(src) {
+            if !is_current(&files[*src as usize]) {
                 *state = PackState::Dropped;
             }
         }
@@ -374,11 +379,13 @@ impl IndexBuilder {
         index
             .entries
             .retain(|e| state[e.pack as usize] != PackState::Dropped);
-        // Stable: among equal ids a live pack's comes first, then the first listed; dedup
-        // keeps it.
-        index
-            .entries
-            .sort_by_key(|e| (e.id, state[e.pack as usize] != PackState::Live));
+        // Among equal ids a live pack's comes first, then the first listed (packs are
+        // numbered in listing order, a pack's blobs by offset); dedup keeps it. In place:
+        // a stable sort would allocate half the array again, the peak of every open.
+        index.entries.sort_unstable_by(|a, b| {
+            let key = |e: &Entry| (state[e.pack as usize] != PackState::Live, e.pack, e.offset);
+            a.id.cmp(&b.id).then_with(|| key(a).cmp(&key(b)))
+        });
         index.entries.dedup_by(|later, first| later.id == first.id);
         index.entries.shrink_to_fit();
         index.packs.shrink_to_fit();
