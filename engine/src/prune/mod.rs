@@ -271,20 +271,35 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     let mut marks_files: Vec<String> = Vec::new();
     if index_changes {
         let supersedes: Vec<IndexId> = index_files.iter().filter_map(|n| n.parse().ok()).collect();
-        // (pack, entry position) for every entry of a pack that stays, grouped by pack.
-        let mut order: Vec<(u32, u32)> = index
-            .iter()
-            .enumerate()
-            .filter_map(|(pos, (_, loc))| {
-                let c = canon[loc.pack as usize];
-                let stays = matches!(
-                    packs[c as usize].fate,
-                    Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait
-                );
-                stays.then_some((c, pos as u32))
-            })
-            .collect();
-        order.sort_unstable();
+        // The entry positions of every pack that stays, grouped by pack (a counting sort:
+        // 4 bytes an entry): `order[start[c]..start[c + 1]]` are pack `c`'s.
+        let stays = |c: usize| {
+            matches!(
+                packs[c].fate,
+                Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait
+            )
+        };
+        let mut start = vec![0u32; packs.len() + 1];
+        for (_, loc) in index.iter() {
+            let c = canon[loc.pack as usize] as usize;
+            if stays(c) {
+                start[c + 1] += 1;
+            }
+        }
+        for c in 0..packs.len() {
+            start[c + 1] += start[c];
+        }
+        let mut order = vec![0u32; start[packs.len()] as usize];
+        {
+            let mut fill = start.clone();
+            for (pos, (_, loc)) in index.iter().enumerate() {
+                let c = canon[loc.pack as usize] as usize;
+                if stays(c) {
+                    order[fill[c] as usize] = pos as u32;
+                    fill[c] += 1;
+                }
+            }
+        }
         // This run's marks go in files of their own (`mine`), finished first and
         // superseding nothing, so that when they can be deleted at once (step 5) their
         // files can go with them; everything else (`rest`) ends with the file that
@@ -292,7 +307,6 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         let mut mine = crate::objects::IndexWriter::new(repo);
         let mut rest = crate::objects::IndexWriter::new(repo);
         let mut waiting_marks: Vec<[u8; 16]> = Vec::new();
-        let mut listed = vec![false; packs.len()];
         // The mark's time is when it is written (the grace period counts from there),
         // by this host's clock with the plan's skew.
         let marked_ns = crate::now_ns().saturating_add(skew_ns);
@@ -320,16 +334,16 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             }
             Ok(())
         };
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let c = group[0].0 as usize;
-            let info = &packs[c];
-            listed[c] = true;
+        for (c, info) in packs.iter().enumerate() {
+            let group = &order[start[c] as usize..start[c + 1] as usize];
+            // A marked pack whose entries all resolve elsewhere (every blob also in a live
+            // pack) has none here: it is marked with no blobs.
             let pack = IndexPack {
                 id: info.id,
                 size: info.size,
                 blobs: group
                     .iter()
-                    .map(|&(_, pos)| {
+                    .map(|&pos| {
                         let (id, loc) = index.at(pos as usize);
                         PackBlob {
                             blob_type: loc.blob_type,
@@ -342,29 +356,14 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                     .collect(),
             };
             match info.fate {
-                Fate::Keep | Fate::Revive => rest.pack(pack)?,
+                Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
                 Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
-                _ => keep_waiting(pack, info, &mut rest)?,
-            }
-        }
-        drop(order);
-        // Marked packs whose entries all resolve elsewhere (every blob also in a live
-        // pack) have no group above: they are marked with no blobs.
-        for (c, info) in packs.iter().enumerate() {
-            if listed[c] {
-                continue;
-            }
-            let bare = IndexPack {
-                id: info.id,
-                size: info.size,
-                blobs: Vec::new(),
-            };
-            match info.fate {
-                Fate::Repack | Fate::Mark => mark_now(bare, &mut mine)?,
-                Fate::Wait => keep_waiting(bare, info, &mut rest)?,
+                Fate::Wait => keep_waiting(pack, info, &mut rest)?,
                 _ => {}
             }
         }
+        drop(order);
+        drop(start);
         for pack in unindexed.iter().cloned() {
             mark_now(pack, &mut mine)?;
         }

@@ -306,17 +306,28 @@ pub fn plan(
         }
     }
 
-    let stored: HashMap<String, u64> = repo
-        .block_on(repo.backend().list(FileType::Pack))?
-        .into_iter()
-        .collect();
-    stats.packs = stored.len() as u64;
-    stats.pack_bytes = stored.values().sum();
+    // Keyed by pack id (about 50 bytes a pack; a name that is no pack id is kept apart).
+    let mut odd_names: Vec<(String, u64)> = Vec::new();
+    let stored: HashMap<PackId, u64> = {
+        let listed = repo.block_on(repo.backend().list(FileType::Pack))?;
+        let mut map = HashMap::with_capacity(listed.len());
+        for (name, size) in listed {
+            match name.parse::<PackId>() {
+                Ok(id) => {
+                    map.insert(id, size);
+                }
+                Err(_) => odd_names.push((name, size)),
+            }
+        }
+        map
+    };
+    stats.packs = (stored.len() + odd_names.len()) as u64;
+    stats.pack_bytes = stored.values().sum::<u64>() + odd_names.iter().map(|(_, s)| s).sum::<u64>();
     let tiny = (repo.config().pack_size as f64 * opts.tiny_fraction) as u64;
     let mut tiny_count = [0u32; 2];
     for (c, p) in packs.iter_mut().enumerate() {
         let name = p.id.to_hex();
-        let stored_size = stored.get(&name).copied();
+        let stored_size = stored.get(&p.id).copied();
         p.fate = match stored_size {
             _ if !current[c] => Fate::Dropped,
             None if p.used_blobs > 0 => {
@@ -404,13 +415,13 @@ pub fn plan(
     // Packs no current index file names (a pack only superseded files name counts too).
     let mut unindexed: Vec<(String, u64)> = stored
         .into_iter()
-        .filter(|(name, _)| {
-            name.parse::<PackId>().map_or(true, |id| {
-                by_id
-                    .get(&id)
-                    .is_none_or(|&c| packs[c as usize].fate == Fate::Dropped)
-            })
+        .filter(|(id, _)| {
+            by_id
+                .get(id)
+                .is_none_or(|&c| packs[c as usize].fate == Fate::Dropped)
         })
+        .map(|(id, size)| (id.to_hex(), size))
+        .chain(odd_names)
         .collect();
     unindexed.sort();
     // A pack whose header does not authenticate under this repository's key was not
