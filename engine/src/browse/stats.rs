@@ -29,20 +29,26 @@ pub struct SnapshotStats {
 }
 
 /// Stats of each snapshot, and of all of them together (the union of their blobs).
+///
+/// The blobs of a snapshot and of all of them are bit sets over the index's positions (a
+/// bit a blob, whatever the snapshots hold); only blobs the index does not know are kept
+/// by id.
 pub fn stats(
     repo: &Repository,
     snapshots: &[(SnapshotId, SnapshotFile)],
 ) -> Result<(Vec<SnapshotStats>, SnapshotStats)> {
     // Counts per tree id (the same subtree always counts the same).
     let mut counts: HashMap<BlobId, (u64, u64, u64, u64)> = HashMap::new();
-    let mut all_blobs: HashSet<BlobId> = HashSet::new();
+    let index = repo.index();
+    let mut all_blobs = BlobSet::new(index.len());
     // Every tree is read from storage once for the whole command (snapshots share most).
     let mut trees = TreeCache::default();
     let mut total = SnapshotStats::default();
     let mut each = Vec::new();
+    let mut blobs = BlobSet::new(index.len());
     for (_, snap) in snapshots {
         let (files, dirs, other, size) = count_tree(repo, &snap.tree, 0, &mut counts, &mut trees)?;
-        let mut blobs = HashSet::new();
+        blobs.clear();
         let mut seen = HashSet::new();
         collect_blobs(repo, &snap.tree, 0, &mut seen, &mut blobs, &mut trees)?;
         let mut s = SnapshotStats {
@@ -50,20 +56,20 @@ pub fn stats(
             dirs,
             other,
             restore_size: size,
+            missing_blobs: blobs.missing.len() as u64,
             ..SnapshotStats::default()
         };
-        for id in &blobs {
-            let Some(loc) = repo.index().get(id) else {
-                s.missing_blobs += 1;
-                if all_blobs.insert(*id) {
-                    total.missing_blobs += 1;
-                }
-                continue;
-            };
+        for id in &blobs.missing {
+            if all_blobs.missing.insert(*id) {
+                total.missing_blobs += 1;
+            }
+        }
+        for pos in blobs.positions() {
+            let (_, loc) = index.at(pos);
             s.blobs += 1;
             s.blob_raw_bytes += loc.raw_length as u64;
             s.blob_stored_bytes += loc.length as u64;
-            if all_blobs.insert(*id) {
+            if all_blobs.insert_position(pos) {
                 total.blobs += 1;
                 total.blob_raw_bytes += loc.raw_length as u64;
                 total.blob_stored_bytes += loc.length as u64;
@@ -76,6 +82,63 @@ pub fn stats(
         each.push(s);
     }
     Ok((each, total))
+}
+
+/// A set of blobs: a bit per position of the index, and the ids of blobs it does not know.
+struct BlobSet {
+    bits: Vec<u64>,
+    missing: HashSet<BlobId>,
+}
+
+impl BlobSet {
+    fn new(len: usize) -> Self {
+        BlobSet {
+            bits: vec![0; len.div_ceil(64)],
+            missing: HashSet::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bits.iter_mut().for_each(|w| *w = 0);
+        self.missing.clear();
+    }
+
+    fn insert(&mut self, index: &crate::index::MasterIndex, id: &BlobId) {
+        match index.position(id) {
+            Some(pos) => {
+                self.insert_position(pos);
+            }
+            None => {
+                self.missing.insert(*id);
+            }
+        }
+    }
+
+    /// Sets the bit of `pos`; whether it was clear.
+    fn insert_position(&mut self, pos: usize) -> bool {
+        let (word, bit) = (pos / 64, 1u64 << (pos % 64));
+        let was = self.bits[word] & bit != 0;
+        self.bits[word] |= bit;
+        !was
+    }
+
+    /// The positions set, in order (empty words cost one test).
+    fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits
+            .iter()
+            .enumerate()
+            .filter(|(_, word)| **word != 0)
+            .flat_map(|(w, &word)| {
+                let mut rest = word;
+                std::iter::from_fn(move || {
+                    (rest != 0).then(|| {
+                        let b = rest.trailing_zeros() as usize;
+                        rest &= rest - 1;
+                        w * 64 + b
+                    })
+                })
+            })
+    }
 }
 
 /// Trees already read, by id.
@@ -131,7 +194,7 @@ fn collect_blobs(
     tree: &BlobId,
     depth: usize,
     seen: &mut HashSet<BlobId>,
-    blobs: &mut HashSet<BlobId>,
+    blobs: &mut BlobSet,
     trees: &mut TreeCache,
 ) -> Result<()> {
     check_depth(depth, b"")?;
@@ -140,7 +203,11 @@ fn collect_blobs(
     }
     for node in &trees.get(repo, tree)?.nodes {
         match &node.kind {
-            NodeKind::File { content } => blobs.extend(content.iter().copied()),
+            NodeKind::File { content } => {
+                for id in content {
+                    blobs.insert(repo.index(), id);
+                }
+            }
             NodeKind::Dir { subtree } => {
                 collect_blobs(repo, subtree, depth + 1, seen, blobs, trees)?
             }
