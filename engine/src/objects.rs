@@ -103,11 +103,6 @@ impl<'a> IndexWriter<'a> {
         }
         Ok(self.written)
     }
-
-    /// How many files were written so far.
-    pub(crate) fn written(&self) -> usize {
-        self.written.len()
-    }
 }
 
 /// Deletes objects, several at a time. An object already gone is not an error. Deletes

@@ -377,7 +377,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             .filter_map(|m| seals.get(m).cloned())
             .collect();
         crate::progress::check_stop(progress)?;
-        if !marked_now.is_empty() || mine.written() > 0 {
+        if !marked_now.is_empty() {
             marks_files = mine.finish(Vec::new(), &[])?;
             stats.index_files_written += marks_files.len() as u64;
         }
