@@ -158,6 +158,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// empty list.
     async fn list(&self, ft: FileType) -> Result<Vec<(String, u64)>>;
 
+    /// Calls `each` with every object of a type as `(name, size)` (names as
+    /// [`Backend::list`] gives them), in no particular order, without holding the whole
+    /// listing: a repository of millions of packs is listed in the memory of one page of
+    /// it. An object may be passed more than once (a listing that failed part way and was
+    /// retried starts again), none is left out. The default passes on [`Backend::list`]'s
+    /// result; backends that can list in pages override it, decorators pass it on.
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        for (name, size) in self.list(ft).await? {
+            each(&name, size);
+        }
+        Ok(())
+    }
+
     /// Deletes an object. Deleting a missing object is not an error.
     async fn delete(&self, ft: FileType, name: &str) -> Result<()>;
 

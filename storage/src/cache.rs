@@ -340,6 +340,36 @@ impl Backend for CachingBackend {
         Ok(listed)
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        if !(cached(ft) || ft == FileType::Pack) {
+            return self.inner.list_each(ft, each).await;
+        }
+        // What the cache holds is small (metadata only): the names not listed are dropped
+        // once the listing is complete.
+        let mut unlisted: std::collections::HashSet<String> =
+            match std::fs::read_dir(self.dir.join(ft.dir())) {
+                Ok(entries) => entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(_) => Default::default(),
+            };
+        self.inner
+            .list_each(ft, &mut |name, size| {
+                unlisted.remove(name);
+                each(name, size)
+            })
+            .await?;
+        for name in unlisted {
+            let _ = std::fs::remove_file(self.file(ft, &name));
+        }
+        Ok(())
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         self.inner.delete(ft, name).await?;
         if cached(ft) || ft == FileType::Pack {
@@ -404,6 +434,25 @@ mod tests {
         counting.delete(FileType::Index, &name).await.unwrap();
         assert!(cache.list(FileType::Index).await.unwrap().is_empty());
         assert!(!cache.file(FileType::Index, &name).exists());
+        // The same with a listing in pages: what is listed stays cached, the rest goes.
+        let other = Bytes::from_static(b"another index file");
+        let other_name = id(&other);
+        for (n, d) in [(&name, &data), (&other_name, &other)] {
+            counting.write(FileType::Index, n, d.clone()).await.unwrap();
+            cache.read(FileType::Index, n).await.unwrap();
+            assert!(cache.file(FileType::Index, n).exists());
+        }
+        counting.delete(FileType::Index, &name).await.unwrap();
+        let mut listed = Vec::new();
+        cache
+            .list_each(FileType::Index, &mut |n, size| {
+                listed.push((n.to_string(), size))
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed, vec![(other_name.clone(), other.len() as u64)]);
+        assert!(!cache.file(FileType::Index, &name).exists());
+        assert!(cache.file(FileType::Index, &other_name).exists());
     }
 
     /// Metadata packs are read once and then from the cache; `sync_metadata_packs` fetches

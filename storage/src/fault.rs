@@ -374,6 +374,15 @@ impl Backend for FaultBackend {
         self.inner.list(ft).await
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        self.maybe_fail("list", ft.dir()).await?;
+        self.inner.list_each(ft, each).await
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         let path = ft.path(name);
         self.maybe_fail("delete", &path).await?;

@@ -324,6 +324,82 @@ impl Backend for OpendalBackend {
         .await
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        if ft == FileType::Config {
+            for (name, size) in self.list(ft).await? {
+                each(&name, size);
+            }
+            return Ok(());
+        }
+        let dir = format!("{}/", ft.dir());
+        if let Some(root) = &self.local_root {
+            // Walked on a blocking thread, handed over in batches (a few in flight).
+            let root = root.clone();
+            return async {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, u64)>>(2);
+                let walk = tokio::task::spawn_blocking(move || {
+                    let mut batch = Vec::with_capacity(LIST_BATCH);
+                    let mut open = true;
+                    walk_local(&root, ft, &mut |name, size| {
+                        batch.push((name, size));
+                        if batch.len() == LIST_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
+                            open = tx.blocking_send(full).is_ok();
+                        }
+                        open
+                    })?;
+                    if open && !batch.is_empty() {
+                        let _ = tx.blocking_send(batch);
+                    }
+                    Ok::<_, std::io::Error>(())
+                });
+                let mut objects = 0usize;
+                while let Some(batch) = rx.recv().await {
+                    objects += batch.len();
+                    for (name, size) in batch {
+                        each(&name, size);
+                    }
+                }
+                walk.await
+                    .map_err(|e| StorageError::other("list", &dir, format!("listing failed: {e}")))?
+                    .map_err(|e| StorageError::from_io("list", &dir, e))?;
+                debug!(objects, "list done");
+                Ok(())
+            }
+            .instrument(span("list", ft.dir()))
+            .await;
+        }
+        async {
+            let Some(op) = self.operator("list", &dir)? else {
+                return Ok(());
+            };
+            let mut lister = op
+                .lister_with(&dir)
+                .recursive(ft == FileType::Pack)
+                .await
+                .map_err(|e| StorageError::from_opendal("list", &dir, e))?;
+            let mut objects = 0usize;
+            while let Some(entry) = futures::TryStreamExt::try_next(&mut lister)
+                .await
+                .map_err(|e| StorageError::from_opendal("list", &dir, e))?
+            {
+                if entry.metadata().is_file() && !crate::temp_names::is_hidden(entry.name()) {
+                    objects += 1;
+                    each(entry.name(), entry.metadata().content_length());
+                }
+            }
+            debug!(objects, "list done");
+            Ok(())
+        }
+        .instrument(span("list", &dir))
+        .await
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         let path = object_path("delete", ft, name)?;
         async {
@@ -407,14 +483,38 @@ fn exact(bytes: Bytes) -> Bytes {
     }
 }
 
-/// The objects of type `ft` under a local repository root, sorted, with their sizes:
-/// regular files only (not symlinks), hidden temporary names skipped, packs one level down
-/// (`data/<xx>/<id>`). A directory that does not exist (yet) lists nothing.
+/// Objects a local listing hands over at a time in [`Backend::list_each`].
+const LIST_BATCH: usize = 4096;
+
+/// The objects of type `ft` under a local repository root, sorted, with their sizes (see
+/// [`walk_local`]).
 fn list_local(root: &Path, ft: FileType) -> std::io::Result<Vec<(String, u64)>> {
-    fn files_in(dir: &Path, out: &mut Vec<(String, u64)>, depth: u8) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    walk_local(root, ft, &mut |name, size| {
+        out.push((name, size));
+        true
+    })?;
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Calls `each` with the objects of type `ft` under a local repository root and their
+/// sizes, in directory order, until it returns `false`: regular files only (not
+/// symlinks), hidden temporary names skipped, packs one level down (`data/<xx>/<id>`). A
+/// directory that does not exist (yet) lists nothing.
+fn walk_local(
+    root: &Path,
+    ft: FileType,
+    each: &mut dyn FnMut(String, u64) -> bool,
+) -> std::io::Result<()> {
+    fn files_in(
+        dir: &Path,
+        each: &mut dyn FnMut(String, u64) -> bool,
+        depth: u8,
+    ) -> std::io::Result<bool> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(e),
         };
         for entry in entries {
@@ -426,23 +526,27 @@ fn list_local(root: &Path, ft: FileType) -> std::io::Result<Vec<(String, u64)>> 
                 continue;
             }
             if kind.is_dir() && depth > 0 {
-                files_in(&entry.path(), out, depth - 1)?;
+                if !files_in(&entry.path(), each, depth - 1)? {
+                    return Ok(false);
+                }
             } else if kind.is_file() {
                 match entry.metadata() {
-                    Ok(meta) => out.push((name.to_string(), meta.len())),
+                    Ok(meta) => {
+                        if !each(name.to_string(), meta.len()) {
+                            return Ok(false);
+                        }
+                    }
                     // Deleted since read_dir saw it (a prune beside us): not there.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
-    let mut out = Vec::new();
     let depth = if ft == FileType::Pack { 1 } else { 0 };
-    files_in(&root.join(ft.dir()), &mut out, depth)?;
-    out.sort_unstable();
-    Ok(out)
+    files_in(&root.join(ft.dir()), each, depth)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -469,5 +573,32 @@ mod tests {
                 "{text}"
             );
         }
+    }
+    /// A local listing of more packs than one batch hands every one over, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_local_listing_in_batches_passes_every_object_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = OpendalBackend::fs(dir.path()).unwrap();
+        b.create_layout().await.unwrap();
+        let n = LIST_BATCH * 2 + 17;
+        let mut expected = Vec::new();
+        for i in 0..n {
+            let name = format!("{:064x}", i * 7919);
+            let sub = dir.path().join("data").join(&name[..2]);
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join(&name), vec![0u8; i % 5]).unwrap();
+            expected.push((name, (i % 5) as u64));
+        }
+        expected.sort();
+        let mut listed = Vec::new();
+        b.list_each(FileType::Pack, &mut |name, size| {
+            listed.push((name.to_string(), size))
+        })
+        .await
+        .unwrap();
+        assert_eq!(listed.len(), n);
+        listed.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(b.list(FileType::Pack).await.unwrap(), expected);
     }
 }

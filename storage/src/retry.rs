@@ -146,6 +146,27 @@ impl Backend for RetryBackend {
         with_retries("list", ft.dir(), || true, || self.inner.list(ft)).await
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        // As `with_retries`, by hand: every attempt lends `each` again (a retried listing
+        // starts over, which `list_each` allows).
+        let mut n = 1;
+        loop {
+            match self.inner.list_each(ft, each).await {
+                Err(e) if e.kind == ErrorKind::Transient && n < ATTEMPTS => {
+                    let pause = backoff(n);
+                    info!("list of {} failed ({e}); retry {n} in {pause:?}", ft.dir());
+                    tokio::time::sleep(pause).await;
+                    n += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         with_retries(
             "delete",
@@ -217,6 +238,16 @@ mod tests {
             assert_eq!(back, Bytes::from(vec![i; 100]));
         }
         assert_eq!(retrying.list(FileType::Key).await.unwrap().len(), 40);
+        for _ in 0..10 {
+            let mut listed = Vec::new();
+            retrying
+                .list_each(FileType::Key, &mut |name, _| listed.push(name.to_string()))
+                .await
+                .unwrap();
+            listed.sort();
+            listed.dedup();
+            assert_eq!(listed.len(), 40);
+        }
     }
 
     /// How many of 200 writes fail when nothing retries.

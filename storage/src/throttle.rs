@@ -165,6 +165,14 @@ impl Backend for ThrottledBackend {
         self.inner.list(ft).await
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        self.inner.list_each(ft, each).await
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         self.inner.delete(ft, name).await
     }

@@ -703,6 +703,46 @@ impl Backend for SftpBackend {
         .await
     }
 
+    async fn list_each(
+        &self,
+        ft: FileType,
+        each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
+    ) -> Result<()> {
+        if ft != FileType::Pack {
+            for (name, size) in self.list(ft).await? {
+                each(&name, size);
+            }
+            return Ok(());
+        }
+        // Packs a subdirectory at a time: what is held is the subdirectories in flight.
+        let dir = ft.dir();
+        async {
+            let mut pass = |entries: Vec<Entry>| {
+                for e in entries {
+                    if !e.is_dir && !temp_names::is_hidden(&e.name) {
+                        each(&e.name, e.size);
+                    }
+                }
+            };
+            let (subdirs, top): (Vec<Entry>, Vec<Entry>) = self
+                .list_dir(dir)
+                .await?
+                .into_iter()
+                .partition(|e| e.is_dir);
+            pass(top);
+            let mut listed = futures::stream::iter(subdirs)
+                .map(|sub| async move { self.list_dir(&format!("{dir}/{}", sub.name)).await })
+                .buffer_unordered(DIRS_IN_FLIGHT);
+            while let Some(entries) = listed.try_next().await? {
+                pass(entries);
+            }
+            debug!("list done");
+            Ok(())
+        }
+        .instrument(span("list", dir))
+        .await
+    }
+
     async fn delete(&self, ft: FileType, name: &str) -> Result<()> {
         let path = object_path("delete", ft, name)?;
         async {

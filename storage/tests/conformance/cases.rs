@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use bytes::Bytes;
-use strata_storage::{ErrorKind, FileType};
+use strata_storage::{Backend, ErrorKind, FileType};
 
 use crate::backends::Fixture;
 
@@ -117,16 +117,30 @@ pub async fn list_sorted_with_sizes(f: &Fixture) {
             .collect();
         expected.sort();
         assert_eq!(b.list(ft).await.unwrap(), expected, "{ft:?}");
+        assert_eq!(listed_each(b, ft).await, expected, "{ft:?}");
     }
     b.write(FileType::Config, "", data(42, 1)).await.unwrap();
     let config = vec![("config".to_string(), 42)];
     assert_eq!(b.list(FileType::Config).await.unwrap(), config);
+    assert_eq!(listed_each(b, FileType::Config).await, config);
+}
+
+/// What [`Backend::list_each`] passes, sorted, with each object once.
+async fn listed_each(b: &dyn Backend, ft: FileType) -> Vec<(String, u64)> {
+    let mut listed = Vec::new();
+    b.list_each(ft, &mut |name, size| listed.push((name.to_string(), size)))
+        .await
+        .unwrap();
+    listed.sort();
+    listed.dedup();
+    listed
 }
 
 pub async fn list_empty(f: &Fixture) {
     let b = f.backend();
     for ft in FileType::ALL {
         assert!(b.list(ft).await.unwrap().is_empty(), "{ft:?}");
+        assert!(listed_each(b, ft).await.is_empty(), "{ft:?}");
     }
 }
 
@@ -226,7 +240,9 @@ pub async fn temp_files_are_not_listed(f: &Fixture) {
     b.write(FileType::Pack, "ab02", data(3, 0)).await.unwrap();
     let packs = vec![("ab02".to_string(), 3)];
     assert_eq!(b.list(FileType::Pack).await.unwrap(), packs);
+    assert_eq!(listed_each(b, FileType::Pack).await, packs);
     assert!(b.list(FileType::Key).await.unwrap().is_empty());
+    assert!(listed_each(b, FileType::Key).await.is_empty());
 }
 
 /// Temporary files of killed writers, in every directory but `locks/`, are removed; objects
