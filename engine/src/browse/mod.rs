@@ -11,4 +11,4 @@ mod stats;
 
 pub use diff::{diff, Change, DiffStats, Difference};
 pub use find::{find, Entry, FindQuery, FindResult};
-pub use stats::{stats, SnapshotStats};
+pub use stats::{stats, stats_with_tree_budget, SnapshotStats};

@@ -32,25 +32,40 @@ pub struct SnapshotStats {
 ///
 /// The blobs of a snapshot and of all of them are bit sets over the index's positions (a
 /// bit a blob, whatever the snapshots hold); only blobs the index does not know are kept
-/// by id.
+/// by id. Trees are kept between snapshots in a compact form (a blob as its index
+/// position) up to a bound, then read again.
 pub fn stats(
     repo: &Repository,
     snapshots: &[(SnapshotId, SnapshotFile)],
 ) -> Result<(Vec<SnapshotStats>, SnapshotStats)> {
-    // Counts per tree id (the same subtree always counts the same).
-    let mut counts: HashMap<BlobId, (u64, u64, u64, u64)> = HashMap::new();
+    let budget = TREE_CACHE_MIN.max(repo.index().len().saturating_mul(4));
+    stats_with_tree_budget(repo, snapshots, budget)
+}
+
+/// [`stats`] keeping at most `budget` bytes of trees between snapshots (for tests of the
+/// bound: the figures are the same whatever it is).
+#[doc(hidden)]
+pub fn stats_with_tree_budget(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, SnapshotFile)],
+    budget: usize,
+) -> Result<(Vec<SnapshotStats>, SnapshotStats)> {
     let index = repo.index();
+    let mut walk = Walk {
+        repo,
+        counts: HashMap::new(),
+        trees: TreeCache::new(budget),
+        seen: HashSet::new(),
+        blobs: BlobSet::new(index.len()),
+    };
     let mut all_blobs = BlobSet::new(index.len());
-    // Every tree is read from storage once for the whole command (snapshots share most).
-    let mut trees = TreeCache::default();
     let mut total = SnapshotStats::default();
     let mut each = Vec::new();
-    let mut blobs = BlobSet::new(index.len());
     for (_, snap) in snapshots {
-        let (files, dirs, other, size) = count_tree(repo, &snap.tree, 0, &mut counts, &mut trees)?;
-        blobs.clear();
-        let mut seen = HashSet::new();
-        collect_blobs(repo, &snap.tree, 0, &mut seen, &mut blobs, &mut trees)?;
+        walk.blobs.clear();
+        walk.seen.clear();
+        let (files, dirs, other, size) = walk.tree(&snap.tree, 0)?;
+        let blobs = &walk.blobs;
         let mut s = SnapshotStats {
             files,
             dirs,
@@ -84,6 +99,135 @@ pub fn stats(
     Ok((each, total))
 }
 
+/// The least room for trees kept between snapshots; more for a larger index (4 bytes an
+/// indexed blob: as many blob references as blobs).
+const TREE_CACHE_MIN: usize = 64 << 20;
+
+/// (files, dirs, other, restore size) of a tree and everything below it.
+type Counts = (u64, u64, u64, u64);
+
+/// One snapshot's walk, with what is kept for the next.
+struct Walk<'a> {
+    repo: &'a Repository,
+    /// Counts per tree id (the same subtree always counts the same), for the whole command.
+    counts: HashMap<BlobId, Counts>,
+    trees: TreeCache,
+    /// Trees walked in this snapshot.
+    seen: HashSet<BlobId>,
+    /// This snapshot's blobs.
+    blobs: BlobSet,
+}
+
+impl Walk<'_> {
+    /// Adds the blobs of `tree` and its subtrees (once each in a snapshot) and returns
+    /// their counts (a subtree met twice counts twice, as a restore writes it twice).
+    fn tree(&mut self, tree: &BlobId, depth: usize) -> Result<Counts> {
+        check_depth(depth, b"")?;
+        if !self.seen.insert(*tree) {
+            if let Some(c) = self.counts.get(tree) {
+                return Ok(*c);
+            }
+        }
+        let t = self.trees.get(self.repo, tree)?;
+        for &pos in &t.blobs {
+            self.blobs.insert_position(pos as usize);
+        }
+        for id in &t.missing {
+            self.blobs.missing.insert(*id);
+        }
+        let (mut files, mut dirs, mut other, mut size) = t.counts;
+        for sub in &t.subtrees {
+            dirs += 1;
+            let (f, d, o, s) = self.tree(sub, depth + 1)?;
+            files += f;
+            dirs += d;
+            other += o;
+            size += s;
+        }
+        let c = (files, dirs, other, size);
+        self.counts.insert(*tree, c);
+        Ok(c)
+    }
+}
+
+/// A tree as `stats` needs it: its own files, others and sizes counted, its data blobs as
+/// index positions (and ids of those the index does not know), its subtrees.
+struct CompactTree {
+    /// (files, 0, other, restore size) of its own entries.
+    counts: Counts,
+    blobs: Vec<u32>,
+    missing: Vec<BlobId>,
+    subtrees: Vec<BlobId>,
+}
+
+impl CompactTree {
+    fn of(tree: &Tree, index: &crate::index::MasterIndex) -> Self {
+        let mut t = CompactTree {
+            counts: (0, 0, 0, 0),
+            blobs: Vec::new(),
+            missing: Vec::new(),
+            subtrees: Vec::new(),
+        };
+        for node in &tree.nodes {
+            match &node.kind {
+                NodeKind::File { content } => {
+                    t.counts.0 += 1;
+                    t.counts.3 += node.size;
+                    for id in content {
+                        match index.position(id) {
+                            Some(pos) => t.blobs.push(pos as u32),
+                            None => t.missing.push(*id),
+                        }
+                    }
+                }
+                NodeKind::Dir { subtree } => t.subtrees.push(*subtree),
+                _ => t.counts.2 += 1,
+            }
+        }
+        t
+    }
+
+    /// About what it holds in memory, with its place in the cache.
+    fn bytes(&self) -> usize {
+        128 + self.blobs.len() * 4 + (self.missing.len() + self.subtrees.len()) * 32
+    }
+}
+
+/// Trees already read, by id, up to `budget` bytes (then emptied: the next snapshots read
+/// them again).
+struct TreeCache {
+    trees: HashMap<BlobId, std::sync::Arc<CompactTree>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl TreeCache {
+    fn new(budget: usize) -> Self {
+        TreeCache {
+            trees: HashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, repo: &Repository, id: &BlobId) -> Result<std::sync::Arc<CompactTree>> {
+        if let Some(t) = self.trees.get(id) {
+            return Ok(t.clone());
+        }
+        let t = std::sync::Arc::new(CompactTree::of(&repo.load_tree(id)?, repo.index()));
+        let bytes = t.bytes();
+        if self.bytes + bytes > self.budget {
+            self.trees.clear();
+            self.bytes = 0;
+        }
+        if bytes <= self.budget {
+            self.bytes += bytes;
+            self.trees.insert(*id, t.clone());
+        }
+        Ok(t)
+    }
+}
+
 /// A set of blobs: a bit per position of the index, and the ids of blobs it does not know.
 struct BlobSet {
     bits: Vec<u64>,
@@ -101,17 +245,6 @@ impl BlobSet {
     fn clear(&mut self) {
         self.bits.iter_mut().for_each(|w| *w = 0);
         self.missing.clear();
-    }
-
-    fn insert(&mut self, index: &crate::index::MasterIndex, id: &BlobId) {
-        match index.position(id) {
-            Some(pos) => {
-                self.insert_position(pos);
-            }
-            None => {
-                self.missing.insert(*id);
-            }
-        }
     }
 
     /// Sets the bit of `pos`; whether it was clear.
@@ -139,80 +272,4 @@ impl BlobSet {
                 })
             })
     }
-}
-
-/// Trees already read, by id.
-#[derive(Default)]
-struct TreeCache(HashMap<BlobId, std::sync::Arc<Tree>>);
-
-impl TreeCache {
-    fn get(&mut self, repo: &Repository, id: &BlobId) -> Result<std::sync::Arc<Tree>> {
-        if let Some(t) = self.0.get(id) {
-            return Ok(t.clone());
-        }
-        let t = std::sync::Arc::new(repo.load_tree(id)?);
-        self.0.insert(*id, t.clone());
-        Ok(t)
-    }
-}
-
-fn count_tree(
-    repo: &Repository,
-    tree: &BlobId,
-    depth: usize,
-    memo: &mut HashMap<BlobId, (u64, u64, u64, u64)>,
-    trees: &mut TreeCache,
-) -> Result<(u64, u64, u64, u64)> {
-    check_depth(depth, b"")?;
-    if let Some(c) = memo.get(tree) {
-        return Ok(*c);
-    }
-    let (mut files, mut dirs, mut other, mut size) = (0, 0, 0, 0u64);
-    for node in &trees.get(repo, tree)?.nodes {
-        match &node.kind {
-            NodeKind::File { .. } => {
-                files += 1;
-                size += node.size;
-            }
-            NodeKind::Dir { subtree } => {
-                dirs += 1;
-                let (f, d, o, s) = count_tree(repo, subtree, depth + 1, memo, trees)?;
-                files += f;
-                dirs += d;
-                other += o;
-                size += s;
-            }
-            _ => other += 1,
-        }
-    }
-    memo.insert(*tree, (files, dirs, other, size));
-    Ok((files, dirs, other, size))
-}
-
-fn collect_blobs(
-    repo: &Repository,
-    tree: &BlobId,
-    depth: usize,
-    seen: &mut HashSet<BlobId>,
-    blobs: &mut BlobSet,
-    trees: &mut TreeCache,
-) -> Result<()> {
-    check_depth(depth, b"")?;
-    if !seen.insert(*tree) {
-        return Ok(());
-    }
-    for node in &trees.get(repo, tree)?.nodes {
-        match &node.kind {
-            NodeKind::File { content } => {
-                for id in content {
-                    blobs.insert(repo.index(), id);
-                }
-            }
-            NodeKind::Dir { subtree } => {
-                collect_blobs(repo, subtree, depth + 1, seen, blobs, trees)?
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

@@ -171,29 +171,54 @@ pub fn check_with(
     }
     let index = builder.build();
     repo.load_dictionaries(&index);
-    // Packs in storage by id, each with whether an index names it (about 45 bytes a pack;
-    // keyed by name, and with a set of the names indexed, it was about 230, as much as 15
-    // bytes a blob at 16 blobs a pack). Names that are not pack ids are unindexed.
-    let mut stored: HashMap<PackId, (u64, bool)> = HashMap::new();
-    let mut odd: Vec<String> = Vec::new();
-    for (name, size) in repo.block_on(repo.backend().list(FileType::Pack))? {
-        match name.parse::<PackId>() {
-            Ok(id) if id.to_hex() == name => {
-                stored.insert(id, (size, false));
+    // The packs in storage, as they are listed (never the whole listing at once): the
+    // size in storage of every pack position a current file names (12 bytes a pack: the
+    // positions sorted by id, found by binary search, and a size each). Listed packs no
+    // current file names, and names that are not pack ids, are unindexed.
+    let table = index.packs();
+    let mut by_id: Vec<u32> = (0..table.len() as u32)
+        .filter(|&pos| index.pack_state(pos) != crate::index::PackState::Dropped)
+        .collect();
+    by_id.sort_unstable_by(|&a, &b| table[a as usize].0.cmp(&table[b as usize].0));
+    const NOT_LISTED: u64 = u64::MAX;
+    let mut stored_size = vec![NOT_LISTED; table.len()];
+    let mut unindexed: Vec<String> = Vec::new();
+    let mut listed = 0u64;
+    repo.block_on(repo.backend().list_each(FileType::Pack, &mut |name, size| {
+        let id = match name.parse::<PackId>() {
+            Ok(id) if id.to_hex() == name => id,
+            _ => {
+                unindexed.push(name.to_string());
+                return;
             }
-            _ => odd.push(name),
+        };
+        let from = by_id.partition_point(|&pos| table[pos as usize].0 < id);
+        let named = by_id[from..]
+            .iter()
+            .take_while(|&&pos| table[pos as usize].0 == id);
+        let mut any = false;
+        for &pos in named {
+            if !any && stored_size[pos as usize] == NOT_LISTED {
+                // (A retried listing passes some packs twice.)
+                listed += 1;
+            }
+            any = true;
+            stored_size[pos as usize] = size;
         }
-    }
+        if !any {
+            unindexed.push(name.to_string());
+        }
+    }))?;
+    drop(by_id);
+    unindexed.sort_unstable();
+    unindexed.dedup();
     let mut bad_packs: HashSet<PackId> = HashSet::new();
-    for (pos, (pack, size)) in index.packs().iter().enumerate() {
+    for (pos, (pack, size)) in table.iter().enumerate() {
         let state = index.pack_state(pos as u32);
         if state == crate::index::PackState::Dropped {
             continue;
         }
-        let found = stored.get_mut(pack).map(|(s, named)| {
-            *named = true;
-            *s
-        });
+        let found = (stored_size[pos] != NOT_LISTED).then_some(stored_size[pos]);
         match found {
             // A pack marked for deletion may be deleted by a prune at any time: only a blob
             // that a snapshot needs from it would make its absence damage (found below).
@@ -222,21 +247,18 @@ pub fn check_with(
             Some(_) => {}
         }
     }
-    let unindexed = stored
-        .iter()
-        .filter(|(_, (_, named))| !named)
-        .map(|(id, _)| id.to_hex());
-    for name in unindexed.chain(odd.iter().cloned()) {
+    drop(stored_size);
+    for name in &unindexed {
         report.warnings.push(Finding::new(
             FindingKind::UnindexedPack,
-            Some(ObjectRef::stored(FileType::Pack, &name)),
+            Some(ObjectRef::stored(FileType::Pack, name)),
             format!(
                 "pack {name} is not in any index (left by an interrupted backup, or being \
                  written by one running now; prune removes it once no backup can need it)"
             ),
         ));
     }
-    report.packs = (stored.len() + odd.len()) as u64;
+    report.packs = listed + unindexed.len() as u64;
     report.blobs = index.len() as u64;
 
     let mut bad_blobs = HashMap::new();

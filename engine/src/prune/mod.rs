@@ -152,20 +152,43 @@ enum Fate {
     Dropped,
 }
 
-/// One pack as the index knows it (packs named by several index files appear once).
+/// One pack as the index knows it (packs named by several index files appear once): about
+/// 40 bytes, kept for every pack of the repository while prune runs.
 struct PackInfo {
-    id: PackId,
-    size: u64,
+    /// A position of the pack in the master index's pack table (its id and size).
+    at: u32,
+    /// Its blobs the snapshots need.
+    used_blobs: u32,
+    total_bytes: u64,
+    used_bytes: u64,
+    /// Its size in storage; [`NOT_LISTED`] when the listing did not have it.
+    stored: u64,
     fate: Fate,
     /// Named live by a current index file.
     live: bool,
-    /// The marks (and their times) of a pack no current file names live.
-    marks: Vec<([u8; 16], i64)>,
+    /// Named (live or marked) by a current index file.
+    current: bool,
     /// The pack holds data blobs (else trees and dictionaries).
     data: bool,
-    total_bytes: u64,
-    used_bytes: u64,
-    used_blobs: u64,
+}
+
+/// [`PackInfo::stored`] of a pack not in storage.
+const NOT_LISTED: u64 = u64::MAX;
+
+impl PackInfo {
+    fn new(at: u32) -> Self {
+        PackInfo {
+            at,
+            used_blobs: 0,
+            total_bytes: 0,
+            used_bytes: 0,
+            stored: NOT_LISTED,
+            fate: Fate::Keep,
+            live: false,
+            current: false,
+            data: false,
+        }
+    }
 }
 
 /// What the plan was made from, to tell afterwards whether anything was written since.
@@ -181,6 +204,9 @@ pub struct PrunePlan {
     packs: Vec<PackInfo>,
     /// Pack position in the master index → position in `packs`.
     canon: Vec<u32>,
+    /// `(position in packs, mark, time)` of every mark of a pack no current file names
+    /// live, sorted.
+    marks: Vec<(u32, [u8; 16], i64)>,
     /// Bit per master-index entry: needed by a snapshot.
     used: Vec<u64>,
     /// Packs no current index file names, with their headers' blobs.
@@ -215,6 +241,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         mut stats,
         packs,
         canon,
+        marks,
         used,
         unindexed,
         index_files,
@@ -252,9 +279,9 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         work.into_par_iter().try_for_each(|(c, mut blobs)| {
             crate::progress::check_stop(progress)?;
             blobs.sort_by_key(|(_, l)| l.offset);
-            let pack = &packs[c as usize];
-            copy_pack(repo, &packer, pack, &blobs)?;
-            progress.add_bytes(pack.size);
+            let (id, size) = index.pack(packs[c as usize].at);
+            copy_pack(repo, &packer, &id, size, &blobs)?;
+            progress.add_bytes(size);
             Ok::<_, EngineError>(())
         })?;
         let (_, written) = packer.finish_repack()?;
@@ -319,28 +346,28 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                 pack,
             })
         };
-        let mut keep_waiting = |pack: IndexPack,
-                                info: &PackInfo,
-                                rest: &mut crate::objects::IndexWriter|
-         -> Result<()> {
-            // Under each of its marks (a pack is rarely under two).
-            for (m, at) in &info.marks {
-                waiting_marks.push(*m);
-                rest.marked(MarkedPack {
-                    mark: *m,
-                    marked_ns: *at,
-                    pack: pack.clone(),
-                })?;
-            }
-            Ok(())
-        };
+        let mut keep_waiting =
+            |pack: IndexPack, c: u32, rest: &mut crate::objects::IndexWriter| -> Result<()> {
+                // Under each of its marks (a pack is rarely under two).
+                let from = marks.partition_point(|(m, _, _)| *m < c);
+                for (_, m, at) in marks[from..].iter().take_while(|(m, _, _)| *m == c) {
+                    waiting_marks.push(*m);
+                    rest.marked(MarkedPack {
+                        mark: *m,
+                        marked_ns: *at,
+                        pack: pack.clone(),
+                    })?;
+                }
+                Ok(())
+            };
         for (c, info) in packs.iter().enumerate() {
             let group = &order[start[c] as usize..start[c + 1] as usize];
             // A marked pack whose entries all resolve elsewhere (every blob also in a live
             // pack) has none here: it is marked with no blobs.
+            let (id, size) = index.pack(info.at);
             let pack = IndexPack {
-                id: info.id,
-                size: info.size,
+                id,
+                size,
                 blobs: group
                     .iter()
                     .map(|&pos| {
@@ -358,7 +385,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
             match info.fate {
                 Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
                 Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
-                Fate::Wait => keep_waiting(pack, info, &mut rest)?,
+                Fate::Wait => keep_waiting(pack, c as u32, &mut rest)?,
                 _ => {}
             }
         }
@@ -415,12 +442,12 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     let mut doomed: Vec<String> = packs
         .iter()
         .filter(|p| p.fate == Fate::Expire)
-        .map(|p| p.id.to_hex())
+        .map(|p| index.pack(p.at).0.to_hex())
         .collect();
     let mut freed: u64 = packs
         .iter()
         .filter(|p| p.fate == Fate::Expire)
-        .map(|p| p.size)
+        .map(|p| index.pack(p.at).1)
         .sum();
     if !marked_now.is_empty()
         && grace_ns == 0
@@ -493,7 +520,8 @@ fn nothing_written_since(repo: &Repository, seen: &Seen) -> Result<bool> {
 fn copy_pack(
     repo: &Repository,
     packer: &Packer,
-    pack: &PackInfo,
+    pack: &PackId,
+    size: u64,
     blobs: &[(BlobId, crate::BlobLocation)],
 ) -> Result<()> {
     let Some(end) = blobs
@@ -503,15 +531,14 @@ fn copy_pack(
     else {
         return Ok(());
     };
-    let name = pack.id.to_hex();
+    let name = pack.to_hex();
     let start = blobs[0].1.offset as u64;
-    let bytes =
-        PackFile::indexed(&pack.id, pack.size, Held::KeptBlobs).read(repo, start, end - start)?;
+    let bytes = PackFile::indexed(pack, size, Held::KeptBlobs).read(repo, start, end - start)?;
     for (id, loc) in blobs {
         let from = (loc.offset as u64 - start) as usize;
         let stored = &bytes[from..from + loc.length as usize];
         let plain = repo
-            .decode_stored_blob(loc.blob_type, id, &pack.id, stored)
+            .decode_stored_blob(loc.blob_type, id, pack, stored)
             .map_err(|e| {
                 EngineError::Corrupt(format!(
                     "{e}; prune deleted nothing: run `strata check --read-data`, then \

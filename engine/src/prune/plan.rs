@@ -17,7 +17,7 @@ use strata_format::pack::PackBlob;
 
 use crate::index::PackState;
 
-use super::{Fate, PackInfo, PruneOptions, PrunePlan, PruneStats, Seen};
+use super::{Fate, PackInfo, PruneOptions, PrunePlan, PruneStats, Seen, NOT_LISTED};
 
 /// Needed-but-missing blobs named one by one in the error, at most.
 const MAX_LISTED_MISSING: usize = 10;
@@ -200,50 +200,45 @@ pub fn plan(
     let used = mark_used(repo, &snapshots, &archive, progress)?;
     drop(archive);
 
-    // One entry per pack id; marked listings keep their marks.
-    let mut by_id: HashMap<PackId, u32> = HashMap::new();
+    // One entry per pack id, in id order (a pack several files name appears once; its id
+    // and size are those of its first position), found by binary search.
+    let table = index.packs();
     let mut packs: Vec<PackInfo> = Vec::new();
-    let canon: Vec<u32> = index
-        .packs()
-        .iter()
-        .map(|&(id, size)| {
-            *by_id.entry(id).or_insert_with(|| {
-                packs.push(PackInfo {
-                    id,
-                    size,
-                    fate: Fate::Keep,
-                    live: false,
-                    marks: Vec::new(),
-                    data: false,
-                    total_bytes: 0,
-                    used_bytes: 0,
-                    used_blobs: 0,
-                });
-                packs.len() as u32 - 1
-            })
-        })
-        .collect();
-    for (pos, &c) in canon.iter().enumerate() {
-        if index.pack_state(pos as u32) == PackState::Live {
-            packs[c as usize].live = true;
-        }
-    }
-    for m in index.marks() {
-        let p = &mut packs[canon[m.pack as usize] as usize];
-        if !p.live && !p.marks.iter().any(|(mark, _)| *mark == m.mark) {
-            p.marks.push((m.mark, m.marked_ns));
-        }
-    }
-    // Packs named only by superseded files are not in the repository's index any more.
-    let current: Vec<bool> = {
-        let mut current = vec![false; packs.len()];
-        for (pos, &c) in canon.iter().enumerate() {
-            if index.pack_state(pos as u32) != PackState::Dropped {
-                current[c as usize] = true;
+    let mut canon = vec![0u32; table.len()];
+    {
+        let mut order: Vec<u32> = (0..table.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| (&table[a as usize].0, a).cmp(&(&table[b as usize].0, b)));
+        for &pos in &order {
+            let same = packs
+                .last()
+                .is_some_and(|p| table[p.at as usize].0 == table[pos as usize].0);
+            if !same {
+                packs.push(PackInfo::new(pos));
             }
+            canon[pos as usize] = packs.len() as u32 - 1;
         }
-        current
-    };
+    }
+    // Live when a current file names it live; current when a current file names it at all
+    // (a pack only superseded files name is not in the repository's index any more).
+    for (pos, &c) in canon.iter().enumerate() {
+        match index.pack_state(pos as u32) {
+            PackState::Live => {
+                packs[c as usize].live = true;
+                packs[c as usize].current = true;
+            }
+            PackState::Marked => packs[c as usize].current = true,
+            PackState::Dropped => {}
+        }
+    }
+    // The marks (and times) of packs no current file names live, by pack.
+    let mut marks: Vec<(u32, [u8; 16], i64)> = index
+        .marks()
+        .iter()
+        .map(|m| (canon[m.pack as usize], m.mark, m.marked_ns))
+        .filter(|(c, _, _)| !packs[*c as usize].live)
+        .collect();
+    marks.sort_unstable();
+    marks.dedup_by_key(|(c, mark, _)| (*c, *mark));
 
     // Seals: those of the loaded files; a mark without one (its prune stopped before it
     // sealed it) is sealed with the sessions listed now, all of which began after it was
@@ -306,30 +301,52 @@ pub fn plan(
         }
     }
 
-    // Keyed by pack id (about 50 bytes a pack; a name that is no pack id is kept apart).
+    // The packs in storage, as they are listed (never the whole listing at once): the size
+    // of each indexed one is noted; those no current file names are kept apart, as are
+    // names that are no pack id. (A listing retried part way passes some twice.)
+    let mut unindexed_ids: Vec<(PackId, u64)> = Vec::new();
     let mut odd_names: Vec<(String, u64)> = Vec::new();
-    let stored: HashMap<PackId, u64> = {
-        let listed = repo.block_on(repo.backend().list(FileType::Pack))?;
-        let mut map = HashMap::with_capacity(listed.len());
-        for (name, size) in listed {
-            match name.parse::<PackId>() {
-                Ok(id) => {
-                    map.insert(id, size);
+    let (mut listed, mut listed_bytes) = (0u64, 0u64);
+    repo.block_on(repo.backend().list_each(FileType::Pack, &mut |name, size| {
+        let Ok(id) = name.parse::<PackId>() else {
+            odd_names.push((name.to_string(), size));
+            return;
+        };
+        match packs.binary_search_by(|p| table[p.at as usize].0.cmp(&id)) {
+            Ok(c) if packs[c].current => {
+                let p = &mut packs[c];
+                if p.stored == NOT_LISTED {
+                    listed += 1;
+                    listed_bytes += size;
                 }
-                Err(_) => odd_names.push((name, size)),
+                p.stored = size;
             }
+            _ => unindexed_ids.push((id, size)),
         }
-        map
-    };
-    stats.packs = (stored.len() + odd_names.len()) as u64;
-    stats.pack_bytes = stored.values().sum::<u64>() + odd_names.iter().map(|(_, s)| s).sum::<u64>();
+    }))?;
+    unindexed_ids.sort_unstable();
+    unindexed_ids.dedup();
+    odd_names.sort_unstable();
+    odd_names.dedup();
+    stats.packs = listed + (unindexed_ids.len() + odd_names.len()) as u64;
+    stats.pack_bytes = listed_bytes
+        + unindexed_ids.iter().map(|(_, s)| s).sum::<u64>()
+        + odd_names.iter().map(|(_, s)| s).sum::<u64>();
+    // Whether every mark of a pack no current file names live is due.
+    let mut all_due = vec![true; packs.len()];
+    for (c, mark, at) in &marks {
+        if !due(mark, *at) {
+            all_due[*c as usize] = false;
+        }
+    }
     let tiny = (repo.config().pack_size as f64 * opts.tiny_fraction) as u64;
     let mut tiny_count = [0u32; 2];
     for (c, p) in packs.iter_mut().enumerate() {
-        let name = p.id.to_hex();
-        let stored_size = stored.get(&p.id).copied();
+        let (id, size) = table[p.at as usize];
+        let name = id.to_hex();
+        let stored_size = (p.stored != NOT_LISTED).then_some(p.stored);
         p.fate = match stored_size {
-            _ if !current[c] => Fate::Dropped,
+            _ if !p.current => Fate::Dropped,
             None if p.used_blobs > 0 => {
                 return Err(EngineError::Corrupt(format!(
                     "pack {name} holds {} blobs that snapshots need but is missing; prune changed \
@@ -338,18 +355,15 @@ pub fn plan(
                 )))
             }
             None => Fate::Gone,
-            Some(s) if s != p.size && p.used_blobs > 0 => {
-                return Err(EngineError::Corrupt(format!(
-                    "pack {name} has {s} bytes but its index records {}; prune changed nothing: \
-                     run `strata check --read-data` and `strata repair index`",
-                    p.size
-                )))
-            }
+            Some(s) if s != size && p.used_blobs > 0 => return Err(EngineError::Corrupt(format!(
+                "pack {name} has {s} bytes but its index records {size}; prune changed nothing: \
+                     run `strata check --read-data` and `strata repair index`"
+            ))),
             // Marked by an earlier prune: needed again (a session that began before the
             // mark used it), still waiting, or due.
             Some(_) if !p.live && p.used_blobs > 0 => Fate::Revive,
             Some(_) if !p.live => {
-                if p.marks.iter().all(|(mark, at)| due(mark, *at)) {
+                if all_due[c] {
                     Fate::Expire
                 } else {
                     Fate::Wait
@@ -362,7 +376,7 @@ pub fn plan(
                 if unused as f64 * 100.0 > opts.max_unused_percent * p.total_bytes as f64 {
                     Fate::Repack
                 } else {
-                    if p.size < tiny {
+                    if size < tiny {
                         tiny_count[p.data as usize] += 1;
                     }
                     Fate::Keep
@@ -378,24 +392,27 @@ pub fn plan(
             repacking[p.data as usize] = true;
         }
     }
+    drop(all_due);
     for p in &mut packs {
         let kind = p.data as usize;
-        if p.fate == Fate::Keep && p.size < tiny && (tiny_count[kind] >= 2 || repacking[kind]) {
+        let size = table[p.at as usize].1;
+        if p.fate == Fate::Keep && size < tiny && (tiny_count[kind] >= 2 || repacking[kind]) {
             p.fate = Fate::Repack;
         }
     }
     for p in &packs {
+        let size = table[p.at as usize].1;
         match p.fate {
             Fate::Keep => stats.keep_packs += 1,
             Fate::Repack => {
                 stats.repack_packs += 1;
-                stats.repack_pack_bytes += p.size;
-                stats.repack_blobs += p.used_blobs;
+                stats.repack_pack_bytes += size;
+                stats.repack_blobs += p.used_blobs as u64;
                 stats.repack_blob_bytes += p.used_bytes;
             }
             Fate::Mark => {
                 stats.unused_packs += 1;
-                stats.unused_pack_bytes += p.size;
+                stats.unused_pack_bytes += size;
             }
             Fate::Revive => {
                 stats.revived_packs += 1;
@@ -403,23 +420,18 @@ pub fn plan(
             }
             Fate::Wait => {
                 stats.waiting_packs += 1;
-                stats.waiting_pack_bytes += p.size;
+                stats.waiting_pack_bytes += size;
             }
             Fate::Expire => {
                 stats.due_packs += 1;
-                stats.due_pack_bytes += p.size;
+                stats.due_pack_bytes += size;
             }
             Fate::Gone | Fate::Dropped => {}
         }
     }
     // Packs no current index file names (a pack only superseded files name counts too).
-    let mut unindexed: Vec<(String, u64)> = stored
+    let mut unindexed: Vec<(String, u64)> = unindexed_ids
         .into_iter()
-        .filter(|(id, _)| {
-            by_id
-                .get(id)
-                .is_none_or(|&c| packs[c as usize].fate == Fate::Dropped)
-        })
         .map(|(id, size)| (id.to_hex(), size))
         .chain(odd_names)
         .collect();
@@ -456,6 +468,7 @@ pub fn plan(
         stats,
         packs,
         canon,
+        marks,
         used,
         unindexed,
         index_files,

@@ -21,4 +21,5 @@ mod repair;
 mod retention;
 mod runtime;
 mod sources;
+mod stats;
 mod vfs;
