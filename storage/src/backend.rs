@@ -194,12 +194,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn create_layout(&self) -> Result<()>;
 
     /// Removes the temporary files that killed writers left in the repository (local and
-    /// SFTP writes go to a temporary name first; a local repository's spool files);
-    /// returns how many. `locks/` is left alone. Only for a caller that holds the exclusive
-    /// lock: a running writer's temporary file looks the same. Backends that write in one
-    /// request (S3) leave none. A file that cannot be removed does not keep the others; the
-    /// first such failure is returned.
-    async fn remove_leftovers(&self) -> Result<u64>;
+    /// SFTP writes go to a temporary name first; a local repository's spool files) and
+    /// that were last written at least `min_age` ago; returns how many. `locks/` is left
+    /// alone. A running writer's temporary file looks the same: a caller that cannot rule
+    /// out writers starting beside it passes an age no write takes (a file whose time the
+    /// store does not give is then left). Backends that write in one request (S3) leave
+    /// none. A file that cannot be removed does not keep the others; the first such
+    /// failure is returned.
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64>;
 }
 
 /// The path of an object, refusing names that could escape its directory or be mistaken

@@ -459,8 +459,8 @@ impl Backend for OpendalBackend {
         self.create_dirs().await
     }
 
-    async fn remove_leftovers(&self) -> Result<u64> {
-        self.remove_temp_files().await
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
+        self.remove_temp_files(min_age).await
     }
 }
 

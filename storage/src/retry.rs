@@ -197,12 +197,12 @@ impl Backend for RetryBackend {
         .await
     }
 
-    async fn remove_leftovers(&self) -> Result<u64> {
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
         with_retries(
             "remove",
             "temporary files left by killed writers",
             || true,
-            || self.inner.remove_leftovers(),
+            || self.inner.remove_leftovers(min_age),
         )
         .await
     }

@@ -61,6 +61,22 @@ pub(crate) fn is_leftover(name: &str) -> bool {
     }
 }
 
+/// Whether a leftover last written at `modified` (`None`: the store does not say) is at
+/// least `min_age` old by this host's clock: a younger one may be a running writer's.
+pub(crate) fn old_enough(
+    modified: Option<std::time::SystemTime>,
+    min_age: std::time::Duration,
+) -> bool {
+    if min_age.is_zero() {
+        return true;
+    }
+    modified.is_some_and(|m| {
+        std::time::SystemTime::now()
+            .duration_since(m)
+            .is_ok_and(|age| age >= min_age)
+    })
+}
+
 fn is_hex16(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

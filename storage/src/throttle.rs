@@ -185,8 +185,8 @@ impl Backend for ThrottledBackend {
         self.inner.create_layout().await
     }
 
-    async fn remove_leftovers(&self) -> Result<u64> {
-        self.inner.remove_leftovers().await
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
+        self.inner.remove_leftovers(min_age).await
     }
 }
 

@@ -109,8 +109,8 @@ impl Backend for VerifyingBackend {
         self.inner.create_layout().await
     }
 
-    async fn remove_leftovers(&self) -> Result<u64> {
-        self.inner.remove_leftovers().await
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
+        self.inner.remove_leftovers(min_age).await
     }
 }
 
@@ -153,8 +153,8 @@ mod tests {
         async fn create_layout(&self) -> Result<()> {
             self.0.create_layout().await
         }
-        async fn remove_leftovers(&self) -> Result<u64> {
-            self.0.remove_leftovers().await
+        async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
+            self.0.remove_leftovers(min_age).await
         }
     }
 

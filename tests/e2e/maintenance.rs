@@ -762,6 +762,9 @@ fn prune_removes_what_a_killed_backup_left() {
         out.describe()
     );
 
+    // Just written, the temporary files could be a running writer's (prune leaves them);
+    // two hours old, they are a killed one's.
+    age_hidden_files(&env.repo);
     let stats = json_of(&env, "prune --json");
     assert_eq!(
         counter(&stats, "unindexed_packs"),

@@ -653,6 +653,28 @@ impl Env {
     }
 }
 
+/// Makes every hidden file below `dir` (temporary names of writes, spool files) look
+/// last written two hours ago, but in `locks/`: prune removes only leftovers that old
+/// (a younger one may be a writer's that started beside it).
+pub fn age_hidden_files(dir: &Path) {
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            if e.file_name() != "locks" {
+                age_hidden_files(&p);
+            }
+        } else if e.file_name().to_string_lossy().starts_with('.') {
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+    }
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();

@@ -42,6 +42,10 @@ mod plan;
 use plan::is_set;
 pub use plan::plan;
 
+/// Temporary files not written for this long are a killed writer's (a running one writes
+/// to its files, or renames them, far more often).
+pub const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How prune decides.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -474,10 +478,12 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     stats.evidence_deleted = delete_orphaned_evidence(repo)?;
 
     // 6. Temporary files of killed writers, only when no other session was live before
-    //    or after (a running writer's file would look the same). The repository is whole
+    //    or after, and only those not written for an hour (a running writer's file looks
+    //    the same, and one may start while they are removed). The repository is whole
     //    without this step, so a failure is only a warning.
     if stats.other_sessions == 0 && crate::lock::other_sessions(repo)?.is_empty() {
-        stats.temp_files_removed = match repo.block_on(repo.backend().remove_leftovers()) {
+        let removed = repo.block_on(repo.backend().remove_leftovers(LEFTOVER_MIN_AGE));
+        stats.temp_files_removed = match removed {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("could not remove temporary files left by killed writers: {e}");

@@ -355,10 +355,12 @@ pub fn plan(
                 )))
             }
             None => Fate::Gone,
-            Some(s) if s != size && p.used_blobs > 0 => return Err(EngineError::Corrupt(format!(
+            Some(s) if s != size && p.used_blobs > 0 => {
+                return Err(EngineError::Corrupt(format!(
                 "pack {name} has {s} bytes but its index records {size}; prune changed nothing: \
                      run `strata check --read-data` and `strata repair index`"
-            ))),
+            )))
+            }
             // Marked by an earlier prune: needed again (a session that began before the
             // mark used it), still waiting, or due.
             Some(_) if !p.live && p.used_blobs > 0 => Fate::Revive,

@@ -57,22 +57,47 @@ impl Repository {
     /// is gone by the time it is read (a prune running beside this process replaced it)
     /// stops the walk with an error for which [`index_file_vanished`] holds: the caller
     /// starts over from a new listing, which has the file that replaced it.
+    ///
+    /// A listing is not a snapshot of the directory (S3 lists in pages, `readdir` reads as
+    /// files come and go): one made while a prune replaced the index can miss both the
+    /// new file and old ones deleted before it got to them. So the directory is listed
+    /// again once all is read, and what is new read too, until a listing brings nothing
+    /// new: a prune writes its new file before it deletes any old one, so the listing
+    /// after one that missed a deleted file has the file that replaced it.
     pub fn for_each_index_file(&self, mut f: impl FnMut(IndexId, Result<IndexFile>)) -> Result<()> {
         const BATCH: usize = 8;
-        let listed = self.list_objects(FileType::Index)?;
-        for batch in listed.chunks(BATCH) {
-            let reads = self.read_many_listed(FileType::Index, batch);
-            for ((name, _), r) in batch.iter().zip(reads) {
-                let r = match r {
-                    Err(e) if index_file_vanished(&e) => return Err(e),
-                    r => r,
-                };
-                let id = name.parse::<IndexId>().unwrap_or_default();
-                let file = r.and_then(|b| {
-                    IndexFile::decode(&self.key, &b)
-                        .map_err(|e| EngineError::format(format!("index/{name}"), e))
-                });
-                f(id, file);
+        let mut listed = self.list_objects(FileType::Index)?;
+        let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for round in 0.. {
+            for batch in listed.chunks(BATCH) {
+                let reads = self.read_many_listed(FileType::Index, batch);
+                for ((name, _), r) in batch.iter().zip(reads) {
+                    let r = match r {
+                        Err(e) if index_file_vanished(&e) => return Err(e),
+                        r => r,
+                    };
+                    let id = name.parse::<IndexId>().unwrap_or_default();
+                    let file = r.and_then(|b| {
+                        IndexFile::decode(&self.key, &b)
+                            .map_err(|e| EngineError::format(format!("index/{name}"), e))
+                    });
+                    f(id, file);
+                }
+            }
+            read.extend(listed.into_iter().map(|(name, _)| name));
+            listed = self
+                .block_on(self.backend.list(FileType::Index))?
+                .into_iter()
+                .filter(|(name, _)| !read.contains(name))
+                .collect();
+            if listed.is_empty() {
+                break;
+            }
+            if round == INDEX_RETRIES {
+                // Index files written all the time (backups finishing): what was read is
+                // a whole index unless prunes replaced it this many times meanwhile.
+                tracing::debug!("index files still appearing after {round} listings");
+                break;
             }
         }
         Ok(())

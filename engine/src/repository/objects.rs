@@ -35,7 +35,9 @@ impl Repository {
     }
 
     /// Runs `op` on each name as a storage task, at most `limit` at a time; the results
-    /// are in the order of `names`.
+    /// are in the order of `names`. Tasks are made as earlier ones finish: a task holds a
+    /// request's state (some kilobytes through the storage layers), so making one for each
+    /// of a prune's hundreds of thousands of packs up front took gigabytes.
     pub(crate) fn for_each_name<T, F, Fut>(
         &self,
         names: &[String],
@@ -47,27 +49,18 @@ impl Repository {
         F: Fn(Arc<dyn Backend>, String) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let sem = Arc::new(tokio::sync::Semaphore::new(limit));
-        self.block_on(async {
-            let handles: Vec<_> = names
-                .iter()
-                .map(|name| {
-                    let sem = sem.clone();
-                    let task = op(self.backend.clone(), name.clone());
-                    tokio::spawn(async move {
-                        let _permit = sem.acquire().await.expect("semaphore is never closed");
-                        task.await
+        use futures::StreamExt;
+        self.block_on(
+            futures::stream::iter(names)
+                .map(|name| tokio::spawn(op(self.backend.clone(), name.clone())))
+                .buffered(limit.max(1))
+                .map(|joined| {
+                    joined.unwrap_or_else(|e| {
+                        Err(EngineError::Internal(format!("storage task failed: {e}")))
                     })
                 })
-                .collect();
-            let mut out = Vec::with_capacity(handles.len());
-            for h in handles {
-                out.push(h.await.unwrap_or_else(|e| {
-                    Err(EngineError::Internal(format!("storage task failed: {e}")))
-                }));
-            }
-            out
-        })
+                .collect(),
+        )
     }
 
     /// Like [`Repository::read_many_verified`] for `(name, size)` pairs from a listing,

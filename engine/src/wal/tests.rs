@@ -341,8 +341,8 @@ impl strata_storage::Backend for GoneOnce {
     async fn create_layout(&self) -> strata_storage::Result<()> {
         self.inner.create_layout().await
     }
-    async fn remove_leftovers(&self) -> strata_storage::Result<u64> {
-        self.inner.remove_leftovers().await
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> strata_storage::Result<u64> {
+        self.inner.remove_leftovers(min_age).await
     }
 }
 

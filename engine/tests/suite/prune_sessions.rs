@@ -561,8 +561,8 @@ impl Backend for ReplacedOnRead {
     async fn create_layout(&self) -> strata_storage::Result<()> {
         self.inner.create_layout().await
     }
-    async fn remove_leftovers(&self) -> strata_storage::Result<u64> {
-        self.inner.remove_leftovers().await
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> strata_storage::Result<u64> {
+        self.inner.remove_leftovers(min_age).await
     }
 }
 
@@ -664,4 +664,138 @@ fn a_snapshot_replaced_while_prune_reads_the_snapshots_is_not_missed() {
     assert_ne!(id, b.snapshot_id);
     assert_eq!(snap.tags, vec!["audit".to_string()]);
     assert_restores(&backend, &id, &src);
+}
+
+/// A store whose first listing of index files, once armed, leaves out the names in
+/// `hidden` (a listing in pages that passed a name before it was written, or a `readdir`
+/// running while files come and go).
+#[derive(Debug)]
+struct MissesInFirstIndexListing {
+    inner: Arc<dyn Backend>,
+    hidden: std::sync::Mutex<Option<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Backend for MissesInFirstIndexListing {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn read(&self, ft: FileType, name: &str) -> strata_storage::Result<bytes::Bytes> {
+        self.inner.read(ft, name).await
+    }
+    async fn read_range(
+        &self,
+        ft: FileType,
+        n: &str,
+        o: u64,
+        l: u64,
+    ) -> strata_storage::Result<bytes::Bytes> {
+        self.inner.read_range(ft, n, o, l).await
+    }
+    async fn write(
+        &self,
+        ft: FileType,
+        name: &str,
+        data: bytes::Bytes,
+    ) -> strata_storage::Result<()> {
+        self.inner.write(ft, name, data).await
+    }
+    async fn list(&self, ft: FileType) -> strata_storage::Result<Vec<(String, u64)>> {
+        let mut listed = self.inner.list(ft).await?;
+        if ft == FileType::Index {
+            if let Some(hidden) = self.hidden.lock().unwrap().take() {
+                listed.retain(|(name, _)| !hidden.contains(name));
+            }
+        }
+        Ok(listed)
+    }
+    async fn delete(&self, ft: FileType, name: &str) -> strata_storage::Result<()> {
+        self.inner.delete(ft, name).await
+    }
+    async fn stat(&self, ft: FileType, name: &str) -> strata_storage::Result<Option<u64>> {
+        self.inner.stat(ft, name).await
+    }
+    async fn create_layout(&self) -> strata_storage::Result<()> {
+        self.inner.create_layout().await
+    }
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> strata_storage::Result<u64> {
+        self.inner.remove_leftovers(min_age).await
+    }
+}
+
+fn index_files(backend: &Arc<dyn Backend>) -> Vec<(String, bytes::Bytes)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut files = Vec::new();
+        for (name, _) in backend.list(FileType::Index).await.unwrap() {
+            let bytes = backend.read(FileType::Index, &name).await.unwrap();
+            files.push((name, bytes));
+        }
+        files
+    })
+}
+
+/// A reader lists the index files while a prune replaces them: its listing passed the
+/// place of the prune's new file before it was written, and the place of an old file
+/// after it was deleted, but has the other old ones (not deleted yet). The reader lists
+/// again once it has read them, finds the new file, and has the whole index: every
+/// snapshot checks clean and restores.
+#[test]
+fn an_index_listing_that_missed_a_replaced_file_is_completed() {
+    let work = tempfile::tempdir().unwrap();
+    let backend = common::init_memory(256 * 1024);
+    let mut srcs = Vec::new();
+    let mut ids = Vec::new();
+    let mut before_last = Vec::new();
+    for seed in 0..3 {
+        before_last = index_files(&backend);
+        let src = source(&work.path().join(format!("s{seed}")), 20 + seed);
+        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        ids.push(backup(&repo, &src).unwrap().snapshot_id);
+        srcs.push(src);
+    }
+    let old = index_files(&backend);
+    // The last backup's index files: only they name its new blobs.
+    let (last, others): (Vec<_>, Vec<_>) = old
+        .into_iter()
+        .partition(|(n, _)| !before_last.iter().any(|(b, _)| b == n));
+    assert!(!last.is_empty() && !others.is_empty());
+    // The prune: forget the first snapshot, and its new index supersedes the old files.
+    {
+        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        snapshots::forget(&repo, &ids[..1]).unwrap();
+    }
+    let stats = prune(&backend);
+    assert!(stats.index_files_written > 0);
+    let new: Vec<String> = index_files(&backend)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !others.iter().chain(&last).any(|(o, _)| o == n))
+        .collect();
+    assert!(!new.is_empty());
+    // Caught half way: the new files are there, the last backup's are gone, the others
+    // not yet (put back as they were).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (name, bytes) in &others {
+        rt.block_on(backend.write(FileType::Index, name, bytes.clone()))
+            .unwrap();
+    }
+    let missing = Arc::new(MissesInFirstIndexListing {
+        inner: backend.clone(),
+        hidden: std::sync::Mutex::new(None),
+    });
+    let as_backend: Arc<dyn Backend> = missing.clone();
+    let mut repo = Repository::open_without_index(as_backend.clone(), b"pw").unwrap();
+    *missing.hidden.lock().unwrap() = Some(new);
+    repo.load_index(false).unwrap();
+    assert!(
+        missing.hidden.lock().unwrap().is_none(),
+        "the first listing left the new files out"
+    );
+    // Every blob of the kept snapshots is in the index the reader loaded.
+    for (id, src) in ids[1..].iter().zip(&srcs[1..]) {
+        let (_, snap) = snapshots::find(&repo, &id.to_hex()).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        common::restore_clean(&repo, &snap, target.path(), src);
+    }
 }

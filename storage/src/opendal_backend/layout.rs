@@ -42,48 +42,96 @@ impl OpendalBackend {
         .await
     }
 
-    /// [`crate::Backend::remove_leftovers`]: only names [`temp_names::is_leftover`] knows.
-    pub(super) async fn remove_temp_files(&self) -> Result<u64> {
+    /// [`crate::Backend::remove_leftovers`]: only names [`temp_names::is_leftover`] knows,
+    /// last written at least `min_age` ago. The directories are read with `readdir` on a
+    /// blocking thread, a name at a time (opendal's listing would hold every pack's entry
+    /// and stat each one: 180 MB and 16 s for 600,000 packs); only leftovers are looked at.
+    pub(super) async fn remove_temp_files(&self, min_age: std::time::Duration) -> Result<u64> {
         const OP: &str = "remove_leftovers";
-        if self.local_root.is_none() {
+        let Some(root) = self.local_root.clone() else {
             return Ok(0);
-        }
+        };
         async {
-            let Some(op) = self.operator(OP, "")? else {
-                return Ok(0);
-            };
-            let mut removed = 0;
-            let mut first_error = None;
-            // Not `locks/`: the caller's own lock refresher may be writing there right now.
-            for dir in ["", "keys/", "data/", "index/", "snapshots/", "evidence/"] {
-                let entries = match op.list_with(dir).recursive(dir == "data/").await {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StorageError::from_opendal(OP, dir, e)),
-                };
-                for e in entries {
-                    if !e.metadata().is_file() || !temp_names::is_leftover(e.name()) {
-                        continue;
-                    }
-                    // One that cannot be removed does not keep the others.
-                    match op.delete(e.path()).await {
-                        Ok(()) => removed += 1,
-                        Err(err) if err.kind() == opendal::ErrorKind::NotFound => {}
-                        Err(err) => {
-                            first_error.get_or_insert_with(|| {
-                                StorageError::from_opendal(OP, e.path(), err)
-                            });
-                        }
-                    }
-                }
-            }
+            let (removed, first_error) =
+                tokio::task::spawn_blocking(move || remove_local_leftovers(&root, min_age))
+                    .await
+                    .map_err(|e| StorageError::other(OP, "", e.to_string()))?;
             debug!(removed, "remove_leftovers done");
             match first_error {
-                Some(e) => Err(e),
+                Some((path, e)) => Err(StorageError::from_io(OP, &path, e)),
                 None => Ok(removed),
             }
         }
         .instrument(span(OP, ""))
         .await
     }
+}
+
+/// Removes the leftovers below a local repository root (see [`OpendalBackend::remove_temp_files`]);
+/// returns how many, and the first failure (one that cannot be removed does not keep the
+/// others). Not `locks/`: the caller's own lock refresher may be writing there right now.
+fn remove_local_leftovers(
+    root: &std::path::Path,
+    min_age: std::time::Duration,
+) -> (u64, Option<(String, std::io::Error)>) {
+    let mut removed = 0;
+    let mut first_error: Option<(String, std::io::Error)> = None;
+    let mut fail = |path: &std::path::Path, e: std::io::Error| {
+        if first_error.is_none() {
+            let rel = path.strip_prefix(root).unwrap_or(path);
+            first_error = Some((rel.display().to_string(), e));
+        }
+    };
+    let mut dirs: Vec<std::path::PathBuf> = ["", "keys", "index", "snapshots", "evidence"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let data = root.join("data");
+    match std::fs::read_dir(&data) {
+        Ok(entries) => {
+            dirs.push(data.clone());
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => fail(&data, e),
+    }
+    for dir in dirs {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                fail(&dir, e);
+                continue;
+            }
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !name.to_str().is_some_and(temp_names::is_leftover) {
+                continue;
+            }
+            let path = e.path();
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => meta,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    fail(&path, e);
+                    continue;
+                }
+            };
+            if !temp_names::old_enough(meta.modified().ok(), min_age) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => fail(&path, e),
+            }
+        }
+    }
+    (removed, first_error)
 }

@@ -84,6 +84,8 @@ struct Entry {
     name: String,
     size: u64,
     is_dir: bool,
+    /// Last written, by the server's clock (when it says).
+    modified: Option<std::time::SystemTime>,
 }
 
 impl SftpBackend {
@@ -260,6 +262,9 @@ impl SftpBackend {
                     name,
                     size: meta.len().unwrap_or(0),
                     is_dir,
+                    modified: meta
+                        .modified()
+                        .map(|t| std::time::UNIX_EPOCH + t.as_duration()),
                 })
             })
             .collect())
@@ -814,14 +819,17 @@ impl Backend for SftpBackend {
         .await
     }
 
-    async fn remove_leftovers(&self) -> Result<u64> {
+    async fn remove_leftovers(&self, min_age: std::time::Duration) -> Result<u64> {
         const OP: &str = "remove_leftovers";
         async {
             let mut found: Vec<String> = Vec::new();
             // Not `locks/`: the caller's own lock refresher may be writing there right now.
             for dir in ["", "keys", "index", "snapshots", "evidence"] {
                 for e in self.list_dir(dir).await? {
-                    if !e.is_dir && temp_names::is_leftover(&e.name) {
+                    if !e.is_dir
+                        && temp_names::is_leftover(&e.name)
+                        && temp_names::old_enough(e.modified, min_age)
+                    {
                         found.push(if dir.is_empty() {
                             e.name
                         } else {
@@ -831,7 +839,7 @@ impl Backend for SftpBackend {
                 }
             }
             for (dir, e) in self.list_subdirs("data").await? {
-                if temp_names::is_leftover(&e.name) {
+                if temp_names::is_leftover(&e.name) && temp_names::old_enough(e.modified, min_age) {
                     found.push(format!("{dir}/{}", e.name));
                 }
             }

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_storage::{Backend, ErrorKind, FileType};
@@ -73,7 +74,7 @@ pub async fn spool_files_are_temporary(f: &Fixture) {
     // As a SIGKILL leaves it: no destructor runs.
     std::mem::forget(left);
     assert!(b.list(FileType::Pack).await.unwrap().is_empty());
-    assert_eq!(b.remove_leftovers().await.unwrap(), 1);
+    assert_eq!(b.remove_leftovers(Duration::ZERO).await.unwrap(), 1);
     assert!(!path.exists());
 }
 
@@ -260,7 +261,7 @@ pub async fn leftovers_are_removed(f: &Fixture) {
         b.write(ft, name, data(3, 0)).await.unwrap();
     }
     let Some(root) = &f.local_dir else {
-        assert_eq!(b.remove_leftovers().await.unwrap(), 0);
+        assert_eq!(b.remove_leftovers(Duration::ZERO).await.unwrap(), 0);
         for (ft, name) in objects {
             assert_eq!(b.stat(ft, name).await.unwrap(), Some(3), "{name}");
         }
@@ -287,7 +288,31 @@ pub async fn leftovers_are_removed(f: &Fixture) {
     for rel in leftovers.iter().chain(&kept) {
         std::fs::write(root.join(rel), b"half").unwrap();
     }
-    assert_eq!(b.remove_leftovers().await.unwrap(), leftovers.len() as u64);
+    // Just written: a running writer's, as far as anyone can tell.
+    let hour = Duration::from_secs(3600);
+    assert_eq!(b.remove_leftovers(hour).await.unwrap(), 0);
+    // Not written for two hours: a killed writer's.
+    let (old, fresh) = leftovers.split_at(4);
+    let two_hours_ago = std::time::SystemTime::now() - 2 * hour;
+    for rel in old {
+        std::fs::File::options()
+            .write(true)
+            .open(root.join(rel))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    assert_eq!(b.remove_leftovers(hour).await.unwrap(), old.len() as u64);
+    for rel in old {
+        assert!(!root.join(rel).exists(), "{rel} is left");
+    }
+    for rel in fresh {
+        assert!(root.join(rel).exists(), "{rel} was removed");
+    }
+    assert_eq!(
+        b.remove_leftovers(Duration::ZERO).await.unwrap(),
+        fresh.len() as u64
+    );
     for rel in leftovers {
         assert!(!root.join(rel).exists(), "{rel} is left");
     }
@@ -297,7 +322,7 @@ pub async fn leftovers_are_removed(f: &Fixture) {
     for (ft, name) in objects {
         assert_eq!(b.stat(ft, name).await.unwrap(), Some(3), "{name}");
     }
-    assert_eq!(b.remove_leftovers().await.unwrap(), 0);
+    assert_eq!(b.remove_leftovers(Duration::ZERO).await.unwrap(), 0);
 }
 
 /// A repository whose empty directories were lost (copied with a tool that skips them):
