@@ -46,6 +46,9 @@ pub use plan::plan;
 /// to its files, or renames them, far more often).
 pub const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Index entries grouped by pack at a time while the new index is written (4 bytes each).
+const GROUP_CHUNK: u32 = 1 << 23;
+
 /// How prune decides.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -62,6 +65,10 @@ pub struct PruneOptions {
     /// Added to this host's clock for the times prune writes and compares (marks, seals,
     /// the grace period): a host whose clock is off, for tests of skew between hosts.
     pub clock_skew_ns: i64,
+    /// Index entries grouped by pack at a time while the new index is written (for tests
+    /// of the chunking; the default bounds that to 32 MiB).
+    #[doc(hidden)]
+    pub group_chunk: u32,
 }
 
 impl Default for PruneOptions {
@@ -72,6 +79,7 @@ impl Default for PruneOptions {
             ignore_snapshots: Vec::new(),
             grace: std::time::Duration::ZERO,
             clock_skew_ns: 0,
+            group_chunk: GROUP_CHUNK,
         }
     }
 }
@@ -223,6 +231,7 @@ pub struct PrunePlan {
     seen: Seen,
     grace_ns: i64,
     skew_ns: i64,
+    group_chunk: u32,
 }
 
 impl PrunePlan {
@@ -254,6 +263,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         seen,
         grace_ns,
         skew_ns,
+        group_chunk,
     } = plan;
     progress.phase(crate::progress::Phase::Pruning);
     let index = repo.index();
@@ -302,8 +312,9 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     let mut marks_files: Vec<String> = Vec::new();
     if index_changes {
         let supersedes: Vec<IndexId> = index_files.iter().filter_map(|n| n.parse().ok()).collect();
-        // The entry positions of every pack that stays, grouped by pack (a counting sort:
-        // 4 bytes an entry): `order[start[c]..start[c + 1]]` are pack `c`'s.
+        // The entry positions of every pack that stays, grouped by pack (a counting sort,
+        // 4 bytes an entry, in chunks of consecutive packs with at most GROUP_CHUNK entries
+        // (one pass over the index each): `start[c]..start[c + 1]` are pack `c`'s places.
         let stays = |c: usize| {
             matches!(
                 packs[c].fate,
@@ -319,17 +330,6 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         }
         for c in 0..packs.len() {
             start[c + 1] += start[c];
-        }
-        let mut order = vec![0u32; start[packs.len()] as usize];
-        {
-            let mut fill = start.clone();
-            for (pos, (_, loc)) in index.iter().enumerate() {
-                let c = canon[loc.pack as usize] as usize;
-                if stays(c) {
-                    order[fill[c] as usize] = pos as u32;
-                    fill[c] += 1;
-                }
-            }
         }
         // This run's marks go in files of their own (`mine`), finished first and
         // superseding nothing, so that when they can be deleted at once (step 5) their
@@ -364,36 +364,54 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                 }
                 Ok(())
             };
-        for (c, info) in packs.iter().enumerate() {
-            let group = &order[start[c] as usize..start[c + 1] as usize];
-            // A marked pack whose entries all resolve elsewhere (every blob also in a live
-            // pack) has none here: it is marked with no blobs.
-            let (id, size) = index.pack(info.at);
-            let pack = IndexPack {
-                id,
-                size,
-                blobs: group
-                    .iter()
-                    .map(|&pos| {
-                        let (id, loc) = index.at(pos as usize);
-                        PackBlob {
-                            blob_type: loc.blob_type,
-                            id,
-                            offset: loc.offset,
-                            length: loc.length,
-                            raw_length: loc.raw_length,
-                        }
-                    })
-                    .collect(),
-            };
-            match info.fate {
-                Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
-                Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
-                Fate::Wait => keep_waiting(pack, c as u32, &mut rest)?,
-                _ => {}
+        let mut c0 = 0;
+        while c0 < packs.len() {
+            let mut c1 = c0 + 1;
+            while c1 < packs.len() && start[c1 + 1] - start[c0] <= group_chunk {
+                c1 += 1;
             }
+            let base = start[c0];
+            let mut order = vec![0u32; (start[c1] - base) as usize];
+            let mut fill: Vec<u32> = start[c0..c1].iter().map(|s| s - base).collect();
+            for (pos, (_, loc)) in index.iter().enumerate() {
+                let c = canon[loc.pack as usize] as usize;
+                if (c0..c1).contains(&c) && stays(c) {
+                    order[fill[c - c0] as usize] = pos as u32;
+                    fill[c - c0] += 1;
+                }
+            }
+            drop(fill);
+            for (c, info) in packs.iter().enumerate().take(c1).skip(c0) {
+                let group = &order[(start[c] - base) as usize..(start[c + 1] - base) as usize];
+                // A marked pack whose entries all resolve elsewhere (every blob also in a
+                // live pack) has none here: it is marked with no blobs.
+                let (id, size) = index.pack(info.at);
+                let pack = IndexPack {
+                    id,
+                    size,
+                    blobs: group
+                        .iter()
+                        .map(|&pos| {
+                            let (id, loc) = index.at(pos as usize);
+                            PackBlob {
+                                blob_type: loc.blob_type,
+                                id,
+                                offset: loc.offset,
+                                length: loc.length,
+                                raw_length: loc.raw_length,
+                            }
+                        })
+                        .collect(),
+                };
+                match info.fate {
+                    Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
+                    Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
+                    Fate::Wait => keep_waiting(pack, c as u32, &mut rest)?,
+                    _ => {}
+                }
+            }
+            c0 = c1;
         }
-        drop(order);
         drop(start);
         for pack in unindexed.iter().cloned() {
             mark_now(pack, &mut mine)?;

@@ -479,5 +479,6 @@ pub fn plan(
         seen,
         grace_ns,
         skew_ns: opts.clock_skew_ns,
+        group_chunk: opts.group_chunk,
     })
 }

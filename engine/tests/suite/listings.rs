@@ -97,8 +97,8 @@ fn backup_once(repo: &mut Repository, content: &[u8]) -> SnapshotId {
 }
 
 /// A backup's lock is written without a look at the locks first (a shared lock finds any
-/// conflict in the check after its write); the index and the snapshots are listed once
-/// each, and not before the lock file is written.
+/// conflict in the check after its write); the index (and again once read) and the
+/// snapshots are listed, not before the lock file is written.
 #[test]
 fn listings_start_only_after_the_lock_is_written() {
     let (mut repo, events) = journaled();
@@ -121,7 +121,9 @@ fn listings_start_only_after_the_lock_is_written() {
         );
     }
     assert_eq!(count("start list locks"), 1, "{events:?}");
-    assert_eq!(count("start list index"), 1, "{events:?}");
+    // Once more after the files are read, for any that a prune beside it was replacing
+    // while the first listing ran.
+    assert_eq!(count("start list index"), 2, "{events:?}");
     // `find latest` after the backup lists again: the backup wrote a snapshot.
     assert_eq!(count("start list snapshots"), 2, "{events:?}");
 }

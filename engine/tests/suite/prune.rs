@@ -106,8 +106,16 @@ fn pack_bytes(backend: &Arc<dyn Backend>) -> u64 {
         .sum()
 }
 
+/// Also with the new index's entries grouped by pack a few at a time (every pack a chunk
+/// of its own, or a few small ones together).
 #[test]
 fn prune_frees_what_only_forgotten_snapshots_needed() {
+    for group_chunk in [PruneOptions::default().group_chunk, 3] {
+        frees_what_only_forgotten_snapshots_needed(group_chunk);
+    }
+}
+
+fn frees_what_only_forgotten_snapshots_needed(group_chunk: u32) {
     let work = tempfile::tempdir().unwrap();
     let (backend, kept, sources) = repository_with_garbage(work.path());
     let before = pack_bytes(&backend);
@@ -116,6 +124,7 @@ fn prune_frees_what_only_forgotten_snapshots_needed() {
     // needed. With no threshold, every unneeded byte goes.
     let everything = PruneOptions {
         max_unused_percent: 0.0,
+        group_chunk,
         ..PruneOptions::default()
     };
     let stats = prune_with(&backend, &everything).unwrap();
