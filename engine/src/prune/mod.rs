@@ -14,8 +14,9 @@
 //!    live: those that may have loaded the index before the mark.
 //! 2. **Delete**, in a later prune: a marked pack that a snapshot needs again (written by
 //!    a session older than the mark) is revived; one whose mark's sessions have all ended,
-//!    and that is older than the grace period, is left out of the new index and deleted
-//!    after it. In the same run when no other session was live before or after the mark and
+//!    and that is older than the grace period, is deleted once the new index is durable
+//!    (which still lists it marked, so that a run stopped before the delete leaves it due;
+//!    the next index leaves it out). In the same run when no other session was live before or after the mark and
 //!    no snapshot or WAL file appeared meanwhile: then nothing can name the marked packs.
 //!
 //! A crash at any moment leaves a valid repository: before the new index is complete, the
@@ -156,9 +157,11 @@ enum Fate {
     Revive,
     /// Marked earlier, not yet due: stays marked.
     Wait,
-    /// Marked earlier and due: left out of the new index, then deleted.
+    /// Marked earlier and due: deleted once the new index (which still lists it marked)
+    /// is durable.
     Expire,
-    /// Indexed but not in storage, and nothing in it is needed: left out of the new index.
+    /// Indexed but not in storage, and nothing in it is needed: left out of the new index
+    /// (a marked one only when there is a new index anyway).
     Gone,
     /// Named only by superseded index files (treated as unindexed).
     Dropped,
@@ -188,6 +191,17 @@ struct PackInfo {
 const NOT_LISTED: u64 = u64::MAX;
 
 impl PackInfo {
+    /// Whether its fate needs a new index. A marked pack gone from storage (deleted by an
+    /// earlier prune after the index that still lists it was written) is left out whenever
+    /// the index is written, but does not cause that.
+    fn changes_index(&self) -> bool {
+        match self.fate {
+            Fate::Keep | Fate::Wait | Fate::Dropped => false,
+            Fate::Gone => self.live,
+            _ => true,
+        }
+    }
+
     fn new(at: u32) -> Self {
         PackInfo {
             at,
@@ -237,9 +251,7 @@ pub struct PrunePlan {
 impl PrunePlan {
     /// Whether running the plan would change anything.
     pub fn is_noop(&self) -> bool {
-        self.packs
-            .iter()
-            .all(|p| matches!(p.fate, Fate::Keep | Fate::Wait | Fate::Dropped))
+        !self.packs.iter().any(PackInfo::changes_index)
             && self.unindexed.is_empty()
             && self.new_seals.is_empty()
             && self.stats.superseded_index_files == 0
@@ -267,9 +279,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
     } = plan;
     progress.phase(crate::progress::Phase::Pruning);
     let index = repo.index();
-    let index_changes = packs
-        .iter()
-        .any(|p| !matches!(p.fate, Fate::Keep | Fate::Wait | Fate::Dropped))
+    let index_changes = packs.iter().any(PackInfo::changes_index)
         || !unindexed.is_empty()
         || !new_seals.is_empty()
         || stats.superseded_index_files > 0;
@@ -318,7 +328,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         let stays = |c: usize| {
             matches!(
                 packs[c].fate,
-                Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait
+                Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait | Fate::Expire
             )
         };
         let mut start = vec![0u32; packs.len() + 1];
@@ -406,7 +416,9 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                 match info.fate {
                     Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
                     Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
-                    Fate::Wait => keep_waiting(pack, c as u32, &mut rest)?,
+                    // Due ones too: deleted after this index is durable (step 5), they
+                    // stay listed marked until the next prune writes the index.
+                    Fate::Wait | Fate::Expire => keep_waiting(pack, c as u32, &mut rest)?,
                     _ => {}
                 }
             }

@@ -666,17 +666,29 @@ fn a_snapshot_replaced_while_prune_reads_the_snapshots_is_not_missed() {
     assert_restores(&backend, &id, &src);
 }
 
-/// A store whose first listing of index files, once armed, leaves out the names in
-/// `hidden` (a listing in pages that passed a name before it was written, or a `readdir`
-/// running while files come and go).
+/// A store that meddles: its first listing of index files, once armed, leaves out the
+/// names in `hidden` (a listing in pages that passed a name before it was written, or a
+/// `readdir` running while files come and go); while `fail_pack_deletes` is set, deleting
+/// a pack fails (a prune stopped before its deletes).
 #[derive(Debug)]
-struct MissesInFirstIndexListing {
+struct Meddling {
     inner: Arc<dyn Backend>,
     hidden: std::sync::Mutex<Option<Vec<String>>>,
+    fail_pack_deletes: bool,
+}
+
+impl Meddling {
+    fn new(inner: &Arc<dyn Backend>) -> Self {
+        Meddling {
+            inner: inner.clone(),
+            hidden: std::sync::Mutex::new(None),
+            fail_pack_deletes: false,
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl Backend for MissesInFirstIndexListing {
+impl Backend for Meddling {
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -710,6 +722,14 @@ impl Backend for MissesInFirstIndexListing {
         Ok(listed)
     }
     async fn delete(&self, ft: FileType, name: &str) -> strata_storage::Result<()> {
+        if ft == FileType::Pack && self.fail_pack_deletes {
+            return Err(strata_storage::StorageError::new(
+                strata_storage::ErrorKind::Other,
+                "delete",
+                ft.path(name),
+                "injected fault",
+            ));
+        }
         self.inner.delete(ft, name).await
     }
     async fn stat(&self, ft: FileType, name: &str) -> strata_storage::Result<Option<u64>> {
@@ -780,10 +800,7 @@ fn an_index_listing_that_missed_a_replaced_file_is_completed() {
         rt.block_on(backend.write(FileType::Index, name, bytes.clone()))
             .unwrap();
     }
-    let missing = Arc::new(MissesInFirstIndexListing {
-        inner: backend.clone(),
-        hidden: std::sync::Mutex::new(None),
-    });
+    let missing = Arc::new(Meddling::new(&backend));
     let as_backend: Arc<dyn Backend> = missing.clone();
     let mut repo = Repository::open_without_index(as_backend.clone(), b"pw").unwrap();
     *missing.hidden.lock().unwrap() = Some(new);
@@ -798,4 +815,45 @@ fn an_index_listing_that_missed_a_replaced_file_is_completed() {
         let target = tempfile::tempdir().unwrap();
         common::restore_clean(&repo, &snap, target.path(), src);
     }
+}
+
+/// A prune whose marks are due is stopped after it wrote its index, before it deleted the
+/// due packs. They are still listed under their marks: the next prune deletes them at
+/// once (even beside a backup that began since), instead of finding them unindexed and
+/// marking them to wait all over again.
+#[test]
+fn due_packs_a_stopped_prune_left_are_deleted_by_the_next() {
+    let work = tempfile::tempdir().unwrap();
+    let backend = common::init_memory(256 * 1024);
+    let kept_src = source(&work.path().join("kept"), 31);
+    let kept = {
+        let repo = Repository::open(backend.clone(), b"pw").unwrap();
+        backup(&repo, &kept_src).unwrap().snapshot_id
+    };
+    forgotten(&backend, &source(&work.path().join("gone"), 32));
+    // Marked beside a running backup: not deleted in the same run.
+    let (_other, guard) = session(&backend);
+    let marked = prune(&backend);
+    assert!(marked.packs_marked > 0, "{marked:?}");
+    assert!(!marked.marked_deleted_now, "{marked:?}");
+    drop(guard);
+    // Due now, but the run stops at its first pack delete.
+    let stopping: Arc<dyn Backend> = Arc::new(Meddling {
+        fail_pack_deletes: true,
+        ..Meddling::new(&backend)
+    });
+    let err = prune_with(&stopping, &PruneOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    let left = packs(&backend);
+    // Another host's backup begins; the next prune deletes the due packs all the same.
+    let (_other, _guard) = session(&backend);
+    let next = prune(&backend);
+    assert_eq!(next.due_packs, marked.packs_marked, "{next:?}");
+    assert_eq!(next.unindexed_packs, 0, "{next:?}");
+    assert_eq!(next.packs_marked, 0, "{next:?}");
+    assert_eq!(
+        packs(&backend).len(),
+        left.len() - marked.packs_marked as usize
+    );
+    assert_restores(&backend, &kept, &kept_src);
 }
