@@ -583,7 +583,7 @@ mod tests {
         let n = LIST_BATCH * 2 + 17;
         let mut expected = Vec::new();
         for i in 0..n {
-            let name = format!("{:064x}", i * 7919);
+            let name = blake3::hash(&i.to_le_bytes()).to_hex().to_string();
             let sub = dir.path().join("data").join(&name[..2]);
             std::fs::create_dir_all(&sub).unwrap();
             std::fs::write(sub.join(&name), vec![0u8; i % 5]).unwrap();

@@ -24,8 +24,9 @@ use crate::{exit, open, Cli};
 /// before any index file or pack is deleted, so a crash at any moment loses nothing and
 /// the next prune finishes the job. When no other session runs, it also removes the
 /// temporary files of writes that were killed before they were renamed into place (local
-/// and SFTP repositories) once nothing has written to them for an hour. Prune refuses to run when any index file or snapshot is
-/// unreadable or a needed blob is missing: run `check` and `repair` first.
+/// and SFTP repositories) once nothing has written to them for an hour. Prune refuses to
+/// run when any index file or snapshot is unreadable or a needed blob is missing: run
+/// `check` and `repair` first.
 ///
 /// With --json the summary fields are: snapshots, other_sessions (backups and other
 /// sessions running when prune began), packs, pack_bytes, used_blobs, used_bytes,

@@ -53,9 +53,8 @@ pub fn stats_with_tree_budget(
     let index = repo.index();
     let mut walk = Walk {
         repo,
-        counts: HashMap::new(),
         trees: TreeCache::new(budget),
-        seen: HashSet::new(),
+        done: HashMap::new(),
         blobs: BlobSet::new(index.len()),
     };
     let mut all_blobs = BlobSet::new(index.len());
@@ -63,7 +62,7 @@ pub fn stats_with_tree_budget(
     let mut each = Vec::new();
     for (_, snap) in snapshots {
         walk.blobs.clear();
-        walk.seen.clear();
+        walk.done.clear();
         let (files, dirs, other, size) = walk.tree(&snap.tree, 0)?;
         let blobs = &walk.blobs;
         let mut s = SnapshotStats {
@@ -109,11 +108,9 @@ type Counts = (u64, u64, u64, u64);
 /// One snapshot's walk, with what is kept for the next.
 struct Walk<'a> {
     repo: &'a Repository,
-    /// Counts per tree id (the same subtree always counts the same), for the whole command.
-    counts: HashMap<BlobId, Counts>,
     trees: TreeCache,
-    /// Trees walked in this snapshot.
-    seen: HashSet<BlobId>,
+    /// The trees walked in this snapshot, with their counts.
+    done: HashMap<BlobId, Counts>,
     /// This snapshot's blobs.
     blobs: BlobSet,
 }
@@ -123,10 +120,8 @@ impl Walk<'_> {
     /// their counts (a subtree met twice counts twice, as a restore writes it twice).
     fn tree(&mut self, tree: &BlobId, depth: usize) -> Result<Counts> {
         check_depth(depth, b"")?;
-        if !self.seen.insert(*tree) {
-            if let Some(c) = self.counts.get(tree) {
-                return Ok(*c);
-            }
+        if let Some(c) = self.done.get(tree) {
+            return Ok(*c);
         }
         let t = self.trees.get(self.repo, tree)?;
         for &pos in &t.blobs {
@@ -145,7 +140,7 @@ impl Walk<'_> {
             size += s;
         }
         let c = (files, dirs, other, size);
-        self.counts.insert(*tree, c);
+        self.done.insert(*tree, c);
         Ok(c)
     }
 }

@@ -15,15 +15,16 @@
 //! 2. **Delete**, in a later prune: a marked pack that a snapshot needs again (written by
 //!    a session older than the mark) is revived; one whose mark's sessions have all ended,
 //!    and that is older than the grace period, is deleted once the new index is durable
-//!    (which still lists it marked, so that a run stopped before the delete leaves it due;
-//!    the next index leaves it out). In the same run when no other session was live before or after the mark and
-//!    no snapshot or WAL file appeared meanwhile: then nothing can name the marked packs.
+//!    (which lists it marked without its blobs, so that a run stopped before the delete
+//!    leaves it due; the next index leaves it out). In the same run when no other session
+//!    was live before or after the mark and no snapshot or WAL file appeared meanwhile:
+//!    then nothing can name the marked packs.
 //!
 //! A crash at any moment leaves a valid repository: before the new index is complete, the
 //! old one still names every pack (nothing has been deleted); after it, every pack it
-//! names live exists, and marked packs are deleted only once they are unnamed. Whatever is
-//! left over (unindexed packs, old index files, marks without a seal) is what the next
-//! prune marks, deletes or seals.
+//! names live exists, and marked packs are deleted only once no current file names them
+//! live or lists their blobs. Whatever is left over (unindexed packs, old index files,
+//! marks without a seal) is what the next prune marks, deletes or seals.
 
 use std::collections::HashMap;
 
@@ -328,7 +329,7 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
         let stays = |c: usize| {
             matches!(
                 packs[c].fate,
-                Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait | Fate::Expire
+                Fate::Keep | Fate::Revive | Fate::Repack | Fate::Mark | Fate::Wait
             )
         };
         let mut start = vec![0u32; packs.len() + 1];
@@ -416,9 +417,11 @@ pub fn execute(repo: &Repository, plan: PrunePlan, progress: &dyn Progress) -> R
                 match info.fate {
                     Fate::Keep | Fate::Revive if !group.is_empty() => rest.pack(pack)?,
                     Fate::Repack | Fate::Mark => mark_now(pack, &mut mine)?,
-                    // Due ones too: deleted after this index is durable (step 5), they
-                    // stay listed marked until the next prune writes the index.
-                    Fate::Wait | Fate::Expire => keep_waiting(pack, c as u32, &mut rest)?,
+                    Fate::Wait => keep_waiting(pack, c as u32, &mut rest)?,
+                    // Due ones too, without their blobs (deleted after this index is
+                    // durable, in step 5, no entry may lead a reader to them): a run
+                    // stopped before the deletes leaves them due, not unindexed.
+                    Fate::Expire => keep_waiting(pack, c as u32, &mut rest)?,
                     _ => {}
                 }
             }

@@ -308,9 +308,13 @@ pub fn plan(
     let mut odd_names: Vec<(String, u64)> = Vec::new();
     let (mut listed, mut listed_bytes) = (0u64, 0u64);
     repo.block_on(repo.backend().list_each(FileType::Pack, &mut |name, size| {
-        let Ok(id) = name.parse::<PackId>() else {
-            odd_names.push((name.to_string(), size));
-            return;
+        // Only the canonical name is a pack's (an upper-case one is some other object).
+        let id = match name.parse::<PackId>() {
+            Ok(id) if id.to_hex() == name => id,
+            _ => {
+                odd_names.push((name.to_string(), size));
+                return;
+            }
         };
         match packs.binary_search_by(|p| table[p.at as usize].0.cmp(&id)) {
             Ok(c) if packs[c].current => {
@@ -432,12 +436,15 @@ pub fn plan(
         }
     }
     // Packs no current index file names (a pack only superseded files name counts too).
-    let mut unindexed: Vec<(String, u64)> = unindexed_ids
+    // A name that is no pack's (not a pack id in lower-case hex) was not written by Strata:
+    // kept and reported, like a pack that does not open.
+    let unindexed: Vec<(String, u64)> = unindexed_ids
         .into_iter()
         .map(|(id, size)| (id.to_hex(), size))
-        .chain(odd_names)
         .collect();
-    unindexed.sort();
+    stats
+        .unreadable_packs
+        .extend(odd_names.into_iter().map(|(name, _)| name));
     // A pack whose header does not authenticate under this repository's key was not
     // written with it (another repository's, or this one's before its key was replaced):
     // it is kept, and reported, never deleted on a guess. Ours are marked with their blobs
@@ -454,14 +461,12 @@ pub fn plan(
         .collect();
     let mut ours = Vec::with_capacity(unindexed.len());
     for ((name, size), header) in unindexed.into_iter().zip(headers) {
-        match header? {
-            None => stats.unreadable_packs.push(name),
-            Some(blobs) => match name.parse::<PackId>() {
-                Ok(id) => ours.push(IndexPack { id, size, blobs }),
-                Err(_) => stats.unreadable_packs.push(name),
-            },
+        match (header?, name.parse::<PackId>()) {
+            (Some(blobs), Ok(id)) => ours.push(IndexPack { id, size, blobs }),
+            _ => stats.unreadable_packs.push(name),
         }
     }
+    stats.unreadable_packs.sort();
     let unindexed = ours;
     stats.unindexed_packs = unindexed.len() as u64;
     stats.unindexed_pack_bytes = unindexed.iter().map(|p| p.size).sum();

@@ -68,7 +68,7 @@ impl Repository {
         const BATCH: usize = 8;
         let mut listed = self.list_objects(FileType::Index)?;
         let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for round in 0.. {
+        for round in 0..=INDEX_RETRIES {
             for batch in listed.chunks(BATCH) {
                 let reads = self.read_many_listed(FileType::Index, batch);
                 for ((name, _), r) in batch.iter().zip(reads) {
@@ -84,6 +84,12 @@ impl Repository {
                     f(id, file);
                 }
             }
+            if round == INDEX_RETRIES {
+                // Index files written all the time (backups finishing): what was read is
+                // whole unless a prune replaced the index during the last listing too.
+                tracing::debug!("index files still appearing after {round} listings");
+                break;
+            }
             read.extend(listed.into_iter().map(|(name, _)| name));
             listed = self
                 .block_on(self.backend.list(FileType::Index))?
@@ -91,12 +97,6 @@ impl Repository {
                 .filter(|(name, _)| !read.contains(name))
                 .collect();
             if listed.is_empty() {
-                break;
-            }
-            if round == INDEX_RETRIES {
-                // Index files written all the time (backups finishing): what was read is
-                // a whole index unless prunes replaced it this many times meanwhile.
-                tracing::debug!("index files still appearing after {round} listings");
                 break;
             }
         }

@@ -50,17 +50,28 @@ impl Repository {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         use futures::StreamExt;
+        // Unordered, so that one request waiting out retries does not hold back the rest;
+        // each result is put back in its place.
+        let mut out: Vec<Option<Result<T>>> = (0..names.len()).map(|_| None).collect();
         self.block_on(
-            futures::stream::iter(names)
-                .map(|name| tokio::spawn(op(self.backend.clone(), name.clone())))
-                .buffered(limit.max(1))
-                .map(|joined| {
-                    joined.unwrap_or_else(|e| {
-                        Err(EngineError::Internal(format!("storage task failed: {e}")))
-                    })
+            futures::stream::iter(names.iter().enumerate())
+                .map(|(i, name)| {
+                    let task = tokio::spawn(op(self.backend.clone(), name.clone()));
+                    async move { (i, task.await) }
                 })
-                .collect(),
-        )
+                .buffer_unordered(limit.max(1))
+                .for_each(|(i, joined)| {
+                    out[i] = Some(joined.unwrap_or_else(|e| {
+                        Err(EngineError::Internal(format!("storage task failed: {e}")))
+                    }));
+                    async {}
+                }),
+        );
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(EngineError::Internal("a storage task was lost".into())))
+            })
+            .collect()
     }
 
     /// Like [`Repository::read_many_verified`] for `(name, size)` pairs from a listing,

@@ -263,3 +263,32 @@ fn superseded_index_files_are_reported_and_removed() {
     drop(repo);
     assert_intact(&backend, &kept, &sources);
 }
+
+/// Objects in `data/` whose names are not pack ids as Strata writes them (lower-case hex),
+/// an upper-case copy of a real pack's name among them, are no packs: prune keeps and
+/// reports them, and they stand in for no pack of the index.
+#[test]
+fn prune_keeps_and_reports_objects_that_are_no_packs() {
+    let work = tempfile::tempdir().unwrap();
+    let (backend, kept, sources) = repository_with_garbage(work.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let real = rt.block_on(backend.list(FileType::Pack)).unwrap()[0]
+        .0
+        .clone();
+    let shouting = real.to_uppercase();
+    for name in ["not-a-pack", shouting.as_str()] {
+        rt.block_on(backend.write(FileType::Pack, name, bytes::Bytes::from_static(b"x")))
+            .unwrap();
+    }
+    let stats = prune(&backend).unwrap();
+    let mut expected = vec!["not-a-pack".to_string(), shouting.clone()];
+    expected.sort();
+    assert_eq!(stats.unreadable_packs, expected, "{stats:?}");
+    for name in ["not-a-pack", shouting.as_str()] {
+        assert_eq!(
+            rt.block_on(backend.read(FileType::Pack, name)).unwrap(),
+            &b"x"[..]
+        );
+    }
+    assert_intact(&backend, &kept, &sources);
+}

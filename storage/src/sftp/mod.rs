@@ -838,10 +838,37 @@ impl Backend for SftpBackend {
                     }
                 }
             }
-            for (dir, e) in self.list_subdirs("data").await? {
-                if temp_names::is_leftover(&e.name) && temp_names::old_enough(e.modified, min_age) {
-                    found.push(format!("{dir}/{}", e.name));
-                }
+            // `data/` and its subdirectories, each looked through as it is listed (not every
+            // pack's entry held at once).
+            let leftover = |e: &Entry| {
+                !e.is_dir
+                    && temp_names::is_leftover(&e.name)
+                    && temp_names::old_enough(e.modified, min_age)
+            };
+            let (subdirs, top): (Vec<Entry>, Vec<Entry>) = self
+                .list_dir("data")
+                .await?
+                .into_iter()
+                .partition(|e| e.is_dir);
+            found.extend(
+                top.iter()
+                    .filter(|e| leftover(e))
+                    .map(|e| format!("data/{}", e.name)),
+            );
+            let mut listed = futures::stream::iter(subdirs)
+                .map(|sub| async move {
+                    let dir = format!("data/{}", sub.name);
+                    let entries = self.list_dir(&dir).await?;
+                    Ok::<_, StorageError>((dir, entries))
+                })
+                .buffer_unordered(DIRS_IN_FLIGHT);
+            while let Some((dir, entries)) = listed.try_next().await? {
+                found.extend(
+                    entries
+                        .iter()
+                        .filter(|e| leftover(e))
+                        .map(|e| format!("{dir}/{}", e.name)),
+                );
             }
             // One that cannot be removed does not keep the others.
             let outcomes: Vec<Result<()>> = futures::stream::iter(found)
