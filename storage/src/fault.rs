@@ -79,6 +79,10 @@ pub struct FaultPlan {
     pub truncate_write: Option<u64>,
     /// Every request waits this many milliseconds first (a slow link).
     pub delay_ms: Option<u64>,
+    /// The first `list_each` of packs passes this many names, then fails with an
+    /// `ErrorKind::Transient` error (a listing broken part way: a retry starts it over,
+    /// and its caller sees those names twice).
+    pub fail_pack_listing_after: Option<u64>,
     /// Append one line per mutation (`<n> <op> <path>`) to this file.
     pub log: Option<PathBuf>,
     /// Append one line per read (`read <path> [<offset> <length>]`) to this file.
@@ -175,6 +179,8 @@ struct State {
     reads: AtomicU64,
     requests: AtomicU64,
     writes: AtomicU64,
+    /// A pack listing was broken ([`FaultPlan::fail_pack_listing_after`]).
+    listing_broken: std::sync::atomic::AtomicBool,
     /// Serializes lines of the mutation and read logs.
     log: Mutex<()>,
 }
@@ -380,6 +386,29 @@ impl Backend for FaultBackend {
         each: &mut (dyn for<'n> FnMut(&'n str, u64) + Send),
     ) -> Result<()> {
         self.maybe_fail("list", ft.dir()).await?;
+        if let Some(n) = self
+            .plan
+            .fail_pack_listing_after
+            .filter(|_| ft == FileType::Pack)
+        {
+            if !self.state.listing_broken.swap(true, Ordering::SeqCst) {
+                let mut seen = 0u64;
+                self.inner
+                    .list_each(ft, &mut |name, size| {
+                        seen += 1;
+                        if seen <= n {
+                            each(name, size);
+                        }
+                    })
+                    .await?;
+                if seen > n {
+                    debug!(passed = n, "fault injection: breaking a pack listing");
+                    let io = std::io::Error::new(std::io::ErrorKind::TimedOut, INJECTED);
+                    return Err(StorageError::from_io("list", ft.dir(), io));
+                }
+                return Ok(());
+            }
+        }
         self.inner.list_each(ft, each).await
     }
 

@@ -292,3 +292,38 @@ fn prune_keeps_and_reports_objects_that_are_no_packs() {
     }
     assert_intact(&backend, &kept, &sources);
 }
+
+/// A pack listing that breaks part way is started over by the retry layer, so prune and
+/// check see some packs twice: they count each once, and prune does what it does with a
+/// whole listing.
+#[test]
+fn a_pack_listing_retried_part_way_counts_each_pack_once() {
+    let work = tempfile::tempdir().unwrap();
+    let (backend, kept, sources) = repository_with_garbage(work.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored = rt.block_on(backend.list(FileType::Pack)).unwrap().len() as u64;
+    assert!(stored > 4, "{stored} packs");
+    let breaking = || -> Arc<dyn Backend> {
+        let faulty: Arc<dyn Backend> = Arc::new(FaultBackend::new(
+            backend.clone(),
+            FaultPlan {
+                fail_pack_listing_after: Some(stored - 2),
+                ..FaultPlan::default()
+            },
+        ));
+        Arc::new(strata_storage::RetryBackend::new(faulty))
+    };
+    let repo = Repository::open(breaking(), b"pw").unwrap();
+    let report = check_with(&repo, &CheckOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.packs, stored, "{report:?}");
+    assert!(report.warnings.is_empty(), "{report:?}");
+    let stats = prune(&breaking()).unwrap();
+    assert_eq!(stats.packs, stored, "{stats:?}");
+    assert_eq!(stats.unindexed_packs, 0, "{stats:?}");
+    assert!(stats.packs_deleted > 0, "{stats:?}");
+    assert_eq!(
+        rt.block_on(backend.list(FileType::Pack)).unwrap().len() as u64,
+        stored - stats.packs_deleted + stats.packs_written
+    );
+    assert_intact(&backend, &kept, &sources);
+}

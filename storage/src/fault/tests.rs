@@ -219,6 +219,7 @@ fn parses_the_syntax() {
             fail_percent: None,
             truncate_write: None,
             delay_ms: None,
+            fail_pack_listing_after: None,
             log: None,
             read_log: None,
         }
