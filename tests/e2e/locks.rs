@@ -23,9 +23,18 @@ fn pid_free_here() -> u32 {
         .trim()
         .parse()
         .unwrap();
-    (max / 2..max)
+    // Pids are handed out upwards from the last one, wrapping at pid_max: the free pid
+    // just below the last one handed out is the one taken again last (the highest free pid
+    // overall was taken by another test's process once the counter came near pid_max).
+    let last: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(max);
+    let free = |p: &u32| !Path::new(&format!("/proc/{p}")).exists();
+    (1000..last.min(max))
         .rev()
-        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .find(free)
+        .or_else(|| (last.saturating_add(1000)..max).rev().find(free))
         .expect("a free pid")
 }
 

@@ -264,8 +264,11 @@ fn backup_killed_at_every_mutation_beside_a_prune_loses_nothing() {
             assert_restores(&env, &id, &env.path("b"), &env.path("b"), &what);
         }
     }
+    // The last kill point is past the backup's last mutation; and a backup may make one
+    // mutation fewer than the probe did (its blobs grouped into packs by other packer
+    // threads): all but two at the least.
     assert!(
-        killed as u64 >= m - 1,
+        killed as u64 + 2 >= m,
         "only {killed} of {m} backups were killed"
     );
 }
