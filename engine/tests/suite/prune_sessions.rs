@@ -501,71 +501,6 @@ fn backup_failing_at_every_mutation_beside_a_prune_loses_nothing() {
     }
 }
 
-/// A store that, the first time object `target` of type `ft` is read, first writes
-/// `replacement` and deletes `target` (as a lock refresh, or a snapshot replaced by `hold`
-/// or `tag`, does between another process's listing and its read).
-#[derive(Debug)]
-struct ReplacedOnRead {
-    inner: Arc<dyn Backend>,
-    ft: FileType,
-    target: String,
-    replacement: (String, bytes::Bytes),
-    /// Only once armed.
-    armed: std::sync::atomic::AtomicBool,
-    done: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl Backend for ReplacedOnRead {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn read(&self, ft: FileType, name: &str) -> strata_storage::Result<bytes::Bytes> {
-        if ft == self.ft
-            && name == self.target
-            && self.armed.load(std::sync::atomic::Ordering::SeqCst)
-            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            let (new, bytes) = &self.replacement;
-            self.inner.write(ft, new, bytes.clone()).await?;
-            self.inner.delete(ft, name).await?;
-        }
-        self.inner.read(ft, name).await
-    }
-    async fn read_range(
-        &self,
-        ft: FileType,
-        n: &str,
-        o: u64,
-        l: u64,
-    ) -> strata_storage::Result<bytes::Bytes> {
-        self.inner.read_range(ft, n, o, l).await
-    }
-    async fn write(
-        &self,
-        ft: FileType,
-        name: &str,
-        data: bytes::Bytes,
-    ) -> strata_storage::Result<()> {
-        self.inner.write(ft, name, data).await
-    }
-    async fn list(&self, ft: FileType) -> strata_storage::Result<Vec<(String, u64)>> {
-        self.inner.list(ft).await
-    }
-    async fn delete(&self, ft: FileType, name: &str) -> strata_storage::Result<()> {
-        self.inner.delete(ft, name).await
-    }
-    async fn stat(&self, ft: FileType, name: &str) -> strata_storage::Result<Option<u64>> {
-        self.inner.stat(ft, name).await
-    }
-    async fn create_layout(&self) -> strata_storage::Result<()> {
-        self.inner.create_layout().await
-    }
-    async fn remove_leftovers(&self, min_age: std::time::Duration) -> strata_storage::Result<u64> {
-        self.inner.remove_leftovers(min_age).await
-    }
-}
-
 fn encoded<T: strata_format::envelope::EncryptedObject>(
     repo: &Repository,
     value: &T,
@@ -606,13 +541,9 @@ fn a_lock_refreshed_while_prune_reads_the_locks_still_counts() {
             ..held
         },
     );
-    let racing = Arc::new(ReplacedOnRead {
-        inner: backend.clone(),
-        ft: FileType::Lock,
-        target: old,
-        replacement: refreshed,
-        armed: Default::default(),
-        done: Default::default(),
+    let racing = Arc::new(Meddling {
+        replace_on_read: Some((FileType::Lock, old, refreshed)),
+        ..Meddling::new(&backend)
     });
     let as_backend: Arc<dyn Backend> = racing.clone();
     let mut prune_repo = Repository::open_without_index(as_backend, b"pw").unwrap();
@@ -646,13 +577,14 @@ fn a_snapshot_replaced_while_prune_reads_the_snapshots_is_not_missed() {
     let before = packs(&backend);
     let mut tagged = b.snapshot.clone();
     tagged.tags.push("audit".into());
-    let racing: Arc<dyn Backend> = Arc::new(ReplacedOnRead {
-        inner: backend.clone(),
-        ft: FileType::Snapshot,
-        target: b.snapshot_id.to_hex(),
-        replacement: encoded(&repo, &tagged),
+    let racing: Arc<dyn Backend> = Arc::new(Meddling {
+        replace_on_read: Some((
+            FileType::Snapshot,
+            b.snapshot_id.to_hex(),
+            encoded(&repo, &tagged),
+        )),
         armed: std::sync::atomic::AtomicBool::new(true),
-        done: Default::default(),
+        ..Meddling::new(&backend)
     });
     let stats = prune_with(&racing, &PruneOptions::default()).unwrap();
     assert_eq!(stats.snapshots, 1, "the replacement is read: {stats:?}");
@@ -666,15 +598,24 @@ fn a_snapshot_replaced_while_prune_reads_the_snapshots_is_not_missed() {
     assert_restores(&backend, &id, &src);
 }
 
-/// A store that meddles: its first listing of index files, once armed, leaves out the
-/// names in `hidden` (a listing in pages that passed a name before it was written, or a
-/// `readdir` running while files come and go); while `fail_pack_deletes` is set, deleting
-/// a pack fails (a prune stopped before its deletes).
+/// A store that meddles:
+/// * its first listing of index files, once set, leaves out the names in `hidden` (a
+///   listing in pages that passed a name before it was written, or a `readdir` running
+///   while files come and go);
+/// * while `fail_pack_deletes` is set, deleting a pack fails (a prune stopped before its
+///   deletes);
+/// * `replace_on_read` `(ft, target, (new, bytes))`: once `armed`, the first read of
+///   `target` first writes `new` and deletes `target` (as a lock refresh, or a snapshot
+///   replaced by `hold` or `tag`, does between another process's listing and its read);
+///   `done` says it happened.
 #[derive(Debug)]
 struct Meddling {
     inner: Arc<dyn Backend>,
     hidden: std::sync::Mutex<Option<Vec<String>>>,
     fail_pack_deletes: bool,
+    replace_on_read: Option<(FileType, String, (String, bytes::Bytes))>,
+    armed: std::sync::atomic::AtomicBool,
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl Meddling {
@@ -683,6 +624,9 @@ impl Meddling {
             inner: inner.clone(),
             hidden: std::sync::Mutex::new(None),
             fail_pack_deletes: false,
+            replace_on_read: None,
+            armed: Default::default(),
+            done: Default::default(),
         }
     }
 }
@@ -693,6 +637,17 @@ impl Backend for Meddling {
         self.inner.location()
     }
     async fn read(&self, ft: FileType, name: &str) -> strata_storage::Result<bytes::Bytes> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if let Some((_, _, (new, bytes))) = self
+            .replace_on_read
+            .as_ref()
+            .filter(|(f, target, _)| *f == ft && target == name)
+        {
+            if self.armed.load(SeqCst) && !self.done.swap(true, SeqCst) {
+                self.inner.write(ft, new, bytes.clone()).await?;
+                self.inner.delete(ft, name).await?;
+            }
+        }
         self.inner.read(ft, name).await
     }
     async fn read_range(
